@@ -1,0 +1,102 @@
+package sqlite
+
+// applicationID marks a database file as Trail's ("TRAL").
+const applicationID = 0x5452414c
+
+// schemaVersion is stored in PRAGMA user_version. Opening a database with a
+// higher version fails rather than guessing at a layout this build does not
+// know.
+const schemaVersion = 1
+
+// Key layout. Events of all logs share one rowid table whose key is
+// log<<seqBits | seq, so a log's events are one contiguous, append-ordered
+// key range, every secondary index ends in (log, seq) for free, and a time
+// range is a key range because received_at never decreases along seq.
+const (
+	seqBits = 40 // up to 2^40 events per log
+	maxLog  = 1<<(63-seqBits) - 1
+	// Tiles: log<<tileLogShift | level<<tileLevelShift | index.
+	tileLevelShift = 40
+	tileLogShift   = 43
+	maxTileLog     = 1<<(63-tileLogShift) - 1
+)
+
+func eventKey(log, seq int64) int64 { return log<<seqBits | seq }
+
+func tileKey(log int64, level int, index int64) int64 {
+	return log<<tileLogShift | int64(level)<<tileLevelShift | index
+}
+
+// schema creates version 1. Empty strings stand for absent optional fields
+// (an empty TEXT costs no more than NULL). Outcome is stored as a small
+// integer (0 success, 1 failure, 2 denied, 3 error).
+//
+// Indexes are few and append-ordered: each ends in the rowid (log, seq), so
+// inserts land at the right edge of each key's run and a newest-first page
+// is one descending range scan. Only non-success outcomes are indexed (a
+// success filter scans the primary key, where 9 in 10 rows match).
+// events_fts is contentless (the events table is the content), indexed in
+// the background, and holds only terms, not positions (detail=none).
+const schema = `
+CREATE TABLE logs (
+	id               INTEGER PRIMARY KEY,
+	name             TEXT NOT NULL UNIQUE,
+	origin           TEXT NOT NULL,
+	verifier_key     TEXT NOT NULL,
+	created_at       INTEGER NOT NULL,
+	size             INTEGER NOT NULL DEFAULT 0,
+	last_received_at INTEGER NOT NULL DEFAULT 0,
+	fts_size         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE events (
+	k            INTEGER PRIMARY KEY,
+	received_at  INTEGER NOT NULL,
+	time         INTEGER NOT NULL,
+	actor_id     TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	outcome      INTEGER NOT NULL,
+	ip           TEXT NOT NULL,
+	actor_type   TEXT NOT NULL,
+	actor_email  TEXT NOT NULL,
+	actor_role   TEXT NOT NULL,
+	actor_name   TEXT NOT NULL,
+	targets      TEXT NOT NULL,
+	reason       TEXT NOT NULL,
+	user_agent   TEXT NOT NULL,
+	request_id   TEXT NOT NULL,
+	trace_id     TEXT NOT NULL,
+	before       TEXT NOT NULL,
+	after        TEXT NOT NULL,
+	metadata     TEXT NOT NULL
+);
+CREATE INDEX events_actor ON events (actor_id);
+CREATE INDEX events_action ON events (action);
+CREATE INDEX events_ip ON events (ip) WHERE ip <> '';
+CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;
+CREATE TABLE targets (
+	type TEXT NOT NULL,
+	id   TEXT NOT NULL,
+	k    INTEGER NOT NULL,
+	PRIMARY KEY (type, id, k)
+) WITHOUT ROWID;
+CREATE TABLE actions (
+	log    INTEGER NOT NULL,
+	action TEXT NOT NULL,
+	count  INTEGER NOT NULL,
+	PRIMARY KEY (log, action)
+) WITHOUT ROWID;
+CREATE TABLE tiles (
+	k    INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+CREATE TABLE checkpoints (
+	log       INTEGER NOT NULL,
+	size      INTEGER NOT NULL,
+	signed_at INTEGER NOT NULL,
+	note      BLOB NOT NULL,
+	PRIMARY KEY (log, size)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE events_fts USING fts5 (
+	text, content='', detail=none, tokenize='unicode61 remove_diacritics 0'
+);
+`

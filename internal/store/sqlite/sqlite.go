@@ -1,0 +1,343 @@
+// Package sqlite is Trail's embedded store: one SQLite file in WAL mode,
+// written by a single connection with synchronous=FULL, so a committed batch
+// survives power loss, and read by a small pool of query-only connections.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trail-audit/trail/internal/store"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Errors returned by Open.
+var (
+	// ErrNoDatabase: the file does not exist.
+	ErrNoDatabase = errors.New("no Trail database at this path")
+	// ErrNotTrail: the file is not a Trail database.
+	ErrNotTrail = errors.New("not a Trail database")
+	// ErrNewerSchema: the database was written by a newer version of Trail.
+	ErrNewerSchema = errors.New("database schema is newer than this version of Trail supports")
+)
+
+// Options tune a Store. The zero value is a good default.
+type Options struct {
+	// Logger receives background errors (full-text indexing). Default: discard.
+	Logger *slog.Logger
+	// CacheSize is the writer's page cache in bytes. Default 64 MiB: index
+	// pages stay hot, which is what keeps inserts cheap as the log grows.
+	CacheSize int
+	// FTSChunk is how many events the background full-text indexer adds per
+	// transaction. Default 5000.
+	FTSChunk int
+	// ReadConns bounds concurrent readers. Default 4.
+	ReadConns int
+}
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	path   string
+	opts   Options
+	logger *slog.Logger
+	r      *sql.DB // query-only pool
+
+	// wmu serialises use of the write connection between Commit and the
+	// full-text indexer.
+	wmu sync.Mutex
+	w   *sql.DB // exactly one connection
+	ins *inserter
+
+	mu      sync.Mutex
+	names   map[int64]string // log id → name, for rebuilding events
+	ftsSize map[int64]int64  // log id → events indexed for full text
+
+	ftsWake chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// Create makes a new, empty Trail database at path. It fails if the file
+// exists.
+func Create(ctx context.Context, path string, opts Options) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	f.Close()
+	w, err := openWriter(path, opts)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	if err := initSchema(ctx, w); err != nil {
+		w.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	w.Close()
+	return Open(ctx, path, opts)
+}
+
+func initSchema(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmts := []string{
+		schema,
+		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Open opens an existing Trail database. It returns ErrNoDatabase,
+// ErrNotTrail or ErrNewerSchema (wrapped with the path) rather than creating
+// or guessing.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 64 << 20
+	}
+	if opts.FTSChunk <= 0 {
+		opts.FTSChunk = 5000
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", path, ErrNoDatabase)
+		}
+		return nil, err
+	}
+	if err := checkHeader(path); err != nil {
+		return nil, err
+	}
+	w, err := openWriter(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, opts: opts, logger: opts.Logger, w: w,
+		names: map[int64]string{}, ftsSize: map[int64]int64{},
+		ftsWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := s.checkSchema(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.r, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_query_only=1&_pragma=cache_size(-16384)")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.r.SetMaxOpenConns(opts.ReadConns)
+	s.r.SetMaxIdleConns(opts.ReadConns)
+	if s.ins, err = newInserter(ctx, w); err != nil {
+		s.r.Close()
+		w.Close()
+		return nil, err
+	}
+	if err := s.loadLogs(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	go s.ftsLoop()
+	s.wakeFTS()
+	return s, nil
+}
+
+// checkHeader rejects files that are not SQLite databases before the driver
+// gets a chance to treat them as empty ones.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr := make([]byte, 16)
+	n, _ := f.Read(hdr)
+	if n == 0 {
+		return fmt.Errorf("%s: %w (empty file)", path, ErrNotTrail)
+	}
+	if n < 16 || string(hdr) != "SQLite format 3\x00" {
+		return fmt.Errorf("%s: %w (not an SQLite file)", path, ErrNotTrail)
+	}
+	return nil
+}
+
+func openWriter(path string, opts Options) (*sql.DB, error) {
+	cache := opts.CacheSize
+	if cache <= 0 {
+		cache = 64 << 20
+	}
+	dsn := "file:" + path +
+		"?_txlock=immediate&_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL" +
+		fmt.Sprintf("&_pragma=cache_size(-%d)", cache>>10)
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	return w, nil
+}
+
+func (s *Store) checkSchema(ctx context.Context) error {
+	var app, ver int64
+	if err := s.w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return fmt.Errorf("%s: %w: %v", s.path, ErrNotTrail, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&ver); err != nil {
+		return fmt.Errorf("%s: %w: %v", s.path, ErrNotTrail, err)
+	}
+	if app != applicationID {
+		return fmt.Errorf("%s: %w (application id %#x)", s.path, ErrNotTrail, app)
+	}
+	if ver > schemaVersion {
+		return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", s.path, ErrNewerSchema, ver, schemaVersion)
+	}
+	if ver < 1 {
+		return fmt.Errorf("%s: %w (no schema version)", s.path, ErrNotTrail)
+	}
+	return nil
+}
+
+func (s *Store) loadLogs(ctx context.Context) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, name, fts_size FROM logs")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for rows.Next() {
+		var id, fts int64
+		var name string
+		if err := rows.Scan(&id, &name, &fts); err != nil {
+			return err
+		}
+		s.names[id] = name
+		s.ftsSize[id] = fts
+	}
+	return rows.Err()
+}
+
+func (s *Store) logName(id int64) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ok := s.names[id]
+	if !ok {
+		return "", fmt.Errorf("log %d: %w", id, store.ErrNotFound)
+	}
+	return name, nil
+}
+
+// Close stops the background indexer and closes the database.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	var errs []error
+	if s.ins != nil {
+		errs = append(errs, s.ins.close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
+
+// CreateLog implements store.Store.
+func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string) (store.LogInfo, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	now := time.Now().UTC()
+	res, err := s.w.ExecContext(ctx,
+		"INSERT INTO logs (name, origin, verifier_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+		name, origin, verifierKey, now.UnixNano())
+	if err != nil {
+		return store.LogInfo{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.LogInfo{}, fmt.Errorf("log %q: %w", name, store.ErrExists)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return store.LogInfo{}, err
+	}
+	if id > maxTileLog {
+		return store.LogInfo{}, fmt.Errorf("too many logs (limit %d)", maxTileLog)
+	}
+	s.mu.Lock()
+	s.names[id] = name
+	s.ftsSize[id] = 0
+	s.mu.Unlock()
+	return store.LogInfo{ID: id, Name: name, Origin: origin, VerifierKey: verifierKey, CreatedAt: time.Unix(0, now.UnixNano()).UTC()}, nil
+}
+
+const logCols = "id, name, origin, verifier_key, created_at"
+
+func scanLog(sc interface{ Scan(...any) error }) (store.LogInfo, error) {
+	var li store.LogInfo
+	var created int64
+	err := sc.Scan(&li.ID, &li.Name, &li.Origin, &li.VerifierKey, &created)
+	li.CreatedAt = time.Unix(0, created).UTC()
+	return li, err
+}
+
+// Log implements store.Store.
+func (s *Store) Log(ctx context.Context, name string) (store.LogInfo, error) {
+	li, err := scanLog(s.r.QueryRowContext(ctx, "SELECT "+logCols+" FROM logs WHERE name = ?", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return li, fmt.Errorf("log %q: %w", name, store.ErrNotFound)
+	}
+	return li, err
+}
+
+// Logs implements store.Store.
+func (s *Store) Logs(ctx context.Context) ([]store.LogInfo, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+logCols+" FROM logs ORDER BY name")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.LogInfo
+	for rows.Next() {
+		li, err := scanLog(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, li)
+	}
+	return out, rows.Err()
+}
+
+// placeholders returns "?, ?, ?" with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

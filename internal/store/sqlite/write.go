@@ -1,0 +1,248 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// eventCols are the events table's columns in insert and select order.
+const eventCols = "k, received_at, time, actor_id, action, outcome, ip, actor_type, actor_email, actor_role, actor_name, targets, reason, user_agent, request_id, trace_id, before, after, metadata"
+
+const numEventCols = 19
+
+// rowsPerInsert is how many events one multi-row INSERT carries: fewer
+// statement executions per batch, bounded statement size.
+const rowsPerInsert = 64
+
+// inserter holds the write connection's prepared statements.
+type inserter struct {
+	one, many *sql.Stmt // events: 1 row, rowsPerInsert rows
+	target    *sql.Stmt
+	action    *sql.Stmt
+	tile      *sql.Stmt
+	ckpt      *sql.Stmt
+	size      *sql.Stmt
+	setSize   *sql.Stmt
+}
+
+func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
+	row := "(" + placeholders(numEventCols) + ")"
+	rows := strings.TrimSuffix(strings.Repeat(row+", ", rowsPerInsert), ", ")
+	in := &inserter{}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&in.one, "INSERT INTO events (" + eventCols + ") VALUES " + row},
+		{&in.many, "INSERT INTO events (" + eventCols + ") VALUES " + rows},
+		{&in.target, "INSERT INTO targets (type, id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"},
+		{&in.action, "INSERT INTO actions (log, action, count) VALUES (?, ?, ?) ON CONFLICT (log, action) DO UPDATE SET count = count + excluded.count"},
+		{&in.tile, "INSERT INTO tiles (k, data) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET data = excluded.data"},
+		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
+		{&in.size, "SELECT size FROM logs WHERE id = ?"},
+		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ?"},
+	} {
+		st, err := w.PrepareContext(ctx, p.sql)
+		if err != nil {
+			in.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return in, nil
+}
+
+func (in *inserter) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{in.one, in.many, in.target, in.action, in.tile, in.ckpt, in.size, in.setSize} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Commit implements store.Store. All batches go into one transaction, so one
+// fsync of the WAL makes all of them durable.
+func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	args := make([]any, 0, numEventCols*rowsPerInsert)
+	for i := range batches {
+		if err := s.commitBatch(ctx, tx, &batches[i], args); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	s.wakeFTS()
+	return nil
+}
+
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, args []any) error {
+	if len(b.Events) == 0 {
+		return nil
+	}
+	if b.Log <= 0 || b.Log > maxTileLog {
+		return fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
+	}
+	var size int64
+	if err := tx.StmtContext(ctx, s.ins.size).QueryRowContext(ctx, b.Log).Scan(&size); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
+		}
+		return err
+	}
+	first := b.Events[0].Seq
+	if first != size {
+		return fmt.Errorf("log %d has %d events, batch starts at %d: %w", b.Log, size, first, store.ErrConflict)
+	}
+	for i, e := range b.Events {
+		if e.Seq != first+int64(i) {
+			return fmt.Errorf("batch seqs not contiguous at %d: %w", e.Seq, store.ErrConflict)
+		}
+	}
+	last := b.Events[len(b.Events)-1]
+	if last.Seq >= 1<<seqBits {
+		return fmt.Errorf("log %d is full (%d events)", b.Log, int64(1)<<seqBits)
+	}
+
+	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
+	evs := b.Events
+	for len(evs) >= rowsPerInsert {
+		args = args[:0]
+		for _, e := range evs[:rowsPerInsert] {
+			args = appendEventArgs(args, b.Log, e)
+		}
+		if _, err := many.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		evs = evs[rowsPerInsert:]
+	}
+	for _, e := range evs {
+		args = appendEventArgs(args[:0], b.Log, e)
+		if _, err := one.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+	}
+
+	target := tx.StmtContext(ctx, s.ins.target)
+	counts := map[string]int64{}
+	for _, e := range b.Events {
+		counts[e.Action]++
+		for _, t := range e.Targets {
+			if _, err := target.ExecContext(ctx, t.Type, t.ID, eventKey(b.Log, e.Seq)); err != nil {
+				return fmt.Errorf("insert target: %w", err)
+			}
+		}
+	}
+	action := tx.StmtContext(ctx, s.ins.action)
+	for a, n := range counts {
+		if _, err := action.ExecContext(ctx, b.Log, a, n); err != nil {
+			return fmt.Errorf("count action: %w", err)
+		}
+	}
+	tile := tx.StmtContext(ctx, s.ins.tile)
+	for _, t := range b.Tiles {
+		if t.Level < 0 || t.Level >= 1<<(tileLogShift-tileLevelShift) || t.Index < 0 || t.Index >= 1<<tileLevelShift {
+			return fmt.Errorf("tile %d/%d out of range", t.Level, t.Index)
+		}
+		if _, err := tile.ExecContext(ctx, tileKey(b.Log, t.Level, t.Index), t.Data); err != nil {
+			return fmt.Errorf("store tile: %w", err)
+		}
+	}
+	if b.Checkpoint.Size != last.Seq+1 {
+		return fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
+	}
+	if _, err := tx.StmtContext(ctx, s.ins.ckpt).ExecContext(ctx, b.Log, b.Checkpoint.Size, b.Checkpoint.SignedAt.UnixNano(), b.Checkpoint.Note); err != nil {
+		return fmt.Errorf("store checkpoint: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, s.ins.setSize).ExecContext(ctx, last.Seq+1, last.ReceivedAt.UnixNano(), b.Log); err != nil {
+		return fmt.Errorf("update log size: %w", err)
+	}
+	return nil
+}
+
+func appendEventArgs(args []any, log int64, e *event.Event) []any {
+	var before, after string
+	if e.Changes != nil {
+		before, after = string(e.Changes.Before), string(e.Changes.After)
+	}
+	return append(args,
+		eventKey(log, e.Seq), e.ReceivedAt.UnixNano(), e.Time.UnixNano(),
+		e.Actor.ID, e.Action, outcomeCode(e.Outcome), e.Source.IP,
+		e.Actor.Type, e.Actor.Email, e.Actor.Role, e.Actor.Name,
+		encodeTargets(e.Targets), e.Reason, e.Source.UserAgent, e.RequestID, e.TraceID,
+		before, after, string(e.Metadata))
+}
+
+var outcomes = []event.Outcome{event.Success, event.Failure, event.Denied, event.Errored}
+
+func outcomeCode(o event.Outcome) int64 {
+	for i, x := range outcomes {
+		if x == o {
+			return int64(i)
+		}
+	}
+	return 0
+}
+
+// State implements store.Store.
+func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
+	var st store.State
+	var last int64
+	err := s.r.QueryRowContext(ctx, "SELECT size, last_received_at FROM logs WHERE id = ?", log).Scan(&st.Size, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err != nil {
+		return st, err
+	}
+	if st.Size > 0 {
+		st.LastReceivedAt = time.Unix(0, last).UTC()
+	}
+	for _, p := range merkle.RightmostTiles(st.Size) {
+		data, err := s.Tile(ctx, log, p.Level, p.Index)
+		if err != nil {
+			return st, fmt.Errorf("rightmost tile %d/%d: %w", p.Level, p.Index, err)
+		}
+		if len(data) < p.Width*32 {
+			return st, fmt.Errorf("rightmost tile %d/%d has %d hashes, want %d", p.Level, p.Index, len(data)/32, p.Width)
+		}
+		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*32]})
+	}
+	if st.Size > 0 {
+		c, err := s.latestCheckpoint(ctx, log)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return st, err
+		}
+		if err == nil {
+			st.Checkpoint = &c
+		}
+	}
+	return st, nil
+}
+
+// Tile implements store.Store.
+func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
+	var data []byte
+	err := s.r.QueryRowContext(ctx, "SELECT data FROM tiles WHERE k = ?", tileKey(log, level, index)).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
+	}
+	return data, err
+}

@@ -1,0 +1,120 @@
+// Package store defines the boundary between Trail's log logic and the
+// database that keeps events, Merkle tiles and checkpoints. Each backend lives
+// in its own subpackage and passes the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+)
+
+// Errors a Store returns. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: the log, event, tile or checkpoint does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: CreateLog was given a name already in use.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: Commit found the log's stored size differs from the
+	// batch's starting seq (another writer appended, or state is stale).
+	ErrConflict = errors.New("log size changed underneath the writer")
+)
+
+// LogInfo describes a log (a tenant's event stream and Merkle tree).
+type LogInfo struct {
+	ID          int64 // backend-assigned, stable, > 0
+	Name        string
+	Origin      string // checkpoint origin line
+	VerifierKey string // signed-note verifier key, name+hash+base64
+	CreatedAt   time.Time
+}
+
+// State is what a writer needs to resume appending to a log.
+type State struct {
+	Size           int64
+	LastReceivedAt time.Time     // received_at of the event at Size-1 (zero if empty)
+	Rightmost      []merkle.Tile // rightmost tile at each tile level for Size
+	Checkpoint     *Checkpoint   // latest checkpoint, nil if none
+}
+
+// Checkpoint is a signed checkpoint as stored.
+type Checkpoint struct {
+	Size     int64
+	Note     []byte // signed note text
+	SignedAt time.Time
+}
+
+// Batch is what one log gains in one commit: events at seqs
+// [Events[0].Seq, Events[0].Seq+len), the tiles they changed, and the
+// checkpoint signed over the new size.
+type Batch struct {
+	Log        int64
+	Events     []*event.Event // in normal form, assigned fields set
+	Tiles      []merkle.Tile
+	Checkpoint Checkpoint
+}
+
+// Query selects events of one log. Empty fields do not filter. Results are
+// newest first (descending seq) unless Asc is set.
+type Query struct {
+	Actor      string
+	Actions    []string // exact actions; any of them matches
+	ActionLike string   // action prefix, e.g. "user." for "user.*"
+	TargetType string
+	TargetID   string
+	Outcome    event.Outcome
+	IP         string
+	Text       string // free-text terms, all must match
+	// Seq bounds, both inclusive; From 0 and To -1 mean unbounded. Time
+	// filters are turned into these by SeqAtTime.
+	From, To int64
+	Limit    int
+	// Asc returns oldest first instead.
+	Asc bool
+}
+
+// Store persists logs. Implementations are safe for concurrent use; Commit
+// is called by a single writer per Store.
+type Store interface {
+	// CreateLog records a new, empty log. ErrExists if the name is taken.
+	CreateLog(ctx context.Context, name, origin, verifierKey string) (LogInfo, error)
+	// Log returns the log with that name, or ErrNotFound.
+	Log(ctx context.Context, name string) (LogInfo, error)
+	// Logs lists all logs by name.
+	Logs(ctx context.Context) ([]LogInfo, error)
+	// State reads what a writer needs to resume the log.
+	State(ctx context.Context, log int64) (State, error)
+
+	// Commit durably and atomically stores every batch: when it returns nil
+	// the events, tiles and checkpoints survive power loss; when it returns
+	// an error nothing of any batch is stored. ErrConflict if a batch does
+	// not start at its log's current size.
+	Commit(ctx context.Context, batches []Batch) error
+
+	// Tile returns a stored tile's data (possibly wider than asked), or
+	// ErrNotFound.
+	Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error)
+	// Get returns the event at seq, or ErrNotFound.
+	Get(ctx context.Context, log int64, seq int64) (*event.Event, error)
+	// Scan yields events with from <= seq < to in ascending seq order,
+	// streaming (constant memory).
+	Scan(ctx context.Context, log int64, from, to int64) iter.Seq2[*event.Event, error]
+	// Search returns up to q.Limit events matching q, in seq order (newest
+	// first unless q.Asc).
+	Search(ctx context.Context, log int64, q Query) ([]*event.Event, error)
+	// SeqAtTime returns the smallest seq whose received_at >= t, or the
+	// log's size if there is none.
+	SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error)
+	// Checkpoints yields the log's stored checkpoints in ascending size.
+	Checkpoints(ctx context.Context, log int64) iter.Seq2[Checkpoint, error]
+	// CheckpointAt returns the checkpoint of exactly that size, or ErrNotFound.
+	CheckpointAt(ctx context.Context, log int64, size int64) (Checkpoint, error)
+
+	// Close releases the store. Pending writes have been committed or
+	// failed by then.
+	Close() error
+}

@@ -1,0 +1,102 @@
+package trail
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trail-audit/trail/internal/merkle"
+)
+
+// keysDir holds one signing key per log, <name>.key, mode 0600.
+const keysDir = "keys"
+
+func keyPath(dir, log string) string { return filepath.Join(dir, keysDir, log+".key") }
+
+// createKey makes the signing key of a new log and returns its verifier key.
+// A key file left by an interrupted CreateLog is reused: it never signed
+// anything.
+func createKey(dir, log, origin string) (string, error) {
+	path := keyPath(dir, log)
+	if _, err := os.Stat(path); err == nil {
+		_, vkey, err := loadKey(dir, log)
+		if err != nil {
+			return "", err
+		}
+		if name, _, _ := strings.Cut(vkey, "+"); name != origin {
+			return "", fmt.Errorf("%s exists for another origin (%s); move it away first", path, name)
+		}
+		return vkey, nil
+	}
+	skey, vkey, err := merkle.NewKey(origin)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write signing key: %w", err)
+	}
+	_, err = f.WriteString(skey + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("write signing key: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return vkey, nil
+}
+
+// loadKey reads a log's signing key and derives its verifier key.
+func loadKey(dir, log string) (note.Signer, string, error) {
+	path := keyPath(dir, log)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("log %q: %w: %s does not exist (restore it from backup; a new key cannot continue this log)", log, ErrMissingKey, path)
+		}
+		return nil, "", err
+	}
+	skey := strings.TrimSpace(string(b))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: not a signing key: %w", path, err)
+	}
+	vkey, err := verifierKeyOf(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return signer, vkey, nil
+}
+
+// verifierKeyOf derives the verifier key from an Ed25519 signer key of the
+// form PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>.
+func verifierKeyOf(skey string) (string, error) {
+	parts := strings.Split(skey, "+")
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("malformed signing key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("malformed or non-Ed25519 signing key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}

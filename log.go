@@ -1,0 +1,395 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// Log is one tenant's append-only event log. It is safe for concurrent use.
+type Log struct {
+	db       *DB
+	info     store.LogInfo
+	signer   note.Signer // nil when read-only
+	verifier note.Verifier
+
+	// Writer-owned state, published after each commit.
+	mu       sync.RWMutex
+	app      *merkle.Appender
+	lastRecv time.Time
+	latest   *store.Checkpoint
+}
+
+func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
+	v, err := note.NewVerifier(info.VerifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("log %q: stored verifier key: %w", info.Name, err)
+	}
+	l := &Log{db: db, info: info, verifier: v}
+	if !db.opts.ReadOnly {
+		signer, vkey, err := loadKey(db.dir, info.Name)
+		if err != nil {
+			return nil, err
+		}
+		if vkey != info.VerifierKey {
+			return nil, fmt.Errorf("log %q: signing key %s does not match the log's verifier key %s", info.Name, keyPath(db.dir, info.Name), info.VerifierKey)
+		}
+		l.signer = signer
+	}
+	if err := l.reload(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// reload reads the log's state from the store.
+func (l *Log) reload(ctx context.Context) error {
+	st, err := l.db.st.State(ctx, l.info.ID)
+	if err != nil {
+		return fmt.Errorf("log %q: %w", l.info.Name, err)
+	}
+	app, err := merkle.NewAppender(st.Size, st.Rightmost)
+	if err != nil {
+		return fmt.Errorf("log %q: stored tree: %w", l.info.Name, err)
+	}
+	l.mu.Lock()
+	l.app, l.lastRecv, l.latest = app, st.LastReceivedAt, st.Checkpoint
+	l.mu.Unlock()
+	return nil
+}
+
+// Name returns the log's name.
+func (l *Log) Name() string { return l.info.Name }
+
+// Origin returns the log's checkpoint origin line.
+func (l *Log) Origin() string { return l.info.Origin }
+
+// VerifierKey returns the signed-note verifier key (name+hash+base64) that
+// checks the log's checkpoints.
+func (l *Log) VerifierKey() string { return l.info.VerifierKey }
+
+// Size returns the number of committed events.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.app.Size()
+}
+
+// Receipt says where an appended event landed.
+type Receipt struct {
+	ID         string    `json:"id"`
+	Seq        int64     `json:"seq"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Append validates ev and commits it. When Append returns nil the event is
+// durable: it survives a crash or power loss. Concurrent Appends are
+// committed together (group commit). An invalid event gives a
+// *ValidationError and stores nothing; a store failure gives an error
+// wrapping ErrUnavailable and stores nothing. If ctx ends first, Append
+// returns ctx.Err() and the event may or may not have been committed.
+func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
+	rs, err := l.AppendBatch(ctx, []Event{ev})
+	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			ve.Index = -1
+		}
+		return Receipt{}, err
+	}
+	return rs[0], nil
+}
+
+// AppendBatch validates and commits events atomically: all of them or,
+// if any is invalid (a *ValidationError naming its position) or the commit
+// fails, none. Seqs are consecutive in slice order.
+func (l *Log) AppendBatch(ctx context.Context, events []Event) ([]Receipt, error) {
+	if l.db.w == nil {
+		return nil, ErrReadOnly
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	now := l.db.opts.Now()
+	evs := make([]event.Event, len(events))
+	ptrs := make([]*event.Event, len(events))
+	for i := range events {
+		evs[i] = events[i]
+		e := &evs[i]
+		if e.ID != "" || e.Seq != 0 || e.Log != "" || !e.ReceivedAt.IsZero() {
+			return nil, &ValidationError{Index: i, Field: assignedField(e), Reason: "assigned by Trail; must not be set"}
+		}
+		if err := e.Prepare(now, l.db.opts.Limits); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				ve.Index = i
+			}
+			return nil, err
+		}
+		ptrs[i] = e
+	}
+	req := &appendReq{log: l, events: ptrs, err: make(chan error, 1)}
+	if err := l.db.w.submit(ctx, req); err != nil {
+		return nil, err
+	}
+	rs := make([]Receipt, len(ptrs))
+	for i, e := range ptrs {
+		rs[i] = Receipt{ID: e.ID, Seq: e.Seq, ReceivedAt: e.ReceivedAt}
+	}
+	return rs, nil
+}
+
+func assignedField(e *event.Event) string {
+	switch {
+	case e.ID != "":
+		return "id"
+	case e.Seq != 0:
+		return "seq"
+	case e.Log != "":
+		return "log"
+	}
+	return "received_at"
+}
+
+// Get returns the event with the given id, or an error wrapping ErrNotFound.
+func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
+	seq, err := event.ParseID(l.info.Name, id)
+	if err != nil {
+		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
+	}
+	e, err := l.GetSeq(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	if e.ID != id {
+		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
+	}
+	return e, nil
+}
+
+// GetSeq returns the event at seq, or an error wrapping ErrNotFound.
+func (l *Log) GetSeq(ctx context.Context, seq int64) (*Event, error) {
+	if seq < 0 || seq >= l.Size() {
+		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
+	}
+	return l.db.st.Get(ctx, l.info.ID, seq)
+}
+
+// Query selects events. Empty fields do not filter.
+type Query struct {
+	Actor string // actor id
+	// Action is an exact action ("user.login") or a prefix ending in ".*"
+	// ("user.*" matches user.login, user.login.failed, …).
+	Action     string
+	TargetType string
+	TargetID   string
+	Outcome    Outcome
+	IP         string
+	// Since and Until bound received_at: Since <= received_at < Until.
+	// They select by Trail's own receipt clock, which is monotonic along the
+	// log, rather than the client-supplied time.
+	Since, Until time.Time
+	// Text is free text: every word must occur in the action, reason, actor
+	// or target names, ids or emails, or metadata values. A trailing '*'
+	// makes a word a prefix.
+	Text string
+	// Limit is the page size: default 100, at most 10000.
+	Limit int
+	// Cursor continues from a previous Page.NextCursor.
+	Cursor string
+}
+
+// Page is one page of search results, newest first.
+type Page struct {
+	Events []*Event
+	// NextCursor fetches the next (older) page; empty when there is none.
+	NextCursor string
+}
+
+// Search returns events matching q, newest first. Pages are keyset
+// pages: events appended while paging never shift, repeat or hide results.
+func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
+	sq, err := l.storeQuery(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	if sq.From > sq.To {
+		return Page{}, nil
+	}
+	evs, err := l.db.st.Search(ctx, l.info.ID, sq)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Events: evs}
+	if len(evs) == sq.Limit && evs[len(evs)-1].Seq > sq.From {
+		p.NextCursor = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
+	}
+	return p, nil
+}
+
+// Events yields every event matching q (Limit and Cursor ignored) oldest
+// first, streaming in constant memory. It is what export uses.
+func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*Event, error] {
+	return func(yield func(*Event, error) bool) {
+		q.Cursor, q.Limit = "", 0
+		sq, err := l.storeQuery(ctx, q)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		sq.Asc, sq.Limit = true, 1000
+		for sq.From <= sq.To {
+			evs, err := l.db.st.Search(ctx, l.info.ID, sq)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, e := range evs {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(evs) < sq.Limit {
+				return
+			}
+			sq.From = evs[len(evs)-1].Seq + 1
+		}
+	}
+}
+
+func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
+	size := l.Size()
+	sq := store.Query{
+		Actor: q.Actor, TargetType: q.TargetType, TargetID: q.TargetID,
+		IP: q.IP, Text: q.Text, Limit: q.Limit, From: 0, To: size - 1,
+	}
+	if sq.Limit <= 0 {
+		sq.Limit = 100
+	}
+	if sq.Limit > 10000 {
+		return sq, &ValidationError{Index: -1, Field: "limit", Reason: "at most 10000"}
+	}
+	switch {
+	case q.Action == "":
+	case strings.HasSuffix(q.Action, ".*"):
+		prefix := strings.TrimSuffix(q.Action, "*")
+		if !event.ValidAction(strings.TrimSuffix(prefix, ".")) {
+			return sq, &ValidationError{Index: -1, Field: "action", Reason: "must be an action or a prefix like user.*"}
+		}
+		sq.ActionLike = prefix
+	default:
+		if !event.ValidAction(q.Action) {
+			return sq, &ValidationError{Index: -1, Field: "action", Reason: "must be an action or a prefix like user.*"}
+		}
+		sq.Actions = []string{q.Action}
+	}
+	switch q.Outcome {
+	case "", Success, Failure, Denied, Errored:
+		sq.Outcome = q.Outcome
+	default:
+		return sq, &ValidationError{Index: -1, Field: "outcome", Reason: "must be success, failure, denied or error"}
+	}
+	if q.IP != "" {
+		ip, err := event.CanonicalIP(q.IP)
+		if err != nil {
+			return sq, &ValidationError{Index: -1, Field: "ip", Reason: "not an IP address"}
+		}
+		sq.IP = ip
+	}
+	if q.Cursor != "" {
+		c, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil || c < 0 {
+			return sq, &ValidationError{Index: -1, Field: "cursor", Reason: "malformed cursor"}
+		}
+		sq.To = min(sq.To, c-1)
+	}
+	if !q.Since.IsZero() {
+		from, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Since)
+		if err != nil {
+			return sq, err
+		}
+		sq.From = from
+	}
+	if !q.Until.IsZero() {
+		to, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Until)
+		if err != nil {
+			return sq, err
+		}
+		sq.To = min(sq.To, to-1)
+	}
+	return sq, nil
+}
+
+// Checkpoint returns the latest signed checkpoint (a C2SP signed note), or
+// an error wrapping ErrNotFound when the log is empty.
+func (l *Log) Checkpoint() ([]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.latest == nil {
+		return nil, fmt.Errorf("checkpoint of log %q: %w (the log is empty)", l.info.Name, ErrNotFound)
+	}
+	return l.latest.Note, nil
+}
+
+// CheckpointAt returns the stored checkpoint of exactly that tree size.
+func (l *Log) CheckpointAt(ctx context.Context, size int64) ([]byte, error) {
+	c, err := l.db.st.CheckpointAt(ctx, l.info.ID, size)
+	if err != nil {
+		return nil, err
+	}
+	return c.Note, nil
+}
+
+// hashReader reads the log's stored Merkle hashes.
+func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
+	return merkle.TileHashReader(func(level int, index int64) ([]byte, error) {
+		return l.db.st.Tile(ctx, l.info.ID, level, index)
+	})
+}
+
+// ProveInclusion returns the proof that the event at seq is in the tree of
+// the given size (tlog.CheckRecord verifies it).
+func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordProof, error) {
+	if size <= 0 || size > l.Size() {
+		return nil, fmt.Errorf("tree size %d: %w (log has %d events)", size, ErrNotFound, l.Size())
+	}
+	if seq < 0 || seq >= size {
+		return nil, fmt.Errorf("seq %d not in tree of size %d: %w", seq, size, ErrNotFound)
+	}
+	return tlog.ProveRecord(size, seq, l.hashReader(ctx))
+}
+
+// ProveConsistency returns the proof that the tree of size from is a prefix
+// of the tree of size to (tlog.CheckTree verifies it).
+func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+	if to > l.Size() || from < 1 || from > to {
+		return nil, fmt.Errorf("sizes %d..%d: %w (log has %d events)", from, to, ErrNotFound, l.Size())
+	}
+	return tlog.ProveTree(to, from, l.hashReader(ctx))
+}
+
+// TreeHash returns the root hash of the tree of the given size.
+func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
+	if size < 0 || size > l.Size() {
+		return tlog.Hash{}, fmt.Errorf("tree size %d: %w", size, ErrNotFound)
+	}
+	return tlog.TreeHash(size, l.hashReader(ctx))
+}
+
+// OpenCheckpoint verifies a signed checkpoint with the log's verifier key.
+func (l *Log) OpenCheckpoint(signed []byte) (Checkpoint, error) {
+	c, _, err := merkle.Open(signed, l.verifier)
+	return c, err
+}

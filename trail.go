@@ -1,0 +1,280 @@
+// Package trail is a tamper-evident audit log.
+//
+// Apps append audit events (who did what to which entity, when, from where,
+// and whether it worked) to a log. Each log is an append-only RFC 6962
+// Merkle tree whose leaves are the RFC 8785 canonical JSON of the stored
+// events; after every committed batch Trail signs a checkpoint in the C2SP
+// tlog-checkpoint format (https://c2sp.org/tlog-checkpoint) as an Ed25519
+// signed note (https://c2sp.org/signed-note). Inclusion and consistency
+// proofs let anyone check that an event is in the log and that the log only
+// ever grew, so editing, deleting, reordering or inserting events is
+// detected by Verify or by any independent verifier.
+//
+// A DB is a data directory holding one SQLite database (trail.db) with any
+// number of logs, and one signing key per log under keys/.
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/sqlite"
+)
+
+// The event types, re-exported so that users import only this package.
+type (
+	Event   = event.Event
+	Actor   = event.Actor
+	Target  = event.Target
+	Source  = event.Source
+	Changes = event.Changes
+	Outcome = event.Outcome
+	// ValidationError reports an invalid event: the field path, the reason,
+	// and the event's position in its batch.
+	ValidationError = event.Error
+	// Limits bound what an event may hold.
+	Limits = event.Limits
+	// Checkpoint is a parsed C2SP tlog-checkpoint: origin, tree size, root.
+	Checkpoint = merkle.Checkpoint
+)
+
+// Outcomes.
+const (
+	Success = event.Success
+	Failure = event.Failure
+	Denied  = event.Denied
+	Errored = event.Errored
+)
+
+// Errors returned by this package. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: no such log, event, or checkpoint.
+	ErrNotFound = store.ErrNotFound
+	// ErrExists: a log with that name exists already.
+	ErrExists = store.ErrExists
+	// ErrNotInitialized: the directory holds no Trail database.
+	ErrNotInitialized = errors.New("not a Trail data directory")
+	// ErrMissingKey: a log's signing key file is missing.
+	ErrMissingKey = errors.New("signing key missing")
+	// ErrReadOnly: the DB was opened read-only.
+	ErrReadOnly = errors.New("opened read-only")
+	// ErrClosed: the DB is closed.
+	ErrClosed = errors.New("trail is closed")
+	// ErrUnavailable: the store could not commit; nothing was stored.
+	ErrUnavailable = errors.New("store unavailable, nothing was stored")
+)
+
+// DatabaseFile is the name of the database inside a data directory.
+const DatabaseFile = "trail.db"
+
+// Options configure a DB. The zero value is a good default.
+type Options struct {
+	// ReadOnly opens the DB for reading and verifying only; signing keys are
+	// not needed.
+	ReadOnly bool
+	// Limits bound incoming events; zero fields take event.DefaultLimits.
+	Limits Limits
+	// MaxCommitEvents bounds how many events one group commit gathers.
+	// Default 20000. A single AppendBatch larger than this still commits
+	// whole.
+	MaxCommitEvents int
+	// Logger receives operational logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxCommitEvents <= 0 {
+		o.MaxCommitEvents = 20000
+	}
+	d := event.DefaultLimits()
+	if o.Limits.MaxFutureSkew == 0 {
+		o.Limits.MaxFutureSkew = d.MaxFutureSkew
+	}
+	if o.Limits.MaxMetadataSize == 0 {
+		o.Limits.MaxMetadataSize = d.MaxMetadataSize
+	}
+	if o.Limits.MaxDepth == 0 {
+		o.Limits.MaxDepth = d.MaxDepth
+	}
+	if o.Limits.MaxEventSize == 0 {
+		o.Limits.MaxEventSize = d.MaxEventSize
+	}
+}
+
+// DB is an open data directory. It is safe for concurrent use.
+type DB struct {
+	dir  string
+	opts Options
+	st   store.Store
+	w    *writer
+
+	mu     sync.Mutex
+	logs   map[string]*Log
+	closed bool
+}
+
+// Init creates a data directory (mode 0700) with an empty database. It
+// fails if the directory already holds one.
+func Init(ctx context.Context, dir string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(filepath.Join(dir, keysDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, DatabaseFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("%s already holds a Trail database", dir)
+	}
+	st, err := sqlite.Create(ctx, path, sqlite.Options{Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return newDB(dir, st, opts), nil
+}
+
+// Open opens an existing data directory. It never creates one: a directory
+// without a Trail database gives ErrNotInitialized.
+func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (it does not exist; run trail init)", dir, ErrNotInitialized)
+		}
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s: %w (not a directory)", dir, ErrNotInitialized)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile), sqlite.Options{Logger: opts.Logger})
+	if err != nil {
+		if errors.Is(err, sqlite.ErrNoDatabase) {
+			return nil, fmt.Errorf("%s: %w (no %s; run trail init)", dir, ErrNotInitialized, DatabaseFile)
+		}
+		return nil, err
+	}
+	return newDB(dir, st, opts), nil
+}
+
+func newDB(dir string, st store.Store, opts Options) *DB {
+	opts.defaults()
+	db := &DB{dir: dir, opts: opts, st: st, logs: map[string]*Log{}}
+	if !opts.ReadOnly {
+		db.w = newWriter(db)
+	}
+	return db
+}
+
+// Dir returns the data directory.
+func (db *DB) Dir() string { return db.dir }
+
+// Close commits what is queued, stops the writer and closes the store.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	if db.w != nil {
+		db.w.close()
+	}
+	return db.st.Close()
+}
+
+var logNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ValidLogName reports whether name can name a log: 1 to 64 characters of
+// lower-case letters, digits, '.', '_' and '-', starting with a letter or
+// digit.
+func ValidLogName(name string) bool { return logNameRE.MatchString(name) }
+
+// CreateLog creates a log and its signing key. origin is the checkpoint
+// origin line and the key name; empty means DefaultOrigin(name). It returns
+// the new log.
+func (db *DB) CreateLog(ctx context.Context, name, origin string) (*Log, error) {
+	if db.opts.ReadOnly {
+		return nil, ErrReadOnly
+	}
+	if !ValidLogName(name) {
+		return nil, fmt.Errorf("log name %q: must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit", name)
+	}
+	if origin == "" {
+		origin = DefaultOrigin(name)
+	}
+	if _, err := db.st.Log(ctx, name); err == nil {
+		return nil, fmt.Errorf("log %q: %w", name, ErrExists)
+	}
+	vkey, err := createKey(db.dir, name, origin)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.st.CreateLog(ctx, name, origin, vkey); err != nil {
+		return nil, err
+	}
+	return db.Log(ctx, name)
+}
+
+// DefaultOrigin is the checkpoint origin of a log created without one:
+// "<hostname>/trail/<name>".
+func DefaultOrigin(name string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + "/trail/" + name
+}
+
+// Logs lists the names of all logs.
+func (db *DB) Logs(ctx context.Context) ([]string, error) {
+	infos, err := db.st.Logs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(infos))
+	for i, li := range infos {
+		names[i] = li.Name
+	}
+	return names, nil
+}
+
+// Log returns the named log, or an error wrapping ErrNotFound. Unless the DB
+// is read-only, the log's signing key must be present and match the
+// verifier key recorded when the log was created.
+func (db *DB) Log(ctx context.Context, name string) (*Log, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	if l, ok := db.logs[name]; ok {
+		return l, nil
+	}
+	info, err := db.st.Log(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLog(ctx, db, info)
+	if err != nil {
+		return nil, err
+	}
+	db.logs[name] = l
+	return l, nil
+}

@@ -1,0 +1,201 @@
+package trail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// VerifyOptions tune Log.Verify.
+type VerifyOptions struct {
+	// Verifier checks checkpoint signatures. Default: the log's own
+	// verifier key as recorded in the database. An auditor should pin the
+	// key they were given instead of trusting the database's copy.
+	Verifier note.Verifier
+	// Against is a signed checkpoint saved earlier; Verify proves the log
+	// is consistent with it (the log only grew since).
+	Against []byte
+	// Progress, if set, is called now and then with the number of events
+	// checked so far and the total.
+	Progress func(done, total int64)
+}
+
+// VerifyReport summarises a successful verification.
+type VerifyReport struct {
+	Size        int64     // events checked
+	Root        tlog.Hash // root of the whole log
+	Checkpoints int       // checkpoints whose signature and root were checked
+	Against     *Checkpoint
+}
+
+// VerifyError says what verification found wrong. Seq is the first bad
+// event, or -1 when the fault is not tied to one event.
+type VerifyError struct {
+	Seq     int64
+	Problem string
+}
+
+func (e *VerifyError) Error() string {
+	if e.Seq >= 0 {
+		return fmt.Sprintf("seq %d: %s", e.Seq, e.Problem)
+	}
+	return e.Problem
+}
+
+func verifyErr(seq int64, format string, args ...any) error {
+	return &VerifyError{Seq: seq, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Verify recomputes the log from its stored events: each event's canonical
+// form and leaf hash, every stored Merkle tile, and the root at every stored
+// checkpoint, whose signature it checks too. With opts.Against it also
+// proves consistency with an earlier checkpoint. It returns a *VerifyError
+// for the first thing that does not hold, and other errors when it cannot
+// read the store.
+func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, error) {
+	v := opts.Verifier
+	if v == nil {
+		v = l.verifier
+	}
+	var rep VerifyReport
+	st, err := l.db.st.State(ctx, l.info.ID)
+	if err != nil {
+		return rep, fmt.Errorf("read log state: %w", err)
+	}
+	size := st.Size
+
+	// Every checkpoint: signature, origin, and the size it claims.
+	type ckpt struct {
+		size  int64
+		root  tlog.Hash
+		saved bool // the checkpoint verified against, not a stored one
+	}
+	var ckpts []ckpt
+	for c, err := range l.db.st.Checkpoints(ctx, l.info.ID) {
+		if err != nil {
+			return rep, fmt.Errorf("read checkpoints: %w", err)
+		}
+		parsed, _, err := merkle.Open(c.Note, v)
+		if err != nil {
+			return rep, verifyErr(-1, "checkpoint of size %d: signature or format does not verify: %v", c.Size, err)
+		}
+		if parsed.Size != c.Size {
+			return rep, verifyErr(-1, "checkpoint stored as size %d is signed for size %d", c.Size, parsed.Size)
+		}
+		if parsed.Size > size {
+			return rep, verifyErr(size, "log holds %d events but a checkpoint was signed for %d: events were deleted (truncated)", size, parsed.Size)
+		}
+		ckpts = append(ckpts, ckpt{parsed.Size, parsed.Hash, false})
+	}
+	if size > 0 && (len(ckpts) == 0 || ckpts[len(ckpts)-1].size != size) {
+		return rep, verifyErr(-1, "no signed checkpoint covers the log's %d events: events were added outside Trail", size)
+	}
+	var against *Checkpoint
+	if opts.Against != nil {
+		c, _, err := merkle.Open(opts.Against, v)
+		if err != nil {
+			return rep, verifyErr(-1, "checkpoint to verify against: %v", err)
+		}
+		if c.Size > size {
+			return rep, verifyErr(size, "log holds %d events, fewer than the %d of the checkpoint verified against: the log was truncated or forked", size, c.Size)
+		}
+		against = &c
+		ckpts = append(ckpts, ckpt{c.Size, c.Hash, true})
+	}
+	slices.SortFunc(ckpts, func(a, b ckpt) int { return int(a.size - b.size) })
+
+	// Replay the log: canonical form, leaf hash, tiles, roots.
+	app, _ := merkle.NewAppender(0, nil)
+	next := 0
+	for next < len(ckpts) && ckpts[next].size == 0 {
+		next++
+	}
+	var buf []byte
+	var prev *Event
+	checkTiles := func(tiles []merkle.Tile) error {
+		for _, t := range tiles {
+			data, err := l.db.st.Tile(ctx, l.info.ID, t.Level, t.Index)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if len(data) < len(t.Data) || !bytes.Equal(data[:len(t.Data)], t.Data) {
+				first := t.Index << (merkle.TileHeight * (t.Level + 1)) // first seq under the tile
+				for i := 0; i < len(t.Data)/32; i++ {
+					if len(data) < (i+1)*32 || !bytes.Equal(data[i*32:(i+1)*32], t.Data[i*32:(i+1)*32]) {
+						first += int64(i) << (merkle.TileHeight * t.Level)
+						break
+					}
+				}
+				return verifyErr(first, "stored Merkle hashes (tile %d/%d) do not match the events: an event or a stored hash was altered", t.Level, t.Index)
+			}
+		}
+		return nil
+	}
+	var n int64
+	for e, err := range l.db.st.Scan(ctx, l.info.ID, 0, size) {
+		if err != nil {
+			return rep, fmt.Errorf("read events: %w", err)
+		}
+		if e.Seq != n {
+			return rep, verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
+		}
+		if prev != nil && e.ReceivedAt.Before(prev.ReceivedAt) {
+			return rep, verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt)
+		}
+		prev = e
+		buf = e.AppendCanonical(buf[:0])
+		app.Append(tlog.RecordHash(buf))
+		n++
+		for next < len(ckpts) && ckpts[next].size == n {
+			if got := app.Root(); got != ckpts[next].root {
+				if err := checkTiles(app.Flush()); err != nil {
+					return rep, err
+				}
+				if ckpts[next].saved {
+					return rep, verifyErr(-1, "not consistent with the checkpoint verified against: the first %d events differ from the history it signed (the log was rewritten or forked)", n)
+				}
+				return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size: history was rewritten", n)
+			}
+			if !ckpts[next].saved {
+				rep.Checkpoints++
+			}
+			next++
+		}
+		if n%(1<<merkle.TileHeight) == 0 {
+			if err := checkTiles(app.Flush()); err != nil {
+				return rep, err
+			}
+		}
+		if opts.Progress != nil && n%(1<<16) == 0 {
+			opts.Progress(n, size)
+		}
+	}
+	if n != size {
+		return rep, verifyErr(n, "event missing: the log should hold %d events but ends at %d", size, n)
+	}
+	if err := checkTiles(app.Flush()); err != nil {
+		return rep, err
+	}
+	if against != nil {
+		proof, err := l.ProveConsistency(ctx, max(against.Size, 1), size)
+		if err == nil && against.Size > 0 {
+			err = tlog.CheckTree(proof, size, app.Root(), against.Size, against.Hash)
+		}
+		if err != nil {
+			return rep, verifyErr(-1, "not consistent with the checkpoint of size %d verified against: %v", against.Size, err)
+		}
+	}
+	if opts.Progress != nil {
+		opts.Progress(n, size)
+	}
+	rep.Size, rep.Root, rep.Against = size, app.Root(), against
+	return rep, nil
+}

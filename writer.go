@@ -1,0 +1,191 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// writer is the single goroutine that sequences, hashes and commits events
+// for every log of a DB (group commit). Appends from any number of
+// goroutines queue requests; the writer takes all that are waiting, assigns
+// seq, received_at and id, extends each log's Merkle tree, signs one
+// checkpoint per log, and commits everything in one transaction, so one
+// fsync acknowledges the whole group.
+type writer struct {
+	db   *DB
+	reqs chan *appendReq
+	stop chan struct{}
+	done chan struct{}
+}
+
+type appendReq struct {
+	log    *Log
+	events []*event.Event
+	err    chan error // buffered, receives exactly once
+}
+
+func newWriter(db *DB) *writer {
+	w := &writer{db: db, reqs: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// submit queues r and waits for its commit.
+func (w *writer) submit(ctx context.Context, r *appendReq) error {
+	select {
+	case w.reqs <- r:
+	case <-w.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.err:
+		return err
+	case <-ctx.Done():
+		// The commit may still happen; the caller cannot know.
+		return ctx.Err()
+	}
+}
+
+func (w *writer) close() {
+	close(w.stop)
+	<-w.done
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	max := w.db.opts.MaxCommitEvents
+	for {
+		var first *appendReq
+		select {
+		case first = <-w.reqs:
+		case <-w.stop:
+			// Commit what was queued before Close, then refuse the rest.
+			for {
+				select {
+				case r := <-w.reqs:
+					w.commit([]*appendReq{r})
+				default:
+					return
+				}
+			}
+		}
+		group, n := []*appendReq{first}, len(first.events)
+	gather:
+		for n < max {
+			select {
+			case r := <-w.reqs:
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break gather
+			}
+		}
+		w.commit(group)
+	}
+}
+
+// pending is one log's share of a group commit.
+type pending struct {
+	log      *Log
+	app      *merkle.Appender
+	lastRecv time.Time
+	batch    store.Batch
+	root     tlog.Hash
+}
+
+func (w *writer) commit(group []*appendReq) {
+	now := w.db.opts.Now().UTC()
+	var order []*pending
+	byLog := map[*Log]*pending{}
+	for _, r := range group {
+		p := byLog[r.log]
+		if p == nil {
+			l := r.log
+			l.mu.RLock()
+			p = &pending{log: l, app: l.app.Clone(), lastRecv: l.lastRecv}
+			l.mu.RUnlock()
+			p.batch.Log = l.info.ID
+			byLog[l] = p
+			order = append(order, p)
+		}
+		recv := now
+		if recv.Before(p.lastRecv) {
+			recv = p.lastRecv // the clock stepped back; received_at never does
+		}
+		p.lastRecv = recv
+		buf := make([]byte, 0, 1024)
+		for _, e := range r.events {
+			e.Seq = p.app.Size()
+			e.Log = r.log.info.Name
+			e.ReceivedAt = recv
+			if e.Time.IsZero() {
+				e.Time = recv
+			}
+			e.ID = event.MakeID(e.Log, e.Seq, recv)
+			buf = e.AppendCanonical(buf[:0])
+			p.app.Append(tlog.RecordHash(buf))
+			p.batch.Events = append(p.batch.Events, e)
+		}
+	}
+	batches := make([]store.Batch, 0, len(order))
+	var err error
+	for _, p := range order {
+		p.root = p.app.Root()
+		p.batch.Tiles = p.app.Flush()
+		c := merkle.Checkpoint{Origin: p.log.info.Origin, Size: p.app.Size(), Hash: p.root}
+		var note []byte
+		note, err = merkle.Sign(c, p.log.signer)
+		if err != nil {
+			err = fmt.Errorf("sign checkpoint: %w", err)
+			break
+		}
+		p.batch.Checkpoint = store.Checkpoint{Size: c.Size, Note: note, SignedAt: now}
+		batches = append(batches, p.batch)
+	}
+	if err == nil {
+		err = w.db.st.Commit(context.Background(), batches)
+	}
+	if err != nil {
+		w.db.opts.Logger.Error("commit failed; appends refused", "events", countEvents(group), "err", err)
+		if errors.Is(err, store.ErrConflict) {
+			for _, p := range order {
+				if rerr := p.log.reload(context.Background()); rerr != nil {
+					w.db.opts.Logger.Error("reload log state", "log", p.log.info.Name, "err", rerr)
+				}
+			}
+		}
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		for _, r := range group {
+			r.err <- err
+		}
+		return
+	}
+	for _, p := range order {
+		l := p.log
+		l.mu.Lock()
+		l.app, l.lastRecv = p.app, p.lastRecv
+		l.latest = &p.batch.Checkpoint
+		l.mu.Unlock()
+	}
+	for _, r := range group {
+		r.err <- nil
+	}
+}
+
+func countEvents(group []*appendReq) int {
+	n := 0
+	for _, r := range group {
+		n += len(r.events)
+	}
+	return n
+}
