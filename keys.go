@@ -89,7 +89,7 @@ func loadKey(dir, log string) (note.Signer, string, error) {
 // verifierKeyOf derives the verifier key from an Ed25519 signer key of the
 // form PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>.
 func verifierKeyOf(skey string) (string, error) {
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
 		return "", errors.New("malformed signing key")
 	}
