@@ -31,12 +31,14 @@ func tileKey(log int64, level int, index int64) int64 {
 // (an empty TEXT costs no more than NULL). Outcome is stored as a small
 // integer (0 success, 1 failure, 2 denied, 3 error).
 //
-// Indexes are few and append-ordered: each ends in the rowid (log, seq), so
-// inserts land at the right edge of each key's run and a newest-first page
-// is one descending range scan. Only non-success outcomes are indexed (a
-// success filter scans the primary key, where 9 in 10 rows match).
-// events_fts is contentless (the events table is the content), indexed in
-// the background, and holds only terms, not positions (detail=none).
+// Writes per event are kept sequential. A commit appends event rows, tiles
+// and a checkpoint at the end of their key ranges and touches only indexes
+// whose keys grow at a few right edges: action (a few dozen distinct values)
+// and non-success outcomes. Keys that scatter across the whole key space
+// (actor, ip, target, full-text terms) would dirty one page per event per
+// index; they are instead added by the background indexer (see index.go) in
+// large sorted chunks, which rewrites each touched page once per chunk
+// rather than once per event. logs.indexed_size records how far it got.
 const schema = `
 CREATE TABLE logs (
 	id               INTEGER PRIMARY KEY,
@@ -46,7 +48,7 @@ CREATE TABLE logs (
 	created_at       INTEGER NOT NULL,
 	size             INTEGER NOT NULL DEFAULT 0,
 	last_received_at INTEGER NOT NULL DEFAULT 0,
-	fts_size         INTEGER NOT NULL DEFAULT 0
+	indexed_size     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE events (
 	k            INTEGER PRIMARY KEY,
@@ -69,16 +71,8 @@ CREATE TABLE events (
 	after        TEXT NOT NULL,
 	metadata     TEXT NOT NULL
 );
-CREATE INDEX events_actor ON events (actor_id);
 CREATE INDEX events_action ON events (action);
-CREATE INDEX events_ip ON events (ip) WHERE ip <> '';
 CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;
-CREATE TABLE targets (
-	type TEXT NOT NULL,
-	id   TEXT NOT NULL,
-	k    INTEGER NOT NULL,
-	PRIMARY KEY (type, id, k)
-) WITHOUT ROWID;
 CREATE TABLE actions (
 	log    INTEGER NOT NULL,
 	action TEXT NOT NULL,
@@ -95,6 +89,24 @@ CREATE TABLE checkpoints (
 	signed_at INTEGER NOT NULL,
 	note      BLOB NOT NULL,
 	PRIMARY KEY (log, size)
+) WITHOUT ROWID;
+
+-- Filled by the background indexer.
+CREATE TABLE by_actor (
+	actor_id TEXT NOT NULL,
+	k        INTEGER NOT NULL,
+	PRIMARY KEY (actor_id, k)
+) WITHOUT ROWID;
+CREATE TABLE by_ip (
+	ip TEXT NOT NULL,
+	k  INTEGER NOT NULL,
+	PRIMARY KEY (ip, k)
+) WITHOUT ROWID;
+CREATE TABLE by_target (
+	type TEXT NOT NULL,
+	id   TEXT NOT NULL,
+	k    INTEGER NOT NULL,
+	PRIMARY KEY (type, id, k)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE events_fts USING fts5 (
 	text, content='', detail=none, tokenize='unicode61 remove_diacritics 0'

@@ -25,7 +25,11 @@ const (
 // prefixedCols is eventCols qualified with the events table alias.
 var prefixedCols = "e." + strings.ReplaceAll(eventCols, ", ", ", e.")
 
-// Search implements store.Store.
+// Search implements store.Store. A query runs in two parts: events the
+// background indexer has covered are found through the indexes; newer ones
+// (at most MaxIndexLag per log) are scanned by primary key, with the same
+// filters in SQL and the free text matched here, so results are complete
+// whatever the indexer's progress.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
 	name, err := s.logName(log)
 	if err != nil {
@@ -47,37 +51,25 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil || p.none {
 		return nil, err
 	}
-	sc := newScanner(log, name)
-	terms := parseTerms(q.Text)
-	if len(terms) == 0 {
-		return s.run(ctx, sc, p, "", from, to, limit, q.Asc, nil)
-	}
-	match := func(e *event.Event) bool { return matchTerms(terms, e.SearchText()) }
-
-	// Events above the full-text watermark are not indexed yet: scan them
-	// with the other filters and match the text here, so a search never
-	// misses a committed event.
 	s.mu.Lock()
-	indexed := s.ftsSize[log]
+	indexed := s.indexed[log]
 	s.mu.Unlock()
+
 	type part struct {
 		from, to int64
-		match    string
-		keep     func(*event.Event) bool
+		indexed  bool
 	}
-	parts := []part{
-		{max(from, indexed), to, "", match},              // unindexed, newer
-		{from, min(to, indexed-1), ftsQuery(terms), nil}, // indexed, older
-	}
+	parts := []part{{max(from, indexed), to, false}, {from, min(to, indexed-1), true}}
 	if q.Asc {
 		parts[0], parts[1] = parts[1], parts[0]
 	}
+	sc := newScanner(log, name)
 	var out []*event.Event
 	for _, pt := range parts {
 		if pt.from > pt.to || len(out) >= limit {
 			continue
 		}
-		more, err := s.run(ctx, sc, p, pt.match, pt.from, pt.to, limit-len(out), q.Asc, pt.keep)
+		more, err := s.run(ctx, sc, p.query(pt.indexed, q.Asc), pt.from, pt.to, limit-len(out), q.Asc, p.keep(pt.indexed))
 		if err != nil {
 			return nil, err
 		}
@@ -86,18 +78,23 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	return out, nil
 }
 
-// plan is the non-text part of a query, as SQL.
+// plan is a query's filters, as SQL over the events table (alias e) plus
+// the index that should drive the indexed part.
 type plan struct {
-	none       bool // the filters cannot match anything
-	conds      []string
-	args       []any
-	targetType string
-	targetID   string
-	scanPK     bool // drive from the primary key, not the action index
+	none   bool // the filters cannot match anything
+	conds  []string
+	args   []any
+	scanPK bool // answer action filters by walking the primary key
+
+	// The driving index for events below indexed_size, if any.
+	drive     string // "fts", "target", "actor", "ip" or ""
+	driveArgs []any
+	terms     []term
 }
 
 func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error) {
 	var p plan
+	p.terms = parseTerms(q.Text)
 	if q.Actor != "" {
 		p.conds = append(p.conds, "e.actor_id = ?")
 		p.args = append(p.args, q.Actor)
@@ -129,17 +126,89 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 		p.conds = append(p.conds, "e.ip = ?")
 		p.args = append(p.args, q.IP)
 	}
-	p.targetType, p.targetID = q.TargetType, q.TargetID
-	if q.TargetType != "" && q.TargetID == "" {
+	switch {
+	case q.TargetType != "" && q.TargetID != "":
+		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
+		p.args = append(p.args, targetSep+q.TargetType+fieldSep+q.TargetID+fieldSep)
+	case q.TargetType != "":
 		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
 		p.args = append(p.args, targetSep+q.TargetType+fieldSep)
-	}
-	if q.TargetType == "" && q.TargetID != "" {
-		// No index leads with the target id; match it in the rows.
+	case q.TargetID != "":
 		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
 		p.args = append(p.args, fieldSep+q.TargetID+fieldSep)
 	}
+	switch {
+	case len(p.terms) > 0:
+		p.drive, p.driveArgs = "fts", []any{ftsQuery(p.terms)}
+	case q.TargetType != "" && q.TargetID != "":
+		p.drive, p.driveArgs = "target", []any{q.TargetType, q.TargetID}
+	case q.Actor != "":
+		p.drive, p.driveArgs = "actor", []any{q.Actor}
+	case q.IP != "":
+		p.drive, p.driveArgs = "ip", []any{q.IP}
+	}
 	return p, nil
+}
+
+// keep is the filter applied in Go: free text, for events not yet in the
+// full-text index.
+func (p plan) keep(indexed bool) func(*event.Event) bool {
+	if indexed || len(p.terms) == 0 {
+		return nil
+	}
+	return func(e *event.Event) bool { return matchTerms(p.terms, e.SearchText()) }
+}
+
+// sqlQuery is a statement whose arguments are head, then the seq-key range
+// (lo, hi), then tail, then the row limit.
+type sqlQuery struct {
+	text       string
+	head, tail []any
+	orderKey   string
+}
+
+func (p plan) query(indexed, asc bool) sqlQuery {
+	var b strings.Builder
+	var head []any
+	var conds []string
+	key := "e.k"
+	if indexed && p.drive != "" {
+		// CROSS JOIN makes SQLite loop over the driving index first.
+		switch p.drive {
+		case "fts":
+			b.WriteString("SELECT " + prefixedCols + " FROM events_fts x CROSS JOIN events e ON e.k = x.rowid")
+			conds = append(conds, "events_fts MATCH ?")
+			key = "x.rowid"
+		case "target":
+			b.WriteString("SELECT " + prefixedCols + " FROM by_target x CROSS JOIN events e ON e.k = x.k")
+			conds = append(conds, "x.type = ?", "x.id = ?")
+			key = "x.k"
+		case "actor":
+			b.WriteString("SELECT " + prefixedCols + " FROM by_actor x CROSS JOIN events e ON e.k = x.k")
+			conds = append(conds, "x.actor_id = ?")
+			key = "x.k"
+		case "ip":
+			b.WriteString("SELECT " + prefixedCols + " FROM by_ip x CROSS JOIN events e ON e.k = x.k")
+			conds = append(conds, "x.ip = ?")
+			key = "x.k"
+		}
+		head = p.driveArgs
+	} else {
+		b.WriteString("SELECT " + prefixedCols + " FROM events e")
+		if p.scanPK || !indexed {
+			// Unindexed events are few and newest: walk them by key.
+			b.WriteString(" NOT INDEXED")
+		}
+	}
+	conds = append(conds, key+" BETWEEN ? AND ?")
+	conds = append(conds, p.conds...)
+	b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+	dir := " DESC"
+	if asc {
+		dir = " ASC"
+	}
+	b.WriteString(" ORDER BY " + key + dir + " LIMIT ?")
+	return sqlQuery{text: b.String(), head: head, tail: p.args, orderKey: key}
 }
 
 // matchingActions resolves the action filter against the actions the log
@@ -186,56 +255,20 @@ func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) (
 	return out, float64(matched) / float64(total), nil
 }
 
-// run executes p over seqs [from, to], in seq order, optionally restricted
-// by a full-text query, and keeps rows accepted by keep (nil keeps all)
-// until limit rows are kept.
-func (s *Store) run(ctx context.Context, sc *scanner, p plan, match string, from, to int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
+// run executes sq over seqs [from, to] in seq order and keeps rows accepted
+// by keep (nil keeps all) until limit rows are kept.
+func (s *Store) run(ctx context.Context, sc *scanner, sq sqlQuery, from, to int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
 	lo, hi := eventKey(sc.log, from), eventKey(sc.log, to)
-	var b strings.Builder
-	var args []any
-	conds := append([]string(nil), p.conds...)
-	pageArgs := append([]any(nil), p.args...)
-	var order string
-	switch {
-	case match != "":
-		b.WriteString("SELECT " + prefixedCols + " FROM events_fts JOIN events e ON e.k = events_fts.rowid")
-		conds = append([]string{"events_fts MATCH ?", "events_fts.rowid BETWEEN ? AND ?"}, conds...)
-		args = append(args, match)
-		order = "events_fts.rowid"
-		if p.targetType != "" && p.targetID != "" {
-			conds = append(conds, "EXISTS (SELECT 1 FROM targets t WHERE t.type = ? AND t.id = ? AND t.k = e.k)")
-			pageArgs = append(pageArgs, p.targetType, p.targetID)
-		}
-	case p.targetType != "" && p.targetID != "":
-		b.WriteString("SELECT " + prefixedCols + " FROM targets t JOIN events e ON e.k = t.k")
-		conds = append([]string{"t.type = ?", "t.id = ?", "t.k BETWEEN ? AND ?"}, conds...)
-		args = append(args, p.targetType, p.targetID)
-		order = "t.k"
-	default:
-		b.WriteString("SELECT " + prefixedCols + " FROM events e")
-		if p.scanPK {
-			b.WriteString(" NOT INDEXED")
-		}
-		conds = append([]string{"e.k BETWEEN ? AND ?"}, conds...)
-		order = "e.k"
-	}
-	b.WriteString(" WHERE " + strings.Join(conds, " AND "))
-	dir := " DESC"
-	if asc {
-		dir = " ASC"
-	}
-	b.WriteString(" ORDER BY " + order + dir + " LIMIT ?")
-	query := b.String()
-
 	var out []*event.Event
 	page := limit
 	if keep != nil {
 		page = max(limit, 500)
 	}
 	for hi >= lo {
-		a := append(append(append([]any(nil), args...), lo, hi), pageArgs...)
+		a := make([]any, 0, len(sq.head)+len(sq.tail)+3)
+		a = append(append(append(a, sq.head...), lo, hi), sq.tail...)
 		a = append(a, page)
-		rows, err := s.r.QueryContext(ctx, query, a...)
+		rows, err := s.r.QueryContext(ctx, sq.text, a...)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}

@@ -37,9 +37,13 @@ type Options struct {
 	// CacheSize is the writer's page cache in bytes. Default 64 MiB: index
 	// pages stay hot, which is what keeps inserts cheap as the log grows.
 	CacheSize int
-	// FTSChunk is how many events the background full-text indexer adds per
-	// transaction. Default 5000.
-	FTSChunk int
+	// IndexChunk is how many events the background indexer adds per
+	// transaction. Default 20000.
+	IndexChunk int
+	// MaxIndexLag bounds how far indexing may trail ingest, in events per
+	// log; searches scan that many events at most beyond the indexes.
+	// Default 100000.
+	MaxIndexLag int64
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
 }
@@ -59,11 +63,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
-	ftsSize map[int64]int64  // log id → events indexed for full text
+	indexed map[int64]int64  // log id → events the indexer has added
 
-	ftsWake chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	indexWake chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Create makes a new, empty Trail database at path. It fails if the file
@@ -117,8 +121,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 64 << 20
 	}
-	if opts.FTSChunk <= 0 {
-		opts.FTSChunk = 5000
+	if opts.IndexChunk <= 0 {
+		opts.IndexChunk = 20000
+	}
+	if opts.MaxIndexLag <= 0 {
+		opts.MaxIndexLag = 100000
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
@@ -137,8 +144,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, opts: opts, logger: opts.Logger, w: w,
-		names: map[int64]string{}, ftsSize: map[int64]int64{},
-		ftsWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		names: map[int64]string{}, indexed: map[int64]int64{},
+		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.checkSchema(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -159,8 +166,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	go s.ftsLoop()
-	s.wakeFTS()
+	go s.indexLoop()
+	s.wakeIndexer()
 	return s, nil
 }
 
@@ -190,7 +197,7 @@ func openWriter(path string, opts Options) (*sql.DB, error) {
 	}
 	dsn := "file:" + path +
 		"?_txlock=immediate&_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL" +
-		fmt.Sprintf("&_pragma=cache_size(-%d)", cache>>10)
+		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(MEMORY)", cache>>10)
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -223,7 +230,7 @@ func (s *Store) checkSchema(ctx context.Context) error {
 }
 
 func (s *Store) loadLogs(ctx context.Context) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, name, fts_size FROM logs")
+	rows, err := s.r.QueryContext(ctx, "SELECT id, name, indexed_size FROM logs")
 	if err != nil {
 		return err
 	}
@@ -231,13 +238,13 @@ func (s *Store) loadLogs(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for rows.Next() {
-		var id, fts int64
+		var id, indexed int64
 		var name string
-		if err := rows.Scan(&id, &name, &fts); err != nil {
+		if err := rows.Scan(&id, &name, &indexed); err != nil {
 			return err
 		}
 		s.names[id] = name
-		s.ftsSize[id] = fts
+		s.indexed[id] = indexed
 	}
 	return rows.Err()
 }
@@ -295,7 +302,7 @@ func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string)
 	}
 	s.mu.Lock()
 	s.names[id] = name
-	s.ftsSize[id] = 0
+	s.indexed[id] = 0
 	s.mu.Unlock()
 	return store.LogInfo{ID: id, Name: name, Origin: origin, VerifierKey: verifierKey, CreatedAt: time.Unix(0, now.UnixNano()).UTC()}, nil
 }

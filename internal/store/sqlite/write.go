@@ -25,7 +25,6 @@ const rowsPerInsert = 64
 // inserter holds the write connection's prepared statements.
 type inserter struct {
 	one, many *sql.Stmt // events: 1 row, rowsPerInsert rows
-	target    *sql.Stmt
 	action    *sql.Stmt
 	tile      *sql.Stmt
 	ckpt      *sql.Stmt
@@ -43,7 +42,6 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 	}{
 		{&in.one, "INSERT INTO events (" + eventCols + ") VALUES " + row},
 		{&in.many, "INSERT INTO events (" + eventCols + ") VALUES " + rows},
-		{&in.target, "INSERT INTO targets (type, id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"},
 		{&in.action, "INSERT INTO actions (log, action, count) VALUES (?, ?, ?) ON CONFLICT (log, action) DO UPDATE SET count = count + excluded.count"},
 		{&in.tile, "INSERT INTO tiles (k, data) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET data = excluded.data"},
 		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
@@ -62,7 +60,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{in.one, in.many, in.target, in.action, in.tile, in.ckpt, in.size, in.setSize} {
+	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -75,6 +73,16 @@ func (in *inserter) close() error {
 func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	for _, b := range batches {
+		if len(b.Events) == 0 {
+			continue
+		}
+		for s.indexLag(b.Log, b.Events[0].Seq) > s.opts.MaxIndexLag {
+			if more, err := s.indexChunk(ctx, b.Log); err != nil || !more {
+				break // indexing trouble must not stop ingest
+			}
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -89,7 +97,7 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	s.wakeFTS()
+	s.wakeIndexer()
 	return nil
 }
 
@@ -140,15 +148,9 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, arg
 		}
 	}
 
-	target := tx.StmtContext(ctx, s.ins.target)
 	counts := map[string]int64{}
 	for _, e := range b.Events {
 		counts[e.Action]++
-		for _, t := range e.Targets {
-			if _, err := target.ExecContext(ctx, t.Type, t.ID, eventKey(b.Log, e.Seq)); err != nil {
-				return fmt.Errorf("insert target: %w", err)
-			}
-		}
 	}
 	action := tx.StmtContext(ctx, s.ins.action)
 	for a, n := range counts {
