@@ -16,12 +16,13 @@ import (
 // Outcome says whether the audited action worked.
 type Outcome string
 
-// The outcomes an event may carry. Success is the default.
+// The outcomes an event may carry. Success is the default. The constant for
+// "error" is named Errored because Error is the package's error type.
 const (
 	Success Outcome = "success"
 	Failure Outcome = "failure"
 	Denied  Outcome = "denied"
-	Error   Outcome = "error"
+	Errored Outcome = "error"
 )
 
 // Actor types. An actor's type is optional.
