@@ -9,6 +9,154 @@ import (
 	"github.com/gowebpki/jcs"
 )
 
+// mapForm returns e as generic JSON values, following the shape rules of
+// AppendCanonical, for an independent encoder to serialize.
+func mapForm(e *Event) map[string]any {
+	str := func(m map[string]any, k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	actor := map[string]any{"id": e.Actor.ID}
+	str(actor, "type", e.Actor.Type)
+	str(actor, "name", e.Actor.Name)
+	str(actor, "email", e.Actor.Email)
+	str(actor, "role", e.Actor.Role)
+	targets := []any{}
+	for _, t := range e.Targets {
+		m := map[string]any{"type": t.Type, "id": t.ID}
+		str(m, "name", t.Name)
+		targets = append(targets, m)
+	}
+	m := map[string]any{
+		"id":          e.ID,
+		"seq":         e.Seq,
+		"log":         e.Log,
+		"received_at": e.ReceivedAt.UTC().Format(time.RFC3339Nano),
+		"time":        e.Time.UTC().Format(time.RFC3339Nano),
+		"actor":       actor,
+		"action":      e.Action,
+		"targets":     targets,
+		"outcome":     string(e.Outcome),
+	}
+	str(m, "reason", e.Reason)
+	str(m, "request_id", e.RequestID)
+	str(m, "trace_id", e.TraceID)
+	if e.Source.IP != "" || e.Source.UserAgent != "" {
+		src := map[string]any{}
+		str(src, "ip", e.Source.IP)
+		str(src, "user_agent", e.Source.UserAgent)
+		m["source"] = src
+	}
+	if c := e.Changes; c != nil && (c.Before != nil || c.After != nil) {
+		ch := map[string]any{}
+		if c.Before != nil {
+			ch["before"] = c.Before
+		}
+		if c.After != nil {
+			ch["after"] = c.After
+		}
+		m["changes"] = ch
+	}
+	if e.Metadata != nil {
+		m["metadata"] = e.Metadata
+	}
+	return m
+}
+
+// referenceCanonical serializes e with encoding/json and canonicalizes the
+// result with the jcs package.
+func referenceCanonical(t testing.TB, e *Event) []byte {
+	t.Helper()
+	j, err := json.Marshal(mapForm(e))
+	if err != nil {
+		t.Fatalf("json.Marshal(mapForm(%+v)) error = %v", e, err)
+	}
+	c, err := jcs.Transform(j)
+	if err != nil {
+		t.Fatalf("jcs.Transform(%s) error = %v", j, err)
+	}
+	return c
+}
+
+// tricky edits event i of the workload to exercise strings, numbers and
+// the optional parts of the canonical shape.
+var tricky = []func(e *Event){
+	func(e *Event) {},
+	func(e *Event) {
+		e.Actor.Name = "Zoë \"Q\" \\ <script>&amp; \u2028\u2029 \x7f 😀 日本語"
+		e.Reason = "line one\nline two\ttab\r\n"
+	},
+	func(e *Event) {
+		e.Metadata = json.RawMessage(`{"n":[1e21,1.5,-0,100,0.1,1E-7,5e-324,123456789012345],"nested":{"s":"\u2028<>&","t":"\t","z":{"deep":[true,false,null]}},"é":1,"😀":"\ud83d\ude00","\uffff":"bmp","":"empty key"}`)
+	},
+	func(e *Event) {
+		e.Source = Source{}
+		e.Targets = nil
+		e.Actor = Actor{ID: "svc"}
+		e.Outcome = ""
+	},
+	func(e *Event) {
+		e.Source = Source{UserAgent: "ua only"}
+		e.Changes = &Changes{Before: json.RawMessage(`{"plan":"free","seats":5}`), After: json.RawMessage(`{"plan":"team","seats":1e2}`)}
+		e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	},
+	func(e *Event) {
+		e.Source = Source{IP: "2001:DB8::1"}
+		e.Changes = &Changes{After: json.RawMessage(`null`)}
+		e.Targets = append(e.Targets, Target{Type: "document", ID: "d/\"1\"", Name: "Ünïcode ☃ \U0001F600"})
+	},
+	func(e *Event) {
+		e.Changes = &Changes{Before: json.RawMessage(`"only before"`)}
+		e.Metadata = json.RawMessage(`{}`)
+		e.Time = time.Time{}
+	},
+}
+
+func TestAppendCanonicalMatchesReference(t *testing.T) {
+	received := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.UTC)
+	for i, line := range workload(t) {
+		e, err := Decode(line)
+		if err != nil {
+			t.Fatalf("event %d: Decode() error = %v", i, err)
+		}
+		tricky[i%len(tricky)](&e)
+		if err := e.Prepare(received, Limits{}); err != nil {
+			t.Fatalf("event %d: Prepare() error = %v", i, err)
+		}
+		e.Seq = int64(i) * 1e9
+		e.Log = "log-\u00e9"
+		e.ReceivedAt = received.Add(time.Duration(i) * 123456789)
+		if e.Time.IsZero() {
+			e.Time = e.ReceivedAt
+		}
+		e.ID = MakeID(e.Log, e.Seq, e.ReceivedAt)
+
+		got := e.AppendCanonical(nil)
+		if want := referenceCanonical(t, &e); !bytes.Equal(got, want) {
+			t.Fatalf("event %d: AppendCanonical() =\n%s\nwant\n%s", i, got, want)
+		}
+		stored, err := DecodeStored(got)
+		if err != nil {
+			t.Fatalf("event %d: DecodeStored(%s) error = %v", i, got, err)
+		}
+		if again := stored.AppendCanonical(nil); !bytes.Equal(again, got) {
+			t.Fatalf("event %d: DecodeStored(c).AppendCanonical() =\n%s\nwant\n%s", i, again, got)
+		}
+		pretty, err := json.MarshalIndent(json.RawMessage(got), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err = DecodeStored(pretty)
+		if err != nil {
+			t.Fatalf("event %d: DecodeStored(%s) error = %v", i, pretty, err)
+		}
+		if again := stored.AppendCanonical(nil); !bytes.Equal(again, got) {
+			t.Fatalf("event %d: DecodeStored(indented).AppendCanonical() =\n%s\nwant\n%s", i, again, got)
+		}
+	}
+}
+
 func TestAppendCanonicalShape(t *testing.T) {
 	e := Event{
 		ID:         "01J",
