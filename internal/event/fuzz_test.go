@@ -1,0 +1,190 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gowebpki/jcs"
+	"github.com/oklog/ulid/v2"
+)
+
+// Seed inputs for FuzzDecode besides the workload and testdata/fuzz.
+var decodeSeeds = []string{
+	`{"actor":{"id":"u"},"action":"a","changes":{"before":{"b":[1,2.5,-0,1e21]},"after":null},"metadata":{"k":"\u2028\ud83d\ude00"}}`,
+	`{"actor":{"id":"u","name":"\u0000"},"action":"a.b","targets":[null,{"type":"t","id":"i","name":"n"}]}`,
+	`{"action":"a","time":"2026-01-01T00:00:00.123+05:30","source":{"ip":"2001:DB8::1"},"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`,
+	`{"action":"a","action":"b"}`,
+	`{"metadata":{"n":12345678901234567890}}`,
+	`{"reason":"\ud800"}`,
+	"{\"reason\":\"\xff\"}",
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s))
+	}
+	for _, line := range workload(f) {
+		f.Add(line)
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := Decode(data)
+		if err != nil {
+			var de *Error
+			if !errors.As(err, &de) || de.Index != -1 {
+				t.Fatalf("Decode(%q) error = %#v, want *Error with Index -1", data, err)
+			}
+			return
+		}
+		compareWithEncodingJSON(t, data, e)
+
+		if err := e.Prepare(now, Limits{}); err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("Prepare() error = %#v, want *Error", err)
+			}
+			return
+		}
+		e.Seq = 12345
+		e.Log = "fuzz"
+		e.ReceivedAt = now
+		if e.Time.IsZero() {
+			e.Time = e.ReceivedAt
+		}
+		e.ID = MakeID(e.Log, e.Seq, e.ReceivedAt)
+		c := e.AppendCanonical(nil)
+		if !json.Valid(c) {
+			t.Fatalf("AppendCanonical() = %s, not valid JSON", c)
+		}
+		if jc, err := jcs.Transform(c); err != nil || !bytes.Equal(jc, c) {
+			t.Fatalf("jcs.Transform(%s) = %s, %v; want it unchanged", c, jc, err)
+		}
+		if want := referenceCanonical(t, &e); !bytes.Equal(c, want) {
+			t.Fatalf("AppendCanonical() =\n%s\nwant\n%s", c, want)
+		}
+		stored, err := DecodeStored(c)
+		if err != nil {
+			t.Fatalf("DecodeStored(%s) error = %v", c, err)
+		}
+		if again := stored.AppendCanonical(nil); !bytes.Equal(again, c) {
+			t.Fatalf("DecodeStored(c).AppendCanonical() =\n%s\nwant\n%s", again, c)
+		}
+	})
+}
+
+// compareWithEncodingJSON checks that encoding/json, which is more lenient,
+// accepts what Decode accepted and reads the same event from it.
+func compareWithEncodingJSON(t *testing.T, data []byte, e Event) {
+	t.Helper()
+	var ref Event
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ref); err != nil {
+		t.Fatalf("Decode(%q) accepted what encoding/json rejects: %v", data, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		t.Fatalf("Decode(%q) accepted data after the event", data)
+	}
+	if !e.Time.Equal(ref.Time) {
+		t.Fatalf("Decode(%q).Time = %v, encoding/json gives %v", data, e.Time, ref.Time)
+	}
+	_, eoff := e.Time.Zone()
+	_, roff := ref.Time.Zone()
+	if eoff != roff {
+		t.Fatalf("Decode(%q).Time = %v, encoding/json gives %v", data, e.Time, ref.Time)
+	}
+	e.Time, ref.Time = time.Time{}, time.Time{}
+	if len(e.Targets) == 0 && len(ref.Targets) == 0 {
+		e.Targets, ref.Targets = nil, nil
+	}
+	if !reflect.DeepEqual(e, ref) {
+		t.Fatalf("Decode(%q) =\n%#v\nencoding/json gives\n%#v", data, e, ref)
+	}
+}
+
+func FuzzCanonical(f *testing.F) {
+	f.Add("user.login", "usr_1", "Ann \"A\" \\ \u2028", "line\nnext\x00\x1f\x7f", "192.0.2.1", "Zoë 😀", "<&>")
+	f.Add("", "", "", "", "", "", "")
+	f.Add("a", "\xff", "\xed\xa0\x80", "\xf0\x9f", "\b\f\t\r", "日本", "\"")
+	f.Fuzz(func(t *testing.T, action, id, name, reason, ip, target, meta string) {
+		mj, err := json.Marshal(map[string]string{meta: name, "k": meta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := jcs.Transform(mj)
+		if err != nil {
+			t.Fatalf("jcs.Transform(%s) error = %v", mj, err)
+		}
+		e := Event{
+			ID: id, Seq: int64(len(reason)) << 40, Log: name,
+			ReceivedAt: time.Unix(int64(len(action))*1e9, int64(len(id))), Time: time.Unix(1e9, int64(len(ip))),
+			Actor:   Actor{ID: id, Type: action, Name: name, Email: reason, Role: ip},
+			Action:  action,
+			Targets: []Target{{Type: target, ID: id, Name: name}, {Type: meta, ID: reason}},
+			Outcome: Outcome(target), Reason: reason,
+			Source:    Source{IP: ip, UserAgent: target},
+			RequestID: meta, TraceID: name,
+			Changes:  &Changes{Before: m},
+			Metadata: m,
+		}
+		c := e.AppendCanonical(nil)
+		if !json.Valid(c) {
+			t.Fatalf("AppendCanonical() = %q, not valid JSON", c)
+		}
+		if jc, err := jcs.Transform(c); err != nil || !bytes.Equal(jc, c) {
+			t.Fatalf("jcs.Transform(%q) = %q, %v; want it unchanged", c, jc, err)
+		}
+		if want := referenceCanonical(t, &e); !bytes.Equal(c, want) {
+			t.Fatalf("AppendCanonical() =\n%q\nwant\n%q", c, want)
+		}
+	})
+}
+
+func FuzzParseID(f *testing.F) {
+	f.Add("default", MakeID("default", 7, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	f.Add("x", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+	f.Add("", "01kdnb3j2y0000000001a1b2c3")
+	f.Fuzz(func(t *testing.T, log, id string) {
+		seq, err := ParseID(log, id)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedID) && !errors.Is(err, ErrForeignID) {
+				t.Fatalf("ParseID(%q, %q) error = %v", log, id, err)
+			}
+			return
+		}
+		u := ulid.MustParse(id)
+		if again := MakeID(log, seq, ulid.Time(u.Time())); again != strings.ToUpper(id) {
+			t.Fatalf("MakeID(ParseID(%q, %q)) = %q", log, id, again)
+		}
+	})
+}
+
+// FuzzCanonicalValue checks Prepare's canonicalization, including its
+// shortcut for input that is already canonical, against the jcs package.
+func FuzzCanonicalValue(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":[1.5,-0.25,100,"x"]}`, `{"b":1,"a":2}`, `{"\ue000":1,"😀":2}`, `{"😀":1,"\ue000":2}`,
+		`[1e21,1E2,0.000001,0.0000001,-0,1.10]`, `"\u00e9"`, ` {"a" : null} `, `{"a":"\n"}`, `100000000000000000000`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := canonicalValue(raw, 32)
+		if err != nil || len(raw) == 0 && got == nil {
+			return
+		}
+		want, jerr := jcs.Transform(raw)
+		if jerr != nil {
+			t.Fatalf("canonicalValue(%q) = %q, but jcs.Transform fails: %v", raw, got, jerr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("canonicalValue(%q) = %q, want %q", raw, got, want)
+		}
+	})
+}
