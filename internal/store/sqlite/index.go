@@ -83,7 +83,8 @@ func (s *Store) indexChunk(ctx context.Context, only int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	end := min(size, done+int64(s.opts.IndexChunk))
+	// A chunk never crosses a segment boundary.
+	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
 
 	// Index entries are derived data: a chunk lost on power failure is
 	// redone, so its commit need not wait for fsync. (The next event commit
@@ -136,6 +137,7 @@ func (s *Store) indexChunk(ctx context.Context, only int64) (bool, error) {
 	if int64(len(docs)) != end-done {
 		return false, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
+	seg := segOf(eventKey(log, done))
 	byKey := func(x, y entry) int {
 		return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
 	}
@@ -144,9 +146,9 @@ func (s *Store) indexChunk(ctx context.Context, only int64) (bool, error) {
 		entries []entry
 		two     bool
 	}{
-		{"INSERT INTO by_actor (actor_id, k) VALUES (?, ?) ON CONFLICT DO NOTHING", actors, false},
-		{"INSERT INTO by_ip (ip, k) VALUES (?, ?) ON CONFLICT DO NOTHING", ips, false},
-		{"INSERT INTO by_target (type, id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", targets, true},
+		{"INSERT INTO by_actor (seg, actor_id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", actors, false},
+		{"INSERT INTO by_ip (seg, ip, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", ips, false},
+		{"INSERT INTO by_target (seg, type, id, k) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", targets, true},
 	} {
 		slices.SortFunc(ix.entries, byKey)
 		st, err := tx.PrepareContext(ctx, ix.sql)
@@ -155,9 +157,9 @@ func (s *Store) indexChunk(ctx context.Context, only int64) (bool, error) {
 		}
 		for _, en := range ix.entries {
 			if ix.two {
-				_, err = st.ExecContext(ctx, en.a, en.b, en.k)
+				_, err = st.ExecContext(ctx, seg, en.a, en.b, en.k)
 			} else {
-				_, err = st.ExecContext(ctx, en.a, en.k)
+				_, err = st.ExecContext(ctx, seg, en.a, en.k)
 			}
 			if err != nil {
 				st.Close()

@@ -23,6 +23,14 @@ const (
 
 func eventKey(log, seq int64) int64 { return log<<seqBits | seq }
 
+// segBits sizes the segments of the background indexes: 16384 events.
+// Entries are keyed (segment, value, k), so indexing appends at the end of
+// each index however large the log grows, and a lookup costs one seek per
+// segment.
+const segBits = 14
+
+func segOf(k int64) int64 { return k >> segBits }
+
 func tileKey(log int64, level int, index int64) int64 {
 	return log<<tileLogShift | int64(level)<<tileLevelShift | index
 }
@@ -36,9 +44,8 @@ func tileKey(log int64, level int, index int64) int64 {
 // whose keys grow at a few right edges: action (a few dozen distinct values)
 // and non-success outcomes. Keys that scatter across the whole key space
 // (actor, ip, target, full-text terms) would dirty one page per event per
-// index; they are instead added by the background indexer (see index.go) in
-// large sorted chunks, which rewrites each touched page once per chunk
-// rather than once per event. logs.indexed_size records how far it got.
+// index; they are instead added by the background indexer (see index.go),
+// a segment at a time, sorted. logs.indexed_size records how far it got.
 const schema = `
 CREATE TABLE logs (
 	id               INTEGER PRIMARY KEY,
@@ -91,22 +98,27 @@ CREATE TABLE checkpoints (
 	PRIMARY KEY (log, size)
 ) WITHOUT ROWID;
 
--- Filled by the background indexer.
+-- Filled by the background indexer. seg is k >> segBits: the log and the
+-- seq's segment, which leads each key so that entries are appended at the
+-- end of the tree segment after segment, never scattered over it.
 CREATE TABLE by_actor (
+	seg      INTEGER NOT NULL,
 	actor_id TEXT NOT NULL,
 	k        INTEGER NOT NULL,
-	PRIMARY KEY (actor_id, k)
+	PRIMARY KEY (seg, actor_id, k)
 ) WITHOUT ROWID;
 CREATE TABLE by_ip (
-	ip TEXT NOT NULL,
-	k  INTEGER NOT NULL,
-	PRIMARY KEY (ip, k)
+	seg INTEGER NOT NULL,
+	ip  TEXT NOT NULL,
+	k   INTEGER NOT NULL,
+	PRIMARY KEY (seg, ip, k)
 ) WITHOUT ROWID;
 CREATE TABLE by_target (
+	seg  INTEGER NOT NULL,
 	type TEXT NOT NULL,
 	id   TEXT NOT NULL,
 	k    INTEGER NOT NULL,
-	PRIMARY KEY (type, id, k)
+	PRIMARY KEY (seg, type, id, k)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE events_fts USING fts5 (
 	text, content='', detail=none, tokenize='unicode61 remove_diacritics 0'

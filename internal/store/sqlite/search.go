@@ -164,7 +164,9 @@ func (p plan) keep(indexed bool) func(*event.Event) bool {
 type sqlQuery struct {
 	text       string
 	head, tail []any
-	orderKey   string
+	// segmented queries take the index segment as their first argument
+	// and are run once per segment.
+	segmented bool
 }
 
 func (p plan) query(indexed, asc bool) sqlQuery {
@@ -181,15 +183,15 @@ func (p plan) query(indexed, asc bool) sqlQuery {
 			key = "x.rowid"
 		case "target":
 			b.WriteString("SELECT " + prefixedCols + " FROM by_target x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.type = ?", "x.id = ?")
-			key = "x.k"
+			conds = append(conds, "x.seg = ?", "x.type = ?", "x.id = ?")
 		case "actor":
 			b.WriteString("SELECT " + prefixedCols + " FROM by_actor x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.actor_id = ?")
-			key = "x.k"
+			conds = append(conds, "x.seg = ?", "x.actor_id = ?")
 		case "ip":
 			b.WriteString("SELECT " + prefixedCols + " FROM by_ip x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.ip = ?")
+			conds = append(conds, "x.seg = ?", "x.ip = ?")
+		}
+		if p.drive != "fts" {
 			key = "x.k"
 		}
 		head = p.driveArgs
@@ -208,7 +210,7 @@ func (p plan) query(indexed, asc bool) sqlQuery {
 		dir = " ASC"
 	}
 	b.WriteString(" ORDER BY " + key + dir + " LIMIT ?")
-	return sqlQuery{text: b.String(), head: head, tail: p.args, orderKey: key}
+	return sqlQuery{text: b.String(), head: head, tail: p.args, segmented: key == "x.k"}
 }
 
 // matchingActions resolves the action filter against the actions the log
@@ -259,14 +261,38 @@ func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) (
 // by keep (nil keeps all) until limit rows are kept.
 func (s *Store) run(ctx context.Context, sc *scanner, sq sqlQuery, from, to int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
 	lo, hi := eventKey(sc.log, from), eventKey(sc.log, to)
+	if !sq.segmented {
+		return s.runRange(ctx, sc, sq, nil, lo, hi, limit, asc, keep)
+	}
+	var out []*event.Event
+	first, last, step := segOf(hi), segOf(lo), int64(-1)
+	if asc {
+		first, last, step = last, first, 1
+	}
+	for seg := first; len(out) < limit; seg += step {
+		segLo, segHi := max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1)
+		more, err := s.runRange(ctx, sc, sq, []any{seg}, segLo, segHi, limit-len(out), asc, keep)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+		if seg == last {
+			break
+		}
+	}
+	return out, nil
+}
+
+// runRange runs sq over keys [lo, hi], paging while keep rejects rows.
+func (s *Store) runRange(ctx context.Context, sc *scanner, sq sqlQuery, pre []any, lo, hi int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
 	var out []*event.Event
 	page := limit
 	if keep != nil {
 		page = max(limit, 500)
 	}
 	for hi >= lo {
-		a := make([]any, 0, len(sq.head)+len(sq.tail)+3)
-		a = append(append(append(a, sq.head...), lo, hi), sq.tail...)
+		a := make([]any, 0, len(pre)+len(sq.head)+len(sq.tail)+3)
+		a = append(append(append(append(a, pre...), sq.head...), lo, hi), sq.tail...)
 		a = append(a, page)
 		rows, err := s.r.QueryContext(ctx, sq.text, a...)
 		if err != nil {
@@ -318,9 +344,18 @@ type term struct {
 // tokens splits text the way the FTS5 unicode61 tokenizer does: runs of
 // letters, digits and private-use characters, lower-cased.
 func tokens(text string) []string {
-	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+	return strings.FieldsFunc(strings.Map(fold, text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Co, r)
 	})
+}
+
+// fold lower-cases one rune as unicode61 does: simple case folding, rune
+// by rune, which leaves U+0130 (İ) alone since it has no simple folding.
+func fold(r rune) rune {
+	if r == '\u0130' {
+		return r
+	}
+	return unicode.ToLower(r)
 }
 
 func parseTerms(q string) []term {

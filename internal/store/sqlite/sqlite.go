@@ -38,7 +38,7 @@ type Options struct {
 	// pages stay hot, which is what keeps inserts cheap as the log grows.
 	CacheSize int
 	// IndexChunk is how many events the background indexer adds per
-	// transaction. Default 20000.
+	// transaction; chunks never cross a 16384-event segment. Default 16384.
 	IndexChunk int
 	// MaxIndexLag bounds how far indexing may trail ingest, in events per
 	// log; searches scan that many events at most beyond the indexes.
@@ -122,7 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts.CacheSize = 64 << 20
 	}
 	if opts.IndexChunk <= 0 {
-		opts.IndexChunk = 20000
+		opts.IndexChunk = 1 << segBits
 	}
 	if opts.MaxIndexLag <= 0 {
 		opts.MaxIndexLag = 100000
