@@ -332,6 +332,11 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 	return sq, nil
 }
 
+// WaitIndexed blocks until the search indexes cover every event committed
+// before the call, or ctx ends. Searches are complete without it (events
+// not indexed yet are scanned); it is for benchmarks, tests and bulk loads.
+func (l *Log) WaitIndexed(ctx context.Context) error { return l.db.st.WaitIndexed(ctx, l.info.ID) }
+
 // Checkpoint returns the latest signed checkpoint (a C2SP signed note), or
 // an error wrapping ErrNotFound when the log is empty.
 func (l *Log) Checkpoint() ([]byte, error) {

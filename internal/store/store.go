@@ -114,6 +114,11 @@ type Store interface {
 	// CheckpointAt returns the checkpoint of exactly that size, or ErrNotFound.
 	CheckpointAt(ctx context.Context, log int64, size int64) (Checkpoint, error)
 
+	// WaitIndexed blocks until the log's search indexes cover every event
+	// committed before the call (searches are complete either way; this
+	// only makes them as fast as they get), or ctx ends.
+	WaitIndexed(ctx context.Context, log int64) error
+
 	// Close releases the store. Pending writes have been committed or
 	// failed by then.
 	Close() error

@@ -4,17 +4,20 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // The background indexer adds committed events to the scattered-key
-// indexes (by_actor, by_ip, by_target, events_fts) in chunks of
-// Options.IndexChunk events, sorted by key, under the same write lock as
-// Commit but in transactions of its own. Each log's indexed_size records how
-// far it got, in the same transaction as the entries, so a crash loses only
-// the chunk in flight, which is redone.
+// indexes (by_actor, by_ip, by_target, events_fts), a chunk of at most
+// Options.IndexChunk events at a time, never crossing a segment. It reads
+// and prepares a chunk without holding the write lock, so that work
+// overlaps with commits, then writes it in a transaction of its own. Each
+// log's indexed_size records how far it got, in the same transaction as the
+// entries, so a crash loses only the chunk in flight, which is redone.
 //
 // Searches never miss an event because of this: events at or above
 // indexed_size are scanned directly (see Search). The lag only costs search
@@ -38,9 +41,7 @@ func (s *Store) indexLoop() {
 		case <-s.indexWake:
 		}
 		for {
-			s.wmu.Lock()
-			more, err := s.indexChunk(ctx, 0)
-			s.wmu.Unlock()
+			more, err := s.indexNext(ctx)
 			if err != nil {
 				s.logger.ErrorContext(ctx, "indexing failed; searches scan unindexed events instead", "err", err)
 				break
@@ -57,6 +58,26 @@ func (s *Store) indexLoop() {
 	}
 }
 
+// indexNext indexes one chunk of the log that lags most, and reports
+// whether there was anything to do.
+func (s *Store) indexNext(ctx context.Context) (bool, error) {
+	var log int64
+	err := s.r.QueryRowContext(ctx, "SELECT id FROM logs WHERE indexed_size < size ORDER BY size - indexed_size DESC LIMIT 1").Scan(&log)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c, err := s.prepareChunk(ctx, log)
+	if err != nil || c == nil {
+		return c != nil, err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return true, s.writeChunk(ctx, c)
+}
+
 // indexLag reports how many events of log are not indexed yet, given its
 // size.
 func (s *Store) indexLag(log, size int64) int64 {
@@ -65,127 +86,172 @@ func (s *Store) indexLag(log, size int64) int64 {
 	return size - s.indexed[log]
 }
 
-// indexChunk indexes up to IndexChunk events of one lagging log (of log,
-// if non-zero) and reports whether it did any work. The caller holds wmu.
-func (s *Store) indexChunk(ctx context.Context, only int64) (bool, error) {
-	var log, size, done int64
-	var name string
-	q := "SELECT id, name, size, indexed_size FROM logs WHERE indexed_size < size ORDER BY size - indexed_size DESC LIMIT 1"
-	args := []any{}
-	if only != 0 {
-		q = "SELECT id, name, size, indexed_size FROM logs WHERE indexed_size < size AND id = ?"
-		args = append(args, only)
+// indexEntry is one key of a background index: a and b are the value
+// (b only for targets), k the event key.
+type indexEntry struct {
+	a, b string
+	k    int64
+}
+
+// chunk is a prepared batch of index entries for events [from, to) of log.
+type chunk struct {
+	log, from, to int64
+	// JSON arrays of rows, read by json_each.
+	actorJ, ipJ, targetJ, docJSON string
+}
+
+// prepareChunk reads the next unindexed events of log and builds their
+// index entries, sorted. It needs no lock; nil means nothing to do.
+func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
+	var size, done int64
+	if err := s.r.QueryRowContext(ctx, "SELECT size, indexed_size FROM logs WHERE id = ?", log).Scan(&size, &done); err != nil {
+		return nil, err
 	}
-	err := s.w.QueryRowContext(ctx, q, args...).Scan(&log, &name, &size, &done)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	if done >= size {
+		return nil, nil
 	}
+	name, err := s.logName(log)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	// A chunk never crosses a segment boundary.
 	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
-
-	// Index entries are derived data: a chunk lost on power failure is
-	// redone, so its commit need not wait for fsync. (The next event commit
-	// syncs the WAL, chunk included.)
-	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return false, err
-	}
-	defer s.w.ExecContext(ctx, "PRAGMA synchronous = FULL")
-
-	tx, err := s.w.BeginTx(ctx, nil)
+	var actors, ips, targets []indexEntry
+	var docs [][]any
+	rows, err := s.r.QueryContext(ctx, "SELECT "+eventCols+" FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, done), eventKey(log, end))
 	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback()
-	type entry struct {
-		a, b string
-		k    int64
-	}
-	var actors, ips, targets []entry
-	type doc struct {
-		k    int64
-		text string
-	}
-	docs := make([]doc, 0, end-done)
-	rows, err := tx.QueryContext(ctx, "SELECT "+eventCols+" FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, done), eventKey(log, end))
-	if err != nil {
-		return false, err
+		return nil, err
 	}
 	sc := newScanner(log, name)
 	for rows.Next() {
 		e, err := sc.scan(rows)
 		if err != nil {
 			rows.Close()
-			return false, err
+			return nil, err
 		}
 		k := sc.k
-		actors = append(actors, entry{a: e.Actor.ID, k: k})
+		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
 		if e.Source.IP != "" {
-			ips = append(ips, entry{a: e.Source.IP, k: k})
+			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
 		}
 		for _, t := range e.Targets {
-			targets = append(targets, entry{a: t.Type, b: t.ID, k: k})
+			targets = append(targets, indexEntry{a: t.Type, b: t.ID, k: k})
 		}
-		docs = append(docs, doc{k, e.SearchText()})
+		docs = append(docs, []any{k, e.SearchText()})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, err
+		return nil, err
 	}
 	if int64(len(docs)) != end-done {
-		return false, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
+		return nil, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
-	seg := segOf(eventKey(log, done))
-	byKey := func(x, y entry) int {
-		return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
-	}
-	for _, ix := range []struct {
-		sql     string
-		entries []entry
-		two     bool
-	}{
-		{"INSERT INTO by_actor (seg, actor_id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", actors, false},
-		{"INSERT INTO by_ip (seg, ip, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", ips, false},
-		{"INSERT INTO by_target (seg, type, id, k) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", targets, true},
-	} {
-		slices.SortFunc(ix.entries, byKey)
-		st, err := tx.PrepareContext(ctx, ix.sql)
-		if err != nil {
-			return false, err
-		}
-		for _, en := range ix.entries {
-			if ix.two {
-				_, err = st.ExecContext(ctx, seg, en.a, en.b, en.k)
+	c := &chunk{log: log, from: done, to: end}
+	enc := func(es []indexEntry, two bool) (string, error) {
+		slices.SortFunc(es, func(x, y indexEntry) int {
+			return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
+		})
+		rows := make([][]any, len(es))
+		for i, e := range es {
+			if two {
+				rows[i] = []any{e.a, e.b, e.k}
 			} else {
-				_, err = st.ExecContext(ctx, seg, en.a, en.k)
-			}
-			if err != nil {
-				st.Close()
-				return false, fmt.Errorf("index: %w", err)
+				rows[i] = []any{e.a, e.k}
 			}
 		}
-		st.Close()
+		j, err := json.Marshal(rows)
+		return string(j), err
 	}
-	fts, err := tx.PrepareContext(ctx, "INSERT INTO events_fts (rowid, text) VALUES (?, ?)")
+	if c.actorJ, err = enc(actors, false); err != nil {
+		return nil, err
+	}
+	if c.ipJ, err = enc(ips, false); err != nil {
+		return nil, err
+	}
+	if c.targetJ, err = enc(targets, true); err != nil {
+		return nil, err
+	}
+	j, err := json.Marshal(docs)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	defer fts.Close()
-	for _, d := range docs {
-		if _, err := fts.ExecContext(ctx, d.k, d.text); err != nil {
-			return false, fmt.Errorf("full-text index: %w", err)
+	c.docJSON = string(j)
+	return c, nil
+}
+
+// writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
+// another writer already stored is skipped.
+func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
+	// Index entries are derived data: a chunk lost on power failure is
+	// redone, so its commit need not wait for fsync. (The next event commit
+	// syncs the WAL, chunk included.)
+	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return err
+	}
+	defer s.w.ExecContext(ctx, "PRAGMA synchronous = FULL")
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var done int64
+	if err := tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", c.log).Scan(&done); err != nil {
+		return err
+	}
+	if done != c.from {
+		return nil // indexed meanwhile by Commit's backpressure
+	}
+	seg := segOf(eventKey(c.log, c.from))
+	// One statement per index, reading its rows from a JSON array: per
+	// statement overhead, not B-tree work, dominates row-at-a-time inserts,
+	// and FTS5 flushes its pending terms at the end of every statement.
+	for _, st := range []struct {
+		query string
+		args  []any
+	}{
+		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.actorJ}},
+		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.ipJ}},
+		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) SELECT ?, value->>0, value->>1, value->>2 FROM json_each(?)", []any{seg, c.targetJ}},
+		{"INSERT INTO events_fts (rowid, text) SELECT value->>0, value->>1 FROM json_each(?)", []any{c.docJSON}},
+		{"UPDATE logs SET indexed_size = ? WHERE id = ?", []any{c.to, c.log}},
+	} {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+			return fmt.Errorf("index: %w", err)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", end, log); err != nil {
-		return false, err
 	}
 	if err := tx.Commit(); err != nil {
-		return false, err
+		return err
 	}
 	s.mu.Lock()
-	s.indexed[log] = end
+	s.indexed[c.log] = c.to
 	s.mu.Unlock()
-	return true, nil
+	return nil
+}
+
+// indexChunk indexes one chunk of log while the caller holds wmu, and
+// reports whether it did any work.
+func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
+	c, err := s.prepareChunk(ctx, log)
+	if err != nil || c == nil {
+		return false, err
+	}
+	return true, s.writeChunk(ctx, c)
+}
+
+// WaitIndexed implements store.Store.
+func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
+	for {
+		var lagging bool
+		if err := s.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM logs WHERE id = ? AND indexed_size < size)", log).Scan(&lagging); err != nil {
+			return err
+		}
+		if !lagging {
+			return nil
+		}
+		s.wakeIndexer()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
