@@ -30,6 +30,8 @@ type Log struct {
 	app      *merkle.Appender
 	lastRecv time.Time
 	latest   *store.Checkpoint
+
+	tiles tileCache
 }
 
 func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
@@ -360,8 +362,48 @@ func (l *Log) CheckpointAt(ctx context.Context, size int64) ([]byte, error) {
 // hashReader reads the log's stored Merkle hashes.
 func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
 	return merkle.TileHashReader(func(level int, index int64) ([]byte, error) {
-		return l.db.st.Tile(ctx, l.info.ID, level, index)
+		if data, ok := l.tiles.get(level, index); ok {
+			return data, nil
+		}
+		data, err := l.db.st.Tile(ctx, l.info.ID, level, index)
+		if err == nil {
+			l.tiles.put(level, index, data)
+		}
+		return data, err
 	})
+}
+
+// tileCache keeps recently read full tiles, which never change.
+type tileCache struct {
+	mu    sync.Mutex
+	tiles map[[2]int64][]byte
+}
+
+const maxCachedTiles = 2048 // 16 MiB
+
+func (c *tileCache) get(level int, index int64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, ok := c.tiles[[2]int64{int64(level), index}]
+	return data, ok
+}
+
+func (c *tileCache) put(level int, index int64, data []byte) {
+	if len(data) != tlog.HashSize<<merkle.TileHeight {
+		return // partial tiles grow
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tiles == nil {
+		c.tiles = map[[2]int64][]byte{}
+	}
+	if len(c.tiles) >= maxCachedTiles {
+		for k := range c.tiles { // evict an arbitrary tile
+			delete(c.tiles, k)
+			break
+		}
+	}
+	c.tiles[[2]int64{int64(level), index}] = data
 }
 
 // ProveInclusion returns the proof that the event at seq is in the tree of

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -118,8 +121,6 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	for next < len(ckpts) && ckpts[next].size == 0 {
 		next++
 	}
-	var buf []byte
-	var prev *Event
 	checkTiles := func(tiles []merkle.Tile) error {
 		for _, t := range tiles {
 			data, err := l.db.st.Tile(ctx, l.info.ID, t.Level, t.Index)
@@ -139,47 +140,45 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		}
 		return nil
 	}
-	var n int64
-	for e, err := range l.db.st.Scan(ctx, l.info.ID, 0, size) {
+	// Leaf hashes are computed in parallel a window at a time (reading and
+	// canonicalising events is most of the work); the tree is then grown
+	// from them in order.
+	leaves := make([]tlog.Hash, min(size, verifyWindow))
+	var lastRecv time.Time
+	for w := int64(0); w < size; w += verifyWindow {
+		wend := min(size, w+verifyWindow)
+		var err error
+		lastRecv, err = l.leafHashes(ctx, w, wend, lastRecv, leaves[:wend-w])
 		if err != nil {
-			return rep, fmt.Errorf("read events: %w", err)
+			return rep, err
 		}
-		if e.Seq != n {
-			return rep, verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
-		}
-		if prev != nil && e.ReceivedAt.Before(prev.ReceivedAt) {
-			return rep, verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt)
-		}
-		prev = e
-		buf = e.AppendCanonical(buf[:0])
-		app.Append(tlog.RecordHash(buf))
-		n++
-		for next < len(ckpts) && ckpts[next].size == n {
-			if got := app.Root(); got != ckpts[next].root {
+		for i, h := range leaves[:wend-w] {
+			app.Append(h)
+			n := w + int64(i) + 1
+			for next < len(ckpts) && ckpts[next].size == n {
+				if got := app.Root(); got != ckpts[next].root {
+					if err := checkTiles(app.Flush()); err != nil {
+						return rep, err
+					}
+					if ckpts[next].saved {
+						return rep, verifyErr(-1, "not consistent with the checkpoint verified against: the first %d events differ from the history it signed (the log was rewritten or forked)", n)
+					}
+					return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size: history was rewritten", n)
+				}
+				if !ckpts[next].saved {
+					rep.Checkpoints++
+				}
+				next++
+			}
+			if n%(1<<merkle.TileHeight) == 0 {
 				if err := checkTiles(app.Flush()); err != nil {
 					return rep, err
 				}
-				if ckpts[next].saved {
-					return rep, verifyErr(-1, "not consistent with the checkpoint verified against: the first %d events differ from the history it signed (the log was rewritten or forked)", n)
-				}
-				return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size: history was rewritten", n)
-			}
-			if !ckpts[next].saved {
-				rep.Checkpoints++
-			}
-			next++
-		}
-		if n%(1<<merkle.TileHeight) == 0 {
-			if err := checkTiles(app.Flush()); err != nil {
-				return rep, err
 			}
 		}
-		if opts.Progress != nil && n%(1<<16) == 0 {
-			opts.Progress(n, size)
+		if opts.Progress != nil {
+			opts.Progress(wend, size)
 		}
-	}
-	if n != size {
-		return rep, verifyErr(n, "event missing: the log should hold %d events but ends at %d", size, n)
 	}
 	if err := checkTiles(app.Flush()); err != nil {
 		return rep, err
@@ -193,9 +192,73 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 			return rep, verifyErr(-1, "not consistent with the checkpoint of size %d verified against: %v", against.Size, err)
 		}
 	}
-	if opts.Progress != nil {
-		opts.Progress(n, size)
-	}
 	rep.Size, rep.Root, rep.Against = size, app.Root(), against
 	return rep, nil
+}
+
+// verifyWindow is how many leaf hashes Verify computes before growing the
+// tree with them (32 bytes each).
+const verifyWindow = 1 << 18
+
+// leafHashes computes the leaf hashes of events [from, to) into out, using
+// every CPU, and checks that the events are all there, in order, with
+// received_at never decreasing (prev is received_at of event from-1). It
+// returns received_at of event to-1.
+func (l *Log) leafHashes(ctx context.Context, from, to int64, prev time.Time, out []tlog.Hash) (time.Time, error) {
+	const part = 1 << 14
+	type result struct {
+		first, last time.Time
+		err         error
+	}
+	parts := int((to - from + part - 1) / part)
+	results := make([]result, parts)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for p := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			lo := from + int64(p)*part
+			hi := min(to, lo+part)
+			r := &results[p]
+			var buf []byte
+			n := lo
+			for e, err := range l.db.st.Scan(ctx, l.info.ID, lo, hi) {
+				if err != nil {
+					r.err = fmt.Errorf("read events: %w", err)
+					return
+				}
+				if e.Seq != n {
+					r.err = verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
+					return
+				}
+				if n == lo {
+					r.first = e.ReceivedAt
+				} else if e.ReceivedAt.Before(r.last) {
+					r.err = verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt.Format(time.RFC3339Nano))
+					return
+				}
+				r.last = e.ReceivedAt
+				buf = e.AppendCanonical(buf[:0])
+				out[n-from] = tlog.RecordHash(buf)
+				n++
+			}
+			if n != hi {
+				r.err = verifyErr(n, "event missing: the log should hold %d events but ends at %d", l.Size(), n)
+			}
+		}()
+	}
+	wg.Wait()
+	for p, r := range results {
+		// Parts are in seq order, so the first fault found is the lowest.
+		if !r.first.IsZero() && r.first.Before(prev) {
+			return prev, verifyErr(from+int64(p)*part, "received_at %s is earlier than the previous event's", r.first.Format(time.RFC3339Nano))
+		}
+		if r.err != nil {
+			return prev, r.err
+		}
+		prev = r.last
+	}
+	return prev, nil
 }
