@@ -181,13 +181,6 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 // writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
 // another writer already stored is skipped.
 func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
-	// Index entries are derived data: a chunk lost on power failure is
-	// redone, so its commit need not wait for fsync. (The next event commit
-	// syncs the WAL, chunk included.)
-	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return err
-	}
-	defer s.w.ExecContext(ctx, "PRAGMA synchronous = FULL")
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
