@@ -1,0 +1,329 @@
+package trail_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+)
+
+// Benchmarks run on events from the shared workload generator
+// (../shared/workload, or $TRAIL_WORKLOAD): the same events every system
+// under comparison is fed. See BENCHMARKS.md for how to run them and the
+// figures.
+
+var workload struct {
+	sync.Mutex
+	events map[int][]trail.Event
+	raw    map[int]int64 // NDJSON bytes
+}
+
+// workloadEvents returns the first n events of `workload -n n -seed 1`,
+// decoded, and the size of their NDJSON.
+func workloadEvents(b testing.TB, n int) ([]trail.Event, int64) {
+	workload.Lock()
+	defer workload.Unlock()
+	if evs, ok := workload.events[n]; ok {
+		return evs, workload.raw[n]
+	}
+	gen := os.Getenv("TRAIL_WORKLOAD")
+	if gen == "" {
+		gen = filepath.Join("..", "shared", "workload")
+	}
+	if _, err := os.Stat(filepath.Join(gen, "main.go")); err != nil {
+		b.Skipf("workload generator not found at %s (set TRAIL_WORKLOAD): %v", gen, err)
+	}
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("trail-workload-n%d-seed1.ndjson", n))
+	if _, err := os.Stat(cache); err != nil {
+		cmd := exec.Command("go", "run", ".", "-n", fmt.Sprint(n), "-seed", "1")
+		cmd.Dir = gen
+		out, err := os.Create(cache + ".tmp")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = out, os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("workload generator: %v", err)
+		}
+		out.Close()
+		if err := os.Rename(cache+".tmp", cache); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f, err := os.Open(cache)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	evs := make([]trail.Event, 0, n)
+	var raw int64
+	for sc.Scan() {
+		raw += int64(len(sc.Bytes())) + 1
+		e, err := event.Decode(sc.Bytes())
+		if err != nil {
+			b.Fatalf("workload line %d: %v", len(evs)+1, err)
+		}
+		evs = append(evs, e)
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if workload.events == nil {
+		workload.events, workload.raw = map[int][]trail.Event{}, map[int]int64{}
+	}
+	workload.events[n], workload.raw[n] = evs, raw
+	return evs, raw
+}
+
+func newBenchLog(b testing.TB) (*trail.DB, *trail.Log) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, b.TempDir(), trail.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "bench", "bench.example/trail")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db, l
+}
+
+// BenchmarkAppendBatch1000 measures bulk ingest: AppendBatch of 1000
+// events per call, durable.
+func BenchmarkAppendBatch1000(b *testing.B) {
+	evs, _ := workloadEvents(b, 200_000)
+	db, l := newBenchLog(b)
+	defer db.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := (i * 1000) % len(evs)
+		if _, err := l.AppendBatch(ctx, evs[off:off+1000]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.WaitIndexed(ctx); err != nil { // indexing is part of the cost
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendSingle measures one caller appending one durable event at
+// a time.
+func BenchmarkAppendSingle(b *testing.B) {
+	evs, _ := workloadEvents(b, 200_000)
+	db, l := newBenchLog(b)
+	defer db.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.Append(ctx, evs[i%len(evs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendParallel32 measures 32 goroutines each appending one
+// durable event at a time (group commit).
+func BenchmarkAppendParallel32(b *testing.B) {
+	evs, _ := workloadEvents(b, 200_000)
+	db, l := newBenchLog(b)
+	defer db.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(32 / max(1, runtimeProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := l.Append(ctx, evs[int(i)%len(evs)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if err := l.WaitIndexed(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// big is a log of the first 1,000,000 workload events, built once per run
+// with AppendBatch(1000) and fully indexed.
+var big struct {
+	once   sync.Once
+	dir    string
+	db     *trail.DB
+	log    *trail.Log
+	events []trail.Event
+	raw    int64
+	err    error
+}
+
+const bigSize = 1_000_000
+
+func bigLog(b *testing.B) (*trail.Log, []trail.Event) {
+	if testing.Short() {
+		b.Skip("builds a 1M-event log")
+	}
+	big.once.Do(func() {
+		evs, raw := workloadEvents(b, bigSize)
+		big.events, big.raw = evs, raw
+		big.dir, big.err = os.MkdirTemp("", "trail-bench-1m-")
+		if big.err != nil {
+			return
+		}
+		ctx := context.Background()
+		db, err := trail.Init(ctx, big.dir, trail.Options{})
+		if err != nil {
+			big.err = err
+			return
+		}
+		l, err := db.CreateLog(ctx, "bench", "bench.example/trail")
+		if err != nil {
+			big.err = err
+			return
+		}
+		for off := 0; off < len(evs); off += 1000 {
+			if _, err := l.AppendBatch(ctx, evs[off:off+1000]); err != nil {
+				big.err = err
+				return
+			}
+		}
+		if big.err = l.WaitIndexed(ctx); big.err != nil {
+			return
+		}
+		// Reopen so the WAL is folded into the database file.
+		if big.err = db.Close(); big.err != nil {
+			return
+		}
+		if big.db, big.err = trail.Open(ctx, big.dir, trail.Options{}); big.err != nil {
+			return
+		}
+		big.log, big.err = big.db.Log(ctx, "bench")
+	})
+	if big.err != nil {
+		b.Fatal(big.err)
+	}
+	return big.log, big.events
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if big.db != nil {
+		big.db.Close()
+	}
+	if big.dir != "" {
+		os.RemoveAll(big.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkDisk1M reports the database size per event and its ratio to
+// the events' NDJSON, hashes, checkpoints and indexes included.
+func BenchmarkDisk1M(b *testing.B) {
+	l, _ := bigLog(b)
+	var size int64
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(filepath.Join(big.dir, trail.DatabaseFile+suffix)); err == nil {
+			size += fi.Size()
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		_ = l.Size()
+	}
+	b.ReportMetric(float64(size)/bigSize, "bytes/event")
+	b.ReportMetric(float64(big.raw)/bigSize, "ndjson-bytes/event")
+	b.ReportMetric(float64(size)/float64(big.raw), "x-ndjson")
+}
+
+// BenchmarkSearch1M measures the first page (100 events, newest first) of
+// typical queries on a 1M-event log.
+func BenchmarkSearch1M(b *testing.B) {
+	l, evs := bigLog(b)
+	ctx := context.Background()
+	from, err := l.GetSeq(ctx, bigSize*4/10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := l.GetSeq(ctx, bigSize*6/10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		q    func(i int) trail.Query
+	}{
+		{"actor", func(i int) trail.Query { return trail.Query{Actor: evs[(i*7919)%len(evs)].Actor.ID} }},
+		{"action+time", func(i int) trail.Query {
+			return trail.Query{Action: "user.login.failed", Since: from.ReceivedAt, Until: to.ReceivedAt}
+		}},
+		{"action-prefix", func(i int) trail.Query { return trail.Query{Action: "user.*"} }},
+		{"target", func(i int) trail.Query {
+			t := evs[(i*7919)%len(evs)].Targets[0]
+			return trail.Query{TargetType: t.Type, TargetID: t.ID}
+		}},
+		{"ip", func(i int) trail.Query { return trail.Query{IP: evs[(i*7919)%len(evs)].Source.IP} }},
+		{"failures", func(i int) trail.Query { return trail.Query{Outcome: trail.Failure} }},
+		{"text", func(i int) trail.Query { return trail.Query{Text: "account_locked"} }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				q := c.q(i)
+				q.Limit = 100
+				if _, err := l.Search(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerify1M verifies the whole 1M-event log.
+func BenchmarkVerify1M(b *testing.B) {
+	l, _ := bigLog(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := l.Verify(ctx, trail.VerifyOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Size != bigSize {
+			b.Fatalf("verified %d events, want %d", rep.Size, bigSize)
+		}
+	}
+	b.ReportMetric(float64(b.N*bigSize)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkInclusionProof1M builds an inclusion proof for a random event
+// against the full 1M-event tree.
+func BenchmarkInclusionProof1M(b *testing.B) {
+	l, _ := bigLog(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		seq := int64(i*104729) % bigSize
+		if _, err := l.ProveInclusion(ctx, seq, bigSize); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
