@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/trail-audit/trail/internal/event"
 )
 
 // The background indexer adds committed events to the scattered-key
@@ -110,25 +112,27 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	if done >= size {
 		return nil, nil
 	}
-	name, err := s.logName(log)
-	if err != nil {
-		return nil, err
-	}
 	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
 	var actors, ips, targets []indexEntry
 	var docs [][]any
-	rows, err := s.r.QueryContext(ctx, "SELECT "+eventCols+" FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, done), eventKey(log, end))
+	// Only the columns the indexes and the searchable text need.
+	rows, err := s.r.QueryContext(ctx, "SELECT k, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, done), eventKey(log, end))
 	if err != nil {
 		return nil, err
 	}
-	sc := newScanner(log, name)
 	for rows.Next() {
-		e, err := sc.scan(rows)
-		if err != nil {
+		var k int64
+		var e event.Event
+		var tgts, meta string
+		if err := rows.Scan(&k, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		k := sc.k
+		if e.Targets, err = decodeTargets(tgts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+		}
+		e.Metadata = rawOrNil(meta)
 		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
 		if e.Source.IP != "" {
 			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
