@@ -66,15 +66,14 @@ func decodeTargets(s string) ([]event.Target, error) {
 
 // scanner scans event rows into events, reusing its destination slots.
 type scanner struct {
-	log    int64
-	name   string
-	k      int64
-	recv   int64
-	tm     int64
-	out    int64
-	strs   [15]string
-	dest   []any
-	prefix int // columns of the row before the event columns
+	log  int64
+	name string
+	k    int64
+	recv int64
+	tm   int64
+	out  int64
+	strs [15]string
+	dest []any
 }
 
 func newScanner(log int64, name string) *scanner {
