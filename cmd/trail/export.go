@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail"
+)
+
+// exportCommand writes every matching event, oldest first.
+type exportCommand struct {
+	env    *env
+	db     dbFlags
+	q      queryFlags
+	format string
+	out    string
+	raw    bool
+}
+
+// csvHeader names the CSV columns.
+var csvHeader = []string{
+	"seq", "id", "received_at", "time", "actor_id", "actor_type", "actor_name", "actor_email", "actor_role",
+	"action", "outcome", "reason", "targets", "ip", "user_agent", "request_id", "trace_id", "metadata", "changes",
+}
+
+func (c *exportCommand) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	c.db.register(fs, c.db)
+	c.q.register(fs)
+	fs.StringVar(&c.format, "format", "", "`FORMAT`: ndjson or csv (default csv if --out ends in .csv, else ndjson)")
+	fs.StringVar(&c.out, "out", "", "write to `FILE` (mode 0600, replaced only once the export is complete)\ninstead of stdout")
+	fs.BoolVar(&c.raw, "csv-raw", false, "write CSV cells as they are, without the ' that guards against formulas")
+	return fs
+}
+
+func (c *exportCommand) Usage() string {
+	return usage(c.flagSet(), "trail export [--format ndjson|csv] [--out FILE] [filters]", `
+Export writes every event that matches the filters (the same as search's),
+oldest first, streaming in constant memory.
+
+NDJSON lines are the canonical JSON of the events, the exact bytes hashed
+into the log. CSV has a header row and the columns
+  `+strings.Join(csvHeader, ",")+`
+with times in RFC 3339 (UTC), targets as TYPE:ID joined by ';', and
+metadata and changes as canonical JSON.
+
+Audit events carry text chosen by clients (names, reasons, user agents). So
+that a spreadsheet does not run such text as a formula, a CSV cell that
+begins with =, +, -, @, tab or carriage return gets a leading '. --csv-raw
+turns this off, for tools other than spreadsheets.`, `
+  trail export > all.ndjson
+  trail export --format csv --since 2026-03-01 --until 2026-04-01 --out march.csv
+  trail export --actor alice --action 'user.*' | jq -c '{time, action}'`)
+}
+
+func (c *exportCommand) Run(ctx context.Context, args []string) error {
+	if err := noArgs(c.flagSet(), args); err != nil {
+		return err
+	}
+	format := c.format
+	if format == "" {
+		format = "ndjson"
+		if strings.EqualFold(filepath.Ext(c.out), ".csv") {
+			format = "csv"
+		}
+	}
+	if format != "ndjson" && format != "csv" {
+		return usagef("--format %q: want ndjson or csv", c.format)
+	}
+	q, err := c.q.query(c.env.now())
+	if err != nil {
+		return err
+	}
+	db, l, err := c.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	var dst io.Writer = c.env.stdout
+	var tmp *os.File
+	if c.out != "" {
+		tmp, err = os.CreateTemp(filepath.Dir(c.out), "."+filepath.Base(c.out)+".tmp*")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			tmp.Close()
+			os.Remove(tmp.Name()) // fails harmlessly once renamed
+		}()
+		dst = tmp
+	}
+	bw := bufio.NewWriterSize(dst, 256<<10)
+	var cw *csv.Writer
+	if format == "csv" {
+		cw = csv.NewWriter(bw)
+		cw.Write(csvHeader)
+	}
+	row := make([]string, len(csvHeader))
+	var buf []byte
+	write := func(e *trail.Event) error {
+		if cw != nil {
+			return cw.Write(csvRow(row, e, !c.raw))
+		}
+		buf = append(e.AppendCanonical(buf[:0]), '\n')
+		_, err := bw.Write(buf)
+		return err
+	}
+
+	bar := newProgress(c.env, "export")
+	defer bar.clear()
+	size := l.Size()
+	var n int64
+	for e, err := range l.Events(ctx, q) {
+		if err != nil {
+			return queryError(err)
+		}
+		if err := write(e); err != nil {
+			return err
+		}
+		n++
+		if bar != nil {
+			bar.update(e.Seq+1, size, commas(n)+" exported")
+		}
+	}
+	if cw != nil {
+		if cw.Flush(); cw.Error() != nil {
+			return cw.Error()
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), c.out); err != nil {
+			return err
+		}
+	}
+	bar.clear()
+	if c.out != "" || c.env.stderrTTY {
+		dest := "stdout"
+		if c.out != "" {
+			dest = c.out
+		}
+		fmt.Fprintf(c.env.stderr, "exported %s events to %s\n", commas(n), dest)
+	}
+	return nil
+}
+
+// csvRow fills row with the CSV cells of e and returns it. With guard,
+// cells that a spreadsheet would read as a formula get a leading '.
+func csvRow(row []string, e *trail.Event, guard bool) []string {
+	targets := make([]string, len(e.Targets))
+	for i, t := range e.Targets {
+		targets[i] = t.Type + ":" + t.ID
+	}
+	var changes string
+	if ch := e.Changes; ch != nil && (len(ch.Before) > 0 || len(ch.After) > 0) {
+		// The sides are canonical JSON already; keys in RFC 8785 order.
+		var parts []string
+		if len(ch.After) > 0 {
+			parts = append(parts, `"after":`+string(ch.After))
+		}
+		if len(ch.Before) > 0 {
+			parts = append(parts, `"before":`+string(ch.Before))
+		}
+		changes = "{" + strings.Join(parts, ",") + "}"
+	}
+	row = append(row[:0],
+		strconv.FormatInt(e.Seq, 10), e.ID,
+		e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Time.UTC().Format(time.RFC3339Nano),
+		e.Actor.ID, e.Actor.Type, e.Actor.Name, e.Actor.Email, e.Actor.Role,
+		e.Action, string(e.Outcome), e.Reason, strings.Join(targets, ";"),
+		e.Source.IP, e.Source.UserAgent, e.RequestID, e.TraceID, string(e.Metadata), changes)
+	if guard {
+		for i, cell := range row {
+			row[i] = guardCell(cell)
+		}
+	}
+	return row
+}
+
+// guardCell prefixes a ' to a cell that begins with a character that makes
+// spreadsheets read it as a formula (OWASP's advice against CSV injection).
+func guardCell(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
+}

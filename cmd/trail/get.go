@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/merkle"
+)
+
+// getCommand prints one event with its inclusion proof, and checks the
+// proof.
+type getCommand struct {
+	env  *env
+	db   dbFlags
+	key  string
+	json bool
+}
+
+func (c *getCommand) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	c.db.register(fs, c.db)
+	fs.StringVar(&c.key, "key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
+	fs.BoolVar(&c.json, "json", false, `print {"event", "proof": {"seq", "tree_size", "hashes"}, "checkpoint", "verified"}`)
+	return fs
+}
+
+func (c *getCommand) Usage() string {
+	return usage(c.flagSet(), "trail get [flags] ID", `
+Get prints the event with the given id, its inclusion proof in the tree of
+the log's latest signed checkpoint, and whether the proof holds: the leaf
+hash of the event's canonical JSON, combined with the proof's hashes, must
+give the root hash that the checkpoint signs. It exits with status 1 if it
+does not.
+
+On a terminal the event is indented; with --json it is printed as its
+canonical JSON, the exact bytes hashed into the log, so anyone can check the
+proof again with golang.org/x/mod/sumdb/tlog.CheckRecord.`, `
+  trail get 01KAXY2D8M0000000000BVN6QA
+  trail get --json 01KAXY2D8M0000000000BVN6QA | jq .proof`)
+}
+
+// getResult is what get prints with --json.
+type getResult struct {
+	Event      json.RawMessage `json:"event"`
+	Proof      *getProof       `json:"proof,omitempty"`
+	Checkpoint string          `json:"checkpoint,omitempty"`
+	Verified   bool            `json:"verified"`
+	Problem    string          `json:"problem,omitempty"`
+}
+
+type getProof struct {
+	Seq      int64    `json:"seq"`
+	TreeSize int64    `json:"tree_size"`
+	Hashes   []string `json:"hashes"`
+}
+
+func (c *getCommand) Run(ctx context.Context, args []string) error {
+	pos, err := parseFlags(c.flagSet(), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one event id, got %d arguments", len(pos))
+	}
+	id := pos[0]
+	var pinned note.Verifier
+	if c.key != "" {
+		if pinned, err = readVerifier(c.key); err != nil {
+			return usagef("--key: %v", err)
+		}
+	}
+	db, l, err := c.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	e, err := l.Get(ctx, id)
+	if err != nil {
+		if _, perr := event.ParseID(l.Name(), id); errors.Is(perr, event.ErrForeignID) {
+			return fmt.Errorf("event %s not found in log %q: the id was made for another log (pick that one with --log)", id, l.Name())
+		}
+		if errors.Is(err, trail.ErrNotFound) {
+			return fmt.Errorf("event %s not found in log %q", id, l.Name())
+		}
+		return err
+	}
+
+	res := getResult{Event: e.AppendCanonical(nil)}
+	if err := c.prove(ctx, l, pinned, e.Seq, &res); err != nil {
+		return err
+	}
+	if err := c.print(&res); err != nil {
+		return err
+	}
+	if !res.Verified {
+		return &trail.VerifyError{Seq: e.Seq, Problem: res.Problem}
+	}
+	return nil
+}
+
+// prove fills in the proof of the event at seq, whose canonical JSON is
+// res.Event, against the latest checkpoint, and checks it. A proof that
+// does not hold is a result (Verified false, Problem), not an error.
+func (c *getCommand) prove(ctx context.Context, l *trail.Log, pinned note.Verifier, seq int64, res *getResult) error {
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return err
+	}
+	res.Checkpoint = string(signed)
+	var cp trail.Checkpoint
+	if pinned != nil {
+		cp, _, err = merkle.Open(signed, pinned)
+	} else {
+		cp, err = l.OpenCheckpoint(signed)
+	}
+	if err != nil {
+		res.Problem = fmt.Sprintf("the latest checkpoint does not verify: %v", err)
+		return nil
+	}
+	proof, err := l.ProveInclusion(ctx, seq, cp.Size)
+	if err != nil {
+		res.Problem = fmt.Sprintf("no inclusion proof in the tree of size %d: %v", cp.Size, err)
+		return nil
+	}
+	res.Proof = &getProof{Seq: seq, TreeSize: cp.Size, Hashes: make([]string, len(proof))}
+	for i, h := range proof {
+		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, seq, tlog.RecordHash(res.Event)); err != nil {
+		res.Problem = fmt.Sprintf("the inclusion proof does not lead from the event to the root of the signed checkpoint of size %d: the event or the tree was altered", cp.Size)
+		return nil
+	}
+	res.Verified = true
+	return nil
+}
+
+func (c *getCommand) print(res *getResult) error {
+	w := bufio.NewWriter(c.env.stdout)
+	if c.json {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // keep the event's canonical bytes as they are
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	var pretty bytes.Buffer
+	json.Indent(&pretty, res.Event, "", "  ")
+	fmt.Fprintf(w, "%s\n", escapeInvisible(pretty.String()))
+	if res.Proof != nil {
+		fmt.Fprintf(w, "\nInclusion proof: seq %d in the tree of size %d (%d hashes)\n", res.Proof.Seq, res.Proof.TreeSize, len(res.Proof.Hashes))
+		for _, h := range res.Proof.Hashes {
+			fmt.Fprintf(w, "  %s\n", h)
+		}
+	}
+	if res.Checkpoint != "" {
+		fmt.Fprintf(w, "\nCheckpoint:\n")
+		for line := range strings.Lines(res.Checkpoint) {
+			if line != "\n" {
+				line = "  " + line
+			}
+			w.WriteString(line)
+		}
+	}
+	if res.Verified {
+		fmt.Fprintf(w, "\nVerified: the event is in the tree of the log's latest signed checkpoint.\n")
+	} else {
+		fmt.Fprintf(w, "\nNOT VERIFIED: %s\n", res.Problem)
+	}
+	return w.Flush()
+}
+
+// readVerifier parses a verifier key given on the command line, or read
+// from the file it names.
+func readVerifier(s string) (note.Verifier, error) {
+	v, err := note.NewVerifier(s)
+	if err == nil {
+		return v, nil
+	}
+	if b, ferr := os.ReadFile(s); ferr == nil {
+		return note.NewVerifier(strings.TrimSpace(string(b)))
+	}
+	return nil, fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
+}

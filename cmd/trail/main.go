@@ -1,0 +1,352 @@
+// Command trail appends to, searches, exports and verifies Trail audit logs
+// kept in a local data directory.
+//
+// Run "trail --help" for the commands, and "trail help <command>" for each
+// one. Exit status is 0 on success, 1 when something failed (including a
+// verification that found the log altered), and 2 when the command line was
+// wrong.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/trail-audit/trail"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second interrupt kills trail at once
+	}()
+	e := osEnv()
+	err := (&Main{env: e}).Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(report(e.stderr, err))
+}
+
+// env is what a command may touch of the outside world, so that commands run
+// in tests without a terminal or os.Exit.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// Whether each stream is a terminal, and the widths of the stdout and
+	// stderr terminals (0 when not a terminal or unknown).
+	stdinTTY, stdoutTTY, stderrTTY bool
+	width, errWidth                int
+	getenv                         func(string) string
+	now                            func() time.Time
+}
+
+func osEnv() *env {
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
+	e.stdinTTY = term.IsTerminal(int(os.Stdin.Fd()))
+	e.stdoutTTY = term.IsTerminal(int(os.Stdout.Fd()))
+	e.stderrTTY = term.IsTerminal(int(os.Stderr.Fd()))
+	if e.stdoutTTY {
+		e.width, _, _ = term.GetSize(int(os.Stdout.Fd()))
+	}
+	if e.stderrTTY {
+		e.errWidth, _, _ = term.GetSize(int(os.Stderr.Fd()))
+	}
+	return e
+}
+
+// command is one subcommand. Run parses args (the arguments after the
+// command's name) and does the work; it returns flag.ErrHelp for --help, a
+// *usageError when args are wrong, and any other error when the work failed.
+// Usage returns the command's help text.
+type command interface {
+	Run(ctx context.Context, args []string) error
+	Usage() string
+}
+
+// commands lists the subcommands in the order "trail --help" shows them.
+var commands = []struct {
+	name, summary string
+	new           func(*env, dbFlags) command
+}{
+	{"init", "create a data directory, or add a log to one", func(e *env, d dbFlags) command { return &initCommand{env: e, db: d} }},
+	{"append", "append events: NDJSON on stdin, or one event from flags", func(e *env, d dbFlags) command { return &appendCommand{env: e, db: d} }},
+	{"search", "find events, newest first", func(e *env, d dbFlags) command { return &searchCommand{env: e, db: d} }},
+	{"get", "show one event and prove that it is in the log", func(e *env, d dbFlags) command { return &getCommand{env: e, db: d} }},
+	{"checkpoint", "print the log's latest signed checkpoint", func(e *env, d dbFlags) command { return &checkpointCommand{env: e, db: d} }},
+	{"verify", "check the whole log against its signed checkpoints", func(e *env, d dbFlags) command { return &verifyCommand{env: e, db: d} }},
+	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
+	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
+}
+
+// Main is the trail program: global flags, then a subcommand.
+type Main struct {
+	env *env
+}
+
+// Run runs the command line args (without the program name). Errors from a
+// subcommand come back as a *commandError naming it.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	var global dbFlags
+	fs := flag.NewFlagSet("trail", flag.ContinueOnError)
+	global.register(fs, dbFlags{data: envOr(m.env, "TRAIL_DATA", "./trail-data"), log: envOr(m.env, "TRAIL_LOG", "default")})
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(m.env.stdout, m.Usage())
+			return nil
+		}
+		return &usageError{msg: err.Error()}
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		fmt.Fprint(m.env.stderr, m.Usage())
+		return &usageError{}
+	}
+	name, args := args[0], args[1:]
+	if name == "help" {
+		return m.help(args, global)
+	}
+	cmd := m.command(name, global)
+	if cmd == nil {
+		return &usageError{msg: fmt.Sprintf("unknown command %q", name)}
+	}
+	err := cmd.Run(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(m.env.stdout, cmd.Usage())
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		return &commandError{cmd: name, err: err}
+	}
+	return nil
+}
+
+func (m *Main) command(name string, global dbFlags) command {
+	for _, c := range commands {
+		if c.name == name {
+			return c.new(m.env, global)
+		}
+	}
+	return nil
+}
+
+// help runs "trail help [command]".
+func (m *Main) help(args []string, global dbFlags) error {
+	switch len(args) {
+	case 0:
+		fmt.Fprint(m.env.stdout, m.Usage())
+		return nil
+	case 1:
+		cmd := m.command(args[0], global)
+		if cmd == nil {
+			return &usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
+		}
+		fmt.Fprint(m.env.stdout, cmd.Usage())
+		return nil
+	}
+	return &commandError{cmd: "help", err: &usageError{msg: "too many arguments"}}
+}
+
+// Usage returns the help text of the trail program.
+func (m *Main) Usage() string {
+	var b strings.Builder
+	b.WriteString(`Trail keeps tamper-evident audit logs: every event is a leaf of a Merkle tree
+whose signed checkpoints let anyone prove that no event was altered, removed
+or inserted afterwards.
+
+Usage:
+  trail [--data DIR] [--log NAME] <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(&b, "  %-11s %s\n", "help", "show the help of a command")
+	b.WriteString(`
+Global flags (each command takes them too):
+  --data DIR   data directory (default ./trail-data, or $TRAIL_DATA)
+  --log NAME   log to use (default "default", or $TRAIL_LOG)
+
+Example:
+  trail init
+  trail append --actor alice --action user.login --target user:alice --ip 192.0.2.7
+  trail append < events.ndjson
+  trail search --action 'user.*' --since 24h
+  trail checkpoint > checkpoint.txt
+  trail verify --against checkpoint.txt
+
+Run 'trail help <command>' for the flags and examples of a command.
+`)
+	return b.String()
+}
+
+func envOr(e *env, key, def string) string {
+	if v := e.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// usageError is a mistake in how trail was called. It exits with status 2
+// and a hint to read the help. An empty msg means the help was printed
+// already.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// commandError is an error from the subcommand cmd.
+type commandError struct {
+	cmd string
+	err error
+}
+
+func (e *commandError) Error() string { return e.cmd + ": " + e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
+// report prints err to w and returns the exit status: 0 for nil, 2 for a
+// usage error, 1 otherwise. A *trail.VerifyError reads "verification
+// FAILED: seq N: problem".
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	prefix, hint := "trail: ", "trail --help"
+	var ce *commandError
+	if errors.As(err, &ce) {
+		prefix, hint = "trail "+ce.cmd+": ", "trail help "+ce.cmd
+		err = ce.err
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		if ue.msg != "" {
+			fmt.Fprintf(w, "%s%s\nRun '%s' for usage.\n", prefix, ue.msg, hint)
+		}
+		return 2
+	}
+	var ve *trail.VerifyError
+	if errors.As(err, &ve) {
+		fmt.Fprintf(w, "verification FAILED: %s\n", ve)
+		return 1
+	}
+	fmt.Fprintf(w, "%s%s\n", prefix, err)
+	return 1
+}
+
+// dbFlags are the flags that pick a data directory and a log.
+type dbFlags struct {
+	data, log string
+}
+
+// register adds --data and --log to fs, with the values of def (the global
+// flags) as defaults.
+func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
+	fs.StringVar(&d.data, "data", def.data, "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
+	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
+}
+
+// open opens the data directory and the log. Read-only opening needs no
+// signing key.
+func (d dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
+	db, err := trail.Open(ctx, d.data, trail.Options{ReadOnly: readOnly})
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := db.Log(ctx, d.log)
+	if err == nil {
+		return db, l, nil
+	}
+	if errors.Is(err, trail.ErrNotFound) {
+		names, lerr := db.Logs(ctx)
+		if lerr == nil {
+			err = fmt.Errorf("%s has no log %q (%s)", d.data, d.log, logsHint(names, d.log))
+		}
+	}
+	db.Close()
+	return nil, nil, err
+}
+
+func logsHint(names []string, want string) string {
+	create := "create it with: trail init --log " + want
+	if len(names) == 0 {
+		return "it has no logs; " + create
+	}
+	return "its logs: " + strings.Join(names, ", ") + "; pick one with --log, or " + create
+}
+
+// parseFlags parses args with fs and returns the positional arguments.
+// Flags may follow positional arguments ("trail get ID --json"); after
+// "--" everything is positional. --help gives flag.ErrHelp, any other
+// mistake a *usageError.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{msg: err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// noArgs parses args with fs and rejects positional arguments.
+func noArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+// usage renders a command's help: synopsis, description, flags and
+// examples.
+func usage(fs *flag.FlagSet, synopsis, description, examples string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", synopsis, strings.TrimSpace(description))
+	b.WriteString("\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, text := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if name != "" {
+			fmt.Fprintf(&b, " %s", name)
+		}
+		b.WriteString("\n        ")
+		b.WriteString(strings.ReplaceAll(text, "\n", "\n        "))
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" {
+			fmt.Fprintf(&b, " (default %s)", d)
+		}
+		b.WriteByte('\n')
+	})
+	fmt.Fprintf(&b, "\nExample:\n%s\n", strings.Trim(examples, "\n"))
+	return b.String()
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trail-audit/trail"
+)
+
+// verifyCommand checks a whole log.
+type verifyCommand struct {
+	env     *env
+	db      dbFlags
+	against string
+	key     string
+	json    bool
+}
+
+func (c *verifyCommand) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	c.db.register(fs, c.db)
+	fs.StringVar(&c.against, "against", "", "also prove that the log is consistent with the signed checkpoint in `FILE`\n(saved earlier with trail checkpoint; - reads stdin)")
+	fs.StringVar(&c.key, "key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
+	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
+	return fs
+}
+
+func (c *verifyCommand) Usage() string {
+	return usage(c.flagSet(), "trail verify [--against FILE] [--key KEY] [flags]", `
+Verify recomputes the log from its stored events: each event's canonical
+JSON and leaf hash, the stored Merkle tree, and the root hash at every
+stored checkpoint, whose signature it checks. With --against it also proves
+that the log is an extension of a checkpoint saved earlier, so events that
+checkpoint covered were not altered, removed or reordered since.
+
+On success it prints the number of events and checkpoints checked and the
+root hash, and exits 0. If anything does not hold it prints
+"verification FAILED: seq N: problem" (N is the first bad event, when the
+fault is tied to one) and exits 1.
+
+Without --key, signatures are checked with the verifier key stored in the
+database, which whoever can alter the database can replace as well. An
+auditor should pin the key published when the log was created.`, `
+  trail verify
+  trail verify --key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
+  trail verify --json`)
+}
+
+// verifyResult is what verify prints with --json.
+type verifyResult struct {
+	Log         string         `json:"log"`
+	Verified    bool           `json:"verified"`
+	Events      int64          `json:"events"`
+	Checkpoints int            `json:"checkpoints"`
+	Root        string         `json:"root,omitempty"`
+	Against     *againstResult `json:"against,omitempty"`
+	KeyPinned   bool           `json:"key_pinned"`
+	Seq         *int64         `json:"seq,omitempty"`
+	Problem     string         `json:"problem,omitempty"`
+}
+
+type againstResult struct {
+	Size int64  `json:"size"`
+	Root string `json:"root"`
+}
+
+func (c *verifyCommand) Run(ctx context.Context, args []string) error {
+	if err := noArgs(c.flagSet(), args); err != nil {
+		return err
+	}
+	var opts trail.VerifyOptions
+	if c.key != "" {
+		v, err := readVerifier(c.key)
+		if err != nil {
+			return usagef("--key: %v", err)
+		}
+		opts.Verifier = v
+	}
+	if c.against != "" {
+		var err error
+		if c.against == "-" {
+			opts.Against, err = io.ReadAll(c.env.stdin)
+		} else {
+			opts.Against, err = os.ReadFile(c.against)
+		}
+		if err != nil {
+			return fmt.Errorf("--against: %w", err)
+		}
+	}
+	db, l, err := c.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if opts.Verifier == nil {
+		fmt.Fprintf(c.env.stderr, "warning: checking signatures with the verifier key stored in the database (%s); an auditor should pin the published key with --key\n", l.VerifierKey())
+	} else if !sameKey(opts.Verifier, l.VerifierKey()) {
+		fmt.Fprintf(c.env.stderr, "note: the database records a different verifier key: %s\n", l.VerifierKey())
+	}
+
+	bar := newProgress(c.env, "verify")
+	opts.Progress = func(done, total int64) { bar.update(done, total, "events") }
+	rep, err := l.Verify(ctx, opts)
+	bar.clear()
+	res := verifyResult{Log: l.Name(), KeyPinned: c.key != ""}
+	var ve *trail.VerifyError
+	switch {
+	case errors.As(err, &ve):
+		if ve.Seq >= 0 {
+			res.Seq = &ve.Seq
+		}
+		res.Problem = ve.Problem
+	case err != nil:
+		return err
+	default:
+		res.Verified = true
+		res.Events, res.Checkpoints = rep.Size, rep.Checkpoints
+		res.Root = base64.StdEncoding.EncodeToString(rep.Root[:])
+		if rep.Against != nil {
+			res.Against = &againstResult{Size: rep.Against.Size, Root: base64.StdEncoding.EncodeToString(rep.Against.Hash[:])}
+		}
+	}
+
+	if c.json {
+		if err := json.NewEncoder(c.env.stdout).Encode(res); err != nil {
+			return err
+		}
+	} else if res.Verified {
+		w := c.env.stdout
+		fmt.Fprintf(w, "Log %q verified: %s events, %s signed checkpoints checked.\n", res.Log, commas(res.Events), commas(int64(res.Checkpoints)))
+		fmt.Fprintf(w, "  root: %s\n", res.Root)
+		if res.Against != nil {
+			fmt.Fprintf(w, "  consistent with the checkpoint of size %s (root %s): the log only grew since.\n", commas(res.Against.Size), res.Against.Root)
+		}
+	}
+	if ve != nil {
+		return ve
+	}
+	return nil
+}
+
+// sameKey reports whether v is the verifier of the key vkey.
+func sameKey(v note.Verifier, vkey string) bool {
+	name, rest, _ := strings.Cut(vkey, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return v.Name() == name && fmt.Sprintf("%08x", v.KeyHash()) == hash
+}
