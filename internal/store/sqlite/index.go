@@ -21,6 +21,9 @@ import (
 // log's indexed_size records how far it got, in the same transaction as the
 // entries, so a crash loses only the chunk in flight, which is redone.
 //
+// After a commit wakes it, the indexer waits Options.IndexDelay so that
+// small commits gather into one chunk.
+//
 // Searches never miss an event because of this: events at or above
 // indexed_size are scanned directly (see Search). The lag only costs search
 // time, and it is bounded: a Commit that finds a log more than
@@ -41,6 +44,13 @@ func (s *Store) indexLoop() {
 		case <-s.stop:
 			return
 		case <-s.indexWake:
+		}
+		// Let small commits gather into a chunk worth a transaction: each
+		// chunk costs an fsync and a new full-text segment to merge.
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(s.opts.IndexDelay):
 		}
 		for {
 			more, err := s.indexNext(ctx)

@@ -44,6 +44,9 @@ type Options struct {
 	// log; searches scan that many events at most beyond the indexes.
 	// Default 100000.
 	MaxIndexLag int64
+	// IndexDelay is how long the indexer lets commits gather before it
+	// indexes them. Default 250ms.
+	IndexDelay time.Duration
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
 }
@@ -123,6 +126,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.IndexChunk <= 0 {
 		opts.IndexChunk = 1 << segBits
+	}
+	if opts.IndexDelay <= 0 {
+		opts.IndexDelay = 250 * time.Millisecond
 	}
 	if opts.MaxIndexLag <= 0 {
 		opts.MaxIndexLag = 100000
