@@ -85,6 +85,7 @@ var commands = []struct {
 	{"verify", "check the whole log against its signed checkpoints", func(e *env, d dbFlags) command { return &verifyCommand{env: e, db: d} }},
 	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
 	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
+	{"demo", "fill a demo log with sample events, search and verify it", func(e *env, d dbFlags) command { return &demoCommand{env: e, db: d} }},
 }
 
 // Main is the trail program: global flags, then a subcommand.

@@ -169,8 +169,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadLogs(ctx); err != nil {
-		s.Close()
-		return nil, err
+		// The indexer is not running yet, so close by hand.
+		s.ins.close()
+		s.r.Close()
+		w.Close()
+		return nil, fmt.Errorf("%s: read logs: %w", path, err)
 	}
 	go s.indexLoop()
 	s.wakeIndexer()
