@@ -149,10 +149,19 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		wend := min(size, w+verifyWindow)
 		var err error
 		lastRecv, err = l.leafHashes(ctx, w, wend, lastRecv, leaves[:wend-w])
+		// An event out of place (missing, or received before the one
+		// before it) may be a symptom of an earlier one: check the leaves
+		// before it against the checkpoints and tiles first, so that the
+		// error names the first bad event.
+		end := wend
+		var fault *VerifyError
 		if err != nil {
-			return rep, err
+			if !errors.As(err, &fault) {
+				return rep, err
+			}
+			end = min(max(fault.Seq, w), wend)
 		}
-		for i, h := range leaves[:wend-w] {
+		for i, h := range leaves[:end-w] {
 			app.Append(h)
 			n := w + int64(i) + 1
 			for next < len(ckpts) && ckpts[next].size == n {
@@ -175,6 +184,12 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 					return rep, err
 				}
 			}
+		}
+		if fault != nil {
+			if err := checkTiles(app.Flush()); err != nil {
+				return rep, err
+			}
+			return rep, fault
 		}
 		if opts.Progress != nil {
 			opts.Progress(wend, size)
