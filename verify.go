@@ -98,8 +98,11 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		}
 		ckpts = append(ckpts, ckpt{parsed.Size, parsed.Hash, false})
 	}
-	if size > 0 && (len(ckpts) == 0 || ckpts[len(ckpts)-1].size != size) {
-		return rep, verifyErr(-1, "no signed checkpoint covers the log's %d events: events were added outside Trail", size)
+	// Events past the last checkpoint are reported after the replay, so
+	// that a rewrite of earlier events is reported first.
+	var covered int64
+	if len(ckpts) > 0 {
+		covered = ckpts[len(ckpts)-1].size
 	}
 	var against *Checkpoint
 	if opts.Against != nil {
@@ -197,6 +200,9 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	}
 	if err := checkTiles(app.Flush()); err != nil {
 		return rep, err
+	}
+	if covered != size {
+		return rep, verifyErr(covered, "no signed checkpoint covers events %d to %d: they were added outside Trail", covered, size-1)
 	}
 	if against != nil {
 		proof, err := l.ProveConsistency(ctx, max(against.Size, 1), size)
