@@ -6,8 +6,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -181,20 +183,35 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 }
 
 // checkHeader rejects files that are not SQLite databases before the driver
-// gets a chance to treat them as empty ones.
+// gets a chance to treat them as empty ones, and other applications'
+// databases before the writer's connection switches them to WAL mode. The
+// header of a database in rollback-journal mode is current, so its
+// application id and schema version are read from it; a database in WAL
+// mode, which opening does not change, is checked once open.
 func checkHeader(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	hdr := make([]byte, 16)
-	n, _ := f.Read(hdr)
+	hdr := make([]byte, 100)
+	n, _ := io.ReadFull(f, hdr)
 	if n == 0 {
 		return fmt.Errorf("%s: %w (empty file)", path, ErrNotTrail)
 	}
-	if n < 16 || string(hdr) != "SQLite format 3\x00" {
+	if n < len(hdr) || string(hdr[:16]) != "SQLite format 3\x00" {
 		return fmt.Errorf("%s: %w (not an SQLite file)", path, ErrNotTrail)
+	}
+	if hdr[18] == 1 { // rollback journal
+		if app := binary.BigEndian.Uint32(hdr[68:]); app != applicationID {
+			return fmt.Errorf("%s: %w (application id %#x)", path, ErrNotTrail, app)
+		}
+		switch ver := int32(binary.BigEndian.Uint32(hdr[60:])); {
+		case ver > schemaVersion:
+			return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", path, ErrNewerSchema, ver, schemaVersion)
+		case ver < 1:
+			return fmt.Errorf("%s: %w (no schema version)", path, ErrNotTrail)
+		}
 	}
 	return nil
 }
