@@ -456,7 +456,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 						n++
 					}
 					if want := min(st.Size, 300); n != want {
-						report(fmt.Errorf("Scan of the last %d events of %d yielded %d", want, st.Size, n))
+						report(fmt.Errorf("scanning the last %d events of %d yielded %d", want, st.Size, n))
 					}
 				case 1:
 					q := store.Query{Actor: "bob", Text: "audit*", To: st.Size - 1, Limit: 20}
@@ -482,7 +482,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 					}
 				case 3:
 					if _, err := merkle.NewAppender(st.Size, st.Rightmost); err != nil {
-						report(fmt.Errorf("State at size %d does not resume: %v", st.Size, err))
+						report(fmt.Errorf("the tree does not resume from State at size %d: %v", st.Size, err))
 					}
 				}
 			}
