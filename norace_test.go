@@ -1,0 +1,5 @@
+//go:build !race
+
+package trail_test
+
+const raceEnabled = false
