@@ -24,6 +24,8 @@ type writer struct {
 	reqs chan *appendReq
 	stop chan struct{}
 	done chan struct{}
+
+	lastGroup int // requests in the previous commit; writer goroutine only
 }
 
 type appendReq struct {
@@ -80,19 +82,44 @@ func (w *writer) run() {
 			}
 		}
 		group, n := []*appendReq{first}, len(first.events)
+		// Gather what is queued. When the previous commit had company,
+		// callers it answered are probably submitting again right now:
+		// waiting a moment for them doubles the group for a fraction of
+		// one fsync.
+		var wait <-chan time.Time
+		if w.lastGroup > 1 {
+			wait = time.After(gatherDelay)
+		}
 	gather:
 		for n < max {
-			select {
-			case r := <-w.reqs:
-				group = append(group, r)
-				n += len(r.events)
-			default:
-				break gather
+			var r *appendReq
+			if wait == nil {
+				select {
+				case r = <-w.reqs:
+				default:
+					break gather
+				}
+			} else {
+				select {
+				case r = <-w.reqs:
+				case <-wait:
+					break gather
+				}
+			}
+			group = append(group, r)
+			n += len(r.events)
+			if len(group) >= w.lastGroup {
+				wait = nil // as many as last time: go
 			}
 		}
+		w.lastGroup = len(group)
 		w.commit(group)
 	}
 }
+
+// gatherDelay bounds how long the writer waits for more appends to join a
+// group commit, and only when the previous group had several.
+const gatherDelay = 300 * time.Microsecond
 
 // pending is one log's share of a group commit.
 type pending struct {
