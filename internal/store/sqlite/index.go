@@ -150,7 +150,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		for _, t := range e.Targets {
 			targets = append(targets, indexEntry{a: t.Type, b: t.ID, k: k})
 		}
-		docs = append(docs, []any{k, e.SearchText()})
+		docs = append(docs, []any{k, indexText(e.SearchText())})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

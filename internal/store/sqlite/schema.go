@@ -120,7 +120,9 @@ CREATE TABLE by_target (
 	k    INTEGER NOT NULL,
 	PRIMARY KEY (seg, type, id, k)
 ) WITHOUT ROWID;
+-- Holds words already split and lower-cased by Trail (search.go, tokens);
+-- the ascii tokenizer only splits them at the spaces.
 CREATE VIRTUAL TABLE events_fts USING fts5 (
-	text, content='', detail=none, tokenize='unicode61 remove_diacritics 0'
+	text, content='', detail=none, tokenize='ascii'
 );
 `

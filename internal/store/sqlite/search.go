@@ -341,22 +341,19 @@ type term struct {
 	prefix bool
 }
 
-// tokens splits text the way the FTS5 unicode61 tokenizer does: runs of
-// letters, digits and private-use characters, lower-cased.
+// tokens splits text into the words free-text search knows: runs of
+// letters, marks, digits and private-use characters, lower-cased rune by
+// rune. The indexer stores exactly these words, space-separated, in an FTS5
+// table whose ascii tokenizer splits them at the spaces only, so the index
+// and the scan of unindexed events agree on every word.
 func tokens(text string) []string {
-	return strings.FieldsFunc(strings.Map(fold, text), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Co, r)
+	return strings.FieldsFunc(strings.Map(unicode.ToLower, text), func(r rune) bool {
+		return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.Co)
 	})
 }
 
-// fold lower-cases one rune as unicode61 does: simple case folding, rune
-// by rune, which leaves U+0130 (İ) alone since it has no simple folding.
-func fold(r rune) rune {
-	if r == '\u0130' {
-		return r
-	}
-	return unicode.ToLower(r)
-}
+// indexText is what the full-text index stores for text.
+func indexText(text string) string { return strings.Join(tokens(text), " ") }
 
 func parseTerms(q string) []term {
 	var out []term
