@@ -162,7 +162,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s: %w (not a directory)", dir, ErrNotInitialized)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile), sqlite.Options{Logger: opts.Logger})
+	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile), sqlite.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		if errors.Is(err, sqlite.ErrNoDatabase) {
 			return nil, fmt.Errorf("%s: %w (no %s; run trail init)", dir, ErrNotInitialized, DatabaseFile)

@@ -28,6 +28,8 @@ var (
 	ErrNoDatabase = errors.New("no Trail database at this path")
 	// ErrNotTrail: the file is not a Trail database.
 	ErrNotTrail = errors.New("not a Trail database")
+	// ErrReadOnly: the store was opened read-only.
+	ErrReadOnly = errors.New("store opened read-only")
 	// ErrNewerSchema: the database was written by a newer version of Trail.
 	ErrNewerSchema = errors.New("database schema is newer than this version of Trail supports")
 )
@@ -49,6 +51,9 @@ type Options struct {
 	// IndexDelay is how long the indexer lets commits gather before it
 	// indexes them. Default 250ms.
 	IndexDelay time.Duration
+	// ReadOnly opens the database for reading only: no write connection,
+	// no background indexer; Commit and CreateLog fail with ErrReadOnly.
+	ReadOnly bool
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
 }
@@ -147,35 +152,44 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkHeader(path); err != nil {
 		return nil, err
 	}
-	w, err := openWriter(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{path: path, opts: opts, logger: opts.Logger, w: w,
+	s := &Store{path: path, opts: opts, logger: opts.Logger,
 		names: map[int64]string{}, indexed: map[int64]int64{},
 		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	if err := s.checkSchema(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
+	var err error
 	s.r, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_query_only=1&_pragma=cache_size(-16384)")
 	if err != nil {
-		w.Close()
 		return nil, err
 	}
 	s.r.SetMaxOpenConns(opts.ReadConns)
 	s.r.SetMaxIdleConns(opts.ReadConns)
-	if s.ins, err = newInserter(ctx, w); err != nil {
+	fail := func(err error) (*Store, error) {
+		// The indexer is not running yet, so close by hand.
+		if s.ins != nil {
+			s.ins.close()
+		}
+		if s.w != nil {
+			s.w.Close()
+		}
 		s.r.Close()
-		w.Close()
 		return nil, err
 	}
+	if err := checkSchema(ctx, s.r, path); err != nil {
+		return fail(err)
+	}
+	if !opts.ReadOnly {
+		if s.w, err = openWriter(path, opts); err != nil {
+			return fail(err)
+		}
+		if s.ins, err = newInserter(ctx, s.w); err != nil {
+			return fail(err)
+		}
+	}
 	if err := s.loadLogs(ctx); err != nil {
-		// The indexer is not running yet, so close by hand.
-		s.ins.close()
-		s.r.Close()
-		w.Close()
-		return nil, fmt.Errorf("%s: read logs: %w", path, err)
+		return fail(fmt.Errorf("%s: read logs: %w", path, err))
+	}
+	if opts.ReadOnly {
+		close(s.done) // no indexer
+		return s, nil
 	}
 	go s.indexLoop()
 	s.wakeIndexer()
@@ -235,22 +249,22 @@ func openWriter(path string, opts Options) (*sql.DB, error) {
 	return w, nil
 }
 
-func (s *Store) checkSchema(ctx context.Context) error {
+func checkSchema(ctx context.Context, db *sql.DB, path string) error {
 	var app, ver int64
-	if err := s.w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
-		return fmt.Errorf("%s: %w: %v", s.path, ErrNotTrail, err)
+	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
 	}
-	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&ver); err != nil {
-		return fmt.Errorf("%s: %w: %v", s.path, ErrNotTrail, err)
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&ver); err != nil {
+		return fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
 	}
 	if app != applicationID {
-		return fmt.Errorf("%s: %w (application id %#x)", s.path, ErrNotTrail, app)
+		return fmt.Errorf("%s: %w (application id %#x)", path, ErrNotTrail, app)
 	}
 	if ver > schemaVersion {
-		return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", s.path, ErrNewerSchema, ver, schemaVersion)
+		return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", path, ErrNewerSchema, ver, schemaVersion)
 	}
 	if ver < 1 {
-		return fmt.Errorf("%s: %w (no schema version)", s.path, ErrNotTrail)
+		return fmt.Errorf("%s: %w (no schema version)", path, ErrNotTrail)
 	}
 	return nil
 }
@@ -301,12 +315,17 @@ func (s *Store) Close() error {
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
-	errs = append(errs, s.w.Close())
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
 	return errors.Join(errs...)
 }
 
 // CreateLog implements store.Store.
 func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string) (store.LogInfo, error) {
+	if s.w == nil {
+		return store.LogInfo{}, ErrReadOnly
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	now := time.Now().UTC()

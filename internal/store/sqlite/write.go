@@ -71,6 +71,9 @@ func (in *inserter) close() error {
 // Commit implements store.Store. All batches go into one transaction, so one
 // fsync of the WAL makes all of them durable.
 func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
+	if s.w == nil {
+		return ErrReadOnly
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for _, b := range batches {
