@@ -22,8 +22,8 @@ const (
 	scanShare = 64
 )
 
-// prefixedCols is eventCols qualified with the events table alias.
-var prefixedCols = "e." + strings.ReplaceAll(eventCols, ", ", ", e.")
+// prefixedCols is readCols qualified with the events table alias.
+var prefixedCols = "e.k, e.received_at, e.time, e.outcome, e." + strings.Join(stringCols, " || char(28) || e.")
 
 // Search implements store.Store. A query runs in two parts: events the
 // background indexer has covered are found through the indexes; newer ones
@@ -63,7 +63,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if q.Asc {
 		parts[0], parts[1] = parts[1], parts[0]
 	}
-	sc := newScanner(log, name)
+	sc := newScanner(log, name, s.r)
 	var out []*event.Event
 	for _, pt := range parts {
 		if pt.from > pt.to || len(out) >= limit {
