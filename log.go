@@ -25,8 +25,9 @@ type Log struct {
 	signer   note.Signer // nil when read-only
 	verifier note.Verifier
 
-	// Writer-owned state, published after each commit.
+	// State published after each commit. app is nil when read-only.
 	mu       sync.RWMutex
+	size     int64
 	app      *merkle.Appender
 	lastRecv time.Time
 	latest   *store.Checkpoint
@@ -62,12 +63,16 @@ func (l *Log) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("log %q: %w", l.info.Name, err)
 	}
-	app, err := merkle.NewAppender(st.Size, st.Rightmost)
-	if err != nil {
-		return fmt.Errorf("log %q: stored tree: %w", l.info.Name, err)
+	var app *merkle.Appender
+	if !l.db.opts.ReadOnly {
+		// Appending needs an intact right edge; reading does not, so that
+		// a damaged log can still be opened and verified.
+		if app, err = merkle.NewAppender(st.Size, st.Rightmost); err != nil {
+			return fmt.Errorf("log %q: stored Merkle tiles do not match its %d events (run trail verify): %w", l.info.Name, st.Size, err)
+		}
 	}
 	l.mu.Lock()
-	l.app, l.lastRecv, l.latest = app, st.LastReceivedAt, st.Checkpoint
+	l.size, l.app, l.lastRecv, l.latest = st.Size, app, st.LastReceivedAt, st.Checkpoint
 	l.mu.Unlock()
 	return nil
 }
@@ -86,7 +91,7 @@ func (l *Log) VerifierKey() string { return l.info.VerifierKey }
 func (l *Log) Size() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.app.Size()
+	return l.size
 }
 
 // Receipt says where an appended event landed.

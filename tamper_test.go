@@ -373,6 +373,10 @@ func tamperCases() []tamperCase {
 			mustExec(t, db, "UPDATE logs SET size = 801 WHERE id = ?", log)
 			rebuild(t, dir, nil)
 		}},
+		{name: "forged event appended, tiles left alone", seq: 800, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
+			forge(t, db, log, 799, 800)
+			mustExec(t, db, "UPDATE logs SET size = 801 WHERE id = ?", log)
+		}},
 		{name: "forged event inserted, size bumped", seq: anySeq, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
 			shiftFrom(t, db, log, 300)
 			forge(t, db, log, 299, 300)

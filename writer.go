@@ -200,7 +200,7 @@ func (w *writer) commit(group []*appendReq) {
 	for _, p := range order {
 		l := p.log
 		l.mu.Lock()
-		l.app, l.lastRecv = p.app, p.lastRecv
+		l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
 		l.latest = &p.batch.Checkpoint
 		l.mu.Unlock()
 	}

@@ -36,9 +36,13 @@ type LogInfo struct {
 // State is what a writer needs to resume appending to a log.
 type State struct {
 	Size           int64
-	LastReceivedAt time.Time     // received_at of the event at Size-1 (zero if empty)
-	Rightmost      []merkle.Tile // rightmost tile at each tile level for Size
-	Checkpoint     *Checkpoint   // latest checkpoint, nil if none
+	LastReceivedAt time.Time // received_at of the event at Size-1 (zero if empty)
+	// Rightmost holds the rightmost stored tile at each tile level for
+	// Size. It is nil when the stored tiles do not cover Size (the store
+	// was damaged or edited): merkle.NewAppender then refuses to resume,
+	// while readers can still open the log and Verify can say what is wrong.
+	Rightmost  []merkle.Tile
+	Checkpoint *Checkpoint // latest checkpoint, nil if none
 }
 
 // Checkpoint is a signed checkpoint as stored.

@@ -222,11 +222,12 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	}
 	for _, p := range merkle.RightmostTiles(st.Size) {
 		data, err := s.Tile(ctx, log, p.Level, p.Index)
+		if errors.Is(err, store.ErrNotFound) || err == nil && len(data) < p.Width*32 {
+			st.Rightmost = nil // damaged: the tiles do not cover Size
+			break
+		}
 		if err != nil {
 			return st, fmt.Errorf("rightmost tile %d/%d: %w", p.Level, p.Index, err)
-		}
-		if len(data) < p.Width*32 {
-			return st, fmt.Errorf("rightmost tile %d/%d has %d hashes, want %d", p.Level, p.Index, len(data)/32, p.Width)
 		}
 		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*32]})
 	}
