@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
 // The baseline is what an app does without Trail: one plain SQLite table
-// (same driver, WAL, synchronous=FULL, same page cache) with the same
+// (same driver and connection settings as Trail's writer: WAL,
+// synchronous=FULL, same page cache) with the same
 // secondary indexes Trail keeps (actor, action, ip, failed outcomes,
 // target), no hashing, no signing, no full-text index.
 
@@ -29,7 +31,7 @@ CREATE INDEX audit_target ON audit (target_type, target_id);
 
 func openBaseline(b testing.TB) (*sql.DB, *sql.Stmt) {
 	path := filepath.Join(b.TempDir(), "baseline.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)")
+	db, err := sql.Open(sqlite.DriverName, sqlite.WriterDSN(path, 64<<20))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail/internal/store"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 var _ store.Store = (*Store)(nil)
@@ -156,7 +155,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		names: map[int64]string{}, indexed: map[int64]int64{},
 		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
-	s.r, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_query_only=1&_pragma=cache_size(-16384)")
+	s.r, err = sql.Open(DriverName, readerDSN(path))
 	if err != nil {
 		return nil, err
 	}
@@ -235,10 +234,7 @@ func openWriter(path string, opts Options) (*sql.DB, error) {
 	if cache <= 0 {
 		cache = 64 << 20
 	}
-	dsn := "file:" + path +
-		"?_txlock=immediate&_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL" +
-		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(MEMORY)", cache>>10)
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open(DriverName, WriterDSN(path, cache))
 	if err != nil {
 		return nil, err
 	}
