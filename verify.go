@@ -2,6 +2,7 @@ package trail
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,21 +83,51 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		saved bool // the checkpoint verified against, not a stored one
 	}
 	var ckpts []ckpt
+	var batch []store.Checkpoint
+	// Signatures are checked on every CPU, a batch at a time: a log fed one
+	// event per commit has as many checkpoints as events.
+	checkBatch := func() error {
+		parsed := make([]Checkpoint, len(batch))
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		workers := runtime.GOMAXPROCS(0)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(batch); i += workers {
+					parsed[i], _, errs[i] = merkle.Open(batch[i].Note, v)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, c := range batch {
+			if errs[i] != nil {
+				return verifyErr(-1, "checkpoint of size %d: signature or format does not verify: %v", c.Size, errs[i])
+			}
+			if parsed[i].Size != c.Size {
+				return verifyErr(-1, "checkpoint stored as size %d is signed for size %d", c.Size, parsed[i].Size)
+			}
+			if parsed[i].Size > size {
+				return verifyErr(size, "log holds %d events but a checkpoint was signed for %d: events were deleted (truncated)", size, parsed[i].Size)
+			}
+			ckpts = append(ckpts, ckpt{parsed[i].Size, parsed[i].Hash, false})
+		}
+		batch = batch[:0]
+		return nil
+	}
 	for c, err := range l.db.st.Checkpoints(ctx, l.info.ID) {
 		if err != nil {
 			return rep, fmt.Errorf("read checkpoints: %w", err)
 		}
-		parsed, _, err := merkle.Open(c.Note, v)
-		if err != nil {
-			return rep, verifyErr(-1, "checkpoint of size %d: signature or format does not verify: %v", c.Size, err)
+		if batch = append(batch, c); len(batch) == 4096 {
+			if err := checkBatch(); err != nil {
+				return rep, err
+			}
 		}
-		if parsed.Size != c.Size {
-			return rep, verifyErr(-1, "checkpoint stored as size %d is signed for size %d", c.Size, parsed.Size)
-		}
-		if parsed.Size > size {
-			return rep, verifyErr(size, "log holds %d events but a checkpoint was signed for %d: events were deleted (truncated)", size, parsed.Size)
-		}
-		ckpts = append(ckpts, ckpt{parsed.Size, parsed.Hash, false})
+	}
+	if err := checkBatch(); err != nil {
+		return rep, err
 	}
 	// Events past the last checkpoint are reported after the replay, so
 	// that a rewrite of earlier events is reported first.
@@ -116,7 +147,7 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		against = &c
 		ckpts = append(ckpts, ckpt{c.Size, c.Hash, true})
 	}
-	slices.SortFunc(ckpts, func(a, b ckpt) int { return int(a.size - b.size) })
+	slices.SortFunc(ckpts, func(a, b ckpt) int { return cmp.Compare(a.size, b.size) })
 
 	// Replay the log: canonical form, leaf hash, tiles, roots.
 	app, _ := merkle.NewAppender(0, nil)
