@@ -17,7 +17,8 @@ import (
 var (
 	// ErrNotFound: the log, event, tile or checkpoint does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrExists: CreateLog was given a name already in use.
+	// ErrExists: CreateLog was given a name already in use, or CreateKey an
+	// id already in use.
 	ErrExists = errors.New("already exists")
 	// ErrConflict: Commit found the log's stored size differs from the
 	// batch's starting seq (another writer appended, or state is stale).
@@ -81,6 +82,20 @@ type Query struct {
 	Asc bool
 }
 
+// Key is a stored API key. The secret itself is never stored, only its
+// SHA-256 hash.
+type Key struct {
+	ID   string // public, unique; part of the secret
+	Log  int64  // the only log the key may use
+	Name string // free-form label
+	// Scopes are the key's permissions ("append", "read", "admin"); the
+	// store keeps them as given, in order.
+	Scopes    []string
+	Hash      []byte // SHA-256 of the whole secret
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while the key is valid
+}
+
 // Store persists logs. Implementations are safe for concurrent use; Commit
 // is called by a single writer per Store.
 type Store interface {
@@ -117,6 +132,19 @@ type Store interface {
 	Checkpoints(ctx context.Context, log int64) iter.Seq2[Checkpoint, error]
 	// CheckpointAt returns the checkpoint of exactly that size, or ErrNotFound.
 	CheckpointAt(ctx context.Context, log int64, size int64) (Checkpoint, error)
+
+	// CreateKey durably stores k (RevokedAt ignored). ErrExists if k.ID is
+	// taken, ErrNotFound if k.Log does not exist.
+	CreateKey(ctx context.Context, k Key) error
+	// Key returns the key with that id, revoked or not, or ErrNotFound.
+	Key(ctx context.Context, id string) (Key, error)
+	// Keys lists the keys of log, or of every log when log is 0, revoked
+	// ones included, oldest first.
+	Keys(ctx context.Context, log int64) ([]Key, error)
+	// RevokeKey durably marks the key revoked at t. Revoking a revoked key
+	// keeps its first revocation time and returns nil. ErrNotFound if there
+	// is no such key.
+	RevokeKey(ctx context.Context, id string, t time.Time) error
 
 	// WaitIndexed blocks until the log's search indexes cover every event
 	// committed before the call (searches are complete either way; this

@@ -97,6 +97,17 @@ CREATE TABLE checkpoints (
 	note      BLOB NOT NULL,
 	PRIMARY KEY (log, size)
 ) WITHOUT ROWID;
+-- API keys: the secret's SHA-256 only. scopes is comma-separated;
+-- revoked_at is 0 while the key is valid.
+CREATE TABLE keys (
+	id         TEXT PRIMARY KEY,
+	log        INTEGER NOT NULL REFERENCES logs (id),
+	name       TEXT NOT NULL,
+	scopes     TEXT NOT NULL,
+	hash       BLOB NOT NULL,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 
 -- Filled by the background indexer. seg is k >> segBits: the log and the
 -- seq's segment, which leads each key so that entries are appended at the

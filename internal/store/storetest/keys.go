@@ -1,0 +1,108 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail/internal/store"
+)
+
+func checkKey(t *testing.T, call string, got, want store.Key) {
+	t.Helper()
+	if got.ID != want.ID || got.Log != want.Log || got.Name != want.Name || !slices.Equal(got.Scopes, want.Scopes) ||
+		!bytes.Equal(got.Hash, want.Hash) || !got.CreatedAt.Equal(want.CreatedAt) || !got.RevokedAt.Equal(want.RevokedAt) {
+		t.Errorf("%s = %+v, want %+v", call, got, want)
+	}
+}
+
+func keyIDs(ks []store.Key) []string {
+	ids := make([]string, len(ks))
+	for i, k := range ks {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b := NewWriter(t, s, "alpha"), NewWriter(t, s, "beta")
+	if ks, err := s.Keys(ctx, 0); err != nil || len(ks) != 0 {
+		t.Fatalf("Keys(0) of a new store = %v, %v; want none", ks, err)
+	}
+	hash := func(secret string) []byte { h := sha256.Sum256([]byte(secret)); return h[:] }
+	keys := []store.Key{
+		{ID: "k1", Log: a.Info.ID, Name: "ingest", Scopes: []string{"append"}, Hash: hash("s1"), CreatedAt: epoch},
+		{ID: "k2", Log: b.Info.ID, Name: "", Scopes: []string{"read", "append"}, Hash: hash("s2"), CreatedAt: epoch.Add(time.Second)},
+		{ID: "k3", Log: a.Info.ID, Name: "auditor ü", Scopes: []string{"admin"}, Hash: hash("s3"), CreatedAt: epoch.Add(2 * time.Second)},
+	}
+	for _, k := range keys {
+		if err := s.CreateKey(ctx, k); err != nil {
+			t.Fatalf("CreateKey(%q) = %v", k.ID, err)
+		}
+	}
+	for _, k := range keys {
+		got, err := s.Key(ctx, k.ID)
+		if err != nil {
+			t.Fatalf("Key(%q) = %v", k.ID, err)
+		}
+		checkKey(t, "Key("+k.ID+")", got, k)
+	}
+
+	dup := keys[0]
+	dup.Log, dup.Hash = b.Info.ID, hash("other")
+	if err := s.CreateKey(ctx, dup); !errors.Is(err, store.ErrExists) {
+		t.Errorf("CreateKey(%q) again = %v, want an error wrapping store.ErrExists", dup.ID, err)
+	}
+	if got, err := s.Key(ctx, "k1"); err != nil || !bytes.Equal(got.Hash, keys[0].Hash) || got.Log != keys[0].Log {
+		t.Errorf("Key(k1) after a failed CreateKey = %+v, %v; want it unchanged", got, err)
+	}
+	orphan := store.Key{ID: "k9", Log: a.Info.ID + b.Info.ID + 100, Scopes: []string{"read"}, Hash: hash("s9"), CreatedAt: epoch}
+	err := s.CreateKey(ctx, orphan)
+	isNotFound(t, "CreateKey for a missing log", err)
+	_, err = s.Key(ctx, "k9")
+	isNotFound(t, `Key("k9")`, err)
+
+	for _, tc := range []struct {
+		log  int64
+		want []string
+	}{
+		{0, []string{"k1", "k2", "k3"}},
+		{a.Info.ID, []string{"k1", "k3"}},
+		{b.Info.ID, []string{"k2"}},
+	} {
+		ks, err := s.Keys(ctx, tc.log)
+		if err != nil {
+			t.Fatalf("Keys(%d) = %v", tc.log, err)
+		}
+		if got := keyIDs(ks); !slices.Equal(got, tc.want) {
+			t.Errorf("Keys(%d) = %q, want %q", tc.log, got, tc.want)
+		}
+	}
+
+	revoked := epoch.Add(time.Hour + 7)
+	if err := s.RevokeKey(ctx, "k1", revoked); err != nil {
+		t.Fatalf("RevokeKey(k1) = %v", err)
+	}
+	if err := s.RevokeKey(ctx, "k1", revoked.Add(time.Hour)); err != nil {
+		t.Errorf("RevokeKey(k1) again = %v, want nil", err)
+	}
+	want := keys[0]
+	want.RevokedAt = revoked
+	got, err := s.Key(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKey(t, "Key(k1) after RevokeKey", got, want)
+	if got, _ := s.Key(ctx, "k3"); !got.RevokedAt.IsZero() {
+		t.Errorf("Key(k3).RevokedAt = %v after revoking k1, want zero", got.RevokedAt)
+	}
+	err = s.RevokeKey(ctx, "nope", revoked)
+	isNotFound(t, `RevokeKey("nope")`, err)
+	_, err = s.Key(ctx, "nope")
+	isNotFound(t, `Key("nope")`, err)
+}
