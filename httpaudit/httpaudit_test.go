@@ -1,0 +1,249 @@
+package httpaudit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/httpaudit"
+)
+
+func newLog(t *testing.T) *trail.Log {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := db.CreateLog(ctx, "app", "test.example/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// adminAPI is a small admin API: the actor comes from a header the app's
+// own authentication would have checked.
+func adminAPI(l *trail.Log, opts httpaudit.Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("DELETE /admin/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("X-User") {
+		case "":
+			http.Error(w, "sign in", http.StatusUnauthorized)
+		case "mallory":
+			http.Error(w, "not an admin", http.StatusForbidden)
+		default:
+			if r.PathValue("id") == "404" {
+				http.NotFound(w, r)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	mux.HandleFunc("POST /admin/subscriptions/{sub}/toggle", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "billing is down", http.StatusBadGateway)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	if opts.Actor == nil {
+		opts.Actor = func(r *http.Request) trail.Actor {
+			if u := r.Header.Get("X-User"); u != "" {
+				return trail.Actor{ID: u, Type: "user"}
+			}
+			return trail.Actor{ID: "anonymous", Type: "anonymous"}
+		}
+	}
+	return httpaudit.Middleware(l, opts)(mux)
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path string, header map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// events returns the log's events, oldest first.
+func events(t *testing.T, l *trail.Log) []*trail.Event {
+	t.Helper()
+	var out []*trail.Event
+	for e, err := range l.Events(context.Background(), trail.Query{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestMiddlewareRecordsRequests(t *testing.T) {
+	l := newLog(t)
+	srv := httptest.NewServer(adminAPI(l, httpaudit.Options{}))
+	defer srv.Close()
+
+	tests := []struct {
+		method, path string
+		header       map[string]string
+		wantStatus   int
+		wantActor    string
+		wantAction   string
+		wantOutcome  trail.Outcome
+		wantTarget   trail.Target
+	}{
+		{"DELETE", "/admin/users/42", map[string]string{"X-User": "ana", "X-Request-Id": "req-1"}, 204, "ana", "admin.users.delete", trail.Success, trail.Target{Type: "users", ID: "42"}},
+		{"DELETE", "/admin/users/7", map[string]string{"X-User": "mallory"}, 403, "mallory", "admin.users.delete", trail.Denied, trail.Target{Type: "users", ID: "7"}},
+		{"DELETE", "/admin/users/7", nil, 401, "anonymous", "admin.users.delete", trail.Denied, trail.Target{Type: "users", ID: "7"}},
+		{"DELETE", "/admin/users/404", map[string]string{"X-User": "ana"}, 404, "ana", "admin.users.delete", trail.Failure, trail.Target{Type: "users", ID: "404"}},
+		{"POST", "/admin/subscriptions/sub_9/toggle", map[string]string{"X-User": "ana"}, 502, "ana", "admin.subscriptions.toggle.post", trail.Errored, trail.Target{Type: "subscriptions", ID: "sub_9"}},
+	}
+	for _, tt := range tests {
+		if got := do(t, srv, tt.method, tt.path, tt.header); got != tt.wantStatus {
+			t.Fatalf("%s %s = %d, want %d", tt.method, tt.path, got, tt.wantStatus)
+		}
+	}
+	// A request that matches no route records nothing.
+	do(t, srv, "GET", "/nowhere", nil)
+
+	got := events(t, l)
+	if len(got) != len(tests) {
+		t.Fatalf("log holds %d events, want %d", len(got), len(tests))
+	}
+	for i, tt := range tests {
+		e := got[i]
+		if e.Actor.ID != tt.wantActor || e.Action != tt.wantAction || e.Outcome != tt.wantOutcome {
+			t.Errorf("%s %s: event actor %q action %q outcome %q, want %q %q %q", tt.method, tt.path, e.Actor.ID, e.Action, e.Outcome, tt.wantActor, tt.wantAction, tt.wantOutcome)
+		}
+		if len(e.Targets) != 1 || e.Targets[0] != tt.wantTarget {
+			t.Errorf("%s %s: targets %+v, want [%+v]", tt.method, tt.path, e.Targets, tt.wantTarget)
+		}
+		if e.Source.IP != "127.0.0.1" || !strings.HasPrefix(e.Source.UserAgent, "Go-http-client") {
+			t.Errorf("%s %s: source %+v, want 127.0.0.1 and Go's user agent", tt.method, tt.path, e.Source)
+		}
+		if (e.Outcome == trail.Success) != (e.Reason == "") {
+			t.Errorf("%s %s: outcome %q with reason %q", tt.method, tt.path, e.Outcome, e.Reason)
+		}
+		var md struct {
+			Method string `json:"method"`
+			Path   string `json:"path"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal(e.Metadata, &md); err != nil || md.Method != tt.method || md.Path != tt.path || md.Status != tt.wantStatus {
+			t.Errorf("%s %s: metadata %s (%v)", tt.method, tt.path, e.Metadata, err)
+		}
+	}
+	if got[0].RequestID != "req-1" {
+		t.Errorf("request id = %q, want req-1", got[0].RequestID)
+	}
+	if got[1].Reason != "HTTP 403 Forbidden" {
+		t.Errorf("reason = %q, want HTTP 403 Forbidden", got[1].Reason)
+	}
+}
+
+func TestMiddlewareTrustsOnlyConfiguredProxies(t *testing.T) {
+	xff := map[string]string{"X-User": "ana", "X-Forwarded-For": "198.51.100.9, 203.0.113.5, 10.0.0.2"}
+	for _, tt := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"no trusted proxies: the peer", nil, "127.0.0.1"},
+		{"loopback and 10/8 trusted: first untrusted hop from the right", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}, "203.0.113.5"},
+		{"only loopback trusted: a spoofable hop is not believed further", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "10.0.0.2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLog(t)
+			srv := httptest.NewServer(adminAPI(l, httpaudit.Options{TrustedProxies: tt.trusted}))
+			defer srv.Close()
+			do(t, srv, "DELETE", "/admin/users/1", xff)
+			got := events(t, l)
+			if len(got) != 1 || got[0].Source.IP != tt.want {
+				t.Fatalf("source ip = %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMiddlewareHooksAndSkip(t *testing.T) {
+	l := newLog(t)
+	srv := httptest.NewServer(adminAPI(l, httpaudit.Options{
+		Action: func(r *http.Request) string { return "user.delete" },
+		Targets: func(r *http.Request) []trail.Target {
+			return []trail.Target{{Type: "user", ID: "u_" + r.PathValue("id")}}
+		},
+		Skip: func(r *http.Request) bool { return r.Pattern == "GET /healthz" },
+	}))
+	defer srv.Close()
+	do(t, srv, "GET", "/healthz", nil)
+	do(t, srv, "DELETE", "/admin/users/5", map[string]string{"X-User": "ana", "User-Agent": "bad\xffagent"})
+	got := events(t, l)
+	if len(got) != 1 {
+		t.Fatalf("log holds %d events, want 1 (healthz skipped)", len(got))
+	}
+	if e := got[0]; e.Action != "user.delete" || e.Targets[0].ID != "u_5" || e.Source.UserAgent != "bad\uFFFDagent" {
+		t.Errorf("event = action %q targets %+v ua %q", e.Action, e.Targets, e.Source.UserAgent)
+	}
+}
+
+type failing struct{}
+
+func (failing) Append(context.Context, trail.Event) (trail.Receipt, error) {
+	return trail.Receipt{}, errors.New("store unavailable")
+}
+
+// A failed append is logged and does not change the response.
+func TestMiddlewareLogsAppendFailures(t *testing.T) {
+	var logs strings.Builder
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/users/{id}/reset", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") })
+	h := httpaudit.Middleware(failing{}, httpaudit.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})(mux)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if got := do(t, srv, "POST", "/admin/users/3/reset", nil); got != 200 {
+		t.Fatalf("status = %d, want 200", got)
+	}
+	if !strings.Contains(logs.String(), "audit event not recorded") || !strings.Contains(logs.String(), "admin.users.reset.post") {
+		t.Errorf("logs = %q, want the failure with the action", logs.String())
+	}
+}
+
+func TestActionFromPattern(t *testing.T) {
+	for _, tt := range []struct{ pattern, want string }{
+		{"DELETE /admin/users/{id}", "admin.users.delete"},
+		{"POST /admin/subscriptions/{id}/toggle", "admin.subscriptions.toggle.post"},
+		{"GET /", "get"},
+		{"/files/{path...}", "files.request"},
+		{"PUT example.com/api/v2/Org-Settings", "api.v2.org_settings.put"},
+		{"GET /2fa/reset", "x2fa.reset.get"},
+	} {
+		if got := httpaudit.ActionFromPattern(tt.pattern); got != tt.want {
+			t.Errorf("ActionFromPattern(%q) = %q, want %q", tt.pattern, got, tt.want)
+		}
+	}
+}
+
+func TestOutcomeFromStatus(t *testing.T) {
+	for status, want := range map[int]trail.Outcome{200: trail.Success, 204: trail.Success, 302: trail.Success, 400: trail.Failure, 401: trail.Denied, 403: trail.Denied, 404: trail.Failure, 409: trail.Failure, 500: trail.Errored, 503: trail.Errored} {
+		if got := httpaudit.OutcomeFromStatus(status); got != want {
+			t.Errorf("OutcomeFromStatus(%d) = %q, want %q", status, got, want)
+		}
+	}
+}
