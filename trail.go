@@ -49,6 +49,14 @@ type (
 	Checkpoint = merkle.Checkpoint
 )
 
+// Actor types.
+const (
+	ActorUser      = event.ActorUser
+	ActorService   = event.ActorService
+	ActorSystem    = event.ActorSystem
+	ActorAnonymous = event.ActorAnonymous
+)
+
 // Outcomes.
 const (
 	Success = event.Success
