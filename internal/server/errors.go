@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/trail-audit/trail"
+)
+
+// apiError is an error with its HTTP status and stable code. Handlers
+// return it for request mistakes the trail package does not detect.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+	field  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+var (
+	errNoKey    = &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "missing API key: send Authorization: Bearer <key>"}
+	errNotFound = &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such resource"}
+)
+
+// badParam reports an invalid query parameter.
+func badParam(name, reason string) error {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_parameter", msg: name + ": " + reason, field: name}
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+		// Index is the position of the offending event in a batch.
+		Index *int `json:"index,omitempty"`
+	} `json:"error"`
+}
+
+// writeError is the one place where errors become HTTP responses:
+//
+//	400 invalid_event, invalid_parameter  *trail.ValidationError, bad query parameters
+//	401 unauthorized                      no key, unknown or revoked key
+//	403 forbidden                         the key lacks the scope
+//	404 not_found                         no such event, size or route
+//	413 too_large                         body over the limit, too many events
+//	415 unsupported_media_type            not JSON or NDJSON
+//	503 unavailable                       the store could not commit or answer
+//	500 internal                          anything else; details only in the log
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var body errorBody
+	status := http.StatusInternalServerError
+	var ae *apiError
+	var ve *trail.ValidationError
+	var me *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		status, body.Error.Code, body.Error.Message, body.Error.Field = ae.status, ae.code, ae.msg, ae.field
+	case errors.As(err, &ve):
+		status, body.Error.Code, body.Error.Message, body.Error.Field = http.StatusBadRequest, "invalid_event", ve.Error(), ve.Field
+		if ve.Index >= 0 {
+			i := ve.Index
+			body.Error.Index = &i
+		}
+		if r.Method == http.MethodGet { // a search filter, not an event
+			body.Error.Code = "invalid_parameter"
+		}
+	case errors.As(err, &me):
+		status, body.Error.Code, body.Error.Message = http.StatusRequestEntityTooLarge, "too_large", "request body over the limit"
+	case errors.Is(err, trail.ErrUnauthorized):
+		status, body.Error.Code, body.Error.Message = http.StatusUnauthorized, "unauthorized", "invalid or revoked API key"
+	case errors.Is(err, trail.ErrNotFound):
+		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "store unavailable, nothing was stored; retry later"
+	default:
+		body.Error.Code, body.Error.Message = "internal", "internal error"
+	}
+	if status >= 500 {
+		s.opts.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="trail"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,330 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+)
+
+// appendEvents serves POST /v1/events. The body is one event object,
+// {"events": [...]}, or NDJSON (Content-Type application/x-ndjson). The
+// events are committed all or none; a 2xx answer means all are durable.
+func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	ndjson := false
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return errUnsupported
+		case mt == "application/x-ndjson":
+			ndjson = true
+		case mt != "application/json":
+			return errUnsupported
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	var raws [][]byte
+	single := false
+	if ndjson {
+		raws, err = splitNDJSON(body)
+	} else {
+		raws, single, err = splitJSON(body)
+	}
+	if err != nil {
+		return err
+	}
+	if len(raws) == 0 {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_event", msg: "no events in the request"}
+	}
+	if len(raws) > s.opts.MaxBatchEvents {
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("%d events in one request; at most %d", len(raws), s.opts.MaxBatchEvents)}
+	}
+	evs := make([]trail.Event, len(raws))
+	for i, raw := range raws {
+		e, err := event.Decode(raw)
+		if err != nil {
+			var ve *trail.ValidationError
+			if errors.As(err, &ve) && !single {
+				ve.Index = i
+			}
+			return err
+		}
+		evs[i] = e
+	}
+	var rs []trail.Receipt
+	if single {
+		var rc trail.Receipt
+		rc, err = l.Append(r.Context(), evs[0])
+		rs = []trail.Receipt{rc}
+	} else {
+		rs, err = l.AppendBatch(r.Context(), evs)
+	}
+	if err != nil {
+		return err
+	}
+	type receipt struct {
+		ID  string `json:"id"`
+		Seq int64  `json:"seq"`
+	}
+	out := struct {
+		Events []receipt `json:"events"`
+	}{make([]receipt, len(rs))}
+	for i, rc := range rs {
+		out.Events[i] = receipt{rc.ID, rc.Seq}
+	}
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+var errUnsupported = &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "send application/json or application/x-ndjson"}
+
+// splitJSON splits a JSON body into events: {"events": [...]} is a batch,
+// any other object is one event (single reports which).
+func splitJSON(body []byte) (raws [][]byte, single bool, err error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, false, &trail.ValidationError{Index: -1, Reason: "body must be a JSON object: an event or {\"events\": [...]}"}
+	}
+	var batch map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &batch) == nil && len(batch) == 1 {
+		if list, ok := batch["events"]; ok {
+			var items []json.RawMessage
+			if err := json.Unmarshal(list, &items); err != nil {
+				return nil, false, &trail.ValidationError{Index: -1, Field: "events", Reason: "must be an array of event objects"}
+			}
+			raws = make([][]byte, len(items))
+			for i, it := range items {
+				raws[i] = it
+			}
+			return raws, false, nil
+		}
+	}
+	return [][]byte{trimmed}, true, nil
+}
+
+// splitNDJSON splits an NDJSON body into its non-blank lines.
+func splitNDJSON(body []byte) ([][]byte, error) {
+	var raws [][]byte
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			raws = append(raws, line)
+		}
+	}
+	return raws, nil
+}
+
+// searchEvents serves GET /v1/events: newest first, keyset pages.
+func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	page, err := l.Search(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	buf := []byte(`{"events":[`)
+	for i, e := range page.Events {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = e.AppendCanonical(buf)
+		if len(buf) > 32<<10 {
+			bw.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, `],"next_cursor":`...)
+	if page.NextCursor == "" {
+		buf = append(buf, "null"...)
+	} else {
+		buf = strconv.AppendQuote(buf, page.NextCursor)
+	}
+	buf = append(buf, "}\n"...)
+	bw.Write(buf)
+	return bw.Flush()
+}
+
+// parseQuery reads the search filters of a request.
+func parseQuery(r *http.Request) (trail.Query, error) {
+	v := r.URL.Query()
+	for name, vals := range v {
+		if len(vals) > 1 {
+			return trail.Query{}, badParam(name, "given more than once")
+		}
+	}
+	q := trail.Query{
+		Actor: v.Get("actor"), Action: v.Get("action"), TargetType: v.Get("target_type"),
+		TargetID: v.Get("target_id"), Outcome: trail.Outcome(v.Get("outcome")), IP: v.Get("ip"),
+		Text: v.Get("q"), Cursor: v.Get("cursor"),
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := v.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return q, badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
+			}
+			*p.dst = t
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return q, badParam("limit", "must be a positive integer")
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// getEvent serves GET /v1/events/{id}: the event, its inclusion proof in
+// the latest checkpoint's tree, and that checkpoint, so that a client can
+// verify the event offline.
+func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	ctx := r.Context()
+	e, err := l.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return err
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil {
+		return err
+	}
+	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Event      json.RawMessage `json:"event"`
+		Proof      inclusion       `json:"proof"`
+		Checkpoint string          `json:"checkpoint"`
+	}{e.AppendCanonical(nil), inclusion{e.Seq, c.Size, hashes(proof)}, string(signed)})
+}
+
+type inclusion struct {
+	Seq      int64    `json:"seq"`
+	TreeSize int64    `json:"tree_size"`
+	Hashes   []string `json:"hashes"`
+}
+
+func hashes(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return out
+}
+
+// checkpoint serves GET /v1/checkpoint: the latest signed checkpoint.
+func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(signed)
+	return err
+}
+
+// intParam reads a required non-negative integer query parameter.
+func intParam(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, badParam(name, "required")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badParam(name, "must be a non-negative integer")
+	}
+	return n, nil
+}
+
+// inclusionProof serves GET /v1/proof/inclusion?seq=&size=.
+func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	seq, err := intParam(r, "seq")
+	if err != nil {
+		return err
+	}
+	size, err := intParam(r, "size")
+	if err != nil {
+		return err
+	}
+	proof, err := l.ProveInclusion(r.Context(), seq, size)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, inclusion{seq, size, hashes(proof)})
+}
+
+// consistencyProof serves GET /v1/proof/consistency?from=&to=.
+func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	from, err := intParam(r, "from")
+	if err != nil {
+		return err
+	}
+	to, err := intParam(r, "to")
+	if err != nil {
+		return err
+	}
+	proof, err := l.ProveConsistency(r.Context(), from, to)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		From   int64    `json:"from"`
+		To     int64    `json:"to"`
+		Hashes []string `json:"hashes"`
+	}{from, to, hashes(proof)})
+}
+
+// logInfo serves GET /v1/log.
+func (s *server) logInfo(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	return writeJSON(w, http.StatusOK, struct {
+		Origin      string `json:"origin"`
+		VerifierKey string `json:"verifier_key"`
+		TreeSize    int64  `json:"tree_size"`
+	}{l.Origin(), l.VerifierKey(), l.Size()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,194 @@
+// Package server is Trail's HTTP API: tenants authenticate with API keys
+// (see trail.DB.CreateKey) and each key reaches only its own log.
+//
+// Routes:
+//
+//	POST /v1/events                       append (scope append)
+//	GET  /v1/events                       search, newest first (scope read)
+//	GET  /v1/events/{id}                  one event with its inclusion proof and checkpoint
+//	GET  /v1/checkpoint                   latest signed checkpoint, text/plain
+//	GET  /v1/proof/inclusion?seq=&size=   inclusion proof
+//	GET  /v1/proof/consistency?from=&to=  consistency proof
+//	GET  /v1/log                          origin, verifier key, tree size
+//	GET  /healthz, /readyz                liveness and readiness, no key needed
+//
+// Every /v1 request carries "Authorization: Bearer <key>". Errors are JSON
+// {"error": {"code", "message", "field"?, "index"?}}; see errors.go.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail"
+)
+
+// Options configure the handler. The zero value is a good default.
+type Options struct {
+	// Logger receives one access log line per request, with the API key's
+	// id but never the key itself. Default: discard.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxBatchEvents bounds the events of one POST /v1/events; more get 413.
+	// Default 10,000.
+	MaxBatchEvents int
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxBatchEvents <= 0 {
+		o.MaxBatchEvents = 10000
+	}
+}
+
+type server struct {
+	db   *trail.DB
+	opts Options
+}
+
+// New returns the API handler for db.
+func New(db *trail.DB, opts Options) http.Handler {
+	opts.defaults()
+	s := &server{db: db, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("POST /v1/events", s.auth(trail.ScopeAppend, s.appendEvents))
+	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
+	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
+	mux.Handle("GET /v1/checkpoint", s.auth(trail.ScopeRead, s.checkpoint))
+	mux.Handle("GET /v1/proof/inclusion", s.auth(trail.ScopeRead, s.inclusionProof))
+	mux.Handle("GET /v1/proof/consistency", s.auth(trail.ScopeRead, s.consistencyProof))
+	mux.Handle("GET /v1/log", s.auth(trail.ScopeRead, s.logInfo))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFound)
+	})
+	return s.accessLog(mux)
+}
+
+// apiHandler serves a request authenticated by key, on key's log. An error
+// it returns becomes the response (see writeError), unless the response
+// was started.
+type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error
+
+// auth authenticates the request's bearer key, checks that it grants
+// scope, and runs h on the key's log.
+func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || bearer == "" {
+			s.writeError(w, r, errNoKey)
+			return
+		}
+		key, err := s.db.Authenticate(ctx, strings.TrimSpace(bearer))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+			info.keyID = key.ID
+			info.log = key.Log
+		}
+		if !key.Allows(scope) {
+			s.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden", msg: "this key lacks the " + string(scope) + " scope"})
+			return
+		}
+		l, err := s.db.Log(ctx, key.Log)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := h(w, r, key, l); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz reports whether the store answers.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.db.Logs(ctx); err != nil {
+		s.opts.Logger.WarnContext(ctx, "not ready", "err", err)
+		s.writeError(w, r, trail.ErrUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+}
+
+// reqInfo collects what the access log reports beyond the request itself.
+type reqInfo struct {
+	keyID, log string
+}
+
+type reqInfoKey struct{}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog logs one line per request: method, path (without the query,
+// which may hold search terms), status, sizes, duration and the key's id.
+// Headers are never logged, so neither is the key.
+func (s *server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &reqInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status),
+			slog.Int64("bytes_in", r.ContentLength),
+			slog.Int64("bytes_out", sw.bytes),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr),
+		}
+		if info.keyID != "" {
+			attrs = append(attrs, slog.String("key", info.keyID), slog.String("log", info.log))
+		}
+		s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	})
+}
