@@ -84,6 +84,8 @@ var commands = []struct {
 	{"checkpoint", "print the log's latest signed checkpoint", func(e *env, d dbFlags) command { return &checkpointCommand{env: e, db: d} }},
 	{"verify", "check the whole log against its signed checkpoints", func(e *env, d dbFlags) command { return &verifyCommand{env: e, db: d} }},
 	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
+	{"serve", "run the HTTP API", func(e *env, d dbFlags) command { return &serveCommand{env: e, db: d} }},
+	{"keys", "create, list and revoke API keys for trail serve", func(e *env, d dbFlags) command { return &keysCommand{env: e, db: d} }},
 	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
 	{"demo", "fill a demo log with sample events, search and verify it", func(e *env, d dbFlags) command { return &demoCommand{env: e, db: d} }},
 }

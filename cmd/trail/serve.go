@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/trail-audit/trail/internal/server"
+)
+
+// serveCommand runs the HTTP API.
+type serveCommand struct {
+	env      *env
+	db       dbFlags
+	addr     string
+	maxBody  int64
+	shutdown time.Duration
+}
+
+func (c *serveCommand) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.db.register(fs, c.db)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
+	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
+	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
+	return fs
+}
+
+func (c *serveCommand) Usage() string {
+	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT]", `
+Serve runs Trail's HTTP API on the data directory, creating the directory
+if it does not exist. Every /v1 request needs an API key ("Authorization:
+Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
+
+  POST /v1/events                       append one event, {"events": [...]}, or NDJSON
+  GET  /v1/events                       search, newest first
+  GET  /v1/events/{id}                  an event with its inclusion proof and checkpoint
+  GET  /v1/checkpoint                   the latest signed checkpoint
+  GET  /v1/proof/inclusion?seq=&size=   inclusion proof
+  GET  /v1/proof/consistency?from=&to=  consistency proof
+  GET  /v1/log                          origin, verifier key and tree size
+  GET  /healthz, /readyz                liveness and readiness
+
+It prints the address it listens on, then one access log line per request
+on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
+gracefully: it stops accepting, lets requests in flight finish, commits and
+exits 0. An event acknowledged with a 2xx status is durable.`, `
+  trail serve --data /var/lib/trail --addr 127.0.0.1:8080
+  KEY=$(trail keys create --log billing --scope append | tail -n 1)
+  curl -H "Authorization: Bearer $KEY" -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
+}
+
+func (c *serveCommand) Run(ctx context.Context, args []string) error {
+	if err := noArgs(c.flagSet(), args); err != nil {
+		return err
+	}
+	if c.maxBody <= 0 {
+		return usagef("--max-body must be positive")
+	}
+	var h slog.Handler = slog.NewJSONHandler(c.env.stderr, nil)
+	if c.env.stderrTTY {
+		h = slog.NewTextHandler(c.env.stderr, nil)
+	}
+	logger := slog.New(h)
+
+	db, err := openOrInit(ctx, c.db.data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           server.New(db, server.Options{Logger: logger, MaxBodyBytes: c.maxBody}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	fmt.Fprintf(c.env.stdout, "Trail is listening on http://%s (data %s)\n", ln.Addr(), c.db.data)
+	if f, ok := c.env.stdout.(interface{ Sync() error }); ok {
+		f.Sync()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", c.shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
