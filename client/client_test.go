@@ -1,0 +1,334 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/server"
+)
+
+// fixture is a real Trail server on a loopback port with one log and a
+// read+append key for it.
+type fixture struct {
+	db   *trail.DB
+	log  *trail.Log
+	srv  *httptest.Server
+	key  string
+	vkey string
+}
+
+func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, _, err := db.CreateKey(ctx, "acme", "test", trail.ScopeAppend, trail.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := server.New(db, server.Options{})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fixture{db: db, log: l, srv: srv, key: key, vkey: l.VerifierKey()}
+}
+
+func (f *fixture) client(t *testing.T, opts client.Options) *client.Client {
+	t.Helper()
+	c, err := client.New(f.srv.URL, f.key, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ev(actor, action string) trail.Event {
+	return trail.Event{Actor: trail.Actor{ID: actor, Type: "user"}, Action: action,
+		Targets: []trail.Target{{Type: "user", ID: "u_7"}}, Source: trail.Source{IP: "192.0.2.1"}}
+}
+
+func TestAppendSearchGetVerified(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	var want []trail.Receipt
+	for i := range 25 {
+		rs, err := c.Append(ctx, ev(fmt.Sprintf("u_%d", i%3), "user.login"), ev("admin", "user.delete"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, rs...)
+	}
+	if f.log.Size() != 50 {
+		t.Fatalf("log size = %d, want 50", f.log.Size())
+	}
+	// Search pages through every match, newest first, without gaps.
+	var seqs []int64
+	for e, err := range c.Search(ctx, trail.Query{Action: "user.delete", Limit: 7}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, e.Seq)
+	}
+	if len(seqs) != 25 {
+		t.Fatalf("Search found %d user.delete events, want 25: %v", len(seqs), seqs)
+	}
+	for i, s := range seqs {
+		if s != int64(49-2*i) {
+			t.Fatalf("Search seqs = %v, want 49, 47, … 1", seqs)
+		}
+	}
+	// Get verifies the proof against the pinned key.
+	v, err := c.Get(ctx, want[10].ID, f.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Event.Seq != 10 || v.Event.Actor.ID != "u_2" || v.Checkpoint.Size != 50 {
+		t.Errorf("Get = seq %d actor %q in tree %d", v.Event.Seq, v.Event.Actor.ID, v.Checkpoint.Size)
+	}
+	// A key from elsewhere does not verify the log's checkpoint.
+	_, otherKey, err := newKeyPair("elsewhere/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, want[10].ID, otherKey); !errors.Is(err, client.ErrNotVerified) {
+		t.Errorf("Get with another verifier key = %v, want ErrNotVerified", err)
+	}
+}
+
+func TestAppendRejectedEventNamesField(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	_, err := c.Append(context.Background(), ev("a", "user.login"), trail.Event{Action: "user.login"})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field == "" {
+		t.Fatalf("Append with an event lacking actor.id = %v, want a 400 naming the field", err)
+	}
+	if f.log.Size() != 0 {
+		t.Errorf("log size = %d after a rejected batch, want 0", f.log.Size())
+	}
+}
+
+// A 503 with Retry-After is retried, and the retry is the same request.
+func TestAppendRetriesUnavailable(t *testing.T) {
+	var failures atomic.Int32
+	failures.Store(2)
+	var keys sync.Map
+	f := newFixture(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				keys.Store(r.Header.Get("Idempotency-Key"), true)
+				if failures.Add(-1) >= 0 {
+					w.Header().Set("Retry-After", "0")
+					http.Error(w, `{"error":{"code":"unavailable","message":"try later"}}`, http.StatusServiceUnavailable)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := f.client(t, client.Options{MinBackoff: time.Millisecond})
+	rs, err := c.Append(context.Background(), ev("a", "user.login"))
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("Append after two 503s = %v, %v", rs, err)
+	}
+	n := 0
+	keys.Range(func(k, v any) bool { n++; return k != "" })
+	if n != 1 {
+		t.Errorf("three attempts carried %d idempotency keys, want the same one", n)
+	}
+	if f.log.Size() != 1 {
+		t.Errorf("log size = %d, want 1", f.log.Size())
+	}
+}
+
+func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	var failed atomic.Int32
+	b := c.NewBatcher(client.BatcherOptions{MaxBatch: 40, MaxDelay: 20 * time.Millisecond, OnError: func(evs []trail.Event, err error) { failed.Add(int32(len(evs))) }})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if _, err := b.Append(ctx, ev(fmt.Sprintf("g%d", g), "user.login")); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = i
+			}
+		}()
+	}
+	wg.Wait()
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.log.Size() != 400 {
+		t.Fatalf("after Flush the log holds %d events, want 400", f.log.Size())
+	}
+	// One bad event fails alone and is reported; the rest are stored.
+	b.Append(ctx, ev("x", "user.login"))
+	b.Append(ctx, trail.Event{Action: "user.login"})
+	b.Append(ctx, ev("y", "user.login"))
+	if err := b.Close(ctx); err == nil {
+		t.Error("Close after a rejected event = nil, want its error")
+	}
+	if f.log.Size() != 402 || failed.Load() != 1 {
+		t.Errorf("log holds %d events and %d failed, want 402 and 1", f.log.Size(), failed.Load())
+	}
+	if _, err := b.Append(ctx, ev("z", "user.login")); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Append after Close = %v, want ErrClosed", err)
+	}
+}
+
+// A full buffer refuses with ErrBufferFull instead of dropping silently.
+func TestBatcherNoBlockRefusesWhenFull(t *testing.T) {
+	release := make(chan struct{})
+	f := newFixture(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-release // the server is stuck
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	b := c.NewBatcher(client.BatcherOptions{MaxBatch: 1, MaxDelay: time.Millisecond, Buffer: 3, NoBlock: true})
+	var refused int
+	for range 10 {
+		if _, err := b.Append(ctx, ev("a", "user.login")); errors.Is(err, client.ErrBufferFull) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if refused == 0 || f.log.Size()+int64(refused) != 10 {
+		t.Errorf("refused %d, stored %d: want some refused and every other one stored", refused, f.log.Size())
+	}
+}
+
+func TestMonitorDetectsFork(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "checkpoint")
+	m, err := c.NewMonitor(f.vkey, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append(ctx, ev("a", "user.login"), ev("b", "user.login")); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := m.Check(ctx); err != nil || cp.Size != 2 {
+		t.Fatalf("first Check = %v, %v", cp, err)
+	}
+	for range 3 {
+		if _, err := c.Append(ctx, ev("c", "user.update")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Check(ctx); err != nil {
+			t.Fatalf("Check after growth = %v", err)
+		}
+	}
+	saved, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Another server with the same signing key and a different history of
+	// more events: each checkpoint is validly signed, but it does not
+	// extend the one the monitor saw.
+	forkURL, forkKey := forkedServer(t, f.db.Dir(), 6)
+	fc, err := client.New(forkURL, forkKey, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := fc.NewMonitor(f.vkey, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fm.Check(ctx); !errors.Is(err, client.ErrFork) {
+		t.Fatalf("Check against a forked history = %v, want ErrFork", err)
+	}
+	if b, _ := os.ReadFile(state); string(b) != string(saved) {
+		t.Error("the saved checkpoint was replaced after a fork; it is the evidence")
+	}
+}
+
+// forkedServer starts a server whose log "acme" is signed with the key of
+// the log in dir but holds n other events, and returns its URL and a key.
+func forkedServer(t *testing.T, dir string, n int) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	fork := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(fork, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(dir, "keys", "acme.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fork, "keys", "acme.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := trail.Open(ctx, dir, trail.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ol, err := orig.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := ol.Origin()
+	orig.Close()
+	db, err := trail.Init(ctx, fork, trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := db.CreateLog(ctx, "acme", origin) // reuses the copied key
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := l.Append(ctx, ev(fmt.Sprintf("other%d", i), "user.delete")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret, _, err := db.CreateKey(ctx, "acme", "fork", trail.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(db, server.Options{}))
+	t.Cleanup(srv.Close)
+	return srv.URL, secret
+}
+
+func newKeyPair(name string) (string, string, error) { return merkle.NewKey(name) }
