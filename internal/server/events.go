@@ -93,28 +93,34 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 
 var errUnsupported = &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "send application/json or application/x-ndjson"}
 
-// splitJSON splits a JSON body into events: {"events": [...]} is a batch,
-// any other object is one event (single reports which).
+// splitJSON splits a JSON body into events: an object whose first key is
+// "events" is a batch and may hold nothing else; any other object is one
+// event (single reports which), left for event.Decode to judge.
 func splitJSON(body []byte) (raws [][]byte, single bool, err error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, false, &trail.ValidationError{Index: -1, Reason: "body must be a JSON object: an event or {\"events\": [...]}"}
+		return nil, false, &trail.ValidationError{Index: -1, Reason: `body must be a JSON object: an event or {"events": [...]}`}
 	}
-	var batch map[string]json.RawMessage
-	if json.Unmarshal(trimmed, &batch) == nil && len(batch) == 1 {
-		if list, ok := batch["events"]; ok {
-			var items []json.RawMessage
-			if err := json.Unmarshal(list, &items); err != nil {
-				return nil, false, &trail.ValidationError{Index: -1, Field: "events", Reason: "must be an array of event objects"}
-			}
-			raws = make([][]byte, len(items))
-			for i, it := range items {
-				raws[i] = it
-			}
-			return raws, false, nil
-		}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.Token() // '{'
+	if tok, err := dec.Token(); err != nil || tok != "events" {
+		return [][]byte{trimmed}, true, nil
 	}
-	return [][]byte{trimmed}, true, nil
+	var items []json.RawMessage
+	if err := dec.Decode(&items); err != nil {
+		return nil, false, &trail.ValidationError{Index: -1, Field: "events", Reason: "must be an array of event objects"}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || dec.More() {
+		return nil, false, &trail.ValidationError{Index: -1, Reason: `a batch is {"events": [...]} and nothing else`}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, &trail.ValidationError{Index: -1, Reason: "data after the batch object"}
+	}
+	raws = make([][]byte, len(items))
+	for i, it := range items {
+		raws[i] = it
+	}
+	return raws, false, nil
 }
 
 // splitNDJSON splits an NDJSON body into its non-blank lines.
@@ -169,11 +175,23 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 	return bw.Flush()
 }
 
-// parseQuery reads the search filters of a request.
+// searchParams are the query parameters of GET /v1/events.
+var searchParams = map[string]bool{
+	"actor": true, "action": true, "target_type": true, "target_id": true, "outcome": true,
+	"ip": true, "since": true, "until": true, "q": true, "limit": true, "cursor": true,
+}
+
+// parseQuery reads the search filters of a request. Parameters with an
+// empty name are ignored; unknown ones are an error.
 func parseQuery(r *http.Request) (trail.Query, error) {
 	v := r.URL.Query()
 	for name, vals := range v {
-		if len(vals) > 1 {
+		switch {
+		case name == "":
+		case !searchParams[name]:
+			// A mistyped filter must not silently match everything.
+			return trail.Query{}, badParam(name, "unknown parameter")
+		case len(vals) > 1:
 			return trail.Query{}, badParam(name, "given more than once")
 		}
 	}

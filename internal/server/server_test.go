@@ -280,6 +280,14 @@ func TestValidationErrors(t *testing.T) {
 	}
 	e.fails(400, "invalid_event", "id", "POST", "/v1/events", "acme-append", "application/json", []byte(`{"id":"x","actor":{"id":"a"},"action":"a.b"}`))
 	e.fails(400, "invalid_event", "", "POST", "/v1/events", "acme-append", "application/json", []byte(`[1]`))
+	for _, body := range []string{
+		`{"events":[` + ev("a", "user.login") + `],"events":[]}`,
+		`{"events":[` + ev("a", "user.login") + `],"x":1}`,
+		`{"events":[` + ev("a", "user.login") + `]} {}`,
+	} {
+		e.fails(400, "invalid_event", "", "POST", "/v1/events", "acme-append", "application/json", []byte(body))
+	}
+	e.fails(400, "invalid_event", "events", "POST", "/v1/events", "acme-append", "application/json", []byte(`{"events":{}}`))
 	e.fails(400, "invalid_event", "", "POST", "/v1/events", "acme-append", "application/x-ndjson", nil)
 	e.fails(415, "unsupported_media_type", "", "POST", "/v1/events", "acme-append", "text/plain", []byte(ev("a", "user.login")))
 	e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
@@ -302,6 +310,7 @@ func TestValidationErrors(t *testing.T) {
 		{"ip=300.1.1.1", "ip"},
 		{"action=" + url.QueryEscape("no spaces"), "action"},
 		{"actor=a&actor=b", "actor"},
+		{"actr=a", "actr"},
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/events?"+q.query, "acme-read", "", nil)
 	}

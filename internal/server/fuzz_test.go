@@ -1,0 +1,64 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+)
+
+func FuzzSplitBody(f *testing.F) {
+	for _, s := range []string{
+		`{"actor":{"id":"a"},"action":"user.login"}`,
+		`{"events":[{"actor":{"id":"a"},"action":"user.login"},{}]}`,
+		`{"events":{}}`, `{"events":[1,"x",null]}`, `[]`, ``, "{\"a\":1}\n\n{\"b\":2}\r\n",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		var raws [][]byte
+		var err error
+		if ndjson {
+			raws, err = splitNDJSON(body)
+		} else {
+			raws, _, err = splitJSON(body)
+		}
+		if err != nil {
+			var ve *trail.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("split error %v is not a *trail.ValidationError", err)
+			}
+			return
+		}
+		for _, raw := range raws {
+			event.Decode(raw)
+		}
+	})
+}
+
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{
+		"", "actor=a&action=user.*&limit=10&cursor=5", "since=2026-01-01T00:00:00Z&until=x",
+		"limit=-1", "a=1&a=2", "q=%zz", "outcome=failure&ip=::1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/v1/events", RawQuery: raw}}
+		q, err := parseQuery(r)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.field == "" {
+				t.Fatalf("parseQuery(%q) = %v, want a 400 naming the parameter", raw, err)
+			}
+			return
+		}
+		if q.Limit < 0 {
+			t.Fatalf("parseQuery(%q).Limit = %d", raw, q.Limit)
+		}
+	})
+}
