@@ -85,12 +85,13 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, 
 func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || bearer == "" {
+		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		bearer = strings.TrimSpace(bearer)
+		if !strings.EqualFold(scheme, "Bearer") || bearer == "" {
 			s.writeError(w, r, errNoKey)
 			return
 		}
-		key, err := s.db.Authenticate(ctx, strings.TrimSpace(bearer))
+		key, err := s.db.Authenticate(ctx, bearer)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

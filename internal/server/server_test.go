@@ -586,6 +586,21 @@ func TestScopesAndKeys(t *testing.T) {
 		}
 		e.ok(map[string]int{"GET": 200, "POST": 201}[ep.method], ep.method, path, "acme-admin", "application/json", body, nil)
 	}
+	req, _ := http.NewRequest("GET", e.url+"/v1/log", nil)
+	req.Header.Set("Authorization", "bearer  "+e.keys["acme-read"])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET /v1/log with a lower-case bearer scheme = %v, %v; want 200", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+	for _, h := range []string{"Basic " + e.keys["acme-read"], e.keys["acme-read"], "Bearer"} {
+		req.Header.Set("Authorization", h)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+			t.Errorf("GET /v1/log with Authorization %.12q… = %v, %v; want 401", h, resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+	}
 	r := e.do("GET", "/v1/log", "", "", nil)
 	if r.header.Get("WWW-Authenticate") == "" {
 		t.Error("401 without WWW-Authenticate")
