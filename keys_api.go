@@ -144,6 +144,12 @@ func parseKey(secret string) (id string, ok bool) {
 // wrapping ErrUnauthorized. The secret is compared in constant time with
 // the stored hash.
 func (db *DB) Authenticate(ctx context.Context, secret string) (KeyInfo, error) {
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	if closed {
+		return KeyInfo{}, ErrClosed
+	}
 	id, ok := parseKey(secret)
 	if !ok {
 		return KeyInfo{}, ErrUnauthorized

@@ -615,3 +615,17 @@ func TestScopesAndKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedStore checks that a store that cannot answer gives 503, never
+// a 2xx.
+func TestClosedStore(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	e.appendN("acme-append", 1)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.fails(503, "unavailable", "", "POST", "/v1/events", "acme-append", "application/json", []byte(ev("a", "user.login")))
+	e.fails(503, "unavailable", "", "GET", "/v1/events", "acme-read", "", nil)
+	e.fails(503, "unavailable", "", "GET", "/readyz", "", "", nil)
+	e.ok(200, "GET", "/healthz", "", "", nil, nil)
+}
