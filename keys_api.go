@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -79,6 +81,9 @@ func (db *DB) CreateKey(ctx context.Context, log, name string, scopes ...Scope) 
 	if len(scopes) == 0 {
 		return "", KeyInfo{}, errors.New("a key needs at least one scope")
 	}
+	if !validKeyName(name) {
+		return "", KeyInfo{}, fmt.Errorf("key name %q: at most %d bytes of printable UTF-8", name, maxKeyName)
+	}
 	var ss []string
 	for _, s := range scopes {
 		if _, err := ParseScope(string(s)); err != nil {
@@ -108,6 +113,21 @@ func (db *DB) CreateKey(ctx context.Context, log, name string, scopes ...Scope) 
 		return "", KeyInfo{}, err
 	}
 	return secret, keyInfo(k, li.Name), nil
+}
+
+// maxKeyName bounds a key's name, a label for listings.
+const maxKeyName = 128
+
+func validKeyName(name string) bool {
+	if len(name) > maxKeyName || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func containsScope(ss []string, s Scope) bool {

@@ -45,6 +45,11 @@ func TestAPIKeys(t *testing.T) {
 	if _, _, err := db.CreateKey(ctx, "acme", "", "write"); err == nil {
 		t.Error("CreateKey with scope write succeeded")
 	}
+	for _, name := range []string{"tab\there", "\xff", strings.Repeat("n", 129)} {
+		if _, _, err := db.CreateKey(ctx, "acme", name, trail.ScopeRead); err == nil {
+			t.Errorf("CreateKey with name %q succeeded", name)
+		}
+	}
 	if _, _, err := db.CreateKey(ctx, "acme", ""); err == nil {
 		t.Error("CreateKey without scopes succeeded")
 	}

@@ -76,8 +76,8 @@ func New(db *trail.DB, opts Options) http.Handler {
 }
 
 // apiHandler serves a request authenticated by key, on key's log. An error
-// it returns becomes the response (see writeError), unless the response
-// was started.
+// it returns becomes the response (see writeError), so it returns errors
+// only before it starts the response.
 type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error
 
 // auth authenticates the request's bearer key, checks that it grants
