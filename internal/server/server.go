@@ -11,6 +11,7 @@
 //	GET  /v1/proof/consistency?from=&to=  consistency proof
 //	GET  /v1/log                          origin, verifier key, tree size
 //	GET  /healthz, /readyz                liveness and readiness, no key needed
+//	GET  /v1/openapi.json                 this API's OpenAPI 3.1 description, no key needed
 //
 // Every /v1 request carries "Authorization: Bearer <key>". Errors are JSON
 // {"error": {"code", "message", "field"?, "index"?}}; see errors.go.
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 // Options configure the handler. The zero value is a good default.
@@ -62,6 +64,10 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(api.OpenAPI)
+	})
 	mux.Handle("POST /v1/events", s.auth(trail.ScopeAppend, s.appendEvents))
 	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
 	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
