@@ -5,10 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/trail-audit/trail"
@@ -48,13 +45,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--events %d: must be between 1 and 1000000", c.events)
 	}
 	c.db.log = "demo"
-	var db *trail.DB
-	_, err := os.Stat(filepath.Join(c.db.data, trail.DatabaseFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		db, err = trail.Init(ctx, c.db.data, trail.Options{})
-	} else if err == nil {
-		db, err = trail.Open(ctx, c.db.data, trail.Options{})
-	}
+	db, err := openOrInit(ctx, c.db.data)
 	if err != nil {
 		return err
 	}
@@ -66,24 +57,15 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	now := c.env.now()
-	evs := demoEvents(rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(l.Size()))), c.events, now)
-	var first, last trail.Receipt
-	for off := 0; off < len(evs); off += 1000 {
-		rs, err := l.AppendBatch(ctx, evs[off:min(off+1000, len(evs))])
-		if err != nil {
-			return err
-		}
-		if off == 0 {
-			first = rs[0]
-		}
-		last = rs[len(rs)-1]
+	first, last, err := fillDemo(ctx, l, c.events, c.env.now())
+	if err != nil {
+		return err
 	}
 	if err := db.Close(); err != nil {
 		return err
 	}
 	w := c.env.stdout
-	fmt.Fprintf(w, "Appended %d events to log %q in %s (seq %d to %d).\n", len(evs), c.db.log, c.db.data, first.Seq, last.Seq)
+	fmt.Fprintf(w, "Appended %d events to log %q in %s (seq %d to %d).\n", c.events, c.db.log, c.db.data, first.Seq, last.Seq)
 	fmt.Fprintf(w, "Verifier key: %s\n\n", l.VerifierKey())
 	fmt.Fprintf(w, "$ trail search --log demo --action user.login.failed --limit 8\n")
 	search := &searchCommand{env: c.env, db: c.db}
@@ -97,6 +79,23 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(w, "\nTry: trail search --log demo --ip 203.0.113.7   trail get --log demo %s   trail help\n", last.ID)
 	return nil
+}
+
+// fillDemo appends n demoEvents to l, 1,000 per batch, and returns the
+// receipts of the first and last.
+func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time) (first, last trail.Receipt, err error) {
+	evs := demoEvents(rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(l.Size()))), n, now)
+	for off := 0; off < len(evs); off += 1000 {
+		rs, err := l.AppendBatch(ctx, evs[off:min(off+1000, len(evs))])
+		if err != nil {
+			return first, last, err
+		}
+		if off == 0 {
+			first = rs[0]
+		}
+		last = rs[len(rs)-1]
+	}
+	return first, last, nil
 }
 
 // demoEvents makes n events of a made-up SaaS admin side, time-ordered over

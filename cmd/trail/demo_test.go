@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The Quick start's run command: demo creates the data directory, appends
+// trail demo (mentioned in the Quick start) creates the data directory, appends
 // events, and a second run appends more to the same log, which still
 // verifies.
 func TestDemo(t *testing.T) {

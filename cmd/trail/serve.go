@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -20,6 +22,7 @@ type serveCommand struct {
 	addr     string
 	maxBody  int64
 	shutdown time.Duration
+	demo     bool
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -27,12 +30,13 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
+	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
 }
 
 func (c *serveCommand) Usage() string {
-	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT]", `
+	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT] [--demo]", `
 Serve runs Trail's HTTP API on the data directory, creating the directory
 if it does not exist. Every /v1 request needs an API key ("Authorization:
 Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
@@ -49,7 +53,13 @@ Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
 It prints the address it listens on, then one access log line per request
 on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
 gracefully: it stops accepting, lets requests in flight finish, commits and
-exits 0. An event acknowledged with a 2xx status is durable.`, `
+exits 0. An event acknowledged with a 2xx status is durable.
+
+With --demo it first creates a log named "demo" holding 3,000 sample events
+(as "trail demo" makes) unless the log exists, then a new read key and a
+new append key for it, and prints both keys with the URL and example
+requests.`, `
+  trail serve --demo
   trail serve --data /var/lib/trail --addr 127.0.0.1:8080
   KEY=$(trail keys create --log billing --scope append | tail -n 1)
   curl -H "Authorization: Bearer $KEY" -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
@@ -73,6 +83,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	var demo *demoKeys
+	if c.demo {
+		if demo, err = setUpDemo(ctx, db, c.env.now()); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
@@ -86,7 +102,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	fmt.Fprintf(c.env.stdout, "Trail is listening on http://%s (data %s)\n", ln.Addr(), c.db.data)
+	url := "http://" + ln.Addr().String()
+	if demo != nil {
+		demo.print(c.env.stdout, url, c.db.data)
+	}
+	fmt.Fprintf(c.env.stdout, "Trail is listening on %s (data %s)\n", url, c.db.data)
 	if f, ok := c.env.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
@@ -113,4 +133,53 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// demoEventCount is how many events serve --demo puts in a new demo log.
+const demoEventCount = 3000
+
+// demoKeys is what serve --demo made.
+type demoKeys struct {
+	created    int // events appended, 0 if the log existed
+	size       int64
+	read, appd string
+}
+
+// setUpDemo creates the demo log, filled with sample events, unless it
+// exists, and a new read key and append key for it.
+func setUpDemo(ctx context.Context, db *trail.DB, now time.Time) (*demoKeys, error) {
+	d := &demoKeys{}
+	l, err := db.Log(ctx, "demo")
+	if errors.Is(err, trail.ErrNotFound) {
+		if l, err = db.CreateLog(ctx, "demo", ""); err != nil {
+			return nil, err
+		}
+		if _, _, err := fillDemo(ctx, l, demoEventCount, now); err != nil {
+			return nil, err
+		}
+		d.created = demoEventCount
+	} else if err != nil {
+		return nil, err
+	}
+	d.size = l.Size()
+	if d.read, _, err = db.CreateKey(ctx, "demo", "demo-read", trail.ScopeRead); err != nil {
+		return nil, err
+	}
+	if d.appd, _, err = db.CreateKey(ctx, "demo", "demo-append", trail.ScopeAppend); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *demoKeys) print(w io.Writer, url, data string) {
+	if d.created > 0 {
+		fmt.Fprintf(w, "Created log \"demo\" in %s with %d sample events.\n", data, d.created)
+	} else {
+		fmt.Fprintf(w, "Log \"demo\" in %s holds %d events.\n", data, d.size)
+	}
+	fmt.Fprintf(w, "Read key (search, get, proofs):  %s\n", d.read)
+	fmt.Fprintf(w, "Append key (POST /v1/events):    %s\n", d.appd)
+	fmt.Fprintf(w, "These keys are shown only now. Try:\n")
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' '%s/v1/events?action=user.login.failed&ip=203.0.113.7&limit=3'\n", d.read, url)
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"actor\":{\"id\":\"alice\"},\"action\":\"user.login\"}' %s/v1/events\n", d.appd, url)
 }

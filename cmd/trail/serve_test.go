@@ -43,16 +43,19 @@ func (b *syncBuffer) String() string {
 type served struct {
 	cmd    *exec.Cmd
 	url    string
+	banner string // what serve printed before its address
 	stderr *syncBuffer
 	done   chan struct{}
 }
 
-var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+var listeningRE = regexp.MustCompile(`listening on (https?://\S+)`)
 
-// serve starts trail serve on a free port and waits until it listens.
-func serve(t *testing.T, data string) *served {
+// serve starts trail serve, with extra arguments, on a free port and waits
+// until it listens.
+func serve(t *testing.T, data string, extra ...string) *served {
 	t.Helper()
-	s := &served{cmd: exec.Command(trailBin, "serve", "--data", data, "--addr", "127.0.0.1:0"), stderr: &syncBuffer{}, done: make(chan struct{})}
+	args := append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0"}, extra...)
+	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -69,15 +72,23 @@ func serve(t *testing.T, data string) *served {
 			s.cmd.Wait()
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	m := listeningRE.FindStringSubmatch(line)
-	if m == nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		t.Fatalf("trail serve printed %q (%v), want its address; stderr:\n%s", line, err, s.stderr)
+	out := bufio.NewReader(stdout)
+	var banner strings.Builder
+	for {
+		line, err := out.ReadString('\n')
+		if m := listeningRE.FindStringSubmatch(line); m != nil {
+			s.url = m[1]
+			break
+		}
+		banner.WriteString(line)
+		if err != nil {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+			t.Fatalf("trail serve printed %q (%v), want its address; stderr:\n%s", banner.String(), err, s.stderr)
+		}
 	}
-	go io.Copy(io.Discard, stdout)
-	s.url = m[1]
+	s.banner = banner.String()
+	go io.Copy(io.Discard, out)
 	return s
 }
 
@@ -221,6 +232,59 @@ func TestServe(t *testing.T) {
 	if l.Size() < int64(len(acked)) {
 		t.Errorf("log holds %d events, %d were acknowledged", l.Size(), len(acked))
 	}
+}
+
+// serve --demo fills a demo log and prints a read key and an append key
+// that work as their scopes say; a second start keeps the log and makes
+// new keys.
+func TestServeDemo(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := serve(t, data, "--demo")
+	keyRE := regexp.MustCompile(`(?m)^(Read|Append) key .*:\s+(trail_\S+)$`)
+	keys := map[string]string{}
+	for _, m := range keyRE.FindAllStringSubmatch(s.banner, -1) {
+		keys[m[1]] = m[2]
+	}
+	read, appd := keys["Read"], keys["Append"]
+	if read == "" || appd == "" || !strings.Contains(s.banner, "3000 sample events") {
+		t.Fatalf("trail serve --demo printed\n%s\nwant 3000 sample events, a read key and an append key", s.banner)
+	}
+	if !strings.Contains(s.banner, s.url+"/v1/events") {
+		t.Errorf("trail serve --demo printed\n%s\nwant example requests to %s", s.banner, s.url)
+	}
+
+	code, b, err := request(t, "GET", s.url+"/v1/events?action=user.login.failed&outcome=failure&limit=50", read, "")
+	var page struct {
+		Events []struct {
+			Log    string
+			Action string
+			Source struct{ IP string }
+		}
+	}
+	if err != nil || code != 200 || json.Unmarshal(b, &page) != nil {
+		t.Fatalf("search with the read key = %d %s %v", code, b, err)
+	}
+	if len(page.Events) != 50 || page.Events[0].Log != "demo" || page.Events[0].Action != "user.login.failed" {
+		t.Errorf("search for failed logins found %d events, first %+v; want 50 demo failed logins", len(page.Events), page.Events)
+	}
+
+	body := `{"actor":{"id":"alice"},"action":"user.login"}`
+	if code, b, _ := request(t, "POST", s.url+"/v1/events", appd, body); code != 201 || !strings.Contains(string(b), `"seq":3000`) {
+		t.Errorf("append with the append key = %d %s, want 201 and seq 3000", code, b)
+	}
+	if code, b, _ := request(t, "POST", s.url+"/v1/events", read, body); code != 403 {
+		t.Errorf("append with the read key = %d %s, want 403", code, b)
+	}
+	if code, b, _ := request(t, "GET", s.url+"/v1/events", appd, ""); code != 403 {
+		t.Errorf("search with the append key = %d %s, want 403", code, b)
+	}
+	s.stop(t)
+
+	s = serve(t, data, "--demo")
+	if !strings.Contains(s.banner, "holds 3001 events") || strings.Contains(s.banner, read) {
+		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3001 events and new keys", s.banner)
+	}
+	s.stop(t)
 }
 
 func TestKeysUsage(t *testing.T) {
