@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,8 @@ type serveCommand struct {
 	maxBody  int64
 	shutdown time.Duration
 	demo     bool
+	tlsCert  string
+	tlsKey   string
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -30,13 +33,15 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (needs --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key in PEM `FILE` of --tls-cert")
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
 }
 
 func (c *serveCommand) Usage() string {
-	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT] [--demo]", `
+	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT] [--tls-cert FILE --tls-key FILE] [--demo]", `
 Serve runs Trail's HTTP API on the data directory, creating the directory
 if it does not exist. Every /v1 request needs an API key ("Authorization:
 Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
@@ -55,11 +60,15 @@ on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
 gracefully: it stops accepting, lets requests in flight finish, commits and
 exits 0. An event acknowledged with a 2xx status is durable.
 
+With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 or later) instead
+of HTTP.
+
 With --demo it first creates a log named "demo" holding 3,000 sample events
 (as "trail demo" makes) unless the log exists, then a new read key and a
 new append key for it, and prints both keys with the URL and example
 requests.`, `
   trail serve --demo
+  trail serve --addr :8443 --tls-cert /etc/trail/cert.pem --tls-key /etc/trail/key.pem
   trail serve --data /var/lib/trail --addr 127.0.0.1:8080
   KEY=$(trail keys create --log billing --scope append | tail -n 1)
   curl -H "Authorization: Bearer $KEY" -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
@@ -71,6 +80,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if c.maxBody <= 0 {
 		return usagef("--max-body must be positive")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	var certs []tls.Certificate
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading the TLS certificate: %w", err)
+		}
+		certs = []tls.Certificate{cert}
 	}
 	var h slog.Handler = slog.NewJSONHandler(c.env.stderr, nil)
 	if c.env.stderrTTY {
@@ -103,6 +123,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	url := "http://" + ln.Addr().String()
+	if certs != nil {
+		srv.TLSConfig = &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}
+		url = "https://" + ln.Addr().String()
+	}
 	if demo != nil {
 		demo.print(c.env.stdout, url, c.db.data)
 	}
@@ -112,7 +136,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if certs != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-served:
 		return err

@@ -4,9 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -285,6 +294,104 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3001 events and new keys", s.banner)
 	}
 	s.stop(t)
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// as PEM files and returns their paths and the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "trail test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, cert
+}
+
+// With --tls-cert and --tls-key, serve speaks HTTPS only, with the given
+// certificate.
+func TestServeTLS(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	certFile, keyFile, cert := selfSigned(t)
+	s := serve(t, data, "--demo", "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(s.url, "https://127.0.0.1:") || !strings.Contains(s.banner, s.url+"/v1/events") {
+		t.Fatalf("trail serve with TLS printed\n%s\nand URL %s, want https://127.0.0.1:PORT", s.banner, s.url)
+	}
+	read := regexp.MustCompile(`Read key .*:\s+(trail_\S+)`).FindStringSubmatch(s.banner)
+	if read == nil {
+		t.Fatalf("no read key in\n%s", s.banner)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	req, _ := http.NewRequest("GET", s.url+"/v1/log", nil)
+	req.Header.Set("Authorization", "Bearer "+read[1])
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET /v1/log over HTTPS: %v", err)
+	}
+	var info struct {
+		TreeSize int64 `json:"tree_size"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || info.TreeSize != 3000 || resp.TLS == nil {
+		t.Errorf("GET /v1/log over HTTPS = %d, tree size %d, %v; want 200 and 3000 over TLS", resp.StatusCode, info.TreeSize, err)
+	}
+	// A client that does not trust the certificate is refused, and so is
+	// plain HTTP.
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Errorf("GET /healthz trusting only the system roots succeeded")
+	}
+	if resp, err := http.Get("http://" + strings.TrimPrefix(s.url, "https://") + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("plain HTTP GET /healthz = 200 on the HTTPS port")
+		}
+	}
+	s.stop(t)
+
+	for _, args := range [][]string{
+		{"serve", "--data", data, "--tls-cert", certFile},
+		{"serve", "--data", data, "--tls-key", keyFile},
+	} {
+		if r := run(t, "", args...); r.code != 2 {
+			t.Errorf("trail %s: exit %d, want 2\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	if r := run(t, "", "serve", "--data", data, "--addr", "127.0.0.1:0", "--tls-cert", keyFile, "--tls-key", keyFile); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("trail serve with a key as certificate: exit %d, stderr %q; want 1 naming the certificate", r.code, r.stderr)
+	}
 }
 
 func TestKeysUsage(t *testing.T) {
