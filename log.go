@@ -123,11 +123,41 @@ func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
 // if any is invalid (a *ValidationError naming its position) or the commit
 // fails, none. Seqs are consecutive in slice order.
 func (l *Log) AppendBatch(ctx context.Context, events []Event) ([]Receipt, error) {
+	rs, _, err := l.appendBatch(ctx, events, nil)
+	return rs, err
+}
+
+// Idempotency makes an append safe to retry. The first append under
+// (Scope, Key) is stored together with its receipts, atomically; for
+// IdempotencyWindow after it, an append under the same Scope and Key with
+// the same Fingerprint stores nothing and returns those receipts, and one
+// with another Fingerprint fails with ErrIdempotencyConflict.
+type Idempotency struct {
+	Scope       string // whose keys these are, e.g. an API key id
+	Key         string // the client's idempotency key
+	Fingerprint []byte // identifies the request, e.g. a hash of its body
+}
+
+// ErrIdempotencyConflict: an idempotency key was reused for another
+// request.
+var ErrIdempotencyConflict = errors.New("idempotency key already used for a different request")
+
+// AppendIdempotent is AppendBatch made safe to retry with id. replayed
+// reports that the events had been stored by an earlier call, whose
+// receipts are returned.
+func (l *Log) AppendIdempotent(ctx context.Context, events []Event, id Idempotency) (rs []Receipt, replayed bool, err error) {
+	if id.Key == "" {
+		return nil, false, errors.New("idempotency key is empty")
+	}
+	return l.appendBatch(ctx, events, &id)
+}
+
+func (l *Log) appendBatch(ctx context.Context, events []Event, id *Idempotency) ([]Receipt, bool, error) {
 	if l.db.w == nil {
-		return nil, ErrReadOnly
+		return nil, false, ErrReadOnly
 	}
 	if len(events) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	now := l.db.opts.Now()
 	evs := make([]event.Event, len(events))
@@ -136,26 +166,25 @@ func (l *Log) AppendBatch(ctx context.Context, events []Event) ([]Receipt, error
 		evs[i] = events[i]
 		e := &evs[i]
 		if e.ID != "" || e.Seq != 0 || e.Log != "" || !e.ReceivedAt.IsZero() {
-			return nil, &ValidationError{Index: i, Field: assignedField(e), Reason: "assigned by Trail; must not be set"}
+			return nil, false, &ValidationError{Index: i, Field: assignedField(e), Reason: "assigned by Trail; must not be set"}
 		}
 		if err := e.Prepare(now, l.db.opts.Limits); err != nil {
 			var ve *ValidationError
 			if errors.As(err, &ve) {
 				ve.Index = i
 			}
-			return nil, err
+			return nil, false, err
 		}
 		ptrs[i] = e
 	}
-	req := &appendReq{log: l, events: ptrs, err: make(chan error, 1)}
+	req := &appendReq{log: l, events: ptrs, idem: id, err: make(chan error, 1)}
 	if err := l.db.w.submit(ctx, req); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	rs := make([]Receipt, len(ptrs))
-	for i, e := range ptrs {
-		rs[i] = Receipt{ID: e.ID, Seq: e.Seq, ReceivedAt: e.ReceivedAt}
+	if req.replayed {
+		return req.receipts, true, nil
 	}
-	return rs, nil
+	return receiptsOf(ptrs), false, nil
 }
 
 func assignedField(e *event.Event) string {

@@ -1,7 +1,9 @@
 package trail
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,13 +27,28 @@ type writer struct {
 	stop chan struct{}
 	done chan struct{}
 
-	lastGroup int // requests in the previous commit; writer goroutine only
+	lastGroup  int       // requests in the previous commit; writer goroutine only
+	lastExpire time.Time // when idempotency records were last expired
 }
 
 type appendReq struct {
 	log    *Log
 	events []*event.Event
-	err    chan error // buffered, receives exactly once
+	idem   *Idempotency // optional
+	err    chan error   // buffered, receives exactly once
+
+	// Set by the writer before it answers on err: the outcome, the
+	// receipts of a replayed request (nil for one stored now), and whether
+	// it was one.
+	result   error
+	receipts []Receipt
+	replayed bool
+}
+
+// answer gives r its outcome. Only the writer goroutine calls it.
+func (r *appendReq) answer(err error) {
+	r.result = err
+	r.err <- err
 }
 
 func newWriter(db *DB) *writer {
@@ -132,6 +149,7 @@ type pending struct {
 
 func (w *writer) commit(group []*appendReq) {
 	now := w.db.opts.Now().UTC()
+	group, followers := w.resolveIdempotency(group, now)
 	var order []*pending
 	byLog := map[*Log]*pending{}
 	for _, r := range group {
@@ -163,6 +181,16 @@ func (w *writer) commit(group []*appendReq) {
 			p.app.Append(tlog.RecordHash(buf))
 			p.batch.Events = append(p.batch.Events, e)
 		}
+		if r.idem != nil {
+			p.batch.Idempotency = append(p.batch.Idempotency, store.Idempotency{
+				Scope: r.idem.Scope, Key: r.idem.Key, Fingerprint: r.idem.Fingerprint,
+				Receipts: marshalReceipts(receiptsOf(r.events)), CreatedAt: now,
+			})
+		}
+	}
+	defer answerFollowers(followers)
+	if len(group) == 0 {
+		return
 	}
 	batches := make([]store.Batch, 0, len(order))
 	var err error
@@ -193,7 +221,7 @@ func (w *writer) commit(group []*appendReq) {
 		}
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 		for _, r := range group {
-			r.err <- err
+			r.answer(err)
 		}
 		return
 	}
@@ -205,7 +233,7 @@ func (w *writer) commit(group []*appendReq) {
 		l.mu.Unlock()
 	}
 	for _, r := range group {
-		r.err <- nil
+		r.answer(nil)
 	}
 }
 
@@ -215,4 +243,95 @@ func countEvents(group []*appendReq) int {
 		n += len(r.events)
 	}
 	return n
+}
+
+// IdempotencyWindow is how long a stored append can be replayed by its
+// idempotency key.
+const IdempotencyWindow = 24 * time.Hour
+
+// follower is a request that reused the idempotency key of another request
+// in the same group commit: it gets that request's outcome.
+type follower struct {
+	r, leader *appendReq
+}
+
+// resolveIdempotency answers the requests of group that replay a stored
+// append (or conflict with one), and returns the requests left to store
+// and those that repeat a key used earlier in the same group.
+func (w *writer) resolveIdempotency(group []*appendReq, now time.Time) ([]*appendReq, []follower) {
+	ctx := context.Background()
+	if now.Sub(w.lastExpire) > time.Hour {
+		if err := w.db.st.ExpireIdempotency(ctx, now.Add(-2*IdempotencyWindow)); err != nil {
+			w.db.opts.Logger.Error("expire idempotency records", "err", err)
+		}
+		w.lastExpire = now
+	}
+	var keep []*appendReq
+	var followers []follower
+	leaders := map[[2]string]*appendReq{}
+	for _, r := range group {
+		if r.idem == nil {
+			keep = append(keep, r)
+			continue
+		}
+		k := [2]string{r.idem.Scope, r.idem.Key}
+		if l := leaders[k]; l != nil {
+			followers = append(followers, follower{r, l})
+			continue
+		}
+		rec, err := w.db.st.Idempotency(ctx, r.idem.Scope, r.idem.Key, now.Add(-IdempotencyWindow))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			leaders[k] = r
+			keep = append(keep, r)
+		case err != nil:
+			r.answer(fmt.Errorf("%w: %v", ErrUnavailable, err))
+		case !bytes.Equal(rec.Fingerprint, r.idem.Fingerprint):
+			r.answer(ErrIdempotencyConflict)
+		default:
+			rs, err := unmarshalReceipts(rec.Receipts)
+			if err != nil {
+				r.answer(fmt.Errorf("stored idempotency record: %w", err))
+				continue
+			}
+			r.receipts, r.replayed = rs, true
+			r.answer(nil)
+		}
+	}
+	return keep, followers
+}
+
+// answerFollowers gives each follower its leader's outcome, once the
+// leader has been answered.
+func answerFollowers(fs []follower) {
+	for _, f := range fs {
+		switch err := f.leader.result; {
+		case err != nil:
+			f.r.answer(err)
+		case !bytes.Equal(f.r.idem.Fingerprint, f.leader.idem.Fingerprint):
+			f.r.answer(ErrIdempotencyConflict)
+		default:
+			f.r.receipts, f.r.replayed = receiptsOf(f.leader.events), true
+			f.r.answer(nil)
+		}
+	}
+}
+
+func receiptsOf(evs []*event.Event) []Receipt {
+	rs := make([]Receipt, len(evs))
+	for i, e := range evs {
+		rs[i] = Receipt{ID: e.ID, Seq: e.Seq, ReceivedAt: e.ReceivedAt}
+	}
+	return rs
+}
+
+func marshalReceipts(rs []Receipt) []byte {
+	b, _ := json.Marshal(rs)
+	return b
+}
+
+func unmarshalReceipts(b []byte) ([]Receipt, error) {
+	var rs []Receipt
+	err := json.Unmarshal(b, &rs)
+	return rs, err
 }

@@ -201,8 +201,9 @@ func decodeError(resp *http.Response) error {
 
 // Append stores events in one request, all or none, and returns where they
 // landed. It retries after a 429, a 503 or a lost connection, every
-// attempt carrying the same Idempotency-Key header, so that a server which
-// honours it stores a retried request once.
+// attempt carrying the same Idempotency-Key header, so a request the
+// server stored but whose answer was lost is not stored again: the retry
+// gets the first answer.
 func (c *Client) Append(ctx context.Context, events ...trail.Event) ([]trail.Receipt, error) {
 	if len(events) == 0 {
 		return nil, nil

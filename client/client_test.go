@@ -163,6 +163,31 @@ func TestAppendRetriesUnavailable(t *testing.T) {
 	}
 }
 
+// A request stored by the server whose answer is lost is retried with the
+// same idempotency key and not stored twice.
+func TestAppendRetryAfterLostAnswerStoresOnce(t *testing.T) {
+	var lost atomic.Bool
+	f := newFixture(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && lost.CompareAndSwap(false, true) {
+				h.ServeHTTP(httptest.NewRecorder(), r) // stored, answer dropped
+				w.Header().Set("Retry-After", "0")
+				http.Error(w, `{"error":{"code":"unavailable","message":"proxy timeout"}}`, http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := f.client(t, client.Options{MinBackoff: time.Millisecond})
+	rs, err := c.Append(context.Background(), ev("a", "user.login"), ev("b", "user.delete"))
+	if err != nil || len(rs) != 2 || rs[0].Seq != 0 || rs[1].Seq != 1 {
+		t.Fatalf("Append = %v, %v; want the receipts of seqs 0 and 1", rs, err)
+	}
+	if f.log.Size() != 2 {
+		t.Errorf("log holds %d events after a retried append, want 2", f.log.Size())
+	}
+}
+
 func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.client(t, client.Options{})

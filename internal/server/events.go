@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -68,15 +69,35 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		evs[i] = e
 	}
 	var rs []trail.Receipt
-	if single {
+	replayed := false
+	idemKey := r.Header.Get("Idempotency-Key")
+	switch {
+	case idemKey != "":
+		if !validIdempotencyKey(idemKey) {
+			return badHeader("Idempotency-Key", "1 to 255 printable ASCII characters")
+		}
+		// The same key with another body is a conflict, not a replay.
+		fp := sha256.Sum256(append([]byte(fmt.Sprintf("ndjson=%t\n", ndjson)), body...))
+		rs, replayed, err = l.AppendIdempotent(r.Context(), evs, trail.Idempotency{Scope: key.ID, Key: idemKey, Fingerprint: fp[:]})
+		if errors.Is(err, trail.ErrIdempotencyConflict) {
+			return &apiError{status: http.StatusConflict, code: "idempotency_conflict", msg: "this Idempotency-Key was used for a different request"}
+		}
+		var ve *trail.ValidationError
+		if single && errors.As(err, &ve) {
+			ve.Index = -1
+		}
+	case single:
 		var rc trail.Receipt
 		rc, err = l.Append(r.Context(), evs[0])
 		rs = []trail.Receipt{rc}
-	} else {
+	default:
 		rs, err = l.AppendBatch(r.Context(), evs)
 	}
 	if err != nil {
 		return err
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	type receipt struct {
 		ID  string `json:"id"`
@@ -89,6 +110,23 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		out.Events[i] = receipt{rc.ID, rc.Seq}
 	}
 	return writeJSON(w, http.StatusCreated, out)
+}
+
+// validIdempotencyKey accepts 1 to 255 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func badHeader(name, reason string) error {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_header", msg: name + ": " + reason, field: name}
 }
 
 var errUnsupported = &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "send application/json or application/x-ndjson"}

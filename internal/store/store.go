@@ -54,13 +54,25 @@ type Checkpoint struct {
 }
 
 // Batch is what one log gains in one commit: events at seqs
-// [Events[0].Seq, Events[0].Seq+len), the tiles they changed, and the
-// checkpoint signed over the new size.
+// [Events[0].Seq, Events[0].Seq+len), the tiles they changed, the
+// checkpoint signed over the new size, and the idempotency records of the
+// requests whose events these are.
 type Batch struct {
-	Log        int64
-	Events     []*event.Event // in normal form, assigned fields set
-	Tiles      []merkle.Tile
-	Checkpoint Checkpoint
+	Log         int64
+	Events      []*event.Event // in normal form, assigned fields set
+	Tiles       []merkle.Tile
+	Checkpoint  Checkpoint
+	Idempotency []Idempotency
+}
+
+// Idempotency records that a request was stored: a retry of it under the
+// same Scope and Key gets Receipts back instead of storing it again.
+type Idempotency struct {
+	Scope       string // who may replay it, e.g. an API key id
+	Key         string // the client's idempotency key
+	Fingerprint []byte // of the request; a different one under the same key is a conflict
+	Receipts    []byte // JSON array of {"id","seq"}
+	CreatedAt   time.Time
 }
 
 // Query selects events of one log. Empty fields do not filter. Results are
@@ -130,6 +142,13 @@ type Store interface {
 	SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error)
 	// Checkpoints yields the log's stored checkpoints in ascending size.
 	Checkpoints(ctx context.Context, log int64) iter.Seq2[Checkpoint, error]
+	// Idempotency returns the record stored for (scope, key) no earlier
+	// than since, or ErrNotFound. Records are stored by Commit, atomically
+	// with their events; older ones may be deleted.
+	Idempotency(ctx context.Context, scope, key string, since time.Time) (Idempotency, error)
+	// ExpireIdempotency deletes the records created before cutoff.
+	ExpireIdempotency(ctx context.Context, cutoff time.Time) error
+
 	// CheckpointAt returns the checkpoint of exactly that size, or ErrNotFound.
 	CheckpointAt(ctx context.Context, log int64, size int64) (Checkpoint, error)
 

@@ -109,6 +109,16 @@ CREATE TABLE keys (
 	revoked_at INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
+CREATE TABLE idempotency (
+	scope       TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	log         INTEGER NOT NULL,
+	fingerprint BLOB NOT NULL,
+	receipts    BLOB NOT NULL,
+	created_at  INTEGER NOT NULL,
+	PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+
 -- Filled by the background indexer. seg is k >> segBits: the log and the
 -- seq's segment, which leads each key so that entries are appended at the
 -- end of the tree segment after segment, never scattered over it.

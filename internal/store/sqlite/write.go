@@ -179,6 +179,14 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, arg
 	if _, err := tx.StmtContext(ctx, s.ins.setSize).ExecContext(ctx, last.Seq+1, last.ReceivedAt.UnixNano(), b.Log); err != nil {
 		return fmt.Errorf("update log size: %w", err)
 	}
+	for _, r := range b.Idempotency {
+		// A record older than the replay window may still hold the key;
+		// the new request replaces it.
+		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, r.CreatedAt.UnixNano()); err != nil {
+			return fmt.Errorf("store idempotency record: %w", err)
+		}
+	}
 	return nil
 }
 
