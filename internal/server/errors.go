@@ -80,6 +80,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		body.Error.Code, body.Error.Message = "internal", "internal error"
 	}
+	if info, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+		info.errCode = body.Error.Code
+	}
 	if status >= 500 {
 		s.opts.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}

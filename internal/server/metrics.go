@@ -1,0 +1,176 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trail-audit/trail"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own so
+// that two servers in one process (or one test binary) do not share
+// counters. GET /metrics serves them:
+//
+//	trail_http_requests_total{route,code}         requests by route pattern and status code
+//	trail_http_request_duration_seconds{route}    request latency by route pattern
+//	trail_ingest_events_total                     events acknowledged by POST /v1/events
+//	trail_ingest_bytes_total                      request body bytes of those acknowledged appends
+//	trail_ingest_rejected_requests_total{reason}  POST /v1/events answered with an error, by error code
+//	trail_log_tree_size{log}                      each log's tree size (events stored)
+//
+// plus the Go runtime and process collectors. Group-commit batch sizes and
+// commit latency are not exported yet: the writer has no hook for them.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	ingestEvents prometheus.Counter
+	ingestBytes  prometheus.Counter
+	rejected     *prometheus.CounterVec
+}
+
+func newMetrics(db *trail.DB) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_http_requests_total",
+			Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "trail_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		ingestEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_ingest_events_total",
+			Help: "Events acknowledged (durably stored) by POST /v1/events.",
+		}),
+		ingestBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_ingest_bytes_total",
+			Help: "Request body bytes of the acknowledged POST /v1/events requests.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_ingest_rejected_requests_total",
+			Help: "POST /v1/events requests answered with an error, by error code; none of their events was stored.",
+		}, []string{"reason"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.ingestEvents, m.ingestBytes, m.rejected,
+		treeSizeCollector{db},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observe records a finished request. route is the mux pattern that
+// served it, code the error code of an error response.
+func (m *metrics) observe(route string, status int, code string, d time.Duration) {
+	if route == "" {
+		route = "none"
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	if route == appendRoute && status >= 400 {
+		if code == "" {
+			code = "unknown"
+		}
+		m.rejected.WithLabelValues(code).Inc()
+	}
+}
+
+const appendRoute = "POST /v1/events"
+
+// countIngest wraps the append handler to count the events and body bytes
+// it acknowledges, read from the receipts of its 201 answer.
+func (m *metrics) countIngest(h apiHandler) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+		body := &countingReader{r: r.Body}
+		r.Body = body
+		rw := &receiptWriter{ResponseWriter: w}
+		err := h(rw, r, key, l)
+		if err == nil && rw.status == http.StatusCreated {
+			var rs struct{ Events []struct{} }
+			if json.Unmarshal(rw.body.Bytes(), &rs) == nil {
+				m.ingestEvents.Add(float64(len(rs.Events)))
+				m.ingestBytes.Add(float64(body.n))
+			}
+		}
+		return err
+	}
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+// receiptWriter keeps a copy of a 201 response's body.
+type receiptWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *receiptWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *receiptWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.status == http.StatusCreated {
+		w.body.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *receiptWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// treeSizeCollector reports each log's tree size when scraped.
+type treeSizeCollector struct{ db *trail.DB }
+
+var treeSizeDesc = prometheus.NewDesc("trail_log_tree_size", "Events in the log's Merkle tree (its latest size).", []string{"log"}, nil)
+
+func (c treeSizeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- treeSizeDesc }
+
+func (c treeSizeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := c.db.Logs(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(treeSizeDesc, err)
+		return
+	}
+	for _, name := range names {
+		l, err := c.db.Log(ctx, name)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(treeSizeDesc, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(treeSizeDesc, prometheus.GaugeValue, float64(l.Size()), name)
+	}
+}
