@@ -12,6 +12,7 @@
 //	GET  /v1/log                          origin, verifier key, tree size
 //	GET  /healthz, /readyz                liveness and readiness, no key needed
 //	GET  /v1/openapi.json                 this API's OpenAPI 3.1 description, no key needed
+//	GET  /metrics                         Prometheus metrics (see metrics.go), no key needed
 //
 // Every /v1 request carries "Authorization: Bearer <key>". Errors are JSON
 // {"error": {"code", "message", "field"?, "index"?}}; see errors.go.
@@ -56,22 +57,24 @@ func (o *Options) defaults() {
 }
 
 type server struct {
-	db   *trail.DB
-	opts Options
+	db      *trail.DB
+	opts    Options
+	metrics *metrics
 }
 
 // New returns the API handler for db.
 func New(db *trail.DB, opts Options) http.Handler {
 	opts.defaults()
-	s := &server{db: db, opts: opts}
+	s := &server{db: db, opts: opts, metrics: newMetrics(db)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(api.OpenAPI)
 	})
-	mux.Handle("POST /v1/events", s.auth(trail.ScopeAppend, s.appendEvents))
+	mux.Handle(appendRoute, s.auth(trail.ScopeAppend, s.metrics.countIngest(s.appendEvents)))
 	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
 	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
 	mux.Handle("GET /v1/checkpoint", s.auth(trail.ScopeRead, s.checkpoint))
@@ -145,6 +148,8 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // reqInfo collects what the access log reports beyond the request itself.
 type reqInfo struct {
 	keyID, log string
+	// errCode is the code of an error response (see writeError).
+	errCode string
 }
 
 type reqInfoKey struct{}
@@ -175,8 +180,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog logs one line per request: method, path (without the query,
-// which may hold search terms), status, sizes, duration and the key's id.
-// Headers are never logged, so neither is the key.
+// which may hold search terms), status, sizes, duration, the key's id and
+// the error code; and counts the request in the metrics. Headers are never
+// logged, so neither is the key.
 func (s *server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -199,6 +205,10 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		if info.keyID != "" {
 			attrs = append(attrs, slog.String("key", info.keyID), slog.String("log", info.log))
 		}
+		if info.errCode != "" {
+			attrs = append(attrs, slog.String("error", info.errCode))
+		}
+		s.metrics.observe(r.Pattern, sw.status, info.errCode, time.Since(start))
 		s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
