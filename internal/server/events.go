@@ -188,6 +188,9 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 	if err != nil {
 		return err
 	}
+	if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+		return err
+	}
 	bw := bufio.NewWriter(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -268,6 +271,9 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	ctx := r.Context()
 	e, err := l.Get(ctx, r.PathValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
 		return err
 	}
 	signed, err := l.Checkpoint()

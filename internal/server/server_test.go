@@ -58,7 +58,15 @@ type env struct {
 	ids  map[string]string
 }
 
+// newEnv starts a server with reads not audited, so tests can count the
+// events they append; TestReadAudit covers auditing.
 func newEnv(t *testing.T, opts server.Options) *env {
+	t.Helper()
+	opts.NoReadAudit = true
+	return newEnvAudit(t, opts)
+}
+
+func newEnvAudit(t *testing.T, opts server.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})

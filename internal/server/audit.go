@@ -1,0 +1,66 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/trail-audit/trail"
+)
+
+// auditRead records, in the key's own log, that the key read it (PCI DSS
+// 10.2.1.3: access to audit logs is itself audited): actor = the key,
+// action = trail.search, trail.get, …, metadata = what was asked for. It
+// runs before the answer is sent, and an error fails the request: a read
+// that cannot be recorded is not served.
+func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []trail.Target) error {
+	if s.opts.NoReadAudit {
+		return nil
+	}
+	params := map[string]string{}
+	for name, vals := range r.URL.Query() {
+		if name != "" && len(vals) > 0 {
+			params[clean(name, 64)] = clean(vals[0], 512)
+		}
+	}
+	md, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	e := trail.Event{
+		Actor:   trail.Actor{ID: key.ID, Type: trail.ActorService, Name: clean(key.Name, 256)},
+		Action:  action,
+		Targets: targets,
+		Source:  trail.Source{IP: peerIP(r), UserAgent: clean(r.UserAgent(), 1024)},
+	}
+	if len(params) > 0 {
+		e.Metadata = md
+	}
+	_, err = l.Append(r.Context(), e)
+	return err
+}
+
+// peerIP is the address the request came from.
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// clean makes a request-supplied string acceptable in an event: valid
+// UTF-8, no control characters, at most n bytes.
+func clean(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}
