@@ -22,8 +22,8 @@ import (
 //
 //	trail_http_requests_total{route,code}         requests by route pattern and status code
 //	trail_http_request_duration_seconds{route}    request latency by route pattern
-//	trail_ingest_events_total                     events acknowledged by POST /v1/events
-//	trail_ingest_bytes_total                      request body bytes of those acknowledged appends
+//	trail_ingest_events_total                     events stored by POST /v1/events
+//	trail_ingest_bytes_total                      request body bytes of the appends that stored them
 //	trail_ingest_rejected_requests_total{reason}  POST /v1/events answered with an error, by error code
 //	trail_log_tree_size{log}                      each log's tree size (events stored)
 //
@@ -93,14 +93,16 @@ func (m *metrics) observe(route string, status int, code string, d time.Duration
 const appendRoute = "POST /v1/events"
 
 // countIngest wraps the append handler to count the events and body bytes
-// it acknowledges, read from the receipts of its 201 answer.
+// it acknowledges, read from the receipts of its 201 answer. A replayed
+// idempotent answer stored nothing and counts nothing.
 func (m *metrics) countIngest(h apiHandler) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 		body := &countingReader{r: r.Body}
 		r.Body = body
 		rw := &receiptWriter{ResponseWriter: w}
 		err := h(rw, r, key, l)
-		if err == nil && rw.status == http.StatusCreated {
+		replayed := w.Header().Get("Idempotent-Replayed") == "true" // stored by the first request
+		if err == nil && rw.status == http.StatusCreated && !replayed {
 			var rs struct{ Events []struct{} }
 			if json.Unmarshal(rw.body.Bytes(), &rs) == nil {
 				m.ingestEvents.Add(float64(len(rs.Events)))
