@@ -9,9 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/trail-audit/trail"
 )
@@ -24,12 +22,6 @@ type exportCommand struct {
 	format string
 	out    string
 	raw    bool
-}
-
-// csvHeader names the CSV columns.
-var csvHeader = []string{
-	"seq", "id", "received_at", "time", "actor_id", "actor_type", "actor_name", "actor_email", "actor_role",
-	"action", "outcome", "reason", "targets", "ip", "user_agent", "request_id", "trace_id", "metadata", "changes",
 }
 
 func (c *exportCommand) flagSet() *flag.FlagSet {
@@ -49,7 +41,7 @@ oldest first, streaming in constant memory.
 
 NDJSON lines are the canonical JSON of the events, the exact bytes hashed
 into the log. CSV has a header row and the columns
-  `+strings.Join(csvHeader, ",")+`
+  `+strings.Join(trail.CSVHeader, ",")+`
 with times in RFC 3339 (UTC), targets as TYPE:ID joined by ';', and
 metadata and changes as canonical JSON.
 
@@ -103,13 +95,13 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	var cw *csv.Writer
 	if format == "csv" {
 		cw = csv.NewWriter(bw)
-		cw.Write(csvHeader)
+		cw.Write(trail.CSVHeader)
 	}
-	row := make([]string, len(csvHeader))
+	row := make([]string, len(trail.CSVHeader))
 	var buf []byte
 	write := func(e *trail.Event) error {
 		if cw != nil {
-			return cw.Write(csvRow(row, e, !c.raw))
+			return cw.Write(trail.CSVRecord(row, e, !c.raw))
 		}
 		buf = append(e.AppendCanonical(buf[:0]), '\n')
 		_, err := bw.Write(buf)
@@ -160,46 +152,4 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.env.stderr, "exported %s events to %s\n", commas(n), dest)
 	}
 	return nil
-}
-
-// csvRow fills row with the CSV cells of e and returns it. With guard,
-// cells that a spreadsheet would read as a formula get a leading '.
-func csvRow(row []string, e *trail.Event, guard bool) []string {
-	targets := make([]string, len(e.Targets))
-	for i, t := range e.Targets {
-		targets[i] = t.Type + ":" + t.ID
-	}
-	var changes string
-	if ch := e.Changes; ch != nil && (len(ch.Before) > 0 || len(ch.After) > 0) {
-		// The sides are canonical JSON already; keys in RFC 8785 order.
-		var parts []string
-		if len(ch.After) > 0 {
-			parts = append(parts, `"after":`+string(ch.After))
-		}
-		if len(ch.Before) > 0 {
-			parts = append(parts, `"before":`+string(ch.Before))
-		}
-		changes = "{" + strings.Join(parts, ",") + "}"
-	}
-	row = append(row[:0],
-		strconv.FormatInt(e.Seq, 10), e.ID,
-		e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Time.UTC().Format(time.RFC3339Nano),
-		e.Actor.ID, e.Actor.Type, e.Actor.Name, e.Actor.Email, e.Actor.Role,
-		e.Action, string(e.Outcome), e.Reason, strings.Join(targets, ";"),
-		e.Source.IP, e.Source.UserAgent, e.RequestID, e.TraceID, string(e.Metadata), changes)
-	if guard {
-		for i, cell := range row {
-			row[i] = guardCell(cell)
-		}
-	}
-	return row
-}
-
-// guardCell prefixes a ' to a cell that begins with a character that makes
-// spreadsheets read it as a formula (OWASP's advice against CSV injection).
-func guardCell(s string) string {
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
-		return "'" + s
-	}
-	return s
 }

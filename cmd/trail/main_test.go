@@ -19,6 +19,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	_ "modernc.org/sqlite"
+
+	"github.com/trail-audit/trail"
 )
 
 // The tests in this file run the trail binary, built once by TestMain, as a
@@ -481,8 +483,8 @@ func TestExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export --out %s is not CSV: %v", out, err)
 	}
-	if len(rows) != 301 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
-		t.Fatalf("CSV has %d rows, header %v; want 301 and %v", len(rows), rows[0], csvHeader)
+	if len(rows) != 301 || strings.Join(rows[0], ",") != strings.Join(trail.CSVHeader, ",") {
+		t.Fatalf("CSV has %d rows, header %v; want 301 and %v", len(rows), rows[0], trail.CSVHeader)
 	}
 	if rows[1][0] != "0" || rows[300][0] != "299" || rows[1][1] != first["id"] {
 		t.Errorf("CSV rows run from seq %s to %s, want 0 to 299", rows[1][0], rows[300][0])

@@ -81,6 +81,7 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("GET /v1/proof/inclusion", s.auth(trail.ScopeRead, s.inclusionProof))
 	mux.Handle("GET /v1/proof/consistency", s.auth(trail.ScopeRead, s.consistencyProof))
 	mux.Handle("GET /v1/log", s.auth(trail.ScopeRead, s.logInfo))
+	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})

@@ -1,4 +1,4 @@
-package main
+package trail_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"github.com/trail-audit/trail"
 )
 
-func TestGuardCell(t *testing.T) {
+func TestCSVRecordGuard(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"", ""},
 		{"alice", "alice"},
@@ -21,13 +21,14 @@ func TestGuardCell(t *testing.T) {
 		{"\rx", "'\rx"},
 		{"a=b", "a=b"},
 	} {
-		if got := guardCell(tt.in); got != tt.want {
-			t.Errorf("guardCell(%q) = %q, want %q", tt.in, got, tt.want)
+		e := &trail.Event{Actor: trail.Actor{ID: tt.in}}
+		if got := trail.CSVRecord(nil, e, true)[4]; got != tt.want {
+			t.Errorf("CSVRecord(actor %q, guard) actor_id = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
-func TestCSVRow(t *testing.T) {
+func TestCSVRecord(t *testing.T) {
 	at := time.Date(2026, 3, 1, 9, 0, 0, 123000000, time.UTC)
 	e := &trail.Event{
 		ID: "01ID", Seq: 7, Log: "default", ReceivedAt: at, Time: at.Add(-time.Second),
@@ -38,17 +39,17 @@ func TestCSVRow(t *testing.T) {
 		Changes:  &trail.Changes{Before: json.RawMessage(`{"role":"member"}`), After: json.RawMessage(`{"role":"admin"}`)},
 		Metadata: json.RawMessage(`{"a":1}`),
 	}
-	got := csvRow(make([]string, len(csvHeader)), e, true)
+	got := trail.CSVRecord(make([]string, len(trail.CSVHeader)), e, true)
 	want := []string{"7", "01ID", "2026-03-01T09:00:00.123Z", "2026-03-01T08:59:59.123Z", "'=cmd", "user", "Al",
 		"al@example.com", "admin", "user.update", "success", "", "user:bob;team:ops", "192.0.2.1", "curl/8", "", "",
 		`{"a":1}`, `{"after":{"role":"admin"},"before":{"role":"member"}}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("csvRow =\n%q\nwant\n%q", got, want)
+		t.Errorf("CSVRecord =\n%q\nwant\n%q", got, want)
 	}
-	if len(got) != len(csvHeader) {
-		t.Errorf("csvRow has %d cells, header %d", len(got), len(csvHeader))
+	if len(got) != len(trail.CSVHeader) {
+		t.Errorf("CSVRecord has %d cells, header %d", len(got), len(trail.CSVHeader))
 	}
-	if got := csvRow(nil, e, false); got[4] != "=cmd" {
-		t.Errorf("csvRow without guard: actor_id = %q, want =cmd", got[4])
+	if got := trail.CSVRecord(nil, e, false); got[4] != "=cmd" {
+		t.Errorf("CSVRecord without guard: actor_id = %q, want =cmd", got[4])
 	}
 }
