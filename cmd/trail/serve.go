@@ -26,6 +26,8 @@ type serveCommand struct {
 	demo     bool
 	tlsCert  string
 	tlsKey   string
+	rate     float64
+	burst    int
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -33,6 +35,8 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
+	fs.Float64Var(&c.rate, "rate-limit", 100, "requests per second (`N`) each API key may make, sustained; more get 429 with Retry-After; 0 turns the limit off")
+	fs.IntVar(&c.burst, "rate-burst", 0, "requests (`N`) a key may make at once before --rate-limit applies (default twice --rate-limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key in PEM `FILE` of --tls-cert")
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
@@ -54,6 +58,7 @@ Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
   GET  /v1/proof/consistency?from=&to=  consistency proof
   GET  /v1/log                          origin, verifier key and tree size
   GET  /healthz, /readyz                liveness and readiness
+  GET  /metrics                         Prometheus metrics
 
 It prints the address it listens on, then one access log line per request
 on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
@@ -80,6 +85,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if c.maxBody <= 0 {
 		return usagef("--max-body must be positive")
+	}
+	if c.rate < 0 || c.burst < 0 {
+		return usagef("--rate-limit and --rate-burst must not be negative")
+	}
+	rateLimit := c.rate
+	if rateLimit == 0 {
+		rateLimit = -1 // server.Options: negative turns the limit off
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
@@ -114,7 +126,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(db, server.Options{Logger: logger, MaxBodyBytes: c.maxBody}),
+		Handler:           server.New(db, server.Options{Logger: logger, MaxBodyBytes: c.maxBody, RateLimit: rateLimit, RateBurst: c.burst}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

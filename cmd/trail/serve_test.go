@@ -157,7 +157,7 @@ func TestServe(t *testing.T) {
 
 	// Append from 8 clients until SIGTERM: whatever was acknowledged
 	// must be durable.
-	s = serve(t, data)
+	s = serve(t, data, "--rate-limit", "0") // 8 clients as fast as they can
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -297,6 +297,33 @@ func TestServeDemo(t *testing.T) {
 	s.stop(t)
 }
 
+// --rate-limit and --rate-burst reach the server: past the burst, a key
+// gets 429 with Retry-After.
+func TestServeRateLimit(t *testing.T) {
+	s := serve(t, filepath.Join(t.TempDir(), "data"), "--demo", "--rate-limit", "0.5", "--rate-burst", "2")
+	read := regexp.MustCompile(`Read key .*:\s+(trail_\S+)`).FindStringSubmatch(s.banner)
+	if read == nil {
+		t.Fatalf("no read key in\n%s", s.banner)
+	}
+	for i := range 3 {
+		req, _ := http.NewRequest("GET", s.url+"/v1/log", nil)
+		req.Header.Set("Authorization", "Bearer "+read[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want, wantRetry := 200, ""
+		if i == 2 {
+			want, wantRetry = 429, "2"
+		}
+		if resp.StatusCode != want || resp.Header.Get("Retry-After") != wantRetry {
+			t.Errorf("request %d: GET /v1/log = %d, Retry-After %q; want %d, %q", i+1, resp.StatusCode, resp.Header.Get("Retry-After"), want, wantRetry)
+		}
+	}
+	s.stop(t)
+}
+
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
 // as PEM files and returns their paths and the certificate.
 func selfSigned(t *testing.T) (certFile, keyFile string, cert *x509.Certificate) {
@@ -385,6 +412,8 @@ func TestServeTLS(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--data", data, "--tls-cert", certFile},
 		{"serve", "--data", data, "--tls-key", keyFile},
+		{"serve", "--data", data, "--rate-limit", "-1"},
+		{"serve", "--data", data, "--rate-burst", "-1"},
 	} {
 		if r := run(t, "", args...); r.code != 2 {
 			t.Errorf("trail %s: exit %d, want 2\n%s", strings.Join(args, " "), r.code, r.stderr)

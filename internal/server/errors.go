@@ -49,6 +49,7 @@ type errorBody struct {
 //	404 not_found                         no such event, size or route
 //	413 too_large                         body over the limit, too many events
 //	415 unsupported_media_type            not JSON or NDJSON
+//	429 rate_limited                      the key is over its rate limit (with Retry-After)
 //	503 unavailable                       the store could not commit or answer
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -42,6 +42,13 @@ type Options struct {
 	// NoReadAudit turns off recording each search and get as an event in
 	// the reading key's log (see auditRead). Reading is audited by default.
 	NoReadAudit bool
+	// RateLimit is how many requests per second each API key may make,
+	// sustained; past it and the burst, requests get 429 with Retry-After.
+	// Default 100; negative turns the limit off.
+	RateLimit float64
+	// RateBurst is how many requests a key may make at once before
+	// RateLimit applies. Default twice RateLimit (at least 1).
+	RateBurst int
 }
 
 func (o *Options) defaults() {
@@ -54,18 +61,28 @@ func (o *Options) defaults() {
 	if o.MaxBatchEvents <= 0 {
 		o.MaxBatchEvents = 10000
 	}
+	if o.RateLimit == 0 {
+		o.RateLimit = 100
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = max(1, int(2*o.RateLimit))
+	}
 }
 
 type server struct {
 	db      *trail.DB
 	opts    Options
 	metrics *metrics
+	limiter *keyLimiter // nil when there is no rate limit
 }
 
 // New returns the API handler for db.
 func New(db *trail.DB, opts Options) http.Handler {
 	opts.defaults()
 	s := &server{db: db, opts: opts, metrics: newMetrics(db)}
+	if opts.RateLimit > 0 {
+		s.limiter = newKeyLimiter(opts.RateLimit, opts.RateBurst)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -93,8 +110,8 @@ func New(db *trail.DB, opts Options) http.Handler {
 // only before it starts the response.
 type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error
 
-// auth authenticates the request's bearer key, checks that it grants
-// scope, and runs h on the key's log.
+// auth authenticates the request's bearer key, applies the key's rate
+// limit, checks that it grants scope, and runs h on the key's log.
 func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -112,6 +129,13 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 		if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
 			info.keyID = key.ID
 			info.log = key.Log
+		}
+		if s.limiter != nil {
+			if ok, wait := s.limiter.allow(key.ID, time.Now()); !ok {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				s.writeError(w, r, errRateLimited)
+				return
+			}
 		}
 		if !key.Allows(scope) {
 			s.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden", msg: "this key lacks the " + string(scope) + " scope"})
