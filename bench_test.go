@@ -1,11 +1,9 @@
 package trail_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
+	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -13,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/workload"
 )
 
 // Benchmarks run on events from the shared workload generator
@@ -21,68 +19,16 @@ import (
 // under comparison is fed. See BENCHMARKS.md for how to run them and the
 // figures.
 
-var workload struct {
-	sync.Mutex
-	events map[int][]trail.Event
-	raw    map[int]int64 // NDJSON bytes
-}
-
-// workloadEvents returns the first n events of `workload -n n -seed 1`,
-// decoded, and the size of their NDJSON.
+// workloadEvents returns the first n events of the shared workload
+// generator and the size of their NDJSON, or skips the benchmark.
 func workloadEvents(b testing.TB, n int) ([]trail.Event, int64) {
-	workload.Lock()
-	defer workload.Unlock()
-	if evs, ok := workload.events[n]; ok {
-		return evs, workload.raw[n]
+	evs, raw, err := workload.Events(n)
+	if errors.Is(err, workload.ErrNoGenerator) {
+		b.Skip(err)
 	}
-	gen := os.Getenv("TRAIL_WORKLOAD")
-	if gen == "" {
-		gen = filepath.Join("..", "shared", "workload")
-	}
-	if _, err := os.Stat(filepath.Join(gen, "main.go")); err != nil {
-		b.Skipf("workload generator not found at %s (set TRAIL_WORKLOAD): %v", gen, err)
-	}
-	cache := filepath.Join(os.TempDir(), fmt.Sprintf("trail-workload-n%d-seed1.ndjson", n))
-	if _, err := os.Stat(cache); err != nil {
-		cmd := exec.Command("go", "run", ".", "-n", fmt.Sprint(n), "-seed", "1")
-		cmd.Dir = gen
-		out, err := os.Create(cache + ".tmp")
-		if err != nil {
-			b.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = out, os.Stderr
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("workload generator: %v", err)
-		}
-		out.Close()
-		if err := os.Rename(cache+".tmp", cache); err != nil {
-			b.Fatal(err)
-		}
-	}
-	f, err := os.Open(cache)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	evs := make([]trail.Event, 0, n)
-	var raw int64
-	for sc.Scan() {
-		raw += int64(len(sc.Bytes())) + 1
-		e, err := event.Decode(sc.Bytes())
-		if err != nil {
-			b.Fatalf("workload line %d: %v", len(evs)+1, err)
-		}
-		evs = append(evs, e)
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
-	}
-	if workload.events == nil {
-		workload.events, workload.raw = map[int][]trail.Event{}, map[int]int64{}
-	}
-	workload.events[n], workload.raw[n] = evs, raw
 	return evs, raw
 }
 

@@ -243,5 +243,12 @@ func (db *DB) RevokeKey(ctx context.Context, id string) error {
 	if db.opts.ReadOnly {
 		return ErrReadOnly
 	}
-	return db.st.RevokeKey(ctx, id, db.opts.Now().UTC())
+	err := db.st.RevokeKey(ctx, id, db.opts.Now().UTC())
+	db.keysRevoked.Add(1)
+	return err
 }
+
+// KeysRevoked counts the RevokeKey calls made through this DB, so that a
+// cache of authenticated keys can drop them at once. (Keys revoked by
+// another process are not counted; a cache must also expire.)
+func (db *DB) KeysRevoked() uint64 { return db.keysRevoked.Load() }

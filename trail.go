@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trail-audit/trail/internal/event"
@@ -138,6 +139,8 @@ type DB struct {
 	mu     sync.Mutex
 	logs   map[string]*Log
 	closed bool
+
+	keysRevoked atomic.Uint64 // see KeysRevoked
 }
 
 // Init creates a data directory (mode 0700) with an empty database. It

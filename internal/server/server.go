@@ -74,6 +74,7 @@ type server struct {
 	opts    Options
 	metrics *metrics
 	limiter *keyLimiter // nil when there is no rate limit
+	keys    keyCache    // recently authenticated keys
 }
 
 // New returns the API handler for db.
@@ -121,7 +122,7 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 			s.writeError(w, r, errNoKey)
 			return
 		}
-		key, err := s.db.Authenticate(ctx, bearer)
+		key, err := s.authenticate(ctx, bearer)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
