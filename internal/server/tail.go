@@ -1,0 +1,120 @@
+package server
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/trail-audit/trail"
+)
+
+// tailPoll is how often a tail looks for new events; tailKeepAlive how
+// often it sends a comment to keep idle connections open.
+const (
+	tailPoll      = 250 * time.Millisecond
+	tailKeepAlive = 15 * time.Second
+)
+
+// tailEvents serves GET /v1/tail?<search filters>: a Server-Sent Events
+// stream of the events matching the filters appended from now on (or
+// after the seq in a Last-Event-ID header, to resume), oldest first. Each
+// message has the event's seq as id and its canonical JSON as data.
+func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	if q.Limit != 0 || q.Cursor != "" {
+		return badParam("limit", "tail takes no limit or cursor")
+	}
+	next := l.Size()
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		seq, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || seq < -1 {
+			return badHeader("Last-Event-ID", "the seq of the last event received")
+		}
+		next = min(next, seq+1)
+	}
+	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
+		return err
+	}
+	next = max(next, 0)
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	bw.WriteString(": tailing\n\n")
+	if bw.Flush() != nil || rc.Flush() != nil {
+		return nil
+	}
+	poll := time.NewTicker(tailPoll)
+	defer poll.Stop()
+	idle := time.Now()
+	var buf []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-poll.C:
+		}
+		size := l.Size()
+		if size > next {
+			evs, err := newMatches(r, l, q, next, size)
+			if err != nil {
+				return nil // the stream has started; end it
+			}
+			for _, e := range evs {
+				buf = append(buf[:0], "id: "...)
+				buf = strconv.AppendInt(buf, e.Seq, 10)
+				buf = append(buf, "\nevent: event\ndata: "...)
+				buf = append(e.AppendCanonical(buf), "\n\n"...)
+				bw.Write(buf)
+			}
+			next = size
+			if len(evs) > 0 {
+				idle = time.Now()
+			}
+		}
+		if time.Since(idle) > tailKeepAlive {
+			bw.WriteString(": keep-alive\n\n")
+			idle = time.Now()
+		}
+		if bw.Flush() != nil || rc.Flush() != nil {
+			return nil // the client left
+		}
+	}
+}
+
+// newMatches returns the events of [from, to) matching q, oldest first.
+// Search pages newest first below a cursor, so the pages are walked down to
+// from and reversed.
+func newMatches(r *http.Request, l *trail.Log, q trail.Query, from, to int64) ([]*trail.Event, error) {
+	q.Limit = 1000
+	q.Cursor = strconv.FormatInt(to, 10)
+	var out []*trail.Event
+	for {
+		page, err := l.Search(r.Context(), q)
+		if err != nil {
+			return nil, err
+		}
+		done := false
+		for _, e := range page.Events {
+			if e.Seq < from {
+				done = true
+				break
+			}
+			out = append(out, e)
+		}
+		if done || page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
