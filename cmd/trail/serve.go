@@ -12,6 +12,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
 )
@@ -28,6 +31,7 @@ type serveCommand struct {
 	tlsKey   string
 	rate     float64
 	burst    int
+	metrics  string
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -37,6 +41,7 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
 	fs.Float64Var(&c.rate, "rate-limit", 100, "requests per second (`N`) each API key may make, sustained; more get 429 with Retry-After; 0 turns the limit off")
 	fs.IntVar(&c.burst, "rate-burst", 0, "requests (`N`) a key may make at once before --rate-limit applies (default twice --rate-limit)")
+	fs.StringVar(&c.metrics, "metrics-addr", "", "serve /metrics on `HOST:PORT` (plain HTTP) instead of on --addr, away from the tenants")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key in PEM `FILE` of --tls-cert")
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
@@ -58,7 +63,8 @@ Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
   GET  /v1/proof/consistency?from=&to=  consistency proof
   GET  /v1/log                          origin, verifier key and tree size
   GET  /healthz, /readyz                liveness and readiness
-  GET  /metrics                         Prometheus metrics
+  GET  /metrics                         Prometheus metrics (no key; it names
+                                        every log: see --metrics-addr)
 
 It prints the address it listens on, then one access log line per request
 on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
@@ -125,8 +131,26 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	opts := server.Options{Logger: logger, MaxBodyBytes: c.maxBody, RateLimit: rateLimit, RateBurst: c.burst}
+	var msrv *http.Server
+	var mln net.Listener
+	if c.metrics != "" {
+		opts.Metrics = prometheus.NewRegistry()
+		if mln, err = net.Listen("tcp", c.metrics); err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{}))
+		msrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		}
+	}
 	srv := &http.Server{
-		Handler:           server.New(db, server.Options{Logger: logger, MaxBodyBytes: c.maxBody, RateLimit: rateLimit, RateBurst: c.burst}),
+		Handler:           server.New(db, opts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -142,12 +166,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if demo != nil {
 		demo.print(c.env.stdout, url, c.db.data)
 	}
+	if mln != nil {
+		fmt.Fprintf(c.env.stdout, "Metrics are on http://%s/metrics\n", mln.Addr())
+	}
 	fmt.Fprintf(c.env.stdout, "Trail is listening on %s (data %s)\n", url, c.db.data)
 	if f, ok := c.env.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
 
-	served := make(chan error, 1)
+	served, mserved := make(chan error, 1), make(chan error, 1)
 	go func() {
 		if certs != nil {
 			served <- srv.ServeTLS(ln, "", "")
@@ -155,14 +182,22 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			served <- srv.Serve(ln)
 		}
 	}()
+	if msrv != nil {
+		go func() { mserved <- msrv.Serve(mln) }()
+	}
 	select {
 	case err := <-served:
 		return err
+	case err := <-mserved:
+		return fmt.Errorf("metrics server: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", c.shutdown)
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
 	defer cancel()
+	if msrv != nil {
+		msrv.Close()
+	}
 	err = srv.Shutdown(sctx)
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr

@@ -325,6 +325,29 @@ func TestServeRateLimit(t *testing.T) {
 	s.stop(t)
 }
 
+// --metrics-addr moves /metrics off the API's address.
+func TestServeMetricsAddr(t *testing.T) {
+	s := serve(t, filepath.Join(t.TempDir(), "data"), "--demo", "--metrics-addr", "127.0.0.1:0")
+	m := regexp.MustCompile(`Metrics are on (http://\S+/metrics)`).FindStringSubmatch(s.banner)
+	read := regexp.MustCompile(`Read key .*:\s+(trail_\S+)`).FindStringSubmatch(s.banner)
+	if m == nil || read == nil {
+		t.Fatalf("trail serve --metrics-addr printed\n%s\nwant the metrics URL and a read key", s.banner)
+	}
+	if code, _, _ := request(t, "GET", s.url+"/v1/log", read[1], ""); code != 200 {
+		t.Errorf("GET /v1/log = %d, want 200", code)
+	}
+	if code, _, _ := request(t, "GET", s.url+"/metrics", "", ""); code != 404 {
+		t.Errorf("GET /metrics on the API address = %d, want 404", code)
+	}
+	code, b, err := request(t, "GET", m[1], "", "")
+	for _, want := range []string{`trail_http_requests_total{code="200",route="GET /v1/log"} 1`, `trail_log_tree_size{log="demo"} 3000`} {
+		if code != 200 || err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %d, %v; want 200 with %s in\n%.3000s", m[1], code, err, want, b)
+		}
+	}
+	s.stop(t)
+}
+
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
 // as PEM files and returns their paths and the certificate.
 func selfSigned(t *testing.T) (certFile, keyFile string, cert *x509.Certificate) {

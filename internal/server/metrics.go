@@ -16,9 +16,10 @@ import (
 	"github.com/trail-audit/trail"
 )
 
-// metrics are the server's Prometheus metrics, in a registry of its own so
-// that two servers in one process (or one test binary) do not share
-// counters. GET /metrics serves them:
+// metrics are the server's Prometheus metrics, in a registry of its own
+// (Options.Metrics, or a new one) so that two servers in one process (or
+// one test binary) do not share counters. GET /metrics serves them unless
+// Options.Metrics is set:
 //
 //	trail_http_requests_total{route,code}         requests by route pattern and status code
 //	trail_http_request_duration_seconds{route}    request latency by route pattern
@@ -38,9 +39,12 @@ type metrics struct {
 	rejected     *prometheus.CounterVec
 }
 
-func newMetrics(db *trail.DB) *metrics {
+func newMetrics(db *trail.DB, reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trail_http_requests_total",
 			Help: "HTTP requests by route pattern and status code.",

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -123,5 +125,27 @@ func TestMetrics(t *testing.T) {
 	om := other.scrape()
 	if got, ok := om[`trail_ingest_events_total`]; !ok || got != 0 {
 		t.Errorf("another server's trail_ingest_events_total = %v, want 0", got)
+	}
+}
+
+// With Options.Metrics the caller's registry gets the metrics and the API
+// does not serve /metrics.
+func TestMetricsElsewhere(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, server.Options{Metrics: reg})
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(ev("alice", "user.login")), nil)
+	e.fails(404, "not_found", "", "GET", "/metrics", "", "", nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "trail_ingest_events_total" {
+			found = mf.GetMetric()[0].GetCounter().GetValue() == 1
+		}
+	}
+	if !found {
+		t.Errorf("the registry of Options.Metrics lacks trail_ingest_events_total = 1")
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 )
@@ -49,6 +51,12 @@ type Options struct {
 	// RateBurst is how many requests a key may make at once before
 	// RateLimit applies. Default twice RateLimit (at least 1).
 	RateBurst int
+	// Metrics, if set, is a registry made for this server that receives its
+	// Prometheus metrics (see metrics.go), and GET /metrics is not served:
+	// the caller serves the registry where it likes, such as on another
+	// address (trail serve --metrics-addr). Default: a registry of the
+	// server's own, served at GET /metrics.
+	Metrics *prometheus.Registry
 }
 
 func (o *Options) defaults() {
@@ -80,13 +88,15 @@ type server struct {
 // New returns the API handler for db.
 func New(db *trail.DB, opts Options) http.Handler {
 	opts.defaults()
-	s := &server{db: db, opts: opts, metrics: newMetrics(db)}
+	s := &server{db: db, opts: opts, metrics: newMetrics(db, opts.Metrics)}
 	if opts.RateLimit > 0 {
 		s.limiter = newKeyLimiter(opts.RateLimit, opts.RateBurst)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	if opts.Metrics == nil {
+		mux.Handle("GET /metrics", s.metrics.handler())
+	}
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
