@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/trail-audit/trail/internal/event"
@@ -125,24 +126,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
 	var actors, ips, targets []indexEntry
 	var docs [][]any
-	// Only the columns the indexes and the searchable text need.
-	rows, err := s.r.QueryContext(ctx, "SELECT k, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, done), eventKey(log, end))
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var k int64
-		var e event.Event
-		var tgts, meta string
-		if err := rows.Scan(&k, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if e.Targets, err = decodeTargets(tgts); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
-		}
-		e.Metadata = rawOrNil(meta)
+	add := func(k int64, e *event.Event) {
 		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
 		if e.Source.IP != "" {
 			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
@@ -152,8 +136,12 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		}
 		docs = append(docs, []any{k, indexText(e.SearchText())})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if evs := s.recent.get(log, done, end); evs != nil {
+		// Committed by this process moments ago: no need to read them back.
+		for _, e := range evs {
+			add(eventKey(log, e.Seq), e)
+		}
+	} else if err := s.readForIndex(ctx, log, done, end, add); err != nil {
 		return nil, err
 	}
 	if int64(len(docs)) != end-done {
@@ -175,6 +163,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		j, err := json.Marshal(rows)
 		return string(j), err
 	}
+	var err error
 	if c.actorJ, err = enc(actors, false); err != nil {
 		return nil, err
 	}
@@ -190,6 +179,87 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	}
 	c.docJSON = string(j)
 	return c, nil
+}
+
+// readForIndex reads events [from, to) of log back from the database,
+// only the columns the indexes and the searchable text need.
+func (s *Store) readForIndex(ctx context.Context, log, from, to int64, add func(int64, *event.Event)) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT k, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, from), eventKey(log, to))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		var e event.Event
+		var tgts, meta string
+		if err := rows.Scan(&k, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
+			return err
+		}
+		if e.Targets, err = decodeTargets(tgts); err != nil {
+			return fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+		}
+		e.Metadata = rawOrNil(meta)
+		add(k, &e)
+	}
+	return rows.Err()
+}
+
+// recentEvents keeps, per log, the events committed by this process that
+// the indexer has not reached, so that it need not read them back. It is
+// bounded; past the bound the indexer reads from the database.
+type recentEvents struct {
+	mu   sync.Mutex
+	logs map[int64]*recentLog
+}
+
+type recentLog struct {
+	first int64 // seq of events[0]
+	evs   []*event.Event
+}
+
+const maxRecent = 50000
+
+// add records events committed at seqs first, first+1, ….
+func (r *recentEvents) add(log int64, evs []*event.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.logs == nil {
+		r.logs = map[int64]*recentLog{}
+	}
+	l := r.logs[log]
+	if l == nil || l.first+int64(len(l.evs)) != evs[0].Seq || len(l.evs)+len(evs) > maxRecent {
+		l = &recentLog{first: evs[0].Seq} // start over: not contiguous, or too many
+		r.logs[log] = l
+	}
+	l.evs = append(l.evs, evs...)
+}
+
+// get returns the events [from, to) of log if they are all held.
+func (r *recentEvents) get(log, from, to int64) []*event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.logs[log]
+	if l == nil || from < l.first || to > l.first+int64(len(l.evs)) {
+		return nil
+	}
+	return l.evs[from-l.first : to-l.first]
+}
+
+// drop forgets the events of log below seq.
+func (r *recentEvents) drop(log, seq int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.logs[log]
+	if l == nil {
+		return
+	}
+	n := min(max(seq-l.first, 0), int64(len(l.evs)))
+	l.evs = append([]*event.Event(nil), l.evs[n:]...)
+	l.first += n
 }
 
 // writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
@@ -231,6 +301,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 	s.mu.Lock()
 	s.indexed[c.log] = c.to
 	s.mu.Unlock()
+	s.recent.drop(c.log, c.to)
 	return nil
 }
 

@@ -74,6 +74,7 @@ type Store struct {
 	names   map[int64]string // log id → name, for rebuilding events
 	indexed map[int64]int64  // log id → events the indexer has added
 
+	recent    recentEvents // committed events the indexer has not reached
 	indexWake chan struct{}
 	stop      chan struct{}
 	done      chan struct{}

@@ -100,6 +100,9 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	for _, b := range batches {
+		s.recent.add(b.Log, b.Events)
+	}
 	s.wakeIndexer()
 	return nil
 }
