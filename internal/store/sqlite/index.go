@@ -209,8 +209,9 @@ func (s *Store) readForIndex(ctx context.Context, log, from, to int64, add func(
 // the indexer has not reached, so that it need not read them back. It is
 // bounded; past the bound the indexer reads from the database.
 type recentEvents struct {
-	mu   sync.Mutex
-	logs map[int64]*recentLog
+	mu    sync.Mutex
+	logs  map[int64]*recentLog
+	total int // events held, all logs
 }
 
 type recentLog struct {
@@ -218,6 +219,7 @@ type recentLog struct {
 	evs   []*event.Event
 }
 
+// maxRecent bounds the events held, all logs together.
 const maxRecent = 50000
 
 // add records events committed at seqs first, first+1, ….
@@ -231,11 +233,23 @@ func (r *recentEvents) add(log int64, evs []*event.Event) {
 		r.logs = map[int64]*recentLog{}
 	}
 	l := r.logs[log]
-	if l == nil || l.first+int64(len(l.evs)) != evs[0].Seq || len(l.evs)+len(evs) > maxRecent {
-		l = &recentLog{first: evs[0].Seq} // start over: not contiguous, or too many
+	if l != nil && l.first+int64(len(l.evs)) != evs[0].Seq {
+		r.total -= len(l.evs) // not contiguous: start over
+		l = nil
+	}
+	if l == nil {
+		l = &recentLog{first: evs[0].Seq}
 		r.logs[log] = l
 	}
+	if r.total+len(evs) > maxRecent {
+		// Too many held: this log's indexer reads from the database
+		// until it catches up.
+		r.total -= len(l.evs)
+		delete(r.logs, log)
+		return
+	}
 	l.evs = append(l.evs, evs...)
+	r.total += len(evs)
 }
 
 // get returns the events [from, to) of log if they are all held.
@@ -260,6 +274,7 @@ func (r *recentEvents) drop(log, seq int64) {
 	n := min(max(seq-l.first, 0), int64(len(l.evs)))
 	l.evs = append([]*event.Event(nil), l.evs[n:]...)
 	l.first += n
+	r.total -= int(n)
 }
 
 // writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
