@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
 )
 
 // Appender stores one event. *trail.Log implements it (durable when Append
@@ -102,8 +103,8 @@ func (o *Options) event(r *http.Request, status int, start time.Time) trail.Even
 		Actor:     trail.Actor{ID: "anonymous", Type: "anonymous"},
 		Action:    ActionFromPattern(r.Pattern),
 		Outcome:   OutcomeFromStatus(status),
-		Source:    trail.Source{IP: o.clientIP(r), UserAgent: clean(r.UserAgent(), 1024)},
-		RequestID: clean(r.Header.Get(o.RequestIDHeader), 256),
+		Source:    trail.Source{IP: o.clientIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
+		RequestID: event.Sanitize(r.Header.Get(o.RequestIDHeader), 256),
 		Metadata:  metadata(r, status, time.Since(start)),
 	}
 	if e.Outcome != trail.Success {
@@ -126,8 +127,8 @@ func (o *Options) event(r *http.Request, status int, start time.Time) trail.Even
 func metadata(r *http.Request, status int, d time.Duration) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"duration_ms": d.Milliseconds(),
-		"method":      clean(r.Method, 32),
-		"path":        clean(r.URL.Path, 2048),
+		"method":      event.Sanitize(r.Method, 32),
+		"path":        event.Sanitize(r.URL.Path, 2048),
 		"status":      status,
 	})
 	return b
@@ -190,7 +191,7 @@ func TargetsFromPattern(r *http.Request) []trail.Target {
 				if typ == "" {
 					typ = name
 				}
-				ts = append(ts, trail.Target{Type: clean(typ, 64), ID: clean(v, 256)})
+				ts = append(ts, trail.Target{Type: event.Sanitize(typ, 64), ID: event.Sanitize(v, 256)})
 			}
 			continue
 		}
@@ -251,21 +252,6 @@ func (o *Options) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// clean makes a request-supplied string acceptable in an event: valid
-// UTF-8, no control characters, at most n bytes.
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") // drop a cut rune
-	}
-	return s
 }
 
 // recorder remembers the status the handler wrote.

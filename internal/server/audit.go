@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
 )
 
 // auditRead records, in the key's own log, that the key read it (PCI DSS
@@ -21,7 +21,7 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 	params := map[string]string{}
 	for name, vals := range r.URL.Query() {
 		if name != "" && len(vals) > 0 {
-			params[clean(name, 64)] = clean(vals[0], 512)
+			params[event.Sanitize(name, 64)] = event.Sanitize(vals[0], 512)
 		}
 	}
 	md, err := json.Marshal(params)
@@ -29,10 +29,10 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 		return err
 	}
 	e := trail.Event{
-		Actor:   trail.Actor{ID: key.ID, Type: trail.ActorService, Name: clean(key.Name, 256)},
+		Actor:   trail.Actor{ID: key.ID, Type: trail.ActorService, Name: event.Sanitize(key.Name, 256)},
 		Action:  action,
 		Targets: targets,
-		Source:  trail.Source{IP: peerIP(r), UserAgent: clean(r.UserAgent(), 1024)},
+		Source:  trail.Source{IP: peerIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
 	}
 	if len(params) > 0 {
 		e.Metadata = md
@@ -48,19 +48,4 @@ func peerIP(r *http.Request) string {
 		return ""
 	}
 	return host
-}
-
-// clean makes a request-supplied string acceptable in an event: valid
-// UTF-8, no control characters, at most n bytes.
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }
