@@ -39,7 +39,7 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
-	fs.Float64Var(&c.rate, "rate-limit", 100, "requests per second (`N`) each API key may make, sustained; more get 429 with Retry-After; 0 turns the limit off")
+	fs.Float64Var(&c.rate, "rate-limit", 2000, "requests per second (`N`) each API key may make, sustained; more get 429 with Retry-After; 0 turns the limit off")
 	fs.IntVar(&c.burst, "rate-burst", 0, "requests (`N`) a key may make at once before --rate-limit applies (default twice --rate-limit)")
 	fs.StringVar(&c.metrics, "metrics-addr", "", "serve /metrics on `HOST:PORT` (plain HTTP) instead of on --addr, away from the tenants")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (needs --tls-key)")

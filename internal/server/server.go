@@ -46,7 +46,8 @@ type Options struct {
 	NoReadAudit bool
 	// RateLimit is how many requests per second each API key may make,
 	// sustained; past it and the burst, requests get 429 with Retry-After.
-	// Default 100; negative turns the limit off.
+	// Default 2000 (a busy app's single-event appends fit; beyond that,
+	// batch them); negative turns the limit off.
 	RateLimit float64
 	// RateBurst is how many requests a key may make at once before
 	// RateLimit applies. Default twice RateLimit (at least 1).
@@ -70,7 +71,7 @@ func (o *Options) defaults() {
 		o.MaxBatchEvents = 10000
 	}
 	if o.RateLimit == 0 {
-		o.RateLimit = 100
+		o.RateLimit = 2000
 	}
 	if o.RateBurst <= 0 {
 		o.RateBurst = max(1, int(2*o.RateLimit))
