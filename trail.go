@@ -192,6 +192,24 @@ func newDB(dir string, st store.Store, opts Options) *DB {
 	return db
 }
 
+// Ready reports whether the DB can take appends now: it is open, not
+// read-only, and the store grants its write lock. It stores nothing.
+func (db *DB) Ready(ctx context.Context) error {
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case db.opts.ReadOnly:
+		return ErrReadOnly
+	}
+	if err := db.st.Writable(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
 // Dir returns the data directory.
 func (db *DB) Dir() string { return db.dir }
 

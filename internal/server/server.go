@@ -174,7 +174,7 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.db.Logs(ctx); err != nil {
+	if err := s.db.Ready(ctx); err != nil {
 		s.opts.Logger.WarnContext(ctx, "not ready", "err", err)
 		s.writeError(w, r, trail.ErrUnavailable)
 		return

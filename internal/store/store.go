@@ -170,6 +170,10 @@ type Store interface {
 	// only makes them as fast as they get), or ctx ends.
 	WaitIndexed(ctx context.Context, log int64) error
 
+	// Writable reports whether a commit could start now: it takes the
+	// write lock and lets it go, storing nothing.
+	Writable(ctx context.Context) error
+
 	// Close releases the store. Pending writes have been committed or
 	// failed by then.
 	Close() error

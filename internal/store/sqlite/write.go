@@ -263,3 +263,18 @@ func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]
 	}
 	return data, err
 }
+
+// Writable implements store.Store: it begins an immediate transaction,
+// which takes SQLite's write lock, and rolls it back.
+func (s *Store) Writable(ctx context.Context) error {
+	if s.w == nil {
+		return ErrReadOnly
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return tx.Rollback()
+}
