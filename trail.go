@@ -141,6 +141,34 @@ type DB struct {
 	closed bool
 
 	keysRevoked atomic.Uint64 // see KeysRevoked
+
+	obsMu     sync.Mutex
+	observers []func(CommitStats)
+}
+
+// CommitStats describes one group commit.
+type CommitStats struct {
+	Events   int           // events stored (0 when Err is set)
+	Requests int           // appends it answered
+	Duration time.Duration // from sequencing to durable
+	Err      error         // why it failed, if it did
+}
+
+// ObserveCommits calls f after every group commit, from the writer
+// goroutine: f must be quick and must not append.
+func (db *DB) ObserveCommits(f func(CommitStats)) {
+	db.obsMu.Lock()
+	defer db.obsMu.Unlock()
+	db.observers = append(db.observers, f)
+}
+
+func (db *DB) observe(s CommitStats) {
+	db.obsMu.Lock()
+	obs := db.observers
+	db.obsMu.Unlock()
+	for _, f := range obs {
+		f(s)
+	}
 }
 
 // Init creates a data directory (mode 0700) with an empty database. It

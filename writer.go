@@ -149,6 +149,7 @@ type pending struct {
 
 func (w *writer) commit(group []*appendReq) {
 	now := w.db.opts.Now().UTC()
+	start := time.Now()
 	group, followers := w.resolveIdempotency(group, now)
 	var order []*pending
 	byLog := map[*Log]*pending{}
@@ -223,6 +224,7 @@ func (w *writer) commit(group []*appendReq) {
 		for _, r := range group {
 			r.answer(err)
 		}
+		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})
 		return
 	}
 	for _, p := range order {
@@ -235,6 +237,7 @@ func (w *writer) commit(group []*appendReq) {
 	for _, r := range group {
 		r.answer(nil)
 	}
+	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
 }
 
 func countEvents(group []*appendReq) int {

@@ -27,9 +27,11 @@ import (
 //	trail_ingest_bytes_total                      request body bytes of the appends that stored them
 //	trail_ingest_rejected_requests_total{reason}  POST /v1/events answered with an error, by error code
 //	trail_log_tree_size{log}                      each log's tree size (events stored)
+//	trail_commit_events                           events per group commit (all logs, all clients)
+//	trail_commit_duration_seconds                 group commit latency, sequencing to durable
+//	trail_commit_failures_total                   group commits that failed (nothing acknowledged)
 //
-// plus the Go runtime and process collectors. Group-commit batch sizes and
-// commit latency are not exported yet: the writer has no hook for them.
+// plus the Go runtime and process collectors.
 type metrics struct {
 	reg          *prometheus.Registry
 	requests     *prometheus.CounterVec
@@ -37,6 +39,9 @@ type metrics struct {
 	ingestEvents prometheus.Counter
 	ingestBytes  prometheus.Counter
 	rejected     *prometheus.CounterVec
+	commitSize   prometheus.Histogram
+	commitTime   prometheus.Histogram
+	commitFailed prometheus.Counter
 }
 
 func newMetrics(db *trail.DB, reg *prometheus.Registry) *metrics {
@@ -67,7 +72,30 @@ func newMetrics(db *trail.DB, reg *prometheus.Registry) *metrics {
 			Help: "POST /v1/events requests answered with an error, by error code; none of their events was stored.",
 		}, []string{"reason"}),
 	}
+	m.commitSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "trail_commit_events",
+		Help:    "Events stored per group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 9), // 1 … 65536
+	})
+	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "trail_commit_duration_seconds",
+		Help:    "Group commit latency, from sequencing to durable.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	m.commitFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "trail_commit_failures_total",
+		Help: "Group commits that failed; none of their appends was acknowledged.",
+	})
+	db.ObserveCommits(func(c trail.CommitStats) {
+		if c.Err != nil {
+			m.commitFailed.Inc()
+			return
+		}
+		m.commitSize.Observe(float64(c.Events))
+		m.commitTime.Observe(c.Duration.Seconds())
+	})
 	m.reg.MustRegister(m.requests, m.duration, m.ingestEvents, m.ingestBytes, m.rejected,
+		m.commitSize, m.commitTime, m.commitFailed,
 		treeSizeCollector{db},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

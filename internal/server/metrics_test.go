@@ -149,3 +149,28 @@ func TestMetricsElsewhere(t *testing.T) {
 		t.Errorf("the registry of Options.Metrics lacks trail_ingest_events_total = 1")
 	}
 }
+
+// Group commits are measured: one per sequential request here, with the
+// events each stored.
+func TestCommitMetrics(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(ev("a", "user.login")), nil)
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/x-ndjson", []byte(ev("b", "user.login")+"\n"+ev("c", "user.login")+"\n"), nil)
+	e.ok(201, "POST", "/v1/events", "globex-admin", "application/x-ndjson", []byte(ev("d", "user.login")+"\n"+ev("e", "user.login")+"\n"), nil)
+	m := e.scrape()
+	for series, want := range map[string]float64{
+		`trail_commit_events_count`:           3,
+		`trail_commit_events_sum`:             5,
+		`trail_commit_events_bucket{le="1"}`:  1,
+		`trail_commit_events_bucket{le="4"}`:  3,
+		`trail_commit_duration_seconds_count`: 3,
+		`trail_commit_failures_total`:         0,
+	} {
+		if got, ok := m[series]; !ok || got != want {
+			t.Errorf("/metrics %s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if m[`trail_commit_duration_seconds_sum`] <= 0 {
+		t.Errorf("/metrics commit durations sum to %v", m[`trail_commit_duration_seconds_sum`])
+	}
+}
