@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
@@ -359,3 +362,57 @@ func forkedServer(t *testing.T, dir string, n int) (string, string) {
 }
 
 func newKeyPair(name string) (string, string, error) { return merkle.NewKey(name) }
+
+func TestVerifyLog(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	for i := range 30 {
+		if _, err := c.Append(ctx, ev(fmt.Sprintf("u%d", i), "user.login"), ev("admin", "user.delete")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append(ctx, ev("late", "user.update")); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c.Verify(ctx, f.vkey, saved, nil)
+	if err != nil || cp.Size != 61 {
+		t.Fatalf("Verify = %v, %v; want a checkpoint of 61 events", cp, err)
+	}
+	// Another key's signature does not verify.
+	_, otherKey, _ := newKeyPair("elsewhere/acme")
+	if _, err := c.Verify(ctx, otherKey, nil, nil); !errors.Is(err, client.ErrNotVerified) {
+		t.Errorf("Verify with another key = %v, want ErrNotVerified", err)
+	}
+	// A server whose events were rewritten after signing is caught.
+	db := rawDB(t, f.db.Dir())
+	if _, err := db.Exec("UPDATE events SET actor_id = 'mallory' WHERE k = (SELECT min(k) + 7 FROM events)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(ctx, f.vkey, nil, nil); !errors.Is(err, client.ErrNotVerified) {
+		t.Errorf("Verify of a rewritten log = %v, want ErrNotVerified", err)
+	}
+	// A history that does not extend the saved checkpoint is a fork.
+	forkURL, forkKey := forkedServer(t, f.db.Dir(), 70)
+	fc, err := client.New(forkURL, forkKey, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Verify(ctx, f.vkey, saved, nil); !errors.Is(err, client.ErrFork) {
+		t.Errorf("Verify of a forked log against the saved checkpoint = %v, want ErrFork", err)
+	}
+}
+
+func rawDB(t *testing.T, dir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "trail.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
