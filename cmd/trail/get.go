@@ -25,14 +25,14 @@ import (
 type getCommand struct {
 	env  *env
 	db   dbFlags
-	key  string
+	vkey string
 	json bool
 }
 
 func (c *getCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	c.db.register(fs, c.db)
-	fs.StringVar(&c.key, "key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
+	fs.StringVar(&c.vkey, "verifier-key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, `print {"event", "proof": {"seq", "tree_size", "hashes"}, "checkpoint", "verified"}`)
 	return fs
 }
@@ -77,9 +77,9 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	}
 	id := pos[0]
 	var pinned note.Verifier
-	if c.key != "" {
-		if pinned, err = readVerifier(c.key); err != nil {
-			return usagef("--key: %v", err)
+	if c.vkey != "" {
+		if pinned, err = readVerifier(c.vkey); err != nil {
+			return usagef("--verifier-key: %v", err)
 		}
 	}
 	db, l, err := c.db.open(ctx, true)

@@ -35,7 +35,7 @@ func (c *initCommand) Usage() string {
 Init creates the data directory (mode 0700) with its database, then the log
 and the log's signing key (DIR/keys/NAME.key, mode 0600), and prints the
 verifier key that checks the log's checkpoints. Give that key to auditors:
-"trail verify --key KEY" pins it.
+"trail verify --verifier-key KEY" pins it.
 
 If DIR already holds a Trail database, init only adds the log, so
 "trail init --log billing" creates a second log. It fails if the log exists.
@@ -94,7 +94,7 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "  origin:        %s\n", l.Origin())
 	fmt.Fprintf(w, "  signing key:   %s (secret; back it up)\n", keyFile)
 	fmt.Fprintf(w, "  verifier key:  %s\n", l.VerifierKey())
-	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --key %s\n", l.VerifierKey())
+	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --verifier-key %s\n", l.VerifierKey())
 	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(c.env.stderr, "warning: %s is open to other users (mode %#o); consider: chmod 700 %s\n", dir, info.Mode().Perm(), dir)
 	}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
 )
 
 func main() {
@@ -100,7 +101,10 @@ type Main struct {
 func (m *Main) Run(ctx context.Context, args []string) error {
 	var global dbFlags
 	fs := flag.NewFlagSet("trail", flag.ContinueOnError)
-	global.register(fs, dbFlags{data: envOr(m.env, "TRAIL_DATA", "./trail-data"), log: envOr(m.env, "TRAIL_LOG", "default")})
+	global.register(fs, dbFlags{
+		data: envOr(m.env, "TRAIL_DATA", "./trail-data"), log: envOr(m.env, "TRAIL_LOG", "default"),
+		server: envOr(m.env, "TRAIL_SERVER", ""), key: envOr(m.env, "TRAIL_KEY", ""),
+	})
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -252,9 +256,11 @@ func report(w io.Writer, err error) int {
 	return 1
 }
 
-// dbFlags are the flags that pick a data directory and a log.
+// dbFlags are the flags that pick a data directory and a log, or a
+// server and the API key that picks a log on it.
 type dbFlags struct {
-	data, log string
+	data, log   string
+	server, key string
 }
 
 // register adds --data and --log to fs, with the values of def (the global
@@ -262,6 +268,23 @@ type dbFlags struct {
 func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	fs.StringVar(&d.data, "data", def.data, "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
 	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
+	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(search and verify; $TRAIL_SERVER)")
+	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
+}
+
+// client returns a client of --server, or nil when there is none.
+func (d dbFlags) client() (*client.Client, error) {
+	if d.server == "" {
+		return nil, nil
+	}
+	if d.key == "" {
+		return nil, usagef("--server needs an API key: --key or $TRAIL_KEY")
+	}
+	c, err := client.New(d.server, d.key, client.Options{})
+	if err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	return c, nil
 }
 
 // open opens the data directory and the log. Read-only opening needs no

@@ -423,7 +423,7 @@ func TestGet(t *testing.T) {
 		t.Errorf("event = %s, want id %s", res.Event, id)
 	}
 
-	r = ok(t, "", "get", "--data", data, id, "--key", vkey)
+	r = ok(t, "", "get", "--data", data, id, "--verifier-key", vkey)
 	if !strings.Contains(r.stdout, "Verified") || !strings.Contains(r.stdout, `"id": "`+id+`"`) {
 		t.Errorf("trail get %s = %q, want the indented event and Verified", id, r.stdout)
 	}
@@ -506,7 +506,7 @@ func TestVerify(t *testing.T) {
 	data, vkey := initLog(t)
 	rs := appendAll(t, data)
 	r := ok(t, "", "verify", "--data", data)
-	if !strings.Contains(r.stdout, "300 events") || !strings.Contains(r.stderr, "--key") {
+	if !strings.Contains(r.stdout, "300 events") || !strings.Contains(r.stderr, "--verifier-key") {
 		t.Errorf("trail verify: stdout %q, stderr %q; want the event count and a warning to pin the key", r.stdout, r.stderr)
 	}
 
@@ -517,7 +517,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendAll(t, data)
-	r = ok(t, "", "verify", "--data", data, "--against", cp, "--key", vkey, "--json")
+	r = ok(t, "", "verify", "--data", data, "--against", cp, "--verifier-key", vkey, "--json")
 	var res struct {
 		Verified bool
 		Events   int64
@@ -527,13 +527,13 @@ func TestVerify(t *testing.T) {
 		t.Errorf("trail verify --against --json = %q (%v); want verified, 600 events, against size 300", r.stdout, err)
 	}
 	if strings.Contains(r.stderr, "warning") {
-		t.Errorf("trail verify --key warned: %q", r.stderr)
+		t.Errorf("trail verify --verifier-key warned: %q", r.stderr)
 	}
 
 	// Another log's key does not verify the signatures.
 	other := ok(t, "", "init", "--data", data, "--log", "other")
 	otherKey := verifierKeyRE.FindStringSubmatch(other.stdout)[1]
-	if r := run(t, "", "verify", "--data", data, "--key", otherKey); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
+	if r := run(t, "", "verify", "--data", data, "--verifier-key", otherKey); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
 		t.Errorf("trail verify with another log's key: exit %d, stderr %q; want 1 and FAILED", r.code, r.stderr)
 	}
 

@@ -142,14 +142,9 @@ func (c *searchCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--limit %d: must be 1 to 10000", c.limit)
 	}
 	q.Limit, q.Cursor = c.limit, c.cursor
-	db, l, err := c.db.open(ctx, true)
+	page, err := c.page(ctx, q)
 	if err != nil {
 		return err
-	}
-	defer db.Close()
-	page, err := l.Search(ctx, q)
-	if err != nil {
-		return queryError(err)
 	}
 
 	w := bufio.NewWriter(c.env.stdout)
@@ -194,4 +189,26 @@ func eventTable(evs []*trail.Event) *table {
 			e.Action, strings.Join(targets, ","), string(e.Outcome), e.Source.IP, e.Reason)
 	}
 	return t
+}
+
+// page runs the search on the server of --server, or on the data
+// directory.
+func (c *searchCommand) page(ctx context.Context, q trail.Query) (trail.Page, error) {
+	cl, err := c.db.client()
+	if err != nil {
+		return trail.Page{}, err
+	}
+	if cl != nil {
+		return cl.SearchPage(ctx, q)
+	}
+	db, l, err := c.db.open(ctx, true)
+	if err != nil {
+		return trail.Page{}, err
+	}
+	defer db.Close()
+	page, err := l.Search(ctx, q)
+	if err != nil {
+		return trail.Page{}, queryError(err)
+	}
+	return page, nil
 }

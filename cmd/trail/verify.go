@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
 )
 
 // verifyCommand checks a whole log.
@@ -21,7 +22,7 @@ type verifyCommand struct {
 	env     *env
 	db      dbFlags
 	against string
-	key     string
+	vkey    string
 	json    bool
 }
 
@@ -29,13 +30,13 @@ func (c *verifyCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.against, "against", "", "also prove that the log is consistent with the signed checkpoint in `FILE`\n(saved earlier with trail checkpoint; - reads stdin)")
-	fs.StringVar(&c.key, "key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
+	fs.StringVar(&c.vkey, "verifier-key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
 	return fs
 }
 
 func (c *verifyCommand) Usage() string {
-	return usage(c.flagSet(), "trail verify [--against FILE] [--key KEY] [flags]", `
+	return usage(c.flagSet(), "trail verify [--against FILE] [--verifier-key KEY] [flags]", `
 Verify recomputes the log from its stored events: each event's canonical
 JSON and leaf hash, the stored Merkle tree, and the root hash at every
 stored checkpoint, whose signature it checks. With --against it also proves
@@ -47,11 +48,17 @@ root hash, and exits 0. If anything does not hold it prints
 "verification FAILED: seq N: problem" (N is the first bad event, when the
 fault is tied to one) and exits 1.
 
-Without --key, signatures are checked with the verifier key stored in the
+Without --verifier-key, signatures are checked with the verifier key stored in the
 database, which whoever can alter the database can replace as well. An
-auditor should pin the key published when the log was created.`, `
+auditor should pin the key published when the log was created.
+
+With --server URL and --key KEY it verifies a log served by trail serve on
+this side instead, trusting only --verifier-key (required): it downloads
+the events, recomputes every leaf and the root, and checks them against
+the latest checkpoint's signature (and --against, by a consistency proof).`, `
   trail verify
-  trail verify --key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
+  trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key "$(cat acme.vkey)"
+  trail verify --verifier-key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
   trail verify --json`)
 }
 
@@ -78,10 +85,10 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	var opts trail.VerifyOptions
-	if c.key != "" {
-		v, err := readVerifier(c.key)
+	if c.vkey != "" {
+		v, err := readVerifier(c.vkey)
 		if err != nil {
-			return usagef("--key: %v", err)
+			return usagef("--verifier-key: %v", err)
 		}
 		opts.Verifier = v
 	}
@@ -96,13 +103,16 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("--against: %w", err)
 		}
 	}
+	if c.db.server != "" {
+		return c.runRemote(ctx, opts.Against)
+	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	if opts.Verifier == nil {
-		fmt.Fprintf(c.env.stderr, "warning: checking signatures with the verifier key stored in the database (%s); an auditor should pin the published key with --key\n", l.VerifierKey())
+		fmt.Fprintf(c.env.stderr, "warning: checking signatures with the verifier key stored in the database (%s); an auditor should pin the published key with --verifier-key\n", l.VerifierKey())
 	} else if !sameKey(opts.Verifier, l.VerifierKey()) {
 		fmt.Fprintf(c.env.stderr, "note: the database records a different verifier key: %s\n", l.VerifierKey())
 	}
@@ -111,7 +121,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	opts.Progress = func(done, total int64) { bar.update(done, total, "events") }
 	rep, err := l.Verify(ctx, opts)
 	bar.clear()
-	res := verifyResult{Log: l.Name(), KeyPinned: c.key != ""}
+	res := verifyResult{Log: l.Name(), KeyPinned: c.vkey != ""}
 	var ve *trail.VerifyError
 	switch {
 	case errors.As(err, &ve):
@@ -153,4 +163,45 @@ func sameKey(v note.Verifier, vkey string) bool {
 	name, rest, _ := strings.Cut(vkey, "+")
 	hash, _, _ := strings.Cut(rest, "+")
 	return v.Name() == name && fmt.Sprintf("%08x", v.KeyHash()) == hash
+}
+
+// runRemote verifies the log of --server on this side: the events it
+// serves must hash to the checkpoint signed by the pinned verifier key.
+func (c *verifyCommand) runRemote(ctx context.Context, against []byte) error {
+	cl, err := c.db.client()
+	if err != nil {
+		return err
+	}
+	if c.vkey == "" {
+		return usagef("verifying a server needs the log's verifier key, pinned: --verifier-key KEY (from its operator)")
+	}
+	vkey := c.vkey
+	if b, err := os.ReadFile(vkey); err == nil {
+		vkey = strings.TrimSpace(string(b))
+	}
+	bar := newProgress(c.env, "verify")
+	cp, err := cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
+	bar.clear()
+	res := verifyResult{Log: c.db.server, KeyPinned: true}
+	switch {
+	case errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrFork):
+		res.Problem = err.Error()
+	case err != nil:
+		return err
+	default:
+		res.Verified = true
+		res.Events = cp.Size
+		res.Root = base64.StdEncoding.EncodeToString(cp.Hash[:])
+	}
+	if c.json {
+		if err := json.NewEncoder(c.env.stdout).Encode(res); err != nil {
+			return err
+		}
+	} else if res.Verified {
+		fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root)
+	}
+	if !res.Verified {
+		return &trail.VerifyError{Seq: -1, Problem: res.Problem}
+	}
+	return nil
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// search and verify work against a server (--server, --key), and verify
+// trusts only the pinned verifier key.
+func TestRemoteSearchAndVerify(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	ok(t, events(t), "--data", data, "--log", "acme", "append")
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "acme", "--scope", "read", "--name", "auditor").stdout)
+	ok(t, "", "--data", data, "init", "--log", "other")
+	vkeys := map[string]string{}
+	for _, line := range lines(ok(t, "", "--data", data, "logs", "--json").stdout) {
+		var l struct{ Name, Verifier_Key string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		vkeys[l.Name] = l.Verifier_Key
+	}
+	cp := filepath.Join(t.TempDir(), "cp.txt")
+	if err := os.WriteFile(cp, []byte(ok(t, "", "--data", data, "--log", "acme", "checkpoint").stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, data, "--rate-limit", "0")
+	defer s.stop(t)
+
+	r := ok(t, "", "--server", s.url, "--key", key, "search", "--action", "user.login", "--limit", "5", "--json")
+	got := lines(r.stdout)
+	if len(got) != 5 {
+		t.Fatalf("remote search printed %d events, want 5:\n%s", len(got), r.stdout)
+	}
+	for _, l := range got {
+		if !strings.Contains(l, `"log":"acme"`) || !strings.Contains(l, `"action":"user.login"`) {
+			t.Errorf("remote search line %s: want acme's user.login events", l)
+		}
+	}
+	r = ok(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp)
+	if !strings.Contains(r.stdout, "verified") {
+		t.Errorf("remote verify printed %q", r.stdout)
+	}
+	if r := run(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["other"]); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
+		t.Errorf("remote verify with another log's key = exit %d, %q; want 1 and FAILED", r.code, r.stderr)
+	}
+	if r := run(t, "", "--server", s.url, "--key", key, "verify"); r.code != 2 {
+		t.Errorf("remote verify without a pinned key = exit %d, want 2", r.code)
+	}
+	if r := run(t, "", "--server", s.url, "search"); r.code != 2 || !strings.Contains(r.stderr, "--key") {
+		t.Errorf("--server without a key = exit %d, %q; want 2 naming --key", r.code, r.stderr)
+	}
+}
+
+func lastLine(s string) string {
+	l := lines(s)
+	return strings.TrimSpace(l[len(l)-1])
+}
