@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/internal/event"
 )
 
@@ -111,7 +112,9 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 	}
 	fromFlags := false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "data" && f.Name != "log" && f.Name != "json" {
+		switch f.Name {
+		case "data", "log", "json", "server", "key":
+		default:
 			fromFlags = true
 		}
 	})
@@ -128,11 +131,25 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 		return usagef("no events: pipe NDJSON events to stdin, or describe one with --actor and --action")
 	}
 
-	db, l, err := c.db.open(ctx, false)
+	var l batchAppender
+	cl, err := c.db.client()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	if cl != nil {
+		info, err := cl.Log(ctx)
+		if err != nil {
+			return err
+		}
+		l = &remoteLog{c: cl, name: info.Origin, size: info.TreeSize}
+	} else {
+		db, local, err := c.db.open(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		l = localLog{local}
+	}
 	out := newReceiptWriter(c.env, c.json)
 	if fromFlags {
 		r, err := l.Append(ctx, one)
@@ -149,7 +166,7 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 // line, then it commits them in batches. A copy of the input is kept (in
 // memory, then in a temporary file) for the second pass, unless stdin is a
 // regular file that can be read again.
-func (c *appendCommand) fromStdin(ctx context.Context, l *trail.Log, out *receiptWriter) error {
+func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *receiptWriter) error {
 	in := c.env.stdin
 	var again func() (io.Reader, error)
 	if f, ok := in.(*os.File); ok && isRegular(f) {
@@ -197,8 +214,9 @@ func (c *appendCommand) fromStdin(ctx context.Context, l *trail.Log, out *receip
 	defer bar.clear()
 	out.begin(l.Size() + int64(n) - 1)
 	var (
-		batch    = make([]trail.Event, 0, min(n, batchSize))
-		lines    = make([]int, 0, min(n, batchSize))
+		size     = l.batchSize()
+		batch    = make([]trail.Event, 0, min(n, size))
+		lines    = make([]int, 0, min(n, size))
 		stored   int   // events committed
 		lastLine int   // line of the last committed event
 		firstSeq int64 // seq of the first committed event
@@ -233,7 +251,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l *trail.Log, out *receip
 	_, err = readEvents(r, func(line int, ev *trail.Event) error {
 		batch = append(batch, *ev)
 		lines = append(lines, line)
-		if len(batch) == batchSize {
+		if len(batch) == size {
 			return commit()
 		}
 		return nil
@@ -453,3 +471,54 @@ func (o *receiptWriter) write(rs []trail.Receipt) error {
 	}
 	return o.w.Flush()
 }
+
+// batchAppender is where append stores events: a local log, or a server.
+type batchAppender interface {
+	Name() string
+	Size() int64
+	Append(ctx context.Context, e trail.Event) (trail.Receipt, error)
+	AppendBatch(ctx context.Context, events []trail.Event) ([]trail.Receipt, error)
+	batchSize() int
+}
+
+// remoteLog appends through a Trail server (--server). Its batches are
+// smaller, to stay under the server's request body limit.
+type remoteLog struct {
+	c    *client.Client
+	name string // the log's origin line: the API does not name logs
+	size int64  // the log's size when append started
+}
+
+func (r *remoteLog) Size() int64 { return r.size }
+
+func (r *remoteLog) Name() string { return r.name }
+
+func (r *remoteLog) Append(ctx context.Context, e trail.Event) (trail.Receipt, error) {
+	rs, err := r.c.Append(ctx, e)
+	if err != nil {
+		return trail.Receipt{}, remoteError(err)
+	}
+	return rs[0], nil
+}
+
+func (r *remoteLog) AppendBatch(ctx context.Context, evs []trail.Event) ([]trail.Receipt, error) {
+	rs, err := r.c.Append(ctx, evs...)
+	return rs, remoteError(err)
+}
+
+func (r *remoteLog) batchSize() int { return 1000 }
+
+// remoteError turns a server's validation error back into the
+// *trail.ValidationError the local path gives, so messages name the line.
+func remoteError(err error) error {
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == "invalid_event" {
+		return &trail.ValidationError{Index: -1, Field: apiErr.Field, Reason: apiErr.Message}
+	}
+	return err
+}
+
+// localLog appends to a log of the data directory.
+type localLog struct{ *trail.Log }
+
+func (localLog) batchSize() int { return batchSize }

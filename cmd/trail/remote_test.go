@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,34 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 	}
 	if r := run(t, "", "--server", s.url, "search"); r.code != 2 || !strings.Contains(r.stderr, "--key") {
 		t.Errorf("--server without a key = exit %d, %q; want 2 naming --key", r.code, r.stderr)
+	}
+}
+
+// append works against a server too, all lines checked before any is sent.
+func TestRemoteAppend(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "acme", "--scope", "append,read").stdout)
+	s := serve(t, data, "--rate-limit", "0")
+	defer s.stop(t)
+
+	evs := events(t)
+	r := ok(t, evs, "--server", s.url, "--key", key, "append", "--json")
+	if n := len(lines(r.stdout)); n != len(lines(evs)) {
+		t.Fatalf("remote append printed %d receipts for %d events", n, len(lines(evs)))
+	}
+	r = ok(t, "", "append", "--server", s.url, "--key", key, "--actor", "ana", "--action", "user.delete", "--target", "user:u_7", "--json")
+	if !strings.Contains(r.stdout, fmt.Sprintf(`"seq":%d`, len(lines(evs)))) {
+		t.Errorf("remote append from flags = %s, want seq %d", r.stdout, len(lines(evs)))
+	}
+	bad := evs + `{"actor":{"id":"x"},"action":"Not Valid"}` + "\n"
+	if r := run(t, bad, "--server", s.url, "--key", key, "append"); r.code == 0 || !strings.Contains(r.stderr, fmt.Sprintf("line %d", len(lines(evs))+1)) {
+		t.Errorf("remote append with a bad last line = exit %d, %q; want an error naming the line", r.code, r.stderr)
+	}
+	// Nothing of the rejected input was stored: the log holds the first
+	// input and the one event from flags.
+	r = ok(t, "", "--data", data, "logs", "--json")
+	if want := fmt.Sprintf(`"size":%d`, len(lines(evs))+1); !strings.Contains(r.stdout, want) {
+		t.Errorf("logs = %s, want %s", r.stdout, want)
 	}
 }
 
