@@ -370,10 +370,13 @@ func (c *Client) Log(ctx context.Context) (LogInfo, error) {
 // transient failure.
 var ErrNotVerified = errors.New("trail server's answer does not verify")
 
-// Verified is an event with the checkpoint that proves it is in the log.
+// Verified is an event with the checkpoint that proves it is in the log,
+// and the proof.
 type Verified struct {
 	Event      *trail.Event
 	Checkpoint trail.Checkpoint
+	Signed     []byte           // the checkpoint as the server sent it (a signed note)
+	Proof      tlog.RecordProof // from the event's leaf to Checkpoint's root
 }
 
 // Get fetches the event with the given id and verifies it: the checkpoint
@@ -418,7 +421,7 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, e.Seq, tlog.RecordHash(e.AppendCanonical(nil))); err != nil {
 		return Verified{}, fmt.Errorf("%w: inclusion proof: %v", ErrNotVerified, err)
 	}
-	return Verified{Event: &e, Checkpoint: cp}, nil
+	return Verified{Event: &e, Checkpoint: cp, Signed: []byte(out.Checkpoint), Proof: proof}, nil
 }
 
 // ProveConsistency fetches the proof that the tree of size from is a

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/merkle"
 )
@@ -81,6 +82,9 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		if pinned, err = readVerifier(c.vkey); err != nil {
 			return usagef("--verifier-key: %v", err)
 		}
+	}
+	if c.db.server != "" {
+		return c.runRemote(ctx, id)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
@@ -194,4 +198,48 @@ func readVerifier(s string) (note.Verifier, error) {
 		return note.NewVerifier(strings.TrimSpace(string(b)))
 	}
 	return nil, fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
+}
+
+// runRemote fetches the event from --server and verifies its proof and
+// checkpoint against the pinned verifier key.
+func (c *getCommand) runRemote(ctx context.Context, id string) error {
+	cl, err := c.db.client()
+	if err != nil {
+		return err
+	}
+	if c.vkey == "" {
+		return usagef("getting an event from a server needs the log's verifier key, pinned: --verifier-key KEY")
+	}
+	vkey, err := verifierKeyText(c.vkey)
+	if err != nil {
+		return usagef("--verifier-key: %v", err)
+	}
+	got, err := cl.Get(ctx, id, vkey)
+	if errors.Is(err, client.ErrNotVerified) {
+		return &trail.VerifyError{Seq: -1, Problem: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	res := getResult{Event: got.Event.AppendCanonical(nil), Checkpoint: string(got.Signed), Verified: true}
+	res.Proof = &getProof{Seq: got.Event.Seq, TreeSize: got.Checkpoint.Size, Hashes: make([]string, len(got.Proof))}
+	for i, h := range got.Proof {
+		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return c.print(&res)
+}
+
+// verifierKeyText returns the verifier key given with --verifier-key, as
+// itself or as the name of a file holding it.
+func verifierKeyText(s string) (string, error) {
+	if _, err := note.NewVerifier(s); err == nil {
+		return s, nil
+	}
+	if b, err := os.ReadFile(s); err == nil {
+		k := strings.TrimSpace(string(b))
+		if _, err := note.NewVerifier(k); err == nil {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
 }

@@ -42,6 +42,15 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 			t.Errorf("remote search line %s: want acme's user.login events", l)
 		}
 	}
+	var first struct{ ID string }
+	json.Unmarshal([]byte(got[0]), &first)
+	r = ok(t, "", "--server", s.url, "--key", key, "get", first.ID, "--verifier-key", vkeys["acme"])
+	if !strings.Contains(r.stdout, "Verified") || !strings.Contains(r.stdout, first.ID) {
+		t.Errorf("remote get printed %q, want the event verified", r.stdout)
+	}
+	if r := run(t, "", "--server", s.url, "--key", key, "get", first.ID, "--verifier-key", vkeys["other"]); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
+		t.Errorf("remote get with another log's key = exit %d, %q; want 1 and FAILED", r.code, r.stderr)
+	}
 	r = ok(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp)
 	if !strings.Contains(r.stdout, "verified") {
 		t.Errorf("remote verify printed %q", r.stdout)

@@ -175,9 +175,9 @@ func (c *verifyCommand) runRemote(ctx context.Context, against []byte) error {
 	if c.vkey == "" {
 		return usagef("verifying a server needs the log's verifier key, pinned: --verifier-key KEY (from its operator)")
 	}
-	vkey := c.vkey
-	if b, err := os.ReadFile(vkey); err == nil {
-		vkey = strings.TrimSpace(string(b))
+	vkey, err := verifierKeyText(c.vkey)
+	if err != nil {
+		return usagef("--verifier-key: %v", err)
 	}
 	bar := newProgress(c.env, "verify")
 	cp, err := cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
