@@ -87,6 +87,7 @@ var commands = []struct {
 	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
 	{"serve", "run the HTTP API", func(e *env, d dbFlags) command { return &serveCommand{env: e, db: d} }},
 	{"keys", "create, list and revoke API keys for trail serve", func(e *env, d dbFlags) command { return &keysCommand{env: e, db: d} }},
+	{"tail", "follow new events on a server (-f)", func(e *env, d dbFlags) command { return &tailCommand{env: e, db: d} }},
 	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
 	{"demo", "fill a demo log with sample events, search and verify it", func(e *env, d dbFlags) command { return &demoCommand{env: e, db: d} }},
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // search and verify work against a server (--server, --key), and verify
@@ -97,4 +99,51 @@ func TestRemoteAppend(t *testing.T) {
 func lastLine(s string) string {
 	l := lines(s)
 	return strings.TrimSpace(l[len(l)-1])
+}
+
+// tail -f prints new matching events as the server stores them.
+func TestRemoteTail(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "acme", "--scope", "append,read").stdout)
+	s := serve(t, data, "--rate-limit", "0")
+	defer s.stop(t)
+
+	cmd := exec.Command(trailBin, "tail", "-f", "--server", s.url, "--key", key, "--action", "user.delete", "--json")
+	var out syncBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The tail has chosen where it starts once its own trail.tail record
+	// is in the log (reads are audited before they are served).
+	for i := 0; ; i++ {
+		r := ok(t, "", "--data", data, "--log", "acme", "search", "--action", "trail.tail", "--json")
+		if strings.TrimSpace(r.stdout) != "" {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the tail did not start within 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok(t, `{"actor":{"id":"a"},"action":"user.login"}`+"\n"+`{"actor":{"id":"b"},"action":"user.delete"}`+"\n", "--server", s.url, "--key", key, "append")
+	ok(t, "", "--server", s.url, "--key", key, "append", "--actor", "c", "--action", "user.delete")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && strings.Count(out.String(), "\n") < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := lines(out.String())
+	if len(got) != 2 || !strings.Contains(got[0], `"id":"b"`) || !strings.Contains(got[1], `"id":"c"`) {
+		t.Fatalf("tail -f printed %q, want the two user.delete events, b then c", out.String())
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("tail after an interrupt: %v, want exit 0", err)
+	}
+	if r := run(t, "", "--data", data, "tail", "-f"); r.code != 2 {
+		t.Errorf("tail without a server = exit %d, want 2", r.code)
+	}
 }

@@ -1,0 +1,96 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+)
+
+// Tail follows the events matching q (GET /v1/tail) and calls f with each,
+// oldest first, until ctx ends or f returns an error. After (a seq, or -1)
+// resumes after that event; a dropped connection is re-opened from the
+// last event seen, after a pause.
+func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*trail.Event) error) error {
+	q.Limit, q.Cursor = 0, ""
+	last := after
+	for attempt := 0; ; attempt++ {
+		err := c.tailOnce(ctx, q, &last, f)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && !retryable(apiErr.Status) {
+			return err
+		}
+		var cbErr callbackError
+		if errors.As(err, &cbErr) {
+			return cbErr.error
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(c.backoff(min(attempt, 6))):
+		}
+	}
+}
+
+// callbackError wraps an error of Tail's callback, which ends the tail.
+type callbackError struct{ error }
+
+func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f func(*trail.Event) error) error {
+	u := *c.base
+	u.Path += "/v1/tail"
+	u.RawQuery = query(q).Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "text/event-stream")
+	if *last >= 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(*last, 10))
+	}
+	// A tail lasts; the client's overall timeout must not cut it.
+	hc := *c.hc
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data: "):
+			data = line[len("data: "):]
+		case line == "" && data != "":
+			e, err := event.DecodeStored([]byte(data))
+			if err != nil {
+				return fmt.Errorf("trail server: malformed event in tail: %w", err)
+			}
+			data = ""
+			*last = e.Seq
+			if err := f(&e); err != nil {
+				return callbackError{err}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("trail server: tail ended")
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+
+	"github.com/trail-audit/trail"
+)
+
+// tailCommand follows new events of a log on a server.
+type tailCommand struct {
+	env    *env
+	db     dbFlags
+	q      queryFlags
+	follow bool
+	json   bool
+}
+
+func (c *tailCommand) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	c.db.register(fs, c.db)
+	c.q.register(fs)
+	fs.BoolVar(&c.follow, "f", false, "keep following (the only mode: tail always follows until interrupted)")
+	fs.BoolVar(&c.json, "json", false, "print NDJSON, one canonical event per line")
+	return fs
+}
+
+func (c *tailCommand) Usage() string {
+	return usage(c.flagSet(), "trail tail -f --server URL --key KEY [filters]", `
+Tail prints the events matching the filters as the server stores them,
+oldest first, until interrupted: one table row each on a terminal, NDJSON
+with --json. It re-connects by itself after a dropped connection, resuming
+after the last event printed. It needs a server (--server and --key, or
+$TRAIL_SERVER and $TRAIL_KEY); the filters are those of search, except
+--since and --until.`, `
+  trail tail -f --server http://127.0.0.1:8080 --key "$TRAIL_KEY" --action 'user.login.*' --outcome failure
+  trail tail -f --json --ip 203.0.113.7`)
+}
+
+func (c *tailCommand) Run(ctx context.Context, args []string) error {
+	if err := noArgs(c.flagSet(), args); err != nil {
+		return err
+	}
+	if c.q.since != "" || c.q.until != "" {
+		return usagef("tail follows new events: --since and --until do not apply")
+	}
+	q, err := c.q.query(c.env.now())
+	if err != nil {
+		return err
+	}
+	cl, err := c.db.client()
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return usagef("tail follows a server: give --server URL and --key KEY (or $TRAIL_SERVER and $TRAIL_KEY)")
+	}
+	w := bufio.NewWriter(c.env.stdout)
+	var buf []byte
+	err = cl.Tail(ctx, q, -1, func(e *trail.Event) error {
+		if c.json {
+			buf = append(e.AppendCanonical(buf[:0]), '\n')
+			w.Write(buf)
+		} else {
+			// The cells of search's table, unaligned: rows arrive one by one.
+			w.WriteString(strings.Join(eventTable([]*trail.Event{e}).rows[0], "  ") + "\n")
+		}
+		return w.Flush()
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil // interrupted: the normal end of a tail
+	}
+	return err
+}
