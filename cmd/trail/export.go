@@ -7,11 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/event"
 )
 
 // exportCommand writes every matching event, oldest first.
@@ -72,11 +75,26 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, l, err := c.db.open(ctx, true)
+	var events iter.Seq2[*trail.Event, error]
+	var size int64
+	cl, err := c.db.client()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	if cl != nil {
+		info, err := cl.Log(ctx)
+		if err != nil {
+			return err
+		}
+		size, events = info.TreeSize, remoteEvents(ctx, cl, q)
+	} else {
+		db, l, err := c.db.open(ctx, true)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		size, events = l.Size(), l.Events(ctx, q)
+	}
 
 	var dst io.Writer = c.env.stdout
 	var tmp *os.File
@@ -110,9 +128,8 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 
 	bar := newProgress(c.env, "export")
 	defer bar.clear()
-	size := l.Size()
 	var n int64
-	for e, err := range l.Events(ctx, q) {
+	for e, err := range events {
 		if err != nil {
 			return queryError(err)
 		}
@@ -152,4 +169,32 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.env.stderr, "exported %s events to %s\n", commas(n), dest)
 	}
 	return nil
+}
+
+// remoteEvents yields the events of the server's export (NDJSON), which
+// the CLI then writes in the format asked for.
+func remoteEvents(ctx context.Context, cl *client.Client, q trail.Query) iter.Seq2[*trail.Event, error] {
+	return func(yield func(*trail.Event, error) bool) {
+		body, err := cl.Export(ctx, q, "ndjson")
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer body.Close()
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			e, err := event.DecodeStored(sc.Bytes())
+			if err != nil {
+				yield(nil, fmt.Errorf("trail server: malformed event: %w", err))
+				return
+			}
+			if !yield(&e, nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
 }

@@ -53,6 +53,11 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 	if r := run(t, "", "--server", s.url, "--key", key, "get", first.ID, "--verifier-key", vkeys["other"]); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
 		t.Errorf("remote get with another log's key = exit %d, %q; want 1 and FAILED", r.code, r.stderr)
 	}
+	local := ok(t, "", "--data", data, "--log", "acme", "export", "--format", "csv", "--action", "user.login")
+	remote := ok(t, "", "--server", s.url, "--key", key, "export", "--format", "csv", "--action", "user.login")
+	if remote.stdout != local.stdout || len(lines(remote.stdout)) < 2 {
+		t.Errorf("remote CSV export differs from the local one (%d and %d lines)", len(lines(remote.stdout)), len(lines(local.stdout)))
+	}
 	r = ok(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp)
 	if !strings.Contains(r.stdout, "verified") {
 		t.Errorf("remote verify printed %q", r.stdout)
