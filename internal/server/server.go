@@ -112,6 +112,9 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("GET /v1/log", s.auth(trail.ScopeRead, s.logInfo))
 	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.Handle("GET /v1/tail", s.auth(trail.ScopeRead, s.tailEvents))
+	mux.Handle("POST /v1/keys", s.auth(trail.ScopeAdmin, s.createKey))
+	mux.Handle("GET /v1/keys", s.auth(trail.ScopeAdmin, s.listKeys))
+	mux.Handle("DELETE /v1/keys/{id}", s.auth(trail.ScopeAdmin, s.revokeKey))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})

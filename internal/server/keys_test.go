@@ -1,0 +1,65 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail/internal/server"
+)
+
+func TestKeysOverAPI(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	var made struct {
+		Key, ID, Log string
+		Scopes       []string
+	}
+	e.ok(201, "POST", "/v1/keys", "acme-admin", "application/json", []byte(`{"name":"auditor","scopes":["read"]}`), &made)
+	if !strings.HasPrefix(made.Key, "trail_") || made.Log != "acme" || len(made.Scopes) != 1 || made.Scopes[0] != "read" {
+		t.Fatalf("POST /v1/keys = %+v", made)
+	}
+	// The new key works, with its scope only.
+	e.keys["new"] = made.Key
+	e.ok(200, "GET", "/v1/events", "new", "", nil, nil)
+	if r := e.do("POST", "/v1/events", "new", "application/json", []byte(ev("a", "user.login"))); r.status != 403 {
+		t.Errorf("append with the new read key = %d, want 403", r.status)
+	}
+	// Listed for acme's admin, not for globex's; only admins manage keys.
+	var list struct{ Keys []struct{ ID, Log string } }
+	e.ok(200, "GET", "/v1/keys", "acme-admin", "", nil, &list)
+	found := false
+	for _, k := range list.Keys {
+		found = found || k.ID == made.ID
+		if k.Log != "acme" {
+			t.Errorf("acme's key list holds a key of log %q", k.Log)
+		}
+	}
+	if !found {
+		t.Errorf("GET /v1/keys does not list the new key")
+	}
+	e.ok(200, "GET", "/v1/keys", "globex-admin", "", nil, &list)
+	for _, k := range list.Keys {
+		if k.ID == made.ID {
+			t.Error("globex's admin sees acme's key")
+		}
+	}
+	for _, key := range []string{"acme-read", "acme-append"} {
+		if r := e.do("GET", "/v1/keys", key, "", nil); r.status != 403 {
+			t.Errorf("GET /v1/keys with %s = %d, want 403", key, r.status)
+		}
+	}
+	if r := e.do("DELETE", "/v1/keys/"+made.ID, "globex-admin", "", nil); r.status != 404 {
+		t.Errorf("globex's admin revoking acme's key = %d, want 404", r.status)
+	}
+	for _, bad := range []string{`{"name":"x","scopes":[]}`, `{"name":"x","scopes":["root"]}`, `{"name":"x","scopes":["read"],"log":"globex"}`, `nope`} {
+		if r := e.do("POST", "/v1/keys", "acme-admin", "application/json", []byte(bad)); r.status != 400 {
+			t.Errorf("POST /v1/keys %s = %d, want 400", bad, r.status)
+		}
+	}
+	// Revoked: refused at once.
+	if r := e.do("DELETE", "/v1/keys/"+made.ID, "acme-admin", "", nil); r.status != 204 {
+		t.Fatalf("DELETE /v1/keys/%s = %d %s, want 204", made.ID, r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/events", "new", "", nil); r.status != 401 {
+		t.Errorf("search with the revoked key = %d, want 401", r.status)
+	}
+}
