@@ -203,16 +203,9 @@ func readVerifier(s string) (note.Verifier, error) {
 // runRemote fetches the event from --server and verifies its proof and
 // checkpoint against the pinned verifier key.
 func (c *getCommand) runRemote(ctx context.Context, id string) error {
-	cl, err := c.db.client()
+	cl, vkey, err := c.db.pinnedClient(c.vkey)
 	if err != nil {
 		return err
-	}
-	if c.vkey == "" {
-		return usagef("getting an event from a server needs the log's verifier key, pinned: --verifier-key KEY")
-	}
-	vkey, err := verifierKeyText(c.vkey)
-	if err != nil {
-		return usagef("--verifier-key: %v", err)
 	}
 	got, err := cl.Get(ctx, id, vkey)
 	if errors.Is(err, client.ErrNotVerified) {
@@ -227,6 +220,23 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
 	return c.print(&res)
+}
+
+// pinnedClient returns the client of --server and the verifier key pinned
+// with --verifier-key (vkey), which checking a server's answers requires.
+func (d dbFlags) pinnedClient(vkey string) (*client.Client, string, error) {
+	cl, err := d.client()
+	if err != nil {
+		return nil, "", err
+	}
+	if vkey == "" {
+		return nil, "", usagef("checking a server's answers needs the log's verifier key, pinned: --verifier-key KEY (from its operator)")
+	}
+	text, err := verifierKeyText(vkey)
+	if err != nil {
+		return nil, "", usagef("--verifier-key: %v", err)
+	}
+	return cl, text, nil
 }
 
 // verifierKeyText returns the verifier key given with --verifier-key, as

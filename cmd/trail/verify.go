@@ -168,16 +168,9 @@ func sameKey(v note.Verifier, vkey string) bool {
 // runRemote verifies the log of --server on this side: the events it
 // serves must hash to the checkpoint signed by the pinned verifier key.
 func (c *verifyCommand) runRemote(ctx context.Context, against []byte) error {
-	cl, err := c.db.client()
+	cl, vkey, err := c.db.pinnedClient(c.vkey)
 	if err != nil {
 		return err
-	}
-	if c.vkey == "" {
-		return usagef("verifying a server needs the log's verifier key, pinned: --verifier-key KEY (from its operator)")
-	}
-	vkey, err := verifierKeyText(c.vkey)
-	if err != nil {
-		return usagef("--verifier-key: %v", err)
 	}
 	bar := newProgress(c.env, "verify")
 	cp, err := cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
