@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/trail-audit/trail"
@@ -45,7 +46,8 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--events %d: must be between 1 and 1000000", c.events)
 	}
 	c.db.log = "demo"
-	db, err := openOrInit(ctx, c.db.data)
+	clock := &replayClock{}
+	db, err := openOrInitWith(ctx, c.db.data, trail.Options{Now: clock.now})
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	first, last, err := fillDemo(ctx, l, c.events, c.env.now())
+	first, last, err := fillDemo(ctx, l, c.events, c.env.now(), clock)
 	if err != nil {
 		return err
 	}
@@ -81,12 +83,18 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// fillDemo appends n demoEvents to l, 1,000 per batch, and returns the
-// receipts of the first and last.
-func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time) (first, last trail.Receipt, err error) {
+// fillDemo appends n demoEvents to l and returns the receipts of the
+// first and last. The events are appended in 100 batches, each when the
+// clock (the DB's, see replayClock) reads its last event's time, so that
+// their received_at spreads over the day as if they had arrived live.
+func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time, clock *replayClock) (first, last trail.Receipt, err error) {
 	evs := demoEvents(rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(l.Size()))), n, now)
-	for off := 0; off < len(evs); off += 1000 {
-		rs, err := l.AppendBatch(ctx, evs[off:min(off+1000, len(evs))])
+	defer clock.set(time.Time{})
+	per := max(1, (len(evs)+99)/100)
+	for off := 0; off < len(evs); off += per {
+		batch := evs[off:min(off+per, len(evs))]
+		clock.set(batch[len(batch)-1].Time)
+		rs, err := l.AppendBatch(ctx, batch)
 		if err != nil {
 			return first, last, err
 		}
@@ -96,6 +104,27 @@ func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time) (first, l
 		last = rs[len(rs)-1]
 	}
 	return first, last, nil
+}
+
+// replayClock is the clock of a DB that sample events are appended to as
+// if they were arriving over time: while set, it reads the set time, so
+// that the events' received_at follows their time; otherwise the real
+// time. (received_at never goes back: the sample times are in the past.)
+type replayClock struct{ t atomic.Pointer[time.Time] }
+
+func (c *replayClock) set(t time.Time) {
+	if t.IsZero() {
+		c.t.Store(nil)
+	} else {
+		c.t.Store(&t)
+	}
+}
+
+func (c *replayClock) now() time.Time {
+	if t := c.t.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
 }
 
 // demoEvents makes n events of a made-up SaaS admin side, time-ordered over

@@ -198,8 +198,12 @@ func (c *keysCommand) revoke(ctx context.Context, id string) error {
 // openOrInit opens the data directory for writing, creating it first if it
 // holds no Trail database.
 func openOrInit(ctx context.Context, dir string) (*trail.DB, error) {
+	return openOrInitWith(ctx, dir, trail.Options{})
+}
+
+func openOrInitWith(ctx context.Context, dir string, opts trail.Options) (*trail.DB, error) {
 	if _, err := os.Stat(filepath.Join(dir, trail.DatabaseFile)); errors.Is(err, fs.ErrNotExist) {
-		return trail.Init(ctx, dir, trail.Options{})
+		return trail.Init(ctx, dir, opts)
 	}
-	return trail.Open(ctx, dir, trail.Options{})
+	return trail.Open(ctx, dir, opts)
 }

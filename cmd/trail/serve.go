@@ -116,14 +116,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(h)
 
-	db, err := openOrInit(ctx, c.db.data)
+	clock := &replayClock{}
+	db, err := openOrInitWith(ctx, c.db.data, trail.Options{Now: clock.now})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	var demo *demoKeys
 	if c.demo {
-		if demo, err = setUpDemo(ctx, db, c.env.now()); err != nil {
+		if demo, err = setUpDemo(ctx, db, c.env.now(), clock); err != nil {
 			return err
 		}
 	}
@@ -224,14 +225,14 @@ type demoKeys struct {
 
 // setUpDemo creates the demo log, filled with sample events, unless it
 // exists, and a new read key and append key for it.
-func setUpDemo(ctx context.Context, db *trail.DB, now time.Time) (*demoKeys, error) {
+func setUpDemo(ctx context.Context, db *trail.DB, now time.Time, clock *replayClock) (*demoKeys, error) {
 	d := &demoKeys{}
 	l, err := db.Log(ctx, "demo")
 	if errors.Is(err, trail.ErrNotFound) {
 		if l, err = db.CreateLog(ctx, "demo", ""); err != nil {
 			return nil, err
 		}
-		if _, _, err := fillDemo(ctx, l, demoEventCount, now); err != nil {
+		if _, _, err := fillDemo(ctx, l, demoEventCount, now, clock); err != nil {
 			return nil, err
 		}
 		d.created = demoEventCount
@@ -256,7 +257,8 @@ func (d *demoKeys) print(w io.Writer, url, data string) {
 	}
 	fmt.Fprintf(w, "Read key (search, get, proofs):  %s\n", d.read)
 	fmt.Fprintf(w, "Append key (POST /v1/events):    %s\n", d.appd)
-	fmt.Fprintf(w, "These keys are shown only now. Try:\n")
+	fmt.Fprintf(w, "These keys are shown only now.\n")
+	fmt.Fprintf(w, "Open the viewer at %s/ and sign in with the read key. Or try:\n", url)
 	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' '%s/v1/events?action=user.login.failed&ip=203.0.113.7&limit=3'\n", d.read, url)
 	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"actor\":{\"id\":\"alice\"},\"action\":\"user.login\"}' %s/v1/events\n", d.appd, url)
 }

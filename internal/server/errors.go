@@ -41,7 +41,8 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// writeError is the one place where errors become HTTP responses:
+// writeError is the one place where errors become API responses; classify
+// maps them:
 //
 //	400 invalid_event, invalid_parameter  *trail.ValidationError, bad query parameters
 //	401 unauthorized                      no key, unknown or revoked key
@@ -53,6 +54,19 @@ type errorBody struct {
 //	503 unavailable                       the store could not commit or answer
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := s.classify(r, err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="trail"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// classify maps err to its status and error body, records the code for
+// the access log, and logs server-side failures.
+func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 	var body errorBody
 	status := http.StatusInternalServerError
 	var ae *apiError
@@ -87,11 +101,5 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		s.opts.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="trail"`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body)
+	return status, body
 }

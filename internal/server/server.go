@@ -84,6 +84,8 @@ type server struct {
 	metrics *metrics
 	limiter *keyLimiter // nil when there is no rate limit
 	keys    keyCache    // recently authenticated keys
+	// sessions are the viewer's signed-in browsers (see session.go).
+	sessions sessions
 }
 
 // New returns the API handler for db.
@@ -115,6 +117,7 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("POST /v1/keys", s.auth(trail.ScopeAdmin, s.createKey))
 	mux.Handle("GET /v1/keys", s.auth(trail.ScopeAdmin, s.listKeys))
 	mux.Handle("DELETE /v1/keys/{id}", s.auth(trail.ScopeAdmin, s.revokeKey))
+	s.viewerRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})
@@ -133,6 +136,13 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 		ctx := r.Context()
 		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		bearer = strings.TrimSpace(bearer)
+		if r.Header.Get("Authorization") == "" && r.Method == http.MethodGet {
+			// The viewer's session stands for its key on reads (the
+			// cookie is SameSite=Strict: other sites cannot send it).
+			if secret, ok := s.sessionSecret(r); ok {
+				scheme, bearer = "Bearer", secret
+			}
+		}
 		if !strings.EqualFold(scheme, "Bearer") || bearer == "" {
 			s.writeError(w, r, errNoKey)
 			return

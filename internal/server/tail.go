@@ -39,7 +39,20 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
 		return err
 	}
-	next = max(next, 0)
+	s.stream(w, r, l, q, max(next, 0), func(buf []byte, e *trail.Event) []byte {
+		buf = append(buf, "id: "...)
+		buf = strconv.AppendInt(buf, e.Seq, 10)
+		buf = append(buf, "\nevent: event\ndata: "...)
+		return append(e.AppendCanonical(buf), "\n\n"...)
+	})
+	return nil
+}
+
+// stream sends Server-Sent Events of the events matching q from seq next
+// on, as they are committed, until the client leaves: msg appends one
+// event's message to buf. The status is sent first, so errors after that
+// end the stream.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *trail.Event) []byte) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -48,7 +61,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	bw := bufio.NewWriter(w)
 	bw.WriteString(": tailing\n\n")
 	if bw.Flush() != nil || rc.Flush() != nil {
-		return nil
+		return
 	}
 	poll := time.NewTicker(tailPoll)
 	defer poll.Stop()
@@ -57,20 +70,17 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	for {
 		select {
 		case <-r.Context().Done():
-			return nil
+			return
 		case <-poll.C:
 		}
 		size := l.Size()
 		if size > next {
 			evs, err := newMatches(r, l, q, next, size)
 			if err != nil {
-				return nil // the stream has started; end it
+				return
 			}
 			for _, e := range evs {
-				buf = append(buf[:0], "id: "...)
-				buf = strconv.AppendInt(buf, e.Seq, 10)
-				buf = append(buf, "\nevent: event\ndata: "...)
-				buf = append(e.AppendCanonical(buf), "\n\n"...)
+				buf = msg(buf[:0], e)
 				bw.Write(buf)
 			}
 			next = size
@@ -83,7 +93,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 			idle = time.Now()
 		}
 		if bw.Flush() != nil || rc.Flush() != nil {
-			return nil // the client left
+			return // the client left
 		}
 	}
 }

@@ -1,0 +1,119 @@
+//go:build stats
+
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/web"
+)
+
+// overviewRanges are the overview's time ranges: how far back each goes
+// (zero: the whole log) and its bucket.
+var overviewRanges = []struct {
+	value, label string
+	back, bucket time.Duration
+}{
+	{"24h", "Last 24 hours", 24 * time.Hour, time.Hour},
+	{"7d", "Last 7 days", 7 * 24 * time.Hour, 24 * time.Hour},
+	{"30d", "Last 30 days", 30 * 24 * time.Hour, 24 * time.Hour},
+	{"all", "All time", 0, 24 * time.Hour},
+}
+
+// overviewPage serves GET /overview?range=: counts over time, top actors
+// and actions, failing source IPs, and recent sign-ins. The counts come
+// from the log's rollups (trail.Log.Stats), not from reading the events.
+func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	ctx := r.Context()
+	p := web.Overview{Base: base(key, "overview"), Range: r.URL.Query().Get("range"), LogSize: l.Size()}
+	if p.Range == "" {
+		p.Range = "24h"
+	}
+	q := trail.StatsQuery{}
+	found := false
+	for _, o := range overviewRanges {
+		p.Ranges = append(p.Ranges, web.Option{Value: o.value, Label: o.label})
+		if o.value == p.Range {
+			found = true
+			q.Bucket = o.bucket
+			if o.back > 0 {
+				q.Since = time.Now().Add(-o.back).Truncate(o.bucket).Add(o.bucket)
+			}
+		}
+	}
+	if !found {
+		return badParam("range", "must be 24h, 7d, 30d or all")
+	}
+	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+		return err
+	}
+	st, err := l.Stats(ctx, q)
+	if err != nil {
+		return err
+	}
+	p.Stats = st
+	p.Chart = web.NewChart(st.Series, st.Bucket)
+	p.AdminSignIns = adminSignIns(ctx, l, 8)
+	if page, err := l.Search(ctx, trail.Query{Action: "trail.signin", Limit: 8}); err == nil {
+		for _, e := range page.Events {
+			p.ViewerSignIns = append(p.ViewerSignIns, web.NewRow(e))
+		}
+	}
+	return renderPage(w, "overview", p)
+}
+
+// adminSignIns finds up to n recent successful user.login events by actors
+// whose role names an admin or owner, looking at the latest 2,000
+// sign-ins at most.
+func adminSignIns(ctx context.Context, l *trail.Log, n int) []web.Row {
+	var rows []web.Row
+	q := trail.Query{Action: "user.login", Outcome: trail.Success, Limit: 500}
+	for range 4 {
+		page, err := l.Search(ctx, q)
+		if err != nil {
+			return rows
+		}
+		for _, e := range page.Events {
+			role := strings.ToLower(e.Actor.Role)
+			if strings.Contains(role, "admin") || strings.Contains(role, "owner") {
+				rows = append(rows, web.NewRow(e))
+				if len(rows) == n {
+					return rows
+				}
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	return rows
+}
+
+// actionOptions lists the log's actions and their dotted prefixes for the
+// action filter. A failure here only loses the suggestions.
+func (s *server) actionOptions(ctx context.Context, l *trail.Log) []web.Option {
+	counts, err := l.Actions(ctx)
+	if err != nil {
+		s.opts.Logger.WarnContext(ctx, "listing actions", "err", err)
+		return nil
+	}
+	var opts []web.Option
+	prefixes := map[string]int64{}
+	for _, c := range counts {
+		opts = append(opts, web.Option{Value: c.Value, Label: web.FormatInt(c.Count) + " events"})
+		parts := strings.Split(c.Value, ".")
+		for i := 1; i < len(parts); i++ {
+			prefixes[strings.Join(parts[:i], ".")+".*"] += c.Count
+		}
+	}
+	for p, n := range prefixes {
+		opts = append(opts, web.Option{Value: p, Label: web.FormatInt(n) + " events"})
+	}
+	return opts
+}
+

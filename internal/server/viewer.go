@@ -1,0 +1,538 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/web"
+)
+
+// The viewer: the pages at / where admins and auditors read the log in a
+// browser. They sign in once with a read key (session.go); each page reads
+// through the same library calls as the API, and is audited the same way.
+//
+//	GET  /signin, POST /signin, POST /signout
+//	GET  /                 events, filtered by the query (the URL is the view)
+//	GET  /rows             more rows of the events table, as HTML (load more)
+//	GET  /live             new rows of the events table, as Server-Sent Events
+//	GET  /events/{id}      one event, verified in the browser (static/verify.js)
+//	GET  /overview         counts over time, top actors and actions, failing IPs
+//	GET  /static/...       the embedded style and scripts
+
+// pageRows is how many events a page of the events table shows.
+const pageRows = 100
+
+// contentSecurityPolicy lets the viewer load only its own scripts, styles
+// and connections: no inline script or style, no other host, no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func (s *server) viewerRoutes(mux *http.ServeMux) {
+	static, err := fs.Sub(web.Static, "static")
+	if err != nil {
+		panic(err)
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	mux.Handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	}))
+	mux.Handle("GET /signin", s.pageHeaders(s.signInPage))
+	mux.Handle("POST /signin", s.pageHeaders(s.signIn))
+	mux.Handle("POST /signout", s.pageHeaders(s.signOut))
+	mux.Handle("GET /{$}", s.viewer(s.eventsPage))
+	mux.Handle("GET /rows", s.viewer(s.eventRows))
+	mux.Handle("GET /live", s.viewer(s.liveRows))
+	mux.Handle("GET /events/{id}", s.viewer(s.detailPage))
+	mux.Handle("GET /overview", s.viewer(s.overviewPage))
+}
+
+// pageHeaders sets the headers every viewer response carries.
+func (s *server) pageHeaders(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h(w, r)
+	})
+}
+
+// viewer runs h for a signed-in browser: the session's key is
+// authenticated again (so a revoked key ends the session at once), rate
+// limited and must grant read. Without a live session, pages send the
+// browser to sign in, and fragments (rows, live) answer 401.
+func (s *server) viewer(h apiHandler) http.Handler {
+	return s.pageHeaders(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		secret, ok := s.sessionSecret(r)
+		if !ok {
+			s.toSignIn(w, r, "")
+			return
+		}
+		key, err := s.authenticate(ctx, secret)
+		switch {
+		case errors.Is(err, trail.ErrUnauthorized):
+			if c, err := r.Cookie(sessionCookie); err == nil {
+				s.sessions.end(c.Value)
+			}
+			s.toSignIn(w, r, "The key of this session was revoked. Sign in with another read key.")
+			return
+		case err != nil:
+			s.viewerError(w, r, err)
+			return
+		case !key.Allows(trail.ScopeRead):
+			s.toSignIn(w, r, "This key lacks the read scope.")
+			return
+		}
+		if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+			info.keyID, info.log = key.ID, key.Log
+		}
+		if s.limiter != nil {
+			if ok, wait := s.limiter.allow(key.ID, time.Now()); !ok {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				s.viewerError(w, r, errRateLimited)
+				return
+			}
+		}
+		l, err := s.db.Log(ctx, key.Log)
+		if err == nil {
+			err = h(w, r, key, l)
+		}
+		if err != nil {
+			s.viewerError(w, r, err)
+		}
+	})
+}
+
+// isFragment reports whether r asks for part of a page (fetched by the
+// page's script), not a page.
+func isFragment(r *http.Request) bool {
+	return r.URL.Path == "/rows" || r.URL.Path == "/live"
+}
+
+// toSignIn sends a page request to the sign-in page, to come back after;
+// a fragment request gets 401 for the page's script to report.
+func (s *server) toSignIn(w http.ResponseWriter, r *http.Request, why string) {
+	if isFragment(r) {
+		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "the session has ended: sign in again"})
+		return
+	}
+	v := url.Values{"next": {r.URL.RequestURI()}}
+	if why != "" {
+		v.Set("why", why)
+	} else if _, err := r.Cookie(sessionCookie); err == nil {
+		v.Set("why", "Your session has ended. Sign in again.")
+	}
+	http.Redirect(w, r, "/signin?"+v.Encode(), http.StatusSeeOther)
+}
+
+// viewerError shows err: as a page, or for fragments as the API's JSON.
+func (s *server) viewerError(w http.ResponseWriter, r *http.Request, err error) {
+	if isFragment(r) {
+		s.writeError(w, r, err)
+		return
+	}
+	status, body := s.classify(r, err)
+	msg := body.Error.Message
+	switch status {
+	case http.StatusNotFound:
+		msg = "There is no such event in this log."
+	case http.StatusServiceUnavailable:
+		msg = "The store is unavailable. Try again in a moment; if it persists, check the server's log."
+	case http.StatusTooManyRequests:
+		msg = "Too many requests with this key. Wait a moment and reload."
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	web.Render(w, "error", struct {
+		web.Base
+		Status  int
+		Message string
+	}{web.Base{}, status, msg})
+}
+
+// sameOrigin reports whether a form post comes from this site's own pages
+// (a check on top of the SameSite=Strict cookie).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
+		return r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
+	if secret, ok := s.sessionSecret(r); ok {
+		if _, err := s.authenticate(r.Context(), secret); err == nil {
+			http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+			return
+		}
+	}
+	s.renderSignIn(w, http.StatusOK, r.URL.Query().Get("next"), r.URL.Query().Get("why"))
+}
+
+func (s *server) renderSignIn(w http.ResponseWriter, status int, next, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	web.Render(w, "signin", web.SignIn{Next: localPath(next), Error: msg})
+}
+
+// localPath returns p if it is a path on this site, else "/": a sign-in
+// link must not send the browser elsewhere.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/"
+	}
+	return p
+}
+
+// signIn checks the pasted key and starts a session. The sign-in is
+// recorded in the key's log as trail.signin.
+func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if !sameOrigin(r) {
+		s.renderSignIn(w, http.StatusForbidden, "/", "This sign-in form was sent from another site.")
+		return
+	}
+	secret := strings.TrimSpace(r.PostFormValue("key"))
+	next := r.PostFormValue("next")
+	if secret == "" {
+		s.renderSignIn(w, http.StatusBadRequest, next, "Paste an API key.")
+		return
+	}
+	key, err := s.authenticate(r.Context(), secret)
+	switch {
+	case errors.Is(err, trail.ErrUnauthorized):
+		s.renderSignIn(w, http.StatusUnauthorized, next, "That key is not valid, or it was revoked.")
+		return
+	case err != nil:
+		s.viewerError(w, r, err)
+		return
+	case !key.Allows(trail.ScopeRead):
+		s.renderSignIn(w, http.StatusForbidden, next, "That key lacks the read scope. Create one with: trail keys create --log "+key.Log+" --scope read")
+		return
+	}
+	l, err := s.db.Log(r.Context(), key.Log)
+	if err == nil {
+		err = s.auditRead(r, key, l, "trail.signin", nil)
+	}
+	if err != nil {
+		s.viewerError(w, r, err)
+		return
+	}
+	setSessionCookie(w, r, s.sessions.create(secret, time.Now()))
+	http.Redirect(w, r, localPath(next), http.StatusSeeOther)
+}
+
+// signOut ends the session.
+func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		s.renderSignIn(w, http.StatusForbidden, "/", "This sign-out form was sent from another site.")
+		return
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
+	}
+	setSessionCookie(w, r, "")
+	http.Redirect(w, r, "/signin?why="+url.QueryEscape("You have signed out."), http.StatusSeeOther)
+}
+
+// base is what every page says about the session.
+func base(key trail.KeyInfo, nav string) web.Base {
+	name := key.Name
+	if name == "" {
+		name = key.ID
+	}
+	return web.Base{Log: key.Log, KeyName: name, Nav: nav}
+}
+
+func renderPage(w http.ResponseWriter, name string, data any) error {
+	var buf bytes.Buffer
+	if err := web.Render(&buf, name, data); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+// viewerFilters reads the events page's filters from its URL.
+func viewerFilters(r *http.Request) web.Filters {
+	v := r.URL.Query()
+	return web.Filters{
+		Actor: v.Get("actor"), Action: v.Get("action"), Target: v.Get("target"),
+		Outcome: v.Get("outcome"), IP: v.Get("ip"), Q: v.Get("q"),
+		Range: v.Get("range"), Since: v.Get("since"), Until: v.Get("until"),
+	}
+}
+
+// filterQuery turns the page's filters into a search; time presets count
+// back from now.
+func filterQuery(f web.Filters, now time.Time) (trail.Query, error) {
+	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: trail.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
+	if f.Target != "" {
+		q.TargetType, q.TargetID, _ = strings.Cut(f.Target, ":")
+	}
+	switch f.Range {
+	case "":
+	case "1h":
+		q.Since = now.Add(-time.Hour)
+	case "24h":
+		q.Since = now.Add(-24 * time.Hour)
+	case "7d":
+		q.Since = now.Add(-7 * 24 * time.Hour)
+	case "custom":
+		for _, p := range []struct {
+			name, val string
+			dst       *time.Time
+		}{{"since", f.Since, &q.Since}, {"until", f.Until, &q.Until}} {
+			if p.val == "" {
+				continue
+			}
+			t, err := parseFormTime(p.val)
+			if err != nil {
+				return q, badParam(p.name, "must be a time like 2026-03-01T12:00 or 2026-03-01T12:00:00Z")
+			}
+			*p.dst = t
+		}
+	default:
+		return q, badParam("range", "must be 1h, 24h, 7d or custom")
+	}
+	return q, nil
+}
+
+// parseFormTime reads RFC 3339, or a datetime-local input's value taken as
+// UTC (the page's script sends UTC; this is for browsers without script).
+func parseFormTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("bad time")
+}
+
+// apiParams are q's filters as GET /v1/events (and /rows, /live, export)
+// parameters, with times absolute.
+func apiParams(q trail.Query) url.Values {
+	v := url.Values{}
+	for name, val := range map[string]string{
+		"actor": q.Actor, "action": q.Action, "target_type": q.TargetType, "target_id": q.TargetID,
+		"outcome": string(q.Outcome), "ip": q.IP, "q": q.Text,
+	} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	return v
+}
+
+// eventsPage serves GET /: the events table, filtered, newest first.
+func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	ctx := r.Context()
+	now := time.Now()
+	p := web.Events{Base: base(key, "events"), F: viewerFilters(r), LogSize: l.Size()}
+	p.Actions = s.actionOptions(ctx, l)
+	q, err := filterQuery(p.F, now)
+	if err == nil {
+		q.Limit, q.Cursor = pageRows, r.URL.Query().Get("cursor")
+		var page trail.Page
+		if page, err = l.Search(ctx, q); err == nil {
+			if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+				return err
+			}
+			for _, e := range page.Events {
+				p.Rows = append(p.Rows, web.NewRow(e))
+			}
+			if page.NextCursor != "" {
+				// Later pages keep the time window this one had.
+				f := p.F
+				if f.Range != "" && f.Range != "custom" {
+					f.Range, f.Since, f.Until = "custom", q.Since.UTC().Format(time.RFC3339), ""
+				}
+				nv := pageParams(f)
+				nv.Set("cursor", page.NextCursor)
+				p.NextURL = "/?" + nv.Encode()
+				rv := apiParams(q)
+				rv.Set("cursor", page.NextCursor)
+				p.RowsURL = "/rows?" + rv.Encode()
+			}
+		}
+	}
+	if err != nil {
+		var ve *trail.ValidationError
+		var ae *apiError
+		if !errors.As(err, &ve) && !(errors.As(err, &ae) && ae.status == http.StatusBadRequest) {
+			return err
+		}
+		p.Error = "Filter not applied: " + err.Error()
+	}
+	av := apiParams(q)
+	av.Del("until") // live rows arrive after the page was made
+	p.LiveURL = "/live?" + av.Encode()
+	ev := apiParams(q)
+	ev.Set("format", "csv")
+	p.ExportCSV = "/v1/export?" + ev.Encode()
+	ev.Set("format", "ndjson")
+	p.ExportNDJSON = "/v1/export?" + ev.Encode()
+	return renderPage(w, "events", p)
+}
+
+// pageParams are the events page's URL parameters for f.
+func pageParams(f web.Filters) url.Values {
+	v := url.Values{}
+	for name, val := range map[string]string{
+		"actor": f.Actor, "action": f.Action, "target": f.Target, "outcome": f.Outcome,
+		"ip": f.IP, "q": f.Q, "range": f.Range, "since": f.Since, "until": f.Until,
+	} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	return v
+}
+
+// eventRows serves GET /rows?<API filters>&cursor=: the next page of the
+// events table as table rows, the cursor after them in Trail-Next-Cursor.
+func (s *server) eventRows(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	q.Limit = pageRows
+	page, err := l.Search(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for _, e := range page.Events {
+		if err := web.RenderPart(&buf, "row", web.NewRow(e)); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if page.NextCursor != "" {
+		nv := r.URL.Query()
+		nv.Set("cursor", page.NextCursor)
+		w.Header().Set("Trail-Next-Rows", "/rows?"+nv.Encode())
+	}
+	buf.WriteTo(w)
+	return nil
+}
+
+// liveRows serves GET /live?<API filters>&from=SEQ: Server-Sent Events
+// whose data are table rows of the new matching events, from seq on.
+func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	v := r.URL.Query()
+	from := l.Size()
+	if f := v.Get("from"); f != "" {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n < 0 {
+			return badParam("from", "must be a seq")
+		}
+		from = min(n, from)
+	}
+	if last := r.Header.Get("Last-Event-ID"); last != "" { // a reconnect
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < -1 {
+			return badHeader("Last-Event-ID", "the seq of the last event received")
+		}
+		from = n + 1
+	}
+	v.Del("from")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = v.Encode()
+	q, err := parseQuery(r2)
+	if err != nil {
+		return err
+	}
+	if q.Limit != 0 || q.Cursor != "" {
+		return badParam("limit", "live takes no limit or cursor")
+	}
+	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
+		return err
+	}
+	var row bytes.Buffer
+	s.stream(w, r, l, q, max(from, 0), func(buf []byte, e *trail.Event) []byte {
+		row.Reset()
+		if web.RenderPart(&row, "row", web.NewRow(e)) != nil {
+			return buf
+		}
+		buf = append(buf, "id: "...)
+		buf = strconv.AppendInt(buf, e.Seq, 10)
+		buf = append(buf, "\nevent: row\n"...)
+		for line := range strings.SplitSeq(strings.TrimSpace(row.String()), "\n") {
+			buf = append(buf, "data: "...)
+			buf = append(buf, line...)
+			buf = append(buf, '\n')
+		}
+		return append(buf, '\n')
+	})
+	return nil
+}
+
+// detailPage serves GET /events/{id}: every field, the raw JSON, and what
+// the browser needs to check the event's inclusion proof itself.
+func (s *server) detailPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	ctx := r.Context()
+	e, err := l.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		var ve *trail.ValidationError
+		if errors.As(err, &ve) {
+			return trail.ErrNotFound
+		}
+		return err
+	}
+	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
+		return err
+	}
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return err
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil {
+		return err
+	}
+	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	if err != nil {
+		return err
+	}
+	raw := e.AppendCanonical(nil)
+	var pretty bytes.Buffer
+	json.Indent(&pretty, raw, "", "  ")
+	pj, err := json.Marshal(inclusion{e.Seq, c.Size, hashes(proof)})
+	if err != nil {
+		return err
+	}
+	return renderPage(w, "detail", web.Detail{
+		Base: base(key, "events"), Row: web.NewRow(e), Fields: web.EventFields(e),
+		JSON: string(raw), Pretty: pretty.String(), Proof: string(pj),
+		Checkpoint: string(signed), VerifierKey: l.VerifierKey(),
+	})
+}

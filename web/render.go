@@ -1,0 +1,100 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// pages are the viewer's pages, each its own template set: the shared
+// layout and parts, plus the page's file defining "title" and "main".
+var pages = map[string]*template.Template{}
+
+// parts holds the templates that pages and fragments share (such as one
+// event's table row), for rendering them alone.
+var parts *template.Template
+
+var funcs = template.FuncMap{
+	// utc formats t for a <time datetime> attribute.
+	"utc": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+	// when formats t in UTC for reading; the page's script shows it in
+	// the viewer's time zone.
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"num":  FormatInt,
+	"list": func(v ...string) []string { return v },
+	"rangeLabel": func(r string) string {
+		return map[string]string{"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", "custom": "custom…"}[r]
+	},
+	"bucketName": func(d time.Duration) string {
+		if d >= 24*time.Hour {
+			return "day"
+		}
+		return "hour"
+	},
+	"pct": func(n, total int64) string {
+		if total == 0 {
+			return "0"
+		}
+		return fmt.Sprintf("%.1f", 100*float64(n)/float64(total))
+	},
+}
+
+func init() {
+	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/parts/*.html"))
+	parts = base
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, name := range names {
+		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, name))
+		pages[strings.TrimSuffix(strings.TrimPrefix(name, "templates/"), ".html")] = t
+	}
+}
+
+// Render writes the page name with data, or an error and nothing if the
+// template fails (so a half page is never sent).
+func Render(w io.Writer, name string, data any) error {
+	t, ok := pages[name]
+	if !ok {
+		return fmt.Errorf("web: no page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
+		return err
+	}
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+// RenderPart appends the shared template name (from templates/parts),
+// executed with data, to buf.
+func RenderPart(buf *bytes.Buffer, name string, data any) error {
+	return parts.ExecuteTemplate(buf, name, data)
+}
+
+// FormatInt writes n with thousands separators: 1234567 → 1,234,567.
+func FormatInt(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,158 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/trail-audit/trail"
+)
+
+// The view models: what the server hands the templates.
+
+// Base is what every page shows: who is signed in, on which log.
+type Base struct {
+	// Log and KeyName say who is signed in; empty on the sign-in page.
+	Log, KeyName string
+	// Nav is the current section: "events" or "overview".
+	Nav string
+}
+
+// SignIn is the sign-in page.
+type SignIn struct {
+	Base
+	// Next is where to go after signing in (a local path).
+	Next string
+	// Error says why the last attempt failed, or why the user is here
+	// (an expired session).
+	Error string
+}
+
+// Filters are the events page's filters, as the user typed them; the page
+// URL holds them (so a view can be shared and reloaded).
+type Filters struct {
+	Actor, Action, Target, Outcome, IP, Q string
+	// Range is "", "1h", "24h", "7d" or "custom"; Since and Until (RFC
+	// 3339, UTC) apply when it is "custom".
+	Range, Since, Until string
+}
+
+// Any reports whether any filter is set.
+func (f Filters) Any() bool { return f != Filters{} }
+
+// Option is one choice of a filter's list.
+type Option struct{ Value, Label string }
+
+// Events is the events page.
+type Events struct {
+	Base
+	F Filters
+	// Actions are the actions seen in the log (and their prefixes), for
+	// the action filter's suggestions.
+	Actions []Option
+	Rows    []Row
+	// Error names a filter that could not be used and why.
+	Error string
+	// LogSize is the log's size when the page was made: live updates
+	// start there.
+	LogSize int64
+	// NextURL is the next page (for a browser without script), RowsURL
+	// the same page's rows alone (for "load more"); empty at the end.
+	NextURL, RowsURL string
+	// LiveURL streams new matching rows; ExportCSV and ExportNDJSON
+	// download every matching event.
+	LiveURL, ExportCSV, ExportNDJSON string
+}
+
+// Row is one event in the events table.
+type Row struct {
+	ID      string
+	Seq     int64
+	Time    time.Time
+	Actor   trail.Actor
+	Action  string
+	Targets []trail.Target
+	Outcome string
+	IP      string
+	Reason  string
+}
+
+// NewRow is the row of e.
+func NewRow(e *trail.Event) Row {
+	return Row{
+		ID: e.ID, Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action,
+		Targets: e.Targets, Outcome: string(e.Outcome), IP: e.Source.IP, Reason: e.Reason,
+	}
+}
+
+// Field is one labelled value of the event detail page.
+type Field struct{ Name, Value string }
+
+// Detail is one event's page, with what the browser needs to verify it.
+type Detail struct {
+	Base
+	Row    Row
+	Fields []Field
+	// JSON is the stored event exactly as committed (its RFC 8785 form):
+	// the bytes the browser hashes. Pretty is the same, indented.
+	JSON, Pretty string
+	// Proof is the inclusion proof as JSON: {"seq","tree_size","hashes"}.
+	Proof string
+	// Checkpoint is the signed checkpoint the proof leads to, and
+	// VerifierKey the log's note verifier key.
+	Checkpoint, VerifierKey string
+}
+
+// EventFields lists e's fields, labelled, for the event detail page.
+func EventFields(e *trail.Event) []Field {
+	var fs []Field
+	add := func(name, value string) {
+		if value != "" {
+			fs = append(fs, Field{name, value})
+		}
+	}
+	add("ID", e.ID)
+	add("Seq", strconv.FormatInt(e.Seq, 10))
+	add("Log", e.Log)
+	add("Time", e.Time.UTC().Format(time.RFC3339Nano))
+	add("Received at", e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	add("Actor id", e.Actor.ID)
+	add("Actor type", string(e.Actor.Type))
+	add("Actor name", e.Actor.Name)
+	add("Actor email", e.Actor.Email)
+	add("Actor role", e.Actor.Role)
+	add("Action", e.Action)
+	add("Outcome", string(e.Outcome))
+	add("Reason", e.Reason)
+	for i, t := range e.Targets {
+		v := t.Type + ":" + t.ID
+		if t.Name != "" {
+			v += " (" + t.Name + ")"
+		}
+		add(fmt.Sprintf("Target %d", i+1), v)
+	}
+	add("Source IP", e.Source.IP)
+	add("User agent", e.Source.UserAgent)
+	add("Request id", e.RequestID)
+	add("Trace id", e.TraceID)
+	if e.Changes != nil {
+		add("Before", indent(e.Changes.Before))
+		add("After", indent(e.Changes.After))
+	}
+	add("Metadata", indent(e.Metadata))
+	return fs
+}
+
+// indent pretty-prints a JSON value; "" for none.
+func indent(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Indent(&b, raw, "", "  ") != nil {
+		return string(raw)
+	}
+	return b.String()
+}
