@@ -247,4 +247,4 @@ localizeTimes(document);
 setUpFilters();
 setUpMore();
 setUpLive();
-setUpVerify();
+setUpVerify().finally(() => { document.documentElement.dataset.ready = "true"; });
