@@ -108,6 +108,85 @@ type Key struct {
 	RevokedAt time.Time // zero while the key is valid
 }
 
+// Counts are numbers of events: Total of any outcome, and Failure, Denied
+// and Error, the non-success ones among them.
+type Counts struct {
+	Total, Failure, Denied, Error int64
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Total += o.Total
+	c.Failure += o.Failure
+	c.Denied += o.Denied
+	c.Error += o.Error
+}
+
+// HourOf returns the hour that Rollup counts an event of time t in: whole
+// hours since the Unix epoch, rounded down (UTC).
+func HourOf(t time.Time) int64 {
+	s := t.Unix()
+	h := s / 3600
+	if s%3600 < 0 {
+		h--
+	}
+	return h
+}
+
+// RollupQuery selects what Rollup returns. Hours are counted as by HourOf.
+type RollupQuery struct {
+	// From and To bound the hours counted: From <= hour < To. When To <=
+	// From, Rollup returns only IndexedTo, First and Last.
+	From, To int64
+	// Bucket is the width of Series' buckets in hours, > 0. A bucket
+	// starts at an hour that is a multiple of Bucket (24: a UTC day).
+	Bucket int64
+	// Top is the length of each top list; 0 leaves them empty.
+	Top int
+}
+
+// Rollup is what a log's indexed events add up to, all read at one
+// instant: every count covers exactly the events with seq < IndexedTo.
+type Rollup struct {
+	// IndexedTo is the background indexer's watermark for the log.
+	IndexedTo int64
+	// First and Last are the earliest and latest hour holding one of the
+	// counted events, whatever the range; meaningless when IndexedTo is 0.
+	First, Last int64
+	// Series holds the buckets of the range that hold events, in
+	// ascending order, with their events' counts.
+	Series []BucketCounts
+	// Actors and Actions are the Top actor ids and actions with the most
+	// events in the range: most events first, ties in byte order of Value.
+	Actors, Actions []ValueCounts
+	// FailedIPs are the Top source IPs with the most non-success events
+	// in the range, in the same order. Only non-success events with a
+	// source IP count, so each Total is Failure+Denied+Error.
+	FailedIPs []ValueCounts
+}
+
+// BucketCounts are the counts of the events in one bucket of a Series.
+type BucketCounts struct {
+	Start int64 // first hour of the bucket
+	Counts
+}
+
+// ValueCounts are the counts of the events in a range with one value of a
+// rollup's dimension.
+type ValueCounts struct {
+	Value string
+	Counts
+	// First and Last are the earliest and latest hour of the range that
+	// hold such events.
+	First, Last int64
+}
+
+// ActionCount is how many of a log's events have an action.
+type ActionCount struct {
+	Action string
+	Count  int64
+}
+
 // Store persists logs. Implementations are safe for concurrent use; Commit
 // is called by a single writer per Store.
 type Store interface {
@@ -169,6 +248,18 @@ type Store interface {
 	// committed before the call (searches are complete either way; this
 	// only makes them as fast as they get), or ctx ends.
 	WaitIndexed(ctx context.Context, log int64) error
+
+	// Rollup counts the log's indexed events (seq < IndexedTo) by the hour
+	// of their time, by outcome, and by action, actor id and (for events
+	// that did not succeed) source IP, within q's range. It reads no
+	// event: the counts are kept as events are indexed, so they trail
+	// Commit like the search indexes, and WaitIndexed catches them up.
+	// ErrNotFound if the log does not exist.
+	Rollup(ctx context.Context, log int64, q RollupQuery) (Rollup, error)
+	// Actions lists every action of the log's committed events with its
+	// number of events, most first, ties in byte order. Unlike Rollup it
+	// does not trail Commit. ErrNotFound if the log does not exist.
+	Actions(ctx context.Context, log int64) ([]ActionCount, error)
 
 	// Writable reports whether a commit could start now: it takes the
 	// write lock and lets it go, storing nothing.

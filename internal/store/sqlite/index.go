@@ -15,7 +15,8 @@ import (
 )
 
 // The background indexer adds committed events to the scattered-key
-// indexes (by_actor, by_ip, by_target, events_fts), a chunk of at most
+// indexes (by_actor, by_ip, by_target, events_fts) and their counts to the
+// rollup table (see rollup.go), a chunk of at most
 // Options.IndexChunk events at a time, never crossing a segment. It reads
 // and prepares a chunk without holding the write lock, so that work
 // overlaps with commits, then writes it in a transaction of its own. Each
@@ -110,7 +111,7 @@ type indexEntry struct {
 type chunk struct {
 	log, from, to int64
 	// JSON arrays of rows, read by json_each.
-	actorJ, ipJ, targetJ, docJSON string
+	actorJ, ipJ, targetJ, docJSON, rollupJ string
 }
 
 // prepareChunk reads the next unindexed events of log and builds their
@@ -126,7 +127,9 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
 	var actors, ips, targets []indexEntry
 	var docs [][]any
+	counts := rollupCounts{}
 	add := func(k int64, e *event.Event) {
+		counts.add(e)
 		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
 		if e.Source.IP != "" {
 			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
@@ -178,24 +181,31 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		return nil, err
 	}
 	c.docJSON = string(j)
+	if c.rollupJ, err = counts.json(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
 // readForIndex reads events [from, to) of log back from the database,
-// only the columns the indexes and the searchable text need.
+// only the columns the indexes, the rollup and the searchable text need.
 func (s *Store) readForIndex(ctx context.Context, log, from, to int64, add func(int64, *event.Event)) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT k, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, from), eventKey(log, to))
+	rows, err := s.r.QueryContext(ctx, "SELECT k, time, outcome, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, from), eventKey(log, to))
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k int64
+		var k, tm, out int64
 		var e event.Event
 		var tgts, meta string
-		if err := rows.Scan(&k, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
+		if err := rows.Scan(&k, &tm, &out, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
 			return err
 		}
+		if out < 0 || out >= int64(len(outcomes)) {
+			return fmt.Errorf("seq %d: bad outcome code %d", k&(1<<seqBits-1), out)
+		}
+		e.Time, e.Outcome = time.Unix(0, tm).UTC(), outcomes[out]
 		if e.Targets, err = decodeTargets(tgts); err != nil {
 			return fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
 		}
@@ -304,6 +314,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.ipJ}},
 		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) SELECT ?, value->>0, value->>1, value->>2 FROM json_each(?)", []any{seg, c.targetJ}},
 		{"INSERT INTO events_fts (rowid, text) SELECT value->>0, value->>1 FROM json_each(?)", []any{c.docJSON}},
+		{addRollup, []any{c.log, c.rollupJ}},
 		{"UPDATE logs SET indexed_size = ? WHERE id = ?", []any{c.to, c.log}},
 	} {
 		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {

@@ -5,8 +5,11 @@ const applicationID = 0x5452414c
 
 // schemaVersion is stored in PRAGMA user_version. Opening a database with a
 // higher version fails rather than guessing at a layout this build does not
-// know.
-const schemaVersion = 1
+// know; a lower one is migrated (migrate.go).
+//
+//  1. The first layout.
+//  2. Adds the rollup table.
+const schemaVersion = 2
 
 // Key layout. Events of all logs share one rowid table whose key is
 // log<<seqBits | seq, so a log's events are one contiguous, append-ordered
@@ -35,9 +38,9 @@ func tileKey(log int64, level int, index int64) int64 {
 	return log<<tileLogShift | int64(level)<<tileLevelShift | index
 }
 
-// schema creates version 1. Empty strings stand for absent optional fields
-// (an empty TEXT costs no more than NULL). Outcome is stored as a small
-// integer (0 success, 1 failure, 2 denied, 3 error).
+// schema creates the current version. Empty strings stand for absent
+// optional fields (an empty TEXT costs no more than NULL). Outcome is stored
+// as a small integer (0 success, 1 failure, 2 denied, 3 error).
 //
 // Writes per event are kept sequential. A commit appends event rows, tiles
 // and a checkpoint at the end of their key ranges and touches only indexes
@@ -141,9 +144,38 @@ CREATE TABLE by_target (
 	k    INTEGER NOT NULL,
 	PRIMARY KEY (seg, type, id, k)
 ) WITHOUT ROWID;
+` + rollupSchema + `
 -- Holds words already split and lower-cased by Trail (search.go, tokens);
 -- the ascii tokenizer only splits them at the spaces.
 CREATE VIRTUAL TABLE events_fts USING fts5 (
 	text, content='', detail=none, tokenize='ascii'
 );
 `
+
+// Rollup dimensions (the rollup table's dim column).
+const (
+	dimOutcome  = 0 // value '': every event, by outcome
+	dimAction   = 1
+	dimActor    = 2 // actor id
+	dimFailedIP = 3 // source ip of events that did not succeed
+)
+
+// rollupSchema is the table of counts behind store.Rollup, added in
+// version 2. The background indexer adds each chunk's counts in the
+// transaction that moves indexed_size, so they always cover exactly the
+// indexed events. hour is the event's time in whole hours since the epoch
+// (store.HourOf); day buckets are sums of hours. Only non-success events
+// with an ip count under dimFailedIP, which keeps that dimension small.
+// Keys grow with time, so the indexer's upserts land near the right edge.
+const rollupSchema = `
+CREATE TABLE rollup (
+	log       INTEGER NOT NULL,
+	dim       INTEGER NOT NULL,
+	hour      INTEGER NOT NULL,
+	value     TEXT NOT NULL,
+	n_total   INTEGER NOT NULL,
+	n_failure INTEGER NOT NULL,
+	n_denied  INTEGER NOT NULL,
+	n_error   INTEGER NOT NULL,
+	PRIMARY KEY (log, dim, hour, value)
+) WITHOUT ROWID;`

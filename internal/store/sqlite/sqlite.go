@@ -31,6 +31,10 @@ var (
 	ErrReadOnly = errors.New("store opened read-only")
 	// ErrNewerSchema: the database was written by a newer version of Trail.
 	ErrNewerSchema = errors.New("database schema is newer than this version of Trail supports")
+	// ErrNeedsUpgrade: the call needs a part of the schema that the
+	// database, written by an older version of Trail, lacks. Opening it
+	// read-write once upgrades it; a read-only store never does.
+	ErrNeedsUpgrade = errors.New("database needs an upgrade (open it once without read-only)")
 )
 
 // Options tune a Store. The zero value is a good default.
@@ -52,6 +56,8 @@ type Options struct {
 	IndexDelay time.Duration
 	// ReadOnly opens the database for reading only: no write connection,
 	// no background indexer; Commit and CreateLog fail with ErrReadOnly.
+	// A database of an older schema version is not upgraded: what needs
+	// the newer parts fails with ErrNeedsUpgrade.
 	ReadOnly bool
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
@@ -69,6 +75,9 @@ type Store struct {
 	wmu sync.Mutex
 	w   *sql.DB // exactly one connection
 	ins *inserter
+
+	// noRollup: the database predates the rollup table (read-only).
+	noRollup bool
 
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
@@ -173,12 +182,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.r.Close()
 		return nil, err
 	}
-	if err := checkSchema(ctx, s.r, path); err != nil {
+	ver, err := checkSchema(ctx, s.r, path)
+	if err != nil {
 		return fail(err)
 	}
+	s.noRollup = ver < 2
 	if !opts.ReadOnly {
 		if s.w, err = openWriter(path, opts); err != nil {
 			return fail(err)
+		}
+		if ver < schemaVersion {
+			if err := s.migrate(ctx, ver); err != nil {
+				return fail(fmt.Errorf("%s: upgrade from schema %d: %w", path, ver, err))
+			}
+			s.noRollup = false
 		}
 		if s.ins, err = newInserter(ctx, s.w); err != nil {
 			return fail(err)
@@ -246,24 +263,26 @@ func openWriter(path string, opts Options) (*sql.DB, error) {
 	return w, nil
 }
 
-func checkSchema(ctx context.Context, db *sql.DB, path string) error {
+// checkSchema checks that db is a Trail database this build can open and
+// returns its schema version.
+func checkSchema(ctx context.Context, db *sql.DB, path string) (int64, error) {
 	var app, ver int64
 	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
-		return fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
+		return 0, fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
 	}
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&ver); err != nil {
-		return fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
+		return 0, fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
 	}
 	if app != applicationID {
-		return fmt.Errorf("%s: %w (application id %#x)", path, ErrNotTrail, app)
+		return 0, fmt.Errorf("%s: %w (application id %#x)", path, ErrNotTrail, app)
 	}
 	if ver > schemaVersion {
-		return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", path, ErrNewerSchema, ver, schemaVersion)
+		return 0, fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", path, ErrNewerSchema, ver, schemaVersion)
 	}
 	if ver < 1 {
-		return fmt.Errorf("%s: %w (no schema version)", path, ErrNotTrail)
+		return 0, fmt.Errorf("%s: %w (no schema version)", path, ErrNotTrail)
 	}
-	return nil
+	return ver, nil
 }
 
 func (s *Store) loadLogs(ctx context.Context) error {

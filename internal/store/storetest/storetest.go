@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Concurrent", testConcurrent},
 		{"Keys", testKeys},
 		{"Idempotency", testIdempotency},
+		{"Rollup", testRollup},
+		{"RollupTies", testRollupTies},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

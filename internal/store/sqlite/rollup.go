@@ -1,0 +1,208 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// The rollup table (schema.go) holds, per log, hour and dimension value,
+// how many indexed events there are by outcome. The indexer gathers a
+// chunk's counts in memory (rollupCounts) and adds them with one upsert
+// statement, so each (dim, hour, value) costs one row write per chunk
+// however many events it counts.
+
+// rollupKey is one row of the rollup table within a log.
+type rollupKey struct {
+	dim   int
+	hour  int64
+	value string
+}
+
+// rollupCounts gathers counts before they are added to the rollup table.
+type rollupCounts map[rollupKey]*store.Counts
+
+// add counts e, which needs Time, Outcome, Action, Actor.ID and Source.IP.
+func (r rollupCounts) add(e *event.Event) {
+	hour := store.HourOf(e.Time)
+	code := outcomeCode(e.Outcome)
+	r.count(rollupKey{dimOutcome, hour, ""}, code)
+	r.count(rollupKey{dimAction, hour, e.Action}, code)
+	r.count(rollupKey{dimActor, hour, e.Actor.ID}, code)
+	if code != 0 && e.Source.IP != "" {
+		r.count(rollupKey{dimFailedIP, hour, e.Source.IP}, code)
+	}
+}
+
+func (r rollupCounts) count(k rollupKey, code int64) {
+	c := r[k]
+	if c == nil {
+		c = new(store.Counts)
+		r[k] = c
+	}
+	c.Total++
+	switch code {
+	case 1:
+		c.Failure++
+	case 2:
+		c.Denied++
+	case 3:
+		c.Error++
+	}
+}
+
+// json returns the counts as the JSON array of rows addRollup reads,
+// sorted by key, so that they are written in the table's order.
+func (r rollupCounts) json() (string, error) {
+	keys := make([]rollupKey, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.value, b.value))
+	})
+	rows := make([][7]any, len(keys))
+	for i, k := range keys {
+		c := r[k]
+		rows[i] = [7]any{k.dim, k.hour, k.value, c.Total, c.Failure, c.Denied, c.Error}
+	}
+	j, err := json.Marshal(rows)
+	return string(j), err
+}
+
+// addRollup adds counts to the rollup table. Its arguments are the log and
+// a JSON array of [dim, hour, value, total, failure, denied, error] rows.
+// (The WHERE clause keeps SQLite from reading ON CONFLICT as a join
+// constraint.)
+const addRollup = `INSERT INTO rollup (log, dim, hour, value, n_total, n_failure, n_denied, n_error)
+SELECT ?, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?) WHERE true
+ON CONFLICT (log, dim, hour, value) DO UPDATE SET
+	n_total = n_total + excluded.n_total,
+	n_failure = n_failure + excluded.n_failure,
+	n_denied = n_denied + excluded.n_denied,
+	n_error = n_error + excluded.n_error`
+
+// Rollup implements store.Store. It reads the watermark and the counts in
+// one read transaction, so they agree whatever the indexer commits
+// meanwhile.
+func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (store.Rollup, error) {
+	var r store.Rollup
+	if q.Bucket <= 0 {
+		return r, fmt.Errorf("rollup bucket of %d hours", q.Bucket)
+	}
+	if s.noRollup {
+		return r, fmt.Errorf("event counts: %w", ErrNeedsUpgrade)
+	}
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return r, err
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", log).Scan(&r.IndexedTo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err != nil {
+		return r, err
+	}
+	if r.IndexedTo == 0 {
+		return r, nil
+	}
+	// Two subqueries, so that each is one seek in the primary key.
+	err = tx.QueryRowContext(ctx, `SELECT
+		(SELECT min(hour) FROM rollup WHERE log = ?1 AND dim = ?2),
+		(SELECT max(hour) FROM rollup WHERE log = ?1 AND dim = ?2)`, log, dimOutcome).Scan(&r.First, &r.Last)
+	if err != nil {
+		return r, fmt.Errorf("rollup bounds: %w", err)
+	}
+	if q.To <= q.From {
+		return r, nil
+	}
+	// Bucket starts round down, also before the epoch.
+	rows, err := tx.QueryContext(ctx, `SELECT hour - ((hour % ?1) + ?1) % ?1 AS b,
+		sum(n_total), sum(n_failure), sum(n_denied), sum(n_error)
+		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5
+		GROUP BY b ORDER BY b`, q.Bucket, log, dimOutcome, q.From, q.To)
+	if err != nil {
+		return r, fmt.Errorf("rollup series: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b store.BucketCounts
+		if err := rows.Scan(&b.Start, &b.Total, &b.Failure, &b.Denied, &b.Error); err != nil {
+			return r, err
+		}
+		r.Series = append(r.Series, b)
+	}
+	if err := rows.Err(); err != nil {
+		return r, err
+	}
+	if q.Top <= 0 {
+		return r, nil
+	}
+	for _, d := range []struct {
+		dim int
+		out *[]store.ValueCounts
+	}{
+		{dimActor, &r.Actors},
+		{dimAction, &r.Actions},
+		{dimFailedIP, &r.FailedIPs},
+	} {
+		if *d.out, err = topValues(ctx, tx, log, d.dim, q); err != nil {
+			return r, fmt.Errorf("rollup top values: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// topValues returns the q.Top values of dim with the most events in q's
+// range. The table's key order suits adding counts, not this: it sums
+// every (hour, value) row of the range, and sorts the sums.
+func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery) ([]store.ValueCounts, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT value, sum(n_total) AS n, sum(n_failure), sum(n_denied), sum(n_error), min(hour), max(hour)
+		FROM rollup WHERE log = ? AND dim = ? AND hour >= ? AND hour < ?
+		GROUP BY value ORDER BY n DESC, value LIMIT ?`, log, dim, q.From, q.To, q.Top)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ValueCounts
+	for rows.Next() {
+		var v store.ValueCounts
+		if err := rows.Scan(&v.Value, &v.Total, &v.Failure, &v.Denied, &v.Error, &v.First, &v.Last); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Actions implements store.Store from the actions table, which Commit
+// keeps.
+func (s *Store) Actions(ctx context.Context, log int64) ([]store.ActionCount, error) {
+	if _, err := s.logName(log); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT action, count FROM actions WHERE log = ? ORDER BY count DESC, action", log)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ActionCount
+	for rows.Next() {
+		var a store.ActionCount
+		if err := rows.Scan(&a.Action, &a.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

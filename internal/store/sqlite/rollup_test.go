@@ -1,0 +1,190 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/storetest"
+)
+
+// rollupRows returns the rollup table's rows, in key order.
+func rollupRows(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT log, dim, hour, value, n_total, n_failure, n_denied, n_error FROM rollup ORDER BY log, dim, hour, value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var log, dim, hour, n, f, d, e int64
+		var v string
+		if err := rows.Scan(&log, &dim, &hour, &v, &n, &f, &d, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d %d %d %q %d %d %d %d", log, dim, hour, v, n, f, d, e))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rawDB opens path with no Trail code in between, for editing it the way
+// another version would have left it.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(DriverName, WriterDSN(path, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func exec(t *testing.T, db *sql.DB, queries ...string) {
+	t.Helper()
+	for _, q := range queries {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+func userVersion(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var v int64
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestUpgradeTo2 builds a database, takes it back to schema version 1 (no
+// rollup table: exactly what version 1 created) with one log fully indexed
+// and one partly, and checks that a read-only store leaves it alone and
+// that opening it read-write counts the indexed events (in an upgrade that
+// is interrupted and resumed) into the same rows the indexer had written,
+// after which the indexer counts the rest.
+func TestUpgradeTo2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{Logger: testLogger(t)})
+	pauseIndexer(s)
+	a := storetest.NewWriter(t, s, "a")
+	b := storetest.NewWriter(t, s, "b")
+	storetest.NewWriter(t, s, "empty")
+	evs := storetest.RollupEvents(2000, 9)
+	for i, n := range []int{700, 500} {
+		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
+		evs = evs[n:]
+	}
+	b.Append(t, s, t0, evs...)
+	indexTo(t, s, a.Info.ID, a.Size())
+	indexTo(t, s, b.Info.ID, 500)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	byIndexer := rollupRows(t, db)
+	if len(byIndexer) == 0 {
+		t.Fatal("the indexer wrote no rollup rows")
+	}
+	exec(t, db, "DROP TABLE rollup", "PRAGMA user_version = 1")
+	db.Close()
+
+	ro := open(t, path, Options{ReadOnly: true})
+	if _, err := ro.Rollup(ctx, a.Info.ID, storetest.RollupQueries()[0]); !errors.Is(err, ErrNeedsUpgrade) {
+		t.Errorf("Rollup on a read-only store of schema 1 = %v, want ErrNeedsUpgrade", err)
+	}
+	if got, err := ro.Actions(ctx, a.Info.ID); err != nil || len(got) == 0 {
+		t.Errorf("Actions on a read-only store of schema 1 = %v, %v; want the actions", got, err)
+	}
+	storetest.CheckLog(t, ro, a)
+	storetest.CheckSearch(t, ro, b, store.Query{Actor: "alice", To: -1}, false)
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// An upgrade interrupted after three batches of 100 events.
+	db = rawDB(t, path)
+	if v := userVersion(t, db); v != 1 {
+		t.Fatalf("user_version after a read-only open = %d, want 1", v)
+	}
+	batches := 0
+	stop := errors.New("stop")
+	err := upgradeTo2(ctx, db, testLogger(t), 100, func() error {
+		if batches++; batches == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("interrupted upgrade = %v, want %v", err, stop)
+	}
+	if v := userVersion(t, db); v != 1 {
+		t.Fatalf("user_version after an interrupted upgrade = %d, want 1", v)
+	}
+	db.Close()
+
+	// The indexer waits an hour before it starts: the counts stay those of
+	// the upgrade until WaitIndexed.
+	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
+	if got := rollupRows(t, s.r); !slices.Equal(got, byIndexer) {
+		t.Errorf("rollup rows after the upgrade differ from the indexer's:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(byIndexer, "\n"))
+	}
+	if v := userVersion(t, s.r); v != schemaVersion {
+		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
+	}
+	var left int
+	if err := s.r.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'rollup_backfill'").Scan(&left); err != nil || left != 0 {
+		t.Errorf("rollup_backfill left after the upgrade: %d, %v", left, err)
+	}
+	for _, q := range storetest.RollupQueries() {
+		storetest.CheckRollup(t, s, a, q)
+		if r := storetest.CheckRollup(t, s, b, q); r.IndexedTo != 500 {
+			t.Fatalf("Rollup(b).IndexedTo = %d, want 500", r.IndexedTo)
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.WaitIndexed(waitCtx, b.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range storetest.RollupQueries() {
+		if r := storetest.CheckRollup(t, s, b, q); r.IndexedTo != b.Size() {
+			t.Fatalf("Rollup(b).IndexedTo = %d, want %d", r.IndexedTo, b.Size())
+		}
+	}
+}
+
+// TestRollupQueryPlans checks that Rollup reads only the rows of its range:
+// the bounds are one seek each, and the series and top lists search the
+// primary key by log, dimension and hour.
+func TestRollupQueryPlans(t *testing.T) {
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
+	cases := []struct {
+		query string
+		want  string
+	}{
+		{"SELECT min(hour) FROM rollup WHERE log = 1 AND dim = 0", "SEARCH rollup USING PRIMARY KEY (log=? AND dim=?)"},
+		{"SELECT max(hour) FROM rollup WHERE log = 1 AND dim = 0", "SEARCH rollup USING PRIMARY KEY (log=? AND dim=?)"},
+		{"SELECT hour, sum(n_total) FROM rollup WHERE log = 1 AND dim = 0 AND hour >= 5 AND hour < 9 GROUP BY hour", "SEARCH rollup USING PRIMARY KEY (log=? AND dim=? AND hour>? AND hour<?)"},
+		{"SELECT value, sum(n_total) AS n FROM rollup WHERE log = 1 AND dim = 2 AND hour >= 5 AND hour < 9 GROUP BY value ORDER BY n DESC, value LIMIT 10", "SEARCH rollup USING PRIMARY KEY (log=? AND dim=? AND hour>? AND hour<?)"},
+	}
+	for _, c := range cases {
+		plan := explain(t, s.r, c.query, nil)
+		if !strings.HasPrefix(plan, c.want) {
+			t.Errorf("plan of %s =\n%s\nwant it to start with %s", c.query, plan, c.want)
+		}
+	}
+}
