@@ -1,0 +1,471 @@
+package trail_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail"
+)
+
+// statsNow is the clock of the Stats tests.
+var statsNow = time.Date(2026, 3, 10, 12, 34, 0, 0, time.UTC)
+
+func at(day, hour, min, sec, nsec int) time.Time {
+	return time.Date(2026, 3, day, hour, min, sec, nsec, time.UTC)
+}
+
+// statsEvents happened over three days before statsNow, at and next to
+// hour and day boundaries, with every outcome, from two source IPs and
+// none. Their times are given in a zone half an hour off UTC, which must
+// not shift them into other buckets.
+func statsEvents() []trail.Event {
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	ev := func(t time.Time, actor, action string, o trail.Outcome, ip string) trail.Event {
+		return trail.Event{Time: t.In(zone), Actor: trail.Actor{ID: actor}, Action: action, Outcome: o, Source: trail.Source{IP: ip}}
+	}
+	const a, b = "198.51.100.7", "2001:db8::9"
+	return []trail.Event{
+		ev(at(8, 23, 59, 59, 999999999), "mallory", "user.login.failed", trail.Failure, a),
+		ev(at(9, 0, 0, 0, 0), "alice", "user.login", trail.Success, a),
+		ev(at(10, 2, 15, 0, 0), "alice", "user.login", trail.Success, ""),
+		ev(at(10, 2, 20, 0, 0), "bob", "document.read", trail.Success, b),
+		ev(at(10, 2, 59, 0, 0), "mallory", "user.login.failed", trail.Failure, a),
+		ev(at(10, 5, 59, 59, 999999999), "mallory", "document.read", trail.Denied, a),
+		ev(at(10, 5, 30, 0, 0), "bob", "document.update", trail.Errored, ""),
+		ev(at(10, 6, 0, 0, 0), "carol", "user.login", trail.Success, b),
+		ev(at(10, 12, 38, 0, 0), "bob", "document.read", trail.Errored, b), // within the clock skew
+	}
+}
+
+// newStatsLog returns a log holding statsEvents, indexed, in a DB whose
+// clock reads statsNow.
+func newStatsLog(t *testing.T) (*trail.DB, *trail.Log) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{Now: func() time.Time { return statsNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := db.CreateLog(ctx, "audit", "example.com/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch(ctx, statsEvents()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db, l
+}
+
+// bk is a series bucket.
+func bk(start time.Time, total, failure, denied, errs int64) trail.StatsBucket {
+	return trail.StatsBucket{Start: start, Total: total, Failure: failure, Denied: denied, Error: errs}
+}
+
+// emptyBuckets returns zero buckets from start, step apart.
+func emptyBuckets(start time.Time, step time.Duration, n int) []trail.StatsBucket {
+	var out []trail.StatsBucket
+	for i := range n {
+		out = append(out, bk(start.Add(time.Duration(i)*step), 0, 0, 0, 0))
+	}
+	return out
+}
+
+func TestStats(t *testing.T) {
+	_, l := newStatsLog(t)
+	ctx := context.Background()
+	const ipA, ipB = "198.51.100.7", "2001:db8::9"
+	tests := []struct {
+		name        string
+		q           trail.StatsQuery
+		wantSince   time.Time
+		wantUntil   time.Time
+		wantBucket  time.Duration
+		wantSeries  []trail.StatsBucket
+		wantOutcome map[string]int64
+		wantActors  []trail.Count
+		wantActions []trail.Count
+		wantIPs     []trail.IPCount
+	}{
+		{
+			name:       "hours, the range widened to whole hours",
+			q:          trail.StatsQuery{Since: at(10, 1, 30, 0, 0), Until: at(10, 7, 10, 0, 0)},
+			wantSince:  at(10, 1, 0, 0, 0),
+			wantUntil:  at(10, 8, 0, 0, 0),
+			wantBucket: time.Hour,
+			wantSeries: slices.Concat(
+				emptyBuckets(at(10, 1, 0, 0, 0), time.Hour, 1),
+				[]trail.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
+				emptyBuckets(at(10, 3, 0, 0, 0), time.Hour, 2),
+				[]trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
+				emptyBuckets(at(10, 7, 0, 0, 0), time.Hour, 1)),
+			wantOutcome: map[string]int64{"success": 3, "failure": 1, "denied": 1, "error": 1},
+			wantActors:  []trail.Count{{"bob", 2}, {"mallory", 2}, {"alice", 1}, {"carol", 1}},
+			wantActions: []trail.Count{{"document.read", 2}, {"user.login", 2}, {"document.update", 1}, {"user.login.failed", 1}},
+			wantIPs:     []trail.IPCount{{IP: ipA, Count: 2, First: at(10, 2, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+		},
+		{
+			name:        "one hour, its last nanosecond included",
+			q:           trail.StatsQuery{Since: at(10, 5, 0, 0, 0), Until: at(10, 6, 0, 0, 0), Top: 1},
+			wantSince:   at(10, 5, 0, 0, 0),
+			wantUntil:   at(10, 6, 0, 0, 0),
+			wantBucket:  time.Hour,
+			wantSeries:  []trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1)},
+			wantOutcome: map[string]int64{"success": 0, "failure": 0, "denied": 1, "error": 1},
+			wantActors:  []trail.Count{{"bob", 1}},
+			wantActions: []trail.Count{{"document.read", 1}},
+			wantIPs:     []trail.IPCount{{IP: ipA, Count: 1, First: at(10, 5, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+		},
+		{
+			name:       "days",
+			q:          trail.StatsQuery{Since: at(8, 23, 0, 0, 0), Until: at(10, 3, 0, 0, 0), Bucket: 24 * time.Hour, Top: 2},
+			wantSince:  at(8, 0, 0, 0, 0),
+			wantUntil:  at(11, 0, 0, 0, 0),
+			wantBucket: 24 * time.Hour,
+			wantSeries: []trail.StatsBucket{
+				bk(at(8, 0, 0, 0, 0), 1, 1, 0, 0),
+				bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0),
+				bk(at(10, 0, 0, 0, 0), 7, 1, 1, 2),
+			},
+			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
+			wantActors:  []trail.Count{{"bob", 3}, {"mallory", 3}},
+			wantActions: []trail.Count{{"document.read", 3}, {"user.login", 3}},
+			wantIPs: []trail.IPCount{
+				{IP: ipA, Count: 3, First: at(8, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)},
+				{IP: ipB, Count: 1, First: at(10, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)},
+			},
+		},
+		{
+			name:       "the whole log: from the first event to now and the clock skew, in hours",
+			q:          trail.StatsQuery{},
+			wantSince:  at(8, 23, 0, 0, 0),
+			wantUntil:  at(10, 13, 0, 0, 0),
+			wantBucket: time.Hour,
+			wantSeries: slices.Concat(
+				[]trail.StatsBucket{bk(at(8, 23, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0)},
+				emptyBuckets(at(9, 1, 0, 0, 0), time.Hour, 25),
+				[]trail.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
+				emptyBuckets(at(10, 3, 0, 0, 0), time.Hour, 2),
+				[]trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
+				emptyBuckets(at(10, 7, 0, 0, 0), time.Hour, 5),
+				[]trail.StatsBucket{bk(at(10, 12, 0, 0, 0), 1, 0, 0, 1)}),
+			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
+			wantActors:  []trail.Count{{"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 1}},
+			wantActions: []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}},
+			wantIPs: []trail.IPCount{
+				{IP: ipA, Count: 3, First: at(8, 23, 0, 0, 0), Last: at(10, 5, 0, 0, 0)},
+				{IP: ipB, Count: 1, First: at(10, 12, 0, 0, 0), Last: at(10, 12, 0, 0, 0)},
+			},
+		},
+		{
+			name:        "more than 72 hours: days",
+			q:           trail.StatsQuery{Since: at(7, 12, 0, 0, 0), Top: 1},
+			wantSince:   at(7, 0, 0, 0, 0),
+			wantUntil:   at(11, 0, 0, 0, 0),
+			wantBucket:  24 * time.Hour,
+			wantSeries:  []trail.StatsBucket{bk(at(7, 0, 0, 0, 0), 0, 0, 0, 0), bk(at(8, 0, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0), bk(at(10, 0, 0, 0, 0), 7, 1, 1, 2)},
+			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
+			wantActors:  []trail.Count{{"bob", 3}},
+			wantActions: []trail.Count{{"document.read", 3}},
+			wantIPs:     []trail.IPCount{{IP: ipA, Count: 3, First: at(8, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)}},
+		},
+		{
+			name:        "72 hours: hours",
+			q:           trail.StatsQuery{Since: at(7, 13, 0, 0, 0), Until: at(10, 13, 0, 0, 0), Top: 1},
+			wantSince:   at(7, 13, 0, 0, 0),
+			wantUntil:   at(10, 13, 0, 0, 0),
+			wantBucket:  time.Hour,
+			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
+			wantActors:  []trail.Count{{"bob", 3}},
+			wantActions: []trail.Count{{"document.read", 3}},
+			wantIPs:     []trail.IPCount{{IP: ipA, Count: 3, First: at(8, 23, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+		},
+		{
+			name:        "no events in range",
+			q:           trail.StatsQuery{Since: at(1, 0, 0, 0, 0), Until: at(2, 0, 0, 0, 0)},
+			wantSince:   at(1, 0, 0, 0, 0),
+			wantUntil:   at(2, 0, 0, 0, 0),
+			wantBucket:  time.Hour,
+			wantSeries:  emptyBuckets(at(1, 0, 0, 0, 0), time.Hour, 24),
+			wantOutcome: map[string]int64{"success": 0, "failure": 0, "denied": 0, "error": 0},
+			wantActors:  []trail.Count{},
+			wantActions: []trail.Count{},
+			wantIPs:     []trail.IPCount{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := l.Stats(ctx, tt.q)
+			if err != nil {
+				t.Fatalf("Stats(%+v) = %v", tt.q, err)
+			}
+			if !st.Since.Equal(tt.wantSince) || !st.Until.Equal(tt.wantUntil) || st.Bucket != tt.wantBucket {
+				t.Errorf("Stats(%+v) range = [%v, %v) by %v, want [%v, %v) by %v", tt.q, st.Since, st.Until, st.Bucket, tt.wantSince, tt.wantUntil, tt.wantBucket)
+			}
+			if st.Since.Location() != time.UTC || st.Until.Location() != time.UTC {
+				t.Errorf("Stats(%+v) range in %v and %v, want UTC", tt.q, st.Since.Location(), st.Until.Location())
+			}
+			if tt.wantSeries != nil && !reflect.DeepEqual(st.Series, tt.wantSeries) {
+				t.Errorf("Stats(%+v).Series =\n%v\nwant\n%v", tt.q, st.Series, tt.wantSeries)
+			}
+			if n := int(st.Until.Sub(st.Since) / st.Bucket); len(st.Series) != n {
+				t.Errorf("Stats(%+v) has %d buckets, want %d", tt.q, len(st.Series), n)
+			}
+			var total int64
+			for i, b := range st.Series {
+				total += b.Total
+				if want := st.Since.Add(time.Duration(i) * st.Bucket); !b.Start.Equal(want) {
+					t.Errorf("Stats(%+v).Series[%d].Start = %v, want %v", tt.q, i, b.Start, want)
+				}
+			}
+			if st.Total != total {
+				t.Errorf("Stats(%+v).Total = %d, the series adds up to %d", tt.q, st.Total, total)
+			}
+			if !reflect.DeepEqual(st.ByOutcome, tt.wantOutcome) {
+				t.Errorf("Stats(%+v).ByOutcome = %v, want %v", tt.q, st.ByOutcome, tt.wantOutcome)
+			}
+			if !reflect.DeepEqual(st.TopActors, tt.wantActors) {
+				t.Errorf("Stats(%+v).TopActors = %v, want %v", tt.q, st.TopActors, tt.wantActors)
+			}
+			if !reflect.DeepEqual(st.TopActions, tt.wantActions) {
+				t.Errorf("Stats(%+v).TopActions = %v, want %v", tt.q, st.TopActions, tt.wantActions)
+			}
+			if !reflect.DeepEqual(st.FailedIPs, tt.wantIPs) {
+				t.Errorf("Stats(%+v).FailedIPs = %v, want %v", tt.q, st.FailedIPs, tt.wantIPs)
+			}
+			if st.IndexedTo != l.Size() {
+				t.Errorf("Stats(%+v).IndexedTo = %d, want %d", tt.q, st.IndexedTo, l.Size())
+			}
+		})
+	}
+}
+
+func TestStatsInvalid(t *testing.T) {
+	_, l := newStatsLog(t)
+	tests := []struct {
+		name      string
+		q         trail.StatsQuery
+		wantField string
+	}{
+		{"top over 100", trail.StatsQuery{Top: 101}, "top"},
+		{"negative top", trail.StatsQuery{Top: -1}, "top"},
+		{"bucket of two hours", trail.StatsQuery{Bucket: 2 * time.Hour}, "bucket"},
+		{"until before since", trail.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(9, 0, 0, 0, 0)}, "until"},
+		{"until at since", trail.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(10, 0, 0, 0, 0)}, "until"},
+		{"since after now", trail.StatsQuery{Since: statsNow.Add(time.Hour)}, "since"},
+		{"2001 hours", trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}, "bucket"},
+		{"2001 days", trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * 24 * time.Hour), Until: at(10, 0, 0, 0, 0)}, "since"},
+		{"2001 hours from the first event", trail.StatsQuery{Until: at(8, 23, 0, 0, 0).Add(2001 * time.Hour), Bucket: time.Hour}, "bucket"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := l.Stats(context.Background(), tt.q)
+			var ve *trail.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.wantField {
+				t.Fatalf("Stats(%+v) = %+v, %v; want a *ValidationError for field %q", tt.q, st, err, tt.wantField)
+			}
+		})
+	}
+	// The limit itself is allowed.
+	q := trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2000 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}
+	if st, err := l.Stats(context.Background(), q); err != nil || len(st.Series) != 2000 {
+		t.Errorf("Stats(2000 hours) = %d buckets, %v; want 2000", len(st.Series), err)
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	_, l := newStatsLog(t)
+	st, err := l.Stats(context.Background(), trail.StatsQuery{Since: at(10, 2, 0, 0, 0), Until: at(10, 6, 0, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"since":      "2026-03-10T02:00:00Z",
+		"until":      "2026-03-10T06:00:00Z",
+		"bucket":     "hour",
+		"total":      5.0,
+		"by_outcome": map[string]any{"success": 2.0, "failure": 1.0, "denied": 1.0, "error": 1.0},
+		"series": []any{
+			map[string]any{"start": "2026-03-10T02:00:00Z", "total": 3.0, "failure": 1.0, "denied": 0.0, "error": 0.0},
+			map[string]any{"start": "2026-03-10T03:00:00Z", "total": 0.0, "failure": 0.0, "denied": 0.0, "error": 0.0},
+			map[string]any{"start": "2026-03-10T04:00:00Z", "total": 0.0, "failure": 0.0, "denied": 0.0, "error": 0.0},
+			map[string]any{"start": "2026-03-10T05:00:00Z", "total": 2.0, "failure": 0.0, "denied": 1.0, "error": 1.0},
+		},
+		"top_actors": []any{
+			map[string]any{"value": "bob", "count": 2.0},
+			map[string]any{"value": "mallory", "count": 2.0},
+			map[string]any{"value": "alice", "count": 1.0},
+		},
+		"top_actions": []any{
+			map[string]any{"value": "document.read", "count": 2.0},
+			map[string]any{"value": "document.update", "count": 1.0},
+			map[string]any{"value": "user.login", "count": 1.0},
+			map[string]any{"value": "user.login.failed", "count": 1.0},
+		},
+		"failed_ips": []any{
+			map[string]any{"ip": "198.51.100.7", "count": 2.0, "first": "2026-03-10T02:00:00Z", "last": "2026-03-10T05:00:00Z"},
+		},
+		"indexed_to": 9.0,
+	}
+	if !reflect.DeepEqual(m, want) {
+		t.Errorf("json.Marshal(Stats) =\n%s\nwant the fields of\n%v", data, want)
+	}
+	var back trail.Stats
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("json.Unmarshal(%s) = %v", data, err)
+	}
+	if !reflect.DeepEqual(&back, st) {
+		t.Errorf("Stats after a JSON round trip =\n%+v\nwant\n%+v", back, *st)
+	}
+
+	// An empty log gives empty lists, not nulls.
+	db, _ := newStatsLog(t)
+	empty, err := db.CreateLog(context.Background(), "empty", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = empty.Stats(context.Background(), trail.StatsQuery{})
+	if err != nil {
+		t.Fatalf("Stats(empty log) = %v", err)
+	}
+	if st.Total != 0 || st.IndexedTo != 0 {
+		t.Errorf("Stats(empty log) = %+v, want nothing counted", st)
+	}
+	data, err = json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = nil
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"series", "top_actors", "top_actions", "failed_ips"} {
+		if _, ok := m[k].([]any); !ok {
+			t.Errorf("json.Marshal(Stats(empty log)) %s = %v, want a list", k, m[k])
+		}
+	}
+}
+
+func TestStatsTrailsIngest(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{Now: func() time.Time { return statsNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.CreateLog(ctx, "audit", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := statsEvents()
+	for _, e := range evs {
+		if _, err := l.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		st, err := l.Stats(ctx, trail.StatsQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.IndexedTo < 0 || st.IndexedTo > l.Size() || st.Total != st.IndexedTo {
+			t.Fatalf("Stats after %d appends counts %d events up to seq %d", l.Size(), st.Total, st.IndexedTo)
+		}
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Stats(ctx, trail.StatsQuery{})
+	if err != nil || st.Total != int64(len(evs)) || st.IndexedTo != int64(len(evs)) {
+		t.Fatalf("Stats after WaitIndexed = %+v, %v; want %d events", st, err, len(evs))
+	}
+}
+
+func TestStatsReadOnly(t *testing.T) {
+	db, l := newStatsLog(t)
+	want, err := l.Stats(context.Background(), trail.StatsQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := db.Dir()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := trail.Open(context.Background(), dir, trail.Options{ReadOnly: true, Now: func() time.Time { return statsNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rl, err := ro.Log(context.Background(), "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rl.Stats(context.Background(), trail.StatsQuery{})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("read-only Stats = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+func TestActions(t *testing.T) {
+	ctx := context.Background()
+	db, l := newStatsLog(t)
+	got, err := l.Actions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Actions() = %v, want %v", got, want)
+	}
+	empty, err := db.CreateLog(ctx, "empty", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := empty.Actions(ctx); err != nil || len(got) != 0 {
+		t.Errorf("Actions(empty log) = %v, %v; want none", got, err)
+	}
+}
+
+// BenchmarkStats answers the overview of the 1M-event log (see
+// BENCHMARKS.md): a day by hour, and the whole log by day (up to now) and
+// by hour.
+func BenchmarkStats(b *testing.B) {
+	l, evs := bigLog(b)
+	ctx := context.Background()
+	first, last := evs[0].Time, evs[len(evs)-1].Time
+	cases := []struct {
+		name string
+		q    trail.StatsQuery
+	}{
+		{"24h", trail.StatsQuery{Since: first.Add(2 * time.Hour), Until: first.Add(26 * time.Hour)}},
+		{"all", trail.StatsQuery{}},
+		{"all-hours", trail.StatsQuery{Until: last.Add(time.Hour), Bucket: time.Hour}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				st, err := l.Stats(ctx, c.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.IndexedTo != bigSize {
+					b.Fatalf("Stats counts %d events, want %d", st.IndexedTo, bigSize)
+				}
+			}
+		})
+	}
+}
