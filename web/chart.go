@@ -1,5 +1,3 @@
-//go:build stats
-
 package web
 
 import (

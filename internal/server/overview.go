@@ -1,10 +1,9 @@
-//go:build stats
-
 package server
 
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,3 +116,86 @@ func (s *server) actionOptions(ctx context.Context, l *trail.Log) []web.Option {
 	return opts
 }
 
+// statsParams are the query parameters of GET /v1/stats.
+var statsParams = map[string]bool{"since": true, "until": true, "bucket": true, "top": true}
+
+// statsEvents serves GET /v1/stats: event counts by when they happened,
+// per hour or day and by outcome, with the top actors, actions and the
+// source IPs of failed and denied events. It reads the log's rollups, so
+// it is fast at any size, and it is audited as trail.stats.
+func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	v := r.URL.Query()
+	for name, vals := range v {
+		switch {
+		case !statsParams[name]:
+			return badParam(name, "unknown parameter")
+		case len(vals) > 1:
+			return badParam(name, "given more than once")
+		}
+	}
+	var q trail.StatsQuery
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := v.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
+			}
+			*p.dst = t
+		}
+	}
+	switch v.Get("bucket") {
+	case "":
+	case "hour":
+		q.Bucket = time.Hour
+	case "day":
+		q.Bucket = 24 * time.Hour
+	default:
+		return badParam("bucket", "must be hour or day")
+	}
+	if t := v.Get("top"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > 100 {
+			return badParam("top", "must be an integer from 1 to 100")
+		}
+		q.Top = n
+	}
+	st, err := l.Stats(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+// listActions serves GET /v1/actions: every action the log has seen, with
+// its count, most frequent first.
+func (s *server) listActions(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if len(r.URL.Query()) > 0 {
+		for name := range r.URL.Query() {
+			return badParam(name, "unknown parameter")
+		}
+	}
+	counts, err := l.Actions(r.Context())
+	if err != nil {
+		return err
+	}
+	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+		return err
+	}
+	if counts == nil {
+		counts = []trail.Count{}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Actions []trail.Count `json:"actions"`
+	}{counts})
+}
+
+func (s *server) statsRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /v1/stats", s.auth(trail.ScopeRead, s.statsEvents))
+	mux.Handle("GET /v1/actions", s.auth(trail.ScopeRead, s.listActions))
+}

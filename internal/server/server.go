@@ -10,6 +10,9 @@
 //	GET  /v1/proof/inclusion?seq=&size=   inclusion proof
 //	GET  /v1/proof/consistency?from=&to=  consistency proof
 //	GET  /v1/log                          origin, verifier key, tree size
+//	GET  /v1/stats                        counts over time, top actors, actions, failing IPs
+//	GET  /v1/actions                      the actions seen, with counts
+//	GET  /, /events/{id}, /overview, ...  the viewer (viewer.go), signed in with a read key
 //	GET  /healthz, /readyz                liveness and readiness, no key needed
 //	GET  /v1/openapi.json                 this API's OpenAPI 3.1 description, no key needed
 //	GET  /metrics                         Prometheus metrics (see metrics.go), no key needed
@@ -114,6 +117,7 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("GET /v1/log", s.auth(trail.ScopeRead, s.logInfo))
 	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.Handle("GET /v1/tail", s.auth(trail.ScopeRead, s.tailEvents))
+	s.statsRoutes(mux)
 	mux.Handle("POST /v1/keys", s.auth(trail.ScopeAdmin, s.createKey))
 	mux.Handle("GET /v1/keys", s.auth(trail.ScopeAdmin, s.listKeys))
 	mux.Handle("DELETE /v1/keys/{id}", s.auth(trail.ScopeAdmin, s.revokeKey))
