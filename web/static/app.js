@@ -24,7 +24,8 @@ function localizeTimes(root) {
     const d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) continue;
     t.title = `${t.getAttribute("datetime")} (UTC); shown in ${zone}`;
-    t.textContent = localText(d);
+    // A short time drops the year and seconds: 03-01 14:03.
+    t.textContent = t.classList.contains("short") ? localText(d).slice(5, 16) : localText(d);
   }
   for (const t of root.querySelectorAll("text[data-time]")) {
     const d = new Date(t.dataset.time);
