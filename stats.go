@@ -239,17 +239,16 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 		string(Denied):  sum.Denied,
 		string(Errored): sum.Error,
 	}
-	bucketOf := func(h int64) time.Time { return hourTime(from + (h-from)/bh*bh) }
 	for _, v := range r.FailedIPs {
-		st.FailedIPs = append(st.FailedIPs, IPCount{IP: v.Value, Count: v.Total, First: bucketOf(v.First), Last: bucketOf(v.Last)})
+		st.FailedIPs = append(st.FailedIPs, IPCount{IP: v.Value, Count: v.Count, First: hourTime(v.First), Last: hourTime(v.Last)})
 	}
 	return st, nil
 }
 
-func counts(vs []store.ValueCounts) []Count {
+func counts(vs []store.ValueCount) []Count {
 	out := make([]Count, len(vs))
 	for i, v := range vs {
-		out[i] = Count{Value: v.Value, Count: v.Total}
+		out[i] = Count{Value: v.Value, Count: v.Count}
 	}
 	return out
 }
@@ -264,7 +263,7 @@ func (l *Log) Actions(ctx context.Context) ([]Count, error) {
 	}
 	out := make([]Count, len(as))
 	for i, a := range as {
-		out[i] = Count{Value: a.Action, Count: a.Count}
+		out[i] = Count{Value: a.Value, Count: a.Count}
 	}
 	return out, nil
 }

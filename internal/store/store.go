@@ -139,7 +139,8 @@ type RollupQuery struct {
 	// From, Rollup returns only IndexedTo, First and Last.
 	From, To int64
 	// Bucket is the width of Series' buckets in hours, > 0. A bucket
-	// starts at an hour that is a multiple of Bucket (24: a UTC day).
+	// starts at an hour that is a multiple of Bucket (24: a UTC day), and
+	// may start before From.
 	Bucket int64
 	// Top is the length of each top list; 0 leaves them empty.
 	Top int
@@ -158,11 +159,11 @@ type Rollup struct {
 	Series []BucketCounts
 	// Actors and Actions are the Top actor ids and actions with the most
 	// events in the range: most events first, ties in byte order of Value.
-	Actors, Actions []ValueCounts
+	Actors, Actions []ValueCount
 	// FailedIPs are the Top source IPs with the most non-success events
-	// in the range, in the same order. Only non-success events with a
-	// source IP count, so each Total is Failure+Denied+Error.
-	FailedIPs []ValueCounts
+	// in the range, in the same order, with First and Last set. Only
+	// non-success events with a source IP count.
+	FailedIPs []ValueCount
 }
 
 // BucketCounts are the counts of the events in one bucket of a Series.
@@ -171,20 +172,14 @@ type BucketCounts struct {
 	Counts
 }
 
-// ValueCounts are the counts of the events in a range with one value of a
-// rollup's dimension.
-type ValueCounts struct {
+// ValueCount is how many events have one value of a dimension: an actor
+// id, an action or a source IP.
+type ValueCount struct {
 	Value string
-	Counts
-	// First and Last are the earliest and latest hour of the range that
-	// hold such events.
+	Count int64
+	// First and Last are the first hours of the earliest and latest bucket
+	// of the range holding such events. Only Rollup's FailedIPs have them.
 	First, Last int64
-}
-
-// ActionCount is how many of a log's events have an action.
-type ActionCount struct {
-	Action string
-	Count  int64
 }
 
 // Store persists logs. Implementations are safe for concurrent use; Commit
@@ -259,7 +254,7 @@ type Store interface {
 	// Actions lists every action of the log's committed events with its
 	// number of events, most first, ties in byte order. Unlike Rollup it
 	// does not trail Commit. ErrNotFound if the log does not exist.
-	Actions(ctx context.Context, log int64) ([]ActionCount, error)
+	Actions(ctx context.Context, log int64) ([]ValueCount, error)
 
 	// Writable reports whether a commit could start now: it takes the
 	// write lock and lets it go, storing nothing.

@@ -14,9 +14,9 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// The rollup table (schema.go) holds, per log, hour and dimension value,
-// how many indexed events there are by outcome. The indexer gathers a
-// chunk's counts in memory (rollupCounts) and adds them with one upsert
+// The rollup table (schema.go) holds, per log, hour (or day) and dimension
+// value, how many indexed events there are by outcome. The indexer gathers
+// a chunk's counts in memory (rollupCounts) and adds them with one upsert
 // statement, so each (dim, hour, value) costs one row write per chunk
 // however many events it counts.
 
@@ -33,13 +33,32 @@ type rollupCounts map[rollupKey]*store.Counts
 // add counts e, which needs Time, Outcome, Action, Actor.ID and Source.IP.
 func (r rollupCounts) add(e *event.Event) {
 	hour := store.HourOf(e.Time)
+	day := floorDiv(hour, 24) * 24
 	code := outcomeCode(e.Outcome)
 	r.count(rollupKey{dimOutcome, hour, ""}, code)
-	r.count(rollupKey{dimAction, hour, e.Action}, code)
-	r.count(rollupKey{dimActor, hour, e.Actor.ID}, code)
-	if code != 0 && e.Source.IP != "" {
-		r.count(rollupKey{dimFailedIP, hour, e.Source.IP}, code)
+	for _, d := range []struct {
+		dim   int
+		value string
+	}{
+		{dimAction, e.Action},
+		{dimActor, e.Actor.ID},
+		{dimFailedIP, e.Source.IP},
+	} {
+		if d.dim == dimFailedIP && (code == 0 || e.Source.IP == "") {
+			continue
+		}
+		r.count(rollupKey{d.dim, hour, d.value}, code)
+		r.count(rollupKey{byDay + d.dim, day, d.value}, code)
 	}
+}
+
+// floorDiv is a / b rounded down, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 func (r rollupCounts) count(k rollupKey, code int64) {
@@ -148,15 +167,20 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	if q.Top <= 0 {
 		return r, nil
 	}
+	// Whole days are counted from the day rows.
+	day := 0
+	if q.Bucket%24 == 0 && q.From%24 == 0 && q.To%24 == 0 {
+		day = byDay
+	}
 	for _, d := range []struct {
 		dim int
-		out *[]store.ValueCounts
+		out *[]store.ValueCount
 	}{
 		{dimActor, &r.Actors},
 		{dimAction, &r.Actions},
 		{dimFailedIP, &r.FailedIPs},
 	} {
-		if *d.out, err = topValues(ctx, tx, log, d.dim, q); err != nil {
+		if *d.out, err = topValues(ctx, tx, log, day+d.dim, q); err != nil {
 			return r, fmt.Errorf("rollup top values: %w", err)
 		}
 	}
@@ -164,21 +188,35 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 }
 
 // topValues returns the q.Top values of dim with the most events in q's
-// range. The table's key order suits adding counts, not this: it sums
-// every (hour, value) row of the range, and sorts the sums.
-func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery) ([]store.ValueCounts, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT value, sum(n_total) AS n, sum(n_failure), sum(n_denied), sum(n_error), min(hour), max(hour)
+// range, with the first and last bucket for source IPs. It sums every row
+// of dim in the range by value and sorts the sums: the cost grows with the
+// distinct values per hour (or day) times the hours (or days) of the range.
+func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery) ([]store.ValueCount, error) {
+	cols := "value, sum(n_total) AS n"
+	ips := dim%byDay == dimFailedIP
+	if ips {
+		cols += ", min(hour), max(hour)"
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+cols+`
 		FROM rollup WHERE log = ? AND dim = ? AND hour >= ? AND hour < ?
 		GROUP BY value ORDER BY n DESC, value LIMIT ?`, log, dim, q.From, q.To, q.Top)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.ValueCounts
+	var out []store.ValueCount
 	for rows.Next() {
-		var v store.ValueCounts
-		if err := rows.Scan(&v.Value, &v.Total, &v.Failure, &v.Denied, &v.Error, &v.First, &v.Last); err != nil {
+		var v store.ValueCount
+		dst := []any{&v.Value, &v.Count}
+		if ips {
+			dst = append(dst, &v.First, &v.Last)
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
+		}
+		if ips {
+			v.First = floorDiv(v.First, q.Bucket) * q.Bucket
+			v.Last = floorDiv(v.Last, q.Bucket) * q.Bucket
 		}
 		out = append(out, v)
 	}
@@ -187,7 +225,7 @@ func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Roll
 
 // Actions implements store.Store from the actions table, which Commit
 // keeps.
-func (s *Store) Actions(ctx context.Context, log int64) ([]store.ActionCount, error) {
+func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, error) {
 	if _, err := s.logName(log); err != nil {
 		return nil, err
 	}
@@ -196,10 +234,10 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ActionCount, er
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.ActionCount
+	var out []store.ValueCount
 	for rows.Next() {
-		var a store.ActionCount
-		if err := rows.Scan(&a.Action, &a.Count); err != nil {
+		var a store.ValueCount
+		if err := rows.Scan(&a.Value, &a.Count); err != nil {
 			return nil, err
 		}
 		out = append(out, a)

@@ -152,21 +152,27 @@ CREATE VIRTUAL TABLE events_fts USING fts5 (
 );
 `
 
-// Rollup dimensions (the rollup table's dim column).
+// Rollup dimensions (the rollup table's dim column). Outcome counts are
+// kept by hour only; the others by hour and again by UTC day, under dim
+// byDay+d, whose hour is the day's first. Day rows answer top lists over
+// whole days from far fewer rows: a day holds about as many actors as one
+// of its busy hours.
 const (
 	dimOutcome  = 0 // value '': every event, by outcome
 	dimAction   = 1
 	dimActor    = 2 // actor id
 	dimFailedIP = 3 // source ip of events that did not succeed
+	byDay       = 4
 )
 
 // rollupSchema is the table of counts behind store.Rollup, added in
 // version 2. The background indexer adds each chunk's counts in the
 // transaction that moves indexed_size, so they always cover exactly the
 // indexed events. hour is the event's time in whole hours since the epoch
-// (store.HourOf); day buckets are sums of hours. Only non-success events
-// with an ip count under dimFailedIP, which keeps that dimension small.
-// Keys grow with time, so the indexer's upserts land near the right edge.
+// (store.HourOf); day buckets of the series are sums of hours. Only
+// non-success events with an ip count under dimFailedIP, which keeps that
+// dimension small. Keys grow with time, so the indexer's upserts land near
+// the right edge of each dimension.
 const rollupSchema = `
 CREATE TABLE rollup (
 	log       INTEGER NOT NULL,

@@ -79,17 +79,17 @@ func WantRollup(evs []*event.Event, q store.RollupQuery) store.Rollup {
 		return r
 	}
 	series := map[int64]*store.BucketCounts{}
-	actors := map[string]*store.ValueCounts{}
-	actions := map[string]*store.ValueCounts{}
-	ips := map[string]*store.ValueCounts{}
-	add := func(m map[string]*store.ValueCounts, v string, h int64, c store.Counts) {
+	actors := map[string]*store.ValueCount{}
+	actions := map[string]*store.ValueCount{}
+	ips := map[string]*store.ValueCount{}
+	add := func(m map[string]*store.ValueCount, v string, start int64) {
 		vc := m[v]
 		if vc == nil {
-			vc = &store.ValueCounts{Value: v, First: h, Last: h}
+			vc = &store.ValueCount{Value: v, First: start, Last: start}
 			m[v] = vc
 		}
-		vc.Add(c)
-		vc.First, vc.Last = min(vc.First, h), max(vc.Last, h)
+		vc.Count++
+		vc.First, vc.Last = min(vc.First, start), max(vc.Last, start)
 	}
 	for _, e := range evs {
 		h := hourOf(e.Time)
@@ -112,26 +112,29 @@ func WantRollup(evs []*event.Event, q store.RollupQuery) store.Rollup {
 			series[start] = b
 		}
 		b.Add(c)
-		add(actors, e.Actor.ID, h, c)
-		add(actions, e.Action, h, c)
+		add(actors, e.Actor.ID, start)
+		add(actions, e.Action, start)
 		if e.Outcome != event.Success && e.Source.IP != "" {
-			add(ips, e.Source.IP, h, c)
+			add(ips, e.Source.IP, start)
 		}
 	}
 	for _, start := range slices.Sorted(maps.Keys(series)) {
 		r.Series = append(r.Series, *series[start])
 	}
-	top := func(m map[string]*store.ValueCounts) []store.ValueCounts {
-		var out []store.ValueCounts
+	top := func(m map[string]*store.ValueCount, bounds bool) []store.ValueCount {
+		var out []store.ValueCount
 		for _, vc := range m {
+			if !bounds {
+				vc.First, vc.Last = 0, 0
+			}
 			out = append(out, *vc)
 		}
-		slices.SortFunc(out, func(a, b store.ValueCounts) int {
-			return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Value, b.Value))
+		slices.SortFunc(out, func(a, b store.ValueCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Value, b.Value))
 		})
 		return out[:min(len(out), max(q.Top, 0))]
 	}
-	r.Actors, r.Actions, r.FailedIPs = top(actors), top(actions), top(ips)
+	r.Actors, r.Actions, r.FailedIPs = top(actors, false), top(actions, false), top(ips, true)
 	return r
 }
 
@@ -157,7 +160,7 @@ func CheckRollup(t *testing.T, s store.Store, w *Writer, q store.RollupQuery) st
 	}
 	for _, l := range []struct {
 		name      string
-		got, want []store.ValueCounts
+		got, want []store.ValueCount
 	}{
 		{"Actors", got.Actors, want.Actors},
 		{"Actions", got.Actions, want.Actions},
@@ -171,11 +174,11 @@ func CheckRollup(t *testing.T, s store.Store, w *Writer, q store.RollupQuery) st
 }
 
 // RollupQueries are queries over the span of RollupEvents (and beyond),
-// in hour and day buckets: the whole span, ranges starting and ending at
-// odd hours, one hour, a range with no event, an empty range, and short
-// top lists.
+// in hour and day buckets: the whole span, whole UTC days, ranges starting
+// and ending at other hours, one hour, a range with no event, an empty
+// range, and short top lists.
 func RollupQueries() []store.RollupQuery {
-	h0 := hourOf(rollupBase)
+	h0 := hourOf(rollupBase) // 22:00 UTC
 	return []store.RollupQuery{
 		{From: h0 - 48, To: h0 + 120, Bucket: 1, Top: 100},
 		{From: h0 - 2, To: h0 + 94, Bucket: 24, Top: 100},
@@ -185,9 +188,14 @@ func RollupQueries() []store.RollupQuery {
 		{From: h0 + 71, To: h0 + 72, Bucket: 24, Top: 10},
 		{From: h0 + 3, To: h0 + 40, Bucket: 5, Top: 4},
 		{From: h0 + 500, To: h0 + 600, Bucket: 24, Top: 10},
-		{From: 0, To: 1 << 40, Bucket: 24, Top: 5},
+		{From: 0, To: 24 << 35, Bucket: 24, Top: 5},
 		{From: 0, To: 1 << 40, Bucket: 1, Top: 0},
 		{From: h0 + 10, To: h0 + 10, Bucket: 1, Top: 10},
+		{From: h0 - 22, To: h0 + 74, Bucket: 24, Top: 100},
+		{From: h0 + 2, To: h0 + 50, Bucket: 24, Top: 3},
+		{From: h0 + 26, To: h0 + 50, Bucket: 24, Top: 2},
+		{From: h0 + 2, To: h0 + 50, Bucket: 48, Top: 100},
+		{From: h0 + 2, To: h0 + 26, Bucket: 1, Top: 100},
 	}
 }
 
@@ -202,12 +210,12 @@ func checkActions(t *testing.T, s store.Store, w *Writer) {
 	for _, e := range w.Events {
 		n[e.Action]++
 	}
-	var want []store.ActionCount
+	var want []store.ValueCount
 	for a, c := range n {
-		want = append(want, store.ActionCount{Action: a, Count: c})
+		want = append(want, store.ValueCount{Value: a, Count: c})
 	}
-	slices.SortFunc(want, func(a, b store.ActionCount) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Action, b.Action))
+	slices.SortFunc(want, func(a, b store.ValueCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Value, b.Value))
 	})
 	if !slices.Equal(got, want) {
 		t.Errorf("Actions(%q) = %v, want %v", w.Info.Name, got, want)
