@@ -1,0 +1,266 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/web"
+)
+
+// viewerEnv is a TLS server with a log "acme" of a few events, a read key
+// and an append-only key.
+type viewerEnv struct {
+	t                *testing.T
+	db               *trail.DB
+	srv              *httptest.Server
+	read, appendOnly string
+	readID           string
+	eventID          string
+}
+
+func newViewerEnv(t *testing.T) *viewerEnv {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	v := &viewerEnv{t: t, db: db}
+	var ki trail.KeyInfo
+	if v.read, ki, err = db.CreateKey(ctx, "acme", "auditor", trail.ScopeRead); err != nil {
+		t.Fatal(err)
+	}
+	v.readID = ki.ID
+	if v.appendOnly, _, err = db.CreateKey(ctx, "acme", "app", trail.ScopeAppend); err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := l.AppendBatch(ctx, []trail.Event{
+		{Actor: trail.Actor{ID: "u1", Role: "admin"}, Action: "user.login", Source: trail.Source{IP: "192.0.2.1"}},
+		{Actor: trail.Actor{ID: "anonymous"}, Action: "user.login.failed", Outcome: trail.Failure, Reason: "bad password", Source: trail.Source{IP: "203.0.113.9"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.eventID = rs[1].ID
+	v.srv = httptest.NewTLSServer(server.New(db, server.Options{}))
+	t.Cleanup(v.srv.Close)
+	return v
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, so that they can be checked.
+func (v *viewerEnv) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	c := v.srv.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+func (v *viewerEnv) signIn(c *http.Client, key, next, origin string) *http.Response {
+	v.t.Helper()
+	req, _ := http.NewRequest("POST", v.srv.URL+"/signin", strings.NewReader(url.Values{"key": {key}, "next": {next}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	resp, err := c.Do(req)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func (v *viewerEnv) get(c *http.Client, path string) (*http.Response, string) {
+	v.t.Helper()
+	resp, err := c.Get(v.srv.URL + path)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestViewerSignIn(t *testing.T) {
+	v := newViewerEnv(t)
+	c := v.browser()
+
+	resp, _ := v.get(c, "/overview?range=7d")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin?next=%2Foverview%3Frange%3D7d" {
+		t.Fatalf("not signed in, /overview = %s → %q; want 303 to the sign-in page", resp.Status, resp.Header.Get("Location"))
+	}
+
+	// Refused sign-ins start no session.
+	for _, tc := range []struct {
+		name, key, origin string
+		status            int
+	}{
+		{"wrong key", "trail_0123456789abcdef_00", v.srv.URL, http.StatusUnauthorized},
+		{"append-only key", v.appendOnly, v.srv.URL, http.StatusForbidden},
+		{"another site's form", v.read, "https://evil.example", http.StatusForbidden},
+	} {
+		resp := v.signIn(c, tc.key, "/", tc.origin)
+		if resp.StatusCode != tc.status || len(resp.Cookies()) > 0 {
+			t.Errorf("%s: sign-in = %s with cookies %v; want %d and none", tc.name, resp.Status, resp.Cookies(), tc.status)
+		}
+	}
+
+	// A good key: a session cookie scripts cannot read, that other sites
+	// do not send, only over TLS, expiring; back to a local page only.
+	resp = v.signIn(c, v.read, "//evil.example/x", v.srv.URL)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Errorf("sign-in with next=//evil.example = %s → %q; want 303 to /", resp.Status, resp.Header.Get("Location"))
+	}
+	cookies := resp.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("sign-in set cookies %v", cookies)
+	}
+	ck := cookies[0]
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || !ck.Secure || ck.MaxAge != 8*3600 || ck.Path != "/" {
+		t.Errorf("session cookie %+v; want HttpOnly, SameSite=Strict, Secure under TLS, Max-Age 8h, Path /", ck)
+	}
+	if strings.Contains(ck.Value, strings.Split(v.read, "_")[2]) {
+		t.Error("the session cookie carries the key")
+	}
+
+	// Signed in: pages with a strict policy and no inline script or style.
+	for _, path := range []string{"/", "/?outcome=failure&ip=203.0.113.9", "/events/" + v.eventID, "/overview", "/overview?range=all"} {
+		resp, body := v.get(c, path)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %s: %s", path, resp.Status, body)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
+		}
+		if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: headers %v", path, resp.Header)
+		}
+		checkSelfContained(t, path, body)
+	}
+	if _, body := v.get(c, "/?outcome=failure"); !strings.Contains(body, "bad password") || strings.Contains(body, `data-seq="0"`) {
+		t.Errorf("the failure filter shows the wrong rows")
+	}
+
+	// The session reads the API (GET), never writes it.
+	if resp, _ := v.get(c, "/v1/events?limit=1"); resp.StatusCode != 200 {
+		t.Errorf("GET /v1/events with the session = %s", resp.Status)
+	}
+	post, _ := http.NewRequest("POST", v.srv.URL+"/v1/events", strings.NewReader(`{"actor":{"id":"x"},"action":"a.b"}`))
+	post.Header.Set("Content-Type", "application/json")
+	if resp, err := c.Do(post); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /v1/events with only the session = %v %v; want 401", resp.Status, err)
+	}
+
+	// Reading in the viewer is audited like the API: sign-in, searches, gets.
+	l, _ := v.db.Log(context.Background(), "acme")
+	seen := map[string]bool{}
+	for e, err := range l.Events(context.Background(), trail.Query{Action: "trail.*"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Actor.ID == v.readID {
+			seen[e.Action] = true
+		}
+	}
+	for _, a := range []string{"trail.signin", "trail.search", "trail.get", "trail.stats"} {
+		if !seen[a] {
+			t.Errorf("no %s event recorded for the viewer's reads (have %v)", a, seen)
+		}
+	}
+
+	// Signing out ends the session on the server, not only in the browser.
+	old := ck.Value
+	req, _ := http.NewRequest("POST", v.srv.URL+"/signout", nil)
+	req.Header.Set("Origin", v.srv.URL)
+	resp, err := c.Do(req)
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out = %v %v", resp.Status, err)
+	}
+	replay, _ := http.NewRequest("GET", v.srv.URL+"/", nil)
+	replay.AddCookie(&http.Cookie{Name: "trail_session", Value: old})
+	if resp, err := v.browser().Do(replay); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the signed-out session replayed = %v %v; want 303 to sign in", resp.Status, err)
+	}
+
+	// Revoking the key ends its sessions.
+	c2 := v.browser()
+	v.signIn(c2, v.read, "/", v.srv.URL)
+	if resp, _ := v.get(c2, "/"); resp.StatusCode != 200 {
+		t.Fatalf("second session: %s", resp.Status)
+	}
+	if err := v.db.RevokeKey(context.Background(), v.readID); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = v.get(c2, "/")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "revoked") {
+		t.Errorf("after revoking the key, / = %s → %q; want 303 to sign in, saying why", resp.Status, loc)
+	}
+	if resp, _ := v.get(c2, "/rows"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("after revoking the key, the rows fragment = %s; want 401", resp.Status)
+	}
+}
+
+var (
+	inlineScript = regexp.MustCompile(`(?i)<script\b[^>]*>\s*[^<\s]`)
+	scriptTag    = regexp.MustCompile(`(?i)<script\b[^>]*>`)
+	styleAttr    = regexp.MustCompile(`(?i)<[^>]+\sstyle\s*=`)
+	handlerAttr  = regexp.MustCompile(`(?i)<[^>]+\son[a-z]+\s*=`)
+	otherHost    = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?(https?:)?//`)
+)
+
+// checkSelfContained fails if a page has inline script or style, event
+// handler attributes, or loads anything from another host: the CSP would
+// block them, and the viewer must work offline.
+func checkSelfContained(t *testing.T, name, html string) {
+	t.Helper()
+	for _, tag := range scriptTag.FindAllString(html, -1) {
+		if !strings.Contains(tag, `src="/static/`) {
+			t.Errorf("%s: script not from /static/: %s", name, tag)
+		}
+	}
+	for _, re := range []*regexp.Regexp{inlineScript, styleAttr, handlerAttr, otherHost} {
+		if m := re.FindString(html); m != "" {
+			t.Errorf("%s: %q breaks the content security policy or loads from another host", name, m)
+		}
+	}
+}
+
+// The viewer's own files load nothing from other hosts either.
+func TestViewerAssetsSelfContained(t *testing.T) {
+	remote := regexp.MustCompile(`(?i)(import\s[^;]*from\s*["']https?:|import\(\s*["']https?:|url\(\s*["']?https?:|fetch\(\s*["']https?:|@import)`)
+	n := 0
+	err := fs.WalkDir(web.Static, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(web.Static, path)
+		if err != nil {
+			return err
+		}
+		n++
+		if m := remote.FindString(string(b)); m != "" {
+			t.Errorf("%s loads from another host: %q", path, m)
+		}
+		return nil
+	})
+	if err != nil || n < 4 {
+		t.Fatalf("walked %d static files: %v", n, err)
+	}
+}
