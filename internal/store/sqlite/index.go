@@ -111,7 +111,8 @@ type indexEntry struct {
 type chunk struct {
 	log, from, to int64
 	// JSON arrays of rows, read by json_each.
-	actorJ, ipJ, targetJ, docJSON, rollupJ string
+	actorJ, ipJ, targetJ, docJSON string
+	rollup                        []rollupRow
 }
 
 // prepareChunk reads the next unindexed events of log and builds their
@@ -181,9 +182,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		return nil, err
 	}
 	c.docJSON = string(j)
-	if c.rollupJ, err = counts.json(); err != nil {
-		return nil, err
-	}
+	c.rollup = counts.rows()
 	return c, nil
 }
 
@@ -314,12 +313,14 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.ipJ}},
 		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) SELECT ?, value->>0, value->>1, value->>2 FROM json_each(?)", []any{seg, c.targetJ}},
 		{"INSERT INTO events_fts (rowid, text) SELECT value->>0, value->>1 FROM json_each(?)", []any{c.docJSON}},
-		{addRollup, []any{c.log, c.rollupJ}},
 		{"UPDATE logs SET indexed_size = ? WHERE id = ?", []any{c.to, c.log}},
 	} {
 		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
+	}
+	if err := addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), c.log, c.rollup); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err

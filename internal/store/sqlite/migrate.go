@@ -93,11 +93,17 @@ func upgradeTo2(ctx context.Context, w *sql.DB, logger *slog.Logger, batch int64
 				if err != nil {
 					return err
 				}
-				j, err := counts.json()
+				many, err := tx.PrepareContext(ctx, addRollup(rowsPerRollup))
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, addRollup, p.log, j); err != nil {
+				defer many.Close()
+				one, err := tx.PrepareContext(ctx, addRollup(1))
+				if err != nil {
+					return err
+				}
+				defer one.Close()
+				if err := addCounts(ctx, many, one, p.log, counts.rows()); err != nil {
 					return err
 				}
 				_, err = tx.ExecContext(ctx, "UPDATE rollup_backfill SET done = ? WHERE log = ?", end, p.log)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,8 +15,8 @@ import (
 
 // The rollup table (schema.go) holds, per log, hour (or day) and dimension
 // value, how many indexed events there are by outcome. The indexer gathers
-// a chunk's counts in memory (rollupCounts) and adds them with one upsert
-// statement, so each (dim, hour, value) costs one row write per chunk
+// a chunk's counts in memory (rollupCounts) and adds them with upserts of
+// many rows each, so each (dim, hour, value) costs one row write per chunk
 // however many events it counts.
 
 // rollupKey is one row of the rollup table within a log.
@@ -27,38 +26,20 @@ type rollupKey struct {
 	value string
 }
 
-// rollupCounts gathers counts before they are added to the rollup table.
+// rollupCounts gathers counts by hour before they are added to the rollup
+// table.
 type rollupCounts map[rollupKey]*store.Counts
 
 // add counts e, which needs Time, Outcome, Action, Actor.ID and Source.IP.
 func (r rollupCounts) add(e *event.Event) {
 	hour := store.HourOf(e.Time)
-	day := floorDiv(hour, 24) * 24
 	code := outcomeCode(e.Outcome)
 	r.count(rollupKey{dimOutcome, hour, ""}, code)
-	for _, d := range []struct {
-		dim   int
-		value string
-	}{
-		{dimAction, e.Action},
-		{dimActor, e.Actor.ID},
-		{dimFailedIP, e.Source.IP},
-	} {
-		if d.dim == dimFailedIP && (code == 0 || e.Source.IP == "") {
-			continue
-		}
-		r.count(rollupKey{d.dim, hour, d.value}, code)
-		r.count(rollupKey{byDay + d.dim, day, d.value}, code)
+	r.count(rollupKey{dimAction, hour, e.Action}, code)
+	r.count(rollupKey{dimActor, hour, e.Actor.ID}, code)
+	if code != 0 && e.Source.IP != "" {
+		r.count(rollupKey{dimFailedIP, hour, e.Source.IP}, code)
 	}
-}
-
-// floorDiv is a / b rounded down, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }
 
 func (r rollupCounts) count(k rollupKey, code int64) {
@@ -78,36 +59,86 @@ func (r rollupCounts) count(k rollupKey, code int64) {
 	}
 }
 
-// json returns the counts as the JSON array of rows addRollup reads,
-// sorted by key, so that they are written in the table's order.
-func (r rollupCounts) json() (string, error) {
-	keys := make([]rollupKey, 0, len(r))
-	for k := range r {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b rollupKey) int {
-		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.value, b.value))
-	})
-	rows := make([][7]any, len(keys))
-	for i, k := range keys {
-		c := r[k]
-		rows[i] = [7]any{k.dim, k.hour, k.value, c.Total, c.Failure, c.Denied, c.Error}
-	}
-	j, err := json.Marshal(rows)
-	return string(j), err
+// rollupRow is a row's worth of counts to add to the rollup table.
+type rollupRow struct {
+	rollupKey
+	store.Counts
 }
 
-// addRollup adds counts to the rollup table. Its arguments are the log and
-// a JSON array of [dim, hour, value, total, failure, denied, error] rows.
-// (The WHERE clause keeps SQLite from reading ON CONFLICT as a join
-// constraint.)
-const addRollup = `INSERT INTO rollup (log, dim, hour, value, n_total, n_failure, n_denied, n_error)
-SELECT ?, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?) WHERE true
+// rows returns the rows to add: the hourly counts, and for every dimension
+// but the outcome their sums by day. They are sorted by key, so that they
+// are written in the table's order.
+func (r rollupCounts) rows() []rollupRow {
+	days := map[rollupKey]*store.Counts{}
+	out := make([]rollupRow, 0, 2*len(r))
+	for k, c := range r {
+		out = append(out, rollupRow{k, *c})
+		if k.dim == dimOutcome {
+			continue
+		}
+		dk := rollupKey{byDay + k.dim, floorDiv(k.hour, 24) * 24, k.value}
+		d := days[dk]
+		if d == nil {
+			d = new(store.Counts)
+			days[dk] = d
+		}
+		d.Add(*c)
+	}
+	for k, c := range days {
+		out = append(out, rollupRow{k, *c})
+	}
+	slices.SortFunc(out, func(a, b rollupRow) int {
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.value, b.value))
+	})
+	return out
+}
+
+// floorDiv is a / b rounded down, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// rowsPerRollup is how many rows one rollup upsert carries.
+const rowsPerRollup = 128
+
+// addRollup returns the statement that adds n rows of counts to the rollup
+// table, each row taking the arguments log, dim, hour, value, total,
+// failure, denied and error.
+func addRollup(n int) string {
+	row := "(" + placeholders(8) + ")"
+	return "INSERT INTO rollup (log, dim, hour, value, n_total, n_failure, n_denied, n_error) VALUES " +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + `
 ON CONFLICT (log, dim, hour, value) DO UPDATE SET
 	n_total = n_total + excluded.n_total,
 	n_failure = n_failure + excluded.n_failure,
 	n_denied = n_denied + excluded.n_denied,
 	n_error = n_error + excluded.n_error`
+}
+
+// addCounts adds rows to log's counts with many and one, the statements
+// addRollup(rowsPerRollup) and addRollup(1) of the transaction.
+func addCounts(ctx context.Context, many, one *sql.Stmt, log int64, rows []rollupRow) error {
+	args := make([]any, 0, 8*rowsPerRollup)
+	for len(rows) > 0 {
+		st, n := many, min(len(rows), rowsPerRollup)
+		if n < rowsPerRollup {
+			st, n = one, 1
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, log, r.dim, r.hour, r.value, r.Total, r.Failure, r.Denied, r.Error)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("add counts: %w", err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
 
 // Rollup implements store.Store. It reads the watermark and the counts in
 // one read transaction, so they agree whatever the indexer commits

@@ -30,6 +30,8 @@ type inserter struct {
 	ckpt      *sql.Stmt
 	size      *sql.Stmt
 	setSize   *sql.Stmt
+	// The indexer's: counts, rowsPerRollup rows and 1 row.
+	rollup, rollup1 *sql.Stmt
 }
 
 func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
@@ -47,6 +49,8 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
 		{&in.size, "SELECT size FROM logs WHERE id = ?"},
 		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ?"},
+		{&in.rollup, addRollup(rowsPerRollup)},
+		{&in.rollup1, addRollup(1)},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -60,7 +64,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize} {
+	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize, in.rollup, in.rollup1} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
