@@ -51,9 +51,11 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 
 func (c *serveCommand) Usage() string {
 	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT] [--tls-cert FILE --tls-key FILE] [--demo]", `
-Serve runs Trail's HTTP API on the data directory, creating the directory
-if it does not exist. Every /v1 request needs an API key ("Authorization:
-Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
+Serve runs Trail's HTTP API and web viewer on the data directory, creating
+the directory if it does not exist. Every /v1 request needs an API key
+("Authorization: Bearer KEY"), made with "trail keys create"; a key reaches
+only its own log. The viewer at / (events, one event with its proof checked
+in the browser, an overview) signs in with a read key.
 
   POST /v1/events                       append one event, {"events": [...]}, or NDJSON
   GET  /v1/events                       search, newest first
@@ -62,6 +64,8 @@ Bearer KEY"), made with "trail keys create"; a key reaches only its own log.
   GET  /v1/proof/inclusion?seq=&size=   inclusion proof
   GET  /v1/proof/consistency?from=&to=  consistency proof
   GET  /v1/log                          origin, verifier key and tree size
+  GET  /v1/stats, /v1/actions           counts for charts, the actions seen
+  GET  /v1/export, /v1/tail             NDJSON or CSV export, live events (SSE)
   GET  /healthz, /readyz                liveness and readiness
   GET  /metrics                         Prometheus metrics (no key; it names
                                         every log: see --metrics-addr)
@@ -77,7 +81,7 @@ of HTTP.
 With --demo it first creates a log named "demo" holding 3,000 sample events
 (as "trail demo" makes) unless the log exists, then a new read key and a
 new append key for it, and prints both keys with the URL and example
-requests.`, `
+requests. The sample events are recorded as received over the past day.`, `
   trail serve --demo
   trail serve --addr :8443 --tls-cert /etc/trail/cert.pem --tls-key /etc/trail/key.pem
   trail serve --data /var/lib/trail --addr 127.0.0.1:8080
