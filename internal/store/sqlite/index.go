@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,9 +110,16 @@ type indexEntry struct {
 // chunk is a prepared batch of index entries for events [from, to) of log.
 type chunk struct {
 	log, from, to int64
-	// JSON arrays of rows, read by json_each.
-	actorJ, ipJ, targetJ, docJSON string
-	rollup                        []rollupRow
+	// Index rows, sorted by key.
+	actors, ips, targets []indexEntry
+	docs                 []indexDoc
+	rollup               []rollupRow
+}
+
+// indexDoc is one event's searchable text, for the full-text index.
+type indexDoc struct {
+	k    int64
+	text string
 }
 
 // prepareChunk reads the next unindexed events of log and builds their
@@ -127,7 +134,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	}
 	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
 	var actors, ips, targets []indexEntry
-	var docs [][]any
+	var docs []indexDoc
 	counts := rollupCounts{}
 	add := func(k int64, e *event.Event) {
 		counts.add(e)
@@ -138,7 +145,7 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 		for _, t := range e.Targets {
 			targets = append(targets, indexEntry{a: t.Type, b: t.ID, k: k})
 		}
-		docs = append(docs, []any{k, indexText(e.SearchText())})
+		docs = append(docs, indexDoc{k, indexText(e.SearchText())})
 	}
 	if evs := s.recent.get(log, done, end); evs != nil {
 		// Committed by this process moments ago: no need to read them back.
@@ -151,37 +158,12 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	if int64(len(docs)) != end-done {
 		return nil, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
-	c := &chunk{log: log, from: done, to: end}
-	enc := func(es []indexEntry, two bool) (string, error) {
+	c := &chunk{log: log, from: done, to: end, actors: actors, ips: ips, targets: targets, docs: docs}
+	for _, es := range [][]indexEntry{actors, ips, targets} {
 		slices.SortFunc(es, func(x, y indexEntry) int {
 			return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
 		})
-		rows := make([][]any, len(es))
-		for i, e := range es {
-			if two {
-				rows[i] = []any{e.a, e.b, e.k}
-			} else {
-				rows[i] = []any{e.a, e.k}
-			}
-		}
-		j, err := json.Marshal(rows)
-		return string(j), err
 	}
-	var err error
-	if c.actorJ, err = enc(actors, false); err != nil {
-		return nil, err
-	}
-	if c.ipJ, err = enc(ips, false); err != nil {
-		return nil, err
-	}
-	if c.targetJ, err = enc(targets, true); err != nil {
-		return nil, err
-	}
-	j, err := json.Marshal(docs)
-	if err != nil {
-		return nil, err
-	}
-	c.docJSON = string(j)
 	c.rollup = counts.rows()
 	return c, nil
 }
@@ -288,6 +270,10 @@ func (r *recentEvents) drop(log, seq int64) {
 
 // writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
 // another writer already stored is skipped.
+// maxRowsPerInsert bounds the values bound by one multi-row insert, below
+// SQLite's limit of 32,766 variables.
+const maxRowsPerInsert = 30000
+
 func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -302,22 +288,58 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 		return nil // indexed meanwhile by Commit's backpressure
 	}
 	seg := segOf(eventKey(c.log, c.from))
-	// One statement per index, reading its rows from a JSON array: per
-	// statement overhead, not B-tree work, dominates row-at-a-time inserts,
-	// and FTS5 flushes its pending terms at the end of every statement.
+	// Multi-row inserts: per statement overhead, not B-tree work,
+	// dominates row-at-a-time inserts, and FTS5 flushes its pending terms
+	// at the end of every statement.
+	type col func(i int) any
 	for _, st := range []struct {
-		query string
-		args  []any
+		head string
+		n    int
+		cols []col
 	}{
-		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.actorJ}},
-		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) SELECT ?, value->>0, value->>1 FROM json_each(?)", []any{seg, c.ipJ}},
-		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) SELECT ?, value->>0, value->>1, value->>2 FROM json_each(?)", []any{seg, c.targetJ}},
-		{"INSERT INTO events_fts (rowid, text) SELECT value->>0, value->>1 FROM json_each(?)", []any{c.docJSON}},
-		{"UPDATE logs SET indexed_size = ? WHERE id = ?", []any{c.to, c.log}},
+		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", len(c.actors), []col{
+			func(i int) any { return c.actors[i].a }, func(i int) any { return c.actors[i].k }}},
+		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", len(c.ips), []col{
+			func(i int) any { return c.ips[i].a }, func(i int) any { return c.ips[i].k }}},
+		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) VALUES ", len(c.targets), []col{
+			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b }, func(i int) any { return c.targets[i].k }}},
+		{"INSERT INTO events_fts (rowid, text) VALUES ", len(c.docs), []col{
+			func(i int) any { return c.docs[i].k }, func(i int) any { return c.docs[i].text }}},
 	} {
-		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
-			return fmt.Errorf("index: %w", err)
+		withSeg := !strings.HasPrefix(st.head, "INSERT INTO events_fts")
+		per := maxRowsPerInsert / len(st.cols)
+		for off := 0; off < st.n; off += per {
+			n := min(per, st.n-off)
+			var q strings.Builder
+			q.WriteString(st.head)
+			args := make([]any, 0, 1+n*len(st.cols))
+			if withSeg {
+				args = append(args, seg)
+			}
+			for i := range n {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteByte('(')
+				if withSeg {
+					q.WriteString("?1,")
+				}
+				for j, f := range st.cols {
+					if j > 0 {
+						q.WriteByte(',')
+					}
+					q.WriteByte('?')
+					args = append(args, f(off+i))
+				}
+				q.WriteByte(')')
+			}
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("index: %w", err)
+			}
 		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	if err := addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), c.log, c.rollup); err != nil {
 		return err
