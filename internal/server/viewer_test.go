@@ -218,6 +218,7 @@ func TestViewerSignIn(t *testing.T) {
 }
 
 var (
+	errorParagraph = regexp.MustCompile(`<p class="error" role="alert">([^<]*)</p>`)
 	inlineScript = regexp.MustCompile(`(?i)<script\b[^>]*>\s*[^<\s]`)
 	scriptTag    = regexp.MustCompile(`(?i)<script\b[^>]*>`)
 	styleAttr    = regexp.MustCompile(`(?i)<[^>]+\sstyle\s*=`)
@@ -262,5 +263,58 @@ func TestViewerAssetsSelfContained(t *testing.T) {
 	})
 	if err != nil || n < 4 {
 		t.Fatalf("walked %d static files: %v", n, err)
+	}
+}
+
+// Odd and hostile viewer URLs get a page or a clear error, never a 5xx,
+// and filters that cannot be used are named.
+func TestViewerBadInput(t *testing.T) {
+	v := newViewerEnv(t)
+	c := v.browser()
+	v.signIn(c, v.read, "/", v.srv.URL)
+	for _, tc := range []struct {
+		path   string
+		status int
+		says   string
+	}{
+		{"/?range=fortnight", 200, "range"},
+		{"/?range=custom&since=yesterday", 200, "since"},
+		{"/?range=custom&until=2026-13-45T99:00", 200, "until"},
+		{"/?ip=300.1.2.3", 200, "ip"},
+		{"/?outcome=maybe", 200, "outcome"},
+		{"/?action=User%20Login", 200, "action"},
+		{"/?target=%3A%3A%3A", 200, ""},
+		{"/?cursor=not-a-cursor", 200, "cursor"},
+		{"/?q=%00%FF%FE", 200, ""},
+		{"/?actor=" + strings.Repeat("a", 5000), 200, ""},
+		{"/events/not-an-id", 404, "no such event"},
+		{"/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404, "no such event"},
+		{"/overview?range=forever", 400, "range"},
+		{"/rows?cursor=zzz", 400, "cursor"},
+		{"/rows?bogus=1", 400, "bogus"},
+		{"/live?from=-5", 400, "from"},
+		{"/live?limit=3", 400, "limit"},
+		{"/signin?next=javascript:alert(1)", 303, ""},
+	} {
+		resp, body := v.get(c, tc.path)
+		if resp.StatusCode != tc.status {
+			t.Errorf("GET %s = %d, want %d; %.300s", tc.path, resp.StatusCode, tc.status, body)
+			continue
+		}
+		msg := body
+		if resp.StatusCode == 200 {
+			// The page's error paragraph, not its labels, must name it.
+			m := errorParagraph.FindStringSubmatch(body)
+			if m == nil {
+				if tc.says != "" {
+					t.Errorf("GET %s shows no error", tc.path)
+				}
+				continue
+			}
+			msg = m[1]
+		}
+		if tc.says != "" && !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.says)) {
+			t.Errorf("GET %s says %.300q, want it to name %q", tc.path, msg, tc.says)
+		}
 	}
 }
