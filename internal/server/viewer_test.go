@@ -219,11 +219,11 @@ func TestViewerSignIn(t *testing.T) {
 
 var (
 	errorParagraph = regexp.MustCompile(`<p class="error" role="alert">([^<]*)</p>`)
-	inlineScript = regexp.MustCompile(`(?i)<script\b[^>]*>\s*[^<\s]`)
-	scriptTag    = regexp.MustCompile(`(?i)<script\b[^>]*>`)
-	styleAttr    = regexp.MustCompile(`(?i)<[^>]+\sstyle\s*=`)
-	handlerAttr  = regexp.MustCompile(`(?i)<[^>]+\son[a-z]+\s*=`)
-	otherHost    = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?(https?:)?//`)
+	inlineScript   = regexp.MustCompile(`(?i)<script\b[^>]*>\s*[^<\s]`)
+	scriptTag      = regexp.MustCompile(`(?i)<script\b[^>]*>`)
+	styleAttr      = regexp.MustCompile(`(?i)<[^>]+\sstyle\s*=`)
+	handlerAttr    = regexp.MustCompile(`(?i)<[^>]+\son[a-z]+\s*=`)
+	otherHost      = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?(https?:)?//`)
 )
 
 // checkSelfContained fails if a page has inline script or style, event
