@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -242,17 +243,8 @@ func parseQuery(r *http.Request) (trail.Query, error) {
 		TargetID: v.Get("target_id"), Outcome: trail.Outcome(v.Get("outcome")), IP: v.Get("ip"),
 		Text: v.Get("q"), Cursor: v.Get("cursor"),
 	}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if s := v.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return q, badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
-			}
-			*p.dst = t
-		}
+	if err := timeParams(v, &q.Since, &q.Until); err != nil {
+		return q, err
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -268,23 +260,7 @@ func parseQuery(r *http.Request) (trail.Query, error) {
 // the latest checkpoint's tree, and that checkpoint, so that a client can
 // verify the event offline.
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	ctx := r.Context()
-	e, err := l.Get(ctx, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
-		return err
-	}
-	signed, err := l.Checkpoint()
-	if err != nil {
-		return err
-	}
-	c, err := l.OpenCheckpoint(signed)
-	if err != nil {
-		return err
-	}
-	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	e, proof, signed, err := s.provenEvent(r, key, l)
 	if err != nil {
 		return err
 	}
@@ -292,7 +268,34 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		Event      json.RawMessage `json:"event"`
 		Proof      inclusion       `json:"proof"`
 		Checkpoint string          `json:"checkpoint"`
-	}{e.AppendCanonical(nil), inclusion{e.Seq, c.Size, hashes(proof)}, string(signed)})
+	}{e.AppendCanonical(nil), proof, string(signed)})
+}
+
+// provenEvent reads the event named by the request's {id}, records the
+// read (trail.get), and proves it in the tree of the latest checkpoint,
+// which it returns signed.
+func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*trail.Event, inclusion, []byte, error) {
+	ctx := r.Context()
+	e, err := l.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return nil, inclusion{}, nil, err
+	}
+	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
+		return nil, inclusion{}, nil, err
+	}
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return nil, inclusion{}, nil, err
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil {
+		return nil, inclusion{}, nil, err
+	}
+	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	if err != nil {
+		return nil, inclusion{}, nil, err
+	}
+	return e, inclusion{e.Seq, c.Size, hashes(proof)}, signed, nil
 }
 
 type inclusion struct {
@@ -391,5 +394,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+	return nil
+}
+
+// timeParams reads the optional RFC 3339 parameters since and until.
+func timeParams(v url.Values, since, until *time.Time) error {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", since}, {"until", until}} {
+		if s := v.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
+			}
+			*p.dst = t
+		}
+	}
 	return nil
 }

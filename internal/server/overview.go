@@ -134,17 +134,8 @@ func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.K
 		}
 	}
 	var q trail.StatsQuery
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if s := v.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
-			}
-			*p.dst = t
-		}
+	if err := timeParams(v, &q.Since, &q.Until); err != nil {
+		return err
 	}
 	switch v.Get("bucket") {
 	case "":

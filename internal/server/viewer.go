@@ -499,34 +499,18 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 // detailPage serves GET /events/{id}: every field, the raw JSON, and what
 // the browser needs to check the event's inclusion proof itself.
 func (s *server) detailPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	ctx := r.Context()
-	e, err := l.Get(ctx, r.PathValue("id"))
+	e, proof, signed, err := s.provenEvent(r, key, l)
 	if err != nil {
 		var ve *trail.ValidationError
-		if errors.As(err, &ve) {
+		if errors.As(err, &ve) { // not an event id: no such event
 			return trail.ErrNotFound
 		}
-		return err
-	}
-	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
-		return err
-	}
-	signed, err := l.Checkpoint()
-	if err != nil {
-		return err
-	}
-	c, err := l.OpenCheckpoint(signed)
-	if err != nil {
-		return err
-	}
-	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
-	if err != nil {
 		return err
 	}
 	raw := e.AppendCanonical(nil)
 	var pretty bytes.Buffer
 	json.Indent(&pretty, raw, "", "  ")
-	pj, err := json.Marshal(inclusion{e.Seq, c.Size, hashes(proof)})
+	pj, err := json.Marshal(proof)
 	if err != nil {
 		return err
 	}
