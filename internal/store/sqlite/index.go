@@ -16,10 +16,11 @@ import (
 
 // The background indexer adds committed events to the scattered-key
 // indexes (by_actor, by_ip, by_target, events_fts) and their counts to the
-// rollup table (see rollup.go), a chunk of at most
-// Options.IndexChunk events at a time, never crossing a segment. It reads
-// and prepares a chunk without holding the write lock, so that work
-// overlaps with commits, then writes it in a transaction of its own. Each
+// rollup table (see rollup.go), a chunk at a time: a quarter of the events
+// waiting, at least minIndexChunk and at most Options.IndexChunk, never
+// crossing a segment. It reads and prepares a chunk without holding the
+// write lock, so that work overlaps with commits, then writes it in a
+// transaction of its own. Each
 // log's indexed_size records how far it got, in the same transaction as the
 // entries, so a crash loses only the chunk in flight, which is redone.
 //
@@ -100,6 +101,10 @@ func (s *Store) indexLag(log, size int64) int64 {
 	return size - s.indexed[log]
 }
 
+// minIndexChunk is the smallest chunk the indexer writes when more are
+// waiting: about 10 ms of holding the write lock.
+const minIndexChunk = 512
+
 // indexEntry is one key of a background index: a and b are the value
 // (b only for targets), k the event key.
 type indexEntry struct {
@@ -132,7 +137,10 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	if done >= size {
 		return nil, nil
 	}
-	end := min(size, done+int64(s.opts.IndexChunk), (done>>segBits+1)<<segBits)
+	// A chunk holds the write lock while it is written, and commits wait:
+	// keep chunks small while the indexer keeps up, big when it lags.
+	n := min(int64(s.opts.IndexChunk), max(minIndexChunk, (size-done)/4))
+	end := min(size, done+n, (done>>segBits+1)<<segBits)
 	var actors, ips, targets []indexEntry
 	var docs []indexDoc
 	counts := rollupCounts{}

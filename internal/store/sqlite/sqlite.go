@@ -44,8 +44,9 @@ type Options struct {
 	// CacheSize is the writer's page cache in bytes. Default 64 MiB: index
 	// pages stay hot, which is what keeps inserts cheap as the log grows.
 	CacheSize int
-	// IndexChunk is how many events the background indexer adds per
-	// transaction; chunks never cross a 16384-event segment. Default 16384.
+	// IndexChunk is the most events the background indexer adds per
+	// transaction (it adds fewer while it keeps up, see index.go); chunks
+	// never cross a 16384-event segment. Default 16384.
 	IndexChunk int
 	// MaxIndexLag bounds how far indexing may trail ingest, in events per
 	// log; searches scan that many events at most beyond the indexes.
