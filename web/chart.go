@@ -7,24 +7,6 @@ import (
 	"github.com/trail-audit/trail"
 )
 
-// Overview is the overview page.
-type Overview struct {
-	Base
-	// Range is "24h", "7d", "30d" or "all"; Ranges are the choices.
-	Range  string
-	Ranges []Option
-	Stats  *trail.Stats
-	// LogSize is the log's size: the counts may trail it while indexing.
-	LogSize int64
-	// Chart is the events-over-time chart.
-	Chart Chart
-	// AdminSignIns are recent successful sign-ins by admins of the app;
-	// ViewerSignIns those into this viewer.
-	AdminSignIns, ViewerSignIns []Row
-	// Error says why the numbers could not be had.
-	Error string
-}
-
 // Chart is a stacked bar chart of events over time, laid out on the server
 // and drawn as inline SVG (no script, no inline style: the page's CSP
 // allows neither).

@@ -105,6 +105,27 @@ type Detail struct {
 	Checkpoint, VerifierKey string
 }
 
+// Overview is the overview page.
+type Overview struct {
+	Base
+	// Range is "24h", "7d", "30d" or "all"; Ranges are the choices.
+	Range  string
+	Ranges []Option
+	Stats  *trail.Stats
+	// LogSize is the log's size: the counts may trail it while indexing.
+	LogSize int64
+	// Chart is the events-over-time chart.
+	Chart Chart
+	// ActorNames are the names of the top actors, by id, from their
+	// latest event (for those that have one).
+	ActorNames map[string]string
+	// AdminSignIns are recent successful sign-ins by admins of the app;
+	// ViewerSignIns those into this viewer.
+	AdminSignIns, ViewerSignIns []Row
+	// Error says why the numbers could not be had.
+	Error string
+}
+
 // EventFields lists e's fields, labelled, for the event detail page.
 func EventFields(e *trail.Event) []Field {
 	var fs []Field

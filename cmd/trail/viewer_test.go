@@ -365,6 +365,17 @@ func TestViewer(t *testing.T) {
 		if len(actions) == 0 || actions[0] != "user.login" {
 			t.Errorf("top actions %v; want user.login first", actions)
 		}
+		// Top actors show the names they gave, with their ids.
+		actors := eval[[]string](b, `[...document.querySelectorAll("#top-actors td:first-child")].map(td => td.textContent.trim())`)
+		named := 0
+		for _, a := range actors {
+			if regexp.MustCompile(`^[A-Z][a-z]+ [A-Z][a-z]+ usr_\d{4}$`).MatchString(a) {
+				named++
+			}
+		}
+		if named == 0 {
+			t.Errorf("top actors %q: want the demo's people by name and id", actors)
+		}
 		if n := eval[int](b, `document.querySelectorAll("#admin-signins tr").length`); n == 0 {
 			t.Errorf("no recent admin sign-ins shown")
 		}

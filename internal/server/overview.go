@@ -56,6 +56,7 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	}
 	p.Stats = st
 	p.Chart = web.NewChart(st.Series, st.Bucket)
+	p.ActorNames = actorNames(ctx, l, st.TopActors)
 	p.AdminSignIns = adminSignIns(ctx, l, 8)
 	if page, err := l.Search(ctx, trail.Query{Action: "trail.signin", Limit: 8}); err == nil {
 		for _, e := range page.Events {
@@ -63,6 +64,19 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 		}
 	}
 	return renderPage(w, "overview", p)
+}
+
+// actorNames looks up the name each actor gave in its latest event: one
+// indexed search per actor, for the few of a top list.
+func actorNames(ctx context.Context, l *trail.Log, actors []trail.Count) map[string]string {
+	names := map[string]string{}
+	for _, a := range actors {
+		page, err := l.Search(ctx, trail.Query{Actor: a.Value, Limit: 1})
+		if err == nil && len(page.Events) == 1 && page.Events[0].Actor.Name != "" {
+			names[a.Value] = page.Events[0].Actor.Name
+		}
+	}
+	return names
 }
 
 // adminSignIns finds up to n recent successful user.login events by actors
