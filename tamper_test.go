@@ -3,6 +3,7 @@ package trail_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -262,48 +263,76 @@ type tamperCase struct {
 	seq     int64                         // VerifyError.Seq wanted (or anySeq)
 }
 
-// swapRows swaps every column but k of the events at seqs a and b.
+// editEvents rewrites the log's events with seqs in [from, to) in the
+// database file (see sqlite.EditEvents).
+func editEvents(t *testing.T, db *sql.DB, log, from, to int64, edit func([]*trail.Event) []*trail.Event) {
+	t.Helper()
+	if err := sqlite.EditEvents(db, log, from, to, edit); err != nil {
+		t.Fatalf("edit events [%d, %d): %v", from, to, err)
+	}
+}
+
+// editEvent changes the stored event at seq.
+func editEvent(t *testing.T, db *sql.DB, log, seq int64, edit func(*trail.Event)) {
+	t.Helper()
+	editEvents(t, db, log, seq, seq+1, func(evs []*trail.Event) []*trail.Event {
+		if len(evs) != 1 {
+			t.Fatalf("no event %d to edit", seq)
+		}
+		edit(evs[0])
+		return evs
+	})
+}
+
+// deleteEvents deletes the stored events with seqs in [from, to).
+func deleteEvents(t *testing.T, db *sql.DB, log, from, to int64) {
+	t.Helper()
+	editEvents(t, db, log, from, to, func([]*trail.Event) []*trail.Event { return nil })
+}
+
+// swapRows swaps everything but the seq of the events at seqs a < b.
 func swapRows(t *testing.T, db *sql.DB, log, a, b int64) {
 	t.Helper()
-	const cols = "received_at, time, actor_id, action, outcome, ip, actor_type, actor_email, actor_role, actor_name, targets, reason, user_agent, request_id, trace_id, before, after, metadata"
-	mustExec(t, db, "CREATE TEMP TABLE swap AS SELECT * FROM events WHERE k IN (?, ?)", eventKey(log, a), eventKey(log, b))
-	var sets []string
-	for _, c := range strings.Split(cols, ", ") {
-		sets = append(sets, c+" = (SELECT "+c+" FROM swap WHERE swap.k = ? - events.k + ?)")
-	}
-	var args []any
-	for range sets {
-		args = append(args, eventKey(log, a), eventKey(log, b))
-	}
-	args = append(args, eventKey(log, a), eventKey(log, b))
-	mustExec(t, db, "UPDATE events SET "+strings.Join(sets, ", ")+" WHERE k IN (?, ?)", args...)
-	mustExec(t, db, "DROP TABLE swap")
+	editEvents(t, db, log, a, b+1, func(evs []*trail.Event) []*trail.Event {
+		first, last := evs[0], evs[len(evs)-1]
+		first.Seq, last.Seq = last.Seq, first.Seq
+		return evs
+	})
 }
 
 // shiftFrom moves the events at seq >= from up by one seq.
 func shiftFrom(t *testing.T, db *sql.DB, log, from int64) {
 	t.Helper()
-	mustExec(t, db, "UPDATE events SET k = -(k + 1) WHERE k >= ? AND k < ?", eventKey(log, from), eventKey(log+1, 0))
-	mustExec(t, db, "UPDATE events SET k = -k WHERE k < 0")
+	editEvents(t, db, log, from, 1<<40, func(evs []*trail.Event) []*trail.Event {
+		for _, e := range evs {
+			e.Seq++
+		}
+		return evs
+	})
 }
 
-// forge inserts a copy of the event at seq src, with another actor, at seq
-// at.
-func forge(t *testing.T, db *sql.DB, log, src, at int64) {
+// forge stores a copy of the event at seq at-1, with another actor, at
+// seq at, in place of any event there.
+func forge(t *testing.T, db *sql.DB, log, at int64) {
 	t.Helper()
-	mustExec(t, db, "CREATE TEMP TABLE forged AS SELECT * FROM events WHERE k = ?", eventKey(log, src))
-	mustExec(t, db, "UPDATE forged SET k = ?, actor_id = 'mallory', reason = 'approved'", eventKey(log, at))
-	mustExec(t, db, "INSERT INTO events SELECT * FROM forged")
-	mustExec(t, db, "DROP TABLE forged")
+	editEvents(t, db, log, at-1, at+1, func(evs []*trail.Event) []*trail.Event {
+		f := *evs[0]
+		f.Seq, f.Actor.ID, f.Reason = at, "mallory", "approved"
+		return []*trail.Event{evs[0], &f}
+	})
 }
 
 // truncate deletes the events at seq >= size, lowers the log's size to
 // match, and recomputes the tiles for the shorter log.
 func truncate(t *testing.T, dir string, db *sql.DB, log, size int64, dropCheckpoints bool) {
 	t.Helper()
-	mustExec(t, db, "DELETE FROM events WHERE k >= ? AND k < ?", eventKey(log, size), eventKey(log+1, 0))
-	mustExec(t, db, "UPDATE logs SET size = ?, indexed_size = min(indexed_size, ?), last_received_at = (SELECT received_at FROM events WHERE k = ?) WHERE id = ?",
-		size, size, eventKey(log, size-1), log)
+	var last time.Time
+	editEvents(t, db, log, size-1, 1<<40, func(evs []*trail.Event) []*trail.Event {
+		last = evs[0].ReceivedAt
+		return evs[:1]
+	})
+	mustExec(t, db, "UPDATE logs SET size = ?, indexed_size = min(indexed_size, ?), last_received_at = ? WHERE id = ?",
+		size, size, last.UnixNano(), log)
 	if dropCheckpoints {
 		mustExec(t, db, "DELETE FROM checkpoints WHERE log = ? AND size > ?", log, size)
 	}
@@ -336,31 +365,52 @@ func checkpointNote(t *testing.T, db *sql.DB, log, size int64) []byte {
 func tamperCases() []tamperCase {
 	return []tamperCase{
 		{name: "actor changed", seq: 300, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET actor_id = 'mallory' WHERE k = ?", eventKey(log, 300))
+			editEvent(t, db, log, 300, func(e *trail.Event) { e.Actor.ID = "mallory" })
 		}},
 		{name: "reason changed", seq: 5, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET reason = 'nothing to see' WHERE k = ?", eventKey(log, 5))
+			editEvent(t, db, log, 5, func(e *trail.Event) { e.Reason = "nothing to see" })
 		}},
 		{name: "metadata changed", seq: 700, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, `UPDATE events SET metadata = '{"amount":1}' WHERE k = ?`, eventKey(log, 700))
+			editEvent(t, db, log, 700, func(e *trail.Event) { e.Metadata = json.RawMessage(`{"amount":1}`) })
 		}},
 		{name: "outcome changed", seq: 420, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET outcome = CASE outcome WHEN 0 THEN 2 ELSE 0 END WHERE k = ?", eventKey(log, 420))
+			editEvent(t, db, log, 420, func(e *trail.Event) {
+				if e.Outcome == trail.Success {
+					e.Outcome = trail.Denied
+				} else {
+					e.Outcome = trail.Success
+				}
+			})
 		}},
 		{name: "targets changed", seq: 250, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET targets = CASE targets WHEN '' THEN char(30) || 'user' || char(31) || 'u1' || char(31) ELSE '' END WHERE k = ?", eventKey(log, 250))
+			editEvent(t, db, log, 250, func(e *trail.Event) {
+				if len(e.Targets) == 0 {
+					e.Targets = []trail.Target{{Type: "user", ID: "u1"}}
+				} else {
+					e.Targets = nil
+				}
+			})
 		}},
 		{name: "first event changed", seq: 0, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET action = 'user.logout' WHERE k = ?", eventKey(log, 0))
+			editEvent(t, db, log, 0, func(e *trail.Event) { e.Action = "user.logout" })
 		}},
 		{name: "last event's time moved a nanosecond", seq: 799, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "UPDATE events SET time = time + 1 WHERE k = ?", eventKey(log, 799))
+			editEvent(t, db, log, 799, func(e *trail.Event) { e.Time = e.Time.Add(time.Nanosecond) })
+		}},
+		{name: "bundle cut short", seq: anySeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
+			mustExec(t, db, "UPDATE events SET data = substr(data, 1, length(data) - 3) WHERE k = (SELECT max(k) FROM events WHERE k <= ?)", eventKey(log, 300))
+		}},
+		{name: "bundle overwritten with garbage", seq: anySeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
+			mustExec(t, db, "UPDATE events SET data = randomblob(length(data)) WHERE k = (SELECT max(k) FROM events WHERE k <= ?)", eventKey(log, 300))
+		}},
+		{name: "one byte of a bundle flipped", seq: anySeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
+			mustExec(t, db, "UPDATE events SET data = substr(data, 1, 40) || x'7a' || substr(data, 42) WHERE k = (SELECT max(k) FROM events WHERE k <= ?) AND substr(data, 41, 1) <> x'7a'", eventKey(log, 300))
 		}},
 		{name: "event deleted", seq: 400, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "DELETE FROM events WHERE k = ?", eventKey(log, 400))
+			deleteEvents(t, db, log, 400, 401)
 		}},
 		{name: "last event deleted", seq: 799, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			mustExec(t, db, "DELETE FROM events WHERE k = ?", eventKey(log, 799))
+			deleteEvents(t, db, log, 799, 800)
 		}},
 		{name: "events swapped in a batch", seq: 200, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
 			swapRows(t, db, log, 200, 300)
@@ -369,29 +419,29 @@ func tamperCases() []tamperCase {
 			swapRows(t, db, log, 100, 600)
 		}},
 		{name: "forged event appended", seq: 800, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-			forge(t, db, log, 799, 800)
+			forge(t, db, log, 800)
 			mustExec(t, db, "UPDATE logs SET size = 801 WHERE id = ?", log)
 			rebuild(t, dir, nil)
 		}},
 		{name: "forged event appended, tiles left alone", seq: 800, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-			forge(t, db, log, 799, 800)
+			forge(t, db, log, 800)
 			mustExec(t, db, "UPDATE logs SET size = 801 WHERE id = ?", log)
 		}},
 		{name: "forged event inserted, size bumped", seq: anySeq, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
 			shiftFrom(t, db, log, 300)
-			forge(t, db, log, 299, 300)
+			forge(t, db, log, 300)
 			mustExec(t, db, "UPDATE logs SET size = 801 WHERE id = ?", log)
 			rebuild(t, dir, nil)
 		}},
 		{name: "forged event inserted, last event dropped", seq: 300, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
 			shiftFrom(t, db, log, 300)
-			forge(t, db, log, 299, 300)
-			mustExec(t, db, "DELETE FROM events WHERE k = ?", eventKey(log, 800))
+			forge(t, db, log, 300)
+			deleteEvents(t, db, log, 800, 801)
 		}},
 		{name: "forged event inserted, tiles recomputed", seq: anySeq, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
 			shiftFrom(t, db, log, 300)
-			forge(t, db, log, 299, 300)
-			mustExec(t, db, "DELETE FROM events WHERE k = ?", eventKey(log, 800))
+			forge(t, db, log, 300)
+			deleteEvents(t, db, log, 800, 801)
 			rebuild(t, dir, nil)
 		}},
 		{name: "truncated below a checkpoint", seq: 600, mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
@@ -453,12 +503,12 @@ func tamperCases() []tamperCase {
 		}},
 		{name: "history forked before the saved checkpoint", seq: noSeq, against: func(f *tamperFixture) []byte { return f.saved },
 			mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-				mustExec(t, db, "UPDATE events SET actor_id = 'mallory' WHERE k = ?", eventKey(log, 10))
+				editEvent(t, db, log, 10, func(e *trail.Event) { e.Actor.ID = "mallory" })
 				rebuild(t, dir, signer(t, dir))
 			}},
 		{name: "history forked, against the latest checkpoint", seq: noSeq, against: func(f *tamperFixture) []byte { return f.final },
 			mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-				mustExec(t, db, "UPDATE events SET actor_id = 'mallory' WHERE k = ?", eventKey(log, 700))
+				editEvent(t, db, log, 700, func(e *trail.Event) { e.Actor.ID = "mallory" })
 				rebuild(t, dir, signer(t, dir))
 			}},
 	}
@@ -515,7 +565,7 @@ func TestTamper(t *testing.T) {
 		// consistent with it; only a later checkpoint catches it.
 		dir := f.copy(t)
 		db := rawDB(t, dir)
-		mustExec(t, db, "UPDATE events SET actor_id = 'mallory' WHERE k = ?", eventKey(logID(t, db), 700))
+		editEvent(t, db, logID(t, db), 700, func(e *trail.Event) { e.Actor.ID = "mallory" })
 		rebuild(t, dir, signer(t, dir))
 		if _, err := verify(t, dir, trail.VerifyOptions{Against: f.saved}); err != nil {
 			t.Errorf("Verify(against the checkpoint of size %d) = %v, want nil", savedSize, err)

@@ -277,6 +277,10 @@ func (l *Log) leafHashes(ctx context.Context, from, to int64, prev time.Time, ou
 			var buf []byte
 			n := lo
 			for e, err := range l.db.st.Scan(ctx, l.info.ID, lo, hi) {
+				if errors.Is(err, store.ErrDamaged) {
+					r.err = verifyErr(n, "stored events cannot be read: %v", err)
+					return
+				}
 				if err != nil {
 					r.err = fmt.Errorf("read events: %w", err)
 					return

@@ -18,8 +18,10 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
 // fixture is a real Trail server on a loopback port with one log and a
@@ -390,7 +392,15 @@ func TestVerifyLog(t *testing.T) {
 	}
 	// A server whose events were rewritten after signing is caught.
 	db := rawDB(t, f.db.Dir())
-	if _, err := db.Exec("UPDATE events SET actor_id = 'mallory' WHERE k = (SELECT min(k) + 7 FROM events)"); err != nil {
+	var logID int64
+	if err := db.QueryRow("SELECT min(k) >> 40 FROM events").Scan(&logID); err != nil {
+		t.Fatal(err)
+	}
+	err = sqlite.EditEvents(db, logID, 7, 8, func(evs []*event.Event) []*event.Event {
+		evs[0].Actor.ID = "mallory"
+		return evs
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Verify(ctx, f.vkey, nil, nil); !errors.Is(err, client.ErrNotVerified) {

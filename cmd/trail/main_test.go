@@ -21,6 +21,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
 // The tests in this file run the trail binary, built once by TestMain, as a
@@ -537,7 +539,7 @@ func TestVerify(t *testing.T) {
 		t.Errorf("trail verify with another log's key: exit %d, stderr %q; want 1 and FAILED", r.code, r.stderr)
 	}
 
-	tamper(t, data, `UPDATE events SET actor_id = 'mallory' WHERE k = (SELECT k FROM events ORDER BY k LIMIT 1 OFFSET 5)`)
+	tamper(t, data, "default", 5, func(e *event.Event) { e.Actor.ID = "mallory" })
 	r = run(t, "", "verify", "--data", data)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq 5:") {
 		t.Errorf("trail verify after altering seq 5: exit %d, stderr %q; want 1 and verification FAILED: seq 5", r.code, r.stderr)
@@ -555,19 +557,28 @@ func TestVerify(t *testing.T) {
 }
 
 // tamper changes the database behind Trail's back.
-func tamper(t *testing.T, data, stmt string) {
+// tamper changes event seq of log in the database file behind Trail's
+// back.
+func tamper(t *testing.T, data, log string, seq int64, edit func(*event.Event)) {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(data, "trail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := db.Exec(stmt)
-	if err != nil {
+	var id int64
+	if err := db.QueryRow("SELECT id FROM logs WHERE name = ?", log).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		t.Fatalf("%s changed %d rows, want 1", stmt, n)
+	err = sqlite.EditEvents(db, id, seq, seq+1, func(evs []*event.Event) []*event.Event {
+		if len(evs) != 1 {
+			t.Fatalf("log %s holds no event %d", log, seq)
+		}
+		edit(evs[0])
+		return evs
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/browsertest"
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
 // browser drives one Chromium tab against a trail serve.
@@ -333,9 +335,18 @@ func TestViewer(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		res, err := db.Exec(`UPDATE events SET reason = 'nothing to see' WHERE k = ((SELECT id FROM logs WHERE name = 'demo') << 40) | ?`, seq)
-		if n, _ := res.RowsAffected(); err != nil || n != 1 {
-			t.Fatalf("altering event %d: %v, %d rows", seq, err, n)
+		var logID int64
+		if err := db.QueryRow("SELECT id FROM logs WHERE name = 'demo'").Scan(&logID); err != nil {
+			t.Fatal(err)
+		}
+		err = sqlite.EditEvents(db, logID, seq, seq+1, func(evs []*event.Event) []*event.Event {
+			for _, e := range evs {
+				e.Reason = "nothing to see"
+			}
+			return evs
+		})
+		if err != nil {
+			t.Fatalf("altering event %d: %v", seq, err)
 		}
 		b.do(chromedp.Reload())
 		b.waitFor("the altered event's page", `document.documentElement.dataset.ready === "true"`)

@@ -23,6 +23,9 @@ var (
 	// ErrConflict: Commit found the log's stored size differs from the
 	// batch's starting seq (another writer appended, or state is stale).
 	ErrConflict = errors.New("log size changed underneath the writer")
+	// ErrDamaged: stored events cannot be decoded; the database was
+	// changed outside Trail or damaged.
+	ErrDamaged = errors.New("stored events are damaged")
 )
 
 // LogInfo describes a log (a tenant's event stream and Merkle tree).

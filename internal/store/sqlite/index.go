@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +15,8 @@ import (
 	"github.com/trail-audit/trail/internal/event"
 )
 
-// The background indexer adds committed events to the scattered-key
-// indexes (by_actor, by_ip, by_target, events_fts) and their counts to the
+// The background indexer adds committed events to the indexes (by_action,
+// by_outcome, by_actor, by_ip, by_target, events_fts) and their counts to the
 // rollup table (see rollup.go), a chunk at a time: a quarter of the events
 // waiting, at least minIndexChunk and at most Options.IndexChunk, never
 // crossing a segment. It reads and prepares a chunk without holding the
@@ -116,7 +117,7 @@ type indexEntry struct {
 type chunk struct {
 	log, from, to int64
 	// Index rows, sorted by key.
-	actors, ips, targets []indexEntry
+	actions, outcomes, actors, ips, targets []indexEntry
 	docs                 []indexDoc
 	rollup               []rollupRow
 }
@@ -141,11 +142,15 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	// keep chunks small while the indexer keeps up, big when it lags.
 	n := min(int64(s.opts.IndexChunk), max(minIndexChunk, (size-done)/4))
 	end := min(size, done+n, (done>>segBits+1)<<segBits)
-	var actors, ips, targets []indexEntry
+	var actions, outs, actors, ips, targets []indexEntry
 	var docs []indexDoc
 	counts := rollupCounts{}
 	add := func(k int64, e *event.Event) {
 		counts.add(e)
+		actions = append(actions, indexEntry{a: e.Action, k: k})
+		if o := outcomeCode(e.Outcome); o > 0 {
+			outs = append(outs, indexEntry{a: strconv.FormatInt(o, 10), k: k})
+		}
 		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
 		if e.Source.IP != "" {
 			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
@@ -166,8 +171,8 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	if int64(len(docs)) != end-done {
 		return nil, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
-	c := &chunk{log: log, from: done, to: end, actors: actors, ips: ips, targets: targets, docs: docs}
-	for _, es := range [][]indexEntry{actors, ips, targets} {
+	c := &chunk{log: log, from: done, to: end, actions: actions, outcomes: outs, actors: actors, ips: ips, targets: targets, docs: docs}
+	for _, es := range [][]indexEntry{actions, outs, actors, ips, targets} {
 		slices.SortFunc(es, func(x, y indexEntry) int {
 			return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
 		})
@@ -176,32 +181,15 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	return c, nil
 }
 
-// readForIndex reads events [from, to) of log back from the database,
-// only the columns the indexes, the rollup and the searchable text need.
+// readForIndex reads events [from, to) of log back from the database.
 func (s *Store) readForIndex(ctx context.Context, log, from, to int64, add func(int64, *event.Event)) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT k, time, outcome, actor_id, action, ip, actor_email, actor_role, actor_name, targets, reason, metadata FROM events WHERE k >= ? AND k < ? ORDER BY k", eventKey(log, from), eventKey(log, to))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, tm, out int64
-		var e event.Event
-		var tgts, meta string
-		if err := rows.Scan(&k, &tm, &out, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Email, &e.Actor.Role, &e.Actor.Name, &tgts, &e.Reason, &meta); err != nil {
+	for e, err := range s.Scan(ctx, log, from, to) {
+		if err != nil {
 			return err
 		}
-		if out < 0 || out >= int64(len(outcomes)) {
-			return fmt.Errorf("seq %d: bad outcome code %d", k&(1<<seqBits-1), out)
-		}
-		e.Time, e.Outcome = time.Unix(0, tm).UTC(), outcomes[out]
-		if e.Targets, err = decodeTargets(tgts); err != nil {
-			return fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
-		}
-		e.Metadata = rawOrNil(meta)
-		add(k, &e)
+		add(eventKey(log, e.Seq), e)
 	}
-	return rows.Err()
+	return nil
 }
 
 // recentEvents keeps, per log, the events committed by this process that
@@ -305,6 +293,10 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 		n    int
 		cols []col
 	}{
+		{"INSERT OR IGNORE INTO by_action (seg, action, k) VALUES ", len(c.actions), []col{
+			func(i int) any { return c.actions[i].a }, func(i int) any { return c.actions[i].k }}},
+		{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k) VALUES ", len(c.outcomes), []col{
+			func(i int) any { return c.outcomes[i].a }, func(i int) any { return c.outcomes[i].k }}},
 		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", len(c.actors), []col{
 			func(i int) any { return c.actors[i].a }, func(i int) any { return c.actors[i].k }}},
 		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", len(c.ips), []col{

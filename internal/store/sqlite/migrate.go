@@ -20,6 +20,11 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 			return err
 		}
 	}
+	if ver < 3 {
+		if err := upgradeTo3(ctx, s.w, s.logger); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -174,4 +179,113 @@ func inTx(ctx context.Context, w *sql.DB, f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// v2Cols are the columns of a version 2 events table, one row per event.
+const v2Cols = "k, received_at, time, outcome, actor_id, action, ip, actor_type, actor_email, actor_role, actor_name, targets, reason, user_agent, request_id, trace_id, before, after, metadata"
+
+// upgradeTo3 upgrades a version 2 database to version 3: it rewrites the
+// events table's rows as bundles, and fills by_action and by_outcome with
+// the events each log's indexer had reached, dropping the commit-time
+// action and outcome indexes. It runs in one transaction, so an
+// interrupted upgrade leaves the database as it was, readable by the build
+// that wrote it, and is redone from the start.
+//
+// Rows are copied as they are: a row whose outcome code is not one Trail
+// writes is stored as success, and gaps in the seqs stay gaps, so damage
+// done before the upgrade is still reported by Verify after it.
+func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
+	start := time.Now()
+	logger.InfoContext(ctx, "rewriting events as bundles (schema 3)")
+	var n int64
+	err := inTx(ctx, w, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DROP TABLE IF EXISTS events_v3",
+			"CREATE TABLE events_v3 (k INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+			"CREATE TABLE by_action (seg INTEGER NOT NULL, action TEXT NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, action, k)) WITHOUT ROWID",
+			"CREATE TABLE by_outcome (seg INTEGER NOT NULL, outcome INTEGER NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, outcome, k)) WITHOUT ROWID",
+			`INSERT INTO by_action (seg, action, k) SELECT e.k >> ` + fmt.Sprint(segBits) + `, e.action, e.k FROM events e JOIN logs l ON l.id = e.k >> ` + fmt.Sprint(seqBits) + `
+				WHERE e.k < (l.id << ` + fmt.Sprint(seqBits) + `) + l.indexed_size ORDER BY 1, 2, 3`,
+			`INSERT INTO by_outcome (seg, outcome, k) SELECT e.k >> ` + fmt.Sprint(segBits) + `, e.outcome, e.k FROM events e JOIN logs l ON l.id = e.k >> ` + fmt.Sprint(seqBits) + `
+				WHERE e.k < (l.id << ` + fmt.Sprint(seqBits) + `) + l.indexed_size AND e.outcome <> 0 ORDER BY 1, 2, 3`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		ins, err := tx.PrepareContext(ctx, "INSERT INTO events_v3 (k, data) VALUES (?, ?)")
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		rows, err := tx.QueryContext(ctx, "SELECT "+v2Cols+" FROM events ORDER BY k")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var run []*event.Event
+		var runKey int64
+		flush := func() error {
+			if len(run) == 0 {
+				return nil
+			}
+			_, err := ins.ExecContext(ctx, runKey, appendBundle(nil, run))
+			run = run[:0]
+			return err
+		}
+		for rows.Next() {
+			var k, recv, tm, out int64
+			var targets, before, after, meta string
+			e := &event.Event{}
+			if err := rows.Scan(&k, &recv, &tm, &out, &e.Actor.ID, &e.Action, &e.Source.IP, &e.Actor.Type, &e.Actor.Email,
+				&e.Actor.Role, &e.Actor.Name, &targets, &e.Reason, &e.Source.UserAgent, &e.RequestID, &e.TraceID, &before, &after, &meta); err != nil {
+				return err
+			}
+			e.Seq = k & (1<<seqBits - 1)
+			e.ReceivedAt, e.Time = time.Unix(0, recv), time.Unix(0, tm)
+			if out > 0 && out < int64(len(outcomes)) {
+				e.Outcome = outcomes[out]
+			}
+			if e.Targets, err = decodeTargets(targets); err != nil {
+				e.Targets = nil // stored as no targets; the leaf no longer matches
+			}
+			if before != "" || after != "" {
+				e.Changes = &event.Changes{Before: rawOrNil(before), After: rawOrNil(after)}
+			}
+			e.Metadata = rawOrNil(meta)
+			// A bundle holds consecutive seqs of one log and does not cross
+			// a multiple of bundleMax.
+			if len(run) > 0 && (k != runKey+int64(len(run)) || e.Seq%bundleMax == 0) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if len(run) == 0 {
+				runKey = k
+			}
+			run = append(run, e)
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DROP TABLE events",
+			"ALTER TABLE events_v3 RENAME TO events",
+			"PRAGMA user_version = 3",
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rewrite events as bundles: %w", err)
+	}
+	logger.InfoContext(ctx, "rewrote events as bundles", "events", n, "duration", time.Since(start))
+	return nil
 }

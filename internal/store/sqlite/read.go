@@ -52,6 +52,9 @@ func decodeTargets(s string) ([]event.Target, error) {
 		err := json.Unmarshal([]byte(s), &ts)
 		return ts, err
 	}
+	if !strings.HasPrefix(s, targetSep) {
+		return nil, fmt.Errorf("malformed targets column")
+	}
 	parts := strings.Split(s[1:], targetSep)
 	ts := make([]event.Target, len(parts))
 	for i, p := range parts {
@@ -64,101 +67,24 @@ func decodeTargets(s string) ([]event.Target, error) {
 	return ts, nil
 }
 
-// The string columns of an event, in the order scanner keeps them.
-var stringCols = []string{"actor_id", "action", "ip", "actor_type", "actor_email", "actor_role", "actor_name",
-	"targets", "reason", "user_agent", "request_id", "trace_id", "before", "after", "metadata"}
-
-// packSep joins the string columns of a row into one value. Validated
-// strings hold no C0 control characters (metadata and changes escape them),
-// and targets use \x1e and \x1f, so it cannot occur inside a column; a row
-// that holds it anyway (it was edited by hand) is read column by column.
-const packSep = "\x1c"
-
-// readCols selects an event row as k, received_at, time, outcome and its
-// string columns packed into one value: reading one column instead of
-// fifteen is most of the cost of reading rows with this driver, which
-// takes a lock per column.
-var readCols = "k, received_at, time, outcome, " + strings.Join(stringCols, " || char(28) || ")
-
-// scanner scans event rows into events.
-type scanner struct {
-	log    int64
-	name   string
-	k      int64
-	recv   int64
-	tm     int64
-	out    int64
-	packed string
-	dest   []any
-	// slow re-reads a row column by column when its packed form does not
-	// split cleanly.
-	slow func(k int64) ([]string, error)
-}
-
-func newScanner(log int64, name string, db *sql.DB) *scanner {
-	sc := &scanner{log: log, name: name}
-	sc.dest = []any{&sc.k, &sc.recv, &sc.tm, &sc.out, &sc.packed}
-	sc.slow = func(k int64) ([]string, error) {
-		strs := make([]string, len(stringCols))
-		dest := make([]any, len(strs))
-		for i := range strs {
-			dest[i] = &strs[i]
-		}
-		err := db.QueryRow("SELECT "+strings.Join(stringCols, ", ")+" FROM events WHERE k = ?", k).Scan(dest...)
-		return strs, err
-	}
-	return sc
-}
-
-func (sc *scanner) scan(rows *sql.Rows) (*event.Event, error) {
-	if err := rows.Scan(sc.dest...); err != nil {
-		return nil, err
-	}
-	seq := sc.k & (1<<seqBits - 1)
-	if sc.k>>seqBits != sc.log {
-		return nil, fmt.Errorf("row %d belongs to log %d, not %d", sc.k, sc.k>>seqBits, sc.log)
-	}
-	if sc.out < 0 || int(sc.out) >= len(outcomes) {
-		return nil, fmt.Errorf("seq %d: bad outcome code %d", seq, sc.out)
-	}
-	s := strings.Split(sc.packed, packSep)
-	if len(s) != len(stringCols) {
-		var err error
-		if s, err = sc.slow(sc.k); err != nil {
-			return nil, fmt.Errorf("seq %d: %w", seq, err)
-		}
-	}
-	targets, err := decodeTargets(s[7])
-	if err != nil {
-		return nil, fmt.Errorf("seq %d: %w", seq, err)
-	}
-	e := &event.Event{
-		Seq:        seq,
-		Log:        sc.name,
-		ReceivedAt: time.Unix(0, sc.recv).UTC(),
-		Time:       time.Unix(0, sc.tm).UTC(),
-		Actor:      event.Actor{ID: s[0], Type: s[3], Email: s[4], Role: s[5], Name: s[6]},
-		Action:     s[1],
-		Outcome:    outcomes[sc.out],
-		Source:     event.Source{IP: s[2], UserAgent: s[9]},
-		Targets:    targets,
-		Reason:     s[8],
-		RequestID:  s[10],
-		TraceID:    s[11],
-	}
-	if s[12] != "" || s[13] != "" {
-		e.Changes = &event.Changes{Before: rawOrNil(s[12]), After: rawOrNil(s[13])}
-	}
-	e.Metadata = rawOrNil(s[14])
-	e.ID = event.MakeID(sc.name, e.Seq, e.ReceivedAt)
-	return e, nil
-}
-
 func rawOrNil(s string) json.RawMessage {
 	if s == "" {
 		return nil
 	}
 	return json.RawMessage(s)
+}
+
+// bundleAt returns the key and data of the bundle holding event seq of
+// log, or store.ErrNotFound.
+func bundleAt(ctx context.Context, db *sql.DB, log, seq int64) (int64, []byte, error) {
+	var k int64
+	var data []byte
+	err := db.QueryRowContext(ctx, "SELECT k, data FROM events WHERE k BETWEEN ? AND ? ORDER BY k DESC LIMIT 1",
+		eventKey(log, max(0, seq-bundleMax+1)), eventKey(log, seq)).Scan(&k, &data)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && k+bundleLen(data) <= eventKey(log, seq) {
+		return 0, nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
+	}
+	return k, data, err
 }
 
 // Get implements store.Store.
@@ -170,23 +96,56 @@ func (s *Store) Get(ctx context.Context, log, seq int64) (*event.Event, error) {
 	if seq < 0 || seq >= 1<<seqBits {
 		return nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+readCols+" FROM events WHERE k = ?", eventKey(log, seq))
-	if err != nil {
-		return nil, err
+	r := bundleReader{db: s.r, log: log, name: name}
+	e, err := r.get(ctx, seq)
+	if err == nil && e == nil {
+		err = fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
-	}
-	return newScanner(log, name, s.r).scan(rows)
+	return e, err
 }
 
-// scanChunk bounds how many rows one read transaction of Scan covers, so a
+// bundleReader reads events of one log by seq, keeping the last bundle it
+// decoded: lookups in seq order mostly hit it.
+type bundleReader struct {
+	db    *sql.DB
+	log   int64
+	name  string
+	first int64 // seq of evs[0]
+	evs   []*event.Event
+	recs  [][]byte // the bundle's records, decoded on demand
+}
+
+// get returns event seq, or nil if the log does not hold it.
+func (r *bundleReader) get(ctx context.Context, seq int64) (*event.Event, error) {
+	if seq < r.first || seq >= r.first+int64(len(r.recs)) {
+		k, data, err := bundleAt(ctx, r.db, r.log, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		recs, err := bundleRecords(data)
+		if err != nil {
+			return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+		}
+		r.first, r.recs = k&(1<<seqBits-1), recs
+		r.evs = make([]*event.Event, len(recs))
+	}
+	i := seq - r.first
+	if r.evs[i] == nil {
+		e, err := decodeRecord(r.name, seq, r.recs[i])
+		if err != nil {
+			return nil, fmt.Errorf("seq %d: %w", seq, err)
+		}
+		r.evs[i] = e
+	}
+	return r.evs[i], nil
+}
+
+// scanChunk bounds how many seqs one read transaction of Scan covers, so a
 // long scan does not pin the WAL.
-const scanChunk = 20000
+const scanChunk = 1 << 15
 
 // Scan implements store.Store.
 func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.Event, error] {
@@ -196,22 +155,73 @@ func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.
 			yield(nil, err)
 			return
 		}
-		sc := newScanner(log, name, s.r)
 		from = max(from, 0)
 		to = min(to, 1<<seqBits)
-		for from < to {
-			end := min(from+scanChunk, to)
-			rows, err := s.r.QueryContext(ctx, "SELECT "+readCols+" FROM events WHERE k >= ? AND k < ? ORDER BY k",
-				eventKey(log, from), eventKey(log, end))
+		if from >= to {
+			return
+		}
+		for b, err := range s.bundles(ctx, log, from, to, false) {
 			if err != nil {
 				yield(nil, err)
 				return
 			}
+			evs, err := decodeBundle(name, b.k, b.data)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, e := range evs {
+				if e.Seq >= from && e.Seq < to && !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// rawBundle is a row of the events table.
+type rawBundle struct {
+	k    int64
+	data []byte
+}
+
+// bundles yields the bundles of log that hold seqs in [from, to), in key
+// order (descending if desc), a chunk of keys per query.
+func (s *Store) bundles(ctx context.Context, log, from, to int64, desc bool) iter.Seq2[rawBundle, error] {
+	return func(yield func(rawBundle, error) bool) {
+		// The first bundle may start before from.
+		lo := eventKey(log, from)
+		k, _, err := bundleAt(ctx, s.r, log, from)
+		if err == nil {
+			lo = k
+		} else if !errors.Is(err, store.ErrNotFound) {
+			yield(rawBundle{}, err)
+			return
+		}
+		hi := eventKey(log, 0) + to // exclusive; to may be 1<<seqBits
+		step := int64(scanChunk)
+		for lo < hi {
+			clo, chi := lo, min(hi, lo+step)
+			q := "SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k"
+			if desc {
+				clo, chi = max(lo, hi-step), hi
+				q += " DESC"
+			}
+			rows, err := s.r.QueryContext(ctx, q, clo, chi)
+			if err != nil {
+				yield(rawBundle{}, err)
+				return
+			}
 			n := 0
 			for rows.Next() {
-				e, err := sc.scan(rows)
+				var b rawBundle
+				if err := rows.Scan(&b.k, &b.data); err != nil {
+					rows.Close()
+					yield(rawBundle{}, err)
+					return
+				}
 				n++
-				if !yield(e, err) || err != nil {
+				if !yield(b, nil) {
 					rows.Close()
 					return
 				}
@@ -219,23 +229,35 @@ func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.
 			err = rows.Err()
 			rows.Close()
 			if err != nil {
-				yield(nil, err)
+				yield(rawBundle{}, err)
 				return
 			}
-			if n == 0 && end < to {
-				// Nothing here; the log ends before 'to'. Stop rather than
-				// walk 2^40 empty chunks.
-				var more bool
-				if err := s.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM events WHERE k >= ? AND k < ?)",
-					eventKey(log, end), eventKey(log, to)).Scan(&more); err != nil {
-					yield(nil, err)
+			if desc {
+				hi = clo
+			} else {
+				lo = chi
+			}
+			if n == 0 && lo < hi {
+				// Nothing here: jump to the next bundle rather than walk
+				// 2^40 empty chunks.
+				q := "SELECT min(k) FROM events WHERE k >= ? AND k < ?"
+				if desc {
+					q = "SELECT max(k) FROM events WHERE k >= ? AND k < ?"
+				}
+				var next sql.NullInt64
+				if err := s.r.QueryRowContext(ctx, q, lo, hi).Scan(&next); err != nil {
+					yield(rawBundle{}, err)
 					return
 				}
-				if !more {
+				if !next.Valid {
 					return
+				}
+				if desc {
+					hi = next.Int64 + 1
+				} else {
+					lo = next.Int64
 				}
 			}
-			from = end
 		}
 	}
 }
@@ -254,12 +276,11 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	lo, hi := int64(0), size
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		var recv int64
-		err := s.r.QueryRowContext(ctx, "SELECT received_at FROM events WHERE k = ?", eventKey(log, mid)).Scan(&recv)
+		e, err := s.Get(ctx, log, mid)
 		if err != nil {
-			return 0, fmt.Errorf("seq %d: %w", mid, err)
+			return 0, err
 		}
-		if recv < target {
+		if e.ReceivedAt.UnixNano() < target {
 			lo = mid + 1
 		} else {
 			hi = mid

@@ -71,25 +71,3 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 		}
 	}
 }
-
-// A row edited to hold the packing separator still reads back exactly as
-// stored, so that Verify reports the edit rather than failing to read.
-func TestReadRowHoldingSeparator(t *testing.T) {
-	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
-	w := storetest.NewWriter(t, s, "audit")
-	w.Append(t, s, t0, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login", Reason: "ok"})
-	s.wmu.Lock()
-	_, err := s.w.ExecContext(ctx, "UPDATE events SET reason = 'a' || char(28) || 'b' WHERE k = ?", eventKey(w.Info.ID, 0))
-	s.wmu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := s.Get(ctx, w.Info.ID, 0)
-	if err != nil {
-		t.Fatalf("Get = %v", err)
-	}
-	if want := "a\x1cb"; e.Reason != want || e.Actor.ID != "alice" || e.Action != "user.login" {
-		t.Errorf("Get = reason %q actor %q action %q, want %q alice user.login", e.Reason, e.Actor.ID, e.Action, want)
-	}
-}

@@ -148,9 +148,6 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	if q.Bucket <= 0 {
 		return r, fmt.Errorf("rollup bucket of %d hours", q.Bucket)
 	}
-	if s.noRollup {
-		return r, fmt.Errorf("event counts: %w", ErrNeedsUpgrade)
-	}
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return r, err

@@ -9,7 +9,9 @@ const applicationID = 0x5452414c
 //
 //  1. The first layout.
 //  2. Adds the rollup table.
-const schemaVersion = 2
+//  3. Stores events in bundles (bundle.go); the action and outcome indexes
+//     move to the background indexer (by_action, by_outcome).
+const schemaVersion = 3
 
 // Key layout. Events of all logs share one rowid table whose key is
 // log<<seqBits | seq, so a log's events are one contiguous, append-ordered
@@ -38,17 +40,15 @@ func tileKey(log int64, level int, index int64) int64 {
 	return log<<tileLogShift | int64(level)<<tileLevelShift | index
 }
 
-// schema creates the current version. Empty strings stand for absent
-// optional fields (an empty TEXT costs no more than NULL). Outcome is stored
-// as a small integer (0 success, 1 failure, 2 denied, 3 error).
+// schema creates the current version. Outcomes are stored as small integers
+// (0 success, 1 failure, 2 denied, 3 error).
 //
-// Writes per event are kept sequential. A commit appends event rows, tiles
-// and a checkpoint at the end of their key ranges and touches only indexes
-// whose keys grow at a few right edges: action (a few dozen distinct values)
-// and non-success outcomes. Keys that scatter across the whole key space
-// (actor, ip, target, full-text terms) would dirty one page per event per
-// index; they are instead added by the background indexer (see index.go),
-// a segment at a time, sorted. logs.indexed_size records how far it got.
+// Writes per event are kept sequential. A commit appends event bundles,
+// tiles and a checkpoint at the end of their key ranges and updates the
+// per-log action counts; it maintains no index. The indexes (action,
+// outcome, actor, ip, target, full-text terms) are added by the background
+// indexer (see index.go), a segment at a time, sorted, so that they too
+// grow at the right edge. logs.indexed_size records how far it got.
 const schema = `
 CREATE TABLE logs (
 	id               INTEGER PRIMARY KEY,
@@ -60,29 +60,12 @@ CREATE TABLE logs (
 	last_received_at INTEGER NOT NULL DEFAULT 0,
 	indexed_size     INTEGER NOT NULL DEFAULT 0
 );
+-- Bundles of up to bundleMax consecutive events of one log, keyed by the
+-- first one's key (bundle.go).
 CREATE TABLE events (
-	k            INTEGER PRIMARY KEY,
-	received_at  INTEGER NOT NULL,
-	time         INTEGER NOT NULL,
-	actor_id     TEXT NOT NULL,
-	action       TEXT NOT NULL,
-	outcome      INTEGER NOT NULL,
-	ip           TEXT NOT NULL,
-	actor_type   TEXT NOT NULL,
-	actor_email  TEXT NOT NULL,
-	actor_role   TEXT NOT NULL,
-	actor_name   TEXT NOT NULL,
-	targets      TEXT NOT NULL,
-	reason       TEXT NOT NULL,
-	user_agent   TEXT NOT NULL,
-	request_id   TEXT NOT NULL,
-	trace_id     TEXT NOT NULL,
-	before       TEXT NOT NULL,
-	after        TEXT NOT NULL,
-	metadata     TEXT NOT NULL
+	k    INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
 );
-CREATE INDEX events_action ON events (action);
-CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;
 CREATE TABLE actions (
 	log    INTEGER NOT NULL,
 	action TEXT NOT NULL,
@@ -136,6 +119,19 @@ CREATE TABLE by_ip (
 	ip  TEXT NOT NULL,
 	k   INTEGER NOT NULL,
 	PRIMARY KEY (seg, ip, k)
+) WITHOUT ROWID;
+CREATE TABLE by_action (
+	seg    INTEGER NOT NULL,
+	action TEXT NOT NULL,
+	k      INTEGER NOT NULL,
+	PRIMARY KEY (seg, action, k)
+) WITHOUT ROWID;
+-- Only events that did not succeed (outcome code > 0).
+CREATE TABLE by_outcome (
+	seg     INTEGER NOT NULL,
+	outcome INTEGER NOT NULL,
+	k       INTEGER NOT NULL,
+	PRIMARY KEY (seg, outcome, k)
 ) WITHOUT ROWID;
 CREATE TABLE by_target (
 	seg  INTEGER NOT NULL,

@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -22,14 +22,12 @@ const (
 	scanShare = 64
 )
 
-// prefixedCols is readCols qualified with the events table alias.
-var prefixedCols = "e.k, e.received_at, e.time, e.outcome, e." + strings.Join(stringCols, " || char(28) || e.")
-
 // Search implements store.Store. A query runs in two parts: events the
-// background indexer has covered are found through the indexes; newer ones
-// (at most MaxIndexLag per log) are scanned by primary key, with the same
-// filters in SQL and the free text matched here, so results are complete
-// whatever the indexer's progress.
+// background indexer has covered are found through the index that suits
+// the query best, and newer ones (at most MaxIndexLag per log) are read in
+// seq order, so results are complete whatever the indexer's progress. In
+// both parts every filter is checked on the decoded event (plan.match): an
+// index only proposes candidates.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
 	name, err := s.logName(log)
 	if err != nil {
@@ -63,13 +61,18 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if q.Asc {
 		parts[0], parts[1] = parts[1], parts[0]
 	}
-	sc := newScanner(log, name, s.r)
+	r := &bundleReader{db: s.r, log: log, name: name}
 	var out []*event.Event
 	for _, pt := range parts {
 		if pt.from > pt.to || len(out) >= limit {
 			continue
 		}
-		more, err := s.run(ctx, sc, p.query(pt.indexed, q.Asc), pt.from, pt.to, limit-len(out), q.Asc, p.keep(pt.indexed))
+		var more []*event.Event
+		if pt.indexed && p.drive != "" {
+			more, err = s.runIndex(ctx, r, p, pt.from, pt.to, limit-len(out), q.Asc)
+		} else {
+			more, err = s.runScan(ctx, r, p, pt.from, pt.to, limit-len(out), q.Asc, !pt.indexed)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -78,29 +81,31 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	return out, nil
 }
 
-// plan is a query's filters, as SQL over the events table (alias e) plus
-// the index that should drive the indexed part.
+// plan is a query's filters and the index that should propose candidates
+// for the indexed part.
 type plan struct {
-	none   bool // the filters cannot match anything
-	conds  []string
-	args   []any
-	scanPK bool // answer action filters by walking the primary key
+	none bool // the filters cannot match anything
+	q    store.Query
+	// actions is the action filter resolved against the log's actions
+	// (nil: no filter).
+	actions map[string]bool
+	terms   []term
+	outcome int64 // -1: any
 
-	// The driving index for events below indexed_size, if any.
-	drive     string // "fts", "target", "actor", "ip" or ""
+	// The driving index for events below indexed_size, if any, and
+	// whether it alone decides the match.
+	drive     string // "fts", "target", "actor", "ip", "action", "outcome" or ""
 	driveArgs []any
-	terms     []term
+	exact     bool
 }
 
 func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error) {
-	var p plan
-	p.terms = parseTerms(q.Text)
-	if q.Actor != "" {
-		p.conds = append(p.conds, "e.actor_id = ?")
-		p.args = append(p.args, q.Actor)
-	}
+	p := plan{q: q, outcome: -1, terms: parseTerms(q.Text)}
+	var actions []string
+	var share float64
 	if len(q.Actions) > 0 || q.ActionLike != "" {
-		actions, share, err := s.matchingActions(ctx, log, q)
+		var err error
+		actions, share, err = s.matchingActions(ctx, log, q)
 		if err != nil {
 			return p, err
 		}
@@ -108,34 +113,23 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 			p.none = true
 			return p, nil
 		}
-		col := "e.action"
-		if len(actions) > 1 && share*scanShare >= 1 {
-			col = "+e.action"
-			p.scanPK = true
-		}
-		p.conds = append(p.conds, col+" IN ("+placeholders(len(actions))+")")
+		p.actions = map[string]bool{}
 		for _, a := range actions {
-			p.args = append(p.args, a)
+			p.actions[a] = true
 		}
 	}
 	if q.Outcome != "" {
-		p.conds = append(p.conds, "e.outcome = ?")
-		p.args = append(p.args, outcomeCode(q.Outcome))
+		p.outcome = outcomeCode(q.Outcome)
+		if outcomes[p.outcome] != q.Outcome {
+			p.none = true
+			return p, nil
+		}
 	}
-	if q.IP != "" {
-		p.conds = append(p.conds, "e.ip = ?")
-		p.args = append(p.args, q.IP)
-	}
-	switch {
-	case q.TargetType != "" && q.TargetID != "":
-		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
-		p.args = append(p.args, targetSep+q.TargetType+fieldSep+q.TargetID+fieldSep)
-	case q.TargetType != "":
-		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
-		p.args = append(p.args, targetSep+q.TargetType+fieldSep)
-	case q.TargetID != "":
-		p.conds = append(p.conds, "instr(e.targets, ?) > 0")
-		p.args = append(p.args, fieldSep+q.TargetID+fieldSep)
+	filters := 0
+	for _, set := range []bool{q.Actor != "", p.actions != nil, p.outcome >= 0, q.IP != "", q.TargetType != "" || q.TargetID != "", len(p.terms) > 0} {
+		if set {
+			filters++
+		}
 	}
 	switch {
 	case len(p.terms) > 0:
@@ -146,71 +140,75 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 		p.drive, p.driveArgs = "actor", []any{q.Actor}
 	case q.IP != "":
 		p.drive, p.driveArgs = "ip", []any{q.IP}
+	case p.actions != nil && share*scanShare < 1:
+		p.drive = "action"
+		for _, a := range actions {
+			p.driveArgs = append(p.driveArgs, a)
+		}
+	case p.outcome > 0:
+		p.drive, p.driveArgs = "outcome", []any{p.outcome}
 	}
+	p.exact = p.drive != "" && filters == 1 && p.drive != "fts"
 	return p, nil
 }
 
-// keep is the filter applied in Go: free text, for events not yet in the
-// full-text index.
-func (p plan) keep(indexed bool) func(*event.Event) bool {
-	if indexed || len(p.terms) == 0 {
-		return nil
+// match reports whether e passes the filters; text says whether to check
+// the free text too.
+func (p *plan) match(e *event.Event, text bool) bool {
+	q := &p.q
+	switch {
+	case q.Actor != "" && e.Actor.ID != q.Actor,
+		p.actions != nil && !p.actions[e.Action],
+		p.outcome >= 0 && outcomeCode(e.Outcome) != p.outcome,
+		q.IP != "" && e.Source.IP != q.IP:
+		return false
 	}
-	return func(e *event.Event) bool { return matchTerms(p.terms, e.SearchText()) }
+	if q.TargetType != "" || q.TargetID != "" {
+		if !slices.ContainsFunc(e.Targets, func(t event.Target) bool {
+			return (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID)
+		}) {
+			return false
+		}
+	}
+	return !text || len(p.terms) == 0 || matchTerms(p.terms, e.SearchText())
 }
 
-// sqlQuery is a statement whose arguments are head, then the seq-key range
-// (lo, hi), then tail, then the row limit.
+// sqlQuery is a statement that proposes event keys from an index. Its
+// arguments are head, then the key range (lo, hi), then the row limit;
+// segmented queries take the index segment first and are run once per
+// segment.
 type sqlQuery struct {
-	text       string
-	head, tail []any
-	// segmented queries take the index segment as their first argument
-	// and are run once per segment.
+	text      string
+	head      []any
 	segmented bool
 }
 
-func (p plan) query(indexed, asc bool) sqlQuery {
-	var b strings.Builder
-	var head []any
-	var conds []string
-	key := "e.k"
-	if indexed && p.drive != "" {
-		// CROSS JOIN makes SQLite loop over the driving index first.
-		switch p.drive {
-		case "fts":
-			b.WriteString("SELECT " + prefixedCols + " FROM events_fts x CROSS JOIN events e ON e.k = x.rowid")
-			conds = append(conds, "events_fts MATCH ?")
-			key = "x.rowid"
-		case "target":
-			b.WriteString("SELECT " + prefixedCols + " FROM by_target x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.seg = ?", "x.type = ?", "x.id = ?")
-		case "actor":
-			b.WriteString("SELECT " + prefixedCols + " FROM by_actor x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.seg = ?", "x.actor_id = ?")
-		case "ip":
-			b.WriteString("SELECT " + prefixedCols + " FROM by_ip x CROSS JOIN events e ON e.k = x.k")
-			conds = append(conds, "x.seg = ?", "x.ip = ?")
-		}
-		if p.drive != "fts" {
-			key = "x.k"
-		}
-		head = p.driveArgs
-	} else {
-		b.WriteString("SELECT " + prefixedCols + " FROM events e")
-		if p.scanPK || !indexed {
-			// Unindexed events are few and newest: walk them by key.
-			b.WriteString(" NOT INDEXED")
-		}
-	}
-	conds = append(conds, key+" BETWEEN ? AND ?")
-	conds = append(conds, p.conds...)
-	b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+// query is the statement of p's driving index.
+func (p plan) query(asc bool) sqlQuery {
 	dir := " DESC"
 	if asc {
 		dir = " ASC"
 	}
-	b.WriteString(" ORDER BY " + key + dir + " LIMIT ?")
-	return sqlQuery{text: b.String(), head: head, tail: p.args, segmented: key == "x.k"}
+	var table, conds string
+	switch p.drive {
+	case "fts":
+		return sqlQuery{text: "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid" + dir + " LIMIT ?", head: p.driveArgs}
+	case "target":
+		table, conds = "by_target", "type = ? AND id = ?"
+	case "actor":
+		table, conds = "by_actor", "actor_id = ?"
+	case "ip":
+		table, conds = "by_ip", "ip = ?"
+	case "action":
+		table, conds = "by_action", "action IN ("+placeholders(len(p.driveArgs))+")"
+	case "outcome":
+		table, conds = "by_outcome", "outcome = ?"
+	}
+	return sqlQuery{
+		text:      "SELECT k FROM " + table + " WHERE seg = ? AND " + conds + " AND k BETWEEN ? AND ? ORDER BY k" + dir + " LIMIT ?",
+		head:      p.driveArgs,
+		segmented: true,
+	}
 }
 
 // matchingActions resolves the action filter against the actions the log
@@ -257,12 +255,13 @@ func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) (
 	return out, float64(matched) / float64(total), nil
 }
 
-// run executes sq over seqs [from, to] in seq order and keeps rows accepted
-// by keep (nil keeps all) until limit rows are kept.
-func (s *Store) run(ctx context.Context, sc *scanner, sq sqlQuery, from, to int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
-	lo, hi := eventKey(sc.log, from), eventKey(sc.log, to)
+// runIndex finds events of seqs [from, to] through p's driving index, in
+// seq order, until limit match.
+func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to int64, limit int, asc bool) ([]*event.Event, error) {
+	sq := p.query(asc)
+	lo, hi := eventKey(r.log, from), eventKey(r.log, to)
 	if !sq.segmented {
-		return s.runRange(ctx, sc, sq, nil, lo, hi, limit, asc, keep)
+		return s.runRange(ctx, r, p, sq, nil, lo, hi, limit, asc)
 	}
 	var out []*event.Event
 	first, last, step := segOf(hi), segOf(lo), int64(-1)
@@ -271,7 +270,7 @@ func (s *Store) run(ctx context.Context, sc *scanner, sq sqlQuery, from, to int6
 	}
 	for seg := first; len(out) < limit; seg += step {
 		segLo, segHi := max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1)
-		more, err := s.runRange(ctx, sc, sq, []any{seg}, segLo, segHi, limit-len(out), asc, keep)
+		more, err := s.runRange(ctx, r, p, sq, []any{seg}, segLo, segHi, limit-len(out), asc)
 		if err != nil {
 			return nil, err
 		}
@@ -283,55 +282,87 @@ func (s *Store) run(ctx context.Context, sc *scanner, sq sqlQuery, from, to int6
 	return out, nil
 }
 
-// runRange runs sq over keys [lo, hi], paging while keep rejects rows.
-func (s *Store) runRange(ctx context.Context, sc *scanner, sq sqlQuery, pre []any, lo, hi int64, limit int, asc bool, keep func(*event.Event) bool) ([]*event.Event, error) {
+// runRange runs sq over keys [lo, hi] and keeps the events that match,
+// paging until limit do or the index has no more.
+func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQuery, pre []any, lo, hi int64, limit int, asc bool) ([]*event.Event, error) {
 	var out []*event.Event
 	page := limit
-	if keep != nil {
+	if !p.exact {
 		page = max(limit, 500)
 	}
 	for hi >= lo {
-		a := make([]any, 0, len(pre)+len(sq.head)+len(sq.tail)+3)
-		a = append(append(append(append(a, pre...), sq.head...), lo, hi), sq.tail...)
-		a = append(a, page)
+		a := make([]any, 0, len(pre)+len(sq.head)+3)
+		a = append(append(append(a, pre...), sq.head...), lo, hi, page)
 		rows, err := s.r.QueryContext(ctx, sq.text, a...)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		n, err := collect(rows, sc, &out, keep, limit)
-		if err != nil {
-			return nil, err
+		var keys []int64
+		for rows.Next() {
+			var k int64
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			keys = append(keys, k)
 		}
-		if keep == nil || len(out) >= limit || n < page {
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		for _, k := range keys {
+			if k>>seqBits != r.log {
+				continue
+			}
+			e, err := r.get(ctx, k&(1<<seqBits-1))
+			if err != nil {
+				return nil, err
+			}
+			// An entry without its event (the events were damaged) is
+			// skipped; Verify reports the damage.
+			if e != nil && p.match(e, p.drive != "fts") {
+				if out = append(out, e); len(out) >= limit {
+					return out, nil
+				}
+			}
+		}
+		if len(keys) < page {
 			return out, nil
 		}
-		// Continue past the last row read.
 		if asc {
-			lo = sc.k + 1
+			lo = keys[len(keys)-1] + 1
 		} else {
-			hi = sc.k - 1
+			hi = keys[len(keys)-1] - 1
 		}
 	}
 	return out, nil
 }
 
-func collect(rows *sql.Rows, sc *scanner, out *[]*event.Event, keep func(*event.Event) bool, limit int) (int, error) {
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		n++
-		e, err := sc.scan(rows)
+// runScan reads the events of seqs [from, to] in seq order and keeps those
+// that match, until limit do.
+func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to int64, limit int, asc, text bool) ([]*event.Event, error) {
+	var out []*event.Event
+	for b, err := range s.bundles(ctx, r.log, from, to+1, !asc) {
 		if err != nil {
-			return n, err
+			return nil, err
 		}
-		if keep == nil || keep(e) {
-			*out = append(*out, e)
-			if len(*out) >= limit {
-				return n, rows.Close()
+		evs, err := decodeBundle(r.name, b.k, b.data)
+		if err != nil {
+			return nil, err
+		}
+		if !asc {
+			slices.Reverse(evs)
+		}
+		for _, e := range evs {
+			if e.Seq >= from && e.Seq <= to && p.match(e, text) {
+				if out = append(out, e); len(out) >= limit {
+					return out, nil
+				}
 			}
 		}
 	}
-	return n, rows.Err()
+	return out, nil
 }
 
 // A term is one word of a free-text query; prefix terms came with a

@@ -31,9 +31,9 @@ var (
 	ErrReadOnly = errors.New("store opened read-only")
 	// ErrNewerSchema: the database was written by a newer version of Trail.
 	ErrNewerSchema = errors.New("database schema is newer than this version of Trail supports")
-	// ErrNeedsUpgrade: the call needs a part of the schema that the
-	// database, written by an older version of Trail, lacks. Opening it
-	// read-write once upgrades it; a read-only store never does.
+	// ErrNeedsUpgrade: the database was written by an older version of
+	// Trail, and a read-only store cannot upgrade it. Opening it
+	// read-write once does.
 	ErrNeedsUpgrade = errors.New("database needs an upgrade (open it once without read-only)")
 )
 
@@ -76,9 +76,6 @@ type Store struct {
 	wmu sync.Mutex
 	w   *sql.DB // exactly one connection
 	ins *inserter
-
-	// noRollup: the database predates the rollup table (read-only).
-	noRollup bool
 
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
@@ -187,7 +184,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.noRollup = ver < 2
+	if opts.ReadOnly && ver < schemaVersion {
+		return fail(fmt.Errorf("%s: schema %d: %w", path, ver, ErrNeedsUpgrade))
+	}
 	if !opts.ReadOnly {
 		if s.w, err = openWriter(path, opts); err != nil {
 			return fail(err)
@@ -196,7 +195,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			if err := s.migrate(ctx, ver); err != nil {
 				return fail(fmt.Errorf("%s: upgrade from schema %d: %w", path, ver, err))
 			}
-			s.noRollup = false
 		}
 		if s.ins, err = newInserter(ctx, s.w); err != nil {
 			return fail(err)

@@ -13,18 +13,12 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// eventCols are the events table's columns in insert and select order.
-const eventCols = "k, received_at, time, actor_id, action, outcome, ip, actor_type, actor_email, actor_role, actor_name, targets, reason, user_agent, request_id, trace_id, before, after, metadata"
-
-const numEventCols = 19
-
-// rowsPerInsert is how many events one multi-row INSERT carries: fewer
-// statement executions per batch, bounded statement size.
-const rowsPerInsert = 64
+// bundlesPerInsert is how many bundles one multi-row INSERT carries.
+const bundlesPerInsert = 8
 
 // inserter holds the write connection's prepared statements.
 type inserter struct {
-	one, many *sql.Stmt // events: 1 row, rowsPerInsert rows
+	one, many *sql.Stmt // events: 1 bundle, bundlesPerInsert bundles
 	action    *sql.Stmt
 	tile      *sql.Stmt
 	ckpt      *sql.Stmt
@@ -35,15 +29,14 @@ type inserter struct {
 }
 
 func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
-	row := "(" + placeholders(numEventCols) + ")"
-	rows := strings.TrimSuffix(strings.Repeat(row+", ", rowsPerInsert), ", ")
+	rows := strings.TrimSuffix(strings.Repeat("(?, ?), ", bundlesPerInsert), ", ")
 	in := &inserter{}
 	for _, p := range []struct {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&in.one, "INSERT INTO events (" + eventCols + ") VALUES " + row},
-		{&in.many, "INSERT INTO events (" + eventCols + ") VALUES " + rows},
+		{&in.one, "INSERT INTO events (k, data) VALUES (?, ?)"},
+		{&in.many, "INSERT INTO events (k, data) VALUES " + rows},
 		{&in.action, "INSERT INTO actions (log, action, count) VALUES (?, ?, ?) ON CONFLICT (log, action) DO UPDATE SET count = count + excluded.count"},
 		{&in.tile, "INSERT INTO tiles (k, data) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET data = excluded.data"},
 		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
@@ -95,9 +88,8 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, numEventCols*rowsPerInsert)
 	for i := range batches {
-		if err := s.commitBatch(ctx, tx, &batches[i], args); err != nil {
+		if err := s.commitBatch(ctx, tx, &batches[i]); err != nil {
 			return err
 		}
 	}
@@ -111,7 +103,7 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	return nil
 }
 
-func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, args []any) error {
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
@@ -140,22 +132,22 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, arg
 	}
 
 	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
-	evs := b.Events
-	for len(evs) >= rowsPerInsert {
-		args = args[:0]
-		for _, e := range evs[:rowsPerInsert] {
-			args = appendEventArgs(args, b.Log, e)
+	bs := bundles(b.Events)
+	args := make([]any, 0, 2*bundlesPerInsert)
+	for len(bs) > 0 {
+		n := 1
+		st := one
+		if len(bs) >= bundlesPerInsert {
+			n, st = bundlesPerInsert, many
 		}
-		if _, err := many.ExecContext(ctx, args...); err != nil {
+		args = args[:0]
+		for _, evs := range bs[:n] {
+			args = append(args, eventKey(b.Log, evs[0].Seq), appendBundle(nil, evs))
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		evs = evs[rowsPerInsert:]
-	}
-	for _, e := range evs {
-		args = appendEventArgs(args[:0], b.Log, e)
-		if _, err := one.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
+		bs = bs[n:]
 	}
 
 	counts := map[string]int64{}
@@ -195,19 +187,6 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, arg
 		}
 	}
 	return nil
-}
-
-func appendEventArgs(args []any, log int64, e *event.Event) []any {
-	var before, after string
-	if e.Changes != nil {
-		before, after = string(e.Changes.Before), string(e.Changes.After)
-	}
-	return append(args,
-		eventKey(log, e.Seq), e.ReceivedAt.UnixNano(), e.Time.UnixNano(),
-		e.Actor.ID, e.Action, outcomeCode(e.Outcome), e.Source.IP,
-		e.Actor.Type, e.Actor.Email, e.Actor.Role, e.Actor.Name,
-		encodeTargets(e.Targets), e.Reason, e.Source.UserAgent, e.RequestID, e.TraceID,
-		before, after, string(e.Metadata))
 }
 
 var outcomes = []event.Outcome{event.Success, event.Failure, event.Denied, event.Errored}

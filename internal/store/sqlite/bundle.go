@@ -1,0 +1,227 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// Events are stored in bundles: one row of the events table holds up to
+// bundleMax consecutive events of one log, keyed by the first one's
+// eventKey. A whole log is read by stepping through a few rows rather than
+// one row per event, which is most of the cost of reading with this
+// driver, and a commit writes one row per bundleMax events.
+//
+// A bundle is
+//
+//	version byte (1) | uvarint n | n × (uvarint len | record)
+//
+// and a record is
+//
+//	varint received_at (ns) | varint time − received_at (ns) | outcome byte |
+//	15 × (uvarint len | bytes)
+//
+// with the strings in recordStrings order. The id, seq and log of an event
+// are not stored: seq is the bundle's first seq plus the event's position,
+// log comes from the key, and the id is derived from them (event.MakeID).
+// Decoding checks every length, so a damaged bundle is an error, never a
+// panic or a misread neighbour.
+const (
+	bundleVersion = 1
+	bundleMax     = 16
+)
+
+// The strings of a record, in order. Targets use encodeTargets.
+const (
+	rActorID = iota
+	rAction
+	rIP
+	rActorType
+	rActorEmail
+	rActorRole
+	rActorName
+	rTargets
+	rReason
+	rUserAgent
+	rRequestID
+	rTraceID
+	rBefore
+	rAfter
+	rMetadata
+	numRecordStrings
+)
+
+// errBundle is what decoding a damaged bundle returns.
+var errBundle = fmt.Errorf("%w (event bundle)", store.ErrDamaged)
+
+// appendBundle encodes evs as one bundle.
+func appendBundle(buf []byte, evs []*event.Event) []byte {
+	buf = append(buf, bundleVersion)
+	buf = binary.AppendUvarint(buf, uint64(len(evs)))
+	var rec []byte
+	for _, e := range evs {
+		rec = appendRecord(rec[:0], e)
+		buf = binary.AppendUvarint(buf, uint64(len(rec)))
+		buf = append(buf, rec...)
+	}
+	return buf
+}
+
+func appendRecord(b []byte, e *event.Event) []byte {
+	recv := e.ReceivedAt.UnixNano()
+	b = binary.AppendVarint(b, recv)
+	b = binary.AppendVarint(b, e.Time.UnixNano()-recv)
+	b = append(b, byte(outcomeCode(e.Outcome)))
+	var before, after string
+	if e.Changes != nil {
+		before, after = string(e.Changes.Before), string(e.Changes.After)
+	}
+	for _, s := range [numRecordStrings]string{
+		rActorID: e.Actor.ID, rAction: e.Action, rIP: e.Source.IP,
+		rActorType: e.Actor.Type, rActorEmail: e.Actor.Email, rActorRole: e.Actor.Role, rActorName: e.Actor.Name,
+		rTargets: encodeTargets(e.Targets), rReason: e.Reason, rUserAgent: e.Source.UserAgent,
+		rRequestID: e.RequestID, rTraceID: e.TraceID, rBefore: before, rAfter: after, rMetadata: string(e.Metadata),
+	} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// bundleRecords splits a bundle into its records.
+func bundleRecords(data []byte) ([][]byte, error) {
+	if len(data) == 0 || data[0] != bundleVersion {
+		return nil, fmt.Errorf("%w: unknown format", errBundle)
+	}
+	data = data[1:]
+	n, w := binary.Uvarint(data)
+	if w <= 0 || n == 0 || n > bundleMax {
+		return nil, fmt.Errorf("%w: bad event count", errBundle)
+	}
+	data = data[w:]
+	recs := make([][]byte, n)
+	for i := range recs {
+		l, w := binary.Uvarint(data)
+		if w <= 0 || l > uint64(len(data)-w) {
+			return nil, fmt.Errorf("%w: event %d of %d is cut short", errBundle, i, n)
+		}
+		recs[i] = data[w : w+int(l)]
+		data = data[w+int(l):]
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last event", errBundle, len(data))
+	}
+	return recs, nil
+}
+
+// bundleLen returns the number of events in a bundle, or 0 if it is
+// damaged.
+func bundleLen(data []byte) int64 {
+	if len(data) < 2 || data[0] != bundleVersion {
+		return 0
+	}
+	n, w := binary.Uvarint(data[1:])
+	if w <= 0 || n > bundleMax {
+		return 0
+	}
+	return int64(n)
+}
+
+// maxTime is the last instant an event id can carry (48-bit milliseconds).
+const maxTime = 1<<48 - 1
+
+// decodeRecord decodes one record as event seq of log name.
+func decodeRecord(name string, seq int64, rec []byte) (*event.Event, error) {
+	recv, w := binary.Varint(rec)
+	if w <= 0 {
+		return nil, fmt.Errorf("%w: received_at", errBundle)
+	}
+	rec = rec[w:]
+	dt, w := binary.Varint(rec)
+	if w <= 0 || len(rec) == w {
+		return nil, fmt.Errorf("%w: time", errBundle)
+	}
+	out := rec[w]
+	rec = rec[w+1:]
+	if recv < 0 || recv/1e6 > maxTime {
+		return nil, fmt.Errorf("%w: received_at %d out of range", errBundle, recv)
+	}
+	if int(out) >= len(outcomes) {
+		return nil, fmt.Errorf("%w: outcome code %d", errBundle, out)
+	}
+	// One string for all the fields; each field is a substring of it.
+	all := string(rec)
+	var s [numRecordStrings]string
+	off := 0
+	for i := range s {
+		l, w := binary.Uvarint(rec[off:])
+		if w <= 0 || l > uint64(len(rec)-off-w) {
+			return nil, fmt.Errorf("%w: field %d is cut short", errBundle, i)
+		}
+		off += w
+		s[i] = all[off : off+int(l)]
+		off += int(l)
+	}
+	if off != len(rec) {
+		return nil, fmt.Errorf("%w: %d bytes after the last field", errBundle, len(rec)-off)
+	}
+	targets, err := decodeTargets(s[rTargets])
+	if err != nil {
+		return nil, fmt.Errorf("%w: targets: %v", errBundle, err)
+	}
+	e := &event.Event{
+		Seq:        seq,
+		Log:        name,
+		ReceivedAt: time.Unix(0, recv).UTC(),
+		Time:       time.Unix(0, recv+dt).UTC(),
+		Actor:      event.Actor{ID: s[rActorID], Type: s[rActorType], Email: s[rActorEmail], Role: s[rActorRole], Name: s[rActorName]},
+		Action:     s[rAction],
+		Outcome:    outcomes[out],
+		Source:     event.Source{IP: s[rIP], UserAgent: s[rUserAgent]},
+		Targets:    targets,
+		Reason:     s[rReason],
+		RequestID:  s[rRequestID],
+		TraceID:    s[rTraceID],
+		Metadata:   rawOrNil(s[rMetadata]),
+	}
+	if s[rBefore] != "" || s[rAfter] != "" {
+		e.Changes = &event.Changes{Before: rawOrNil(s[rBefore]), After: rawOrNil(s[rAfter])}
+	}
+	e.ID = event.MakeID(name, seq, e.ReceivedAt)
+	return e, nil
+}
+
+// decodeBundle decodes the bundle stored under key k of log name.
+func decodeBundle(name string, k int64, data []byte) ([]*event.Event, error) {
+	recs, err := bundleRecords(data)
+	if err != nil {
+		return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+	}
+	first := k & (1<<seqBits - 1)
+	if first+int64(len(recs)) > 1<<seqBits {
+		return nil, fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+	}
+	evs := make([]*event.Event, len(recs))
+	for i, r := range recs {
+		if evs[i], err = decodeRecord(name, first+int64(i), r); err != nil {
+			return nil, fmt.Errorf("seq %d: %w", first+int64(i), err)
+		}
+	}
+	return evs, nil
+}
+
+// bundles splits evs (consecutive seqs) into runs of at most bundleMax
+// that do not cross a multiple of bundleMax, so that a log written in
+// batches ends up in aligned bundles whatever the batch sizes.
+func bundles(evs []*event.Event) [][]*event.Event {
+	var out [][]*event.Event
+	for len(evs) > 0 {
+		n := min(int64(len(evs)), bundleMax-evs[0].Seq%bundleMax)
+		out = append(out, evs[:n])
+		evs = evs[n:]
+	}
+	return out
+}
