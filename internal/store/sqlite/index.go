@@ -118,8 +118,8 @@ type chunk struct {
 	log, from, to int64
 	// Index rows, sorted by key.
 	actions, outcomes, actors, ips, targets []indexEntry
-	docs                 []indexDoc
-	rollup               []rollupRow
+	docs                                    []indexDoc
+	rollup                                  []rollupRow
 }
 
 // indexDoc is one event's searchable text, for the full-text index.
