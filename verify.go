@@ -175,27 +175,60 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		return nil
 	}
 	// Leaf hashes are computed in parallel a window at a time (reading and
-	// canonicalising events is most of the work); the tree is then grown
-	// from them in order.
-	leaves := make([]tlog.Hash, min(size, verifyWindow))
-	var lastRecv time.Time
-	for w := int64(0); w < size; w += verifyWindow {
-		wend := min(size, w+verifyWindow)
-		var err error
-		lastRecv, err = l.leafHashes(ctx, w, wend, lastRecv, leaves[:wend-w])
+	// canonicalising events is most of the work), the next window while
+	// the tree is grown from the leaves of this one.
+	type window struct {
+		from, to int64
+		leaves   []tlog.Hash
+		last     time.Time // received_at of the window's last event
+		err      error
+		done     chan struct{}
+	}
+	start := func(from int64, prev time.Time, buf []tlog.Hash) *window {
+		w := &window{from: from, to: min(size, from+verifyWindow), done: make(chan struct{})}
+		w.leaves = buf[:w.to-from]
+		go func() {
+			defer close(w.done)
+			w.last, w.err = l.leafHashes(ctx, w.from, w.to, prev, w.leaves)
+		}()
+		return w
+	}
+	var bufs [2][]tlog.Hash
+	for i := range bufs {
+		bufs[i] = make([]tlog.Hash, min(size, verifyWindow))
+	}
+	var cur, ahead *window
+	defer func() {
+		if ahead != nil {
+			<-ahead.done
+		}
+	}()
+	if size > 0 {
+		cur = start(0, time.Time{}, bufs[0])
+	}
+	for i := 1; cur != nil; i++ {
+		<-cur.done
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		ahead = nil
+		if cur.err == nil && cur.to < size {
+			ahead = start(cur.to, cur.last, bufs[i%2])
+		}
 		// An event out of place (missing, or received before the one
 		// before it) may be a symptom of an earlier one: check the leaves
 		// before it against the checkpoints and tiles first, so that the
 		// error names the first bad event.
+		w, wend := cur.from, cur.to
 		end := wend
 		var fault *VerifyError
-		if err != nil {
-			if !errors.As(err, &fault) {
-				return rep, err
+		if cur.err != nil {
+			if !errors.As(cur.err, &fault) {
+				return rep, cur.err
 			}
 			end = min(max(fault.Seq, w), wend)
 		}
-		for i, h := range leaves[:end-w] {
+		for i, h := range cur.leaves[:end-w] {
 			app.Append(h)
 			n := w + int64(i) + 1
 			for next < len(ckpts) && ckpts[next].size == n {
@@ -228,6 +261,7 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		if opts.Progress != nil {
 			opts.Progress(wend, size)
 		}
+		cur = ahead
 	}
 	if err := checkTiles(app.Flush()); err != nil {
 		return rep, err
@@ -276,29 +310,32 @@ func (l *Log) leafHashes(ctx context.Context, from, to int64, prev time.Time, ou
 			r := &results[p]
 			var buf []byte
 			n := lo
-			for e, err := range l.db.st.Scan(ctx, l.info.ID, lo, hi) {
-				if errors.Is(err, store.ErrDamaged) {
-					r.err = verifyErr(n, "stored events cannot be read: %v", err)
-					return
-				}
-				if err != nil {
-					r.err = fmt.Errorf("read events: %w", err)
-					return
-				}
+			err := l.db.st.Walk(ctx, l.info.ID, lo, hi, func(e *Event) error {
 				if e.Seq != n {
-					r.err = verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
-					return
+					return verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
 				}
 				if n == lo {
 					r.first = e.ReceivedAt
 				} else if e.ReceivedAt.Before(r.last) {
-					r.err = verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt.Format(time.RFC3339Nano))
-					return
+					return verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt.Format(time.RFC3339Nano))
 				}
 				r.last = e.ReceivedAt
 				buf = e.AppendCanonical(buf[:0])
 				out[n-from] = tlog.RecordHash(buf)
 				n++
+				return nil
+			})
+			var fault *VerifyError
+			switch {
+			case errors.As(err, &fault):
+				r.err = err
+				return
+			case errors.Is(err, store.ErrDamaged):
+				r.err = verifyErr(n, "stored events cannot be read: %v", err)
+				return
+			case err != nil:
+				r.err = fmt.Errorf("read events: %w", err)
+				return
 			}
 			if n != hi {
 				r.err = verifyErr(n, "event missing: the log should hold %d events but ends at %d", l.Size(), n)

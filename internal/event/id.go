@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -70,7 +71,21 @@ func putSeq(b []byte, seq int64) {
 	b[4] = byte(seq)
 }
 
+// lastFingerprint remembers the last log's fingerprint: ids are made and
+// parsed for one log at a time, many in a row.
+var lastFingerprint atomic.Pointer[fingerprint]
+
+type fingerprint struct {
+	log string
+	fp  [5]byte
+}
+
 func logFingerprint(log string) [5]byte {
+	if f := lastFingerprint.Load(); f != nil && f.log == log {
+		return f.fp
+	}
 	h := sha256.Sum256([]byte(log))
-	return [5]byte(h[:5])
+	f := &fingerprint{log, [5]byte(h[:5])}
+	lastFingerprint.Store(f)
+	return f.fp
 }

@@ -211,6 +211,12 @@ type Store interface {
 	// Scan yields events with from <= seq < to in ascending seq order,
 	// streaming (constant memory).
 	Scan(ctx context.Context, log int64, from, to int64) iter.Seq2[*event.Event, error]
+	// Walk calls fn with the events with from <= seq < to in ascending seq
+	// order, like Scan, and stops at fn's first error, which it returns.
+	// The event is only valid during the call: the store may reuse it and
+	// the memory behind its fields for the next one. It is for reading a
+	// whole log fast (Verify).
+	Walk(ctx context.Context, log int64, from, to int64, fn func(*event.Event) error) error
 	// Search returns up to q.Limit events matching q, in seq order (newest
 	// first unless q.Asc).
 	Search(ctx context.Context, log int64, q Query) ([]*event.Event, error)

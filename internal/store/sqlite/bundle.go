@@ -135,44 +135,52 @@ const maxTime = 1<<48 - 1
 
 // decodeRecord decodes one record as event seq of log name.
 func decodeRecord(name string, seq int64, rec []byte) (*event.Event, error) {
-	recv, w := binary.Varint(rec)
-	if w <= 0 {
-		return nil, fmt.Errorf("%w: received_at", errBundle)
-	}
-	rec = rec[w:]
-	dt, w := binary.Varint(rec)
-	if w <= 0 || len(rec) == w {
-		return nil, fmt.Errorf("%w: time", errBundle)
-	}
-	out := rec[w]
-	rec = rec[w+1:]
-	if recv < 0 || recv/1e6 > maxTime {
-		return nil, fmt.Errorf("%w: received_at %d out of range", errBundle, recv)
-	}
-	if int(out) >= len(outcomes) {
-		return nil, fmt.Errorf("%w: outcome code %d", errBundle, out)
-	}
+	e := &event.Event{}
 	// One string for all the fields; each field is a substring of it.
 	all := string(rec)
+	err := decodeInto(e, name, seq, rec, func(i, j int) string { return all[i:j] })
+	return e, err
+}
+
+// decodeInto decodes rec into e, taking its strings from str (the bytes
+// rec[i:j] as a string).
+func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, j int) string) error {
+	recv, w := binary.Varint(rec)
+	if w <= 0 {
+		return fmt.Errorf("%w: received_at", errBundle)
+	}
+	off := w
+	dt, w := binary.Varint(rec[off:])
+	if w <= 0 || len(rec) == off+w {
+		return fmt.Errorf("%w: time", errBundle)
+	}
+	off += w
+	out := rec[off]
+	off++
+	if recv < 0 || recv/1e6 > maxTime {
+		return fmt.Errorf("%w: received_at %d out of range", errBundle, recv)
+	}
+	if int(out) >= len(outcomes) {
+		return fmt.Errorf("%w: outcome code %d", errBundle, out)
+	}
 	var s [numRecordStrings]string
-	off := 0
 	for i := range s {
 		l, w := binary.Uvarint(rec[off:])
 		if w <= 0 || l > uint64(len(rec)-off-w) {
-			return nil, fmt.Errorf("%w: field %d is cut short", errBundle, i)
+			return fmt.Errorf("%w: field %d is cut short", errBundle, i)
 		}
 		off += w
-		s[i] = all[off : off+int(l)]
+		s[i] = str(off, off+int(l))
 		off += int(l)
 	}
 	if off != len(rec) {
-		return nil, fmt.Errorf("%w: %d bytes after the last field", errBundle, len(rec)-off)
+		return fmt.Errorf("%w: %d bytes after the last field", errBundle, len(rec)-off)
 	}
-	targets, err := decodeTargets(s[rTargets])
+	targets, err := decodeTargets(s[rTargets], e.Targets[:0])
 	if err != nil {
-		return nil, fmt.Errorf("%w: targets: %v", errBundle, err)
+		return fmt.Errorf("%w: targets: %v", errBundle, err)
 	}
-	e := &event.Event{
+	*e = event.Event{
 		Seq:        seq,
 		Log:        name,
 		ReceivedAt: time.Unix(0, recv).UTC(),
@@ -191,7 +199,7 @@ func decodeRecord(name string, seq int64, rec []byte) (*event.Event, error) {
 		e.Changes = &event.Changes{Before: rawOrNil(s[rBefore]), After: rawOrNil(s[rAfter])}
 	}
 	e.ID = event.MakeID(name, seq, e.ReceivedAt)
-	return e, nil
+	return nil
 }
 
 // decodeBundle decodes the bundle stored under key k of log name.

@@ -246,7 +246,7 @@ func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 			if out > 0 && out < int64(len(outcomes)) {
 				e.Outcome = outcomes[out]
 			}
-			if e.Targets, err = decodeTargets(targets); err != nil {
+			if e.Targets, err = decodeTargets(targets, nil); err != nil {
 				e.Targets = nil // stored as no targets; the leaf no longer matches
 			}
 			if before != "" || after != "" {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -43,26 +45,36 @@ func encodeTargets(ts []event.Target) string {
 	return b.String()
 }
 
-func decodeTargets(s string) ([]event.Target, error) {
+// decodeTargets decodes a targets column, appending to ts (which may be
+// reused).
+func decodeTargets(s string, ts []event.Target) ([]event.Target, error) {
 	if s == "" {
-		return []event.Target{}, nil
+		if ts == nil {
+			ts = []event.Target{}
+		}
+		return ts, nil
 	}
 	if s[0] == '[' {
 		var ts []event.Target
 		err := json.Unmarshal([]byte(s), &ts)
 		return ts, err
 	}
+	ts = slices.Grow(ts, strings.Count(s, targetSep))
 	if !strings.HasPrefix(s, targetSep) {
 		return nil, fmt.Errorf("malformed targets column")
 	}
-	parts := strings.Split(s[1:], targetSep)
-	ts := make([]event.Target, len(parts))
-	for i, p := range parts {
-		f := strings.Split(p, fieldSep)
-		if len(f) != 3 {
+	for rest := s[1:]; ; {
+		t, next, more := strings.Cut(rest, targetSep)
+		typ, r, ok1 := strings.Cut(t, fieldSep)
+		id, name, ok2 := strings.Cut(r, fieldSep)
+		if !ok1 || !ok2 || strings.Contains(name, fieldSep) {
 			return nil, fmt.Errorf("malformed targets column")
 		}
-		ts[i] = event.Target{Type: f[0], ID: f[1], Name: f[2]}
+		ts = append(ts, event.Target{Type: typ, ID: id, Name: name})
+		if !more {
+			break
+		}
+		rest = next
 	}
 	return ts, nil
 }
@@ -177,6 +189,48 @@ func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.
 			}
 		}
 	}
+}
+
+// Walk implements store.Store. It decodes each event into the same Event,
+// whose strings point into the bundle just read.
+func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Event) error) error {
+	name, err := s.logName(log)
+	if err != nil {
+		return err
+	}
+	from = max(from, 0)
+	to = min(to, 1<<seqBits)
+	if from >= to {
+		return nil
+	}
+	var e event.Event
+	for b, err := range s.bundles(ctx, log, from, to, false) {
+		if err != nil {
+			return err
+		}
+		recs, err := bundleRecords(b.data)
+		if err != nil {
+			return fmt.Errorf("seq %d: %w", b.k&(1<<seqBits-1), err)
+		}
+		first := b.k & (1<<seqBits - 1)
+		if first+int64(len(recs)) > 1<<seqBits {
+			return fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+		}
+		for i, rec := range recs {
+			seq := first + int64(i)
+			if seq < from || seq >= to {
+				continue
+			}
+			err := decodeInto(&e, name, seq, rec, func(i, j int) string { return unsafe.String(unsafe.SliceData(rec[i:j]), j-i) })
+			if err != nil {
+				return fmt.Errorf("seq %d: %w", seq, err)
+			}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // rawBundle is a row of the events table.

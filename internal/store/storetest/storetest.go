@@ -14,6 +14,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -169,6 +170,32 @@ func CheckLog(t *testing.T, s store.Store, w *Writer) {
 	}
 	if n != size {
 		t.Fatalf("Scan(%q, 0, %d) yielded %d events, want %d", w.Info.Name, size+10, n, size)
+	}
+	// Walk, from the middle; the events it lends are copied before the
+	// next call may reuse them.
+	from := size / 3
+	var walked []*event.Event
+	err = s.Walk(ctx, log, from, size+10, func(e *event.Event) error {
+		if int64(len(walked)) >= size-from {
+			return fmt.Errorf("seq %d past the log's %d events", e.Seq, size)
+		}
+		var c event.Event
+		if err := json.Unmarshal(e.AppendCanonical(nil), &c); err != nil {
+			return err
+		}
+		walked = append(walked, &c)
+		return nil
+	})
+	if err != nil || int64(len(walked)) != size-from {
+		t.Fatalf("Walk(%q, %d, %d) = %d events, %v; want %d", w.Info.Name, from, size+10, len(walked), err, size-from)
+	}
+	for i, e := range walked {
+		checkEvent(t, fmt.Sprintf("Walk(%q) event %d", w.Info.Name, from+int64(i)), e, w.Events[from+int64(i)])
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := s.Walk(ctx, log, 0, size, func(*event.Event) error { calls++; return stop }); size > 0 && (!errors.Is(err, stop) || calls != 1) {
+		t.Errorf("Walk whose callback fails = %v after %d calls, want its error after 1", err, calls)
 	}
 	for _, seq := range []int64{0, size / 2, size - 1} {
 		if seq < 0 || seq >= size {
