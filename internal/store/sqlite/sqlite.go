@@ -57,8 +57,8 @@ type Options struct {
 	IndexDelay time.Duration
 	// ReadOnly opens the database for reading only: no write connection,
 	// no background indexer; Commit and CreateLog fail with ErrReadOnly.
-	// A database of an older schema version is not upgraded: what needs
-	// the newer parts fails with ErrNeedsUpgrade.
+	// A database of an older schema version is not upgraded: Open fails
+	// with ErrNeedsUpgrade.
 	ReadOnly bool
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
