@@ -87,6 +87,11 @@ type Store struct {
 	done      chan struct{}
 }
 
+// pageSize is the page size of new databases: a bundle of 16 events
+// (about 5 KiB) and a full Merkle tile (8 KiB) each fit in a page or two,
+// without chains of overflow pages.
+const pageSize = 8192
+
 // Create makes a new, empty Trail database at path. It fails if the file
 // exists.
 func Create(ctx context.Context, path string, opts Options) (*Store, error) {
@@ -95,8 +100,16 @@ func Create(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
 	f.Close()
-	w, err := openWriter(path, opts)
+	// The page size is set before the first write, which the writer's
+	// switch to WAL mode would be.
+	w, err := sql.Open(DriverName, "file:"+path)
 	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
+		w.Close()
 		os.Remove(path)
 		return nil, err
 	}
