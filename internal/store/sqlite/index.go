@@ -74,7 +74,7 @@ func (s *Store) indexLoop() {
 	}
 }
 
-// indexNext indexes one chunk of the log that lags most, and reports
+// indexNext indexes a few chunks of the log that lags most, and reports
 // whether there was anything to do.
 func (s *Store) indexNext(ctx context.Context) (bool, error) {
 	var log int64
@@ -85,13 +85,52 @@ func (s *Store) indexNext(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return true, s.indexLog(ctx, log, chunksPerTurn)
+}
+
+// chunksPerTurn is how many chunks the indexer adds to one log before it
+// looks again for the log that lags most.
+const chunksPerTurn = 8
+
+// indexLog indexes up to max chunks of log (0: until it has caught up),
+// preparing each chunk while the one before it is written, so that both
+// run at once.
+func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 	c, err := s.prepareChunk(ctx, log)
-	if err != nil || c == nil {
-		return c != nil, err
+	for n := 1; c != nil && err == nil; n++ {
+		type prepared struct {
+			c   *chunk
+			err error
+		}
+		next := make(chan prepared, 1)
+		more := max == 0 || n < max
+		if more {
+			go func(from int64) {
+				c, err := s.prepareFrom(ctx, log, from)
+				next <- prepared{c, err}
+			}(c.to)
+		}
+		s.wmu.Lock()
+		err = s.writeChunk(ctx, c)
+		s.wmu.Unlock()
+		if !more {
+			return err
+		}
+		p := <-next
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+		c, err = p.c, p.err
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return true, s.writeChunk(ctx, c)
+	return err
 }
 
 // indexLag reports how many events of log are not indexed yet, given its
@@ -131,8 +170,17 @@ type indexDoc struct {
 // prepareChunk reads the next unindexed events of log and builds their
 // index entries, sorted. It needs no lock; nil means nothing to do.
 func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
-	var size, done int64
-	if err := s.r.QueryRowContext(ctx, "SELECT size, indexed_size FROM logs WHERE id = ?", log).Scan(&size, &done); err != nil {
+	var done int64
+	if err := s.r.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", log).Scan(&done); err != nil {
+		return nil, err
+	}
+	return s.prepareFrom(ctx, log, done)
+}
+
+// prepareFrom prepares the chunk of log that starts at seq done.
+func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error) {
+	var size int64
+	if err := s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&size); err != nil {
 		return nil, err
 	}
 	if done >= size {
@@ -174,7 +222,13 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 	c := &chunk{log: log, from: done, to: end, actions: actions, outcomes: outs, actors: actors, ips: ips, targets: targets, docs: docs}
 	for _, es := range [][]indexEntry{actions, outs, actors, ips, targets} {
 		slices.SortFunc(es, func(x, y indexEntry) int {
-			return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b), cmp.Compare(x.k, y.k))
+			if c := strings.Compare(x.a, y.a); c != 0 {
+				return c
+			}
+			if c := strings.Compare(x.b, y.b); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.k, y.k)
 		})
 	}
 	c.rollup = counts.rows()
@@ -371,15 +425,5 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	if s.w == nil {
 		return nil
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s.wmu.Lock()
-		more, err := s.indexChunk(ctx, log)
-		s.wmu.Unlock()
-		if err != nil || !more {
-			return err
-		}
-	}
+	return s.indexLog(ctx, log, 0)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -383,8 +384,28 @@ func tokens(text string) []string {
 	})
 }
 
-// indexText is what the full-text index stores for text.
-func indexText(text string) string { return strings.Join(tokens(text), " ") }
+// indexText is what the full-text index stores for text: tokens(text)
+// joined by spaces, computed in one pass when text is ASCII.
+func indexText(text string) string {
+	b := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return strings.Join(tokens(text), " ")
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		default:
+			if len(b) > 0 && b[len(b)-1] != ' ' {
+				b = append(b, ' ')
+			}
+			continue
+		}
+		b = append(b, c)
+	}
+	return strings.TrimSuffix(string(b), " ")
+}
 
 func parseTerms(q string) []term {
 	var out []term

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/trail-audit/trail/internal/event"
@@ -74,4 +75,26 @@ func TestTextIndexAgreesWithScan(t *testing.T) {
 		})
 	}
 	resume()
+}
+
+// indexText's ASCII path splits and lower-cases exactly as tokens does.
+func TestIndexTextASCII(t *testing.T) {
+	for _, s := range []string{
+		"", " ", "a", "A.b-C_d", "  user.login.failed  ", "x@y.example.com 10.0.0.1", "Tab\there\nNL",
+		"\x00\x7f~!", "trailing.", ".leading", "MiXeD123abc",
+	} {
+		if got, want := indexText(s), strings.Join(tokens(s), " "); got != want {
+			t.Errorf("indexText(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func FuzzIndexText(f *testing.F) {
+	f.Add("user.login.failed Alice@example.com")
+	f.Add("Crème Brûlée")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := indexText(s), strings.Join(tokens(s), " "); got != want {
+			t.Errorf("indexText(%q) = %q, want %q", s, got, want)
+		}
+	})
 }
