@@ -44,9 +44,24 @@ func (s *Store) indexLoop() {
 	defer close(s.done)
 	ctx := context.Background()
 	for {
+		// Pending rollup counts are written once they are old enough.
+		var flush <-chan time.Time
+		s.wmu.Lock()
+		if len(s.pending) > 0 {
+			flush = time.After(rollupFlushDelay)
+		}
+		s.wmu.Unlock()
 		select {
 		case <-s.stop:
 			return
+		case <-flush:
+			s.wmu.Lock()
+			err := s.flushRollups(ctx, false)
+			s.wmu.Unlock()
+			if err != nil {
+				s.logger.ErrorContext(ctx, "writing event counts failed; they are counted again", "err", err)
+			}
+			continue
 		case <-s.indexWake:
 		}
 		// Let small commits gather into a chunk worth a transaction: each
@@ -111,7 +126,7 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 			}(c.to)
 		}
 		s.wmu.Lock()
-		err = s.writeChunk(ctx, c)
+		err = s.writeChunk(ctx, c, false)
 		s.wmu.Unlock()
 		if !more {
 			return err
@@ -122,11 +137,6 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		select {
-		case <-s.stop:
-			return nil
-		default:
 		}
 		c, err = p.c, p.err
 	}
@@ -158,7 +168,7 @@ type chunk struct {
 	// Index rows, sorted by key.
 	actions, outcomes, actors, ips, targets []indexEntry
 	docs                                    []indexDoc
-	rollup                                  []rollupRow
+	counts                                  rollupCounts
 }
 
 // indexDoc is one event's searchable text, for the full-text index.
@@ -231,7 +241,7 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 			return cmp.Compare(x.k, y.k)
 		})
 	}
-	c.rollup = counts.rows()
+	c.counts = counts
 	return c, nil
 }
 
@@ -324,7 +334,7 @@ func (r *recentEvents) drop(log, seq int64) {
 // SQLite's limit of 32,766 variables.
 const maxRowsPerInsert = 30000
 
-func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
+func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -395,11 +405,19 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), c.log, c.rollup); err != nil {
+	pending, err := s.addRollup(ctx, tx, c, flush)
+	if err != nil {
+		delete(s.pending, c.log) // recounted next time
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		delete(s.pending, c.log)
 		return err
+	}
+	if pending != nil {
+		s.pending[c.log] = pending
+	} else {
+		delete(s.pending, c.log)
 	}
 	s.mu.Lock()
 	s.indexed[c.log] = c.to
@@ -415,7 +433,7 @@ func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
 	if err != nil || c == nil {
 		return false, err
 	}
-	return true, s.writeChunk(ctx, c)
+	return true, s.writeChunk(ctx, c, true)
 }
 
 // WaitIndexed implements store.Store. It indexes what is left itself
@@ -425,5 +443,15 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	if s.w == nil {
 		return nil
 	}
-	return s.indexLog(ctx, log, 0)
+	if err := s.indexLog(ctx, log, 0); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	p := s.pending[log]
+	if p == nil {
+		return nil
+	}
+	delete(s.pending, log)
+	return inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
 }

@@ -185,9 +185,9 @@ func inTx(ctx context.Context, w *sql.DB, f func(*sql.Tx) error) error {
 const v2Cols = "k, received_at, time, outcome, actor_id, action, ip, actor_type, actor_email, actor_role, actor_name, targets, reason, user_agent, request_id, trace_id, before, after, metadata"
 
 // upgradeTo3 upgrades a version 2 database to version 3: it rewrites the
-// events table's rows as bundles, and fills by_action and by_outcome with
-// the events each log's indexer had reached, dropping the commit-time
-// action and outcome indexes. It runs in one transaction, so an
+// events table's rows as bundles, fills by_action and by_outcome with the
+// events each log's indexer had reached, dropping the commit-time action
+// and outcome indexes, and starts the rollup watermark at the indexer's. It runs in one transaction, so an
 // interrupted upgrade leaves the database as it was, readable by the build
 // that wrote it, and is redone from the start.
 //
@@ -202,6 +202,8 @@ func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 		for _, q := range []string{
 			"DROP TABLE IF EXISTS events_v3",
 			"CREATE TABLE events_v3 (k INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+			"ALTER TABLE logs ADD COLUMN rolled_size INTEGER NOT NULL DEFAULT 0",
+			"UPDATE logs SET rolled_size = indexed_size",
 			"CREATE TABLE by_action (seg INTEGER NOT NULL, action TEXT NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, action, k)) WITHOUT ROWID",
 			"CREATE TABLE by_outcome (seg INTEGER NOT NULL, outcome INTEGER NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, outcome, k)) WITHOUT ROWID",
 			`INSERT INTO by_action (seg, action, k) SELECT e.k >> ` + fmt.Sprint(segBits) + `, e.action, e.k FROM events e JOIN logs l ON l.id = e.k >> ` + fmt.Sprint(seqBits) + `

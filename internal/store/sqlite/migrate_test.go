@@ -83,7 +83,7 @@ func toSchema2(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 	}
-	exec(t, db, "DROP TABLE events_v3", "DROP TABLE by_action", "DROP TABLE by_outcome", "PRAGMA user_version = 2")
+	exec(t, db, "DROP TABLE events_v3", "DROP TABLE by_action", "DROP TABLE by_outcome", "ALTER TABLE logs DROP COLUMN rolled_size", "PRAGMA user_version = 2")
 }
 
 // TestUpgradeTo3 builds a database, takes it back to schema version 2 with

@@ -8,16 +8,117 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
 // The rollup table (schema.go) holds, per log, hour (or day) and dimension
-// value, how many indexed events there are by outcome. The indexer gathers
-// a chunk's counts in memory (rollupCounts) and adds them with upserts of
-// many rows each, so each (dim, hour, value) costs one row write per chunk
-// however many events it counts.
+// value, how many events below logs.rolled_size there are by outcome. The
+// indexer gathers the counts of the chunks it indexes in memory
+// (pendingRollup) and adds them with upserts of many rows each, moving
+// rolled_size in the same transaction, once they cover rollupFlushEvents
+// events or are rollupFlushDelay old, and when WaitIndexed or Close asks.
+// So each (dim, hour, value) costs one row write per flush however many
+// events it counts, and small index chunks, which keep commits waiting
+// less, do not multiply the rows written. Pending counts lost in a crash
+// are counted again from the events (recount).
+
+// When pending counts are written.
+const (
+	rollupFlushEvents = 1 << segBits
+	rollupFlushDelay  = time.Second
+)
+
+// pendingRollup is what the indexer has counted of a log but not written:
+// events [from, to), from being the log's rolled_size.
+type pendingRollup struct {
+	from, to int64
+	counts   rollupCounts
+	since    time.Time
+}
+
+// addRollup adds the counts of chunk c to the log's pending counts, and
+// writes them in tx if force is set or they are due. It returns the
+// pending counts as they will be once tx commits (nil if written). The
+// caller holds wmu.
+func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk, force bool) (*pendingRollup, error) {
+	p := s.pending[c.log]
+	if p == nil || p.to != c.from {
+		var err error
+		if p, err = s.recount(ctx, tx, c.log, c.from); err != nil {
+			return nil, err
+		}
+	}
+	// Merged into a copy: the transaction may yet fail.
+	merged := &pendingRollup{from: p.from, to: c.to, since: p.since, counts: make(rollupCounts, len(p.counts)+len(c.counts))}
+	for _, src := range []rollupCounts{p.counts, c.counts} {
+		for k, n := range src {
+			if m := merged.counts[k]; m != nil {
+				m.Add(*n)
+			} else {
+				cp := *n
+				merged.counts[k] = &cp
+			}
+		}
+	}
+	if merged.since.IsZero() {
+		merged.since = time.Now()
+	}
+	if !force && merged.to-merged.from < rollupFlushEvents && time.Since(merged.since) < rollupFlushDelay {
+		return merged, nil
+	}
+	return nil, s.writeRollup(ctx, tx, c.log, merged)
+}
+
+// recount returns the counts of the events of log from its rolled_size up
+// to seq to, read back from the database: counts pending when the process
+// stopped are lost, and the indexer goes on past them.
+func (s *Store) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendingRollup, error) {
+	var from int64
+	if err := tx.QueryRowContext(ctx, "SELECT rolled_size FROM logs WHERE id = ?", log).Scan(&from); err != nil {
+		return nil, err
+	}
+	p := &pendingRollup{from: from, to: to, counts: rollupCounts{}}
+	if from > to {
+		return nil, fmt.Errorf("log %d: rollup counted up to %d, beyond the index's %d", log, from, to)
+	}
+	if from < to {
+		p.since = time.Now()
+		err := s.readForIndex(ctx, log, from, to, func(_ int64, e *event.Event) { p.counts.add(e) })
+		if err != nil {
+			return nil, fmt.Errorf("log %d: count events [%d, %d): %w", log, from, to, err)
+		}
+	}
+	return p, nil
+}
+
+// writeRollup adds p's counts to the rollup table and moves rolled_size to
+// p.to, in tx.
+func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendingRollup) error {
+	if err := addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), log, p.counts.rows()); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "UPDATE logs SET rolled_size = ? WHERE id = ?", p.to, log)
+	return err
+}
+
+// flushRollups writes the pending counts of every log (old ones only,
+// unless all), each in a transaction of its own. The caller holds wmu.
+func (s *Store) flushRollups(ctx context.Context, all bool) error {
+	var errs []error
+	for log, p := range s.pending {
+		if !all && time.Since(p.since) < rollupFlushDelay {
+			continue
+		}
+		err := inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
+		// Written or not, the counts are dropped: recount redoes them.
+		delete(s.pending, log)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
 // rollupKey is one row of the rollup table within a log.
 type rollupKey struct {
@@ -153,7 +254,7 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 		return r, err
 	}
 	defer tx.Rollback()
-	err = tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", log).Scan(&r.IndexedTo)
+	err = tx.QueryRowContext(ctx, "SELECT rolled_size FROM logs WHERE id = ?", log).Scan(&r.IndexedTo)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}

@@ -181,3 +181,69 @@ func TestRollupQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestRollupPending checks the rollup's own watermark: counts the indexer
+// holds back are not visible until written, counts lost (as in a crash)
+// are counted again from the events, and the background indexer writes
+// what it holds once it is old enough.
+func TestRollupPending(t *testing.T) {
+	ctx := context.Background()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{Logger: testLogger(t), IndexChunk: 300})
+	resume := pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.RollupEvents(3000, 5)
+	for i := range 3 {
+		w.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[i*1000:(i+1)*1000]...)
+	}
+	q := storetest.RollupQueries()[0]
+
+	// Three chunks held back: the rollup shows none of them.
+	if err := s.indexLog(ctx, w.Info.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.indexedSize(w.Info.ID); got != 900 {
+		t.Fatalf("indexed %d events, want 900", got)
+	}
+	if r := storetest.CheckRollup(t, s, w, q); r.IndexedTo != 0 {
+		t.Fatalf("Rollup.IndexedTo = %d with every count pending, want 0", r.IndexedTo)
+	}
+
+	// Lost: the next chunk counts them again from the events.
+	s.wmu.Lock()
+	clear(s.pending)
+	s.wmu.Unlock()
+	if err := s.indexLog(ctx, w.Info.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	p := s.pending[w.Info.ID]
+	s.wmu.Unlock()
+	if p == nil || p.from != 0 || p.to != 1200 {
+		t.Fatalf("pending counts after a loss = %+v, want events [0, 1200)", p)
+	}
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := storetest.CheckRollup(t, s, w, q); r.IndexedTo != 3000 {
+		t.Fatalf("Rollup.IndexedTo after WaitIndexed = %d, want 3000", r.IndexedTo)
+	}
+
+	// The background indexer writes pending counts on its own.
+	resume()
+	w.Append(t, s, t0.Add(time.Hour), storetest.RollupEvents(100, 6)...)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := s.Rollup(ctx, w.Info.ID, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.IndexedTo == w.Size() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Rollup.IndexedTo = %d a minute after the last append, want %d", r.IndexedTo, w.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	storetest.CheckRollup(t, s, w, q)
+}

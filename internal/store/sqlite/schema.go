@@ -10,7 +10,8 @@ const applicationID = 0x5452414c
 //  1. The first layout.
 //  2. Adds the rollup table.
 //  3. Stores events in bundles (bundle.go); the action and outcome indexes
-//     move to the background indexer (by_action, by_outcome).
+//     move to the background indexer (by_action, by_outcome); the rollup
+//     table gets a watermark of its own (logs.rolled_size).
 const schemaVersion = 3
 
 // Key layout. Events of all logs share one rowid table whose key is
@@ -58,7 +59,8 @@ CREATE TABLE logs (
 	created_at       INTEGER NOT NULL,
 	size             INTEGER NOT NULL DEFAULT 0,
 	last_received_at INTEGER NOT NULL DEFAULT 0,
-	indexed_size     INTEGER NOT NULL DEFAULT 0
+	indexed_size     INTEGER NOT NULL DEFAULT 0,
+	rolled_size      INTEGER NOT NULL DEFAULT 0
 );
 -- Bundles of up to bundleMax consecutive events of one log, keyed by the
 -- first one's key (bundle.go).

@@ -81,7 +81,8 @@ type Store struct {
 	names   map[int64]string // log id → name, for rebuilding events
 	indexed map[int64]int64  // log id → events the indexer has added
 
-	recent    recentEvents // committed events the indexer has not reached
+	recent    recentEvents             // committed events the indexer has not reached
+	pending   map[int64]*pendingRollup // counted, not yet in the rollup table; under wmu
 	indexWake chan struct{}
 	stop      chan struct{}
 	done      chan struct{}
@@ -173,7 +174,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, opts: opts, logger: opts.Logger,
-		names: map[int64]string{}, indexed: map[int64]int64{},
+		names: map[int64]string{}, indexed: map[int64]int64{}, pending: map[int64]*pendingRollup{},
 		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	s.r, err = sql.Open(DriverName, readerDSN(path))
@@ -337,6 +338,11 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.done
 	var errs []error
+	if s.w != nil {
+		s.wmu.Lock()
+		errs = append(errs, s.flushRollups(context.Background(), true))
+		s.wmu.Unlock()
+	}
 	if s.ins != nil {
 		errs = append(errs, s.ins.close())
 	}
