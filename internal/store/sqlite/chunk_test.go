@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -38,4 +39,58 @@ func TestIndexChunksFollowTheLag(t *testing.T) {
 	if got := chunk(); got != 2000 {
 		t.Errorf("8,000 events waiting: a chunk of %d, want a quarter of them", got)
 	}
+}
+
+// A chunk is written in parts, and commits between them run at
+// synchronous=FULL, as they do after it, although the indexer's own
+// transactions skip the fsync.
+func TestChunkPartsLetCommitsIn(t *testing.T) {
+	ctx := context.Background()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(700, 2)
+	w.Append(t, s, t0, evs[:500]...)
+	c, err := s.prepareChunk(ctx, w.Info.ID)
+	if err != nil || c == nil {
+		t.Fatalf("prepareChunk: %v, %v", c, err)
+	}
+	synchronous := func() int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	pauses := 0
+	s.wmu.Lock()
+	err = s.writeChunk(ctx, c, false, func() {
+		pauses++
+		if got := synchronous(); got != 2 {
+			t.Errorf("synchronous = %d between parts of a chunk, want 2 (FULL)", got)
+		}
+		// A commit between two parts.
+		s.wmu.Unlock()
+		w.Append(t, s, t0, evs[500+pauses])
+		s.wmu.Lock()
+	})
+	s.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pauses < 2 {
+		t.Errorf("a chunk was written in %d parts, want at least 3", pauses+1)
+	}
+	if got := synchronous(); got != 2 {
+		t.Errorf("synchronous = %d after a chunk, want 2 (FULL)", got)
+	}
+	if got := s.indexedSize(w.Info.ID); got != c.to {
+		t.Errorf("indexed %d events, want %d", got, c.to)
+	}
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckSearch(t, s, w, store.Query{Actor: "alice", To: -1}, false)
+	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 			}(c.to)
 		}
 		s.wmu.Lock()
-		err = s.writeChunk(ctx, c, false)
+		err = s.writeChunk(ctx, c, false, func() { s.wmu.Unlock(); runtime.Gosched(); s.wmu.Lock() })
 		s.wmu.Unlock()
 		if !more {
 			return err
@@ -328,48 +329,52 @@ func (r *recentEvents) drop(log, seq int64) {
 	r.total -= int(n)
 }
 
-// writeChunk stores a prepared chunk. The caller holds wmu. A chunk that
-// another writer already stored is skipped.
 // maxRowsPerInsert bounds the values bound by one multi-row insert, below
 // SQLite's limit of 32,766 variables.
 const maxRowsPerInsert = 30000
 
-func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var done int64
-	if err := tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", c.log).Scan(&done); err != nil {
-		return err
-	}
-	if done != c.from {
-		return nil // indexed meanwhile by Commit's backpressure
-	}
+// writeChunk stores a prepared chunk. The caller holds wmu; between the
+// chunk's parts writeChunk calls pause, which may let commits take the
+// write connection meanwhile (nil: no pause).
+//
+// A chunk is written in parts, each a transaction of its own, so that a
+// commit waits for one part at most: first the segment-keyed indexes,
+// whose inserts are idempotent (INSERT OR IGNORE) and ignored by searches
+// until the watermark covers them, then the full-text entries, the
+// watermark and the rollup counts together. A part already done by
+// another writer (Commit's backpressure) is skipped.
+//
+// The index is derived data, redone from the events after a crash, so its
+// transactions commit with synchronous=NORMAL: no fsync of their own. The
+// next commit of events, at FULL, makes them durable with it.
+func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func()) error {
 	seg := segOf(eventKey(c.log, c.from))
-	// Multi-row inserts: per statement overhead, not B-tree work,
-	// dominates row-at-a-time inserts, and FTS5 flushes its pending terms
-	// at the end of every statement.
 	type col func(i int) any
-	for _, st := range []struct {
+	type table struct {
 		head string
 		n    int
 		cols []col
-	}{
+	}
+	parts := [][]table{{
 		{"INSERT OR IGNORE INTO by_action (seg, action, k) VALUES ", len(c.actions), []col{
 			func(i int) any { return c.actions[i].a }, func(i int) any { return c.actions[i].k }}},
 		{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k) VALUES ", len(c.outcomes), []col{
 			func(i int) any { return c.outcomes[i].a }, func(i int) any { return c.outcomes[i].k }}},
 		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", len(c.actors), []col{
 			func(i int) any { return c.actors[i].a }, func(i int) any { return c.actors[i].k }}},
+	}, {
 		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", len(c.ips), []col{
 			func(i int) any { return c.ips[i].a }, func(i int) any { return c.ips[i].k }}},
 		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) VALUES ", len(c.targets), []col{
 			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b }, func(i int) any { return c.targets[i].k }}},
+	}, {
 		{"INSERT INTO events_fts (rowid, text) VALUES ", len(c.docs), []col{
 			func(i int) any { return c.docs[i].k }, func(i int) any { return c.docs[i].text }}},
-	} {
+	}}
+	// insert runs the multi-row inserts of one table: per statement
+	// overhead, not B-tree work, dominates row-at-a-time inserts, and
+	// FTS5 flushes its pending terms at the end of every statement.
+	insert := func(tx *sql.Tx, st table) error {
 		withSeg := !strings.HasPrefix(st.head, "INSERT INTO events_fts")
 		per := maxRowsPerInsert / len(st.cols)
 		for off := 0; off < st.n; off += per {
@@ -401,28 +406,90 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool) error {
 				return fmt.Errorf("index: %w", err)
 			}
 		}
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	pending, err := s.addRollup(ctx, tx, c, flush)
-	if err != nil {
-		delete(s.pending, c.log) // recounted next time
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		delete(s.pending, c.log)
-		return err
-	}
-	if pending != nil {
-		s.pending[c.log] = pending
-	} else {
-		delete(s.pending, c.log)
+	defer s.syncFull(ctx) // if it fails, Commit tries again, and fails closed
+	for i, part := range parts {
+		last := i == len(parts)-1
+		if i > 0 && pause != nil {
+			if err := s.syncFull(ctx); err != nil {
+				return err
+			}
+			pause()
+		}
+		if err := s.syncNormal(ctx); err != nil {
+			return err
+		}
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		var done int64
+		if err := tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", c.log).Scan(&done); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if done != c.from {
+			tx.Rollback()
+			return nil // indexed meanwhile by Commit's backpressure
+		}
+		for _, st := range part {
+			if err := insert(tx, st); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if !last {
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("index: %w", err)
+		}
+		pending, err := s.addRollup(ctx, tx, c, flush)
+		if err != nil {
+			tx.Rollback()
+			delete(s.pending, c.log) // recounted next time
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			delete(s.pending, c.log)
+			return err
+		}
+		if pending != nil {
+			s.pending[c.log] = pending
+		} else {
+			delete(s.pending, c.log)
+		}
 	}
 	s.mu.Lock()
 	s.indexed[c.log] = c.to
 	s.mu.Unlock()
 	s.recent.drop(c.log, c.to)
+	return nil
+}
+
+// syncNormal switches the write connection to synchronous=NORMAL, for the
+// indexer's transactions. The caller holds wmu.
+func (s *Store) syncNormal(ctx context.Context) error {
+	s.notFull = true
+	_, err := s.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL")
+	return err
+}
+
+// syncFull switches the write connection back to synchronous=FULL, which
+// every commit of events needs. The caller holds wmu.
+func (s *Store) syncFull(ctx context.Context) error {
+	if !s.notFull {
+		return nil
+	}
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("restore synchronous=FULL: %w", err)
+	}
+	s.notFull = false
 	return nil
 }
 
@@ -433,7 +500,7 @@ func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
 	if err != nil || c == nil {
 		return false, err
 	}
-	return true, s.writeChunk(ctx, c, true)
+	return true, s.writeChunk(ctx, c, true, nil)
 }
 
 // WaitIndexed implements store.Store. It indexes what is left itself

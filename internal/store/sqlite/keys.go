@@ -31,6 +31,9 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	if err != nil {
 		return err
 	}
+	if err := s.syncFull(ctx); err != nil {
+		return err
+	}
 	res, err := s.w.ExecContext(ctx,
 		"INSERT INTO keys (id, log, name, scopes, hash, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
 		k.ID, k.Log, k.Name, strings.Join(k.Scopes, ","), k.Hash, k.CreatedAt.UnixNano())
@@ -103,6 +106,9 @@ func (s *Store) RevokeKey(ctx context.Context, id string, t time.Time) error {
 	at := t.UnixNano()
 	if at == 0 {
 		at = 1
+	}
+	if err := s.syncFull(ctx); err != nil {
+		return err
 	}
 	res, err := s.w.ExecContext(ctx, "UPDATE keys SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?", at, id)
 	if err != nil {

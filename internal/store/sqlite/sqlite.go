@@ -76,6 +76,9 @@ type Store struct {
 	wmu sync.Mutex
 	w   *sql.DB // exactly one connection
 	ins *inserter
+	// notFull: the write connection may be at synchronous=NORMAL, for the
+	// indexer (see writeChunk); Commit restores FULL first.
+	notFull bool
 
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
@@ -363,6 +366,9 @@ func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	now := time.Now().UTC()
+	if err := s.syncFull(ctx); err != nil {
+		return store.LogInfo{}, err
+	}
 	res, err := s.w.ExecContext(ctx,
 		"INSERT INTO logs (name, origin, verifier_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
 		name, origin, verifierKey, now.UnixNano())

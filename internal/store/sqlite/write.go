@@ -83,6 +83,9 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 			}
 		}
 	}
+	if err := s.syncFull(ctx); err != nil {
+		return err // fail closed: no commit without its fsync
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
