@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -56,19 +57,6 @@ const (
 
 // errBundle is what decoding a damaged bundle returns.
 var errBundle = fmt.Errorf("%w (event bundle)", store.ErrDamaged)
-
-// appendBundle encodes evs as one bundle.
-func appendBundle(buf []byte, evs []*event.Event) []byte {
-	buf = append(buf, bundleVersion)
-	buf = binary.AppendUvarint(buf, uint64(len(evs)))
-	var rec []byte
-	for _, e := range evs {
-		rec = appendRecord(rec[:0], e)
-		buf = binary.AppendUvarint(buf, uint64(len(rec)))
-		buf = append(buf, rec...)
-	}
-	return buf
-}
 
 func appendRecord(b []byte, e *event.Event) []byte {
 	recv := e.ReceivedAt.UnixNano()
@@ -221,13 +209,55 @@ func decodeBundle(name string, k int64, data []byte) ([]*event.Event, error) {
 	return evs, nil
 }
 
-// bundles splits evs (consecutive seqs) into runs of at most bundleMax
-// that do not cross a multiple of bundleMax, so that a log written in
-// batches ends up in aligned bundles whatever the batch sizes.
-func bundles(evs []*event.Event) [][]*event.Event {
+// bundleBytes is the size a bundle is kept under when it holds more than
+// one event: two bundles fill an 8 KiB page (see pageSize) rather than one
+// bundle leaving most of a page empty or spilling into overflow pages.
+const bundleBytes = 4000
+
+// packBundles encodes evs, which have consecutive seqs, as bundles: runs of
+// at most bundleMax events that stay under bundleBytes (a single event may
+// exceed it). first holds the seq of each bundle's first event.
+func packBundles(evs []*event.Event) (first []int64, data [][]byte) {
+	var recs [][]byte
+	size := 0
+	flush := func() {
+		if len(recs) == 0 {
+			return
+		}
+		b := make([]byte, 0, size+2+2*len(recs))
+		b = append(b, bundleVersion)
+		b = binary.AppendUvarint(b, uint64(len(recs)))
+		for _, r := range recs {
+			b = binary.AppendUvarint(b, uint64(len(r)))
+			b = append(b, r...)
+		}
+		data = append(data, b)
+		recs, size = recs[:0], 0
+	}
+	var buf []byte
+	for _, e := range evs {
+		buf = appendRecord(buf[:0], e)
+		if len(recs) == bundleMax || len(recs) > 0 && size+len(buf)+3 > bundleBytes {
+			flush()
+		}
+		if len(recs) == 0 {
+			first = append(first, e.Seq)
+		}
+		recs = append(recs, bytes.Clone(buf))
+		size += len(buf) + 3
+	}
+	flush()
+	return first, data
+}
+
+// runs splits evs, sorted by seq, into runs of consecutive seqs.
+func runs(evs []*event.Event) [][]*event.Event {
 	var out [][]*event.Event
 	for len(evs) > 0 {
-		n := min(int64(len(evs)), bundleMax-evs[0].Seq%bundleMax)
+		n := 1
+		for n < len(evs) && evs[n].Seq == evs[n-1].Seq+1 {
+			n++
+		}
 		out = append(out, evs[:n])
 		evs = evs[n:]
 	}

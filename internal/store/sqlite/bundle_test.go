@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,35 +40,44 @@ func bundleEvents(first int64, n int) []*event.Event {
 
 func TestBundleRoundTrip(t *testing.T) {
 	evs := bundleEvents(37, 100)
-	parts := bundles(evs)
-	if got := len(parts[0]); got != bundleMax-37%bundleMax {
-		t.Errorf("first bundle holds %d events, want %d (up to the next multiple of %d)", got, bundleMax-37%bundleMax, bundleMax)
-	}
+	evs[50].Metadata = json.RawMessage(`{"blob":"` + strings.Repeat("x", 3*bundleBytes) + `"}`)
+	first, data := packBundles(evs)
 	n := 0
-	for _, p := range parts {
-		if len(p) > bundleMax || p[0].Seq/bundleMax != p[len(p)-1].Seq/bundleMax {
-			t.Fatalf("bundle of seqs %d..%d crosses a multiple of %d", p[0].Seq, p[len(p)-1].Seq, bundleMax)
-		}
-		data := appendBundle(nil, p)
-		got, err := decodeBundle("audit", eventKey(3, p[0].Seq), data)
+	for i, d := range data {
+		got, err := decodeBundle("audit", eventKey(3, first[i]), d)
 		if err != nil {
-			t.Fatalf("decode bundle at %d: %v", p[0].Seq, err)
+			t.Fatalf("decode bundle at %d: %v", first[i], err)
 		}
-		if len(got) != len(p) {
-			t.Fatalf("bundle at %d decodes to %d events, want %d", p[0].Seq, len(got), len(p))
+		last := first[i] + int64(len(got)) - 1
+		if len(got) > 1 && len(d) > bundleBytes {
+			t.Errorf("bundle of seqs %d..%d takes %d bytes, over %d", first[i], last, len(d), bundleBytes)
 		}
-		for i := range got {
-			if g, w := got[i].AppendCanonical(nil), p[i].AppendCanonical(nil); !bytes.Equal(g, w) {
-				t.Errorf("event %d decodes to\n%s\nwant\n%s", p[i].Seq, g, w)
+		if i > 0 && first[i] != first[i-1]+bundleLen(data[i-1]) {
+			t.Errorf("bundle %d starts at seq %d, want %d", i, first[i], first[i-1]+bundleLen(data[i-1]))
+		}
+		for j, e := range got {
+			want := evs[first[i]-37+int64(j)]
+			if g, w := e.AppendCanonical(nil), want.AppendCanonical(nil); !bytes.Equal(g, w) {
+				t.Errorf("event %d decodes to\n%s\nwant\n%s", want.Seq, g, w)
 			}
-		}
-		if l := bundleLen(data); l != int64(len(p)) {
-			t.Errorf("bundleLen = %d, want %d", l, len(p))
 		}
 		n += len(got)
 	}
 	if n != len(evs) {
 		t.Errorf("bundles hold %d events, want %d", n, len(evs))
+	}
+	if first[0] != 37 {
+		t.Errorf("first bundle starts at seq %d, want 37", first[0])
+	}
+	for i := range data[:len(data)-1] {
+		// Full: the next event would not have fitted.
+		next := evs[first[i+1]-37]
+		if l := bundleLen(data[i]); l < bundleMax && len(data[i])+len(appendRecord(nil, next))+3 <= bundleBytes {
+			t.Errorf("bundle %d ends after %d events and %d bytes, with room for seq %d", i, l, len(data[i]), next.Seq)
+		}
+	}
+	if len(data) < 100/bundleMax+1 {
+		t.Errorf("%d bundles for 100 events, want more than %d", len(data), 100/bundleMax)
 	}
 }
 
@@ -75,7 +86,7 @@ func TestBundleRoundTrip(t *testing.T) {
 // number of events: never a panic, never a silently shorter bundle.
 func TestBundleDamage(t *testing.T) {
 	evs := bundleEvents(0, bundleMax)
-	data := appendBundle(nil, evs)
+	data := bundleOf(evs)
 	for cut := range len(data) {
 		_, err := decodeBundle("audit", eventKey(1, 0), data[:cut])
 		if !errors.Is(err, store.ErrDamaged) {
@@ -95,10 +106,22 @@ func TestBundleDamage(t *testing.T) {
 	}
 }
 
+// bundleOf encodes evs as one bundle, whatever its size.
+func bundleOf(evs []*event.Event) []byte {
+	b := []byte{bundleVersion}
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
+		r := appendRecord(nil, e)
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+	}
+	return b
+}
+
 func FuzzDecodeBundle(f *testing.F) {
 	evs := bundleEvents(0, 4)
-	f.Add(appendBundle(nil, evs))
-	f.Add(appendBundle(nil, evs[:1]))
+	f.Add(bundleOf(evs))
+	f.Add(bundleOf(evs[:1]))
 	f.Add([]byte{bundleVersion, 1, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := decodeBundle("audit", eventKey(1, 5), data)
@@ -109,7 +132,7 @@ func FuzzDecodeBundle(f *testing.F) {
 			return
 		}
 		// What decodes re-encodes to a bundle of the same events.
-		again, err := decodeBundle("audit", eventKey(1, 5), appendBundle(nil, got))
+		again, err := decodeBundle("audit", eventKey(1, 5), bundleOf(got))
 		if err != nil || len(again) != len(got) {
 			t.Fatalf("re-encoded bundle decodes to %d events, %v; want %d", len(again), err, len(got))
 		}

@@ -56,18 +56,16 @@ func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*ev
 	}
 	all := append(keep, edit(in)...)
 	slices.SortFunc(all, func(a, b *event.Event) int { return cmp.Compare(a.Seq, b.Seq) })
-	for len(all) > 0 {
-		n := 1
-		for n < len(all) && all[n].Seq == all[n-1].Seq+1 && all[n].Seq%bundleMax != 0 {
-			n++
+	for _, run := range runs(all) {
+		if run[0].Seq < 0 || run[len(run)-1].Seq >= 1<<seqBits {
+			return fmt.Errorf("seqs %d to %d out of range", run[0].Seq, run[len(run)-1].Seq)
 		}
-		if all[0].Seq < 0 || all[0].Seq >= 1<<seqBits {
-			return fmt.Errorf("seq %d out of range", all[0].Seq)
+		first, data := packBundles(run)
+		for i := range first {
+			if _, err := tx.Exec("INSERT INTO events (k, data) VALUES (?, ?)", eventKey(log, first[i]), data[i]); err != nil {
+				return fmt.Errorf("seq %d: %w", first[i], err)
+			}
 		}
-		if _, err := tx.Exec("INSERT INTO events (k, data) VALUES (?, ?)", eventKey(log, all[0].Seq), appendBundle(nil, all[:n])); err != nil {
-			return fmt.Errorf("seq %d: %w", all[0].Seq, err)
-		}
-		all = all[n:]
 	}
 	return tx.Commit()
 }

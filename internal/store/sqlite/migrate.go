@@ -231,9 +231,14 @@ func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 			if len(run) == 0 {
 				return nil
 			}
-			_, err := ins.ExecContext(ctx, runKey, appendBundle(nil, run))
+			first, data := packBundles(run)
 			run = run[:0]
-			return err
+			for i := range first {
+				if _, err := ins.ExecContext(ctx, runKey&^(1<<seqBits-1)|first[i], data[i]); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		for rows.Next() {
 			var k, recv, tm, out int64

@@ -135,22 +135,22 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch) err
 	}
 
 	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
-	bs := bundles(b.Events)
+	starts, data := packBundles(b.Events)
 	args := make([]any, 0, 2*bundlesPerInsert)
-	for len(bs) > 0 {
+	for len(starts) > 0 {
 		n := 1
 		st := one
-		if len(bs) >= bundlesPerInsert {
+		if len(starts) >= bundlesPerInsert {
 			n, st = bundlesPerInsert, many
 		}
 		args = args[:0]
-		for _, evs := range bs[:n] {
-			args = append(args, eventKey(b.Log, evs[0].Seq), appendBundle(nil, evs))
+		for i := range n {
+			args = append(args, eventKey(b.Log, starts[i]), data[i])
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		bs = bs[n:]
+		starts, data = starts[n:], data[n:]
 	}
 
 	counts := map[string]int64{}
