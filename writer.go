@@ -221,10 +221,12 @@ func (w *writer) commit(group []*appendReq) {
 			}
 		}
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		// Observed before answering, so that whoever got the answer sees
+		// the commit counted.
+		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})
 		for _, r := range group {
 			r.answer(err)
 		}
-		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})
 		return
 	}
 	for _, p := range order {
@@ -234,10 +236,10 @@ func (w *writer) commit(group []*appendReq) {
 		l.latest = &p.batch.Checkpoint
 		l.mu.Unlock()
 	}
+	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
 	for _, r := range group {
 		r.answer(nil)
 	}
-	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
 }
 
 func countEvents(group []*appendReq) int {
