@@ -146,7 +146,7 @@ CREATE TABLE by_target (
 -- Holds words already split and lower-cased by Trail (search.go, tokens);
 -- the ascii tokenizer only splits them at the spaces.
 CREATE VIRTUAL TABLE events_fts USING fts5 (
-	text, content='', detail=none, tokenize='ascii'
+	text, content='', detail=none, columnsize=0, tokenize='ascii'
 );
 `
 
