@@ -104,6 +104,10 @@ func (s *Store) indexNext(ctx context.Context) (bool, error) {
 	return true, s.indexLog(ctx, log, chunksPerTurn)
 }
 
+// maxIndexHold is how long the indexer holds the write connection before
+// it lets waiting commits in, between the parts of a chunk.
+const maxIndexHold = 4 * time.Millisecond
+
 // chunksPerTurn is how many chunks the indexer adds to one log before it
 // looks again for the log that lags most.
 const chunksPerTurn = 8
@@ -127,7 +131,17 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 			}(c.to)
 		}
 		s.wmu.Lock()
-		err = s.writeChunk(ctx, c, false, func() { s.wmu.Unlock(); runtime.Gosched(); s.wmu.Lock() })
+		held := time.Now()
+		err = s.writeChunk(ctx, c, false, func() {
+			// Let waiting commits in once the lock has been held long
+			// enough to show in their latency.
+			if time.Since(held) >= maxIndexHold {
+				s.wmu.Unlock()
+				runtime.Gosched()
+				s.wmu.Lock()
+				held = time.Now()
+			}
+		})
 		s.wmu.Unlock()
 		if !more {
 			return err
