@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -126,13 +127,13 @@ func decodeRecord(name string, seq int64, rec []byte) (*event.Event, error) {
 	e := &event.Event{}
 	// One string for all the fields; each field is a substring of it.
 	all := string(rec)
-	err := decodeInto(e, name, seq, rec, func(i, j int) string { return all[i:j] })
+	err := decodeInto(e, name, seq, rec, func(i, j int) string { return all[i:j] }, rawOrNil)
 	return e, err
 }
 
 // decodeInto decodes rec into e, taking its strings from str (the bytes
-// rec[i:j] as a string).
-func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, j int) string) error {
+// rec[i:j] as a string) and its raw JSON values from raw.
+func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, j int) string, raw func(string) json.RawMessage) error {
 	recv, w := binary.Varint(rec)
 	if w <= 0 {
 		return fmt.Errorf("%w: received_at", errBundle)
@@ -181,10 +182,10 @@ func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, 
 		Reason:     s[rReason],
 		RequestID:  s[rRequestID],
 		TraceID:    s[rTraceID],
-		Metadata:   rawOrNil(s[rMetadata]),
+		Metadata:   raw(s[rMetadata]),
 	}
 	if s[rBefore] != "" || s[rAfter] != "" {
-		e.Changes = &event.Changes{Before: rawOrNil(s[rBefore]), After: rawOrNil(s[rAfter])}
+		e.Changes = &event.Changes{Before: raw(s[rBefore]), After: raw(s[rAfter])}
 	}
 	e.ID = event.MakeID(name, seq, e.ReceivedAt)
 	return nil

@@ -221,7 +221,7 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 			if seq < from || seq >= to {
 				continue
 			}
-			err := decodeInto(&e, name, seq, rec, func(i, j int) string { return unsafe.String(unsafe.SliceData(rec[i:j]), j-i) })
+			err := decodeInto(&e, name, seq, rec, func(i, j int) string { return unsafe.String(unsafe.SliceData(rec[i:j]), j-i) }, borrowRaw)
 			if err != nil {
 				return fmt.Errorf("seq %d: %w", seq, err)
 			}
@@ -231,6 +231,15 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 		}
 	}
 	return nil
+}
+
+// borrowRaw is rawOrNil without the copy, for Walk: the value shares the
+// string's memory, which nobody writes.
+func borrowRaw(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // rawBundle is a row of the events table.
