@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -15,14 +16,32 @@ import (
 // events in seq order and returns the events to store instead, each at its
 // Seq (unique); it may change, drop, move or add events. Nothing else
 // changes: not the tiles, checkpoints, log sizes or indexes.
-func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*event.Event) error {
-	tx, err := db.Begin()
+//
+// It takes the write lock first (BEGIN IMMEDIATE), waiting up to ten
+// seconds for a running Trail to let go of it.
+func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*event.Event) (err error) {
+	ctx := context.Background()
+	tx, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
+	defer tx.Close()
+	for _, q := range []string{"PRAGMA busy_timeout = 10000", "BEGIN IMMEDIATE"} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		end := "COMMIT"
+		if err != nil {
+			end = "ROLLBACK"
+		}
+		if _, e := tx.ExecContext(ctx, end); err == nil {
+			err = e
+		}
+	}()
 	lo, hi := eventKey(log, max(0, from-bundleMax+1)), eventKey(log, 0)+to
-	rows, err := tx.Query("SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k", lo, hi)
+	rows, err := tx.QueryContext(ctx, "SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k", lo, hi)
 	if err != nil {
 		return err
 	}
@@ -51,7 +70,7 @@ func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*ev
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if _, err := tx.Exec("DELETE FROM events WHERE k >= ? AND k < ?", lo, hi); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM events WHERE k >= ? AND k < ?", lo, hi); err != nil {
 		return err
 	}
 	all := append(keep, edit(in)...)
@@ -62,10 +81,10 @@ func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*ev
 		}
 		first, data := packBundles(run)
 		for i := range first {
-			if _, err := tx.Exec("INSERT INTO events (k, data) VALUES (?, ?)", eventKey(log, first[i]), data[i]); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO events (k, data) VALUES (?, ?)", eventKey(log, first[i]), data[i]); err != nil {
 				return fmt.Errorf("seq %d: %w", first[i], err)
 			}
 		}
 	}
-	return tx.Commit()
+	return nil
 }
