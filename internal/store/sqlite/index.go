@@ -343,9 +343,48 @@ func (r *recentEvents) drop(log, seq int64) {
 	r.total -= int(n)
 }
 
-// maxRowsPerInsert bounds the values bound by one multi-row insert, below
-// SQLite's limit of 32,766 variables.
-const maxRowsPerInsert = 30000
+// indexRowsPerInsert are the sizes of the segment-keyed indexes' multi-row
+// inserts, prepared once, from the largest; a chunk's rows go in as many of
+// the largest as fit, then smaller ones.
+var indexRowsPerInsert = []int{256, 16, 1}
+
+// maxFTSRows bounds the rows of one full-text insert, whose two values a
+// row keep it below SQLite's limit of 32,766 variables.
+const maxFTSRows = 16000
+
+// indexTables are the index tables' inserts: the statement's head and the
+// values per row after the segment (?1), which the full-text table has
+// not (its inserts are not prepared ahead).
+var indexTables = []struct {
+	head    string
+	cols    int
+	withSeg bool
+}{
+	{"INSERT OR IGNORE INTO by_action (seg, action, k) VALUES ", 2, true},
+	{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k) VALUES ", 2, true},
+	{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", 2, true},
+	{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", 2, true},
+	{"INSERT OR IGNORE INTO by_target (seg, type, id, k) VALUES ", 3, true},
+	{"INSERT INTO events_fts (rowid, text) VALUES ", 2, false},
+}
+
+// indexInsert is the multi-row insert of rows rows into indexTables[t].
+func indexInsert(t, rows int) string {
+	var q strings.Builder
+	q.WriteString(indexTables[t].head)
+	for i := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		if indexTables[t].withSeg {
+			q.WriteString("?1,")
+		}
+		q.WriteString(strings.TrimSuffix(strings.Repeat("?,", indexTables[t].cols), ","))
+		q.WriteByte(')')
+	}
+	return q.String()
+}
 
 // writeChunk stores a prepared chunk. The caller holds wmu; between the
 // chunk's parts writeChunk calls pause, which may let commits take the
@@ -365,60 +404,74 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 	seg := segOf(eventKey(c.log, c.from))
 	type col func(i int) any
 	type table struct {
-		head string
+		t    int // in indexTables
 		n    int
 		cols []col
 	}
 	parts := [][]table{{
-		{"INSERT OR IGNORE INTO by_action (seg, action, k) VALUES ", len(c.actions), []col{
+		{0, len(c.actions), []col{
 			func(i int) any { return c.actions[i].a }, func(i int) any { return c.actions[i].k }}},
-		{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k) VALUES ", len(c.outcomes), []col{
+		{1, len(c.outcomes), []col{
 			func(i int) any { return c.outcomes[i].a }, func(i int) any { return c.outcomes[i].k }}},
-		{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", len(c.actors), []col{
+		{2, len(c.actors), []col{
 			func(i int) any { return c.actors[i].a }, func(i int) any { return c.actors[i].k }}},
 	}, {
-		{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", len(c.ips), []col{
+		{3, len(c.ips), []col{
 			func(i int) any { return c.ips[i].a }, func(i int) any { return c.ips[i].k }}},
-		{"INSERT OR IGNORE INTO by_target (seg, type, id, k) VALUES ", len(c.targets), []col{
+		{4, len(c.targets), []col{
 			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b }, func(i int) any { return c.targets[i].k }}},
 	}, {
-		{"INSERT INTO events_fts (rowid, text) VALUES ", len(c.docs), []col{
+		{5, len(c.docs), []col{
 			func(i int) any { return c.docs[i].k }, func(i int) any { return c.docs[i].text }}},
 	}}
 	// insert runs the multi-row inserts of one table: per statement
 	// overhead, not B-tree work, dominates row-at-a-time inserts, and
-	// FTS5 flushes its pending terms at the end of every statement.
+	// FTS5 flushes its pending terms at the end of every statement. The
+	// statements are prepared once per size (indexStmt): preparing one of
+	// hundreds of rows costs about as much as running it.
 	insert := func(tx *sql.Tx, st table) error {
-		withSeg := !strings.HasPrefix(st.head, "INSERT INTO events_fts")
-		per := maxRowsPerInsert / len(st.cols)
-		for off := 0; off < st.n; off += per {
-			n := min(per, st.n-off)
-			var q strings.Builder
-			q.WriteString(st.head)
-			args := make([]any, 0, 1+n*len(st.cols))
+		withSeg := indexTables[st.t].withSeg
+		if !withSeg {
+			// Full text: one statement for the chunk, however long, as
+			// FTS5 writes a segment at the end of each.
+			args := make([]any, 0, st.n*len(st.cols))
+			for i := range st.n {
+				for _, f := range st.cols {
+					args = append(args, f(i))
+				}
+			}
+			for off := 0; off < st.n; off += maxFTSRows {
+				n := min(maxFTSRows, st.n-off)
+				a := args[off*len(st.cols) : (off+n)*len(st.cols)]
+				if _, err := tx.ExecContext(ctx, indexInsert(st.t, n), a...); err != nil {
+					return fmt.Errorf("index: %w", err)
+				}
+			}
+			return nil
+		}
+		for off := 0; off < st.n; {
+			size := len(indexRowsPerInsert) - 1
+			for i, r := range indexRowsPerInsert {
+				if r <= st.n-off {
+					size = i
+					break
+				}
+			}
+			rows := indexRowsPerInsert[size]
+			args := make([]any, 0, 1+rows*len(st.cols))
 			if withSeg {
 				args = append(args, seg)
 			}
-			for i := range n {
-				if i > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteByte('(')
-				if withSeg {
-					q.WriteString("?1,")
-				}
-				for j, f := range st.cols {
-					if j > 0 {
-						q.WriteByte(',')
-					}
-					q.WriteByte('?')
+			for i := range rows {
+				for _, f := range st.cols {
 					args = append(args, f(off+i))
 				}
-				q.WriteByte(')')
 			}
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			stmt := s.ins.index[st.t*len(indexRowsPerInsert)+size]
+			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("index: %w", err)
 			}
+			off += rows
 		}
 		return nil
 	}

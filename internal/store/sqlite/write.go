@@ -24,8 +24,10 @@ type inserter struct {
 	ckpt      *sql.Stmt
 	size      *sql.Stmt
 	setSize   *sql.Stmt
-	// The indexer's: counts, rowsPerRollup rows and 1 row.
+	// The indexer's: counts, rowsPerRollup rows and 1 row; index rows,
+	// for each of indexTables the sizes of indexRowsPerInsert.
 	rollup, rollup1 *sql.Stmt
+	index           []*sql.Stmt
 }
 
 func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
@@ -52,12 +54,31 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 		}
 		*p.st = st
 	}
+	for t := range indexTables {
+		for _, rows := range indexRowsPerInsert {
+			if !indexTables[t].withSeg {
+				in.index = append(in.index, nil) // not prepared ahead
+				continue
+			}
+			st, err := w.PrepareContext(ctx, indexInsert(t, rows))
+			if err != nil {
+				in.close()
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			in.index = append(in.index, st)
+		}
+	}
 	return in, nil
 }
 
 func (in *inserter) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize, in.rollup, in.rollup1} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	for _, st := range in.index {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
