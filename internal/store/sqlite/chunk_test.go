@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 
+	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
@@ -93,4 +95,62 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	}
 	storetest.CheckSearch(t, s, w, store.Query{Actor: "alice", To: -1}, false)
 	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
+}
+
+// A chunk cut off after its first part (the process stopped) leaves index
+// entries past the watermark; indexing again, in chunks of another size,
+// adds no duplicates and no search sees the difference.
+func TestChunkCutOffIsRedone(t *testing.T) {
+	ctx := context.Background()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 700})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(1500, 4)...)
+	c, err := s.prepareChunk(ctx, w.Info.ID)
+	if err != nil || c == nil {
+		t.Fatalf("prepareChunk: %v, %v", c, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		s.writeChunk(ctx, c, false, func() { runtime.Goexit() })
+	}()
+	<-done
+	count := func(table string) int64 {
+		t.Helper()
+		var n int64
+		if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := s.indexedSize(w.Info.ID); got != 0 {
+		t.Fatalf("indexed %d events after a cut-off chunk, want 0", got)
+	}
+	var text int64
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'user'").Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	if count("by_actor") == 0 || text != 0 {
+		t.Fatalf("after the first part: %d actor entries, %d full-text matches; want some and none", count("by_actor"), text)
+	}
+	s.opts.IndexChunk = 256
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := count("by_actor"), w.Size(); got != want {
+		t.Errorf("%d actor entries for %d events", got, want)
+	}
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'user'").Scan(&text); err != nil || text == 0 {
+		t.Fatalf("full-text matches for 'user' once indexed: %d, %v; want some", text, err)
+	}
+	for _, q := range []store.Query{
+		{Actor: "alice"}, {Actions: []string{"user.login"}}, {Outcome: event.Denied},
+		{IP: "10.0.0.1"}, {TargetType: "document", TargetID: "doc-3"}, {Text: "audit"},
+	} {
+		q.To = -1
+		storetest.CheckSearch(t, s, w, q, false)
+	}
 }
