@@ -152,7 +152,9 @@ type RollupQuery struct {
 // Rollup is what a log's indexed events add up to, all read at one
 // instant: every count covers exactly the events with seq < IndexedTo.
 type Rollup struct {
-	// IndexedTo is the background indexer's watermark for the log.
+	// IndexedTo is how far the counts go: the indexer writes them at
+	// most a second or so after it indexes the events, so it may be below
+	// the search indexes' watermark, never above it.
 	IndexedTo int64
 	// First and Last are the earliest and latest hour holding one of the
 	// counted events, whatever the range; meaningless when IndexedTo is 0.
