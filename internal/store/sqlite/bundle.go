@@ -15,7 +15,8 @@ import (
 // bundleMax consecutive events of one log, keyed by the first one's
 // eventKey. A whole log is read by stepping through a few rows rather than
 // one row per event, which is most of the cost of reading with this
-// driver, and a commit writes one row per bundleMax events.
+// driver, and a commit writes one row per bundle (packBundles: at most
+// bundleMax events and, past one event, bundleBytes).
 //
 // A bundle is
 //
@@ -191,15 +192,25 @@ func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, 
 	return nil
 }
 
-// decodeBundle decodes the bundle stored under key k of log name.
-func decodeBundle(name string, k int64, data []byte) ([]*event.Event, error) {
+// splitBundle splits the bundle stored under key k into its records, and
+// returns the seq of the first.
+func splitBundle(k int64, data []byte) (int64, [][]byte, error) {
+	first := k & (1<<seqBits - 1)
 	recs, err := bundleRecords(data)
 	if err != nil {
-		return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+		return first, nil, fmt.Errorf("seq %d: %w", first, err)
 	}
-	first := k & (1<<seqBits - 1)
 	if first+int64(len(recs)) > 1<<seqBits {
-		return nil, fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+		return first, nil, fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+	}
+	return first, recs, nil
+}
+
+// decodeBundle decodes the bundle stored under key k of log name.
+func decodeBundle(name string, k int64, data []byte) ([]*event.Event, error) {
+	first, recs, err := splitBundle(k, data)
+	if err != nil {
+		return nil, err
 	}
 	evs := make([]*event.Event, len(recs))
 	for i, r := range recs {

@@ -260,8 +260,8 @@ func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 				e.Changes = &event.Changes{Before: rawOrNil(before), After: rawOrNil(after)}
 			}
 			e.Metadata = rawOrNil(meta)
-			// A bundle holds consecutive seqs of one log and does not cross
-			// a multiple of bundleMax.
+			// Runs of consecutive seqs of one log go to packBundles, cut
+			// at multiples of bundleMax to bound what is held.
 			if len(run) > 0 && (k != runKey+int64(len(run)) || e.Seq%bundleMax == 0) {
 				if err := flush(); err != nil {
 					return err

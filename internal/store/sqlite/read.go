@@ -137,11 +137,11 @@ func (r *bundleReader) get(ctx context.Context, seq int64) (*event.Event, error)
 		if err != nil {
 			return nil, err
 		}
-		recs, err := bundleRecords(data)
+		first, recs, err := splitBundle(k, data)
 		if err != nil {
-			return nil, fmt.Errorf("seq %d: %w", k&(1<<seqBits-1), err)
+			return nil, err
 		}
-		r.first, r.recs = k&(1<<seqBits-1), recs
+		r.first, r.recs = first, recs
 		r.evs = make([]*event.Event, len(recs))
 	}
 	i := seq - r.first
@@ -208,13 +208,9 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 		if err != nil {
 			return err
 		}
-		recs, err := bundleRecords(b.data)
+		first, recs, err := splitBundle(b.k, b.data)
 		if err != nil {
-			return fmt.Errorf("seq %d: %w", b.k&(1<<seqBits-1), err)
-		}
-		first := b.k & (1<<seqBits - 1)
-		if first+int64(len(recs)) > 1<<seqBits {
-			return fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+			return err
 		}
 		for i, rec := range recs {
 			seq := first + int64(i)
