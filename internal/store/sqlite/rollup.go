@@ -42,7 +42,9 @@ type pendingRollup struct {
 // addRollup adds the counts of chunk c to the log's pending counts, and
 // writes them in tx if force is set or they are due. It returns the
 // pending counts as they will be once tx commits (nil if written). The
-// caller holds wmu.
+// counts are added in place: if tx fails, the caller drops the log's
+// pending counts, and recount redoes them from the events. The caller
+// holds wmu.
 func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk, force bool) (*pendingRollup, error) {
 	p := s.pending[c.log]
 	if p == nil || p.to != c.from {
@@ -51,25 +53,21 @@ func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk, force bool)
 			return nil, err
 		}
 	}
-	// Merged into a copy: the transaction may yet fail.
-	merged := &pendingRollup{from: p.from, to: c.to, since: p.since, counts: make(rollupCounts, len(p.counts)+len(c.counts))}
-	for _, src := range []rollupCounts{p.counts, c.counts} {
-		for k, n := range src {
-			if m := merged.counts[k]; m != nil {
-				m.Add(*n)
-			} else {
-				cp := *n
-				merged.counts[k] = &cp
-			}
+	for k, n := range c.counts {
+		if m := p.counts[k]; m != nil {
+			m.Add(*n)
+		} else {
+			p.counts[k] = n
 		}
 	}
-	if merged.since.IsZero() {
-		merged.since = time.Now()
+	p.to = c.to
+	if p.since.IsZero() {
+		p.since = time.Now()
 	}
-	if !force && merged.to-merged.from < rollupFlushEvents && time.Since(merged.since) < rollupFlushDelay {
-		return merged, nil
+	if !force && p.to-p.from < rollupFlushEvents && time.Since(p.since) < rollupFlushDelay {
+		return p, nil
 	}
-	return nil, s.writeRollup(ctx, tx, c.log, merged)
+	return nil, s.writeRollup(ctx, tx, c.log, p)
 }
 
 // recount returns the counts of the events of log from its rolled_size up

@@ -384,15 +384,17 @@ func tokens(text string) []string {
 	})
 }
 
-// indexText is what the full-text index stores for text: tokens(text)
-// joined by spaces, computed in one pass when text is ASCII.
+// indexText is what the full-text index stores for text: the distinct
+// words of tokens(text), in order of first appearance, joined by spaces,
+// split in one pass when text is ASCII. The index records only which rows
+// hold a word (detail=none), so a repeated word would only cost time.
 func indexText(text string) string {
 	b := make([]byte, 0, len(text))
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
 		case c >= utf8.RuneSelf:
-			return strings.Join(tokens(text), " ")
+			return joinDistinct(tokens(text))
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
@@ -404,7 +406,28 @@ func indexText(text string) string {
 		}
 		b = append(b, c)
 	}
-	return strings.TrimSuffix(string(b), " ")
+	return joinDistinct(strings.Fields(string(b)))
+}
+
+// joinDistinct joins words by spaces, each only at its first appearance.
+func joinDistinct(words []string) string {
+	var seen map[string]bool
+	if len(words) > 32 {
+		seen = make(map[string]bool, len(words))
+	}
+	out := words[:0]
+	for _, w := range words {
+		if seen != nil {
+			if seen[w] {
+				continue
+			}
+			seen[w] = true
+		} else if slices.Contains(out, w) {
+			continue
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, " ")
 }
 
 func parseTerms(q string) []term {
