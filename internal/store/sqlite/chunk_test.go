@@ -2,6 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"math"
+	"slices"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -81,8 +84,8 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pauses < 2 {
-		t.Errorf("a chunk was written in %d parts, want at least 3", pauses+1)
+	if pauses < 1 {
+		t.Errorf("a chunk was written in %d parts, want at least 2", pauses+1)
 	}
 	if got := synchronous(); got != 2 {
 		t.Errorf("synchronous = %d after a chunk, want 2 (FULL)", got)
@@ -97,9 +100,10 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
 }
 
-// A chunk cut off after its first part (the process stopped) leaves index
-// entries past the watermark; indexing again, in chunks of another size,
-// adds no duplicates and no search sees the difference.
+// A chunk cut off after its first part (the process stopped) leaves posting
+// lists past the watermark; indexing again, in chunks of another size,
+// finishes that chunk first, adds no duplicates, and no search sees the
+// difference.
 func TestChunkCutOffIsRedone(t *testing.T) {
 	ctx := context.Background()
 	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 700})
@@ -118,16 +122,13 @@ func TestChunkCutOffIsRedone(t *testing.T) {
 		s.writeChunk(ctx, c, false, func() { runtime.Goexit() })
 	}()
 	<-done
-	count := func(table string) int64 {
-		t.Helper()
-		var n int64
-		if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func(table string) int64 { return int64(len(postingKeys(t, s.r, table))) }
 	if got := s.indexedSize(w.Info.ID); got != 0 {
 		t.Fatalf("indexed %d events after a cut-off chunk, want 0", got)
+	}
+	var posted int64
+	if err := s.r.QueryRowContext(ctx, "SELECT posted_size FROM logs WHERE id = ?", w.Info.ID).Scan(&posted); err != nil || posted != c.to {
+		t.Fatalf("posted_size after the first part = %d, %v; want %d", posted, err, c.to)
 	}
 	var text int64
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'user'").Scan(&text); err != nil {
@@ -140,8 +141,10 @@ func TestChunkCutOffIsRedone(t *testing.T) {
 	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := count("by_actor"), w.Size(); got != want {
-		t.Errorf("%d actor entries for %d events", got, want)
+	for _, table := range []string{"by_actor", "by_action"} {
+		if got, want := count(table), w.Size(); got != want {
+			t.Errorf("%s lists %d events of %d", table, got, want)
+		}
 	}
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'user'").Scan(&text); err != nil || text == 0 {
 		t.Fatalf("full-text matches for 'user' once indexed: %d, %v; want some", text, err)
@@ -153,4 +156,36 @@ func TestChunkCutOffIsRedone(t *testing.T) {
 		q.To = -1
 		storetest.CheckSearch(t, s, w, q, false)
 	}
+}
+
+// postingKeys returns the event keys table's posting lists hold, in order,
+// failing if one is listed twice.
+func postingKeys(t *testing.T, db *sql.DB, table string) []int64 {
+	t.Helper()
+	rows, err := db.Query("SELECT k, ks FROM " + table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var keys []int64
+	for rows.Next() {
+		var k int64
+		var ks []byte
+		if err := rows.Scan(&k, &ks); err != nil {
+			t.Fatal(err)
+		}
+		if keys, err = appendPosting(keys, k, ks, 0, math.MaxInt64); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			t.Fatalf("%s lists key %d twice", table, keys[i])
+		}
+	}
+	return keys
 }

@@ -171,16 +171,18 @@ func (s *Store) indexLag(log, size int64) int64 {
 const minIndexChunk = 512
 
 // indexEntry is one key of a background index: a and b are the value
-// (b only for targets), k the event key.
+// (b only for targets), k the event key. As a posting row (postings.go),
+// ks lists the value's later keys.
 type indexEntry struct {
 	a, b string
 	k    int64
+	ks   []byte
 }
 
 // chunk is a prepared batch of index entries for events [from, to) of log.
 type chunk struct {
 	log, from, to int64
-	// Index rows, sorted by key.
+	// Posting rows, sorted by key.
 	actions, outcomes, actors, ips, targets []indexEntry
 	docs                                    []indexDoc
 	counts                                  rollupCounts
@@ -204,8 +206,8 @@ func (s *Store) prepareChunk(ctx context.Context, log int64) (*chunk, error) {
 
 // prepareFrom prepares the chunk of log that starts at seq done.
 func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error) {
-	var size int64
-	if err := s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&size); err != nil {
+	var size, posted int64
+	if err := s.r.QueryRowContext(ctx, "SELECT size, posted_size FROM logs WHERE id = ?", log).Scan(&size, &posted); err != nil {
 		return nil, err
 	}
 	if done >= size {
@@ -215,6 +217,11 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 	// keep chunks small while the indexer keeps up, big when it lags.
 	n := min(int64(s.opts.IndexChunk), max(minIndexChunk, (size-done)/4))
 	end := min(size, done+n, (done>>segBits+1)<<segBits)
+	if posted > done {
+		// A chunk cut off after its posting lists were written: redo the
+		// rest of that very chunk.
+		end = posted
+	}
 	var actions, outs, actors, ips, targets []indexEntry
 	var docs []indexDoc
 	counts := rollupCounts{}
@@ -244,7 +251,6 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 	if int64(len(docs)) != end-done {
 		return nil, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
-	c := &chunk{log: log, from: done, to: end, actions: actions, outcomes: outs, actors: actors, ips: ips, targets: targets, docs: docs}
 	for _, es := range [][]indexEntry{actions, outs, actors, ips, targets} {
 		slices.SortFunc(es, func(x, y indexEntry) int {
 			if c := strings.Compare(x.a, y.a); c != 0 {
@@ -256,8 +262,11 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 			return cmp.Compare(x.k, y.k)
 		})
 	}
-	c.counts = counts
-	return c, nil
+	return &chunk{
+		log: log, from: done, to: end,
+		actions: postings(actions), outcomes: postings(outs), actors: postings(actors), ips: postings(ips), targets: postings(targets),
+		docs: docs, counts: counts,
+	}, nil
 }
 
 // readForIndex reads events [from, to) of log back from the database.
@@ -360,11 +369,11 @@ var indexTables = []struct {
 	cols    int
 	withSeg bool
 }{
-	{"INSERT OR IGNORE INTO by_action (seg, action, k) VALUES ", 2, true},
-	{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k) VALUES ", 2, true},
-	{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k) VALUES ", 2, true},
-	{"INSERT OR IGNORE INTO by_ip (seg, ip, k) VALUES ", 2, true},
-	{"INSERT OR IGNORE INTO by_target (seg, type, id, k) VALUES ", 3, true},
+	{"INSERT INTO by_action (seg, action, k, ks) VALUES ", 3, true},
+	{"INSERT INTO by_outcome (seg, outcome, k, ks) VALUES ", 3, true},
+	{"INSERT INTO by_actor (seg, actor_id, k, ks) VALUES ", 3, true},
+	{"INSERT INTO by_ip (seg, ip, k, ks) VALUES ", 3, true},
+	{"INSERT INTO by_target (seg, type, id, k, ks) VALUES ", 4, true},
 	{"INSERT INTO events_fts (rowid, text) VALUES ", 2, false},
 }
 
@@ -390,12 +399,14 @@ func indexInsert(t, rows int) string {
 // chunk's parts writeChunk calls pause, which may let commits take the
 // write connection meanwhile (nil: no pause).
 //
-// A chunk is written in parts, each a transaction of its own, so that a
-// commit waits for one part at most: first the segment-keyed indexes,
-// whose inserts are idempotent (INSERT OR IGNORE) and ignored by searches
-// until the watermark covers them, then the full-text entries, the
-// watermark and the rollup counts together. A part already done by
-// another writer (Commit's backpressure) is skipped.
+// A chunk is written in two parts, each a transaction of its own with a
+// watermark of its own, so that a commit waits for one part at most:
+// first the posting lists, moving posted_size, then the full-text
+// entries and the rollup counts, moving indexed_size. Searches use no
+// entry past indexed_size. A part already done (by Commit's backpressure,
+// or before the process stopped) is skipped; a chunk that no longer
+// starts at a watermark is dropped, and the indexer prepares the next one
+// afresh.
 //
 // The index is derived data, redone from the events after a crash, so its
 // transactions commit with synchronous=NORMAL: no fsync of their own. The
@@ -408,18 +419,18 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 		n    int
 		cols []col
 	}
+	postingCols := func(es []indexEntry) []col {
+		return []col{
+			func(i int) any { return es[i].a }, func(i int) any { return es[i].k }, func(i int) any { return es[i].ks }}
+	}
 	parts := [][]table{{
-		{0, len(c.actions), []col{
-			func(i int) any { return c.actions[i].a }, func(i int) any { return c.actions[i].k }}},
-		{1, len(c.outcomes), []col{
-			func(i int) any { return c.outcomes[i].a }, func(i int) any { return c.outcomes[i].k }}},
-		{2, len(c.actors), []col{
-			func(i int) any { return c.actors[i].a }, func(i int) any { return c.actors[i].k }}},
-	}, {
-		{3, len(c.ips), []col{
-			func(i int) any { return c.ips[i].a }, func(i int) any { return c.ips[i].k }}},
+		{0, len(c.actions), postingCols(c.actions)},
+		{1, len(c.outcomes), postingCols(c.outcomes)},
+		{2, len(c.actors), postingCols(c.actors)},
+		{3, len(c.ips), postingCols(c.ips)},
 		{4, len(c.targets), []col{
-			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b }, func(i int) any { return c.targets[i].k }}},
+			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b },
+			func(i int) any { return c.targets[i].k }, func(i int) any { return c.targets[i].ks }}},
 	}, {
 		{5, len(c.docs), []col{
 			func(i int) any { return c.docs[i].k }, func(i int) any { return c.docs[i].text }}},
@@ -430,8 +441,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 	// statements are prepared once per size (indexStmt): preparing one of
 	// hundreds of rows costs about as much as running it.
 	insert := func(tx *sql.Tx, st table) error {
-		withSeg := indexTables[st.t].withSeg
-		if !withSeg {
+		if !indexTables[st.t].withSeg {
 			// Full text: one statement for the chunk, however long, as
 			// FTS5 writes a segment at the end of each.
 			args := make([]any, 0, st.n*len(st.cols))
@@ -459,9 +469,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			}
 			rows := indexRowsPerInsert[size]
 			args := make([]any, 0, 1+rows*len(st.cols))
-			if withSeg {
-				args = append(args, seg)
-			}
+			args = append(args, seg)
 			for i := range rows {
 				for _, f := range st.cols {
 					args = append(args, f(off+i))
@@ -491,14 +499,27 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 		if err != nil {
 			return err
 		}
-		var done int64
-		if err := tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", c.log).Scan(&done); err != nil {
+		var indexed, posted int64
+		if err := tx.QueryRowContext(ctx, "SELECT indexed_size, posted_size FROM logs WHERE id = ?", c.log).Scan(&indexed, &posted); err != nil {
 			tx.Rollback()
 			return err
 		}
-		if done != c.from {
+		if indexed != c.from {
 			tx.Rollback()
 			return nil // indexed meanwhile by Commit's backpressure
+		}
+		if !last {
+			if posted == c.to {
+				tx.Rollback() // posted before
+				continue
+			}
+			if posted != c.from {
+				tx.Rollback()
+				return nil // another chunk's posting lists: prepare afresh
+			}
+		} else if posted < c.to {
+			tx.Rollback()
+			return nil
 		}
 		for _, st := range part {
 			if err := insert(tx, st); err != nil {
@@ -507,6 +528,10 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			}
 		}
 		if !last {
+			if _, err := tx.ExecContext(ctx, "UPDATE logs SET posted_size = ? WHERE id = ?", c.to, c.log); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("index: %w", err)
+			}
 			if err := tx.Commit(); err != nil {
 				return err
 			}

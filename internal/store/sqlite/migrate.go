@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/trail-audit/trail/internal/event"
@@ -22,6 +23,11 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 	}
 	if ver < 3 {
 		if err := upgradeTo3(ctx, s.w, s.logger); err != nil {
+			return err
+		}
+	}
+	if ver < 4 {
+		if err := upgradeTo4(ctx, s.w, s.logger); err != nil {
 			return err
 		}
 	}
@@ -295,4 +301,139 @@ func upgradeTo3(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 	}
 	logger.InfoContext(ctx, "rewrote events as bundles", "events", n, "duration", time.Since(start))
 	return nil
+}
+
+// postingIndexes are the segment-keyed indexes and their value columns.
+var postingIndexes = []struct{ table, cols string }{
+	{"by_action", "action"},
+	{"by_outcome", "outcome"},
+	{"by_actor", "actor_id"},
+	{"by_ip", "ip"},
+	{"by_target", "type, id"},
+}
+
+// upgradeTo4 upgrades a version 3 database to version 4: it rewrites the
+// segment-keyed indexes, one row per event, as posting lists, one row per
+// value and segment, and starts posted_size at indexed_size. Entries past
+// a log's indexed_size, left by an index chunk cut off half-way, are
+// dropped: the indexer adds them again. Like upgradeTo3 it runs in one
+// transaction, so an interrupted upgrade leaves a version 3 database.
+func upgradeTo4(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
+	start := time.Now()
+	logger.InfoContext(ctx, "rewriting the indexes as posting lists (schema 4)")
+	var entries, rowsOut int64
+	err := inTx(ctx, w, func(tx *sql.Tx) error {
+		indexed := map[int64]int64{} // log: key of its first unindexed event
+		rows, err := tx.QueryContext(ctx, "SELECT id, indexed_size FROM logs")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var log, n int64
+			if err := rows.Scan(&log, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			indexed[log] = eventKey(log, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		qs := []string{
+			"ALTER TABLE logs ADD COLUMN posted_size INTEGER NOT NULL DEFAULT 0",
+			"UPDATE logs SET posted_size = indexed_size",
+		}
+		for _, ix := range postingIndexes {
+			qs = append(qs, "ALTER TABLE "+ix.table+" RENAME TO "+ix.table+"_v3")
+		}
+		for _, q := range append(qs, postingTables) {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		for _, ix := range postingIndexes {
+			in, out, err := rewritePostings(ctx, tx, ix.table, ix.cols, indexed)
+			if err != nil {
+				return fmt.Errorf("%s: %w", ix.table, err)
+			}
+			entries += in
+			rowsOut += out
+		}
+		_, err = tx.ExecContext(ctx, "PRAGMA user_version = 4")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rewrite indexes as posting lists: %w", err)
+	}
+	logger.InfoContext(ctx, "rewrote indexes as posting lists", "entries", entries, "rows", rowsOut, "duration", time.Since(start))
+	return nil
+}
+
+// rewritePostings fills table from table_v3, then drops the latter, and
+// reports how many entries it read and rows it wrote.
+func rewritePostings(ctx context.Context, tx *sql.Tx, table, cols string, indexed map[int64]int64) (int64, int64, error) {
+	twoCols := strings.Contains(cols, ",")
+	values := "?, ?, ?, ?"
+	if twoCols {
+		values += ", ?"
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO "+table+" (seg, "+cols+", k, ks) VALUES ("+values+")")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ins.Close()
+	var in, out int64
+	var seg int64
+	var es []indexEntry
+	flush := func() error {
+		for _, p := range postings(es) {
+			args := []any{seg, p.a}
+			if twoCols {
+				args = append(args, p.b)
+			}
+			if _, err := ins.ExecContext(ctx, append(args, p.k, p.ks)...); err != nil {
+				return err
+			}
+			out++
+		}
+		es = es[:0]
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT seg, "+cols+", k FROM "+table+"_v3 ORDER BY seg, "+cols+", k")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e indexEntry
+		var sg int64
+		dest := []any{&sg, &e.a}
+		if twoCols {
+			dest = append(dest, &e.b)
+		}
+		if err := rows.Scan(append(dest, &e.k)...); err != nil {
+			return 0, 0, err
+		}
+		in++
+		if end, ok := indexed[e.k>>seqBits]; !ok || e.k >= end {
+			continue // past the watermark, or of no log
+		}
+		if sg != seg && len(es) > 0 {
+			if err := flush(); err != nil {
+				return 0, 0, err
+			}
+		}
+		seg = sg
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if err := flush(); err != nil {
+		return 0, 0, err
+	}
+	rows.Close()
+	_, err = tx.ExecContext(ctx, "DROP TABLE "+table+"_v3")
+	return in, out, err
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,10 +44,59 @@ CREATE TABLE events (
 CREATE INDEX events_action ON events (action);
 CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;`
 
+// toSchema3 takes a closed database back to schema version 3: the
+// segment-keyed indexes hold one row per event, and logs no posted_size.
+func toSchema3(t *testing.T, path string) {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	for _, ix := range postingIndexes {
+		cols := strings.Split(ix.cols, ", ")
+		exec(t, db, "ALTER TABLE "+ix.table+" RENAME TO "+ix.table+"_v4",
+			"CREATE TABLE "+ix.table+" (seg INTEGER NOT NULL, "+strings.Join(cols, " NOT NULL, ")+" NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, "+ix.cols+", k)) WITHOUT ROWID")
+		rows, err := db.Query("SELECT " + ix.cols + ", k, ks FROM " + ix.table + "_v4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v3 [][]any
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			dest := make([]any, len(cols))
+			for i := range vals {
+				dest[i] = &vals[i]
+			}
+			var k int64
+			var ks []byte
+			if err := rows.Scan(append(dest, &k, &ks)...); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := appendPosting(nil, k, ks, 0, math.MaxInt64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				v3 = append(v3, append([]any{segOf(k)}, append(vals, k)...))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		for _, row := range v3 {
+			if _, err := db.Exec("INSERT INTO "+ix.table+" VALUES ("+placeholders(len(row))+")", row...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(t, db, "DROP TABLE "+ix.table+"_v4")
+	}
+	exec(t, db, "ALTER TABLE logs DROP COLUMN posted_size", "PRAGMA user_version = 3")
+}
+
 // toSchema2 rewrites the events of a closed database the way schema
-// version 2 stored them, and drops what version 3 added.
+// version 2 stored them, and drops what versions 3 and 4 added.
 func toSchema2(t *testing.T, path string) {
 	t.Helper()
+	toSchema3(t, path)
 	db := rawDB(t, path)
 	defer db.Close()
 	var evs []*event.Event
@@ -162,4 +215,99 @@ func TestUpgradeTo3(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.CheckSearch(t, s, b, store.Query{Outcome: event.Denied, To: -1}, false)
+}
+
+// TestUpgradeTo4 takes a database back to schema version 3, with one log
+// fully indexed, one partly and with the entries of a chunk cut off
+// half-way, and checks that a read-only store refuses it and that opening
+// it read-write turns the indexes into posting lists of exactly the
+// indexed events, which searches use, after which the indexer does the
+// rest.
+func TestUpgradeTo4(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{Logger: testLogger(t)})
+	pauseIndexer(s)
+	a := storetest.NewWriter(t, s, "a")
+	b := storetest.NewWriter(t, s, "b")
+	storetest.NewWriter(t, s, "empty")
+	evs := storetest.Events(2000, 12)
+	for i, n := range []int{1, 700, 3, 296} {
+		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
+		evs = evs[n:]
+	}
+	b.Append(t, s, t0, evs...)
+	indexTo(t, s, a.Info.ID, 600) // two chunks...
+	indexTo(t, s, a.Info.ID, a.Size())
+	indexTo(t, s, b.Info.ID, 300)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	toSchema3(t, path)
+	// ... and what a version 3 chunk cut off after its first part left.
+	db := rawDB(t, path)
+	exec(t, db, fmt.Sprintf("INSERT INTO by_actor VALUES (%d, 'alice', %d)", segOf(eventKey(b.Info.ID, 400)), eventKey(b.Info.ID, 400)))
+	db.Close()
+
+	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
+		t.Fatalf("read-only Open of schema 3 = %v, want ErrNeedsUpgrade", err)
+	}
+	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
+	if v := userVersion(t, s.r); v != schemaVersion {
+		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
+	}
+	var posted int64
+	if err := s.r.QueryRow("SELECT posted_size FROM logs WHERE id = ?", b.Info.ID).Scan(&posted); err != nil || posted != 300 {
+		t.Errorf("posted_size of log b after the upgrade = %d, %v; want 300", posted, err)
+	}
+	indexed := func(w *storetest.Writer, seqs int64) []int64 {
+		var keys []int64
+		for seq := range seqs {
+			keys = append(keys, eventKey(w.Info.ID, seq))
+		}
+		return keys
+	}
+	want := append(indexed(a, a.Size()), indexed(b, 300)...)
+	for _, table := range []string{"by_action", "by_actor"} {
+		if got := postingKeys(t, s.r, table); !slices.Equal(got, want) {
+			t.Errorf("%s after the upgrade lists %d events, want the %d indexed", table, len(got), len(want))
+		}
+	}
+	var rows int64
+	if err := s.r.QueryRow("SELECT count(*) FROM by_action").Scan(&rows); err != nil || rows >= int64(len(want))/4 {
+		t.Errorf("by_action holds %d rows (%v) for %d events; want a few per action", rows, err, len(want))
+	}
+	queries := []store.Query{
+		{Actions: []string{"billing.refund", "admin.role.grant"}},
+		{Outcome: event.Denied},
+		{Outcome: event.Failure, Asc: true},
+		{Actor: "alice"},
+		{Actor: "alice", Asc: true, From: 100, To: 900},
+		{IP: "10.0.0.1"},
+		{TargetType: "document", TargetID: "doc-3"},
+	}
+	for _, q := range queries {
+		if q.To == 0 {
+			q.To = -1
+		}
+		storetest.CheckSearch(t, s, a, q, false)
+		storetest.CheckSearch(t, s, b, q, false)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.WaitIndexed(waitCtx, b.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	want = append(indexed(a, a.Size()), indexed(b, b.Size())...)
+	for _, table := range []string{"by_action", "by_actor"} {
+		if got := postingKeys(t, s.r, table); !slices.Equal(got, want) {
+			t.Errorf("%s once indexed lists %d events, want all %d", table, len(got), len(want))
+		}
+	}
+	for _, q := range queries {
+		if q.To == 0 {
+			q.To = -1
+		}
+		storetest.CheckSearch(t, s, b, q, false)
+	}
 }

@@ -12,7 +12,10 @@ const applicationID = 0x5452414c
 //  3. Stores events in bundles (bundle.go); the action and outcome indexes
 //     move to the background indexer (by_action, by_outcome); the rollup
 //     table gets a watermark of its own (logs.rolled_size).
-const schemaVersion = 3
+//  4. The segment-keyed indexes hold posting lists: one row per value and
+//     index chunk, listing its events (postings.go), with a watermark of
+//     their own (logs.posted_size).
+const schemaVersion = 4
 
 // Key layout. Events of all logs share one rowid table whose key is
 // log<<seqBits | seq, so a log's events are one contiguous, append-ordered
@@ -49,7 +52,8 @@ func tileKey(log int64, level int, index int64) int64 {
 // per-log action counts; it maintains no index. The indexes (action,
 // outcome, actor, ip, target, full-text terms) are added by the background
 // indexer (see index.go), a segment at a time, sorted, so that they too
-// grow at the right edge. logs.indexed_size records how far it got.
+// grow at the right edge. logs.posted_size records how far the segment-keyed
+// indexes got, logs.indexed_size how far all of them did.
 const schema = `
 CREATE TABLE logs (
 	id               INTEGER PRIMARY KEY,
@@ -60,7 +64,8 @@ CREATE TABLE logs (
 	size             INTEGER NOT NULL DEFAULT 0,
 	last_received_at INTEGER NOT NULL DEFAULT 0,
 	indexed_size     INTEGER NOT NULL DEFAULT 0,
-	rolled_size      INTEGER NOT NULL DEFAULT 0
+	rolled_size      INTEGER NOT NULL DEFAULT 0,
+	posted_size      INTEGER NOT NULL DEFAULT 0
 );
 -- Bundles of up to bundleMax consecutive events of one log, keyed by the
 -- first one's key (bundle.go).
@@ -107,41 +112,13 @@ CREATE TABLE idempotency (
 	PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 
--- Filled by the background indexer. seg is k >> segBits: the log and the
--- seq's segment, which leads each key so that entries are appended at the
--- end of the tree segment after segment, never scattered over it.
-CREATE TABLE by_actor (
-	seg      INTEGER NOT NULL,
-	actor_id TEXT NOT NULL,
-	k        INTEGER NOT NULL,
-	PRIMARY KEY (seg, actor_id, k)
-) WITHOUT ROWID;
-CREATE TABLE by_ip (
-	seg INTEGER NOT NULL,
-	ip  TEXT NOT NULL,
-	k   INTEGER NOT NULL,
-	PRIMARY KEY (seg, ip, k)
-) WITHOUT ROWID;
-CREATE TABLE by_action (
-	seg    INTEGER NOT NULL,
-	action TEXT NOT NULL,
-	k      INTEGER NOT NULL,
-	PRIMARY KEY (seg, action, k)
-) WITHOUT ROWID;
--- Only events that did not succeed (outcome code > 0).
-CREATE TABLE by_outcome (
-	seg     INTEGER NOT NULL,
-	outcome INTEGER NOT NULL,
-	k       INTEGER NOT NULL,
-	PRIMARY KEY (seg, outcome, k)
-) WITHOUT ROWID;
-CREATE TABLE by_target (
-	seg  INTEGER NOT NULL,
-	type TEXT NOT NULL,
-	id   TEXT NOT NULL,
-	k    INTEGER NOT NULL,
-	PRIMARY KEY (seg, type, id, k)
-) WITHOUT ROWID;
+-- Filled by the background indexer with posting lists (postings.go): a
+-- row per value and index chunk, keyed by the value's first event in the
+-- chunk (k), whose ks lists the chunk's later events of that value. seg is
+-- k >> segBits: the log and the seq's segment, which leads each key so
+-- that rows are appended at the end of the tree segment after segment,
+-- never scattered over it. A chunk never crosses a segment.
+` + postingTables + `
 ` + rollupSchema + `
 -- Holds words already split and lower-cased by Trail (search.go, tokens);
 -- the ascii tokenizer only splits them at the spaces.
@@ -149,6 +126,46 @@ CREATE VIRTUAL TABLE events_fts USING fts5 (
 	text, content='', detail=none, columnsize=0, tokenize='ascii'
 );
 `
+
+// postingTables are the segment-keyed indexes (version 4).
+const postingTables = `
+CREATE TABLE by_actor (
+	seg      INTEGER NOT NULL,
+	actor_id TEXT NOT NULL,
+	k        INTEGER NOT NULL,
+	ks       BLOB,
+	PRIMARY KEY (seg, actor_id, k)
+) WITHOUT ROWID;
+CREATE TABLE by_ip (
+	seg INTEGER NOT NULL,
+	ip  TEXT NOT NULL,
+	k   INTEGER NOT NULL,
+	ks  BLOB,
+	PRIMARY KEY (seg, ip, k)
+) WITHOUT ROWID;
+CREATE TABLE by_action (
+	seg    INTEGER NOT NULL,
+	action TEXT NOT NULL,
+	k      INTEGER NOT NULL,
+	ks     BLOB,
+	PRIMARY KEY (seg, action, k)
+) WITHOUT ROWID;
+-- Only events that did not succeed (outcome code > 0).
+CREATE TABLE by_outcome (
+	seg     INTEGER NOT NULL,
+	outcome INTEGER NOT NULL,
+	k       INTEGER NOT NULL,
+	ks      BLOB,
+	PRIMARY KEY (seg, outcome, k)
+) WITHOUT ROWID;
+CREATE TABLE by_target (
+	seg  INTEGER NOT NULL,
+	type TEXT NOT NULL,
+	id   TEXT NOT NULL,
+	k    INTEGER NOT NULL,
+	ks   BLOB,
+	PRIMARY KEY (seg, type, id, k)
+) WITHOUT ROWID;`
 
 // Rollup dimensions (the rollup table's dim column). Outcome counts are
 // kept by hour only; the others by hour and again by UTC day, under dim

@@ -18,8 +18,8 @@ const (
 	// scanShare: an action filter matching at least 1/scanShare of a log's
 	// events is answered by walking the primary key newest-first (a page
 	// fills after ~limit*scanShare rows) rather than by the action index,
-	// which cannot merge several actions in seq order and would sort every
-	// match.
+	// which would gather and sort every match of a segment before the
+	// first.
 	scanShare = 64
 )
 
@@ -93,11 +93,9 @@ type plan struct {
 	terms   []term
 	outcome int64 // -1: any
 
-	// The driving index for events below indexed_size, if any, and
-	// whether it alone decides the match.
+	// The driving index for events below indexed_size, if any.
 	drive     string // "fts", "target", "actor", "ip", "action", "outcome" or ""
 	driveArgs []any
-	exact     bool
 }
 
 func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error) {
@@ -126,12 +124,6 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 			return p, nil
 		}
 	}
-	filters := 0
-	for _, set := range []bool{q.Actor != "", p.actions != nil, p.outcome >= 0, q.IP != "", q.TargetType != "" || q.TargetID != "", len(p.terms) > 0} {
-		if set {
-			filters++
-		}
-	}
 	switch {
 	case len(p.terms) > 0:
 		p.drive, p.driveArgs = "fts", []any{ftsQuery(p.terms)}
@@ -149,7 +141,6 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 	case p.outcome > 0:
 		p.drive, p.driveArgs = "outcome", []any{p.outcome}
 	}
-	p.exact = p.drive != "" && filters == 1 && p.drive != "fts"
 	return p, nil
 }
 
@@ -174,26 +165,31 @@ func (p *plan) match(e *event.Event, text bool) bool {
 	return !text || len(p.terms) == 0 || matchTerms(p.terms, e.SearchText())
 }
 
-// sqlQuery is a statement that proposes event keys from an index. Its
-// arguments are head, then the key range (lo, hi), then the row limit;
-// segmented queries take the index segment first and are run once per
-// segment.
+// sqlQuery is a statement that proposes event keys from an index. The
+// full-text query takes head, then the key range (lo, hi), then the row
+// limit, and returns keys. A posting-list query (segmented) takes the
+// index segment, head, then the highest key wanted, and returns posting
+// rows (postings.go).
 type sqlQuery struct {
 	text      string
+	table     string
 	head      []any
 	segmented bool
 }
 
 // query is the statement of p's driving index.
 func (p plan) query(asc bool) sqlQuery {
-	dir := " DESC"
-	if asc {
-		dir = " ASC"
-	}
 	var table, conds string
 	switch p.drive {
 	case "fts":
-		return sqlQuery{text: "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid" + dir + " LIMIT ?", head: p.driveArgs}
+		dir := " DESC"
+		if asc {
+			dir = " ASC"
+		}
+		return sqlQuery{
+			text:  "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid" + dir + " LIMIT ?",
+			table: "events_fts", head: p.driveArgs,
+		}
 	case "target":
 		table, conds = "by_target", "type = ? AND id = ?"
 	case "actor":
@@ -206,7 +202,8 @@ func (p plan) query(asc bool) sqlQuery {
 		table, conds = "by_outcome", "outcome = ?"
 	}
 	return sqlQuery{
-		text:      "SELECT k FROM " + table + " WHERE seg = ? AND " + conds + " AND k BETWEEN ? AND ? ORDER BY k" + dir + " LIMIT ?",
+		text:      "SELECT k, ks FROM " + table + " WHERE seg = ? AND " + conds + " AND k <= ?",
+		table:     table,
 		head:      p.driveArgs,
 		segmented: true,
 	}
@@ -262,20 +259,26 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 	sq := p.query(asc)
 	lo, hi := eventKey(r.log, from), eventKey(r.log, to)
 	if !sq.segmented {
-		return s.runRange(ctx, r, p, sq, nil, lo, hi, limit, asc)
+		return s.runRange(ctx, r, p, sq, lo, hi, limit, asc)
 	}
 	var out []*event.Event
+	var keys []int64
 	first, last, step := segOf(hi), segOf(lo), int64(-1)
 	if asc {
 		first, last, step = last, first, 1
 	}
 	for seg := first; len(out) < limit; seg += step {
-		segLo, segHi := max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1)
-		more, err := s.runRange(ctx, r, p, sq, []any{seg}, segLo, segHi, limit-len(out), asc)
+		var err error
+		keys, err = s.segmentKeys(ctx, sq, seg, max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1), keys)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, more...)
+		if !asc {
+			slices.Reverse(keys)
+		}
+		if out, err = take(ctx, r, p, keys, out, limit); err != nil {
+			return nil, err
+		}
 		if seg == last {
 			break
 		}
@@ -283,17 +286,14 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 	return out, nil
 }
 
-// runRange runs sq over keys [lo, hi] and keeps the events that match,
-// paging until limit do or the index has no more.
-func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQuery, pre []any, lo, hi int64, limit int, asc bool) ([]*event.Event, error) {
+// runRange runs sq, the full-text query, over keys [lo, hi] and keeps the
+// events that match, paging until limit do or the index has no more.
+func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQuery, lo, hi int64, limit int, asc bool) ([]*event.Event, error) {
 	var out []*event.Event
-	page := limit
-	if !p.exact {
-		page = max(limit, 500)
-	}
-	for hi >= lo {
-		a := make([]any, 0, len(pre)+len(sq.head)+3)
-		a = append(append(append(a, pre...), sq.head...), lo, hi, page)
+	page := max(limit, 500)
+	for hi >= lo && len(out) < limit {
+		a := make([]any, 0, len(sq.head)+3)
+		a = append(append(a, sq.head...), lo, hi, page)
 		rows, err := s.r.QueryContext(ctx, sq.text, a...)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
@@ -312,29 +312,39 @@ func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQue
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		for _, k := range keys {
-			if k>>seqBits != r.log {
-				continue
-			}
-			e, err := r.get(ctx, k&(1<<seqBits-1))
-			if err != nil {
-				return nil, err
-			}
-			// An entry without its event (the events were damaged) is
-			// skipped; Verify reports the damage.
-			if e != nil && p.match(e, p.drive != "fts") {
-				if out = append(out, e); len(out) >= limit {
-					return out, nil
-				}
-			}
+		if out, err = take(ctx, r, p, keys, out, limit); err != nil {
+			return nil, err
 		}
 		if len(keys) < page {
-			return out, nil
+			break
 		}
 		if asc {
 			lo = keys[len(keys)-1] + 1
 		} else {
 			hi = keys[len(keys)-1] - 1
+		}
+	}
+	return out, nil
+}
+
+// take reads the events of keys, in order, and appends those that match
+// to out until it holds limit.
+func take(ctx context.Context, r *bundleReader, p plan, keys []int64, out []*event.Event, limit int) ([]*event.Event, error) {
+	for _, k := range keys {
+		if len(out) >= limit {
+			break
+		}
+		if k>>seqBits != r.log {
+			continue
+		}
+		e, err := r.get(ctx, k&(1<<seqBits-1))
+		if err != nil {
+			return nil, err
+		}
+		// An entry without its event (the events were damaged) is
+		// skipped; Verify reports the damage.
+		if e != nil && p.match(e, p.drive != "fts") {
+			out = append(out, e)
 		}
 	}
 	return out, nil
