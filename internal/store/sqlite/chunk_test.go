@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"math"
-	"slices"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/trail-audit/trail/internal/event"
