@@ -20,11 +20,12 @@ import (
 // by_outcome, by_actor, by_ip, by_target, events_fts) and their counts to the
 // rollup table (see rollup.go), a chunk at a time: a quarter of the events
 // waiting, at least minIndexChunk and at most Options.IndexChunk, never
-// crossing a segment. It reads and prepares a chunk without holding the
-// write lock, so that work overlaps with commits, then writes it in a
-// transaction of its own. Each
-// log's indexed_size records how far it got, in the same transaction as the
-// entries, so a crash loses only the chunk in flight, which is redone.
+// crossing a segment. It reads a chunk and prepares its posting lists
+// (postings.go) and full-text rows without holding the write lock, so that
+// work overlaps with commits, then writes it in two transactions
+// (writeChunk). Each log's posted_size and indexed_size record how far it
+// got, each in the same transaction as the entries it covers, so a crash
+// loses only the chunk in flight, which is redone.
 //
 // After a commit wakes it, the indexer waits Options.IndexDelay so that
 // small commits gather into one chunk.
