@@ -139,6 +139,25 @@ func toSchema2(t *testing.T, path string) {
 	exec(t, db, "DROP TABLE events_v3", "DROP TABLE by_action", "DROP TABLE by_outcome", "ALTER TABLE logs DROP COLUMN rolled_size", "PRAGMA user_version = 2")
 }
 
+// oldLogs creates a store at a new path, its indexer paused, with logs a,
+// b and one left empty: a gets evs in batches of the given sizes, a
+// second apart, and b the rest in one batch.
+func oldLogs(t *testing.T, evs []event.Event, batches []int) (string, *Store, *storetest.Writer, *storetest.Writer) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{Logger: testLogger(t)})
+	pauseIndexer(s)
+	a := storetest.NewWriter(t, s, "a")
+	b := storetest.NewWriter(t, s, "b")
+	storetest.NewWriter(t, s, "empty")
+	for i, n := range batches {
+		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
+		evs = evs[n:]
+	}
+	b.Append(t, s, t0, evs...)
+	return path, s, a, b
+}
+
 // TestUpgradeTo3 builds a database, takes it back to schema version 2 with
 // one log fully indexed and one partly, and checks that a read-only store
 // refuses it and that opening it read-write rewrites every event into
@@ -146,20 +165,9 @@ func toSchema2(t *testing.T, path string) {
 // indexes of the indexed events, after which the indexer does the rest.
 func TestUpgradeTo3(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	a := storetest.NewWriter(t, s, "a")
-	b := storetest.NewWriter(t, s, "b")
-	storetest.NewWriter(t, s, "empty")
-	evs := storetest.Events(1500, 11)
 	// Batches of uneven sizes, so that bundles start off multiples of
 	// bundleMax, and single events.
-	for i, n := range []int{1, 700, 3, 1, 295} {
-		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
-		evs = evs[n:]
-	}
-	b.Append(t, s, t0, evs...)
+	path, s, a, b := oldLogs(t, storetest.Events(1500, 11), []int{1, 700, 3, 1, 295})
 	indexTo(t, s, a.Info.ID, a.Size())
 	indexTo(t, s, b.Info.ID, 300)
 	if err := s.Close(); err != nil {
@@ -225,18 +233,7 @@ func TestUpgradeTo3(t *testing.T) {
 // rest.
 func TestUpgradeTo4(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	a := storetest.NewWriter(t, s, "a")
-	b := storetest.NewWriter(t, s, "b")
-	storetest.NewWriter(t, s, "empty")
-	evs := storetest.Events(2000, 12)
-	for i, n := range []int{1, 700, 3, 296} {
-		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
-		evs = evs[n:]
-	}
-	b.Append(t, s, t0, evs...)
+	path, s, a, b := oldLogs(t, storetest.Events(2000, 12), []int{1, 700, 3, 296})
 	indexTo(t, s, a.Info.ID, 600) // two chunks...
 	indexTo(t, s, a.Info.ID, a.Size())
 	indexTo(t, s, b.Info.ID, 300)

@@ -76,18 +76,7 @@ func userVersion(t *testing.T, db *sql.DB) int64 {
 // indexer had written, after which the indexer counts the rest.
 func TestUpgradeTo2(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	a := storetest.NewWriter(t, s, "a")
-	b := storetest.NewWriter(t, s, "b")
-	storetest.NewWriter(t, s, "empty")
-	evs := storetest.RollupEvents(2000, 9)
-	for i, n := range []int{700, 500} {
-		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
-		evs = evs[n:]
-	}
-	b.Append(t, s, t0, evs...)
+	path, s, a, b := oldLogs(t, storetest.RollupEvents(2000, 9), []int{700, 500})
 	indexTo(t, s, a.Info.ID, a.Size())
 	indexTo(t, s, b.Info.ID, 500)
 	if err := s.Close(); err != nil {
