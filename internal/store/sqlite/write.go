@@ -92,6 +92,12 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	if s.w == nil {
 		return ErrReadOnly
 	}
+	// Encoded before the write lock is taken, so that the indexer can
+	// hold it meanwhile.
+	packed := make([]packedBatch, len(batches))
+	for i, b := range batches {
+		packed[i] = pack(b.Events)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for _, b := range batches {
@@ -113,7 +119,7 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	}
 	defer tx.Rollback()
 	for i := range batches {
-		if err := s.commitBatch(ctx, tx, &batches[i]); err != nil {
+		if err := s.commitBatch(ctx, tx, &batches[i], packed[i]); err != nil {
 			return err
 		}
 	}
@@ -127,7 +133,26 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	return nil
 }
 
-func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch) error {
+// packedBatch is a batch's events encoded as bundles, and its count of
+// events per action.
+type packedBatch struct {
+	starts  []int64 // first seq of each bundle
+	data    [][]byte
+	actions map[string]int64
+}
+
+func pack(evs []*event.Event) packedBatch {
+	p := packedBatch{actions: map[string]int64{}}
+	if len(evs) > 0 {
+		p.starts, p.data = packBundles(evs)
+	}
+	for _, e := range evs {
+		p.actions[e.Action]++
+	}
+	return p
+}
+
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p packedBatch) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
@@ -156,7 +181,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch) err
 	}
 
 	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
-	starts, data := packBundles(b.Events)
+	starts, data := p.starts, p.data
 	args := make([]any, 0, 2*bundlesPerInsert)
 	for len(starts) > 0 {
 		n := 1
@@ -174,12 +199,8 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch) err
 		starts, data = starts[n:], data[n:]
 	}
 
-	counts := map[string]int64{}
-	for _, e := range b.Events {
-		counts[e.Action]++
-	}
 	action := tx.StmtContext(ctx, s.ins.action)
-	for a, n := range counts {
+	for a, n := range p.actions {
 		if _, err := action.ExecContext(ctx, b.Log, a, n); err != nil {
 			return fmt.Errorf("count action: %w", err)
 		}
