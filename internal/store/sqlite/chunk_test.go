@@ -46,9 +46,9 @@ func TestIndexChunksFollowTheLag(t *testing.T) {
 	}
 }
 
-// A chunk is written in parts, and commits between them run at
-// synchronous=FULL, as they do after it, although the indexer's own
-// transactions skip the fsync.
+// A chunk is written in parts, its rollup counts last, and commits between
+// them run at synchronous=FULL, as they do after it, although the
+// indexer's own transactions skip the fsync.
 func TestChunkPartsLetCommitsIn(t *testing.T) {
 	ctx := context.Background()
 	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
@@ -70,7 +70,7 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	}
 	pauses := 0
 	s.wmu.Lock()
-	err = s.writeChunk(ctx, c, false, func() {
+	err = s.writeChunk(ctx, c, true, func() {
 		pauses++
 		if got := synchronous(); got != 2 {
 			t.Errorf("synchronous = %d between parts of a chunk, want 2 (FULL)", got)
@@ -84,8 +84,12 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pauses < 1 {
-		t.Errorf("a chunk was written in %d parts, want at least 2", pauses+1)
+	if pauses != 2 {
+		t.Errorf("a chunk and its counts were written in %d parts, want 3", pauses+1)
+	}
+	var rolled int64
+	if err := s.r.QueryRowContext(ctx, "SELECT rolled_size FROM logs WHERE id = ?", w.Info.ID).Scan(&rolled); err != nil || rolled != c.to {
+		t.Errorf("rolled_size after the chunk = %d, %v; want %d", rolled, err, c.to)
 	}
 	if got := synchronous(); got != 2 {
 		t.Errorf("synchronous = %d after a chunk, want 2 (FULL)", got)

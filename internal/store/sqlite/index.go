@@ -403,8 +403,10 @@ func indexInsert(t, rows int) string {
 // A chunk is written in two parts, each a transaction of its own with a
 // watermark of its own, so that a commit waits for one part at most:
 // first the posting lists, moving posted_size, then the full-text
-// entries and the rollup counts, moving indexed_size. Searches use no
-// entry past indexed_size. A part already done (by Commit's backpressure,
+// entries, moving indexed_size, while the chunk's rollup counts join the
+// log's pending ones (rollup.go). Searches use no entry past indexed_size.
+// When the pending counts are due, or flush is set, they are written
+// after another pause, in a third transaction. A part already done (by Commit's backpressure,
 // or before the process stopped) is skipped; a chunk that no longer
 // starts at a watermark is dropped, and the indexer prepares the next one
 // afresh.
@@ -542,7 +544,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			tx.Rollback()
 			return fmt.Errorf("index: %w", err)
 		}
-		pending, err := s.addRollup(ctx, tx, c, flush)
+		pending, due, err := s.addRollup(ctx, tx, c)
 		if err != nil {
 			tx.Rollback()
 			delete(s.pending, c.log) // recounted next time
@@ -552,17 +554,28 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			delete(s.pending, c.log)
 			return err
 		}
-		if pending != nil {
-			s.pending[c.log] = pending
-		} else {
-			delete(s.pending, c.log)
-		}
+		s.pending[c.log] = pending
+		flush = flush || due
 	}
 	s.mu.Lock()
 	s.indexed[c.log] = c.to
 	s.mu.Unlock()
 	s.recent.drop(c.log, c.to)
-	return nil
+	if !flush {
+		return nil
+	}
+	// The counts in a transaction of their own, which can take as long as
+	// a part: let waiting commits in first.
+	if pause != nil {
+		if err := s.syncFull(ctx); err != nil {
+			return err
+		}
+		pause()
+		if err := s.syncNormal(ctx); err != nil {
+			return err
+		}
+	}
+	return s.flushRollup(ctx, c.log)
 }
 
 // syncNormal switches the write connection to synchronous=NORMAL, for the
@@ -608,10 +621,5 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	p := s.pending[log]
-	if p == nil {
-		return nil
-	}
-	delete(s.pending, log)
-	return inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
+	return s.flushRollup(ctx, log)
 }

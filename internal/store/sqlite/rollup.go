@@ -39,18 +39,18 @@ type pendingRollup struct {
 	since    time.Time
 }
 
-// addRollup adds the counts of chunk c to the log's pending counts, and
-// writes them in tx if force is set or they are due. It returns the
-// pending counts as they will be once tx commits (nil if written). The
-// counts are added in place: if tx fails, the caller drops the log's
-// pending counts, and recount redoes them from the events. The caller
-// holds wmu.
-func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk, force bool) (*pendingRollup, error) {
+// addRollup adds the counts of chunk c to the log's pending counts, in
+// place, and returns them and whether they are due to be written
+// (writeRollup), which the caller does in a transaction of its own once tx
+// has committed. tx is the chunk's last transaction: if it fails, the
+// caller drops the log's pending counts, and recount redoes them from the
+// events. The caller holds wmu.
+func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk) (*pendingRollup, bool, error) {
 	p := s.pending[c.log]
 	if p == nil || p.to != c.from {
 		var err error
 		if p, err = s.recount(ctx, tx, c.log, c.from); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	for k, n := range c.counts {
@@ -64,10 +64,7 @@ func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk, force bool)
 	if p.since.IsZero() {
 		p.since = time.Now()
 	}
-	if !force && p.to-p.from < rollupFlushEvents && time.Since(p.since) < rollupFlushDelay {
-		return p, nil
-	}
-	return nil, s.writeRollup(ctx, tx, c.log, p)
+	return p, p.to-p.from >= rollupFlushEvents || time.Since(p.since) >= rollupFlushDelay, nil
 }
 
 // recount returns the counts of the events of log from its rolled_size up
@@ -103,19 +100,27 @@ func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendi
 }
 
 // flushRollups writes the pending counts of every log (old ones only,
-// unless all), each in a transaction of its own. The caller holds wmu.
+// unless all). The caller holds wmu.
 func (s *Store) flushRollups(ctx context.Context, all bool) error {
 	var errs []error
 	for log, p := range s.pending {
-		if !all && time.Since(p.since) < rollupFlushDelay {
-			continue
+		if all || time.Since(p.since) >= rollupFlushDelay {
+			errs = append(errs, s.flushRollup(ctx, log))
 		}
-		err := inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
-		// Written or not, the counts are dropped: recount redoes them.
-		delete(s.pending, log)
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// flushRollup writes the pending counts of log, if any, in a transaction
+// of its own. Written or not, they are dropped: recount redoes them. The
+// caller holds wmu.
+func (s *Store) flushRollup(ctx context.Context, log int64) error {
+	p := s.pending[log]
+	if p == nil {
+		return nil
+	}
+	delete(s.pending, log)
+	return inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
 }
 
 // rollupKey is one row of the rollup table within a log.
