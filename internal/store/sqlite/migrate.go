@@ -314,7 +314,8 @@ var postingIndexes = []struct{ table, cols string }{
 
 // upgradeTo4 upgrades a version 3 database to version 4: it rewrites the
 // segment-keyed indexes, one row per event, as posting lists, one row per
-// value and segment, and starts posted_size at indexed_size. Entries past
+// value and segment, starts posted_size at indexed_size, and sets how the
+// full-text index merges (ftsMerge). Entries past
 // a log's indexed_size, left by an index chunk cut off half-way, are
 // dropped: the indexer adds them again. Like upgradeTo3 it runs in one
 // transaction, so an interrupted upgrade leaves a version 3 database.
@@ -347,7 +348,7 @@ func upgradeTo4(ctx context.Context, w *sql.DB, logger *slog.Logger) error {
 		for _, ix := range postingIndexes {
 			qs = append(qs, "ALTER TABLE "+ix.table+" RENAME TO "+ix.table+"_v3")
 		}
-		for _, q := range append(qs, postingTables) {
+		for _, q := range append(qs, postingTables, ftsMerge) {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
