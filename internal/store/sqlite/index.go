@@ -406,10 +406,10 @@ func indexInsert(t, rows int) string {
 // entries, moving indexed_size, while the chunk's rollup counts join the
 // log's pending ones (rollup.go). Searches use no entry past indexed_size.
 // When the pending counts are due, or flush is set, they are written
-// after another pause, in a third transaction. A part already done (by Commit's backpressure,
-// or before the process stopped) is skipped; a chunk that no longer
-// starts at a watermark is dropped, and the indexer prepares the next one
-// afresh.
+// after another pause, in a third transaction. A part already done (by
+// Commit's backpressure, or before the process stopped) is skipped; a
+// chunk that no longer starts at a watermark is dropped, and the indexer
+// prepares the next one afresh.
 //
 // The index is derived data, redone from the events after a crash, so its
 // transactions commit with synchronous=NORMAL: no fsync of their own. The
@@ -522,7 +522,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			}
 		} else if posted < c.to {
 			tx.Rollback()
-			return nil
+			return nil // its posting lists are not all there: prepare afresh
 		}
 		for _, st := range part {
 			if err := insert(tx, st); err != nil {
