@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -192,4 +193,44 @@ func postingKeys(t *testing.T, db *sql.DB, table string) []int64 {
 		}
 	}
 	return keys
+}
+
+// A chunk indexed by another writer while it was prepared (Commit's
+// backpressure) is refused as stale, writes nothing, and the indexer goes
+// on from the watermarks.
+func TestStaleChunk(t *testing.T) {
+	ctx := context.Background()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 600})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(1500, 5)...)
+	c, err := s.prepareChunk(ctx, w.Info.ID)
+	if err != nil || c == nil {
+		t.Fatalf("prepareChunk: %v, %v", c, err)
+	}
+	s.wmu.Lock()
+	more, err := s.indexChunk(ctx, w.Info.ID) // the other writer
+	if err != nil || !more {
+		s.wmu.Unlock()
+		t.Fatalf("indexChunk = %v, %v", more, err)
+	}
+	err = s.writeChunk(ctx, c, false, nil)
+	s.wmu.Unlock()
+	if !errors.Is(err, errStaleChunk) {
+		t.Fatalf("writeChunk of a chunk indexed meanwhile = %v, want errStaleChunk", err)
+	}
+	if got := s.indexedSize(w.Info.ID); got != c.to {
+		t.Fatalf("indexed %d events, want the other writer's %d", got, c.to)
+	}
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.indexedSize(w.Info.ID); got != w.Size() {
+		t.Fatalf("indexed %d events after WaitIndexed, want %d", got, w.Size())
+	}
+	if got, want := int64(len(postingKeys(t, s.r, "by_actor"))), w.Size(); got != want {
+		t.Errorf("by_actor lists %d events of %d", got, want)
+	}
+	storetest.CheckSearch(t, s, w, store.Query{Actor: "alice", To: -1}, false)
+	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
 }

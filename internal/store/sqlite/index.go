@@ -144,6 +144,10 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 			}
 		})
 		s.wmu.Unlock()
+		stale := errors.Is(err, errStaleChunk)
+		if stale {
+			err = nil
+		}
 		if !more {
 			return err
 		}
@@ -154,10 +158,21 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if stale {
+			// Indexed meanwhile by another writer: the chunk prepared
+			// after it starts at the wrong place too.
+			c, err = s.prepareChunk(ctx, log)
+			continue
+		}
 		c, err = p.c, p.err
 	}
 	return err
 }
+
+// errStaleChunk is writeChunk's answer for a chunk that no longer starts
+// at the log's watermarks: another writer (Commit's backpressure) indexed
+// it meanwhile, and the next chunk must be prepared from the watermarks.
+var errStaleChunk = errors.New("index chunk prepared from an older watermark")
 
 // indexLag reports how many events of log are not indexed yet, given its
 // size.
@@ -406,10 +421,10 @@ func indexInsert(t, rows int) string {
 // entries, moving indexed_size, while the chunk's rollup counts join the
 // log's pending ones (rollup.go). Searches use no entry past indexed_size.
 // When the pending counts are due, or flush is set, they are written
-// after another pause, in a third transaction. A part already done (by
-// Commit's backpressure, or before the process stopped) is skipped; a
-// chunk that no longer starts at a watermark is dropped, and the indexer
-// prepares the next one afresh.
+// after another pause, in a third transaction. A part already done
+// (before the process stopped) is skipped; a chunk that no longer starts
+// at the watermarks, because Commit's backpressure indexed it meanwhile,
+// is refused with errStaleChunk.
 //
 // The index is derived data, redone from the events after a crash, so its
 // transactions commit with synchronous=NORMAL: no fsync of their own. The
@@ -509,7 +524,7 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 		}
 		if indexed != c.from {
 			tx.Rollback()
-			return nil // indexed meanwhile by Commit's backpressure
+			return errStaleChunk // indexed meanwhile by Commit's backpressure
 		}
 		if !last {
 			if posted == c.to {
@@ -518,11 +533,11 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			}
 			if posted != c.from {
 				tx.Rollback()
-				return nil // another chunk's posting lists: prepare afresh
+				return errStaleChunk // another chunk's posting lists
 			}
 		} else if posted < c.to {
 			tx.Rollback()
-			return nil // its posting lists are not all there: prepare afresh
+			return errStaleChunk // its posting lists are not all there
 		}
 		for _, st := range part {
 			if err := insert(tx, st); err != nil {
@@ -606,7 +621,10 @@ func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
 	if err != nil || c == nil {
 		return false, err
 	}
-	return true, s.writeChunk(ctx, c, true, nil)
+	if err := s.writeChunk(ctx, c, true, nil); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // WaitIndexed implements store.Store. It indexes what is left itself
