@@ -47,20 +47,28 @@ func TestIndexChunksFollowTheLag(t *testing.T) {
 	}
 }
 
+// firstChunk creates a store with its indexer paused and a log "audit"
+// holding evs, and prepares the log's first index chunk.
+func firstChunk(t *testing.T, opts Options, evs []event.Event) (*Store, *storetest.Writer, *chunk) {
+	t.Helper()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), opts)
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, evs...)
+	c, err := s.prepareChunk(context.Background(), w.Info.ID)
+	if err != nil || c == nil {
+		t.Fatalf("prepareChunk: %v, %v", c, err)
+	}
+	return s, w, c
+}
+
 // A chunk is written in parts, its rollup counts last, and commits between
 // them run at synchronous=FULL, as they do after it, although the
 // indexer's own transactions skip the fsync.
 func TestChunkPartsLetCommitsIn(t *testing.T) {
 	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
 	evs := storetest.Events(700, 2)
-	w.Append(t, s, t0, evs[:500]...)
-	c, err := s.prepareChunk(ctx, w.Info.ID)
-	if err != nil || c == nil {
-		t.Fatalf("prepareChunk: %v, %v", c, err)
-	}
+	s, w, c := firstChunk(t, Options{}, evs[:500])
 	synchronous := func() int {
 		t.Helper()
 		var n int
@@ -71,7 +79,7 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 	}
 	pauses := 0
 	s.wmu.Lock()
-	err = s.writeChunk(ctx, c, true, func() {
+	err := s.writeChunk(ctx, c, true, func() {
 		pauses++
 		if got := synchronous(); got != 2 {
 			t.Errorf("synchronous = %d between parts of a chunk, want 2 (FULL)", got)
@@ -111,14 +119,7 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 // difference.
 func TestChunkCutOffIsRedone(t *testing.T) {
 	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 700})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
-	w.Append(t, s, t0, storetest.Events(1500, 4)...)
-	c, err := s.prepareChunk(ctx, w.Info.ID)
-	if err != nil || c == nil {
-		t.Fatalf("prepareChunk: %v, %v", c, err)
-	}
+	s, w, c := firstChunk(t, Options{IndexChunk: 700}, storetest.Events(1500, 4))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -200,14 +201,7 @@ func postingKeys(t *testing.T, db *sql.DB, table string) []int64 {
 // on from the watermarks.
 func TestStaleChunk(t *testing.T) {
 	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 600})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
-	w.Append(t, s, t0, storetest.Events(1500, 5)...)
-	c, err := s.prepareChunk(ctx, w.Info.ID)
-	if err != nil || c == nil {
-		t.Fatalf("prepareChunk: %v, %v", c, err)
-	}
+	s, w, c := firstChunk(t, Options{IndexChunk: 600}, storetest.Events(1500, 5))
 	s.wmu.Lock()
 	more, err := s.indexChunk(ctx, w.Info.ID) // the other writer
 	if err != nil || !more {
