@@ -245,7 +245,9 @@ type rawBundle struct {
 }
 
 // bundles yields the bundles of log that hold seqs in [from, to), in key
-// order (descending if desc), a chunk of keys per query.
+// order (descending if desc), a chunk of keys per query. A bundle's data is
+// the driver's and valid only until the loop body returns: whatever outlives
+// it must be copied (decodeBundle does).
 func (s *Store) bundles(ctx context.Context, log, from, to int64, desc bool) iter.Seq2[rawBundle, error] {
 	return func(yield func(rawBundle, error) bool) {
 		// The first bundle may start before from.
@@ -274,7 +276,9 @@ func (s *Store) bundles(ctx context.Context, log, from, to int64, desc bool) ite
 			n := 0
 			for rows.Next() {
 				var b rawBundle
-				if err := rows.Scan(&b.k, &b.data); err != nil {
+				// The driver's copy of the blob, not one more: it is
+				// only read until the loop body returns.
+				if err := rows.Scan(&b.k, (*sql.RawBytes)(&b.data)); err != nil {
 					rows.Close()
 					yield(rawBundle{}, err)
 					return
