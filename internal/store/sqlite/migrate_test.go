@@ -82,10 +82,17 @@ func toSchema3(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 		rows.Close()
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, row := range v3 {
-			if _, err := db.Exec("INSERT INTO "+ix.table+" VALUES ("+placeholders(len(row))+")", row...); err != nil {
+			if _, err := tx.Exec("INSERT INTO "+ix.table+" VALUES ("+placeholders(len(row))+")", row...); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
 		}
 		exec(t, db, "DROP TABLE "+ix.table+"_v4")
 	}
