@@ -228,3 +228,47 @@ func TestStaleChunk(t *testing.T) {
 	storetest.CheckSearch(t, s, w, store.Query{Actor: "alice", To: -1}, false)
 	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
 }
+
+// The indexer goes on from the watermarks when the chunk it is about to
+// write went stale: more events came, and another writer indexed a chunk
+// that ends past it and past the chunk prepared after it, at neither's
+// boundary. Every event ends up indexed, once.
+func TestIndexLogStaleChunk(t *testing.T) {
+	ctx := context.Background()
+	evs := storetest.Events(6000, 5)
+	s, w, first := firstChunk(t, Options{}, evs[:2000])
+	var staled *chunk
+	var other int64 // the watermark the other writer left
+	s.beforeChunk = func(c *chunk) {
+		if staled != nil {
+			return
+		}
+		staled = c
+		w.Append(t, s, t0, evs[2000:]...)
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if _, err := s.indexChunk(ctx, w.Info.ID); err != nil { // the other writer
+			t.Fatal(err)
+		}
+		other = s.indexedSize(w.Info.ID)
+	}
+	if err := s.indexLog(ctx, w.Info.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if staled == nil || staled.from != first.from || staled.to != first.to {
+		t.Fatalf("the indexer's first chunk was %+v, want [%d, %d)", staled, first.from, first.to)
+	}
+	if other <= 2*staled.to {
+		t.Fatalf("the other writer left the watermark at %d, not past the next chunk (the first ends at %d)", other, staled.to)
+	}
+	if got := s.indexedSize(w.Info.ID); got != w.Size() {
+		t.Fatalf("indexed %d events of %d", got, w.Size())
+	}
+	for _, table := range []string{"by_actor", "by_action"} {
+		if got, want := int64(len(postingKeys(t, s.r, table))), w.Size(); got != want {
+			t.Errorf("%s lists %d events of %d", table, got, want)
+		}
+	}
+	storetest.CheckSearch(t, s, w, store.Query{Actor: "alice", To: -1}, false)
+	storetest.CheckSearch(t, s, w, store.Query{Text: "audit", To: -1}, false)
+}

@@ -131,6 +131,9 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 				next <- prepared{c, err}
 			}(c.to)
 		}
+		if s.beforeChunk != nil {
+			s.beforeChunk(c)
+		}
 		s.wmu.Lock()
 		held := time.Now()
 		err = s.writeChunk(ctx, c, false, func() {

@@ -89,6 +89,10 @@ type Store struct {
 	indexWake chan struct{}
 	stop      chan struct{}
 	done      chan struct{}
+
+	// beforeChunk, when set (by tests), is called by indexLog with each
+	// prepared chunk just before it takes the write lock to write it.
+	beforeChunk func(*chunk)
 }
 
 // pageSize is the page size of new databases: a bundle of 16 events
