@@ -315,7 +315,7 @@ var postingIndexes = []struct{ table, cols string }{
 // upgradeTo4 upgrades a version 3 database to version 4: it rewrites the
 // segment-keyed indexes, one row per event, as posting lists, one row per
 // value and segment, starts posted_size at indexed_size, and sets how the
-// full-text index merges (ftsMerge). Entries past
+// full-text index merges and how big its leaves are (ftsMerge). Entries past
 // a log's indexed_size, left by an index chunk cut off half-way, are
 // dropped: the indexer adds them again. Like upgradeTo3 it runs in one
 // transaction, so an interrupted upgrade leaves a version 3 database.

@@ -96,19 +96,21 @@ func toSchema3(t *testing.T, path string) {
 		}
 		exec(t, db, "DROP TABLE "+ix.table+"_v4")
 	}
-	exec(t, db, "ALTER TABLE logs DROP COLUMN posted_size", "DELETE FROM events_fts_config WHERE k IN ('automerge', 'crisismerge')",
+	exec(t, db, "ALTER TABLE logs DROP COLUMN posted_size", "DELETE FROM events_fts_config WHERE k IN ('automerge', 'crisismerge', 'pgsz')",
 		"PRAGMA user_version = 3")
 }
 
-// ftsSettings returns the full-text index's merge settings, as FTS5 keeps
-// them ("" for a default).
+// ftsSettings returns the full-text index's merge settings and leaf size,
+// automerge/crisismerge/pgsz as FTS5 keeps them ("" for a default).
 func ftsSettings(t *testing.T, db *sql.DB) string {
 	t.Helper()
-	var am, cm sql.NullString
-	if err := db.QueryRow("SELECT (SELECT v FROM events_fts_config WHERE k = 'automerge'), (SELECT v FROM events_fts_config WHERE k = 'crisismerge')").Scan(&am, &cm); err != nil {
+	var am, cm, pg sql.NullString
+	if err := db.QueryRow(`SELECT (SELECT v FROM events_fts_config WHERE k = 'automerge'),
+		(SELECT v FROM events_fts_config WHERE k = 'crisismerge'),
+		(SELECT v FROM events_fts_config WHERE k = 'pgsz')`).Scan(&am, &cm, &pg); err != nil {
 		t.Fatal(err)
 	}
-	return am.String + "/" + cm.String
+	return am.String + "/" + cm.String + "/" + pg.String
 }
 
 // toSchema2 rewrites the events of a closed database the way schema
@@ -253,8 +255,8 @@ func TestUpgradeTo3(t *testing.T) {
 func TestUpgradeTo4(t *testing.T) {
 	ctx := context.Background()
 	path, s, a, b := oldLogs(t, storetest.Events(2000, 12), []int{1, 700, 3, 296})
-	if got := ftsSettings(t, s.r); got != "16/32" {
-		t.Errorf("full-text merge settings of a new database: %q, want 16/32", got)
+	if got := ftsSettings(t, s.r); got != "16/32/8000" {
+		t.Errorf("full-text settings of a new database: %q, want 16/32/8000", got)
 	}
 	indexTo(t, s, a.Info.ID, 600) // two chunks...
 	indexTo(t, s, a.Info.ID, a.Size())
@@ -275,8 +277,8 @@ func TestUpgradeTo4(t *testing.T) {
 	if v := userVersion(t, s.r); v != schemaVersion {
 		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
 	}
-	if got := ftsSettings(t, s.r); got != "16/32" {
-		t.Errorf("full-text merge settings after the upgrade: %q, want 16/32", got)
+	if got := ftsSettings(t, s.r); got != "16/32/8000" {
+		t.Errorf("full-text settings after the upgrade: %q, want 16/32/8000", got)
 	}
 	var posted int64
 	if err := s.r.QueryRow("SELECT posted_size FROM logs WHERE id = ?", b.Info.ID).Scan(&posted); err != nil || posted != 300 {
