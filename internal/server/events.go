@@ -99,6 +99,8 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.metrics.ingested(len(rs), len(body))
 	}
 	type receipt struct {
 		ID  string `json:"id"`

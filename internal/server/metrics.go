@@ -1,10 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -124,65 +121,12 @@ func (m *metrics) observe(route string, status int, code string, d time.Duration
 
 const appendRoute = "POST /v1/events"
 
-// countIngest wraps the append handler to count the events and body bytes
-// it acknowledges, read from the receipts of its 201 answer. A replayed
-// idempotent answer stored nothing and counts nothing.
-func (m *metrics) countIngest(h apiHandler) apiHandler {
-	return func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-		body := &countingReader{r: r.Body}
-		r.Body = body
-		rw := &receiptWriter{ResponseWriter: w}
-		err := h(rw, r, key, l)
-		replayed := w.Header().Get("Idempotent-Replayed") == "true" // stored by the first request
-		if err == nil && rw.status == http.StatusCreated && !replayed {
-			var rs struct{ Events []struct{} }
-			if json.Unmarshal(rw.body.Bytes(), &rs) == nil {
-				m.ingestEvents.Add(float64(len(rs.Events)))
-				m.ingestBytes.Add(float64(body.n))
-			}
-		}
-		return err
-	}
+// ingested counts the events an append request stored and its body's
+// bytes. A replayed idempotent answer stored nothing and is not counted.
+func (m *metrics) ingested(events, bytes int) {
+	m.ingestEvents.Add(float64(events))
+	m.ingestBytes.Add(float64(bytes))
 }
-
-type countingReader struct {
-	r io.ReadCloser
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.r.Close() }
-
-// receiptWriter keeps a copy of a 201 response's body.
-type receiptWriter struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (w *receiptWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *receiptWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if w.status == http.StatusCreated {
-		w.body.Write(p)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *receiptWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // treeSizeCollector reports each log's tree size when scraped.
 type treeSizeCollector struct{ db *trail.DB }

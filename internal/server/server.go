@@ -108,7 +108,7 @@ func New(db *trail.DB, opts Options) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(api.OpenAPI)
 	})
-	mux.Handle(appendRoute, s.auth(trail.ScopeAppend, s.metrics.countIngest(s.appendEvents)))
+	mux.Handle(appendRoute, s.auth(trail.ScopeAppend, s.appendEvents))
 	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
 	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
 	mux.Handle("GET /v1/checkpoint", s.auth(trail.ScopeRead, s.checkpoint))
