@@ -187,11 +187,44 @@ func postingKeys(t *testing.T, db *sql.DB, table string) []int64 {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	keys = append(keys, tailEntries(t, db, table)...)
 	slices.Sort(keys)
 	for i := 1; i < len(keys); i++ {
 		if keys[i] == keys[i-1] {
 			t.Fatalf("%s lists key %d twice", table, keys[i])
 		}
+	}
+	return keys
+}
+
+// tailEntries returns the keys the posting tail lists for table, one of
+// postingIndexes, in its order.
+func tailEntries(t *testing.T, db *sql.DB, table string) []int64 {
+	t.Helper()
+	ix := slices.IndexFunc(postingIndexes, func(p struct{ table, cols string }) bool { return p.table == table })
+	rows, err := db.Query("SELECT seg, data FROM posting_tail WHERE t = ? ORDER BY seg, k", ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var keys []int64
+	for rows.Next() {
+		var seg int64
+		var data []byte
+		if err := rows.Scan(&seg, &data); err != nil {
+			t.Fatal(err)
+		}
+		err := decodeTail(seg, data, func(_, _ []byte, k int64, ks []byte) error {
+			var err error
+			keys, err = appendPosting(keys, k, ks, 0, math.MaxInt64)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("posting tail of %s, segment %d: %v", table, seg, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return keys
 }

@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,6 +203,9 @@ type chunk struct {
 	actions, outcomes, actors, ips, targets []indexEntry
 	docs                                    []indexDoc
 	counts                                  rollupCounts
+	// The chunk's tail rows, one per index (nil: none), when it covers
+	// only part of its segment (tail.go); nil when it covers all of it.
+	tails [][]byte
 }
 
 // indexDoc is one event's searchable text, for the full-text index.
@@ -271,21 +272,15 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 		return nil, fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", log, end-done, done, end, len(docs))
 	}
 	for _, es := range [][]indexEntry{actions, outs, actors, ips, targets} {
-		slices.SortFunc(es, func(x, y indexEntry) int {
-			if c := strings.Compare(x.a, y.a); c != 0 {
-				return c
-			}
-			if c := strings.Compare(x.b, y.b); c != 0 {
-				return c
-			}
-			return cmp.Compare(x.k, y.k)
-		})
+		sortEntries(es)
 	}
-	return &chunk{
+	c := &chunk{
 		log: log, from: done, to: end,
 		actions: postings(actions), outcomes: postings(outs), actors: postings(actors), ips: postings(ips), targets: postings(targets),
 		docs: docs, counts: counts,
-	}, nil
+	}
+	c.tails = chunkTails(c)
+	return c, nil
 }
 
 // readForIndex reads events [from, to) of log back from the database.
@@ -388,13 +383,16 @@ var indexTables = []struct {
 	cols    int
 	withSeg bool
 }{
-	{"INSERT INTO by_action (seg, action, k, ks) VALUES ", 3, true},
-	{"INSERT INTO by_outcome (seg, outcome, k, ks) VALUES ", 3, true},
-	{"INSERT INTO by_actor (seg, actor_id, k, ks) VALUES ", 3, true},
-	{"INSERT INTO by_ip (seg, ip, k, ks) VALUES ", 3, true},
-	{"INSERT INTO by_target (seg, type, id, k, ks) VALUES ", 4, true},
+	{"INSERT OR IGNORE INTO by_action (seg, action, k, ks) VALUES ", 3, true},
+	{"INSERT OR IGNORE INTO by_outcome (seg, outcome, k, ks) VALUES ", 3, true},
+	{"INSERT OR IGNORE INTO by_actor (seg, actor_id, k, ks) VALUES ", 3, true},
+	{"INSERT OR IGNORE INTO by_ip (seg, ip, k, ks) VALUES ", 3, true},
+	{"INSERT OR IGNORE INTO by_target (seg, type, id, k, ks) VALUES ", 4, true},
 	{"INSERT INTO events_fts (rowid, text) VALUES ", 2, false},
 }
+
+// ftsIndex is the full-text table's number in indexTables.
+const ftsIndex = 5
 
 // indexInsert is the multi-row insert of rows rows into indexTables[t].
 func indexInsert(t, rows int) string {
@@ -420,11 +418,14 @@ func indexInsert(t, rows int) string {
 //
 // A chunk is written in two parts, each a transaction of its own with a
 // watermark of its own, so that a commit waits for one part at most:
-// first the posting lists, moving posted_size, then the full-text
+// first the posting lists (as tail rows when the chunk covers only part
+// of its segment, tail.go), moving posted_size, then the full-text
 // entries, moving indexed_size, while the chunk's rollup counts join the
 // log's pending ones (rollup.go). Searches use no entry past indexed_size.
-// When the pending counts are due, or flush is set, they are written
-// after another pause, in a third transaction. A part already done
+// A chunk that completes its segment then merges the segment's tail, and
+// one that starts a segment first finishes a merge a crash cut off. When
+// the pending counts are due, or flush is set, they are written after
+// another pause, in a transaction of their own. A part already done
 // (before the process stopped) is skipped; a chunk that no longer starts
 // at the watermarks, because Commit's backpressure indexed it meanwhile,
 // is refused with errStaleChunk.
@@ -434,87 +435,32 @@ func indexInsert(t, rows int) string {
 // next commit of events, at FULL, makes them durable with it.
 func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func()) error {
 	seg := segOf(eventKey(c.log, c.from))
-	type col func(i int) any
-	type table struct {
-		t    int // in indexTables
-		n    int
-		cols []col
-	}
-	postingCols := func(es []indexEntry) []col {
-		return []col{
-			func(i int) any { return es[i].a }, func(i int) any { return es[i].k }, func(i int) any { return es[i].ks }}
-	}
-	parts := [][]table{{
-		{0, len(c.actions), postingCols(c.actions)},
-		{1, len(c.outcomes), postingCols(c.outcomes)},
-		{2, len(c.actors), postingCols(c.actors)},
-		{3, len(c.ips), postingCols(c.ips)},
-		{4, len(c.targets), []col{
-			func(i int) any { return c.targets[i].a }, func(i int) any { return c.targets[i].b },
-			func(i int) any { return c.targets[i].k }, func(i int) any { return c.targets[i].ks }}},
-	}, {
-		{5, len(c.docs), []col{
-			func(i int) any { return c.docs[i].k }, func(i int) any { return c.docs[i].text }}},
-	}}
-	// insert runs the multi-row inserts of one table: per statement
-	// overhead, not B-tree work, dominates row-at-a-time inserts, and
-	// FTS5 flushes its pending terms at the end of every statement. The
-	// statements are prepared once per size (indexStmt): preparing one of
-	// hundreds of rows costs about as much as running it.
-	insert := func(tx *sql.Tx, st table) error {
-		if !indexTables[st.t].withSeg {
-			// Full text: one statement for the chunk, however long, as
-			// FTS5 writes a segment at the end of each.
-			args := make([]any, 0, st.n*len(st.cols))
-			for i := range st.n {
-				for _, f := range st.cols {
-					args = append(args, f(i))
-				}
-			}
-			for off := 0; off < st.n; off += maxFTSRows {
-				n := min(maxFTSRows, st.n-off)
-				a := args[off*len(st.cols) : (off+n)*len(st.cols)]
-				if _, err := tx.ExecContext(ctx, indexInsert(st.t, n), a...); err != nil {
-					return fmt.Errorf("index: %w", err)
-				}
-			}
+	// yield lets waiting commits in, at synchronous=FULL, between two of
+	// the indexer's transactions.
+	yield := func() error {
+		if pause == nil {
 			return nil
 		}
-		for off := 0; off < st.n; {
-			size := len(indexRowsPerInsert) - 1
-			for i, r := range indexRowsPerInsert {
-				if r <= st.n-off {
-					size = i
-					break
-				}
-			}
-			rows := indexRowsPerInsert[size]
-			args := make([]any, 0, 1+rows*len(st.cols))
-			args = append(args, seg)
-			for i := range rows {
-				for _, f := range st.cols {
-					args = append(args, f(off+i))
-				}
-			}
-			stmt := s.ins.index[st.t*len(indexRowsPerInsert)+size]
-			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("index: %w", err)
-			}
-			off += rows
+		if err := s.syncFull(ctx); err != nil {
+			return err
 		}
-		return nil
+		pause()
+		return s.syncNormal(ctx)
 	}
 	defer s.syncFull(ctx) // if it fails, Commit tries again, and fails closed
-	for i, part := range parts {
-		last := i == len(parts)-1
-		if i > 0 && pause != nil {
-			if err := s.syncFull(ctx); err != nil {
+	if err := s.syncNormal(ctx); err != nil {
+		return err
+	}
+	// A merge of an earlier segment's tail cut off by a crash.
+	if err := s.mergeTails(ctx, c.log, seg, yield); err != nil {
+		return err
+	}
+	for i := range 2 {
+		last := i == 1
+		if i > 0 {
+			if err := yield(); err != nil {
 				return err
 			}
-			pause()
-		}
-		if err := s.syncNormal(ctx); err != nil {
-			return err
 		}
 		tx, err := s.w.BeginTx(ctx, nil)
 		if err != nil {
@@ -542,13 +488,11 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			tx.Rollback()
 			return errStaleChunk // its posting lists are not all there
 		}
-		for _, st := range part {
-			if err := insert(tx, st); err != nil {
+		if !last {
+			if err := s.writePostings(ctx, tx, c, seg); err != nil {
 				tx.Rollback()
 				return err
 			}
-		}
-		if !last {
 			if _, err := tx.ExecContext(ctx, "UPDATE logs SET posted_size = ? WHERE id = ?", c.to, c.log); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("index: %w", err)
@@ -557,6 +501,10 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 				return err
 			}
 			continue
+		}
+		if err := s.writeText(ctx, tx, c); err != nil {
+			tx.Rollback()
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
 			tx.Rollback()
@@ -579,21 +527,62 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 	s.indexed[c.log] = c.to
 	s.mu.Unlock()
 	s.recent.drop(c.log, c.to)
+	if c.tails != nil && eventKey(c.log, c.to) == (seg+1)<<segBits {
+		// The chunk completed its segment.
+		if err := yield(); err != nil {
+			return err
+		}
+		if err := s.mergeTails(ctx, c.log, seg+1, yield); err != nil {
+			return err
+		}
+	}
 	if !flush {
 		return nil
 	}
 	// The counts in a transaction of their own, which can take as long as
 	// a part: let waiting commits in first.
-	if pause != nil {
-		if err := s.syncFull(ctx); err != nil {
-			return err
-		}
-		pause()
-		if err := s.syncNormal(ctx); err != nil {
-			return err
-		}
+	if err := yield(); err != nil {
+		return err
 	}
 	return s.flushRollup(ctx, c.log)
+}
+
+// writePostings writes c's posting lists: as rows of the index tables
+// when c covers its whole segment, else as tail rows (tail.go).
+func (s *Store) writePostings(ctx context.Context, tx *sql.Tx, c *chunk, seg int64) error {
+	if c.tails == nil {
+		for t, es := range c.postings() {
+			if err := s.insertPostings(ctx, tx, seg, t, es); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for t, data := range c.tails {
+		if data == nil {
+			continue
+		}
+		if _, err := tx.StmtContext(ctx, s.ins.tail).ExecContext(ctx, seg, t, eventKey(c.log, c.from), data); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeText adds c's events to the full-text index: in one statement for
+// the chunk, however long, as FTS5 writes a segment at the end of each.
+func (s *Store) writeText(ctx context.Context, tx *sql.Tx, c *chunk) error {
+	args := make([]any, 0, 2*len(c.docs))
+	for _, d := range c.docs {
+		args = append(args, d.k, d.text)
+	}
+	for off := 0; off < len(c.docs); off += maxFTSRows {
+		n := min(maxFTSRows, len(c.docs)-off)
+		if _, err := tx.ExecContext(ctx, indexInsert(ftsIndex, n), args[2*off:2*(off+n)]...); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
+	return nil
 }
 
 // syncNormal switches the write connection to synchronous=NORMAL, for the

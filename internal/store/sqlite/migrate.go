@@ -31,6 +31,19 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 			return err
 		}
 	}
+	if ver < 5 {
+		err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+			for _, q := range []string{tailSchema, "PRAGMA user_version = 5"} {
+				if _, err := tx.ExecContext(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("add the posting tail: %w", err)
+		}
+	}
 	return nil
 }
 

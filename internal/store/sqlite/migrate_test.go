@@ -44,10 +44,55 @@ CREATE TABLE events (
 CREATE INDEX events_action ON events (action);
 CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;`
 
+// toSchema4 takes a closed database back to schema version 4: the rows of
+// the posting tail become rows of the index tables, one per value and
+// chunk, as version 4 wrote them.
+func toSchema4(t *testing.T, path string) {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	rows, err := db.Query("SELECT seg, t, data FROM posting_tail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inserts [][]any
+	for rows.Next() {
+		var seg int64
+		var ix int
+		var data []byte
+		if err := rows.Scan(&seg, &ix, &data); err != nil {
+			t.Fatal(err)
+		}
+		err := decodeTail(seg, data, func(a, b []byte, k int64, ks []byte) error {
+			row := []any{ix, seg, string(a)}
+			if ix == targetIndex {
+				row = append(row, string(b))
+			}
+			inserts = append(inserts, append(row, k, slices.Clone(ks)))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	for _, row := range inserts {
+		ix := postingIndexes[row[0].(int)]
+		if _, err := db.Exec("INSERT INTO "+ix.table+" (seg, "+ix.cols+", k, ks) VALUES ("+placeholders(len(row)-1)+")", row[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(t, db, "DROP TABLE posting_tail", "PRAGMA user_version = 4")
+}
+
 // toSchema3 takes a closed database back to schema version 3: the
 // segment-keyed indexes hold one row per event, and logs no posted_size.
 func toSchema3(t *testing.T, path string) {
 	t.Helper()
+	toSchema4(t, path)
 	db := rawDB(t, path)
 	defer db.Close()
 	for _, ix := range postingIndexes {

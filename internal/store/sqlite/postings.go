@@ -9,17 +9,20 @@ import (
 )
 
 // Posting lists. The segment-keyed indexes (by_action, by_outcome,
-// by_actor, by_ip, by_target) hold one row per value and index chunk
-// rather than one per event: k is the key of the value's first event in
-// the chunk, and ks lists the keys of its later events there as uvarint
-// deltas, each from the key before (NULL when there are none). A chunk of
-// a few thousand events holds a few dozen actions and some hundreds of
-// actors, so the indexer writes several times fewer B-tree rows, and a
-// search reads all of a value's events in a segment from a few rows.
+// by_actor, by_ip, by_target) hold one row per value and segment (one per
+// value and index chunk in databases indexed before schema 5) rather than
+// one per event: k is the key of the value's first event in the segment,
+// and ks lists the keys of its later events there as uvarint deltas, each
+// from the key before (NULL when there are none). A segment holds a few
+// dozen actions and some thousands of actors, so the indexer writes
+// several times fewer B-tree rows, and a search reads all of a value's
+// events in a segment from one row. Until a segment is complete, its
+// posting lists are kept in the posting tail (tail.go).
 //
-// Rows of one value never overlap: chunks are disjoint key ranges within a
-// segment. Rows of several values (an action filter matching more than
-// one action) do, so a search sorts the keys it gathers from a segment.
+// Rows of one value never overlap: they cover disjoint key ranges within
+// a segment. Rows of several values (an action filter matching more than
+// one action) do, so a search sorts the keys it gathers from a segment,
+// as it does when it reads the tail too.
 
 // postings turns index entries sorted by value, then key, into posting
 // rows, one per value. Repeated keys of a value (an event naming the same
@@ -63,8 +66,18 @@ func appendPosting(keys []int64, k int64, ks []byte, lo, hi int64) ([]int64, err
 }
 
 // segmentKeys runs sq, a posting-list query, for segment seg and returns
-// the keys in [lo, hi] it lists, ascending, reusing keys' storage.
-func (s *Store) segmentKeys(ctx context.Context, sq sqlQuery, seg, lo, hi int64, keys []int64) ([]int64, error) {
+// the keys in [lo, hi] it lists, ascending, reusing keys' storage. With
+// tail set it reads the segment's posting tail too, first: a merge moves
+// entries from the tail to the index tables (tail.go), so whatever the
+// tail no longer lists, the index tables do by the time they are read.
+func (s *Store) segmentKeys(ctx context.Context, sq sqlQuery, seg, lo, hi int64, tail bool, keys []int64) ([]int64, error) {
+	keys = keys[:0]
+	if tail {
+		var err error
+		if keys, err = s.tailKeys(ctx, sq.index, sq.match, seg, lo, hi, keys); err != nil {
+			return nil, err
+		}
+	}
 	args := make([]any, 0, len(sq.head)+2)
 	args = append(append(append(args, seg), sq.head...), hi)
 	rows, err := s.r.QueryContext(ctx, sq.text, args...)
@@ -72,8 +85,7 @@ func (s *Store) segmentKeys(ctx context.Context, sq sqlQuery, seg, lo, hi int64,
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer rows.Close()
-	keys = keys[:0]
-	sorted := true
+	sorted := len(keys) == 0
 	for rows.Next() {
 		var k int64
 		var ks sql.RawBytes

@@ -15,7 +15,8 @@ const applicationID = 0x5452414c
 //  4. The segment-keyed indexes hold posting lists: one row per value and
 //     index chunk, listing its events (postings.go), with a watermark of
 //     their own (logs.posted_size).
-const schemaVersion = 4
+//  5. Adds posting_tail: the posting lists of incomplete segments (tail.go).
+const schemaVersion = 5
 
 // Key layout. Events of all logs share one rowid table whose key is
 // log<<seqBits | seq, so a log's events are one contiguous, append-ordered
@@ -113,12 +114,14 @@ CREATE TABLE idempotency (
 ) WITHOUT ROWID;
 
 -- Filled by the background indexer with posting lists (postings.go): a
--- row per value and index chunk, keyed by the value's first event in the
--- chunk (k), whose ks lists the chunk's later events of that value. seg is
--- k >> segBits: the log and the seq's segment, which leads each key so
--- that rows are appended at the end of the tree segment after segment,
--- never scattered over it. A chunk never crosses a segment.
+-- row per value and complete segment, keyed by the value's first event in
+-- the segment (k), whose ks lists the segment's later events of that
+-- value. seg is k >> segBits: the log and the seq's segment, which leads
+-- each key so that rows are appended at the end of the tree segment after
+-- segment, never scattered over it. An incomplete segment's lists wait in
+-- posting_tail.
 ` + postingTables + `
+` + tailSchema + `
 ` + rollupSchema + `
 -- Holds words already split and lower-cased by Trail (search.go, tokens);
 -- the ascii tokenizer only splits them at the spaces.
@@ -179,6 +182,20 @@ CREATE TABLE by_target (
 	k    INTEGER NOT NULL,
 	ks   BLOB,
 	PRIMARY KEY (seg, type, id, k)
+) WITHOUT ROWID;`
+
+// tailSchema holds the posting lists of index chunks that cover part of a
+// segment, one row per chunk and index (t: by_action 0, by_outcome 1,
+// by_actor 2, by_ip 3, by_target 4), keyed by the chunk's first key k, until
+// the segment is complete and they are merged into the index tables
+// (tail.go). Added in version 5.
+const tailSchema = `
+CREATE TABLE posting_tail (
+	seg  INTEGER NOT NULL,
+	t    INTEGER NOT NULL,
+	k    INTEGER NOT NULL,
+	data BLOB NOT NULL,
+	PRIMARY KEY (seg, t, k)
 ) WITHOUT ROWID;`
 
 // Rollup dimensions (the rollup table's dim column). Outcome counts are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -175,11 +176,18 @@ type sqlQuery struct {
 	table     string
 	head      []any
 	segmented bool
+	// A posting-list query's index, numbered as in indexTables, and the
+	// values it wants, for the posting tail (tail.go).
+	index int
+	match tailMatcher
 }
 
 // query is the statement of p's driving index.
 func (p plan) query(asc bool) sqlQuery {
 	var table, conds string
+	var index int
+	var match tailMatcher
+	q := &p.q
 	switch p.drive {
 	case "fts":
 		dir := " DESC"
@@ -191,21 +199,29 @@ func (p plan) query(asc bool) sqlQuery {
 			table: "events_fts", head: p.driveArgs,
 		}
 	case "target":
-		table, conds = "by_target", "type = ? AND id = ?"
+		table, conds, index = "by_target", "type = ? AND id = ?", targetIndex
+		match = func(a, b []byte) bool { return string(a) == q.TargetType && string(b) == q.TargetID }
 	case "actor":
-		table, conds = "by_actor", "actor_id = ?"
+		table, conds, index = "by_actor", "actor_id = ?", 2
+		match = func(a, _ []byte) bool { return string(a) == q.Actor }
 	case "ip":
-		table, conds = "by_ip", "ip = ?"
+		table, conds, index = "by_ip", "ip = ?", 3
+		match = func(a, _ []byte) bool { return string(a) == q.IP }
 	case "action":
-		table, conds = "by_action", "action IN ("+placeholders(len(p.driveArgs))+")"
+		table, conds, index = "by_action", "action IN ("+placeholders(len(p.driveArgs))+")", 0
+		match = func(a, _ []byte) bool { return p.actions[string(a)] }
 	case "outcome":
-		table, conds = "by_outcome", "outcome = ?"
+		table, conds, index = "by_outcome", "outcome = ?", 1
+		code := strconv.FormatInt(p.outcome, 10)
+		match = func(a, _ []byte) bool { return string(a) == code }
 	}
 	return sqlQuery{
 		text:      "SELECT k, ks FROM " + table + " WHERE seg = ? AND " + conds + " AND k <= ?",
 		table:     table,
 		head:      p.driveArgs,
 		segmented: true,
+		index:     index,
+		match:     match,
 	}
 }
 
@@ -263,13 +279,17 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 	}
 	var out []*event.Event
 	var keys []int64
+	tail, err := s.tailFrom(ctx, segOf(lo), segOf(hi))
+	if err != nil {
+		return nil, err
+	}
 	first, last, step := segOf(hi), segOf(lo), int64(-1)
 	if asc {
 		first, last, step = last, first, 1
 	}
 	for seg := first; len(out) < limit; seg += step {
 		var err error
-		keys, err = s.segmentKeys(ctx, sq, seg, max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1), keys)
+		keys, err = s.segmentKeys(ctx, sq, seg, max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1), tail >= 0 && seg >= tail, keys)
 		if err != nil {
 			return nil, err
 		}

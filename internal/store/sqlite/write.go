@@ -28,6 +28,7 @@ type inserter struct {
 	// for each of indexTables the sizes of indexRowsPerInsert.
 	rollup, rollup1 *sql.Stmt
 	index           []*sql.Stmt
+	tail            *sql.Stmt // a posting tail row (tail.go)
 }
 
 func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
@@ -46,6 +47,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ?"},
 		{&in.rollup, addRollup(rowsPerRollup)},
 		{&in.rollup1, addRollup(1)},
+		{&in.tail, "INSERT INTO posting_tail (seg, t, k, data) VALUES (?, ?, ?, ?)"},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -73,7 +75,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize, in.rollup, in.rollup1} {
+	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize, in.rollup, in.rollup1, in.tail} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

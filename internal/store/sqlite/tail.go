@@ -1,0 +1,315 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// The posting tail. An index chunk that covers only part of a segment
+// stores its posting rows for each segment-keyed index as one row of
+// posting_tail, keyed (seg, index, the chunk's first key), so that it
+// lands at the end of that table. Written as rows of the index tables,
+// keyed (seg, value, k), they would land all over the segment's part of
+// each index: under a stream of single events, chunks of a few hundred
+// events each rewrote most of the segment's pages of by_actor, by_ip and
+// by_target.
+//
+// Once a segment is complete, mergeTail writes its tail as rows of the
+// index tables, one per value, which then grow at their right edge, and
+// deletes it. The merge takes several transactions, so a commit waits for
+// one at most; until the last, which deletes the tail, searches find some
+// events both ways and list them once (segmentKeys sorts and compacts).
+// A merge cut off by a crash is redone by the next chunk of the log
+// (mergeTails); its rows are the same, so those already there are left as
+// they are.
+//
+// A chunk that covers a whole segment, as chunks do when the indexer lags,
+// writes the index tables' rows directly.
+
+// tailIndexes are the segment-keyed indexes, numbered as in indexTables,
+// and posting_tail's t column.
+const tailIndexes = 5
+
+// targetIndex is the number of by_target, the one index with two value
+// columns.
+const targetIndex = 4
+
+// encodeTail encodes the posting rows es of one index, sorted by value,
+// as the data of a tail row of segment seg: for each row, its value a and
+// b, each as a uvarint length and the bytes, then k as a uvarint offset
+// from the segment's first key, then ks as a uvarint length and the bytes.
+func encodeTail(seg int64, es []indexEntry) []byte {
+	var b []byte
+	base := seg << segBits
+	for _, e := range es {
+		b = binary.AppendUvarint(b, uint64(len(e.a)))
+		b = append(b, e.a...)
+		b = binary.AppendUvarint(b, uint64(len(e.b)))
+		b = append(b, e.b...)
+		b = binary.AppendUvarint(b, uint64(e.k-base))
+		b = binary.AppendUvarint(b, uint64(len(e.ks)))
+		b = append(b, e.ks...)
+	}
+	return b
+}
+
+// errDamagedTail reports tail data that does not decode.
+var errDamagedTail = errors.New("posting tail is damaged")
+
+// decodeTail calls f for each posting row in data, the data of a tail row
+// of segment seg, in order. a and b are only valid during the call.
+func decodeTail(seg int64, data []byte, f func(a, b []byte, k int64, ks []byte) error) error {
+	base := seg << segBits
+	field := func(off int) ([]byte, int, error) {
+		n, w := binary.Uvarint(data[off:])
+		if w <= 0 || n > uint64(len(data)-off-w) {
+			return nil, 0, fmt.Errorf("%w at byte %d", errDamagedTail, off)
+		}
+		off += w
+		return data[off : off+int(n)], off + int(n), nil
+	}
+	for off := 0; off < len(data); {
+		a, next, err := field(off)
+		if err != nil {
+			return err
+		}
+		b, next, err := field(next)
+		if err != nil {
+			return err
+		}
+		d, w := binary.Uvarint(data[next:])
+		if w <= 0 || d >= 1<<segBits {
+			return fmt.Errorf("%w at byte %d", errDamagedTail, next)
+		}
+		ks, next, err := field(next + w)
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(a) || !utf8.Valid(b) {
+			return fmt.Errorf("%w at byte %d", errDamagedTail, off)
+		}
+		if err := f(a, b, base+int64(d), ks); err != nil {
+			return err
+		}
+		off = next
+	}
+	return nil
+}
+
+// chunkTails encodes c's posting rows as its tail rows, one per index
+// (nil where it has none), when c covers only part of its segment; nil
+// when it covers all of it.
+func chunkTails(c *chunk) [][]byte {
+	seg := segOf(eventKey(c.log, c.from))
+	if eventKey(c.log, c.from) == seg<<segBits && eventKey(c.log, c.to) == (seg+1)<<segBits {
+		return nil
+	}
+	tails := make([][]byte, tailIndexes)
+	for t, es := range c.postings() {
+		if len(es) > 0 {
+			tails[t] = encodeTail(seg, es)
+		}
+	}
+	return tails
+}
+
+// postings lists c's posting rows by index, numbered as in indexTables.
+func (c *chunk) postings() [][]indexEntry {
+	return [][]indexEntry{c.actions, c.outcomes, c.actors, c.ips, c.targets}
+}
+
+// mergeTails merges every tail segment of log below segment below. The
+// caller holds wmu; yield, if not nil, may let commits in between
+// transactions. It runs with synchronous=NORMAL, like the rest of the
+// indexer's writes.
+func (s *Store) mergeTails(ctx context.Context, log, below int64, yield func() error) error {
+	rows, err := s.w.QueryContext(ctx, "SELECT DISTINCT seg FROM posting_tail WHERE seg >= ? AND seg < ?", segOf(eventKey(log, 0)), below)
+	if err != nil {
+		return err
+	}
+	var segs []int64
+	for rows.Next() {
+		var seg int64
+		if err := rows.Scan(&seg); err != nil {
+			rows.Close()
+			return err
+		}
+		segs = append(segs, seg)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, seg := range segs {
+		if err := s.mergeTail(ctx, seg, yield); err != nil {
+			return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
+		}
+	}
+	return nil
+}
+
+// mergeRowsPerTx is how many index rows one transaction of a merge writes:
+// about 2 ms of holding the write lock.
+const mergeRowsPerTx = 1024
+
+// mergeTail writes the tail of segment seg as rows of the index tables,
+// one per value, then deletes it.
+func (s *Store) mergeTail(ctx context.Context, seg int64, yield func() error) error {
+	entries := make([][]indexEntry, tailIndexes)
+	rows, err := s.w.QueryContext(ctx, "SELECT t, data FROM posting_tail WHERE seg = ?", seg)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var t int
+		var data sql.RawBytes
+		if err := rows.Scan(&t, &data); err != nil {
+			rows.Close()
+			return err
+		}
+		if t < 0 || t >= tailIndexes {
+			rows.Close()
+			return fmt.Errorf("%w: index %d", errDamagedTail, t)
+		}
+		var keys []int64
+		err := decodeTail(seg, data, func(a, b []byte, k int64, ks []byte) error {
+			var err error
+			if keys, err = appendPosting(keys[:0], k, ks, 0, 1<<62); err != nil {
+				return err
+			}
+			sa, sb := string(a), string(b)
+			for _, k := range keys {
+				entries[t] = append(entries[t], indexEntry{a: sa, b: sb, k: k})
+			}
+			return nil
+		})
+		if err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for t, es := range entries {
+		sortEntries(es)
+		merged := postings(es)
+		for off := 0; off < len(merged); off += mergeRowsPerTx {
+			if yield != nil {
+				if err := yield(); err != nil {
+					return err
+				}
+			}
+			part := merged[off:min(off+mergeRowsPerTx, len(merged))]
+			err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+				return s.insertPostings(ctx, tx, seg, t, part)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	_, err = s.w.ExecContext(ctx, "DELETE FROM posting_tail WHERE seg = ?", seg)
+	return err
+}
+
+// sortEntries sorts index entries by value, then key.
+func sortEntries(es []indexEntry) {
+	slices.SortFunc(es, func(x, y indexEntry) int {
+		if c := strings.Compare(x.a, y.a); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x.b, y.b); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.k, y.k)
+	})
+}
+
+// insertPostings inserts the posting rows es of index t, segment seg, in
+// multi-row statements prepared once (indexRowsPerInsert): per statement
+// overhead, not B-tree work, dominates row-at-a-time inserts. Rows already
+// there are left alone.
+func (s *Store) insertPostings(ctx context.Context, tx *sql.Tx, seg int64, t int, es []indexEntry) error {
+	for off := 0; off < len(es); {
+		size := len(indexRowsPerInsert) - 1
+		for i, r := range indexRowsPerInsert {
+			if r <= len(es)-off {
+				size = i
+				break
+			}
+		}
+		rows := indexRowsPerInsert[size]
+		args := make([]any, 0, 1+rows*indexTables[t].cols)
+		args = append(args, seg)
+		for _, e := range es[off : off+rows] {
+			args = append(args, e.a)
+			if t == targetIndex {
+				args = append(args, e.b)
+			}
+			args = append(args, e.k, e.ks)
+		}
+		stmt := s.ins.index[t*len(indexRowsPerInsert)+size]
+		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		off += rows
+	}
+	return nil
+}
+
+// tailMatcher reports whether a tail row's value is one a posting-list
+// query wants.
+type tailMatcher func(a, b []byte) bool
+
+// tailFrom returns the first segment in [first, last] with a posting tail,
+// or -1 if none has.
+func (s *Store) tailFrom(ctx context.Context, first, last int64) (int64, error) {
+	var seg sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, "SELECT min(seg) FROM posting_tail WHERE seg BETWEEN ? AND ?", first, last).Scan(&seg); err != nil {
+		return 0, fmt.Errorf("search: %w", err)
+	}
+	if !seg.Valid {
+		return -1, nil
+	}
+	return seg.Int64, nil
+}
+
+// tailKeys appends to keys the keys in [lo, hi] that segment seg's tail
+// of index t lists for the values match wants, in no particular order.
+func (s *Store) tailKeys(ctx context.Context, t int, match tailMatcher, seg, lo, hi int64, keys []int64) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT data FROM posting_tail WHERE seg = ? AND t = ? AND k <= ?", seg, t, hi)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data sql.RawBytes
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		err := decodeTail(seg, data, func(a, b []byte, k int64, ks []byte) error {
+			if !match(a, b) {
+				return nil
+			}
+			var err error
+			keys, err = appendPosting(keys, k, ks, lo, hi)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("search: posting tail of segment %d: %w", seg, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return keys, nil
+}
