@@ -149,6 +149,9 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 		if stale {
 			err = nil
 		}
+		if err == nil && !stale && c.completes() {
+			err = s.mergeSegment(ctx, segOf(eventKey(c.log, c.from)))
+		}
 		if !more {
 			return err
 		}
@@ -168,6 +171,45 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 		c, err = p.c, p.err
 	}
 	return err
+}
+
+// mergeSegment merges the tail of a segment that a chunk just completed
+// into the index tables: read and sorted without the write lock, written
+// with it, letting commits in between transactions.
+func (s *Store) mergeSegment(ctx context.Context, seg int64) error {
+	rows, err := readTail(ctx, s.r, seg)
+	if err != nil {
+		return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	held := time.Now()
+	yield := func() error {
+		if time.Since(held) < maxIndexHold {
+			return nil
+		}
+		if err := s.syncFull(ctx); err != nil {
+			return err
+		}
+		s.wmu.Unlock()
+		runtime.Gosched()
+		s.wmu.Lock()
+		held = time.Now()
+		return nil
+	}
+	defer s.syncFull(ctx)
+	if err := s.syncNormal(ctx); err != nil {
+		return err
+	}
+	if err := s.writeMerge(ctx, seg, rows, func() error {
+		if err := yield(); err != nil {
+			return err
+		}
+		return s.syncNormal(ctx)
+	}); err != nil {
+		return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
+	}
+	return nil
 }
 
 // errStaleChunk is writeChunk's answer for a chunk that no longer starts
@@ -422,8 +464,8 @@ func indexInsert(t, rows int) string {
 // of its segment, tail.go), moving posted_size, then the full-text
 // entries, moving indexed_size, while the chunk's rollup counts join the
 // log's pending ones (rollup.go). Searches use no entry past indexed_size.
-// A chunk that completes its segment then merges the segment's tail, and
-// one that starts a segment first finishes a merge a crash cut off. When
+// The caller merges the tail of a segment the chunk completes (tail.go);
+// writeChunk first finishes any merge of the log a crash cut off. When
 // the pending counts are due, or flush is set, they are written after
 // another pause, in a transaction of their own. A part already done
 // (before the process stopped) is skipped; a chunk that no longer starts
@@ -527,15 +569,6 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 	s.indexed[c.log] = c.to
 	s.mu.Unlock()
 	s.recent.drop(c.log, c.to)
-	if c.tails != nil && eventKey(c.log, c.to) == (seg+1)<<segBits {
-		// The chunk completed its segment.
-		if err := yield(); err != nil {
-			return err
-		}
-		if err := s.mergeTails(ctx, c.log, seg+1, yield); err != nil {
-			return err
-		}
-	}
 	if !flush {
 		return nil
 	}
@@ -615,6 +648,11 @@ func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
 	}
 	if err := s.writeChunk(ctx, c, true, nil); err != nil {
 		return false, err
+	}
+	if c.completes() {
+		if err := s.mergeTail(ctx, segOf(eventKey(c.log, c.from)), nil); err != nil {
+			return false, fmt.Errorf("merge posting tail: %w", err)
+		}
 	}
 	return true, nil
 }

@@ -21,10 +21,11 @@ import (
 // events each rewrote most of the segment's pages of by_actor, by_ip and
 // by_target.
 //
-// Once a segment is complete, mergeTail writes its tail as rows of the
+// Once a segment is complete, the indexer writes its tail as rows of the
 // index tables, one per value, which then grow at their right edge, and
-// deletes it. The merge takes several transactions, so a commit waits for
-// one at most; until the last, which deletes the tail, searches find some
+// deletes it: it reads and sorts the tail without holding the write lock
+// (readTail), then writes it in several transactions (writeMerge), so a
+// commit waits for one at most; until the last, which deletes the tail, searches find some
 // events both ways and list them once (segmentKeys sorts and compacts).
 // A merge cut off by a crash is redone by the next chunk of the log
 // (mergeTails); its rows are the same, so those already there are left as
@@ -159,26 +160,37 @@ func (s *Store) mergeTails(ctx context.Context, log, below int64, yield func() e
 // about 2 ms of holding the write lock.
 const mergeRowsPerTx = 1024
 
-// mergeTail writes the tail of segment seg as rows of the index tables,
-// one per value, then deletes it.
+// mergeTail merges the tail of segment seg into the index tables. The
+// caller holds wmu.
 func (s *Store) mergeTail(ctx context.Context, seg int64, yield func() error) error {
-	entries := make([][]indexEntry, tailIndexes)
-	rows, err := s.w.QueryContext(ctx, "SELECT t, data FROM posting_tail WHERE seg = ?", seg)
+	rows, err := readTail(ctx, s.w, seg)
 	if err != nil {
 		return err
 	}
+	return s.writeMerge(ctx, seg, rows, yield)
+}
+
+// readTail reads the tail of segment seg from db and returns it as the
+// index tables' rows, one per value, by index. A complete segment's tail
+// changes only when it is merged, so the indexer reads it without holding
+// wmu (indexLog).
+func readTail(ctx context.Context, db *sql.DB, seg int64) ([][]indexEntry, error) {
+	entries := make([][]indexEntry, tailIndexes)
+	rows, err := db.QueryContext(ctx, "SELECT t, data FROM posting_tail WHERE seg = ?", seg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []int64
 	for rows.Next() {
 		var t int
 		var data sql.RawBytes
 		if err := rows.Scan(&t, &data); err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
 		if t < 0 || t >= tailIndexes {
-			rows.Close()
-			return fmt.Errorf("%w: index %d", errDamagedTail, t)
+			return nil, fmt.Errorf("%w: index %d", errDamagedTail, t)
 		}
-		var keys []int64
 		err := decodeTail(seg, data, func(a, b []byte, k int64, ks []byte) error {
 			var err error
 			if keys, err = appendPosting(keys[:0], k, ks, 0, 1<<62); err != nil {
@@ -191,24 +203,31 @@ func (s *Store) mergeTail(ctx context.Context, seg int64, yield func() error) er
 			return nil
 		})
 		if err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	for t, es := range entries {
 		sortEntries(es)
-		merged := postings(es)
-		for off := 0; off < len(merged); off += mergeRowsPerTx {
+		entries[t] = postings(es)
+	}
+	return entries, nil
+}
+
+// writeMerge writes rows, segment seg's tail as readTail returned it, into
+// the index tables, then deletes the tail. The caller holds wmu; yield, if
+// not nil, may let commits in between transactions.
+func (s *Store) writeMerge(ctx context.Context, seg int64, rows [][]indexEntry, yield func() error) error {
+	for t, es := range rows {
+		for off := 0; off < len(es); off += mergeRowsPerTx {
 			if yield != nil {
 				if err := yield(); err != nil {
 					return err
 				}
 			}
-			part := merged[off:min(off+mergeRowsPerTx, len(merged))]
+			part := es[off:min(off+mergeRowsPerTx, len(es))]
 			err := inTx(ctx, s.w, func(tx *sql.Tx) error {
 				return s.insertPostings(ctx, tx, seg, t, part)
 			})
@@ -217,8 +236,14 @@ func (s *Store) mergeTail(ctx context.Context, seg int64, yield func() error) er
 			}
 		}
 	}
-	_, err = s.w.ExecContext(ctx, "DELETE FROM posting_tail WHERE seg = ?", seg)
+	_, err := s.w.ExecContext(ctx, "DELETE FROM posting_tail WHERE seg = ?", seg)
 	return err
+}
+
+// completes reports whether c is the chunk that completes its segment and
+// has left it a tail to merge.
+func (c *chunk) completes() bool {
+	return c.tails != nil && eventKey(c.log, c.to)&(1<<segBits-1) == 0
 }
 
 // sortEntries sorts index entries by value, then key.
