@@ -17,6 +17,9 @@ import (
 // off half-way leaves searches right, and the log's next chunk finishes
 // it.
 func TestPostingTail(t *testing.T) {
+	if raceEnabled {
+		t.Skip("fills a whole index segment: too slow with the race detector")
+	}
 	ctx := context.Background()
 	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
 	pauseIndexer(s)
@@ -128,6 +131,9 @@ func TestPostingTail(t *testing.T) {
 // A chunk that covers a whole segment, as chunks do when the indexer lags
 // by four segments or more, writes the index tables directly.
 func TestWholeSegmentChunk(t *testing.T) {
+	if raceEnabled {
+		t.Skip("fills a whole index segment: too slow with the race detector")
+	}
 	segSize := 1 << segBits
 	s, w, c := firstChunk(t, Options{}, storetest.Events(4*segSize, 3))
 	if c.to != int64(segSize) || c.tails != nil {
@@ -205,6 +211,9 @@ func FuzzDecodeTail(f *testing.F) {
 // tail, and that the chunks indexed after the upgrade merge with the rows
 // from before it without losing or repeating an event.
 func TestUpgradeTo5(t *testing.T) {
+	if raceEnabled {
+		t.Skip("fills a whole index segment: too slow with the race detector")
+	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
 	s := create(t, path, Options{Logger: testLogger(t)})
