@@ -133,17 +133,7 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 			s.beforeChunk(c)
 		}
 		s.wmu.Lock()
-		held := time.Now()
-		err = s.writeChunk(ctx, c, false, func() {
-			// Let waiting commits in once the lock has been held long
-			// enough to show in their latency.
-			if time.Since(held) >= maxIndexHold {
-				s.wmu.Unlock()
-				runtime.Gosched()
-				s.wmu.Lock()
-				held = time.Now()
-			}
-		})
+		err = s.writeChunk(ctx, c, false, s.lockPause())
 		s.wmu.Unlock()
 		stale := errors.Is(err, errStaleChunk)
 		if stale {
@@ -183,33 +173,45 @@ func (s *Store) mergeSegment(ctx context.Context, seg int64) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	defer s.syncFull(ctx)
+	if err := s.syncNormal(ctx); err != nil {
+		return err
+	}
+	if err := s.writeMerge(ctx, seg, rows, s.yielder(ctx, s.lockPause())); err != nil {
+		return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
+	}
+	return nil
+}
+
+// lockPause returns a pause for the indexer's writes (writeChunk,
+// writeMerge), whose caller holds wmu: once it has been held long enough
+// to show in the latency of waiting commits, it lets them take it.
+func (s *Store) lockPause() func() {
 	held := time.Now()
-	yield := func() error {
-		if time.Since(held) < maxIndexHold {
+	return func() {
+		if time.Since(held) >= maxIndexHold {
+			s.wmu.Unlock()
+			runtime.Gosched()
+			s.wmu.Lock()
+			held = time.Now()
+		}
+	}
+}
+
+// yielder returns what goes between two of the indexer's transactions:
+// the write connection back at synchronous=FULL, which commits of events
+// need, then pause, then NORMAL again. Without a pause it does nothing.
+func (s *Store) yielder(ctx context.Context, pause func()) func() error {
+	return func() error {
+		if pause == nil {
 			return nil
 		}
 		if err := s.syncFull(ctx); err != nil {
 			return err
 		}
-		s.wmu.Unlock()
-		runtime.Gosched()
-		s.wmu.Lock()
-		held = time.Now()
-		return nil
-	}
-	defer s.syncFull(ctx)
-	if err := s.syncNormal(ctx); err != nil {
-		return err
-	}
-	if err := s.writeMerge(ctx, seg, rows, func() error {
-		if err := yield(); err != nil {
-			return err
-		}
+		pause()
 		return s.syncNormal(ctx)
-	}); err != nil {
-		return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
 	}
-	return nil
 }
 
 // errStaleChunk is writeChunk's answer for a chunk that no longer starts
@@ -477,18 +479,7 @@ func indexInsert(t, rows int) string {
 // next commit of events, at FULL, makes them durable with it.
 func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func()) error {
 	seg := segOf(eventKey(c.log, c.from))
-	// yield lets waiting commits in, at synchronous=FULL, between two of
-	// the indexer's transactions.
-	yield := func() error {
-		if pause == nil {
-			return nil
-		}
-		if err := s.syncFull(ctx); err != nil {
-			return err
-		}
-		pause()
-		return s.syncNormal(ctx)
-	}
+	yield := s.yielder(ctx, pause)
 	defer s.syncFull(ctx) // if it fails, Commit tries again, and fails closed
 	if err := s.syncNormal(ctx); err != nil {
 		return err
