@@ -77,6 +77,9 @@ func (s *Store) segmentKeys(ctx context.Context, sq sqlQuery, seg, lo, hi int64,
 		if keys, err = s.tailKeys(ctx, sq.index, sq.match, seg, lo, hi, keys); err != nil {
 			return nil, err
 		}
+		if s.afterTail != nil {
+			s.afterTail(seg)
+		}
 	}
 	args := make([]any, 0, len(sq.head)+2)
 	args = append(append(append(args, seg), sq.head...), hi)

@@ -93,6 +93,9 @@ type Store struct {
 	// beforeChunk, when set (by tests), is called by indexLog with each
 	// prepared chunk just before it takes the write lock to write it.
 	beforeChunk func(*chunk)
+	// afterTail, when set (by tests), is called by a search between its
+	// read of a segment's posting tail and of its index tables.
+	afterTail func(seg int64)
 }
 
 // pageSize is the page size of new databases: a bundle of 16 events

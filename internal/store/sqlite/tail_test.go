@@ -281,3 +281,113 @@ func TestUpgradeTo5(t *testing.T) {
 		}
 	}
 }
+
+// A search reads a segment's posting tail before its index tables, so a
+// merge that completes between the two reads (moving the tail's entries
+// into the index tables, then deleting the tail) cannot hide an event:
+// the first read found the tail whole, or the second finds the merged
+// rows.
+func TestMergeDuringSearch(t *testing.T) {
+	if raceEnabled {
+		t.Skip("fills a whole index segment: too slow with the race detector")
+	}
+	ctx := context.Background()
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	segSize := int64(1) << segBits
+	evs := storetest.Events(int(segSize), 5)
+	for off := 0; off < len(evs); off += 1000 {
+		w.Append(t, s, t0, evs[off:min(off+1000, len(evs))]...)
+	}
+	log := w.Info.ID
+	indexTo(t, s, log, 6000)
+	c, err := s.prepareChunk(ctx, log)
+	for err == nil && c != nil && !c.completes() {
+		s.wmu.Lock()
+		err = s.writeChunk(ctx, c, false, nil)
+		s.wmu.Unlock()
+		if err == nil {
+			c, err = s.prepareChunk(ctx, log)
+		}
+	}
+	if err != nil || c == nil {
+		t.Fatalf("indexing up to the segment's last chunk: %v, %v", c, err)
+	}
+	s.wmu.Lock()
+	err = s.writeChunk(ctx, c, false, nil)
+	s.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := segOf(eventKey(log, 0))
+	// The segment's tail, to put back before each query.
+	type tailRow struct {
+		t    int
+		k    int64
+		data []byte
+	}
+	var tail []tailRow
+	rows, err := s.r.Query("SELECT t, k, data FROM posting_tail WHERE seg = ?", seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r tailRow
+		if err := rows.Scan(&r.t, &r.k, &r.data); err != nil {
+			t.Fatal(err)
+		}
+		tail = append(tail, r)
+	}
+	if err := rows.Err(); err != nil || len(tail) == 0 {
+		t.Fatalf("the complete segment's tail: %d rows, %v", len(tail), err)
+	}
+	rows.Close()
+	queries := 0
+	for _, q := range searchQueries {
+		p, err := s.plan(ctx, log, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Text != "" || p.drive == "" {
+			continue // not a posting-list query
+		}
+		queries++
+		s.wmu.Lock()
+		for _, ix := range postingIndexes {
+			if _, err := s.w.Exec("DELETE FROM "+ix.table+" WHERE seg = ?", seg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, r := range tail {
+			if _, err := s.w.Exec("INSERT OR IGNORE INTO posting_tail (seg, t, k, data) VALUES (?, ?, ?, ?)", seg, r.t, r.k, r.data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.wmu.Unlock()
+		merged := false
+		s.afterTail = func(sg int64) {
+			if sg != seg || merged {
+				return
+			}
+			merged = true
+			rows, err := readTail(ctx, s.r, seg)
+			if err == nil {
+				s.wmu.Lock()
+				err = s.writeMerge(ctx, seg, rows, nil)
+				s.wmu.Unlock()
+			}
+			if err != nil {
+				t.Fatalf("merge during a search: %v", err)
+			}
+		}
+		storetest.CheckSearch(t, s, w, q, false)
+		s.afterTail = nil
+		if !merged {
+			t.Errorf("%+v: the search read no posting tail", q)
+		}
+	}
+	if queries == 0 {
+		t.Fatal("no posting-list queries")
+	}
+}
