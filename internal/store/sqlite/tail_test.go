@@ -17,18 +17,9 @@ import (
 // off half-way leaves searches right, and the log's next chunk finishes
 // it.
 func TestPostingTail(t *testing.T) {
-	if raceEnabled {
-		t.Skip("fills a whole index segment: too slow with the race detector")
-	}
 	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
 	segSize := int64(1) << segBits
-	evs := storetest.Events(int(segSize)+3000, 7)
-	for off := 0; off < len(evs); off += 1000 {
-		w.Append(t, s, t0, evs[off:min(off+1000, len(evs))]...)
-	}
+	s, w := segmentLog(t, int(segSize)+3000, 7)
 	log := w.Info.ID
 	seg0 := segOf(eventKey(log, 0))
 	count := func(q string, args ...any) int {
@@ -288,18 +279,9 @@ func TestUpgradeTo5(t *testing.T) {
 // the first read found the tail whole, or the second finds the merged
 // rows.
 func TestMergeDuringSearch(t *testing.T) {
-	if raceEnabled {
-		t.Skip("fills a whole index segment: too slow with the race detector")
-	}
 	ctx := context.Background()
-	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
 	segSize := int64(1) << segBits
-	evs := storetest.Events(int(segSize), 5)
-	for off := 0; off < len(evs); off += 1000 {
-		w.Append(t, s, t0, evs[off:min(off+1000, len(evs))]...)
-	}
+	s, w := segmentLog(t, int(segSize), 5)
 	log := w.Info.ID
 	indexTo(t, s, log, 6000)
 	c, err := s.prepareChunk(ctx, log)
@@ -390,4 +372,22 @@ func TestMergeDuringSearch(t *testing.T) {
 	if queries == 0 {
 		t.Fatal("no posting-list queries")
 	}
+}
+
+// segmentLog creates a store with its indexer paused and a log "audit"
+// holding n events, appended 1,000 at a time. It skips t under the race
+// detector: the tests that use it fill whole index segments.
+func segmentLog(t *testing.T, n int, seed uint64) (*Store, *storetest.Writer) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("fills a whole index segment: too slow with the race detector")
+	}
+	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(n, seed)
+	for off := 0; off < len(evs); off += 1000 {
+		w.Append(t, s, t0, evs[off:min(off+1000, len(evs))]...)
+	}
+	return s, w
 }
