@@ -15,8 +15,9 @@ import (
 )
 
 // The background indexer adds committed events to the indexes (by_action,
-// by_outcome, by_actor, by_ip, by_target, events_fts) and their counts to the
-// rollup table (see rollup.go), a chunk at a time: a quarter of the events
+// by_outcome, by_actor, by_ip, by_target, events_fts), their counts to the
+// rollup table (see rollup.go) and to the actions table, a chunk at a
+// time: a quarter of the events
 // waiting, at least minIndexChunk and at most Options.IndexChunk, never
 // crossing a segment. It reads a chunk and prepares its posting lists
 // (postings.go) and full-text rows without holding the write lock, so that
@@ -247,6 +248,7 @@ type chunk struct {
 	actions, outcomes, actors, ips, targets []indexEntry
 	docs                                    []indexDoc
 	counts                                  rollupCounts
+	actionCounts                            map[string]int64
 	// The chunk's tail rows, one per index (nil: none), when it covers
 	// only part of its segment (tail.go); nil when it covers all of it.
 	tails [][]byte
@@ -288,9 +290,10 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 	}
 	var actions, outs, actors, ips, targets []indexEntry
 	var docs []indexDoc
-	counts := rollupCounts{}
+	counts, actionCounts := rollupCounts{}, map[string]int64{}
 	add := func(k int64, e *event.Event) {
 		counts.add(e)
+		actionCounts[e.Action]++
 		actions = append(actions, indexEntry{a: e.Action, k: k})
 		if o := outcomeCode(e.Outcome); o > 0 {
 			outs = append(outs, indexEntry{a: strconv.FormatInt(o, 10), k: k})
@@ -321,7 +324,7 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 	c := &chunk{
 		log: log, from: done, to: end,
 		actions: postings(actions), outcomes: postings(outs), actors: postings(actors), ips: postings(ips), targets: postings(targets),
-		docs: docs, counts: counts,
+		docs: docs, counts: counts, actionCounts: actionCounts,
 	}
 	c.tails = chunkTails(c)
 	return c, nil
@@ -542,6 +545,12 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 		if _, err := tx.ExecContext(ctx, "UPDATE logs SET indexed_size = ? WHERE id = ?", c.to, c.log); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("index: %w", err)
+		}
+		for a, n := range c.actionCounts {
+			if _, err := tx.StmtContext(ctx, s.ins.count).ExecContext(ctx, c.log, a, n); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("count actions: %w", err)
+			}
 		}
 		pending, due, err := s.addRollup(ctx, tx, c)
 		if err != nil {

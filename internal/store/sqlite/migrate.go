@@ -44,7 +44,80 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 			return fmt.Errorf("add the posting tail: %w", err)
 		}
 	}
+	if ver < 6 {
+		if err := inTx(ctx, s.w, upgradeTo6); err != nil {
+			return fmt.Errorf("count actions up to the index: %w", err)
+		}
+	}
 	return nil
+}
+
+// upgradeTo6 takes each log's action counts, which counted every committed
+// event, back to the events below indexed_size, which the indexer goes on
+// from.
+func upgradeTo6(tx *sql.Tx) error {
+	ctx := context.Background()
+	type lag struct{ log, indexed, size int64 }
+	var lags []lag
+	rows, err := tx.QueryContext(ctx, "SELECT id, indexed_size, size FROM logs WHERE indexed_size < size")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var l lag
+		if err := rows.Scan(&l.log, &l.indexed, &l.size); err != nil {
+			rows.Close()
+			return err
+		}
+		lags = append(lags, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range lags {
+		counts := map[string]int64{}
+		// The first bundle may start up to bundleMax-1 events early.
+		rows, err := tx.QueryContext(ctx, "SELECT k, data FROM events WHERE k > ? AND k < ? ORDER BY k",
+			eventKey(l.log, l.indexed)-bundleMax, eventKey(l.log, l.size))
+		if err != nil {
+			return err
+		}
+		var n int64
+		for rows.Next() {
+			var k int64
+			var data []byte
+			if err := rows.Scan(&k, &data); err != nil {
+				rows.Close()
+				return err
+			}
+			evs, err := decodeBundle("", k, data)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("log %d: %w", l.log, err)
+			}
+			for _, e := range evs {
+				if e.Seq >= l.indexed && e.Seq < l.size {
+					counts[e.Action]++
+					n++
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n != l.size-l.indexed {
+			return fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", l.log, l.size-l.indexed, l.indexed, l.size, n)
+		}
+		for a, n := range counts {
+			if _, err := tx.ExecContext(ctx, "UPDATE actions SET count = max(count - ?, 0) WHERE log = ? AND action = ?", n, l.log, a); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = tx.ExecContext(ctx, "PRAGMA user_version = 6")
+	return err
 }
 
 // backfillBatch is how many events one transaction of the rollup backfill

@@ -49,6 +49,7 @@ CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;`
 // chunk, as version 4 wrote them.
 func toSchema4(t *testing.T, path string) {
 	t.Helper()
+	toSchema5(t, path)
 	db := rawDB(t, path)
 	defer db.Close()
 	rows, err := db.Query("SELECT seg, t, data FROM posting_tail")

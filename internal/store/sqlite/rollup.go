@@ -355,24 +355,60 @@ func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Roll
 	return out, rows.Err()
 }
 
-// Actions implements store.Store from the actions table, which Commit
-// keeps.
+// Actions implements store.Store: the counts of the actions table, which
+// the indexer keeps, and of the events it has not reached yet.
 func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, error) {
 	if _, err := s.logName(log); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT action, count FROM actions WHERE log = ? ORDER BY count DESC, action", log)
+	// The table counts the events below indexed_size, read in the same
+	// read transaction; the events past it are counted here.
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var indexed, size int64
+	if err := tx.QueryRowContext(ctx, "SELECT indexed_size, size FROM logs WHERE id = ?", log).Scan(&indexed, &size); err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT action, count FROM actions WHERE log = ?", log)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.ValueCount
+	counts := map[string]int64{}
 	for rows.Next() {
-		var a store.ValueCount
-		if err := rows.Scan(&a.Value, &a.Count); err != nil {
+		var a string
+		var n int64
+		if err := rows.Scan(&a, &n); err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		counts[a] = n
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	tx.Rollback()
+	if indexed < size {
+		count := func(_ int64, e *event.Event) { counts[e.Action]++ }
+		if evs := s.recent.get(log, indexed, size); evs != nil {
+			for _, e := range evs {
+				count(0, e)
+			}
+		} else if err := s.readForIndex(ctx, log, indexed, size, count); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]store.ValueCount, 0, len(counts))
+	for a, n := range counts {
+		if n > 0 {
+			out = append(out, store.ValueCount{Value: a, Count: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.ValueCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
+	})
+	return out, nil
 }

@@ -16,7 +16,9 @@ const applicationID = 0x5452414c
 //     index chunk, listing its events (postings.go), with a watermark of
 //     their own (logs.posted_size).
 //  5. Adds posting_tail: the posting lists of incomplete segments (tail.go).
-const schemaVersion = 5
+//  6. actions.count counts the events below indexed_size: the indexer adds
+//     to it, and a commit only adds the actions it is first to use.
+const schemaVersion = 6
 
 // Key layout. Events of all logs share one rowid table whose key is
 // log<<seqBits | seq, so a log's events are one contiguous, append-ordered
@@ -49,12 +51,13 @@ func tileKey(log int64, level int, index int64) int64 {
 // (0 success, 1 failure, 2 denied, 3 error).
 //
 // Writes per event are kept sequential. A commit appends event bundles,
-// tiles and a checkpoint at the end of their key ranges and updates the
-// per-log action counts; it maintains no index. The indexes (action,
-// outcome, actor, ip, target, full-text terms) are added by the background
-// indexer (see index.go), a segment at a time, sorted, so that they too
-// grow at the right edge. logs.posted_size records how far the segment-keyed
-// indexes got, logs.indexed_size how far all of them did.
+// tiles and a checkpoint at the end of their key ranges, moves the log's
+// size and adds the actions no earlier event used; it maintains no index
+// and no count. The indexes (action, outcome, actor, ip, target, full-text
+// terms) and the action counts are added by the background indexer (see
+// index.go), a segment at a time, sorted, so that they too grow at the
+// right edge. logs.posted_size records how far the segment-keyed indexes
+// got, logs.indexed_size how far all of them did.
 const schema = `
 CREATE TABLE logs (
 	id               INTEGER PRIMARY KEY,
@@ -74,6 +77,8 @@ CREATE TABLE events (
 	k    INTEGER PRIMARY KEY,
 	data BLOB NOT NULL
 );
+-- Every action a log's committed events use, with how many of its events
+-- below indexed_size do.
 CREATE TABLE actions (
 	log    INTEGER NOT NULL,
 	action TEXT NOT NULL,

@@ -226,7 +226,8 @@ func (p plan) query(asc bool) sqlQuery {
 }
 
 // matchingActions resolves the action filter against the actions the log
-// holds, and returns the share of the log's events they cover.
+// holds, and returns about the share of the log's events they cover: the
+// share of the indexed ones, as the table counts only those.
 func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) ([]string, float64, error) {
 	query := "SELECT action, count FROM actions WHERE log = ?"
 	args := []any{log}
@@ -260,7 +261,7 @@ func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) (
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	if err := s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&total); err != nil {
+	if err := s.r.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", log).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	if total == 0 {

@@ -84,8 +84,9 @@ type Store struct {
 	names   map[int64]string // log id → name, for rebuilding events
 	indexed map[int64]int64  // log id → events the indexer has added
 
-	recent    recentEvents             // committed events the indexer has not reached
-	pending   map[int64]*pendingRollup // counted, not yet in the rollup table; under wmu
+	recent    recentEvents              // committed events the indexer has not reached
+	actionsOf map[int64]map[string]bool // per log, actions known to be stored; under wmu
+	pending   map[int64]*pendingRollup  // counted, not yet in the rollup table; under wmu
 	indexWake chan struct{}
 	stop      chan struct{}
 	done      chan struct{}

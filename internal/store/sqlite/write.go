@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,10 +20,10 @@ const bundlesPerInsert = 8
 // inserter holds the write connection's prepared statements.
 type inserter struct {
 	one, many *sql.Stmt // events: 1 bundle, bundlesPerInsert bundles
-	action    *sql.Stmt
+	action    *sql.Stmt // a new action, counted by the indexer
+	count     *sql.Stmt // the indexer's: adds to an action's count
 	tile      *sql.Stmt
 	ckpt      *sql.Stmt
-	size      *sql.Stmt
 	setSize   *sql.Stmt
 	// The indexer's: counts, rowsPerRollup rows and 1 row; index rows,
 	// for each of indexTables the sizes of indexRowsPerInsert.
@@ -40,11 +41,11 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 	}{
 		{&in.one, "INSERT INTO events (k, data) VALUES (?, ?)"},
 		{&in.many, "INSERT INTO events (k, data) VALUES " + rows},
-		{&in.action, "INSERT INTO actions (log, action, count) VALUES (?, ?, ?) ON CONFLICT (log, action) DO UPDATE SET count = count + excluded.count"},
+		{&in.action, "INSERT OR IGNORE INTO actions (log, action, count) VALUES (?, ?, 0)"},
+		{&in.count, "INSERT INTO actions (log, action, count) VALUES (?, ?, ?) ON CONFLICT (log, action) DO UPDATE SET count = count + excluded.count"},
 		{&in.tile, "INSERT INTO tiles (k, data) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET data = excluded.data"},
 		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
-		{&in.size, "SELECT size FROM logs WHERE id = ?"},
-		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ?"},
+		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ? AND size = ?"},
 		{&in.rollup, addRollup(rowsPerRollup)},
 		{&in.rollup1, addRollup(1)},
 		{&in.tail, "INSERT INTO posting_tail (seg, t, k, data) VALUES (?, ?, ?, ?)"},
@@ -75,7 +76,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.tile, in.ckpt, in.size, in.setSize, in.rollup, in.rollup1, in.tail} {
+	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.count, in.tile, in.ckpt, in.setSize, in.rollup, in.rollup1, in.tail} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -120,66 +121,80 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	added := make([][]string, len(batches))
 	for i := range batches {
-		if err := s.commitBatch(ctx, tx, &batches[i], packed[i]); err != nil {
+		if added[i], err = s.commitBatch(ctx, tx, &batches[i], packed[i]); err != nil {
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	for _, b := range batches {
+	for i, b := range batches {
 		s.recent.add(b.Log, b.Events)
+		s.knowActions(b.Log, added[i])
 	}
 	s.wakeIndexer()
 	return nil
 }
 
-// packedBatch is a batch's events encoded as bundles, and its count of
-// events per action.
+// packedBatch is a batch's events encoded as bundles, and the actions
+// they use.
 type packedBatch struct {
 	starts  []int64 // first seq of each bundle
 	data    [][]byte
-	actions map[string]int64
+	actions []string
 }
 
 func pack(evs []*event.Event) packedBatch {
-	p := packedBatch{actions: map[string]int64{}}
+	var p packedBatch
 	if len(evs) > 0 {
 		p.starts, p.data = packBundles(evs)
 	}
 	for _, e := range evs {
-		p.actions[e.Action]++
+		if !slices.Contains(p.actions, e.Action) {
+			p.actions = append(p.actions, e.Action)
+		}
 	}
 	return p
 }
 
-func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p packedBatch) error {
+// commitBatch writes b in tx and returns the actions it added to the
+// actions table.
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p packedBatch) ([]string, error) {
 	if len(b.Events) == 0 {
-		return nil
+		return nil, nil
 	}
 	if b.Log <= 0 || b.Log > maxTileLog {
-		return fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
-	}
-	var size int64
-	if err := tx.StmtContext(ctx, s.ins.size).QueryRowContext(ctx, b.Log).Scan(&size); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
-		}
-		return err
+		return nil, fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
 	}
 	first := b.Events[0].Seq
-	if first != size {
-		return fmt.Errorf("log %d has %d events, batch starts at %d: %w", b.Log, size, first, store.ErrConflict)
-	}
 	for i, e := range b.Events {
 		if e.Seq != first+int64(i) {
-			return fmt.Errorf("batch seqs not contiguous at %d: %w", e.Seq, store.ErrConflict)
+			return nil, fmt.Errorf("batch seqs not contiguous at %d: %w", e.Seq, store.ErrConflict)
 		}
 	}
 	last := b.Events[len(b.Events)-1]
 	if last.Seq >= 1<<seqBits {
-		return fmt.Errorf("log %d is full (%d events)", b.Log, int64(1)<<seqBits)
+		return nil, fmt.Errorf("log %d is full (%d events)", b.Log, int64(1)<<seqBits)
+	}
+	// The log's size moves first, and only from where the batch starts:
+	// one statement checks that nobody appended meanwhile and claims the
+	// seqs.
+	res, err := tx.StmtContext(ctx, s.ins.setSize).ExecContext(ctx, last.Seq+1, last.ReceivedAt.UnixNano(), b.Log, first)
+	if err != nil {
+		return nil, fmt.Errorf("update log size: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		var size int64
+		err := tx.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", b.Log).Scan(&size)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
+		case err != nil:
+			return nil, err
+		}
+		return nil, fmt.Errorf("log %d has %d events, batch starts at %d: %w", b.Log, size, first, store.ErrConflict)
 	}
 
 	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
@@ -196,44 +211,94 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 			args = append(args, eventKey(b.Log, starts[i]), data[i])
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			return nil, fmt.Errorf("insert events: %w", err)
 		}
 		starts, data = starts[n:], data[n:]
 	}
 
-	action := tx.StmtContext(ctx, s.ins.action)
-	for a, n := range p.actions {
-		if _, err := action.ExecContext(ctx, b.Log, a, n); err != nil {
-			return fmt.Errorf("count action: %w", err)
+	known, err := s.knownActions(ctx, tx, b.Log)
+	if err != nil {
+		return nil, fmt.Errorf("read actions: %w", err)
+	}
+	var added []string
+	for _, a := range p.actions {
+		if known[a] {
+			continue
 		}
+		if _, err := tx.StmtContext(ctx, s.ins.action).ExecContext(ctx, b.Log, a); err != nil {
+			return nil, fmt.Errorf("add action: %w", err)
+		}
+		added = append(added, a)
 	}
 	tile := tx.StmtContext(ctx, s.ins.tile)
 	for _, t := range b.Tiles {
 		if t.Level < 0 || t.Level >= 1<<(tileLogShift-tileLevelShift) || t.Index < 0 || t.Index >= 1<<tileLevelShift {
-			return fmt.Errorf("tile %d/%d out of range", t.Level, t.Index)
+			return nil, fmt.Errorf("tile %d/%d out of range", t.Level, t.Index)
 		}
 		if _, err := tile.ExecContext(ctx, tileKey(b.Log, t.Level, t.Index), t.Data); err != nil {
-			return fmt.Errorf("store tile: %w", err)
+			return nil, fmt.Errorf("store tile: %w", err)
 		}
 	}
 	if b.Checkpoint.Size != last.Seq+1 {
-		return fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
+		return nil, fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
 	}
 	if _, err := tx.StmtContext(ctx, s.ins.ckpt).ExecContext(ctx, b.Log, b.Checkpoint.Size, b.Checkpoint.SignedAt.UnixNano(), b.Checkpoint.Note); err != nil {
-		return fmt.Errorf("store checkpoint: %w", err)
-	}
-	if _, err := tx.StmtContext(ctx, s.ins.setSize).ExecContext(ctx, last.Seq+1, last.ReceivedAt.UnixNano(), b.Log); err != nil {
-		return fmt.Errorf("update log size: %w", err)
+		return nil, fmt.Errorf("store checkpoint: %w", err)
 	}
 	for _, r := range b.Idempotency {
 		// A record older than the replay window may still hold the key;
 		// the new request replaces it.
 		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, r.CreatedAt.UnixNano()); err != nil {
-			return fmt.Errorf("store idempotency record: %w", err)
+			return nil, fmt.Errorf("store idempotency record: %w", err)
 		}
 	}
-	return nil
+	return added, nil
+}
+
+// maxKnownActions bounds the actions remembered per log; a commit tries
+// to add any other action it uses, which the table ignores if present.
+const maxKnownActions = 10000
+
+// knownActions returns actions of log known to be in the actions table,
+// read in tx the first time. The caller holds wmu.
+func (s *Store) knownActions(ctx context.Context, tx *sql.Tx, log int64) (map[string]bool, error) {
+	if known := s.actionsOf[log]; known != nil {
+		return known, nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT action FROM actions WHERE log = ? LIMIT ?", log, maxKnownActions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	known := map[string]bool{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		known[a] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if s.actionsOf == nil {
+		s.actionsOf = map[int64]map[string]bool{}
+	}
+	s.actionsOf[log] = known
+	return known, nil
+}
+
+// knowActions remembers actions that a commit added to log's. The caller
+// holds wmu.
+func (s *Store) knowActions(log int64, actions []string) {
+	known := s.actionsOf[log]
+	for _, a := range actions {
+		if known == nil || len(known) >= maxKnownActions {
+			return
+		}
+		known[a] = true
+	}
 }
 
 var outcomes = []event.Outcome{event.Success, event.Failure, event.Denied, event.Errored}
