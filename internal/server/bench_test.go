@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/baseline"
+	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/internal/workload"
 )
@@ -36,6 +40,13 @@ import (
 // net/http.ReadResponse), as a load generator on another machine would
 // leave the server its cores.
 //
+// baseline-single-32conns is the app without Trail, measured first: the
+// same 32 connections and requests against a handler that decodes the
+// event and inserts it into a plain SQLite table (internal/baseline),
+// committing each request's row on its own, as an app's auditLogs table
+// does. The single-event cases report their rate as a multiple of it
+// (x-baseline).
+//
 // embedded-batch1000 runs Log.AppendBatch(1000) on the same events in the
 // same process, just before batch1000, which reports its rate as a
 // multiple of it (x-embedded).
@@ -48,31 +59,46 @@ func BenchmarkHTTPIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	var embedded float64 // events/s of the last embedded-batch1000 run
+	var base float64     // events/s of the last baseline-single-32conns run
 	for _, bc := range []struct {
 		name     string
 		clients  int
 		batch    int
 		embedded bool
+		baseline bool
 	}{
-		{"single-32clients", 32, 1, false},
-		{"single-32conns", 32, 1, false},
-		{"embedded-batch1000", 1, 1000, true},
-		{"batch1000", 1, 1000, false},
+		{"baseline-single-32conns", 32, 1, false, true},
+		{"single-32clients", 32, 1, false, false},
+		{"single-32conns", 32, 1, false, false},
+		{"embedded-batch1000", 1, 1000, true, false},
+		{"batch1000", 1, 1000, false, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := trail.Init(ctx, b.TempDir(), trail.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			key, _, err := db.CreateKey(ctx, "bench", "bench", trail.ScopeAppend)
-			if err != nil {
-				b.Fatal(err)
-			}
-			l, err := db.Log(ctx, "bench")
-			if err != nil {
-				b.Fatal(err)
+			var handler http.Handler
+			var key string
+			var l *trail.Log
+			var bt *baseline.Table
+			if bc.baseline {
+				var err error
+				if bt, err = baseline.Create(b.TempDir()); err != nil {
+					b.Fatal(err)
+				}
+				defer bt.Close()
+				handler = baselineHandler(bt)
+			} else {
+				db, err := trail.Init(ctx, b.TempDir(), trail.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				if key, _, err = db.CreateKey(ctx, "bench", "bench", trail.ScopeAppend); err != nil {
+					b.Fatal(err)
+				}
+				if l, err = db.Log(ctx, "bench"); err != nil {
+					b.Fatal(err)
+				}
+				handler = server.New(db, server.Options{RateLimit: -1, MaxBodyBytes: 8 << 20})
 			}
 			if bc.embedded {
 				evs, _, err := workload.Events(len(lines))
@@ -93,7 +119,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 				b.ReportMetric(embedded, "events/s")
 				return
 			}
-			srv := httptest.NewServer(server.New(db, server.Options{RateLimit: -1, MaxBodyBytes: 8 << 20}))
+			srv := httptest.NewServer(handler)
 			defer srv.Close()
 			tr := &http.Transport{MaxIdleConnsPerHost: bc.clients, MaxConnsPerHost: bc.clients}
 			hc := &http.Client{Transport: tr}
@@ -109,7 +135,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 					defer wg.Done()
 					var body bytes.Buffer
 					var send func() (int, error)
-					if bc.name == "single-32conns" {
+					if strings.HasSuffix(bc.name, "-32conns") {
 						conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 						if err != nil {
 							b.Error(err)
@@ -156,8 +182,16 @@ func BenchmarkHTTPIngest(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			if err := l.WaitIndexed(ctx); err != nil {
-				b.Fatal(err)
+			if l != nil {
+				if err := l.WaitIndexed(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if bt != nil {
+				var rows int
+				if err := bt.DB.QueryRow("SELECT count(*) FROM audit").Scan(&rows); err != nil || rows != b.N {
+					b.Fatalf("baseline table holds %d rows (%v), want %d", rows, err, b.N)
+				}
 			}
 			b.StopTimer()
 			all := slices.Concat(lat...)
@@ -172,11 +206,40 @@ func BenchmarkHTTPIngest(b *testing.B) {
 			b.ReportMetric(rate, "events/s")
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
-			if bc.batch > 1 && embedded > 0 {
+			switch {
+			case bc.baseline:
+				base = rate
+			case bc.batch > 1 && embedded > 0:
 				b.ReportMetric(rate/embedded, "x-embedded")
+			case bc.batch == 1 && base > 0:
+				b.ReportMetric(rate/base, "x-baseline")
 			}
 		})
 	}
+}
+
+// baselineHandler stores each request's event as a row of t, committed
+// on its own, and answers 201 with the row's id.
+func baselineHandler(t *baseline.Table) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e event.Event
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err == nil {
+			err = json.Unmarshal(body, &e)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id, err := t.Insert(r.Context(), nil, &e)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, "{\"id\":%d}\n", id)
+	})
 }
 
 // minimalClient returns a function that posts body as NDJSON over conn, a
