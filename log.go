@@ -393,10 +393,15 @@ func (l *Log) CheckpointAt(ctx context.Context, size int64) ([]byte, error) {
 	return c.Note, nil
 }
 
-// hashReader reads the log's stored Merkle hashes.
+// hashReader reads the log's stored Merkle hashes, the rightmost tiles
+// from memory when the log appends: the store computes its partial level-0
+// tile from the events on each read.
 func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
 	return merkle.TileHashReader(func(level int, index int64) ([]byte, error) {
 		if data, ok := l.tiles.get(level, index); ok {
+			return data, nil
+		}
+		if data := l.rightmostTile(level, index); data != nil {
 			return data, nil
 		}
 		data, err := l.db.st.Tile(ctx, l.info.ID, level, index)
@@ -405,6 +410,17 @@ func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
 		}
 		return data, err
 	})
+}
+
+// rightmostTile returns a copy of the data of the log's rightmost tile at
+// level if its index is index, or nil.
+func (l *Log) rightmostTile(level int, index int64) []byte {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.app == nil {
+		return nil
+	}
+	return l.app.RightmostAt(level, index)
 }
 
 // tileCache keeps recently read full tiles, which never change.

@@ -151,6 +151,7 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 
 	// Replay the log: canonical form, leaf hash, tiles, roots.
 	app, _ := merkle.NewAppender(0, nil)
+	var signedTo int64 // size of the last stored checkpoint found to match
 	next := 0
 	for next < len(ckpts) && ckpts[next].size == 0 {
 		next++
@@ -239,10 +240,16 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 					if ckpts[next].saved {
 						return rep, verifyErr(-1, "not consistent with the checkpoint verified against: the first %d events differ from the history it signed (the log was rewritten or forked)", n)
 					}
-					return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size: history was rewritten", n)
+					// The checkpoints before it matched, so the change is
+					// in the events after the last of them.
+					if n-signedTo == 1 {
+						return rep, verifyErr(signedTo, "root of the first %d events does not match the signed checkpoint of that size, and the first %d matched: event %d was altered", n, signedTo, signedTo)
+					}
+					return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size, and the first %d matched: history was rewritten among events %d to %d", n, signedTo, signedTo, n-1)
 				}
 				if !ckpts[next].saved {
 					rep.Checkpoints++
+					signedTo = n
 				}
 				next++
 			}

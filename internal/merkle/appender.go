@@ -213,6 +213,15 @@ func (a *Appender) Rightmost() []Tile {
 	return tiles
 }
 
+// RightmostAt returns a copy of the data of the rightmost tile at level if
+// its index is index, else nil.
+func (a *Appender) RightmostAt(level int, index int64) []byte {
+	if level < 0 || level >= len(a.edge) || a.edge[level].Index != index || len(a.edge[level].Data) == 0 {
+		return nil
+	}
+	return bytes.Clone(a.edge[level].Data)
+}
+
 // Clone returns an independent copy of a, including the tiles that a's next
 // Flush would return. A caller can append to a clone and keep a to roll back
 // to if committing the clone's tiles fails.

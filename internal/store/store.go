@@ -205,8 +205,10 @@ type Store interface {
 	// not start at its log's current size.
 	Commit(ctx context.Context, batches []Batch) error
 
-	// Tile returns a stored tile's data (possibly wider than asked), or
-	// ErrNotFound.
+	// Tile returns a tile's data (possibly wider than asked), or
+	// ErrNotFound. A store may compute the rightmost partial level-0 tile
+	// from the events rather than store it; up to a missing or damaged
+	// event, which then shows as a tile too narrow for the log.
 	Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error)
 	// Get returns the event at seq, or ErrNotFound.
 	Get(ctx context.Context, log int64, seq int64) (*event.Event, error)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
@@ -235,6 +237,9 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 		if t.Level < 0 || t.Level >= 1<<(tileLogShift-tileLevelShift) || t.Index < 0 || t.Index >= 1<<tileLevelShift {
 			return nil, fmt.Errorf("tile %d/%d out of range", t.Level, t.Index)
 		}
+		if t.Level == 0 && len(t.Data) < fullTile {
+			continue // its leaves are the log's last events (Tile)
+		}
 		if _, err := tile.ExecContext(ctx, tileKey(b.Log, t.Level, t.Index), t.Data); err != nil {
 			return nil, fmt.Errorf("store tile: %w", err)
 		}
@@ -349,14 +354,61 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	return st, nil
 }
 
-// Tile implements store.Store.
+// fullTile is the size of a full tile's data: 256 hashes.
+const fullTile = tlog.HashSize << merkle.TileHeight
+
+// Tile implements store.Store. Commits store tiles above level 0 as they
+// grow, but level-0 tiles only once full: the leaf hashes of the log's
+// last size%256 events would cost a page write in every commit of a few
+// events. Tile computes that rightmost partial tile from the events
+// instead, when the stored data (none, or narrower from a version that
+// stored it) does not cover them, up to the first event missing or
+// damaged.
 func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
+	var size int64
+	if level == 0 {
+		// Read before the tile: a commit that completes the tile stores it
+		// in the transaction that moves the size past it.
+		err := s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	var data []byte
 	err := s.r.QueryRowContext(ctx, "SELECT data FROM tiles WHERE k = ?", tileKey(log, level, index)).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
+		err = fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
 	}
-	return data, err
+	partial := level == 0 && index == size>>merkle.TileHeight && size%(1<<merkle.TileHeight) != 0
+	if !partial || err == nil && int64(len(data)) >= size%(1<<merkle.TileHeight)*tlog.HashSize {
+		return data, err
+	}
+	return s.leafTile(ctx, log, index<<merkle.TileHeight, size)
+}
+
+// leafTile returns the leaf hashes of events [from, to) of log, up to the
+// first that is missing or damaged: a tile too narrow for the log, which
+// is how a stored tile that does not cover the events shows.
+func (s *Store) leafTile(ctx context.Context, log, from, to int64) ([]byte, error) {
+	data := make([]byte, 0, (to-from)*tlog.HashSize)
+	var buf []byte
+	next := from
+	for e, err := range s.Scan(ctx, log, from, to) {
+		if errors.Is(err, store.ErrDamaged) || err == nil && e.Seq != next {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("leaf hashes of events [%d, %d): %w", from, to, err)
+		}
+		buf = e.AppendCanonical(buf[:0])
+		h := tlog.RecordHash(buf)
+		data = append(data, h[:]...)
+		next++
+	}
+	return data, nil
 }
 
 // Writable implements store.Store: it begins an immediate transaction,
