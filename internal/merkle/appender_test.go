@@ -306,3 +306,33 @@ func TestRightmostTiles(t *testing.T) {
 		}
 	}
 }
+
+// TestRightmostAt checks that RightmostAt returns a copy of the rightmost
+// tile at a level only for that tile's index.
+func TestRightmostAt(t *testing.T) {
+	a, err := NewAppender(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range int64(600) {
+		a.Append(tlog.RecordHash(leafData(n)))
+	}
+	for _, want := range a.Rightmost() {
+		got := a.RightmostAt(want.Level, want.Index)
+		if !bytes.Equal(got, want.Data) {
+			t.Errorf("RightmostAt(%d, %d) = %d bytes, want the rightmost tile's %d", want.Level, want.Index, len(got), len(want.Data))
+		}
+		if len(got) > 0 {
+			got[0] ^= 1
+			if bytes.Equal(a.RightmostAt(want.Level, want.Index), got) {
+				t.Errorf("RightmostAt(%d, %d) returned the appender's own data", want.Level, want.Index)
+			}
+		}
+		if a.RightmostAt(want.Level, want.Index-1) != nil {
+			t.Errorf("RightmostAt(%d, %d), left of the rightmost tile, = data, want nil", want.Level, want.Index-1)
+		}
+	}
+	if a.RightmostAt(5, 0) != nil || a.RightmostAt(-1, 0) != nil {
+		t.Error("RightmostAt of a level the tree does not reach = data, want nil")
+	}
+}
