@@ -40,34 +40,16 @@ func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*ev
 			err = e
 		}
 	}()
-	lo, hi := eventKey(log, max(0, from-bundleMax+1)), eventKey(log, 0)+to
-	rows, err := tx.QueryContext(ctx, "SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k", lo, hi)
-	if err != nil {
-		return err
-	}
+	lo, hi := bundleRange(log, from, to)
 	var keep, in []*event.Event
-	for rows.Next() {
-		var k int64
-		var data []byte
-		if err := rows.Scan(&k, &data); err != nil {
-			rows.Close()
-			return err
+	err = eventsAround(ctx, tx, log, from, to, func(e *event.Event) {
+		if e.Seq >= from && e.Seq < to {
+			in = append(in, e)
+		} else {
+			keep = append(keep, e)
 		}
-		evs, err := decodeBundle("", k, data)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		for _, e := range evs {
-			if e.Seq >= from && e.Seq < to {
-				in = append(in, e)
-			} else {
-				keep = append(keep, e)
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM events WHERE k >= ? AND k < ?", lo, hi); err != nil {

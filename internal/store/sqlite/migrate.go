@@ -77,35 +77,15 @@ func upgradeTo6(tx *sql.Tx) error {
 	}
 	for _, l := range lags {
 		counts := map[string]int64{}
-		// The first bundle may start up to bundleMax-1 events early.
-		rows, err := tx.QueryContext(ctx, "SELECT k, data FROM events WHERE k > ? AND k < ? ORDER BY k",
-			eventKey(l.log, l.indexed)-bundleMax, eventKey(l.log, l.size))
-		if err != nil {
-			return err
-		}
 		var n int64
-		for rows.Next() {
-			var k int64
-			var data []byte
-			if err := rows.Scan(&k, &data); err != nil {
-				rows.Close()
-				return err
+		err := eventsAround(ctx, tx, l.log, l.indexed, l.size, func(e *event.Event) {
+			if e.Seq >= l.indexed && e.Seq < l.size {
+				counts[e.Action]++
+				n++
 			}
-			evs, err := decodeBundle("", k, data)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("log %d: %w", l.log, err)
-			}
-			for _, e := range evs {
-				if e.Seq >= l.indexed && e.Seq < l.size {
-					counts[e.Action]++
-					n++
-				}
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		})
+		if err != nil {
+			return fmt.Errorf("log %d: %w", l.log, err)
 		}
 		if n != l.size-l.indexed {
 			return fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", l.log, l.size-l.indexed, l.indexed, l.size, n)

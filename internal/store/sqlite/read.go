@@ -87,6 +87,43 @@ func rawOrNil(s string) json.RawMessage {
 }
 
 // bundleAt returns the key and data of the bundle holding event seq of
+// bundleRange is the key range [lo, hi) of the bundles that may hold
+// events [from, to) of log: the first may start up to bundleMax-1 events
+// early.
+func bundleRange(log, from, to int64) (lo, hi int64) {
+	return eventKey(log, max(0, from-bundleMax+1)), eventKey(log, 0) + to
+}
+
+// eventsAround decodes, in seq order, every event of the bundles that may
+// hold events [from, to) of log, read through q (a transaction or a
+// connection), and passes each to f: the first and last bundles may hold
+// events outside the range, which f must skip if it wants only those.
+func eventsAround(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, log, from, to int64, f func(*event.Event)) error {
+	lo, hi := bundleRange(log, from, to)
+	rows, err := q.QueryContext(ctx, "SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k", lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		var data []byte
+		if err := rows.Scan(&k, &data); err != nil {
+			return err
+		}
+		evs, err := decodeBundle("", k, data)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			f(e)
+		}
+	}
+	return rows.Err()
+}
+
 // log, or store.ErrNotFound.
 func bundleAt(ctx context.Context, db *sql.DB, log, seq int64) (int64, []byte, error) {
 	var k int64
