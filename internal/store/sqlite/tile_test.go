@@ -20,6 +20,7 @@ func TestPartialLeafTile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
 	s := create(t, path, Options{Logger: testLogger(t)})
+	pauseIndexer(s) // it would meet the event deleted below
 	w := storetest.NewWriter(t, s, "audit")
 	evs := storetest.Events(300, 31)
 	for _, n := range []int{100, 156, 30, 14} {
