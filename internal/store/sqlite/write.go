@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -153,8 +152,10 @@ func pack(evs []*event.Event) packedBatch {
 	if len(evs) > 0 {
 		p.starts, p.data = packBundles(evs)
 	}
+	seen := make(map[string]bool, 16)
 	for _, e := range evs {
-		if !slices.Contains(p.actions, e.Action) {
+		if !seen[e.Action] {
+			seen[e.Action] = true
 			p.actions = append(p.actions, e.Action)
 		}
 	}
