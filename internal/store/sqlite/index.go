@@ -546,8 +546,9 @@ func (s *Store) writeChunk(ctx context.Context, c *chunk, flush bool, pause func
 			tx.Rollback()
 			return fmt.Errorf("index: %w", err)
 		}
+		count := tx.StmtContext(ctx, s.ins.count)
 		for a, n := range c.actionCounts {
-			if _, err := tx.StmtContext(ctx, s.ins.count).ExecContext(ctx, c.log, a, n); err != nil {
+			if _, err := count.ExecContext(ctx, c.log, a, n); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("count actions: %w", err)
 			}

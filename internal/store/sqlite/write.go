@@ -224,11 +224,12 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 		return nil, fmt.Errorf("read actions: %w", err)
 	}
 	var added []string
+	action := tx.StmtContext(ctx, s.ins.action)
 	for _, a := range p.actions {
 		if known[a] {
 			continue
 		}
-		if _, err := tx.StmtContext(ctx, s.ins.action).ExecContext(ctx, b.Log, a); err != nil {
+		if _, err := action.ExecContext(ctx, b.Log, a); err != nil {
 			return nil, fmt.Errorf("add action: %w", err)
 		}
 		added = append(added, a)
