@@ -224,10 +224,13 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 		return nil, fmt.Errorf("read actions: %w", err)
 	}
 	var added []string
-	action := tx.StmtContext(ctx, s.ins.action)
+	var action *sql.Stmt
 	for _, a := range p.actions {
 		if known[a] {
 			continue
+		}
+		if action == nil {
+			action = tx.StmtContext(ctx, s.ins.action)
 		}
 		if _, err := action.ExecContext(ctx, b.Log, a); err != nil {
 			return nil, fmt.Errorf("add action: %w", err)
