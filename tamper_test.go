@@ -261,6 +261,7 @@ type tamperCase struct {
 	mutate  func(t *testing.T, dir string, db *sql.DB, log int64)
 	against func(f *tamperFixture) []byte // checkpoint to verify against, if any
 	seq     int64                         // VerifyError.Seq wanted (or anySeq)
+	says    string                        // in the error's message, if not empty
 }
 
 // editEvents rewrites the log's events with seqs in [from, to) in the
@@ -400,7 +401,7 @@ func tamperCases() []tamperCase {
 			editEvent(t, db, log, 799, func(e *trail.Event) { e.Time = e.Time.Add(time.Nanosecond) })
 		}},
 		// or one of the nine events between the two checkpoints before.
-		{name: "event of the last batch of several changed", seq: noSeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
+		{name: "event of the last batch of several changed", seq: noSeq, says: "among events 790 to 798", mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
 			editEvent(t, db, log, 795, func(e *trail.Event) { e.Reason = "nothing to see" })
 		}},
 		{name: "bundle cut short", seq: anySeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
@@ -565,6 +566,9 @@ func TestTamper(t *testing.T) {
 			t.Logf("Verify() = %v", err)
 			if c.seq != anySeq && ve.Seq != c.seq {
 				t.Errorf("Verify() = %v: VerifyError.Seq = %d, want %d", err, ve.Seq, c.seq)
+			}
+			if !strings.Contains(err.Error(), c.says) {
+				t.Errorf("Verify() = %v, want it to say %q", err, c.says)
 			}
 		})
 	}
