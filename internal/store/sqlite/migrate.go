@@ -45,7 +45,7 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 		}
 	}
 	if ver < 6 {
-		if err := inTx(ctx, s.w, upgradeTo6); err != nil {
+		if err := inTx(ctx, s.w, func(tx *sql.Tx) error { return upgradeTo6(ctx, tx) }); err != nil {
 			return fmt.Errorf("count actions up to the index: %w", err)
 		}
 	}
@@ -55,8 +55,7 @@ func (s *Store) migrate(ctx context.Context, ver int64) error {
 // upgradeTo6 takes each log's action counts, which counted every committed
 // event, back to the events below indexed_size, which the indexer goes on
 // from.
-func upgradeTo6(tx *sql.Tx) error {
-	ctx := context.Background()
+func upgradeTo6(ctx context.Context, tx *sql.Tx) error {
 	type lag struct{ log, indexed, size int64 }
 	var lags []lag
 	rows, err := tx.QueryContext(ctx, "SELECT id, indexed_size, size FROM logs WHERE indexed_size < size")
