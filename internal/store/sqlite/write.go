@@ -370,28 +370,39 @@ const fullTile = tlog.HashSize << merkle.TileHeight
 // stored it) does not cover them, up to the first event missing or
 // damaged.
 func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
-	var size int64
-	if level == 0 {
-		// Read before the tile: a commit that completes the tile stores it
-		// in the transaction that moves the size past it.
-		err := s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&size)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
-		}
-		if err != nil {
-			return nil, err
-		}
+	data, err := s.storedTile(ctx, log, level, index)
+	if level != 0 || err == nil && len(data) == fullTile {
+		return data, err
 	}
+	var size int64
+	err = s.r.QueryRowContext(ctx, "SELECT size FROM logs WHERE id = ?", log).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	width := size % (1 << merkle.TileHeight)
+	if index != size>>merkle.TileHeight || width == 0 {
+		// Not the rightmost partial tile: past the end, damaged, or
+		// completed by a commit since the read above, in the transaction
+		// that moved the size past it.
+		return s.storedTile(ctx, log, level, index)
+	}
+	if int64(len(data)) >= width*tlog.HashSize {
+		return data, nil
+	}
+	return s.leafTile(ctx, log, index<<merkle.TileHeight, size)
+}
+
+// storedTile reads a tile's row.
+func (s *Store) storedTile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
 	var data []byte
 	err := s.r.QueryRowContext(ctx, "SELECT data FROM tiles WHERE k = ?", tileKey(log, level, index)).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
+		return nil, fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
 	}
-	partial := level == 0 && index == size>>merkle.TileHeight && size%(1<<merkle.TileHeight) != 0
-	if !partial || err == nil && int64(len(data)) >= size%(1<<merkle.TileHeight)*tlog.HashSize {
-		return data, err
-	}
-	return s.leafTile(ctx, log, index<<merkle.TileHeight, size)
+	return data, err
 }
 
 // leafTile returns the leaf hashes of events [from, to) of log, up to the
