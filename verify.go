@@ -242,10 +242,14 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 					}
 					// The checkpoints before it matched, so the change is
 					// in the events after the last of them.
-					if n-signedTo == 1 {
-						return rep, verifyErr(signedTo, "root of the first %d events does not match the signed checkpoint of that size, and the first %d matched: event %d was altered", n, signedTo, signedTo)
+					what := fmt.Sprintf("root of the first %d events does not match the signed checkpoint of that size", n)
+					if signedTo > 0 {
+						what += fmt.Sprintf(", while that of the first %d does", signedTo)
 					}
-					return rep, verifyErr(-1, "root of the first %d events does not match the signed checkpoint of that size, and the first %d matched: history was rewritten among events %d to %d", n, signedTo, signedTo, n-1)
+					if n-signedTo == 1 {
+						return rep, verifyErr(signedTo, "%s: event %d was altered", what, signedTo)
+					}
+					return rep, verifyErr(-1, "%s: history was rewritten among events %d to %d", what, signedTo, n-1)
 				}
 				if !ckpts[next].saved {
 					rep.Checkpoints++

@@ -391,13 +391,13 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, err
 	}
 	rows.Close()
 	tx.Rollback()
-	if indexed < size {
-		count := func(_ int64, e *event.Event) { counts[e.Action]++ }
-		if evs := s.recent.get(log, indexed, size); evs != nil {
-			for _, e := range evs {
-				count(0, e)
-			}
-		} else if err := s.readForIndex(ctx, log, indexed, size, count); err != nil {
+	if evs := s.recent.get(log, indexed, size); evs != nil {
+		for _, e := range evs {
+			counts[e.Action]++
+		}
+	} else if indexed < size {
+		err := s.readForIndex(ctx, log, indexed, size, func(_ int64, e *event.Event) { counts[e.Action]++ })
+		if err != nil {
 			return nil, err
 		}
 	}
