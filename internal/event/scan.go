@@ -346,9 +346,10 @@ const decodeDepth = 9000
 type rawRules struct {
 	// maxDepth is the deepest nesting allowed: an object or array counts one.
 	maxDepth int
-	// strict applies Prepare's rules: numbers must survive RFC 8785
-	// serialization unchanged, and strings must hold no control characters
-	// other than tab, newline and carriage return.
+	// strict applies Prepare's rules: numbers must be written as RFC 8785
+	// serialization writes them (so they keep their value and their text),
+	// and strings must hold no control characters other than tab, newline
+	// and carriage return.
 	strict bool
 	// collect asks for every string value and number (not keys) to be
 	// appended to text, separated by spaces.
@@ -356,8 +357,8 @@ type rawRules struct {
 	text    []byte
 	// mayChange is set, under strict, when the value may not be in RFC 8785
 	// canonical form. It errs towards true: whitespace (which the scanner
-	// records), keys out of order, strings with escapes, and numbers other
-	// than integers and plain decimals written as RFC 8785 writes them.
+	// records), keys out of order and strings with escapes. (Numbers not
+	// written as RFC 8785 writes them are rejected under strict.)
 	mayChange bool
 }
 
@@ -436,8 +437,8 @@ func (s *scanner) value(depth int, rr *rawRules) *Error {
 			if r := numberProblem(n); r != "" {
 				return errAt("", r)
 			}
-			if !canonicalNumber(n) {
-				rr.mayChange = true
+			if r := numberNotCanonical(n); r != "" {
+				return errAt("", r)
 			}
 		}
 		rr.add(n)

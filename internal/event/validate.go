@@ -83,6 +83,8 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
+const timeOutOfRange = "must be between 1970-01-01 and 2262-04-11"
+
 // Prepare validates e and puts it into normal form, in place. now is the
 // receipt time, used to reject events from too far in the future.
 //
@@ -95,8 +97,9 @@ var (
 // Prepare returns an *Error (with Index -1) for the first rule e breaks, and
 // then leaves e unchanged. Among the rules: numbers in metadata and changes
 // must come out of RFC 8785 serialization (which goes through an IEEE 754
-// double) with the same value, so 12345678901234567890 is rejected rather
-// than silently rounded; strings must be valid UTF-8 without C0 control
+// double) unchanged, in value, so 12345678901234567890 is rejected rather
+// than silently rounded, and in text, so 1.0, -0 and 1E+2 are rejected
+// (write 1, 0 and 100); strings must be valid UTF-8 without C0 control
 // characters (reason, metadata and changes may hold tab, newline and carriage
 // return).
 func (e *Event) Prepare(now time.Time, lim Limits) error {
@@ -189,7 +192,7 @@ func (e *Event) prepare(now time.Time, lim Limits) *Error {
 
 	if !n.Time.IsZero() {
 		if n.Time.Before(minTime) || n.Time.After(maxTime) {
-			return errAt("time", "must be between 1970-01-01 and 2262-04-11")
+			return errAt("time", timeOutOfRange)
 		}
 		if n.Time.After(now.Add(lim.MaxFutureSkew)) {
 			return errAt("time", fmt.Sprintf("more than %v in the future", lim.MaxFutureSkew))
@@ -390,6 +393,29 @@ func canonicalNumber(lit string) bool {
 	// Up to 15 significant digits the shortest form of the nearest double is
 	// the decimal itself.
 	return !d.zero && !d.truncated && len(d.digits) <= 15 && -6 <= d.exp && d.exp <= 20
+}
+
+// numberNotCanonical returns "" if lit, a JSON number that numberProblem
+// accepts, is written as RFC 8785 writes it, or else what to write instead:
+// 1.0, -0 and 1E+2 keep their value through canonicalization but not their
+// text, and a stored event holds what the client sent or nothing.
+func numberNotCanonical(lit string) string {
+	if canonicalNumber(lit) {
+		return ""
+	}
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return "number out of range; send it as a string" // numberProblem catches this first
+	}
+	c, err := jcs.NumberToJSON(f)
+	if err != nil || c == lit {
+		return ""
+	}
+	shown := lit
+	if len(shown) > 40 {
+		shown = shown[:37] + "..."
+	}
+	return fmt.Sprintf("number %s is not in canonical form (write %s)", shown, c)
 }
 
 // maxSigDigits is the most significant digits the shortest form of a double

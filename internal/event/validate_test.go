@@ -167,8 +167,16 @@ func TestPrepareRules(t *testing.T) {
 		{"metadata 2^53+1", func(e *Event) { e.Metadata = json.RawMessage(`{"n":9007199254740993}`) }, Limits{}, "metadata.n", "cannot be represented exactly"},
 		{"metadata out of range", func(e *Event) { e.Metadata = json.RawMessage(`{"n":[1e400]}`) }, Limits{}, "metadata.n[0]", "out of range"},
 		{"metadata exact numbers", func(e *Event) {
-			e.Metadata = json.RawMessage(`{"n":[1e21,1.5,-0,100,0.1,9007199254740992,1E-7,5e-324,1.7976931348623157e308]}`)
+			e.Metadata = json.RawMessage(`{"n":[1e+21,1.5,0,100,0.1,9007199254740992,1e-7,5e-324,1.7976931348623157e+308,1234567890123456]}`)
 		}, Limits{}, "-", ""},
+		{"metadata 1.0", func(e *Event) { e.Metadata = json.RawMessage(`{"x":1.0}`) }, Limits{}, "metadata.x", "number 1.0 is not in canonical form (write 1)"},
+		{"metadata -0", func(e *Event) { e.Metadata = json.RawMessage(`{"x":[1,-0]}`) }, Limits{}, "metadata.x[1]", "number -0 is not in canonical form (write 0)"},
+		{"metadata 1E+2", func(e *Event) { e.Metadata = json.RawMessage(`{"x":{"y":1E+2}}`) }, Limits{}, "metadata.x.y", "number 1E+2 is not in canonical form (write 100)"},
+		{"metadata 1e21", func(e *Event) { e.Metadata = json.RawMessage(`{"x":1e21}`) }, Limits{}, "metadata.x", "(write 1e+21)"},
+		{"metadata 1.50", func(e *Event) { e.Metadata = json.RawMessage(`{"x":1.50}`) }, Limits{}, "metadata.x", "(write 1.5)"},
+		{"metadata 0.0000001", func(e *Event) { e.Metadata = json.RawMessage(`{"x":0.0000001}`) }, Limits{}, "metadata.x", "(write 1e-7)"},
+		{"metadata long literal", func(e *Event) { e.Metadata = json.RawMessage(`{"x":1.` + s("0", 100) + `}`) }, Limits{}, "metadata.x", "number 1." + s("0", 35) + "... is not in canonical form (write 1)"},
+		{"changes 1.0", func(e *Event) { e.Changes.Before = json.RawMessage(`{"a":[2.50]}`) }, Limits{}, "changes.before.a[0]", "(write 2.5)"},
 
 		{"changes nil", func(e *Event) { e.Changes = nil }, Limits{}, "-", ""},
 		{"changes before only", func(e *Event) { e.Changes.After = nil }, Limits{}, "-", ""},
@@ -226,9 +234,9 @@ func TestPrepareNormalForm(t *testing.T) {
 		Action: "a",
 		Source: Source{IP: "2001:DB8:0:0::1"},
 		Changes: &Changes{
-			Before: json.RawMessage(` { "b" : 1.50, "a" : [ 1E2 , "\u00e9" ] } `),
+			Before: json.RawMessage(` { "b" : 1.5, "a" : [ 100 , "\u00e9" ] } `),
 		},
-		Metadata: json.RawMessage(`{"z":1,"a":{"y":"\u2028","x":-0}}`),
+		Metadata: json.RawMessage(`{"z":1,"a":{"y":"\u2028","x":0}}`),
 	}
 	if err := e.Prepare(testNow, Limits{}); err != nil {
 		t.Fatalf("Prepare() error = %v", err)
@@ -430,6 +438,40 @@ func TestCanonicalNumber(t *testing.T) {
 		}
 		if c, err := jcs.Transform([]byte(tt.lit)); tt.want && (err != nil || string(c) != tt.lit) {
 			t.Errorf("canonicalNumber(%q) = true, but RFC 8785 writes %s (%v)", tt.lit, c, err)
+		}
+	}
+}
+
+func TestNumberNotCanonical(t *testing.T) {
+	tests := []struct {
+		lit  string
+		want string // "" or what to write instead
+	}{
+		{"0", ""},
+		{"-0", "0"},
+		{"0.0", "0"},
+		{"1.0", "1"},
+		{"1E+2", "100"},
+		{"1e2", "100"},
+		{"1.50", "1.5"},
+		{"-7", ""},
+		{"1234567890123456", ""},
+		{"1e21", "1e+21"},
+		{"1e+21", ""},
+		{"1E-7", "1e-7"},
+		{"1e-7", ""},
+		{"0.0000001", "1e-7"},
+		{"5e-324", ""},
+		{"1.7976931348623157e308", "1.7976931348623157e+308"},
+		{"1.7976931348623157e+308", ""},
+	}
+	for _, tt := range tests {
+		got := numberNotCanonical(tt.lit)
+		if tt.want == "" && got != "" || tt.want != "" && !strings.HasSuffix(got, "(write "+tt.want+")") {
+			t.Errorf("numberNotCanonical(%q) = %q, want %q", tt.lit, got, tt.want)
+		}
+		if c, err := jcs.Transform([]byte(tt.lit)); err != nil || (string(c) == tt.lit) != (tt.want == "") {
+			t.Errorf("jcs.Transform(%q) = %s, %v; the test's want %q disagrees", tt.lit, c, err, tt.want)
 		}
 	}
 }

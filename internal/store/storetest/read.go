@@ -65,7 +65,7 @@ func specialEvents() []struct {
 		{"explicit success", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Outcome: event.Success}},
 		{"changes before only", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Changes: &event.Changes{Before: json.RawMessage(`"gone"`)}}},
 		{"changes after only", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Changes: &event.Changes{After: json.RawMessage(`[]`)}}},
-		{"metadata numbers", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Metadata: json.RawMessage(`{"big": 1e21, "small": 0.000001, "neg": -0, "int": 9007199254740991, "e": 1E2}`)}},
+		{"metadata numbers", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Metadata: json.RawMessage(`{"big": 1e+21, "small": 0.000001, "tiny": 1e-7, "zero": 0, "int": 9007199254740991, "max": 1.7976931348623157e+308}`)}},
 		{"ipv4 in ipv6", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Source: event.Source{IP: "::FFFF:10.1.2.3"}}},
 		{"user agent only", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Source: event.Source{UserAgent: "agent"}}},
 		{"long reason", event.Event{Actor: event.Actor{ID: "a"}, Action: "x", Reason: strings.Repeat("ab ", 1365)}},
