@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/trail-audit/trail/internal/store"
@@ -30,6 +31,14 @@ type StatsQuery struct {
 	Bucket time.Duration
 	// Top is the length of each top list: default 10, at most 100.
 	Top int
+	// HideTrail leaves out Trail's own events, the reads it records in
+	// the log (trail.search, trail.get, …: every action starting with
+	// "trail."). They are taken out of Total, ByOutcome, Series and
+	// TopActions exactly. TopActors leaves out the log's API keys, the
+	// actors of those reads; the counts by actor do not know actions, so
+	// another actor keeps any trail.* event it appended. FailedIPs are
+	// unchanged: Trail records only successful reads.
+	HideTrail bool
 }
 
 // Stats counts a log's events by when they happened: over time, by
@@ -209,9 +218,31 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 
 	bh := int64(bucket / time.Hour)
 	from, to := store.HourOf(start), store.HourOf(end)
-	r, err := l.db.st.Rollup(ctx, l.info.ID, store.RollupQuery{From: from, To: to, Bucket: bh, Top: top})
+	rq := store.RollupQuery{From: from, To: to, Bucket: bh, Top: top}
+	var keys map[string]bool
+	if q.HideTrail {
+		// Trail's reads are counted under the actions trail.* and the
+		// actor of the key that read: ask for as many more actors as the
+		// log has keys, and leave the keys out.
+		ks, err := l.db.st.Keys(ctx, l.info.ID)
+		if err != nil {
+			return nil, err
+		}
+		keys = make(map[string]bool, len(ks))
+		for _, k := range ks {
+			keys[k.ID] = true
+		}
+		rq.NotActionLike, rq.Top = "trail.", top+len(ks)
+	}
+	r, err := l.db.st.Rollup(ctx, l.info.ID, rq)
 	if err != nil {
 		return nil, err
+	}
+	if q.HideTrail {
+		r.Actors = slices.DeleteFunc(r.Actors, func(v store.ValueCount) bool { return keys[v.Value] })
+		r.Actors = r.Actors[:min(len(r.Actors), top)]
+		r.Actions = r.Actions[:min(len(r.Actions), top)]
+		r.FailedIPs = r.FailedIPs[:min(len(r.FailedIPs), top)]
 	}
 	st := &Stats{
 		Since: start, Until: end, Bucket: bucket, IndexedTo: r.IndexedTo,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -467,5 +468,88 @@ func BenchmarkStats(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Trail's own reads (trail.* actions, by the log's API keys) are left out
+// of the counts with HideTrail, and of a search with ExcludeAction.
+func TestHideTrail(t *testing.T) {
+	ctx := context.Background()
+	db, l := newStatsLog(t)
+	_, key, err := db.CreateKey(ctx, "audit", "viewer", trail.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads []trail.Event
+	for i := range 6 {
+		reads = append(reads, trail.Event{Time: at(10, 2+i%2, 30, 0, 0), Actor: trail.Actor{ID: key.ID}, Action: "trail.search"})
+	}
+	// An app that appends a trail.* action keeps it under its actor.
+	reads = append(reads, trail.Event{Time: at(10, 3, 40, 0, 0), Actor: trail.Actor{ID: "carol"}, Action: "trail.get", Outcome: trail.Failure, Source: trail.Source{IP: "192.0.2.5"}})
+	if _, err := l.AppendBatch(ctx, reads); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := trail.StatsQuery{Since: at(8, 0, 0, 0, 0), Until: at(11, 0, 0, 0, 0), Bucket: time.Hour, Top: 4}
+	all, err := l.Stats(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Total != 16 || all.TopActors[0] != (trail.Count{Value: key.ID, Count: 6}) || all.TopActions[0] != (trail.Count{Value: "trail.search", Count: 6}) {
+		t.Fatalf("Stats() = total %d, actors %v, actions %v; want 16 events, the key and trail.search first", all.Total, all.TopActors, all.TopActions)
+	}
+	q.HideTrail = true
+	st, err := l.Stats(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != 9 {
+		t.Errorf("Stats(HideTrail).Total = %d, want the 9 events that are not trail.*", st.Total)
+	}
+	want := map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2}
+	if !reflect.DeepEqual(st.ByOutcome, want) {
+		t.Errorf("Stats(HideTrail).ByOutcome = %v, want %v", st.ByOutcome, want)
+	}
+	var sum int64
+	for _, b := range st.Series {
+		sum += b.Total
+		if b.Start.Equal(at(10, 3, 0, 0, 0)) && b.Total != 0 {
+			t.Errorf("Stats(HideTrail) counts %d events at 03:00, which holds only trail.* events", b.Total)
+		}
+	}
+	if sum != st.Total {
+		t.Errorf("Stats(HideTrail).Series adds up to %d, want %d", sum, st.Total)
+	}
+	if w := []trail.Count{{"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 2}}; !reflect.DeepEqual(st.TopActors, w) {
+		t.Errorf("Stats(HideTrail).TopActors = %v, want %v (the key left out; carol keeps her trail.get)", st.TopActors, w)
+	}
+	if w := []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}}; !reflect.DeepEqual(st.TopActions, w) {
+		t.Errorf("Stats(HideTrail).TopActions = %v, want %v", st.TopActions, w)
+	}
+	if len(st.FailedIPs) != 3 || len(st.FailedIPs) != len(all.FailedIPs) {
+		t.Errorf("Stats(HideTrail).FailedIPs = %v, want them unchanged: %v", st.FailedIPs, all.FailedIPs)
+	}
+
+	page, err := l.Search(ctx, trail.Query{ExcludeAction: "trail.*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 9 {
+		t.Errorf("Search(ExcludeAction trail.*) = %d events, want 9", len(page.Events))
+	}
+	for _, e := range page.Events {
+		if strings.HasPrefix(e.Action, "trail.") {
+			t.Errorf("Search(ExcludeAction trail.*) returned %s", e.Action)
+		}
+	}
+	page, err = l.Search(ctx, trail.Query{Action: "trail.*", ExcludeAction: "trail.search"})
+	if err != nil || len(page.Events) != 1 || page.Events[0].Action != "trail.get" {
+		t.Errorf("Search(Action trail.*, ExcludeAction trail.search) = %v, %v; want the trail.get", page.Events, err)
+	}
+	var ve *trail.ValidationError
+	if _, err := l.Search(ctx, trail.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {
+		t.Errorf("Search(ExcludeAction %q) = %v, want a ValidationError naming exclude_action", "Trail Reads", err)
 	}
 }

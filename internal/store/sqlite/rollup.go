@@ -296,13 +296,19 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	if err := rows.Err(); err != nil {
 		return r, err
 	}
-	if q.Top <= 0 {
-		return r, nil
-	}
+	rows.Close()
 	// Whole days are counted from the day rows.
 	day := 0
 	if q.Bucket%24 == 0 && q.From%24 == 0 && q.To%24 == 0 {
 		day = byDay
+	}
+	if q.NotActionLike != "" {
+		if r.Series, err = leaveOut(ctx, tx, log, day+dimAction, q, r.Series); err != nil {
+			return r, fmt.Errorf("rollup series: %w", err)
+		}
+	}
+	if q.Top <= 0 {
+		return r, nil
 	}
 	for _, d := range []struct {
 		dim int
@@ -319,6 +325,39 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	return r, nil
 }
 
+// leaveOut subtracts from series the counts of the actions that start
+// with q.NotActionLike, read from dim (the actions by hour or by day), and
+// drops the buckets left empty. Like topValues, it reads every action row
+// of the range.
+func leaveOut(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery, series []store.BucketCounts) ([]store.BucketCounts, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT hour - ((hour % ?1) + ?1) % ?1 AS b,
+		sum(n_total), sum(n_failure), sum(n_denied), sum(n_error)
+		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5 AND value >= ?6 AND value < ?7
+		GROUP BY b ORDER BY b`, q.Bucket, log, dim, q.From, q.To, q.NotActionLike, q.NotActionLike+"\U0010FFFF")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		var b store.BucketCounts
+		if err := rows.Scan(&b.Start, &b.Total, &b.Failure, &b.Denied, &b.Error); err != nil {
+			return nil, err
+		}
+		for i < len(series) && series[i].Start < b.Start {
+			i++
+		}
+		if i == len(series) || series[i].Start != b.Start {
+			return nil, fmt.Errorf("bucket %d counts actions but no events", b.Start)
+		}
+		series[i].Add(store.Counts{Total: -b.Total, Failure: -b.Failure, Denied: -b.Denied, Error: -b.Error})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(series, func(b store.BucketCounts) bool { return b.Total == 0 }), nil
+}
+
 // topValues returns the q.Top values of dim with the most events in q's
 // range, with the first and last bucket for source IPs. It sums every row
 // of dim in the range by value and sorts the sums: the cost grows with the
@@ -329,9 +368,14 @@ func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Roll
 	if ips {
 		cols += ", min(hour), max(hour)"
 	}
+	where, args := "", []any{log, dim, q.From, q.To}
+	if dim%byDay == dimAction && q.NotActionLike != "" {
+		where = " AND NOT (value >= ? AND value < ?)"
+		args = append(args, q.NotActionLike, q.NotActionLike+"\U0010FFFF")
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+cols+`
-		FROM rollup WHERE log = ? AND dim = ? AND hour >= ? AND hour < ?
-		GROUP BY value ORDER BY n DESC, value LIMIT ?`, log, dim, q.From, q.To, q.Top)
+		FROM rollup WHERE log = ? AND dim = ? AND hour >= ? AND hour < ?`+where+`
+		GROUP BY value ORDER BY n DESC, value LIMIT ?`, append(args, q.Top)...)
 	if err != nil {
 		return nil, err
 	}

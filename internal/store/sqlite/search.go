@@ -103,7 +103,7 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 	p := plan{q: q, outcome: -1, terms: parseTerms(q.Text)}
 	var actions []string
 	var share float64
-	if len(q.Actions) > 0 || q.ActionLike != "" {
+	if len(q.Actions) > 0 || q.ActionLike != "" || len(q.NotActions) > 0 || q.NotActionLike != "" {
 		var err error
 		actions, share, err = s.matchingActions(ctx, log, q)
 		if err != nil {
@@ -227,7 +227,10 @@ func (p plan) query(asc bool) sqlQuery {
 
 // matchingActions resolves the action filter against the actions the log
 // holds, and returns about the share of the log's events they cover: the
-// share of the indexed ones, as the table counts only those.
+// share of the indexed ones, as the table counts only those. An excluded
+// prefix or action turns into the log's other actions, so that a search
+// leaving out most of a log (Trail's own reads, say) is driven by the
+// action index when what remains is rare, instead of walking every event.
 func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) ([]string, float64, error) {
 	query := "SELECT action, count FROM actions WHERE log = ?"
 	args := []any{log}
@@ -252,7 +255,8 @@ func (s *Store) matchingActions(ctx context.Context, log int64, q store.Query) (
 		if err := rows.Scan(&a, &n); err != nil {
 			return nil, 0, err
 		}
-		if len(want) > 0 && !want[a] {
+		if len(want) > 0 && !want[a] ||
+			q.NotActionLike != "" && strings.HasPrefix(a, q.NotActionLike) || slices.Contains(q.NotActions, a) {
 			continue
 		}
 		out = append(out, a)

@@ -15,7 +15,8 @@ import (
 //
 //   - Actor, IP and Outcome compare for equality;
 //   - Actions holds the exact actions allowed, ActionLike a prefix the
-//     action must start with;
+//     action must start with; NotActions the actions left out, and
+//     NotActionLike a prefix the action must not start with;
 //   - TargetType and TargetID match if one target has both (either alone:
 //     one target has it);
 //   - From and To bound the seq, inclusively, a negative To meaning none;
@@ -32,6 +33,8 @@ func matchFields(q store.Query, e *event.Event) bool {
 	case q.Actor != "" && e.Actor.ID != q.Actor,
 		len(q.Actions) > 0 && !slices.Contains(q.Actions, e.Action),
 		q.ActionLike != "" && !strings.HasPrefix(e.Action, q.ActionLike),
+		slices.Contains(q.NotActions, e.Action),
+		q.NotActionLike != "" && strings.HasPrefix(e.Action, q.NotActionLike),
 		q.Outcome != "" && e.Outcome != q.Outcome,
 		q.IP != "" && e.Source.IP != q.IP,
 		e.Seq < q.From,

@@ -23,6 +23,8 @@ func describe(q store.Query) string {
 	add("Actor", q.Actor, q.Actor != "")
 	add("Actions", q.Actions, len(q.Actions) > 0)
 	add("ActionLike", q.ActionLike, q.ActionLike != "")
+	add("NotActions", q.NotActions, len(q.NotActions) > 0)
+	add("NotActionLike", q.NotActionLike, q.NotActionLike != "")
 	add("TargetType", q.TargetType, q.TargetType != "")
 	add("TargetID", q.TargetID, q.TargetID != "")
 	add("Outcome", q.Outcome, q.Outcome != "")
@@ -178,6 +180,16 @@ func testSearch(t *testing.T, s store.Store) {
 		{name: "action prefix inside a word", q: store.Query{ActionLike: "doc"}},
 		{name: "unknown action prefix", q: store.Query{ActionLike: "zzz."}, allowEmpty: true},
 		{name: "actions and prefix", q: store.Query{Actions: []string{"user.login", "document.read"}, ActionLike: "user."}},
+		{name: "not an action prefix", q: store.Query{NotActionLike: "user."}},
+		{name: "not an action", q: store.Query{NotActions: []string{"document.read"}}},
+		{name: "not the common actions", q: store.Query{NotActionLike: "user.", NotActions: []string{"document.read", "document.update", "document.delete", "billing.invoice.paid"}}},
+		{name: "not every action", q: store.Query{NotActionLike: "user.", NotActions: []string{"document.read", "document.update", "document.delete", "billing.invoice.paid", "billing.refund", "admin.role.grant"}}, allowEmpty: true},
+		{name: "prefix but not an action under it", q: store.Query{ActionLike: "user.", NotActions: []string{"user.login"}}},
+		{name: "prefix but not a longer prefix", q: store.Query{ActionLike: "user.", NotActionLike: "user.login"}},
+		{name: "action and not its prefix", q: store.Query{Actions: []string{"user.login"}, NotActionLike: "user."}, allowEmpty: true},
+		{name: "not an unknown prefix", q: store.Query{NotActionLike: "zzz."}},
+		{name: "actor, not an action prefix", q: store.Query{Actor: "alice", NotActionLike: "document."}},
+		{name: "text, not an action prefix", q: store.Query{Text: "audit", NotActionLike: "user."}},
 		{name: "target", q: store.Query{TargetType: "document", TargetID: "doc-3"}},
 		{name: "target whose id is a prefix of others", q: store.Query{TargetType: "org", TargetID: "org-1"}},
 		{name: "target type", q: store.Query{TargetType: "invoice"}},
