@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,13 +52,16 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 
 func (c *serveCommand) Usage() string {
 	return usage(c.flagSet(), "trail serve [--data DIR] [--addr HOST:PORT] [--tls-cert FILE --tls-key FILE] [--demo]", `
-Serve runs Trail's HTTP API and web viewer on the data directory, creating
-the directory if it does not exist. Every /v1 request needs an API key
-("Authorization: Bearer KEY"), made with "trail keys create"; a key reaches
-only its own log. The viewer at / (events, one event with its proof checked
-in the browser, an overview) signs in with a read key.
+Serve runs Trail's HTTP API and web viewer on the data directory, which
+"trail init" or "trail keys create" makes (or --demo, below). Every /v1
+request needs an API key ("Authorization: Bearer KEY"), made with "trail
+keys create"; a key reaches only its own log. The viewer at / (events, one
+event with its proof checked in the browser, an overview) signs in with a
+read key.
 
   POST /v1/events                       append one event, {"events": [...]}, or NDJSON
+                                        (Content-Type: application/json or
+                                        application/x-ndjson)
   GET  /v1/events                       search, newest first
   GET  /v1/events/{id}                  an event with its inclusion proof and checkpoint
   GET  /v1/checkpoint                   the latest signed checkpoint
@@ -85,8 +89,8 @@ requests. The sample events are recorded as received over the past day.`, `
   trail serve --demo
   trail serve --addr :8443 --tls-cert /etc/trail/cert.pem --tls-key /etc/trail/key.pem
   trail serve --data /var/lib/trail --addr 127.0.0.1:8080
-  KEY=$(trail keys create --log billing --scope append | tail -n 1)
-  curl -H "Authorization: Bearer $KEY" -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
+  KEY=$(trail keys create --log demo --scope append | tail -n 1)
+  curl -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
 }
 
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
@@ -262,7 +266,27 @@ func (d *demoKeys) print(w io.Writer, url, data string) {
 	fmt.Fprintf(w, "Read key (search, get, proofs):  %s\n", d.read)
 	fmt.Fprintf(w, "Append key (POST /v1/events):    %s\n", d.appd)
 	fmt.Fprintf(w, "These keys are shown only now.\n")
+	url = dialURL(url)
 	fmt.Fprintf(w, "Open the viewer at %s/ and sign in with the read key. Or try:\n", url)
 	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' '%s/v1/events?action=user.login.failed&ip=203.0.113.7&limit=3'\n", d.read, url)
-	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"actor\":{\"id\":\"alice\"},\"action\":\"user.login\"}' %s/v1/events\n", d.appd, url)
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"actor\":{\"id\":\"alice\"},\"action\":\"user.login\"}' %s/v1/events\n", d.appd, url)
+}
+
+// dialURL returns the URL of a server listening on url's address as a
+// client on this machine reaches it: a wildcard address (":8080" listens
+// on [::]:8080) becomes 127.0.0.1, which browsers connect to (some refuse
+// 0.0.0.0 and [::]).
+func dialURL(u string) string {
+	scheme, hostport, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return u
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return scheme + "://" + net.JoinHostPort("127.0.0.1", port)
+	}
+	return u
 }

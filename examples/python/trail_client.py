@@ -2,7 +2,13 @@
 """A Trail client in Python's standard library: append a failed login and a
 user deletion, then search the failed logins from the attacking address.
 
-    TRAIL_SERVER=http://127.0.0.1:8080 TRAIL_KEY=trail_... python3 trail_client.py
+The key needs the append and read scopes (the keys that trail serve --demo
+prints have one scope each); make one with:
+
+    KEY=$(trail keys create --log acme --create-log --scope append,read | tail -n 1)
+    TRAIL_SERVER=http://127.0.0.1:8080 TRAIL_KEY=$KEY python3 trail_client.py
+
+On an error it prints the server's error message and exits 1.
 """
 import json
 import os
@@ -63,8 +69,23 @@ class Trail:
             params["cursor"] = page["next_cursor"]
 
 
+NEEDS = "this example needs a key with the append and read scopes"
+
+
 def main():
-    trail = Trail(os.environ.get("TRAIL_SERVER", "http://127.0.0.1:8080"), os.environ["TRAIL_KEY"])
+    key = os.environ.get("TRAIL_KEY")
+    if not key:
+        sys.exit("set TRAIL_KEY: " + NEEDS)
+    trail = Trail(os.environ.get("TRAIL_SERVER", "http://127.0.0.1:8080"), key)
+    try:
+        run(trail)
+    except TrailError as e:
+        sys.exit(f"trail server: {e}" + (f"\n{NEEDS}" if e.status == 403 else ""))
+    except urllib.error.URLError as e:
+        sys.exit(f"cannot reach the trail server: {e.reason}")
+
+
+def run(trail):
     receipts = trail.append(
         {
             "actor": {"id": "anonymous", "type": "anonymous"},
