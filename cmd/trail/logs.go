@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
 )
 
 // logsCommand lists the logs of a data directory.
@@ -26,16 +27,35 @@ func (c *logsCommand) flagSet() *flag.FlagSet {
 }
 
 func (c *logsCommand) Usage() string {
-	return usage(c.flagSet(), "trail logs [--data DIR] [--json]", `
+	return usage(c.flagSet(), "trail logs [--data DIR] [--json]\n       trail logs --server URL --key KEY [--json]", `
 Logs lists the logs of the data directory: name, number of events, and the
-verifier key that checks the log's checkpoints. (--log is ignored.)`, `
+verifier key that checks the log's checkpoints. (--log is ignored.)
+
+With --server URL and --key KEY (or $TRAIL_SERVER and $TRAIL_KEY) it shows
+the one log that the key reaches on that server, as the server describes
+it (GET /v1/log): its origin, number of events and verifier key. The API
+does not name logs, so --json prints {"origin", "size", "verifier_key"}.
+Pin a verifier key only when its log's operator gives it to you, not from
+a server's answer.`, `
   trail logs
-  trail logs --data /var/lib/trail --json`)
+  trail logs --data /var/lib/trail --json
+  trail logs --server https://trail.example --key "$TRAIL_KEY"`)
 }
 
 func (c *logsCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
+	}
+	cl, err := c.db.client()
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		info, err := cl.Log(ctx)
+		if err != nil {
+			return err
+		}
+		return c.printRemote(info)
 	}
 	db, err := trail.Open(ctx, c.db.data, trail.Options{ReadOnly: true})
 	if err != nil {
@@ -68,6 +88,23 @@ func (c *logsCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if !c.json {
+		t.write(w, 0)
+	}
+	return w.Flush()
+}
+
+// printRemote prints the facts a server gives about a key's log.
+func (c *logsCommand) printRemote(info client.LogInfo) error {
+	w := bufio.NewWriter(c.env.stdout)
+	if c.json {
+		b, err := json.Marshal(map[string]any{"origin": info.Origin, "size": info.TreeSize, "verifier_key": info.VerifierKey})
+		if err != nil {
+			return err
+		}
+		w.Write(append(b, '\n'))
+	} else {
+		t := &table{header: []string{"ORIGIN", "EVENTS", "VERIFIER KEY"}}
+		t.add(info.Origin, strconv.FormatInt(info.TreeSize, 10), info.VerifierKey)
 		t.write(w, 0)
 	}
 	return w.Flush()

@@ -269,7 +269,7 @@ type dbFlags struct {
 func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	fs.StringVar(&d.data, "data", def.data, "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
 	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
-	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, export and verify; $TRAIL_SERVER)")
+	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
 }
 
