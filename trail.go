@@ -80,7 +80,8 @@ var (
 	ErrReadOnly = errors.New("opened read-only")
 	// ErrClosed: the DB is closed.
 	ErrClosed = errors.New("trail is closed")
-	// ErrUnavailable: the store could not commit; nothing was stored.
+	// ErrUnavailable: the store could not commit; nothing was stored. The
+	// DB returns it as an *UnavailableError saying why.
 	ErrUnavailable = errors.New("store unavailable, nothing was stored")
 )
 
@@ -92,6 +93,14 @@ type Options struct {
 	// ReadOnly opens the DB for reading and verifying only; signing keys are
 	// not needed.
 	ReadOnly bool
+	// Lock makes the DB its data directory's one server: Open and Init
+	// take the exclusive lock file DIR/serve.lock (LockFile), writing this
+	// process's id, host and start time in it, and fail with an error
+	// wrapping ErrLocked that names the process holding it if there is
+	// one. DBs opened without Lock (trail append, trail keys) work beside
+	// the holder; their appends are sequenced after its own. The lock is
+	// released by Close, or when the process ends.
+	Lock bool
 	// Limits bound incoming events; zero fields take event.DefaultLimits.
 	Limits Limits
 	// MaxCommitEvents bounds how many events one group commit gathers.
@@ -135,6 +144,9 @@ type DB struct {
 	opts Options
 	st   store.Store
 	w    *writer
+	lock *dirLock // held when opts.Lock
+
+	commits commitHealth // see Ready
 
 	mu     sync.Mutex
 	logs   map[string]*Log
@@ -177,15 +189,29 @@ func Init(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Join(dir, keysDir), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	lock, err := opts.lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, DatabaseFile)
 	if _, err := os.Stat(path); err == nil {
+		lock.release()
 		return nil, fmt.Errorf("%s already holds a Trail database", dir)
 	}
 	st, err := sqlite.Create(ctx, path, sqlite.Options{Logger: opts.Logger})
 	if err != nil {
+		lock.release()
 		return nil, err
 	}
-	return newDB(dir, st, opts), nil
+	return newDB(dir, st, lock, opts), nil
+}
+
+// lockDir takes dir's lock file if o asks for it.
+func (o *Options) lockDir(dir string) (*dirLock, error) {
+	if !o.Lock || o.ReadOnly {
+		return nil, nil
+	}
+	return lockDir(dir)
 }
 
 // Open opens an existing data directory. It never creates one: a directory
@@ -201,27 +227,46 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s: %w (not a directory)", dir, ErrNotInitialized)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile), sqlite.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
+	path := filepath.Join(dir, DatabaseFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// Said before the lock file is made in a directory that is not
+		// Trail's.
+		return nil, fmt.Errorf("%s: %w (no %s; run trail init)", dir, ErrNotInitialized, DatabaseFile)
+	}
+	lock, err := opts.lockDir(dir)
 	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		lock.release()
 		if errors.Is(err, sqlite.ErrNoDatabase) {
 			return nil, fmt.Errorf("%s: %w (no %s; run trail init)", dir, ErrNotInitialized, DatabaseFile)
 		}
 		return nil, err
 	}
-	return newDB(dir, st, opts), nil
+	return newDB(dir, st, lock, opts), nil
 }
 
-func newDB(dir string, st store.Store, opts Options) *DB {
+func newDB(dir string, st store.Store, lock *dirLock, opts Options) *DB {
 	opts.defaults()
-	db := &DB{dir: dir, opts: opts, st: st, logs: map[string]*Log{}}
+	db := &DB{dir: dir, opts: opts, st: st, lock: lock, logs: map[string]*Log{}}
 	if !opts.ReadOnly {
 		db.w = newWriter(db)
 	}
 	return db
 }
 
-// Ready reports whether the DB can take appends now: it is open, not
-// read-only, and the store grants its write lock. It stores nothing.
+// Ready reports whether the DB works fully now. It returns ErrClosed or
+// ErrReadOnly; an *UnavailableError when appends would fail: the data
+// directory was removed or replaced, the store does not grant its write
+// lock, a probe (a page written to a new file in the data directory,
+// synced and removed, at most once a second) fails, the database files
+// cannot be written, or the last group commit failed within the last
+// second; or an error wrapping ErrIndexing when the background indexer's
+// latest attempt failed. It stores nothing, and recovers by itself once
+// the cause is gone (except for a removed data directory, which needs the
+// DB to be opened again).
 func (db *DB) Ready(ctx context.Context) error {
 	db.mu.Lock()
 	closed := db.closed
@@ -233,7 +278,17 @@ func (db *DB) Ready(ctx context.Context) error {
 		return ErrReadOnly
 	}
 	if err := db.st.Writable(ctx); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return db.unavailable(err)
+	}
+	if err := db.commits.recent(); err != nil {
+		return err
+	}
+	st, err := db.IndexStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read the indexer's status: %w", err)
+	}
+	if st.Err != nil {
+		return fmt.Errorf("%w: %v", ErrIndexing, st.Err)
 	}
 	return nil
 }
@@ -253,7 +308,7 @@ func (db *DB) Close() error {
 	if db.w != nil {
 		db.w.close()
 	}
-	return db.st.Close()
+	return errors.Join(db.st.Close(), db.lock.release())
 }
 
 var logNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)

@@ -37,6 +37,11 @@ type appendReq struct {
 	idem   *Idempotency // optional
 	err    chan error   // buffered, receives exactly once
 
+	// timeless lists the events that came without a time, which get
+	// their received_at: set by the writer when it first sequences them,
+	// so that it can sequence them again.
+	timeless []int
+
 	// Set by the writer before it answers on err: the outcome, the
 	// receipts of a replayed request (nil for one stored now), and whether
 	// it was one.
@@ -151,6 +156,69 @@ func (w *writer) commit(group []*appendReq) {
 	now := w.db.opts.Now().UTC()
 	start := time.Now()
 	group, followers := w.resolveIdempotency(group, now)
+	defer answerFollowers(followers)
+	if len(group) == 0 {
+		return
+	}
+	var order []*pending
+	var err error
+	for attempt := 0; ; attempt++ {
+		order, err = w.sequence(group, now, attempt)
+		if err == nil {
+			err = w.db.st.Commit(context.Background(), batchesOf(order))
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == maxConflictRetries {
+			break
+		}
+		// Another process appended to one of the logs since this one
+		// last read them (trail append beside trail serve): read their
+		// state again and sequence the group after those events.
+		w.db.opts.Logger.Info("log appended to by another process; sequencing the commit again", "attempt", attempt+1, "err", err)
+		for _, p := range order {
+			if rerr := p.log.reload(context.Background()); rerr != nil {
+				err = fmt.Errorf("reload log state: %w", rerr)
+				break
+			}
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		err = w.db.unavailable(err)
+		w.db.opts.Logger.Error("commit failed; appends refused", "events", countEvents(group), "err", err)
+		w.db.commits.record(err)
+		// Observed before answering, so that whoever got the answer sees
+		// the commit counted.
+		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})
+		for _, r := range group {
+			r.answer(err)
+		}
+		return
+	}
+	w.db.commits.record(nil)
+	for _, p := range order {
+		l := p.log
+		l.mu.Lock()
+		l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
+		l.latest = &p.batch.Checkpoint
+		l.mu.Unlock()
+	}
+	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
+	for _, r := range group {
+		r.answer(nil)
+	}
+}
+
+// maxConflictRetries bounds how many times one group commit is sequenced
+// again after other processes appended to its logs.
+const maxConflictRetries = 5
+
+// sequence assigns the group's events their seq, received_at and id after
+// the events of their logs as last read, extends each log's Merkle tree
+// and signs its checkpoint: one pending batch per log, in the order the
+// logs come. attempt counts the earlier calls for the same group.
+func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pending, error) {
 	var order []*pending
 	byLog := map[*Log]*pending{}
 	for _, r := range group {
@@ -169,14 +237,21 @@ func (w *writer) commit(group []*appendReq) {
 			recv = p.lastRecv // the clock stepped back; received_at never does
 		}
 		p.lastRecv = recv
+		if attempt == 0 {
+			for i, e := range r.events {
+				if e.Time.IsZero() {
+					r.timeless = append(r.timeless, i)
+				}
+			}
+		}
+		for _, i := range r.timeless {
+			r.events[i].Time = recv
+		}
 		buf := make([]byte, 0, 1024)
 		for _, e := range r.events {
 			e.Seq = p.app.Size()
 			e.Log = r.log.info.Name
 			e.ReceivedAt = recv
-			if e.Time.IsZero() {
-				e.Time = recv
-			}
 			e.ID = event.MakeID(e.Log, e.Seq, recv)
 			buf = e.AppendCanonical(buf[:0])
 			p.app.Append(tlog.RecordHash(buf))
@@ -189,57 +264,25 @@ func (w *writer) commit(group []*appendReq) {
 			})
 		}
 	}
-	defer answerFollowers(followers)
-	if len(group) == 0 {
-		return
-	}
-	batches := make([]store.Batch, 0, len(order))
-	var err error
 	for _, p := range order {
 		p.root = p.app.Root()
 		p.batch.Tiles = p.app.Flush()
 		c := merkle.Checkpoint{Origin: p.log.info.Origin, Size: p.app.Size(), Hash: p.root}
-		var note []byte
-		note, err = merkle.Sign(c, p.log.signer)
+		note, err := merkle.Sign(c, p.log.signer)
 		if err != nil {
-			err = fmt.Errorf("sign checkpoint: %w", err)
-			break
+			return order, fmt.Errorf("sign checkpoint: %w", err)
 		}
 		p.batch.Checkpoint = store.Checkpoint{Size: c.Size, Note: note, SignedAt: now}
-		batches = append(batches, p.batch)
 	}
-	if err == nil {
-		err = w.db.st.Commit(context.Background(), batches)
+	return order, nil
+}
+
+func batchesOf(order []*pending) []store.Batch {
+	batches := make([]store.Batch, len(order))
+	for i, p := range order {
+		batches[i] = p.batch
 	}
-	if err != nil {
-		w.db.opts.Logger.Error("commit failed; appends refused", "events", countEvents(group), "err", err)
-		if errors.Is(err, store.ErrConflict) {
-			for _, p := range order {
-				if rerr := p.log.reload(context.Background()); rerr != nil {
-					w.db.opts.Logger.Error("reload log state", "log", p.log.info.Name, "err", rerr)
-				}
-			}
-		}
-		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
-		// Observed before answering, so that whoever got the answer sees
-		// the commit counted.
-		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})
-		for _, r := range group {
-			r.answer(err)
-		}
-		return
-	}
-	for _, p := range order {
-		l := p.log
-		l.mu.Lock()
-		l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
-		l.latest = &p.batch.Checkpoint
-		l.mu.Unlock()
-	}
-	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
-	for _, r := range group {
-		r.answer(nil)
-	}
+	return batches
 }
 
 func countEvents(group []*appendReq) int {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/trail-audit/trail"
 )
@@ -48,6 +50,7 @@ type errorBody struct {
 //	401 unauthorized                      no key, unknown or revoked key
 //	403 forbidden                         the key lacks the scope
 //	404 not_found                         no such event, size or route
+//	408 timeout                           the body did not arrive within the read timeout
 //	413 too_large                         body over the limit, too many events
 //	415 unsupported_media_type            not JSON or NDJSON
 //	429 rate_limited                      the key is over its rate limit (with Retry-After)
@@ -85,7 +88,15 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 			body.Error.Code = "invalid_parameter"
 		}
 	case errors.As(err, &me):
-		status, body.Error.Code, body.Error.Message = http.StatusRequestEntityTooLarge, "too_large", "request body over the limit"
+		status, body.Error.Code = http.StatusRequestEntityTooLarge, "too_large"
+		body.Error.Message = fmt.Sprintf("request body over the %d-byte limit", me.Limit)
+		if me.Limit == s.opts.MaxBodyBytes {
+			body.Error.Message += " (--max-body)"
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The body did not arrive within the server's read timeout: the
+		// client's doing, not the server's.
+		status, body.Error.Code, body.Error.Message = http.StatusRequestTimeout, "timeout", "the request body did not arrive within the server's read timeout"
 	case errors.Is(err, trail.ErrUnauthorized):
 		status, body.Error.Code, body.Error.Message = http.StatusUnauthorized, "unauthorized", "invalid or revoked API key"
 	case errors.Is(err, trail.ErrNotFound):

@@ -55,7 +55,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		return &apiError{status: http.StatusBadRequest, code: "invalid_event", msg: "no events in the request"}
 	}
 	if len(raws) > s.opts.MaxBatchEvents {
-		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("%d events in one request; at most %d", len(raws), s.opts.MaxBatchEvents)}
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("over %d events in one request (%d sent): send smaller batches", s.opts.MaxBatchEvents, len(raws))}
 	}
 	evs := make([]trail.Event, len(raws))
 	for i, raw := range raws {
@@ -223,7 +223,7 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 // searchParams are the query parameters of GET /v1/events.
 var searchParams = map[string]bool{
 	"actor": true, "action": true, "target_type": true, "target_id": true, "outcome": true,
-	"ip": true, "since": true, "until": true, "q": true, "limit": true, "cursor": true,
+	"ip": true, "since": true, "until": true, "q": true, "limit": true, "cursor": true, "exclude_action": true,
 }
 
 // parseQuery reads the search filters of a request. Parameters with an
@@ -243,7 +243,7 @@ func parseQuery(r *http.Request) (trail.Query, error) {
 	q := trail.Query{
 		Actor: v.Get("actor"), Action: v.Get("action"), TargetType: v.Get("target_type"),
 		TargetID: v.Get("target_id"), Outcome: trail.Outcome(v.Get("outcome")), IP: v.Get("ip"),
-		Text: v.Get("q"), Cursor: v.Get("cursor"),
+		Text: v.Get("q"), Cursor: v.Get("cursor"), ExcludeAction: v.Get("exclude_action"),
 	}
 	if err := timeParams(v, &q.Since, &q.Until); err != nil {
 		return q, err
@@ -321,7 +321,6 @@ func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.Ke
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
 	w.Write(signed)
 	return nil
 }

@@ -6,10 +6,10 @@
 //	POST /v1/events                       append (scope append)
 //	GET  /v1/events                       search, newest first (scope read)
 //	GET  /v1/events/{id}                  one event with its inclusion proof and checkpoint
-//	GET  /v1/checkpoint                   latest signed checkpoint, text/plain
+//	GET  /v1/checkpoint                   latest signed checkpoint, text/plain (any scope)
 //	GET  /v1/proof/inclusion?seq=&size=   inclusion proof
 //	GET  /v1/proof/consistency?from=&to=  consistency proof
-//	GET  /v1/log                          origin, verifier key, tree size
+//	GET  /v1/log                          origin, verifier key, tree size (any scope)
 //	GET  /v1/stats                        counts over time, top actors, actions, failing IPs
 //	GET  /v1/actions                      the actions seen, with counts
 //	GET  /, /events/{id}, /overview, ...  the viewer (viewer.go), signed in with a read key
@@ -17,8 +17,12 @@
 //	GET  /v1/openapi.json                 this API's OpenAPI 3.1 description, no key needed
 //	GET  /metrics                         Prometheus metrics (see metrics.go), no key needed
 //
-// Every /v1 request carries "Authorization: Bearer <key>". Errors are JSON
-// {"error": {"code", "message", "field"?, "index"?}}; see errors.go.
+// Every /v1 request carries "Authorization: Bearer <key>"; the answers to
+// them are not to be cached (Cache-Control: no-store). A log's public facts,
+// /v1/log and /v1/checkpoint, are open to every valid key of the log, so
+// that an append-only client can pin the verifier key and check its
+// receipts. Errors are JSON {"error": {"code", "message", "field"?,
+// "index"?}}; see errors.go.
 package server
 
 import (
@@ -111,10 +115,10 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle(appendRoute, s.auth(trail.ScopeAppend, s.appendEvents))
 	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
 	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
-	mux.Handle("GET /v1/checkpoint", s.auth(trail.ScopeRead, s.checkpoint))
+	mux.Handle("GET /v1/checkpoint", s.auth(anyScope, s.checkpoint))
 	mux.Handle("GET /v1/proof/inclusion", s.auth(trail.ScopeRead, s.inclusionProof))
 	mux.Handle("GET /v1/proof/consistency", s.auth(trail.ScopeRead, s.consistencyProof))
-	mux.Handle("GET /v1/log", s.auth(trail.ScopeRead, s.logInfo))
+	mux.Handle("GET /v1/log", s.auth(anyScope, s.logInfo))
 	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.Handle("GET /v1/tail", s.auth(trail.ScopeRead, s.tailEvents))
 	s.statsRoutes(mux)
@@ -133,11 +137,17 @@ func New(db *trail.DB, opts Options) http.Handler {
 // only before it starts the response.
 type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error
 
+// anyScope, given to auth, admits every valid key of the log.
+const anyScope trail.Scope = ""
+
 // auth authenticates the request's bearer key, applies the key's rate
-// limit, checks that it grants scope, and runs h on the key's log.
+// limit, checks that it grants scope, and runs h on the key's log. Its
+// responses, errors included, are marked not to be stored by caches: they
+// carry a tenant's events, keys and proofs.
 func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		w.Header().Set("Cache-Control", "no-store")
 		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		bearer = strings.TrimSpace(bearer)
 		if r.Header.Get("Authorization") == "" && r.Method == http.MethodGet {
@@ -167,7 +177,7 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 				return
 			}
 		}
-		if !key.Allows(scope) {
+		if scope != anyScope && !key.Allows(scope) {
 			s.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden", msg: "this key lacks the " + string(scope) + " scope"})
 			return
 		}

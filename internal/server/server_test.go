@@ -298,10 +298,29 @@ func TestValidationErrors(t *testing.T) {
 	e.fails(400, "invalid_event", "events", "POST", "/v1/events", "acme-append", "application/json", []byte(`{"events":{}}`))
 	e.fails(400, "invalid_event", "", "POST", "/v1/events", "acme-append", "application/x-ndjson", nil)
 	e.fails(415, "unsupported_media_type", "", "POST", "/v1/events", "acme-append", "text/plain", []byte(ev("a", "user.login")))
-	e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
+	ae = e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
 		[]byte(strings.Repeat(ev("a", "user.login")+"\n", 4)))
+	if want := "over 3 events in one request (4 sent)"; !strings.Contains(ae.Error.Message, want) {
+		t.Errorf("413 for a large batch says %q, want it to contain %q", ae.Error.Message, want)
+	}
 	huge := fmt.Sprintf(`{"actor":{"id":"a"},"action":"user.login","reason":%q}`, strings.Repeat("x", 1<<20))
-	e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/json", []byte(huge))
+	ae = e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/json", []byte(huge))
+	if want := "request body over the 1048576-byte limit (--max-body)"; ae.Error.Message != want {
+		t.Errorf("413 for a large body says %q, want %q", ae.Error.Message, want)
+	}
+	// Numbers canonicalisation would rewrite, and the zero time, which
+	// would stand for an absent one.
+	for _, c := range []struct{ body, field, msg string }{
+		{`{"actor":{"id":"a"},"action":"user.login","metadata":{"x":1.0}}`, "metadata.x", "number 1.0 is not in canonical form (write 1)"},
+		{`{"actor":{"id":"a"},"action":"user.login","metadata":{"x":{"y":[-0]}}}`, "metadata.x.y[0]", "write 0"},
+		{`{"actor":{"id":"a"},"action":"user.login","changes":{"after":{"n":1E+2}}}`, "changes.after.n", "write 100"},
+		{`{"actor":{"id":"a"},"action":"user.login","time":"0001-01-01T00:00:00Z"}`, "time", "between 1970-01-01 and 2262-04-11"},
+	} {
+		ae = e.fails(400, "invalid_event", c.field, "POST", "/v1/events", "acme-append", "application/json", []byte(c.body))
+		if !strings.Contains(ae.Error.Message, c.msg) {
+			t.Errorf("POST %s: message %q, want it to contain %q", c.body, ae.Error.Message, c.msg)
+		}
+	}
 
 	l, _ := e.db.Log(context.Background(), "acme")
 	if l.Size() != 1 {
@@ -562,10 +581,10 @@ var endpoints = []struct {
 	{"POST", "/v1/events", trail.ScopeAppend},
 	{"GET", "/v1/events", trail.ScopeRead},
 	{"GET", "/v1/events/ID", trail.ScopeRead},
-	{"GET", "/v1/checkpoint", trail.ScopeRead},
+	{"GET", "/v1/checkpoint", ""}, // a log's public facts: any key of the log
 	{"GET", "/v1/proof/inclusion?seq=0&size=1", trail.ScopeRead},
 	{"GET", "/v1/proof/consistency?from=1&to=1", trail.ScopeRead},
-	{"GET", "/v1/log", trail.ScopeRead},
+	{"GET", "/v1/log", ""},
 }
 
 func TestScopesAndKeys(t *testing.T) {
@@ -586,7 +605,7 @@ func TestScopesAndKeys(t *testing.T) {
 			e.fails(401, "unauthorized", "", ep.method, path, key, "application/json", body)
 		}
 		for key, scope := range map[string]trail.Scope{"acme-append": trail.ScopeAppend, "acme-read": trail.ScopeRead} {
-			if scope == ep.scope {
+			if ep.scope == "" || scope == ep.scope {
 				e.ok(map[string]int{"GET": 200, "POST": 201}[ep.method], ep.method, path, key, "application/json", body, nil)
 			} else {
 				e.fails(403, "forbidden", "", ep.method, path, key, "application/json", body)

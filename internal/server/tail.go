@@ -56,7 +56,6 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, l *trail.Log, q 
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
 	bw.WriteString(": tailing\n\n")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/store"
 )
 
 // The background indexer adds committed events to the indexes (by_action,
@@ -44,6 +45,10 @@ func (s *Store) wakeIndexer() {
 func (s *Store) indexLoop() {
 	defer close(s.done)
 	ctx := context.Background()
+	// After a failure the indexer tries again by itself, waiting longer
+	// each time, so that it recovers without a commit to wake it.
+	var retry <-chan time.Time
+	var backoff time.Duration
 	for {
 		// Pending rollup counts are written once they are old enough.
 		var flush <-chan time.Time
@@ -60,11 +65,14 @@ func (s *Store) indexLoop() {
 			err := s.flushRollups(ctx, false)
 			s.wmu.Unlock()
 			if err != nil {
+				s.indexTried(err)
 				s.logger.ErrorContext(ctx, "writing event counts failed; they are counted again", "err", err)
 			}
 			continue
 		case <-s.indexWake:
+		case <-retry:
 		}
+		retry = nil
 		// Let small commits gather into a chunk worth a transaction: each
 		// chunk costs an fsync and a new full-text segment to merge.
 		select {
@@ -74,10 +82,14 @@ func (s *Store) indexLoop() {
 		}
 		for {
 			more, err := s.indexNext(ctx)
+			s.indexTried(err)
 			if err != nil {
-				s.logger.ErrorContext(ctx, "indexing failed; searches scan unindexed events instead", "err", err)
+				backoff = min(max(2*backoff, minIndexRetry), maxIndexRetry)
+				retry = time.After(backoff)
+				s.logger.ErrorContext(ctx, "indexing failed; searches scan unindexed events instead", "err", err, "retry_in", backoff)
 				break
 			}
+			backoff = 0
 			if !more {
 				break
 			}
@@ -88,6 +100,49 @@ func (s *Store) indexLoop() {
 			}
 		}
 	}
+}
+
+// How long the indexer waits before it tries again after a failure: the
+// first time, and at most.
+const (
+	minIndexRetry = time.Second
+	maxIndexRetry = 30 * time.Second
+)
+
+// indexTried records the outcome of one of the indexer's attempts.
+func (s *Store) indexTried(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.indexFailures++
+	}
+	s.indexErr = err
+}
+
+// IndexStatus implements store.Indexer. Lag is read from the database, so
+// that it counts the events of other processes too (trail append beside
+// trail serve).
+func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
+	st := store.IndexStatus{Lag: map[int64]int64{}}
+	rows, err := s.r.QueryContext(ctx, "SELECT id, size - indexed_size FROM logs")
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, lag int64
+		if err := rows.Scan(&id, &lag); err != nil {
+			return st, err
+		}
+		st.Lag[id] = lag
+	}
+	if err := rows.Err(); err != nil {
+		return st, err
+	}
+	s.mu.Lock()
+	st.Failures, st.Err = s.indexFailures, s.indexErr
+	s.mu.Unlock()
+	return st, nil
 }
 
 // indexNext indexes a few chunks of the log that lags most, and reports

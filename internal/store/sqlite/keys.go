@@ -34,6 +34,9 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	if err := s.syncFull(ctx); err != nil {
 		return err
 	}
+	if err := s.checkFiles(); err != nil {
+		return err
+	}
 	res, err := s.w.ExecContext(ctx,
 		"INSERT INTO keys (id, log, name, scopes, hash, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
 		k.ID, k.Log, k.Name, strings.Join(k.Scopes, ","), k.Hash, k.CreatedAt.UnixNano())
@@ -43,7 +46,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("key %q: %w", k.ID, store.ErrExists)
 	}
-	return nil
+	return s.checkFiles()
 }
 
 const keyCols = "id, log, name, scopes, hash, created_at, revoked_at"
@@ -110,6 +113,9 @@ func (s *Store) RevokeKey(ctx context.Context, id string, t time.Time) error {
 	if err := s.syncFull(ctx); err != nil {
 		return err
 	}
+	if err := s.checkFiles(); err != nil {
+		return err
+	}
 	res, err := s.w.ExecContext(ctx, "UPDATE keys SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?", at, id)
 	if err != nil {
 		return err
@@ -117,5 +123,5 @@ func (s *Store) RevokeKey(ctx context.Context, id string, t time.Time) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("key %q: %w", id, store.ErrNotFound)
 	}
-	return nil
+	return s.checkFiles()
 }

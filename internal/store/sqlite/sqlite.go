@@ -19,7 +19,10 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Indexer = (*Store)(nil)
+)
 
 // Errors returned by Open.
 var (
@@ -79,10 +82,24 @@ type Store struct {
 	// notFull: the write connection may be at synchronous=NORMAL, for the
 	// indexer (see writeChunk); Commit restores FULL first.
 	notFull bool
+	// ids are the database file and directory as opened; gone, once set,
+	// says they are no longer at the path (files.go).
+	ids  fileIDs
+	gone error
+
+	// Writable's probe file and its last result (files.go).
+	probeMu  sync.Mutex
+	probedAt time.Time
+	probeErr error
 
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
 	indexed map[int64]int64  // log id → events the indexer has added
+
+	// The indexer's failed attempts, and the latest one's error unless
+	// one has succeeded since (IndexStatus).
+	indexFailures int64
+	indexErr      error
 
 	recent    recentEvents              // committed events the indexer has not reached
 	actionsOf map[int64]map[string]bool // per log, actions known to be stored; under wmu
@@ -184,10 +201,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkHeader(path); err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, opts: opts, logger: opts.Logger,
+	ids, err := statFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, opts: opts, logger: opts.Logger, ids: ids,
 		names: map[int64]string{}, indexed: map[int64]int64{}, pending: map[int64]*pendingRollup{},
 		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	var err error
 	s.r, err = sql.Open(DriverName, readerDSN(path))
 	if err != nil {
 		return nil, err
@@ -377,6 +397,9 @@ func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string)
 	if err := s.syncFull(ctx); err != nil {
 		return store.LogInfo{}, err
 	}
+	if err := s.checkFiles(); err != nil {
+		return store.LogInfo{}, err
+	}
 	res, err := s.w.ExecContext(ctx,
 		"INSERT INTO logs (name, origin, verifier_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
 		name, origin, verifierKey, now.UnixNano())
@@ -385,6 +408,9 @@ func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return store.LogInfo{}, fmt.Errorf("log %q: %w", name, store.ErrExists)
+	}
+	if err := s.checkFiles(); err != nil {
+		return store.LogInfo{}, err
 	}
 	id, err := res.LastInsertId()
 	if err != nil {

@@ -104,13 +104,22 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.gone != nil {
+		return s.gone
+	}
 	for _, b := range batches {
 		if len(b.Events) == 0 {
 			continue
 		}
 		for s.indexLag(b.Log, b.Events[0].Seq) > s.opts.MaxIndexLag {
-			if more, err := s.indexChunk(ctx, b.Log); err != nil || !more {
-				break // indexing trouble must not stop ingest
+			more, err := s.indexChunk(ctx, b.Log)
+			if err != nil {
+				// Indexing trouble must not stop ingest, but it shows.
+				s.indexTried(err)
+				s.logger.ErrorContext(ctx, "indexing before a commit failed", "err", err)
+			}
+			if err != nil || !more {
+				break
 			}
 		}
 	}
@@ -130,6 +139,10 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Committed, but to the files at the path?
+	if err := s.checkFiles(); err != nil {
+		return err
 	}
 	for i, b := range batches {
 		s.recent.add(b.Log, b.Events)
@@ -427,17 +440,26 @@ func (s *Store) leafTile(ctx context.Context, log, from, to int64) ([]byte, erro
 	return data, nil
 }
 
-// Writable implements store.Store: it begins an immediate transaction,
-// which takes SQLite's write lock, and rolls it back.
+// Writable implements store.Store: the database file and its directory
+// must still be the ones at its path (files.go); it begins an immediate
+// transaction, which takes SQLite's write lock, and rolls it back; and at
+// most once a second it checks that the files can still be written and
+// the disk takes a page (writeProbe).
 func (s *Store) Writable(ctx context.Context) error {
 	if s.w == nil {
 		return ErrReadOnly
 	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	tx, err := s.w.BeginTx(ctx, nil)
+	err := s.checkFiles()
+	if err == nil {
+		var tx *sql.Tx
+		if tx, err = s.w.BeginTx(ctx, nil); err == nil {
+			err = tx.Rollback()
+		}
+	}
+	s.wmu.Unlock()
 	if err != nil {
 		return err
 	}
-	return tx.Rollback()
+	return s.probe()
 }

@@ -1,0 +1,135 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/server"
+)
+
+// TestBodyReadTimeout sends a body that trickles in past the server's read
+// timeout, over a raw connection to a real listening server: the answer is
+// 408, and nothing is logged as a server error.
+func TestBodyReadTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	secret, _, err := db.CreateKey(ctx, "acme", "slow", trail.ScopeAppend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{t: t}
+	srv := &http.Server{
+		Handler:     server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}),
+		ReadTimeout: 300 * time.Millisecond,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"actor":{"id":"a"},"action":"user.login","reason":"` + strings.Repeat("x", 200) + `"}`
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", secret, len(body))
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // a byte every 50 ms: the body would take 10 s
+		for i := 0; i < len(body); i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var ae apiErr
+	json.Unmarshal(b, &ae)
+	if resp.StatusCode != http.StatusRequestTimeout || ae.Error.Code != "timeout" {
+		t.Errorf("trickled body: %d %s, want 408 with code timeout", resp.StatusCode, b)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a slow client was logged as a server error:\n%s", logs)
+	}
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Size() != 0 {
+		t.Errorf("log size = %d after a request that timed out, want 0", l.Size())
+	}
+}
+
+// TestNoStore checks that every authenticated answer, which may carry
+// events, keys or proofs, tells caches not to keep it.
+func TestNoStore(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	id := e.appendN("acme-append", 3).Events[0].ID
+	var created struct{ ID string }
+	r := e.ok(201, "POST", "/v1/keys", "acme-admin", "application/json", []byte(`{"name":"tmp","scopes":["read"]}`), &created)
+	check := func(what string, h http.Header) {
+		t.Helper()
+		if got := h.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", what, got)
+		}
+	}
+	check("POST /v1/keys", r.header)
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/events"},
+		{"GET", "/v1/events"},
+		{"GET", "/v1/events/" + id},
+		{"GET", "/v1/events/01KDNB3J2Y0000000099A1B2C3"}, // an error answer
+		{"GET", "/v1/export"},
+		{"GET", "/v1/export?format=csv"},
+		{"GET", "/v1/checkpoint"},
+		{"GET", "/v1/log"},
+		{"GET", "/v1/proof/inclusion?seq=0&size=3"},
+		{"GET", "/v1/proof/consistency?from=1&to=3"},
+		{"GET", "/v1/stats"},
+		{"GET", "/v1/actions"},
+		{"GET", "/v1/keys"},
+		{"DELETE", "/v1/keys/" + created.ID},
+	} {
+		r := e.do(c.method, c.path, "acme-admin", "application/json", []byte(ev("a", "user.login")))
+		check(c.method+" "+c.path, r.header)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/tail", nil)
+	req.Header.Set("Authorization", "Bearer "+e.keys["acme-read"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GET /v1/tail", resp.Header)
+	cancel()
+	resp.Body.Close()
+}

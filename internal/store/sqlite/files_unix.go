@@ -1,0 +1,13 @@
+//go:build unix
+
+package sqlite
+
+import "syscall"
+
+// wOK is access(2)'s W_OK, the same on every Unix.
+const wOK = 2
+
+// writable asks whether this process may write the file at path now.
+func writable(path string) error {
+	return syscall.Access(path, wOK)
+}
