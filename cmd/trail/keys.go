@@ -24,6 +24,9 @@ type keysCommand struct {
 	scopes string
 	name   string
 	json   bool
+	// createLog lets create make a new log in a data directory that
+	// holds others.
+	createLog bool
 }
 
 func (c *keysCommand) flagSet() *flag.FlagSet {
@@ -31,24 +34,29 @@ func (c *keysCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	fs.StringVar(&c.scopes, "scope", "", "create: comma-separated `SCOPES`: append, read, admin (admin implies the others)")
 	fs.StringVar(&c.name, "name", "", "create: a `LABEL` for the key, shown by list")
+	fs.BoolVar(&c.createLog, "create-log", false, "create: make the log --log names if the data directory does not hold it yet")
 	fs.BoolVar(&c.json, "json", false, "list: print NDJSON, one key per line")
 	return fs
 }
 
 func (c *keysCommand) Usage() string {
-	return usage(c.flagSet(), "trail keys create --log NAME --scope SCOPES [--name LABEL]\n       trail keys list [--json]\n       trail keys revoke ID", `
+	return usage(c.flagSet(), "trail keys create --log NAME [--create-log] --scope SCOPES [--name LABEL]\n       trail keys list [--log NAME] [--json]\n       trail keys revoke ID", `
 Keys manages the API keys that trail serve accepts. A key belongs to one log
 and can only touch that log; its scopes say what it may do there: append
 events, read them (search, get, checkpoints, proofs), or admin (both).
 
-create makes a key, creating the data directory and the log if they do not
-exist yet, and prints
-the key alone on the last line of stdout. It is shown only this once: Trail
-stores only its SHA-256 hash. list shows every key of the data directory
-(never the secrets), revoke makes a key fail from now on.`, `
-  trail keys create --log billing --scope append --name billing-service
+create makes a key for the log --log names and prints the key alone on the
+last line of stdout. It is shown only this once: Trail stores only its
+SHA-256 hash. In a new data directory it creates the directory and the
+log; in one that holds logs already, a name that is not one of them is
+refused (a typo would make a new, empty log with its own signing key)
+unless --create-log says to create it.
+
+list shows the keys of the data directory (never the secrets): every key,
+or with --log the keys of that log. revoke makes a key fail from now on.`, `
+  trail keys create --log billing --create-log --scope append --name billing-service
   KEY=$(trail keys create --log billing --scope read | tail -n 1)
-  trail keys list
+  trail keys list --log billing
   trail keys revoke 3f2a9c0d1e4b5a69`)
 }
 
@@ -74,7 +82,7 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 	}
 	switch sub {
 	case "create":
-		if err := only("log", "scope", "name"); err != nil {
+		if err := only("log", "scope", "name", "create-log"); err != nil {
 			return err
 		}
 		if len(pos) > 0 {
@@ -82,13 +90,20 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.create(ctx)
 	case "list":
-		if err := only("json"); err != nil {
+		if err := only("json", "log"); err != nil {
 			return err
 		}
 		if len(pos) > 0 {
 			return usagef("unexpected argument %q", pos[0])
 		}
-		return c.list(ctx)
+		// Only a --log on the command line filters: $TRAIL_LOG and
+		// the default pick a log for the other commands, but an admin
+		// listing keys wants to see them all.
+		filter := ""
+		if set["log"] || c.db.logGiven {
+			filter = c.db.log
+		}
+		return c.list(ctx, filter)
 	case "revoke":
 		if err := only(); err != nil {
 			return err
@@ -121,6 +136,16 @@ func (c *keysCommand) create(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	if !c.createLog {
+		names, err := db.Logs(ctx)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 && !slices.Contains(names, c.db.log) {
+			return usagef("%s has no log %q; its logs: %s. Pick one with --log, or add --create-log to create log %q with its own signing key",
+				c.db.data, c.db.log, strings.Join(names, ", "), c.db.log)
+		}
+	}
 	secret, ki, err := db.CreateKey(ctx, c.db.log, c.name, scopes...)
 	if err != nil {
 		return err
@@ -142,7 +167,9 @@ func joinScopes(ss []trail.Scope) string {
 	return strings.Join(parts, ",")
 }
 
-func (c *keysCommand) list(ctx context.Context) error {
+// list prints the keys of the log named log, or of every log if log is
+// empty.
+func (c *keysCommand) list(ctx context.Context, log string) error {
 	db, err := trail.Open(ctx, c.db.data, trail.Options{ReadOnly: true})
 	if err != nil {
 		return err
@@ -151,6 +178,16 @@ func (c *keysCommand) list(ctx context.Context) error {
 	keys, err := db.Keys(ctx)
 	if err != nil {
 		return err
+	}
+	if log != "" {
+		names, err := db.Logs(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(names, log) {
+			return fmt.Errorf("%s has no log %q (%s)", c.db.data, log, logsHint(names, log))
+		}
+		keys = slices.DeleteFunc(keys, func(k trail.KeyInfo) bool { return k.Log != log })
 	}
 	w := bufio.NewWriter(c.env.stdout)
 	if c.json {
@@ -162,6 +199,10 @@ func (c *keysCommand) list(ctx context.Context) error {
 			w.Write(append(b, '\n'))
 		}
 		return w.Flush()
+	}
+	if len(keys) == 0 && log != "" {
+		fmt.Fprintf(c.env.stderr, "log %q of %s has no API keys; create one with: trail keys create --log %s --scope read\n", log, c.db.data, log)
+		return nil
 	}
 	if len(keys) == 0 {
 		fmt.Fprintf(c.env.stderr, "%s has no API keys; create one with: trail keys create --log NAME --scope read\n", c.db.data)

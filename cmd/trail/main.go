@@ -114,6 +114,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		}
 		return &usageError{msg: err.Error()}
 	}
+	fs.Visit(func(f *flag.Flag) { global.logGiven = global.logGiven || f.Name == "log" })
 	args = fs.Args()
 	if len(args) == 0 {
 		fmt.Fprint(m.env.stderr, m.Usage())
@@ -262,6 +263,9 @@ func report(w io.Writer, err error) int {
 type dbFlags struct {
 	data, log   string
 	server, key string
+	// logGiven says that --log was on the command line before the
+	// command, rather than taken from $TRAIL_LOG or the default.
+	logGiven bool
 }
 
 // register adds --data and --log to fs, with the values of def (the global
