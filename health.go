@@ -47,6 +47,9 @@ var ErrIndexing = errors.New("search indexing is failing")
 // unavailable turns a store's failure to commit into an
 // *UnavailableError giving its reason.
 func (db *DB) unavailable(err error) error {
+	if de := appendDamaged(err); de != nil {
+		return de // the stored events need repair, not a retry
+	}
 	if ue := (*UnavailableError)(nil); errors.As(err, &ue) {
 		return err
 	}

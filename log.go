@@ -199,7 +199,9 @@ func assignedField(e *event.Event) string {
 	return "received_at"
 }
 
-// Get returns the event with the given id, or an error wrapping ErrNotFound.
+// Get returns the event with the given id, an error wrapping ErrNotFound,
+// or a *DamagedError when the event the id names (by its seq) is damaged:
+// its record cannot be decoded, or it was altered so that its id changed.
 func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
 	seq, err := event.ParseID(l.info.Name, id)
 	if err != nil {
@@ -210,17 +212,28 @@ func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
 		return nil, err
 	}
 	if e.ID != id {
+		// Another receipt time than the id's: a wrong id, or the stored
+		// event was altered, which its leaf in the tree tells.
+		if err := l.checkLeaf(ctx, e); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
 	}
 	return e, nil
 }
 
-// GetSeq returns the event at seq, or an error wrapping ErrNotFound.
+// GetSeq returns the event at seq, an error wrapping ErrNotFound, or a
+// *DamagedError when its stored record cannot be decoded or is missing.
+// An event altered so that it still decodes is returned: ProveEvent tells.
 func (l *Log) GetSeq(ctx context.Context, seq int64) (*Event, error) {
 	if seq < 0 || seq >= l.Size() {
 		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
 	}
-	return l.db.st.Get(ctx, l.info.ID, seq)
+	e, err := l.db.st.Get(ctx, l.info.ID, seq)
+	if errors.Is(err, ErrNotFound) { // below the log's size: it was stored
+		return nil, &DamagedError{Seq: seq, Problem: store.ProblemMissing, Err: err}
+	}
+	return e, damaged(err)
 }
 
 // Query selects events. Empty fields do not filter.
@@ -262,17 +275,19 @@ type Page struct {
 
 // Search returns events matching q, newest first. Pages are keyset
 // pages: events appended while paging never shift, repeat or hide results.
+// A damaged event the search meets fails it with a *DamagedError naming
+// the event: results never leave it out.
 func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
 	sq, err := l.storeQuery(ctx, q)
 	if err != nil {
-		return Page{}, err
+		return Page{}, damaged(err)
 	}
 	if sq.From > sq.To {
 		return Page{}, nil
 	}
 	evs, err := l.db.st.Search(ctx, l.info.ID, sq)
 	if err != nil {
-		return Page{}, err
+		return Page{}, damaged(err)
 	}
 	p := Page{Events: evs}
 	if len(evs) == sq.Limit && evs[len(evs)-1].Seq > sq.From {
@@ -282,26 +297,39 @@ func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
 }
 
 // Events yields every event matching q (Limit and Cursor ignored) oldest
-// first, streaming in constant memory. It is what export uses.
+// first, streaming in constant memory. It is what export uses. A damaged
+// event ends it with a *DamagedError, after the events before it.
 func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*Event, error] {
 	return func(yield func(*Event, error) bool) {
 		q.Cursor, q.Limit = "", 0
 		sq, err := l.storeQuery(ctx, q)
 		if err != nil {
-			yield(nil, err)
+			yield(nil, damaged(err))
 			return
 		}
 		sq.Asc, sq.Limit = true, 1000
 		for sq.From <= sq.To {
 			evs, err := l.db.st.Search(ctx, l.info.ID, sq)
+			// On damage, the matches before it first.
+			var bad error
+			for de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Seq > sq.From && de.Seq <= sq.To; {
+				bad = err
+				before := sq
+				before.To = de.Seq - 1
+				evs, err = l.db.st.Search(ctx, l.info.ID, before)
+			}
 			if err != nil {
-				yield(nil, err)
+				yield(nil, damaged(err))
 				return
 			}
 			for _, e := range evs {
 				if !yield(e, nil) {
 					return
 				}
+			}
+			if bad != nil {
+				yield(nil, damaged(bad))
+				return
 			}
 			if len(evs) < sq.Limit {
 				return

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -280,6 +281,9 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	if covered != size {
 		return rep, verifyErr(covered, "no signed checkpoint covers events %d to %d: they were added outside Trail", covered, size-1)
 	}
+	if err := l.verifyEnd(ctx, size); err != nil {
+		return rep, err
+	}
 	if against != nil {
 		proof, err := l.ProveConsistency(ctx, max(against.Size, 1), size)
 		if err == nil && against.Size > 0 {
@@ -291,6 +295,23 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	}
 	rep.Size, rep.Root, rep.Against = size, app.Root(), against
 	return rep, nil
+}
+
+// verifyEnd reports an event stored past the end of the log, which has
+// size events: added outside Trail, it would clash with the next append
+// (which refuses to commit while it is there) and be read in its place.
+func (l *Log) verifyEnd(ctx context.Context, size int64) error {
+	for e, err := range l.db.st.Scan(ctx, l.info.ID, size, math.MaxInt64) {
+		var de *store.DamagedError
+		switch {
+		case errors.As(err, &de):
+			return verifyErr(max(de.Seq, size), "an event that cannot be decoded is stored past the end of the log (%d events), outside Trail; appends fail until it is removed", size)
+		case err != nil:
+			return fmt.Errorf("read events past the end of the log: %w", err)
+		}
+		return verifyErr(e.Seq, "an event is stored past the end of the log (%d events), outside Trail; appends fail until it is removed", size)
+	}
+	return nil
 }
 
 // verifyWindow is how many leaf hashes Verify computes before growing the

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"time"
 
@@ -24,9 +25,39 @@ var (
 	// batch's starting seq (another writer appended, or state is stale).
 	ErrConflict = errors.New("log size changed underneath the writer")
 	// ErrDamaged: stored events cannot be decoded; the database was
-	// changed outside Trail or damaged.
+	// changed outside Trail or damaged. Where a store knows which event,
+	// it returns a *DamagedError, which matches ErrDamaged.
 	ErrDamaged = errors.New("stored events are damaged")
 )
+
+// DamagedError is ErrDamaged at a known event: Seq is the first event found
+// damaged, Problem what is wrong with it (a phrase such as
+// ProblemUndecodable), Err the cause, if any.
+type DamagedError struct {
+	Seq     int64
+	Problem string
+	Err     error
+}
+
+// Problems of a DamagedError.
+const (
+	ProblemUndecodable = "its record cannot be decoded"
+	ProblemMissing     = "it is missing from the database"
+)
+
+func (e *DamagedError) Error() string {
+	msg := fmt.Sprintf("seq %d: stored event damaged: %s", e.Seq, e.Problem)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// Is makes a DamagedError match ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
 
 // LogInfo describes a log (a tenant's event stream and Merkle tree).
 type LogInfo struct {
@@ -211,7 +242,9 @@ type Store interface {
 	// Commit durably and atomically stores every batch: when it returns nil
 	// the events, tiles and checkpoints survive power loss; when it returns
 	// an error nothing of any batch is stored. ErrConflict if a batch does
-	// not start at its log's current size.
+	// not start at its log's current size; a *DamagedError naming the
+	// first if the log holds events at or past the batch's first seq
+	// (stored outside Trail, past the log's size).
 	Commit(ctx context.Context, batches []Batch) error
 
 	// Tile returns a tile's data (possibly wider than asked), or
@@ -219,7 +252,8 @@ type Store interface {
 	// from the events rather than store it; up to a missing or damaged
 	// event, which then shows as a tile too narrow for the log.
 	Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error)
-	// Get returns the event at seq, or ErrNotFound.
+	// Get returns the event at seq, ErrNotFound, or a *DamagedError when
+	// the stored data that should hold it cannot be decoded.
 	Get(ctx context.Context, log int64, seq int64) (*event.Event, error)
 	// Scan yields events with from <= seq < to in ascending seq order,
 	// streaming (constant memory).
@@ -231,10 +265,13 @@ type Store interface {
 	// whole log fast (Verify).
 	Walk(ctx context.Context, log int64, from, to int64, fn func(*event.Event) error) error
 	// Search returns up to q.Limit events matching q, in seq order (newest
-	// first unless q.Asc).
+	// first unless q.Asc). An event it meets that cannot be decoded, or
+	// that is missing (an index proposes it, or later events are stored),
+	// fails the search with a *DamagedError: results never skip one.
 	Search(ctx context.Context, log int64, q Query) ([]*event.Event, error)
 	// SeqAtTime returns the smallest seq whose received_at >= t, or the
-	// log's size if there is none.
+	// log's size if there is none; a *DamagedError if an event it reads is
+	// damaged or missing.
 	SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error)
 	// Checkpoints yields the log's stored checkpoints in ascending size.
 	Checkpoints(ctx context.Context, log int64) iter.Seq2[Checkpoint, error]

@@ -193,15 +193,16 @@ func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, 
 }
 
 // splitBundle splits the bundle stored under key k into its records, and
-// returns the seq of the first.
+// returns the seq of the first. A damaged bundle gives a
+// *store.DamagedError at its first seq.
 func splitBundle(k int64, data []byte) (int64, [][]byte, error) {
 	first := k & (1<<seqBits - 1)
 	recs, err := bundleRecords(data)
-	if err != nil {
-		return first, nil, fmt.Errorf("seq %d: %w", first, err)
+	if err == nil && first+int64(len(recs)) > 1<<seqBits {
+		err = fmt.Errorf("%w: past the last seq a log can hold", errBundle)
 	}
-	if first+int64(len(recs)) > 1<<seqBits {
-		return first, nil, fmt.Errorf("seq %d: %w: past the end of the log", first, errBundle)
+	if err != nil {
+		return first, nil, &store.DamagedError{Seq: first, Problem: store.ProblemUndecodable, Err: err}
 	}
 	return first, recs, nil
 }
@@ -215,7 +216,7 @@ func decodeBundle(name string, k int64, data []byte) ([]*event.Event, error) {
 	evs := make([]*event.Event, len(recs))
 	for i, r := range recs {
 		if evs[i], err = decodeRecord(name, first+int64(i), r); err != nil {
-			return nil, fmt.Errorf("seq %d: %w", first+int64(i), err)
+			return nil, &store.DamagedError{Seq: first + int64(i), Problem: store.ProblemUndecodable, Err: err}
 		}
 	}
 	return evs, nil

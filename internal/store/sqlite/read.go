@@ -124,16 +124,27 @@ func eventsAround(ctx context.Context, q interface {
 	return rows.Err()
 }
 
-// log, or store.ErrNotFound.
+// log, or store.ErrNotFound. A bundle that should hold it by its key but
+// whose header is damaged gives a *store.DamagedError.
 func bundleAt(ctx context.Context, db *sql.DB, log, seq int64) (int64, []byte, error) {
 	var k int64
 	var data []byte
 	err := db.QueryRowContext(ctx, "SELECT k, data FROM events WHERE k BETWEEN ? AND ? ORDER BY k DESC LIMIT 1",
 		eventKey(log, max(0, seq-bundleMax+1)), eventKey(log, seq)).Scan(&k, &data)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && k+bundleLen(data) <= eventKey(log, seq) {
+	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
 	}
-	return k, data, err
+	if err != nil {
+		return 0, nil, err
+	}
+	if k+bundleLen(data) <= eventKey(log, seq) {
+		// The bundle ends before seq, unless its header lies.
+		if _, err := bundleRecords(data); err != nil {
+			return 0, nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
+		}
+		return 0, nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
+	}
+	return k, data, nil
 }
 
 // Get implements store.Store.
@@ -176,7 +187,8 @@ func (r *bundleReader) get(ctx context.Context, seq int64) (*event.Event, error)
 		}
 		first, recs, err := splitBundle(k, data)
 		if err != nil {
-			return nil, err
+			// The whole bundle is unreadable, seq with it.
+			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: errors.Unwrap(err)}
 		}
 		r.first, r.recs = first, recs
 		r.evs = make([]*event.Event, len(recs))
@@ -185,7 +197,7 @@ func (r *bundleReader) get(ctx context.Context, seq int64) (*event.Event, error)
 	if r.evs[i] == nil {
 		e, err := decodeRecord(r.name, seq, r.recs[i])
 		if err != nil {
-			return nil, fmt.Errorf("seq %d: %w", seq, err)
+			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
 		}
 		r.evs[i] = e
 	}
@@ -256,7 +268,7 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 			}
 			err := decodeInto(&e, name, seq, rec, func(i, j int) string { return unsafe.String(unsafe.SliceData(rec[i:j]), j-i) }, borrowRaw)
 			if err != nil {
-				return fmt.Errorf("seq %d: %w", seq, err)
+				return &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
 			}
 			if err := fn(&e); err != nil {
 				return err
@@ -377,6 +389,9 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		e, err := s.Get(ctx, log, mid)
+		if errors.Is(err, store.ErrNotFound) {
+			err = &store.DamagedError{Seq: mid, Problem: store.ProblemMissing}
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -362,13 +362,17 @@ func take(ctx context.Context, r *bundleReader, p plan, keys []int64, out []*eve
 		if k>>seqBits != r.log {
 			continue
 		}
-		e, err := r.get(ctx, k&(1<<seqBits-1))
+		seq := k & (1<<seqBits - 1)
+		e, err := r.get(ctx, seq)
 		if err != nil {
 			return nil, err
 		}
-		// An entry without its event (the events were damaged) is
-		// skipped; Verify reports the damage.
-		if e != nil && p.match(e, p.drive != "fts") {
+		if e == nil {
+			// Indexed, so once stored: the events were damaged. Skipping
+			// it would hide it.
+			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
+		}
+		if p.match(e, p.drive != "fts") {
 			out = append(out, e)
 		}
 	}
@@ -376,9 +380,14 @@ func take(ctx context.Context, r *bundleReader, p plan, keys []int64, out []*eve
 }
 
 // runScan reads the events of seqs [from, to] in seq order and keeps those
-// that match, until limit do.
+// that match, until limit do. Events missing below the highest one stored
+// in the range fail it with a *store.DamagedError.
 func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to int64, limit int, asc, text bool) ([]*event.Event, error) {
 	var out []*event.Event
+	// Every bundle yielded holds a seq >= from. Ascending, next is the
+	// seq the next bundle must start at or below; descending, below is the
+	// first seq of the lowest bundle read (-1: none yet).
+	next, below := from, int64(-1)
 	for b, err := range s.bundles(ctx, r.log, from, to+1, !asc) {
 		if err != nil {
 			return nil, err
@@ -387,6 +396,14 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 		if err != nil {
 			return nil, err
 		}
+		first, last := evs[0].Seq, evs[len(evs)-1].Seq
+		switch {
+		case asc && first > next:
+			return nil, &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+		case !asc && below >= 0 && last+1 < below:
+			return nil, &store.DamagedError{Seq: last + 1, Problem: store.ProblemMissing}
+		}
+		next, below = max(next, last+1), first
 		if !asc {
 			slices.Reverse(evs)
 		}
@@ -397,6 +414,9 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 				}
 			}
 		}
+	}
+	if !asc && below > from {
+		return nil, &store.DamagedError{Seq: from, Problem: store.ProblemMissing}
 	}
 	return out, nil
 }

@@ -26,6 +26,7 @@ type inserter struct {
 	tile      *sql.Stmt
 	ckpt      *sql.Stmt
 	setSize   *sql.Stmt
+	last      *sql.Stmt // the key and header of a log's highest bundle
 	// The indexer's: counts, rowsPerRollup rows and 1 row; index rows,
 	// for each of indexTables the sizes of indexRowsPerInsert.
 	rollup, rollup1 *sql.Stmt
@@ -47,6 +48,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 		{&in.tile, "INSERT INTO tiles (k, data) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET data = excluded.data"},
 		{&in.ckpt, "INSERT INTO checkpoints (log, size, signed_at, note) VALUES (?, ?, ?, ?)"},
 		{&in.setSize, "UPDATE logs SET size = ?, last_received_at = ? WHERE id = ? AND size = ?"},
+		{&in.last, "SELECT k, substr(data, 1, 2) FROM events WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT 1"},
 		{&in.rollup, addRollup(rowsPerRollup)},
 		{&in.rollup1, addRollup(1)},
 		{&in.tail, "INSERT INTO posting_tail (seg, t, k, data) VALUES (?, ?, ?, ?)"},
@@ -77,7 +79,7 @@ func newInserter(ctx context.Context, w *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.count, in.tile, in.ckpt, in.setSize, in.rollup, in.rollup1, in.tail} {
+	for _, st := range []*sql.Stmt{in.one, in.many, in.action, in.count, in.tile, in.ckpt, in.setSize, in.last, in.rollup, in.rollup1, in.tail} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -212,6 +214,9 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 		}
 		return nil, fmt.Errorf("log %d has %d events, batch starts at %d: %w", b.Log, size, first, store.ErrConflict)
 	}
+	if err := s.checkPastEnd(ctx, tx, b.Log, first); err != nil {
+		return nil, err
+	}
 
 	many, one := tx.StmtContext(ctx, s.ins.many), tx.StmtContext(ctx, s.ins.one)
 	starts, data := p.starts, p.data
@@ -277,6 +282,38 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 		}
 	}
 	return added, nil
+}
+
+// checkPastEnd returns a *store.DamagedError if log holds an event at seq
+// or past it, where its size says it ends: stored outside Trail, it would
+// clash with the events committed there, or hide them from reads. It
+// reads the header of the log's highest bundle, at the right edge of the
+// events table.
+func (s *Store) checkPastEnd(ctx context.Context, tx *sql.Tx, log, seq int64) error {
+	end := eventKey(log, seq)
+	var k int64
+	var head []byte
+	err := tx.StmtContext(ctx, s.ins.last).QueryRowContext(ctx, eventKey(log, 0), eventKey(log+1, 0)).Scan(&k, &head)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && k < end && k+bundleLen(head) <= end {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the log's last events: %w", err)
+	}
+	// Name the first: seq itself if the bundle before it runs on past it,
+	// else the first bundle at or past it.
+	stray := seq
+	var data []byte
+	err = tx.QueryRowContext(ctx, "SELECT k, data FROM events WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT 1",
+		eventKey(log, max(0, seq-bundleMax)), end).Scan(&k, &data)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && k+bundleLen(data) <= end {
+		err = tx.QueryRowContext(ctx, "SELECT min(k) FROM events WHERE k >= ? AND k < ?", end, eventKey(log+1, 0)).Scan(&k)
+		stray = k - eventKey(log, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("read the log's last events: %w", err)
+	}
+	return &store.DamagedError{Seq: stray, Problem: fmt.Sprintf("it is stored past the end of the log (%d events)", seq)}
 }
 
 // maxKnownActions bounds the actions remembered per log; a commit tries

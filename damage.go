@@ -1,0 +1,109 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// ErrDamaged: the database holds data Trail did not write there, or lost
+// some it did: it was changed outside Trail or damaged. Reads and appends
+// that meet the damage return a *DamagedError, which matches it; Verify
+// says what else is wrong.
+var ErrDamaged = store.ErrDamaged
+
+// DamagedError reports a stored event that cannot be served as it was
+// appended: its record cannot be decoded, it is missing, it does not hash
+// to its leaf in the log's signed tree, or it is stored past the end of
+// the log. Reads fail with it rather than answer "not found" or leave the
+// event out, and appends fail with it (wrapped with ErrUnavailable) while
+// an event is stored where they would go. It matches ErrDamaged.
+type DamagedError struct {
+	// Seq is the event's seq: for a search, the first damaged event it
+	// met.
+	Seq int64
+	// Problem says what is wrong, e.g. "its record cannot be decoded".
+	Problem string
+	// Err is the underlying error, if any: details for an operator's log,
+	// not part of Error().
+	Err error
+}
+
+func (e *DamagedError) Error() string {
+	msg := fmt.Sprintf("stored event at seq %d is damaged", e.Seq)
+	if e.Problem != "" {
+		msg += ": " + e.Problem
+	}
+	return msg + "; run trail verify"
+}
+
+// Unwrap returns the underlying error.
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// Is makes a DamagedError match ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// damaged turns the store's report of a damaged event into a
+// *DamagedError, and returns other errors as they are.
+func damaged(err error) error {
+	var se *store.DamagedError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &DamagedError{Seq: se.Seq, Problem: se.Problem, Err: se.Err}
+}
+
+// appendDamaged returns what the appends of a commit that failed with err
+// get when the store found damage where they would go: the *DamagedError,
+// wrapped with ErrUnavailable, as nothing was stored. It returns nil for
+// any other err.
+func appendDamaged(err error) error {
+	if de := damaged(err); de != err {
+		return fmt.Errorf("%w: %w", ErrUnavailable, de)
+	}
+	return nil
+}
+
+// ProveEvent returns the inclusion proof of e, an event of this log, in the
+// tree of checkpoint c (from OpenCheckpoint, or opened by the caller with a
+// key of their own), and checks it: an event that does not hash to its
+// leaf in that tree, because it or the stored Merkle hashes were altered,
+// gives a *DamagedError. Serving one event with its proof should use it
+// rather than ProveInclusion, so that damage is reported, not served.
+func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.RecordProof, error) {
+	if c.Size > l.Size() || e.Seq < 0 || e.Seq >= c.Size {
+		return l.ProveInclusion(ctx, e.Seq, c.Size) // the error it gives
+	}
+	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &DamagedError{Seq: e.Seq, Problem: "the stored Merkle hashes that prove it are missing", Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tlog.CheckRecord(proof, c.Size, c.Hash, e.Seq, tlog.RecordHash(e.AppendCanonical(nil))) != nil {
+		return nil, &DamagedError{Seq: e.Seq, Problem: fmt.Sprintf(
+			"it does not hash to its leaf in the tree of the signed checkpoint of size %d (the event or the stored Merkle hashes were altered)", c.Size)}
+	}
+	return proof, nil
+}
+
+// checkLeaf returns a *DamagedError if e, as stored, does not hash to its
+// leaf in the tree of the log's latest checkpoint, and nil if it does or
+// the log has no checkpoint that covers it.
+func (l *Log) checkLeaf(ctx context.Context, e *Event) error {
+	signed, err := l.Checkpoint()
+	if err != nil {
+		return nil
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil || e.Seq >= c.Size {
+		return nil
+	}
+	_, err = l.ProveEvent(ctx, e, c)
+	return err
+}
