@@ -15,6 +15,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/merkle"
 )
 
 // verifyCommand checks a whole log.
@@ -46,7 +47,9 @@ checkpoint covered were not altered, removed or reordered since.
 On success it prints the number of events and checkpoints checked and the
 root hash, and exits 0. If anything does not hold it prints
 "verification FAILED: seq N: problem" (N is the first bad event, when the
-fault is tied to one) and exits 1.
+fault is tied to one) and exits 1. That includes an --against checkpoint
+whose signature does not verify or that is of another log; a file that is
+not a signed checkpoint at all is a usage error (exit 2).
 
 Without --verifier-key, signatures are checked with the verifier key stored in the
 database, which whoever can alter the database can replace as well. An
@@ -92,6 +95,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		}
 		opts.Verifier = v
 	}
+	var againstCP trail.Checkpoint
 	if c.against != "" {
 		var err error
 		if c.against == "-" {
@@ -102,9 +106,14 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("--against: %w", err)
 		}
+		// A file that is not a checkpoint at all is the wrong file, not
+		// evidence against the log.
+		if againstCP, err = parseSignedCheckpoint(opts.Against); err != nil {
+			return usagef("--against %s: %v", c.against, err)
+		}
 	}
 	if c.db.server != "" {
-		return c.runRemote(ctx, opts.Against)
+		return c.runRemote(ctx, opts.Against, againstCP)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
@@ -117,10 +126,15 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.env.stderr, "note: the database records a different verifier key: %s\n", l.VerifierKey())
 	}
 
-	bar := newProgress(c.env, "verify")
-	opts.Progress = func(done, total int64) { bar.update(done, total, "events") }
-	rep, err := l.Verify(ctx, opts)
-	bar.clear()
+	var rep trail.VerifyReport
+	if origin := verifierName(opts.Verifier, l); opts.Against != nil && againstCP.Origin != origin {
+		err = otherLogError(c.against, againstCP.Origin, origin)
+	} else {
+		bar := newProgress(c.env, "verify")
+		opts.Progress = func(done, total int64) { bar.update(done, total, "events") }
+		rep, err = l.Verify(ctx, opts)
+		bar.clear()
+	}
 	res := verifyResult{Log: l.Name(), KeyPinned: c.vkey != ""}
 	var ve *trail.VerifyError
 	switch {
@@ -167,16 +181,34 @@ func sameKey(v note.Verifier, vkey string) bool {
 
 // runRemote verifies the log of --server on this side: the events it
 // serves must hash to the checkpoint signed by the pinned verifier key.
-func (c *verifyCommand) runRemote(ctx context.Context, against []byte) error {
+func (c *verifyCommand) runRemote(ctx context.Context, against []byte, againstCP trail.Checkpoint) error {
 	cl, vkey, err := c.db.pinnedClient(c.vkey)
 	if err != nil {
 		return err
 	}
-	bar := newProgress(c.env, "verify")
-	cp, err := cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
-	bar.clear()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return usagef("--verifier-key: %v", err)
+	}
+	var cp trail.Checkpoint
+	var ve *trail.VerifyError
+	switch {
+	case against != nil && againstCP.Origin != v.Name():
+		err = otherLogError(c.against, againstCP.Origin, v.Name())
+	case against != nil:
+		if _, _, oerr := merkle.Open(against, v); oerr != nil {
+			err = &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the checkpoint in %s does not verify with the pinned key: %v", c.against, oerr)}
+		}
+	}
+	if err == nil {
+		bar := newProgress(c.env, "verify")
+		cp, err = cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
+		bar.clear()
+	}
 	res := verifyResult{Log: c.db.server, KeyPinned: true}
 	switch {
+	case errors.As(err, &ve):
+		res.Problem = ve.Problem
 	case errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrFork):
 		res.Problem = err.Error()
 	case err != nil:
@@ -197,4 +229,19 @@ func (c *verifyCommand) runRemote(ctx context.Context, against []byte) error {
 		return &trail.VerifyError{Seq: -1, Problem: res.Problem}
 	}
 	return nil
+}
+
+// verifierName is the name of the key that checks l's signatures: the
+// pinned verifier's, or else the log's origin.
+func verifierName(pinned note.Verifier, l *trail.Log) string {
+	if pinned != nil {
+		return pinned.Name()
+	}
+	return l.Origin()
+}
+
+// otherLogError says that the checkpoint in file, of origin got, is not of
+// the log being verified, whose origin is want.
+func otherLogError(file, got, want string) error {
+	return &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the checkpoint in %s is of another log: its origin is %q, this log's is %q", file, got, want)}
 }
