@@ -192,6 +192,28 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (KeyInfo, error) 
 	return keyInfo(k, name), nil
 }
 
+// Key returns the API key with that id, revoked or not (see
+// KeyInfo.RevokedAt), or an error wrapping ErrNotFound. It reads the store,
+// so it sees keys created or revoked by other processes at once; it is a
+// lookup by id, cheap enough to run every second for each open stream.
+func (db *DB) Key(ctx context.Context, id string) (KeyInfo, error) {
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	if closed {
+		return KeyInfo{}, ErrClosed
+	}
+	k, err := db.st.Key(ctx, id)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	name, err := db.logName(ctx, k.Log)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	return keyInfo(k, name), nil
+}
+
 // logName returns the name of the log with the store id.
 func (db *DB) logName(ctx context.Context, id int64) (string, error) {
 	db.mu.Lock()

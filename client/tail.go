@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,13 +72,19 @@ func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f fun
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var data string
+	var name, data string
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = line[len("event: "):]
 		case strings.HasPrefix(line, "data: "):
 			data = line[len("data: "):]
+		case line == "" && name == "error":
+			// The server ended the stream, as when its key was revoked.
+			return streamError(data)
 		case line == "" && data != "":
+			name = ""
 			e, err := event.DecodeStored([]byte(data))
 			if err != nil {
 				return fmt.Errorf("trail server: malformed event in tail: %w", err)
@@ -93,4 +100,24 @@ func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f fun
 		return err
 	}
 	return fmt.Errorf("trail server: tail ended")
+}
+
+// streamError turns the data of a stream's error event, an API error body,
+// into an *APIError. The stream carries no status; an unauthorized key
+// (revoked while the stream was open) gets 401 so that Tail stops.
+func streamError(data string) error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e := &APIError{Status: http.StatusInternalServerError, Code: "internal", Message: "the stream ended with an error"}
+	if json.Unmarshal([]byte(data), &body) == nil && body.Error.Message != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+	}
+	if e.Code == "unauthorized" {
+		e.Status = http.StatusUnauthorized
+	}
+	return e
 }

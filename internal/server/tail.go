@@ -10,10 +10,14 @@ import (
 )
 
 // tailPoll is how often a tail looks for new events; tailKeepAlive how
-// often it sends a comment to keep idle connections open.
+// often it sends a comment to keep idle connections open; tailKeyCheck how
+// often it asks the store whether its key is still valid, which bounds how
+// long a key revoked by another process (trail keys revoke) keeps a stream
+// open. A revocation through this server's DB is seen at the next poll.
 const (
 	tailPoll      = 250 * time.Millisecond
 	tailKeepAlive = 15 * time.Second
+	tailKeyCheck  = time.Second
 )
 
 // tailEvents serves GET /v1/tail?<search filters>: a Server-Sent Events
@@ -39,7 +43,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
 		return err
 	}
-	s.stream(w, r, l, q, max(next, 0), func(buf []byte, e *trail.Event) []byte {
+	s.stream(w, r, key, l, q, max(next, 0), func(buf []byte, e *trail.Event) []byte {
 		buf = append(buf, "id: "...)
 		buf = strconv.AppendInt(buf, e.Seq, 10)
 		buf = append(buf, "\nevent: event\ndata: "...)
@@ -49,10 +53,11 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 }
 
 // stream sends Server-Sent Events of the events matching q from seq next
-// on, as they are committed, until the client leaves: msg appends one
-// event's message to buf. The status is sent first, so errors after that
-// end the stream.
-func (s *server) stream(w http.ResponseWriter, r *http.Request, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *trail.Event) []byte) {
+// on, as they are committed, until the client leaves or key is revoked:
+// msg appends one event's message to buf. The status is sent first, so
+// errors after that end the stream; a revoked key ends it with an error
+// event (see keyRevoked).
+func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *trail.Event) []byte) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -65,12 +70,24 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, l *trail.Log, q 
 	poll := time.NewTicker(tailPoll)
 	defer poll.Stop()
 	idle := time.Now()
+	// The first poll checks the key: a client that reconnects with a key
+	// revoked by another process may have been let in by the key cache.
+	revocations, checked := s.db.KeysRevoked(), time.Time{}
 	var buf []byte
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-poll.C:
+		}
+		if n := s.db.KeysRevoked(); n != revocations || time.Since(checked) >= tailKeyCheck {
+			revocations, checked = n, time.Now()
+			if s.keyRevoked(r, key.ID) {
+				bw.WriteString("event: error\ndata: " + errRevokedStream + "\n\n")
+				bw.Flush()
+				rc.Flush()
+				return
+			}
 		}
 		size := l.Size()
 		if size > next {
@@ -95,6 +112,24 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, l *trail.Log, q 
 			return // the client left
 		}
 	}
+}
+
+// errRevokedStream is the data of the error event that ends a stream whose
+// key was revoked: the JSON of an API error.
+const errRevokedStream = `{"error":{"code":"unauthorized","message":"the API key of this stream was revoked"}}`
+
+// keyRevoked reports whether the key with id can no longer be used: it was
+// revoked, or deleted, or the store cannot say (a stream then ends, failing
+// closed; the client may reconnect, and its key is checked again).
+func (s *server) keyRevoked(r *http.Request, id string) bool {
+	k, err := s.db.Key(r.Context(), id)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.opts.Logger.WarnContext(r.Context(), "stream ended: cannot check its key", "key", id, "err", err)
+		}
+		return true
+	}
+	return !k.RevokedAt.IsZero()
 }
 
 // newMatches returns the events of [from, to) matching q, oldest first.

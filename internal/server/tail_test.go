@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/server"
 )
@@ -25,6 +28,13 @@ func sse(t *testing.T, e *env, path, lastID string) (<-chan [2]string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readSSE(t, resp, path), func() { cancel(); resp.Body.Close() }
+}
+
+// readSSE reads the messages of the stream resp, closing the channel when
+// the stream ends.
+func readSSE(t *testing.T, resp *http.Response, path string) <-chan [2]string {
+	t.Helper()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET %s = %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -47,7 +57,7 @@ func sse(t *testing.T, e *env, path, lastID string) (<-chan [2]string, func()) {
 			}
 		}
 	}()
-	return msgs, func() { cancel(); resp.Body.Close() }
+	return msgs
 }
 
 func next(t *testing.T, msgs <-chan [2]string) [2]string {
@@ -98,4 +108,121 @@ func TestTail(t *testing.T) {
 	if r := e.do("GET", "/v1/tail?limit=3", "acme-read", "", nil); r.status != 400 {
 		t.Errorf("tail with a limit = %d, want 400", r.status)
 	}
+}
+
+// ended waits up to 2 s for the stream msgs to end, and fails unless it
+// ends with the error event of a revoked key.
+func ended(t *testing.T, what string, msgs <-chan [2]string) {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	var last [2]string
+	for {
+		select {
+		case m, ok := <-msgs:
+			if ok {
+				last = m
+				continue
+			}
+			if !strings.Contains(last[1], `"code":"unauthorized"`) || !strings.Contains(last[1], "revoked") {
+				t.Errorf("%s: the stream ended after %q, want an error event saying the key was revoked", what, last)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("%s: the stream is still open 2 s after its key was revoked", what)
+		}
+	}
+}
+
+// TestRevokedKeyEndsStreams revokes the key of open streams, through the
+// API and through another DB on the same data directory (as trail keys
+// revoke does, from its own process), and checks that the streams end
+// within 2 s, for /v1/tail and for the viewer's live rows.
+func TestRevokedKeyEndsStreams(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	newKey := func(name string) string {
+		t.Helper()
+		secret, ki, err := e.db.CreateKey(ctx, "acme", name, trail.ScopeRead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.keys[name], e.ids[name] = secret, ki.ID
+		return ki.ID
+	}
+	tail := func(key string) (<-chan [2]string, func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/tail", nil)
+		req.Header.Set("Authorization", "Bearer "+e.keys[key])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readSSE(t, resp, "/v1/tail"), func() { cancel(); resp.Body.Close() }
+	}
+	// The stream delivers, so it is live when its key is revoked.
+	delivers := func(what string, msgs <-chan [2]string) {
+		t.Helper()
+		e.appendN("acme-append", 1)
+		if m := next(t, msgs); m[0] == "" {
+			t.Fatalf("%s: first message %q, want an event", what, m)
+		}
+	}
+
+	t.Run("API", func(t *testing.T) {
+		id := newKey("tail-api")
+		msgs, stop := tail("tail-api")
+		defer stop()
+		delivers("tail", msgs)
+		e.ok(204, "DELETE", "/v1/keys/"+id, "acme-admin", "", nil, nil)
+		ended(t, "tail revoked through the API", msgs)
+	})
+
+	t.Run("other DB", func(t *testing.T) {
+		id := newKey("tail-cli")
+		msgs, stop := tail("tail-cli")
+		defer stop()
+		delivers("tail", msgs)
+		other, err := trail.Open(ctx, e.db.Dir(), trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if err := other.RevokeKey(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		ended(t, "tail revoked by another DB", msgs)
+	})
+
+	t.Run("viewer", func(t *testing.T) {
+		newKey("viewer")
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		req, _ := http.NewRequest("POST", e.url+"/signin", strings.NewReader(url.Values{"key": {e.keys["viewer"]}, "next": {"/"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", e.url)
+		resp, err := c.Do(req)
+		if err != nil || resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign in: %v %v", resp.Status, err)
+		}
+		resp.Body.Close()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		req, _ = http.NewRequestWithContext(ctx, "GET", e.url+"/live", nil)
+		if resp, err = c.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msgs := readSSE(t, resp, "/live")
+		delivers("live", msgs)
+		other, err := trail.Open(ctx, e.db.Dir(), trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if err := other.RevokeKey(ctx, e.ids["viewer"]); err != nil {
+			t.Fatal(err)
+		}
+		ended(t, "live rows revoked by another DB", msgs)
+	})
 }

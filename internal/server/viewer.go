@@ -478,7 +478,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		return err
 	}
 	var row bytes.Buffer
-	s.stream(w, r, l, q, max(from, 0), func(buf []byte, e *trail.Event) []byte {
+	s.stream(w, r, key, l, q, max(from, 0), func(buf []byte, e *trail.Event) []byte {
 		row.Reset()
 		if web.RenderPart(&row, "row", web.NewRow(e)) != nil {
 			return buf
