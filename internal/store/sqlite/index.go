@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -346,21 +347,18 @@ func (s *Store) prepareFrom(ctx context.Context, log, done int64) (*chunk, error
 	var actions, outs, actors, ips, targets []indexEntry
 	var docs []indexDoc
 	counts, actionCounts := rollupCounts{}, map[string]int64{}
+	// What each event adds is derive's to say; here it becomes rows.
+	lists := [...]*[]indexEntry{store.IndexAction: &actions, store.IndexOutcome: &outs, store.IndexActor: &actors, store.IndexIP: &ips, store.IndexTarget: &targets}
 	add := func(k int64, e *event.Event) {
 		counts.add(e)
 		actionCounts[e.Action]++
-		actions = append(actions, indexEntry{a: e.Action, k: k})
-		if o := outcomeCode(e.Outcome); o > 0 {
-			outs = append(outs, indexEntry{a: strconv.FormatInt(o, 10), k: k})
-		}
-		actors = append(actors, indexEntry{a: e.Actor.ID, k: k})
-		if e.Source.IP != "" {
-			ips = append(ips, indexEntry{a: e.Source.IP, k: k})
-		}
-		for _, t := range e.Targets {
-			targets = append(targets, indexEntry{a: t.Type, b: t.ID, k: k})
-		}
-		docs = append(docs, indexDoc{k, indexText(e.SearchText())})
+		derive.Postings(e, func(ix store.Index, a, b string) {
+			if ix == store.IndexOutcome {
+				a = strconv.FormatInt(outcomeCode(event.Outcome(a)), 10)
+			}
+			*lists[ix] = append(*lists[ix], indexEntry{a: a, b: b, k: k})
+		})
+		docs = append(docs, indexDoc{k, derive.Text(e)})
 	}
 	if evs := s.recent.get(log, done, end); evs != nil {
 		// Committed by this process moments ago: no need to read them back.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -134,33 +135,20 @@ type rollupKey struct {
 // table.
 type rollupCounts map[rollupKey]*store.Counts
 
-// add counts e, which needs Time, Outcome, Action, Actor.ID and Source.IP.
+// add counts e, which needs Time, Outcome, Action, Actor.ID and Source.IP,
+// into its hourly counts (derive.HourCounts). The dimensions' numbers are
+// store.CountDim's.
 func (r rollupCounts) add(e *event.Event) {
-	hour := store.HourOf(e.Time)
-	code := outcomeCode(e.Outcome)
-	r.count(rollupKey{dimOutcome, hour, ""}, code)
-	r.count(rollupKey{dimAction, hour, e.Action}, code)
-	r.count(rollupKey{dimActor, hour, e.Actor.ID}, code)
-	if code != 0 && e.Source.IP != "" {
-		r.count(rollupKey{dimFailedIP, hour, e.Source.IP}, code)
-	}
-}
-
-func (r rollupCounts) count(k rollupKey, code int64) {
-	c := r[k]
-	if c == nil {
-		c = new(store.Counts)
-		r[k] = c
-	}
-	c.Total++
-	switch code {
-	case 1:
-		c.Failure++
-	case 2:
-		c.Denied++
-	case 3:
-		c.Error++
-	}
+	one := derive.Tally(e)
+	derive.HourCounts(e, func(k store.CountKey) {
+		rk := rollupKey{int(k.Dim), k.Hour, k.Value}
+		c := r[rk]
+		if c == nil {
+			c = new(store.Counts)
+			r[rk] = c
+		}
+		c.Add(one)
+	})
 }
 
 // rollupRow is a row's worth of counts to add to the rollup table.
@@ -177,10 +165,11 @@ func (r rollupCounts) rows() []rollupRow {
 	out := make([]rollupRow, 0, 2*len(r))
 	for k, c := range r {
 		out = append(out, rollupRow{k, *c})
-		if k.dim == dimOutcome {
+		day, ok := derive.DayOf(store.CountKey{Dim: store.CountDim(k.dim), Hour: k.hour, Value: k.value})
+		if !ok {
 			continue
 		}
-		dk := rollupKey{byDay + k.dim, floorDiv(k.hour, 24) * 24, k.value}
+		dk := rollupKey{byDay + int(day.Dim), day.Hour, day.Value}
 		d := days[dk]
 		if d == nil {
 			d = new(store.Counts)

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -428,68 +427,17 @@ type term struct {
 	prefix bool
 }
 
-// tokens splits text into the words free-text search knows: runs of
-// letters, marks, digits and private-use characters, lower-cased rune by
-// rune. The indexer stores exactly these words, space-separated, in an FTS5
-// table whose ascii tokenizer splits them at the spaces only, so the index
-// and the scan of unindexed events agree on every word.
-func tokens(text string) []string {
-	return strings.FieldsFunc(strings.Map(unicode.ToLower, text), func(r rune) bool {
-		return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.Co)
-	})
-}
-
-// indexText is what the full-text index stores for text: the distinct
-// words of tokens(text), in order of first appearance, joined by spaces,
-// split in one pass when text is ASCII. The index records only which rows
-// hold a word (detail=none), so a repeated word would only cost time.
-func indexText(text string) string {
-	b := make([]byte, 0, len(text))
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case c >= utf8.RuneSelf:
-			return joinDistinct(tokens(text))
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		default:
-			if len(b) > 0 && b[len(b)-1] != ' ' {
-				b = append(b, ' ')
-			}
-			continue
-		}
-		b = append(b, c)
-	}
-	return joinDistinct(strings.Fields(string(b)))
-}
-
-// joinDistinct joins words by spaces, each only at its first appearance.
-func joinDistinct(words []string) string {
-	var seen map[string]bool
-	if len(words) > 32 {
-		seen = make(map[string]bool, len(words))
-	}
-	out := words[:0]
-	for _, w := range words {
-		if seen != nil {
-			if seen[w] {
-				continue
-			}
-			seen[w] = true
-		} else if slices.Contains(out, w) {
-			continue
-		}
-		out = append(out, w)
-	}
-	return strings.Join(out, " ")
-}
+// The indexer stores the words of derive.Tokens, each event's distinct
+// ones space-separated (derive.Text), in an FTS5 table whose ascii
+// tokenizer splits them at the spaces only; queries and the scan of
+// unindexed events split text with derive.Tokens too, so the index and
+// the scan agree on every word.
 
 func parseTerms(q string) []term {
 	var out []term
 	for _, w := range strings.Fields(q) {
 		prefix := strings.HasSuffix(w, "*")
-		toks := tokens(w)
+		toks := derive.Tokens(w)
 		for i, t := range toks {
 			out = append(out, term{text: t, prefix: prefix && i == len(toks)-1})
 		}
@@ -509,7 +457,7 @@ func ftsQuery(terms []term) string {
 }
 
 func matchTerms(terms []term, text string) bool {
-	toks := tokens(text)
+	toks := derive.Tokens(text)
 	for _, t := range terms {
 		found := false
 		for _, tok := range toks {
