@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/trail-audit/trail"
 )
 
 //go:embed templates
@@ -45,6 +47,17 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f", 100*float64(n)/float64(total))
 	},
+	// peak is the largest count of a top list, which its bars are scaled
+	// to: the longest is full width.
+	"peak": func(cs []trail.Count) int64 {
+		var m int64
+		for _, c := range cs {
+			m = max(m, c.Count)
+		}
+		return m
+	},
+	// isTrail reports whether an action is one of Trail's own reads.
+	"isTrail": func(action string) bool { return strings.HasPrefix(action, "trail.") },
 }
 
 func init() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trail-audit/trail"
@@ -37,6 +38,15 @@ type Filters struct {
 	// Range is "", "1h", "24h", "7d" or "custom"; Since and Until (RFC
 	// 3339, UTC) apply when it is "custom".
 	Range, Since, Until string
+	// ShowTrail shows Trail's own reads (trail.* actions), which the
+	// page hides unless the action filter asks for them.
+	ShowTrail bool
+}
+
+// HideTrail reports whether the page leaves Trail's own reads out: unless
+// asked to show them, or the action filter names trail.* actions.
+func (f Filters) HideTrail() bool {
+	return !f.ShowTrail && !strings.HasPrefix(f.Action, "trail.")
 }
 
 // Any reports whether any filter is set.
@@ -55,6 +65,9 @@ type Events struct {
 	Rows    []Row
 	// Error names a filter that could not be used and why.
 	Error string
+	// ShowTrailURL is this page with Trail's own reads shown, when they
+	// are hidden.
+	ShowTrailURL string
 	// LogSize is the log's size when the page was made: live updates
 	// start there.
 	LogSize int64
@@ -87,8 +100,13 @@ func NewRow(e *trail.Event) Row {
 	}
 }
 
-// Field is one labelled value of the event detail page.
-type Field struct{ Name, Value string }
+// Field is one labelled value of the event detail page. Time is set for
+// times (Value is then the time in UTC), which the page's script shows in
+// the viewer's time zone with UTC beside it.
+type Field struct {
+	Name, Value string
+	Time        time.Time
+}
 
 // Detail is one event's page, with what the browser needs to verify it.
 type Detail struct {
@@ -111,6 +129,9 @@ type Overview struct {
 	// Range is "24h", "7d", "30d" or "all"; Ranges are the choices.
 	Range  string
 	Ranges []Option
+	// ShowTrail says the counts include Trail's own reads (trail.*
+	// actions, by the log's API keys), which are left out by default.
+	ShowTrail bool
 	Stats  *trail.Stats
 	// LogSize is the log's size: the counts may trail it while indexing.
 	LogSize int64
@@ -131,14 +152,17 @@ func EventFields(e *trail.Event) []Field {
 	var fs []Field
 	add := func(name, value string) {
 		if value != "" {
-			fs = append(fs, Field{name, value})
+			fs = append(fs, Field{Name: name, Value: value})
 		}
+	}
+	addTime := func(name string, t time.Time) {
+		fs = append(fs, Field{Name: name, Value: t.UTC().Format(time.RFC3339Nano), Time: t})
 	}
 	add("ID", e.ID)
 	add("Seq", strconv.FormatInt(e.Seq, 10))
 	add("Log", e.Log)
-	add("Time", e.Time.UTC().Format(time.RFC3339Nano))
-	add("Received at", e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	addTime("Time", e.Time)
+	addTime("Received at", e.ReceivedAt)
 	add("Actor id", e.Actor.ID)
 	add("Actor type", string(e.Actor.Type))
 	add("Actor name", e.Actor.Name)

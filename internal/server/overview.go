@@ -23,16 +23,18 @@ var overviewRanges = []struct {
 	{"all", "All time", 0, 24 * time.Hour},
 }
 
-// overviewPage serves GET /overview?range=: counts over time, top actors
-// and actions, failing source IPs, and recent sign-ins. The counts come
-// from the log's rollups (trail.Log.Stats), not from reading the events.
+// overviewPage serves GET /overview?range=&trail=: counts over time, top
+// actors and actions, failing source IPs, and recent sign-ins. The counts
+// come from the log's rollups (trail.Log.Stats), not from reading the
+// events. They leave out Trail's own reads unless trail=show.
 func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	ctx := r.Context()
-	p := web.Overview{Base: base(key, "overview"), Range: r.URL.Query().Get("range"), LogSize: l.Size()}
+	p := web.Overview{Base: base(key, "overview"), Range: r.URL.Query().Get("range"), LogSize: l.Size(),
+		ShowTrail: r.URL.Query().Get("trail") == "show"}
 	if p.Range == "" {
 		p.Range = "24h"
 	}
-	q := trail.StatsQuery{}
+	q := trail.StatsQuery{HideTrail: !p.ShowTrail}
 	found := false
 	for _, o := range overviewRanges {
 		p.Ranges = append(p.Ranges, web.Option{Value: o.value, Label: o.label})

@@ -23,6 +23,16 @@ const (
 	maxSessions = 10000
 )
 
+// signInReasons are what the sign-in page says for its why parameter. The
+// URL carries only the key, so that a link cannot make the page say
+// anything else.
+var signInReasons = map[string]string{
+	"ended":      "Your session ended (the server restarted or the key was revoked); sign in again.",
+	"revoked":    "The key of this session was revoked. Sign in with another read key.",
+	"no-read":    "This key lacks the read scope.",
+	"signed-out": "You have signed out.",
+}
+
 type session struct {
 	secret  string // the API key signed in with
 	expires time.Time
@@ -99,6 +109,15 @@ func (s *server) sessionSecret(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return s.sessions.get(c.Value, time.Now())
+}
+
+// hasSessionCookie reports whether the request carries a session cookie.
+// Once its session is known not to be live, the cookie is stale: the
+// server restarted (sessions live in its memory), or the session expired
+// or was ended.
+func hasSessionCookie(r *http.Request) bool {
+	c, err := r.Cookie(sessionCookie)
+	return err == nil && c.Value != ""
 }
 
 // setSessionCookie sends the session cookie: not readable by scripts, not

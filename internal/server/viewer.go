@@ -87,13 +87,13 @@ func (s *server) viewer(h apiHandler) http.Handler {
 			if c, err := r.Cookie(sessionCookie); err == nil {
 				s.sessions.end(c.Value)
 			}
-			s.toSignIn(w, r, "The key of this session was revoked. Sign in with another read key.")
+			s.toSignIn(w, r, "revoked")
 			return
 		case err != nil:
 			s.viewerError(w, r, err)
 			return
 		case !key.Allows(trail.ScopeRead):
-			s.toSignIn(w, r, "This key lacks the read scope.")
+			s.toSignIn(w, r, "no-read")
 			return
 		}
 		if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
@@ -122,18 +122,21 @@ func isFragment(r *http.Request) bool {
 	return r.URL.Path == "/rows" || r.URL.Path == "/live"
 }
 
-// toSignIn sends a page request to the sign-in page, to come back after;
-// a fragment request gets 401 for the page's script to report.
+// toSignIn sends a page request to the sign-in page, to come back after,
+// saying why (a key of signInReasons; without one, a request that carried
+// a session cookie is told its session ended); a fragment request gets 401
+// for the page's script to report.
 func (s *server) toSignIn(w http.ResponseWriter, r *http.Request, why string) {
 	if isFragment(r) {
 		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "the session has ended: sign in again"})
 		return
 	}
 	v := url.Values{"next": {r.URL.RequestURI()}}
+	if why == "" && hasSessionCookie(r) {
+		why = "ended"
+	}
 	if why != "" {
 		v.Set("why", why)
-	} else if _, err := r.Cookie(sessionCookie); err == nil {
-		v.Set("why", "Your session has ended. Sign in again.")
 	}
 	http.Redirect(w, r, "/signin?"+v.Encode(), http.StatusSeeOther)
 }
@@ -153,6 +156,10 @@ func (s *server) viewerError(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "The store is unavailable. Try again in a moment; if it persists, check the server's log."
 	case http.StatusTooManyRequests:
 		msg = "Too many requests with this key. Wait a moment and reload."
+	}
+	if de := (*trail.DamagedError)(nil); errors.As(err, &de) {
+		msg = "The stored event at seq " + strconv.FormatInt(de.Seq, 10) + " is damaged: " + de.Problem +
+			". The database was changed outside Trail, or damaged: run trail verify on the server's data directory to see what is wrong."
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
@@ -174,6 +181,9 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
+// signInPage serves GET /signin?next=&why=. A browser still holding the
+// cookie of a session that is gone (the server restarted, the key was
+// revoked) is told so, and the cookie is cleared.
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 	if secret, ok := s.sessionSecret(r); ok {
 		if _, err := s.authenticate(r.Context(), secret); err == nil {
@@ -181,7 +191,14 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.renderSignIn(w, http.StatusOK, r.URL.Query().Get("next"), r.URL.Query().Get("why"))
+	msg := signInReasons[r.URL.Query().Get("why")]
+	if hasSessionCookie(r) {
+		if msg == "" {
+			msg = signInReasons["ended"]
+		}
+		setSessionCookie(w, r, "")
+	}
+	s.renderSignIn(w, http.StatusOK, r.URL.Query().Get("next"), msg)
 }
 
 func (s *server) renderSignIn(w http.ResponseWriter, status int, next, msg string) {
@@ -247,7 +264,7 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 		s.sessions.end(c.Value)
 	}
 	setSessionCookie(w, r, "")
-	http.Redirect(w, r, "/signin?why="+url.QueryEscape("You have signed out."), http.StatusSeeOther)
+	http.Redirect(w, r, "/signin?why=signed-out", http.StatusSeeOther)
 }
 
 // base is what every page says about the session.
@@ -276,6 +293,7 @@ func viewerFilters(r *http.Request) web.Filters {
 		Actor: v.Get("actor"), Action: v.Get("action"), Target: v.Get("target"),
 		Outcome: v.Get("outcome"), IP: v.Get("ip"), Q: v.Get("q"),
 		Range: v.Get("range"), Since: v.Get("since"), Until: v.Get("until"),
+		ShowTrail: v.Get("trail") == "show",
 	}
 }
 
@@ -283,6 +301,9 @@ func viewerFilters(r *http.Request) web.Filters {
 // back from now.
 func filterQuery(f web.Filters, now time.Time) (trail.Query, error) {
 	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: trail.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
+	if f.HideTrail() {
+		q.ExcludeAction = "trail.*"
+	}
 	if f.Target != "" {
 		q.TargetType, q.TargetID, _ = strings.Cut(f.Target, ":")
 	}
@@ -334,7 +355,7 @@ func apiParams(q trail.Query) url.Values {
 	v := url.Values{}
 	for name, val := range map[string]string{
 		"actor": q.Actor, "action": q.Action, "target_type": q.TargetType, "target_id": q.TargetID,
-		"outcome": string(q.Outcome), "ip": q.IP, "q": q.Text,
+		"outcome": string(q.Outcome), "ip": q.IP, "q": q.Text, "exclude_action": q.ExcludeAction,
 	} {
 		if val != "" {
 			v.Set(name, val)
@@ -389,6 +410,11 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 		}
 		p.Error = "Filter not applied: " + err.Error()
 	}
+	if p.F.HideTrail() {
+		f := p.F
+		f.ShowTrail = true
+		p.ShowTrailURL = "/?" + pageParams(f).Encode()
+	}
 	av := apiParams(q)
 	av.Del("until") // live rows arrive after the page was made
 	p.LiveURL = "/live?" + av.Encode()
@@ -410,6 +436,9 @@ func pageParams(f web.Filters) url.Values {
 		if val != "" {
 			v.Set(name, val)
 		}
+	}
+	if f.ShowTrail {
+		v.Set("trail", "show")
 	}
 	return v
 }

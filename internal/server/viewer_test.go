@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"io/fs"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -315,6 +317,170 @@ func TestViewerBadInput(t *testing.T) {
 		}
 		if tc.says != "" && !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.says)) {
 			t.Errorf("GET %s says %.300q, want it to name %q", tc.path, msg, tc.says)
+		}
+	}
+}
+
+// actionCells are the actions of the events table's rows in a page.
+var actionCells = regexp.MustCompile(`<td class="action"><a href="[^"]*">([^<]+)</a>`)
+
+func rowActions(body string) []string {
+	var out []string
+	for _, m := range actionCells.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// topValues are the values (actor ids, actions) of an overview top list,
+// by its table id, from the links to their events.
+func topValues(body, id string) []string {
+	i := strings.Index(body, `id="`+id+`"`)
+	if i < 0 {
+		return nil
+	}
+	table := body[i:]
+	table = table[:strings.Index(table, "</table>")]
+	var out []string
+	for _, m := range regexp.MustCompile(`<tr><td><a href="/\?(?:actor|action)=([^"&]+)`).FindAllStringSubmatch(table, -1) {
+		v, _ := url.QueryUnescape(m[1])
+		out = append(out, v)
+	}
+	return out
+}
+
+func hasTrail(values []string) bool {
+	return slices.ContainsFunc(values, func(a string) bool { return strings.HasPrefix(a, "trail.") })
+}
+
+// Trail's own reads (trail.*) are hidden from the events page, its more
+// rows, live rows and export, and from the overview's counts and top
+// lists, unless the page's switch (trail=show) or its action filter asks
+// for them; the page says they are left out.
+func TestViewerHidesTrailReads(t *testing.T) {
+	v := newViewerEnv(t)
+	c := v.browser()
+	v.signIn(c, v.read, "/", v.srv.URL)
+	for range 3 {
+		v.get(c, "/") // trail.search
+	}
+	l, _ := v.db.Log(context.Background(), "acme")
+	if err := l.WaitIndexed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	_, body := v.get(c, "/")
+	body = html.UnescapeString(body)
+	if got := rowActions(body); hasTrail(got) || !slices.Contains(got, "user.login") || len(got) != 2 {
+		t.Errorf("the events page shows actions %v; want the 2 app events, no trail.*", got)
+	}
+	if !strings.Contains(body, `id="trail-hidden"`) || !strings.Contains(body, "excluding Trail's own reads") {
+		t.Errorf("the events page does not say Trail's own reads are hidden")
+	}
+	if m := regexp.MustCompile(`<input type="checkbox" name="trail" value="show" id="show-trail" ([a-z]*)`).FindStringSubmatch(body); m == nil || m[1] == "checked" {
+		t.Errorf("the events page has no unticked switch to show Trail's reads (%v)", m)
+	}
+	for _, attr := range []string{`data-url="/live?`, `href="/v1/export?`} {
+		i := strings.Index(body, attr)
+		if i < 0 || !strings.Contains(body[i:i+200], "exclude_action=trail.%2A") {
+			t.Errorf("the events page's %s link does not leave Trail's reads out", attr)
+		}
+	}
+	_, rows := v.get(c, "/rows?exclude_action=trail.*")
+	if got := rowActions(rows); hasTrail(got) || len(got) != 2 {
+		t.Errorf("/rows?exclude_action=trail.* shows %v", got)
+	}
+
+	_, body = v.get(c, "/?trail=show")
+	if got := rowActions(body); !slices.Contains(got, "trail.signin") || !slices.Contains(got, "trail.search") {
+		t.Errorf("with trail=show the events page shows %v; want Trail's reads too", got)
+	}
+	if !strings.Contains(body, `id="show-trail" checked`) || strings.Contains(body, `id="trail-hidden"`) {
+		t.Errorf("with trail=show the switch is not ticked, or the page still says they are hidden")
+	}
+	_, body = v.get(c, "/?action=trail.*")
+	if got := rowActions(body); len(got) == 0 || !hasTrail(got) {
+		t.Errorf("action=trail.* shows %v; an action filter naming them shows them", got)
+	}
+
+	// The overview: counts, chart and top lists without them, and says so.
+	_, body = v.get(c, "/overview")
+	body = html.UnescapeString(body)
+	if got := topValues(body, "top-actions"); hasTrail(got) || len(got) != 2 {
+		t.Errorf("the overview's top actions are %v; want the 2 app actions", got)
+	}
+	if got := topValues(body, "top-actors"); slices.Contains(got, v.readID) || len(got) != 2 {
+		t.Errorf("the overview's top actors are %v; want the app's 2, not the key %s", got, v.readID)
+	}
+	if !strings.Contains(body, "<strong>2</strong> events <span class=\"excluding\">(excluding Trail's own reads)</span>") {
+		t.Errorf("the overview's total is not the 2 app events, labelled as excluding Trail's reads:\n%s", body[strings.Index(body, `id="totals"`):][:300])
+	}
+	_, body = v.get(c, "/overview?trail=show&range=7d")
+	body = html.UnescapeString(body)
+	if got := topValues(body, "top-actions"); !slices.Contains(got, "trail.search") {
+		t.Errorf("with trail=show the overview's top actions are %v; want trail.search among them", got)
+	}
+	if got := topValues(body, "top-actors"); !slices.Contains(got, v.readID) {
+		t.Errorf("with trail=show the overview's top actors are %v; want the key %s", got, v.readID)
+	}
+	if strings.Contains(body, "excluding Trail") || !strings.Contains(body, `href="/overview?range=24h&trail=show"`) {
+		t.Errorf("with trail=show the overview still says it excludes Trail's reads, or its ranges drop trail=show")
+	}
+}
+
+// After a restart the server has no sessions (they live in its memory): a
+// browser with the old cookie is sent to sign in, told that its session
+// ended, and the stale cookie is cleared.
+func TestViewerSessionEnded(t *testing.T) {
+	v := newViewerEnv(t)
+	resp := v.signIn(v.browser(), v.read, "/", v.srv.URL)
+	if len(resp.Cookies()) != 1 {
+		t.Fatalf("sign-in set cookies %v", resp.Cookies())
+	}
+	old := resp.Cookies()[0]
+	restarted := httptest.NewTLSServer(server.New(v.db, server.Options{}))
+	defer restarted.Close()
+	c := restarted.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(path string, cookie bool) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", restarted.URL+path, nil)
+		if cookie {
+			req.AddCookie(&http.Cookie{Name: old.Name, Value: old.Value})
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	const ended = "Your session ended (the server restarted or the key was revoked); sign in again."
+	resp, _ = get("/overview", true)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin?") {
+		t.Fatalf("a stale session's /overview = %s → %q; want 303 to sign in", resp.Status, loc)
+	}
+	for _, path := range []string{loc, "/signin", "/signin?next=%2F"} {
+		resp, body := get(path, true)
+		m := errorParagraph.FindStringSubmatch(strings.ReplaceAll(body, ` id="signin-error"`, ""))
+		if resp.StatusCode != 200 || m == nil || html.UnescapeString(m[1]) != ended {
+			t.Errorf("GET %s with a stale session cookie = %s, saying %q; want the sign-in page saying %q", path, resp.Status, m, ended)
+		}
+		cleared := false
+		for _, ck := range resp.Cookies() {
+			cleared = cleared || ck.Name == old.Name && ck.MaxAge < 0
+		}
+		if !cleared {
+			t.Errorf("GET %s with a stale session cookie does not clear it (cookies %v)", path, resp.Cookies())
+		}
+	}
+	// Without a cookie, a plain sign-in page; and the page says only what
+	// the server words, not what a link puts in its URL.
+	for _, path := range []string{"/signin", "/signin?why=Your+key+leaked%2C+call+555-0100"} {
+		if _, body := get(path, false); errorParagraph.MatchString(strings.ReplaceAll(body, ` id="signin-error"`, "")) {
+			t.Errorf("GET %s without a session cookie shows a message: %s", path, errorParagraph.FindString(strings.ReplaceAll(body, ` id="signin-error"`, "")))
 		}
 	}
 }

@@ -15,18 +15,40 @@ function localText(d) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+// offsetName names the viewer's current offset from UTC: UTC+01:00.
+function offsetName() {
+  const off = -new Date().getTimezoneOffset();
+  const a = Math.abs(off);
+  return `UTC${off < 0 ? "-" : "+"}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+}
+
+// zone names the viewer's time zone: Europe/Paris, or its offset.
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || offsetName();
 
 // localizeTimes shows every <time datetime> under root in local time, with
-// UTC on hover; and the chart's time labels.
+// UTC on hover (a time of class "both" shows UTC beside it, to the
+// nanosecond as stored); and the chart's time labels.
 function localizeTimes(root) {
   for (const t of root.querySelectorAll("time[datetime]")) {
-    const d = new Date(t.getAttribute("datetime"));
+    const iso = t.getAttribute("datetime");
+    const d = new Date(iso);
     if (isNaN(d)) continue;
-    t.title = `${t.getAttribute("datetime")} (UTC); shown in ${zone}`;
+    t.title = `${iso} (UTC); shown in ${zone}`;
+    if (t.classList.contains("both")) {
+      // The fraction of a second is the same in every zone.
+      const frac = (iso.match(/\.\d+/) || [""])[0];
+      t.textContent = `${localText(d)}${frac} ${zone}`;
+      const utc = document.createElement("span");
+      utc.className = "utc";
+      utc.textContent = ` (${iso.replace("T", " ").replace("Z", "")} UTC)`;
+      t.after(utc);
+      continue;
+    }
     // A short time drops the year and seconds: 03-01 14:03.
     t.textContent = t.classList.contains("short") ? localText(d).slice(5, 16) : localText(d);
   }
+  // The events table's time column names the zone its times are in.
+  for (const tz of root.querySelectorAll("#time-head .tz")) tz.textContent = `(${zone})`;
   for (const t of root.querySelectorAll("text[data-time]")) {
     const d = new Date(t.dataset.time);
     if (isNaN(d)) continue;
@@ -51,7 +73,7 @@ function banner(text, link) {
 
 function signInAgain() {
   const next = location.pathname + location.search;
-  banner("Your session has ended.", { href: "/signin?next=" + encodeURIComponent(next), text: "Sign in again" });
+  banner("Your session ended (the server restarted or the key was revoked).", { href: "/signin?next=" + encodeURIComponent(next), text: "Sign in again" });
 }
 
 // explain turns a failed fetch response into a banner.
@@ -76,6 +98,7 @@ function setUpFilters() {
   const sync = () => form.classList.toggle("show-custom", range.value === "custom");
   range.addEventListener("change", sync);
   sync();
+  autoSubmit(form);
   for (const name of ["since", "until"]) {
     const input = form.elements[name];
     const d = input.dataset.utc ? new Date(input.dataset.utc) : null;
@@ -97,6 +120,13 @@ function setUpFilters() {
     const qs = params.toString();
     location.assign("/" + (qs ? "?" + qs : ""));
   });
+}
+
+// autoSubmit applies the "show Trail's own reads" switch of form as soon
+// as it is flipped (a browser without script has a button for it).
+function autoSubmit(form) {
+  const box = form?.querySelector("#show-trail");
+  box?.addEventListener("change", () => form.requestSubmit());
 }
 
 function rowsBody() {
@@ -246,6 +276,7 @@ async function setUpVerify() {
 
 localizeTimes(document);
 setUpFilters();
+autoSubmit(document.querySelector(".trail-toggle"));
 setUpMore();
 setUpLive();
 setUpVerify().finally(() => { document.documentElement.dataset.ready = "true"; });
