@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -28,19 +29,32 @@ type getCommand struct {
 	db   dbFlags
 	vkey string
 	json bool
+	// seq is the event's position, when given with --seq instead of an id.
+	seq   int64
+	bySeq bool
 }
 
 func (c *getCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	c.db.register(fs, c.db)
+	fs.Func("seq", "get the event at position `N` of the log (0 is the first) instead of by id", func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("want a seq: 0, 1, 2, ...")
+		}
+		c.seq, c.bySeq = n, true
+		return nil
+	})
 	fs.StringVar(&c.vkey, "verifier-key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, `print {"event", "proof": {"seq", "tree_size", "hashes"}, "checkpoint", "verified"}`)
 	return fs
 }
 
 func (c *getCommand) Usage() string {
-	return usage(c.flagSet(), "trail get [flags] ID", `
-Get prints the event with the given id, its inclusion proof in the tree of
+	return usage(c.flagSet(), "trail get [flags] ID\n       trail get [flags] --seq N", `
+Get prints the event with the given id (the "id" of search's output, a
+26-character ULID), or with --seq the event at that position of the log,
+its inclusion proof in the tree of
 the log's latest signed checkpoint, and whether the proof holds: the leaf
 hash of the event's canonical JSON, combined with the proof's hashes, must
 give the root hash that the checkpoint signs. It exits with status 1 if it
@@ -50,6 +64,7 @@ On a terminal the event is indented; with --json it is printed as its
 canonical JSON, the exact bytes hashed into the log, so anyone can check the
 proof again with golang.org/x/mod/sumdb/tlog.CheckRecord.`, `
   trail get 01KAXY2D8M0000000000BVN6QA
+  trail get --seq 2
   trail get --json 01KAXY2D8M0000000000BVN6QA | jq .proof`)
 }
 
@@ -73,10 +88,19 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want one event id, got %d arguments", len(pos))
+	var id string
+	switch {
+	case c.bySeq && len(pos) > 0:
+		return usagef("give an event id or --seq N, not both")
+	case c.bySeq:
+	case len(pos) != 1:
+		return usagef("want one event id (or --seq N), got %d arguments", len(pos))
+	default:
+		id = pos[0]
+		if _, err := event.ParseID("", id); errors.Is(err, event.ErrMalformedID) {
+			return notAnID(id)
+		}
 	}
-	id := pos[0]
 	var pinned note.Verifier
 	if c.vkey != "" {
 		if pinned, err = readVerifier(c.vkey); err != nil {
@@ -91,7 +115,15 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	e, err := l.Get(ctx, id)
+	var e *trail.Event
+	if c.bySeq {
+		e, err = l.GetSeq(ctx, c.seq)
+		if errors.Is(err, trail.ErrNotFound) {
+			return noSeq(c.seq, l.Size(), fmt.Sprintf("log %q", l.Name()))
+		}
+	} else {
+		e, err = l.Get(ctx, id)
+	}
 	if err != nil {
 		if _, perr := event.ParseID(l.Name(), id); errors.Is(perr, event.ErrForeignID) {
 			return fmt.Errorf("event %s not found in log %q: the id was made for another log (pick that one with --log)", id, l.Name())
@@ -207,7 +239,28 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if c.bySeq {
+		// The API finds events by id. A search cursor is the seq that
+		// the next page starts below, so the one-event page under
+		// seq+1 holds the event at seq; what it says is checked with
+		// the proof of that id below.
+		page, err := cl.SearchPage(ctx, trail.Query{Cursor: strconv.FormatInt(c.seq+1, 10), Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(page.Events) == 0 || page.Events[0].Seq != c.seq {
+			size := int64(0)
+			if len(page.Events) > 0 && page.Events[0].Seq < c.seq {
+				size = page.Events[0].Seq + 1
+			}
+			return noSeq(c.seq, size, "the server's log")
+		}
+		id = page.Events[0].ID
+	}
 	got, err := cl.Get(ctx, id, vkey)
+	if err == nil && c.bySeq && got.Event.Seq != c.seq {
+		err = fmt.Errorf("%w: asked for seq %d, got event %d", client.ErrNotVerified, c.seq, got.Event.Seq)
+	}
 	if errors.Is(err, client.ErrNotVerified) {
 		return &trail.VerifyError{Seq: -1, Problem: err.Error()}
 	}
@@ -252,4 +305,21 @@ func verifierKeyText(s string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
+}
+
+// notAnID is the usage error for an argument of get that is not an event
+// id, such as a seq.
+func notAnID(arg string) error {
+	if _, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		return usagef("%q is not an event id but looks like a seq; to get the event at seq %s: trail get --seq %s", arg, arg, arg)
+	}
+	return usagef("%q is not an event id (a 26-character id such as 01KAXY2D8M0000000000BVN6QA, as search prints); to get an event by its position: trail get --seq N", arg)
+}
+
+// noSeq is the error for a seq past the end of a log of size events.
+func noSeq(seq, size int64, log string) error {
+	if size == 0 {
+		return fmt.Errorf("no event at seq %d in %s", seq, log)
+	}
+	return fmt.Errorf("no event at seq %d in %s: its last event is seq %d", seq, log, size-1)
 }
