@@ -79,8 +79,8 @@ func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.Reco
 		return l.ProveInclusion(ctx, e.Seq, c.Size) // the error it gives
 	}
 	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
-	if errors.Is(err, ErrNotFound) {
-		return nil, &DamagedError{Seq: e.Seq, Problem: "the stored Merkle hashes that prove it are missing", Err: err}
+	if errors.Is(err, ErrNotFound) { // below the log's size: they were stored
+		return nil, &DamagedError{Seq: e.Seq, Problem: "the stored Merkle hashes that prove it are missing"}
 	}
 	if err != nil {
 		return nil, err

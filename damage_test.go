@@ -164,7 +164,7 @@ func damage(t *testing.T, dir string, c damageCase) (seq, first int64) {
 func wantDamaged(t *testing.T, call string, err error, lo, hi int64) {
 	t.Helper()
 	var de *trail.DamagedError
-	if !errors.As(err, &de) || !errors.Is(err, trail.ErrDamaged) {
+	if !errors.As(err, &de) || !errors.Is(err, trail.ErrDamaged) || errors.Is(err, trail.ErrNotFound) {
 		t.Errorf("%s = %v, want a *trail.DamagedError", call, err)
 		return
 	}

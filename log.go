@@ -231,7 +231,7 @@ func (l *Log) GetSeq(ctx context.Context, seq int64) (*Event, error) {
 	}
 	e, err := l.db.st.Get(ctx, l.info.ID, seq)
 	if errors.Is(err, ErrNotFound) { // below the log's size: it was stored
-		return nil, &DamagedError{Seq: seq, Problem: store.ProblemMissing, Err: err}
+		return nil, &DamagedError{Seq: seq, Problem: store.ProblemMissing}
 	}
 	return e, damaged(err)
 }
