@@ -87,17 +87,28 @@ func TestRemoteCheckpointAndLogs(t *testing.T) {
 		t.Errorf("trail checkpoint --verifier-key of another log: exit %d, stdout %q, stderr %q; want 1, nothing printed, FAILED", r.code, r.stdout, r.stderr)
 	}
 
-	r := runWith(t, env, "logs", "--json")
-	var info struct {
-		Origin      string
-		Size        int64
-		VerifierKey string `json:"verifier_key"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Size != 1 || info.VerifierKey != vkey || !strings.HasPrefix(vkey, info.Origin+"+") {
-		t.Errorf("trail logs --json with TRAIL_SERVER set: exit %d, %q (%v), stderr %q; want acme's origin, size 1 and verifier key %s", r.code, r.stdout, err, r.stderr, vkey)
-	}
-	r = runWith(t, env, "logs")
-	if r.code != 0 || !strings.Contains(r.stdout, vkey) || strings.Contains(r.stdout, "default") {
-		t.Errorf("trail logs with TRAIL_SERVER set: exit %d, stdout %q, stderr %q; want only acme's verifier key %s", r.code, r.stdout, r.stderr, vkey)
+	for _, scope := range []string{"read", "append"} {
+		env := env
+		if scope == "append" {
+			// A log's public facts are open to any key of it.
+			appendKey := lastLine(ok(t, "", "--data", remote, "keys", "create", "--log", "acme", "--scope", "append").stdout)
+			env = []string{"TRAIL_DATA=" + local, "TRAIL_SERVER=" + s.url, "TRAIL_KEY=" + appendKey}
+			if r := runWith(t, env, "checkpoint"); r.code != 0 || r.stdout != want {
+				t.Errorf("trail checkpoint with an append key: exit %d, stdout %q, stderr %q; want the server's checkpoint", r.code, r.stdout, r.stderr)
+			}
+		}
+		r := runWith(t, env, "logs", "--json")
+		var info struct {
+			Origin      string
+			Size        int64
+			VerifierKey string `json:"verifier_key"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Size != 1 || info.VerifierKey != vkey || !strings.HasPrefix(vkey, info.Origin+"+") {
+			t.Errorf("trail logs --json with TRAIL_SERVER set and a %s key: exit %d, %q (%v), stderr %q; want acme's origin, size 1 and verifier key %s", scope, r.code, r.stdout, err, r.stderr, vkey)
+		}
+		r = runWith(t, env, "logs")
+		if r.code != 0 || !strings.Contains(r.stdout, vkey) || strings.Contains(r.stdout, "default") {
+			t.Errorf("trail logs with TRAIL_SERVER set and a %s key: exit %d, stdout %q, stderr %q; want only acme's verifier key %s", scope, r.code, r.stdout, r.stderr, vkey)
+		}
 	}
 }
