@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The README says how to get the trail binary, from a checkout and with go
+// install of this module's path, and that the first build takes a while.
+func TestREADMEInstall(t *testing.T) {
+	readme := readFile(t, "../../README.md")
+	mod := regexp.MustCompile(`(?m)^module (\S+)$`).FindStringSubmatch(readFile(t, "../../go.mod"))
+	if mod == nil {
+		t.Fatal("go.mod names no module")
+	}
+	for _, want := range []string{
+		"go install ./cmd/trail",
+		"go build -o trail ./cmd/trail",
+		"go install " + mod[1] + "/cmd/trail@latest",
+		"a few minutes",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not say %q", want)
+		}
+	}
+}
+
+// Every trail command line of the README (in sh blocks and in code spans)
+// names a command that exists and only flags that the command takes.
+func TestREADMECommands(t *testing.T) {
+	readme := readFile(t, "../../README.md")
+	var cmdLines []string
+	inSh := false
+	sc := bufio.NewScanner(strings.NewReader(readme))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "```"):
+			inSh = line == "```sh"
+		case inSh:
+			cmdLines = append(cmdLines, line)
+		default:
+			for _, m := range regexp.MustCompile("`(trail [^`]+)`").FindAllStringSubmatch(line, -1) {
+				cmdLines = append(cmdLines, strings.ReplaceAll(m[1], `\|`, "|"))
+			}
+		}
+	}
+	m := &Main{env: &env{getenv: func(string) string { return "" }}}
+	checked := 0
+	for _, line := range cmdLines {
+		line, _, _ = strings.Cut(line, "#")
+		// The trail command of the line, also inside $(...).
+		i := strings.Index(line, "trail ")
+		if i < 0 || i > 0 && !strings.ContainsAny(line[i-1:i], " ($") {
+			continue
+		}
+		fields := strings.FieldsFunc(line[i+len("trail "):], func(r rune) bool { return r == ' ' || r == '|' || r == ')' })
+		name := ""
+		for _, f := range fields {
+			if !strings.HasPrefix(f, "-") && !strings.HasPrefix(f, "[") {
+				name = f
+				break
+			}
+		}
+		if name == "" || strings.ContainsAny(name, "/.") || name == "help" || strings.ToUpper(name) == name {
+			continue // prose ("trail verify" in a sentence is caught below) or "trail help COMMAND"
+		}
+		cmd := m.command(name, dbFlags{})
+		if cmd == nil {
+			t.Errorf("README.md: %q: trail has no command %q", strings.TrimSpace(line), name)
+			continue
+		}
+		usage := cmd.Usage()
+		for _, f := range fields {
+			f = strings.Trim(f, "[]")
+			if !strings.HasPrefix(f, "-") {
+				continue
+			}
+			flagName, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+			if flagName == "" || flagName == "h" || flagName == "help" {
+				continue
+			}
+			if !regexp.MustCompile(`\n  --` + regexp.QuoteMeta(flagName) + `[ \n]`).MatchString(usage) {
+				t.Errorf("README.md: %q: trail %s takes no --%s", strings.TrimSpace(line), name, flagName)
+			}
+		}
+		checked++
+	}
+	if checked < 15 {
+		t.Errorf("checked %d trail command lines of README.md, want more: is the parsing broken?", checked)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
