@@ -22,6 +22,7 @@ api() {
 	out=$(curl -sS -w '\n%{http_code}' -H "Authorization: Bearer $key" "$@")
 	status=${out##*$'\n'}
 	out=${out%$'\n'*}
+	out=${out%$'\n'}
 	if [ "$status" -ge 400 ]; then
 		echo "trail server: $status $out" >&2
 		if [ "$status" = 403 ]; then
