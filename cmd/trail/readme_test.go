@@ -48,6 +48,31 @@ func TestREADMECommands(t *testing.T) {
 			}
 		}
 	}
+	if n := checkTrailLines(t, "README.md", cmdLines); n < 15 {
+		t.Errorf("checked %d trail command lines of README.md, want more: is the parsing broken?", n)
+	}
+}
+
+// The examples of every command's help name commands and flags that exist.
+func TestHelpExamplesFlags(t *testing.T) {
+	m := &Main{env: &env{getenv: func(string) string { return "" }}}
+	n := 0
+	for _, c := range commands {
+		_, examples, _ := strings.Cut(m.command(c.name, dbFlags{}).Usage(), "\nExample:\n")
+		n += checkTrailLines(t, "trail help "+c.name, lines(examples))
+	}
+	_, examples, _ := strings.Cut(m.Usage(), "\nExample:\n")
+	n += checkTrailLines(t, "trail --help", lines(examples))
+	if n < 2*len(commands) {
+		t.Errorf("checked %d trail command lines of the help, want more: is the parsing broken?", n)
+	}
+}
+
+// checkTrailLines checks that each trail command line of where names a
+// command that exists, and only flags that the command takes; it returns
+// how many lines it checked.
+func checkTrailLines(t *testing.T, where string, cmdLines []string) int {
+	t.Helper()
 	m := &Main{env: &env{getenv: func(string) string { return "" }}}
 	checked := 0
 	for _, line := range cmdLines {
@@ -57,7 +82,11 @@ func TestREADMECommands(t *testing.T) {
 		if i < 0 || i > 0 && !strings.ContainsAny(line[i-1:i], " ($") {
 			continue
 		}
-		fields := strings.FieldsFunc(line[i+len("trail "):], func(r rune) bool { return r == ' ' || r == '|' || r == ')' })
+		rest := line[i+len("trail "):]
+		if j := strings.IndexAny(rest, ")|;<>&"); j >= 0 {
+			rest = rest[:j] // the end of the command (or of "create|list|revoke")
+		}
+		fields := strings.Fields(rest)
 		name := ""
 		for _, f := range fields {
 			if !strings.HasPrefix(f, "-") && !strings.HasPrefix(f, "[") {
@@ -66,11 +95,11 @@ func TestREADMECommands(t *testing.T) {
 			}
 		}
 		if name == "" || strings.ContainsAny(name, "/.") || name == "help" || strings.ToUpper(name) == name {
-			continue // prose ("trail verify" in a sentence is caught below) or "trail help COMMAND"
+			continue // prose, or "trail help COMMAND"
 		}
 		cmd := m.command(name, dbFlags{})
 		if cmd == nil {
-			t.Errorf("README.md: %q: trail has no command %q", strings.TrimSpace(line), name)
+			t.Errorf("%s: %q: trail has no command %q", where, strings.TrimSpace(line), name)
 			continue
 		}
 		usage := cmd.Usage()
@@ -84,14 +113,12 @@ func TestREADMECommands(t *testing.T) {
 				continue
 			}
 			if !regexp.MustCompile(`\n  --` + regexp.QuoteMeta(flagName) + `[ \n]`).MatchString(usage) {
-				t.Errorf("README.md: %q: trail %s takes no --%s", strings.TrimSpace(line), name, flagName)
+				t.Errorf("%s: %q: trail %s takes no --%s", where, strings.TrimSpace(line), name, flagName)
 			}
 		}
 		checked++
 	}
-	if checked < 15 {
-		t.Errorf("checked %d trail command lines of README.md, want more: is the parsing broken?", checked)
-	}
+	return checked
 }
 
 func readFile(t *testing.T, path string) string {
