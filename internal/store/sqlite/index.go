@@ -224,12 +224,16 @@ func (s *Store) indexLog(ctx context.Context, log int64, max int) error {
 // into the index tables: read and sorted without the write lock, written
 // with it, letting commits in between transactions.
 func (s *Store) mergeSegment(ctx context.Context, seg int64) error {
+	resets := s.resetCount()
 	rows, err := readTail(ctx, s.r, seg)
 	if err != nil {
 		return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.resetCount() != resets {
+		return nil // the tail read was dropped; the segment is merged when indexed again
+	}
 	defer s.syncFull(ctx)
 	if err := s.syncNormal(ctx); err != nil {
 		return err

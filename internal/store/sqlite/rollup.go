@@ -91,14 +91,24 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendin
 }
 
 // writeRollup adds p's counts to the rollup table and moves rolled_size to
-// p.to, in tx.
+// p.to, in tx, if rolled_size is still p.from; errStaleRollup if not.
 func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendingRollup) error {
-	if err := addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), log, p.counts.rows()); err != nil {
+	res, err := tx.ExecContext(ctx, "UPDATE logs SET rolled_size = ? WHERE id = ? AND rolled_size = ?", p.to, log, p.from)
+	if err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, "UPDATE logs SET rolled_size = ? WHERE id = ?", p.to, log)
-	return err
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errStaleRollup
+	}
+	return addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), log, p.counts.rows())
 }
+
+// errStaleRollup is writeRollup's answer for counts that no longer start
+// at the log's rolled_size: another process's indexer (trail append beside
+// trail serve) wrote counts meanwhile, possibly of the same events, or
+// ResetIndex dropped them. They are dropped, and recount starts again from
+// the rolled_size it finds.
+var errStaleRollup = errors.New("event counts prepared from an older watermark")
 
 // flushRollups writes the pending counts of every log (old ones only,
 // unless all). The caller holds wmu.
@@ -121,7 +131,11 @@ func (s *Store) flushRollup(ctx context.Context, log int64) error {
 		return nil
 	}
 	delete(s.pending, log)
-	return inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
+	if errors.Is(err, errStaleRollup) {
+		return nil
+	}
+	return err
 }
 
 // rollupKey is one row of the rollup table within a log.

@@ -95,6 +95,7 @@ type Store struct {
 	mu      sync.Mutex
 	names   map[int64]string // log id → name, for rebuilding events
 	indexed map[int64]int64  // log id → events the indexer has added
+	resets  int64            // ResetIndex calls so far (mergeSegment)
 
 	// The indexer's failed attempts, and the latest one's error unless
 	// one has succeeded since (IndexStatus).

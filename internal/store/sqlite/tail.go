@@ -218,13 +218,18 @@ func readTail(ctx context.Context, db *sql.DB, seg int64) ([][]indexEntry, error
 
 // writeMerge writes rows, segment seg's tail as readTail returned it, into
 // the index tables, then deletes the tail. The caller holds wmu; yield, if
-// not nil, may let commits in between transactions.
+// not nil, may let commits in between transactions. If ResetIndex runs
+// meanwhile, it stops: the tail it was merging is gone.
 func (s *Store) writeMerge(ctx context.Context, seg int64, rows [][]indexEntry, yield func() error) error {
+	resets := s.resetCount()
 	for t, es := range rows {
 		for off := 0; off < len(es); off += mergeRowsPerTx {
 			if yield != nil {
 				if err := yield(); err != nil {
 					return err
+				}
+				if s.resetCount() != resets {
+					return nil
 				}
 			}
 			part := es[off:min(off+mergeRowsPerTx, len(es))]
