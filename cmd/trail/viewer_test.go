@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,7 +206,38 @@ func TestViewer(t *testing.T) {
 		if !strings.Contains(rows[0].Title, rows[0].Datetime) || !strings.Contains(rows[0].Title, "UTC") {
 			t.Errorf("hovering the time shows %q, want the UTC time", rows[0].Title)
 		}
+		// The time column names the zone its times are in.
+		if h := eval[string](b, `document.getElementById("time-head")?.textContent.trim() || ""`); h != "Time (Asia/Tokyo)" {
+			t.Errorf("the time column's header is %q, want %q", h, "Time (Asia/Tokyo)")
+		}
+		// Signing in and opening this page were recorded as trail.signin
+		// and trail.search: the first page hides Trail's own reads.
+		for _, r := range rows {
+			if strings.HasPrefix(r.Action, "trail.") {
+				t.Fatalf("the events page shows Trail's own read %+v; want them hidden", r)
+			}
+		}
+		if note := eval[string](b, `document.getElementById("trail-hidden")?.textContent || ""`); !strings.Contains(note, "excluding Trail's own reads") {
+			t.Errorf("the events page says %q about Trail's reads; want that they are left out", note)
+		}
 		b.shot("events")
+
+		// The switch shows them, and the URL keeps it.
+		if !eval[bool](b, `!!document.getElementById("show-trail")`) {
+			t.Fatal("the events page has no switch to show Trail's own reads")
+		}
+		b.do(chromedp.Click(chromedp.CSS("#show-trail")))
+		b.waitFor("the page with Trail's reads", `location.search.includes("trail=show") && document.documentElement.dataset.ready === "true" && !!document.getElementById("rows")`)
+		shown := eval[[]viewRow](b, rowsJS)
+		if len(shown) == 0 || !slices.ContainsFunc(shown, func(r viewRow) bool { return r.Action == "trail.search" }) {
+			t.Errorf("with the switch on, the events page shows no trail.search")
+		}
+		if !eval[bool](b, `document.getElementById("show-trail").checked`) {
+			t.Errorf("after reload with trail=show, the switch is off")
+		}
+		b.do(chromedp.Click(chromedp.CSS("#show-trail")))
+		b.waitFor("the page without Trail's reads", `!location.search.includes("trail=show") && document.documentElement.dataset.ready === "true" && !!document.getElementById("rows")`)
+		b.open("/", "#rows")
 
 		// Load more: the next 100, newest first, no gap and no repeat.
 		b.do(chromedp.Click(chromedp.CSS("#more")))
@@ -316,6 +348,12 @@ func TestViewer(t *testing.T) {
 		}
 	})
 
+	t.Run("placeholders", func(t *testing.T) {
+		b.t = t
+		b.open("/", "#filters")
+		checkPlaceholders(b, "events page", true)
+	})
+
 	t.Run("detail", func(t *testing.T) {
 		b.t = t
 		// The newest failed login from 203.0.113.7: open it from the table.
@@ -332,6 +370,23 @@ func TestViewer(t *testing.T) {
 		}
 		if raw := eval[string](b, `document.getElementById("raw").textContent`); !strings.Contains(raw, `"action": "user.login.failed"`) {
 			t.Errorf("raw JSON shows %q", raw)
+		}
+		// The event's times in the viewer's zone, with UTC beside them.
+		when := eval[[]string](b, `[...document.querySelectorAll(".fields time")].map(t => t.getAttribute("datetime") + "|" + t.parentElement.textContent)`)
+		if len(when) != 2 {
+			t.Fatalf("the event page shows %d times (%q), want its time and receipt time", len(when), when)
+		}
+		for _, w := range when {
+			iso, text, _ := strings.Cut(w, "|")
+			at, err := time.Parse(time.RFC3339Nano, iso)
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := at.In(time.FixedZone("JST", 9*3600)).Format("2006-01-02 15:04:05")
+			utc := at.UTC().Format("2006-01-02 15:04:05")
+			if !strings.HasPrefix(text, local) || !strings.Contains(text, "Asia/Tokyo") || !strings.Contains(text, "("+utc) || !strings.HasSuffix(text, " UTC)") {
+				t.Errorf("the event page shows %s as %q; want Tokyo time %s, the zone, and UTC %s beside it", iso, text, local, utc)
+			}
 		}
 		b.shot("detail")
 		demoEventPath = eval[string](b, "location.pathname")
@@ -399,7 +454,54 @@ func TestViewer(t *testing.T) {
 		if n := eval[int](b, `document.querySelectorAll("#admin-signins tr").length`); n == 0 {
 			t.Errorf("no recent admin sign-ins shown")
 		}
+		// Trail's own reads are left out of the counts, and it says so.
+		if hasTrail(actions) {
+			t.Errorf("top actions %v include Trail's own reads", actions)
+		}
+		if got := eval[string](b, `document.getElementById("totals").textContent`); !strings.Contains(got, "excluding Trail's own reads") {
+			t.Errorf("the overview's total says %q; want it labelled as excluding Trail's own reads", got)
+		}
+		// At 1280 px the IP table fits its card: nothing clipped or
+		// scrolled away.
+		ipBox := eval[map[string]float64](b, `(() => {
+			const t = document.getElementById("failed-ips"), c = t.closest(".card");
+			const tr = t.getBoundingClientRect(), cr = c.getBoundingClientRect();
+			return {tableRight: tr.right, cardRight: cr.right, scroll: c.scrollWidth, client: c.clientWidth, viewport: innerWidth};
+		})()`)
+		if ipBox["viewport"] != 1280 || ipBox["tableRight"] > ipBox["cardRight"] || ipBox["scroll"] > ipBox["client"] || ipBox["cardRight"] > ipBox["viewport"] {
+			t.Errorf("at 1280 px the IP table is clipped: %v", ipBox)
+		}
+		// Each top list's bars are scaled to its largest value.
+		for _, list := range []string{"top-actors", "top-actions"} {
+			bars := eval[[][2]float64](b, `[...document.querySelectorAll("#`+list+` tr")].map(r => [
+				Number(r.querySelector(".n").textContent.replace(/,/g, "")),
+				(() => { const s = r.querySelector("svg.bar"), f = s && s.querySelector(".fill");
+					return f ? f.getBoundingClientRect().width / s.getBoundingClientRect().width : -1; })()])`)
+			if len(bars) < 2 {
+				t.Fatalf("%s has %d rows", list, len(bars))
+			}
+			peak := bars[0][0]
+			for i, bar := range bars {
+				if want := bar[0] / peak; bar[1] < want-0.01 || bar[1] > want+0.01 {
+					t.Errorf("%s row %d: %v events drawn %.3f of the bar's width, want %.3f (the largest, %v, full width)", list, i, bar[0], bar[1], want, peak)
+				}
+			}
+		}
 		b.shot("overview")
+
+		// The switch puts Trail's reads back, and the URL keeps it.
+		if !eval[bool](b, `!!document.getElementById("show-trail")`) {
+			t.Fatal("the overview has no switch to show Trail's own reads")
+		}
+		b.do(chromedp.Click(chromedp.CSS("#show-trail")))
+		b.waitFor("the overview with Trail's reads", `location.search.includes("trail=show") && document.documentElement.dataset.ready === "true" && !!document.getElementById("top-actions")`)
+		actions = eval[[]string](b, `[...document.querySelectorAll("#top-actions td:first-child")].map(td => td.textContent.trim())`)
+		if !hasTrail(actions) {
+			t.Errorf("with Trail's reads shown, top actions are %v", actions)
+		}
+		if got := eval[string](b, `document.getElementById("totals").textContent`); strings.Contains(got, "excluding") {
+			t.Errorf("with Trail's reads shown, the total says %q", got)
+		}
 	})
 
 	t.Run("live", func(t *testing.T) {
@@ -426,7 +528,24 @@ func TestViewer(t *testing.T) {
 		b.do(chromedp.EmulateViewport(390, 844))
 		b.open("/", "#rows")
 		if w := eval[int](b, "document.documentElement.scrollWidth"); w > 390 {
-			t.Errorf("at phone width the page is %d px wide; want it to fit 390 (the table scrolls in its box)", w)
+			t.Errorf("at phone width the page is %d px wide; want it to fit 390", w)
+		}
+		// The events list reads without scrolling sideways: its box does
+		// not scroll, and every cell of every row is on the screen.
+		fit := eval[map[string]float64](b, `(() => {
+			const w = document.querySelector(".table-wrap");
+			let right = 0;
+			for (const c of document.querySelectorAll("#events th, #events td")) {
+				const r = c.getBoundingClientRect();
+				if (r.width > 0) right = Math.max(right, r.right);
+			}
+			return {scroll: w.scrollWidth, client: w.clientWidth, right: right};
+		})()`)
+		if fit["scroll"] > fit["client"] || fit["right"] > 390 {
+			t.Errorf("at 390 px the events list scrolls sideways: %v", fit)
+		}
+		if h := eval[string](b, `(h => h && h.getBoundingClientRect().width > 0 ? h.textContent : "")(document.getElementById("time-head"))`); !strings.Contains(h, "Asia/Tokyo") {
+			t.Errorf("at 390 px the time zone is not named (%q)", h)
 		}
 		b.shot("events-phone")
 		b.do(chromedp.EmulateViewport(1280, 900))
@@ -445,6 +564,7 @@ func TestViewer(t *testing.T) {
 		if p := eval[string](b, "location.pathname"); p != "/signin" {
 			t.Errorf("after signing out, / shows %s", p)
 		}
+		checkPlaceholders(b, "sign-in page", false)
 	})
 
 	t.Run("other tenant", func(t *testing.T) {
@@ -503,6 +623,41 @@ func TestViewer(t *testing.T) {
 			t.Errorf("with the server gone, load more says %q", msg)
 		}
 	})
+}
+
+// checkPlaceholders checks that the page's placeholders are examples in a
+// lighter, italic face, never mistaken for a value already entered; with
+// examples, that they read "e.g. …".
+func checkPlaceholders(b *browser, page string, examples bool) {
+	b.t.Helper()
+	type field struct {
+		Name, Placeholder, Color, PlaceholderColor, PlaceholderStyle string
+		Lum, PlaceholderLum                                          float64
+	}
+	fields := eval[[]field](b, `(() => {
+		const lum = (c) => { const [r, g, b] = c.match(/[\d.]+/g).map(Number); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+		return [...document.querySelectorAll("input[placeholder]")].map(i => {
+			const s = getComputedStyle(i), p = getComputedStyle(i, "::placeholder");
+			return {name: i.name, placeholder: i.placeholder, color: s.color, placeholderColor: p.color,
+				placeholderStyle: p.fontStyle, lum: lum(s.color), placeholderLum: lum(p.color)};
+		});
+	})()`)
+	if len(fields) == 0 {
+		b.t.Fatalf("%s: no input with a placeholder", page)
+	}
+	for _, f := range fields {
+		if f.PlaceholderColor == f.Color || f.PlaceholderLum <= f.Lum || f.PlaceholderStyle != "italic" {
+			b.t.Errorf("%s: the %s field's placeholder %q is %s %s, its text %s; want it lighter than the text, and italic",
+				page, f.Name, f.Placeholder, f.PlaceholderStyle, f.PlaceholderColor, f.Color)
+		}
+		if examples && !strings.HasPrefix(f.Placeholder, "e.g. ") {
+			b.t.Errorf("%s: the %s field's placeholder %q does not read as an example (e.g. …)", page, f.Name, f.Placeholder)
+		}
+	}
+}
+
+func hasTrail(actions []string) bool {
+	return slices.ContainsFunc(actions, func(a string) bool { return strings.HasPrefix(a, "trail.") })
 }
 
 func contains(list []string, s string) bool {
