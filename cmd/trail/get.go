@@ -40,7 +40,7 @@ func (c *getCommand) flagSet() *flag.FlagSet {
 	fs.Func("seq", "get the event at position `N` of the log (0 is the first) instead of by id", func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return errors.New("want a seq: 0, 1, 2, ...")
+			return errors.New("want a seq, a whole number from 0")
 		}
 		c.seq, c.bySeq = n, true
 		return nil
