@@ -188,6 +188,9 @@ Commands:
 Global flags (each command takes them too):
   --data DIR   data directory (default ./trail-data, or $TRAIL_DATA)
   --log NAME   log to use (default "default", or $TRAIL_LOG)
+  --server URL work with a Trail server instead: append, search, get,
+               checkpoint, export, verify, logs and tail (or $TRAIL_SERVER)
+  --key KEY    the API key for --server; it picks the log (or $TRAIL_KEY)
 
 Example:
   trail init

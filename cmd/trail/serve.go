@@ -125,7 +125,19 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	logger := slog.New(h)
 
 	clock := &replayClock{}
-	db, err := openOrInitWith(ctx, c.db.data, trail.Options{Now: clock.now})
+	// The server holds the directory's lock: one server per directory,
+	// with trail append, keys and the readers beside it. It never
+	// creates a directory unless --demo asks for one: a directory gone
+	// (a typo, or removed by mistake) must not turn into an empty one
+	// whose keys all fail.
+	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger}
+	var db *trail.DB
+	var err error
+	if c.demo {
+		db, err = openOrInitWith(ctx, c.db.data, dbOpts)
+	} else {
+		db, err = trail.Open(ctx, c.db.data, dbOpts)
+	}
 	if err != nil {
 		return err
 	}

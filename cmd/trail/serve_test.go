@@ -134,17 +134,14 @@ func request(t *testing.T, method, url, key, body string) (int, []byte, error) {
 func TestServe(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 
-	// serve creates a missing data directory.
-	s := serve(t, data)
-	if code, _, err := request(t, "GET", s.url+"/readyz", "", ""); err != nil || code != 200 {
-		t.Errorf("GET /readyz = %d, %v; want 200", code, err)
+	// serve does not create a missing data directory; keys create does.
+	if r := run(t, "", "serve", "--data", data, "--addr", "127.0.0.1:0"); r.code != 1 || !strings.Contains(r.stderr, "trail init") {
+		t.Errorf("trail serve on a missing data directory: exit %d, stderr %q; want 1 saying to run trail init", r.code, r.stderr)
 	}
-	s.stop(t)
-	if _, err := os.Stat(filepath.Join(data, trail.DatabaseFile)); err != nil {
-		t.Fatalf("trail serve did not create the data directory: %v", err)
-	}
-
 	r := ok(t, "", "keys", "create", "--data", data, "--log", "acme", "--scope", "append,read", "--name", "e2e")
+	if _, err := os.Stat(filepath.Join(data, trail.DatabaseFile)); err != nil {
+		t.Fatalf("trail keys create did not create the data directory: %v", err)
+	}
 	out := lines(r.stdout)
 	key := out[len(out)-1]
 	if !strings.HasPrefix(key, "trail_") || strings.Contains(key, " ") {
@@ -158,7 +155,7 @@ func TestServe(t *testing.T) {
 
 	// Append from 8 clients until SIGTERM: whatever was acknowledged
 	// must be durable.
-	s = serve(t, data, "--rate-limit", "0") // 8 clients as fast as they can
+	s := serve(t, data, "--rate-limit", "0") // 8 clients as fast as they can
 	var (
 		mu    sync.Mutex
 		acked []string

@@ -54,7 +54,8 @@ type errorBody struct {
 //	413 too_large                         body over the limit, too many events
 //	415 unsupported_media_type            not JSON or NDJSON
 //	429 rate_limited                      the key is over its rate limit (with Retry-After)
-//	503 unavailable                       the store could not commit or answer
+//	503 unavailable                       the store could not commit or answer; the message
+//	                                      says why when Trail knows (*trail.UnavailableError)
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(r, err)
@@ -75,6 +76,7 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 	var ae *apiError
 	var ve *trail.ValidationError
 	var me *http.MaxBytesError
+	var ue *trail.UnavailableError
 	switch {
 	case errors.As(err, &ae):
 		status, body.Error.Code, body.Error.Message, body.Error.Field = ae.status, ae.code, ae.msg, ae.field
@@ -101,6 +103,10 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 		status, body.Error.Code, body.Error.Message = http.StatusUnauthorized, "unauthorized", "invalid or revoked API key"
 	case errors.Is(err, trail.ErrNotFound):
 		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
+	case errors.As(err, &ue):
+		// The reason is written to be shown (no data, keys or secrets);
+		// the store's own error behind it goes only to the log.
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", trail.ErrUnavailable.Error()+": "+ue.Reason
 	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "store unavailable, nothing was stored; retry later"
 	default:

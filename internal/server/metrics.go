@@ -27,6 +27,8 @@ import (
 //	trail_commit_events                           events per group commit (all logs, all clients)
 //	trail_commit_duration_seconds                 group commit latency, sequencing to durable
 //	trail_commit_failures_total                   group commits that failed (nothing acknowledged)
+//	trail_index_lag_events{log}                   each log's committed events not indexed yet
+//	trail_index_failures_total                    the background indexer's failed attempts
 //
 // plus the Go runtime and process collectors.
 type metrics struct {
@@ -93,7 +95,7 @@ func newMetrics(db *trail.DB, reg *prometheus.Registry) *metrics {
 	})
 	m.reg.MustRegister(m.requests, m.duration, m.ingestEvents, m.ingestBytes, m.rejected,
 		m.commitSize, m.commitTime, m.commitFailed,
-		treeSizeCollector{db},
+		treeSizeCollector{db}, indexCollector{db},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -151,4 +153,33 @@ func (c treeSizeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(treeSizeDesc, prometheus.GaugeValue, float64(l.Size()), name)
 	}
+}
+
+// indexCollector reports the background indexer's lag and failures when
+// scraped.
+type indexCollector struct{ db *trail.DB }
+
+var (
+	indexLagDesc      = prometheus.NewDesc("trail_index_lag_events", "Committed events of the log that the search indexes do not cover yet (searches scan them).", []string{"log"}, nil)
+	indexFailuresDesc = prometheus.NewDesc("trail_index_failures_total", "Failed attempts of the background indexer; it retries by itself, and /readyz fails while its latest attempt failed.", nil, nil)
+)
+
+func (c indexCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- indexLagDesc
+	ch <- indexFailuresDesc
+}
+
+func (c indexCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.db.IndexStatus(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(indexLagDesc, err)
+		ch <- prometheus.NewInvalidMetric(indexFailuresDesc, err)
+		return
+	}
+	for name, lag := range st.Lag {
+		ch <- prometheus.MustNewConstMetric(indexLagDesc, prometheus.GaugeValue, float64(lag), name)
+	}
+	ch <- prometheus.MustNewConstMetric(indexFailuresDesc, prometheus.CounterValue, float64(st.Failures))
 }

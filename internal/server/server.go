@@ -27,6 +27,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -197,13 +198,21 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// readyz reports whether the store answers.
+// readyz reports whether the DB works fully (trail.DB.Ready): 503 with
+// the reason while it cannot commit or its indexer is failing.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.db.Ready(ctx); err != nil {
 		s.opts.Logger.WarnContext(ctx, "not ready", "err", err)
-		s.writeError(w, r, trail.ErrUnavailable)
+		why := err.Error()
+		if ue := (*trail.UnavailableError)(nil); errors.As(err, &ue) {
+			why = ue.Reason // "nothing was stored" would puzzle here
+			if ue.Err != nil {
+				why += " (" + ue.Err.Error() + ")"
+			}
+		}
+		s.writeError(w, r, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "not ready: " + why})
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
