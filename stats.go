@@ -1,10 +1,12 @@
 package trail
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/trail-audit/trail/internal/store"
@@ -31,13 +33,14 @@ type StatsQuery struct {
 	Bucket time.Duration
 	// Top is the length of each top list: default 10, at most 100.
 	Top int
-	// HideTrail leaves out Trail's own events, the reads it records in
-	// the log (trail.search, trail.get, …: every action starting with
-	// "trail."). They are taken out of Total, ByOutcome, Series and
-	// TopActions exactly. TopActors leaves out the log's API keys, the
-	// actors of those reads; the counts by actor do not know actions, so
-	// another actor keeps any trail.* event it appended. FailedIPs are
-	// unchanged: Trail records only successful reads.
+	// HideTrail leaves out Trail's own events, those whose action starts
+	// with "trail.": the reads it records (trail.search, trail.get, …)
+	// and key administration (trail.key.*). They are taken out of Total,
+	// ByOutcome, Series and TopActions exactly. The counts by actor do not
+	// know actions, so TopActors leaves out the log's API keys, the actors
+	// of the reads, and takes each trail.key.* event off its caller's
+	// count; an actor other than these keeps any trail.* event it
+	// appended itself. FailedIPs are unchanged.
 	HideTrail bool
 }
 
@@ -219,27 +222,22 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	bh := int64(bucket / time.Hour)
 	from, to := store.HourOf(start), store.HourOf(end)
 	rq := store.RollupQuery{From: from, To: to, Bucket: bh, Top: top}
-	var keys map[string]bool
+	var own *trailActors
 	if q.HideTrail {
-		// Trail's reads are counted under the actions trail.* and the
-		// actor of the key that read: ask for as many more actors as the
-		// log has keys, and leave the keys out.
-		ks, err := l.db.st.Keys(ctx, l.info.ID)
-		if err != nil {
+		var err error
+		if own, err = l.trailActors(ctx, start, end); err != nil {
 			return nil, err
 		}
-		keys = make(map[string]bool, len(ks))
-		for _, k := range ks {
-			keys[k.ID] = true
-		}
-		rq.NotActionLike, rq.Top = "trail.", top+len(ks)
+		// Enough more actors that, with Trail's own taken out, the top
+		// ones are still there.
+		rq.NotActionLike, rq.Top = "trail.", top+len(own.keys)+len(own.callers)
 	}
 	r, err := l.db.st.Rollup(ctx, l.info.ID, rq)
 	if err != nil {
 		return nil, err
 	}
 	if q.HideTrail {
-		r.Actors = slices.DeleteFunc(r.Actors, func(v store.ValueCount) bool { return keys[v.Value] })
+		r.Actors = own.remove(r.Actors, r.IndexedTo)
 		r.Actors = r.Actors[:min(len(r.Actors), top)]
 		r.Actions = r.Actions[:min(len(r.Actions), top)]
 		r.FailedIPs = r.FailedIPs[:min(len(r.FailedIPs), top)]
@@ -274,6 +272,64 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 		st.FailedIPs = append(st.FailedIPs, IPCount{IP: v.Value, Count: v.Count, First: hourTime(v.First), Last: hourTime(v.Last)})
 	}
 	return st, nil
+}
+
+// trailActors are the actors of Trail's own events in a range: the log's
+// API keys, under which it records reads, and the callers of its key
+// administration (trail.key.*), with the seqs of their events.
+type trailActors struct {
+	keys    map[string]bool
+	callers map[string][]int64
+}
+
+// trailActors finds the actors of Trail's own events whose time is in
+// [start, end). Key administration is rare, so its events are found
+// through the action index.
+func (l *Log) trailActors(ctx context.Context, start, end time.Time) (*trailActors, error) {
+	ks, err := l.db.st.Keys(ctx, l.info.ID)
+	if err != nil {
+		return nil, err
+	}
+	t := &trailActors{keys: make(map[string]bool, len(ks)), callers: map[string][]int64{}}
+	for _, k := range ks {
+		t.keys[k.ID] = true
+	}
+	// Trail gives its events their receipt time, a moment before they are
+	// received: an hour either side finds them all by receipt time.
+	q := Query{Action: "trail.key.*", Since: start.Add(-time.Hour), Until: end.Add(time.Hour)}
+	for e, err := range l.Events(ctx, q) {
+		if err != nil {
+			return nil, err
+		}
+		if !t.keys[e.Actor.ID] && !e.Time.Before(start) && e.Time.Before(end) {
+			t.callers[e.Actor.ID] = append(t.callers[e.Actor.ID], e.Seq)
+		}
+	}
+	return t, nil
+}
+
+// remove takes Trail's own events out of actors, the top actors counted
+// over the events below indexedTo: it drops the keys, takes the callers'
+// key administration off their counts, and sorts the list again.
+func (t *trailActors) remove(actors []store.ValueCount, indexedTo int64) []store.ValueCount {
+	out := actors[:0]
+	for _, a := range actors {
+		if t.keys[a.Value] {
+			continue
+		}
+		for _, seq := range t.callers[a.Value] {
+			if seq < indexedTo {
+				a.Count--
+			}
+		}
+		if a.Count > 0 {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b store.ValueCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
+	})
+	return out
 }
 
 func counts(vs []store.ValueCount) []Count {
