@@ -84,6 +84,7 @@ var commands = []struct {
 	{"get", "show one event and prove that it is in the log", func(e *env, d dbFlags) command { return &getCommand{env: e, db: d} }},
 	{"checkpoint", "print the log's latest signed checkpoint", func(e *env, d dbFlags) command { return &checkpointCommand{env: e, db: d} }},
 	{"verify", "check the whole log against its signed checkpoints", func(e *env, d dbFlags) command { return &verifyCommand{env: e, db: d} }},
+	{"reindex", "rebuild the log's search indexes and counts from its events", func(e *env, d dbFlags) command { return &reindexCommand{env: e, db: d} }},
 	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
 	{"serve", "run the HTTP API", func(e *env, d dbFlags) command { return &serveCommand{env: e, db: d} }},
 	{"keys", "create, list and revoke API keys for trail serve", func(e *env, d dbFlags) command { return &keysCommand{env: e, db: d} }},

@@ -25,6 +25,7 @@ type verifyCommand struct {
 	against string
 	vkey    string
 	json    bool
+	index   bool
 }
 
 func (c *verifyCommand) flagSet() *flag.FlagSet {
@@ -33,6 +34,7 @@ func (c *verifyCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.against, "against", "", "also prove that the log is consistent with the signed checkpoint in `FILE`\n(saved earlier with trail checkpoint; - reads stdin)")
 	fs.StringVar(&c.vkey, "verifier-key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
+	fs.BoolVar(&c.index, "index", false, "also derive the search indexes and counts from the events again\nand compare them with the stored ones (see below)")
 	return fs
 }
 
@@ -58,8 +60,23 @@ auditor should pin the key published when the log was created.
 With --server URL and --key KEY it verifies a log served by trail serve on
 this side instead, trusting only --verifier-key (required): it downloads
 the events, recomputes every leaf and the root, and checks them against
-the latest checkpoint's signature (and --against, by a consistency proof).`, `
+the latest checkpoint's signature (and --against, by a consistency proof).
+
+With --index, once the log verifies, it also checks what Trail derives
+from the events: the search indexes (action, outcome, actor, ip, target,
+free text) and the counts behind the overview and the action filter (by
+hour and by day; per action). It derives them all again from the events,
+a segment of 16,384 events at a time, in bounded memory, and compares them
+with the stored ones. A wrong index hides events from searches without
+changing any event, so the plain verification cannot see it. Each
+difference is listed with the index, the value and the seqs of the events
+missing from it or listed under a value they do not have (the first 10,
+and how many), or the stored and derived numbers of a count; then it
+exits 1. Only the events the background indexer had reached are compared;
+it says how far that was. It reads only, and runs beside trail serve.
+"trail reindex" rebuilds the indexes and counts from the events.`, `
   trail verify
+  trail verify --index
   trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key "$(cat acme.vkey)"
   trail verify --verifier-key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
   trail verify --json`)
@@ -76,6 +93,7 @@ type verifyResult struct {
 	KeyPinned   bool           `json:"key_pinned"`
 	Seq         *int64         `json:"seq,omitempty"`
 	Problem     string         `json:"problem,omitempty"`
+	Index       *indexResult   `json:"index,omitempty"` // with --index
 }
 
 type againstResult struct {
@@ -113,6 +131,9 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if c.db.server != "" {
+		if c.index {
+			return usagef("--index checks the indexes of a data directory, not of a --server")
+		}
 		return c.runRemote(ctx, opts.Against, againstCP)
 	}
 	db, l, err := c.db.open(ctx, true)
@@ -152,6 +173,11 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if rep.Against != nil {
 			res.Against = &againstResult{Size: rep.Against.Size, Root: base64.StdEncoding.EncodeToString(rep.Against.Hash[:])}
 		}
+		if c.index {
+			if res.Index, err = c.checkIndex(ctx, l); err != nil {
+				return err
+			}
+		}
 	}
 
 	if c.json {
@@ -168,6 +194,13 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 	if ve != nil {
 		return ve
+	}
+	if res.Index != nil {
+		out := c.env.stdout
+		if c.json {
+			out = io.Discard
+		}
+		return printIndex(out, res.Log, res.Index)
 	}
 	return nil
 }

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail"
+)
+
+// indexedLog makes a data directory whose log "default" holds n events,
+// of the actors u0 to u6 in turn, all indexed, and returns it.
+func indexedLog(t *testing.T, n int) string {
+	t.Helper()
+	data, _ := initLog(t)
+	var in strings.Builder
+	actions := []string{"user.login", "user.login.failed", "document.read", "document.update"}
+	for i := range n {
+		fmt.Fprintf(&in, `{"actor":{"id":"u%d"},"action":%q,"targets":[{"type":"document","id":"doc-%d"}],"source":{"ip":"192.0.2.%d"},"reason":"batch %d"}`+"\n",
+			i%7, actions[i%len(actions)], i%50, i%200, i%13)
+	}
+	ok(t, in.String(), "append", "--data", data)
+	// trail append leaves indexing to the next process that stays open
+	// long enough, as trail serve does.
+	ctx := context.Background()
+	db, err := trail.Open(ctx, data, trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.Log(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func rawSQL(t *testing.T, data string, queries ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range queries {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestVerifyIndexAndReindex damages the indexes of a real data directory
+// as the issue found it done (one actor's posting row deleted: a search
+// for the actor finds a fraction of the events, and verify passes), with
+// a count changed and a posting inserted besides: verify --index names
+// each, exits 1, and trail reindex, refused while a server holds the data
+// directory, repairs them.
+func TestVerifyIndexAndReindex(t *testing.T) {
+	t.Parallel()
+	const n = 20000 // the first 16,384 in the index tables, the rest in the posting tail
+	data := indexedLog(t, n)
+	u3 := (n + 6 - 3) / 7
+
+	r := ok(t, "", "verify", "--data", data, "--index")
+	if want := `Indexes and counts of log "default" match its events: all 20,000 events compared.`; !strings.Contains(r.stdout, want) {
+		t.Errorf("trail verify --index of an untouched log printed:\n%s\nwant %q", r.stdout, want)
+	}
+
+	// u3's posting row of the first segment, by_actor's row (seg, actor_id,
+	// k, ks); the hourly count of all events by outcome of the first hour
+	// (dim 0); a posting of seq 5 under an ip it does not have. Log 1's
+	// first segment is 1<<40>>14.
+	seg := strconv.Itoa(1 << 40 >> 14)
+	rawSQL(t, data,
+		"DELETE FROM by_actor WHERE seg = "+seg+" AND actor_id = 'u3'",
+		"UPDATE rollup SET n_total = n_total + 1 WHERE dim = 0 AND hour = (SELECT min(hour) FROM rollup WHERE dim = 0)",
+		"INSERT INTO by_ip (seg, ip, k, ks) VALUES ("+seg+", '203.0.113.99', "+strconv.FormatInt(1<<40|5, 10)+", NULL)",
+	)
+	if got := len(searchJSON(t, data, "--actor", "u3")); got >= u3 {
+		t.Fatalf("trail search --actor u3 finds %d events after its posting row was deleted, want fewer than %d", got, u3)
+	} else {
+		t.Logf("trail search --actor u3 finds %d of its %d events", got, u3)
+	}
+	if r := run(t, "", "verify", "--data", data); r.code != 0 {
+		t.Errorf("trail verify (without --index) exit %d: the events are intact\n%s", r.code, r.stderr)
+	}
+
+	r = run(t, "", "verify", "--data", data, "--index")
+	if r.code != 1 || !strings.Contains(r.stderr, "index check FAILED: 3 differences") || !strings.Contains(r.stderr, "trail reindex") {
+		t.Errorf("trail verify --index of damaged indexes: exit %d, stderr %q; want 1, 3 differences and the hint", r.code, r.stderr)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^Indexes and counts of log "default" DIFFER from its events \(all 20,000 events compared\):$`),
+		regexp.MustCompile(`(?m)^  actor "u3": 234[0-9] events missing from the index: seqs 3, 10, 17, 24, 31, 38, 45, 52, 59, 66 and 23[0-9]{2} more$`),
+		regexp.MustCompile(`(?m)^  ip "203\.0\.113\.99": 1 event listed that does not have it: seq 5$`),
+		regexp.MustCompile(`(?m)^  counts by hour "all events, [0-9-]+ [0-9]{2}:00 UTC": stored ([0-9]+) events, the events add up to [0-9]+ events$`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("trail verify --index printed:\n%s\nwant a line matching %s", r.stdout, want)
+		}
+	}
+	r = run(t, "", "verify", "--data", data, "--index", "--json")
+	var res struct {
+		Verified bool
+		Index    struct {
+			Matches     bool
+			IndexedTo   int64 `json:"indexed_to"`
+			Differences []trail.IndexDiff
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 1 || !res.Verified || res.Index.Matches || res.Index.IndexedTo != n || len(res.Index.Differences) != 3 {
+		t.Errorf("trail verify --index --json: exit %d, %v\n%s\nwant 1, verified, index not matching, up to %d, 3 differences", r.code, err, r.stdout, n)
+	}
+
+	// A server holds the data directory: reindex is refused, naming it.
+	ctx := context.Background()
+	server, err := trail.Open(ctx, data, trail.Options{Lock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "", "reindex", "--data", data)
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("process %d", os.Getpid())) || !strings.Contains(r.stderr, "stop it first") {
+		t.Errorf("trail reindex beside a server: exit %d, stderr %q; want 1, naming process %d", r.code, r.stderr, os.Getpid())
+	}
+	server.Close()
+
+	r = ok(t, "", "reindex", "--data", data)
+	if want := `Rebuilt the indexes and counts of log "default" from its 20,000 events.`; !strings.Contains(r.stdout, want) {
+		t.Errorf("trail reindex printed %q, want %q", r.stdout, want)
+	}
+	r = ok(t, "", "verify", "--data", data, "--index")
+	if !strings.Contains(r.stdout, "match its events") {
+		t.Errorf("trail verify --index after reindex printed:\n%s", r.stdout)
+	}
+	if got := len(searchJSON(t, data, "--actor", "u3")); got != u3 {
+		t.Errorf("after reindex, trail search --actor u3 finds %d events, want %d", got, u3)
+	}
+	if got := len(searchJSON(t, data, "--ip", "203.0.113.99")); got != 0 {
+		t.Errorf("after reindex, trail search --ip 203.0.113.99 finds %d events, want none", got)
+	}
+
+	if r := run(t, "", "verify", "--index", "--server", "http://127.0.0.1:1", "--key", "k", "--verifier-key", "x"); r.code != 2 {
+		t.Errorf("trail verify --index --server: exit %d, want 2 (usage)\n%s", r.code, r.stderr)
+	}
+	if r := run(t, "", "reindex", "--data", data, "--log", "nope"); r.code != 1 || !strings.Contains(r.stderr, `no log "nope"`) {
+		t.Errorf("trail reindex --log nope: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for cmd, want := range map[string]string{"verify": "--index", "reindex": "serve.lock"} {
+		if r := ok(t, "", "help", cmd); !strings.Contains(r.stdout, want) {
+			t.Errorf("trail help %s does not mention %s", cmd, want)
+		}
+	}
+}
