@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,20 +72,71 @@ func ParseScope(s string) (Scope, error) {
 	return "", fmt.Errorf("scope %q: must be append, read or admin", s)
 }
 
+// A Caller is who administers API keys: the trail.key.create,
+// trail.key.revoke and trail.key.list events that record each call name
+// its Actor (an admin key as a service actor, or a person at the command
+// line, say {ID: "cli:alice", Type: "user"}) and its Source. Actor.ID is
+// required.
+type Caller struct {
+	Actor  Actor
+	Source Source
+}
+
+// Actions of the events that record key administration.
+const (
+	ActionKeyCreate = "trail.key.create"
+	ActionKeyRevoke = "trail.key.revoke"
+	ActionKeyList   = "trail.key.list"
+)
+
+// keyEvent is the event that records by's action on key k: the key is its
+// target (id and name), and its scopes are in the metadata, with extra
+// fields. It is checked, so that a bad Caller fails before anything is
+// done.
+func (db *DB) keyEvent(by Caller, action string, k *store.Key, extra map[string]any) (Event, error) {
+	e := Event{Actor: by.Actor, Action: action, Source: by.Source}
+	if k != nil {
+		e.Targets = []Target{{Type: "api_key", ID: k.ID, Name: k.Name}}
+		md := map[string]any{"scopes": k.Scopes}
+		for name, v := range extra {
+			md[name] = v
+		}
+		b, err := json.Marshal(md)
+		if err != nil {
+			return Event{}, err
+		}
+		e.Metadata = b
+	}
+	if by.Actor.ID == "" {
+		return Event{}, errors.New("key administration needs a caller: Caller.Actor.ID is empty")
+	}
+	check := e
+	if err := check.Prepare(db.opts.Now(), db.opts.Limits); err != nil {
+		return Event{}, fmt.Errorf("caller: %w", err)
+	}
+	return e, nil
+}
+
 // CreateKey creates an API key for log, creating the log (with the default
 // origin) if it does not exist yet, and returns the key's secret, which is
 // shown only this once, and its description. At least one scope is needed.
-func (db *DB) CreateKey(ctx context.Context, log, name string, scopes ...Scope) (string, KeyInfo, error) {
+//
+// The creation is recorded in the key's log as a trail.key.create event
+// naming by as its actor, the key (id and name) as its target, and its
+// scopes in the metadata; never the secret. The event is committed before
+// the key is stored, so no key works unrecorded; if storing the key then
+// fails, the log holds the record of a key that never worked.
+func (db *DB) CreateKey(ctx context.Context, by Caller, log, name string, scopes ...Scope) (string, KeyInfo, error) {
 	if db.opts.ReadOnly {
 		return "", KeyInfo{}, ErrReadOnly
 	}
 	if len(scopes) == 0 {
 		return "", KeyInfo{}, errors.New("a key needs at least one scope")
 	}
-	if !validKeyName(name) {
+	if !ValidKeyName(name) {
 		return "", KeyInfo{}, fmt.Errorf("key name %q: at most %d bytes of printable UTF-8", name, maxKeyName)
 	}
-	var ss []string
+	ss := []string{}
 	for _, s := range scopes {
 		if _, err := ParseScope(string(s)); err != nil {
 			return "", KeyInfo{}, err
@@ -93,32 +145,42 @@ func (db *DB) CreateKey(ctx context.Context, log, name string, scopes ...Scope) 
 			ss = append(ss, string(s))
 		}
 	}
-	li, err := db.st.Log(ctx, log)
-	if errors.Is(err, ErrNotFound) {
-		if _, err = db.CreateLog(ctx, log, ""); err != nil && !errors.Is(err, ErrExists) {
-			return "", KeyInfo{}, err
-		}
-		li, err = db.st.Log(ctx, log)
-	}
-	if err != nil {
-		return "", KeyInfo{}, err
-	}
 	raw := make([]byte, keyIDBytes+keySecretBytes)
 	rand.Read(raw)
 	id := hex.EncodeToString(raw[:keyIDBytes])
 	secret := KeyPrefix + id + "_" + hex.EncodeToString(raw[keyIDBytes:])
 	h := sha256.Sum256([]byte(secret))
-	k := store.Key{ID: id, Log: li.ID, Name: name, Scopes: ss, Hash: h[:], CreatedAt: db.opts.Now().UTC()}
+	k := store.Key{ID: id, Name: name, Scopes: ss, Hash: h[:], CreatedAt: db.opts.Now().UTC()}
+	ev, err := db.keyEvent(by, ActionKeyCreate, &k, nil)
+	if err != nil {
+		return "", KeyInfo{}, err
+	}
+	l, err := db.Log(ctx, log)
+	if errors.Is(err, ErrNotFound) {
+		l, err = db.CreateLog(ctx, log, "")
+		if errors.Is(err, ErrExists) {
+			l, err = db.Log(ctx, log)
+		}
+	}
+	if err != nil {
+		return "", KeyInfo{}, err
+	}
+	k.Log = l.info.ID
+	if _, err := l.Append(ctx, ev); err != nil {
+		return "", KeyInfo{}, fmt.Errorf("recording the new key: %w", err)
+	}
 	if err := db.st.CreateKey(ctx, k); err != nil {
 		return "", KeyInfo{}, err
 	}
-	return secret, keyInfo(k, li.Name), nil
+	return secret, keyInfo(k, l.Name()), nil
 }
 
 // maxKeyName bounds a key's name, a label for listings.
 const maxKeyName = 128
 
-func validKeyName(name string) bool {
+// ValidKeyName reports whether name can name an API key: at most 128
+// bytes of printable UTF-8 (it may be empty).
+func ValidKeyName(name string) bool {
 	if len(name) > maxKeyName || !utf8.ValidString(name) {
 		return false
 	}
@@ -237,7 +299,7 @@ func (db *DB) logName(ctx context.Context, id int64) (string, error) {
 }
 
 // Keys lists every API key of every log, revoked ones included, oldest
-// first.
+// first. It records nothing; ListKeys is the listing an admin asks for.
 func (db *DB) Keys(ctx context.Context) ([]KeyInfo, error) {
 	ks, err := db.st.Keys(ctx, 0)
 	if err != nil {
@@ -258,16 +320,78 @@ func (db *DB) Keys(ctx context.Context) ([]KeyInfo, error) {
 	return out, nil
 }
 
-// RevokeKey revokes the API key with that id; it fails from then on.
-// Revoking a revoked key does nothing. An unknown id gives an error
-// wrapping ErrNotFound.
-func (db *DB) RevokeKey(ctx context.Context, id string) error {
+// ListKeys lists the API keys of log, revoked ones included, oldest first,
+// and records the listing in log as a trail.key.list event naming by, as
+// reads are recorded: before it answers, and failing if the record cannot
+// be committed. An unknown log gives an error wrapping ErrNotFound.
+func (db *DB) ListKeys(ctx context.Context, by Caller, log string) ([]KeyInfo, error) {
+	if db.opts.ReadOnly {
+		return nil, ErrReadOnly
+	}
+	ev, err := db.keyEvent(by, ActionKeyList, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	l, err := db.Log(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := db.st.Keys(ctx, l.info.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyInfo, len(ks))
+	for i, k := range ks {
+		out[i] = keyInfo(k, l.Name())
+	}
+	if _, err := l.Append(ctx, ev); err != nil {
+		return nil, fmt.Errorf("recording the listing: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeKey revokes the API key with that id; it fails from then on. An
+// unknown id gives an error wrapping ErrNotFound.
+//
+// The revocation is recorded in the key's log as a trail.key.revoke event
+// naming by as its actor and the key as its target, after the key is
+// revoked, so a key is never recorded as revoked while it still works.
+// Revoking a revoked key changes nothing but is recorded again (its
+// metadata then holds already_revoked_at), so that a call whose record
+// failed can be repeated.
+func (db *DB) RevokeKey(ctx context.Context, by Caller, id string) error {
 	if db.opts.ReadOnly {
 		return ErrReadOnly
 	}
-	err := db.st.RevokeKey(ctx, id, db.opts.Now().UTC())
+	k, err := db.st.Key(ctx, id)
+	if err != nil {
+		return err
+	}
+	var extra map[string]any
+	if !k.RevokedAt.IsZero() {
+		extra = map[string]any{"already_revoked_at": k.RevokedAt.UTC().Format(time.RFC3339Nano)}
+	}
+	ev, err := db.keyEvent(by, ActionKeyRevoke, &k, extra)
+	if err != nil {
+		return err
+	}
+	name, err := db.logName(ctx, k.Log)
+	if err != nil {
+		return err
+	}
+	l, err := db.Log(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = db.st.RevokeKey(ctx, id, db.opts.Now().UTC())
 	db.keysRevoked.Add(1)
-	return err
+	if err != nil {
+		return err
+	}
+	if _, err := l.Append(ctx, ev); err != nil {
+		return fmt.Errorf("key %s is revoked, but recording it failed (revoke it again to record it): %w", id, err)
+	}
+	return nil
 }
 
 // KeysRevoked counts the RevokeKey calls made through this DB, so that a

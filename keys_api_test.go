@@ -9,6 +9,9 @@ import (
 	"github.com/trail-audit/trail"
 )
 
+// testAdmin is who the tests say creates, lists and revokes keys.
+var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
 	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
@@ -17,7 +20,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 	defer db.Close()
 
-	secret, ki, err := db.CreateKey(ctx, "acme", "ingest", trail.ScopeAppend, trail.ScopeAppend)
+	secret, ki, err := db.CreateKey(ctx, testAdmin, "acme", "ingest", trail.ScopeAppend, trail.ScopeAppend)
 	if err != nil {
 		t.Fatalf("CreateKey = %v", err)
 	}
@@ -35,22 +38,22 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("Authenticate = %+v, %v; want key %s of acme", got, err, ki.ID)
 	}
 
-	admin, _, err := db.CreateKey(ctx, "acme", "", trail.ScopeAdmin)
+	admin, _, err := db.CreateKey(ctx, testAdmin, "acme", "", trail.ScopeAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a, err := db.Authenticate(ctx, admin); err != nil || !a.Allows(trail.ScopeRead) || !a.Allows(trail.ScopeAppend) {
 		t.Errorf("admin key = %+v, %v; want it to allow read and append", a, err)
 	}
-	if _, _, err := db.CreateKey(ctx, "acme", "", "write"); err == nil {
+	if _, _, err := db.CreateKey(ctx, testAdmin, "acme", "", "write"); err == nil {
 		t.Error("CreateKey with scope write succeeded")
 	}
 	for _, name := range []string{"tab\there", "\xff", strings.Repeat("n", 129)} {
-		if _, _, err := db.CreateKey(ctx, "acme", name, trail.ScopeRead); err == nil {
+		if _, _, err := db.CreateKey(ctx, testAdmin, "acme", name, trail.ScopeRead); err == nil {
 			t.Errorf("CreateKey with name %q succeeded", name)
 		}
 	}
-	if _, _, err := db.CreateKey(ctx, "acme", ""); err == nil {
+	if _, _, err := db.CreateKey(ctx, testAdmin, "acme", ""); err == nil {
 		t.Error("CreateKey without scopes succeeded")
 	}
 
@@ -65,17 +68,108 @@ func TestAPIKeys(t *testing.T) {
 		}
 	}
 
-	if err := db.RevokeKey(ctx, ki.ID); err != nil {
+	if err := db.RevokeKey(ctx, testAdmin, ki.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Authenticate(ctx, secret); !errors.Is(err, trail.ErrUnauthorized) {
 		t.Errorf("Authenticate(revoked) = %v, want ErrUnauthorized", err)
 	}
-	if err := db.RevokeKey(ctx, "0000"); !errors.Is(err, trail.ErrNotFound) {
+	if err := db.RevokeKey(ctx, testAdmin, "0000"); !errors.Is(err, trail.ErrNotFound) {
 		t.Errorf("RevokeKey(unknown) = %v, want ErrNotFound", err)
 	}
 	keys, err := db.Keys(ctx)
 	if err != nil || len(keys) != 2 || keys[0].ID != ki.ID || keys[0].RevokedAt.IsZero() || keys[1].Log != "acme" {
 		t.Errorf("Keys = %+v, %v", keys, err)
+	}
+}
+
+// Creating, listing and revoking keys are recorded in the key's log, naming
+// the caller and the key, never the secret; a call without a caller does
+// nothing.
+func TestKeyAdministrationRecorded(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ana := trail.Caller{Actor: trail.Actor{ID: "cli:ana", Type: trail.ActorUser}, Source: trail.Source{IP: "192.0.2.1"}}
+
+	if _, _, err := db.CreateKey(ctx, trail.Caller{}, "acme", "nobody", trail.ScopeRead); err == nil {
+		t.Fatal("CreateKey without a caller succeeded")
+	}
+	if names, _ := db.Logs(ctx); len(names) != 0 {
+		t.Errorf("CreateKey without a caller made logs %v", names)
+	}
+	secret, ki, err := db.CreateKey(ctx, ana, "acme", "billing", trail.ScopeRead, trail.ScopeAppend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateKey(ctx, testAdmin, "globex", "other", trail.ScopeAdmin); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := db.ListKeys(ctx, ana, "acme")
+	if err != nil || len(keys) != 1 || keys[0].ID != ki.ID {
+		t.Errorf("ListKeys(acme) = %+v, %v; want the one key of acme", keys, err)
+	}
+	if _, err := db.ListKeys(ctx, ana, "nosuch"); !errors.Is(err, trail.ErrNotFound) {
+		t.Errorf("ListKeys(nosuch) = %v, want ErrNotFound", err)
+	}
+	if err := db.RevokeKey(ctx, trail.Caller{}, ki.ID); err == nil {
+		t.Error("RevokeKey without a caller succeeded")
+	}
+	if _, err := db.Authenticate(ctx, secret); err != nil {
+		t.Errorf("RevokeKey without a caller revoked the key: %v", err)
+	}
+	for range 2 {
+		if err := db.RevokeKey(ctx, ana, ki.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for seq := range l.Size() {
+		e, err := l.GetSeq(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := e.AppendCanonical(nil)
+		if strings.Contains(string(c), secret[len(secret)-48:]) {
+			t.Errorf("event %d holds the key's secret: %s", seq, c)
+		}
+		line := e.Action + " by " + e.Actor.ID + "/" + e.Actor.Type + " from " + e.Source.IP
+		for _, tg := range e.Targets {
+			line += " " + tg.Type + ":" + tg.ID + ":" + tg.Name
+		}
+		md := string(e.Metadata)
+		if strings.Contains(md, "already_revoked_at") {
+			md = `{"already_revoked_at":…,"scopes":["read","append"]}`
+		}
+		got = append(got, line+" "+md)
+	}
+	want := []string{
+		"trail.key.create by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"scopes":["read","append"]}`,
+		"trail.key.list by cli:ana/user from 192.0.2.1 ",
+		"trail.key.revoke by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"scopes":["read","append"]}`,
+		"trail.key.revoke by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"already_revoked_at":…,"scopes":["read","append"]}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("acme holds\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if g, _ := db.Log(ctx, "globex"); g.Size() != 1 {
+		t.Errorf("globex holds %d events, want its key's trail.key.create", g.Size())
+	}
+
+	ro, err := trail.Open(ctx, db.Dir(), trail.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.ListKeys(ctx, ana, "acme"); !errors.Is(err, trail.ErrReadOnly) {
+		t.Errorf("ListKeys on a read-only DB = %v, want ErrReadOnly: a listing must be recorded", err)
 	}
 }

@@ -476,7 +476,7 @@ func BenchmarkStats(b *testing.B) {
 func TestHideTrail(t *testing.T) {
 	ctx := context.Background()
 	db, l := newStatsLog(t)
-	_, key, err := db.CreateKey(ctx, "audit", "viewer", trail.ScopeRead)
+	_, key, err := db.CreateKey(ctx, testAdmin, "audit", "viewer", trail.ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}

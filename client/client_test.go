@@ -32,7 +32,13 @@ type fixture struct {
 	srv  *httptest.Server
 	key  string
 	vkey string
+	// start is the log's size once the key is made: the trail.key.create
+	// event that records it.
+	start int64
 }
+
+// appended is how many events the log holds past start.
+func (f *fixture) appended() int64 { return f.log.Size() - f.start }
 
 func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
@@ -42,7 +48,7 @@ func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	key, _, err := db.CreateKey(ctx, "acme", "test", trail.ScopeAppend, trail.ScopeRead)
+	key, _, err := db.CreateKey(ctx, testAdmin, "acme", "test", trail.ScopeAppend, trail.ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +62,7 @@ func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{db: db, log: l, srv: srv, key: key, vkey: l.VerifierKey()}
+	return &fixture{db: db, log: l, srv: srv, key: key, vkey: l.VerifierKey(), start: l.Size()}
 }
 
 func (f *fixture) client(t *testing.T, opts client.Options) *client.Client {
@@ -85,8 +91,8 @@ func TestAppendSearchGetVerified(t *testing.T) {
 		}
 		want = append(want, rs...)
 	}
-	if f.log.Size() != 50 {
-		t.Fatalf("log size = %d, want 50", f.log.Size())
+	if f.appended() != 50 {
+		t.Fatalf("log size = %d, want %d", f.log.Size(), f.start+50)
 	}
 	// Search pages through every match, newest first, without gaps.
 	var seqs []int64
@@ -100,8 +106,8 @@ func TestAppendSearchGetVerified(t *testing.T) {
 		t.Fatalf("Search found %d user.delete events, want 25: %v", len(seqs), seqs)
 	}
 	for i, s := range seqs {
-		if s != int64(49-2*i) {
-			t.Fatalf("Search seqs = %v, want 49, 47, … 1", seqs)
+		if s != f.start+int64(49-2*i) {
+			t.Fatalf("Search seqs = %v, want %d, %d, … %d", seqs, f.start+49, f.start+47, f.start+1)
 		}
 	}
 	// Get verifies the proof against the pinned key.
@@ -111,8 +117,8 @@ func TestAppendSearchGetVerified(t *testing.T) {
 	}
 	// The tree also holds the server's record of this client's reads: four
 	// search pages and this get.
-	if v.Event.Seq != 10 || v.Event.Actor.ID != "u_2" || v.Checkpoint.Size != 55 {
-		t.Errorf("Get = seq %d actor %q in tree %d, want 10, u_2, 55", v.Event.Seq, v.Event.Actor.ID, v.Checkpoint.Size)
+	if v.Event.Seq != f.start+10 || v.Event.Actor.ID != "u_2" || v.Checkpoint.Size != f.start+55 {
+		t.Errorf("Get = seq %d actor %q in tree %d, want %d, u_2, %d", v.Event.Seq, v.Event.Actor.ID, v.Checkpoint.Size, f.start+10, f.start+55)
 	}
 	// A key from elsewhere does not verify the log's checkpoint.
 	_, otherKey, err := newKeyPair("elsewhere/acme")
@@ -132,8 +138,8 @@ func TestAppendRejectedEventNamesField(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field == "" {
 		t.Fatalf("Append with an event lacking actor.id = %v, want a 400 naming the field", err)
 	}
-	if f.log.Size() != 0 {
-		t.Errorf("log size = %d after a rejected batch, want 0", f.log.Size())
+	if f.appended() != 0 {
+		t.Errorf("log size = %d after a rejected batch, want %d", f.log.Size(), f.start)
 	}
 }
 
@@ -165,8 +171,8 @@ func TestAppendRetriesUnavailable(t *testing.T) {
 	if n != 1 {
 		t.Errorf("three attempts carried %d idempotency keys, want the same one", n)
 	}
-	if f.log.Size() != 1 {
-		t.Errorf("log size = %d, want 1", f.log.Size())
+	if f.appended() != 1 {
+		t.Errorf("log size = %d, want %d", f.log.Size(), f.start+1)
 	}
 }
 
@@ -187,10 +193,10 @@ func TestAppendRetryAfterLostAnswerStoresOnce(t *testing.T) {
 	})
 	c := f.client(t, client.Options{MinBackoff: time.Millisecond})
 	rs, err := c.Append(context.Background(), ev("a", "user.login"), ev("b", "user.delete"))
-	if err != nil || len(rs) != 2 || rs[0].Seq != 0 || rs[1].Seq != 1 {
-		t.Fatalf("Append = %v, %v; want the receipts of seqs 0 and 1", rs, err)
+	if err != nil || len(rs) != 2 || rs[0].Seq != f.start || rs[1].Seq != f.start+1 {
+		t.Fatalf("Append = %v, %v; want the receipts of seqs %d and %d", rs, err, f.start, f.start+1)
 	}
-	if f.log.Size() != 2 {
+	if f.appended() != 2 {
 		t.Errorf("log holds %d events after a retried append, want 2", f.log.Size())
 	}
 }
@@ -219,7 +225,7 @@ func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.log.Size() != 400 {
+	if f.appended() != 400 {
 		t.Fatalf("after Flush the log holds %d events, want 400", f.log.Size())
 	}
 	// One bad event fails alone and is reported; the rest are stored.
@@ -229,7 +235,7 @@ func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
 	if err := b.Close(ctx); err == nil {
 		t.Error("Close after a rejected event = nil, want its error")
 	}
-	if f.log.Size() != 402 || failed.Load() != 1 {
+	if f.appended() != 402 || failed.Load() != 1 {
 		t.Errorf("log holds %d events and %d failed, want 402 and 1", f.log.Size(), failed.Load())
 	}
 	if _, err := b.Append(ctx, ev("z", "user.login")); !errors.Is(err, client.ErrClosed) {
@@ -261,7 +267,7 @@ func TestBatcherNoBlockRefusesWhenFull(t *testing.T) {
 	if err := b.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if refused == 0 || f.log.Size()+int64(refused) != 10 {
+	if refused == 0 || f.appended()+int64(refused) != 10 {
 		t.Errorf("refused %d, stored %d: want some refused and every other one stored", refused, f.log.Size())
 	}
 }
@@ -278,7 +284,7 @@ func TestMonitorDetectsFork(t *testing.T) {
 	if _, err := c.Append(ctx, ev("a", "user.login"), ev("b", "user.login")); err != nil {
 		t.Fatal(err)
 	}
-	if cp, err := m.Check(ctx); err != nil || cp.Size != 2 {
+	if cp, err := m.Check(ctx); err != nil || cp.Size != f.start+2 {
 		t.Fatalf("first Check = %v, %v", cp, err)
 	}
 	for range 3 {
@@ -354,7 +360,7 @@ func forkedServer(t *testing.T, dir string, n int) (string, string) {
 			t.Fatal(err)
 		}
 	}
-	secret, _, err := db.CreateKey(ctx, "acme", "fork", trail.ScopeRead)
+	secret, _, err := db.CreateKey(ctx, testAdmin, "acme", "fork", trail.ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +388,8 @@ func TestVerifyLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, err := c.Verify(ctx, f.vkey, saved, nil)
-	if err != nil || cp.Size != 61 {
-		t.Fatalf("Verify = %v, %v; want a checkpoint of 61 events", cp, err)
+	if err != nil || cp.Size != f.start+61 {
+		t.Fatalf("Verify = %v, %v; want a checkpoint of %d events", cp, err, f.start+61)
 	}
 	// Another key's signature does not verify.
 	_, otherKey, _ := newKeyPair("elsewhere/acme")

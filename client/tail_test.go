@@ -11,13 +11,16 @@ import (
 	"github.com/trail-audit/trail/client"
 )
 
+// testAdmin is who the tests say creates and revokes keys.
+var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+
 // TestTailEndsWhenKeyRevoked revokes the key of an open tail from another
 // DB on the same data directory, as trail keys revoke does: Tail returns
 // the server's 401 saying so, instead of following on.
 func TestTailEndsWhenKeyRevoked(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	key, ki, err := f.db.CreateKey(ctx, "acme", "tail", trail.ScopeRead)
+	key, ki, err := f.db.CreateKey(ctx, testAdmin, "acme", "tail", trail.ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,7 @@ func TestTailEndsWhenKeyRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if err := other.RevokeKey(ctx, ki.ID); err != nil {
+	if err := other.RevokeKey(ctx, testAdmin, ki.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {

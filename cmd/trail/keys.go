@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/event"
 )
 
 // keysCommand creates, lists and revokes the API keys of trail serve.
@@ -55,7 +58,13 @@ refused (a typo would make a new, empty log with its own signing key)
 unless --create-log says to create it.
 
 list shows the keys of the data directory (never the secrets): every key,
-or with --log the keys of that log. revoke makes a key fail from now on.`, `
+or with --log the keys of that log. revoke makes a key fail from now on,
+ending its open streams within 2 seconds.
+
+Each of them is recorded in the key's log (for list, in each log listed):
+trail.key.create, trail.key.revoke and trail.key.list events whose actor is
+you, the operating system's user, as "cli:<login>", and whose target is the
+key (its id and name, and its scopes in the metadata; never the secret).`, `
   trail keys create --log billing --create-log --scope append --name billing-service
   KEY=$(trail keys create --log billing --scope read | tail -n 1)
   trail keys list --log billing
@@ -148,7 +157,7 @@ func (c *keysCommand) create(ctx context.Context) error {
 				c.db.data, c.db.log, strings.Join(names, ", "), c.db.log)
 		}
 	}
-	secret, ki, err := db.CreateKey(ctx, c.db.log, c.name, scopes...)
+	secret, ki, err := db.CreateKey(ctx, cliCaller(), c.db.log, c.name, scopes...)
 	if err != nil {
 		return err
 	}
@@ -170,27 +179,34 @@ func joinScopes(ss []trail.Scope) string {
 }
 
 // list prints the keys of the log named log, or of every log if log is
-// empty.
+// empty. Each log whose keys are listed records it (trail.key.list), so
+// the data directory is opened for writing.
 func (c *keysCommand) list(ctx context.Context, log string) error {
-	db, err := trail.Open(ctx, c.db.data, trail.Options{ReadOnly: true})
+	db, err := trail.Open(ctx, c.db.data, trail.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	keys, err := db.Keys(ctx)
+	names, err := db.Logs(ctx)
 	if err != nil {
 		return err
 	}
 	if log != "" {
-		names, err := db.Logs(ctx)
-		if err != nil {
-			return err
-		}
 		if !slices.Contains(names, log) {
 			return fmt.Errorf("%s has no log %q (%s)", c.db.data, log, logsHint(names, log))
 		}
-		keys = slices.DeleteFunc(keys, func(k trail.KeyInfo) bool { return k.Log != log })
+		names = []string{log}
 	}
+	var keys []trail.KeyInfo
+	by := cliCaller()
+	for _, name := range names {
+		ks, err := db.ListKeys(ctx, by, name)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, ks...)
+	}
+	slices.SortStableFunc(keys, func(a, b trail.KeyInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	w := bufio.NewWriter(c.env.stdout)
 	if c.json {
 		for _, k := range keys {
@@ -228,7 +244,7 @@ func (c *keysCommand) revoke(ctx context.Context, id string) error {
 		return err
 	}
 	defer db.Close()
-	if err := db.RevokeKey(ctx, id); err != nil {
+	if err := db.RevokeKey(ctx, cliCaller(), id); err != nil {
 		return err
 	}
 	if err := db.Close(); err != nil {
@@ -236,6 +252,23 @@ func (c *keysCommand) revoke(ctx context.Context, id string) error {
 	}
 	fmt.Fprintf(c.env.stdout, "Revoked key %s.\n", id)
 	return nil
+}
+
+// cliCaller is who runs this command, as the events that record key
+// administration (trail.key.*) name them: the operating system's user, as
+// the user "cli:<login>".
+func cliCaller() trail.Caller {
+	login := ""
+	if u, err := user.Current(); err == nil {
+		login = u.Username
+	}
+	if login == "" {
+		login = os.Getenv("USER")
+	}
+	if login == "" {
+		login = "uid-" + strconv.Itoa(os.Getuid())
+	}
+	return trail.Caller{Actor: trail.Actor{ID: "cli:" + event.Sanitize(login, 200), Type: trail.ActorUser}}
 }
 
 // openOrInit opens the data directory for writing, creating it first if it

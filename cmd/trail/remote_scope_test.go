@@ -39,8 +39,8 @@ func TestRemoteAppendKey(t *testing.T) {
 	defer s.stop(t)
 
 	r := ok(t, "", "append", "--server", s.url, "--key", key, "--actor", "ana", "--action", "user.login", "--json")
-	if !strings.Contains(r.stdout, `"seq":0`) {
-		t.Errorf("append --server with an append key = %s, want seq 0", r.stdout)
+	if !strings.Contains(r.stdout, `"seq":1`) { // after the key's trail.key.create
+		t.Errorf("append --server with an append key = %s, want seq 1", r.stdout)
 	}
 	r = ok(t, events(t), "--server", s.url, "--key", key, "append")
 	if n := len(lines(r.stdout)); n != len(lines(events(t))) {
@@ -103,8 +103,8 @@ func TestRemoteCheckpointAndLogs(t *testing.T) {
 			Size        int64
 			VerifierKey string `json:"verifier_key"`
 		}
-		if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Size != 1 || info.VerifierKey != vkey || !strings.HasPrefix(vkey, info.Origin+"+") {
-			t.Errorf("trail logs --json with TRAIL_SERVER set and a %s key: exit %d, %q (%v), stderr %q; want acme's origin, size 1 and verifier key %s", scope, r.code, r.stdout, err, r.stderr, vkey)
+		if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Size != 2 || info.VerifierKey != vkey || !strings.HasPrefix(vkey, info.Origin+"+") {
+			t.Errorf("trail logs --json with TRAIL_SERVER set and a %s key: exit %d, %q (%v), stderr %q; want acme's origin, size 2 (an event and the read key's trail.key.create) and verifier key %s", scope, r.code, r.stdout, err, r.stderr, vkey)
 		}
 		r = runWith(t, env, "logs")
 		if r.code != 0 || !strings.Contains(r.stdout, vkey) || strings.Contains(r.stdout, "default") {

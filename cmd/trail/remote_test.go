@@ -86,17 +86,18 @@ func TestRemoteAppend(t *testing.T) {
 		t.Fatalf("remote append printed %d receipts for %d events", n, len(lines(evs)))
 	}
 	r = ok(t, "", "append", "--server", s.url, "--key", key, "--actor", "ana", "--action", "user.delete", "--target", "user:u_7", "--json")
-	if !strings.Contains(r.stdout, fmt.Sprintf(`"seq":%d`, len(lines(evs)))) {
-		t.Errorf("remote append from flags = %s, want seq %d", r.stdout, len(lines(evs)))
+	// The log starts with the key's trail.key.create.
+	if !strings.Contains(r.stdout, fmt.Sprintf(`"seq":%d`, 1+len(lines(evs)))) {
+		t.Errorf("remote append from flags = %s, want seq %d", r.stdout, 1+len(lines(evs)))
 	}
 	bad := evs + `{"actor":{"id":"x"},"action":"Not Valid"}` + "\n"
 	if r := run(t, bad, "--server", s.url, "--key", key, "append"); r.code == 0 || !strings.Contains(r.stderr, fmt.Sprintf("line %d", len(lines(evs))+1)) {
 		t.Errorf("remote append with a bad last line = exit %d, %q; want an error naming the line", r.code, r.stderr)
 	}
-	// Nothing of the rejected input was stored: the log holds the first
-	// input and the one event from flags.
+	// Nothing of the rejected input was stored: the log holds the key's
+	// creation, the first input and the one event from flags.
 	r = ok(t, "", "--data", data, "logs", "--json")
-	if want := fmt.Sprintf(`"size":%d`, len(lines(evs))+1); !strings.Contains(r.stdout, want) {
+	if want := fmt.Sprintf(`"size":%d`, 1+len(lines(evs))+1); !strings.Contains(r.stdout, want) {
 		t.Errorf("logs = %s, want %s", r.stdout, want)
 	}
 }

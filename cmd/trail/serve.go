@@ -260,10 +260,10 @@ func setUpDemo(ctx context.Context, db *trail.DB, now time.Time, clock *replayCl
 		return nil, err
 	}
 	d.size = l.Size()
-	if d.read, _, err = db.CreateKey(ctx, "demo", "demo-read", trail.ScopeRead); err != nil {
+	if d.read, _, err = db.CreateKey(ctx, cliCaller(), "demo", "demo-read", trail.ScopeRead); err != nil {
 		return nil, err
 	}
-	if d.appd, _, err = db.CreateKey(ctx, "demo", "demo-append", trail.ScopeAppend); err != nil {
+	if d.appd, _, err = db.CreateKey(ctx, cliCaller(), "demo", "demo-append", trail.ScopeAppend); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -275,10 +275,11 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("search for failed logins found %d events, first %+v; want 50 demo failed logins", len(page.Events), page.Events)
 	}
 
-	// The search above is itself recorded (seq 3000): reads are audited.
+	// The two keys' creation is recorded (seqs 3000, 3001), and so is the
+	// search above (seq 3002): reads are audited.
 	body := `{"actor":{"id":"alice"},"action":"user.login"}`
-	if code, b, _ := request(t, "POST", s.url+"/v1/events", appd, body); code != 201 || !strings.Contains(string(b), `"seq":3001`) {
-		t.Errorf("append with the append key = %d %s, want 201 and seq 3001", code, b)
+	if code, b, _ := request(t, "POST", s.url+"/v1/events", appd, body); code != 201 || !strings.Contains(string(b), `"seq":3003`) {
+		t.Errorf("append with the append key = %d %s, want 201 and seq 3003", code, b)
 	}
 	if code, b, _ := request(t, "POST", s.url+"/v1/events", read, body); code != 403 {
 		t.Errorf("append with the read key = %d %s, want 403", code, b)
@@ -289,8 +290,8 @@ func TestServeDemo(t *testing.T) {
 	s.stop(t)
 
 	s = serve(t, data, "--demo")
-	if !strings.Contains(s.banner, "holds 3002 events") || strings.Contains(s.banner, read) {
-		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3002 events and new keys", s.banner)
+	if !strings.Contains(s.banner, "holds 3004 events") || strings.Contains(s.banner, read) {
+		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3004 events and new keys", s.banner)
 	}
 	s.stop(t)
 }
@@ -337,7 +338,7 @@ func TestServeMetricsAddr(t *testing.T) {
 		t.Errorf("GET /metrics on the API address = %d, want 404", code)
 	}
 	code, b, err := request(t, "GET", m[1], "", "")
-	for _, want := range []string{`trail_http_requests_total{code="200",route="GET /v1/log"} 1`, `trail_log_tree_size{log="demo"} 3000`} {
+	for _, want := range []string{`trail_http_requests_total{code="200",route="GET /v1/log"} 1`, `trail_log_tree_size{log="demo"} 3002`} {
 		if code != 200 || err != nil || !strings.Contains(string(b), want) {
 			t.Errorf("GET %s = %d, %v; want 200 with %s in\n%.3000s", m[1], code, err, want, b)
 		}
@@ -414,8 +415,8 @@ func TestServeTLS(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || err != nil || info.TreeSize != 3000 || resp.TLS == nil {
-		t.Errorf("GET /v1/log over HTTPS = %d, tree size %d, %v; want 200 and 3000 over TLS", resp.StatusCode, info.TreeSize, err)
+	if resp.StatusCode != 200 || err != nil || info.TreeSize != 3002 || resp.TLS == nil { // the demo events and its keys' creation
+		t.Errorf("GET /v1/log over HTTPS = %d, tree size %d, %v; want 200 and 3002 over TLS", resp.StatusCode, info.TreeSize, err)
 	}
 	// A client that does not trust the certificate is refused, and so is
 	// plain HTTP.

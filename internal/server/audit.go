@@ -28,17 +28,22 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 	if err != nil {
 		return err
 	}
-	e := trail.Event{
-		Actor:   trail.Actor{ID: key.ID, Type: trail.ActorService, Name: event.Sanitize(key.Name, 256)},
-		Action:  action,
-		Targets: targets,
-		Source:  trail.Source{IP: peerIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
-	}
+	by := caller(r, key)
+	e := trail.Event{Actor: by.Actor, Action: action, Targets: targets, Source: by.Source}
 	if len(params) > 0 {
 		e.Metadata = md
 	}
 	_, err = l.Append(r.Context(), e)
 	return err
+}
+
+// caller is who makes the request, as the events that record it name
+// them: the key, as a service, from the request's address and user agent.
+func caller(r *http.Request, key trail.KeyInfo) trail.Caller {
+	return trail.Caller{
+		Actor:  trail.Actor{ID: key.ID, Type: trail.ActorService, Name: event.Sanitize(key.Name, 256)},
+		Source: trail.Source{IP: peerIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
+	}
 }
 
 // peerIP is the address the request came from.

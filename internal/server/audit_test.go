@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/trail-audit/trail"
@@ -25,7 +29,7 @@ func TestReadAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := l.Search(context.Background(), trail.Query{Action: "trail.*"})
+	page, err := l.Search(context.Background(), trail.Query{Action: "trail.*", Actor: e.ids["acme-read"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +47,70 @@ func TestReadAudit(t *testing.T) {
 	if get.Action != "trail.get" || len(get.Targets) != 1 || get.Targets[0] != (trail.Target{Type: "event", ID: receipts.Events[0].ID}) {
 		t.Errorf("get audit event = %s targets %+v", get.Action, get.Targets)
 	}
-	if g, _ := e.db.Log(context.Background(), "globex"); g.Size() != 0 {
-		t.Errorf("globex holds %d events after acme's reads, want 0", g.Size())
+	if g, _ := e.db.Log(context.Background(), "globex"); g.Size() != e.start["globex"] {
+		t.Errorf("globex holds %d events after acme's reads, want %d", g.Size(), e.start["globex"])
 	}
 
 	off := newEnv(t, server.Options{})
 	off.ok(200, "GET", "/v1/events", "acme-read", "", nil, nil)
-	if l, _ := off.db.Log(context.Background(), "acme"); l.Size() != 0 {
-		t.Errorf("with NoReadAudit, a search appended %d events", l.Size())
+	if l, _ := off.db.Log(context.Background(), "acme"); l.Size() != off.start["acme"] {
+		t.Errorf("with NoReadAudit, a search appended %d events", l.Size()-off.start["acme"])
+	}
+}
+
+// Creating, listing and revoking keys through the API are recorded in the
+// log, naming the admin key that did it and the key it was done to, never
+// the secret; with reads not audited too (newEnv), as key administration
+// is always recorded. Keys made with the library name the Caller given.
+func TestKeyAudit(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	var created struct {
+		Key    string
+		ID     string
+		Scopes []string
+	}
+	e.ok(201, "POST", "/v1/keys", "acme-admin", "application/json", []byte(`{"name":"billing app","scopes":["append","read"]}`), &created)
+	e.ok(200, "GET", "/v1/keys", "acme-admin", "", nil, nil)
+	e.ok(204, "DELETE", "/v1/keys/"+created.ID, "acme-admin", "", nil, nil)
+	e.fails(404, "not_found", "", "DELETE", "/v1/keys/"+created.ID, "globex-admin", "", nil)
+
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := l.Search(ctx, trail.Query{Action: "trail.key.*", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range page.Events {
+		target := ""
+		if len(ev.Targets) == 1 {
+			target = ev.Targets[0].Type + ":" + ev.Targets[0].ID + " " + ev.Targets[0].Name
+		}
+		got = append(got, fmt.Sprintf("%s by %s/%s/%s from %s: %s %s", ev.Action, ev.Actor.ID, ev.Actor.Type, ev.Actor.Name, ev.Source.IP, target, ev.Metadata))
+	}
+	admin := e.ids["acme-admin"]
+	want := []string{
+		`trail.key.revoke by ` + admin + `/service/acme-admin from 127.0.0.1: api_key:` + created.ID + ` billing app {"scopes":["append","read"]}`,
+		`trail.key.list by ` + admin + `/service/acme-admin from 127.0.0.1:  `,
+		`trail.key.create by ` + admin + `/service/acme-admin from 127.0.0.1: api_key:` + created.ID + ` billing app {"scopes":["append","read"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-read"] + ` acme-read {"scopes":["read"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-append"] + ` acme-append {"scopes":["append"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-admin"] + ` acme-admin {"scopes":["admin"]}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("acme's trail.key.* events, newest first:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	r := e.ok(200, "GET", "/v1/export", "acme-admin", "", nil, nil)
+	for name, secret := range map[string]string{"created": created.Key, "acme-admin": e.keys["acme-admin"]} {
+		_, s, _ := strings.Cut(strings.TrimPrefix(secret, trail.KeyPrefix), "_")
+		if s == "" || bytes.Contains(r.body, []byte(s)) {
+			t.Errorf("the log holds the secret of key %s", name)
+		}
+	}
+	if g, _ := e.db.Log(ctx, "globex"); g.Size() != e.start["globex"] {
+		t.Errorf("globex holds %d events after acme's key administration, want %d", g.Size(), e.start["globex"])
 	}
 }

@@ -92,7 +92,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer db.Close()
-				if key, _, err = db.CreateKey(ctx, "bench", "bench", trail.ScopeAppend); err != nil {
+				if key, _, err = db.CreateKey(ctx, testAdmin, "bench", "bench", trail.ScopeAppend); err != nil {
 					b.Fatal(err)
 				}
 				if l, err = db.Log(ctx, "bench"); err != nil {

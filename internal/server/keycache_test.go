@@ -12,7 +12,7 @@ import (
 func TestRevokedKeyRefusedAtOnce(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	e.ok(200, "GET", "/v1/log", "acme-read", "", nil, nil)
-	if err := e.db.RevokeKey(context.Background(), e.ids["acme-read"]); err != nil {
+	if err := e.db.RevokeKey(context.Background(), testAdmin, e.ids["acme-read"]); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.do("GET", "/v1/log", "acme-read", "", nil); r.status != 401 {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 
@@ -15,7 +16,9 @@ import (
 //	GET    /v1/keys       {"keys": [KeyInfo...]} of the log
 //	DELETE /v1/keys/{id}  revoke; 204
 //
-// An admin key cannot see or revoke another log's keys (404).
+// An admin key cannot see or revoke another log's keys (404). Each call is
+// recorded in the log, by the trail package, as a trail.key.create,
+// trail.key.revoke or trail.key.list event naming the admin key.
 
 func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
@@ -40,9 +43,12 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.Key
 			return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: "scopes: " + err.Error(), field: "scopes"}
 		}
 	}
-	secret, info, err := s.db.CreateKey(r.Context(), l.Name(), req.Name, scopes...)
+	if !trail.ValidKeyName(req.Name) {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: "name: at most 128 bytes of printable UTF-8", field: "name"}
+	}
+	secret, info, err := s.db.CreateKey(r.Context(), caller(r, key), l.Name(), req.Name, scopes...)
 	if err != nil {
-		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: err.Error(), field: "name"}
+		return err
 	}
 	return writeJSON(w, http.StatusCreated, struct {
 		Key string `json:"key"`
@@ -51,35 +57,27 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.Key
 }
 
 func (s *server) listKeys(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	all, err := s.db.Keys(r.Context())
+	keys, err := s.db.ListKeys(r.Context(), caller(r, key), l.Name())
 	if err != nil {
 		return err
 	}
-	out := []trail.KeyInfo{}
-	for _, k := range all {
-		if k.Log == l.Name() {
-			out = append(out, k)
-		}
-	}
 	return writeJSON(w, http.StatusOK, struct {
 		Keys []trail.KeyInfo `json:"keys"`
-	}{out})
+	}{keys})
 }
 
 func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	id := r.PathValue("id")
-	all, err := s.db.Keys(r.Context())
+	k, err := s.db.Key(r.Context(), id)
+	if errors.Is(err, trail.ErrNotFound) || err == nil && k.Log != l.Name() {
+		return errNotFound // another log's key is not found, not forbidden
+	}
 	if err != nil {
 		return err
 	}
-	for _, k := range all {
-		if k.ID == id && k.Log == l.Name() {
-			if err := s.db.RevokeKey(r.Context(), id); err != nil {
-				return err
-			}
-			w.WriteHeader(http.StatusNoContent)
-			return nil
-		}
+	if err := s.db.RevokeKey(r.Context(), caller(r, key), id); err != nil {
+		return err
 	}
-	return errNotFound // another log's key is not found, not forbidden
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

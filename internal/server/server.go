@@ -51,6 +51,8 @@ type Options struct {
 	MaxBatchEvents int
 	// NoReadAudit turns off recording each search and get as an event in
 	// the reading key's log (see auditRead). Reading is audited by default.
+	// Key administration (creating, listing and revoking keys) is always
+	// recorded, by the trail package.
 	NoReadAudit bool
 	// RateLimit is how many requests per second each API key may make,
 	// sustained; past it and the burst, requests get 429 with Retry-After.

@@ -25,6 +25,9 @@ import (
 	"github.com/trail-audit/trail/internal/server"
 )
 
+// testAdmin is who the tests say creates and revokes keys outside the API.
+var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+
 // logBuffer keeps the server's logs for inspection and sends them to t.Log.
 type logBuffer struct {
 	t  *testing.T
@@ -56,6 +59,9 @@ type env struct {
 	// keys by name: acme-admin, acme-append, acme-read, globex-admin.
 	keys map[string]string
 	ids  map[string]string
+	// start is the size of each log once its keys are made: the
+	// trail.key.create events that record them.
+	start map[string]int64
 }
 
 // newEnv starts a server with reads not audited, so tests can count the
@@ -73,7 +79,7 @@ func newEnvAudit(t *testing.T, opts server.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, logs: &logBuffer{t: t}, keys: map[string]string{}, ids: map[string]string{}}
+	e := &env{t: t, db: db, logs: &logBuffer{t: t}, keys: map[string]string{}, ids: map[string]string{}, start: map[string]int64{}}
 	for _, k := range []struct {
 		name, log string
 		scope     trail.Scope
@@ -83,11 +89,21 @@ func newEnvAudit(t *testing.T, opts server.Options) *env {
 		{"acme-read", "acme", trail.ScopeRead},
 		{"globex-admin", "globex", trail.ScopeAdmin},
 	} {
-		secret, ki, err := db.CreateKey(ctx, k.log, k.name, k.scope)
+		secret, ki, err := db.CreateKey(ctx, testAdmin, k.log, k.name, k.scope)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.keys[k.name], e.ids[k.name] = secret, ki.ID
+	}
+	for _, name := range []string{"acme", "globex"} {
+		l, err := db.Log(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.start[name] = l.Size()
+		if err := l.WaitIndexed(ctx); err != nil { // a test starts with nothing to index
+			t.Fatal(err)
+		}
 	}
 	opts.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
 	srv := httptest.NewServer(server.New(db, opts))
@@ -225,19 +241,20 @@ type stored struct {
 
 func TestIngestShapes(t *testing.T) {
 	e := newEnv(t, server.Options{})
+	base := e.start["acme"] // after the keys' trail.key.create events
 	var rs receipts
 	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(ev("alice", "user.login")), &rs)
-	if len(rs.Events) != 1 || rs.Events[0].Seq != 0 || rs.Events[0].ID == "" {
-		t.Errorf("single event: receipts %+v, want one at seq 0", rs)
+	if len(rs.Events) != 1 || rs.Events[0].Seq != base || rs.Events[0].ID == "" {
+		t.Errorf("single event: receipts %+v, want one at seq %d", rs, base)
 	}
 	e.ok(201, "POST", "/v1/events", "acme-append", "", []byte(`{"events":[`+ev("bob", "user.login")+`,`+ev("carol", "user.delete")+`]}`), &rs)
-	if len(rs.Events) != 2 || rs.Events[0].Seq != 1 || rs.Events[1].Seq != 2 {
-		t.Errorf("batch: receipts %+v, want seqs 1, 2", rs)
+	if len(rs.Events) != 2 || rs.Events[0].Seq != base+1 || rs.Events[1].Seq != base+2 {
+		t.Errorf("batch: receipts %+v, want seqs %d, %d", rs, base+1, base+2)
 	}
 	nd := ev("dave", "user.login") + "\n\n" + ev("erin", "billing.pay") + "\n" + ev("frank", "user.logout")
 	e.ok(201, "POST", "/v1/events", "acme-append", "application/x-ndjson", []byte(nd), &rs)
-	if len(rs.Events) != 3 || rs.Events[0].Seq != 3 || rs.Events[2].Seq != 5 {
-		t.Errorf("NDJSON: receipts %+v, want seqs 3..5", rs)
+	if len(rs.Events) != 3 || rs.Events[0].Seq != base+3 || rs.Events[2].Seq != base+5 {
+		t.Errorf("NDJSON: receipts %+v, want seqs %d..%d", rs, base+3, base+5)
 	}
 
 	var p page
@@ -251,7 +268,7 @@ func TestIngestShapes(t *testing.T) {
 			t.Errorf("event %s in log %q, want acme", s.ID, s.Log)
 		}
 	}
-	if want := []string{"frank", "erin", "dave", "carol", "bob", "alice"}; !slices.Equal(actors, want) {
+	if want := []string{"frank", "erin", "dave", "carol", "bob", "alice", "test-admin", "test-admin", "test-admin"}; !slices.Equal(actors, want) {
 		t.Errorf("GET /v1/events actors = %q, want %q", actors, want)
 	}
 	if p.NextCursor != nil {
@@ -259,7 +276,7 @@ func TestIngestShapes(t *testing.T) {
 	}
 	// Events are returned in their canonical form, the bytes of the leaf.
 	l, _ := e.db.Log(context.Background(), "acme")
-	got, err := l.GetSeq(context.Background(), 5)
+	got, err := l.GetSeq(context.Background(), base+5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,8 +340,8 @@ func TestValidationErrors(t *testing.T) {
 	}
 
 	l, _ := e.db.Log(context.Background(), "acme")
-	if l.Size() != 1 {
-		t.Errorf("log size after rejected requests = %d, want 1 (all or nothing)", l.Size())
+	if l.Size() != e.start["acme"]+1 {
+		t.Errorf("log size after rejected requests = %d, want %d (all or nothing)", l.Size(), e.start["acme"]+1)
 	}
 
 	for _, q := range []struct{ query, field string }{
@@ -348,7 +365,7 @@ func TestValidationErrors(t *testing.T) {
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", q.path, "acme-read", "", nil)
 	}
-	e.fails(404, "not_found", "", "GET", "/v1/proof/inclusion?seq=0&size=2", "acme-read", "", nil)
+	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/inclusion?seq=0&size=%d", l.Size()+1), "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/events/nope", "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/nothing", "acme-read", "", nil)
 }
@@ -384,6 +401,11 @@ func TestSearchPages(t *testing.T) {
 			for i := len(all.Events) - 1; i >= 0; i-- {
 				if tc.match(i) {
 					want = append(want, all.Events[i].Seq)
+				}
+			}
+			if tc.query == "" { // and the keys' trail.key.create events
+				for seq := e.start["acme"] - 1; seq >= 0; seq-- {
+					want = append(want, seq)
 				}
 			}
 			var got, tick []int64
@@ -475,8 +497,8 @@ func TestProofs(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	rs := e.appendN("acme-append", 20)
 	old, vkey := e.checkpointOf("acme-read")
-	if old.Size != 20 {
-		t.Fatalf("checkpoint size %d, want 20", old.Size)
+	if old.Size != e.start["acme"]+20 {
+		t.Fatalf("checkpoint size %d, want %d", old.Size, e.start["acme"]+20)
 	}
 	rs2 := e.appendN("acme-append", 13)
 	c, _ := e.checkpointOf("acme-read")
@@ -510,7 +532,7 @@ func TestProofs(t *testing.T) {
 		Seq, TreeSize int64
 		Hashes        []string
 	}
-	e.ok(200, "GET", "/v1/proof/inclusion?seq=5&size=20", "acme-read", "", nil, &incl)
+	e.ok(200, "GET", fmt.Sprintf("/v1/proof/inclusion?seq=5&size=%d", old.Size), "acme-read", "", nil, &incl)
 	var p page
 	e.ok(200, "GET", "/v1/events?limit=1&cursor=6", "acme-read", "", nil, &p)
 	if err := tlog.CheckRecord(decodeHashes(t, incl.Hashes), old.Size, old.Hash, 5, tlog.RecordHash(p.Events[0])); err != nil {
@@ -532,10 +554,9 @@ func TestProofs(t *testing.T) {
 func TestTenantIsolation(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	acme := e.appendN("acme-append", 10)
-	e.fails(404, "not_found", "", "GET", "/v1/checkpoint", "globex-admin", "", nil) // globex is empty
 	globex := e.appendN("globex-admin", 3)
-	if globex.Events[0].Seq != 0 {
-		t.Errorf("globex's first seq = %d, want 0", globex.Events[0].Seq)
+	if globex.Events[0].Seq != e.start["globex"] {
+		t.Errorf("globex's first seq = %d, want %d (after its key's trail.key.create)", globex.Events[0].Seq, e.start["globex"])
 	}
 
 	for _, ev := range acme.Events {
@@ -546,8 +567,8 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	var p page
 	e.ok(200, "GET", "/v1/events?limit=100", "globex-admin", "", nil, &p)
-	if len(p.Events) != 3 {
-		t.Errorf("globex sees %d events, want its 3", len(p.Events))
+	if want := e.start["globex"] + 3; int64(len(p.Events)) != want {
+		t.Errorf("globex sees %d events, want its %d", len(p.Events), want)
 	}
 	for _, raw := range p.Events {
 		if !bytes.Contains(raw, []byte(`"log":"globex"`)) {
@@ -556,21 +577,22 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	ca, _ := e.checkpointOf("acme-read")
 	cg, _ := e.checkpointOf("globex-admin")
-	if ca.Size != 10 || cg.Size != 3 || ca.Origin == cg.Origin {
-		t.Errorf("checkpoints: acme %+v, globex %+v; want sizes 10 and 3, different origins", ca, cg)
+	acmeSize, globexSize := e.start["acme"]+10, e.start["globex"]+3
+	if ca.Size != acmeSize || cg.Size != globexSize || ca.Origin == cg.Origin {
+		t.Errorf("checkpoints: acme %+v, globex %+v; want sizes %d and %d, different origins", ca, cg, acmeSize, globexSize)
 	}
-	e.fails(404, "not_found", "", "GET", "/v1/proof/inclusion?seq=5&size=10", "globex-admin", "", nil)
-	e.fails(404, "not_found", "", "GET", "/v1/proof/consistency?from=3&to=10", "globex-admin", "", nil)
+	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/inclusion?seq=5&size=%d", acmeSize), "globex-admin", "", nil)
+	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/consistency?from=%d&to=%d", globexSize, acmeSize), "globex-admin", "", nil)
 	var info struct {
 		TreeSize int64 `json:"tree_size"`
 	}
 	e.ok(200, "GET", "/v1/log", "globex-admin", "", nil, &info)
-	if info.TreeSize != 3 {
-		t.Errorf("globex /v1/log tree_size = %d, want 3", info.TreeSize)
+	if info.TreeSize != globexSize {
+		t.Errorf("globex /v1/log tree_size = %d, want %d", info.TreeSize, globexSize)
 	}
 	l, _ := e.db.Log(context.Background(), "acme")
-	if l.Size() != 10 {
-		t.Errorf("acme has %d events after globex appended, want 10", l.Size())
+	if l.Size() != acmeSize {
+		t.Errorf("acme has %d events after globex appended, want %d", l.Size(), acmeSize)
 	}
 }
 
@@ -590,11 +612,11 @@ var endpoints = []struct {
 func TestScopesAndKeys(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	id := e.appendN("acme-append", 1).Events[0].ID
-	revoked, ki, err := e.db.CreateKey(context.Background(), "acme", "old", trail.ScopeAdmin)
+	revoked, ki, err := e.db.CreateKey(context.Background(), testAdmin, "acme", "old", trail.ScopeAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.db.RevokeKey(context.Background(), ki.ID); err != nil {
+	if err := e.db.RevokeKey(context.Background(), testAdmin, ki.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.keys["revoked"] = revoked

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,8 @@ func TestTail(t *testing.T) {
 		[]byte("{\"actor\":{\"id\":\"a\"},\"action\":\"user.login\"}\n{\"actor\":{\"id\":\"b\"},\"action\":\"user.delete\"}\n"), nil)
 	e.ok(201, "POST", "/v1/events", "acme-append", "", []byte(`{"actor":{"id":"c"},"action":"user.delete"}`), nil)
 	e.ok(201, "POST", "/v1/events", "globex-admin", "", []byte(`{"actor":{"id":"other"},"action":"user.delete"}`), nil)
-	for _, want := range []struct{ id, actor string }{{"2", "b"}, {"3", "c"}} {
+	base := e.start["acme"]
+	for _, want := range []struct{ id, actor string }{{strconv.FormatInt(base+2, 10), "b"}, {strconv.FormatInt(base+3, 10), "c"}} {
 		m := next(t, msgs)
 		ev, err := event.DecodeStored([]byte(m[1]))
 		if err != nil || m[0] != want.id || ev.Actor.ID != want.actor || string(ev.AppendCanonical(nil)) != m[1] {
@@ -96,14 +98,14 @@ func TestTail(t *testing.T) {
 	case <-time.After(600 * time.Millisecond):
 	}
 
-	// Resuming after seq 0 replays what came since, then goes on.
-	msgs2, stop2 := sse(t, e, "/v1/tail?action=user.delete", "0")
+	// Resuming after the first event replays what came since, then goes on.
+	msgs2, stop2 := sse(t, e, "/v1/tail?action=user.delete", strconv.FormatInt(base, 10))
 	defer stop2()
-	if m := next(t, msgs2); m[0] != "2" {
-		t.Errorf("resumed tail starts at %q, want 2", m[0])
+	if m, want := next(t, msgs2), strconv.FormatInt(base+2, 10); m[0] != want {
+		t.Errorf("resumed tail starts at %q, want %s", m[0], want)
 	}
-	if m := next(t, msgs2); m[0] != "3" {
-		t.Errorf("resumed tail then gives %q, want 3", m[0])
+	if m, want := next(t, msgs2), strconv.FormatInt(base+3, 10); m[0] != want {
+		t.Errorf("resumed tail then gives %q, want %s", m[0], want)
 	}
 	if r := e.do("GET", "/v1/tail?limit=3", "acme-read", "", nil); r.status != 400 {
 		t.Errorf("tail with a limit = %d, want 400", r.status)
@@ -142,7 +144,7 @@ func TestRevokedKeyEndsStreams(t *testing.T) {
 	ctx := context.Background()
 	newKey := func(name string) string {
 		t.Helper()
-		secret, ki, err := e.db.CreateKey(ctx, "acme", name, trail.ScopeRead)
+		secret, ki, err := e.db.CreateKey(ctx, testAdmin, "acme", name, trail.ScopeRead)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +190,7 @@ func TestRevokedKeyEndsStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer other.Close()
-		if err := other.RevokeKey(ctx, id); err != nil {
+		if err := other.RevokeKey(ctx, testAdmin, id); err != nil {
 			t.Fatal(err)
 		}
 		ended(t, "tail revoked by another DB", msgs)
@@ -220,7 +222,7 @@ func TestRevokedKeyEndsStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer other.Close()
-		if err := other.RevokeKey(ctx, e.ids["viewer"]); err != nil {
+		if err := other.RevokeKey(ctx, testAdmin, e.ids["viewer"]); err != nil {
 			t.Fatal(err)
 		}
 		ended(t, "live rows revoked by another DB", msgs)

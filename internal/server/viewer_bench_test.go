@@ -60,7 +60,7 @@ func BenchmarkViewer1M(b *testing.B) {
 	if err := l.WaitIndexed(ctx); err != nil {
 		b.Fatal(err)
 	}
-	key, _, err := db.CreateKey(ctx, "bench", "viewer", trail.ScopeRead)
+	key, _, err := db.CreateKey(ctx, testAdmin, "bench", "viewer", trail.ScopeRead)
 	if err != nil {
 		b.Fatal(err)
 	}

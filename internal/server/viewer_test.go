@@ -40,11 +40,11 @@ func newViewerEnv(t *testing.T) *viewerEnv {
 	t.Cleanup(func() { db.Close() })
 	v := &viewerEnv{t: t, db: db}
 	var ki trail.KeyInfo
-	if v.read, ki, err = db.CreateKey(ctx, "acme", "auditor", trail.ScopeRead); err != nil {
+	if v.read, ki, err = db.CreateKey(ctx, testAdmin, "acme", "auditor", trail.ScopeRead); err != nil {
 		t.Fatal(err)
 	}
 	v.readID = ki.ID
-	if v.appendOnly, _, err = db.CreateKey(ctx, "acme", "app", trail.ScopeAppend); err != nil {
+	if v.appendOnly, _, err = db.CreateKey(ctx, testAdmin, "acme", "app", trail.ScopeAppend); err != nil {
 		t.Fatal(err)
 	}
 	l, err := db.Log(ctx, "acme")
@@ -207,7 +207,7 @@ func TestViewerSignIn(t *testing.T) {
 	if resp, _ := v.get(c2, "/"); resp.StatusCode != 200 {
 		t.Fatalf("second session: %s", resp.Status)
 	}
-	if err := v.db.RevokeKey(context.Background(), v.readID); err != nil {
+	if err := v.db.RevokeKey(context.Background(), testAdmin, v.readID); err != nil {
 		t.Fatal(err)
 	}
 	resp, _ = v.get(c2, "/")
