@@ -132,7 +132,7 @@ type Overview struct {
 	// ShowTrail says the counts include Trail's own reads (trail.*
 	// actions, by the log's API keys), which are left out by default.
 	ShowTrail bool
-	Stats  *trail.Stats
+	Stats     *trail.Stats
 	// LogSize is the log's size: the counts may trail it while indexing.
 	LogSize int64
 	// Chart is the events-over-time chart.
