@@ -312,10 +312,9 @@ func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*Event, error] {
 			evs, err := l.db.st.Search(ctx, l.info.ID, sq)
 			// On damage, the matches before it first.
 			var bad error
-			for de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Seq > sq.From && de.Seq <= sq.To; {
-				bad = err
-				before := sq
-				before.To = de.Seq - 1
+			before := sq
+			for de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Seq > before.From && de.Seq <= before.To; {
+				bad, before.To = err, de.Seq-1
 				evs, err = l.db.st.Search(ctx, l.info.ID, before)
 			}
 			if err != nil {

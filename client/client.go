@@ -78,20 +78,36 @@ func New(baseURL, key string, opts Options) (*Client, error) {
 	return &Client{base: u, key: key, hc: opts.HTTPClient, opts: opts}, nil
 }
 
-// APIError is an error response of the server.
+// APIError is an error response of the server. For code "damaged" (a
+// stored event on the server is damaged) it wraps a *trail.DamagedError
+// naming the event's seq, which errors.As finds and which matches
+// trail.ErrDamaged.
 type APIError struct {
-	Status  int    // HTTP status
+	Status  int    // HTTP status; 0 for an error that ended an export
 	Code    string // machine-readable code
 	Message string
 	Field   string // the offending field, for validation errors
+
+	damaged *trail.DamagedError
 }
 
 func (e *APIError) Error() string {
-	msg := fmt.Sprintf("trail server: %d %s", e.Status, e.Message)
+	msg := "trail server: " + e.Message
+	if e.Status != 0 {
+		msg = fmt.Sprintf("trail server: %d %s", e.Status, e.Message)
+	}
 	if e.Field != "" {
 		msg += " (field " + e.Field + ")"
 	}
 	return msg
+}
+
+// Unwrap returns the *trail.DamagedError of a "damaged" error, else nil.
+func (e *APIError) Unwrap() error {
+	if e.damaged == nil {
+		return nil
+	}
+	return e.damaged
 }
 
 // retryable reports whether a request may be sent again.
@@ -184,17 +200,45 @@ func retryAfter(h string) time.Duration {
 
 func decodeError(resp *http.Response) error {
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+	parseError(b, e)
+	return e
+}
+
+// parseError fills in e from an error body, {"error": {...}}, and reports
+// whether b is one.
+func parseError(b []byte, e *APIError) bool {
 	var body struct {
-		Error struct {
+		Error *struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 			Field   string `json:"field"`
+			Seq     *int64 `json:"seq"`
 		} `json:"error"`
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
-	if json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
-		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+	if json.Unmarshal(b, &body) != nil || body.Error == nil || body.Error.Message == "" {
+		return false
+	}
+	e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+	if e.Code == "damaged" && body.Error.Seq != nil {
+		e.damaged = &trail.DamagedError{Seq: *body.Error.Seq}
+	}
+	return true
+}
+
+// ExportError returns the error that a line of an NDJSON export carries,
+// or nil if the line is not one: a server that fails after it began to
+// send an export (it met a damaged event, say) ends the body with the
+// error, {"error": {...}}, and cuts it short.
+func ExportError(line []byte) error {
+	line = bytes.TrimSpace(line)
+	if !bytes.HasPrefix(line, []byte(`{"error"`)) {
+		return nil
+	}
+	e := &APIError{}
+	if !parseError(line, e) {
+		return nil
 	}
 	return e
 }

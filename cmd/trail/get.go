@@ -176,7 +176,7 @@ func (c *getCommand) prove(ctx context.Context, l *trail.Log, pinned note.Verifi
 		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
 	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, seq, tlog.RecordHash(res.Event)); err != nil {
-		res.Problem = fmt.Sprintf("the inclusion proof does not lead from the event to the root of the signed checkpoint of size %d: the event or the tree was altered", cp.Size)
+		res.Problem = fmt.Sprintf("the stored event is damaged: the inclusion proof does not lead from it to the root of the signed checkpoint of size %d (the event or the stored Merkle hashes were altered); run trail verify", cp.Size)
 		return nil
 	}
 	res.Verified = true

@@ -40,6 +40,8 @@ type errorBody struct {
 		Field   string `json:"field,omitempty"`
 		// Index is the position of the offending event in a batch.
 		Index *int `json:"index,omitempty"`
+		// Seq is the damaged stored event's, for code damaged.
+		Seq *int64 `json:"seq,omitempty"`
 	} `json:"error"`
 }
 
@@ -56,6 +58,7 @@ type errorBody struct {
 //	429 rate_limited                      the key is over its rate limit (with Retry-After)
 //	503 unavailable                       the store could not commit or answer; the message
 //	                                      says why when Trail knows (*trail.UnavailableError)
+//	500 damaged                           a stored event is damaged (*trail.DamagedError): seq names it
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(r, err)
@@ -76,6 +79,7 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 	var ae *apiError
 	var ve *trail.ValidationError
 	var me *http.MaxBytesError
+	var de *trail.DamagedError
 	var ue *trail.UnavailableError
 	switch {
 	case errors.As(err, &ae):
@@ -101,6 +105,16 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 		status, body.Error.Code, body.Error.Message = http.StatusRequestTimeout, "timeout", "the request body did not arrive within the server's read timeout"
 	case errors.Is(err, trail.ErrUnauthorized):
 		status, body.Error.Code, body.Error.Message = http.StatusUnauthorized, "unauthorized", "invalid or revoked API key"
+	case errors.As(err, &de):
+		// Retrying will not help, and nothing of an append was stored:
+		// the message says which event and what to run.
+		status, body.Error.Code, body.Error.Message, body.Error.Seq = http.StatusInternalServerError, "damaged", de.Error(), &de.Seq
+		if errors.Is(err, trail.ErrUnavailable) { // an append
+			body.Error.Message = trail.ErrUnavailable.Error() + ": " + body.Error.Message
+		}
+		if de.Err != nil {
+			err = fmt.Errorf("%w (%v)", err, de.Err)
+		}
 	case errors.Is(err, trail.ErrNotFound):
 		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
 	case errors.As(err, &ue):

@@ -275,7 +275,8 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 
 // provenEvent reads the event named by the request's {id}, records the
 // read (trail.get), and proves it in the tree of the latest checkpoint,
-// which it returns signed.
+// which it returns signed. A stored event that does not decode, or does not
+// hash to its leaf, is a *trail.DamagedError, never served.
 func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*trail.Event, inclusion, []byte, error) {
 	ctx := r.Context()
 	e, err := l.Get(ctx, r.PathValue("id"))
@@ -293,7 +294,7 @@ func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (
 	if err != nil {
 		return nil, inclusion{}, nil, err
 	}
-	proof, err := l.ProveInclusion(ctx, e.Seq, c.Size)
+	proof, err := l.ProveEvent(ctx, e, c)
 	if err != nil {
 		return nil, inclusion{}, nil, err
 	}

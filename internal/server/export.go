@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -12,7 +13,10 @@ import (
 // exportEvents serves GET /v1/export?format=ndjson|csv&<search filters>:
 // every matching event, oldest first, streamed (constant memory). NDJSON
 // lines are the canonical events; CSV has trail.CSVHeader's columns, with
-// formula-looking cells guarded unless csv_raw=true.
+// formula-looking cells guarded unless csv_raw=true. A damaged stored event
+// met before any match is sent is an error response (500 damaged); one met
+// later ends an NDJSON body with that error's JSON as its last line, and
+// cuts the body short (CSV too).
 func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	v := r.URL.Query()
 	format := v.Get("format")
@@ -41,24 +45,47 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var cw *csv.Writer
-	if format == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+l.Name()+`.csv"`)
-		cw = csv.NewWriter(bw)
-		cw.Write(trail.CSVHeader)
-	} else {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+l.Name()+`.ndjson"`)
+	// The status waits for the first event, so that a failure before it
+	// (a damaged event among the first) is an error response.
+	started := false
+	start := func() {
+		if started {
+			return
+		}
+		started = true
+		if format == "csv" {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+l.Name()+`.csv"`)
+			cw = csv.NewWriter(bw)
+			cw.Write(trail.CSVHeader)
+		} else {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+l.Name()+`.ndjson"`)
+		}
+		w.WriteHeader(http.StatusOK)
 	}
-	w.WriteHeader(http.StatusOK)
 	var buf []byte
 	row := make([]string, len(trail.CSVHeader))
 	for e, err := range l.Events(r.Context(), q) {
 		if err != nil {
-			// The status is sent; cut the stream short so that the client
-			// sees an incomplete body rather than a complete-looking one.
+			if !started {
+				return err
+			}
+			// The status is sent. NDJSON ends with the error, as the
+			// body of an error response; either way the stream is cut
+			// short, so that the client sees an incomplete body rather
+			// than a complete-looking one.
+			if cw == nil {
+				_, body := s.classify(r, err)
+				b, _ := json.Marshal(body)
+				bw.Write(append(b, '\n'))
+			} else {
+				cw.Flush()
+			}
+			bw.Flush()
 			panic(http.ErrAbortHandler)
 		}
+		start()
 		if cw != nil {
 			cw.Write(trail.CSVRecord(row, e, !raw))
 			continue
@@ -68,6 +95,7 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 			return nil // the client left
 		}
 	}
+	start()
 	if cw != nil {
 		cw.Flush()
 	}

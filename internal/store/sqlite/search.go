@@ -391,11 +391,11 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 		if err != nil {
 			return nil, err
 		}
-		evs, err := decodeBundle(r.name, b.k, b.data)
+		first, recs, err := splitBundle(b.k, b.data)
 		if err != nil {
 			return nil, err
 		}
-		first, last := evs[0].Seq, evs[len(evs)-1].Seq
+		last := first + int64(len(recs)) - 1
 		switch {
 		case asc && first > next:
 			return nil, &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
@@ -403,11 +403,19 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 			return nil, &store.DamagedError{Seq: last + 1, Problem: store.ProblemMissing}
 		}
 		next, below = max(next, last+1), first
-		if !asc {
-			slices.Reverse(evs)
-		}
-		for _, e := range evs {
-			if e.Seq >= from && e.Seq <= to && p.match(e, text) {
+		// Only the events in range are decoded: damage outside it is
+		// another search's to meet.
+		lo, hi := max(from, first), min(to, last)
+		for i := int64(0); i <= hi-lo; i++ {
+			seq := lo + i
+			if !asc {
+				seq = hi - i
+			}
+			e, err := decodeRecord(r.name, seq, recs[seq-first])
+			if err != nil {
+				return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
+			}
+			if p.match(e, text) {
 				if out = append(out, e); len(out) >= limit {
 					return out, nil
 				}

@@ -1,0 +1,260 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/internal/store/sqlite"
+	"github.com/trail-audit/trail/internal/store/storetest"
+)
+
+// storeDB opens the database of a running server's data directory as
+// someone with access to the file would.
+func storeDB(t *testing.T, db *trail.DB, log string) (*sql.DB, int64) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(db.Dir(), trail.DatabaseFile)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	t.Cleanup(func() { raw.Close() })
+	var id int64
+	if err := raw.QueryRow("SELECT id FROM logs WHERE name = ?", log).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return raw, id
+}
+
+// breakEvent changes one byte of the stored record of event seq, its
+// outcome code, so that it no longer decodes (see bundle.go in
+// internal/store/sqlite for the layout).
+func breakEvent(t *testing.T, db *trail.DB, log string, seq int64) {
+	t.Helper()
+	raw, id := storeDB(t, db, log)
+	var k int64
+	var data []byte
+	if err := raw.QueryRow("SELECT k, data FROM events WHERE k >= ? AND k <= ? ORDER BY k DESC LIMIT 1", id<<40, id<<40|seq).Scan(&k, &data); err != nil {
+		t.Fatal(err)
+	}
+	off := 1
+	_, w := binary.Uvarint(data[off:])
+	off += w
+	for i := k - id<<40; ; i++ {
+		n, w := binary.Uvarint(data[off:])
+		off += w
+		if i == seq {
+			break
+		}
+		off += int(n)
+	}
+	_, w1 := binary.Varint(data[off:])
+	_, w2 := binary.Varint(data[off+w1:])
+	data[off+w1+w2] = 9
+	if _, err := raw.Exec("UPDATE events SET data = ? WHERE k = ?", data, k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// alterEvent changes the stored event seq so that it still decodes.
+func alterEvent(t *testing.T, db *trail.DB, log string, seq int64) {
+	t.Helper()
+	raw, id := storeDB(t, db, log)
+	err := sqlite.EditEvents(raw, id, seq, seq+1, func(evs []*event.Event) []*event.Event {
+		evs[0].Reason = "nothing to see"
+		return evs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantDamaged checks an error response: 500, code damaged, naming seq.
+func wantDamaged(t *testing.T, call string, r response, seq int64) {
+	t.Helper()
+	var body struct {
+		Error struct {
+			Code, Message string
+			Seq           *int64
+		}
+	}
+	json.Unmarshal(r.body, &body)
+	if r.status != http.StatusInternalServerError || body.Error.Code != "damaged" || body.Error.Seq == nil || *body.Error.Seq != seq {
+		t.Errorf("%s = %d %s; want 500 with code damaged and seq %d", call, r.status, r.body, seq)
+		return
+	}
+	if want := "stored event at seq " + strconv.FormatInt(seq, 10) + " is damaged"; !strings.Contains(body.Error.Message, want) || !strings.Contains(body.Error.Message, "run trail verify") {
+		t.Errorf("%s says %q; want %q and to run trail verify", call, body.Error.Message, want)
+	}
+}
+
+// wantClientDamaged checks that the Go client's error names seq.
+func wantClientDamaged(t *testing.T, call string, err error, seq int64) {
+	t.Helper()
+	var de *trail.DamagedError
+	if !errors.As(err, &de) || de.Seq != seq || !errors.Is(err, trail.ErrDamaged) || !strings.Contains(err.Error(), "seq "+strconv.FormatInt(seq, 10)) {
+		t.Errorf("client %s = %v; want an error naming seq %d that is a *trail.DamagedError", call, err, seq)
+	}
+}
+
+// A damaged event is answered as damaged, naming its seq, by every API
+// read that meets it, and by the Go client.
+func TestDamagedEventAPI(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := storetest.Events(1600, 5)
+	rs, err := l.AppendBatch(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Keys may have put events first: seqs come from the receipts.
+	d, a := rs[1500].Seq, rs[1200].Seq
+	breakEvent(t, e.db, "acme", d)
+	c, err := client.New(e.url, e.keys["acme-read"], client.Options{MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantDamaged(t, "GET /v1/events/{id}", e.do("GET", "/v1/events/"+rs[1500].ID, "acme-read", "", nil), d)
+	_, err = c.Get(ctx, rs[1500].ID, l.VerifierKey())
+	wantClientDamaged(t, "Get", err, d)
+
+	// Searches that meet it fail; one that stops short of it does not.
+	wantDamaged(t, "GET /v1/events?limit=200", e.do("GET", "/v1/events?limit=200", "acme-read", "", nil), d)
+	wantDamaged(t, "GET /v1/events?actor=", e.do("GET", "/v1/events?actor="+url.QueryEscape(evs[1500].Actor.ID), "acme-read", "", nil), d)
+	e.ok(200, "GET", "/v1/events?limit=50", "acme-read", "", nil, nil)
+	_, err = c.SearchPage(ctx, trail.Query{Limit: 200})
+	wantClientDamaged(t, "SearchPage", err, d)
+
+	// An export that has begun ends with the error and is cut short.
+	req, _ := http.NewRequest("GET", e.url+"/v1/export", nil)
+	req.Header.Set("Authorization", "Bearer "+e.keys["acme-read"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var n int64
+	var last string
+	for sc.Scan() {
+		if last != "" {
+			n++
+		}
+		last = sc.Text()
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || n != d || sc.Err() == nil {
+		t.Errorf("GET /v1/export = %d with %d events before its last line, read error %v; want 200, %d and the body cut short", resp.StatusCode, n, sc.Err(), d)
+	}
+	wantDamaged(t, "the last line of GET /v1/export", response{status: 500, body: []byte(last)}, d)
+	if err := client.ExportError([]byte(last)); err != nil {
+		wantClientDamaged(t, "ExportError(last line)", err, d)
+	} else {
+		t.Errorf("client.ExportError(%s) = nil", last)
+	}
+	// One that meets it before any match answers with the error.
+	breakEvent(t, e.db, "acme", 0)
+	wantDamaged(t, "GET /v1/export", e.do("GET", "/v1/export", "acme-read", "", nil), 0)
+	_, err = c.Export(ctx, trail.Query{}, "csv")
+	wantClientDamaged(t, "Export", err, 0)
+
+	// An event altered so that it decodes does not hash to its leaf.
+	alterEvent(t, e.db, "acme", a)
+	wantDamaged(t, "GET /v1/events/{id} of an altered event", e.do("GET", "/v1/events/"+rs[1200].ID, "acme-read", "", nil), a)
+	_, err = c.Get(ctx, rs[1200].ID, l.VerifierKey())
+	wantClientDamaged(t, "Get(altered event)", err, a)
+	e.ok(200, "GET", "/v1/events/"+rs[1199].ID, "acme-read", "", nil, nil)
+}
+
+// An event stored past the log's end fails appends with code damaged,
+// naming its seq; nothing is stored.
+func TestStrayEventAPI(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch(ctx, storetest.Events(100, 6)); err != nil {
+		t.Fatal(err)
+	}
+	size := l.Size()
+	raw, id := storeDB(t, e.db, "acme")
+	if _, err := raw.Exec("INSERT INTO events (k, data) SELECT ?, data FROM events WHERE k = (SELECT max(k) FROM events WHERE k < ?)", id<<40|size, id<<40|size); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/v1/events", "acme-append", "application/json", []byte(`{"actor":{"id":"alice"},"action":"user.login"}`))
+	wantDamaged(t, "POST /v1/events", r, size)
+	if !strings.Contains(string(r.body), "nothing was stored") {
+		t.Errorf("POST /v1/events = %s, want it to say nothing was stored", r.body)
+	}
+	c, err := client.New(e.url, e.keys["acme-append"], client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Append(ctx, trail.Event{Actor: trail.Actor{ID: "alice"}, Action: "user.login"})
+	wantClientDamaged(t, "Append", err, size)
+	if l.Size() != size {
+		t.Errorf("the log holds %d events after the refused appends, want %d", l.Size(), size)
+	}
+}
+
+// The viewer's event page and events list say that a stored event is
+// damaged, naming its seq, and to run trail verify.
+func TestViewerDamagedEvent(t *testing.T) {
+	v := newViewerEnv(t)
+	ctx := context.Background()
+	l, err := v.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := l.Get(ctx, v.eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := l.GetSeq(ctx, bad.Seq-1) // appended with it
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := v.browser()
+	if resp := v.signIn(c, v.read, "/", v.srv.URL); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %s", resp.Status)
+	}
+	alterEvent(t, v.db, "acme", before.Seq) // still decodes
+	breakEvent(t, v.db, "acme", bad.Seq)    // does not
+
+	for _, tc := range []struct {
+		path string
+		seq  int64
+	}{
+		{"/events/" + v.eventID, bad.Seq},
+		{"/events/" + before.ID, before.Seq},
+		{"/", bad.Seq},
+	} {
+		resp, page := v.get(c, tc.path)
+		want := "The stored event at seq " + strconv.FormatInt(tc.seq, 10) + " is damaged"
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(page, want) || !strings.Contains(page, "run trail verify") {
+			t.Errorf("GET %s = %s; want 500 and a page saying %q and to run trail verify:\n%s", tc.path, resp.Status, want, page)
+		}
+	}
+}
