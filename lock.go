@@ -49,8 +49,10 @@ func lockDir(dir string) (*dirLock, error) {
 	}
 	host, _ := os.Hostname()
 	info, _ := json.Marshal(lockHolder{PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second)})
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt(append(info, '\n'), 0)
+	// Who holds it is a courtesy to whoever is refused: the lock holds
+	// without it.
+	if f.Truncate(0) == nil {
+		f.WriteAt(append(info, '\n'), 0)
 	}
 	return &dirLock{f: f}, nil
 }
