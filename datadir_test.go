@@ -172,3 +172,30 @@ func TestTwoWritersOneDirectory(t *testing.T) {
 		t.Errorf("Verify = %+v, %v; want all %d events checked", rep, err, l.Size())
 	}
 }
+
+// A second DB opened with Lock on a directory is refused, naming the
+// process holding it; DBs without Lock open beside it; Close lets go.
+func TestLock(t *testing.T) {
+	ctx := context.Background()
+	server, _ := newDataDir(t, trail.Options{Lock: true})
+	dir := server.Dir()
+	_, err := trail.Open(ctx, dir, trail.Options{Lock: true})
+	if pid := fmt.Sprintf("process %d", os.Getpid()); !errors.Is(err, trail.ErrLocked) || !strings.Contains(err.Error(), pid) {
+		t.Fatalf("Open with Lock beside a DB holding it = %v, want ErrLocked naming %s", err, pid)
+	}
+	for _, opts := range []trail.Options{{}, {ReadOnly: true}, {ReadOnly: true, Lock: true}} {
+		db, err := trail.Open(ctx, dir, opts)
+		if err != nil {
+			t.Fatalf("Open(%+v) beside a DB holding the lock: %v", opts, err)
+		}
+		db.Close()
+	}
+	if err := server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := trail.Open(ctx, dir, trail.Options{Lock: true})
+	if err != nil {
+		t.Fatalf("Open with Lock after the holder closed: %v", err)
+	}
+	again.Close()
+}
