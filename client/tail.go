@@ -3,7 +3,6 @@ package client
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -106,16 +105,8 @@ func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f fun
 // into an *APIError. The stream carries no status; an unauthorized key
 // (revoked while the stream was open) gets 401 so that Tail stops.
 func streamError(data string) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
 	e := &APIError{Status: http.StatusInternalServerError, Code: "internal", Message: "the stream ended with an error"}
-	if json.Unmarshal([]byte(data), &body) == nil && body.Error.Message != "" {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-	}
+	parseError([]byte(data), e)
 	if e.Code == "unauthorized" {
 		e.Status = http.StatusUnauthorized
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
@@ -257,4 +258,29 @@ func TestViewerDamagedEvent(t *testing.T) {
 			t.Errorf("GET %s = %s; want 500 and a page saying %q and to run trail verify:\n%s", tc.path, resp.Status, want, page)
 		}
 	}
+}
+
+// A tail that meets a damaged event ends with an error event naming it;
+// the Go client's Tail returns it rather than reconnect for ever.
+func TestTailDamagedEvent(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := l.AppendBatch(ctx, storetest.Events(20, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rs[10].Seq
+	breakEvent(t, e.db, "acme", d)
+	c, err := client.New(e.url, e.keys["acme-read"], client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = c.Tail(tctx, trail.Query{}, d-2, func(*trail.Event) error { return nil })
+	wantClientDamaged(t, "Tail", err, d)
 }

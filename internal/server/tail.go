@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -55,8 +56,8 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 // stream sends Server-Sent Events of the events matching q from seq next
 // on, as they are committed, until the client leaves or key is revoked:
 // msg appends one event's message to buf. The status is sent first, so
-// errors after that end the stream; a revoked key ends it with an error
-// event (see keyRevoked).
+// errors after that end the stream with an error event whose data is the
+// error's JSON body (a damaged event, or a revoked key: see keyRevoked).
 func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *trail.Event) []byte) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
@@ -93,6 +94,15 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 		if size > next {
 			evs, err := newMatches(r, l, q, next, size)
 			if err != nil {
+				if r.Context().Err() == nil {
+					// Say why the stream ends (a damaged event, say), as
+					// an error response's body would.
+					_, body := s.classify(r, err)
+					data, _ := json.Marshal(body)
+					bw.WriteString("event: error\ndata: " + string(data) + "\n\n")
+					bw.Flush()
+					rc.Flush()
+				}
 				return
 			}
 			for _, e := range evs {
