@@ -61,6 +61,48 @@ func TestVerifyIndex(t *testing.T) {
 	t.Run("clean", func(t *testing.T) { testVerifyIndexClean(t, f) })
 	t.Run("tampered", func(t *testing.T) { testVerifyIndexTampered(t, f) })
 	t.Run("bounded", func(t *testing.T) { testVerifyIndexBounded(t, f) })
+	t.Run("while indexing", func(t *testing.T) { testVerifyIndexWhileIndexing(t, f) })
+}
+
+// testVerifyIndexWhileIndexing checks the log while events are appended
+// and indexed, segments completed and their tails merged: what the
+// indexer has reached must match, whenever it is read.
+func testVerifyIndexWhileIndexing(t *testing.T, f *indexFixture) {
+	ctx := context.Background()
+	l := openLog(t, (&tamperFixture{dir: f.dir}).copy(t), false)
+	more := storetest.Events(16000, 62)
+	appended := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(more); i += 100 {
+			if _, err := l.AppendBatch(ctx, more[i:i+100]); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	checks := 0
+	for done := false; !done; checks++ {
+		select {
+		case err := <-appended:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.WaitIndexed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		rep, err := l.VerifyIndex(ctx, trail.VerifyIndexOptions{})
+		if err != nil {
+			t.Fatalf("VerifyIndex while indexing, up to %d and %d of %d = %v:\n%s", rep.IndexedTo, rep.CountedTo, rep.Size, err, diffLines(rep))
+		}
+		if done && (rep.IndexedTo != l.Size() || rep.CountedTo != l.Size()) {
+			t.Errorf("VerifyIndex once indexed compared up to %d and %d, want %d", rep.IndexedTo, rep.CountedTo, l.Size())
+		}
+	}
+	t.Logf("%d checks", checks)
 }
 
 // seqsWhere returns the seqs of the fixture's events for which keep holds.

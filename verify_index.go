@@ -155,7 +155,7 @@ const indexSegment = 1 << 14
 
 // indexTallyKeys bounds the keys each of VerifyIndex's tallies holds in
 // memory before it writes them to a temporary file.
-var indexTallyKeys = 1 << 18
+var indexTallyKeys = 1 << 17
 
 // VerifyIndex derives the log's search indexes (action, outcome, actor,
 // ip, target, free text) and counts (by hour and by UTC day, behind Stats;
@@ -212,11 +212,26 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 	defer cancel()
 	wordsRead := make(chan error, 1)
 	go func() {
-		var key []byte
-		wordsRead <- d.Words(wctx, log, to.Indexed, func(w string, seq int64) error {
-			key = append(key[:0], w...)
-			return storedWords.Add(key, tally.Sums{1, mix(seed, seq)})
+		// A store may well list a word's events together: they are
+		// summed before they go to the tally.
+		var word string
+		var sum tally.Sums
+		err := d.Words(wctx, log, to.Indexed, func(w string, seq int64) error {
+			if w != word {
+				if sum[0] > 0 {
+					if err := storedWords.AddString(word, sum); err != nil {
+						return err
+					}
+				}
+				word, sum = w, tally.Sums{}
+			}
+			sum.Add(tally.Sums{1, mix(seed, seq)})
+			return nil
 		})
+		if err == nil && sum[0] > 0 {
+			err = storedWords.AddString(word, sum)
+		}
+		wordsRead <- err
 	}()
 	waitWords := func() error {
 		err := <-wordsRead
@@ -236,31 +251,32 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 	wantWords := tally.New(indexTallyKeys)
 	defer wantWords.Close()
 	total := to.Indexed
+	// A segment's words and counts are summed in memory first: most of
+	// its events share most of their words and hours.
+	segWords, segCounts := batch{}, batch{}
 	for from := int64(0); from < to.Indexed; from += indexSegment {
 		end := min(from+indexSegment, to.Indexed)
 		err := v.segment(ctx, from, end, nil, func(e *event.Event) error {
 			for _, w := range strings.Fields(derive.Text(e)) {
-				key = append(key[:0], w...)
-				if err := wantWords.Add(key, tally.Sums{1, mix(seed, e.Seq)}); err != nil {
-					return err
-				}
+				segWords.add(w, tally.Sums{1, mix(seed, e.Seq)})
 			}
 			if e.Seq < to.Rolled {
 				one := sums(derive.Tally(e))
-				var err error
 				derive.Counts(e, func(k store.CountKey) {
-					if err == nil {
-						key = countKey(key[:0], k)
-						err = wantCounts.Add(key, one)
-					}
+					key = countKey(key[:0], k)
+					segCounts.addBytes(key, one)
 				})
-				if err != nil {
-					return err
-				}
 			}
 			key = countKey(key[:0], derive.ActionCount(e))
-			return wantCounts.Add(key, tally.Sums{1})
+			segCounts.addBytes(key, tally.Sums{1})
+			return nil
 		})
+		if err == nil {
+			err = segWords.flush(wantWords)
+		}
+		if err == nil {
+			err = segCounts.flush(wantCounts)
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -325,6 +341,37 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 		return rep, fmt.Errorf("%w: %d differences, the first: %s", ErrIndexMismatch, n, rep.Diffs[0])
 	}
 	return rep, nil
+}
+
+// batch sums what some events add to a tally, which then takes each key
+// once.
+type batch map[string]*tally.Sums
+
+func (b batch) add(key string, s tally.Sums) {
+	if p := b[key]; p != nil {
+		p.Add(s)
+		return
+	}
+	b[strings.Clone(key)] = &s
+}
+
+func (b batch) addBytes(key []byte, s tally.Sums) {
+	if p := b[string(key)]; p != nil {
+		p.Add(s)
+		return
+	}
+	b[string(key)] = &s
+}
+
+// flush adds b's sums to t and empties b.
+func (b batch) flush(t *tally.Tally) error {
+	for k, s := range b {
+		if err := t.AddString(k, *s); err != nil {
+			return err
+		}
+	}
+	clear(b)
+	return nil
 }
 
 // indexCheck gathers the differences VerifyIndex finds.

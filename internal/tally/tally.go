@@ -63,6 +63,21 @@ func (t *Tally) Add(key []byte, s Sums) error {
 	return nil
 }
 
+// AddString is Add with a key that is a string.
+func (t *Tally) AddString(key string, s Sums) error {
+	if p := t.m[key]; p != nil {
+		p.Add(s)
+		return nil
+	}
+	if len(t.m) >= t.max {
+		if err := t.spill(); err != nil {
+			return err
+		}
+	}
+	t.m[key] = &s
+	return nil
+}
+
 // Runs reports how many runs the tally has written.
 func (t *Tally) Runs() int { return len(t.runs) }
 

@@ -22,7 +22,11 @@ func fill(t *testing.T, n, maxKeys int, seed uint64) (*Tally, map[string]Sums) {
 			k += "\x00\xff" // bytes, not text
 		}
 		s := Sums{1, r.Int64(), -r.Int64N(5), 0}
-		if err := tl.Add([]byte(k), s); err != nil {
+		add := func() error { return tl.Add([]byte(k), s) }
+		if r.IntN(2) == 0 {
+			add = func() error { return tl.AddString(k, s) }
+		}
+		if err := add(); err != nil {
 			t.Fatal(err)
 		}
 		w := want[k]
