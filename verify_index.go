@@ -46,7 +46,8 @@ type IndexReport struct {
 	// compared (<= IndexedTo).
 	CountedTo int64 `json:"counted_to"`
 	// Diffs are the differences found, at most MaxDiffs, by index and
-	// value; Unlisted counts those left out.
+	// value; Unlisted counts those left out (a posting list that differs
+	// in several segments, once per segment).
 	Diffs    []IndexDiff `json:"differences"`
 	Unlisted int64       `json:"unlisted,omitempty"`
 }
@@ -291,10 +292,12 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 	// Words whose events differ are looked up again, segment by segment,
 	// to name the events.
 	var words []string
+	wordSums := map[string][2]tally.Sums{}
 	var unlistedWords int64
-	err = tally.Diff(wantWords, storedWords, func(w string, _, _ tally.Sums) error {
+	err = tally.Diff(wantWords, storedWords, func(w string, want, got tally.Sums) error {
 		if len(words) < opts.MaxDiffs {
 			words = append(words, w)
+			wordSums[w] = [2]tally.Sums{want, got}
 		} else {
 			unlistedWords++
 		}
@@ -319,9 +322,13 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 			}
 		}
 		for _, w := range words {
-			// Sums of different sets of events that agree by chance.
-			if v.diffs[diffKey{store.IndexText, w, ""}] == nil {
-				v.add(diffKey{store.IndexText, w, ""}, IndexDiff{Damaged: true})
+			// The events listed changed between the two reads (another
+			// process reset the index meanwhile): say what the first
+			// read found.
+			if k := (diffKey{store.IndexText, w, ""}); v.diffs[k] == nil {
+				want, got := indexCounts(wordSums[w][0]), indexCounts(wordSums[w][1])
+				want.Failure, got.Failure = 0, 0
+				v.add(k, IndexDiff{Stored: &got, Derived: &want})
 			}
 		}
 	}

@@ -152,6 +152,14 @@ func TestVerifyIndexAndReindex(t *testing.T) {
 		t.Errorf("after reindex, trail search --ip 203.0.113.99 finds %d events, want none", got)
 	}
 
+	// Events the indexer has not reached (trail append does not stay to
+	// index them) are not compared, and verify says so.
+	ok(t, `{"actor":{"id":"u3"},"action":"user.login"}`+"\n"+`{"actor":{"id":"u4"},"action":"user.login"}`+"\n", "append", "--data", data)
+	r = ok(t, "", "verify", "--data", data, "--index")
+	if want := "match its events: events 0 to 19,999 compared; the indexer had not reached the last 2, which searches read from the events themselves."; !strings.Contains(r.stdout, want) {
+		t.Errorf("trail verify --index with 2 events not indexed printed:\n%s\nwant %q", r.stdout, want)
+	}
+
 	if r := run(t, "", "verify", "--index", "--server", "http://127.0.0.1:1", "--key", "k", "--verifier-key", "x"); r.code != 2 {
 		t.Errorf("trail verify --index --server: exit %d, want 2 (usage)\n%s", r.code, r.stderr)
 	}
