@@ -300,8 +300,18 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 			}
 			t.Logf("VerifyIndex found:\n%s", diffLines(rep))
 
-			if err := l.Reindex(context.Background(), trail.ReindexOptions{}); err != nil {
+			var last [2]int64
+			progress := func(done, total int64) {
+				if done < last[0] || done > total {
+					t.Errorf("Reindex progress %d of %d after %d", done, total, last[0])
+				}
+				last = [2]int64{done, total}
+			}
+			if err := l.Reindex(context.Background(), trail.ReindexOptions{Progress: progress}); err != nil {
 				t.Fatalf("Reindex = %v", err)
+			}
+			if last != [2]int64{l.Size(), l.Size()} {
+				t.Errorf("Reindex progress ended at %v, want %d of %d", last, l.Size(), l.Size())
 			}
 			if rep, err := verifyIndex(t, l); err != nil {
 				t.Errorf("VerifyIndex after Reindex = %v:\n%s", err, diffLines(rep))
