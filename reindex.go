@@ -22,10 +22,13 @@ type ReindexOptions struct {
 // repairs what VerifyIndex finds.
 //
 // Searches stay complete meanwhile (they read what is not indexed yet
-// from the events, more slowly), and Stats counts again from zero. The
-// free-text index is shared by the DB's logs and can only be emptied as a
-// whole, so the other logs' entries in it are written again too, in the
-// same transaction as the reset.
+// from the events, more slowly), and Stats counts again from zero.
+// Appends to the log through this DB meanwhile wait, as after any long
+// lag, until the indexer is within 100,000 events of the log's end (they
+// index chunks themselves first). The free-text index is shared by the
+// DB's logs and can only be emptied as a whole, so the other logs'
+// entries in it are written again too, in the same transaction as the
+// reset.
 //
 // It is safe beside searches and appends through this DB, and beside
 // other processes that append (trail append), but not beside another

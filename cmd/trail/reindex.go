@@ -33,7 +33,9 @@ Merkle tree and checkpoints are not touched.
 The free-text index is shared by all the logs of the data directory and
 can only be emptied whole, so the other logs' entries in it are written
 again too. Searches stay complete meanwhile, only slower: they read what is
-not indexed yet from the events.
+not indexed yet from the events. An append to the log meanwhile may take
+a while: a commit that finds the indexer more than 100,000 events behind
+indexes a chunk first.
 
 It needs the data directory to itself: a running trail serve keeps its
 indexer's progress in memory, which a rebuild from another process would
