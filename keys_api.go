@@ -82,7 +82,8 @@ type Caller struct {
 	Source Source
 }
 
-// Actions of the events that record key administration.
+// Actions of the events that record key administration. A listing is a
+// read, one of ReadActions; a creation or revocation is not.
 const (
 	ActionKeyCreate = "trail.key.create"
 	ActionKeyRevoke = "trail.key.revoke"

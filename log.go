@@ -255,11 +255,16 @@ type Query struct {
 	// makes a word a prefix.
 	Text string
 	// ExcludeAction leaves out the events whose action it names, written
-	// like Action: "trail.*" leaves out Trail's own reads (trail.search,
-	// trail.get, …), which the viewer hides by default. A search that
-	// leaves out most of a log is driven by the index of the actions that
-	// remain, so it stays fast.
+	// like Action: "trail.*" leaves out all of Trail's own events, its
+	// reads and its key administration. A search that leaves out most of
+	// a log is driven by the index of the actions that remain, so it
+	// stays fast.
 	ExcludeAction string
+	// HideReads leaves out Trail's own reads, the events of ReadActions,
+	// as the viewer does by default, and keeps its key administration
+	// (trail.key.create, trail.key.revoke). It combines with
+	// ExcludeAction, and stays fast the same way.
+	HideReads bool
 	// Limit is the page size: default 100, at most 10000.
 	Limit int
 	// Cursor continues from a previous Page.NextCursor.
@@ -372,6 +377,9 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 			}
 			*f.exact = []string{f.val}
 		}
+	}
+	if q.HideReads {
+		sq.NotActions = append(sq.NotActions, readActions...)
 	}
 	switch q.Outcome {
 	case "", Success, Failure, Denied, Errored:

@@ -33,15 +33,16 @@ type StatsQuery struct {
 	Bucket time.Duration
 	// Top is the length of each top list: default 10, at most 100.
 	Top int
-	// HideTrail leaves out Trail's own events, those whose action starts
-	// with "trail.": the reads it records (trail.search, trail.get, …)
-	// and key administration (trail.key.*). They are taken out of Total,
-	// ByOutcome, Series and TopActions exactly. The counts by actor do not
-	// know actions, so TopActors leaves out the log's API keys, the actors
-	// of the reads, and takes each trail.key.* event off its caller's
-	// count; an actor other than these keeps any trail.* event it
-	// appended itself. FailedIPs are unchanged.
-	HideTrail bool
+	// HideReads leaves out Trail's own reads, the events of ReadActions,
+	// and keeps its key administration (trail.key.create and
+	// trail.key.revoke). The reads are taken out of Total, ByOutcome,
+	// Series and TopActions exactly. The counts by actor do not know
+	// actions, so in TopActors the log's API keys, under which the server
+	// records reads, count only the keys they created or revoked, and
+	// each other caller's listings of keys (trail.key.list at the command
+	// line) are taken off its count; an actor other than these keeps any
+	// read action it appended itself. FailedIPs are unchanged.
+	HideReads bool
 }
 
 // Stats counts a log's events by when they happened: over time, by
@@ -222,21 +223,21 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	bh := int64(bucket / time.Hour)
 	from, to := store.HourOf(start), store.HourOf(end)
 	rq := store.RollupQuery{From: from, To: to, Bucket: bh, Top: top}
-	var own *trailActors
-	if q.HideTrail {
+	var own *readers
+	if q.HideReads {
 		var err error
-		if own, err = l.trailActors(ctx, start, end); err != nil {
+		if own, err = l.readers(ctx, start, end); err != nil {
 			return nil, err
 		}
-		// Enough more actors that, with Trail's own taken out, the top
-		// ones are still there.
-		rq.NotActionLike, rq.Top = "trail.", top+len(own.keys)+len(own.callers)
+		// Enough more actors that, with the reads taken off the counts
+		// of those who made them, the top ones are still there.
+		rq.NotActions, rq.Top = ReadActions(), top+len(own.keys)+len(own.reads)
 	}
 	r, err := l.db.st.Rollup(ctx, l.info.ID, rq)
 	if err != nil {
 		return nil, err
 	}
-	if q.HideTrail {
+	if q.HideReads {
 		r.Actors = own.remove(r.Actors, r.IndexedTo)
 		r.Actors = r.Actors[:min(len(r.Actors), top)]
 		r.Actions = r.Actions[:min(len(r.Actions), top)]
@@ -274,25 +275,30 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	return st, nil
 }
 
-// trailActors are the actors of Trail's own events in a range: the log's
-// API keys, under which it records reads, and the callers of its key
-// administration (trail.key.*), with the seqs of their events.
-type trailActors struct {
-	keys    map[string]bool
-	callers map[string][]int64
+// readers are the actors of Trail's own events in a range, which Stats
+// needs to take the reads off the counts by actor: the log's API keys,
+// under which the server records reads and the key administration done
+// through the API, with the seqs of their key creations and revocations;
+// and the other callers (a person at the command line) who listed keys,
+// with the seqs of those listings.
+type readers struct {
+	keys  map[string][]int64
+	reads map[string][]int64
 }
 
-// trailActors finds the actors of Trail's own events whose time is in
-// [start, end). Key administration is rare, so its events are found
-// through the action index.
-func (l *Log) trailActors(ctx context.Context, start, end time.Time) (*trailActors, error) {
+// readers finds, among the events whose time is in [start, end), the
+// keys' creations and revocations of keys and the other callers' listings
+// of keys. Key administration is the only one of Trail's events that a
+// caller other than a key makes, and the only one a key makes that is not
+// a read; it is rare, so its events are found through the action index.
+func (l *Log) readers(ctx context.Context, start, end time.Time) (*readers, error) {
 	ks, err := l.db.st.Keys(ctx, l.info.ID)
 	if err != nil {
 		return nil, err
 	}
-	t := &trailActors{keys: make(map[string]bool, len(ks)), callers: map[string][]int64{}}
+	t := &readers{keys: make(map[string][]int64, len(ks)), reads: map[string][]int64{}}
 	for _, k := range ks {
-		t.keys[k.ID] = true
+		t.keys[k.ID] = nil
 	}
 	// Trail gives its events their receipt time, a moment before they are
 	// received: an hour either side finds them all by receipt time.
@@ -301,26 +307,40 @@ func (l *Log) trailActors(ctx context.Context, start, end time.Time) (*trailActo
 		if err != nil {
 			return nil, err
 		}
-		if !t.keys[e.Actor.ID] && !e.Time.Before(start) && e.Time.Before(end) {
-			t.callers[e.Actor.ID] = append(t.callers[e.Actor.ID], e.Seq)
+		if e.Time.Before(start) || !e.Time.Before(end) {
+			continue
+		}
+		seqs, key := t.keys[e.Actor.ID]
+		switch read := IsReadAction(e.Action); {
+		case key && !read:
+			t.keys[e.Actor.ID] = append(seqs, e.Seq)
+		case !key && read:
+			t.reads[e.Actor.ID] = append(t.reads[e.Actor.ID], e.Seq)
 		}
 	}
 	return t, nil
 }
 
-// remove takes Trail's own events out of actors, the top actors counted
-// over the events below indexedTo: it drops the keys, takes the callers'
-// key administration off their counts, and sorts the list again.
-func (t *trailActors) remove(actors []store.ValueCount, indexedTo int64) []store.ValueCount {
+// remove takes the reads out of actors, the top actors counted over the
+// events below indexedTo: a key keeps the count of its key creations and
+// revocations, another caller loses its listings of keys; the list is
+// sorted again.
+func (t *readers) remove(actors []store.ValueCount, indexedTo int64) []store.ValueCount {
+	below := func(seqs []int64) int64 {
+		var n int64
+		for _, seq := range seqs {
+			if seq < indexedTo {
+				n++
+			}
+		}
+		return n
+	}
 	out := actors[:0]
 	for _, a := range actors {
-		if t.keys[a.Value] {
-			continue
-		}
-		for _, seq := range t.callers[a.Value] {
-			if seq < indexedTo {
-				a.Count--
-			}
+		if kept, key := t.keys[a.Value]; key {
+			a.Count = below(kept)
+		} else {
+			a.Count -= below(t.reads[a.Value])
 		}
 		if a.Count > 0 {
 			out = append(out, a)

@@ -471,90 +471,148 @@ func BenchmarkStats(b *testing.B) {
 	}
 }
 
-// Trail's own events (trail.* actions: reads by the log's API keys, key
-// administration by its caller) are left out of the counts with HideTrail,
-// and of a search with ExcludeAction.
-func TestHideTrail(t *testing.T) {
+// Trail's own reads (ReadActions: by the log's API keys, and listings of
+// keys by whoever lists them) are left out of the counts with HideReads,
+// and of a search with HideReads; its key administration, creations and
+// revocations of keys, by a person or an admin key, stays in. A search
+// with ExcludeAction leaves out what it names, trail.* all of Trail's own.
+func TestHideReads(t *testing.T) {
 	ctx := context.Background()
 	db, l := newStatsLog(t)
-	var key trail.KeyInfo
-	for _, name := range []string{"viewer", "app", "backup"} {
-		_, k, err := db.CreateKey(ctx, testAdmin, "audit", name, trail.ScopeRead)
+	// Key administration, at statsNow (10 March, 12:34): test-admin
+	// creates four keys, lists them and revokes one; the admin key
+	// creates one and lists them.
+	var viewer, backup, admin trail.KeyInfo
+	for _, name := range []string{"viewer", "app", "backup", "admin"} {
+		scope := trail.ScopeRead
+		if name == "admin" {
+			scope = trail.ScopeAdmin
+		}
+		_, k, err := db.CreateKey(ctx, testAdmin, "audit", name, scope)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name == "viewer" {
-			key = k
+		switch name {
+		case "viewer":
+			viewer = k
+		case "admin":
+			admin = k
+		case "backup":
+			backup = k
 		}
 	}
+	if _, err := db.ListKeys(ctx, testAdmin, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	byKey := trail.Caller{Actor: trail.Actor{ID: admin.ID, Type: trail.ActorService}}
+	if _, _, err := db.CreateKey(ctx, byKey, "audit", "ci", trail.ScopeAppend); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ListKeys(ctx, byKey, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RevokeKey(ctx, testAdmin, backup.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Reads, as the server records them under the reading key.
 	var reads []trail.Event
 	for i := range 6 {
-		reads = append(reads, trail.Event{Time: at(10, 2+i%2, 30, 0, 0), Actor: trail.Actor{ID: key.ID}, Action: "trail.search"})
+		reads = append(reads, trail.Event{Time: at(10, 2+i%2, 30, 0, 0), Actor: trail.Actor{ID: viewer.ID}, Action: trail.ActionSearch})
 	}
-	// An app that appends a trail.* action keeps it under its actor.
-	reads = append(reads, trail.Event{Time: at(10, 3, 40, 0, 0), Actor: trail.Actor{ID: "carol"}, Action: "trail.get", Outcome: trail.Failure, Source: trail.Source{IP: "192.0.2.5"}})
+	reads = append(reads,
+		trail.Event{Time: at(10, 2, 45, 0, 0), Actor: trail.Actor{ID: viewer.ID}, Action: trail.ActionSignIn},
+		trail.Event{Time: at(10, 12, 20, 0, 0), Actor: trail.Actor{ID: admin.ID}, Action: trail.ActionSearch},
+		trail.Event{Time: at(10, 12, 20, 0, 0), Actor: trail.Actor{ID: admin.ID}, Action: trail.ActionExport},
+		// An app that appends a read action keeps it under its actor.
+		trail.Event{Time: at(10, 3, 40, 0, 0), Actor: trail.Actor{ID: "carol"}, Action: trail.ActionGet, Outcome: trail.Failure, Source: trail.Source{IP: "192.0.2.5"}},
+	)
 	if _, err := l.AppendBatch(ctx, reads); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	q := trail.StatsQuery{Since: at(8, 0, 0, 0, 0), Until: at(11, 0, 0, 0, 0), Bucket: time.Hour, Top: 4}
+
+	q := trail.StatsQuery{Since: at(8, 0, 0, 0, 0), Until: at(11, 0, 0, 0, 0), Bucket: time.Hour, Top: 6}
 	all, err := l.Stats(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAll := []trail.Count{{key.ID, 6}, {"bob", 3}, {"mallory", 3}, {testAdmin.Actor.ID, 3}}
-	if all.Total != 19 || !reflect.DeepEqual(all.TopActors, wantAll) || all.TopActions[0] != (trail.Count{Value: "trail.search", Count: 6}) {
-		t.Fatalf("Stats() = total %d, actors %v, actions %v; want 19 events, actors %v and trail.search first", all.Total, all.TopActors, all.TopActions, wantAll)
+	wantAll := []trail.Count{{viewer.ID, 7}, {testAdmin.Actor.ID, 6}, {admin.ID, 4}, {"bob", 3}, {"mallory", 3}, {"alice", 2}}
+	if all.Total != 27 || !reflect.DeepEqual(all.TopActors, wantAll) || all.TopActions[0] != (trail.Count{Value: trail.ActionSearch, Count: 7}) {
+		t.Fatalf("Stats() = total %d, actors %v, actions %v; want 27 events, actors %v and trail.search first", all.Total, all.TopActors, all.TopActions, wantAll)
 	}
-	q.HideTrail = true
+	q.HideReads = true
 	st, err := l.Stats(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Total != 9 {
-		t.Errorf("Stats(HideTrail).Total = %d, want the 9 events that are not trail.*", st.Total)
+	if st.Total != 15 {
+		t.Errorf("Stats(HideReads).Total = %d, want the 9 app events and the 6 creations and revocations of keys", st.Total)
 	}
-	want := map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2}
+	want := map[string]int64{"success": 10, "failure": 2, "denied": 1, "error": 2}
 	if !reflect.DeepEqual(st.ByOutcome, want) {
-		t.Errorf("Stats(HideTrail).ByOutcome = %v, want %v", st.ByOutcome, want)
+		t.Errorf("Stats(HideReads).ByOutcome = %v, want %v", st.ByOutcome, want)
 	}
 	var sum int64
 	for _, b := range st.Series {
 		sum += b.Total
 		if b.Start.Equal(at(10, 3, 0, 0, 0)) && b.Total != 0 {
-			t.Errorf("Stats(HideTrail) counts %d events at 03:00, which holds only trail.* events", b.Total)
+			t.Errorf("Stats(HideReads) counts %d events at 03:00, which holds only reads", b.Total)
+		}
+		if b.Start.Equal(at(10, 12, 0, 0, 0)) && b.Total != 7 {
+			t.Errorf("Stats(HideReads) counts %d events at 12:00, want the 6 creations and revocations of keys and bob's read", b.Total)
 		}
 	}
 	if sum != st.Total {
-		t.Errorf("Stats(HideTrail).Series adds up to %d, want %d", sum, st.Total)
+		t.Errorf("Stats(HideReads).Series adds up to %d, want %d", sum, st.Total)
 	}
-	if w := []trail.Count{{"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 2}}; !reflect.DeepEqual(st.TopActors, w) {
-		t.Errorf("Stats(HideTrail).TopActors = %v, want %v (the key and the admin left out; carol keeps her trail.get)", st.TopActors, w)
+	if w := []trail.Count{{testAdmin.Actor.ID, 5}, {"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 2}, {admin.ID, 1}}; !reflect.DeepEqual(st.TopActors, w) {
+		t.Errorf("Stats(HideReads).TopActors = %v, want %v (the viewer key left out, the admin key with its one creation, test-admin without its listing; carol keeps her trail.get)", st.TopActors, w)
 	}
-	if w := []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}}; !reflect.DeepEqual(st.TopActions, w) {
-		t.Errorf("Stats(HideTrail).TopActions = %v, want %v", st.TopActions, w)
+	if w := []trail.Count{{trail.ActionKeyCreate, 5}, {"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}, {trail.ActionKeyRevoke, 1}}; !reflect.DeepEqual(st.TopActions, w) {
+		t.Errorf("Stats(HideReads).TopActions = %v, want %v", st.TopActions, w)
 	}
 	if len(st.FailedIPs) != 3 || len(st.FailedIPs) != len(all.FailedIPs) {
-		t.Errorf("Stats(HideTrail).FailedIPs = %v, want them unchanged: %v", st.FailedIPs, all.FailedIPs)
+		t.Errorf("Stats(HideReads).FailedIPs = %v, want them unchanged: %v", st.FailedIPs, all.FailedIPs)
+	}
+	// Fewer top actors than the keys and readers: the ones left are
+	// still the top ones.
+	q.Top = 2
+	if st, err := l.Stats(ctx, q); err != nil || !reflect.DeepEqual(st.TopActors, []trail.Count{{testAdmin.Actor.ID, 5}, {"bob", 3}}) {
+		t.Errorf("Stats(HideReads, Top 2).TopActors = %v, %v; want test-admin 5, bob 3", st.TopActors, err)
 	}
 
-	page, err := l.Search(ctx, trail.Query{ExcludeAction: "trail.*"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Events) != 9 {
-		t.Errorf("Search(ExcludeAction trail.*) = %d events, want 9", len(page.Events))
-	}
-	for _, e := range page.Events {
-		if strings.HasPrefix(e.Action, "trail.") {
-			t.Errorf("Search(ExcludeAction trail.*) returned %s", e.Action)
+	actions := func(q trail.Query) []string {
+		t.Helper()
+		var out []string
+		for e, err := range l.Events(ctx, q) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e.Action)
 		}
+		return out
 	}
-	page, err = l.Search(ctx, trail.Query{Action: "trail.*", ExcludeAction: "trail.key.*"})
-	if err != nil || len(page.Events) != 7 || slices.ContainsFunc(page.Events, func(e *trail.Event) bool { return strings.HasPrefix(e.Action, "trail.key.") }) {
-		t.Errorf("Search(Action trail.*, ExcludeAction trail.key.*) = %d events, %v; want the 7 trail.search and trail.get", len(page.Events), err)
+	got := actions(trail.Query{HideReads: true})
+	if len(got) != 15 || slices.ContainsFunc(got, trail.IsReadAction) || !slices.Contains(got, trail.ActionKeyCreate) || !slices.Contains(got, trail.ActionKeyRevoke) {
+		t.Errorf("Events(HideReads) = %v; want the 15 events that are not reads, key creations and revocations among them", got)
+	}
+	page, err := l.Search(ctx, trail.Query{HideReads: true, Limit: 3})
+	if err != nil || len(page.Events) != 3 || page.Events[0].Action != trail.ActionKeyRevoke || page.NextCursor == "" {
+		t.Errorf("Search(HideReads, Limit 3) = %v, %v; want the newest 3 that are not reads, the revocation first, and more", page, err)
+	}
+	if got := actions(trail.Query{Action: "trail.*", HideReads: true}); len(got) != 6 || slices.ContainsFunc(got, trail.IsReadAction) {
+		t.Errorf("Events(Action trail.*, HideReads) = %v; want the 6 creations and revocations of keys", got)
+	}
+	if got := actions(trail.Query{ExcludeAction: "trail.key.*", HideReads: true}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
+		t.Errorf("Events(ExcludeAction trail.key.*, HideReads) = %v; want the 9 app events", got)
+	}
+	if got := actions(trail.Query{ExcludeAction: "trail.*"}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
+		t.Errorf("Events(ExcludeAction trail.*) = %v; want the 9 app events", got)
+	}
+	if got := actions(trail.Query{Action: "trail.*", ExcludeAction: "trail.key.*"}); len(got) != 10 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.key.") }) {
+		t.Errorf("Events(Action trail.*, ExcludeAction trail.key.*) = %v; want the 10 other reads", got)
 	}
 	var ve *trail.ValidationError
 	if _, err := l.Search(ctx, trail.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {

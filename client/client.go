@@ -331,7 +331,11 @@ func query(q trail.Query) url.Values {
 	set("outcome", string(q.Outcome))
 	set("ip", q.IP)
 	set("q", q.Text)
+	set("exclude_action", q.ExcludeAction)
 	set("cursor", q.Cursor)
+	if q.HideReads {
+		v.Set("hide_reads", "true")
+	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.Format(time.RFC3339Nano))
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,6 +128,40 @@ func TestAppendSearchGetVerified(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, want[10].ID, otherKey); !errors.Is(err, client.ErrNotVerified) {
 		t.Errorf("Get with another verifier key = %v, want ErrNotVerified", err)
+	}
+}
+
+// The search filters that leave actions out reach the server: HideReads
+// leaves out the server's records of this client's reads, and keeps the
+// key's creation; ExcludeAction leaves out what it names.
+func TestSearchLeavesOut(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	if _, err := c.Append(ctx, ev("u_1", "user.login"), ev("admin", "user.delete")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SearchPage(ctx, trail.Query{}); err != nil { // a read, recorded as trail.search
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    trail.Query
+		want string
+	}{
+		{trail.Query{HideReads: true}, "user.delete user.login trail.key.create"},
+		{trail.Query{ExcludeAction: "trail.*"}, "user.delete user.login"},
+	} {
+		page, err := c.SearchPage(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range page.Events {
+			got = append(got, e.Action)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("SearchPage(%+v) = %v, want %s", tc.q, got, tc.want)
+		}
 	}
 }
 

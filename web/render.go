@@ -56,8 +56,10 @@ var funcs = template.FuncMap{
 		}
 		return m
 	},
-	// isTrail reports whether an action is one of Trail's own reads.
-	"isTrail": func(action string) bool { return strings.HasPrefix(action, "trail.") },
+	// isRead reports whether an action is one of Trail's own reads.
+	"isRead": trail.IsReadAction,
+	// readActions lists Trail's own reads, for the switch that shows them.
+	"readActions": func() string { return strings.Join(trail.ReadActions(), ", ") },
 }
 
 func init() {

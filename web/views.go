@@ -38,15 +38,17 @@ type Filters struct {
 	// Range is "", "1h", "24h", "7d" or "custom"; Since and Until (RFC
 	// 3339, UTC) apply when it is "custom".
 	Range, Since, Until string
-	// ShowTrail shows Trail's own reads (trail.* actions), which the
-	// page hides unless the action filter asks for them.
-	ShowTrail bool
+	// ShowReads shows Trail's own reads (trail.ReadActions), which the
+	// page hides unless the action filter asks for them. Trail's key
+	// administration shows either way.
+	ShowReads bool
 }
 
-// HideTrail reports whether the page leaves Trail's own reads out: unless
-// asked to show them, or the action filter names trail.* actions.
-func (f Filters) HideTrail() bool {
-	return !f.ShowTrail && !strings.HasPrefix(f.Action, "trail.")
+// HideReads reports whether the page leaves Trail's own reads out: unless
+// asked to show them, or the action filter names Trail's actions
+// (trail.…).
+func (f Filters) HideReads() bool {
+	return !f.ShowReads && !strings.HasPrefix(f.Action, "trail.")
 }
 
 // Any reports whether any filter is set.
@@ -65,9 +67,9 @@ type Events struct {
 	Rows    []Row
 	// Error names a filter that could not be used and why.
 	Error string
-	// ShowTrailURL is this page with Trail's own reads shown, when they
+	// ShowReadsURL is this page with Trail's own reads shown, when they
 	// are hidden.
-	ShowTrailURL string
+	ShowReadsURL string
 	// LogSize is the log's size when the page was made: live updates
 	// start there.
 	LogSize int64
@@ -129,9 +131,10 @@ type Overview struct {
 	// Range is "24h", "7d", "30d" or "all"; Ranges are the choices.
 	Range  string
 	Ranges []Option
-	// ShowTrail says the counts include Trail's own reads (trail.*
-	// actions, by the log's API keys), which are left out by default.
-	ShowTrail bool
+	// ShowReads says the counts include Trail's own reads
+	// (trail.ReadActions, mostly by the log's API keys), which are left
+	// out by default (trail.StatsQuery.HideReads).
+	ShowReads bool
 	Stats     *trail.Stats
 	// LogSize is the log's size: the counts may trail it while indexing.
 	LogSize int64

@@ -211,11 +211,15 @@ func TestViewer(t *testing.T) {
 			t.Errorf("the time column's header is %q, want %q", h, "Time (Asia/Tokyo)")
 		}
 		// Signing in and opening this page were recorded as trail.signin
-		// and trail.search: the first page hides Trail's own reads.
+		// and trail.search: the first page hides Trail's own reads, and
+		// shows the creation of the demo's keys just before them.
 		for _, r := range rows {
-			if strings.HasPrefix(r.Action, "trail.") {
+			if trail.IsReadAction(r.Action) {
 				t.Fatalf("the events page shows Trail's own read %+v; want them hidden", r)
 			}
+		}
+		if rows[0].Action != trail.ActionKeyCreate || rows[1].Action != trail.ActionKeyCreate {
+			t.Errorf("the events page starts with %+v, %+v; want the creations of the demo's two keys", rows[0], rows[1])
 		}
 		if note := eval[string](b, `document.getElementById("trail-hidden")?.textContent || ""`); !strings.Contains(note, "excluding Trail's own reads") {
 			t.Errorf("the events page says %q about Trail's reads; want that they are left out", note)
@@ -457,7 +461,7 @@ func TestViewer(t *testing.T) {
 			t.Errorf("no recent admin sign-ins shown")
 		}
 		// Trail's own reads are left out of the counts, and it says so.
-		if hasTrail(actions) {
+		if hasRead(actions) {
 			t.Errorf("top actions %v include Trail's own reads", actions)
 		}
 		if got := eval[string](b, `document.getElementById("totals").textContent`); !strings.Contains(got, "excluding Trail's own reads") {
@@ -498,7 +502,7 @@ func TestViewer(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS("#show-trail")))
 		b.waitFor("the overview with Trail's reads", `location.search.includes("trail=show") && document.documentElement.dataset.ready === "true" && !!document.getElementById("top-actions")`)
 		actions = eval[[]string](b, `[...document.querySelectorAll("#top-actions td:first-child")].map(td => td.textContent.trim())`)
-		if !hasTrail(actions) {
+		if !hasRead(actions) {
 			t.Errorf("with Trail's reads shown, top actions are %v", actions)
 		}
 		if got := eval[string](b, `document.getElementById("totals").textContent`); strings.Contains(got, "excluding") {
@@ -658,8 +662,8 @@ func checkPlaceholders(b *browser, page string, examples bool) {
 	}
 }
 
-func hasTrail(actions []string) bool {
-	return slices.ContainsFunc(actions, func(a string) bool { return strings.HasPrefix(a, "trail.") })
+func hasRead(actions []string) bool {
+	return slices.ContainsFunc(actions, trail.IsReadAction)
 }
 
 func contains(list []string, s string) bool {

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +58,65 @@ func TestReadAudit(t *testing.T) {
 	off.ok(200, "GET", "/v1/events", "acme-read", "", nil, nil)
 	if l, _ := off.db.Log(context.Background(), "acme"); l.Size() != off.start["acme"] {
 		t.Errorf("with NoReadAudit, a search appended %d events", l.Size()-off.start["acme"])
+	}
+}
+
+// Each read the API and the viewer serve is recorded as one of
+// trail.ReadActions, and each of those is recorded by some read, under the
+// reading key; creating and revoking keys are recorded, and are not reads.
+func TestReadActions(t *testing.T) {
+	e := newEnvAudit(t, server.Options{})
+	ctx := context.Background()
+	var receipts struct {
+		Events []struct{ ID string } `json:"events"`
+	}
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(`{"actor":{"id":"ana"},"action":"user.delete"}`), &receipts)
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := l.Size()
+	for _, path := range []string{"/v1/events", "/v1/events/" + receipts.Events[0].ID, "/v1/export", "/v1/stats", "/v1/actions", "/v1/keys"} {
+		e.ok(200, "GET", path, "acme-admin", "", nil, nil)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(tctx, "GET", e.url+"/v1/tail", nil)
+	req.Header.Set("Authorization", "Bearer "+e.keys["acme-admin"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/tail = %v, %v", resp, err)
+	}
+	cancel()
+	resp.Body.Close()
+	signIn, _ := http.NewRequest("POST", e.url+"/signin", strings.NewReader(url.Values{"key": {e.keys["acme-read"]}}.Encode()))
+	signIn.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	signIn.Header.Set("Origin", e.url)
+	if resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(signIn); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %v, %v", resp, err)
+	}
+	var created struct{ ID string }
+	e.ok(201, "POST", "/v1/keys", "acme-admin", "application/json", []byte(`{"name":"ci","scopes":["append"]}`), &created)
+	e.ok(204, "DELETE", "/v1/keys/"+created.ID, "acme-admin", "", nil, nil)
+
+	reads := map[string]bool{}
+	var others []string
+	for ev, err := range l.Events(ctx, trail.Query{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ev.Seq < from:
+		case trail.IsReadAction(ev.Action):
+			reads[ev.Action] = true
+		default:
+			others = append(others, ev.Action)
+		}
+	}
+	if got := slices.Sorted(maps.Keys(reads)); !slices.Equal(got, slices.Sorted(slices.Values(trail.ReadActions()))) {
+		t.Errorf("the reads recorded %v; want each of ReadActions %v", got, trail.ReadActions())
+	}
+	if want := []string{trail.ActionKeyCreate, trail.ActionKeyRevoke}; !slices.Equal(others, want) {
+		t.Errorf("besides the reads, the log recorded %v; want %v", others, want)
 	}
 }
 

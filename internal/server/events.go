@@ -191,7 +191,7 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
 		return err
 	}
 	bw := bufio.NewWriter(w)
@@ -224,6 +224,7 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 var searchParams = map[string]bool{
 	"actor": true, "action": true, "target_type": true, "target_id": true, "outcome": true,
 	"ip": true, "since": true, "until": true, "q": true, "limit": true, "cursor": true, "exclude_action": true,
+	"hide_reads": true,
 }
 
 // parseQuery reads the search filters of a request. Parameters with an
@@ -246,6 +247,10 @@ func parseQuery(r *http.Request) (trail.Query, error) {
 		Text: v.Get("q"), Cursor: v.Get("cursor"), ExcludeAction: v.Get("exclude_action"),
 	}
 	if err := timeParams(v, &q.Since, &q.Until); err != nil {
+		return q, err
+	}
+	var err error
+	if q.HideReads, err = boolParam(v, "hide_reads"); err != nil {
 		return q, err
 	}
 	if s := v.Get("limit"); s != "" {
@@ -283,7 +288,7 @@ func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (
 	if err != nil {
 		return nil, inclusion{}, nil, err
 	}
-	if err := s.auditRead(r, key, l, "trail.get", []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionGet, []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
 		return nil, inclusion{}, nil, err
 	}
 	signed, err := l.Checkpoint()
@@ -414,4 +419,15 @@ func timeParams(v url.Values, since, until *time.Time) error {
 		}
 	}
 	return nil
+}
+
+// boolParam reads the parameter name: true, false, or absent (false).
+func boolParam(v url.Values, name string) (bool, error) {
+	switch v.Get(name) {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, badParam(name, "must be true or false")
 }

@@ -40,7 +40,7 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, "trail.export", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionExport, nil); err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)

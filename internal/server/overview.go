@@ -26,15 +26,16 @@ var overviewRanges = []struct {
 // overviewPage serves GET /overview?range=&trail=: counts over time, top
 // actors and actions, failing source IPs, and recent sign-ins. The counts
 // come from the log's rollups (trail.Log.Stats), not from reading the
-// events. They leave out Trail's own reads unless trail=show.
+// events. They leave out Trail's own reads (trail.ReadActions) unless
+// trail=show.
 func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	ctx := r.Context()
 	p := web.Overview{Base: base(key, "overview"), Range: r.URL.Query().Get("range"), LogSize: l.Size(),
-		ShowTrail: r.URL.Query().Get("trail") == "show"}
+		ShowReads: r.URL.Query().Get("trail") == "show"}
 	if p.Range == "" {
 		p.Range = "24h"
 	}
-	q := trail.StatsQuery{HideTrail: !p.ShowTrail}
+	q := trail.StatsQuery{HideReads: !p.ShowReads}
 	found := false
 	for _, o := range overviewRanges {
 		p.Ranges = append(p.Ranges, web.Option{Value: o.value, Label: o.label})
@@ -49,7 +50,7 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	if !found {
 		return badParam("range", "must be 24h, 7d, 30d or all")
 	}
-	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionStats, nil); err != nil {
 		return err
 	}
 	st, err := l.Stats(ctx, q)
@@ -60,7 +61,7 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	p.Chart = web.NewChart(st.Series, st.Bucket)
 	p.ActorNames = actorNames(ctx, l, st.TopActors)
 	p.AdminSignIns = adminSignIns(ctx, l, 8)
-	if page, err := l.Search(ctx, trail.Query{Action: "trail.signin", Limit: 8}); err == nil {
+	if page, err := l.Search(ctx, trail.Query{Action: trail.ActionSignIn, Limit: 8}); err == nil {
 		for _, e := range page.Events {
 			p.ViewerSignIns = append(p.ViewerSignIns, web.NewRow(e))
 		}
@@ -133,12 +134,13 @@ func (s *server) actionOptions(ctx context.Context, l *trail.Log) []web.Option {
 }
 
 // statsParams are the query parameters of GET /v1/stats.
-var statsParams = map[string]bool{"since": true, "until": true, "bucket": true, "top": true}
+var statsParams = map[string]bool{"since": true, "until": true, "bucket": true, "top": true, "hide_reads": true}
 
 // statsEvents serves GET /v1/stats: event counts by when they happened,
 // per hour or day and by outcome, with the top actors, actions and the
-// source IPs of failed and denied events. It reads the log's rollups, so
-// it is fast at any size, and it is audited as trail.stats.
+// source IPs of failed and denied events, Trail's own reads left out with
+// hide_reads=true. It reads the log's rollups, so it is fast at any size,
+// and it is audited as trail.stats.
 func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	v := r.URL.Query()
 	for name, vals := range v {
@@ -151,6 +153,10 @@ func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.K
 	}
 	var q trail.StatsQuery
 	if err := timeParams(v, &q.Since, &q.Until); err != nil {
+		return err
+	}
+	var err error
+	if q.HideReads, err = boolParam(v, "hide_reads"); err != nil {
 		return err
 	}
 	switch v.Get("bucket") {
@@ -173,7 +179,7 @@ func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.K
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionStats, nil); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, st)
@@ -191,7 +197,7 @@ func (s *server) listActions(w http.ResponseWriter, r *http.Request, key trail.K
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, "trail.stats", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionStats, nil); err != nil {
 		return err
 	}
 	if counts == nil {

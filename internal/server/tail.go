@@ -41,7 +41,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 		}
 		next = min(next, seq+1)
 	}
-	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err
 	}
 	s.stream(w, r, key, l, q, max(next, 0), func(buf []byte, e *trail.Event) []byte {

@@ -244,7 +244,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	l, err := s.db.Log(r.Context(), key.Log)
 	if err == nil {
-		err = s.auditRead(r, key, l, "trail.signin", nil)
+		err = s.auditRead(r, key, l, trail.ActionSignIn, nil)
 	}
 	if err != nil {
 		s.viewerError(w, r, err)
@@ -293,7 +293,7 @@ func viewerFilters(r *http.Request) web.Filters {
 		Actor: v.Get("actor"), Action: v.Get("action"), Target: v.Get("target"),
 		Outcome: v.Get("outcome"), IP: v.Get("ip"), Q: v.Get("q"),
 		Range: v.Get("range"), Since: v.Get("since"), Until: v.Get("until"),
-		ShowTrail: v.Get("trail") == "show",
+		ShowReads: v.Get("trail") == "show",
 	}
 }
 
@@ -301,9 +301,7 @@ func viewerFilters(r *http.Request) web.Filters {
 // back from now.
 func filterQuery(f web.Filters, now time.Time) (trail.Query, error) {
 	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: trail.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
-	if f.HideTrail() {
-		q.ExcludeAction = "trail.*"
-	}
+	q.HideReads = f.HideReads()
 	if f.Target != "" {
 		q.TargetType, q.TargetID, _ = strings.Cut(f.Target, ":")
 	}
@@ -367,6 +365,9 @@ func apiParams(q trail.Query) url.Values {
 	if !q.Until.IsZero() {
 		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
 	}
+	if q.HideReads {
+		v.Set("hide_reads", "true")
+	}
 	return v
 }
 
@@ -381,7 +382,7 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 		q.Limit, q.Cursor = pageRows, r.URL.Query().Get("cursor")
 		var page trail.Page
 		if page, err = l.Search(ctx, q); err == nil {
-			if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+			if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
 				return err
 			}
 			for _, e := range page.Events {
@@ -410,10 +411,10 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 		}
 		p.Error = "Filter not applied: " + err.Error()
 	}
-	if p.F.HideTrail() {
+	if p.F.HideReads() {
 		f := p.F
-		f.ShowTrail = true
-		p.ShowTrailURL = "/?" + pageParams(f).Encode()
+		f.ShowReads = true
+		p.ShowReadsURL = "/?" + pageParams(f).Encode()
 	}
 	av := apiParams(q)
 	av.Del("until") // live rows arrive after the page was made
@@ -437,7 +438,7 @@ func pageParams(f web.Filters) url.Values {
 			v.Set(name, val)
 		}
 	}
-	if f.ShowTrail {
+	if f.ShowReads {
 		v.Set("trail", "show")
 	}
 	return v
@@ -455,7 +456,7 @@ func (s *server) eventRows(w http.ResponseWriter, r *http.Request, key trail.Key
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, "trail.search", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -503,7 +504,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	if q.Limit != 0 || q.Cursor != "" {
 		return badParam("limit", "live takes no limit or cursor")
 	}
-	if err := s.auditRead(r, key, l, "trail.tail", nil); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err
 	}
 	var row bytes.Buffer

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"io/fs"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
@@ -349,30 +352,73 @@ func topValues(body, id string) []string {
 	return out
 }
 
-func hasTrail(values []string) bool {
-	return slices.ContainsFunc(values, func(a string) bool { return strings.HasPrefix(a, "trail.") })
+// readActions are the actions the server records for reads of a log.
+var readActions = []string{"trail.search", "trail.get", "trail.export", "trail.tail", "trail.stats", "trail.signin", "trail.key.list"}
+
+func hasRead(values []string) bool {
+	return slices.ContainsFunc(values, func(a string) bool { return slices.Contains(readActions, a) })
 }
 
-// Trail's own reads (trail.*) are hidden from the events page, its more
-// rows, live rows and export, and from the overview's counts and top
-// lists, unless the page's switch (trail=show) or its action filter asks
-// for them; the page says they are left out.
-func TestViewerHidesTrailReads(t *testing.T) {
+// liveActions reads the rows of a /live stream until it has n, and
+// returns their actions.
+func liveActions(t *testing.T, c *http.Client, url string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got []string
+	sc := bufio.NewScanner(resp.Body)
+	for len(got) < n && sc.Scan() {
+		if m := actionCells.FindStringSubmatch(sc.Text()); m != nil && strings.HasPrefix(sc.Text(), "data: ") {
+			got = append(got, m[1])
+		}
+	}
+	return got
+}
+
+// Trail's own reads (trail.search, trail.signin, trail.key.list, …) are
+// hidden from the events page, its more rows, live rows and export, and
+// from the overview's counts and top lists, unless the page's switch
+// (trail=show) or its action filter asks for them; the page says they are
+// left out. Trail's key administration (trail.key.create and
+// trail.key.revoke) is not a read: it shows, and counts, either way.
+func TestViewerHidesReads(t *testing.T) {
 	v := newViewerEnv(t)
+	ctx := context.Background()
+	// After the two app events: a key created and revoked, and the keys
+	// listed, by test-admin.
+	_, old, err := v.db.CreateKey(ctx, testAdmin, "acme", "old", trail.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.db.RevokeKey(ctx, testAdmin, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.db.ListKeys(ctx, testAdmin, "acme"); err != nil {
+		t.Fatal(err)
+	}
 	c := v.browser()
 	v.signIn(c, v.read, "/", v.srv.URL)
 	for range 3 {
 		v.get(c, "/") // trail.search
 	}
-	l, _ := v.db.Log(context.Background(), "acme")
-	if err := l.WaitIndexed(context.Background()); err != nil {
+	l, _ := v.db.Log(ctx, "acme")
+	if err := l.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Newest first: the revocation, test-admin's three creations and the
+	// two app events.
+	const shown = "trail.key.revoke trail.key.create user.login.failed user.login trail.key.create trail.key.create"
 
 	_, body := v.get(c, "/")
 	body = html.UnescapeString(body)
-	if got := rowActions(body); hasTrail(got) || !slices.Contains(got, "user.login") || len(got) != 2 {
-		t.Errorf("the events page shows actions %v; want the 2 app events, no trail.*", got)
+	if got := strings.Join(rowActions(body), " "); got != shown {
+		t.Errorf("the events page shows actions %v; want %v: no reads, the creation and revocation of keys", got, shown)
 	}
 	if !strings.Contains(body, `id="trail-hidden"`) || !strings.Contains(body, "excluding Trail's own reads") {
 		t.Errorf("the events page does not say Trail's own reads are hidden")
@@ -380,51 +426,96 @@ func TestViewerHidesTrailReads(t *testing.T) {
 	if m := regexp.MustCompile(`<input type="checkbox" name="trail" value="show" id="show-trail" ([a-z]*)`).FindStringSubmatch(body); m == nil || m[1] == "checked" {
 		t.Errorf("the events page has no unticked switch to show Trail's reads (%v)", m)
 	}
-	for _, attr := range []string{`data-url="/live?`, `href="/v1/export?`} {
-		i := strings.Index(body, attr)
-		if i < 0 || !strings.Contains(body[i:i+200], "exclude_action=trail.%2A") {
-			t.Errorf("the events page's %s link does not leave Trail's reads out", attr)
-		}
+	live := regexp.MustCompile(`id="live" data-url="([^"]*)"`).FindStringSubmatch(body)
+	export := regexp.MustCompile(`href="(/v1/export\?[^"]*format=ndjson[^"]*)"`).FindStringSubmatch(body)
+	if live == nil || export == nil {
+		t.Fatalf("the events page has no live rows (%v) or no NDJSON export (%v)", live, export)
 	}
-	_, rows := v.get(c, "/rows?exclude_action=trail.*")
-	if got := rowActions(rows); hasTrail(got) || len(got) != 2 {
-		t.Errorf("/rows?exclude_action=trail.* shows %v", got)
+	if got := liveActions(t, c, v.srv.URL+live[1]+"&from=0", 6); strings.Join(got, " ") != "trail.key.create trail.key.create user.login user.login.failed trail.key.create trail.key.revoke" {
+		t.Errorf("the events page's live rows from the log's start are %v; want the 6 events that are not reads, oldest first", got)
+	}
+	_, ndjson := v.get(c, export[1])
+	var exported []string
+	for line := range strings.Lines(ndjson) {
+		var e trail.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("the events page's export: %v: %q", err, line)
+		}
+		exported = append(exported, e.Action)
+	}
+	if hasRead(exported) || len(exported) != 6 || !slices.Contains(exported, "trail.key.revoke") {
+		t.Errorf("the events page's export holds %v; want the 6 events that are not reads", exported)
+	}
+	_, rows := v.get(c, "/rows?hide_reads=true")
+	if got := strings.Join(rowActions(rows), " "); got != shown {
+		t.Errorf("/rows?hide_reads=true shows %v; want %v", got, shown)
+	}
+	_, rows = v.get(c, "/rows?exclude_action=trail.*")
+	if got := rowActions(rows); len(got) != 2 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
+		t.Errorf("/rows?exclude_action=trail.* shows %v; want the 2 app events", got)
 	}
 
 	_, body = v.get(c, "/?trail=show")
-	if got := rowActions(body); !slices.Contains(got, "trail.signin") || !slices.Contains(got, "trail.search") {
-		t.Errorf("with trail=show the events page shows %v; want Trail's reads too", got)
+	for _, a := range []string{"trail.signin", "trail.search", "trail.key.list", "trail.key.create", "trail.key.revoke"} {
+		if got := rowActions(body); !slices.Contains(got, a) {
+			t.Errorf("with trail=show the events page shows %v; want %s among them", got, a)
+		}
 	}
 	if !strings.Contains(body, `id="show-trail" checked`) || strings.Contains(body, `id="trail-hidden"`) {
 		t.Errorf("with trail=show the switch is not ticked, or the page still says they are hidden")
 	}
 	_, body = v.get(c, "/?action=trail.*")
-	if got := rowActions(body); len(got) == 0 || !hasTrail(got) {
-		t.Errorf("action=trail.* shows %v; an action filter naming them shows them", got)
+	if got := rowActions(body); !slices.Contains(got, "trail.search") || !slices.Contains(got, "trail.key.create") {
+		t.Errorf("action=trail.* shows %v; an action filter naming Trail's actions shows them all", got)
 	}
 
-	// The overview: counts, chart and top lists without them, and says so.
+	// The overview: counts, chart and top lists without the reads, with
+	// the key administration, and says so.
 	_, body = v.get(c, "/overview")
 	body = html.UnescapeString(body)
-	if got := topValues(body, "top-actions"); hasTrail(got) || len(got) != 2 {
-		t.Errorf("the overview's top actions are %v; want the 2 app actions", got)
+	if got := topValues(body, "top-actions"); strings.Join(got, " ") != "trail.key.create trail.key.revoke user.login user.login.failed" {
+		t.Errorf("the overview's top actions are %v; want the creation and revocation of keys and the 2 app actions, no reads", got)
 	}
-	if got := topValues(body, "top-actors"); slices.Contains(got, v.readID) || len(got) != 2 {
-		t.Errorf("the overview's top actors are %v; want the app's 2, not the key %s", got, v.readID)
+	if got := topValues(body, "top-actors"); slices.Contains(got, v.readID) || len(got) != 3 || got[0] != testAdmin.Actor.ID {
+		t.Errorf("the overview's top actors are %v; want test-admin first, for its key administration, and the app's 2, not the key %s", got, v.readID)
 	}
-	if !strings.Contains(body, "<strong>2</strong> events <span class=\"excluding\">(excluding Trail's own reads)</span>") {
-		t.Errorf("the overview's total is not the 2 app events, labelled as excluding Trail's reads:\n%s", body[strings.Index(body, `id="totals"`):][:300])
+	if !strings.Contains(body, "<strong>6</strong> events <span class=\"excluding\">(excluding Trail's own reads)</span>") {
+		t.Errorf("the overview's total is not the 2 app events and the 4 of key administration, labelled as excluding Trail's reads:\n%s", body[strings.Index(body, `id="totals"`):][:300])
 	}
 	_, body = v.get(c, "/overview?trail=show&range=7d")
 	body = html.UnescapeString(body)
-	if got := topValues(body, "top-actions"); !slices.Contains(got, "trail.search") {
-		t.Errorf("with trail=show the overview's top actions are %v; want trail.search among them", got)
+	if got := topValues(body, "top-actions"); !slices.Contains(got, "trail.search") || !slices.Contains(got, "trail.key.create") {
+		t.Errorf("with trail=show the overview's top actions are %v; want trail.search and trail.key.create among them", got)
 	}
 	if got := topValues(body, "top-actors"); !slices.Contains(got, v.readID) {
 		t.Errorf("with trail=show the overview's top actors are %v; want the key %s", got, v.readID)
 	}
 	if strings.Contains(body, "excluding Trail") || !strings.Contains(body, `href="/overview?range=24h&trail=show"`) {
 		t.Errorf("with trail=show the overview still says it excludes Trail's reads, or its ranges drop trail=show")
+	}
+
+	// The API: hide_reads on /v1/events and /v1/stats.
+	_, api := v.get(c, "/v1/events?hide_reads=true")
+	var page struct{ Events []trail.Event }
+	if err := json.Unmarshal([]byte(api), &page); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Events {
+		got = append(got, e.Action)
+	}
+	if strings.Join(got, " ") != shown {
+		t.Errorf("GET /v1/events?hide_reads=true = %v, want %v", got, shown)
+	}
+	_, api = v.get(c, "/v1/stats?hide_reads=true")
+	var st trail.Stats
+	if err := json.Unmarshal([]byte(api), &st); err != nil || st.Total != 6 {
+		t.Errorf("GET /v1/stats?hide_reads=true counts %d events (%v), want 6", st.Total, err)
+	}
+	for _, path := range []string{"/v1/events?hide_reads=yes", "/v1/stats?hide_reads=1"} {
+		if resp, body := v.get(c, path); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"field":"hide_reads"`) {
+			t.Errorf("GET %s = %s %s, want 400 naming hide_reads", path, resp.Status, body)
+		}
 	}
 }
 

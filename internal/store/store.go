@@ -121,8 +121,8 @@ type Query struct {
 	IP         string
 	Text       string // free-text terms, all must match
 	// NotActions and NotActionLike leave events out: those whose action
-	// is one of NotActions or starts with NotActionLike ("trail." leaves
-	// out Trail's own reads).
+	// is one of NotActions (Trail's own reads, say) or starts with
+	// NotActionLike ("trail." leaves out all of Trail's own events).
 	NotActions    []string
 	NotActionLike string
 	// Seq bounds, both inclusive; From 0 and To -1 mean unbounded. Time
@@ -183,10 +183,10 @@ type RollupQuery struct {
 	Bucket int64
 	// Top is the length of each top list; 0 leaves them empty.
 	Top int
-	// NotActionLike, if set, leaves the events whose action starts with it
-	// out of Series and Actions. Actors and FailedIPs still count them:
-	// the counts by actor and by IP do not know the events' actions.
-	NotActionLike string
+	// NotActions leaves the events whose action is one of them out of
+	// Series and Actions. Actors and FailedIPs still count them: the
+	// counts by actor and by IP do not know the events' actions.
+	NotActions []string
 }
 
 // Rollup is what a log's indexed events add up to, all read at one

@@ -305,7 +305,7 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	if q.Bucket%24 == 0 && q.From%24 == 0 && q.To%24 == 0 {
 		day = byDay
 	}
-	if q.NotActionLike != "" {
+	if len(q.NotActions) > 0 {
 		if r.Series, err = leaveOut(ctx, tx, log, day+dimAction, q, r.Series); err != nil {
 			return r, fmt.Errorf("rollup series: %w", err)
 		}
@@ -328,15 +328,21 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	return r, nil
 }
 
-// leaveOut subtracts from series the counts of the actions that start
-// with q.NotActionLike, read from dim (the actions by hour or by day), and
-// drops the buckets left empty. Like topValues, it reads every action row
-// of the range.
+// leaveOut subtracts from series the counts of q.NotActions, read from
+// dim (the actions by hour or by day), and drops the buckets left empty.
+// Like topValues, it reads every action row of the range.
 func leaveOut(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery, series []store.BucketCounts) ([]store.BucketCounts, error) {
+	// ?1 to ?5 come first; the actions are ?6 on.
+	in := make([]string, len(q.NotActions))
+	args := []any{q.Bucket, log, dim, q.From, q.To}
+	for i, a := range q.NotActions {
+		in[i] = fmt.Sprintf("?%d", 6+i)
+		args = append(args, a)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT hour - ((hour % ?1) + ?1) % ?1 AS b,
 		sum(n_total), sum(n_failure), sum(n_denied), sum(n_error)
-		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5 AND value >= ?6 AND value < ?7
-		GROUP BY b ORDER BY b`, q.Bucket, log, dim, q.From, q.To, q.NotActionLike, q.NotActionLike+"\U0010FFFF")
+		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5 AND value IN (`+strings.Join(in, ", ")+`)
+		GROUP BY b ORDER BY b`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -372,9 +378,11 @@ func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Roll
 		cols += ", min(hour), max(hour)"
 	}
 	where, args := "", []any{log, dim, q.From, q.To}
-	if dim%byDay == dimAction && q.NotActionLike != "" {
-		where = " AND NOT (value >= ? AND value < ?)"
-		args = append(args, q.NotActionLike, q.NotActionLike+"\U0010FFFF")
+	if dim%byDay == dimAction && len(q.NotActions) > 0 {
+		where = " AND value NOT IN (" + placeholders(len(q.NotActions)) + ")"
+		for _, a := range q.NotActions {
+			args = append(args, a)
+		}
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+cols+`
 		FROM rollup WHERE log = ? AND dim = ? AND hour >= ? AND hour < ?`+where+`

@@ -183,6 +183,7 @@ func testSearch(t *testing.T, s store.Store) {
 		{name: "not an action prefix", q: store.Query{NotActionLike: "user."}},
 		{name: "not an action", q: store.Query{NotActions: []string{"document.read"}}},
 		{name: "not the common actions", q: store.Query{NotActionLike: "user.", NotActions: []string{"document.read", "document.update", "document.delete", "billing.invoice.paid"}}},
+		{name: "not the common actions, listed", q: store.Query{NotActions: []string{"user.login", "user.login.failed", "user.logout", "user.password.change", "document.read", "document.update", "document.delete", "billing.invoice.paid"}}},
 		{name: "not every action", q: store.Query{NotActionLike: "user.", NotActions: []string{"document.read", "document.update", "document.delete", "billing.invoice.paid", "billing.refund", "admin.role.grant"}}, allowEmpty: true},
 		{name: "prefix but not an action under it", q: store.Query{ActionLike: "user.", NotActions: []string{"user.login"}}},
 		{name: "prefix but not a longer prefix", q: store.Query{ActionLike: "user.", NotActionLike: "user.login"}},
