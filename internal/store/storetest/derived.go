@@ -201,7 +201,7 @@ func CheckCounts(t *testing.T, d store.Derived, w *Writer) store.CountsTo {
 	if !maps.Equal(got, want) {
 		for k, c := range want {
 			if got[k] != c {
-				t.Errorf("Counts(%q) at %+v: %+v = %+v, want %+v", w.Info.Name, to, k, k, got[k], c)
+				t.Errorf("Counts(%q) at %+v: %+v = %+v, want %+v", w.Info.Name, to, k, got[k], c)
 			}
 		}
 		for k, c := range got {
