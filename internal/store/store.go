@@ -229,6 +229,14 @@ type ValueCount struct {
 
 // Store persists logs. Implementations are safe for concurrent use; Commit
 // is called by a single writer per Store.
+//
+// Several Stores may share one database and commit to the same logs: trail
+// append in another process beside trail serve, or, for a backend that
+// serves a cluster, every node. A Store's reads then see the others'
+// commits once they are made, and a batch built on a state they have moved
+// past fails with ErrConflict. Whoever keeps a log's state in memory (Trail
+// keeps its size, latest checkpoint and Merkle edge) polls Size to notice
+// those commits, and reads State again when it grew.
 type Store interface {
 	// CreateLog records a new, empty log. ErrExists if the name is taken.
 	CreateLog(ctx context.Context, name, origin, verifierKey string) (LogInfo, error)
@@ -236,8 +244,17 @@ type Store interface {
 	Log(ctx context.Context, name string) (LogInfo, error)
 	// Logs lists all logs by name.
 	Logs(ctx context.Context) ([]LogInfo, error)
-	// State reads what a writer needs to resume the log.
+	// State reads what a writer needs to resume the log. Its Size,
+	// LastReceivedAt and Checkpoint are those of one moment, even while
+	// other Stores commit to the log.
 	State(ctx context.Context, log int64) (State, error)
+	// Size returns the log's committed size: it counts every commit that
+	// any Store sharing the database finished before the call, and may
+	// count ones that finish during it. It is one cheap read, which
+	// callers make often (up to tens of times a second per log) to notice
+	// the commits of other Stores; it never blocks on a commit in
+	// progress. ErrNotFound if there is no such log.
+	Size(ctx context.Context, log int64) (int64, error)
 
 	// Commit durably and atomically stores every batch: when it returns nil
 	// the events, tiles and checkpoints survive power loss; when it returns

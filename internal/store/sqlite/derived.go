@@ -43,7 +43,7 @@ type postingKey struct {
 // touches, as segmentKeys does for a search, and the full-text index's
 // rows for words.
 func (s *Store) Postings(ctx context.Context, log, from, to int64, words []string) ([]store.Posting, error) {
-	if _, err := s.logName(log); err != nil {
+	if _, err := s.logName(ctx, log); err != nil {
 		return nil, err
 	}
 	from, to = max(from, 0), min(to, 1<<seqBits)
@@ -182,7 +182,7 @@ func outcomeName(code string) string {
 // event key) pair the index holds, in order of word, for every log, and
 // the log's pairs are picked out by key.
 func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, seq int64) error) error {
-	if _, err := s.logName(log); err != nil {
+	if _, err := s.logName(ctx, log); err != nil {
 		return err
 	}
 	to = min(to, 1<<seqBits)
@@ -307,7 +307,7 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) error {
 	if s.w == nil {
 		return ErrReadOnly
 	}
-	if _, err := s.logName(log); err != nil {
+	if _, err := s.logName(ctx, log); err != nil {
 		return err
 	}
 	s.wmu.Lock()

@@ -716,8 +716,11 @@ func (s *Store) indexChunk(ctx context.Context, log int64) (bool, error) {
 }
 
 // WaitIndexed implements store.Store. It indexes what is left itself
-// rather than wait for the indexer's delay. A read-only store has no
-// indexer and returns at once: its searches scan what is not indexed.
+// rather than wait for the indexer's delay, and writes the counts of what
+// is indexed: its own pending ones, and, for events another process
+// indexed and holds the counts of (or stopped before it wrote them),
+// counts it makes again from the events. A read-only store has no indexer
+// and returns at once: its searches scan what is not indexed.
 func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	if s.w == nil {
 		return nil
@@ -726,6 +729,35 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 		return err
 	}
 	s.wmu.Lock()
+	err := s.flushRollup(ctx, log)
+	s.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	p, err := s.recountIndexed(ctx, log)
+	if err != nil || p.to == p.from {
+		return err
+	}
+	// Counts the indexer gathered meanwhile are dropped and counted
+	// again, as after a stale write.
+	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.pending[log] = p
 	return s.flushRollup(ctx, log)
+}
+
+// recountIndexed counts the events of log from its rolled_size up to its
+// indexed_size, which another process's indexer indexed. Written, they
+// make that process's counts of the same events stale (writeRollup).
+func (s *Store) recountIndexed(ctx context.Context, log int64) (*pendingRollup, error) {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var indexed int64
+	if err := tx.QueryRowContext(ctx, "SELECT indexed_size FROM logs WHERE id = ?", log).Scan(&indexed); err != nil {
+		return nil, err
+	}
+	return s.recount(ctx, tx, log, indexed)
 }

@@ -149,7 +149,7 @@ func bundleAt(ctx context.Context, db *sql.DB, log, seq int64) (int64, []byte, e
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, log, seq int64) (*event.Event, error) {
-	name, err := s.logName(log)
+	name, err := s.logName(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ const scanChunk = 1 << 15
 // Scan implements store.Store.
 func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
-		name, err := s.logName(log)
+		name, err := s.logName(ctx, log)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -243,7 +243,7 @@ func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.
 // Walk implements store.Store. It decodes each event into the same Event,
 // whose strings point into the bundle just read.
 func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Event) error) error {
-	name, err := s.logName(log)
+	name, err := s.logName(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -438,15 +438,6 @@ func (s *Store) CheckpointAt(ctx context.Context, log, size int64) (store.Checkp
 	c, err := scanCheckpoint(s.r.QueryRowContext(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = ? AND size = ?", log, size))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("checkpoint of size %d: %w", size, store.ErrNotFound)
-	}
-	return c, err
-}
-
-// LatestCheckpoint returns the log's checkpoint with the largest size.
-func (s *Store) latestCheckpoint(ctx context.Context, log int64) (store.Checkpoint, error) {
-	c, err := scanCheckpoint(s.r.QueryRowContext(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = ? ORDER BY size DESC LIMIT 1", log))
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, fmt.Errorf("checkpoint: %w", store.ErrNotFound)
 	}
 	return c, err
 }

@@ -413,7 +413,7 @@ func topValues(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Roll
 // Actions implements store.Store: the counts of the actions table, which
 // the indexer keeps, and of the events it has not reached yet.
 func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, error) {
-	if _, err := s.logName(log); err != nil {
+	if _, err := s.logName(ctx, log); err != nil {
 		return nil, err
 	}
 	// The table counts the events below indexed_size, read in the same

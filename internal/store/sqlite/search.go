@@ -30,7 +30,7 @@ const (
 // both parts every filter is checked on the decoded event (plan.match): an
 // index only proposes candidates.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
-	name, err := s.logName(log)
+	name, err := s.logName(ctx, log)
 	if err != nil {
 		return nil, err
 	}

@@ -350,12 +350,28 @@ func (s *Store) loadLogs(ctx context.Context) error {
 	return rows.Err()
 }
 
-func (s *Store) logName(id int64) (string, error) {
+// logName returns the name of log id, read from the database the first
+// time for a log another process created after this store was opened.
+func (s *Store) logName(ctx context.Context, id int64) (string, error) {
+	s.mu.Lock()
+	name, ok := s.names[id]
+	s.mu.Unlock()
+	if ok {
+		return name, nil
+	}
+	var indexed int64
+	err := s.r.QueryRowContext(ctx, "SELECT name, indexed_size FROM logs WHERE id = ?", id).Scan(&name, &indexed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("log %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name, ok := s.names[id]
-	if !ok {
-		return "", fmt.Errorf("log %d: %w", id, store.ErrNotFound)
+	if _, ok := s.names[id]; !ok {
+		s.names[id] = name
+		s.indexed[id] = max(s.indexed[id], indexed)
 	}
 	return name, nil
 }

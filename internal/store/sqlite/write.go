@@ -372,11 +372,18 @@ func outcomeCode(o event.Outcome) int64 {
 	return 0
 }
 
-// State implements store.Store.
+// State implements store.Store. The size, the last receipt time and the
+// latest checkpoint are read in one statement, so that they agree while
+// another process commits; the rightmost tiles, read after them, only
+// grow from where they were (Tile), and are cut to the size read.
 func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	var st store.State
 	var last int64
-	err := s.r.QueryRowContext(ctx, "SELECT size, last_received_at FROM logs WHERE id = ?", log).Scan(&st.Size, &last)
+	var cSize, cSigned sql.NullInt64
+	var cNote []byte
+	err := s.r.QueryRowContext(ctx, `SELECT l.size, l.last_received_at, c.size, c.signed_at, c.note FROM logs l
+		LEFT JOIN checkpoints c ON c.log = l.id AND c.size = (SELECT max(size) FROM checkpoints WHERE log = l.id)
+		WHERE l.id = ?`, log).Scan(&st.Size, &last, &cSize, &cSigned, &cNote)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
@@ -385,6 +392,9 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	}
 	if st.Size > 0 {
 		st.LastReceivedAt = time.Unix(0, last).UTC()
+	}
+	if st.Size > 0 && cSize.Valid {
+		st.Checkpoint = &store.Checkpoint{Size: cSize.Int64, Note: cNote, SignedAt: time.Unix(0, cSigned.Int64).UTC()}
 	}
 	for _, p := range merkle.RightmostTiles(st.Size) {
 		data, err := s.Tile(ctx, log, p.Level, p.Index)
@@ -397,16 +407,35 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 		}
 		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*32]})
 	}
-	if st.Size > 0 {
-		c, err := s.latestCheckpoint(ctx, log)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return st, err
-		}
-		if err == nil {
-			st.Checkpoint = &c
-		}
-	}
 	return st, nil
+}
+
+// Size implements store.Store: it reads the log's row, which says too how
+// far the indexes go. So it is also how this store follows the commits of
+// other processes (trail append beside trail serve): searches use the
+// indexes as far as another process's indexer took them, and this
+// store's indexer is woken for events it has not indexed, which it would
+// otherwise only learn of at this store's next commit.
+func (s *Store) Size(ctx context.Context, log int64) (int64, error) {
+	resets := s.resetCount()
+	var size, indexed int64
+	err := s.r.QueryRowContext(ctx, "SELECT size, indexed_size FROM logs WHERE id = ?", log).Scan(&size, &indexed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if _, ok := s.names[log]; ok && s.resets == resets && indexed > s.indexed[log] {
+		s.indexed[log] = indexed // entries below it were committed with it
+	}
+	lag := size > s.indexed[log]
+	s.mu.Unlock()
+	if lag && s.w != nil {
+		s.wakeIndexer()
+	}
+	return size, nil
 }
 
 // fullTile is the size of a full tile's data: 256 hashes.

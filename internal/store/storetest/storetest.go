@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitAtomic", testCommitAtomic},
 		{"CommitConflict", testCommitConflict},
 		{"StateResumes", testStateResumes},
+		{"Size", testSize},
 		{"Get", testGet},
 		{"Scan", testScan},
 		{"Large", testLarge},
