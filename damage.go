@@ -75,6 +75,7 @@ func appendDamaged(err error) error {
 // gives a *DamagedError. Serving one event with its proof should use it
 // rather than ProveInclusion, so that damage is reported, not served.
 func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.RecordProof, error) {
+	l.follow(ctx, followReads)
 	if c.Size > l.Size() || e.Seq < 0 || e.Seq >= c.Size {
 		return l.ProveInclusion(ctx, e.Seq, c.Size) // the error it gives
 	}

@@ -2,12 +2,17 @@ package trail_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -198,4 +203,249 @@ func TestLock(t *testing.T) {
 		t.Fatalf("Open with Lock after the holder closed: %v", err)
 	}
 	again.Close()
+}
+
+// waitFor calls ok until it reports true, failing t if it has not within
+// d; what it says last is the failure's message.
+func waitFor(t *testing.T, d time.Duration, what string, ok func() (bool, string)) {
+	t.Helper()
+	start := time.Now()
+	for {
+		done, msg := ok()
+		if done {
+			t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v: %s", what, d, msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// What a second DB on the data directory appends (trail append beside
+// trail serve), the first one's reads see within 2 seconds without an
+// append of its own: each kind of read alone, polled after another
+// append through the second DB, shows it. The indexer of the first
+// DB indexes those events too, once the second one is closed.
+func TestReadsFollowOtherWriter(t *testing.T) {
+	ctx := context.Background()
+	server, sl := newDataDir(t, trail.Options{})
+	if _, err := sl.AppendBatch(ctx, storetest.Events(100, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sl.Search(ctx, trail.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := trail.Open(ctx, server.Dir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cl, err := cli.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// cliAppend appends n events of actor cli-<round> through the second
+	// DB, crossing tile boundaries on the way, and returns the receipt
+	// of the last and the log's size after it.
+	cliAppend := func(round, n int) (trail.Receipt, int64) {
+		t.Helper()
+		evs := make([]trail.Event, n)
+		for i := range evs {
+			evs[i] = trail.Event{Actor: trail.Actor{ID: fmt.Sprintf("cli-%d", round)}, Action: fmt.Sprintf("cli.round%d", round)}
+		}
+		rs, err := cl.AppendBatch(ctx, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := rs[len(rs)-1]
+		return last, last.Seq + 1
+	}
+	for round, read := range []struct {
+		name string
+		ok   func(last trail.Receipt, size int64, round int) (bool, string)
+	}{
+		{"Size", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+			return sl.Size() == size, fmt.Sprintf("Size() = %d, want %d", sl.Size(), size)
+		}},
+		{"Checkpoint", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+			signed, err := sl.Checkpoint()
+			if err != nil {
+				return false, err.Error()
+			}
+			c, err := sl.OpenCheckpoint(signed)
+			return err == nil && c.Size == size, fmt.Sprintf("Checkpoint() of size %d, %v; want size %d", c.Size, err, size)
+		}},
+		{"Get", func(last trail.Receipt, _ int64, _ int) (bool, string) {
+			e, err := sl.Get(ctx, last.ID)
+			return err == nil && e.ID == last.ID, fmt.Sprintf("Get(%s) = %v", last.ID, err)
+		}},
+		{"Search", func(last trail.Receipt, _ int64, round int) (bool, string) {
+			p, err := sl.Search(ctx, trail.Query{Actor: fmt.Sprintf("cli-%d", round), Limit: 1})
+			return err == nil && len(p.Events) == 1 && p.Events[0].ID == last.ID, fmt.Sprintf("Search(actor cli-%d) = %d events, %v; want %s", round, len(p.Events), err, last.ID)
+		}},
+		{"Search by action", func(last trail.Receipt, _ int64, round int) (bool, string) {
+			p, err := sl.Search(ctx, trail.Query{Action: fmt.Sprintf("cli.round%d", round), Limit: 1})
+			return err == nil && len(p.Events) == 1 && p.Events[0].ID == last.ID, fmt.Sprintf("Search(action cli.round%d) = %d events, %v; want %s", round, len(p.Events), err, last.ID)
+		}},
+		{"ProveInclusion", func(last trail.Receipt, size int64, _ int) (bool, string) {
+			_, err := sl.ProveInclusion(ctx, last.Seq, size)
+			return err == nil, fmt.Sprintf("ProveInclusion(%d, %d) = %v", last.Seq, size, err)
+		}},
+	} {
+		last, size := cliAppend(round, 70+round*60)
+		waitFor(t, 2*time.Second, read.name+" sees the other DB's appends", func() (bool, string) { return read.ok(last, size, round) })
+
+		// Everything else agrees with it: the proof checks against
+		// the checkpoint, and every event is there.
+		signed, err := sl.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sl.OpenCheckpoint(signed)
+		if err != nil || c.Size != size || sl.Size() != size {
+			t.Fatalf("after %s: Checkpoint() of size %d (%v), Size() = %d; want %d", read.name, c.Size, err, sl.Size(), size)
+		}
+		e, err := sl.Get(ctx, last.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := sl.ProveInclusion(ctx, last.Seq, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(proof, size, c.Hash, last.Seq, tlog.RecordHash(e.AppendCanonical(nil))); err != nil {
+			t.Fatalf("after %s: the proof of seq %d does not check against the checkpoint: %v", read.name, last.Seq, err)
+		}
+	}
+
+	// The first DB appends after them, and the log verifies.
+	rc, err := sl.Append(ctx, trail.Event{Actor: trail.Actor{ID: "server"}, Action: "server.append"})
+	if err != nil || rc.Seq != sl.Size()-1 {
+		t.Fatalf("Append through the first DB = %+v, %v; want seq %d", rc, err, sl.Size()-1)
+	}
+	if rep, err := sl.Verify(ctx, trail.VerifyOptions{}); err != nil || rep.Size != sl.Size() {
+		t.Errorf("Verify = %+v, %v; want all %d events checked", rep, err, sl.Size())
+	}
+
+	// Events appended by a DB that is closed at once, as trail append
+	// is, are indexed by the first DB's indexer, once it is idle (woken
+	// by no commit of its own).
+	if err := sl.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	last, _ := cliAppend(100, 500)
+	if err := cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the first DB's indexer indexes them", func() (bool, string) {
+		st, err := server.IndexStatus(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Lag["acme"] == 0, fmt.Sprintf("IndexStatus().Lag[acme] = %d", st.Lag["acme"])
+	})
+	if p, err := sl.Search(ctx, trail.Query{Actor: "cli-100"}); err != nil || len(p.Events) != 100 || p.Events[0].ID != last.ID {
+		t.Errorf("Search(actor cli-100) once indexed = %d events, %v; want 100, newest %s", len(p.Events), err, last.ID)
+	}
+}
+
+// Appends through two DBs on one data directory while the first one's
+// reads follow the second's: every append gets its own seq, every read
+// succeeds, the size a reader sees never goes back, and the log verifies.
+func TestFollowWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	server, sl := newDataDir(t, trail.Options{})
+	cli, err := trail.Open(ctx, server.Dir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cl, err := cli.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perWriter = 40
+	var mu sync.Mutex
+	var ids []string
+	var writers sync.WaitGroup
+	for i, l := range []*trail.Log{sl, sl, sl, cl, cl} {
+		writers.Go(func() {
+			for j := range perWriter {
+				rc, err := l.Append(ctx, trail.Event{Actor: trail.Actor{ID: fmt.Sprintf("w%d", i)}, Action: "test.append", Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, j))})
+				if err != nil {
+					t.Errorf("writer %d: Append %d: %v", i, j, err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, rc.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for i := range 2 {
+		readers.Go(func() {
+			var seen int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				size := sl.Size()
+				if size < seen {
+					t.Errorf("reader %d: Size() = %d after %d", i, size, seen)
+					return
+				}
+				seen = size
+				if size == 0 {
+					continue
+				}
+				if _, err := sl.GetSeq(ctx, size-1); err != nil {
+					t.Errorf("reader %d: GetSeq(%d) = %v", i, size-1, err)
+					return
+				}
+				if _, err := sl.Search(ctx, trail.Query{Action: "test.*", Limit: 5}); err != nil {
+					t.Errorf("reader %d: Search = %v", i, err)
+					return
+				}
+				if _, err := sl.ProveInclusion(ctx, size-1, size); err != nil {
+					t.Errorf("reader %d: ProveInclusion(%d, %d) = %v", i, size-1, size, err)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	if t.Failed() {
+		return
+	}
+	var want int64
+	if len(ids) != 5*perWriter {
+		t.Fatalf("%d appends succeeded, want %d", len(ids), 5*perWriter)
+	}
+	waitFor(t, 2*time.Second, "Size() counts every append", func() (bool, string) {
+		want = sl.Size()
+		return want == int64(len(ids)), fmt.Sprintf("Size() = %d, want %d", want, len(ids))
+	})
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("id %s given twice", id)
+		}
+		seen[id] = true
+		if _, err := sl.Get(ctx, id); err != nil {
+			t.Errorf("Get(%s) = %v", id, err)
+		}
+	}
+	if rep, err := sl.Verify(ctx, trail.VerifyOptions{}); err != nil || rep.Size != want {
+		t.Errorf("Verify = %+v, %v; want all %d events checked", rep, err, want)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -25,12 +26,21 @@ type Log struct {
 	signer   note.Signer // nil when read-only
 	verifier note.Verifier
 
-	// State published after each commit. app is nil when read-only.
+	// State published after each commit, and by reload. It never moves
+	// back. app is nil when read-only.
 	mu       sync.RWMutex
 	size     int64
 	app      *merkle.Appender
 	lastRecv time.Time
 	latest   *store.Checkpoint
+
+	// checked is when follow last read the log's committed size, on
+	// clock's scale.
+	checked atomic.Int64
+	// followMu is held by the one follow that checks at a time;
+	// followErr is the error it last logged ("" since one succeeded).
+	followMu  sync.Mutex
+	followErr string
 
 	tiles tileCache
 }
@@ -51,13 +61,16 @@ func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
 		}
 		l.signer = signer
 	}
+	l.checked.Store(clock())
 	if err := l.reload(ctx); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// reload reads the log's state from the store.
+// reload reads the log's state from the store and publishes it, unless
+// the state published meanwhile (by a commit, or another reload) is
+// newer.
 func (l *Log) reload(ctx context.Context) error {
 	st, err := l.db.st.State(ctx, l.info.ID)
 	if err != nil {
@@ -72,9 +85,61 @@ func (l *Log) reload(ctx context.Context) error {
 		}
 	}
 	l.mu.Lock()
-	l.size, l.app, l.lastRecv, l.latest = st.Size, app, st.LastReceivedAt, st.Checkpoint
+	if st.Size >= l.size {
+		l.size, l.app, l.lastRecv, l.latest = st.Size, app, st.LastReceivedAt, st.Checkpoint
+	}
 	l.mu.Unlock()
 	return nil
+}
+
+// How soon a DB sees what other DBs commit to its logs: other processes on
+// its data directory (trail append beside trail serve) or, with a store
+// that many nodes share, the other nodes. A read checks the log's size in
+// the store if no read did for followReads; every followIdle, DB.followLoop
+// checks every open log.
+const (
+	followReads = 50 * time.Millisecond
+	followIdle  = 500 * time.Millisecond
+)
+
+// clockStart anchors clock.
+var clockStart = time.Now()
+
+// clock reads the monotonic clock, in nanoseconds since clockStart.
+func clock() int64 { return int64(time.Since(clockStart)) }
+
+// follow brings the log's state up to the commits of other DBs: unless a
+// call did within every, it reads the log's committed size from the
+// store, one cheap read, and reloads the log's state if it grew. It never
+// waits for a check under way in another call, and returns no error: the
+// state stays as it was, a failure is logged once, and the caller's read
+// meets what is wrong with the store, if it is the store.
+//
+// A reload between the writer's sequencing of a group and its commit makes
+// that commit conflict, and the writer reloads and sequences it again; a
+// reload just after the commit reads the state the commit published, or
+// a newer one, as neither ever moves the published state back.
+func (l *Log) follow(ctx context.Context, every time.Duration) {
+	if clock()-l.checked.Load() < int64(every) || !l.followMu.TryLock() {
+		return
+	}
+	defer l.followMu.Unlock()
+	now := clock()
+	if now-l.checked.Load() < int64(every) || l.db.closing.Load() {
+		return // checked by the call that held followMu, or closed
+	}
+	l.checked.Store(now)
+	size, err := l.db.st.Size(ctx, l.info.ID)
+	if err == nil && size > l.Size() {
+		err = l.reload(ctx)
+	}
+	switch {
+	case err == nil:
+		l.followErr = ""
+	case ctx.Err() == nil && err.Error() != l.followErr:
+		l.followErr = err.Error()
+		l.db.opts.Logger.WarnContext(ctx, "cannot read what other processes appended to the log", "log", l.info.Name, "err", err)
+	}
 }
 
 // Name returns the log's name.
@@ -87,7 +152,11 @@ func (l *Log) Origin() string { return l.info.Origin }
 // checks the log's checkpoints.
 func (l *Log) VerifierKey() string { return l.info.VerifierKey }
 
-// Size returns the number of committed events.
+// Size returns the number of committed events: at once those appended
+// through this DB; those appended through another DB (another process on
+// the data directory, such as trail append beside trail serve) within
+// about half a second, or at the next read that takes a context (Get,
+// Search, the proofs, DB.Log) if none did within 50 ms.
 func (l *Log) Size() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -226,6 +295,7 @@ func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
 // *DamagedError when its stored record cannot be decoded or is missing.
 // An event altered so that it still decodes is returned: ProveEvent tells.
 func (l *Log) GetSeq(ctx context.Context, seq int64) (*Event, error) {
+	l.follow(ctx, followReads)
 	if seq < 0 || seq >= l.Size() {
 		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
 	}
@@ -344,6 +414,7 @@ func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*Event, error] {
 }
 
 func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
+	l.follow(ctx, followReads)
 	size := l.Size()
 	sq := store.Query{
 		Actor: q.Actor, TargetType: q.TargetType, TargetID: q.TargetID,
@@ -424,7 +495,8 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 func (l *Log) WaitIndexed(ctx context.Context) error { return l.db.st.WaitIndexed(ctx, l.info.ID) }
 
 // Checkpoint returns the latest signed checkpoint (a C2SP signed note), or
-// an error wrapping ErrNotFound when the log is empty.
+// an error wrapping ErrNotFound when the log is empty. Like Size, it shows
+// another DB's appends within half a second.
 func (l *Log) Checkpoint() ([]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -509,6 +581,7 @@ func (c *tileCache) put(level int, index int64, data []byte) {
 // ProveInclusion returns the proof that the event at seq is in the tree of
 // the given size (tlog.CheckRecord verifies it).
 func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordProof, error) {
+	l.follow(ctx, followReads)
 	if size <= 0 || size > l.Size() {
 		return nil, fmt.Errorf("tree size %d: %w (log has %d events)", size, ErrNotFound, l.Size())
 	}
@@ -521,6 +594,7 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordP
 // ProveConsistency returns the proof that the tree of size from is a prefix
 // of the tree of size to (tlog.CheckTree verifies it).
 func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+	l.follow(ctx, followReads)
 	if to > l.Size() || from < 1 || from > to {
 		return nil, fmt.Errorf("sizes %d..%d: %w (log has %d events)", from, to, ErrNotFound, l.Size())
 	}
@@ -529,6 +603,7 @@ func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreePr
 
 // TreeHash returns the root hash of the tree of the given size.
 func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
+	l.follow(ctx, followReads)
 	if size < 0 || size > l.Size() {
 		return tlog.Hash{}, fmt.Errorf("tree size %d: %w", size, ErrNotFound)
 	}

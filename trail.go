@@ -98,8 +98,9 @@ type Options struct {
 	// process's id, host and start time in it, and fail with an error
 	// wrapping ErrLocked that names the process holding it if there is
 	// one. DBs opened without Lock (trail append, trail keys) work beside
-	// the holder; their appends are sequenced after its own. The lock is
-	// released by Close, or when the process ends.
+	// the holder; their appends are sequenced after its own, and each DB's
+	// reads show the others' appends (see Log.Size). The lock is released
+	// by Close, or when the process ends.
 	Lock bool
 	// Limits bound incoming events; zero fields take event.DefaultLimits.
 	Limits Limits
@@ -147,6 +148,12 @@ type DB struct {
 	lock *dirLock // held when opts.Lock
 
 	commits commitHealth // see Ready
+
+	// stopFollow ends followLoop, which closes followDone; closing, set
+	// first, stops Log.follow from reading the store.
+	stopFollow context.CancelFunc
+	followDone chan struct{}
+	closing    atomic.Bool
 
 	mu     sync.Mutex
 	logs   map[string]*Log
@@ -250,11 +257,39 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 
 func newDB(dir string, st store.Store, lock *dirLock, opts Options) *DB {
 	opts.defaults()
-	db := &DB{dir: dir, opts: opts, st: st, lock: lock, logs: map[string]*Log{}}
+	db := &DB{dir: dir, opts: opts, st: st, lock: lock, logs: map[string]*Log{}, followDone: make(chan struct{})}
 	if !opts.ReadOnly {
 		db.w = newWriter(db)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db.stopFollow = cancel
+	go db.followLoop(ctx)
 	return db
+}
+
+// followLoop checks the open logs for commits of other DBs (Log.follow)
+// every followIdle, unless a read just did, so that Size and Checkpoint,
+// which read no store, show them too; until ctx ends.
+func (db *DB) followLoop(ctx context.Context) {
+	defer close(db.followDone)
+	tick := time.NewTicker(followIdle)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		db.mu.Lock()
+		logs := make([]*Log, 0, len(db.logs))
+		for _, l := range db.logs {
+			logs = append(logs, l)
+		}
+		db.mu.Unlock()
+		for _, l := range logs {
+			l.follow(ctx, followReads)
+		}
+	}
 }
 
 // Ready reports whether the DB works fully now. It returns ErrClosed or
@@ -305,6 +340,9 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
+	db.closing.Store(true)
+	db.stopFollow()
+	<-db.followDone
 	if db.w != nil {
 		db.w.close()
 	}
@@ -369,16 +407,21 @@ func (db *DB) Logs(ctx context.Context) ([]string, error) {
 
 // Log returns the named log, or an error wrapping ErrNotFound. Unless the DB
 // is read-only, the log's signing key must be present and match the
-// verifier key recorded when the log was created.
+// verifier key recorded when the log was created. Like the log's reads, it
+// brings the log's Size and Checkpoint up to the appends of other DBs (see
+// Log.Size).
 func (db *DB) Log(ctx context.Context, name string) (*Log, error) {
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
+		db.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if l, ok := db.logs[name]; ok {
+		db.mu.Unlock()
+		l.follow(ctx, followReads)
 		return l, nil
 	}
+	defer db.mu.Unlock()
 	info, err := db.st.Log(ctx, name)
 	if err != nil {
 		return nil, err

@@ -200,8 +200,13 @@ func (w *writer) commit(group []*appendReq) {
 	for _, p := range order {
 		l := p.log
 		l.mu.Lock()
-		l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
-		l.latest = &p.batch.Checkpoint
+		// A reload (Log.follow) may have published a newer state since
+		// the commit: this one's events and another process's after
+		// them.
+		if p.app.Size() >= l.size {
+			l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
+			l.latest = &p.batch.Checkpoint
+		}
 		l.mu.Unlock()
 	}
 	w.db.observe(CommitStats{Events: countEvents(group), Requests: len(group), Duration: time.Since(start)})
