@@ -171,7 +171,7 @@ func (db *DB) CreateKey(ctx context.Context, by Caller, log, name string, scopes
 		return "", KeyInfo{}, fmt.Errorf("recording the new key: %w", err)
 	}
 	if err := db.st.CreateKey(ctx, k); err != nil {
-		return "", KeyInfo{}, err
+		return "", KeyInfo{}, db.keyWriteErr(err)
 	}
 	return secret, keyInfo(k, l.Name()), nil
 }
@@ -387,7 +387,7 @@ func (db *DB) RevokeKey(ctx context.Context, by Caller, id string) error {
 	err = db.st.RevokeKey(ctx, id, db.opts.Now().UTC())
 	db.keysRevoked.Add(1)
 	if err != nil {
-		return err
+		return db.keyWriteErr(err)
 	}
 	if _, err := l.Append(ctx, ev); err != nil {
 		return fmt.Errorf("key %s is revoked, but recording it failed (revoke it again to record it): %w", id, err)
@@ -399,3 +399,13 @@ func (db *DB) RevokeKey(ctx context.Context, by Caller, id string) error {
 // cache of authenticated keys can drop them at once. (Keys revoked by
 // another process are not counted; a cache must also expire.)
 func (db *DB) KeysRevoked() uint64 { return db.keysRevoked.Load() }
+
+// keyWriteErr is the error of a key write the store refused: ErrNotFound
+// and ErrExists as they are, anything else (the files gone, the disk full)
+// as an UnavailableError saying why, like a failed commit.
+func (db *DB) keyWriteErr(err error) error {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) {
+		return err
+	}
+	return db.unavailable(err)
+}

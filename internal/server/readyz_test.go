@@ -121,15 +121,21 @@ func TestReadyzUnwritableFiles(t *testing.T) {
 func TestDataDirectoryRemoved(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(ev("alice", "user.login")), nil)
+	var created struct {
+		ID string `json:"id"`
+	}
+	e.ok(201, "POST", "/v1/keys", "acme-admin", "application/json", []byte(`{"name":"ci","scopes":["append"]}`), &created)
 	if err := os.RemoveAll(e.db.Dir()); err != nil {
 		t.Fatal(err)
 	}
-	for _, req := range []struct{ method, path, key string }{
-		{"POST", "/v1/events", "acme-append"},
-		{"POST", "/v1/events", "acme-append"},
-		{"GET", "/readyz", ""},
+	for _, req := range []struct{ method, path, key, body string }{
+		{"POST", "/v1/events", "acme-append", ev("bob", "user.login")},
+		{"POST", "/v1/events", "acme-append", ev("bob", "user.login")},
+		{"POST", "/v1/keys", "acme-admin", `{"name":"ci2","scopes":["append"]}`},
+		{"DELETE", "/v1/keys/" + created.ID, "acme-admin", ""},
+		{"GET", "/readyz", "", ""},
 	} {
-		ae := e.fails(503, "unavailable", "", req.method, req.path, req.key, "application/json", []byte(ev("bob", "user.login")))
+		ae := e.fails(503, "unavailable", "", req.method, req.path, req.key, "application/json", []byte(req.body))
 		if !strings.Contains(ae.Error.Message, "removed or replaced") {
 			t.Errorf("%s %s: message %q, want it to say the data directory was removed or replaced", req.method, req.path, ae.Error.Message)
 		}
