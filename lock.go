@@ -14,9 +14,9 @@ import (
 // Options.Lock holds locked, with who holds it written inside.
 const LockFile = "serve.lock"
 
-// ErrLocked: another DB opened with Options.Lock (another trail serve)
+// ErrLocked: another DB opened with Options.Lock (trail serve, trail reindex)
 // holds the data directory. The error wrapping it names that process.
-var ErrLocked = errors.New("data directory in use by another Trail server")
+var ErrLocked = errors.New("data directory in use by another trail serve or trail reindex")
 
 // lockHolder is what a lock file says about the process holding it.
 type lockHolder struct {
