@@ -50,17 +50,11 @@ func New(maxKeys int) *Tally {
 // Add adds s to the sums of key, which it copies. It fails only if a run
 // cannot be written.
 func (t *Tally) Add(key []byte, s Sums) error {
-	if p := t.m[string(key)]; p != nil {
+	if p := t.m[string(key)]; p != nil { // looked up without a copy
 		p.Add(s)
 		return nil
 	}
-	if len(t.m) >= t.max {
-		if err := t.spill(); err != nil {
-			return err
-		}
-	}
-	t.m[string(key)] = &s
-	return nil
+	return t.AddString(string(key), s)
 }
 
 // AddString is Add with a key that is a string.
