@@ -70,6 +70,14 @@ func run(t *testing.T, stdin any, args ...string) result {
 	case *os.File:
 		cmd.Stdin = in
 	}
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd, a trail command, and returns what it did; it fails the
+// test if trail could not start or panicked.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
+	args := cmd.Args[1:]
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,18 +15,7 @@ func runWith(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(trailBin, args...)
 	cmd.Env = shellEnv(env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("trail %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return runCmd(t, cmd)
 }
 
 // append --server works with a key that may only append, from flags and
