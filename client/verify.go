@@ -80,10 +80,10 @@ func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte,
 	var buf []byte
 	for app.Size() < cp.Size && sc.Scan() {
 		e, err := event.DecodeStored(sc.Bytes())
-		if xerr := ExportError(sc.Bytes()); err != nil && xerr != nil {
-			return cp, fmt.Errorf("%w: event %d: %w", ErrNotVerified, app.Size(), xerr)
-		}
 		if err != nil {
+			if xerr := ExportError(sc.Bytes()); xerr != nil {
+				return cp, fmt.Errorf("%w: event %d: %w", ErrNotVerified, app.Size(), xerr)
+			}
 			return cp, fmt.Errorf("%w: event %d: %v", ErrNotVerified, app.Size(), err)
 		}
 		if e.Seq != app.Size() {

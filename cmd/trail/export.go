@@ -185,12 +185,13 @@ func remoteEvents(ctx context.Context, cl *client.Client, q trail.Query) iter.Se
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			e, err := event.DecodeStored(sc.Bytes())
-			if xerr := client.ExportError(sc.Bytes()); err != nil && xerr != nil {
-				yield(nil, xerr) // the server's last word: the export is cut short
-				return
-			}
 			if err != nil {
-				yield(nil, fmt.Errorf("trail server: malformed event: %w", err))
+				if xerr := client.ExportError(sc.Bytes()); xerr != nil {
+					err = xerr // the server's last word: the export is cut short
+				} else {
+					err = fmt.Errorf("trail server: malformed event: %w", err)
+				}
+				yield(nil, err)
 				return
 			}
 			if !yield(&e, nil) {
