@@ -80,7 +80,8 @@ func WantDerived(evs []*event.Event, from, to, rolled, indexed int64) DerivedWan
 		derive.Counts(e, func(k store.CountKey) { add(k, e) })
 	}
 	for _, e := range evs[:indexed] {
-		w.Counts[derive.ActionCount(e)] = store.Counts{Total: w.Counts[derive.ActionCount(e)].Total + 1}
+		k := derive.ActionCount(e)
+		w.Counts[k] = store.Counts{Total: w.Counts[k].Total + 1}
 	}
 	return w
 }
@@ -131,8 +132,9 @@ func readPostings(t *testing.T, d store.Derived, w *Writer, from, to int64, word
 // word of those events, against WantDerived.
 func CheckPostings(t *testing.T, d store.Derived, w *Writer, from, to int64) {
 	t.Helper()
-	want := WantDerived(w.Events, from, to, 0, 0).Postings
-	got := readPostings(t, d, w, from, to, WantDerived(w.Events, from, to, 0, 0).words())
+	derived := WantDerived(w.Events, from, to, 0, 0)
+	want := derived.Postings
+	got := readPostings(t, d, w, from, to, derived.words())
 	for _, k := range slices.SortedFunc(maps.Keys(want), cmpPosting) {
 		if !slices.Equal(got[k], want[k]) {
 			t.Errorf("Postings(%q, %d, %d): %v seqs %v, want %v", w.Info.Name, from, to, k, short(got[k]), short(want[k]))
