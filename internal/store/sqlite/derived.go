@@ -57,20 +57,24 @@ func (s *Store) Postings(ctx context.Context, log, from, to int64, words []strin
 	defer tx.Rollback()
 	lo, hi := eventKey(log, from), eventKey(log, to-1)
 	got := map[postingKey]*store.Posting{}
+	posting := func(p postingKey) *store.Posting {
+		pg := got[p]
+		if pg == nil {
+			pg = &store.Posting{Index: p.ix, Value: p.a, ID: p.b}
+			got[p] = pg
+		}
+		return pg
+	}
 	var keys []int64
 	// add files the keys in [lo, hi] of the posting row (k, ks) under
 	// the value; a row that does not decode marks the value damaged.
 	add := func(p postingKey, k int64, ks []byte) {
 		var err error
 		keys, err = appendPosting(keys[:0], k, ks, lo, hi)
-		pg := got[p]
-		if pg == nil && (len(keys) > 0 || err != nil) {
-			pg = &store.Posting{Index: p.ix, Value: p.a, ID: p.b}
-			got[p] = pg
-		}
-		if pg == nil {
+		if len(keys) == 0 && err == nil {
 			return
 		}
+		pg := posting(p)
 		for _, k := range keys {
 			pg.Seqs = append(pg.Seqs, k&(1<<seqBits-1))
 		}
@@ -122,11 +126,7 @@ func (s *Store) Postings(ctx context.Context, log, from, to int64, words []strin
 				return nil
 			})
 			if err != nil {
-				p := postingKey{ix: store.Index(t)}
-				if got[p] == nil {
-					got[p] = &store.Posting{Index: p.ix}
-				}
-				got[p].Damaged = true
+				posting(postingKey{ix: store.Index(t)}).Damaged = true
 			}
 		}
 		rows.Close()
