@@ -74,6 +74,13 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 	// The first poll checks the key: a client that reconnects with a key
 	// revoked by another process may have been let in by the key cache.
 	revocations, checked := s.db.KeysRevoked(), time.Time{}
+	// end sends the error event that ends the stream; data is the JSON
+	// body of an API error.
+	end := func(data string) {
+		bw.WriteString("event: error\ndata: " + data + "\n\n")
+		bw.Flush()
+		rc.Flush()
+	}
 	var buf []byte
 	for {
 		select {
@@ -84,9 +91,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 		if n := s.db.KeysRevoked(); n != revocations || time.Since(checked) >= tailKeyCheck {
 			revocations, checked = n, time.Now()
 			if s.keyRevoked(r, key.ID) {
-				bw.WriteString("event: error\ndata: " + errRevokedStream + "\n\n")
-				bw.Flush()
-				rc.Flush()
+				end(errRevokedStream)
 				return
 			}
 		}
@@ -99,9 +104,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 					// an error response's body would.
 					_, body := s.classify(r, err)
 					data, _ := json.Marshal(body)
-					bw.WriteString("event: error\ndata: " + string(data) + "\n\n")
-					bw.Flush()
-					rc.Flush()
+					end(string(data))
 				}
 				return
 			}
