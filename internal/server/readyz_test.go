@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,15 +55,10 @@ func TestReadyzChecksWritable(t *testing.T) {
 func (e *env) waitReady(want int) response {
 	e.t.Helper()
 	var r response
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	within(e.t, 10*time.Second, fmt.Sprintf("GET /readyz answers %d", want), func() (bool, string) {
 		r = e.do("GET", "/readyz", "", "", nil)
-		if r.status == want || time.Now().After(deadline) {
-			break
-		}
-	}
-	if r.status != want {
-		e.t.Fatalf("GET /readyz = %d %s for 10 s, want %d", r.status, r.body, want)
-	}
+		return r.status == want, fmt.Sprintf("%d %s", r.status, r.body)
+	})
 	return r
 }
 
