@@ -280,26 +280,9 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	if q.To <= q.From {
 		return r, nil
 	}
-	// Bucket starts round down, also before the epoch.
-	rows, err := tx.QueryContext(ctx, `SELECT hour - ((hour % ?1) + ?1) % ?1 AS b,
-		sum(n_total), sum(n_failure), sum(n_denied), sum(n_error)
-		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5
-		GROUP BY b ORDER BY b`, q.Bucket, log, dimOutcome, q.From, q.To)
-	if err != nil {
+	if r.Series, err = sumBuckets(ctx, tx, log, dimOutcome, q, ""); err != nil {
 		return r, fmt.Errorf("rollup series: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var b store.BucketCounts
-		if err := rows.Scan(&b.Start, &b.Total, &b.Failure, &b.Denied, &b.Error); err != nil {
-			return r, err
-		}
-		r.Series = append(r.Series, b)
-	}
-	if err := rows.Err(); err != nil {
-		return r, err
-	}
-	rows.Close()
 	// Whole days are counted from the day rows.
 	day := 0
 	if q.Bucket%24 == 0 && q.From%24 == 0 && q.To%24 == 0 {
@@ -328,31 +311,45 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 	return r, nil
 }
 
-// leaveOut subtracts from series the counts of q.NotActions, read from
-// dim (the actions by hour or by day), and drops the buckets left empty.
-// Like topValues, it reads every action row of the range.
-func leaveOut(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery, series []store.BucketCounts) ([]store.BucketCounts, error) {
-	// ?1 to ?5 come first; the actions are ?6 on.
-	in := make([]string, len(q.NotActions))
-	args := []any{q.Bucket, log, dim, q.From, q.To}
-	for i, a := range q.NotActions {
-		in[i] = fmt.Sprintf("?%d", 6+i)
-		args = append(args, a)
-	}
+// sumBuckets sums the rows of dim in q's range by bucket of q.Bucket
+// hours, in ascending order of bucket. where narrows the rows further;
+// its arguments, args, are ?6 on.
+func sumBuckets(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery, where string, args ...any) ([]store.BucketCounts, error) {
+	// Bucket starts round down, also before the epoch.
 	rows, err := tx.QueryContext(ctx, `SELECT hour - ((hour % ?1) + ?1) % ?1 AS b,
 		sum(n_total), sum(n_failure), sum(n_denied), sum(n_error)
-		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5 AND value IN (`+strings.Join(in, ", ")+`)
-		GROUP BY b ORDER BY b`, args...)
+		FROM rollup WHERE log = ?2 AND dim = ?3 AND hour >= ?4 AND hour < ?5`+where+`
+		GROUP BY b ORDER BY b`, append([]any{q.Bucket, log, dim, q.From, q.To}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	i := 0
+	var out []store.BucketCounts
 	for rows.Next() {
 		var b store.BucketCounts
 		if err := rows.Scan(&b.Start, &b.Total, &b.Failure, &b.Denied, &b.Error); err != nil {
 			return nil, err
 		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// leaveOut subtracts from series the counts of q.NotActions, read from
+// dim (the actions by hour or by day), and drops the buckets left empty.
+// Like topValues, it reads every action row of the range.
+func leaveOut(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.RollupQuery, series []store.BucketCounts) ([]store.BucketCounts, error) {
+	in := make([]string, len(q.NotActions))
+	args := make([]any, len(q.NotActions))
+	for i, a := range q.NotActions {
+		in[i], args[i] = fmt.Sprintf("?%d", 6+i), a
+	}
+	left, err := sumBuckets(ctx, tx, log, dim, q, " AND value IN ("+strings.Join(in, ", ")+")", args...)
+	if err != nil {
+		return nil, err
+	}
+	i := 0
+	for _, b := range left {
 		for i < len(series) && series[i].Start < b.Start {
 			i++
 		}
@@ -360,9 +357,6 @@ func leaveOut(ctx context.Context, tx *sql.Tx, log int64, dim int, q store.Rollu
 			return nil, fmt.Errorf("bucket %d counts actions but no events", b.Start)
 		}
 		series[i].Add(store.Counts{Total: -b.Total, Failure: -b.Failure, Denied: -b.Denied, Error: -b.Error})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	return slices.DeleteFunc(series, func(b store.BucketCounts) bool { return b.Total == 0 }), nil
 }
