@@ -123,18 +123,15 @@ func isFragment(r *http.Request) bool {
 }
 
 // toSignIn sends a page request to the sign-in page, to come back after,
-// saying why (a key of signInReasons; without one, a request that carried
-// a session cookie is told its session ended); a fragment request gets 401
-// for the page's script to report.
+// saying why (a key of signInReasons; without one, the sign-in page tells a
+// browser still holding a session cookie that its session ended); a
+// fragment request gets 401 for the page's script to report.
 func (s *server) toSignIn(w http.ResponseWriter, r *http.Request, why string) {
 	if isFragment(r) {
 		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "the session has ended: sign in again"})
 		return
 	}
 	v := url.Values{"next": {r.URL.RequestURI()}}
-	if why == "" && hasSessionCookie(r) {
-		why = "ended"
-	}
 	if why != "" {
 		v.Set("why", why)
 	}
