@@ -18,6 +18,9 @@ const LockFile = "serve.lock"
 // holds the data directory. The error wrapping it names that process.
 var ErrLocked = errors.New("data directory in use by another trail serve or trail reindex")
 
+// errLockHeld: another open file description holds the lock (tryLock).
+var errLockHeld = errors.New("lock held")
+
 // lockHolder is what a lock file says about the process holding it.
 type lockHolder struct {
 	PID     int       `json:"pid"`

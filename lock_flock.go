@@ -8,9 +8,6 @@ import (
 	"syscall"
 )
 
-// errLockHeld: another open file description holds the lock.
-var errLockHeld = errors.New("lock held")
-
 // tryLock takes an exclusive flock on f without waiting.
 func tryLock(f *os.File) error {
 	for {

@@ -2,13 +2,7 @@
 
 package trail
 
-import (
-	"errors"
-	"os"
-)
-
-// errLockHeld: another open file description holds the lock.
-var errLockHeld = errors.New("lock held")
+import "os"
 
 // tryLock does not lock on systems without flock: there Options.Lock
 // only records who opened the directory last.
