@@ -7,6 +7,7 @@
 package derive
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -84,21 +85,12 @@ func joinDistinct(words []string) string {
 				continue
 			}
 			seen[w] = true
-		} else if contains(out, w) {
+		} else if slices.Contains(out, w) {
 			continue
 		}
 		out = append(out, w)
 	}
 	return strings.Join(out, " ")
-}
-
-func contains(words []string, w string) bool {
-	for _, x := range words {
-		if x == w {
-			return true
-		}
-	}
-	return false
 }
 
 // Tokens splits text into the words free-text search knows: runs of
