@@ -564,12 +564,11 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// tamper changes the database behind Trail's back.
 // tamper changes event seq of log in the database file behind Trail's
-// back.
+// back, waiting for a server's commits on it.
 func tamper(t *testing.T, data, log string, seq int64, edit func(*event.Event)) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(data, "trail.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

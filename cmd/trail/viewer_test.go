@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/browsertest"
 	"github.com/trail-audit/trail/internal/event"
-	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
 // browser drives one Chromium tab against a trail serve.
@@ -400,24 +398,7 @@ func TestViewer(t *testing.T) {
 		// (a server that served it anyway would fail the browser's own
 		// check, which web/verify_test.go covers).
 		seq := eval[int64](b, `JSON.parse(document.getElementById("verify").dataset.proof).seq`)
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(data, trail.DatabaseFile)+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		var logID int64
-		if err := db.QueryRow("SELECT id FROM logs WHERE name = 'demo'").Scan(&logID); err != nil {
-			t.Fatal(err)
-		}
-		err = sqlite.EditEvents(db, logID, seq, seq+1, func(evs []*event.Event) []*event.Event {
-			for _, e := range evs {
-				e.Reason = "nothing to see"
-			}
-			return evs
-		})
-		if err != nil {
-			t.Fatalf("altering event %d: %v", seq, err)
-		}
+		tamper(t, data, "demo", seq, func(e *event.Event) { e.Reason = "nothing to see" })
 		b.do(chromedp.Reload())
 		b.waitFor("the altered event's page", `document.querySelector(".error-page") !== null`)
 		msg := eval[string](b, `document.querySelector(".error-page").textContent`)
@@ -674,9 +655,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-var (
-	_ = sql.Open
-	_ = fmt.Sprint
-	_ = trail.DatabaseFile
-)
