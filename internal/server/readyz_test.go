@@ -142,11 +142,7 @@ func TestDataDirectoryRemoved(t *testing.T) {
 // metrics count it, until the indexer, retrying by itself, gets through.
 func TestReadyzIndexerFailing(t *testing.T) {
 	e := newEnv(t, server.Options{})
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(e.db.Dir(), trail.DatabaseFile)+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other, _ := storeDB(t, e.db, "acme")
 	// Another program's trigger refuses what only the indexer writes.
 	if _, err := other.Exec(`CREATE TRIGGER refuse_index BEFORE UPDATE OF posted_size ON logs
 		BEGIN SELECT RAISE(ABORT, 'index writes refused by a trigger'); END`); err != nil {
