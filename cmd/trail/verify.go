@@ -134,7 +134,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if c.index {
 			return usagef("--index checks the indexes of a data directory, not of a --server")
 		}
-		return c.runRemote(ctx, opts.Against, againstCP)
+		return c.runRemote(ctx, opts.Verifier, opts.Against, againstCP)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
@@ -213,15 +213,11 @@ func sameKey(v note.Verifier, vkey string) bool {
 }
 
 // runRemote verifies the log of --server on this side: the events it
-// serves must hash to the checkpoint signed by the pinned verifier key.
-func (c *verifyCommand) runRemote(ctx context.Context, against []byte, againstCP trail.Checkpoint) error {
+// serves must hash to the checkpoint signed by the pinned verifier key, v.
+func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against []byte, againstCP trail.Checkpoint) error {
 	cl, vkey, err := c.db.pinnedClient(c.vkey)
 	if err != nil {
 		return err
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		return usagef("--verifier-key: %v", err)
 	}
 	var cp trail.Checkpoint
 	var ve *trail.VerifyError
