@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -167,7 +168,7 @@ func (w *writer) commit(group []*appendReq) {
 		if err == nil {
 			err = w.db.st.Commit(context.Background(), batchesOf(order))
 		}
-		if !errors.Is(err, store.ErrConflict) || attempt == maxConflictRetries {
+		if !errors.Is(err, store.ErrConflict) || time.Since(start) > conflictBudget {
 			break
 		}
 		// Another process appended to one of the logs since this one
@@ -183,6 +184,9 @@ func (w *writer) commit(group []*appendReq) {
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}
+		// The other process commits as fast as this one; a random pause
+		// that grows with each lost race lets this one in.
+		time.Sleep(conflictPause(attempt))
 	}
 	if err != nil {
 		err = w.db.unavailable(err)
@@ -215,9 +219,18 @@ func (w *writer) commit(group []*appendReq) {
 	}
 }
 
-// maxConflictRetries bounds how many times one group commit is sequenced
-// again after other processes appended to its logs.
-const maxConflictRetries = 5
+// conflictBudget bounds how long one group commit keeps being sequenced
+// again after other processes appended to its logs; past it the group is
+// refused as unavailable.
+const conflictBudget = 10 * time.Second
+
+// conflictPause is the random pause before the next try after attempt
+// lost a race with another process: up to 1 ms, doubling each time, at
+// most 64 ms.
+func conflictPause(attempt int) time.Duration {
+	limit := time.Millisecond << min(attempt, 6)
+	return rand.N(limit)
+}
 
 // sequence assigns the group's events their seq, received_at and id after
 // the events of their logs as last read, extends each log's Merkle tree
