@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/workload"
 )
 
@@ -21,7 +22,7 @@ import (
 
 // workloadEvents returns the first n events of the shared workload
 // generator and the size of their NDJSON, or skips the benchmark.
-func workloadEvents(b testing.TB, n int) ([]trail.Event, int64) {
+func workloadEvents(b testing.TB, n int) ([]event.Event, int64) {
 	evs, raw, err := workload.Events(n)
 	if errors.Is(err, workload.ErrNoGenerator) {
 		b.Skip(err)
@@ -118,14 +119,14 @@ var big struct {
 	dir    string
 	db     *trail.DB
 	log    *trail.Log
-	events []trail.Event
+	events []event.Event
 	raw    int64
 	err    error
 }
 
 const bigSize = 1_000_000
 
-func bigLog(b *testing.B) (*trail.Log, []trail.Event) {
+func bigLog(b *testing.B) (*trail.Log, []event.Event) {
 	if testing.Short() {
 		b.Skip("builds a 1M-event log")
 	}
@@ -227,7 +228,7 @@ func BenchmarkSearch1M(b *testing.B) {
 			return trail.Query{TargetType: t.Type, TargetID: t.ID}
 		}},
 		{"ip", func(i int) trail.Query { return trail.Query{IP: evs[(i*7919)%len(evs)].Source.IP} }},
-		{"failures", func(i int) trail.Query { return trail.Query{Outcome: trail.Failure} }},
+		{"failures", func(i int) trail.Query { return trail.Query{Outcome: event.Failure} }},
 		{"text", func(i int) trail.Query { return trail.Query{Text: "account_locked"} }},
 	}
 	for _, c := range cases {

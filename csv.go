@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trail-audit/trail/event"
 )
 
 // CSVHeader names the columns of CSVRecord, the CSV form of an event
@@ -18,7 +20,7 @@ var CSVHeader = []string{
 // canonical JSON. With guard, a cell that a spreadsheet would read as a
 // formula (starting with = + - @, tab or CR) gets a leading ', as OWASP
 // advises against CSV injection.
-func CSVRecord(row []string, e *Event, guard bool) []string {
+func CSVRecord(row []string, e *event.Event, guard bool) []string {
 	targets := make([]string, len(e.Targets))
 	for i, t := range e.Targets {
 		targets[i] = t.Type + ":" + t.ID

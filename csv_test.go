@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 func TestCSVRecordGuard(t *testing.T) {
@@ -21,7 +22,7 @@ func TestCSVRecordGuard(t *testing.T) {
 		{"\rx", "'\rx"},
 		{"a=b", "a=b"},
 	} {
-		e := &trail.Event{Actor: trail.Actor{ID: tt.in}}
+		e := &event.Event{Actor: event.Actor{ID: tt.in}}
 		if got := trail.CSVRecord(nil, e, true)[4]; got != tt.want {
 			t.Errorf("CSVRecord(actor %q, guard) actor_id = %q, want %q", tt.in, got, tt.want)
 		}
@@ -30,13 +31,13 @@ func TestCSVRecordGuard(t *testing.T) {
 
 func TestCSVRecord(t *testing.T) {
 	at := time.Date(2026, 3, 1, 9, 0, 0, 123000000, time.UTC)
-	e := &trail.Event{
+	e := &event.Event{
 		ID: "01ID", Seq: 7, Log: "default", ReceivedAt: at, Time: at.Add(-time.Second),
-		Actor:   trail.Actor{ID: "=cmd", Type: "user", Name: "Al", Email: "al@example.com", Role: "admin"},
+		Actor:   event.Actor{ID: "=cmd", Type: "user", Name: "Al", Email: "al@example.com", Role: "admin"},
 		Action:  "user.update",
-		Targets: []trail.Target{{Type: "user", ID: "bob"}, {Type: "team", ID: "ops"}},
-		Outcome: trail.Success, Source: trail.Source{IP: "192.0.2.1", UserAgent: "curl/8"},
-		Changes:  &trail.Changes{Before: json.RawMessage(`{"role":"member"}`), After: json.RawMessage(`{"role":"admin"}`)},
+		Targets: []event.Target{{Type: "user", ID: "bob"}, {Type: "team", ID: "ops"}},
+		Outcome: event.Success, Source: event.Source{IP: "192.0.2.1", UserAgent: "curl/8"},
+		Changes:  &event.Changes{Before: json.RawMessage(`{"role":"member"}`), After: json.RawMessage(`{"role":"admin"}`)},
 		Metadata: json.RawMessage(`{"a":1}`),
 	}
 	got := trail.CSVRecord(make([]string, len(trail.CSVHeader)), e, true)

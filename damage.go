@@ -7,6 +7,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -74,7 +76,7 @@ func appendDamaged(err error) error {
 // leaf in that tree, because it or the stored Merkle hashes were altered,
 // gives a *DamagedError. Serving one event with its proof should use it
 // rather than ProveInclusion, so that damage is reported, not served.
-func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.RecordProof, error) {
+func (l *Log) ProveEvent(ctx context.Context, e *event.Event, c Checkpoint) (tlog.RecordProof, error) {
 	l.follow(ctx, followReads)
 	if c.Size > l.Size() || e.Seq < 0 || e.Seq >= c.Size {
 		return l.ProveInclusion(ctx, e.Seq, c.Size) // the error it gives
@@ -86,7 +88,7 @@ func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.Reco
 	if err != nil {
 		return nil, err
 	}
-	if tlog.CheckRecord(proof, c.Size, c.Hash, e.Seq, tlog.RecordHash(e.AppendCanonical(nil))) != nil {
+	if tlog.CheckRecord(proof, c.Size, c.Hash, e.Seq, tlog.RecordHash(canon.Append(nil, e))) != nil {
 		return nil, &DamagedError{Seq: e.Seq, Problem: fmt.Sprintf(
 			"it does not hash to its leaf in the tree of the signed checkpoint of size %d (the event or the stored Merkle hashes were altered)", c.Size)}
 	}
@@ -96,7 +98,7 @@ func (l *Log) ProveEvent(ctx context.Context, e *Event, c Checkpoint) (tlog.Reco
 // checkLeaf returns a *DamagedError if e, as stored, does not hash to its
 // leaf in the tree of the log's latest checkpoint, and nil if it does or
 // the log has no checkpoint that covers it.
-func (l *Log) checkLeaf(ctx context.Context, e *Event) error {
+func (l *Log) checkLeaf(ctx context.Context, e *event.Event) error {
 	signed, err := l.Checkpoint()
 	if err != nil {
 		return nil

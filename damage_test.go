@@ -13,7 +13,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -244,7 +246,7 @@ func TestGetWrongID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := event.MakeID(tamperLog, 42, e.ReceivedAt.Add(time.Hour))
+	id := eventid.Make(tamperLog, 42, e.ReceivedAt.Add(time.Hour))
 	if _, err := l.Get(context.Background(), id); !errors.Is(err, trail.ErrNotFound) || errors.Is(err, trail.ErrDamaged) {
 		t.Errorf("Get(id of seq 42 an hour later) = %v, want ErrNotFound", err)
 	}
@@ -257,7 +259,7 @@ func TestProveEvent(t *testing.T) {
 	ctx := context.Background()
 	dir := f.copy(t)
 	db := rawDB(t, dir)
-	editEvent(t, db, logID(t, db), 300, func(e *trail.Event) { e.Reason = "nothing to see" })
+	editEvent(t, db, logID(t, db), 300, func(e *event.Event) { e.Reason = "nothing to see" })
 	db.Close()
 	l := openLog(t, dir, true)
 	signed, err := l.Checkpoint()
@@ -276,7 +278,7 @@ func TestProveEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ProveEvent(seq 299) = %v", err)
 	}
-	if err := tlog.CheckRecord(proof, c.Size, c.Hash, 299, tlog.RecordHash(good.AppendCanonical(nil))); err != nil {
+	if err := tlog.CheckRecord(proof, c.Size, c.Hash, 299, tlog.RecordHash(canon.Append(nil, good))); err != nil {
 		t.Errorf("the proof of seq 299 does not check: %v", err)
 	}
 	bad, err := l.Get(ctx, f.ids[300])
@@ -323,7 +325,7 @@ func TestStrayEvent(t *testing.T) {
 			}
 
 			l := openLog(t, dir, false)
-			_, err = l.Append(ctx, trail.Event{Actor: trail.Actor{ID: "alice"}, Action: "user.login"})
+			_, err = l.Append(ctx, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login"})
 			var de *trail.DamagedError
 			if !errors.As(err, &de) || de.Seq != c.seq || !errors.Is(err, trail.ErrDamaged) {
 				t.Fatalf("Append() = %v, want a *trail.DamagedError at seq %d", err, c.seq)

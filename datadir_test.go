@@ -15,6 +15,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -121,7 +123,7 @@ func TestTwoWritersOneDirectory(t *testing.T) {
 	for i := 0; i < len(evs); i += 2 {
 		for j, l := range []*trail.Log{sl, cl} {
 			if i%4 == 2 && j == 0 { // sometimes a batch
-				rs, err := l.AppendBatch(ctx, []trail.Event{evs[i]})
+				rs, err := l.AppendBatch(ctx, []event.Event{evs[i]})
 				if err != nil {
 					t.Fatalf("AppendBatch %d through DB %d: %v", i, j, err)
 				}
@@ -252,9 +254,9 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 	// of the last and the log's size after it.
 	cliAppend := func(round, n int) (trail.Receipt, int64) {
 		t.Helper()
-		evs := make([]trail.Event, n)
+		evs := make([]event.Event, n)
 		for i := range evs {
-			evs[i] = trail.Event{Actor: trail.Actor{ID: fmt.Sprintf("cli-%d", round)}, Action: fmt.Sprintf("cli.round%d", round)}
+			evs[i] = event.Event{Actor: event.Actor{ID: fmt.Sprintf("cli-%d", round)}, Action: fmt.Sprintf("cli.round%d", round)}
 		}
 		rs, err := cl.AppendBatch(ctx, evs)
 		if err != nil {
@@ -316,13 +318,13 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tlog.CheckRecord(proof, size, c.Hash, last.Seq, tlog.RecordHash(e.AppendCanonical(nil))); err != nil {
+		if err := tlog.CheckRecord(proof, size, c.Hash, last.Seq, tlog.RecordHash(canon.Append(nil, e))); err != nil {
 			t.Fatalf("after %s: the proof of seq %d does not check against the checkpoint: %v", read.name, last.Seq, err)
 		}
 	}
 
 	// The first DB appends after them, and the log verifies.
-	rc, err := sl.Append(ctx, trail.Event{Actor: trail.Actor{ID: "server"}, Action: "server.append"})
+	rc, err := sl.Append(ctx, event.Event{Actor: event.Actor{ID: "server"}, Action: "server.append"})
 	if err != nil || rc.Seq != sl.Size()-1 {
 		t.Fatalf("Append through the first DB = %+v, %v; want seq %d", rc, err, sl.Size()-1)
 	}
@@ -375,7 +377,7 @@ func TestFollowWhileAppending(t *testing.T) {
 	for i, l := range []*trail.Log{sl, sl, sl, cl, cl} {
 		writers.Go(func() {
 			for j := range perWriter {
-				rc, err := l.Append(ctx, trail.Event{Actor: trail.Actor{ID: fmt.Sprintf("w%d", i)}, Action: "test.append", Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, j))})
+				rc, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: fmt.Sprintf("w%d", i)}, Action: "test.append", Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, j))})
 				if err != nil {
 					t.Errorf("writer %d: Append %d: %v", i, j, err)
 					return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -21,7 +22,7 @@ import (
 // the index tables, the second's in the posting tail.
 type indexFixture struct {
 	dir string
-	evs []trail.Event // as appended, evs[i] at seq i
+	evs []event.Event // as appended, evs[i] at seq i
 }
 
 const indexEvents = 20000
@@ -118,7 +119,7 @@ func testVerifyIndexWhileIndexing(t *testing.T, f *indexFixture) {
 }
 
 // seqsWhere returns the seqs of the fixture's events for which keep holds.
-func (f *indexFixture) seqsWhere(keep func(*trail.Event) bool) []int64 {
+func (f *indexFixture) seqsWhere(keep func(*event.Event) bool) []int64 {
 	var out []int64
 	for i := range f.evs {
 		if keep(&f.evs[i]) {
@@ -182,11 +183,11 @@ func testVerifyIndexClean(t *testing.T, f *indexFixture) {
 // that searches find every event again.
 func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 	const seg1 = 1 << 14 // the first seq of the second segment, in the posting tail
-	alice := f.seqsWhere(func(e *trail.Event) bool { return e.Actor.ID == "alice" })
+	alice := f.seqsWhere(func(e *event.Event) bool { return e.Actor.ID == "alice" })
 	aliceSeg0 := alice[:slices.IndexFunc(alice, func(s int64) bool { return s >= seg1 })]
-	bob := f.seqsWhere(func(e *trail.Event) bool { return e.Actor.ID == "bob" })
+	bob := f.seqsWhere(func(e *event.Event) bool { return e.Actor.ID == "bob" })
 	bobSeg1 := bob[slices.IndexFunc(bob, func(s int64) bool { return s >= seg1 }):]
-	logins := f.seqsWhere(func(e *trail.Event) bool { return e.Action == "user.login" })
+	logins := f.seqsWhere(func(e *event.Event) bool { return e.Action == "user.login" })
 	ev9 := &f.evs[9]
 	words9 := strings.Fields(derive.Text(ev9))
 
@@ -264,7 +265,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 			},
 			want:   []check{{index: "text", value: words9[len(words9)-1], missing: []int64{9}}},
 			search: trail.Query{Text: strings.Join(words9, " ")},
-			find: f.seqsWhere(func(e *trail.Event) bool {
+			find: f.seqsWhere(func(e *event.Event) bool {
 				return !slices.ContainsFunc(words9, func(w string) bool { return !slices.Contains(strings.Fields(derive.Text(e)), w) })
 			}),
 		},
@@ -393,7 +394,7 @@ func testVerifyIndexBounded(t *testing.T, f *indexFixture) {
 		}
 	}
 	rep, _ = l.VerifyIndex(context.Background(), trail.VerifyIndexOptions{})
-	grants := f.seqsWhere(func(e *trail.Event) bool { return e.Action == "admin.role.grant" })
+	grants := f.seqsWhere(func(e *event.Event) bool { return e.Action == "admin.role.grant" })
 	if d := findDiff(rep, "action", "admin.role.grant"); d == nil || d.MissingCount != int64(len(grants)) || !slices.Equal(d.Missing, grants[:10]) {
 		t.Errorf("VerifyIndex lists action admin.role.grant as %v, want all its %d events missing", d, len(grants))
 	}

@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -78,8 +80,8 @@ func ParseScope(s string) (Scope, error) {
 // line, say {ID: "cli:alice", Type: "user"}) and its Source. Actor.ID is
 // required.
 type Caller struct {
-	Actor  Actor
-	Source Source
+	Actor  event.Actor
+	Source event.Source
 }
 
 // Actions of the events that record key administration. A listing is a
@@ -94,26 +96,30 @@ const (
 // target (id and name), and its scopes are in the metadata, with extra
 // fields. It is checked, so that a bad Caller fails before anything is
 // done.
-func (db *DB) keyEvent(by Caller, action string, k *store.Key, extra map[string]any) (Event, error) {
-	e := Event{Actor: by.Actor, Action: action, Source: by.Source}
+func (db *DB) keyEvent(by Caller, action string, k *store.Key, extra map[string]any) (event.Event, error) {
+	e := event.Event{Actor: by.Actor, Action: action, Source: by.Source}
 	if k != nil {
-		e.Targets = []Target{{Type: "api_key", ID: k.ID, Name: k.Name}}
+		e.Targets = []event.Target{{Type: "api_key", ID: k.ID, Name: k.Name}}
 		md := map[string]any{"scopes": k.Scopes}
 		for name, v := range extra {
 			md[name] = v
 		}
 		b, err := json.Marshal(md)
 		if err != nil {
-			return Event{}, err
+			return event.Event{}, err
 		}
 		e.Metadata = b
 	}
 	if by.Actor.ID == "" {
-		return Event{}, errors.New("key administration needs a caller: Caller.Actor.ID is empty")
+		return event.Event{}, errors.New("key administration needs a caller: Caller.Actor.ID is empty")
 	}
 	check := e
-	if err := check.Prepare(db.opts.Now(), db.opts.Limits); err != nil {
-		return Event{}, fmt.Errorf("caller: %w", err)
+	err := check.Prepare(db.opts.Now(), db.opts.Limits)
+	if err == nil {
+		err = canon.CheckSize(&check, db.opts.Limits)
+	}
+	if err != nil {
+		return event.Event{}, fmt.Errorf("caller: %w", err)
 	}
 	return e, nil
 }

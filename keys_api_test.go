@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // testAdmin is who the tests say creates, lists and revokes keys.
-var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+var testAdmin = trail.Caller{Actor: event.Actor{ID: "test-admin", Type: event.ActorUser}}
 
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
@@ -93,7 +95,7 @@ func TestKeyAdministrationRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ana := trail.Caller{Actor: trail.Actor{ID: "cli:ana", Type: trail.ActorUser}, Source: trail.Source{IP: "192.0.2.1"}}
+	ana := trail.Caller{Actor: event.Actor{ID: "cli:ana", Type: event.ActorUser}, Source: event.Source{IP: "192.0.2.1"}}
 
 	if _, _, err := db.CreateKey(ctx, trail.Caller{}, "acme", "nobody", trail.ScopeRead); err == nil {
 		t.Fatal("CreateKey without a caller succeeded")
@@ -137,7 +139,7 @@ func TestKeyAdministrationRecorded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := e.AppendCanonical(nil)
+		c := canon.Append(nil, e)
 		if strings.Contains(string(c), secret[len(secret)-48:]) {
 			t.Errorf("event %d holds the key's secret: %s", seq, c)
 		}

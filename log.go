@@ -14,7 +14,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -176,10 +178,10 @@ type Receipt struct {
 // *ValidationError and stores nothing; a store failure gives an error
 // wrapping ErrUnavailable and stores nothing. If ctx ends first, Append
 // returns ctx.Err() and the event may or may not have been committed.
-func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
-	rs, err := l.AppendBatch(ctx, []Event{ev})
+func (l *Log) Append(ctx context.Context, ev event.Event) (Receipt, error) {
+	rs, err := l.AppendBatch(ctx, []event.Event{ev})
 	if err != nil {
-		var ve *ValidationError
+		var ve *event.Error
 		if errors.As(err, &ve) {
 			ve.Index = -1
 		}
@@ -191,7 +193,7 @@ func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
 // AppendBatch validates and commits events atomically: all of them or,
 // if any is invalid (a *ValidationError naming its position) or the commit
 // fails, none. Seqs are consecutive in slice order.
-func (l *Log) AppendBatch(ctx context.Context, events []Event) ([]Receipt, error) {
+func (l *Log) AppendBatch(ctx context.Context, events []event.Event) ([]Receipt, error) {
 	rs, _, err := l.appendBatch(ctx, events, nil)
 	return rs, err
 }
@@ -214,14 +216,14 @@ var ErrIdempotencyConflict = errors.New("idempotency key already used for a diff
 // AppendIdempotent is AppendBatch made safe to retry with id. replayed
 // reports that the events had been stored by an earlier call, whose
 // receipts are returned.
-func (l *Log) AppendIdempotent(ctx context.Context, events []Event, id Idempotency) (rs []Receipt, replayed bool, err error) {
+func (l *Log) AppendIdempotent(ctx context.Context, events []event.Event, id Idempotency) (rs []Receipt, replayed bool, err error) {
 	if id.Key == "" {
 		return nil, false, errors.New("idempotency key is empty")
 	}
 	return l.appendBatch(ctx, events, &id)
 }
 
-func (l *Log) appendBatch(ctx context.Context, events []Event, id *Idempotency) ([]Receipt, bool, error) {
+func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempotency) ([]Receipt, bool, error) {
 	if l.db.w == nil {
 		return nil, false, ErrReadOnly
 	}
@@ -235,10 +237,14 @@ func (l *Log) appendBatch(ctx context.Context, events []Event, id *Idempotency) 
 		evs[i] = events[i]
 		e := &evs[i]
 		if e.ID != "" || e.Seq != 0 || e.Log != "" || !e.ReceivedAt.IsZero() {
-			return nil, false, &ValidationError{Index: i, Field: assignedField(e), Reason: "assigned by Trail; must not be set"}
+			return nil, false, &event.Error{Index: i, Field: assignedField(e), Reason: "assigned by Trail; must not be set"}
 		}
-		if err := e.Prepare(now, l.db.opts.Limits); err != nil {
-			var ve *ValidationError
+		err := e.Prepare(now, l.db.opts.Limits)
+		if err == nil {
+			err = canon.CheckSize(e, l.db.opts.Limits)
+		}
+		if err != nil {
+			var ve *event.Error
 			if errors.As(err, &ve) {
 				ve.Index = i
 			}
@@ -271,8 +277,8 @@ func assignedField(e *event.Event) string {
 // Get returns the event with the given id, an error wrapping ErrNotFound,
 // or a *DamagedError when the event the id names (by its seq) is damaged:
 // its record cannot be decoded, or it was altered so that its id changed.
-func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
-	seq, err := event.ParseID(l.info.Name, id)
+func (l *Log) Get(ctx context.Context, id string) (*event.Event, error) {
+	seq, err := eventid.Parse(l.info.Name, id)
 	if err != nil {
 		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
 	}
@@ -294,7 +300,7 @@ func (l *Log) Get(ctx context.Context, id string) (*Event, error) {
 // GetSeq returns the event at seq, an error wrapping ErrNotFound, or a
 // *DamagedError when its stored record cannot be decoded or is missing.
 // An event altered so that it still decodes is returned: ProveEvent tells.
-func (l *Log) GetSeq(ctx context.Context, seq int64) (*Event, error) {
+func (l *Log) GetSeq(ctx context.Context, seq int64) (*event.Event, error) {
 	l.follow(ctx, followReads)
 	if seq < 0 || seq >= l.Size() {
 		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
@@ -314,7 +320,7 @@ type Query struct {
 	Action     string
 	TargetType string
 	TargetID   string
-	Outcome    Outcome
+	Outcome    event.Outcome
 	IP         string
 	// Since and Until bound received_at: Since <= received_at < Until.
 	// They select by Trail's own receipt clock, which is monotonic along the
@@ -343,7 +349,7 @@ type Query struct {
 
 // Page is one page of search results, newest first.
 type Page struct {
-	Events []*Event
+	Events []*event.Event
 	// NextCursor fetches the next (older) page; empty when there is none.
 	NextCursor string
 }
@@ -374,8 +380,8 @@ func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
 // Events yields every event matching q (Limit and Cursor ignored) oldest
 // first, streaming in constant memory. It is what export uses. A damaged
 // event ends it with a *DamagedError, after the events before it.
-func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*Event, error] {
-	return func(yield func(*Event, error) bool) {
+func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*event.Event, error] {
+	return func(yield func(*event.Event, error) bool) {
 		q.Cursor, q.Limit = "", 0
 		sq, err := l.storeQuery(ctx, q)
 		if err != nil {
@@ -424,7 +430,7 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 		sq.Limit = 100
 	}
 	if sq.Limit > 10000 {
-		return sq, &ValidationError{Index: -1, Field: "limit", Reason: "at most 10000"}
+		return sq, &event.Error{Index: -1, Field: "limit", Reason: "at most 10000"}
 	}
 	for _, f := range []struct {
 		name, val string
@@ -439,12 +445,12 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 		case strings.HasSuffix(f.val, ".*"):
 			prefix := strings.TrimSuffix(f.val, "*")
 			if !event.ValidAction(strings.TrimSuffix(prefix, ".")) {
-				return sq, &ValidationError{Index: -1, Field: f.name, Reason: "must be an action or a prefix like user.*"}
+				return sq, &event.Error{Index: -1, Field: f.name, Reason: "must be an action or a prefix like user.*"}
 			}
 			*f.prefix = prefix
 		default:
 			if !event.ValidAction(f.val) {
-				return sq, &ValidationError{Index: -1, Field: f.name, Reason: "must be an action or a prefix like user.*"}
+				return sq, &event.Error{Index: -1, Field: f.name, Reason: "must be an action or a prefix like user.*"}
 			}
 			*f.exact = []string{f.val}
 		}
@@ -453,22 +459,22 @@ func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
 		sq.NotActions = append(sq.NotActions, readActions...)
 	}
 	switch q.Outcome {
-	case "", Success, Failure, Denied, Errored:
+	case "", event.Success, event.Failure, event.Denied, event.Errored:
 		sq.Outcome = q.Outcome
 	default:
-		return sq, &ValidationError{Index: -1, Field: "outcome", Reason: "must be success, failure, denied or error"}
+		return sq, &event.Error{Index: -1, Field: "outcome", Reason: "must be success, failure, denied or error"}
 	}
 	if q.IP != "" {
 		ip, err := event.CanonicalIP(q.IP)
 		if err != nil {
-			return sq, &ValidationError{Index: -1, Field: "ip", Reason: "not an IP address"}
+			return sq, &event.Error{Index: -1, Field: "ip", Reason: "not an IP address"}
 		}
 		sq.IP = ip
 	}
 	if q.Cursor != "" {
 		c, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil || c < 0 {
-			return sq, &ValidationError{Index: -1, Field: "cursor", Reason: "malformed cursor"}
+			return sq, &event.Error{Index: -1, Field: "cursor", Reason: "malformed cursor"}
 		}
 		sq.To = min(sq.To, c-1)
 	}

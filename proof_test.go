@@ -14,7 +14,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -100,8 +101,8 @@ func TestProofs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DecodeStored(JSON of event %d) = %v", seq, err)
 		}
-		leaves[seq] = tlog.RecordHash(d.AppendCanonical(nil))
-		if want := tlog.RecordHash(e.AppendCanonical(nil)); leaves[seq] != want {
+		leaves[seq] = tlog.RecordHash(canon.Append(nil, &d))
+		if want := tlog.RecordHash(canon.Append(nil, e)); leaves[seq] != want {
 			t.Fatalf("event %d: leaf from its JSON %v, from the event %v", seq, leaves[seq], want)
 		}
 	}

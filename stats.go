@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -163,15 +164,15 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	case top == 0:
 		top = 10
 	case top < 0 || top > 100:
-		return nil, &ValidationError{Index: -1, Field: "top", Reason: "must be from 1 to 100"}
+		return nil, &event.Error{Index: -1, Field: "top", Reason: "must be from 1 to 100"}
 	}
 	switch q.Bucket {
 	case 0, time.Hour, day:
 	default:
-		return nil, &ValidationError{Index: -1, Field: "bucket", Reason: "must be an hour or a day"}
+		return nil, &event.Error{Index: -1, Field: "bucket", Reason: "must be an hour or a day"}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return nil, &ValidationError{Index: -1, Field: "until", Reason: "must be after since"}
+		return nil, &event.Error{Index: -1, Field: "until", Reason: "must be after since"}
 	}
 
 	since, until := q.Since, q.Until
@@ -187,7 +188,7 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 				until = hourTime(b.Last + 1)
 			}
 			if until.Before(since) {
-				return nil, &ValidationError{Index: -1, Field: "since", Reason: "after the last event and now"}
+				return nil, &event.Error{Index: -1, Field: "since", Reason: "after the last event and now"}
 			}
 		}
 		if since.IsZero() {
@@ -216,7 +217,7 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 		} else if end.Sub(start)/day < MaxStatsBuckets {
 			field = "bucket"
 		}
-		return nil, &ValidationError{Index: -1, Field: field, Reason: fmt.Sprintf(
+		return nil, &event.Error{Index: -1, Field: field, Reason: fmt.Sprintf(
 			"the range holds %d %s buckets, more than %d: narrow since and until, or count by day", n, unit, MaxStatsBuckets)}
 	}
 
@@ -264,10 +265,10 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	}
 	st.Total = sum.Total
 	st.ByOutcome = map[string]int64{
-		string(Success): sum.Total - sum.Failure - sum.Denied - sum.Error,
-		string(Failure): sum.Failure,
-		string(Denied):  sum.Denied,
-		string(Errored): sum.Error,
+		string(event.Success): sum.Total - sum.Failure - sum.Denied - sum.Error,
+		string(event.Failure): sum.Failure,
+		string(event.Denied):  sum.Denied,
+		string(event.Errored): sum.Error,
 	}
 	for _, v := range r.FailedIPs {
 		st.FailedIPs = append(st.FailedIPs, IPCount{IP: v.Value, Count: v.Count, First: hourTime(v.First), Last: hourTime(v.Last)})

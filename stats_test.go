@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 // statsNow is the clock of the Stats tests.
@@ -24,22 +25,22 @@ func at(day, hour, min, sec, nsec int) time.Time {
 // hour and day boundaries, with every outcome, from two source IPs and
 // none. Their times are given in a zone half an hour off UTC, which must
 // not shift them into other buckets.
-func statsEvents() []trail.Event {
+func statsEvents() []event.Event {
 	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
-	ev := func(t time.Time, actor, action string, o trail.Outcome, ip string) trail.Event {
-		return trail.Event{Time: t.In(zone), Actor: trail.Actor{ID: actor}, Action: action, Outcome: o, Source: trail.Source{IP: ip}}
+	ev := func(t time.Time, actor, action string, o event.Outcome, ip string) event.Event {
+		return event.Event{Time: t.In(zone), Actor: event.Actor{ID: actor}, Action: action, Outcome: o, Source: event.Source{IP: ip}}
 	}
 	const a, b = "198.51.100.7", "2001:db8::9"
-	return []trail.Event{
-		ev(at(8, 23, 59, 59, 999999999), "mallory", "user.login.failed", trail.Failure, a),
-		ev(at(9, 0, 0, 0, 0), "alice", "user.login", trail.Success, a),
-		ev(at(10, 2, 15, 0, 0), "alice", "user.login", trail.Success, ""),
-		ev(at(10, 2, 20, 0, 0), "bob", "document.read", trail.Success, b),
-		ev(at(10, 2, 59, 0, 0), "mallory", "user.login.failed", trail.Failure, a),
-		ev(at(10, 5, 59, 59, 999999999), "mallory", "document.read", trail.Denied, a),
-		ev(at(10, 5, 30, 0, 0), "bob", "document.update", trail.Errored, ""),
-		ev(at(10, 6, 0, 0, 0), "carol", "user.login", trail.Success, b),
-		ev(at(10, 12, 38, 0, 0), "bob", "document.read", trail.Errored, b), // within the clock skew
+	return []event.Event{
+		ev(at(8, 23, 59, 59, 999999999), "mallory", "user.login.failed", event.Failure, a),
+		ev(at(9, 0, 0, 0, 0), "alice", "user.login", event.Success, a),
+		ev(at(10, 2, 15, 0, 0), "alice", "user.login", event.Success, ""),
+		ev(at(10, 2, 20, 0, 0), "bob", "document.read", event.Success, b),
+		ev(at(10, 2, 59, 0, 0), "mallory", "user.login.failed", event.Failure, a),
+		ev(at(10, 5, 59, 59, 999999999), "mallory", "document.read", event.Denied, a),
+		ev(at(10, 5, 30, 0, 0), "bob", "document.update", event.Errored, ""),
+		ev(at(10, 6, 0, 0, 0), "carol", "user.login", event.Success, b),
+		ev(at(10, 12, 38, 0, 0), "bob", "document.read", event.Errored, b), // within the clock skew
 	}
 }
 
@@ -269,7 +270,7 @@ func TestStatsInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, err := l.Stats(context.Background(), tt.q)
-			var ve *trail.ValidationError
+			var ve *event.Error
 			if !errors.As(err, &ve) || ve.Field != tt.wantField {
 				t.Fatalf("Stats(%+v) = %+v, %v; want a *ValidationError for field %q", tt.q, st, err, tt.wantField)
 			}
@@ -504,7 +505,7 @@ func TestHideReads(t *testing.T) {
 	if _, err := db.ListKeys(ctx, testAdmin, "audit"); err != nil {
 		t.Fatal(err)
 	}
-	byKey := trail.Caller{Actor: trail.Actor{ID: admin.ID, Type: trail.ActorService}}
+	byKey := trail.Caller{Actor: event.Actor{ID: admin.ID, Type: event.ActorService}}
 	if _, _, err := db.CreateKey(ctx, byKey, "audit", "ci", trail.ScopeAppend); err != nil {
 		t.Fatal(err)
 	}
@@ -515,16 +516,16 @@ func TestHideReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reads, as the server records them under the reading key.
-	var reads []trail.Event
+	var reads []event.Event
 	for i := range 6 {
-		reads = append(reads, trail.Event{Time: at(10, 2+i%2, 30, 0, 0), Actor: trail.Actor{ID: viewer.ID}, Action: trail.ActionSearch})
+		reads = append(reads, event.Event{Time: at(10, 2+i%2, 30, 0, 0), Actor: event.Actor{ID: viewer.ID}, Action: trail.ActionSearch})
 	}
 	reads = append(reads,
-		trail.Event{Time: at(10, 2, 45, 0, 0), Actor: trail.Actor{ID: viewer.ID}, Action: trail.ActionSignIn},
-		trail.Event{Time: at(10, 12, 20, 0, 0), Actor: trail.Actor{ID: admin.ID}, Action: trail.ActionSearch},
-		trail.Event{Time: at(10, 12, 20, 0, 0), Actor: trail.Actor{ID: admin.ID}, Action: trail.ActionExport},
+		event.Event{Time: at(10, 2, 45, 0, 0), Actor: event.Actor{ID: viewer.ID}, Action: trail.ActionSignIn},
+		event.Event{Time: at(10, 12, 20, 0, 0), Actor: event.Actor{ID: admin.ID}, Action: trail.ActionSearch},
+		event.Event{Time: at(10, 12, 20, 0, 0), Actor: event.Actor{ID: admin.ID}, Action: trail.ActionExport},
 		// An app that appends a read action keeps it under its actor.
-		trail.Event{Time: at(10, 3, 40, 0, 0), Actor: trail.Actor{ID: "carol"}, Action: trail.ActionGet, Outcome: trail.Failure, Source: trail.Source{IP: "192.0.2.5"}},
+		event.Event{Time: at(10, 3, 40, 0, 0), Actor: event.Actor{ID: "carol"}, Action: trail.ActionGet, Outcome: event.Failure, Source: event.Source{IP: "192.0.2.5"}},
 	)
 	if _, err := l.AppendBatch(ctx, reads); err != nil {
 		t.Fatal(err)
@@ -614,7 +615,7 @@ func TestHideReads(t *testing.T) {
 	if got := actions(trail.Query{Action: "trail.*", ExcludeAction: "trail.key.*"}); len(got) != 10 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.key.") }) {
 		t.Errorf("Events(Action trail.*, ExcludeAction trail.key.*) = %v; want the 10 other reads", got)
 	}
-	var ve *trail.ValidationError
+	var ve *event.Error
 	if _, err := l.Search(ctx, trail.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {
 		t.Errorf("Search(ExcludeAction %q) = %v, want a ValidationError naming exclude_action", "Trail Reads", err)
 	}

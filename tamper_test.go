@@ -18,6 +18,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store/sqlite"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -202,7 +204,7 @@ func rebuild(t *testing.T, dir string, resign note.Signer) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf = e.AppendCanonical(buf[:0])
+		buf = canon.Append(buf[:0], e)
 		app.Append(tlog.RecordHash(buf))
 		if _, ok := roots[app.Size()]; ok {
 			roots[app.Size()] = app.Root()
@@ -266,7 +268,7 @@ type tamperCase struct {
 
 // editEvents rewrites the log's events with seqs in [from, to) in the
 // database file (see sqlite.EditEvents).
-func editEvents(t *testing.T, db *sql.DB, log, from, to int64, edit func([]*trail.Event) []*trail.Event) {
+func editEvents(t *testing.T, db *sql.DB, log, from, to int64, edit func([]*event.Event) []*event.Event) {
 	t.Helper()
 	if err := sqlite.EditEvents(db, log, from, to, edit); err != nil {
 		t.Fatalf("edit events [%d, %d): %v", from, to, err)
@@ -274,9 +276,9 @@ func editEvents(t *testing.T, db *sql.DB, log, from, to int64, edit func([]*trai
 }
 
 // editEvent changes the stored event at seq.
-func editEvent(t *testing.T, db *sql.DB, log, seq int64, edit func(*trail.Event)) {
+func editEvent(t *testing.T, db *sql.DB, log, seq int64, edit func(*event.Event)) {
 	t.Helper()
-	editEvents(t, db, log, seq, seq+1, func(evs []*trail.Event) []*trail.Event {
+	editEvents(t, db, log, seq, seq+1, func(evs []*event.Event) []*event.Event {
 		if len(evs) != 1 {
 			t.Fatalf("no event %d to edit", seq)
 		}
@@ -288,13 +290,13 @@ func editEvent(t *testing.T, db *sql.DB, log, seq int64, edit func(*trail.Event)
 // deleteEvents deletes the stored events with seqs in [from, to).
 func deleteEvents(t *testing.T, db *sql.DB, log, from, to int64) {
 	t.Helper()
-	editEvents(t, db, log, from, to, func([]*trail.Event) []*trail.Event { return nil })
+	editEvents(t, db, log, from, to, func([]*event.Event) []*event.Event { return nil })
 }
 
 // swapRows swaps everything but the seq of the events at seqs a < b.
 func swapRows(t *testing.T, db *sql.DB, log, a, b int64) {
 	t.Helper()
-	editEvents(t, db, log, a, b+1, func(evs []*trail.Event) []*trail.Event {
+	editEvents(t, db, log, a, b+1, func(evs []*event.Event) []*event.Event {
 		first, last := evs[0], evs[len(evs)-1]
 		first.Seq, last.Seq = last.Seq, first.Seq
 		return evs
@@ -304,7 +306,7 @@ func swapRows(t *testing.T, db *sql.DB, log, a, b int64) {
 // shiftFrom moves the events at seq >= from up by one seq.
 func shiftFrom(t *testing.T, db *sql.DB, log, from int64) {
 	t.Helper()
-	editEvents(t, db, log, from, 1<<40, func(evs []*trail.Event) []*trail.Event {
+	editEvents(t, db, log, from, 1<<40, func(evs []*event.Event) []*event.Event {
 		for _, e := range evs {
 			e.Seq++
 		}
@@ -316,10 +318,10 @@ func shiftFrom(t *testing.T, db *sql.DB, log, from int64) {
 // seq at, in place of any event there.
 func forge(t *testing.T, db *sql.DB, log, at int64) {
 	t.Helper()
-	editEvents(t, db, log, at-1, at+1, func(evs []*trail.Event) []*trail.Event {
+	editEvents(t, db, log, at-1, at+1, func(evs []*event.Event) []*event.Event {
 		f := *evs[0]
 		f.Seq, f.Actor.ID, f.Reason = at, "mallory", "approved"
-		return []*trail.Event{evs[0], &f}
+		return []*event.Event{evs[0], &f}
 	})
 }
 
@@ -328,7 +330,7 @@ func forge(t *testing.T, db *sql.DB, log, at int64) {
 func truncate(t *testing.T, dir string, db *sql.DB, log, size int64, dropCheckpoints bool) {
 	t.Helper()
 	var last time.Time
-	editEvents(t, db, log, size-1, 1<<40, func(evs []*trail.Event) []*trail.Event {
+	editEvents(t, db, log, size-1, 1<<40, func(evs []*event.Event) []*event.Event {
 		last = evs[0].ReceivedAt
 		return evs[:1]
 	})
@@ -366,43 +368,43 @@ func checkpointNote(t *testing.T, db *sql.DB, log, size int64) []byte {
 func tamperCases() []tamperCase {
 	return []tamperCase{
 		{name: "actor changed", seq: 300, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 300, func(e *trail.Event) { e.Actor.ID = "mallory" })
+			editEvent(t, db, log, 300, func(e *event.Event) { e.Actor.ID = "mallory" })
 		}},
 		{name: "reason changed", seq: 5, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 5, func(e *trail.Event) { e.Reason = "nothing to see" })
+			editEvent(t, db, log, 5, func(e *event.Event) { e.Reason = "nothing to see" })
 		}},
 		{name: "metadata changed", seq: 700, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 700, func(e *trail.Event) { e.Metadata = json.RawMessage(`{"amount":1}`) })
+			editEvent(t, db, log, 700, func(e *event.Event) { e.Metadata = json.RawMessage(`{"amount":1}`) })
 		}},
 		{name: "outcome changed", seq: 420, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 420, func(e *trail.Event) {
-				if e.Outcome == trail.Success {
-					e.Outcome = trail.Denied
+			editEvent(t, db, log, 420, func(e *event.Event) {
+				if e.Outcome == event.Success {
+					e.Outcome = event.Denied
 				} else {
-					e.Outcome = trail.Success
+					e.Outcome = event.Success
 				}
 			})
 		}},
 		{name: "targets changed", seq: 250, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 250, func(e *trail.Event) {
+			editEvent(t, db, log, 250, func(e *event.Event) {
 				if len(e.Targets) == 0 {
-					e.Targets = []trail.Target{{Type: "user", ID: "u1"}}
+					e.Targets = []event.Target{{Type: "user", ID: "u1"}}
 				} else {
 					e.Targets = nil
 				}
 			})
 		}},
 		{name: "first event changed", seq: 0, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 0, func(e *trail.Event) { e.Action = "user.logout" })
+			editEvent(t, db, log, 0, func(e *event.Event) { e.Action = "user.logout" })
 		}},
 		// Events past the last full tile have only the checkpoints to
 		// tell which one changed: the last checkpoint's only event,
 		{name: "last event's time moved a nanosecond", seq: 799, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 799, func(e *trail.Event) { e.Time = e.Time.Add(time.Nanosecond) })
+			editEvent(t, db, log, 799, func(e *event.Event) { e.Time = e.Time.Add(time.Nanosecond) })
 		}},
 		// or one of the nine events between the two checkpoints before.
 		{name: "event of the last batch of several changed", seq: noSeq, says: "among events 790 to 798", mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
-			editEvent(t, db, log, 795, func(e *trail.Event) { e.Reason = "nothing to see" })
+			editEvent(t, db, log, 795, func(e *event.Event) { e.Reason = "nothing to see" })
 		}},
 		{name: "bundle cut short", seq: anySeq, mutate: func(t *testing.T, _ string, db *sql.DB, log int64) {
 			mustExec(t, db, "UPDATE events SET data = substr(data, 1, length(data) - 3) WHERE k = (SELECT max(k) FROM events WHERE k <= ?)", eventKey(log, 300))
@@ -513,12 +515,12 @@ func tamperCases() []tamperCase {
 		}},
 		{name: "history forked before the saved checkpoint", seq: noSeq, against: func(f *tamperFixture) []byte { return f.saved },
 			mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-				editEvent(t, db, log, 10, func(e *trail.Event) { e.Actor.ID = "mallory" })
+				editEvent(t, db, log, 10, func(e *event.Event) { e.Actor.ID = "mallory" })
 				rebuild(t, dir, signer(t, dir))
 			}},
 		{name: "history forked, against the latest checkpoint", seq: noSeq, against: func(f *tamperFixture) []byte { return f.final },
 			mutate: func(t *testing.T, dir string, db *sql.DB, log int64) {
-				editEvent(t, db, log, 700, func(e *trail.Event) { e.Actor.ID = "mallory" })
+				editEvent(t, db, log, 700, func(e *event.Event) { e.Actor.ID = "mallory" })
 				rebuild(t, dir, signer(t, dir))
 			}},
 	}
@@ -578,7 +580,7 @@ func TestTamper(t *testing.T) {
 		// consistent with it; only a later checkpoint catches it.
 		dir := f.copy(t)
 		db := rawDB(t, dir)
-		editEvent(t, db, logID(t, db), 700, func(e *trail.Event) { e.Actor.ID = "mallory" })
+		editEvent(t, db, logID(t, db), 700, func(e *event.Event) { e.Actor.ID = "mallory" })
 		rebuild(t, dir, signer(t, dir))
 		if _, err := verify(t, dir, trail.VerifyOptions{Against: f.saved}); err != nil {
 			t.Errorf("Verify(against the checkpoint of size %d) = %v, want nil", savedSize, err)

@@ -27,44 +27,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/sqlite"
 )
 
-// The event types, re-exported so that users import only this package.
-type (
-	Event   = event.Event
-	Actor   = event.Actor
-	Target  = event.Target
-	Source  = event.Source
-	Changes = event.Changes
-	Outcome = event.Outcome
-	// ValidationError reports an invalid event: the field path, the reason,
-	// and the event's position in its batch.
-	ValidationError = event.Error
-	// Limits bound what an event may hold.
-	Limits = event.Limits
-	// Checkpoint is a parsed C2SP tlog-checkpoint: origin, tree size, root.
-	Checkpoint = merkle.Checkpoint
-)
-
-// Actor types.
-const (
-	ActorUser      = event.ActorUser
-	ActorService   = event.ActorService
-	ActorSystem    = event.ActorSystem
-	ActorAnonymous = event.ActorAnonymous
-)
-
-// Outcomes.
-const (
-	Success = event.Success
-	Failure = event.Failure
-	Denied  = event.Denied
-	Errored = event.Errored
-)
+// Checkpoint is a parsed C2SP tlog-checkpoint: origin, tree size, root.
+type Checkpoint = merkle.Checkpoint
 
 // Errors returned by this package. Callers branch on them with errors.Is.
 var (
@@ -103,7 +73,7 @@ type Options struct {
 	// by Close, or when the process ends.
 	Lock bool
 	// Limits bound incoming events; zero fields take event.DefaultLimits.
-	Limits Limits
+	Limits event.Limits
 	// MaxCommitEvents bounds how many events one group commit gathers.
 	// Default 20000. A single AppendBatch larger than this still commits
 	// whole.

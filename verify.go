@@ -15,6 +15,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -342,7 +344,7 @@ func (l *Log) leafHashes(ctx context.Context, from, to int64, prev time.Time, ou
 			r := &results[p]
 			var buf []byte
 			n := lo
-			err := l.db.st.Walk(ctx, l.info.ID, lo, hi, func(e *Event) error {
+			err := l.db.st.Walk(ctx, l.info.ID, lo, hi, func(e *event.Event) error {
 				if e.Seq != n {
 					return verifyErr(n, "event missing (next stored event is seq %d): events were deleted", e.Seq)
 				}
@@ -352,7 +354,7 @@ func (l *Log) leafHashes(ctx context.Context, from, to int64, prev time.Time, ou
 					return verifyErr(n, "received_at %s is earlier than the previous event's", e.ReceivedAt.Format(time.RFC3339Nano))
 				}
 				r.last = e.ReceivedAt
-				buf = e.AppendCanonical(buf[:0])
+				buf = canon.Append(buf[:0], e)
 				out[n-from] = tlog.RecordHash(buf)
 				n++
 				return nil

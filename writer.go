@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -270,8 +272,8 @@ func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pe
 			e.Seq = p.app.Size()
 			e.Log = r.log.info.Name
 			e.ReceivedAt = recv
-			e.ID = event.MakeID(e.Log, e.Seq, recv)
-			buf = e.AppendCanonical(buf[:0])
+			e.ID = eventid.Make(e.Log, e.Seq, recv)
+			buf = canon.Append(buf[:0], e)
 			p.app.Append(tlog.RecordHash(buf))
 			p.batch.Events = append(p.batch.Events, e)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 // ErrBufferFull is returned by Batcher.Append when the buffer is full and
@@ -31,7 +32,7 @@ type BatcherOptions struct {
 	NoBlock bool
 	// OnError is called (from the sending goroutine) with events that
 	// could not be stored after the client's retries, and why.
-	OnError func(events []trail.Event, err error)
+	OnError func(events []event.Event, err error)
 }
 
 // Batcher sends events in the background, many per request. Append only
@@ -54,7 +55,7 @@ type Batcher struct {
 // it has been sent when the marker reaches the sender, which replies with
 // the first failure since the previous marker.
 type item struct {
-	e     trail.Event
+	e     event.Event
 	flush chan error
 }
 
@@ -76,7 +77,7 @@ func (c *Client) NewBatcher(opts BatcherOptions) *Batcher {
 
 // Append queues e. The returned Receipt is zero: the event is stored
 // later (Flush waits for it). It makes a Batcher an httpaudit.Appender.
-func (b *Batcher) Append(ctx context.Context, e trail.Event) (trail.Receipt, error) {
+func (b *Batcher) Append(ctx context.Context, e event.Event) (trail.Receipt, error) {
 	return trail.Receipt{}, b.put(ctx, item{e: e}, b.opts.NoBlock)
 }
 
@@ -135,7 +136,7 @@ func (b *Batcher) Close(ctx context.Context) error {
 func (b *Batcher) run() {
 	defer close(b.done)
 	var failed error // first failure since the last flush marker
-	batch := make([]trail.Event, 0, b.opts.MaxBatch)
+	batch := make([]event.Event, 0, b.opts.MaxBatch)
 	send := func() {
 		if len(batch) > 0 {
 			if err := b.send(batch); err != nil && failed == nil {
@@ -177,7 +178,7 @@ func (b *Batcher) run() {
 // transient failures with the same idempotency key; a batch rejected
 // outright (a bad event) is sent again event by event, so that one bad
 // event fails alone.
-func (b *Batcher) send(batch []trail.Event) error {
+func (b *Batcher) send(batch []event.Event) error {
 	ctx := context.Background()
 	_, err := b.c.Append(ctx, batch...)
 	var apiErr *APIError
@@ -185,7 +186,7 @@ func (b *Batcher) send(batch []trail.Event) error {
 		var first error
 		for _, e := range batch {
 			if _, err := b.c.Append(ctx, e); err != nil {
-				b.report([]trail.Event{e}, err)
+				b.report([]event.Event{e}, err)
 				first = cmp.Or(first, err)
 			}
 		}
@@ -197,8 +198,8 @@ func (b *Batcher) send(batch []trail.Event) error {
 	return err
 }
 
-func (b *Batcher) report(events []trail.Event, err error) {
+func (b *Batcher) report(events []event.Event, err error) {
 	if b.opts.OnError != nil {
-		b.opts.OnError(append([]trail.Event(nil), events...), err)
+		b.opts.OnError(append([]event.Event(nil), events...), err)
 	}
 }

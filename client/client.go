@@ -27,7 +27,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -248,7 +249,7 @@ func ExportError(line []byte) error {
 // attempt carrying the same Idempotency-Key header, so a request the
 // server stored but whose answer was lost is not stored again: the retry
 // gets the first answer.
-func (c *Client) Append(ctx context.Context, events ...trail.Event) ([]trail.Receipt, error) {
+func (c *Client) Append(ctx context.Context, events ...event.Event) ([]trail.Receipt, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -280,22 +281,22 @@ func (c *Client) Append(ctx context.Context, events ...trail.Event) ([]trail.Rec
 
 // marshalInput writes the client-settable fields of e as the API expects
 // them (Trail assigns id, seq, log and received_at).
-func marshalInput(e *trail.Event) ([]byte, error) {
+func marshalInput(e *event.Event) ([]byte, error) {
 	type source struct {
 		IP        string `json:"ip,omitempty"`
 		UserAgent string `json:"user_agent,omitempty"`
 	}
 	in := struct {
 		Time      *time.Time      `json:"time,omitempty"`
-		Actor     trail.Actor     `json:"actor"`
+		Actor     event.Actor     `json:"actor"`
 		Action    string          `json:"action"`
-		Targets   []trail.Target  `json:"targets,omitempty"`
-		Outcome   trail.Outcome   `json:"outcome,omitempty"`
+		Targets   []event.Target  `json:"targets,omitempty"`
+		Outcome   event.Outcome   `json:"outcome,omitempty"`
 		Reason    string          `json:"reason,omitempty"`
 		Source    *source         `json:"source,omitempty"`
 		RequestID string          `json:"request_id,omitempty"`
 		TraceID   string          `json:"trace_id,omitempty"`
-		Changes   *trail.Changes  `json:"changes,omitempty"`
+		Changes   *event.Changes  `json:"changes,omitempty"`
 		Metadata  json.RawMessage `json:"metadata,omitempty"`
 	}{
 		Actor: e.Actor, Action: e.Action, Targets: e.Targets, Outcome: e.Outcome, Reason: e.Reason,
@@ -304,7 +305,7 @@ func marshalInput(e *trail.Event) ([]byte, error) {
 	if !e.Time.IsZero() {
 		in.Time = &e.Time
 	}
-	if e.Source != (trail.Source{}) {
+	if e.Source != (event.Source{}) {
 		in.Source = &source{e.Source.IP, e.Source.UserAgent}
 	}
 	return json.Marshal(in)
@@ -370,8 +371,8 @@ func (c *Client) SearchPage(ctx context.Context, q trail.Query) (trail.Page, err
 
 // Search yields every event matching q, newest first, fetching pages as
 // it goes.
-func (c *Client) Search(ctx context.Context, q trail.Query) iter.Seq2[*trail.Event, error] {
-	return func(yield func(*trail.Event, error) bool) {
+func (c *Client) Search(ctx context.Context, q trail.Query) iter.Seq2[*event.Event, error] {
+	return func(yield func(*event.Event, error) bool) {
 		for {
 			p, err := c.SearchPage(ctx, q)
 			if err != nil {
@@ -421,7 +422,7 @@ var ErrNotVerified = errors.New("trail server's answer does not verify")
 // Verified is an event with the checkpoint that proves it is in the log,
 // and the proof.
 type Verified struct {
-	Event      *trail.Event
+	Event      *event.Event
 	Checkpoint trail.Checkpoint
 	Signed     []byte           // the checkpoint as the server sent it (a signed note)
 	Proof      tlog.RecordProof // from the event's leaf to Checkpoint's root
@@ -466,7 +467,7 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if err != nil {
 		return Verified{}, fmt.Errorf("%w: %v", ErrNotVerified, err)
 	}
-	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, e.Seq, tlog.RecordHash(e.AppendCanonical(nil))); err != nil {
+	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, e.Seq, tlog.RecordHash(canon.Append(nil, &e))); err != nil {
 		return Verified{}, fmt.Errorf("%w: inclusion proof: %v", ErrNotVerified, err)
 	}
 	return Verified{Event: &e, Checkpoint: cp, Signed: []byte(out.Checkpoint), Proof: proof}, nil

@@ -19,7 +19,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/internal/store/sqlite"
@@ -75,9 +75,9 @@ func (f *fixture) client(t *testing.T, opts client.Options) *client.Client {
 	return c
 }
 
-func ev(actor, action string) trail.Event {
-	return trail.Event{Actor: trail.Actor{ID: actor, Type: "user"}, Action: action,
-		Targets: []trail.Target{{Type: "user", ID: "u_7"}}, Source: trail.Source{IP: "192.0.2.1"}}
+func ev(actor, action string) event.Event {
+	return event.Event{Actor: event.Actor{ID: actor, Type: "user"}, Action: action,
+		Targets: []event.Target{{Type: "user", ID: "u_7"}}, Source: event.Source{IP: "192.0.2.1"}}
 }
 
 func TestAppendSearchGetVerified(t *testing.T) {
@@ -168,7 +168,7 @@ func TestSearchLeavesOut(t *testing.T) {
 func TestAppendRejectedEventNamesField(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.client(t, client.Options{})
-	_, err := c.Append(context.Background(), ev("a", "user.login"), trail.Event{Action: "user.login"})
+	_, err := c.Append(context.Background(), ev("a", "user.login"), event.Event{Action: "user.login"})
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field == "" {
 		t.Fatalf("Append with an event lacking actor.id = %v, want a 400 naming the field", err)
@@ -241,7 +241,7 @@ func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
 	c := f.client(t, client.Options{})
 	ctx := context.Background()
 	var failed atomic.Int32
-	b := c.NewBatcher(client.BatcherOptions{MaxBatch: 40, MaxDelay: 20 * time.Millisecond, OnError: func(evs []trail.Event, err error) { failed.Add(int32(len(evs))) }})
+	b := c.NewBatcher(client.BatcherOptions{MaxBatch: 40, MaxDelay: 20 * time.Millisecond, OnError: func(evs []event.Event, err error) { failed.Add(int32(len(evs))) }})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -265,7 +265,7 @@ func TestBatcherFlushCloseAndBackpressure(t *testing.T) {
 	}
 	// One bad event fails alone and is reported; the rest are stored.
 	b.Append(ctx, ev("x", "user.login"))
-	b.Append(ctx, trail.Event{Action: "user.login"})
+	b.Append(ctx, event.Event{Action: "user.login"})
 	b.Append(ctx, ev("y", "user.login"))
 	if err := b.Close(ctx); err == nil {
 		t.Error("Close after a rejected event = nil, want its error")

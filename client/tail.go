@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // Tail follows the events matching q (GET /v1/tail) and calls f with each,
 // oldest first, until ctx ends or f returns an error. After (a seq, or -1)
 // resumes after that event; a dropped connection is re-opened from the
 // last event seen, after a pause.
-func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*trail.Event) error) error {
+func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*event.Event) error) error {
 	q.Limit, q.Cursor = 0, ""
 	last := after
 	for attempt := 0; ; attempt++ {
@@ -45,7 +45,7 @@ func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*t
 // callbackError wraps an error of Tail's callback, which ends the tail.
 type callbackError struct{ error }
 
-func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f func(*trail.Event) error) error {
+func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f func(*event.Event) error) error {
 	u := *c.base
 	u.Path += "/v1/tail"
 	u.RawQuery = query(q).Encode()

@@ -9,10 +9,11 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/event"
 )
 
 // testAdmin is who the tests say creates and revokes keys.
-var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+var testAdmin = trail.Caller{Actor: event.Actor{ID: "test-admin", Type: event.ActorUser}}
 
 // TestTailEndsWhenKeyRevoked revokes the key of an open tail from another
 // DB on the same data directory, as trail keys revoke does: Tail returns
@@ -28,10 +29,10 @@ func TestTailEndsWhenKeyRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *trail.Event, 10)
+	got := make(chan *event.Event, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Tail(ctx, trail.Query{}, -1, func(e *trail.Event) error {
+		done <- c.Tail(ctx, trail.Query{}, -1, func(e *event.Event) error {
 			got <- e
 			return nil
 		})

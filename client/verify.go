@@ -11,7 +11,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -89,7 +90,7 @@ func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte,
 		if e.Seq != app.Size() {
 			return cp, fmt.Errorf("%w: event %d missing (got seq %d)", ErrNotVerified, app.Size(), e.Seq)
 		}
-		buf = e.AppendCanonical(buf[:0])
+		buf = canon.Append(buf[:0], &e)
 		app.Append(tlog.RecordHash(buf))
 		if progress != nil && app.Size()%(1<<16) == 0 {
 			progress(app.Size(), cp.Size)

@@ -24,13 +24,13 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // Appender stores one event. *trail.Log implements it (durable when Append
 // returns); so can a client of a remote Trail server.
 type Appender interface {
-	Append(ctx context.Context, e trail.Event) (trail.Receipt, error)
+	Append(ctx context.Context, e event.Event) (trail.Receipt, error)
 }
 
 var _ Appender = (*trail.Log)(nil)
@@ -41,7 +41,7 @@ type Options struct {
 	// Actor says who made the request, e.g. from the session the app's
 	// own authentication middleware put in the context. Default: an
 	// anonymous actor.
-	Actor func(r *http.Request) trail.Actor
+	Actor func(r *http.Request) event.Actor
 	// Action names what the request did. Default: the route pattern's
 	// literal path segments and the method, lower-cased and dotted:
 	// "DELETE /admin/users/{id}" gives "admin.users.delete".
@@ -49,7 +49,7 @@ type Options struct {
 	// Targets lists the entities the request acted on. Default: one target
 	// per path wildcard, typed by the literal segment before it:
 	// "/admin/users/{id}" gives {type: "users", id: <the value>}.
-	Targets func(r *http.Request) []trail.Target
+	Targets func(r *http.Request) []event.Target
 	// Skip leaves a request out, e.g. health checks. Requests that matched
 	// no route (empty r.Pattern) are always left out.
 	Skip func(r *http.Request) bool
@@ -97,17 +97,17 @@ func Middleware(a Appender, opts Options) func(http.Handler) http.Handler {
 	}
 }
 
-func (o *Options) event(r *http.Request, status int, start time.Time) trail.Event {
-	e := trail.Event{
+func (o *Options) event(r *http.Request, status int, start time.Time) event.Event {
+	e := event.Event{
 		Time:      start,
-		Actor:     trail.Actor{ID: "anonymous", Type: "anonymous"},
+		Actor:     event.Actor{ID: "anonymous", Type: "anonymous"},
 		Action:    ActionFromPattern(r.Pattern),
 		Outcome:   OutcomeFromStatus(status),
-		Source:    trail.Source{IP: o.clientIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
+		Source:    event.Source{IP: o.clientIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
 		RequestID: event.Sanitize(r.Header.Get(o.RequestIDHeader), 256),
 		Metadata:  metadata(r, status, time.Since(start)),
 	}
-	if e.Outcome != trail.Success {
+	if e.Outcome != event.Success {
 		e.Reason = fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))
 	}
 	if o.Actor != nil {
@@ -176,12 +176,12 @@ func word(s string) string {
 
 // TargetsFromPattern returns one target per wildcard of the request's
 // route pattern, typed by the literal segment before it.
-func TargetsFromPattern(r *http.Request) []trail.Target {
+func TargetsFromPattern(r *http.Request) []event.Target {
 	_, path, ok := strings.Cut(r.Pattern, " ")
 	if !ok {
 		path = r.Pattern
 	}
-	var ts []trail.Target
+	var ts []event.Target
 	prev := ""
 	for _, seg := range strings.Split(path, "/") {
 		if name, ok := strings.CutPrefix(seg, "{"); ok {
@@ -191,7 +191,7 @@ func TargetsFromPattern(r *http.Request) []trail.Target {
 				if typ == "" {
 					typ = name
 				}
-				ts = append(ts, trail.Target{Type: event.Sanitize(typ, 64), ID: event.Sanitize(v, 256)})
+				ts = append(ts, event.Target{Type: event.Sanitize(typ, 64), ID: event.Sanitize(v, 256)})
 			}
 			continue
 		}
@@ -204,16 +204,16 @@ func TargetsFromPattern(r *http.Request) []trail.Target {
 
 // OutcomeFromStatus maps an HTTP status to an outcome: 1xx-3xx success,
 // 401 and 403 denied, other 4xx failure, 5xx error.
-func OutcomeFromStatus(status int) trail.Outcome {
+func OutcomeFromStatus(status int) event.Outcome {
 	switch {
 	case status < 400:
-		return trail.Success
+		return event.Success
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return trail.Denied
+		return event.Denied
 	case status < 500:
-		return trail.Failure
+		return event.Failure
 	}
-	return trail.Errored
+	return event.Errored
 }
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the

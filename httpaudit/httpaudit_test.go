@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/httpaudit"
 )
 
@@ -54,11 +55,11 @@ func adminAPI(l *trail.Log, opts httpaudit.Options) http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	if opts.Actor == nil {
-		opts.Actor = func(r *http.Request) trail.Actor {
+		opts.Actor = func(r *http.Request) event.Actor {
 			if u := r.Header.Get("X-User"); u != "" {
-				return trail.Actor{ID: u, Type: "user"}
+				return event.Actor{ID: u, Type: "user"}
 			}
-			return trail.Actor{ID: "anonymous", Type: "anonymous"}
+			return event.Actor{ID: "anonymous", Type: "anonymous"}
 		}
 	}
 	return httpaudit.Middleware(l, opts)(mux)
@@ -83,9 +84,9 @@ func do(t *testing.T, srv *httptest.Server, method, path string, header map[stri
 }
 
 // events returns the log's events, oldest first.
-func events(t *testing.T, l *trail.Log) []*trail.Event {
+func events(t *testing.T, l *trail.Log) []*event.Event {
 	t.Helper()
-	var out []*trail.Event
+	var out []*event.Event
 	for e, err := range l.Events(context.Background(), trail.Query{}) {
 		if err != nil {
 			t.Fatal(err)
@@ -106,14 +107,14 @@ func TestMiddlewareRecordsRequests(t *testing.T) {
 		wantStatus   int
 		wantActor    string
 		wantAction   string
-		wantOutcome  trail.Outcome
-		wantTarget   trail.Target
+		wantOutcome  event.Outcome
+		wantTarget   event.Target
 	}{
-		{"DELETE", "/admin/users/42", map[string]string{"X-User": "ana", "X-Request-Id": "req-1"}, 204, "ana", "admin.users.delete", trail.Success, trail.Target{Type: "users", ID: "42"}},
-		{"DELETE", "/admin/users/7", map[string]string{"X-User": "mallory"}, 403, "mallory", "admin.users.delete", trail.Denied, trail.Target{Type: "users", ID: "7"}},
-		{"DELETE", "/admin/users/7", nil, 401, "anonymous", "admin.users.delete", trail.Denied, trail.Target{Type: "users", ID: "7"}},
-		{"DELETE", "/admin/users/404", map[string]string{"X-User": "ana"}, 404, "ana", "admin.users.delete", trail.Failure, trail.Target{Type: "users", ID: "404"}},
-		{"POST", "/admin/subscriptions/sub_9/toggle", map[string]string{"X-User": "ana"}, 502, "ana", "admin.subscriptions.toggle.post", trail.Errored, trail.Target{Type: "subscriptions", ID: "sub_9"}},
+		{"DELETE", "/admin/users/42", map[string]string{"X-User": "ana", "X-Request-Id": "req-1"}, 204, "ana", "admin.users.delete", event.Success, event.Target{Type: "users", ID: "42"}},
+		{"DELETE", "/admin/users/7", map[string]string{"X-User": "mallory"}, 403, "mallory", "admin.users.delete", event.Denied, event.Target{Type: "users", ID: "7"}},
+		{"DELETE", "/admin/users/7", nil, 401, "anonymous", "admin.users.delete", event.Denied, event.Target{Type: "users", ID: "7"}},
+		{"DELETE", "/admin/users/404", map[string]string{"X-User": "ana"}, 404, "ana", "admin.users.delete", event.Failure, event.Target{Type: "users", ID: "404"}},
+		{"POST", "/admin/subscriptions/sub_9/toggle", map[string]string{"X-User": "ana"}, 502, "ana", "admin.subscriptions.toggle.post", event.Errored, event.Target{Type: "subscriptions", ID: "sub_9"}},
 	}
 	for _, tt := range tests {
 		if got := do(t, srv, tt.method, tt.path, tt.header); got != tt.wantStatus {
@@ -138,7 +139,7 @@ func TestMiddlewareRecordsRequests(t *testing.T) {
 		if e.Source.IP != "127.0.0.1" || !strings.HasPrefix(e.Source.UserAgent, "Go-http-client") {
 			t.Errorf("%s %s: source %+v, want 127.0.0.1 and Go's user agent", tt.method, tt.path, e.Source)
 		}
-		if (e.Outcome == trail.Success) != (e.Reason == "") {
+		if (e.Outcome == event.Success) != (e.Reason == "") {
 			t.Errorf("%s %s: outcome %q with reason %q", tt.method, tt.path, e.Outcome, e.Reason)
 		}
 		var md struct {
@@ -186,8 +187,8 @@ func TestMiddlewareHooksAndSkip(t *testing.T) {
 	l := newLog(t)
 	srv := httptest.NewServer(adminAPI(l, httpaudit.Options{
 		Action: func(r *http.Request) string { return "user.delete" },
-		Targets: func(r *http.Request) []trail.Target {
-			return []trail.Target{{Type: "user", ID: "u_" + r.PathValue("id")}}
+		Targets: func(r *http.Request) []event.Target {
+			return []event.Target{{Type: "user", ID: "u_" + r.PathValue("id")}}
 		},
 		Skip: func(r *http.Request) bool { return r.Pattern == "GET /healthz" },
 	}))
@@ -205,7 +206,7 @@ func TestMiddlewareHooksAndSkip(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Append(context.Context, trail.Event) (trail.Receipt, error) {
+func (failing) Append(context.Context, event.Event) (trail.Receipt, error) {
 	return trail.Receipt{}, errors.New("store unavailable")
 }
 
@@ -241,7 +242,7 @@ func TestActionFromPattern(t *testing.T) {
 }
 
 func TestOutcomeFromStatus(t *testing.T) {
-	for status, want := range map[int]trail.Outcome{200: trail.Success, 204: trail.Success, 302: trail.Success, 400: trail.Failure, 401: trail.Denied, 403: trail.Denied, 404: trail.Failure, 409: trail.Failure, 500: trail.Errored, 503: trail.Errored} {
+	for status, want := range map[int]event.Outcome{200: event.Success, 204: event.Success, 302: event.Success, 400: event.Failure, 401: event.Denied, 403: event.Denied, 404: event.Failure, 409: event.Failure, 500: event.Errored, 503: event.Errored} {
 		if got := httpaudit.OutcomeFromStatus(status); got != want {
 			t.Errorf("OutcomeFromStatus(%d) = %q, want %q", status, got, want)
 		}

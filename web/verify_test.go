@@ -20,7 +20,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/browsertest"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // verifyCSP is the policy the viewer's pages are served with.
@@ -149,62 +151,62 @@ var verifyTimeBase = time.Date(2025, 3, 4, 5, 6, 7, 890123456, time.FixedZone("C
 
 // verifyTrickyEvents returns events whose canonical form exercises RFC 8785:
 // escapes, non-ASCII text, numbers, key order, empty and nested values.
-func verifyTrickyEvents() []trail.Event {
-	return []trail.Event{{
-		Actor: trail.Actor{
+func verifyTrickyEvents() []event.Event {
+	return []event.Event{{
+		Actor: event.Actor{
 			ID:    "u-é",
-			Type:  trail.ActorUser,
+			Type:  event.ActorUser,
 			Name:  "Zoë \"Q\" \\ 日本 😀 \u2028\u2029 \x7f \u0085 </script> &amp;",
 			Email: "zoe@例え.jp",
 			Role:  "admin",
 		},
 		Action:    "user.login",
-		Targets:   []trail.Target{{Type: "session", ID: "s/\"1\"", Name: "Ünïcode ☃ \U0001F600"}},
-		Outcome:   trail.Denied,
+		Targets:   []event.Target{{Type: "session", ID: "s/\"1\"", Name: "Ünïcode ☃ \U0001F600"}},
+		Outcome:   event.Denied,
 		Reason:    "line one\nline two\ttab\r\nend \\ \"quoted\"",
-		Source:    trail.Source{IP: "2001:DB8::1", UserAgent: "Mozilla/5.0 (😀)"},
+		Source:    event.Source{IP: "2001:DB8::1", UserAgent: "Mozilla/5.0 (😀)"},
 		RequestID: "req-\"1\"",
 		TraceID:   "4bf92f3577b34da6a3ce929d0e0e4736",
 		Time:      verifyTimeBase,
 	}, {
-		Actor:  trail.Actor{ID: "svc"},
+		Actor:  event.Actor{ID: "svc"},
 		Action: "billing.invoice.create",
 		Metadata: json.RawMessage(`{"n":[0,1e+21,1.5e+21,1e-7,0.000001,0.1,-1.5,100,5e-324,1.7976931348623157e+308,123456789012345680,9007199254740991,-9007199254740991,0.000025,1e+300],` +
 			`"s":"tab\there \"q\" \\ \u2028 \u00e9 \ud83d\ude00 \/","\ue000":1,"😀":2,"é":3,"e":4,"":"empty key",` +
 			`"10":"ten","9":"nine","__proto__":{"polluted":true},` +
 			`"nested":{"a":{},"b":[],"c":[{},[],null,true,false,""]}}`),
 	}, {
-		Actor:   trail.Actor{ID: "admin-1", Type: trail.ActorService, Name: "日本語の名前"},
+		Actor:   event.Actor{ID: "admin-1", Type: event.ActorService, Name: "日本語の名前"},
 		Action:  "plan.update",
-		Targets: []trail.Target{{Type: "account", ID: "a1"}, {Type: "user", ID: "u2", Name: "\U0001F468\u200D\U0001F469\u200D\U0001F467"}},
-		Outcome: trail.Failure,
-		Changes: &trail.Changes{
+		Targets: []event.Target{{Type: "account", ID: "a1"}, {Type: "user", ID: "u2", Name: "\U0001F468\u200D\U0001F469\u200D\U0001F467"}},
+		Outcome: event.Failure,
+		Changes: &event.Changes{
 			Before: json.RawMessage(`{"plan":"free","seats":5,"tags":[]}`),
 			After:  json.RawMessage(`{"tags":["a","b"],"seats":100,"plan":"team","owner":null, "limits" : { "z":1, "a":0.5 }}`),
 		},
-		Source: trail.Source{UserAgent: "ua only"},
+		Source: event.Source{UserAgent: "ua only"},
 	}, {
-		Actor:    trail.Actor{ID: "system", Type: trail.ActorSystem},
+		Actor:    event.Actor{ID: "system", Type: event.ActorSystem},
 		Action:   "job.run",
-		Changes:  &trail.Changes{After: json.RawMessage(`"only after \u2029"`)},
+		Changes:  &event.Changes{After: json.RawMessage(`"only after \u2029"`)},
 		Metadata: json.RawMessage(`{}`),
 	}, {
-		Actor:    trail.Actor{ID: "anon", Type: trail.ActorAnonymous},
+		Actor:    event.Actor{ID: "anon", Type: event.ActorAnonymous},
 		Action:   "doc.read",
-		Outcome:  trail.Errored,
-		Changes:  &trail.Changes{Before: json.RawMessage(`[1,[2,[3,{"deep":{"deeper":"\r\n"}}]]]`)},
+		Outcome:  event.Errored,
+		Changes:  &event.Changes{Before: json.RawMessage(`[1,[2,[3,{"deep":{"deeper":"\r\n"}}]]]`)},
 		Metadata: json.RawMessage(`{"ctl":"\t\n\r","esc":"\u00e9\ud83d\ude00\/","big":{"\uffff":"bmp end","\ud800\udc00":"first astral"}}`),
-		Source:   trail.Source{IP: "192.0.2.7"},
+		Source:   event.Source{IP: "192.0.2.7"},
 		Time:     verifyTimeBase.Add(time.Second).Truncate(time.Second),
 	}}
 }
 
 // verifyPlainEvent returns a simple event numbered i.
-func verifyPlainEvent(i int) trail.Event {
-	return trail.Event{
-		Actor:    trail.Actor{ID: fmt.Sprintf("user-%d", i%17), Type: trail.ActorUser},
+func verifyPlainEvent(i int) event.Event {
+	return event.Event{
+		Actor:    event.Actor{ID: fmt.Sprintf("user-%d", i%17), Type: event.ActorUser},
 		Action:   "doc.update",
-		Targets:  []trail.Target{{Type: "doc", ID: strconv.Itoa(i)}},
+		Targets:  []event.Target{{Type: "doc", ID: strconv.Itoa(i)}},
 		Metadata: json.RawMessage(fmt.Sprintf(`{"i":%d,"half":%g}`, i, float64(i)/2)),
 		Time:     verifyTimeBase.Add(time.Duration(i) * time.Millisecond),
 	}
@@ -218,7 +220,7 @@ type verifyLog struct {
 }
 
 // newVerifyLog creates the log name in db and appends batches to it.
-func newVerifyLog(t *testing.T, db *trail.DB, name string, batches ...[]trail.Event) *verifyLog {
+func newVerifyLog(t *testing.T, db *trail.DB, name string, batches ...[]event.Event) *verifyLog {
 	t.Helper()
 	ctx := t.Context()
 	l, err := db.CreateLog(ctx, name, "")
@@ -263,7 +265,7 @@ func (vl *verifyLog) canonical(t *testing.T, seq int64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.AppendCanonical(nil)
+	return canon.Append(nil, e)
 }
 
 // input returns what GET /v1/events/{id} gives for seq, proved against the
@@ -301,7 +303,7 @@ func verifierKeyHash(vkey string) string {
 // holding the tricky events first.
 func bigVerifyLog(t *testing.T) *verifyLog {
 	tricky := verifyTrickyEvents()
-	var rest []trail.Event
+	var rest []event.Event
 	for i := range 1029 - len(tricky) {
 		rest = append(rest, verifyPlainEvent(i))
 	}
@@ -458,7 +460,7 @@ func TestVerifyEventOtherSignatures(t *testing.T) {
 
 func TestVerifyEventRejects(t *testing.T) {
 	db := newVerifyDB(t)
-	var events []trail.Event
+	var events []event.Event
 	for i := range 5 {
 		events = append(events, verifyPlainEvent(i))
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 // The view models: what the server hands the templates.
@@ -86,16 +87,16 @@ type Row struct {
 	ID      string
 	Seq     int64
 	Time    time.Time
-	Actor   trail.Actor
+	Actor   event.Actor
 	Action  string
-	Targets []trail.Target
+	Targets []event.Target
 	Outcome string
 	IP      string
 	Reason  string
 }
 
 // NewRow is the row of e.
-func NewRow(e *trail.Event) Row {
+func NewRow(e *event.Event) Row {
 	return Row{
 		ID: e.ID, Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action,
 		Targets: e.Targets, Outcome: string(e.Outcome), IP: e.Source.IP, Reason: e.Reason,
@@ -151,7 +152,7 @@ type Overview struct {
 }
 
 // EventFields lists e's fields, labelled, for the event detail page.
-func EventFields(e *trail.Event) []Field {
+func EventFields(e *event.Event) []Field {
 	var fs []Field
 	add := func(name, value string) {
 		if value != "" {

@@ -16,7 +16,8 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // batchSize is how many events one AppendBatch commits.
@@ -119,7 +120,7 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 			fromFlags = true
 		}
 	})
-	var one trail.Event
+	var one event.Event
 	if fromFlags {
 		b, err := c.ev.json()
 		if err != nil {
@@ -194,11 +195,15 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 	}
 
 	now := c.env.now()
-	n, err := readEvents(in, func(line int, ev *trail.Event) error {
+	n, err := readEvents(in, func(line int, ev *event.Event) error {
 		if ctx.Err() != nil {
 			return errors.New("interrupted")
 		}
-		if err := ev.Prepare(now, trail.Limits{}); err != nil {
+		err := ev.Prepare(now, event.Limits{})
+		if err == nil {
+			err = canon.CheckSize(ev, event.Limits{})
+		}
+		if err != nil {
 			return &lineError{line: line, err: err}
 		}
 		return nil
@@ -223,7 +228,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 	out.begin(l.Size() + int64(n) - 1)
 	var (
 		size     = l.batchSize()
-		batch    = make([]trail.Event, 0, min(n, size))
+		batch    = make([]event.Event, 0, min(n, size))
 		lines    = make([]int, 0, min(n, size))
 		stored   int   // events committed
 		lastLine int   // line of the last committed event
@@ -235,7 +240,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 		}
 		rs, err := l.AppendBatch(ctx, batch)
 		if err != nil {
-			var ve *trail.ValidationError
+			var ve *event.Error
 			if errors.As(err, &ve) && ve.Index >= 0 && ve.Index < len(lines) {
 				err = &lineError{line: lines[ve.Index], err: &event.Error{Index: -1, Field: ve.Field, Reason: ve.Reason}}
 			}
@@ -256,7 +261,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 		batch, lines = batch[:0], lines[:0]
 		return out.write(rs)
 	}
-	_, err = readEvents(r, func(line int, ev *trail.Event) error {
+	_, err = readEvents(r, func(line int, ev *event.Event) error {
 		batch = append(batch, *ev)
 		lines = append(lines, line)
 		if len(batch) == size {
@@ -290,7 +295,7 @@ func storedLines(n, lastLine int, first int64) string {
 // 1-based line number, skipping blank lines. It returns the number of events.
 // It stops at the first line that does not decode, with a *lineError, or at
 // the first error from fn, which it returns as it is.
-func readEvents(r io.Reader, fn func(line int, ev *trail.Event) error) (int, error) {
+func readEvents(r io.Reader, fn func(line int, ev *event.Event) error) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	line, n := 0, 0
@@ -375,7 +380,7 @@ func (f *eventFlags) json() ([]byte, error) {
 // flagError turns an invalid event described by flags into a usage error
 // naming the flag.
 func flagError(err error) error {
-	var ve *trail.ValidationError
+	var ve *event.Error
 	if !errors.As(err, &ve) {
 		return err
 	}
@@ -484,8 +489,8 @@ func (o *receiptWriter) write(rs []trail.Receipt) error {
 type batchAppender interface {
 	Name() string
 	Size() int64
-	Append(ctx context.Context, e trail.Event) (trail.Receipt, error)
-	AppendBatch(ctx context.Context, events []trail.Event) ([]trail.Receipt, error)
+	Append(ctx context.Context, e event.Event) (trail.Receipt, error)
+	AppendBatch(ctx context.Context, events []event.Event) ([]trail.Receipt, error)
 	batchSize() int
 }
 
@@ -501,7 +506,7 @@ func (r *remoteLog) Size() int64 { return r.size }
 
 func (r *remoteLog) Name() string { return r.name }
 
-func (r *remoteLog) Append(ctx context.Context, e trail.Event) (trail.Receipt, error) {
+func (r *remoteLog) Append(ctx context.Context, e event.Event) (trail.Receipt, error) {
 	rs, err := r.c.Append(ctx, e)
 	if err != nil {
 		return trail.Receipt{}, remoteError(err)
@@ -509,7 +514,7 @@ func (r *remoteLog) Append(ctx context.Context, e trail.Event) (trail.Receipt, e
 	return rs[0], nil
 }
 
-func (r *remoteLog) AppendBatch(ctx context.Context, evs []trail.Event) ([]trail.Receipt, error) {
+func (r *remoteLog) AppendBatch(ctx context.Context, evs []event.Event) ([]trail.Receipt, error) {
 	rs, err := r.c.Append(ctx, evs...)
 	return rs, remoteError(err)
 }
@@ -517,11 +522,11 @@ func (r *remoteLog) AppendBatch(ctx context.Context, evs []trail.Event) ([]trail
 func (r *remoteLog) batchSize() int { return 1000 }
 
 // remoteError turns a server's validation error back into the
-// *trail.ValidationError the local path gives, so messages name the line.
+// *event.Error the local path gives, so messages name the line.
 func remoteError(err error) error {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == "invalid_event" {
-		return &trail.ValidationError{Index: -1, Field: apiErr.Field, Reason: apiErr.Message}
+		return &event.Error{Index: -1, Field: apiErr.Field, Reason: apiErr.Message}
 	}
 	return err
 }

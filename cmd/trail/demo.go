@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 // demoCommand fills a "demo" log with the admin and security events of a
@@ -129,7 +130,7 @@ func (c *replayClock) now() time.Time {
 
 // demoEvents makes n events of a made-up SaaS admin side, time-ordered over
 // the 24 hours before now.
-func demoEvents(r *rand.Rand, n int, now time.Time) []trail.Event {
+func demoEvents(r *rand.Rand, n int, now time.Time) []event.Event {
 	type person struct{ id, name, email, role string }
 	var people []person
 	for i, name := range []string{"Ana Lima", "Bo Chen", "Chidi Okafor", "Dana Weiss", "Emil Berg", "Farah Khan", "Goran Ilic", "Hana Sato", "Ivo Rossi", "Jun Park", "Kaia Moe", "Lars Nyberg"} {
@@ -151,58 +152,58 @@ func demoEvents(r *rand.Rand, n int, now time.Time) []trail.Event {
 	plans := []string{"free", "team", "business"}
 	start := now.Add(-24 * time.Hour)
 	step := 24 * time.Hour / time.Duration(n+1)
-	evs := make([]trail.Event, n)
+	evs := make([]event.Event, n)
 	for i := range evs {
 		p := people[r.IntN(len(people))]
-		e := trail.Event{
+		e := event.Event{
 			Time:      start.Add(time.Duration(i+1) * step).Add(-time.Duration(r.Int64N(int64(step)))),
-			Actor:     trail.Actor{ID: p.id, Type: "user", Name: p.name, Email: p.email, Role: p.role},
-			Source:    trail.Source{IP: fmt.Sprintf("10.0.%d.%d", 1+r.IntN(3), 10+r.IntN(40)), UserAgent: agents[r.IntN(len(agents))]},
+			Actor:     event.Actor{ID: p.id, Type: "user", Name: p.name, Email: p.email, Role: p.role},
+			Source:    event.Source{IP: fmt.Sprintf("10.0.%d.%d", 1+r.IntN(3), 10+r.IntN(40)), UserAgent: agents[r.IntN(len(agents))]},
 			RequestID: fmt.Sprintf("req_%016x", r.Uint64()),
 		}
 		victim := people[r.IntN(len(people))]
-		victimTarget := []trail.Target{{Type: "user", ID: victim.id, Name: victim.name}}
+		victimTarget := []event.Target{{Type: "user", ID: victim.id, Name: victim.name}}
 		switch k := r.IntN(100); {
 		case k < 40:
 			e.Action = "user.login"
-			e.Targets = []trail.Target{{Type: "user", ID: p.id, Name: p.name}}
+			e.Targets = []event.Target{{Type: "user", ID: p.id, Name: p.name}}
 		case k < 55: // password guessing from a few addresses
-			e.Action, e.Outcome, e.Reason = "user.login.failed", trail.Failure, "invalid_credentials"
-			e.Actor = trail.Actor{ID: "anonymous", Type: "anonymous"}
+			e.Action, e.Outcome, e.Reason = "user.login.failed", event.Failure, "invalid_credentials"
+			e.Actor = event.Actor{ID: "anonymous", Type: "anonymous"}
 			e.Targets = victimTarget
-			e.Source = trail.Source{IP: attackers[r.IntN(len(attackers))], UserAgent: "python-requests/2.31.0"}
+			e.Source = event.Source{IP: attackers[r.IntN(len(attackers))], UserAgent: "python-requests/2.31.0"}
 			e.Metadata = []byte(fmt.Sprintf(`{"attempted_email":%q}`, victim.email))
 		case k < 60:
-			e.Action, e.Outcome, e.Reason = "user.login.failed", trail.Failure, "mfa_failed"
-			e.Targets = []trail.Target{{Type: "user", ID: p.id, Name: p.name}}
+			e.Action, e.Outcome, e.Reason = "user.login.failed", event.Failure, "mfa_failed"
+			e.Targets = []event.Target{{Type: "user", ID: p.id, Name: p.name}}
 		case k < 72:
 			e.Action, e.Targets = "user.update", victimTarget
-			e.Changes = &trail.Changes{Before: []byte(`{"role":"member"}`), After: []byte(`{"role":"support"}`)}
+			e.Changes = &event.Changes{Before: []byte(`{"role":"member"}`), After: []byte(`{"role":"support"}`)}
 			if p.role != "admin" {
-				e.Outcome, e.Reason = trail.Denied, "requires admin role"
+				e.Outcome, e.Reason = event.Denied, "requires admin role"
 			}
 		case k < 78:
 			e.Action, e.Targets = "password.reset", victimTarget
 			if p.role == "member" && p.id != victim.id {
-				e.Outcome, e.Reason = trail.Denied, "support or admin role required"
+				e.Outcome, e.Reason = event.Denied, "support or admin role required"
 			}
 		case k < 82:
 			e.Action, e.Targets = "user.delete", victimTarget
 			if p.role != "admin" {
-				e.Outcome, e.Reason = trail.Denied, "requires admin role"
+				e.Outcome, e.Reason = event.Denied, "requires admin role"
 			}
 		case k < 92:
 			sub := fmt.Sprintf("sub_%05d", 100+r.IntN(60))
 			from, to := plans[r.IntN(len(plans))], plans[r.IntN(len(plans))]
 			e.Action = "subscription.toggle"
-			e.Targets = []trail.Target{{Type: "subscription", ID: sub}}
-			e.Changes = &trail.Changes{Before: []byte(fmt.Sprintf(`{"plan":%q}`, from)), After: []byte(fmt.Sprintf(`{"plan":%q}`, to))}
+			e.Targets = []event.Target{{Type: "subscription", ID: sub}}
+			e.Changes = &event.Changes{Before: []byte(fmt.Sprintf(`{"plan":%q}`, from)), After: []byte(fmt.Sprintf(`{"plan":%q}`, to))}
 			if r.IntN(20) == 0 {
-				e.Outcome, e.Reason = trail.Errored, "payment provider timeout"
+				e.Outcome, e.Reason = event.Errored, "payment provider timeout"
 			}
 		default:
 			e.Action = "user.logout"
-			e.Targets = []trail.Target{{Type: "user", ID: p.id, Name: p.name}}
+			e.Targets = []event.Target{{Type: "user", ID: p.id, Name: p.name}}
 		}
 		evs[i] = e
 	}

@@ -14,7 +14,8 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // exportCommand writes every matching event, oldest first.
@@ -75,7 +76,7 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var events iter.Seq2[*trail.Event, error]
+	var events iter.Seq2[*event.Event, error]
 	var size int64
 	cl, err := c.db.client()
 	if err != nil {
@@ -117,11 +118,11 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	}
 	row := make([]string, len(trail.CSVHeader))
 	var buf []byte
-	write := func(e *trail.Event) error {
+	write := func(e *event.Event) error {
 		if cw != nil {
 			return cw.Write(trail.CSVRecord(row, e, !c.raw))
 		}
-		buf = append(e.AppendCanonical(buf[:0]), '\n')
+		buf = append(canon.Append(buf[:0], e), '\n')
 		_, err := bw.Write(buf)
 		return err
 	}
@@ -173,8 +174,8 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 
 // remoteEvents yields the events of the server's export (NDJSON), which
 // the CLI then writes in the format asked for.
-func remoteEvents(ctx context.Context, cl *client.Client, q trail.Query) iter.Seq2[*trail.Event, error] {
-	return func(yield func(*trail.Event, error) bool) {
+func remoteEvents(ctx context.Context, cl *client.Client, q trail.Query) iter.Seq2[*event.Event, error] {
+	return func(yield func(*event.Event, error) bool) {
 		body, err := cl.Export(ctx, q, "ndjson")
 		if err != nil {
 			yield(nil, err)

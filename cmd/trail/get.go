@@ -18,7 +18,9 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -97,7 +99,7 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		return usagef("want one event id (or --seq N), got %d arguments", len(pos))
 	default:
 		id = pos[0]
-		if _, err := event.ParseID("", id); errors.Is(err, event.ErrMalformedID) {
+		if _, err := eventid.Parse("", id); errors.Is(err, eventid.ErrMalformedID) {
 			return notAnID(id)
 		}
 	}
@@ -115,7 +117,7 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var e *trail.Event
+	var e *event.Event
 	if c.bySeq {
 		e, err = l.GetSeq(ctx, c.seq)
 		if errors.Is(err, trail.ErrNotFound) {
@@ -125,7 +127,7 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		e, err = l.Get(ctx, id)
 	}
 	if err != nil {
-		if _, perr := event.ParseID(l.Name(), id); errors.Is(perr, event.ErrForeignID) {
+		if _, perr := eventid.Parse(l.Name(), id); errors.Is(perr, eventid.ErrForeignID) {
 			return fmt.Errorf("event %s not found in log %q: the id was made for another log (pick that one with --log)", id, l.Name())
 		}
 		if errors.Is(err, trail.ErrNotFound) {
@@ -134,7 +136,7 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	res := getResult{Event: e.AppendCanonical(nil)}
+	res := getResult{Event: canon.Append(nil, e)}
 	if err := c.prove(ctx, l, pinned, e.Seq, &res); err != nil {
 		return err
 	}
@@ -267,7 +269,7 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	res := getResult{Event: got.Event.AppendCanonical(nil), Checkpoint: string(got.Signed), Verified: true}
+	res := getResult{Event: canon.Append(nil, got.Event), Checkpoint: string(got.Signed), Verified: true}
 	res.Proof = &getProof{Seq: got.Event.Seq, TreeSize: got.Checkpoint.Size, Hashes: make([]string, len(got.Proof))}
 	for i, h := range got.Proof {
 		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // keysCommand creates, lists and revokes the API keys of trail serve.
@@ -268,7 +268,7 @@ func cliCaller() trail.Caller {
 	if login == "" {
 		login = "uid-" + strconv.Itoa(os.Getuid())
 	}
-	return trail.Caller{Actor: trail.Actor{ID: "cli:" + event.Sanitize(login, 200), Type: trail.ActorUser}}
+	return trail.Caller{Actor: event.Actor{ID: "cli:" + event.Sanitize(login, 200), Type: event.ActorUser}}
 }
 
 // openOrInit opens the data directory for writing, creating it first if it

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // searchCommand prints one page of matching events, newest first.
@@ -42,7 +44,7 @@ func (q *queryFlags) register(fs *flag.FlagSet) {
 // query returns the trail.Query of the flags; relative times count back
 // from now.
 func (q *queryFlags) query(now time.Time) (trail.Query, error) {
-	tq := trail.Query{Actor: q.actor, Action: q.action, Outcome: trail.Outcome(q.outcome), IP: q.ip, Text: q.text}
+	tq := trail.Query{Actor: q.actor, Action: q.action, Outcome: event.Outcome(q.outcome), IP: q.ip, Text: q.text}
 	if q.target != "" {
 		tq.TargetType, tq.TargetID, _ = strings.Cut(q.target, ":")
 		if tq.TargetType == "" {
@@ -60,10 +62,10 @@ func (q *queryFlags) query(now time.Time) (trail.Query, error) {
 }
 
 // queryError turns an invalid query, which the library reports as a
-// *trail.ValidationError naming the field, into a usage error naming the
+// *event.Error naming the field, into a usage error naming the
 // flag.
 func queryError(err error) error {
-	var ve *trail.ValidationError
+	var ve *event.Error
 	if errors.As(err, &ve) && ve.Field != "" {
 		return usagef("--%s: %s", ve.Field, ve.Reason)
 	}
@@ -151,7 +153,7 @@ func (c *searchCommand) Run(ctx context.Context, args []string) error {
 	if c.json {
 		var buf []byte
 		for _, e := range page.Events {
-			buf = append(e.AppendCanonical(buf[:0]), '\n')
+			buf = append(canon.Append(buf[:0], e), '\n')
 			w.Write(buf)
 		}
 	} else if len(page.Events) > 0 {
@@ -175,7 +177,7 @@ func (c *searchCommand) Run(ctx context.Context, args []string) error {
 }
 
 // eventTable lays events out as search shows them.
-func eventTable(evs []*trail.Event) *table {
+func eventTable(evs []*event.Event) *table {
 	t := &table{
 		header: []string{"TIME", "SEQ", "ACTOR", "ACTION", "TARGETS", "OUTCOME", "IP", "REASON"},
 		shrink: []int{0, 0, 2, 2, 1, 0, 0, 1}, // reason and targets first, then actor and action

@@ -7,7 +7,8 @@ import (
 	"flag"
 	"strings"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // tailCommand follows new events of a log on a server.
@@ -60,13 +61,13 @@ func (c *tailCommand) Run(ctx context.Context, args []string) error {
 	}
 	w := bufio.NewWriter(c.env.stdout)
 	var buf []byte
-	err = cl.Tail(ctx, q, -1, func(e *trail.Event) error {
+	err = cl.Tail(ctx, q, -1, func(e *event.Event) error {
 		if c.json {
-			buf = append(e.AppendCanonical(buf[:0]), '\n')
+			buf = append(canon.Append(buf[:0], e), '\n')
 			w.Write(buf)
 		} else {
 			// The cells of search's table, unaligned: rows arrive one by one.
-			w.WriteString(strings.Join(eventTable([]*trail.Event{e}).rows[0], "  ") + "\n")
+			w.WriteString(strings.Join(eventTable([]*event.Event{e}).rows[0], "  ") + "\n")
 		}
 		return w.Flush()
 	})

@@ -16,8 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/browsertest"
-	"github.com/trail-audit/trail/internal/event"
 )
 
 // browser drives one Chromium tab against a trail serve.

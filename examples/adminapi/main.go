@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/httpaudit"
 )
 
@@ -71,11 +72,11 @@ func run(ctx context.Context, data, addr string) error {
 
 	audit := httpaudit.Middleware(auditLog, httpaudit.Options{
 		// A real app reads the signed-in user from its session here.
-		Actor: func(r *http.Request) trail.Actor {
+		Actor: func(r *http.Request) event.Actor {
 			if u := r.Header.Get("X-User"); u != "" {
-				return trail.Actor{ID: u, Type: trail.ActorUser}
+				return event.Actor{ID: u, Type: event.ActorUser}
 			}
-			return trail.Actor{ID: "anonymous", Type: trail.ActorAnonymous}
+			return event.Actor{ID: "anonymous", Type: event.ActorAnonymous}
 		},
 	})
 	srv := &http.Server{Addr: addr, Handler: audit(mux), ReadHeaderTimeout: 10 * time.Second}

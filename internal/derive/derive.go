@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -42,11 +42,11 @@ func failed(o event.Outcome) bool {
 }
 
 // Text returns the document the free-text index holds for e: the distinct
-// words of Tokens(e.SearchText()), in order of first appearance, joined by
+// words of Tokens(SearchText(e)), in order of first appearance, joined by
 // spaces. An index that records only which events hold a word would only
 // spend time on a repeated one.
 func Text(e *event.Event) string {
-	return text(e.SearchText())
+	return text(SearchText(e))
 }
 
 // text is Text for the searchable text s, split in one pass when s is

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
-	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )

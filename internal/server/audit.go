@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // auditRead records, in the key's own log, that the key read it (PCI DSS
@@ -14,7 +14,7 @@ import (
 // action = trail.search, trail.get, …, metadata = what was asked for. It
 // runs before the answer is sent, and an error fails the request: a read
 // that cannot be recorded is not served.
-func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []trail.Target) error {
+func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []event.Target) error {
 	if s.opts.NoReadAudit {
 		return nil
 	}
@@ -29,7 +29,7 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 		return err
 	}
 	by := caller(r, key)
-	e := trail.Event{Actor: by.Actor, Action: action, Targets: targets, Source: by.Source}
+	e := event.Event{Actor: by.Actor, Action: action, Targets: targets, Source: by.Source}
 	if len(params) > 0 {
 		e.Metadata = md
 	}
@@ -41,8 +41,8 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 // them: the key, as a service, from the request's address and user agent.
 func caller(r *http.Request, key trail.KeyInfo) trail.Caller {
 	return trail.Caller{
-		Actor:  trail.Actor{ID: key.ID, Type: trail.ActorService, Name: event.Sanitize(key.Name, 256)},
-		Source: trail.Source{IP: peerIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
+		Actor:  event.Actor{ID: key.ID, Type: event.ActorService, Name: event.Sanitize(key.Name, 256)},
+		Source: event.Source{IP: peerIP(r), UserAgent: event.Sanitize(r.UserAgent(), 1024)},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -47,7 +48,7 @@ func TestReadAudit(t *testing.T) {
 	if err := json.Unmarshal(search.Metadata, &md); err != nil || md["actor"] != "ana" || md["limit"] != "5" {
 		t.Errorf("search audit metadata = %s (%v), want the filters", search.Metadata, err)
 	}
-	if get.Action != "trail.get" || len(get.Targets) != 1 || get.Targets[0] != (trail.Target{Type: "event", ID: receipts.Events[0].ID}) {
+	if get.Action != "trail.get" || len(get.Targets) != 1 || get.Targets[0] != (event.Target{Type: "event", ID: receipts.Events[0].ID}) {
 		t.Errorf("get audit event = %s targets %+v", get.Action, get.Targets)
 	}
 	if g, _ := e.db.Log(context.Background(), "globex"); g.Size() != e.start["globex"] {

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/baseline"
-	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/internal/workload"
 )

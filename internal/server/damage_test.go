@@ -17,7 +17,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/internal/store/sqlite"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -213,7 +213,7 @@ func TestStrayEventAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Append(ctx, trail.Event{Actor: trail.Actor{ID: "alice"}, Action: "user.login"})
+	_, err = c.Append(ctx, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login"})
 	wantClientDamaged(t, "Append", err, size)
 	if l.Size() != size {
 		t.Errorf("the log holds %d events after the refused appends, want %d", l.Size(), size)
@@ -281,6 +281,6 @@ func TestTailDamagedEvent(t *testing.T) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err = c.Tail(tctx, trail.Query{}, d-2, func(*trail.Event) error { return nil })
+	err = c.Tail(tctx, trail.Query{}, d-2, func(*event.Event) error { return nil })
 	wantClientDamaged(t, "Tail", err, d)
 }

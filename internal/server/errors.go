@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 )
 
 // apiError is an error with its HTTP status and stable code. Handlers
@@ -48,7 +49,7 @@ type errorBody struct {
 // writeError is the one place where errors become API responses; classify
 // maps them:
 //
-//	400 invalid_event, invalid_parameter  *trail.ValidationError, bad query parameters
+//	400 invalid_event, invalid_parameter  *event.Error, bad query parameters
 //	401 unauthorized                      no key, unknown or revoked key
 //	403 forbidden                         the key lacks the scope
 //	404 not_found                         no such event, size or route
@@ -77,7 +78,7 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 	var body errorBody
 	status := http.StatusInternalServerError
 	var ae *apiError
-	var ve *trail.ValidationError
+	var ve *event.Error
 	var me *http.MaxBytesError
 	var de *trail.DamagedError
 	var ue *trail.UnavailableError

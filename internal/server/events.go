@@ -18,7 +18,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // appendEvents serves POST /v1/events. The body is one event object,
@@ -57,11 +58,11 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	if len(raws) > s.opts.MaxBatchEvents {
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("over %d events in one request (%d sent): send smaller batches", s.opts.MaxBatchEvents, len(raws))}
 	}
-	evs := make([]trail.Event, len(raws))
+	evs := make([]event.Event, len(raws))
 	for i, raw := range raws {
 		e, err := event.Decode(raw)
 		if err != nil {
-			var ve *trail.ValidationError
+			var ve *event.Error
 			if errors.As(err, &ve) && !single {
 				ve.Index = i
 			}
@@ -83,7 +84,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		if errors.Is(err, trail.ErrIdempotencyConflict) {
 			return &apiError{status: http.StatusConflict, code: "idempotency_conflict", msg: "this Idempotency-Key was used for a different request"}
 		}
-		var ve *trail.ValidationError
+		var ve *event.Error
 		if single && errors.As(err, &ve) {
 			ve.Index = -1
 		}
@@ -140,7 +141,7 @@ var errUnsupported = &apiError{status: http.StatusUnsupportedMediaType, code: "u
 func splitJSON(body []byte) (raws [][]byte, single bool, err error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, false, &trail.ValidationError{Index: -1, Reason: `body must be a JSON object: an event or {"events": [...]}`}
+		return nil, false, &event.Error{Index: -1, Reason: `body must be a JSON object: an event or {"events": [...]}`}
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.Token() // '{'
@@ -149,13 +150,13 @@ func splitJSON(body []byte) (raws [][]byte, single bool, err error) {
 	}
 	var items []json.RawMessage
 	if err := dec.Decode(&items); err != nil {
-		return nil, false, &trail.ValidationError{Index: -1, Field: "events", Reason: "must be an array of event objects"}
+		return nil, false, &event.Error{Index: -1, Field: "events", Reason: "must be an array of event objects"}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || dec.More() {
-		return nil, false, &trail.ValidationError{Index: -1, Reason: `a batch is {"events": [...]} and nothing else`}
+		return nil, false, &event.Error{Index: -1, Reason: `a batch is {"events": [...]} and nothing else`}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, false, &trail.ValidationError{Index: -1, Reason: "data after the batch object"}
+		return nil, false, &event.Error{Index: -1, Reason: "data after the batch object"}
 	}
 	raws = make([][]byte, len(items))
 	for i, it := range items {
@@ -202,7 +203,7 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = e.AppendCanonical(buf)
+		buf = canon.Append(buf, e)
 		if len(buf) > 32<<10 {
 			bw.Write(buf)
 			buf = buf[:0]
@@ -243,7 +244,7 @@ func parseQuery(r *http.Request) (trail.Query, error) {
 	}
 	q := trail.Query{
 		Actor: v.Get("actor"), Action: v.Get("action"), TargetType: v.Get("target_type"),
-		TargetID: v.Get("target_id"), Outcome: trail.Outcome(v.Get("outcome")), IP: v.Get("ip"),
+		TargetID: v.Get("target_id"), Outcome: event.Outcome(v.Get("outcome")), IP: v.Get("ip"),
 		Text: v.Get("q"), Cursor: v.Get("cursor"), ExcludeAction: v.Get("exclude_action"),
 	}
 	if err := timeParams(v, &q.Since, &q.Until); err != nil {
@@ -275,20 +276,20 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		Event      json.RawMessage `json:"event"`
 		Proof      inclusion       `json:"proof"`
 		Checkpoint string          `json:"checkpoint"`
-	}{e.AppendCanonical(nil), proof, string(signed)})
+	}{canon.Append(nil, e), proof, string(signed)})
 }
 
 // provenEvent reads the event named by the request's {id}, records the
 // read (trail.get), and proves it in the tree of the latest checkpoint,
 // which it returns signed. A stored event that does not decode, or does not
 // hash to its leaf, is a *trail.DamagedError, never served.
-func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*trail.Event, inclusion, []byte, error) {
+func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*event.Event, inclusion, []byte, error) {
 	ctx := r.Context()
 	e, err := l.Get(ctx, r.PathValue("id"))
 	if err != nil {
 		return nil, inclusion{}, nil, err
 	}
-	if err := s.auditRead(r, key, l, trail.ActionGet, []trail.Target{{Type: "event", ID: e.ID}}); err != nil {
+	if err := s.auditRead(r, key, l, trail.ActionGet, []event.Target{{Type: "event", ID: e.ID}}); err != nil {
 		return nil, inclusion{}, nil, err
 	}
 	signed, err := l.Checkpoint()

@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // exportEvents serves GET /v1/export?format=ndjson|csv&<search filters>:
@@ -90,7 +91,7 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 			cw.Write(trail.CSVRecord(row, e, !raw))
 			continue
 		}
-		buf = append(e.AppendCanonical(buf[:0]), '\n')
+		buf = append(canon.Append(buf[:0], e), '\n')
 		if _, err := bw.Write(buf); err != nil {
 			return nil // the client left
 		}

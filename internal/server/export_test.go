@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -32,7 +33,7 @@ func TestExport(t *testing.T) {
 	}
 	for i, line := range lines {
 		ev, err := event.DecodeStored([]byte(line))
-		if seq := e.start["acme"] + int64(3*i); err != nil || ev.Seq != seq || string(ev.AppendCanonical(nil)) != line {
+		if seq := e.start["acme"] + int64(3*i); err != nil || ev.Seq != seq || string(canon.Append(nil, &ev)) != line {
 			t.Fatalf("line %d = %s (%v), want the canonical event at seq %d", i, line, err, seq)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -53,9 +54,9 @@ func TestServesOtherProcessAppends(t *testing.T) {
 	// DB and returns the receipts.
 	cliAppend := func(round, n int) []trail.Receipt {
 		t.Helper()
-		evs := make([]trail.Event, n)
+		evs := make([]event.Event, n)
 		for i := range evs {
-			evs[i] = trail.Event{Actor: trail.Actor{ID: fmt.Sprintf("cli-%d", round)}, Action: "cli.append"}
+			evs[i] = event.Event{Actor: event.Actor{ID: fmt.Sprintf("cli-%d", round)}, Action: "cli.append"}
 		}
 		rs, err := l.AppendBatch(ctx, evs)
 		if err != nil {

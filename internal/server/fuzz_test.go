@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 func FuzzSplitBody(f *testing.F) {
@@ -29,9 +28,9 @@ func FuzzSplitBody(f *testing.F) {
 			raws, _, err = splitJSON(body)
 		}
 		if err != nil {
-			var ve *trail.ValidationError
+			var ve *event.Error
 			if !errors.As(err, &ve) {
-				t.Fatalf("split error %v is not a *trail.ValidationError", err)
+				t.Fatalf("split error %v is not a *event.Error", err)
 			}
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/web"
 )
 
@@ -87,7 +88,7 @@ func actorNames(ctx context.Context, l *trail.Log, actors []trail.Count) map[str
 // sign-ins at most.
 func adminSignIns(ctx context.Context, l *trail.Log, n int) []web.Row {
 	var rows []web.Row
-	q := trail.Query{Action: "user.login", Outcome: trail.Success, Limit: 500}
+	q := trail.Query{Action: "user.login", Outcome: event.Success, Limit: 500}
 	for range 4 {
 		page, err := l.Search(ctx, q)
 		if err != nil {

@@ -21,12 +21,14 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/server"
 )
 
 // testAdmin is who the tests say creates and revokes keys outside the API.
-var testAdmin = trail.Caller{Actor: trail.Actor{ID: "test-admin", Type: trail.ActorUser}}
+var testAdmin = trail.Caller{Actor: event.Actor{ID: "test-admin", Type: event.ActorUser}}
 
 // logBuffer keeps the server's logs for inspection and sends them to t.Log.
 type logBuffer struct {
@@ -280,7 +282,7 @@ func TestIngestShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := got.AppendCanonical(nil); !bytes.Equal(p.Events[0], want) {
+	if want := canon.Append(nil, got); !bytes.Equal(p.Events[0], want) {
 		t.Errorf("GET /v1/events[0] = %s, want canonical %s", p.Events[0], want)
 	}
 }

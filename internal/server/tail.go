@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 )
 
 // tailPoll is how often a tail looks for new events; tailKeepAlive how
@@ -44,11 +46,11 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err
 	}
-	s.stream(w, r, key, l, q, max(next, 0), func(buf []byte, e *trail.Event) []byte {
+	s.stream(w, r, key, l, q, max(next, 0), func(buf []byte, e *event.Event) []byte {
 		buf = append(buf, "id: "...)
 		buf = strconv.AppendInt(buf, e.Seq, 10)
 		buf = append(buf, "\nevent: event\ndata: "...)
-		return append(e.AppendCanonical(buf), "\n\n"...)
+		return append(canon.Append(buf, e), "\n\n"...)
 	})
 	return nil
 }
@@ -58,7 +60,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 // msg appends one event's message to buf. The status is sent first, so
 // errors after that end the stream with an error event whose data is the
 // error's JSON body (a damaged event, or a revoked key: see keyRevoked).
-func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *trail.Event) []byte) {
+func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *event.Event) []byte) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -148,10 +150,10 @@ func (s *server) keyRevoked(r *http.Request, id string) bool {
 // newMatches returns the events of [from, to) matching q, oldest first.
 // Search pages newest first below a cursor, so the pages are walked down to
 // from and reversed.
-func newMatches(r *http.Request, l *trail.Log, q trail.Query, from, to int64) ([]*trail.Event, error) {
+func newMatches(r *http.Request, l *trail.Log, q trail.Query, from, to int64) ([]*event.Event, error) {
 	q.Limit = 1000
 	q.Cursor = strconv.FormatInt(to, 10)
-	var out []*trail.Event
+	var out []*event.Event
 	for {
 		page, err := l.Search(r.Context(), q)
 		if err != nil {

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/server"
 )
 
@@ -88,7 +89,7 @@ func TestTail(t *testing.T) {
 	for _, want := range []struct{ id, actor string }{{strconv.FormatInt(base+2, 10), "b"}, {strconv.FormatInt(base+3, 10), "c"}} {
 		m := next(t, msgs)
 		ev, err := event.DecodeStored([]byte(m[1]))
-		if err != nil || m[0] != want.id || ev.Actor.ID != want.actor || string(ev.AppendCanonical(nil)) != m[1] {
+		if err != nil || m[0] != want.id || ev.Actor.ID != want.actor || string(canon.Append(nil, &ev)) != m[1] {
 			t.Fatalf("tail message = %q (%v), want id %s, actor %s, canonical JSON", m, err, want.id, want.actor)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/web"
 )
 
@@ -297,7 +299,7 @@ func viewerFilters(r *http.Request) web.Filters {
 // filterQuery turns the page's filters into a search; time presets count
 // back from now.
 func filterQuery(f web.Filters, now time.Time) (trail.Query, error) {
-	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: trail.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
+	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: event.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
 	q.HideReads = f.HideReads()
 	if f.Target != "" {
 		q.TargetType, q.TargetID, _ = strings.Cut(f.Target, ":")
@@ -401,7 +403,7 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 		}
 	}
 	if err != nil {
-		var ve *trail.ValidationError
+		var ve *event.Error
 		var ae *apiError
 		if !errors.As(err, &ve) && !(errors.As(err, &ae) && ae.status == http.StatusBadRequest) {
 			return err
@@ -505,7 +507,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		return err
 	}
 	var row bytes.Buffer
-	s.stream(w, r, key, l, q, max(from, 0), func(buf []byte, e *trail.Event) []byte {
+	s.stream(w, r, key, l, q, max(from, 0), func(buf []byte, e *event.Event) []byte {
 		row.Reset()
 		if web.RenderPart(&row, "row", web.NewRow(e)) != nil {
 			return buf
@@ -528,13 +530,13 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 func (s *server) detailPage(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	e, proof, signed, err := s.provenEvent(r, key, l)
 	if err != nil {
-		var ve *trail.ValidationError
+		var ve *event.Error
 		if errors.As(err, &ve) { // not an event id: no such event
 			return trail.ErrNotFound
 		}
 		return err
 	}
-	raw := e.AppendCanonical(nil)
+	raw := canon.Append(nil, e)
 	var pretty bytes.Buffer
 	json.Indent(&pretty, raw, "", "  ")
 	pj, err := json.Marshal(proof)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/web"
 )
@@ -54,9 +55,9 @@ func newViewerEnv(t *testing.T) *viewerEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := l.AppendBatch(ctx, []trail.Event{
-		{Actor: trail.Actor{ID: "u1", Role: "admin"}, Action: "user.login", Source: trail.Source{IP: "192.0.2.1"}},
-		{Actor: trail.Actor{ID: "anonymous"}, Action: "user.login.failed", Outcome: trail.Failure, Reason: "bad password", Source: trail.Source{IP: "203.0.113.9"}},
+	rs, err := l.AppendBatch(ctx, []event.Event{
+		{Actor: event.Actor{ID: "u1", Role: "admin"}, Action: "user.login", Source: event.Source{IP: "192.0.2.1"}},
+		{Actor: event.Actor{ID: "anonymous"}, Action: "user.login.failed", Outcome: event.Failure, Reason: "bad password", Source: event.Source{IP: "203.0.113.9"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +438,7 @@ func TestViewerHidesReads(t *testing.T) {
 	_, ndjson := v.get(c, export[1])
 	var exported []string
 	for line := range strings.Lines(ndjson) {
-		var e trail.Event
+		var e event.Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("the events page's export: %v: %q", err, line)
 		}
@@ -496,7 +497,7 @@ func TestViewerHidesReads(t *testing.T) {
 
 	// The API: hide_reads on /v1/events and /v1/stats.
 	_, api := v.get(c, "/v1/events?hide_reads=true")
-	var page struct{ Events []trail.Event }
+	var page struct{ Events []event.Event }
 	if err := json.Unmarshal([]byte(api), &page); err != nil {
 		t.Fatal(err)
 	}

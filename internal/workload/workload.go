@@ -15,7 +15,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // ErrNoGenerator: the generator was not found; benchmarks skip.

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -188,7 +189,7 @@ func decodeInto(e *event.Event, name string, seq int64, rec []byte, str func(i, 
 	if s[rBefore] != "" || s[rAfter] != "" {
 		e.Changes = &event.Changes{Before: raw(s[rBefore]), After: raw(s[rAfter])}
 	}
-	e.ID = event.MakeID(name, seq, e.ReceivedAt)
+	e.ID = eventid.Make(name, seq, e.ReceivedAt)
 	return nil
 }
 

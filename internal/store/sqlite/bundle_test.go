@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
@@ -27,7 +29,7 @@ func bundleEvents(first int64, n int) []*event.Event {
 		if e.Time.IsZero() {
 			e.Time = e.ReceivedAt
 		}
-		e.ID = event.MakeID(e.Log, e.Seq, e.ReceivedAt)
+		e.ID = eventid.Make(e.Log, e.Seq, e.ReceivedAt)
 		out[i] = e
 	}
 	// A target holding the separators falls back to JSON; changes with
@@ -57,7 +59,7 @@ func TestBundleRoundTrip(t *testing.T) {
 		}
 		for j, e := range got {
 			want := evs[first[i]-37+int64(j)]
-			if g, w := e.AppendCanonical(nil), want.AppendCanonical(nil); !bytes.Equal(g, w) {
+			if g, w := canon.Append(nil, e), canon.Append(nil, want); !bytes.Equal(g, w) {
 				t.Errorf("event %d decodes to\n%s\nwant\n%s", want.Seq, g, w)
 			}
 		}
@@ -137,7 +139,7 @@ func FuzzDecodeBundle(f *testing.F) {
 			t.Fatalf("re-encoded bundle decodes to %d events, %v; want %d", len(again), err, len(got))
 		}
 		for i := range got {
-			if a, b := again[i].AppendCanonical(nil), got[i].AppendCanonical(nil); !bytes.Equal(a, b) {
+			if a, b := canon.Append(nil, again[i]), canon.Append(nil, got[i]); !bytes.Equal(a, b) {
 				t.Fatalf("event %d re-encodes to\n%s\nwant\n%s", i, a, b)
 			}
 		}

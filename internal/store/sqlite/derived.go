@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
-	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 

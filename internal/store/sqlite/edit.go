@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // EditEvents changes the stored events of log whose seqs are in [from, to)

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
-	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 // migrate upgrades the database from schema version ver to schemaVersion.

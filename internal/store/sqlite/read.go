@@ -12,7 +12,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 

@@ -3,7 +3,7 @@ package sqlite
 import (
 	"testing"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 )
 
 func evs(from, n int64) []*event.Event {

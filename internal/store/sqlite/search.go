@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
-	"github.com/trail-audit/trail/internal/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -162,7 +162,7 @@ func (p *plan) match(e *event.Event, text bool) bool {
 			return false
 		}
 	}
-	return !text || len(p.terms) == 0 || matchTerms(p.terms, e.SearchText())
+	return !text || len(p.terms) == 0 || matchTerms(p.terms, derive.SearchText(e))
 }
 
 // sqlQuery is a statement that proposes event keys from an index. The

@@ -8,7 +8,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -31,7 +32,7 @@ func TestPartialLeafTile(t *testing.T) {
 	leaves := func(from, to int) []byte {
 		var out, buf []byte
 		for _, e := range w.Events[from:to] {
-			buf = e.AppendCanonical(buf[:0])
+			buf = canon.Append(buf[:0], e)
 			h := tlog.RecordHash(buf)
 			out = append(out, h[:]...)
 		}

@@ -10,7 +10,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -498,7 +499,7 @@ func (s *Store) leafTile(ctx context.Context, log, from, to int64) ([]byte, erro
 		if err != nil {
 			return nil, fmt.Errorf("leaf hashes of events [%d, %d): %w", from, to, err)
 		}
-		buf = e.AppendCanonical(buf[:0])
+		buf = canon.Append(buf[:0], e)
 		h := tlog.RecordHash(buf)
 		data = append(data, h[:]...)
 		next++

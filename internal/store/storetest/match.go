@@ -5,7 +5,8 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -25,7 +26,7 @@ import (
 //     ignoring case, one of the terms of e.SearchText(), or, for the last
 //     term of a word ending in '*', the start of one.
 func Match(q store.Query, e *event.Event) bool {
-	return matchFields(q, e) && matchText(q.Text, terms(e.SearchText()))
+	return matchFields(q, e) && matchText(q.Text, terms(derive.SearchText(e)))
 }
 
 func matchFields(q store.Query, e *event.Event) bool {
@@ -82,7 +83,7 @@ func (w *Writer) matching(q store.Query) []*event.Event {
 		}
 		if q.Text != "" {
 			for len(w.terms) <= i {
-				w.terms = append(w.terms, terms(w.Events[len(w.terms)].SearchText()))
+				w.terms = append(w.terms, terms(derive.SearchText(w.Events[len(w.terms)])))
 			}
 			if !matchText(q.Text, w.terms[i]) {
 				continue

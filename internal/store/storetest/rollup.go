@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 

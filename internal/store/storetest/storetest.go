@@ -23,7 +23,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -87,7 +88,7 @@ func appendBatches(t *testing.T, s store.Store, w *Writer, evs []event.Event, fi
 	}
 }
 
-func canonical(e *event.Event) []byte { return e.AppendCanonical(nil) }
+func canonical(e *event.Event) []byte { return canon.Append(nil, e) }
 
 // checkEvent fails t unless got is want, byte for byte in canonical form.
 func checkEvent(t *testing.T, call string, got, want *event.Event) {
@@ -181,7 +182,7 @@ func CheckLog(t *testing.T, s store.Store, w *Writer) {
 			return fmt.Errorf("seq %d past the log's %d events", e.Seq, size)
 		}
 		var c event.Event
-		if err := json.Unmarshal(e.AppendCanonical(nil), &c); err != nil {
+		if err := json.Unmarshal(canon.Append(nil, e), &c); err != nil {
 			return err
 		}
 		walked = append(walked, &c)

@@ -9,7 +9,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/event"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -100,8 +102,8 @@ func (w *Writer) BatchAt(t testing.TB, seq int64, recv time.Time, evs ...event.E
 		if e.Time.IsZero() {
 			e.Time = recv
 		}
-		e.ID = event.MakeID(e.Log, e.Seq, recv)
-		buf = e.AppendCanonical(buf[:0])
+		e.ID = eventid.Make(e.Log, e.Seq, recv)
+		buf = canon.Append(buf[:0], &e)
 		app.Append(tlog.RecordHash(buf))
 		b.Events = append(b.Events, &e)
 	}
@@ -124,7 +126,7 @@ func (w *Writer) Committed(t testing.TB, b store.Batch) {
 		if e.Seq != w.Size() {
 			t.Fatalf("Committed: event seq %d, log size %d", e.Seq, w.Size())
 		}
-		buf = e.AppendCanonical(buf[:0])
+		buf = canon.Append(buf[:0], e)
 		leaf := tlog.RecordHash(buf)
 		hs, err := tlog.StoredHashes(e.Seq, buf, tlog.HashReaderFunc(w.readHashes))
 		if err != nil {
