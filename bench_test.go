@@ -2,7 +2,6 @@ package trail_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,21 +14,20 @@ import (
 	"github.com/trail-audit/trail/internal/workload"
 )
 
-// Benchmarks run on events from the shared workload generator
-// (../shared/workload, or $TRAIL_WORKLOAD): the same events every system
-// under comparison is fed. See BENCHMARKS.md for how to run them and the
-// figures.
+// Benchmarks run on the workload's events (internal/workload): those of
+// the shared generator (../shared/workload, or $TRAIL_WORKLOAD), the same
+// events every system under comparison is fed, or, in a clone without it,
+// the same events from the repository's copy of the generator. See
+// BENCHMARKS.md for how to run them and the figures.
 
-// workloadEvents returns the first n events of the shared workload
-// generator and the size of their NDJSON, or skips the benchmark.
+// workloadEvents returns the first n events of the workload and the size
+// of their NDJSON, and logs which generator made them.
 func workloadEvents(b testing.TB, n int) ([]event.Event, int64) {
 	evs, raw, err := workload.Events(n)
-	if errors.Is(err, workload.ErrNoGenerator) {
-		b.Skip(err)
-	}
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Log("events from", workload.Source())
 	return evs, raw
 }
 
