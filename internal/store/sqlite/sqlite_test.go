@@ -58,12 +58,23 @@ func open(t *testing.T, path string, opts Options) *Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		// Small indexer chunks, so searches meet logs that are partly
-		// indexed.
-		return create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 300, Logger: testLogger(t)})
-	})
+// conformanceStore opens a new, empty store for the conformance suites,
+// with small indexer chunks, so that searches meet logs that are partly
+// indexed.
+func conformanceStore(t *testing.T) *Store {
+	return create(t, filepath.Join(t.TempDir(), "trail.db"), Options{IndexChunk: 300, Logger: testLogger(t)})
+}
+
+func TestLog(t *testing.T) {
+	storetest.RunLog(t, func(t *testing.T) store.Log { return conformanceStore(t) })
+}
+
+func TestIndexes(t *testing.T) {
+	storetest.RunIndexes(t, func(t *testing.T) storetest.LogIndexes { return conformanceStore(t) })
+}
+
+func TestAccess(t *testing.T) {
+	storetest.RunAccess(t, func(t *testing.T) storetest.LogAccess { return conformanceStore(t) })
 }
 
 // TestReopen checks that committed logs survive closing the store and that

@@ -216,7 +216,7 @@ func CheckCounts(t *testing.T, d store.Derived, w *Writer) store.CountsTo {
 }
 
 // waitIndexed waits until the indexes of w's log cover all it committed.
-func waitIndexed(t *testing.T, s store.Store, w *Writer) {
+func waitIndexed(t *testing.T, s store.Indexes, w *Writer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -37,24 +37,12 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 }
 
 // checkSize fails t unless s says w's log holds what w committed.
-func checkSize(t *testing.T, name string, s store.Store, w *Writer) {
+func checkSize(t *testing.T, name string, s store.Log, w *Writer) {
 	t.Helper()
 	size, err := s.Size(context.Background(), w.Info.ID)
 	if err != nil || size != w.Size() {
 		t.Fatalf("store %s: Size(%q) = %d, %v; want %d", name, w.Info.Name, size, err, w.Size())
 	}
-}
-
-func testSize(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	w := NewWriter(t, s, "audit")
-	checkSize(t, "", s, w)
-	for i, n := range []int{1, 255, 300} {
-		w.Append(t, s, recvAt(i), Events(n, uint64(150+i))...)
-		checkSize(t, "", s, w)
-	}
-	_, err := s.Size(ctx, w.Info.ID+100)
-	isNotFound(t, "Size(no such log)", err)
 }
 
 // testSharedCommits commits batches of one log through either store, in

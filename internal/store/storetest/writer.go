@@ -39,7 +39,7 @@ type Writer struct {
 
 // NewWriter creates a log named name in s, with a fresh signing key whose
 // name is the log's origin, and returns its writer.
-func NewWriter(t testing.TB, s store.Store, name string) *Writer {
+func NewWriter(t testing.TB, s store.Log, name string) *Writer {
 	t.Helper()
 	origin := "example.com/trail/" + name
 	skey, vkey, err := merkle.NewKey(origin)
@@ -141,7 +141,7 @@ func (w *Writer) Committed(t testing.TB, b store.Batch) {
 }
 
 // Append builds a batch of evs received at recv, commits it and records it.
-func (w *Writer) Append(t testing.TB, s store.Store, recv time.Time, evs ...event.Event) store.Batch {
+func (w *Writer) Append(t testing.TB, s store.Log, recv time.Time, evs ...event.Event) store.Batch {
 	t.Helper()
 	b := w.Batch(t, recv, evs...)
 	if err := s.Commit(context.Background(), []store.Batch{b}); err != nil {

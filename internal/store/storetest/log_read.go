@@ -74,7 +74,7 @@ func specialEvents() []struct {
 	}
 }
 
-func testGet(t *testing.T, s store.Store) {
+func testGet(t *testing.T, s store.Log) {
 	ctx := context.Background()
 	w := NewWriter(t, s, "audit")
 	special := specialEvents()
@@ -110,7 +110,7 @@ func testGet(t *testing.T, s store.Store) {
 }
 
 // scanAll collects Scan(from, to).
-func scanAll(t *testing.T, s store.Store, log, from, to int64) []*event.Event {
+func scanAll(t *testing.T, s store.Log, log, from, to int64) []*event.Event {
 	t.Helper()
 	var out []*event.Event
 	for e, err := range s.Scan(context.Background(), log, from, to) {
@@ -122,7 +122,7 @@ func scanAll(t *testing.T, s store.Store, log, from, to int64) []*event.Event {
 	return out
 }
 
-func checkScan(t *testing.T, s store.Store, w *Writer, from, to int64) {
+func checkScan(t *testing.T, s store.Log, w *Writer, from, to int64) {
 	t.Helper()
 	got := scanAll(t, s, w.Info.ID, from, to)
 	lo, hi := max(from, 0), min(to, w.Size())
@@ -138,7 +138,7 @@ func checkScan(t *testing.T, s store.Store, w *Writer, from, to int64) {
 	}
 }
 
-func testScan(t *testing.T, s store.Store) {
+func testScan(t *testing.T, s store.Log) {
 	w := NewWriter(t, s, "audit")
 	appendBatches(t, s, w, Events(700, 50), 0, 1, 255, 1, 200, 243)
 	size := w.Size()
@@ -176,10 +176,9 @@ func testScan(t *testing.T, s store.Store) {
 	})
 }
 
-// testLarge scans and searches a log longer than the chunks a backend may
-// read it in (the SQLite store reads 20000 events per transaction, and
-// its background indexes are cut in segments of 16384 events).
-func testLarge(t *testing.T, s store.Store) {
+// testLarge scans a log longer than the chunks a backend may read it in
+// (the SQLite store reads 20000 events per transaction).
+func testLarge(t *testing.T, s store.Log) {
 	if raceEnabled {
 		t.Skip("too slow under the race detector; covered by runs without it")
 	}
@@ -203,104 +202,9 @@ func testLarge(t *testing.T, s store.Store) {
 			t.Fatalf("Scan stopped at %d events", n)
 		}
 	})
-
-	queries := []store.Query{
-		{Actor: "zoë", To: -1},
-		{IP: "192.168.1.77", To: -1},
-		{TargetType: "invoice", TargetID: "inv-7", To: -1},
-		{Text: "straße", To: -1},
-		{Text: "ørsted", Outcome: event.Denied, To: -1},
-		{Actor: "bob", From: 16000, To: 17000},
-		{TargetType: "user", From: 16370, To: 16400},
-		{Actions: []string{"billing.refund"}, To: -1},
-	}
-	t.Run("Search before indexing", func(t *testing.T) {
-		for _, q := range queries[:3] {
-			q.Limit = 20
-			search(t, s, w, q)
-			q.Asc = true
-			search(t, s, w, q)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
-		t.Fatalf("WaitIndexed = %v", err)
-	}
-	t.Run("Search", func(t *testing.T) {
-		for _, q := range queries {
-			CheckSearch(t, s, w, q, false)
-		}
-	})
 }
 
-func testSeqAtTime(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	w := NewWriter(t, s, "audit")
-	if got, err := s.SeqAtTime(ctx, w.Info.ID, epoch); err != nil || got != 0 {
-		t.Errorf("SeqAtTime(empty log) = %d, %v; want 0", got, err)
-	}
-	t0 := epoch
-	t1 := t0.Add(time.Nanosecond)
-	t2 := t0.Add(time.Second)
-	t3 := t2.Add(time.Hour)
-	evs := Events(20, 70)
-	w.Append(t, s, t0, evs[0:3]...)   // 0-2
-	w.Append(t, s, t0, evs[3:5]...)   // 3-4: the same time, another batch
-	w.Append(t, s, t1, evs[5:6]...)   // 5
-	w.Append(t, s, t2, evs[6:10]...)  // 6-9
-	w.Append(t, s, t3, evs[10:11]...) // 10
-	cases := []struct {
-		name string
-		t    time.Time
-		want int64
-	}{
-		{"zero time", time.Time{}, 0},
-		{"long before", t0.Add(-24 * time.Hour), 0},
-		{"just before", t0.Add(-time.Nanosecond), 0},
-		{"first run", t0, 0},
-		{"one nanosecond later", t1, 5},
-		{"between runs", t1.Add(time.Millisecond), 6},
-		{"third run", t2, 6},
-		{"just after the third run", t2.Add(time.Nanosecond), 10},
-		{"last", t3, 10},
-		{"just after all", t3.Add(time.Nanosecond), 11},
-		{"long after", t3.Add(365 * 24 * time.Hour), 11},
-		{"in another zone", t2.In(time.FixedZone("X", 7200)), 6},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got, err := s.SeqAtTime(ctx, w.Info.ID, c.t); err != nil || got != c.want {
-				t.Errorf("SeqAtTime(%v) = %d, %v; want %d", c.t, got, err, c.want)
-			}
-		})
-	}
-
-	t.Run("every batch of a longer log", func(t *testing.T) {
-		w := NewWriter(t, s, "longer")
-		evs := Events(600, 71)
-		for i := 0; len(evs) > 0; i++ {
-			n := min(1+i*7%50, len(evs))
-			w.Append(t, s, epoch.Add(time.Duration(i/3)*time.Millisecond), evs[:n]...)
-			evs = evs[n:]
-		}
-		for i := -1; i < 70; i++ {
-			at := epoch.Add(time.Duration(i)*time.Millisecond/2 - 1)
-			want := w.Size()
-			for _, e := range w.Events {
-				if !e.ReceivedAt.Before(at) {
-					want = e.Seq
-					break
-				}
-			}
-			if got, err := s.SeqAtTime(ctx, w.Info.ID, at); err != nil || got != want {
-				t.Errorf("SeqAtTime(%v) = %d, %v; want %d", at, got, err, want)
-			}
-		}
-	})
-}
-
-func testCheckpoints(t *testing.T, s store.Store) {
+func testCheckpoints(t *testing.T, s store.Log) {
 	ctx := context.Background()
 	w := NewWriter(t, s, "audit")
 	other := NewWriter(t, s, "other")
@@ -343,66 +247,40 @@ func testCheckpoints(t *testing.T, s store.Store) {
 	CheckLog(t, s, w)
 }
 
-// testIsolation fills two logs with overlapping seqs and the same kinds of
-// values, and checks that nothing of one shows through the other.
-func testIsolation(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	a := NewWriter(t, s, "a")
-	b := NewWriter(t, s, "b")
-	empty := NewWriter(t, s, "empty")
+// isolationLogs fills two logs with overlapping seqs and the same kinds of
+// values, beside an empty one, and checks that each holds what was
+// committed to it.
+func isolationLogs(t *testing.T, s store.Log) (a, b, empty *Writer) {
+	t.Helper()
+	a = NewWriter(t, s, "a")
+	b = NewWriter(t, s, "b")
+	empty = NewWriter(t, s, "empty")
 	appendBatches(t, s, a, Events(600, 90), 0, 100, 500)
 	appendBatches(t, s, b, Events(450, 91), 10, 300, 150)
-
 	for _, w := range []*Writer{a, b, empty} {
 		CheckLog(t, s, w)
 	}
-	queries := []store.Query{
-		{To: -1},
-		{Actor: "alice", To: -1},
-		{Actions: []string{"user.login", "document.read"}, To: -1},
-		{ActionLike: "billing.", To: -1},
-		{TargetType: "document", TargetID: "doc-3", To: -1},
-		{TargetType: "org", To: -1},
-		{TargetID: "inv-1", To: -1},
-		{Outcome: event.Denied, To: -1},
-		{IP: "10.0.0.1", To: -1},
-		{Text: "audit", To: -1},
-		{Text: "alice", Actor: "alice", To: -1},
-		{From: 100, To: 200},
-	}
-	for _, q := range queries {
-		for _, w := range []*Writer{a, b} {
-			CheckSearch(t, s, w, q, false)
-		}
-		got, err := s.Search(ctx, empty.Info.ID, q)
-		if err != nil || len(got) != 0 {
-			t.Errorf("Search(empty log, %s) = %s, %v; want nothing", describe(q), short(seqs(got)), err)
-		}
-	}
-	for _, at := range []time.Time{epoch, recvAt(5), recvAt(11), recvAt(20)} {
-		for _, w := range []*Writer{a, b, empty} {
-			want := w.Size()
-			for _, e := range w.Events {
-				if !e.ReceivedAt.Before(at) {
-					want = e.Seq
-					break
-				}
-			}
-			if got, err := s.SeqAtTime(ctx, w.Info.ID, at); err != nil || got != want {
-				t.Errorf("SeqAtTime(%q, %v) = %d, %v; want %d", w.Info.Name, at, got, err, want)
-			}
-		}
-	}
+	return a, b, empty
+}
 
-	// A commit to one log leaves the others as they were.
+// testIsolation checks that nothing of one log shows through another, and
+// that a commit to one log leaves the others as they were.
+func testIsolation(t *testing.T, s store.Log) {
+	a, b, empty := isolationLogs(t, s)
 	a.Append(t, s, recvAt(30), Events(10, 92)...)
 	CheckLog(t, s, b)
 	CheckLog(t, s, empty)
 }
 
-// testConcurrent reads while a batch at a time is committed, and checks
-// that every read shows committed events only, exactly as committed.
-func testConcurrent(t *testing.T, s store.Store) {
+// concurrentReader is one kind of read of testConcurrent: it reads w's log,
+// whose state was st a moment ago, and passes each event it gets to
+// check. i counts the reader's reads.
+type concurrentReader func(ctx context.Context, w *Writer, st store.State, i int, check func(what string, e *event.Event)) error
+
+// readConcurrently commits 800 events a batch at a time while readers
+// read in turn, each in a loop of its own, and checks that every read
+// shows committed events only, exactly as committed.
+func readConcurrently(t *testing.T, s store.Log, readers ...concurrentReader) {
 	ctx := context.Background()
 	w := NewWriter(t, s, "audit")
 	var batches []store.Batch
@@ -444,46 +322,9 @@ func testConcurrent(t *testing.T, s store.Store) {
 					report(err)
 					return
 				}
-				switch (r + i) % 4 {
-				case 0:
-					n := int64(0)
-					for e, err := range s.Scan(ctx, w.Info.ID, max(st.Size-300, 0), st.Size) {
-						if err != nil {
-							report(err)
-							return
-						}
-						check("Scan", e)
-						n++
-					}
-					if want := min(st.Size, 300); n != want {
-						report(fmt.Errorf("scanning the last %d events of %d yielded %d", want, st.Size, n))
-					}
-				case 1:
-					q := store.Query{Actor: "bob", Text: "audit*", To: st.Size - 1, Limit: 20}
-					res, err := s.Search(ctx, w.Info.ID, q)
-					if err != nil {
-						report(err)
-						return
-					}
-					for j, e := range res {
-						check("Search", e)
-						if !Match(q, e) || j > 0 && e.Seq >= res[j-1].Seq {
-							report(fmt.Errorf("Search(%s) returned seq %d out of order or not matching", describe(q), e.Seq))
-						}
-					}
-				case 2:
-					if st.Size > 0 {
-						e, err := s.Get(ctx, w.Info.ID, st.Size-1)
-						if err != nil {
-							report(err)
-							return
-						}
-						check("Get", e)
-					}
-				case 3:
-					if _, err := merkle.NewAppender(st.Size, st.Rightmost); err != nil {
-						report(fmt.Errorf("the tree does not resume from State at size %d: %v", st.Size, err))
-					}
+				if err := readers[(r+i)%len(readers)](ctx, w, st, i, check); err != nil {
+					report(err)
+					return
 				}
 			}
 		}()
@@ -501,4 +342,41 @@ func testConcurrent(t *testing.T, s store.Store) {
 		t.Error(err)
 	}
 	CheckLog(t, s, w)
+}
+
+// testConcurrent scans, gets and resumes the tree while a batch at a time
+// is committed.
+func testConcurrent(t *testing.T, s store.Log) {
+	scan := func(ctx context.Context, w *Writer, st store.State, _ int, check func(string, *event.Event)) error {
+		n := int64(0)
+		for e, err := range s.Scan(ctx, w.Info.ID, max(st.Size-300, 0), st.Size) {
+			if err != nil {
+				return err
+			}
+			check("Scan", e)
+			n++
+		}
+		if want := min(st.Size, 300); n != want {
+			return fmt.Errorf("scanning the last %d events of %d yielded %d", want, st.Size, n)
+		}
+		return nil
+	}
+	get := func(ctx context.Context, w *Writer, st store.State, _ int, check func(string, *event.Event)) error {
+		if st.Size == 0 {
+			return nil
+		}
+		e, err := s.Get(ctx, w.Info.ID, st.Size-1)
+		if err != nil {
+			return err
+		}
+		check("Get", e)
+		return nil
+	}
+	resume := func(_ context.Context, _ *Writer, st store.State, _ int, _ func(string, *event.Event)) error {
+		if _, err := merkle.NewAppender(st.Size, st.Rightmost); err != nil {
+			return fmt.Errorf("the tree does not resume from State at size %d: %v", st.Size, err)
+		}
+		return nil
+	}
+	readConcurrently(t, s, scan, get, resume)
 }

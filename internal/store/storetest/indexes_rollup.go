@@ -144,7 +144,7 @@ func WantRollup(evs []*event.Event, q store.RollupQuery) store.Rollup {
 // CheckRollup runs Rollup on w's log and checks that its counts are those
 // of exactly the first IndexedTo events w committed. It returns what
 // Rollup returned.
-func CheckRollup(t *testing.T, s store.Store, w *Writer, q store.RollupQuery) store.Rollup {
+func CheckRollup(t *testing.T, s store.Indexes, w *Writer, q store.RollupQuery) store.Rollup {
 	t.Helper()
 	got, err := s.Rollup(context.Background(), w.Info.ID, q)
 	if err != nil {
@@ -209,7 +209,7 @@ func RollupQueries() []store.RollupQuery {
 }
 
 // checkActions checks Actions against every event w committed.
-func checkActions(t *testing.T, s store.Store, w *Writer) {
+func checkActions(t *testing.T, s store.Indexes, w *Writer) {
 	t.Helper()
 	got, err := s.Actions(context.Background(), w.Info.ID)
 	if err != nil {
@@ -235,7 +235,7 @@ func checkActions(t *testing.T, s store.Store, w *Writer) {
 // several sizes and checks Rollup against the events, both while the
 // counts trail the commits (they must then cover exactly the first
 // IndexedTo events) and once WaitIndexed says they caught up.
-func testRollup(t *testing.T, s store.Store) {
+func testRollup(t *testing.T, s LogIndexes) {
 	ctx := context.Background()
 	w := NewWriter(t, s, "audit")
 	other := NewWriter(t, s, "other")
@@ -296,7 +296,7 @@ func testRollup(t *testing.T, s store.Store) {
 // testRollupTies checks the order of top lists whose values have equal
 // counts, and that events without a source ip or that succeeded are left
 // out of FailedIPs.
-func testRollupTies(t *testing.T, s store.Store) {
+func testRollupTies(t *testing.T, s LogIndexes) {
 	ctx := context.Background()
 	w := NewWriter(t, s, "audit")
 	at := rollupBase.Add(30 * time.Minute)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,41 @@ import (
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
+
+// LogIndexes is what RunIndexes tests: a store's indexes, over the logs
+// it commits to.
+type LogIndexes interface {
+	store.Log
+	store.Indexes
+}
+
+// RunIndexes runs the conformance tests of store.Indexes, in parallel.
+// open must return a new, empty store on each call and close it when the
+// test ends (t.Cleanup); the tests commit through its Log.
+func RunIndexes(t *testing.T, open func(t *testing.T) LogIndexes) {
+	tests := []struct {
+		name string
+		test func(*testing.T, LogIndexes)
+	}{
+		{"NotFound", testIndexesNotFound},
+		{"CommitAtomic", testIndexesCommitAtomic},
+		{"Search", testSearch},
+		{"SearchWhileIndexing", testSearchWhileIndexing},
+		{"WaitIndexed", testWaitIndexed},
+		{"Large", testLargeSearch},
+		{"SeqAtTime", testSeqAtTime},
+		{"Isolation", testIndexesIsolation},
+		{"Concurrent", testSearchConcurrent},
+		{"Rollup", testRollup},
+		{"RollupTies", testRollupTies},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.test(t, open(t))
+		})
+	}
+}
 
 // describe prints the filters of q that are set.
 func describe(q store.Query) string {
@@ -39,7 +75,7 @@ func describe(q store.Query) string {
 
 // search runs Search and checks that it returned what Match selects from
 // w's events, in q's order, cut at q.Limit, exactly as committed.
-func search(t *testing.T, s store.Store, w *Writer, q store.Query) []*event.Event {
+func search(t *testing.T, s store.Indexes, w *Writer, q store.Query) []*event.Event {
 	t.Helper()
 	got, err := s.Search(context.Background(), w.Info.ID, q)
 	if err != nil {
@@ -66,7 +102,7 @@ func search(t *testing.T, s store.Store, w *Writer, q store.Query) []*event.Even
 // last seq of the one before (keyset pagination), without gaps or repeats.
 // Unless allowEmpty, some of w's events must match q, so that the check
 // means something.
-func CheckSearch(t *testing.T, s store.Store, w *Writer, q store.Query, allowEmpty bool) {
+func CheckSearch(t *testing.T, s store.Indexes, w *Writer, q store.Query, allowEmpty bool) {
 	t.Helper()
 	all := w.matching(q)
 	if len(all) == 0 && !allowEmpty {
@@ -151,7 +187,7 @@ var textQueries = []struct {
 	{text: "audit xyzzy", allowEmpty: true},
 }
 
-func testSearch(t *testing.T, s store.Store) {
+func testSearch(t *testing.T, s LogIndexes) {
 	w := NewWriter(t, s, "audit")
 	other := NewWriter(t, s, "other")
 	appendBatches(t, s, other, Events(300, 110), 0, 300)
@@ -266,7 +302,7 @@ func testSearch(t *testing.T, s store.Store) {
 // testSearchWhileIndexing searches right after a commit, while a backend
 // that indexes in the background has not caught up, all the while it does,
 // and once WaitIndexed says it has.
-func testSearchWhileIndexing(t *testing.T, s store.Store) {
+func testSearchWhileIndexing(t *testing.T, s LogIndexes) {
 	w := NewWriter(t, s, "audit")
 	queries := []store.Query{
 		{Text: "audit", To: -1},
@@ -320,7 +356,7 @@ func testSearchWhileIndexing(t *testing.T, s store.Store) {
 	round("second", Events(400, 121), recvAt(1))
 }
 
-func testWaitIndexed(t *testing.T, s store.Store) {
+func testWaitIndexed(t *testing.T, s LogIndexes) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	empty := NewWriter(t, s, "empty")
@@ -340,4 +376,256 @@ func testWaitIndexed(t *testing.T, s store.Store) {
 	}
 	CheckSearch(t, s, w, store.Query{Actor: "alice", Text: "audit", To: -1}, false)
 	CheckSearch(t, s, other, store.Query{TargetType: "org", To: -1}, false)
+}
+
+// testLargeSearch searches a log longer than the chunks a backend may
+// index it in (the SQLite store cuts its background indexes in segments of
+// 16384 events), before and after indexing.
+func testLargeSearch(t *testing.T, s LogIndexes) {
+	if raceEnabled {
+		t.Skip("too slow under the race detector; covered by runs without it")
+	}
+	w := NewWriter(t, s, "audit")
+	appendBatches(t, s, w, Events(20600, 60), 0, 7000, 7000, 6600)
+	queries := []store.Query{
+		{Actor: "zoë", To: -1},
+		{IP: "192.168.1.77", To: -1},
+		{TargetType: "invoice", TargetID: "inv-7", To: -1},
+		{Text: "straße", To: -1},
+		{Text: "ørsted", Outcome: event.Denied, To: -1},
+		{Actor: "bob", From: 16000, To: 17000},
+		{TargetType: "user", From: 16370, To: 16400},
+		{Actions: []string{"billing.refund"}, To: -1},
+	}
+	t.Run("Search before indexing", func(t *testing.T) {
+		for _, q := range queries[:3] {
+			q.Limit = 20
+			search(t, s, w, q)
+			q.Asc = true
+			search(t, s, w, q)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatalf("WaitIndexed = %v", err)
+	}
+	t.Run("Search", func(t *testing.T) {
+		for _, q := range queries {
+			CheckSearch(t, s, w, q, false)
+		}
+	})
+}
+
+func testSeqAtTime(t *testing.T, s LogIndexes) {
+	ctx := context.Background()
+	w := NewWriter(t, s, "audit")
+	if got, err := s.SeqAtTime(ctx, w.Info.ID, epoch); err != nil || got != 0 {
+		t.Errorf("SeqAtTime(empty log) = %d, %v; want 0", got, err)
+	}
+	t0 := epoch
+	t1 := t0.Add(time.Nanosecond)
+	t2 := t0.Add(time.Second)
+	t3 := t2.Add(time.Hour)
+	evs := Events(20, 70)
+	w.Append(t, s, t0, evs[0:3]...)   // 0-2
+	w.Append(t, s, t0, evs[3:5]...)   // 3-4: the same time, another batch
+	w.Append(t, s, t1, evs[5:6]...)   // 5
+	w.Append(t, s, t2, evs[6:10]...)  // 6-9
+	w.Append(t, s, t3, evs[10:11]...) // 10
+	cases := []struct {
+		name string
+		t    time.Time
+		want int64
+	}{
+		{"zero time", time.Time{}, 0},
+		{"long before", t0.Add(-24 * time.Hour), 0},
+		{"just before", t0.Add(-time.Nanosecond), 0},
+		{"first run", t0, 0},
+		{"one nanosecond later", t1, 5},
+		{"between runs", t1.Add(time.Millisecond), 6},
+		{"third run", t2, 6},
+		{"just after the third run", t2.Add(time.Nanosecond), 10},
+		{"last", t3, 10},
+		{"just after all", t3.Add(time.Nanosecond), 11},
+		{"long after", t3.Add(365 * 24 * time.Hour), 11},
+		{"in another zone", t2.In(time.FixedZone("X", 7200)), 6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got, err := s.SeqAtTime(ctx, w.Info.ID, c.t); err != nil || got != c.want {
+				t.Errorf("SeqAtTime(%v) = %d, %v; want %d", c.t, got, err, c.want)
+			}
+		})
+	}
+
+	t.Run("every batch of a longer log", func(t *testing.T) {
+		w := NewWriter(t, s, "longer")
+		evs := Events(600, 71)
+		for i := 0; len(evs) > 0; i++ {
+			n := min(1+i*7%50, len(evs))
+			w.Append(t, s, epoch.Add(time.Duration(i/3)*time.Millisecond), evs[:n]...)
+			evs = evs[n:]
+		}
+		for i := -1; i < 70; i++ {
+			at := epoch.Add(time.Duration(i)*time.Millisecond/2 - 1)
+			want := w.Size()
+			for _, e := range w.Events {
+				if !e.ReceivedAt.Before(at) {
+					want = e.Seq
+					break
+				}
+			}
+			if got, err := s.SeqAtTime(ctx, w.Info.ID, at); err != nil || got != want {
+				t.Errorf("SeqAtTime(%v) = %d, %v; want %d", at, got, err, want)
+			}
+		}
+	})
+}
+
+// testIndexesNotFound: every read of a log that does not exist fails with
+// ErrNotFound.
+func testIndexesNotFound(t *testing.T, s LogIndexes) {
+	ctx := context.Background()
+	w := NewWriter(t, s, "audit")
+	w.Append(t, s, recvAt(0), Events(3, 1)...)
+	bad := w.Info.ID + 1000
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"Search(unknown log)", func() error { _, err := s.Search(ctx, bad, store.Query{To: -1}); return err }},
+		{"SeqAtTime(unknown log)", func() error { _, err := s.SeqAtTime(ctx, bad, epoch); return err }},
+		{"Rollup(unknown log)", func() error {
+			_, err := s.Rollup(ctx, bad, store.RollupQuery{From: 0, To: 1 << 40, Bucket: 1})
+			return err
+		}},
+		{"Actions(unknown log)", func() error { _, err := s.Actions(ctx, bad); return err }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			isNotFound(t, c.name, c.call())
+		})
+	}
+}
+
+// testIndexesCommitAtomic: a commit that fails leaves nothing of its
+// batches for searches and SeqAtTime to find, and once committed again
+// they find it.
+func testIndexesCommitAtomic(t *testing.T, s LogIndexes) {
+	ctx := context.Background()
+	a := NewWriter(t, s, "a")
+	b := NewWriter(t, s, "b")
+	appendBatches(t, s, a, Events(300, 10), 0, 200, 100)
+	appendBatches(t, s, b, Events(10, 11), 0, 10)
+	grow := a.Batch(t, recvAt(5), Events(100, 12)...)
+	// The second batch starts inside its log: the commit fails.
+	err := s.Commit(ctx, []store.Batch{grow, b.BatchAt(t, 9, recvAt(5), Events(5, 15)...)})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Commit = %v, want an error wrapping store.ErrConflict", err)
+	}
+	for _, wait := range []bool{false, true} {
+		if wait {
+			waitIndexed(t, s, a)
+		}
+		if got, err := s.SeqAtTime(ctx, a.Info.ID, recvAt(5)); err != nil || got != 300 {
+			t.Errorf("SeqAtTime(a, time of the failed batch) = %d, %v; want 300", got, err)
+		}
+		res, err := s.Search(ctx, a.Info.ID, store.Query{From: 300, To: -1})
+		if err != nil || len(res) != 0 {
+			t.Errorf("Search(a, seqs >= 300) = %v, %v; want nothing", short(seqs(res)), err)
+		}
+		CheckSearch(t, s, a, store.Query{To: -1}, false)
+	}
+	if err := s.Commit(ctx, []store.Batch{grow}); err != nil {
+		t.Fatalf("Commit(the first batch alone) = %v", err)
+	}
+	a.Committed(t, grow)
+	if got, err := s.SeqAtTime(ctx, a.Info.ID, recvAt(5)); err != nil || got != 300 {
+		t.Errorf("SeqAtTime(a, time of the committed batch) = %d, %v; want 300", got, err)
+	}
+	CheckSearch(t, s, a, store.Query{From: 300, To: -1}, false)
+	CheckSearch(t, s, b, store.Query{To: -1}, false)
+}
+
+// testIndexesIsolation fills two logs with overlapping seqs and the same
+// kinds of values, and checks that no search or SeqAtTime of one shows
+// anything of the other.
+func testIndexesIsolation(t *testing.T, s LogIndexes) {
+	ctx := context.Background()
+	a, b, empty := isolationLogs(t, s)
+	queries := []store.Query{
+		{To: -1},
+		{Actor: "alice", To: -1},
+		{Actions: []string{"user.login", "document.read"}, To: -1},
+		{ActionLike: "billing.", To: -1},
+		{TargetType: "document", TargetID: "doc-3", To: -1},
+		{TargetType: "org", To: -1},
+		{TargetID: "inv-1", To: -1},
+		{Outcome: event.Denied, To: -1},
+		{IP: "10.0.0.1", To: -1},
+		{Text: "audit", To: -1},
+		{Text: "alice", Actor: "alice", To: -1},
+		{From: 100, To: 200},
+	}
+	for _, q := range queries {
+		for _, w := range []*Writer{a, b} {
+			CheckSearch(t, s, w, q, false)
+		}
+		got, err := s.Search(ctx, empty.Info.ID, q)
+		if err != nil || len(got) != 0 {
+			t.Errorf("Search(empty log, %s) = %s, %v; want nothing", describe(q), short(seqs(got)), err)
+		}
+	}
+	for _, at := range []time.Time{epoch, recvAt(5), recvAt(11), recvAt(20)} {
+		for _, w := range []*Writer{a, b, empty} {
+			want := w.Size()
+			for _, e := range w.Events {
+				if !e.ReceivedAt.Before(at) {
+					want = e.Seq
+					break
+				}
+			}
+			if got, err := s.SeqAtTime(ctx, w.Info.ID, at); err != nil || got != want {
+				t.Errorf("SeqAtTime(%q, %v) = %d, %v; want %d", w.Info.Name, at, got, err, want)
+			}
+		}
+	}
+}
+
+// testSearchConcurrent searches, and gets the newest event, while a batch
+// at a time is committed: results are committed events only, in order,
+// matching.
+func testSearchConcurrent(t *testing.T, s LogIndexes) {
+	find := func(ctx context.Context, w *Writer, st store.State, _ int, check func(string, *event.Event)) error {
+		q := store.Query{Actor: "bob", Text: "audit*", To: st.Size - 1, Limit: 20}
+		res, err := s.Search(ctx, w.Info.ID, q)
+		if err != nil {
+			return err
+		}
+		for j, e := range res {
+			check("Search", e)
+			if !Match(q, e) || j > 0 && e.Seq >= res[j-1].Seq {
+				return fmt.Errorf("Search(%s) returned seq %d out of order or not matching", describe(q), e.Seq)
+			}
+		}
+		return nil
+	}
+	newest := func(ctx context.Context, w *Writer, st store.State, _ int, check func(string, *event.Event)) error {
+		if st.Size == 0 {
+			return nil // To -1 would not bound the search
+		}
+		res, err := s.Search(ctx, w.Info.ID, store.Query{To: st.Size - 1, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(res) != 1 || res[0].Seq != st.Size-1 {
+			return fmt.Errorf("Search(newest, To %d) = seqs %v, want %d", st.Size-1, seqs(res), st.Size-1)
+		}
+		for _, e := range res {
+			check("Search", e)
+		}
+		return nil
+	}
+	readConcurrently(t, s, find, newest)
 }
