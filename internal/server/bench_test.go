@@ -55,7 +55,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Log("events from", workload.Source())
+	workload.LogSource(b)
 	var embedded float64 // events/s of the last embedded-batch1000 run
 	var base float64     // events/s of the last baseline-single-32conns run
 	for _, bc := range []struct {

@@ -32,7 +32,7 @@ func BenchmarkViewer1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Log("events from", workload.Source())
+	workload.LogSource(b)
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "trail-viewer-1m-")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"testing"
 
 	"github.com/trail-audit/trail/event"
 )
@@ -69,6 +70,17 @@ func Source() string {
 		return err.Error()
 	}
 	return fmt.Sprintf("%s, seed %d", o, Seed)
+}
+
+var logged sync.Map // of test and benchmark names
+
+// LogSource logs Source on tb, once per test or benchmark name: a
+// benchmark's function runs several times, and its log keeps every run's
+// lines.
+func LogSource(tb testing.TB) {
+	if _, done := logged.LoadOrStore(tb.Name(), true); !done {
+		tb.Log("events from", Source())
+	}
 }
 
 type cacheKey struct {

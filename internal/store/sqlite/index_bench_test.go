@@ -19,7 +19,7 @@ func BenchmarkIndex(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Log("events from", workload.Source())
+	workload.LogSource(b)
 	ctx := context.Background()
 	recv := time.Now()
 	b.ResetTimer()
