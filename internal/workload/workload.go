@@ -78,6 +78,7 @@ var logged sync.Map // of test and benchmark names
 // benchmark's function runs several times, and its log keeps every run's
 // lines.
 func LogSource(tb testing.TB) {
+	tb.Helper()
 	if _, done := logged.LoadOrStore(tb.Name(), true); !done {
 		tb.Log("events from", Source())
 	}
