@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -110,92 +109,4 @@ func TestActionCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkActionCounts(t, s, w, len(w.Events))
-}
-
-// toSchema5 takes a closed database back to schema version 5, whose action
-// counts also counted the events the indexer had not reached.
-func toSchema5(t *testing.T, path string) {
-	t.Helper()
-	s := open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	pauseIndexer(s)
-	type lag struct{ log, indexed, size int64 }
-	var lags []lag
-	rows, err := s.r.Query("SELECT id, indexed_size, size FROM logs WHERE indexed_size < size")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var l lag
-		if err := rows.Scan(&l.log, &l.indexed, &l.size); err != nil {
-			t.Fatal(err)
-		}
-		lags = append(lags, l)
-	}
-	rows.Close()
-	add := map[int64]map[string]int64{}
-	for _, l := range lags {
-		add[l.log] = map[string]int64{}
-		for e, err := range s.Scan(context.Background(), l.log, l.indexed, l.size) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			add[l.log][e.Action]++
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db := rawDB(t, path)
-	defer db.Close()
-	for log, counts := range add {
-		for a, n := range counts {
-			if _, err := db.Exec("UPDATE actions SET count = count + ? WHERE log = ? AND action = ?", n, log, a); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	exec(t, db, "PRAGMA user_version = 5")
-}
-
-// TestUpgradeTo6 checks that a schema 5 database, whose action counts
-// include events the indexer has not reached, upgrades to counts the
-// indexer then completes without counting any event twice.
-func TestUpgradeTo6(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
-	other := storetest.NewWriter(t, s, "other")
-	evs := storetest.Events(2500, 22)
-	w.Append(t, s, t0, evs[:1000]...)
-	other.Append(t, s, t0, evs[1000:1300]...)
-	w.Append(t, s, t0, evs[1300:]...)
-	indexTo(t, s, w.Info.ID, 900)
-	indexTo(t, s, other.Info.ID, 300)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	toSchema5(t, path)
-	db := rawDB(t, path)
-	if got, want := tableCounts(t, db, w.Info.ID), actionCounts(w.Events); !maps.Equal(got, want) {
-		t.Fatalf("schema 5 counts = %v, want every event counted: %v", got, want)
-	}
-	db.Close()
-
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("read-only Open of schema 5 = %v, want ErrNeedsUpgrade", err)
-	}
-	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	if v := userVersion(t, s.r); v != schemaVersion {
-		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
-	}
-	checkActionCounts(t, s, w, 900)
-	checkActionCounts(t, s, other, 300)
-	for _, l := range []*storetest.Writer{w, other} {
-		if err := s.WaitIndexed(ctx, l.Info.ID); err != nil {
-			t.Fatal(err)
-		}
-		checkActionCounts(t, s, l, len(l.Events))
-	}
 }

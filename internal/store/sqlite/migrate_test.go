@@ -1,383 +1,405 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
-	"math"
+	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
+	"testing/fstest"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
-// schema2Events is the events table of schema versions 1 and 2: one row
-// per event, with the action and outcome indexes a commit maintained.
-const schema2Events = `
-CREATE TABLE events (
-	k            INTEGER PRIMARY KEY,
-	received_at  INTEGER NOT NULL,
-	time         INTEGER NOT NULL,
-	actor_id     TEXT NOT NULL,
-	action       TEXT NOT NULL,
-	outcome      INTEGER NOT NULL,
-	ip           TEXT NOT NULL,
-	actor_type   TEXT NOT NULL,
-	actor_email  TEXT NOT NULL,
-	actor_role   TEXT NOT NULL,
-	actor_name   TEXT NOT NULL,
-	targets      TEXT NOT NULL,
-	reason       TEXT NOT NULL,
-	user_agent   TEXT NOT NULL,
-	request_id   TEXT NOT NULL,
-	trace_id     TEXT NOT NULL,
-	before       TEXT NOT NULL,
-	after        TEXT NOT NULL,
-	metadata     TEXT NOT NULL
-);
-CREATE INDEX events_action ON events (action);
-CREATE INDEX events_outcome ON events (outcome) WHERE outcome <> 0;`
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// toSchema4 takes a closed database back to schema version 4: the rows of
-// the posting tail become rows of the index tables, one per value and
-// chunk, as version 4 wrote them.
-func toSchema4(t *testing.T, path string) {
+// schemaDump describes the schema of the database behind db: its
+// application id and version, every entry of sqlite_schema with its SQL,
+// and the full-text index's settings.
+func schemaDump(t *testing.T, db *sql.DB) string {
 	t.Helper()
-	toSchema5(t, path)
-	db := rawDB(t, path)
-	defer db.Close()
-	rows, err := db.Query("SELECT seg, t, data FROM posting_tail")
+	var b strings.Builder
+	for _, p := range []string{"application_id", "user_version"} {
+		var v int64
+		if err := db.QueryRow("PRAGMA " + p).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "PRAGMA %s = %d\n", p, v)
+	}
+	rows, err := db.Query("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inserts [][]any
+	defer rows.Close()
 	for rows.Next() {
-		var seg int64
-		var ix int
-		var data []byte
-		if err := rows.Scan(&seg, &ix, &data); err != nil {
+		var typ, name, tbl, q string
+		if err := rows.Scan(&typ, &name, &tbl, &q); err != nil {
 			t.Fatal(err)
 		}
-		err := decodeTail(seg, data, func(a, b []byte, k int64, ks []byte) error {
-			row := []any{ix, seg, string(a)}
-			if ix == targetIndex {
-				row = append(row, string(b))
-			}
-			inserts = append(inserts, append(row, k, slices.Clone(ks)))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		fmt.Fprintf(&b, "\n-- %s %s on %s\n%s\n", typ, name, tbl, q)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rows.Close()
-	for _, row := range inserts {
-		ix := postingIndexes[row[0].(int)]
-		if _, err := db.Exec("INSERT INTO "+ix.table+" (seg, "+ix.cols+", k, ks) VALUES ("+placeholders(len(row)-1)+")", row[1:]...); err != nil {
+	cfg, err := db.Query("SELECT k, v FROM events_fts_config ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cfg.Close()
+	b.WriteString("\n-- events_fts_config\n")
+	for cfg.Next() {
+		var k, v string
+		if err := cfg.Scan(&k, &v); err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&b, "%s = %s\n", k, v)
 	}
-	exec(t, db, "DROP TABLE posting_tail", "PRAGMA user_version = 4")
+	if err := cfg.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
-// toSchema3 takes a closed database back to schema version 3: the
-// segment-keyed indexes hold one row per event, and logs no posted_size.
-func toSchema3(t *testing.T, path string) {
+// checkGolden compares got with the file testdata/name, or rewrites the
+// file with -update.
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	toSchema4(t, path)
-	db := rawDB(t, path)
-	defer db.Close()
-	for _, ix := range postingIndexes {
-		cols := strings.Split(ix.cols, ", ")
-		exec(t, db, "ALTER TABLE "+ix.table+" RENAME TO "+ix.table+"_v4",
-			"CREATE TABLE "+ix.table+" (seg INTEGER NOT NULL, "+strings.Join(cols, " NOT NULL, ")+" NOT NULL, k INTEGER NOT NULL, PRIMARY KEY (seg, "+ix.cols+", k)) WITHOUT ROWID")
-		rows, err := db.Query("SELECT " + ix.cols + ", k, ks FROM " + ix.table + "_v4")
-		if err != nil {
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		var v3 [][]any
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			dest := make([]any, len(cols))
-			for i := range vals {
-				dest[i] = &vals[i]
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("schema differs from %s (go test -update rewrites it):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// lineDiff lists the lines only want has (-) and only got has (+).
+func lineDiff(want, got string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	w, g := count(want), count(got)
+	var out []string
+	for _, l := range strings.Split(want, "\n") {
+		if g[l] > 0 {
+			g[l]--
+			continue
+		}
+		out = append(out, "- "+l)
+	}
+	g = count(got)
+	for _, l := range strings.Split(got, "\n") {
+		if w[l] > 0 {
+			w[l]--
+			continue
+		}
+		out = append(out, "+ "+l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// emptyFile makes an empty file, opens it with no Trail code in between
+// and marks it as Trail's, as Create does.
+func emptyFile(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(DriverName, "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	exec(t, db, fmt.Sprintf("PRAGMA application_id = %d", applicationID))
+	return path, db
+}
+
+// goldenName is the golden file of the schema at version v.
+func goldenName(v int64) string { return fmt.Sprintf("schema/%04d.golden", v) }
+
+// TestMigration0001 applies migration 1 to an empty file and checks that
+// the result is schema version 1 as recorded in testdata, and that the
+// store opens it and uses every table: it commits events, indexes them,
+// and searches, counts and reads back the indexes.
+func TestMigration0001(t *testing.T) {
+	ctx := context.Background()
+	path, db := emptyFile(t)
+	if err := migrate(ctx, db, migrations[:1]); err != nil {
+		t.Fatalf("migrate to 0001: %v", err)
+	}
+	if v := userVersion(t, db); v != 1 {
+		t.Fatalf("user_version after migration 0001 = %d, want 1", v)
+	}
+	checkGolden(t, goldenName(1), schemaDump(t, db))
+	db.Close()
+	if schemaVersion > 1 {
+		return // the store expects the last version (TestMigrationsInOrder)
+	}
+
+	s := open(t, path, Options{Logger: testLogger(t), IndexChunk: 300})
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.RollupEvents(1000, 3)
+	w.Append(t, s, t0, evs[:600]...)
+	w.Append(t, s, t0, evs[600:]...)
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckLog(t, s, w)
+	for _, q := range []store.Query{
+		{Actions: []string{"user.login"}},
+		{Outcome: event.Failure},
+		{Actor: "alice"},
+		{IP: "10.0.0.1"},
+		{TargetType: "document", TargetID: "doc-3"},
+		{Text: "audit"},
+	} {
+		q.To = -1
+		storetest.CheckSearch(t, s, w, q, false)
+	}
+	for _, q := range storetest.RollupQueries() {
+		if r := storetest.CheckRollup(t, s, w, q); r.IndexedTo != w.Size() {
+			t.Errorf("Rollup.IndexedTo = %d, want %d", r.IndexedTo, w.Size())
+		}
+	}
+	acts, err := s.Actions(ctx, w.Info.ID)
+	if err != nil || len(acts) == 0 {
+		t.Errorf("Actions = %v, %v; want the actions used", acts, err)
+	}
+	ps, err := s.Postings(ctx, w.Info.ID, 0, w.Size(), []string{"audit"})
+	if err != nil || len(ps) == 0 {
+		t.Errorf("Postings = %d postings, %v; want the index's", len(ps), err)
+	}
+	st, err := s.IndexStatus(ctx)
+	if err != nil || st.Lag[w.Info.ID] != 0 {
+		t.Errorf("IndexStatus = %+v, %v; want no lag", st, err)
+	}
+}
+
+// TestMigrationsInOrder checks every embedded migration: they are
+// numbered from 1 without gaps; applied in order to an empty file, each
+// sets user_version to its number; a database at any version, migrated
+// from there, ends with the same schema as one migrated from empty, which
+// is the one recorded in testdata for the last version and the one Create
+// makes.
+func TestMigrationsInOrder(t *testing.T) {
+	ctx := context.Background()
+	for i, m := range migrations {
+		if m.version != int64(i+1) {
+			t.Fatalf("migration %s is number %d, want %d", m.name, m.version, i+1)
+		}
+	}
+	if schemaVersion != int64(len(migrations)) {
+		t.Fatalf("schemaVersion = %d, want %d, the last migration", schemaVersion, len(migrations))
+	}
+	_, db := emptyFile(t)
+	if err := migrate(ctx, db, migrations); err != nil {
+		t.Fatal(err)
+	}
+	want := schemaDump(t, db)
+	checkGolden(t, goldenName(schemaVersion), want)
+
+	for k := 1; k <= len(migrations); k++ {
+		_, db := emptyFile(t)
+		if err := migrate(ctx, db, migrations[:k]); err != nil {
+			t.Fatalf("migrate to %s: %v", migrations[k-1].name, err)
+		}
+		if v := userVersion(t, db); v != int64(k) {
+			t.Errorf("user_version after %s = %d, want %d", migrations[k-1].name, v, k)
+		}
+		if err := migrate(ctx, db, migrations); err != nil {
+			t.Fatalf("migrate from version %d: %v", k, err)
+		}
+		if got := schemaDump(t, db); got != want {
+			t.Errorf("schema migrated from version %d differs from a new one's:\n%s", k, lineDiff(want, got))
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{})
+	if got := schemaDump(t, s.r); got != want {
+		t.Errorf("Create's schema differs from the migrations':\n%s", lineDiff(want, got))
+	}
+}
+
+// TestMigrateEachInATransaction applies a migration past the embedded ones
+// that fails half-way, then one that works: the first leaves nothing
+// behind and the version where it was, the second moves it on.
+func TestMigrateEachInATransaction(t *testing.T) {
+	ctx := context.Background()
+	_, db := emptyFile(t)
+	if err := migrate(ctx, db, migrations); err != nil {
+		t.Fatal(err)
+	}
+	next := schemaVersion + 1
+	name := fmt.Sprintf("%04d_test.sql", next)
+	bad := append(migrations[:len(migrations):len(migrations)], migration{
+		version: next, name: name,
+		sql: "CREATE TABLE test_first (a INTEGER); INSERT INTO no_such_table VALUES (1);",
+	})
+	err := migrate(ctx, db, bad)
+	if err == nil || !strings.Contains(err.Error(), name) {
+		t.Fatalf("a failing migration = %v, want an error naming %s", err, name)
+	}
+	if v := userVersion(t, db); v != schemaVersion {
+		t.Errorf("user_version after a failed migration = %d, want %d", v, schemaVersion)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 'test_first'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("a failed migration left its first statement's table (%d, %v)", n, err)
+	}
+
+	good := append(migrations[:len(migrations):len(migrations)], migration{
+		version: next, name: name, sql: "CREATE TABLE test_first (a INTEGER);",
+	})
+	if err := migrate(ctx, db, good); err != nil {
+		t.Fatal(err)
+	}
+	if v := userVersion(t, db); v != next {
+		t.Errorf("user_version after migration %s = %d, want %d", name, v, next)
+	}
+	// Applied already: nothing to do.
+	if err := migrate(ctx, db, good); err != nil {
+		t.Errorf("migrate again = %v, want nil", err)
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	file := &fstest.MapFile{Data: []byte("CREATE TABLE t (a);")}
+	cases := []struct {
+		name  string
+		files []string
+		want  string // part of the error; "" for none
+	}{
+		{name: "in order", files: []string{"0001_a.sql", "0002_b.sql"}},
+		{name: "a gap", files: []string{"0001_a.sql", "0003_c.sql"}, want: "0003_c.sql: numbered 3, want 2"},
+		{name: "not from 1", files: []string{"0002_b.sql"}, want: "numbered 2, want 1"},
+		{name: "no number", files: []string{"0001_a.sql", "init.sql"}, want: "init.sql: want a name NNNN_name.sql"},
+		{name: "not SQL", files: []string{"0001_a.txt"}, want: "want a name NNNN_name.sql"},
+		{name: "none", files: nil, want: "no migrations"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fsys := fstest.MapFS{"m": &fstest.MapFile{Mode: os.ModeDir | 0o755}}
+			for _, f := range c.files {
+				fsys["m/"+f] = file
 			}
-			var k int64
-			var ks []byte
-			if err := rows.Scan(append(dest, &k, &ks)...); err != nil {
+			ms, err := loadMigrations(fsys, "m")
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("loadMigrations(%v) = %v, want nil", c.files, err)
+			case c.want == "" && len(ms) != len(c.files):
+				t.Errorf("loadMigrations(%v) = %d migrations, want %d", c.files, len(ms), len(c.files))
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("loadMigrations(%v) = %v, want an error with %q", c.files, err, c.want)
+			}
+		})
+	}
+}
+
+// TestNewerSchemaRefused gives a database a version past the last this
+// build knows, and checks that opening it, read-write or read-only, and
+// migrating it fail with ErrNewerSchema naming both versions, and leave
+// its files exactly as they were. A database in rollback-journal mode is
+// refused from its header, one in WAL mode once open.
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	newer := schemaVersion + 1
+	for _, journal := range []string{"WAL", "DELETE"} {
+		t.Run(journal, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "trail.db")
+			s := create(t, path, Options{})
+			storetest.NewWriter(t, s, "audit").Append(t, s, t0, storetest.Events(50, 1)...)
+			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			keys, err := appendPosting(nil, k, ks, 0, math.MaxInt64)
+			db := rawDB(t, path)
+			exec(t, db, "PRAGMA journal_mode = "+journal, fmt.Sprintf("PRAGMA user_version = %d", newer))
+			db.Close()
+			files := func() map[string][]byte {
+				t.Helper()
+				out := map[string][]byte{}
+				entries, err := os.ReadDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					out[e.Name()] = data
+				}
+				return out
+			}
+			before := files()
+			unchanged := func(what string) {
+				t.Helper()
+				after := files()
+				for name, data := range after {
+					if b, ok := before[name]; !ok || !bytes.Equal(b, data) {
+						t.Errorf("%s changed %s", what, name)
+					}
+				}
+				for name := range before {
+					if _, ok := after[name]; !ok {
+						t.Errorf("%s removed %s", what, name)
+					}
+				}
+			}
+			wantMsg := []string{fmt.Sprintf("schema %d", newer), fmt.Sprintf("up to %d", schemaVersion)}
+			check := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, ErrNewerSchema) {
+					t.Errorf("%s = %v, want ErrNewerSchema", what, err)
+				} else {
+					for _, m := range wantMsg {
+						if !strings.Contains(err.Error(), m) {
+							t.Errorf("%s = %q, want it to say %q", what, err, m)
+						}
+					}
+				}
+				unchanged(what)
+			}
+			for _, ro := range []bool{false, true} {
+				s, err := Open(ctx, path, Options{ReadOnly: ro})
+				if err == nil {
+					s.Close()
+				}
+				check(fmt.Sprintf("Open(ReadOnly: %v)", ro), err)
+			}
+			// migrate refuses it too, whoever calls it.
+			raw, err := sql.Open(DriverName, "file:"+path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range keys {
-				v3 = append(v3, append([]any{segOf(k)}, append(vals, k)...))
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, row := range v3 {
-			if _, err := tx.Exec("INSERT INTO "+ix.table+" VALUES ("+placeholders(len(row))+")", row...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		exec(t, db, "DROP TABLE "+ix.table+"_v4")
-	}
-	exec(t, db, "ALTER TABLE logs DROP COLUMN posted_size", "DELETE FROM events_fts_config WHERE k IN ('automerge', 'crisismerge', 'pgsz')",
-		"PRAGMA user_version = 3")
-}
-
-// ftsSettings returns the full-text index's merge settings and leaf size,
-// automerge/crisismerge/pgsz as FTS5 keeps them ("" for a default).
-func ftsSettings(t *testing.T, db *sql.DB) string {
-	t.Helper()
-	var am, cm, pg sql.NullString
-	if err := db.QueryRow(`SELECT (SELECT v FROM events_fts_config WHERE k = 'automerge'),
-		(SELECT v FROM events_fts_config WHERE k = 'crisismerge'),
-		(SELECT v FROM events_fts_config WHERE k = 'pgsz')`).Scan(&am, &cm, &pg); err != nil {
-		t.Fatal(err)
-	}
-	return am.String + "/" + cm.String + "/" + pg.String
-}
-
-// toSchema2 rewrites the events of a closed database the way schema
-// version 2 stored them, and drops what versions 3 and 4 added.
-func toSchema2(t *testing.T, path string) {
-	t.Helper()
-	toSchema3(t, path)
-	db := rawDB(t, path)
-	defer db.Close()
-	var evs []*event.Event
-	rows, err := db.Query("SELECT k, data FROM events ORDER BY k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var k int64
-		var data []byte
-		if err := rows.Scan(&k, &data); err != nil {
-			t.Fatal(err)
-		}
-		bevs, err := decodeBundle("x", k, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range bevs {
-			e.Seq |= k &^ (1<<seqBits - 1) // the event's key, for the insert below
-		}
-		evs = append(evs, bevs...)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
-	exec(t, db, "ALTER TABLE events RENAME TO events_v3", schema2Events)
-	for _, e := range evs {
-		var before, after string
-		if e.Changes != nil {
-			before, after = string(e.Changes.Before), string(e.Changes.After)
-		}
-		if _, err := db.Exec("INSERT INTO events ("+v2Cols+") VALUES ("+placeholders(19)+")",
-			e.Seq, e.ReceivedAt.UnixNano(), e.Time.UnixNano(), outcomeCode(e.Outcome), e.Actor.ID, e.Action, e.Source.IP,
-			e.Actor.Type, e.Actor.Email, e.Actor.Role, e.Actor.Name, encodeTargets(e.Targets), e.Reason, e.Source.UserAgent,
-			e.RequestID, e.TraceID, before, after, string(e.Metadata)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec(t, db, "DROP TABLE events_v3", "DROP TABLE by_action", "DROP TABLE by_outcome", "ALTER TABLE logs DROP COLUMN rolled_size", "PRAGMA user_version = 2")
-}
-
-// oldLogs creates a store at a new path, its indexer paused, with logs a,
-// b and one left empty: a gets evs in batches of the given sizes, a
-// second apart, and b the rest in one batch.
-func oldLogs(t *testing.T, evs []event.Event, batches []int) (string, *Store, *storetest.Writer, *storetest.Writer) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	a := storetest.NewWriter(t, s, "a")
-	b := storetest.NewWriter(t, s, "b")
-	storetest.NewWriter(t, s, "empty")
-	for i, n := range batches {
-		a.Append(t, s, t0.Add(time.Duration(i)*time.Second), evs[:n]...)
-		evs = evs[n:]
-	}
-	b.Append(t, s, t0, evs...)
-	return path, s, a, b
-}
-
-// TestUpgradeTo3 builds a database, takes it back to schema version 2 with
-// one log fully indexed and one partly, and checks that a read-only store
-// refuses it and that opening it read-write rewrites every event into
-// bundles, tree and checkpoints intact, with the action and outcome
-// indexes of the indexed events, after which the indexer does the rest.
-func TestUpgradeTo3(t *testing.T) {
-	ctx := context.Background()
-	// Batches of uneven sizes, so that bundles start off multiples of
-	// bundleMax, and single events.
-	path, s, a, b := oldLogs(t, storetest.Events(1500, 11), []int{1, 700, 3, 1, 295})
-	indexTo(t, s, a.Info.ID, a.Size())
-	indexTo(t, s, b.Info.ID, 300)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	toSchema2(t, path)
-
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("read-only Open of schema 2 = %v, want ErrNeedsUpgrade", err)
-	}
-	if v := userVersion(t, rawDB(t, path)); v != 2 {
-		t.Fatalf("user_version after a read-only open = %d, want 2", v)
-	}
-
-	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	if v := userVersion(t, s.r); v != schemaVersion {
-		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
-	}
-	var rows int64
-	if err := s.r.QueryRow("SELECT count(*) FROM events").Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if want := int64(1000+500) / bundleMax; rows < want || rows > 2*want {
-		t.Errorf("%d bundles hold 1500 events, want about %d", rows, want)
-	}
-	for _, w := range []*storetest.Writer{a, b} {
-		storetest.CheckLog(t, s, w)
-	}
-	// The indexes the upgrade filled, then those the indexer adds.
-	for _, q := range []store.Query{
-		{Actions: []string{"billing.refund", "admin.role.grant"}},
-		{Outcome: event.Denied},
-		{Outcome: event.Failure, Asc: true},
-		{ActionLike: "user."},
-		{Actor: "alice"},
-	} {
-		q.To = -1
-		storetest.CheckSearch(t, s, a, q, false)
-		storetest.CheckSearch(t, s, b, q, false)
-	}
-	for _, table := range []string{"by_action", "by_outcome"} {
-		var max sql.NullInt64
-		if err := s.r.QueryRow("SELECT max(k) FROM "+table+" WHERE k >= ? AND k < ?", eventKey(b.Info.ID, 0), eventKey(b.Info.ID+1, 0)).Scan(&max); err != nil {
-			t.Fatal(err)
-		}
-		if !max.Valid || max.Int64 >= eventKey(b.Info.ID, 300) {
-			t.Errorf("%s of log b after the upgrade reaches key %v, want below seq 300", table, max)
-		}
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := s.WaitIndexed(waitCtx, b.Info.ID); err != nil {
-		t.Fatal(err)
-	}
-	storetest.CheckSearch(t, s, b, store.Query{Outcome: event.Denied, To: -1}, false)
-}
-
-// TestUpgradeTo4 takes a database back to schema version 3, with one log
-// fully indexed, one partly and with the entries of a chunk cut off
-// half-way, and checks that a read-only store refuses it and that opening
-// it read-write turns the indexes into posting lists of exactly the
-// indexed events, which searches use, after which the indexer does the
-// rest.
-func TestUpgradeTo4(t *testing.T) {
-	ctx := context.Background()
-	path, s, a, b := oldLogs(t, storetest.Events(2000, 12), []int{1, 700, 3, 296})
-	if got := ftsSettings(t, s.r); got != "16/32/8000" {
-		t.Errorf("full-text settings of a new database: %q, want 16/32/8000", got)
-	}
-	indexTo(t, s, a.Info.ID, 600) // two chunks...
-	indexTo(t, s, a.Info.ID, a.Size())
-	indexTo(t, s, b.Info.ID, 300)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	toSchema3(t, path)
-	// ... and what a version 3 chunk cut off after its first part left.
-	db := rawDB(t, path)
-	exec(t, db, fmt.Sprintf("INSERT INTO by_actor VALUES (%d, 'alice', %d)", segOf(eventKey(b.Info.ID, 400)), eventKey(b.Info.ID, 400)))
-	db.Close()
-
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("read-only Open of schema 3 = %v, want ErrNeedsUpgrade", err)
-	}
-	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	if v := userVersion(t, s.r); v != schemaVersion {
-		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
-	}
-	if got := ftsSettings(t, s.r); got != "16/32/8000" {
-		t.Errorf("full-text settings after the upgrade: %q, want 16/32/8000", got)
-	}
-	var posted int64
-	if err := s.r.QueryRow("SELECT posted_size FROM logs WHERE id = ?", b.Info.ID).Scan(&posted); err != nil || posted != 300 {
-		t.Errorf("posted_size of log b after the upgrade = %d, %v; want 300", posted, err)
-	}
-	indexed := func(w *storetest.Writer, seqs int64) []int64 {
-		var keys []int64
-		for seq := range seqs {
-			keys = append(keys, eventKey(w.Info.ID, seq))
-		}
-		return keys
-	}
-	want := append(indexed(a, a.Size()), indexed(b, 300)...)
-	for _, table := range []string{"by_action", "by_actor"} {
-		if got := postingKeys(t, s.r, table); !slices.Equal(got, want) {
-			t.Errorf("%s after the upgrade lists %d events, want the %d indexed", table, len(got), len(want))
-		}
-	}
-	var rows int64
-	if err := s.r.QueryRow("SELECT count(*) FROM by_action").Scan(&rows); err != nil || rows >= int64(len(want))/4 {
-		t.Errorf("by_action holds %d rows (%v) for %d events; want a few per action", rows, err, len(want))
-	}
-	queries := []store.Query{
-		{Actions: []string{"billing.refund", "admin.role.grant"}},
-		{Outcome: event.Denied},
-		{Outcome: event.Failure, Asc: true},
-		{Actor: "alice"},
-		{Actor: "alice", Asc: true, From: 100, To: 900},
-		{IP: "10.0.0.1"},
-		{TargetType: "document", TargetID: "doc-3"},
-	}
-	for _, q := range queries {
-		if q.To == 0 {
-			q.To = -1
-		}
-		storetest.CheckSearch(t, s, a, q, false)
-		storetest.CheckSearch(t, s, b, q, false)
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := s.WaitIndexed(waitCtx, b.Info.ID); err != nil {
-		t.Fatal(err)
-	}
-	want = append(indexed(a, a.Size()), indexed(b, b.Size())...)
-	for _, table := range []string{"by_action", "by_actor"} {
-		if got := postingKeys(t, s.r, table); !slices.Equal(got, want) {
-			t.Errorf("%s once indexed lists %d events, want all %d", table, len(got), len(want))
-		}
-	}
-	for _, q := range queries {
-		if q.To == 0 {
-			q.To = -1
-		}
-		storetest.CheckSearch(t, s, b, q, false)
+			raw.SetMaxOpenConns(1)
+			err = migrate(ctx, raw, migrations)
+			raw.Close()
+			check("migrate", err)
+		})
 	}
 }

@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,87 +64,6 @@ func userVersion(t *testing.T, db *sql.DB) int64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// TestUpgradeTo2 builds a database, takes it back to schema version 1 (one
-// row per event and no rollup table: exactly what version 1 created) with
-// one log fully indexed and one partly, and checks that a read-only store
-// refuses it and that opening it read-write counts the indexed events (in
-// an upgrade that is interrupted and resumed) into the same rows the
-// indexer had written, after which the indexer counts the rest.
-func TestUpgradeTo2(t *testing.T) {
-	ctx := context.Background()
-	path, s, a, b := oldLogs(t, storetest.RollupEvents(2000, 9), []int{700, 500})
-	indexTo(t, s, a.Info.ID, a.Size())
-	indexTo(t, s, b.Info.ID, 500)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db := rawDB(t, path)
-	byIndexer := rollupRows(t, db)
-	if len(byIndexer) == 0 {
-		t.Fatal("the indexer wrote no rollup rows")
-	}
-	db.Close()
-	toSchema2(t, path)
-	db = rawDB(t, path)
-	exec(t, db, "DROP TABLE rollup", "PRAGMA user_version = 1")
-	db.Close()
-
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("read-only Open of schema 1 = %v, want ErrNeedsUpgrade", err)
-	}
-
-	// An upgrade interrupted after three batches of 100 events.
-	db = rawDB(t, path)
-	if v := userVersion(t, db); v != 1 {
-		t.Fatalf("user_version after a read-only open = %d, want 1", v)
-	}
-	batches := 0
-	stop := errors.New("stop")
-	err := upgradeTo2(ctx, db, testLogger(t), 100, func() error {
-		if batches++; batches == 3 {
-			return stop
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) {
-		t.Fatalf("interrupted upgrade = %v, want %v", err, stop)
-	}
-	if v := userVersion(t, db); v != 1 {
-		t.Fatalf("user_version after an interrupted upgrade = %d, want 1", v)
-	}
-	db.Close()
-
-	// The indexer waits an hour before it starts: the counts stay those of
-	// the upgrade until WaitIndexed.
-	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	if got := rollupRows(t, s.r); !slices.Equal(got, byIndexer) {
-		t.Errorf("rollup rows after the upgrade differ from the indexer's:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(byIndexer, "\n"))
-	}
-	if v := userVersion(t, s.r); v != schemaVersion {
-		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
-	}
-	var left int
-	if err := s.r.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'rollup_backfill'").Scan(&left); err != nil || left != 0 {
-		t.Errorf("rollup_backfill left after the upgrade: %d, %v", left, err)
-	}
-	for _, q := range storetest.RollupQueries() {
-		storetest.CheckRollup(t, s, a, q)
-		if r := storetest.CheckRollup(t, s, b, q); r.IndexedTo != 500 {
-			t.Fatalf("Rollup(b).IndexedTo = %d, want 500", r.IndexedTo)
-		}
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := s.WaitIndexed(waitCtx, b.Info.ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range storetest.RollupQueries() {
-		if r := storetest.CheckRollup(t, s, b, q); r.IndexedTo != b.Size() {
-			t.Fatalf("Rollup(b).IndexedTo = %d, want %d", r.IndexedTo, b.Size())
-		}
-	}
 }
 
 // TestRollupQueryPlans checks that Rollup reads only the rows of its range:

@@ -152,28 +152,23 @@ func Create(ctx context.Context, path string, opts Options) (*Store, error) {
 	return Open(ctx, path, opts)
 }
 
+// initSchema marks a new database as Trail's and applies every migration
+// to it.
 func initSchema(ctx context.Context, w *sql.DB) error {
-	tx, err := w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
+		return fmt.Errorf("create schema: %w", err)
 	}
-	defer tx.Rollback()
-	stmts := []string{
-		schema,
-		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
-		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	if err := migrate(ctx, w, migrations); err != nil {
+		return fmt.Errorf("create schema: %w", err)
 	}
-	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-	}
-	return tx.Commit()
+	return nil
 }
 
 // Open opens an existing Trail database. It returns ErrNoDatabase,
 // ErrNotTrail or ErrNewerSchema (wrapped with the path) rather than creating
-// or guessing.
+// or guessing; a database of a newer schema is refused before anything is
+// written to it. One of an older schema is migrated (migrate.go), unless
+// the store is read-only (ErrNeedsUpgrade).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -238,7 +233,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return fail(err)
 		}
 		if ver < schemaVersion {
-			if err := s.migrate(ctx, ver); err != nil {
+			if err := migrate(ctx, s.w, migrations); err != nil {
 				return fail(fmt.Errorf("%s: upgrade from schema %d: %w", path, ver, err))
 			}
 		}
@@ -282,7 +277,7 @@ func checkHeader(path string) error {
 		if app := binary.BigEndian.Uint32(hdr[68:]); app != applicationID {
 			return fmt.Errorf("%s: %w (application id %#x)", path, ErrNotTrail, app)
 		}
-		switch ver := int32(binary.BigEndian.Uint32(hdr[60:])); {
+		switch ver := int64(int32(binary.BigEndian.Uint32(hdr[60:]))); {
 		case ver > schemaVersion:
 			return fmt.Errorf("%s: %w (database has schema %d, this build knows up to %d; upgrade trail)", path, ErrNewerSchema, ver, schemaVersion)
 		case ver < 1:

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
@@ -193,84 +192,6 @@ func FuzzDecodeTail(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestUpgradeTo5 takes a database whose newest segment is partly indexed
-// back to schema version 4, where that segment's posting lists are rows
-// of the index tables, one per value and chunk, and checks that a
-// read-only store refuses it, that opening it read-write adds the posting
-// tail, and that the chunks indexed after the upgrade merge with the rows
-// from before it without losing or repeating an event.
-func TestUpgradeTo5(t *testing.T) {
-	if raceEnabled {
-		t.Skip("fills a whole index segment: too slow with the race detector")
-	}
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trail.db")
-	s := create(t, path, Options{Logger: testLogger(t)})
-	pauseIndexer(s)
-	w := storetest.NewWriter(t, s, "audit")
-	segSize := int64(1) << segBits
-	evs := storetest.Events(int(segSize)+600, 11)
-	w.Append(t, s, t0, evs[:6000]...)
-	log := w.Info.ID
-	indexTo(t, s, log, 2500)
-	indexTo(t, s, log, 5000)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	toSchema4(t, path)
-
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("read-only Open of schema 4 = %v, want ErrNeedsUpgrade", err)
-	}
-	s = open(t, path, Options{Logger: testLogger(t), IndexDelay: time.Hour})
-	if v := userVersion(t, s.r); v != schemaVersion {
-		t.Errorf("user_version after the upgrade = %d, want %d", v, schemaVersion)
-	}
-	keys := func(n int64) []int64 {
-		out := make([]int64, 0, n)
-		for seq := range n {
-			out = append(out, eventKey(log, seq))
-		}
-		return out
-	}
-	if got := postingKeys(t, s.r, "by_actor"); !slices.Equal(got, keys(5000)) {
-		t.Errorf("by_actor after the upgrade lists %d events, want the 5000 indexed", len(got))
-	}
-	for off := 6000; off < int(segSize); off += 1000 {
-		w.Append(t, s, t0, evs[off:min(off+1000, int(segSize))]...)
-	}
-	indexTo(t, s, log, 9000)
-	var tails int
-	if err := s.r.QueryRow("SELECT count(*) FROM posting_tail").Scan(&tails); err != nil || tails == 0 {
-		t.Errorf("after the upgrade, chunks left %d tail rows (%v), want some", tails, err)
-	}
-	for _, q := range searchQueries {
-		if q.Text == "" {
-			storetest.CheckSearch(t, s, w, q, false)
-		}
-	}
-	// The indexer's own way (indexLog), which merges the completed
-	// segment's tail without holding the write lock while it reads it.
-	if err := s.WaitIndexed(ctx, log); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.r.QueryRow("SELECT count(*) FROM posting_tail WHERE seg = ?", segOf(eventKey(log, 0))).Scan(&tails); err != nil || tails != 0 {
-		t.Errorf("the completed segment kept %d tail rows (%v), want none", tails, err)
-	}
-	w.Append(t, s, t0, evs[segSize:]...)
-	indexTo(t, s, log, w.Size())
-	for _, table := range []string{"by_actor", "by_action"} {
-		if got := postingKeys(t, s.r, table); !slices.Equal(got, keys(w.Size())) {
-			t.Errorf("%s lists %d events, want all %d", table, len(got), w.Size())
-		}
-	}
-	for _, q := range searchQueries {
-		if q.Text == "" {
-			storetest.CheckSearch(t, s, w, q, false)
-		}
-	}
 }
 
 // A search reads a segment's posting tail before its index tables, so a

@@ -1,5 +1,3 @@
-//go:build !cgo_sqlite
-
 package sqlite
 
 import (
@@ -8,9 +6,8 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, "sqlite"
 )
 
-// DriverName is the database/sql driver the store uses: by default the
-// pure-Go modernc.org/sqlite, so Trail builds with nothing but Go. Build
-// with -tags 'cgo_sqlite sqlite_fts5' for the cgo driver (driver_cgo.go).
+// DriverName is the database/sql driver the store uses: the pure-Go
+// modernc.org/sqlite, so Trail builds with nothing but Go.
 const DriverName = "sqlite"
 
 // WriterDSN opens path for the single writer: WAL, synchronous=FULL (a
