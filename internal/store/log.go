@@ -90,9 +90,7 @@ type Log interface {
 	// the stored data that should hold it cannot be decoded.
 	Get(ctx context.Context, log int64, seq int64) (*event.Event, error)
 	// Scan yields events with from <= seq < to in ascending seq order,
-	// streaming (constant memory). It yields ErrNotFound if there is no
-	// such log, and a *DamagedError at an event it cannot decode or that
-	// is missing below the log's size.
+	// streaming (constant memory).
 	Scan(ctx context.Context, log int64, from, to int64) iter.Seq2[*event.Event, error]
 	// Walk calls fn with the events with from <= seq < to in ascending seq
 	// order, like Scan, and stops at fn's first error, which it returns.
