@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/workload"
 )
@@ -214,20 +215,20 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 	cases := []struct {
 		name string
-		q    func(i int) trail.Query
+		q    func(i int) api.Query
 	}{
-		{"actor", func(i int) trail.Query { return trail.Query{Actor: evs[(i*7919)%len(evs)].Actor.ID} }},
-		{"action+time", func(i int) trail.Query {
-			return trail.Query{Action: "user.login.failed", Since: from.ReceivedAt, Until: to.ReceivedAt}
+		{"actor", func(i int) api.Query { return api.Query{Actor: evs[(i*7919)%len(evs)].Actor.ID} }},
+		{"action+time", func(i int) api.Query {
+			return api.Query{Action: "user.login.failed", Since: from.ReceivedAt, Until: to.ReceivedAt}
 		}},
-		{"action-prefix", func(i int) trail.Query { return trail.Query{Action: "user.*"} }},
-		{"target", func(i int) trail.Query {
+		{"action-prefix", func(i int) api.Query { return api.Query{Action: "user.*"} }},
+		{"target", func(i int) api.Query {
 			t := evs[(i*7919)%len(evs)].Targets[0]
-			return trail.Query{TargetType: t.Type, TargetID: t.ID}
+			return api.Query{TargetType: t.Type, TargetID: t.ID}
 		}},
-		{"ip", func(i int) trail.Query { return trail.Query{IP: evs[(i*7919)%len(evs)].Source.IP} }},
-		{"failures", func(i int) trail.Query { return trail.Query{Outcome: event.Failure} }},
-		{"text", func(i int) trail.Query { return trail.Query{Text: "account_locked"} }},
+		{"ip", func(i int) api.Query { return api.Query{IP: evs[(i*7919)%len(evs)].Source.IP} }},
+		{"failures", func(i int) api.Query { return api.Query{Outcome: event.Failure} }},
+		{"text", func(i int) api.Query { return api.Query{Text: "account_locked"} }},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/eventid"
@@ -203,7 +204,7 @@ func TestDamagedEvent(t *testing.T) {
 			}
 
 			// A search that does not reach the event is answered.
-			if p, err := l.Search(ctx, trail.Query{Limit: 10}); err != nil || len(p.Events) != 10 {
+			if p, err := l.Search(ctx, api.Query{Limit: 10}); err != nil || len(p.Events) != 10 {
 				t.Errorf("Search(newest 10) = %d events, %v; want 10 and no error", len(p.Events), err)
 			}
 			if c.decodes {
@@ -215,13 +216,13 @@ func TestDamagedEvent(t *testing.T) {
 			if c.header {
 				lo = first
 			}
-			_, err = l.Search(ctx, trail.Query{Limit: 1000})
+			_, err = l.Search(ctx, api.Query{Limit: 1000})
 			wantDamaged(t, "Search(every event)", err, lo, seq)
-			_, err = l.Search(ctx, trail.Query{Actor: f.actors[seq], Limit: 1000})
+			_, err = l.Search(ctx, api.Query{Actor: f.actors[seq], Limit: 1000})
 			wantDamaged(t, "Search(an actor's events, through the index)", err, lo, seq)
 			var n int
 			err = nil
-			for _, ierr := range l.Events(ctx, trail.Query{}) {
+			for _, ierr := range l.Events(ctx, api.Query{}) {
 				if ierr != nil {
 					err = ierr
 					break
@@ -353,13 +354,13 @@ func TestMissingEvent(t *testing.T) {
 
 	_, err := l.Get(ctx, f.ids[300])
 	wantDamaged(t, "Get(id of the missing event)", err, 300, 300)
-	_, err = l.Search(ctx, trail.Query{Limit: 1000})
+	_, err = l.Search(ctx, api.Query{Limit: 1000})
 	wantDamaged(t, "Search(every event)", err, 300, 300)
-	_, err = l.Search(ctx, trail.Query{Actor: f.actors[300], Limit: 1000})
+	_, err = l.Search(ctx, api.Query{Actor: f.actors[300], Limit: 1000})
 	wantDamaged(t, "Search(the actor's events, through the index)", err, 300, 300)
 	var n int
 	err = nil
-	for _, ierr := range l.Events(ctx, trail.Query{}) {
+	for _, ierr := range l.Events(ctx, api.Query{}) {
 		if ierr != nil {
 			err = ierr
 			break

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -236,7 +237,7 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 	if _, err := sl.AppendBatch(ctx, storetest.Events(100, 7)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sl.Search(ctx, trail.Query{}); err != nil {
+	if _, err := sl.Search(ctx, api.Query{}); err != nil {
 		t.Fatal(err)
 	}
 	cli, err := trail.Open(ctx, server.Dir(), trail.Options{})
@@ -252,7 +253,7 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 	// cliAppend appends n events of actor cli-<round> through the second
 	// DB, crossing tile boundaries on the way, and returns the receipt
 	// of the last and the log's size after it.
-	cliAppend := func(round, n int) (trail.Receipt, int64) {
+	cliAppend := func(round, n int) (api.Receipt, int64) {
 		t.Helper()
 		evs := make([]event.Event, n)
 		for i := range evs {
@@ -267,12 +268,12 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 	}
 	for round, read := range []struct {
 		name string
-		ok   func(last trail.Receipt, size int64, round int) (bool, string)
+		ok   func(last api.Receipt, size int64, round int) (bool, string)
 	}{
-		{"Size", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+		{"Size", func(_ api.Receipt, size int64, _ int) (bool, string) {
 			return sl.Size() == size, fmt.Sprintf("Size() = %d, want %d", sl.Size(), size)
 		}},
-		{"Checkpoint", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+		{"Checkpoint", func(_ api.Receipt, size int64, _ int) (bool, string) {
 			signed, err := sl.Checkpoint()
 			if err != nil {
 				return false, err.Error()
@@ -280,19 +281,19 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 			c, err := sl.OpenCheckpoint(signed)
 			return err == nil && c.Size == size, fmt.Sprintf("Checkpoint() of size %d, %v; want size %d", c.Size, err, size)
 		}},
-		{"Get", func(last trail.Receipt, _ int64, _ int) (bool, string) {
+		{"Get", func(last api.Receipt, _ int64, _ int) (bool, string) {
 			e, err := sl.Get(ctx, last.ID)
 			return err == nil && e.ID == last.ID, fmt.Sprintf("Get(%s) = %v", last.ID, err)
 		}},
-		{"Search", func(last trail.Receipt, _ int64, round int) (bool, string) {
-			p, err := sl.Search(ctx, trail.Query{Actor: fmt.Sprintf("cli-%d", round), Limit: 1})
+		{"Search", func(last api.Receipt, _ int64, round int) (bool, string) {
+			p, err := sl.Search(ctx, api.Query{Actor: fmt.Sprintf("cli-%d", round), Limit: 1})
 			return err == nil && len(p.Events) == 1 && p.Events[0].ID == last.ID, fmt.Sprintf("Search(actor cli-%d) = %d events, %v; want %s", round, len(p.Events), err, last.ID)
 		}},
-		{"Search by action", func(last trail.Receipt, _ int64, round int) (bool, string) {
-			p, err := sl.Search(ctx, trail.Query{Action: fmt.Sprintf("cli.round%d", round), Limit: 1})
+		{"Search by action", func(last api.Receipt, _ int64, round int) (bool, string) {
+			p, err := sl.Search(ctx, api.Query{Action: fmt.Sprintf("cli.round%d", round), Limit: 1})
 			return err == nil && len(p.Events) == 1 && p.Events[0].ID == last.ID, fmt.Sprintf("Search(action cli.round%d) = %d events, %v; want %s", round, len(p.Events), err, last.ID)
 		}},
-		{"ProveInclusion", func(last trail.Receipt, size int64, _ int) (bool, string) {
+		{"ProveInclusion", func(last api.Receipt, size int64, _ int) (bool, string) {
 			_, err := sl.ProveInclusion(ctx, last.Seq, size)
 			return err == nil, fmt.Sprintf("ProveInclusion(%d, %d) = %v", last.Seq, size, err)
 		}},
@@ -350,7 +351,7 @@ func TestReadsFollowOtherWriter(t *testing.T) {
 		}
 		return st.Lag["acme"] == 0, fmt.Sprintf("IndexStatus().Lag[acme] = %d", st.Lag["acme"])
 	})
-	if p, err := sl.Search(ctx, trail.Query{Actor: "cli-100"}); err != nil || len(p.Events) != 100 || p.Events[0].ID != last.ID {
+	if p, err := sl.Search(ctx, api.Query{Actor: "cli-100"}); err != nil || len(p.Events) != 100 || p.Events[0].ID != last.ID {
 		t.Errorf("Search(actor cli-100) once indexed = %d events, %v; want 100, newest %s", len(p.Events), err, last.ID)
 	}
 }
@@ -412,7 +413,7 @@ func TestFollowWhileAppending(t *testing.T) {
 					t.Errorf("reader %d: GetSeq(%d) = %v", i, size-1, err)
 					return
 				}
-				if _, err := sl.Search(ctx, trail.Query{Action: "test.*", Limit: 5}); err != nil {
+				if _, err := sl.Search(ctx, api.Query{Action: "test.*", Limit: 5}); err != nil {
 					t.Errorf("reader %d: Search = %v", i, err)
 					return
 				}

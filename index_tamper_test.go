@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
@@ -130,7 +131,7 @@ func (f *indexFixture) seqsWhere(keep func(*event.Event) bool) []int64 {
 }
 
 // found returns the seqs a search for q finds, ascending.
-func found(t *testing.T, l *trail.Log, q trail.Query) []int64 {
+func found(t *testing.T, l *trail.Log, q api.Query) []int64 {
 	t.Helper()
 	var out []int64
 	q.Limit = 10000
@@ -202,7 +203,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 		want   []check
 		// search is a query whose results the tampering changed, and
 		// want the seqs it must find once repaired.
-		search trail.Query
+		search api.Query
 		find   []int64
 		// actions are counts Actions must return once repaired, and
 		// not before.
@@ -214,7 +215,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 				mustExec(t, rawDB(t, dir), "DELETE FROM by_actor WHERE seg = ? AND actor_id = 'alice'", eventKey(log, 0)>>14)
 			},
 			want:   []check{{index: "actor", value: "alice", missing: aliceSeg0}},
-			search: trail.Query{Actor: "alice"}, find: alice,
+			search: api.Query{Actor: "alice"}, find: alice,
 		},
 		{
 			name: "an actor taken out of the posting tail",
@@ -224,7 +225,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 				mustExec(t, rawDB(t, dir), "DELETE FROM posting_tail WHERE seg = ? AND t = 2", eventKey(log, seg1)>>14)
 			},
 			want:   []check{{index: "actor", value: "bob", missing: bobSeg1}},
-			search: trail.Query{Actor: "bob"}, find: bob,
+			search: api.Query{Actor: "bob"}, find: bob,
 		},
 		{
 			name: "a posting row inserted",
@@ -256,7 +257,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 				mustExec(t, rawDB(t, dir), "INSERT INTO events_fts (rowid, text) VALUES (?, 'needlessly')", eventKey(log, 7))
 			},
 			want:   []check{{index: "text", value: "needlessly", extra: []int64{7}}},
-			search: trail.Query{Text: "needlessly"}, find: nil,
+			search: api.Query{Text: "needlessly"}, find: nil,
 		},
 		{
 			name: "an event's words deleted",
@@ -264,7 +265,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 				mustExec(t, rawDB(t, dir), "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)", eventKey(log, 9), derive.Text(ev9))
 			},
 			want:   []check{{index: "text", value: words9[len(words9)-1], missing: []int64{9}}},
-			search: trail.Query{Text: strings.Join(words9, " ")},
+			search: api.Query{Text: strings.Join(words9, " ")},
 			find: f.seqsWhere(func(e *event.Event) bool {
 				return !slices.ContainsFunc(words9, func(w string) bool { return !slices.Contains(strings.Fields(derive.Text(e)), w) })
 			}),

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store"
@@ -44,15 +45,29 @@ const (
 	keySecretBytes = 24
 )
 
-// KeyInfo describes an API key; it never holds the secret.
+// KeyInfo describes an API key; it never holds the secret. Its JSON form
+// is api.KeyInfo (see Wire).
 type KeyInfo struct {
-	ID        string    `json:"id"`
-	Log       string    `json:"log"`
-	Name      string    `json:"name"`
-	Scopes    []Scope   `json:"scopes"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string
+	Log       string
+	Name      string
+	Scopes    []Scope
+	CreatedAt time.Time
 	// RevokedAt is zero while the key is valid.
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	RevokedAt time.Time
+}
+
+// Wire returns k as the HTTP API (GET /v1/keys) and trail keys list
+// --json show it.
+func (k KeyInfo) Wire() api.KeyInfo {
+	out := api.KeyInfo{ID: k.ID, Log: k.Log, Name: k.Name, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+	if k.Scopes != nil {
+		out.Scopes = make([]string, len(k.Scopes))
+		for i, s := range k.Scopes {
+			out.Scopes[i] = string(s)
+		}
+	}
+	return out
 }
 
 // Allows reports whether the key grants scope s: it holds s or admin.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/eventid"
@@ -165,27 +166,20 @@ func (l *Log) Size() int64 {
 	return l.size
 }
 
-// Receipt says where an appended event landed.
-type Receipt struct {
-	ID         string    `json:"id"`
-	Seq        int64     `json:"seq"`
-	ReceivedAt time.Time `json:"received_at"`
-}
-
 // Append validates ev and commits it. When Append returns nil the event is
 // durable: it survives a crash or power loss. Concurrent Appends are
 // committed together (group commit). An invalid event gives a
 // *ValidationError and stores nothing; a store failure gives an error
 // wrapping ErrUnavailable and stores nothing. If ctx ends first, Append
 // returns ctx.Err() and the event may or may not have been committed.
-func (l *Log) Append(ctx context.Context, ev event.Event) (Receipt, error) {
+func (l *Log) Append(ctx context.Context, ev event.Event) (api.Receipt, error) {
 	rs, err := l.AppendBatch(ctx, []event.Event{ev})
 	if err != nil {
 		var ve *event.Error
 		if errors.As(err, &ve) {
 			ve.Index = -1
 		}
-		return Receipt{}, err
+		return api.Receipt{}, err
 	}
 	return rs[0], nil
 }
@@ -193,7 +187,7 @@ func (l *Log) Append(ctx context.Context, ev event.Event) (Receipt, error) {
 // AppendBatch validates and commits events atomically: all of them or,
 // if any is invalid (a *ValidationError naming its position) or the commit
 // fails, none. Seqs are consecutive in slice order.
-func (l *Log) AppendBatch(ctx context.Context, events []event.Event) ([]Receipt, error) {
+func (l *Log) AppendBatch(ctx context.Context, events []event.Event) ([]api.Receipt, error) {
 	rs, _, err := l.appendBatch(ctx, events, nil)
 	return rs, err
 }
@@ -216,14 +210,14 @@ var ErrIdempotencyConflict = errors.New("idempotency key already used for a diff
 // AppendIdempotent is AppendBatch made safe to retry with id. replayed
 // reports that the events had been stored by an earlier call, whose
 // receipts are returned.
-func (l *Log) AppendIdempotent(ctx context.Context, events []event.Event, id Idempotency) (rs []Receipt, replayed bool, err error) {
+func (l *Log) AppendIdempotent(ctx context.Context, events []event.Event, id Idempotency) (rs []api.Receipt, replayed bool, err error) {
 	if id.Key == "" {
 		return nil, false, errors.New("idempotency key is empty")
 	}
 	return l.appendBatch(ctx, events, &id)
 }
 
-func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempotency) ([]Receipt, bool, error) {
+func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempotency) ([]api.Receipt, bool, error) {
 	if l.db.w == nil {
 		return nil, false, ErrReadOnly
 	}
@@ -312,65 +306,23 @@ func (l *Log) GetSeq(ctx context.Context, seq int64) (*event.Event, error) {
 	return e, damaged(err)
 }
 
-// Query selects events. Empty fields do not filter.
-type Query struct {
-	Actor string // actor id
-	// Action is an exact action ("user.login") or a prefix ending in ".*"
-	// ("user.*" matches user.login, user.login.failed, …).
-	Action     string
-	TargetType string
-	TargetID   string
-	Outcome    event.Outcome
-	IP         string
-	// Since and Until bound received_at: Since <= received_at < Until.
-	// They select by Trail's own receipt clock, which is monotonic along the
-	// log, rather than the client-supplied time.
-	Since, Until time.Time
-	// Text is free text: every word must occur in the action, reason, actor
-	// or target names, ids or emails, or metadata values. A trailing '*'
-	// makes a word a prefix.
-	Text string
-	// ExcludeAction leaves out the events whose action it names, written
-	// like Action: "trail.*" leaves out all of Trail's own events, its
-	// reads and its key administration. A search that leaves out most of
-	// a log is driven by the index of the actions that remain, so it
-	// stays fast.
-	ExcludeAction string
-	// HideReads leaves out Trail's own reads, the events of ReadActions,
-	// as the viewer does by default, and keeps its key administration
-	// (trail.key.create, trail.key.revoke). It combines with
-	// ExcludeAction, and stays fast the same way.
-	HideReads bool
-	// Limit is the page size: default 100, at most 10000.
-	Limit int
-	// Cursor continues from a previous Page.NextCursor.
-	Cursor string
-}
-
-// Page is one page of search results, newest first.
-type Page struct {
-	Events []*event.Event
-	// NextCursor fetches the next (older) page; empty when there is none.
-	NextCursor string
-}
-
 // Search returns events matching q, newest first. Pages are keyset
 // pages: events appended while paging never shift, repeat or hide results.
 // A damaged event the search meets fails it with a *DamagedError naming
 // the event: results never leave it out.
-func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
+func (l *Log) Search(ctx context.Context, q api.Query) (api.Page, error) {
 	sq, err := l.storeQuery(ctx, q)
 	if err != nil {
-		return Page{}, damaged(err)
+		return api.Page{}, damaged(err)
 	}
 	if sq.From > sq.To {
-		return Page{}, nil
+		return api.Page{}, nil
 	}
 	evs, err := l.db.st.Search(ctx, l.info.ID, sq)
 	if err != nil {
-		return Page{}, damaged(err)
+		return api.Page{}, damaged(err)
 	}
-	p := Page{Events: evs}
+	p := api.Page{Events: evs}
 	if len(evs) == sq.Limit && evs[len(evs)-1].Seq > sq.From {
 		p.NextCursor = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
 	}
@@ -380,7 +332,7 @@ func (l *Log) Search(ctx context.Context, q Query) (Page, error) {
 // Events yields every event matching q (Limit and Cursor ignored) oldest
 // first, streaming in constant memory. It is what export uses. A damaged
 // event ends it with a *DamagedError, after the events before it.
-func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*event.Event, error] {
+func (l *Log) Events(ctx context.Context, q api.Query) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		q.Cursor, q.Limit = "", 0
 		sq, err := l.storeQuery(ctx, q)
@@ -419,7 +371,7 @@ func (l *Log) Events(ctx context.Context, q Query) iter.Seq2[*event.Event, error
 	}
 }
 
-func (l *Log) storeQuery(ctx context.Context, q Query) (store.Query, error) {
+func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) {
 	l.follow(ctx, followReads)
 	size := l.Size()
 	sq := store.Query{

@@ -3,12 +3,12 @@ package trail
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -16,149 +16,17 @@ import (
 // day is the width of daily buckets: a UTC day.
 const day = 24 * time.Hour
 
-// MaxStatsBuckets bounds the buckets of one Stats series.
+// MaxStatsBuckets bounds the buckets of one api.Stats series.
 const MaxStatsBuckets = 2000
-
-// StatsQuery selects the events counted by (*Log).Stats by when they
-// happened (the event's time, as the client gave it or, without one, its
-// receipt time). Unlike Query, which selects by receipt time, it can count
-// events that arrived late into the hour they happened in.
-type StatsQuery struct {
-	// Since and Until bound the events' time: Since <= time < Until,
-	// widened to whole buckets. A zero Since starts at the first event. A
-	// zero Until ends after the last event, and no earlier than now plus
-	// Limits.MaxFutureSkew, the latest time an event may carry.
-	Since, Until time.Time
-	// Bucket is the width of the series' buckets: time.Hour or 24*time.Hour
-	// (UTC days). Zero picks hours for ranges up to 72 hours, days otherwise.
-	Bucket time.Duration
-	// Top is the length of each top list: default 10, at most 100.
-	Top int
-	// HideReads leaves out Trail's own reads, the events of ReadActions,
-	// and keeps its key administration (trail.key.create and
-	// trail.key.revoke). The reads are taken out of Total, ByOutcome,
-	// Series and TopActions exactly. The counts by actor do not know
-	// actions, so in TopActors the log's API keys, under which the server
-	// records reads, count only the keys they created or revoked, and
-	// each other caller's listings of keys (trail.key.list at the command
-	// line) are taken off its count; an actor other than these keeps any
-	// read action it appended itself. FailedIPs are unchanged.
-	HideReads bool
-}
-
-// Stats counts a log's events by when they happened: over time, by
-// outcome, and by actor, action and the source IP of events that did not
-// succeed. It comes from counts the log keeps as it indexes events, not
-// from reading them, so it costs the same at any log size; like the search
-// indexes, the counts may trail the newest events by a moment (IndexedTo).
-//
-// It marshals to JSON with snake_case names, Bucket as "hour" or "day".
-type Stats struct {
-	// Since and Until are the range counted, [Since, Until), aligned to
-	// bucket boundaries (UTC).
-	Since time.Time `json:"since"`
-	Until time.Time `json:"until"`
-	// Bucket is the width of Series' buckets: time.Hour or 24*time.Hour.
-	Bucket time.Duration `json:"bucket"`
-	// Total is the number of events in the range.
-	Total int64 `json:"total"`
-	// ByOutcome counts the events in the range by outcome: "success",
-	// "failure", "denied" and "error", all four always present.
-	ByOutcome map[string]int64 `json:"by_outcome"`
-	// Series has one bucket per Bucket of [Since, Until), oldest first,
-	// empty ones included.
-	Series []StatsBucket `json:"series"`
-	// TopActors and TopActions are the actor ids and actions with the most
-	// events in the range, most first, ties in byte order of the value.
-	TopActors  []Count `json:"top_actors"`
-	TopActions []Count `json:"top_actions"`
-	// FailedIPs are the source IPs with the most events in the range that
-	// did not succeed (failure, denied or error), most first, ties in byte
-	// order: the view of password guessing. Events without a source IP
-	// are not counted.
-	FailedIPs []IPCount `json:"failed_ips"`
-	// IndexedTo says how far the counts go: they cover exactly the events
-	// with seq < IndexedTo.
-	IndexedTo int64 `json:"indexed_to"`
-}
-
-// StatsBucket counts the events in one bucket of a Stats series: Total of
-// any outcome, and the failures, denials and errors among them.
-type StatsBucket struct {
-	Start   time.Time `json:"start"`
-	Total   int64     `json:"total"`
-	Failure int64     `json:"failure"`
-	Denied  int64     `json:"denied"`
-	Error   int64     `json:"error"`
-}
-
-// Count is how many events have a value: an actor id or an action.
-type Count struct {
-	Value string `json:"value"`
-	Count int64  `json:"count"`
-}
-
-// IPCount is how many events from a source IP did not succeed. First and
-// Last are the starts of the first and last bucket of the range with such
-// events.
-type IPCount struct {
-	IP    string    `json:"ip"`
-	Count int64     `json:"count"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
-}
-
-// statsJSON is Stats as it is marshaled, with the bucket by name.
-type statsJSON struct {
-	plainStats
-	Bucket string `json:"bucket"`
-}
-
-type plainStats Stats
-
-// MarshalJSON encodes s with Bucket as "hour" or "day" (another width as
-// a Go duration such as "30m0s").
-func (s Stats) MarshalJSON() ([]byte, error) {
-	name := s.Bucket.String()
-	switch s.Bucket {
-	case time.Hour:
-		name = "hour"
-	case day:
-		name = "day"
-	}
-	return json.Marshal(statsJSON{plainStats(s), name})
-}
-
-// UnmarshalJSON decodes what MarshalJSON encodes.
-func (s *Stats) UnmarshalJSON(data []byte) error {
-	var j statsJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return err
-	}
-	*s = Stats(j.plainStats)
-	switch j.Bucket {
-	case "hour":
-		s.Bucket = time.Hour
-	case "day":
-		s.Bucket = day
-	default:
-		d, err := time.ParseDuration(j.Bucket)
-		if err != nil {
-			return fmt.Errorf("stats bucket %q: not hour, day or a duration", j.Bucket)
-		}
-		s.Bucket = d
-	}
-	return nil
-}
 
 // hourTime returns the start of the hour h (as counted by store.HourOf).
 func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }
 
-// Stats counts the log's events whose time is in q's range; see Stats. An
-// invalid query gives a *ValidationError naming the field: a range of more
+// Stats counts the log's events whose time is in q's range; see api.Stats.
+// An invalid query gives an *event.Error naming the field: a range of more
 // than MaxStatsBuckets buckets names "since" (or "bucket" when days would
 // fit).
-func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
+func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
 	top := q.Top
 	switch {
 	case top == 0:
@@ -244,17 +112,17 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 		r.Actions = r.Actions[:min(len(r.Actions), top)]
 		r.FailedIPs = r.FailedIPs[:min(len(r.FailedIPs), top)]
 	}
-	st := &Stats{
+	st := &api.Stats{
 		Since: start, Until: end, Bucket: bucket, IndexedTo: r.IndexedTo,
-		Series:     make([]StatsBucket, 0, (to-from)/bh),
+		Series:     make([]api.StatsBucket, 0, (to-from)/bh),
 		TopActors:  counts(r.Actors),
 		TopActions: counts(r.Actions),
-		FailedIPs:  make([]IPCount, 0, len(r.FailedIPs)),
+		FailedIPs:  make([]api.IPCount, 0, len(r.FailedIPs)),
 	}
 	var sum store.Counts
 	next := r.Series
 	for h := from; h < to; h += bh {
-		b := StatsBucket{Start: hourTime(h)}
+		b := api.StatsBucket{Start: hourTime(h)}
 		if len(next) > 0 && next[0].Start == h {
 			c := next[0].Counts
 			b.Total, b.Failure, b.Denied, b.Error = c.Total, c.Failure, c.Denied, c.Error
@@ -271,7 +139,7 @@ func (l *Log) Stats(ctx context.Context, q StatsQuery) (*Stats, error) {
 		string(event.Errored): sum.Error,
 	}
 	for _, v := range r.FailedIPs {
-		st.FailedIPs = append(st.FailedIPs, IPCount{IP: v.Value, Count: v.Count, First: hourTime(v.First), Last: hourTime(v.Last)})
+		st.FailedIPs = append(st.FailedIPs, api.IPCount{IP: v.Value, Count: v.Count, First: hourTime(v.First), Last: hourTime(v.Last)})
 	}
 	return st, nil
 }
@@ -303,7 +171,7 @@ func (l *Log) readers(ctx context.Context, start, end time.Time) (*readers, erro
 	}
 	// Trail gives its events their receipt time, a moment before they are
 	// received: an hour either side finds them all by receipt time.
-	q := Query{Action: "trail.key.*", Since: start.Add(-time.Hour), Until: end.Add(time.Hour)}
+	q := api.Query{Action: "trail.key.*", Since: start.Add(-time.Hour), Until: end.Add(time.Hour)}
 	for e, err := range l.Events(ctx, q) {
 		if err != nil {
 			return nil, err
@@ -353,10 +221,10 @@ func (t *readers) remove(actors []store.ValueCount, indexedTo int64) []store.Val
 	return out
 }
 
-func counts(vs []store.ValueCount) []Count {
-	out := make([]Count, len(vs))
+func counts(vs []store.ValueCount) []api.Count {
+	out := make([]api.Count, len(vs))
 	for i, v := range vs {
-		out[i] = Count{Value: v.Value, Count: v.Count}
+		out[i] = api.Count{Value: v.Value, Count: v.Count}
 	}
 	return out
 }
@@ -364,14 +232,14 @@ func counts(vs []store.ValueCount) []Count {
 // Actions lists every action the log has seen with its event count, most
 // frequent first, ties in byte order (for the viewer's action filter).
 // Unlike Stats it counts every committed event at once.
-func (l *Log) Actions(ctx context.Context) ([]Count, error) {
+func (l *Log) Actions(ctx context.Context) ([]api.Count, error) {
 	as, err := l.db.st.Actions(ctx, l.info.ID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Count, len(as))
+	out := make([]api.Count, len(as))
 	for i, a := range as {
-		out[i] = Count{Value: a.Value, Count: a.Count}
+		out[i] = api.Count{Value: a.Value, Count: a.Count}
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -68,13 +69,13 @@ func newStatsLog(t *testing.T) (*trail.DB, *trail.Log) {
 }
 
 // bk is a series bucket.
-func bk(start time.Time, total, failure, denied, errs int64) trail.StatsBucket {
-	return trail.StatsBucket{Start: start, Total: total, Failure: failure, Denied: denied, Error: errs}
+func bk(start time.Time, total, failure, denied, errs int64) api.StatsBucket {
+	return api.StatsBucket{Start: start, Total: total, Failure: failure, Denied: denied, Error: errs}
 }
 
 // emptyBuckets returns zero buckets from start, step apart.
-func emptyBuckets(start time.Time, step time.Duration, n int) []trail.StatsBucket {
-	var out []trail.StatsBucket
+func emptyBuckets(start time.Time, step time.Duration, n int) []api.StatsBucket {
+	var out []api.StatsBucket
 	for i := range n {
 		out = append(out, bk(start.Add(time.Duration(i)*step), 0, 0, 0, 0))
 	}
@@ -87,120 +88,120 @@ func TestStats(t *testing.T) {
 	const ipA, ipB = "198.51.100.7", "2001:db8::9"
 	tests := []struct {
 		name        string
-		q           trail.StatsQuery
+		q           api.StatsQuery
 		wantSince   time.Time
 		wantUntil   time.Time
 		wantBucket  time.Duration
-		wantSeries  []trail.StatsBucket
+		wantSeries  []api.StatsBucket
 		wantOutcome map[string]int64
-		wantActors  []trail.Count
-		wantActions []trail.Count
-		wantIPs     []trail.IPCount
+		wantActors  []api.Count
+		wantActions []api.Count
+		wantIPs     []api.IPCount
 	}{
 		{
 			name:       "hours, the range widened to whole hours",
-			q:          trail.StatsQuery{Since: at(10, 1, 30, 0, 0), Until: at(10, 7, 10, 0, 0)},
+			q:          api.StatsQuery{Since: at(10, 1, 30, 0, 0), Until: at(10, 7, 10, 0, 0)},
 			wantSince:  at(10, 1, 0, 0, 0),
 			wantUntil:  at(10, 8, 0, 0, 0),
 			wantBucket: time.Hour,
 			wantSeries: slices.Concat(
 				emptyBuckets(at(10, 1, 0, 0, 0), time.Hour, 1),
-				[]trail.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
+				[]api.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
 				emptyBuckets(at(10, 3, 0, 0, 0), time.Hour, 2),
-				[]trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
+				[]api.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
 				emptyBuckets(at(10, 7, 0, 0, 0), time.Hour, 1)),
 			wantOutcome: map[string]int64{"success": 3, "failure": 1, "denied": 1, "error": 1},
-			wantActors:  []trail.Count{{"bob", 2}, {"mallory", 2}, {"alice", 1}, {"carol", 1}},
-			wantActions: []trail.Count{{"document.read", 2}, {"user.login", 2}, {"document.update", 1}, {"user.login.failed", 1}},
-			wantIPs:     []trail.IPCount{{IP: ipA, Count: 2, First: at(10, 2, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+			wantActors:  []api.Count{{Value: "bob", Count: 2}, {Value: "mallory", Count: 2}, {Value: "alice", Count: 1}, {Value: "carol", Count: 1}},
+			wantActions: []api.Count{{Value: "document.read", Count: 2}, {Value: "user.login", Count: 2}, {Value: "document.update", Count: 1}, {Value: "user.login.failed", Count: 1}},
+			wantIPs:     []api.IPCount{{IP: ipA, Count: 2, First: at(10, 2, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
 		},
 		{
 			name:        "one hour, its last nanosecond included",
-			q:           trail.StatsQuery{Since: at(10, 5, 0, 0, 0), Until: at(10, 6, 0, 0, 0), Top: 1},
+			q:           api.StatsQuery{Since: at(10, 5, 0, 0, 0), Until: at(10, 6, 0, 0, 0), Top: 1},
 			wantSince:   at(10, 5, 0, 0, 0),
 			wantUntil:   at(10, 6, 0, 0, 0),
 			wantBucket:  time.Hour,
-			wantSeries:  []trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1)},
+			wantSeries:  []api.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1)},
 			wantOutcome: map[string]int64{"success": 0, "failure": 0, "denied": 1, "error": 1},
-			wantActors:  []trail.Count{{"bob", 1}},
-			wantActions: []trail.Count{{"document.read", 1}},
-			wantIPs:     []trail.IPCount{{IP: ipA, Count: 1, First: at(10, 5, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+			wantActors:  []api.Count{{Value: "bob", Count: 1}},
+			wantActions: []api.Count{{Value: "document.read", Count: 1}},
+			wantIPs:     []api.IPCount{{IP: ipA, Count: 1, First: at(10, 5, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
 		},
 		{
 			name:       "days",
-			q:          trail.StatsQuery{Since: at(8, 23, 0, 0, 0), Until: at(10, 3, 0, 0, 0), Bucket: 24 * time.Hour, Top: 2},
+			q:          api.StatsQuery{Since: at(8, 23, 0, 0, 0), Until: at(10, 3, 0, 0, 0), Bucket: 24 * time.Hour, Top: 2},
 			wantSince:  at(8, 0, 0, 0, 0),
 			wantUntil:  at(11, 0, 0, 0, 0),
 			wantBucket: 24 * time.Hour,
-			wantSeries: []trail.StatsBucket{
+			wantSeries: []api.StatsBucket{
 				bk(at(8, 0, 0, 0, 0), 1, 1, 0, 0),
 				bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0),
 				bk(at(10, 0, 0, 0, 0), 7, 1, 1, 2),
 			},
 			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
-			wantActors:  []trail.Count{{"bob", 3}, {"mallory", 3}},
-			wantActions: []trail.Count{{"document.read", 3}, {"user.login", 3}},
-			wantIPs: []trail.IPCount{
+			wantActors:  []api.Count{{Value: "bob", Count: 3}, {Value: "mallory", Count: 3}},
+			wantActions: []api.Count{{Value: "document.read", Count: 3}, {Value: "user.login", Count: 3}},
+			wantIPs: []api.IPCount{
 				{IP: ipA, Count: 3, First: at(8, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)},
 				{IP: ipB, Count: 1, First: at(10, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)},
 			},
 		},
 		{
 			name:       "the whole log: from the first event to now and the clock skew, in hours",
-			q:          trail.StatsQuery{},
+			q:          api.StatsQuery{},
 			wantSince:  at(8, 23, 0, 0, 0),
 			wantUntil:  at(10, 13, 0, 0, 0),
 			wantBucket: time.Hour,
 			wantSeries: slices.Concat(
-				[]trail.StatsBucket{bk(at(8, 23, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0)},
+				[]api.StatsBucket{bk(at(8, 23, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0)},
 				emptyBuckets(at(9, 1, 0, 0, 0), time.Hour, 25),
-				[]trail.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
+				[]api.StatsBucket{bk(at(10, 2, 0, 0, 0), 3, 1, 0, 0)},
 				emptyBuckets(at(10, 3, 0, 0, 0), time.Hour, 2),
-				[]trail.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
+				[]api.StatsBucket{bk(at(10, 5, 0, 0, 0), 2, 0, 1, 1), bk(at(10, 6, 0, 0, 0), 1, 0, 0, 0)},
 				emptyBuckets(at(10, 7, 0, 0, 0), time.Hour, 5),
-				[]trail.StatsBucket{bk(at(10, 12, 0, 0, 0), 1, 0, 0, 1)}),
+				[]api.StatsBucket{bk(at(10, 12, 0, 0, 0), 1, 0, 0, 1)}),
 			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
-			wantActors:  []trail.Count{{"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 1}},
-			wantActions: []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}},
-			wantIPs: []trail.IPCount{
+			wantActors:  []api.Count{{Value: "bob", Count: 3}, {Value: "mallory", Count: 3}, {Value: "alice", Count: 2}, {Value: "carol", Count: 1}},
+			wantActions: []api.Count{{Value: "document.read", Count: 3}, {Value: "user.login", Count: 3}, {Value: "user.login.failed", Count: 2}, {Value: "document.update", Count: 1}},
+			wantIPs: []api.IPCount{
 				{IP: ipA, Count: 3, First: at(8, 23, 0, 0, 0), Last: at(10, 5, 0, 0, 0)},
 				{IP: ipB, Count: 1, First: at(10, 12, 0, 0, 0), Last: at(10, 12, 0, 0, 0)},
 			},
 		},
 		{
 			name:        "more than 72 hours: days",
-			q:           trail.StatsQuery{Since: at(7, 12, 0, 0, 0), Top: 1},
+			q:           api.StatsQuery{Since: at(7, 12, 0, 0, 0), Top: 1},
 			wantSince:   at(7, 0, 0, 0, 0),
 			wantUntil:   at(11, 0, 0, 0, 0),
 			wantBucket:  24 * time.Hour,
-			wantSeries:  []trail.StatsBucket{bk(at(7, 0, 0, 0, 0), 0, 0, 0, 0), bk(at(8, 0, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0), bk(at(10, 0, 0, 0, 0), 7, 1, 1, 2)},
+			wantSeries:  []api.StatsBucket{bk(at(7, 0, 0, 0, 0), 0, 0, 0, 0), bk(at(8, 0, 0, 0, 0), 1, 1, 0, 0), bk(at(9, 0, 0, 0, 0), 1, 0, 0, 0), bk(at(10, 0, 0, 0, 0), 7, 1, 1, 2)},
 			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
-			wantActors:  []trail.Count{{"bob", 3}},
-			wantActions: []trail.Count{{"document.read", 3}},
-			wantIPs:     []trail.IPCount{{IP: ipA, Count: 3, First: at(8, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)}},
+			wantActors:  []api.Count{{Value: "bob", Count: 3}},
+			wantActions: []api.Count{{Value: "document.read", Count: 3}},
+			wantIPs:     []api.IPCount{{IP: ipA, Count: 3, First: at(8, 0, 0, 0, 0), Last: at(10, 0, 0, 0, 0)}},
 		},
 		{
 			name:        "72 hours: hours",
-			q:           trail.StatsQuery{Since: at(7, 13, 0, 0, 0), Until: at(10, 13, 0, 0, 0), Top: 1},
+			q:           api.StatsQuery{Since: at(7, 13, 0, 0, 0), Until: at(10, 13, 0, 0, 0), Top: 1},
 			wantSince:   at(7, 13, 0, 0, 0),
 			wantUntil:   at(10, 13, 0, 0, 0),
 			wantBucket:  time.Hour,
 			wantOutcome: map[string]int64{"success": 4, "failure": 2, "denied": 1, "error": 2},
-			wantActors:  []trail.Count{{"bob", 3}},
-			wantActions: []trail.Count{{"document.read", 3}},
-			wantIPs:     []trail.IPCount{{IP: ipA, Count: 3, First: at(8, 23, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
+			wantActors:  []api.Count{{Value: "bob", Count: 3}},
+			wantActions: []api.Count{{Value: "document.read", Count: 3}},
+			wantIPs:     []api.IPCount{{IP: ipA, Count: 3, First: at(8, 23, 0, 0, 0), Last: at(10, 5, 0, 0, 0)}},
 		},
 		{
 			name:        "no events in range",
-			q:           trail.StatsQuery{Since: at(1, 0, 0, 0, 0), Until: at(2, 0, 0, 0, 0)},
+			q:           api.StatsQuery{Since: at(1, 0, 0, 0, 0), Until: at(2, 0, 0, 0, 0)},
 			wantSince:   at(1, 0, 0, 0, 0),
 			wantUntil:   at(2, 0, 0, 0, 0),
 			wantBucket:  time.Hour,
 			wantSeries:  emptyBuckets(at(1, 0, 0, 0, 0), time.Hour, 24),
 			wantOutcome: map[string]int64{"success": 0, "failure": 0, "denied": 0, "error": 0},
-			wantActors:  []trail.Count{},
-			wantActions: []trail.Count{},
-			wantIPs:     []trail.IPCount{},
+			wantActors:  []api.Count{},
+			wantActions: []api.Count{},
+			wantIPs:     []api.IPCount{},
 		},
 	}
 	for _, tt := range tests {
@@ -254,18 +255,18 @@ func TestStatsInvalid(t *testing.T) {
 	_, l := newStatsLog(t)
 	tests := []struct {
 		name      string
-		q         trail.StatsQuery
+		q         api.StatsQuery
 		wantField string
 	}{
-		{"top over 100", trail.StatsQuery{Top: 101}, "top"},
-		{"negative top", trail.StatsQuery{Top: -1}, "top"},
-		{"bucket of two hours", trail.StatsQuery{Bucket: 2 * time.Hour}, "bucket"},
-		{"until before since", trail.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(9, 0, 0, 0, 0)}, "until"},
-		{"until at since", trail.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(10, 0, 0, 0, 0)}, "until"},
-		{"since after now", trail.StatsQuery{Since: statsNow.Add(time.Hour)}, "since"},
-		{"2001 hours", trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}, "bucket"},
-		{"2001 days", trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * 24 * time.Hour), Until: at(10, 0, 0, 0, 0)}, "since"},
-		{"2001 hours from the first event", trail.StatsQuery{Until: at(8, 23, 0, 0, 0).Add(2001 * time.Hour), Bucket: time.Hour}, "bucket"},
+		{"top over 100", api.StatsQuery{Top: 101}, "top"},
+		{"negative top", api.StatsQuery{Top: -1}, "top"},
+		{"bucket of two hours", api.StatsQuery{Bucket: 2 * time.Hour}, "bucket"},
+		{"until before since", api.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(9, 0, 0, 0, 0)}, "until"},
+		{"until at since", api.StatsQuery{Since: at(10, 0, 0, 0, 0), Until: at(10, 0, 0, 0, 0)}, "until"},
+		{"since after now", api.StatsQuery{Since: statsNow.Add(time.Hour)}, "since"},
+		{"2001 hours", api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}, "bucket"},
+		{"2001 days", api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * 24 * time.Hour), Until: at(10, 0, 0, 0, 0)}, "since"},
+		{"2001 hours from the first event", api.StatsQuery{Until: at(8, 23, 0, 0, 0).Add(2001 * time.Hour), Bucket: time.Hour}, "bucket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +278,7 @@ func TestStatsInvalid(t *testing.T) {
 		})
 	}
 	// The limit itself is allowed.
-	q := trail.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2000 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}
+	q := api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2000 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}
 	if st, err := l.Stats(context.Background(), q); err != nil || len(st.Series) != 2000 {
 		t.Errorf("Stats(2000 hours) = %d buckets, %v; want 2000", len(st.Series), err)
 	}
@@ -285,7 +286,7 @@ func TestStatsInvalid(t *testing.T) {
 
 func TestStatsJSON(t *testing.T) {
 	_, l := newStatsLog(t)
-	st, err := l.Stats(context.Background(), trail.StatsQuery{Since: at(10, 2, 0, 0, 0), Until: at(10, 6, 0, 0, 0)})
+	st, err := l.Stats(context.Background(), api.StatsQuery{Since: at(10, 2, 0, 0, 0), Until: at(10, 6, 0, 0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestStatsJSON(t *testing.T) {
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("json.Marshal(Stats) =\n%s\nwant the fields of\n%v", data, want)
 	}
-	var back trail.Stats
+	var back api.Stats
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatalf("json.Unmarshal(%s) = %v", data, err)
 	}
@@ -342,7 +343,7 @@ func TestStatsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err = empty.Stats(context.Background(), trail.StatsQuery{})
+	st, err = empty.Stats(context.Background(), api.StatsQuery{})
 	if err != nil {
 		t.Fatalf("Stats(empty log) = %v", err)
 	}
@@ -380,7 +381,7 @@ func TestStatsTrailsIngest(t *testing.T) {
 		if _, err := l.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		st, err := l.Stats(ctx, trail.StatsQuery{})
+		st, err := l.Stats(ctx, api.StatsQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +392,7 @@ func TestStatsTrailsIngest(t *testing.T) {
 	if err := l.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := l.Stats(ctx, trail.StatsQuery{})
+	st, err := l.Stats(ctx, api.StatsQuery{})
 	if err != nil || st.Total != int64(len(evs)) || st.IndexedTo != int64(len(evs)) {
 		t.Fatalf("Stats after WaitIndexed = %+v, %v; want %d events", st, err, len(evs))
 	}
@@ -399,7 +400,7 @@ func TestStatsTrailsIngest(t *testing.T) {
 
 func TestStatsReadOnly(t *testing.T) {
 	db, l := newStatsLog(t)
-	want, err := l.Stats(context.Background(), trail.StatsQuery{})
+	want, err := l.Stats(context.Background(), api.StatsQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestStatsReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := rl.Stats(context.Background(), trail.StatsQuery{})
+	got, err := rl.Stats(context.Background(), api.StatsQuery{})
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("read-only Stats = %+v, %v; want %+v", got, err, want)
 	}
@@ -429,7 +430,7 @@ func TestActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []trail.Count{{"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}}
+	want := []api.Count{{Value: "document.read", Count: 3}, {Value: "user.login", Count: 3}, {Value: "user.login.failed", Count: 2}, {Value: "document.update", Count: 1}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Actions() = %v, want %v", got, want)
 	}
@@ -451,11 +452,11 @@ func BenchmarkStats(b *testing.B) {
 	first, last := evs[0].Time, evs[len(evs)-1].Time
 	cases := []struct {
 		name string
-		q    trail.StatsQuery
+		q    api.StatsQuery
 	}{
-		{"24h", trail.StatsQuery{Since: first.Add(2 * time.Hour), Until: first.Add(26 * time.Hour)}},
-		{"all", trail.StatsQuery{}},
-		{"all-hours", trail.StatsQuery{Until: last.Add(time.Hour), Bucket: time.Hour}},
+		{"24h", api.StatsQuery{Since: first.Add(2 * time.Hour), Until: first.Add(26 * time.Hour)}},
+		{"all", api.StatsQuery{}},
+		{"all-hours", api.StatsQuery{Until: last.Add(time.Hour), Bucket: time.Hour}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -534,13 +535,13 @@ func TestHideReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	q := trail.StatsQuery{Since: at(8, 0, 0, 0, 0), Until: at(11, 0, 0, 0, 0), Bucket: time.Hour, Top: 6}
+	q := api.StatsQuery{Since: at(8, 0, 0, 0, 0), Until: at(11, 0, 0, 0, 0), Bucket: time.Hour, Top: 6}
 	all, err := l.Stats(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAll := []trail.Count{{viewer.ID, 7}, {testAdmin.Actor.ID, 6}, {admin.ID, 4}, {"bob", 3}, {"mallory", 3}, {"alice", 2}}
-	if all.Total != 27 || !reflect.DeepEqual(all.TopActors, wantAll) || all.TopActions[0] != (trail.Count{Value: trail.ActionSearch, Count: 7}) {
+	wantAll := []api.Count{{Value: viewer.ID, Count: 7}, {Value: testAdmin.Actor.ID, Count: 6}, {Value: admin.ID, Count: 4}, {Value: "bob", Count: 3}, {Value: "mallory", Count: 3}, {Value: "alice", Count: 2}}
+	if all.Total != 27 || !reflect.DeepEqual(all.TopActors, wantAll) || all.TopActions[0] != (api.Count{Value: trail.ActionSearch, Count: 7}) {
 		t.Fatalf("Stats() = total %d, actors %v, actions %v; want 27 events, actors %v and trail.search first", all.Total, all.TopActors, all.TopActions, wantAll)
 	}
 	q.HideReads = true
@@ -568,10 +569,10 @@ func TestHideReads(t *testing.T) {
 	if sum != st.Total {
 		t.Errorf("Stats(HideReads).Series adds up to %d, want %d", sum, st.Total)
 	}
-	if w := []trail.Count{{testAdmin.Actor.ID, 5}, {"bob", 3}, {"mallory", 3}, {"alice", 2}, {"carol", 2}, {admin.ID, 1}}; !reflect.DeepEqual(st.TopActors, w) {
+	if w := []api.Count{{Value: testAdmin.Actor.ID, Count: 5}, {Value: "bob", Count: 3}, {Value: "mallory", Count: 3}, {Value: "alice", Count: 2}, {Value: "carol", Count: 2}, {Value: admin.ID, Count: 1}}; !reflect.DeepEqual(st.TopActors, w) {
 		t.Errorf("Stats(HideReads).TopActors = %v, want %v (the viewer key left out, the admin key with its one creation, test-admin without its listing; carol keeps her trail.get)", st.TopActors, w)
 	}
-	if w := []trail.Count{{trail.ActionKeyCreate, 5}, {"document.read", 3}, {"user.login", 3}, {"user.login.failed", 2}, {"document.update", 1}, {trail.ActionKeyRevoke, 1}}; !reflect.DeepEqual(st.TopActions, w) {
+	if w := []api.Count{{Value: trail.ActionKeyCreate, Count: 5}, {Value: "document.read", Count: 3}, {Value: "user.login", Count: 3}, {Value: "user.login.failed", Count: 2}, {Value: "document.update", Count: 1}, {Value: trail.ActionKeyRevoke, Count: 1}}; !reflect.DeepEqual(st.TopActions, w) {
 		t.Errorf("Stats(HideReads).TopActions = %v, want %v", st.TopActions, w)
 	}
 	if len(st.FailedIPs) != 3 || len(st.FailedIPs) != len(all.FailedIPs) {
@@ -580,11 +581,11 @@ func TestHideReads(t *testing.T) {
 	// Fewer top actors than the keys and readers: the ones left are
 	// still the top ones.
 	q.Top = 2
-	if st, err := l.Stats(ctx, q); err != nil || !reflect.DeepEqual(st.TopActors, []trail.Count{{testAdmin.Actor.ID, 5}, {"bob", 3}}) {
+	if st, err := l.Stats(ctx, q); err != nil || !reflect.DeepEqual(st.TopActors, []api.Count{{Value: testAdmin.Actor.ID, Count: 5}, {Value: "bob", Count: 3}}) {
 		t.Errorf("Stats(HideReads, Top 2).TopActors = %v, %v; want test-admin 5, bob 3", st.TopActors, err)
 	}
 
-	actions := func(q trail.Query) []string {
+	actions := func(q api.Query) []string {
 		t.Helper()
 		var out []string
 		for e, err := range l.Events(ctx, q) {
@@ -595,28 +596,28 @@ func TestHideReads(t *testing.T) {
 		}
 		return out
 	}
-	got := actions(trail.Query{HideReads: true})
+	got := actions(api.Query{HideReads: true})
 	if len(got) != 15 || slices.ContainsFunc(got, trail.IsReadAction) || !slices.Contains(got, trail.ActionKeyCreate) || !slices.Contains(got, trail.ActionKeyRevoke) {
 		t.Errorf("Events(HideReads) = %v; want the 15 events that are not reads, key creations and revocations among them", got)
 	}
-	page, err := l.Search(ctx, trail.Query{HideReads: true, Limit: 3})
+	page, err := l.Search(ctx, api.Query{HideReads: true, Limit: 3})
 	if err != nil || len(page.Events) != 3 || page.Events[0].Action != trail.ActionKeyRevoke || page.NextCursor == "" {
 		t.Errorf("Search(HideReads, Limit 3) = %v, %v; want the newest 3 that are not reads, the revocation first, and more", page, err)
 	}
-	if got := actions(trail.Query{Action: "trail.*", HideReads: true}); len(got) != 6 || slices.ContainsFunc(got, trail.IsReadAction) {
+	if got := actions(api.Query{Action: "trail.*", HideReads: true}); len(got) != 6 || slices.ContainsFunc(got, trail.IsReadAction) {
 		t.Errorf("Events(Action trail.*, HideReads) = %v; want the 6 creations and revocations of keys", got)
 	}
-	if got := actions(trail.Query{ExcludeAction: "trail.key.*", HideReads: true}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
+	if got := actions(api.Query{ExcludeAction: "trail.key.*", HideReads: true}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
 		t.Errorf("Events(ExcludeAction trail.key.*, HideReads) = %v; want the 9 app events", got)
 	}
-	if got := actions(trail.Query{ExcludeAction: "trail.*"}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
+	if got := actions(api.Query{ExcludeAction: "trail.*"}); len(got) != 9 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.") }) {
 		t.Errorf("Events(ExcludeAction trail.*) = %v; want the 9 app events", got)
 	}
-	if got := actions(trail.Query{Action: "trail.*", ExcludeAction: "trail.key.*"}); len(got) != 10 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.key.") }) {
+	if got := actions(api.Query{Action: "trail.*", ExcludeAction: "trail.key.*"}); len(got) != 10 || slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "trail.key.") }) {
 		t.Errorf("Events(Action trail.*, ExcludeAction trail.key.*) = %v; want the 10 other reads", got)
 	}
 	var ve *event.Error
-	if _, err := l.Search(ctx, trail.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {
+	if _, err := l.Search(ctx, api.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {
 		t.Errorf("Search(ExcludeAction %q) = %v, want a ValidationError naming exclude_action", "Trail Reads", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/eventid"
@@ -49,7 +50,7 @@ type appendReq struct {
 	// receipts of a replayed request (nil for one stored now), and whether
 	// it was one.
 	result   error
-	receipts []Receipt
+	receipts []api.Receipt
 	replayed bool
 }
 
@@ -385,21 +386,21 @@ func answerFollowers(fs []follower) {
 	}
 }
 
-func receiptsOf(evs []*event.Event) []Receipt {
-	rs := make([]Receipt, len(evs))
+func receiptsOf(evs []*event.Event) []api.Receipt {
+	rs := make([]api.Receipt, len(evs))
 	for i, e := range evs {
-		rs[i] = Receipt{ID: e.ID, Seq: e.Seq, ReceivedAt: e.ReceivedAt}
+		rs[i] = api.Receipt{ID: e.ID, Seq: e.Seq}
 	}
 	return rs
 }
 
-func marshalReceipts(rs []Receipt) []byte {
+func marshalReceipts(rs []api.Receipt) []byte {
 	b, _ := json.Marshal(rs)
 	return b
 }
 
-func unmarshalReceipts(b []byte) ([]Receipt, error) {
-	var rs []Receipt
+func unmarshalReceipts(b []byte) ([]api.Receipt, error) {
+	var rs []api.Receipt
 	err := json.Unmarshal(b, &rs)
 	return rs, err
 }

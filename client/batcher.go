@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -77,8 +77,8 @@ func (c *Client) NewBatcher(opts BatcherOptions) *Batcher {
 
 // Append queues e. The returned Receipt is zero: the event is stored
 // later (Flush waits for it). It makes a Batcher an httpaudit.Appender.
-func (b *Batcher) Append(ctx context.Context, e event.Event) (trail.Receipt, error) {
-	return trail.Receipt{}, b.put(ctx, item{e: e}, b.opts.NoBlock)
+func (b *Batcher) Append(ctx context.Context, e event.Event) (api.Receipt, error) {
+	return api.Receipt{}, b.put(ctx, item{e: e}, b.opts.NoBlock)
 }
 
 func (b *Batcher) put(ctx context.Context, it item, noBlock bool) error {

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,7 +25,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
@@ -79,17 +78,24 @@ func New(baseURL, key string, opts Options) (*Client, error) {
 	return &Client{base: u, key: key, hc: opts.HTTPClient, opts: opts}, nil
 }
 
-// APIError is an error response of the server. For code "damaged" (a
-// stored event on the server is damaged) it wraps a *trail.DamagedError
-// naming the event's seq, which errors.As finds and which matches
-// trail.ErrDamaged.
+// Checkpoint is a parsed checkpoint (C2SP tlog-checkpoint) of the log:
+// its origin, tree size and root hash.
+type Checkpoint = merkle.Checkpoint
+
+// ErrDamaged matches an *APIError of code "damaged": a stored event on the
+// server is damaged (changed outside Trail), and the error's Seq names it.
+// Retrying does not help; the log's operator runs trail verify.
+var ErrDamaged = errors.New("a stored event on the trail server is damaged")
+
+// APIError is an error response of the server (api.Error). One of code
+// "damaged" matches ErrDamaged.
 type APIError struct {
 	Status  int    // HTTP status; 0 for an error that ended an export
 	Code    string // machine-readable code
 	Message string
 	Field   string // the offending field, for validation errors
-
-	damaged *trail.DamagedError
+	// Seq is the damaged stored event's seq, for code "damaged".
+	Seq int64
 }
 
 func (e *APIError) Error() string {
@@ -103,13 +109,8 @@ func (e *APIError) Error() string {
 	return msg
 }
 
-// Unwrap returns the *trail.DamagedError of a "damaged" error, else nil.
-func (e *APIError) Unwrap() error {
-	if e.damaged == nil {
-		return nil
-	}
-	return e.damaged
-}
+// Is makes an error of code "damaged" match ErrDamaged.
+func (e *APIError) Is(target error) bool { return target == ErrDamaged && e.Code == "damaged" }
 
 // retryable reports whether a request may be sent again.
 func retryable(status int) bool {
@@ -210,20 +211,13 @@ func decodeError(resp *http.Response) error {
 // parseError fills in e from an error body, {"error": {...}}, and reports
 // whether b is one.
 func parseError(b []byte, e *APIError) bool {
-	var body struct {
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-			Field   string `json:"field"`
-			Seq     *int64 `json:"seq"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &body) != nil || body.Error == nil || body.Error.Message == "" {
+	var body api.Error
+	if json.Unmarshal(b, &body) != nil || body.Error.Message == "" {
 		return false
 	}
 	e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
-	if e.Code == "damaged" && body.Error.Seq != nil {
-		e.damaged = &trail.DamagedError{Seq: *body.Error.Seq}
+	if body.Error.Seq != nil {
+		e.Seq = *body.Error.Seq
 	}
 	return true
 }
@@ -249,28 +243,27 @@ func ExportError(line []byte) error {
 // attempt carrying the same Idempotency-Key header, so a request the
 // server stored but whose answer was lost is not stored again: the retry
 // gets the first answer.
-func (c *Client) Append(ctx context.Context, events ...event.Event) ([]trail.Receipt, error) {
+func (c *Client) Append(ctx context.Context, events ...event.Event) ([]api.Receipt, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	var body bytes.Buffer
-	body.WriteString(`{"events":[`)
+	batch := api.Batch{Events: make([]api.EventInput, len(events))}
 	for i := range events {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		b, err := marshalInput(&events[i])
-		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-		body.Write(b)
+		batch.Events[i] = api.NewEventInput(&events[i])
 	}
-	body.WriteString("]}")
-	var out struct {
-		Events []trail.Receipt `json:"events"`
+	body, err := json.Marshal(batch)
+	if err != nil {
+		// Name the event (its metadata or changes are not JSON).
+		for i, in := range batch.Events {
+			if _, ierr := json.Marshal(in); ierr != nil {
+				return nil, fmt.Errorf("event %d: %w", i, ierr)
+			}
+		}
+		return nil, err
 	}
+	var out api.Receipts
 	h := http.Header{"Idempotency-Key": {newIdempotencyKey()}}
-	if err := c.do(ctx, http.MethodPost, "/v1/events", nil, body.Bytes(), h, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/events", nil, body, h, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Events) != len(events) {
@@ -279,99 +272,24 @@ func (c *Client) Append(ctx context.Context, events ...event.Event) ([]trail.Rec
 	return out.Events, nil
 }
 
-// marshalInput writes the client-settable fields of e as the API expects
-// them (Trail assigns id, seq, log and received_at).
-func marshalInput(e *event.Event) ([]byte, error) {
-	type source struct {
-		IP        string `json:"ip,omitempty"`
-		UserAgent string `json:"user_agent,omitempty"`
-	}
-	in := struct {
-		Time      *time.Time      `json:"time,omitempty"`
-		Actor     event.Actor     `json:"actor"`
-		Action    string          `json:"action"`
-		Targets   []event.Target  `json:"targets,omitempty"`
-		Outcome   event.Outcome   `json:"outcome,omitempty"`
-		Reason    string          `json:"reason,omitempty"`
-		Source    *source         `json:"source,omitempty"`
-		RequestID string          `json:"request_id,omitempty"`
-		TraceID   string          `json:"trace_id,omitempty"`
-		Changes   *event.Changes  `json:"changes,omitempty"`
-		Metadata  json.RawMessage `json:"metadata,omitempty"`
-	}{
-		Actor: e.Actor, Action: e.Action, Targets: e.Targets, Outcome: e.Outcome, Reason: e.Reason,
-		RequestID: e.RequestID, TraceID: e.TraceID, Changes: e.Changes, Metadata: e.Metadata,
-	}
-	if !e.Time.IsZero() {
-		in.Time = &e.Time
-	}
-	if e.Source != (event.Source{}) {
-		in.Source = &source{e.Source.IP, e.Source.UserAgent}
-	}
-	return json.Marshal(in)
-}
-
 func newIdempotencyKey() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// query turns a trail.Query into the API's query parameters.
-func query(q trail.Query) url.Values {
-	v := url.Values{}
-	set := func(k, val string) {
-		if val != "" {
-			v.Set(k, val)
-		}
-	}
-	set("actor", q.Actor)
-	set("action", q.Action)
-	set("target_type", q.TargetType)
-	set("target_id", q.TargetID)
-	set("outcome", string(q.Outcome))
-	set("ip", q.IP)
-	set("q", q.Text)
-	set("exclude_action", q.ExcludeAction)
-	set("cursor", q.Cursor)
-	if q.HideReads {
-		v.Set("hide_reads", "true")
-	}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.Format(time.RFC3339Nano))
-	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.Format(time.RFC3339Nano))
-	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	return v
-}
-
 // SearchPage returns one page of events matching q, newest first.
-func (c *Client) SearchPage(ctx context.Context, q trail.Query) (trail.Page, error) {
-	var out struct {
-		Events     []json.RawMessage `json:"events"`
-		NextCursor string            `json:"next_cursor"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/v1/events", query(q), nil, nil, &out); err != nil {
-		return trail.Page{}, err
-	}
-	p := trail.Page{NextCursor: out.NextCursor}
-	for _, raw := range out.Events {
-		e, err := event.DecodeStored(raw)
-		if err != nil {
-			return trail.Page{}, fmt.Errorf("trail server: malformed event: %w", err)
-		}
-		p.Events = append(p.Events, &e)
+func (c *Client) SearchPage(ctx context.Context, q api.Query) (api.Page, error) {
+	var p api.Page
+	if err := c.do(ctx, http.MethodGet, "/v1/events", q.Values(), nil, nil, &p); err != nil {
+		return api.Page{}, err
 	}
 	return p, nil
 }
 
 // Search yields every event matching q, newest first, fetching pages as
 // it goes.
-func (c *Client) Search(ctx context.Context, q trail.Query) iter.Seq2[*event.Event, error] {
+func (c *Client) Search(ctx context.Context, q api.Query) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		for {
 			p, err := c.SearchPage(ctx, q)
@@ -399,17 +317,10 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	return b, err
 }
 
-// LogInfo is what the server says about the log.
-type LogInfo struct {
-	Origin      string `json:"origin"`
-	VerifierKey string `json:"verifier_key"`
-	TreeSize    int64  `json:"tree_size"`
-}
-
 // Log returns the log's origin, verifier key and size. Do not pin the
 // verifier key it returns: get it from the log's operator.
-func (c *Client) Log(ctx context.Context) (LogInfo, error) {
-	var li LogInfo
+func (c *Client) Log(ctx context.Context) (api.LogInfo, error) {
+	var li api.LogInfo
 	err := c.do(ctx, http.MethodGet, "/v1/log", nil, nil, nil, &li)
 	return li, err
 }
@@ -423,7 +334,7 @@ var ErrNotVerified = errors.New("trail server's answer does not verify")
 // and the proof.
 type Verified struct {
 	Event      *event.Event
-	Checkpoint trail.Checkpoint
+	Checkpoint Checkpoint
 	Signed     []byte           // the checkpoint as the server sent it (a signed note)
 	Proof      tlog.RecordProof // from the event's leaf to Checkpoint's root
 }
@@ -437,17 +348,13 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if err != nil {
 		return Verified{}, fmt.Errorf("verifier key: %w", err)
 	}
-	var out struct {
-		Event json.RawMessage `json:"event"`
-		Proof struct {
-			Seq      int64    `json:"seq"`
-			TreeSize int64    `json:"tree_size"`
-			Hashes   []string `json:"hashes"`
-		} `json:"proof"`
-		Checkpoint string `json:"checkpoint"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/v1/events/"+url.PathEscape(id), nil, nil, nil, &out); err != nil {
+	var b []byte
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+url.PathEscape(id), nil, nil, nil, &b); err != nil {
 		return Verified{}, err
+	}
+	var out api.EventProof
+	if err := json.Unmarshal(b, &out); err != nil {
+		return Verified{}, fmt.Errorf("%w: malformed answer: %v", ErrNotVerified, err)
 	}
 	e, err := event.DecodeStored(out.Event)
 	if err != nil {
@@ -463,10 +370,7 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if out.Proof.Seq != e.Seq || out.Proof.TreeSize != cp.Size {
 		return Verified{}, fmt.Errorf("%w: proof is for seq %d in %d events, event is %d and checkpoint %d", ErrNotVerified, out.Proof.Seq, out.Proof.TreeSize, e.Seq, cp.Size)
 	}
-	proof, err := decodeHashes(out.Proof.Hashes)
-	if err != nil {
-		return Verified{}, fmt.Errorf("%w: %v", ErrNotVerified, err)
-	}
+	proof := tlog.RecordProof(out.Proof.Hashes)
 	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, e.Seq, tlog.RecordHash(canon.Append(nil, &e))); err != nil {
 		return Verified{}, fmt.Errorf("%w: inclusion proof: %v", ErrNotVerified, err)
 	}
@@ -476,24 +380,10 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 // ProveConsistency fetches the proof that the tree of size from is a
 // prefix of the tree of size to.
 func (c *Client) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
-	var out struct {
-		Hashes []string `json:"hashes"`
-	}
+	var out api.ConsistencyProof
 	q := url.Values{"from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)}}
 	if err := c.do(ctx, http.MethodGet, "/v1/proof/consistency", q, nil, nil, &out); err != nil {
 		return nil, err
 	}
-	return decodeHashes(out.Hashes)
-}
-
-func decodeHashes(in []string) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(in))
-	for i, s := range in {
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil || len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("malformed hash %d", i)
-		}
-		copy(out[i][:], b)
-	}
-	return out, nil
+	return tlog.TreeProof(out.Hashes), nil
 }

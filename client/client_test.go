@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
@@ -84,7 +86,7 @@ func TestAppendSearchGetVerified(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.client(t, client.Options{})
 	ctx := context.Background()
-	var want []trail.Receipt
+	var want []api.Receipt
 	for i := range 25 {
 		rs, err := c.Append(ctx, ev(fmt.Sprintf("u_%d", i%3), "user.login"), ev("admin", "user.delete"))
 		if err != nil {
@@ -97,7 +99,7 @@ func TestAppendSearchGetVerified(t *testing.T) {
 	}
 	// Search pages through every match, newest first, without gaps.
 	var seqs []int64
-	for e, err := range c.Search(ctx, trail.Query{Action: "user.delete", Limit: 7}) {
+	for e, err := range c.Search(ctx, api.Query{Action: "user.delete", Limit: 7}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,15 +143,15 @@ func TestSearchLeavesOut(t *testing.T) {
 	if _, err := c.Append(ctx, ev("u_1", "user.login"), ev("admin", "user.delete")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SearchPage(ctx, trail.Query{}); err != nil { // a read, recorded as trail.search
+	if _, err := c.SearchPage(ctx, api.Query{}); err != nil { // a read, recorded as trail.search
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		q    trail.Query
+		q    api.Query
 		want string
 	}{
-		{trail.Query{HideReads: true}, "user.delete user.login trail.key.create"},
-		{trail.Query{ExcludeAction: "trail.*"}, "user.delete user.login"},
+		{api.Query{HideReads: true}, "user.delete user.login trail.key.create"},
+		{api.Query{ExcludeAction: "trail.*"}, "user.delete user.login"},
 	} {
 		page, err := c.SearchPage(ctx, tc.q)
 		if err != nil {
@@ -466,4 +468,71 @@ func rawDB(t *testing.T, dir string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// Each filter of api.Query reaches the server through its URL and selects
+// there what it selects in the library.
+func TestSearchFiltersReachServer(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	failed := ev("u_2", "user.login.failed")
+	failed.Outcome, failed.Reason, failed.Source = event.Failure, "account locked", event.Source{IP: "203.0.113.7"}
+	if _, err := c.Append(ctx, ev("u_1", "user.login"), failed); err != nil {
+		t.Fatal(err)
+	}
+	mid := time.Now()
+	rs, err := c.Append(ctx, ev("u_1", "user.delete"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    api.Query
+		want string
+	}{
+		{api.Query{Actor: "u_1"}, "user.delete user.login"},
+		{api.Query{Action: "user.login.*"}, "user.login.failed"},
+		{api.Query{Outcome: event.Failure}, "user.login.failed"},
+		{api.Query{IP: "203.0.113.7"}, "user.login.failed"},
+		{api.Query{TargetType: "user", TargetID: "u_7"}, "user.delete user.login.failed user.login"},
+		{api.Query{Text: "locked"}, "user.login.failed"},
+		{api.Query{Since: mid, ExcludeAction: "trail.*"}, "user.delete"},
+		{api.Query{Until: mid, Actor: "u_1"}, "user.login"},
+		{api.Query{Cursor: strconv.FormatInt(rs[0].Seq, 10), ExcludeAction: "trail.*", Limit: 1}, "user.login.failed"},
+	} {
+		page, err := c.SearchPage(ctx, tc.q)
+		if err != nil {
+			t.Fatalf("SearchPage(%+v) = %v", tc.q, err)
+		}
+		var got []string
+		for _, e := range page.Events {
+			got = append(got, e.Action)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("SearchPage(%+v) = %v, want %s", tc.q, got, tc.want)
+		}
+	}
+
+	// A filter the server refuses is an *APIError naming it, not damage.
+	_, err = c.SearchPage(ctx, api.Query{Limit: 20000})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Code != "invalid_parameter" || apiErr.Field != "limit" || errors.Is(err, client.ErrDamaged) {
+		t.Errorf("SearchPage(limit 20000) = %#v, want a 400 invalid_parameter naming limit, not ErrDamaged", err)
+	}
+}
+
+// An event whose metadata is not JSON is refused before anything is sent,
+// naming its position.
+func TestAppendNamesUnencodableEvent(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	bad := ev("a", "user.login")
+	bad.Metadata = []byte("{")
+	_, err := c.Append(context.Background(), ev("a", "user.login"), bad)
+	if err == nil || !strings.HasPrefix(err.Error(), "event 1: ") {
+		t.Errorf("Append(good, bad metadata) = %v, want an error naming event 1", err)
+	}
+	if f.appended() != 0 {
+		t.Errorf("%d events stored, want none", f.appended())
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -43,24 +42,24 @@ func (c *Client) NewMonitor(verifierKey, statePath string) (*Monitor, error) {
 // consistent with the saved one (if any), saves it, and returns it. A log
 // that shrank or forked gives an error wrapping ErrFork, and the saved
 // checkpoint is kept as evidence.
-func (m *Monitor) Check(ctx context.Context) (trail.Checkpoint, error) {
+func (m *Monitor) Check(ctx context.Context) (Checkpoint, error) {
 	signed, err := m.c.Checkpoint(ctx)
 	if err != nil {
-		return trail.Checkpoint{}, err
+		return Checkpoint{}, err
 	}
 	latest, _, err := merkle.Open(signed, m.verifier)
 	if err != nil {
-		return trail.Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
+		return Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
 	}
 	prevSigned, err := os.ReadFile(m.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return trail.Checkpoint{}, err
+		return Checkpoint{}, err
 	default:
 		prev, _, err := merkle.Open(prevSigned, m.verifier)
 		if err != nil {
-			return trail.Checkpoint{}, fmt.Errorf("saved checkpoint %s: %w", m.path, err)
+			return Checkpoint{}, fmt.Errorf("saved checkpoint %s: %w", m.path, err)
 		}
 		if err := m.consistent(ctx, prev, latest); err != nil {
 			return latest, err
@@ -69,7 +68,7 @@ func (m *Monitor) Check(ctx context.Context) (trail.Checkpoint, error) {
 	return latest, writeFileAtomic(m.path, signed)
 }
 
-func (m *Monitor) consistent(ctx context.Context, prev, latest trail.Checkpoint) error {
+func (m *Monitor) consistent(ctx context.Context, prev, latest Checkpoint) error {
 	switch {
 	case latest.Size < prev.Size:
 		return fmt.Errorf("%w: the log shrank from %d to %d events", ErrFork, prev.Size, latest.Size)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -18,7 +18,7 @@ import (
 // oldest first, until ctx ends or f returns an error. After (a seq, or -1)
 // resumes after that event; a dropped connection is re-opened from the
 // last event seen, after a pause.
-func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*event.Event) error) error {
+func (c *Client) Tail(ctx context.Context, q api.Query, after int64, f func(*event.Event) error) error {
 	q.Limit, q.Cursor = 0, ""
 	last := after
 	for attempt := 0; ; attempt++ {
@@ -45,10 +45,10 @@ func (c *Client) Tail(ctx context.Context, q trail.Query, after int64, f func(*e
 // callbackError wraps an error of Tail's callback, which ends the tail.
 type callbackError struct{ error }
 
-func (c *Client) tailOnce(ctx context.Context, q trail.Query, last *int64, f func(*event.Event) error) error {
+func (c *Client) tailOnce(ctx context.Context, q api.Query, last *int64, f func(*event.Event) error) error {
 	u := *c.base
 	u.Path += "/v1/tail"
-	u.RawQuery = query(q).Encode()
+	u.RawQuery = q.Values().Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err

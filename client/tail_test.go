@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 )
@@ -32,7 +33,7 @@ func TestTailEndsWhenKeyRevoked(t *testing.T) {
 	got := make(chan *event.Event, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Tail(ctx, trail.Query{}, -1, func(e *event.Event) error {
+		done <- c.Tail(ctx, api.Query{}, -1, func(e *event.Event) error {
 			got <- e
 			return nil
 		})

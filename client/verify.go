@@ -4,41 +4,15 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 )
-
-// Export streams every event matching q, oldest first, as NDJSON
-// (format "ndjson") or CSV ("csv"). The caller closes the reader.
-func (c *Client) Export(ctx context.Context, q trail.Query, format string) (io.ReadCloser, error) {
-	q.Limit, q.Cursor = 0, ""
-	v := query(q)
-	v.Set("format", format)
-	u := *c.base
-	u.Path += "/v1/export"
-	u.RawQuery = v.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, decodeError(resp)
-	}
-	return resp.Body, nil
-}
 
 // Verify checks the whole log as served, trusting nothing but verifierKey:
 // it takes the latest checkpoint, checks its signature, downloads the
@@ -47,18 +21,18 @@ func (c *Client) Export(ctx context.Context, q trail.Query, format string) (io.R
 // checkpoint saved earlier) it also proves that the log only grew since.
 // progress, if set, is called with events done and the total. It returns
 // the checkpoint verified; a failure wraps ErrNotVerified (or ErrFork).
-func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte, progress func(done, total int64)) (trail.Checkpoint, error) {
+func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte, progress func(done, total int64)) (Checkpoint, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
-		return trail.Checkpoint{}, fmt.Errorf("verifier key: %w", err)
+		return Checkpoint{}, fmt.Errorf("verifier key: %w", err)
 	}
 	signed, err := c.Checkpoint(ctx)
 	if err != nil {
-		return trail.Checkpoint{}, err
+		return Checkpoint{}, err
 	}
 	cp, _, err := merkle.Open(signed, v)
 	if err != nil {
-		return trail.Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
+		return Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
 	}
 	if against != nil {
 		old, _, err := merkle.Open(against, v)
@@ -70,7 +44,7 @@ func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte,
 			return cp, err
 		}
 	}
-	body, err := c.Export(ctx, trail.Query{}, "ndjson")
+	body, err := c.Export(ctx, api.Query{}, "ndjson")
 	if err != nil {
 		return cp, err
 	}

@@ -23,17 +23,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
 // Appender stores one event. *trail.Log implements it (durable when Append
-// returns); so can a client of a remote Trail server.
+// returns), and so does *client.Batcher, which sends events to a Trail
+// server in the background.
 type Appender interface {
-	Append(ctx context.Context, e event.Event) (trail.Receipt, error)
+	Append(ctx context.Context, e event.Event) (api.Receipt, error)
 }
-
-var _ Appender = (*trail.Log)(nil)
 
 // Options tune the middleware. The zero value records every routed request
 // with an anonymous actor.

@@ -13,8 +13,16 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/httpaudit"
+)
+
+// What apps hand the middleware: a local log, or a client's batcher.
+var (
+	_ httpaudit.Appender = (*trail.Log)(nil)
+	_ httpaudit.Appender = (*client.Batcher)(nil)
 )
 
 func newLog(t *testing.T) *trail.Log {
@@ -87,7 +95,7 @@ func do(t *testing.T, srv *httptest.Server, method, path string, header map[stri
 func events(t *testing.T, l *trail.Log) []*event.Event {
 	t.Helper()
 	var out []*event.Event
-	for e, err := range l.Events(context.Background(), trail.Query{}) {
+	for e, err := range l.Events(context.Background(), api.Query{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,8 +214,8 @@ func TestMiddlewareHooksAndSkip(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Append(context.Context, event.Event) (trail.Receipt, error) {
-	return trail.Receipt{}, errors.New("store unavailable")
+func (failing) Append(context.Context, event.Event) (api.Receipt, error) {
+	return api.Receipt{}, errors.New("store unavailable")
 }
 
 // A failed append is logged and does not change the response.

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
@@ -56,7 +57,7 @@ var eventFlagOf = map[string]string{
 func (c *appendCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	c.db.register(fs, c.db)
-	fs.BoolVar(&c.json, "json", false, "print one JSON receipt per event: {\"id\",\"seq\",\"received_at\"}")
+	fs.BoolVar(&c.json, "json", false, "print one JSON receipt per event, as the API answers: {\"id\",\"seq\"}")
 	f := &c.ev
 	fs.StringVar(&f.actor, "actor", "", "actor `ID` (who did it); giving it reads no stdin")
 	fs.StringVar(&f.actorType, "actor-type", "", "actor `TYPE`: user, service, system or anonymous")
@@ -145,7 +146,7 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 		info, err := cl.Log(ctx)
 		var apiErr *client.APIError
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusForbidden {
-			info, err = client.LogInfo{Origin: c.db.server}, nil
+			info, err = api.LogInfo{Origin: c.db.server}, nil
 		}
 		if err != nil {
 			return err
@@ -166,7 +167,7 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 			return flagError(err)
 		}
 		out.begin(r.Seq)
-		return out.write([]trail.Receipt{r})
+		return out.write([]api.Receipt{r})
 	}
 	return c.fromStdin(ctx, l, out)
 }
@@ -467,7 +468,7 @@ func (o *receiptWriter) begin(lastSeq int64) {
 	}
 }
 
-func (o *receiptWriter) write(rs []trail.Receipt) error {
+func (o *receiptWriter) write(rs []api.Receipt) error {
 	for _, r := range rs {
 		switch {
 		case o.json:
@@ -489,8 +490,8 @@ func (o *receiptWriter) write(rs []trail.Receipt) error {
 type batchAppender interface {
 	Name() string
 	Size() int64
-	Append(ctx context.Context, e event.Event) (trail.Receipt, error)
-	AppendBatch(ctx context.Context, events []event.Event) ([]trail.Receipt, error)
+	Append(ctx context.Context, e event.Event) (api.Receipt, error)
+	AppendBatch(ctx context.Context, events []event.Event) ([]api.Receipt, error)
 	batchSize() int
 }
 
@@ -506,15 +507,15 @@ func (r *remoteLog) Size() int64 { return r.size }
 
 func (r *remoteLog) Name() string { return r.name }
 
-func (r *remoteLog) Append(ctx context.Context, e event.Event) (trail.Receipt, error) {
+func (r *remoteLog) Append(ctx context.Context, e event.Event) (api.Receipt, error) {
 	rs, err := r.c.Append(ctx, e)
 	if err != nil {
-		return trail.Receipt{}, remoteError(err)
+		return api.Receipt{}, remoteError(err)
 	}
 	return rs[0], nil
 }
 
-func (r *remoteLog) AppendBatch(ctx context.Context, evs []event.Event) ([]trail.Receipt, error) {
+func (r *remoteLog) AppendBatch(ctx context.Context, evs []event.Event) ([]api.Receipt, error) {
 	rs, err := r.c.Append(ctx, evs...)
 	return rs, remoteError(err)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -88,7 +89,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 // first and last. The events are appended in 100 batches, each when the
 // clock (the DB's, see replayClock) reads its last event's time, so that
 // their received_at spreads over the day as if they had arrived live.
-func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time, clock *replayClock) (first, last trail.Receipt, err error) {
+func fillDemo(ctx context.Context, l *trail.Log, n int, now time.Time, clock *replayClock) (first, last api.Receipt, err error) {
 	evs := demoEvents(rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(l.Size()))), n, now)
 	defer clock.set(time.Time{})
 	per := max(1, (len(evs)+99)/100)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
@@ -174,7 +175,7 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 
 // remoteEvents yields the events of the server's export (NDJSON), which
 // the CLI then writes in the format asked for.
-func remoteEvents(ctx context.Context, cl *client.Client, q trail.Query) iter.Seq2[*event.Event, error] {
+func remoteEvents(ctx context.Context, cl *client.Client, q api.Query) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		body, err := cl.Export(ctx, q, "ndjson")
 		if err != nil {

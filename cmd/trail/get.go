@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
@@ -246,7 +247,7 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 		// the next page starts below, so the one-event page under
 		// seq+1 holds the event at seq; what it says is checked with
 		// the proof of that id below.
-		page, err := cl.SearchPage(ctx, trail.Query{Cursor: strconv.FormatInt(c.seq+1, 10), Limit: 1})
+		page, err := cl.SearchPage(ctx, api.Query{Cursor: strconv.FormatInt(c.seq+1, 10), Limit: 1})
 		if err != nil {
 			return err
 		}

@@ -210,7 +210,7 @@ func (c *keysCommand) list(ctx context.Context, log string) error {
 	w := bufio.NewWriter(c.env.stdout)
 	if c.json {
 		for _, k := range keys {
-			b, err := json.Marshal(k)
+			b, err := json.Marshal(k.Wire())
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"github.com/trail-audit/trail"
-	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/api"
 )
 
 // logsCommand lists the logs of a data directory.
@@ -94,7 +94,7 @@ func (c *logsCommand) Run(ctx context.Context, args []string) error {
 }
 
 // printRemote prints the facts a server gives about a key's log.
-func (c *logsCommand) printRemote(info client.LogInfo) error {
+func (c *logsCommand) printRemote(info api.LogInfo) error {
 	w := bufio.NewWriter(c.env.stdout)
 	if c.json {
 		b, err := json.Marshal(map[string]any{"origin": info.Origin, "size": info.TreeSize, "verifier_key": info.VerifierKey})

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 )
@@ -41,10 +41,10 @@ func (q *queryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&q.text, "q", "", "free `TEXT`: every word must occur in the action, reason, actor, targets\nor metadata values; a trailing * makes a word a prefix")
 }
 
-// query returns the trail.Query of the flags; relative times count back
+// query returns the api.Query of the flags; relative times count back
 // from now.
-func (q *queryFlags) query(now time.Time) (trail.Query, error) {
-	tq := trail.Query{Actor: q.actor, Action: q.action, Outcome: event.Outcome(q.outcome), IP: q.ip, Text: q.text}
+func (q *queryFlags) query(now time.Time) (api.Query, error) {
+	tq := api.Query{Actor: q.actor, Action: q.action, Outcome: event.Outcome(q.outcome), IP: q.ip, Text: q.text}
 	if q.target != "" {
 		tq.TargetType, tq.TargetID, _ = strings.Cut(q.target, ":")
 		if tq.TargetType == "" {
@@ -195,22 +195,22 @@ func eventTable(evs []*event.Event) *table {
 
 // page runs the search on the server of --server, or on the data
 // directory.
-func (c *searchCommand) page(ctx context.Context, q trail.Query) (trail.Page, error) {
+func (c *searchCommand) page(ctx context.Context, q api.Query) (api.Page, error) {
 	cl, err := c.db.client()
 	if err != nil {
-		return trail.Page{}, err
+		return api.Page{}, err
 	}
 	if cl != nil {
 		return cl.SearchPage(ctx, q)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
-		return trail.Page{}, err
+		return api.Page{}, err
 	}
 	defer db.Close()
 	page, err := l.Search(ctx, q)
 	if err != nil {
-		return trail.Page{}, queryError(err)
+		return api.Page{}, queryError(err)
 	}
 	return page, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 )
@@ -33,7 +34,7 @@ func TestReadAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := l.Search(context.Background(), trail.Query{Action: "trail.*", Actor: e.ids["acme-read"]})
+	page, err := l.Search(context.Background(), api.Query{Action: "trail.*", Actor: e.ids["acme-read"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestReadActions(t *testing.T) {
 
 	reads := map[string]bool{}
 	var others []string
-	for ev, err := range l.Events(ctx, trail.Query{}) {
+	for ev, err := range l.Events(ctx, api.Query{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +143,7 @@ func TestKeyAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := l.Search(ctx, trail.Query{Action: "trail.key.*", Limit: 100})
+	page, err := l.Search(ctx, api.Query{Action: "trail.key.*", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
@@ -105,9 +106,9 @@ func wantDamaged(t *testing.T, call string, r response, seq int64) {
 // wantClientDamaged checks that the Go client's error names seq.
 func wantClientDamaged(t *testing.T, call string, err error, seq int64) {
 	t.Helper()
-	var de *trail.DamagedError
-	if !errors.As(err, &de) || de.Seq != seq || !errors.Is(err, trail.ErrDamaged) || !strings.Contains(err.Error(), "seq "+strconv.FormatInt(seq, 10)) {
-		t.Errorf("client %s = %v; want an error naming seq %d that is a *trail.DamagedError", call, err, seq)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Seq != seq || !errors.Is(err, client.ErrDamaged) || !strings.Contains(err.Error(), "seq "+strconv.FormatInt(seq, 10)) {
+		t.Errorf("client %s = %v; want an *client.APIError naming seq %d that matches client.ErrDamaged", call, err, seq)
 	}
 }
 
@@ -144,7 +145,7 @@ func TestDamagedEventAPI(t *testing.T) {
 	wantDamaged(t, "GET /v1/events?limit=200", e.do("GET", "/v1/events?limit=200", "acme-read", "", nil), d)
 	wantDamaged(t, "GET /v1/events?actor=", e.do("GET", "/v1/events?actor="+url.QueryEscape(evs[1500].Actor.ID), "acme-read", "", nil), d)
 	e.ok(200, "GET", "/v1/events?limit=50", "acme-read", "", nil, nil)
-	_, err = c.SearchPage(ctx, trail.Query{Limit: 200})
+	_, err = c.SearchPage(ctx, api.Query{Limit: 200})
 	wantClientDamaged(t, "SearchPage", err, d)
 
 	// An export that has begun ends with the error and is cut short.
@@ -176,7 +177,7 @@ func TestDamagedEventAPI(t *testing.T) {
 	// One that meets it before any match answers with the error.
 	breakEvent(t, e.db, "acme", 0)
 	wantDamaged(t, "GET /v1/export", e.do("GET", "/v1/export", "acme-read", "", nil), 0)
-	_, err = c.Export(ctx, trail.Query{}, "csv")
+	_, err = c.Export(ctx, api.Query{}, "csv")
 	wantClientDamaged(t, "Export", err, 0)
 
 	// An event altered so that it decodes does not hash to its leaf.
@@ -281,6 +282,6 @@ func TestTailDamagedEvent(t *testing.T) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err = c.Tail(tctx, trail.Query{}, d-2, func(*event.Event) error { return nil })
+	err = c.Tail(tctx, api.Query{}, d-2, func(*event.Event) error { return nil })
 	wantClientDamaged(t, "Tail", err, d)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -33,23 +34,10 @@ func badParam(name, reason string) error {
 	return &apiError{status: http.StatusBadRequest, code: "invalid_parameter", msg: name + ": " + reason, field: name}
 }
 
-// errorBody is the JSON of every error response.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field,omitempty"`
-		// Index is the position of the offending event in a batch.
-		Index *int `json:"index,omitempty"`
-		// Seq is the damaged stored event's, for code damaged.
-		Seq *int64 `json:"seq,omitempty"`
-	} `json:"error"`
-}
-
 // writeError is the one place where errors become API responses; classify
 // maps them:
 //
-//	400 invalid_event, invalid_parameter  *event.Error, bad query parameters
+//	400 invalid_event, invalid_parameter  *event.Error, bad query parameters (*api.ParamError)
 //	401 unauthorized                      no key, unknown or revoked key
 //	403 forbidden                         the key lacks the scope
 //	404 not_found                         no such event, size or route
@@ -74,10 +62,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // classify maps err to its status and error body, records the code for
 // the access log, and logs server-side failures.
-func (s *server) classify(r *http.Request, err error) (int, errorBody) {
-	var body errorBody
+func (s *server) classify(r *http.Request, err error) (int, api.Error) {
+	var body api.Error
 	status := http.StatusInternalServerError
 	var ae *apiError
+	var pe *api.ParamError
 	var ve *event.Error
 	var me *http.MaxBytesError
 	var de *trail.DamagedError
@@ -85,6 +74,8 @@ func (s *server) classify(r *http.Request, err error) (int, errorBody) {
 	switch {
 	case errors.As(err, &ae):
 		status, body.Error.Code, body.Error.Message, body.Error.Field = ae.status, ae.code, ae.msg, ae.field
+	case errors.As(err, &pe):
+		status, body.Error.Code, body.Error.Message, body.Error.Field = http.StatusBadRequest, "invalid_parameter", pe.Error(), pe.Name
 	case errors.As(err, &ve):
 		status, body.Error.Code, body.Error.Message, body.Error.Field = http.StatusBadRequest, "invalid_event", ve.Error(), ve.Field
 		if ve.Index >= 0 {

@@ -4,20 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
-	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 )
@@ -70,7 +66,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		}
 		evs[i] = e
 	}
-	var rs []trail.Receipt
+	var rs []api.Receipt
 	replayed := false
 	idemKey := r.Header.Get("Idempotency-Key")
 	switch {
@@ -89,9 +85,9 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 			ve.Index = -1
 		}
 	case single:
-		var rc trail.Receipt
+		var rc api.Receipt
 		rc, err = l.Append(r.Context(), evs[0])
-		rs = []trail.Receipt{rc}
+		rs = []api.Receipt{rc}
 	default:
 		rs, err = l.AppendBatch(r.Context(), evs)
 	}
@@ -103,17 +99,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	} else {
 		s.metrics.ingested(len(rs), len(body))
 	}
-	type receipt struct {
-		ID  string `json:"id"`
-		Seq int64  `json:"seq"`
-	}
-	out := struct {
-		Events []receipt `json:"events"`
-	}{make([]receipt, len(rs))}
-	for i, rc := range rs {
-		out.Events[i] = receipt{rc.ID, rc.Seq}
-	}
-	return writeJSON(w, http.StatusCreated, out)
+	return writeJSON(w, http.StatusCreated, api.Receipts{Events: rs})
 }
 
 // validIdempotencyKey accepts 1 to 255 printable ASCII characters.
@@ -184,7 +170,7 @@ func splitNDJSON(body []byte) ([][]byte, error) {
 
 // searchEvents serves GET /v1/events: newest first, keyset pages.
 func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	q, err := parseQuery(r)
+	q, err := api.ParseQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -198,70 +184,9 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 	bw := bufio.NewWriter(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	buf := []byte(`{"events":[`)
-	for i, e := range page.Events {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = canon.Append(buf, e)
-		if len(buf) > 32<<10 {
-			bw.Write(buf)
-			buf = buf[:0]
-		}
-	}
-	buf = append(buf, `],"next_cursor":`...)
-	if page.NextCursor == "" {
-		buf = append(buf, "null"...)
-	} else {
-		buf = strconv.AppendQuote(buf, page.NextCursor)
-	}
-	buf = append(buf, "}\n"...)
-	bw.Write(buf)
+	page.WriteTo(bw)
 	bw.Flush() // an error here means the client left; the status is sent
 	return nil
-}
-
-// searchParams are the query parameters of GET /v1/events.
-var searchParams = map[string]bool{
-	"actor": true, "action": true, "target_type": true, "target_id": true, "outcome": true,
-	"ip": true, "since": true, "until": true, "q": true, "limit": true, "cursor": true, "exclude_action": true,
-	"hide_reads": true,
-}
-
-// parseQuery reads the search filters of a request. Parameters with an
-// empty name are ignored; unknown ones are an error.
-func parseQuery(r *http.Request) (trail.Query, error) {
-	v := r.URL.Query()
-	for name, vals := range v {
-		switch {
-		case name == "":
-		case !searchParams[name]:
-			// A mistyped filter must not silently match everything.
-			return trail.Query{}, badParam(name, "unknown parameter")
-		case len(vals) > 1:
-			return trail.Query{}, badParam(name, "given more than once")
-		}
-	}
-	q := trail.Query{
-		Actor: v.Get("actor"), Action: v.Get("action"), TargetType: v.Get("target_type"),
-		TargetID: v.Get("target_id"), Outcome: event.Outcome(v.Get("outcome")), IP: v.Get("ip"),
-		Text: v.Get("q"), Cursor: v.Get("cursor"), ExcludeAction: v.Get("exclude_action"),
-	}
-	if err := timeParams(v, &q.Since, &q.Until); err != nil {
-		return q, err
-	}
-	var err error
-	if q.HideReads, err = boolParam(v, "hide_reads"); err != nil {
-		return q, err
-	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return q, badParam("limit", "must be a positive integer")
-		}
-		q.Limit = n
-	}
-	return q, nil
 }
 
 // getEvent serves GET /v1/events/{id}: the event, its inclusion proof in
@@ -272,53 +197,35 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Event      json.RawMessage `json:"event"`
-		Proof      inclusion       `json:"proof"`
-		Checkpoint string          `json:"checkpoint"`
-	}{canon.Append(nil, e), proof, string(signed)})
+	return writeJSON(w, http.StatusOK, api.EventProof{Event: canon.Append(nil, e), Proof: proof, Checkpoint: string(signed)})
 }
 
 // provenEvent reads the event named by the request's {id}, records the
 // read (trail.get), and proves it in the tree of the latest checkpoint,
 // which it returns signed. A stored event that does not decode, or does not
 // hash to its leaf, is a *trail.DamagedError, never served.
-func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*event.Event, inclusion, []byte, error) {
+func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*event.Event, api.InclusionProof, []byte, error) {
 	ctx := r.Context()
 	e, err := l.Get(ctx, r.PathValue("id"))
 	if err != nil {
-		return nil, inclusion{}, nil, err
+		return nil, api.InclusionProof{}, nil, err
 	}
 	if err := s.auditRead(r, key, l, trail.ActionGet, []event.Target{{Type: "event", ID: e.ID}}); err != nil {
-		return nil, inclusion{}, nil, err
+		return nil, api.InclusionProof{}, nil, err
 	}
 	signed, err := l.Checkpoint()
 	if err != nil {
-		return nil, inclusion{}, nil, err
+		return nil, api.InclusionProof{}, nil, err
 	}
 	c, err := l.OpenCheckpoint(signed)
 	if err != nil {
-		return nil, inclusion{}, nil, err
+		return nil, api.InclusionProof{}, nil, err
 	}
 	proof, err := l.ProveEvent(ctx, e, c)
 	if err != nil {
-		return nil, inclusion{}, nil, err
+		return nil, api.InclusionProof{}, nil, err
 	}
-	return e, inclusion{e.Seq, c.Size, hashes(proof)}, signed, nil
-}
-
-type inclusion struct {
-	Seq      int64    `json:"seq"`
-	TreeSize int64    `json:"tree_size"`
-	Hashes   []string `json:"hashes"`
-}
-
-func hashes(hs []tlog.Hash) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = base64.StdEncoding.EncodeToString(h[:])
-	}
-	return out
+	return e, api.InclusionProof{Seq: e.Seq, TreeSize: c.Size, Hashes: api.Hashes(proof)}, signed, nil
 }
 
 // checkpoint serves GET /v1/checkpoint: the latest signed checkpoint.
@@ -359,7 +266,7 @@ func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trai
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, inclusion{seq, size, hashes(proof)})
+	return writeJSON(w, http.StatusOK, api.InclusionProof{Seq: seq, TreeSize: size, Hashes: api.Hashes(proof)})
 }
 
 // consistencyProof serves GET /v1/proof/consistency?from=&to=.
@@ -376,20 +283,12 @@ func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key tr
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		From   int64    `json:"from"`
-		To     int64    `json:"to"`
-		Hashes []string `json:"hashes"`
-	}{from, to, hashes(proof)})
+	return writeJSON(w, http.StatusOK, api.ConsistencyProof{From: from, To: to, Hashes: api.Hashes(proof)})
 }
 
 // logInfo serves GET /v1/log.
 func (s *server) logInfo(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	return writeJSON(w, http.StatusOK, struct {
-		Origin      string `json:"origin"`
-		VerifierKey string `json:"verifier_key"`
-		TreeSize    int64  `json:"tree_size"`
-	}{l.Origin(), l.VerifierKey(), l.Size()})
+	return writeJSON(w, http.StatusOK, api.LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), TreeSize: l.Size()})
 }
 
 // writeJSON sends v. Once the status is sent an error cannot be reported
@@ -403,32 +302,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 	return nil
-}
-
-// timeParams reads the optional RFC 3339 parameters since and until.
-func timeParams(v url.Values, since, until *time.Time) error {
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", since}, {"until", until}} {
-		if s := v.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return badParam(p.name, "must be an RFC 3339 time like 2026-03-01T12:00:00Z")
-			}
-			*p.dst = t
-		}
-	}
-	return nil
-}
-
-// boolParam reads the parameter name: true, false, or absent (false).
-func boolParam(v url.Values, name string) (bool, error) {
-	switch v.Get(name) {
-	case "", "false":
-		return false, nil
-	case "true":
-		return true, nil
-	}
-	return false, badParam(name, "must be true or false")
 }

@@ -5,9 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
-	"net/url"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/internal/canon"
 )
 
@@ -19,28 +19,11 @@ import (
 // later ends an NDJSON body with that error's JSON as its last line, and
 // cuts the body short (CSV too).
 func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	v := r.URL.Query()
-	format := v.Get("format")
-	raw := v.Get("csv_raw") == "true"
-	if format == "" {
-		format = "ndjson"
-	}
-	if format != "ndjson" && format != "csv" {
-		return badParam("format", "must be ndjson or csv")
-	}
-	v.Del("format")
-	v.Del("csv_raw")
-	for _, p := range []string{"limit", "cursor"} {
-		if v.Has(p) {
-			return badParam(p, "export takes every match; use GET /v1/events to page")
-		}
-	}
-	filtered := r.Clone(r.Context())
-	filtered.URL = &url.URL{Path: r.URL.Path, RawQuery: v.Encode()}
-	q, err := parseQuery(filtered)
+	x, err := api.ParseExport(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	format, raw, q := x.Format, x.CSVRaw, x.Query
 	if err := s.auditRead(r, key, l, trail.ActionExport, nil); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
 )
@@ -52,7 +53,7 @@ func TestServesOtherProcessAppends(t *testing.T) {
 	}
 	// cliAppend appends n events of actor cli-<round> through the other
 	// DB and returns the receipts.
-	cliAppend := func(round, n int) []trail.Receipt {
+	cliAppend := func(round, n int) []api.Receipt {
 		t.Helper()
 		evs := make([]event.Event, n)
 		for i := range evs {
@@ -80,31 +81,31 @@ func TestServesOtherProcessAppends(t *testing.T) {
 
 	for round, read := range []struct {
 		name string
-		ok   func(last trail.Receipt, size int64, round int) (bool, string)
+		ok   func(last api.Receipt, size int64, round int) (bool, string)
 	}{
-		{"GET /v1/log", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+		{"GET /v1/log", func(_ api.Receipt, size int64, _ int) (bool, string) {
 			var info struct {
 				TreeSize int64 `json:"tree_size"`
 			}
 			r := e.ok(200, "GET", "/v1/log", "acme-read", "", nil, &info)
 			return info.TreeSize == size, fmt.Sprintf("%s, want tree_size %d", r.body, size)
 		}},
-		{"GET /v1/checkpoint", func(_ trail.Receipt, size int64, _ int) (bool, string) {
+		{"GET /v1/checkpoint", func(_ api.Receipt, size int64, _ int) (bool, string) {
 			c, _ := e.checkpointOf("acme-append")
 			return c.Size == size, fmt.Sprintf("checkpoint of size %d, want %d", c.Size, size)
 		}},
-		{"GET /v1/events/{id}", func(last trail.Receipt, _ int64, _ int) (bool, string) {
+		{"GET /v1/events/{id}", func(last api.Receipt, _ int64, _ int) (bool, string) {
 			r := e.do("GET", "/v1/events/"+last.ID, "acme-read", "", nil)
 			return r.status == 200, fmt.Sprintf("%d %s", r.status, r.body)
 		}},
-		{"GET /v1/events?actor=", func(last trail.Receipt, _ int64, round int) (bool, string) {
+		{"GET /v1/events?actor=", func(last api.Receipt, _ int64, round int) (bool, string) {
 			var page struct {
 				Events []struct{ ID string }
 			}
 			r := e.ok(200, "GET", fmt.Sprintf("/v1/events?actor=cli-%d&limit=1", round), "acme-read", "", nil, &page)
 			return len(page.Events) == 1 && page.Events[0].ID == last.ID, fmt.Sprintf("%s, want %s", r.body, last.ID)
 		}},
-		{"GET /v1/proof/inclusion", func(last trail.Receipt, size int64, _ int) (bool, string) {
+		{"GET /v1/proof/inclusion", func(last api.Receipt, size int64, _ int) (bool, string) {
 			r := e.do("GET", fmt.Sprintf("/v1/proof/inclusion?seq=%d&size=%d", last.Seq, size), "acme-read", "", nil)
 			var p struct{ Hashes []string }
 			return r.status == 200 && json.Unmarshal(r.body, &p) == nil && len(p.Hashes) > 0, fmt.Sprintf("%d %s", r.status, r.body)

@@ -40,29 +40,6 @@ func FuzzSplitBody(f *testing.F) {
 	})
 }
 
-func FuzzParseQuery(f *testing.F) {
-	for _, s := range []string{
-		"", "actor=a&action=user.*&limit=10&cursor=5", "since=2026-01-01T00:00:00Z&until=x",
-		"limit=-1", "a=1&a=2", "q=%zz", "outcome=failure&ip=::1",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/v1/events", RawQuery: raw}}
-		q, err := parseQuery(r)
-		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.field == "" {
-				t.Fatalf("parseQuery(%q) = %v, want a 400 naming the parameter", raw, err)
-			}
-			return
-		}
-		if q.Limit < 0 {
-			t.Fatalf("parseQuery(%q).Limit = %d", raw, q.Limit)
-		}
-	})
-}
-
 // The viewer's filters, from any URL: a query or an error naming the
 // filter, never a panic; and the URL built back from them reads the same.
 func FuzzViewerFilters(f *testing.F) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 // Key management over the API, for admin keys, within the key's own log:
@@ -25,10 +26,7 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.Key
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"`
-	}
+	var req api.KeyRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -50,10 +48,7 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.Key
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, struct {
-		Key string `json:"key"`
-		trail.KeyInfo
-	}{secret, info})
+	return writeJSON(w, http.StatusCreated, api.NewKey{Key: secret, KeyInfo: info.Wire()})
 }
 
 func (s *server) listKeys(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
@@ -61,9 +56,14 @@ func (s *server) listKeys(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Keys []trail.KeyInfo `json:"keys"`
-	}{keys})
+	out := api.Keys{}
+	if keys != nil {
+		out.Keys = make([]api.KeyInfo, len(keys))
+		for i, k := range keys {
+			out.Keys[i] = k.Wire()
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {

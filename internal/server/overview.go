@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
-	"github.com/trail-audit/trail/web"
+	"github.com/trail-audit/trail/internal/web"
 )
 
 // overviewRanges are the overview's time ranges: how far back each goes
@@ -36,7 +36,7 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	if p.Range == "" {
 		p.Range = "24h"
 	}
-	q := trail.StatsQuery{HideReads: !p.ShowReads}
+	q := api.StatsQuery{HideReads: !p.ShowReads}
 	found := false
 	for _, o := range overviewRanges {
 		p.Ranges = append(p.Ranges, web.Option{Value: o.value, Label: o.label})
@@ -62,7 +62,7 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	p.Chart = web.NewChart(st.Series, st.Bucket)
 	p.ActorNames = actorNames(ctx, l, st.TopActors)
 	p.AdminSignIns = adminSignIns(ctx, l, 8)
-	if page, err := l.Search(ctx, trail.Query{Action: trail.ActionSignIn, Limit: 8}); err == nil {
+	if page, err := l.Search(ctx, api.Query{Action: trail.ActionSignIn, Limit: 8}); err == nil {
 		for _, e := range page.Events {
 			p.ViewerSignIns = append(p.ViewerSignIns, web.NewRow(e))
 		}
@@ -72,10 +72,10 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 
 // actorNames looks up the name each actor gave in its latest event: one
 // indexed search per actor, for the few of a top list.
-func actorNames(ctx context.Context, l *trail.Log, actors []trail.Count) map[string]string {
+func actorNames(ctx context.Context, l *trail.Log, actors []api.Count) map[string]string {
 	names := map[string]string{}
 	for _, a := range actors {
-		page, err := l.Search(ctx, trail.Query{Actor: a.Value, Limit: 1})
+		page, err := l.Search(ctx, api.Query{Actor: a.Value, Limit: 1})
 		if err == nil && len(page.Events) == 1 && page.Events[0].Actor.Name != "" {
 			names[a.Value] = page.Events[0].Actor.Name
 		}
@@ -88,7 +88,7 @@ func actorNames(ctx context.Context, l *trail.Log, actors []trail.Count) map[str
 // sign-ins at most.
 func adminSignIns(ctx context.Context, l *trail.Log, n int) []web.Row {
 	var rows []web.Row
-	q := trail.Query{Action: "user.login", Outcome: event.Success, Limit: 500}
+	q := api.Query{Action: "user.login", Outcome: event.Success, Limit: 500}
 	for range 4 {
 		page, err := l.Search(ctx, q)
 		if err != nil {
@@ -134,47 +134,15 @@ func (s *server) actionOptions(ctx context.Context, l *trail.Log) []web.Option {
 	return opts
 }
 
-// statsParams are the query parameters of GET /v1/stats.
-var statsParams = map[string]bool{"since": true, "until": true, "bucket": true, "top": true, "hide_reads": true}
-
 // statsEvents serves GET /v1/stats: event counts by when they happened,
 // per hour or day and by outcome, with the top actors, actions and the
 // source IPs of failed and denied events, Trail's own reads left out with
 // hide_reads=true. It reads the log's rollups, so it is fast at any size,
 // and it is audited as trail.stats.
 func (s *server) statsEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	v := r.URL.Query()
-	for name, vals := range v {
-		switch {
-		case !statsParams[name]:
-			return badParam(name, "unknown parameter")
-		case len(vals) > 1:
-			return badParam(name, "given more than once")
-		}
-	}
-	var q trail.StatsQuery
-	if err := timeParams(v, &q.Since, &q.Until); err != nil {
+	q, err := api.ParseStatsQuery(r.URL.Query())
+	if err != nil {
 		return err
-	}
-	var err error
-	if q.HideReads, err = boolParam(v, "hide_reads"); err != nil {
-		return err
-	}
-	switch v.Get("bucket") {
-	case "":
-	case "hour":
-		q.Bucket = time.Hour
-	case "day":
-		q.Bucket = 24 * time.Hour
-	default:
-		return badParam("bucket", "must be hour or day")
-	}
-	if t := v.Get("top"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 || n > 100 {
-			return badParam("top", "must be an integer from 1 to 100")
-		}
-		q.Top = n
 	}
 	st, err := l.Stats(r.Context(), q)
 	if err != nil {
@@ -202,11 +170,9 @@ func (s *server) listActions(w http.ResponseWriter, r *http.Request, key trail.K
 		return err
 	}
 	if counts == nil {
-		counts = []trail.Count{}
+		counts = []api.Count{}
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Actions []trail.Count `json:"actions"`
-	}{counts})
+	return writeJSON(w, http.StatusOK, api.Actions{Actions: counts})
 }
 
 func (s *server) statsRoutes(mux *http.ServeMux) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 )
@@ -28,12 +29,9 @@ const (
 // after the seq in a Last-Event-ID header, to resume), oldest first. Each
 // message has the event's seq as id and its canonical JSON as data.
 func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	q, err := parseQuery(r)
+	q, err := api.ParseTail(r.URL.Query())
 	if err != nil {
 		return err
-	}
-	if q.Limit != 0 || q.Cursor != "" {
-		return badParam("limit", "tail takes no limit or cursor")
 	}
 	next := l.Size()
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
@@ -60,7 +58,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 // msg appends one event's message to buf. The status is sent first, so
 // errors after that end the stream with an error event whose data is the
 // error's JSON body (a damaged event, or a revoked key: see keyRevoked).
-func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q trail.Query, next int64, msg func(buf []byte, e *event.Event) []byte) {
+func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q api.Query, next int64, msg func(buf []byte, e *event.Event) []byte) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -150,7 +148,7 @@ func (s *server) keyRevoked(r *http.Request, id string) bool {
 // newMatches returns the events of [from, to) matching q, oldest first.
 // Search pages newest first below a cursor, so the pages are walked down to
 // from and reversed.
-func newMatches(r *http.Request, l *trail.Log, q trail.Query, from, to int64) ([]*event.Event, error) {
+func newMatches(r *http.Request, l *trail.Log, q api.Query, from, to int64) ([]*event.Event, error) {
 	q.Limit = 1000
 	q.Cursor = strconv.FormatInt(to, 10)
 	var out []*event.Event

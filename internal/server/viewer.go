@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
-	"github.com/trail-audit/trail/web"
+	"github.com/trail-audit/trail/internal/web"
 )
 
 // The viewer: the pages at / where admins and auditors read the log in a
@@ -298,8 +299,8 @@ func viewerFilters(r *http.Request) web.Filters {
 
 // filterQuery turns the page's filters into a search; time presets count
 // back from now.
-func filterQuery(f web.Filters, now time.Time) (trail.Query, error) {
-	q := trail.Query{Actor: f.Actor, Action: f.Action, Outcome: event.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
+func filterQuery(f web.Filters, now time.Time) (api.Query, error) {
+	q := api.Query{Actor: f.Actor, Action: f.Action, Outcome: event.Outcome(f.Outcome), IP: f.IP, Text: f.Q}
 	q.HideReads = f.HideReads()
 	if f.Target != "" {
 		q.TargetType, q.TargetID, _ = strings.Cut(f.Target, ":")
@@ -347,27 +348,10 @@ func parseFormTime(s string) (time.Time, error) {
 }
 
 // apiParams are q's filters as GET /v1/events (and /rows, /live, export)
-// parameters, with times absolute.
-func apiParams(q trail.Query) url.Values {
-	v := url.Values{}
-	for name, val := range map[string]string{
-		"actor": q.Actor, "action": q.Action, "target_type": q.TargetType, "target_id": q.TargetID,
-		"outcome": string(q.Outcome), "ip": q.IP, "q": q.Text, "exclude_action": q.ExcludeAction,
-	} {
-		if val != "" {
-			v.Set(name, val)
-		}
-	}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
-	}
-	if q.HideReads {
-		v.Set("hide_reads", "true")
-	}
-	return v
+// parameters, with times absolute: no limit or cursor.
+func apiParams(q api.Query) url.Values {
+	q.Limit, q.Cursor = 0, ""
+	return q.Values()
 }
 
 // eventsPage serves GET /: the events table, filtered, newest first.
@@ -379,7 +363,7 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 	q, err := filterQuery(p.F, now)
 	if err == nil {
 		q.Limit, q.Cursor = pageRows, r.URL.Query().Get("cursor")
-		var page trail.Page
+		var page api.Page
 		if page, err = l.Search(ctx, q); err == nil {
 			if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
 				return err
@@ -446,7 +430,7 @@ func pageParams(f web.Filters) url.Values {
 // eventRows serves GET /rows?<API filters>&cursor=: the next page of the
 // events table as table rows, the cursor after them in Trail-Next-Cursor.
 func (s *server) eventRows(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	q, err := parseQuery(r)
+	q, err := api.ParseQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -494,9 +478,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		from = n + 1
 	}
 	v.Del("from")
-	r2 := r.Clone(r.Context())
-	r2.URL.RawQuery = v.Encode()
-	q, err := parseQuery(r2)
+	q, err := api.ParseQuery(v)
 	if err != nil {
 		return err
 	}

@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
-	"github.com/trail-audit/trail/web"
+	"github.com/trail-audit/trail/internal/web"
 )
 
 // viewerEnv is a TLS server with a log "acme" of a few events, a read key
@@ -177,7 +178,7 @@ func TestViewerSignIn(t *testing.T) {
 	// Reading in the viewer is audited like the API: sign-in, searches, gets.
 	l, _ := v.db.Log(context.Background(), "acme")
 	seen := map[string]bool{}
-	for e, err := range l.Events(context.Background(), trail.Query{Action: "trail.*"}) {
+	for e, err := range l.Events(context.Background(), api.Query{Action: "trail.*"}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -496,9 +497,9 @@ func TestViewerHidesReads(t *testing.T) {
 	}
 
 	// The API: hide_reads on /v1/events and /v1/stats.
-	_, api := v.get(c, "/v1/events?hide_reads=true")
+	_, body = v.get(c, "/v1/events?hide_reads=true")
 	var page struct{ Events []event.Event }
-	if err := json.Unmarshal([]byte(api), &page); err != nil {
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -508,9 +509,9 @@ func TestViewerHidesReads(t *testing.T) {
 	if strings.Join(got, " ") != shown {
 		t.Errorf("GET /v1/events?hide_reads=true = %v, want %v", got, shown)
 	}
-	_, api = v.get(c, "/v1/stats?hide_reads=true")
-	var st trail.Stats
-	if err := json.Unmarshal([]byte(api), &st); err != nil || st.Total != 6 {
+	_, body = v.get(c, "/v1/stats?hide_reads=true")
+	var st api.Stats
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Total != 6 {
 		t.Errorf("GET /v1/stats?hide_reads=true counts %d events (%v), want 6", st.Total, err)
 	}
 	for _, path := range []string{"/v1/events?hide_reads=yes", "/v1/stats?hide_reads=1"} {

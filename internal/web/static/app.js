@@ -73,7 +73,7 @@ function banner(text, link) {
 
 function signInAgain() {
   const next = location.pathname + location.search;
-  banner("Your session ended (the server restarted or the key was revoked).", { href: "/signin?next=" + encodeURIComponent(next), text: "Sign in again" });
+  banner("Your session ended (it expired or was signed out, or its key was revoked).", { href: "/signin?next=" + encodeURIComponent(next), text: "Sign in again" });
 }
 
 // explain turns a failed fetch response into a banner.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 // Chart is a stacked bar chart of events over time, laid out on the server
@@ -48,7 +48,7 @@ type Label struct {
 }
 
 // NewChart lays out the series (one bucket each) of a Stats answer.
-func NewChart(series []trail.StatsBucket, bucket time.Duration) Chart {
+func NewChart(series []api.StatsBucket, bucket time.Duration) Chart {
 	c := Chart{W: 960, H: 240, PlotLeft: 56, PlotRight: 950, PlotBottom: 200}
 	const top = 12
 	if len(series) == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 //go:embed templates
@@ -49,7 +50,7 @@ var funcs = template.FuncMap{
 	},
 	// peak is the largest count of a top list, which its bars are scaled
 	// to: the longest is full width.
-	"peak": func(cs []trail.Count) int64 {
+	"peak": func(cs []api.Count) int64 {
 		var m int64
 		for _, c := range cs {
 			m = max(m, c.Count)

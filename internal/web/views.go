@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -134,9 +134,9 @@ type Overview struct {
 	Ranges []Option
 	// ShowReads says the counts include Trail's own reads
 	// (trail.ReadActions, mostly by the log's API keys), which are left
-	// out by default (trail.StatsQuery.HideReads).
+	// out by default (api.StatsQuery.HideReads).
 	ShowReads bool
-	Stats     *trail.Stats
+	Stats     *api.Stats
 	// LogSize is the log's size: the counts may trail it while indexing.
 	LogSize int64
 	// Chart is the events-over-time chart.
