@@ -2,10 +2,7 @@ package trail_test
 
 import (
 	"context"
-	"database/sql"
-	"encoding/binary"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +15,13 @@ import (
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/store/storetest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// damageFixture is a closed data directory holding one log of damageSize
-// events, all of them indexed, and their ids by seq.
+// damageFixture is a closed store holding one log of damageSize events,
+// all of them indexed, and their ids by seq.
 type damageFixture struct {
+	b      backends.Backend
 	dir    string
 	ids    []string
 	actors []string // actor ids
@@ -30,10 +29,10 @@ type damageFixture struct {
 
 const damageSize = 600
 
-func newDamageFixture(t *testing.T) *damageFixture {
+func newDamageFixture(t *testing.T, b backends.Backend) *damageFixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &damageFixture{dir: filepath.Join(t.TempDir(), "data")}
+	f := &damageFixture{b: b, dir: b.New(t)}
 	db, err := trail.Init(ctx, f.dir, trail.Options{Now: stepClock()})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +63,7 @@ func newDamageFixture(t *testing.T) *damageFixture {
 }
 
 func (f *damageFixture) copy(t *testing.T) string {
-	return (&tamperFixture{dir: f.dir}).copy(t)
+	return f.b.Copy(t, f.dir)
 }
 
 // openLog opens the log of the data directory dir.
@@ -81,89 +80,6 @@ func openLog(t *testing.T, dir string, readOnly bool) *trail.Log {
 		t.Fatal(err)
 	}
 	return l
-}
-
-// bundleHolding returns the key and data of the stored bundle that holds
-// event seq, and the seq of its first event.
-func bundleHolding(t *testing.T, db *sql.DB, log, seq int64) (k, first int64, data []byte) {
-	t.Helper()
-	err := db.QueryRow("SELECT k, data FROM events WHERE k >= ? AND k <= ? ORDER BY k DESC LIMIT 1",
-		eventKey(log, 0), eventKey(log, seq)).Scan(&k, &data)
-	if err != nil {
-		t.Fatalf("bundle of seq %d: %v", seq, err)
-	}
-	return k, k - eventKey(log, 0), data
-}
-
-// recordAt returns the offset in a bundle of the first byte of its record
-// i (bundle.go in internal/store/sqlite has the layout).
-func recordAt(data []byte, i int) int {
-	off := 1
-	_, w := binary.Uvarint(data[off:])
-	off += w
-	for j := 0; ; j++ {
-		n, w := binary.Uvarint(data[off:])
-		off += w
-		if j == i {
-			return off
-		}
-		off += int(n)
-	}
-}
-
-// damageCase changes one byte of the stored bundle holding an event.
-type damageCase struct {
-	name string
-	// header: the byte is in the bundle's header, so the event damaged is
-	// the last of its bundle (whose end the header gives).
-	header bool
-	// decodes: the bundle still decodes, into another event.
-	decodes bool
-	flip    func(data []byte, rec int)
-}
-
-func damageCases() []damageCase {
-	return []damageCase{
-		{name: "outcome code", flip: func(data []byte, rec int) {
-			_, w1 := binary.Varint(data[rec:])
-			_, w2 := binary.Varint(data[rec+w1:])
-			data[rec+w1+w2] = 9
-		}},
-		{name: "field length", flip: func(data []byte, rec int) {
-			_, w1 := binary.Varint(data[rec:])
-			_, w2 := binary.Varint(data[rec+w1:])
-			data[rec+w1+w2+1] = 0x7f // actor id's length, past the record
-		}},
-		// received_at moves by 2^24 ns, and with it the millisecond in
-		// the event's id: the id asked for no longer matches.
-		{name: "received_at", decodes: true, flip: func(data []byte, rec int) { data[rec+3] ^= 0x10 }},
-		{name: "event count", header: true, flip: func(data []byte, _ int) { data[1]-- }},
-		{name: "format version", header: true, flip: func(data []byte, _ int) { data[0] = 2 }},
-	}
-}
-
-// damage applies c to the bundle holding seq 300 of the log in dir, and
-// returns the seq of the event damaged, one in the middle of the bundle
-// (its last for header damage), and the seq of the bundle's first event.
-func damage(t *testing.T, dir string, c damageCase) (seq, first int64) {
-	t.Helper()
-	db := rawDB(t, dir)
-	log := logID(t, db)
-	k, first, data := bundleHolding(t, db, log, 300)
-	n := int64(data[1])
-	if n < 3 {
-		t.Fatalf("the bundle holding seq 300 holds %d events; want 3 or more, to damage one in the middle", n)
-	}
-	seq = first + n/2
-	if c.header {
-		seq = first + n - 1
-	}
-	c.flip(data, recordAt(data, int(seq-first)))
-	mustExec(t, db, "UPDATE events SET data = ? WHERE k = ?", data, k)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return seq, first
 }
 
 // wantDamaged checks that err is a *trail.DamagedError at a seq in [lo,
@@ -183,22 +99,37 @@ func wantDamaged(t *testing.T, call string, err error, lo, hi int64) {
 	}
 }
 
-// TestDamagedEvent changes one byte of a stored event's bundle: every read
-// that meets the event must report it damaged, naming its seq, never as
-// missing nor by skipping it.
+// TestDamagedEvent damages the stored record of an event in each of the
+// ways its backend lists (storetest.Damage): every read that meets the
+// event must report it damaged, naming its seq, never as missing nor by
+// skipping it.
 func TestDamagedEvent(t *testing.T) {
-	f := newDamageFixture(t)
+	backends.Run(t, testDamagedEvent)
+}
+
+func testDamagedEvent(t *testing.T, b backends.Backend) {
+	f := newDamageFixture(t, b)
 	ctx := context.Background()
-	for _, c := range damageCases() {
-		t.Run(c.name, func(t *testing.T) {
+	tp := b.Tamper(t, f.dir)
+	damages := tp.Damages()
+	tp.Close()
+	for i, c := range damages {
+		t.Run(c.Name, func(t *testing.T) {
 			dir := f.copy(t)
-			seq, first := damage(t, dir, c)
-			t.Logf("damaged seq %d (bundle from %d)", seq, first)
+			tp := b.Tamper(t, dir)
+			seq, first, err := tp.Damages()[i].Apply(ctx, tamperLog, 300)
+			if err != nil {
+				t.Fatalf("damage the record of seq 300: %v", err)
+			}
+			if err := tp.Close(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("damaged seq %d (record from %d)", seq, first)
 			l := openLog(t, dir, true)
 
-			_, err := l.Get(ctx, f.ids[seq])
+			_, err = l.Get(ctx, f.ids[seq])
 			wantDamaged(t, "Get(id of the damaged event)", err, seq, seq)
-			if !c.decodes {
+			if !c.Decodes {
 				_, err = l.GetSeq(ctx, seq)
 				wantDamaged(t, "GetSeq(damaged seq)", err, seq, seq)
 			}
@@ -207,19 +138,16 @@ func TestDamagedEvent(t *testing.T) {
 			if p, err := l.Search(ctx, api.Query{Limit: 10}); err != nil || len(p.Events) != 10 {
 				t.Errorf("Search(newest 10) = %d events, %v; want 10 and no error", len(p.Events), err)
 			}
-			if c.decodes {
+			if c.Decodes {
 				return // a search cannot tell an altered event from any other
 			}
-			// The first event met is the damaged one, or for damage to
-			// its bundle's header, one of the bundle.
-			lo := seq
-			if c.header {
-				lo = first
-			}
+			// The first event met is the damaged one, or for damage that
+			// hides where its record's events end (a bundle's header),
+			// one of the record.
 			_, err = l.Search(ctx, api.Query{Limit: 1000})
-			wantDamaged(t, "Search(every event)", err, lo, seq)
+			wantDamaged(t, "Search(every event)", err, first, seq)
 			_, err = l.Search(ctx, api.Query{Actor: f.actors[seq], Limit: 1000})
-			wantDamaged(t, "Search(an actor's events, through the index)", err, lo, seq)
+			wantDamaged(t, "Search(an actor's events, through the index)", err, first, seq)
 			var n int
 			err = nil
 			for _, ierr := range l.Events(ctx, api.Query{}) {
@@ -229,7 +157,7 @@ func TestDamagedEvent(t *testing.T) {
 				}
 				n++
 			}
-			wantDamaged(t, "Events(every event)", err, lo, seq)
+			wantDamaged(t, "Events(every event)", err, first, seq)
 			var de *trail.DamagedError
 			if errors.As(err, &de) && n != int(de.Seq) {
 				t.Errorf("Events yielded %d events before the damage at seq %d, want them all", n, de.Seq)
@@ -241,7 +169,13 @@ func TestDamagedEvent(t *testing.T) {
 // TestGetWrongID: an id whose seq holds an intact event of another
 // receipt time is no such event, not damage.
 func TestGetWrongID(t *testing.T) {
-	f := newDamageFixture(t)
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newDamageFixture(t, b)
+		testGetWrongID(t, f)
+	})
+}
+
+func testGetWrongID(t *testing.T, f *damageFixture) {
 	l := openLog(t, f.dir, true)
 	e, err := l.GetSeq(context.Background(), 42)
 	if err != nil {
@@ -256,12 +190,15 @@ func TestGetWrongID(t *testing.T) {
 // TestProveEvent: an event altered so that it still decodes is caught by
 // its inclusion proof.
 func TestProveEvent(t *testing.T) {
-	f := newDamageFixture(t)
+	backends.Run(t, func(t *testing.T, b backends.Backend) { testProveEvent(t, newDamageFixture(t, b)) })
+}
+
+func testProveEvent(t *testing.T, f *damageFixture) {
 	ctx := context.Background()
 	dir := f.copy(t)
-	db := rawDB(t, dir)
-	editEvent(t, db, logID(t, db), 300, func(e *event.Event) { e.Reason = "nothing to see" })
-	db.Close()
+	tp := f.b.Tamper(t, dir)
+	editEvent(t, tp, 300, func(e *event.Event) { e.Reason = "nothing to see" })
+	must(t, tp.Close())
 	l := openLog(t, dir, true)
 	signed, err := l.Checkpoint()
 	if err != nil {
@@ -291,33 +228,34 @@ func TestProveEvent(t *testing.T) {
 }
 
 // TestStrayEvent stores an event past the log's size, as a copy of a
-// bundle under a higher key or as more events in the last bundle: Verify
+// record at a higher seq or as one more event in the last record: Verify
 // must report it and appends must fail naming it, storing nothing.
 func TestStrayEvent(t *testing.T) {
-	f := newDamageFixture(t)
+	backends.Run(t, func(t *testing.T, b backends.Backend) { testStrayEvent(t, newDamageFixture(t, b)) })
+}
+
+func testStrayEvent(t *testing.T, f *damageFixture) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name  string
 		seq   int64
-		stray func(t *testing.T, db *sql.DB, log int64)
+		stray func(t *testing.T, tp storetest.Tamperer)
 	}{
-		{"row at the log's size", damageSize, func(t *testing.T, db *sql.DB, log int64) {
-			k, _, _ := bundleHolding(t, db, log, damageSize-1)
-			mustExec(t, db, "INSERT INTO events (k, data) SELECT ?, data FROM events WHERE k = ?", eventKey(log, damageSize), k)
+		{"record at the log's size", damageSize, func(t *testing.T, tp storetest.Tamperer) {
+			must(t, tp.CopyRecord(ctx, tamperLog, damageSize-1, damageSize))
 		}},
-		{"row far past the log's size", 5000, func(t *testing.T, db *sql.DB, log int64) {
-			k, _, _ := bundleHolding(t, db, log, 10)
-			mustExec(t, db, "INSERT INTO events (k, data) SELECT ?, data FROM events WHERE k = ?", eventKey(log, 5000), k)
+		{"record far past the log's size", 5000, func(t *testing.T, tp storetest.Tamperer) {
+			must(t, tp.CopyRecord(ctx, tamperLog, 10, 5000))
 		}},
-		{"last bundle holding one more", damageSize, func(t *testing.T, db *sql.DB, log int64) {
-			forge(t, db, log, damageSize)
+		{"last record holding one more", damageSize, func(t *testing.T, tp storetest.Tamperer) {
+			forge(t, tp, damageSize)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := f.copy(t)
-			db := rawDB(t, dir)
-			c.stray(t, db, logID(t, db))
-			db.Close()
+			tp := f.b.Tamper(t, dir)
+			c.stray(t, tp)
+			must(t, tp.Close())
 
 			_, err := verify(t, dir, trail.VerifyOptions{})
 			var ve *trail.VerifyError
@@ -344,12 +282,15 @@ func TestStrayEvent(t *testing.T) {
 // TestMissingEvent deletes a stored event: reads that reach its seq report
 // it damaged (missing), through the id, a scan and an index alike.
 func TestMissingEvent(t *testing.T) {
-	f := newDamageFixture(t)
+	backends.Run(t, func(t *testing.T, b backends.Backend) { testMissingEvent(t, newDamageFixture(t, b)) })
+}
+
+func testMissingEvent(t *testing.T, f *damageFixture) {
 	ctx := context.Background()
 	dir := f.copy(t)
-	db := rawDB(t, dir)
-	deleteEvents(t, db, logID(t, db), 300, 301)
-	db.Close()
+	tp := f.b.Tamper(t, dir)
+	deleteEvents(t, tp, 300, 301)
+	must(t, tp.Close())
 	l := openLog(t, dir, true)
 
 	_, err := l.Get(ctx, f.ids[300])

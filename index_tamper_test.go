@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,23 +15,25 @@ import (
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// indexFixture is a closed data directory holding the log "audit" of
-// indexEvents events, all indexed: the first segment's posting lists in
-// the index tables, the second's in the posting tail.
+// indexFixture is a closed store holding the log "audit" of indexEvents
+// events, all indexed: in the SQLite store, the first segment's posting
+// lists in the index tables, the second's in the posting tail.
 type indexFixture struct {
+	b   backends.Backend
 	dir string
 	evs []event.Event // as appended, evs[i] at seq i
 }
 
 const indexEvents = 20000
 
-// newIndexFixture builds the fixture in t's temporary directory.
-func newIndexFixture(t *testing.T) *indexFixture {
+// newIndexFixture builds the fixture on backend b.
+func newIndexFixture(t *testing.T, b backends.Backend) *indexFixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &indexFixture{dir: filepath.Join(t.TempDir(), "data"), evs: storetest.Events(indexEvents, 61)}
+	f := &indexFixture{b: b, dir: b.New(t), evs: storetest.Events(indexEvents, 61)}
 	db, err := trail.Init(ctx, f.dir, trail.Options{Now: stepClock()})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,10 @@ func newIndexFixture(t *testing.T) *indexFixture {
 // TestVerifyIndex runs the tests of VerifyIndex and Reindex on one
 // fixture, each on a copy.
 func TestVerifyIndex(t *testing.T) {
-	f := newIndexFixture(t)
+	backends.Run(t, func(t *testing.T, b backends.Backend) { testVerifyIndex(t, newIndexFixture(t, b)) })
+}
+
+func testVerifyIndex(t *testing.T, f *indexFixture) {
 	t.Run("while indexing", func(t *testing.T) { testVerifyIndexWhileIndexing(t, f) })
 	if raceEnabled {
 		// Reading and rebuilding 20,000 events over and over takes
@@ -78,7 +82,7 @@ func TestVerifyIndex(t *testing.T) {
 // whenever it is read.
 func testVerifyIndexWhileIndexing(t *testing.T, f *indexFixture) {
 	ctx := context.Background()
-	l := openLog(t, (&tamperFixture{dir: f.dir}).copy(t), false)
+	l := openLog(t, f.b.Copy(t, f.dir), false)
 	more := storetest.Events(16000, 62)
 	appended := make(chan error, 1)
 	go func() {
@@ -168,7 +172,7 @@ func verifyIndex(t *testing.T, l *trail.Log) (trail.IndexReport, error) {
 }
 
 func testVerifyIndexClean(t *testing.T, f *indexFixture) {
-	l := openLog(t, (&tamperFixture{dir: f.dir}).copy(t), false)
+	l := openLog(t, f.b.Copy(t, f.dir), false)
 	rep, err := verifyIndex(t, l)
 	if err != nil {
 		t.Fatalf("VerifyIndex of an untouched log = %v, differences %v", err, rep.Diffs)
@@ -183,7 +187,10 @@ func testVerifyIndexClean(t *testing.T, f *indexFixture) {
 // the index, the value and the events, and that Reindex repairs it so
 // that searches find every event again.
 func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
-	const seg1 = 1 << 14 // the first seq of the second segment, in the posting tail
+	ctx := context.Background()
+	// The first seq of the second segment of the SQLite store's indexes,
+	// which the fixture holds in the posting tail.
+	const seg1 = 1 << 14
 	alice := f.seqsWhere(func(e *event.Event) bool { return e.Actor.ID == "alice" })
 	aliceSeg0 := alice[:slices.IndexFunc(alice, func(s int64) bool { return s >= seg1 })]
 	bob := f.seqsWhere(func(e *event.Event) bool { return e.Actor.ID == "bob" })
@@ -199,7 +206,7 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 	}
 	for _, tc := range []struct {
 		name   string
-		tamper func(t *testing.T, dir string, log int64)
+		tamper func(t *testing.T, tp storetest.Tamperer)
 		want   []check
 		// search is a query whose results the tampering changed, and
 		// want the seqs it must find once repaired.
@@ -211,58 +218,58 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 	}{
 		{
 			name: "an actor's posting row deleted",
-			tamper: func(t *testing.T, dir string, log int64) {
-				mustExec(t, rawDB(t, dir), "DELETE FROM by_actor WHERE seg = ? AND actor_id = 'alice'", eventKey(log, 0)>>14)
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.DeletePostings(ctx, tamperLog, store.IndexActor, "alice", 0, seg1))
 			},
 			want:   []check{{index: "actor", value: "alice", missing: aliceSeg0}},
 			search: api.Query{Actor: "alice"}, find: alice,
 		},
 		{
 			name: "an actor taken out of the posting tail",
-			tamper: func(t *testing.T, dir string, log int64) {
-				// Every tail row of the actor index (t = 2) goes, bob's
-				// events and the others'.
-				mustExec(t, rawDB(t, dir), "DELETE FROM posting_tail WHERE seg = ? AND t = 2", eventKey(log, seg1)>>14)
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				// Every actor's postings of the second segment go, bob's
+				// events' and the others'.
+				must(t, tp.DeletePostings(ctx, tamperLog, store.IndexActor, "", seg1, indexEvents))
 			},
 			want:   []check{{index: "actor", value: "bob", missing: bobSeg1}},
 			search: api.Query{Actor: "bob"}, find: bob,
 		},
 		{
 			name: "a posting row inserted",
-			tamper: func(t *testing.T, dir string, log int64) {
-				mustExec(t, rawDB(t, dir), "INSERT INTO by_ip (seg, ip, k, ks) VALUES (?, '203.0.113.99', ?, NULL)", eventKey(log, 0)>>14, eventKey(log, 5))
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.AddPosting(ctx, tamperLog, store.Posting{Index: store.IndexIP, Value: "203.0.113.99", Seqs: []int64{5}}))
 			},
 			want: []check{{index: "ip", value: "203.0.113.99", extra: []int64{5}}},
 		},
 		{
 			name: "an hourly count changed",
-			tamper: func(t *testing.T, dir string, log int64) {
-				// bob's count of the hour of event bob[0]: dim 2 is the actor.
-				mustExec(t, rawDB(t, dir), "UPDATE rollup SET n_total = n_total + 7 WHERE log = ? AND dim = 2 AND value = 'bob' AND hour = ?",
-					log, store.HourOf(f.evs[bob[0]].Time))
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				// bob's count of the hour of event bob[0].
+				hour := store.HourOf(f.evs[bob[0]].Time)
+				editCount(t, tp, store.CountKey{Dim: store.CountActor, Span: store.SpanHour, Hour: hour, Value: "bob"}, 7)
 			},
 			want: []check{{index: "counts by hour", value: "actor bob, " + f.evs[bob[0]].Time.UTC().Truncate(time.Hour).Format("2006-01-02 15:04") + " UTC"}},
 		},
 		{
 			name: "an action count changed",
-			tamper: func(t *testing.T, dir string, log int64) {
-				mustExec(t, rawDB(t, dir), "UPDATE actions SET count = count - 100 WHERE log = ? AND action = 'user.login'", log)
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				editCount(t, tp, store.CountKey{Dim: store.CountAction, Span: store.SpanAll, Value: "user.login"}, -100)
 			},
 			want:    []check{{index: "action counts", value: "user.login", stored: int64(len(logins) - 100)}},
 			actions: map[string]int64{"user.login": int64(len(logins))},
 		},
 		{
 			name: "a word added to an event's text",
-			tamper: func(t *testing.T, dir string, log int64) {
-				mustExec(t, rawDB(t, dir), "INSERT INTO events_fts (rowid, text) VALUES (?, 'needlessly')", eventKey(log, 7))
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.AddPosting(ctx, tamperLog, store.Posting{Index: store.IndexText, Value: "needlessly", Seqs: []int64{7}}))
 			},
 			want:   []check{{index: "text", value: "needlessly", extra: []int64{7}}},
 			search: api.Query{Text: "needlessly"}, find: nil,
 		},
 		{
 			name: "an event's words deleted",
-			tamper: func(t *testing.T, dir string, log int64) {
-				mustExec(t, rawDB(t, dir), "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)", eventKey(log, 9), derive.Text(ev9))
+			tamper: func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.DeletePostings(ctx, tamperLog, store.IndexText, "", 9, 10))
 			},
 			want:   []check{{index: "text", value: words9[len(words9)-1], missing: []int64{9}}},
 			search: api.Query{Text: strings.Join(words9, " ")},
@@ -272,10 +279,10 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := (&tamperFixture{dir: f.dir}).copy(t)
-			rdb := rawDB(t, dir)
-			tc.tamper(t, dir, logID(t, rdb))
-			rdb.Close()
+			dir := f.b.Copy(t, f.dir)
+			tp := f.b.Tamper(t, dir)
+			tc.tamper(t, tp)
+			must(t, tp.Close())
 			l := openLog(t, dir, false)
 			if tc.search.Actor != "" || tc.search.Action != "" || tc.search.Text != "" {
 				if got := found(t, l, tc.search); slices.Equal(got, tc.find) {
@@ -344,6 +351,22 @@ func testVerifyIndexTampered(t *testing.T, f *indexFixture) {
 	}
 }
 
+// editCount adds delta to the total of the stored count under k.
+func editCount(t *testing.T, tp storetest.Tamperer, k store.CountKey, delta int64) {
+	t.Helper()
+	found := false
+	must(t, tp.EditCounts(context.Background(), tamperLog, func(r *store.CountRow) bool {
+		if r.CountKey == k {
+			r.Total += delta
+			found = true
+		}
+		return true
+	}))
+	if !found {
+		t.Fatalf("no stored count %+v", k)
+	}
+}
+
 // actionCount returns the count Actions gives action.
 func actionCount(t *testing.T, l *trail.Log, action string) int64 {
 	t.Helper()
@@ -375,12 +398,15 @@ func diffLines(rep trail.IndexReport) string {
 // rest, with tallies small enough to spill to files.
 func testVerifyIndexBounded(t *testing.T, f *indexFixture) {
 	defer trail.SetIndexTallyKeys(500)()
-	dir := (&tamperFixture{dir: f.dir}).copy(t)
-	rdb := rawDB(t, dir)
-	for _, table := range []string{"by_action", "by_outcome", "by_actor", "by_ip", "by_target", "posting_tail", "rollup"} {
-		mustExec(t, rdb, "DELETE FROM "+table)
+	dir := f.b.Copy(t, f.dir)
+	tp := f.b.Tamper(t, dir)
+	ctx := context.Background()
+	for _, ix := range []store.Index{store.IndexAction, store.IndexOutcome, store.IndexActor, store.IndexIP, store.IndexTarget} {
+		must(t, tp.DeletePostings(ctx, tamperLog, ix, "", 0, indexEvents))
 	}
-	rdb.Close()
+	// The counts by hour and day go; those of all time, and the words, stay.
+	must(t, tp.EditCounts(ctx, tamperLog, func(r *store.CountRow) bool { return r.Span == store.SpanAll }))
+	must(t, tp.Close())
 	l := openLog(t, dir, false)
 	rep, err := l.VerifyIndex(context.Background(), trail.VerifyIndexOptions{MaxDiffs: 5, MaxSeqs: 3})
 	if !errors.Is(err, trail.ErrIndexMismatch) {

@@ -24,7 +24,7 @@ var postingTables = map[store.Index]struct{ table, value, id string }{
 
 // indexValue is value as the index stores it: an outcome by its code.
 func indexValue(ix store.Index, value string) (any, error) {
-	if ix != store.IndexOutcome {
+	if ix != store.IndexOutcome || value == "" {
 		return value, nil
 	}
 	code := slices.Index(outcomes, event.Outcome(value))
