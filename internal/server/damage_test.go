@@ -3,79 +3,43 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
-	"github.com/trail-audit/trail/internal/store/sqlite"
 	"github.com/trail-audit/trail/internal/store/storetest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// storeDB opens the database of a running server's data directory as
-// someone with access to the file would.
-func storeDB(t *testing.T, db *trail.DB, log string) (*sql.DB, int64) {
+// newEnvOn is newEnv on a new store of backend b.
+func newEnvOn(t *testing.T, b backends.Backend, opts server.Options) *env {
 	t.Helper()
-	raw, err := sql.Open("sqlite", "file:"+filepath.Join(db.Dir(), trail.DatabaseFile)+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.SetMaxOpenConns(1)
-	t.Cleanup(func() { raw.Close() })
-	var id int64
-	if err := raw.QueryRow("SELECT id FROM logs WHERE name = ?", log).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return raw, id
+	opts.NoReadAudit = true
+	return newEnvAt(t, b.New(t), opts)
 }
 
-// breakEvent changes one byte of the stored record of event seq, its
-// outcome code, so that it no longer decodes (see bundle.go in
-// internal/store/sqlite for the layout).
-func breakEvent(t *testing.T, db *trail.DB, log string, seq int64) {
+// breakEvent damages the stored record of event seq of log, in the store
+// of a running server, so that it no longer decodes.
+func breakEvent(t *testing.T, tp storetest.Tamperer, log string, seq int64) {
 	t.Helper()
-	raw, id := storeDB(t, db, log)
-	var k int64
-	var data []byte
-	if err := raw.QueryRow("SELECT k, data FROM events WHERE k >= ? AND k <= ? ORDER BY k DESC LIMIT 1", id<<40, id<<40|seq).Scan(&k, &data); err != nil {
-		t.Fatal(err)
-	}
-	off := 1
-	_, w := binary.Uvarint(data[off:])
-	off += w
-	for i := k - id<<40; ; i++ {
-		n, w := binary.Uvarint(data[off:])
-		off += w
-		if i == seq {
-			break
-		}
-		off += int(n)
-	}
-	_, w1 := binary.Varint(data[off:])
-	_, w2 := binary.Varint(data[off+w1:])
-	data[off+w1+w2] = 9
-	if _, err := raw.Exec("UPDATE events SET data = ? WHERE k = ?", data, k); err != nil {
+	if err := tp.BreakEvent(context.Background(), log, seq); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // alterEvent changes the stored event seq so that it still decodes.
-func alterEvent(t *testing.T, db *trail.DB, log string, seq int64) {
+func alterEvent(t *testing.T, tp storetest.Tamperer, log string, seq int64) {
 	t.Helper()
-	raw, id := storeDB(t, db, log)
-	err := sqlite.EditEvents(raw, id, seq, seq+1, func(evs []*event.Event) []*event.Event {
+	err := tp.EditEvents(context.Background(), log, seq, seq+1, func(evs []*event.Event) []*event.Event {
 		evs[0].Reason = "nothing to see"
 		return evs
 	})
@@ -115,7 +79,12 @@ func wantClientDamaged(t *testing.T, call string, err error, seq int64) {
 // A damaged event is answered as damaged, naming its seq, by every API
 // read that meets it, and by the Go client.
 func TestDamagedEventAPI(t *testing.T) {
-	e := newEnv(t, server.Options{})
+	backends.Run(t, testDamagedEventAPI)
+}
+
+func testDamagedEventAPI(t *testing.T, b backends.Backend) {
+	e := newEnvOn(t, b, server.Options{})
+	tp := b.Tamper(t, e.db.Dir())
 	ctx := context.Background()
 	l, err := e.db.Log(ctx, "acme")
 	if err != nil {
@@ -131,7 +100,7 @@ func TestDamagedEventAPI(t *testing.T) {
 	}
 	// Keys may have put events first: seqs come from the receipts.
 	d, a := rs[1500].Seq, rs[1200].Seq
-	breakEvent(t, e.db, "acme", d)
+	breakEvent(t, tp, "acme", d)
 	c, err := client.New(e.url, e.keys["acme-read"], client.Options{MaxRetries: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -175,13 +144,13 @@ func TestDamagedEventAPI(t *testing.T) {
 		t.Errorf("client.ExportError(%s) = nil", last)
 	}
 	// One that meets it before any match answers with the error.
-	breakEvent(t, e.db, "acme", 0)
+	breakEvent(t, tp, "acme", 0)
 	wantDamaged(t, "GET /v1/export", e.do("GET", "/v1/export", "acme-read", "", nil), 0)
 	_, err = c.Export(ctx, api.Query{}, "csv")
 	wantClientDamaged(t, "Export", err, 0)
 
 	// An event altered so that it decodes does not hash to its leaf.
-	alterEvent(t, e.db, "acme", a)
+	alterEvent(t, tp, "acme", a)
 	wantDamaged(t, "GET /v1/events/{id} of an altered event", e.do("GET", "/v1/events/"+rs[1200].ID, "acme-read", "", nil), a)
 	_, err = c.Get(ctx, rs[1200].ID, l.VerifierKey())
 	wantClientDamaged(t, "Get(altered event)", err, a)
@@ -191,7 +160,11 @@ func TestDamagedEventAPI(t *testing.T) {
 // An event stored past the log's end fails appends with code damaged,
 // naming its seq; nothing is stored.
 func TestStrayEventAPI(t *testing.T) {
-	e := newEnv(t, server.Options{})
+	backends.Run(t, testStrayEventAPI)
+}
+
+func testStrayEventAPI(t *testing.T, b backends.Backend) {
+	e := newEnvOn(t, b, server.Options{})
 	ctx := context.Background()
 	l, err := e.db.Log(ctx, "acme")
 	if err != nil {
@@ -201,8 +174,7 @@ func TestStrayEventAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := l.Size()
-	raw, id := storeDB(t, e.db, "acme")
-	if _, err := raw.Exec("INSERT INTO events (k, data) SELECT ?, data FROM events WHERE k = (SELECT max(k) FROM events WHERE k < ?)", id<<40|size, id<<40|size); err != nil {
+	if err := b.Tamper(t, e.db.Dir()).CopyRecord(ctx, "acme", size-1, size); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do("POST", "/v1/events", "acme-append", "application/json", []byte(`{"actor":{"id":"alice"},"action":"user.login"}`))
@@ -224,7 +196,12 @@ func TestStrayEventAPI(t *testing.T) {
 // The viewer's event page and events list say that a stored event is
 // damaged, naming its seq, and to run trail verify.
 func TestViewerDamagedEvent(t *testing.T) {
-	v := newViewerEnv(t)
+	backends.Run(t, testViewerDamagedEvent)
+}
+
+func testViewerDamagedEvent(t *testing.T, b backends.Backend) {
+	v := newViewerEnvAt(t, b.New(t))
+	tp := b.Tamper(t, v.db.Dir())
 	ctx := context.Background()
 	l, err := v.db.Log(ctx, "acme")
 	if err != nil {
@@ -242,8 +219,8 @@ func TestViewerDamagedEvent(t *testing.T) {
 	if resp := v.signIn(c, v.read, "/", v.srv.URL); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in = %s", resp.Status)
 	}
-	alterEvent(t, v.db, "acme", before.Seq) // still decodes
-	breakEvent(t, v.db, "acme", bad.Seq)    // does not
+	alterEvent(t, tp, "acme", before.Seq) // still decodes
+	breakEvent(t, tp, "acme", bad.Seq)    // does not
 
 	for _, tc := range []struct {
 		path string
@@ -264,7 +241,12 @@ func TestViewerDamagedEvent(t *testing.T) {
 // A tail that meets a damaged event ends with an error event naming it;
 // the Go client's Tail returns it rather than reconnect for ever.
 func TestTailDamagedEvent(t *testing.T) {
-	e := newEnv(t, server.Options{})
+	backends.Run(t, testTailDamagedEvent)
+}
+
+func testTailDamagedEvent(t *testing.T, b backends.Backend) {
+	e := newEnvOn(t, b, server.Options{})
+	tp := b.Tamper(t, e.db.Dir())
 	ctx := context.Background()
 	l, err := e.db.Log(ctx, "acme")
 	if err != nil {
@@ -275,7 +257,7 @@ func TestTailDamagedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := rs[10].Seq
-	breakEvent(t, e.db, "acme", d)
+	breakEvent(t, tp, "acme", d)
 	c, err := client.New(e.url, e.keys["acme-read"], client.Options{})
 	if err != nil {
 		t.Fatal(err)

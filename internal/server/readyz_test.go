@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,29 +11,24 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/internal/store/storetest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // /readyz says whether appends could commit now: not while another
 // connection holds the database's write lock, again once it lets go.
 func TestReadyzChecksWritable(t *testing.T) {
-	e := newEnv(t, server.Options{})
+	backends.Run(t, testReadyzChecksWritable)
+}
+
+func testReadyzChecksWritable(t *testing.T, b backends.Backend) {
+	e := newEnvOn(t, b, server.Options{})
 	e.ok(200, "GET", "/readyz", "", "", nil, nil)
 
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(e.db.Dir(), trail.DatabaseFile))
+	unlock, err := b.Tamper(t, e.db.Dir()).LockWrites(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ctx := context.Background()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -43,10 +37,9 @@ func TestReadyzChecksWritable(t *testing.T) {
 		t.Errorf("/readyz took %v to say not ready", d)
 	}
 	e.ok(200, "GET", "/healthz", "", "", nil, nil) // the process is up all the same
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+	if err := unlock(); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close()
 	e.ok(200, "GET", "/readyz", "", "", nil, nil)
 }
 
@@ -141,16 +134,19 @@ func TestDataDirectoryRemoved(t *testing.T) {
 // When the indexer fails, /readyz says so with the reason and the
 // metrics count it, until the indexer, retrying by itself, gets through.
 func TestReadyzIndexerFailing(t *testing.T) {
-	e := newEnv(t, server.Options{})
-	other, _ := storeDB(t, e.db, "acme")
-	// Another program's trigger refuses what only the indexer writes.
-	if _, err := other.Exec(`CREATE TRIGGER refuse_index BEFORE UPDATE OF posted_size ON logs
-		BEGIN SELECT RAISE(ABORT, 'index writes refused by a trigger'); END`); err != nil {
+	backends.Run(t, testReadyzIndexerFailing)
+}
+
+func testReadyzIndexerFailing(t *testing.T, b backends.Backend) {
+	e := newEnvOn(t, b, server.Options{})
+	// Another program refuses what only the indexer writes.
+	restore, err := b.Tamper(t, e.db.Dir()).FailIndexing(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.ok(201, "POST", "/v1/events", "acme-append", "application/json", []byte(ev("alice", "user.login")), nil)
 	r := e.waitReady(503)
-	if !strings.Contains(string(r.body), "index") || !strings.Contains(string(r.body), "refused by a trigger") {
+	if !strings.Contains(string(r.body), "index") || !strings.Contains(string(r.body), storetest.IndexingRefused) {
 		t.Errorf("GET /readyz = %s, want the indexer's failure and its cause", r.body)
 	}
 	m := e.scrape()
@@ -158,7 +154,7 @@ func TestReadyzIndexerFailing(t *testing.T) {
 		t.Errorf("metrics: trail_index_failures_total %v, trail_index_lag_events{log=\"acme\"} %v; want at least 1 and 1",
 			m["trail_index_failures_total"], m[`trail_index_lag_events{log="acme"}`])
 	}
-	if _, err := other.Exec("DROP TRIGGER refuse_index"); err != nil {
+	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
 	e.waitReady(200)

@@ -76,8 +76,14 @@ func newEnv(t *testing.T, opts server.Options) *env {
 
 func newEnvAudit(t *testing.T, opts server.Options) *env {
 	t.Helper()
+	return newEnvAt(t, t.TempDir(), opts)
+}
+
+// newEnvAt is newEnvAudit with the store created at dir.
+func newEnvAt(t *testing.T, dir string, opts server.Options) *env {
+	t.Helper()
 	ctx := context.Background()
-	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	db, err := trail.Init(ctx, dir, trail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
