@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -15,27 +16,34 @@ import (
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
+// dirKeys keeps the secrets of a sqlite store as files in its data
+// directory: each log's signing key in keys/<log>.key, mode 0600, holding
+// the key in note's signer key form (PRIVATE+KEY+<origin>+<hash>+<key>)
+// and a newline; and the viewer's session secret and signed-out sessions
+// (sessions.go).
+type dirKeys struct{ dir string }
+
 // keysDir holds one signing key per log, <name>.key, mode 0600.
 const keysDir = "keys"
 
-func keyPath(dir, log string) string { return filepath.Join(dir, keysDir, log+".key") }
+func (k dirKeys) keyPath(log string) string { return filepath.Join(k.dir, keysDir, log+".key") }
 
-// createKey makes the signing key of a new log and returns its verifier key.
+// Create makes the signing key of a new log and returns its verifier key.
 // A key file left by an interrupted CreateLog is reused: it never signed
 // anything.
-func createKey(dir, log, origin string) (string, error) {
-	path := keyPath(dir, log)
+func (k dirKeys) Create(ctx context.Context, log logRef) (string, error) {
+	path := k.keyPath(log.Name)
 	if _, err := os.Stat(path); err == nil {
-		_, vkey, err := loadKey(dir, log)
+		_, vkey, err := k.load(log.Name)
 		if err != nil {
 			return "", err
 		}
-		if name, _, _ := strings.Cut(vkey, "+"); name != origin {
+		if name, _, _ := strings.Cut(vkey, "+"); name != log.Origin {
 			return "", fmt.Errorf("%s exists for another origin (%s); move it away first", path, name)
 		}
 		return vkey, nil
 	}
-	skey, vkey, err := merkle.NewKey(origin)
+	skey, vkey, err := merkle.NewKey(log.Origin)
 	if err != nil {
 		return "", err
 	}
@@ -57,16 +65,26 @@ func createKey(dir, log, origin string) (string, error) {
 		os.Remove(path)
 		return "", fmt.Errorf("write signing key: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(filepath.Dir(path))
 	return vkey, nil
 }
 
-// loadKey reads a log's signing key and derives its verifier key.
-func loadKey(dir, log string) (note.Signer, string, error) {
-	path := keyPath(dir, log)
+// Signer reads the signing key of log and checks it against the log's
+// verifier key.
+func (k dirKeys) Signer(ctx context.Context, log logRef) (note.Signer, error) {
+	signer, vkey, err := k.load(log.Name)
+	if err != nil {
+		return nil, err
+	}
+	if vkey != log.VerifierKey {
+		return nil, fmt.Errorf("log %q: signing key %s does not match the log's verifier key %s", log.Name, k.keyPath(log.Name), log.VerifierKey)
+	}
+	return signer, nil
+}
+
+// load reads a log's signing key and derives its verifier key.
+func (k dirKeys) load(log string) (note.Signer, string, error) {
+	path := k.keyPath(log)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -84,6 +102,15 @@ func loadKey(dir, log string) (note.Signer, string, error) {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	return signer, vkey, nil
+}
+
+// syncDir makes the entries just made in dir durable, as far as the
+// system allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }
 
 // verifierKeyOf derives the verifier key from an Ed25519 signer key of the

@@ -55,12 +55,9 @@ func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
 	}
 	l := &Log{db: db, info: info, verifier: v}
 	if !db.opts.ReadOnly {
-		signer, vkey, err := loadKey(db.dir, info.Name)
+		signer, err := db.signers.Signer(ctx, logRef{Name: info.Name, Origin: info.Origin, VerifierKey: info.VerifierKey})
 		if err != nil {
 			return nil, err
-		}
-		if vkey != info.VerifierKey {
-			return nil, fmt.Errorf("log %q: signing key %s does not match the log's verifier key %s", info.Name, keyPath(db.dir, info.Name), info.VerifierKey)
 		}
 		l.signer = signer
 	}

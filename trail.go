@@ -10,8 +10,10 @@
 // ever grew, so editing, deleting, reordering or inserting events is
 // detected by Verify or by any independent verifier.
 //
-// A DB is a data directory holding one SQLite database (trail.db) with any
-// number of logs, and one signing key per log under keys/.
+// A DB is an open store of any number of logs, named by a URL (OpenStore,
+// StoreURL). This build has one backend: a data directory holding one
+// SQLite database (trail.db), one signing key per log under keys/, and
+// the web viewer's session secret (Open is the shortcut for it).
 package trail
 
 import (
@@ -44,7 +46,8 @@ var (
 	ErrExists = store.ErrExists
 	// ErrNotInitialized: the directory holds no Trail database.
 	ErrNotInitialized = errors.New("not a Trail data directory")
-	// ErrMissingKey: a log's signing key file is missing.
+	// ErrMissingKey: the store keeps no signing key for a log (in a data
+	// directory, its key file is missing).
 	ErrMissingKey = errors.New("signing key missing")
 	// ErrReadOnly: the DB was opened read-only.
 	ErrReadOnly = errors.New("opened read-only")
@@ -114,8 +117,12 @@ type DB struct {
 	dir  string
 	opts Options
 	st   store.Store
-	w    *writer
-	lock *dirLock // held when opts.Lock
+	// signers keeps the logs' signing keys; sessions what the viewer's
+	// sessions need (signer.go).
+	signers  signerSource
+	sessions sessionKeeper
+	w        *writer
+	lock     *dirLock // held when opts.Lock
 
 	commits commitHealth // see Ready
 
@@ -160,8 +167,31 @@ func (db *DB) observe(s CommitStats) {
 	}
 }
 
+// OpenStore opens the existing store that url names (see StoreURL:
+// "sqlite:DIR" is the data directory DIR). It never creates one: without
+// a Trail store there it gives an error wrapping ErrNotInitialized. A URL
+// this build cannot open is an error naming the schemes it can.
+func OpenStore(ctx context.Context, url string, opts Options) (*DB, error) {
+	u, err := ParseStoreURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return backends[u.Scheme].open(ctx, u, opts)
+}
+
+// InitStore creates the store that url names (see StoreURL), empty; for
+// "sqlite:DIR" it is Init of DIR. It fails if a store is there already.
+func InitStore(ctx context.Context, url string, opts Options) (*DB, error) {
+	u, err := ParseStoreURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return backends[u.Scheme].create(ctx, u, opts)
+}
+
 // Init creates a data directory (mode 0700) with an empty database. It
-// fails if the directory already holds one.
+// fails if the directory already holds one. It is InitStore of
+// "sqlite:"+dir.
 func Init(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Join(dir, keysDir), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -180,7 +210,7 @@ func Init(ctx context.Context, dir string, opts Options) (*DB, error) {
 		lock.release()
 		return nil, err
 	}
-	return newDB(dir, st, lock, opts), nil
+	return newDB(dir, st, dirKeys{dir}, dirKeys{dir}, lock, opts), nil
 }
 
 // lockDir takes dir's lock file if o asks for it.
@@ -191,8 +221,9 @@ func (o *Options) lockDir(dir string) (*dirLock, error) {
 	return lockDir(dir)
 }
 
-// Open opens an existing data directory. It never creates one: a directory
-// without a Trail database gives ErrNotInitialized.
+// Open opens an existing data directory: it is OpenStore of "sqlite:"+dir.
+// It never creates one: a directory without a Trail database gives
+// ErrNotInitialized.
 func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
@@ -222,12 +253,12 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		}
 		return nil, err
 	}
-	return newDB(dir, st, lock, opts), nil
+	return newDB(dir, st, dirKeys{dir}, dirKeys{dir}, lock, opts), nil
 }
 
-func newDB(dir string, st store.Store, lock *dirLock, opts Options) *DB {
+func newDB(dir string, st store.Store, signers signerSource, sessions sessionKeeper, lock *dirLock, opts Options) *DB {
 	opts.defaults()
-	db := &DB{dir: dir, opts: opts, st: st, lock: lock, logs: map[string]*Log{}, followDone: make(chan struct{})}
+	db := &DB{dir: dir, opts: opts, st: st, signers: signers, sessions: sessions, lock: lock, logs: map[string]*Log{}, followDone: make(chan struct{})}
 	if !opts.ReadOnly {
 		db.w = newWriter(db)
 	}
@@ -348,7 +379,7 @@ func (db *DB) CreateLog(ctx context.Context, name, origin string) (*Log, error) 
 	if _, err := db.st.Log(ctx, name); err == nil {
 		return nil, fmt.Errorf("log %q: %w", name, ErrExists)
 	}
-	vkey, err := createKey(db.dir, name, origin)
+	vkey, err := db.signers.Create(ctx, logRef{Name: name, Origin: origin})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,137 @@
+package trail
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// StoreURL names a store: which backend keeps the logs (Scheme) and where.
+// Its text form, parsed by ParseStoreURL, is what trail --store and
+// $TRAIL_STORE take:
+//
+//	sqlite:PATH        the data directory PATH, relative or absolute, taken
+//	                   as written (sqlite:./trail-data, sqlite:/var/lib/trail)
+//	sqlite:///PATH     the absolute data directory /PATH, in URL form: its
+//	                   path is percent-decoded (sqlite:///var/lib/trail)
+//
+// The scheme is case-insensitive. Open(ctx, dir) is OpenStore of
+// sqlite:dir.
+type StoreURL struct {
+	// Scheme names the backend: "sqlite".
+	Scheme string
+	// Dir is the data directory of a sqlite store.
+	Dir string
+}
+
+// String returns the URL in the form ParseStoreURL reads back.
+func (u StoreURL) String() string {
+	if u.Scheme == "sqlite" && strings.HasPrefix(u.Dir, "//") {
+		// sqlite://… is the URL form; this keeps a path that starts with
+		// two slashes a path.
+		return (&url.URL{Scheme: "sqlite", Path: u.Dir}).String()
+	}
+	return u.Scheme + ":" + u.Dir
+}
+
+// backend opens and creates the stores of one URL scheme: form is its URL
+// as errors show it; parse reads a URL of the scheme (the whole text,
+// scheme included); open opens an existing store, or fails with an error
+// wrapping ErrNotInitialized if there is none; create makes a new one,
+// failing if one is there.
+type backend struct {
+	form         string
+	parse        func(s string) (StoreURL, error)
+	open, create func(ctx context.Context, u StoreURL, opts Options) (*DB, error)
+}
+
+// backends are the stores this build can open, by URL scheme. A backend
+// is one entry here and one package under internal/store.
+var backends = map[string]backend{
+	"sqlite": {form: "sqlite:DIR", parse: parseSQLiteURL, open: openSQLite, create: initSQLite},
+}
+
+// ParseStoreURL parses a store URL (see StoreURL). A URL without a scheme,
+// or with one this build has no backend for, is an error that names the
+// schemes it has.
+func ParseStoreURL(s string) (StoreURL, error) {
+	scheme, _, ok := strings.Cut(s, ":")
+	if !ok || !validScheme(scheme) {
+		hint := ""
+		if s != "" {
+			hint = fmt.Sprintf("; for the data directory %s write sqlite:%s", s, s)
+		}
+		return StoreURL{}, fmt.Errorf("store URL %q has no scheme: it reads SCHEME:WHERE, and this build supports %s%s", s, supportedSchemes(), hint)
+	}
+	scheme = strings.ToLower(scheme)
+	b, ok := backends[scheme]
+	if !ok {
+		return StoreURL{}, fmt.Errorf("store URL %q: this build has no %q store; it supports %s", redactURL(s), scheme, supportedSchemes())
+	}
+	return b.parse(s)
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-' and '.'). A Windows drive letter is one, and
+// then an unknown scheme.
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// supportedSchemes lists the URL forms of the backends, for errors.
+func supportedSchemes() string {
+	forms := make([]string, 0, len(backends))
+	for _, s := range slices.Sorted(maps.Keys(backends)) {
+		forms = append(forms, backends[s].form)
+	}
+	return strings.Join(forms, ", ")
+}
+
+// redactURL hides the password of a URL that has one, so that an error
+// never shows it.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
+}
+
+// parseSQLiteURL reads sqlite:PATH and sqlite:///PATH.
+func parseSQLiteURL(s string) (StoreURL, error) {
+	_, rest, _ := strings.Cut(s, ":")
+	if strings.HasPrefix(rest, "//") {
+		u, err := url.Parse("sqlite:" + rest)
+		if err != nil {
+			return StoreURL{}, fmt.Errorf("store URL %q: %v", s, err)
+		}
+		if u.Host != "" && u.Host != "localhost" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path == "" {
+			return StoreURL{}, fmt.Errorf("store URL %q: write sqlite:PATH, or sqlite:///PATH for an absolute path, with nothing else", s)
+		}
+		return StoreURL{Scheme: "sqlite", Dir: u.Path}, nil
+	}
+	if rest == "" {
+		return StoreURL{}, fmt.Errorf("store URL %q names no data directory: write sqlite:PATH", s)
+	}
+	return StoreURL{Scheme: "sqlite", Dir: rest}, nil
+}
+
+func openSQLite(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
+	return Open(ctx, u.Dir, opts)
+}
+
+func initSQLite(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
+	return Init(ctx, u.Dir, opts)
+}
