@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -25,7 +24,7 @@ func TestIndexChunksFollowTheLag(t *testing.T) {
 	evs := storetest.Events(1000, 1)
 	chunk := func() int64 {
 		t.Helper()
-		c, err := s.prepareChunk(ctx, w.Info.ID)
+		c, err := s.ix.prepareChunk(ctx, w.Info.ID)
 		if err != nil || c == nil {
 			t.Fatalf("prepareChunk: %v, %v", c, err)
 		}
@@ -55,16 +54,17 @@ func firstChunk(t *testing.T, opts Options, evs []event.Event) (*Store, *storete
 	pauseIndexer(s)
 	w := storetest.NewWriter(t, s, "audit")
 	w.Append(t, s, t0, evs...)
-	c, err := s.prepareChunk(context.Background(), w.Info.ID)
+	c, err := s.ix.prepareChunk(context.Background(), w.Info.ID)
 	if err != nil || c == nil {
 		t.Fatalf("prepareChunk: %v, %v", c, err)
 	}
 	return s, w, c
 }
 
-// A chunk is written in parts, its rollup counts last, and commits between
-// them run at synchronous=FULL, as they do after it, although the
-// indexer's own transactions skip the fsync.
+// A chunk is written in parts, its rollup counts last, each a transaction
+// of its own, so that commits can go in between them (holdWriter lets them
+// in: TestHoldWriterLetsCommitsIn), and the connection is back at
+// synchronous=FULL after it.
 func TestChunkPartsLetCommitsIn(t *testing.T) {
 	ctx := context.Background()
 	evs := storetest.Events(700, 2)
@@ -77,24 +77,27 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 		}
 		return n
 	}
-	pauses := 0
+	parts := 0
+	var err error
 	s.wmu.Lock()
-	err := s.writeChunk(ctx, c, true, func() {
-		pauses++
-		if got := synchronous(); got != 2 {
-			t.Errorf("synchronous = %d between parts of a chunk, want 2 (FULL)", got)
+	for tx := range s.ix.chunkTxs(ctx, c, true) {
+		if parts > 0 {
+			// A commit between two parts.
+			s.wmu.Unlock()
+			w.Append(t, s, t0, evs[500+parts])
+			s.wmu.Lock()
 		}
-		// A commit between two parts.
-		s.wmu.Unlock()
-		w.Append(t, s, t0, evs[500+pauses])
-		s.wmu.Lock()
-	})
+		if err = tx(); err != nil {
+			break
+		}
+		parts++
+	}
 	s.wmu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pauses != 2 {
-		t.Errorf("a chunk and its counts were written in %d parts, want 3", pauses+1)
+	if parts != 3 {
+		t.Errorf("a chunk and its counts were written in %d parts, want 3", parts)
 	}
 	var rolled int64
 	if err := s.r.QueryRowContext(ctx, "SELECT rolled_size FROM logs WHERE id = ?", w.Info.ID).Scan(&rolled); err != nil || rolled != c.to {
@@ -120,14 +123,17 @@ func TestChunkPartsLetCommitsIn(t *testing.T) {
 func TestChunkCutOffIsRedone(t *testing.T) {
 	ctx := context.Background()
 	s, w, c := firstChunk(t, Options{IndexChunk: 700}, storetest.Events(1500, 4))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-		s.writeChunk(ctx, c, false, func() { runtime.Goexit() })
-	}()
-	<-done
+	// The chunk's first transaction only, as if the process stopped then.
+	var err error
+	s.wmu.Lock()
+	for tx := range s.ix.chunkTxs(ctx, c, false) {
+		err = tx()
+		break
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	count := func(table string) int64 { return int64(len(postingKeys(t, s.r, table))) }
 	if got := s.indexedSize(w.Info.ID); got != 0 {
 		t.Fatalf("indexed %d events after a cut-off chunk, want 0", got)
@@ -143,7 +149,7 @@ func TestChunkCutOffIsRedone(t *testing.T) {
 	if count("by_actor") == 0 || text != 0 {
 		t.Fatalf("after the first part: %d actor entries, %d full-text matches; want some and none", count("by_actor"), text)
 	}
-	s.opts.IndexChunk = 256
+	s.ix.chunk = 256
 	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -236,12 +242,12 @@ func TestStaleChunk(t *testing.T) {
 	ctx := context.Background()
 	s, w, c := firstChunk(t, Options{IndexChunk: 600}, storetest.Events(1500, 5))
 	s.wmu.Lock()
-	more, err := s.indexChunk(ctx, w.Info.ID) // the other writer
+	more, err := s.ix.indexChunkHeld(ctx, w.Info.ID) // the other writer
 	if err != nil || !more {
 		s.wmu.Unlock()
-		t.Fatalf("indexChunk = %v, %v", more, err)
+		t.Fatalf("indexChunkHeld = %v, %v", more, err)
 	}
-	err = s.writeChunk(ctx, c, false, nil)
+	err = s.ix.runHeld(ctx, s.ix.chunkTxs(ctx, c, false))
 	s.wmu.Unlock()
 	if !errors.Is(err, errStaleChunk) {
 		t.Fatalf("writeChunk of a chunk indexed meanwhile = %v, want errStaleChunk", err)
@@ -273,7 +279,7 @@ func TestIndexLogStaleChunk(t *testing.T) {
 	s, w, first := firstChunk(t, Options{}, evs[:2000])
 	var staled *chunk
 	var other int64 // the watermark the other writer left
-	s.beforeChunk = func(c *chunk) {
+	s.ix.beforeChunk = func(c *chunk) {
 		if staled != nil {
 			return
 		}
@@ -281,12 +287,12 @@ func TestIndexLogStaleChunk(t *testing.T) {
 		w.Append(t, s, t0, evs[2000:]...)
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		if _, err := s.indexChunk(ctx, w.Info.ID); err != nil { // the other writer
+		if _, err := s.ix.indexChunkHeld(ctx, w.Info.ID); err != nil { // the other writer
 			t.Fatal(err)
 		}
 		other = s.indexedSize(w.Info.ID)
 	}
-	if err := s.indexLog(ctx, w.Info.ID, 0); err != nil {
+	if err := s.ix.indexLog(ctx, w.Info.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	if staled == nil || staled.from != first.from || staled.to != first.to {

@@ -338,12 +338,9 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) error {
 	if err != nil {
 		return err
 	}
-	delete(s.pending, log)
-	s.mu.Lock()
-	s.indexed[log] = 0
-	s.resets++
-	s.mu.Unlock()
-	s.wakeIndexer()
+	delete(s.ix.pending, log)
+	s.ix.reset(log)
+	s.ix.wake()
 	return nil
 }
 
@@ -370,30 +367,23 @@ func (s *Store) rewriteText(ctx context.Context, tx *sql.Tx, skip int64) error {
 	}
 	for _, l := range logs {
 		for from := int64(0); from < l.indexed; from += 1 << segBits {
-			c := &chunk{log: l.id, from: from, to: min(l.indexed, from+1<<segBits)}
-			err := eventsAround(ctx, tx, l.id, c.from, c.to, func(e *event.Event) {
-				if e.Seq >= c.from && e.Seq < c.to {
-					c.docs = append(c.docs, indexDoc{eventKey(l.id, e.Seq), derive.Text(e)})
+			to := min(l.indexed, from+1<<segBits)
+			var docs []indexDoc
+			err := eventsAround(ctx, tx, l.id, from, to, func(e *event.Event) {
+				if e.Seq >= from && e.Seq < to {
+					docs = append(docs, indexDoc{eventKey(l.id, e.Seq), derive.Text(e)})
 				}
 			})
 			if err != nil {
-				return fmt.Errorf("log %d: read events [%d, %d): %w", l.id, c.from, c.to, err)
+				return fmt.Errorf("log %d: read events [%d, %d): %w", l.id, from, to, err)
 			}
-			if n := int64(len(c.docs)); n != c.to-c.from {
-				return fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", l.id, c.to-c.from, c.from, c.to, n)
+			if n := int64(len(docs)); n != to-from {
+				return fmt.Errorf("log %d: expected %d events in [%d, %d), found %d", l.id, to-from, from, to, n)
 			}
-			if err := s.writeText(ctx, tx, c); err != nil {
+			if err := writeText(ctx, tx, docs); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// resetCount returns how many times ResetIndex has run: a merge of a
-// tail read before a reset must not write it after.
-func (s *Store) resetCount() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.resets
 }

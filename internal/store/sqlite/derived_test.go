@@ -160,15 +160,13 @@ func TestRollupTwoIndexers(t *testing.T) {
 	w.Append(t, a, t0, storetest.RollupEvents(1000, 42)...)
 	b := open(t, path, Options{Logger: testLogger(t)})
 	resumeB := pauseIndexer(b)
-	a.opts.IndexChunk, b.opts.IndexChunk = 500, 500
+	a.ix.chunk, b.ix.chunk = 500, 500
 	for _, s := range []*Store{a, b} {
-		c, err := s.prepareChunk(ctx, w.Info.ID)
+		c, err := s.ix.prepareChunk(ctx, w.Info.ID)
 		if err != nil || c == nil {
 			t.Fatalf("prepareChunk = %v, %v", c, err)
 		}
-		s.wmu.Lock()
-		err = s.writeChunk(ctx, c, false, nil)
-		s.wmu.Unlock()
+		err = s.ix.writeChunk(ctx, c)
 		if err != nil {
 			t.Fatalf("writeChunk(%d to %d) = %v", c.from, c.to, err)
 		}
@@ -177,7 +175,7 @@ func TestRollupTwoIndexers(t *testing.T) {
 	// counted a's chunk from the events as rolled_size was still 0.
 	for _, s := range []*Store{b, a} {
 		s.wmu.Lock()
-		err := s.flushRollups(ctx, true)
+		err := s.ix.flushRollups(ctx, true)
 		s.wmu.Unlock()
 		if err != nil {
 			t.Fatalf("flushRollups = %v", err)

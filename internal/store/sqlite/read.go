@@ -124,6 +124,7 @@ func eventsAround(ctx context.Context, q interface {
 	return rows.Err()
 }
 
+// bundleAt returns the key and data of the bundle that holds event seq of
 // log, or store.ErrNotFound. A bundle that should hold it by its key but
 // whose header is damaged gives a *store.DamagedError.
 func bundleAt(ctx context.Context, db *sql.DB, log, seq int64) (int64, []byte, error) {

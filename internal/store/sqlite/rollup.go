@@ -46,11 +46,11 @@ type pendingRollup struct {
 // has committed. tx is the chunk's last transaction: if it fails, the
 // caller drops the log's pending counts, and recount redoes them from the
 // events. The caller holds wmu.
-func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk) (*pendingRollup, bool, error) {
-	p := s.pending[c.log]
+func (ix *indexer) addRollup(ctx context.Context, tx *sql.Tx, c *chunk) (*pendingRollup, bool, error) {
+	p := ix.pending[c.log]
 	if p == nil || p.to != c.from {
 		var err error
-		if p, err = s.recount(ctx, tx, c.log, c.from); err != nil {
+		if p, err = ix.recount(ctx, tx, c.log, c.from); err != nil {
 			return nil, false, err
 		}
 	}
@@ -71,7 +71,7 @@ func (s *Store) addRollup(ctx context.Context, tx *sql.Tx, c *chunk) (*pendingRo
 // recount returns the counts of the events of log from its rolled_size up
 // to seq to, read back from the database: counts pending when the process
 // stopped are lost, and the indexer goes on past them.
-func (s *Store) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendingRollup, error) {
+func (ix *indexer) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendingRollup, error) {
 	var from int64
 	if err := tx.QueryRowContext(ctx, "SELECT rolled_size FROM logs WHERE id = ?", log).Scan(&from); err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendin
 	}
 	if from < to {
 		p.since = time.Now()
-		err := s.readForIndex(ctx, log, from, to, func(_ int64, e *event.Event) { p.counts.add(e) })
+		err := ix.s.readForIndex(ctx, log, from, to, func(_ int64, e *event.Event) { p.counts.add(e) })
 		if err != nil {
 			return nil, fmt.Errorf("log %d: count events [%d, %d): %w", log, from, to, err)
 		}
@@ -92,7 +92,7 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx, log, to int64) (*pendin
 
 // writeRollup adds p's counts to the rollup table and moves rolled_size to
 // p.to, in tx, if rolled_size is still p.from; errStaleRollup if not.
-func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendingRollup) error {
+func (ix *indexer) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendingRollup) error {
 	res, err := tx.ExecContext(ctx, "UPDATE logs SET rolled_size = ? WHERE id = ? AND rolled_size = ?", p.to, log, p.from)
 	if err != nil {
 		return err
@@ -100,7 +100,7 @@ func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, log int64, p *pendi
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return errStaleRollup
 	}
-	return addCounts(ctx, tx.StmtContext(ctx, s.ins.rollup), tx.StmtContext(ctx, s.ins.rollup1), log, p.counts.rows())
+	return addCounts(ctx, tx.StmtContext(ctx, ix.s.ins.rollup), tx.StmtContext(ctx, ix.s.ins.rollup1), log, p.counts.rows())
 }
 
 // errStaleRollup is writeRollup's answer for counts that no longer start
@@ -112,11 +112,11 @@ var errStaleRollup = errors.New("event counts prepared from an older watermark")
 
 // flushRollups writes the pending counts of every log (old ones only,
 // unless all). The caller holds wmu.
-func (s *Store) flushRollups(ctx context.Context, all bool) error {
+func (ix *indexer) flushRollups(ctx context.Context, all bool) error {
 	var errs []error
-	for log, p := range s.pending {
+	for log, p := range ix.pending {
 		if all || time.Since(p.since) >= rollupFlushDelay {
-			errs = append(errs, s.flushRollup(ctx, log))
+			errs = append(errs, ix.flushRollup(ctx, log))
 		}
 	}
 	return errors.Join(errs...)
@@ -125,13 +125,13 @@ func (s *Store) flushRollups(ctx context.Context, all bool) error {
 // flushRollup writes the pending counts of log, if any, in a transaction
 // of its own. Written or not, they are dropped: recount redoes them. The
 // caller holds wmu.
-func (s *Store) flushRollup(ctx context.Context, log int64) error {
-	p := s.pending[log]
+func (ix *indexer) flushRollup(ctx context.Context, log int64) error {
+	p := ix.pending[log]
 	if p == nil {
 		return nil
 	}
-	delete(s.pending, log)
-	err := inTx(ctx, s.w, func(tx *sql.Tx) error { return s.writeRollup(ctx, tx, log, p) })
+	delete(ix.pending, log)
+	err := inTx(ctx, ix.s.w, func(tx *sql.Tx) error { return ix.writeRollup(ctx, tx, log, p) })
 	if errors.Is(err, errStaleRollup) {
 		return nil
 	}
@@ -440,7 +440,7 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, err
 	}
 	rows.Close()
 	tx.Rollback()
-	if evs := s.recent.get(log, indexed, size); evs != nil {
+	if evs := s.ix.recent.get(log, indexed, size); evs != nil {
 		for _, e := range evs {
 			counts[e.Action]++
 		}

@@ -107,7 +107,7 @@ func TestRollupPending(t *testing.T) {
 	q := storetest.RollupQueries()[0]
 
 	// Three chunks held back: the rollup shows none of them.
-	if err := s.indexLog(ctx, w.Info.ID, 3); err != nil {
+	if err := s.ix.indexLog(ctx, w.Info.ID, 3); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.indexedSize(w.Info.ID); got != 900 {
@@ -119,13 +119,13 @@ func TestRollupPending(t *testing.T) {
 
 	// Lost: the next chunk counts them again from the events.
 	s.wmu.Lock()
-	clear(s.pending)
+	clear(s.ix.pending)
 	s.wmu.Unlock()
-	if err := s.indexLog(ctx, w.Info.ID, 1); err != nil {
+	if err := s.ix.indexLog(ctx, w.Info.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	s.wmu.Lock()
-	p := s.pending[w.Info.ID]
+	p := s.ix.pending[w.Info.ID]
 	s.wmu.Unlock()
 	if p == nil || p.from != 0 || p.to != 1200 {
 		t.Fatalf("pending counts after a loss = %+v, want events [0, 1200)", p)

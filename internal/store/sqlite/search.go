@@ -50,9 +50,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil || p.none {
 		return nil, err
 	}
-	s.mu.Lock()
-	indexed := s.indexed[log]
-	s.mu.Unlock()
+	indexed := s.ix.indexedTo(log)
 
 	type part struct {
 		from, to int64

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trail-audit/trail/internal/store"
@@ -48,7 +49,7 @@ type Options struct {
 	// pages stay hot, which is what keeps inserts cheap as the log grows.
 	CacheSize int
 	// IndexChunk is the most events the background indexer adds per
-	// transaction (it adds fewer while it keeps up, see index.go); chunks
+	// transaction (it adds fewer while it keeps up, see indexer.go); chunks
 	// never cross a 16384-event segment. Default 16384.
 	IndexChunk int
 	// MaxIndexLag bounds how far indexing may trail ingest, in events per
@@ -75,12 +76,12 @@ type Store struct {
 	r      *sql.DB // query-only pool
 
 	// wmu serialises use of the write connection between Commit and the
-	// full-text indexer.
+	// indexer.
 	wmu sync.Mutex
 	w   *sql.DB // exactly one connection
 	ins *inserter
 	// notFull: the write connection may be at synchronous=NORMAL, for the
-	// indexer (see writeChunk); Commit restores FULL first.
+	// indexer (see holdWriter); Commit restores FULL first.
 	notFull bool
 	// ids are the database file and directory as opened; gone, once set,
 	// says they are no longer at the path (files.go).
@@ -92,26 +93,17 @@ type Store struct {
 	probedAt time.Time
 	probeErr error
 
-	mu      sync.Mutex
-	names   map[int64]string // log id → name, for rebuilding events
-	indexed map[int64]int64  // log id → events the indexer has added
-	resets  int64            // ResetIndex calls so far (mergeSegment)
+	mu    sync.Mutex
+	names map[int64]string // log id → name, for rebuilding events
 
-	// The indexer's failed attempts, and the latest one's error unless
-	// one has succeeded since (IndexStatus).
-	indexFailures int64
-	indexErr      error
-
-	recent    recentEvents              // committed events the indexer has not reached
 	actionsOf map[int64]map[string]bool // per log, actions known to be stored; under wmu
-	pending   map[int64]*pendingRollup  // counted, not yet in the rollup table; under wmu
-	indexWake chan struct{}
-	stop      chan struct{}
-	done      chan struct{}
 
-	// beforeChunk, when set (by tests), is called by indexLog with each
-	// prepared chunk just before it takes the write lock to write it.
-	beforeChunk func(*chunk)
+	// ix follows the commits and maintains the indexes and counts
+	// (indexer.go). Its loop runs unless the store is read-only.
+	ix *indexer
+	// closed is set by the first Close.
+	closed atomic.Bool
+
 	// afterTail, when set (by tests), is called by a search between its
 	// read of a segment's posting tail and of its index tables.
 	afterTail func(seg int64)
@@ -201,9 +193,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, opts: opts, logger: opts.Logger, ids: ids,
-		names: map[int64]string{}, indexed: map[int64]int64{}, pending: map[int64]*pendingRollup{},
-		indexWake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{path: path, opts: opts, logger: opts.Logger, ids: ids, names: map[int64]string{}}
+	s.ix = newIndexer(s)
 	s.r, err = sql.Open(DriverName, readerDSN(path))
 	if err != nil {
 		return nil, err
@@ -244,12 +235,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.loadLogs(ctx); err != nil {
 		return fail(fmt.Errorf("%s: read logs: %w", path, err))
 	}
-	if opts.ReadOnly {
-		close(s.done) // no indexer
-		return s, nil
+	if !opts.ReadOnly {
+		s.ix.start()
 	}
-	go s.indexLoop()
-	s.wakeIndexer()
 	return s, nil
 }
 
@@ -331,16 +319,16 @@ func (s *Store) loadLogs(ctx context.Context) error {
 		return err
 	}
 	defer rows.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for rows.Next() {
 		var id, indexed int64
 		var name string
 		if err := rows.Scan(&id, &name, &indexed); err != nil {
 			return err
 		}
+		s.mu.Lock()
 		s.names[id] = name
-		s.indexed[id] = indexed
+		s.mu.Unlock()
+		s.ix.setIndexed(id, indexed)
 	}
 	return rows.Err()
 }
@@ -354,6 +342,7 @@ func (s *Store) logName(ctx context.Context, id int64) (string, error) {
 	if ok {
 		return name, nil
 	}
+	resets := s.ix.resetCount()
 	var indexed int64
 	err := s.r.QueryRowContext(ctx, "SELECT name, indexed_size FROM logs WHERE id = ?", id).Scan(&name, &indexed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -363,27 +352,27 @@ func (s *Store) logName(ctx context.Context, id int64) (string, error) {
 		return "", err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.names[id]; !ok {
+	_, known := s.names[id]
+	if !known {
 		s.names[id] = name
-		s.indexed[id] = max(s.indexed[id], indexed)
+	}
+	s.mu.Unlock()
+	if !known {
+		s.ix.learn(id, indexed, resets)
 	}
 	return name, nil
 }
 
-// Close stops the background indexer and closes the database.
+// Close stops the indexer and closes the database.
 func (s *Store) Close() error {
-	select {
-	case <-s.stop:
+	if s.closed.Swap(true) {
 		return nil
-	default:
 	}
-	close(s.stop)
-	<-s.done
+	s.ix.stop()
 	var errs []error
 	if s.w != nil {
 		s.wmu.Lock()
-		errs = append(errs, s.flushRollups(context.Background(), true))
+		errs = append(errs, s.ix.flushRollups(context.Background(), true))
 		s.wmu.Unlock()
 	}
 	if s.ins != nil {
@@ -433,8 +422,8 @@ func (s *Store) CreateLog(ctx context.Context, name, origin, verifierKey string)
 	}
 	s.mu.Lock()
 	s.names[id] = name
-	s.indexed[id] = 0
 	s.mu.Unlock()
+	s.ix.setIndexed(id, 0)
 	return store.LogInfo{ID: id, Name: name, Origin: origin, VerifierKey: verifierKey, CreatedAt: time.Unix(0, now.UnixNano()).UTC()}, nil
 }
 
@@ -473,6 +462,27 @@ func (s *Store) Logs(ctx context.Context) ([]store.LogInfo, error) {
 		out = append(out, li)
 	}
 	return out, rows.Err()
+}
+
+// syncNormal switches the write connection to synchronous=NORMAL, for the
+// indexer's transactions. The caller holds wmu.
+func (s *Store) syncNormal(ctx context.Context) error {
+	s.notFull = true
+	_, err := s.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL")
+	return err
+}
+
+// syncFull switches the write connection back to synchronous=FULL, which
+// every commit of events needs. The caller holds wmu.
+func (s *Store) syncFull(ctx context.Context) error {
+	if !s.notFull {
+		return nil
+	}
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("restore synchronous=FULL: %w", err)
+	}
+	s.notFull = false
+	return nil
 }
 
 // placeholders returns "?, ?, ?" with n marks.

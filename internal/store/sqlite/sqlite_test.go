@@ -16,11 +16,7 @@ import (
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
-func (s *Store) indexedSize(log int64) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.indexed[log]
-}
+func (s *Store) indexedSize(log int64) int64 { return s.ix.indexedTo(log) }
 
 // t0 is when the tests' logs start receiving events: after the times of
 // storetest.Events.
@@ -101,13 +97,8 @@ func TestReopen(t *testing.T) {
 // pauseIndexer stops s's background indexer until the returned function
 // starts it again.
 func pauseIndexer(s *Store) (resume func()) {
-	close(s.stop)
-	<-s.done
-	return func() {
-		s.stop, s.done = make(chan struct{}), make(chan struct{})
-		go s.indexLoop()
-		s.wakeIndexer()
-	}
+	s.ix.stop()
+	return s.ix.start
 }
 
 // indexTo runs the indexer of a paused store until exactly the first mark
@@ -116,13 +107,13 @@ func indexTo(t *testing.T, s *Store, log, mark int64) {
 	t.Helper()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	chunk := s.opts.IndexChunk
-	defer func() { s.opts.IndexChunk = chunk }()
+	chunk := s.ix.chunk
+	defer func() { s.ix.chunk = chunk }()
 	for n := s.indexedSize(log); n < mark; n = s.indexedSize(log) {
-		s.opts.IndexChunk = int(mark - n)
-		more, err := s.indexChunk(context.Background(), log)
+		s.ix.chunk = int(mark - n)
+		more, err := s.ix.indexChunkHeld(context.Background(), log)
 		if err != nil {
-			t.Fatalf("indexChunk = %v", err)
+			t.Fatalf("indexChunkHeld = %v", err)
 		}
 		if !more {
 			t.Fatalf("the indexer stopped at %d, before %d", n, mark)

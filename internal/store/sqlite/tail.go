@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -24,12 +25,12 @@ import (
 // Once a segment is complete, the indexer writes its tail as rows of the
 // index tables, one per value, which then grow at their right edge, and
 // deletes it: it reads and sorts the tail without holding the write lock
-// (readTail), then writes it in several transactions (writeMerge), so a
-// commit waits for one at most; until the last, which deletes the tail, searches find some
-// events both ways and list them once (segmentKeys sorts and compacts).
-// A merge cut off by a crash is redone by the next chunk of the log
-// (mergeTails); its rows are the same, so those already there are left as
-// they are.
+// (readTail), then writes it in several transactions (mergeTxs), so a
+// commit waits for one at most; until the last, which deletes the tail,
+// searches find some events both ways and list them once (segmentKeys
+// sorts and compacts). A merge cut off by a crash is redone before the
+// next chunk of the log (cutOffMerges); its rows are the same, so those
+// already there are left as they are.
 //
 // A chunk that covers a whole segment, as chunks do when the indexer lags,
 // writes the index tables' rows directly.
@@ -126,54 +127,72 @@ func (c *chunk) postings() [][]indexEntry {
 	return [][]indexEntry{c.actions, c.outcomes, c.actors, c.ips, c.targets}
 }
 
-// mergeTails merges every tail segment of log below segment below. The
-// caller holds wmu; yield, if not nil, may let commits in between
-// transactions. It runs with synchronous=NORMAL, like the rest of the
-// indexer's writes.
-func (s *Store) mergeTails(ctx context.Context, log, below int64, yield func() error) error {
-	rows, err := s.w.QueryContext(ctx, "SELECT DISTINCT seg FROM posting_tail WHERE seg >= ? AND seg < ?", segOf(eventKey(log, 0)), below)
-	if err != nil {
-		return err
+// cutOffMerges lists the transactions that merge the tail of every
+// segment of log below segment below: merges a crash cut off, redone
+// before the next chunk of the log. The caller holds wmu.
+func (ix *indexer) cutOffMerges(ctx context.Context, log, below int64) iter.Seq[writeTx] {
+	return func(yield func(writeTx) bool) {
+		segs, err := ix.tailSegments(ctx, log, below)
+		if err != nil {
+			yield(failedTx(err))
+			return
+		}
+		for _, seg := range segs {
+			for tx := range ix.tailMergeTxs(ctx, seg) {
+				if !yield(tx) {
+					return
+				}
+			}
+		}
 	}
+}
+
+// tailSegments returns the segments of log below segment below that have
+// a posting tail, read on the write connection.
+func (ix *indexer) tailSegments(ctx context.Context, log, below int64) ([]int64, error) {
+	rows, err := ix.s.w.QueryContext(ctx, "SELECT DISTINCT seg FROM posting_tail WHERE seg >= ? AND seg < ?", segOf(eventKey(log, 0)), below)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var segs []int64
 	for rows.Next() {
 		var seg int64
 		if err := rows.Scan(&seg); err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
 		segs = append(segs, seg)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, seg := range segs {
-		if err := s.mergeTail(ctx, seg, yield); err != nil {
-			return fmt.Errorf("merge posting tail of segment %d: %w", seg, err)
-		}
-	}
-	return nil
+	return segs, rows.Err()
 }
 
 // mergeRowsPerTx is how many index rows one transaction of a merge writes:
 // about 2 ms of holding the write lock.
 const mergeRowsPerTx = 1024
 
-// mergeTail merges the tail of segment seg into the index tables. The
-// caller holds wmu.
-func (s *Store) mergeTail(ctx context.Context, seg int64, yield func() error) error {
-	rows, err := readTail(ctx, s.w, seg)
-	if err != nil {
-		return err
+// tailMergeTxs lists the transactions that merge the tail of segment seg
+// into the index tables, reading it, when the first runs, on the write
+// connection: for a caller that holds wmu throughout.
+func (ix *indexer) tailMergeTxs(ctx context.Context, seg int64) iter.Seq[writeTx] {
+	return func(yield func(writeTx) bool) {
+		resets := ix.resetCount()
+		rows, err := readTail(ctx, ix.s.w, seg)
+		if err != nil {
+			yield(failedTx(fmt.Errorf("merge posting tail of segment %d: %w", seg, err)))
+			return
+		}
+		for tx := range ix.mergeTxs(ctx, seg, rows, resets) {
+			if !yield(tx) {
+				return
+			}
+		}
 	}
-	return s.writeMerge(ctx, seg, rows, yield)
 }
 
 // readTail reads the tail of segment seg from db and returns it as the
 // index tables' rows, one per value, by index. A complete segment's tail
 // changes only when it is merged, so the indexer reads it without holding
-// wmu (indexLog).
+// wmu (mergeSegment).
 func readTail(ctx context.Context, db *sql.DB, seg int64) ([][]indexEntry, error) {
 	entries := make([][]indexEntry, tailIndexes)
 	rows, err := db.QueryContext(ctx, "SELECT t, data FROM posting_tail WHERE seg = ?", seg)
@@ -216,33 +235,37 @@ func readTail(ctx context.Context, db *sql.DB, seg int64) ([][]indexEntry, error
 	return entries, nil
 }
 
-// writeMerge writes rows, segment seg's tail as readTail returned it, into
-// the index tables, then deletes the tail. The caller holds wmu; yield, if
-// not nil, may let commits in between transactions. If ResetIndex runs
-// meanwhile, it stops: the tail it was merging is gone.
-func (s *Store) writeMerge(ctx context.Context, seg int64, rows [][]indexEntry, yield func() error) error {
-	resets := s.resetCount()
-	for t, es := range rows {
-		for off := 0; off < len(es); off += mergeRowsPerTx {
-			if yield != nil {
-				if err := yield(); err != nil {
-					return err
+// mergeTxs lists the transactions that write rows, segment seg's tail
+// as readTail returned it after resetCount returned resets, into the index
+// tables, mergeRowsPerTx rows each, then the one that deletes the tail.
+// Each first checks that ResetIndex has not run since: if it has, the
+// tail it was merging is gone, and the rest of the list does nothing.
+func (ix *indexer) mergeTxs(ctx context.Context, seg int64, rows [][]indexEntry, resets int64) iter.Seq[writeTx] {
+	return func(yield func(writeTx) bool) {
+		for t, es := range rows {
+			for off := 0; off < len(es); off += mergeRowsPerTx {
+				part := es[off:min(off+mergeRowsPerTx, len(es))]
+				write := func() error {
+					if ix.resetCount() != resets {
+						return nil
+					}
+					return inTx(ctx, ix.s.w, func(tx *sql.Tx) error {
+						return ix.insertPostings(ctx, tx, seg, t, part)
+					})
 				}
-				if s.resetCount() != resets {
-					return nil
+				if !yield(write) {
+					return
 				}
-			}
-			part := es[off:min(off+mergeRowsPerTx, len(es))]
-			err := inTx(ctx, s.w, func(tx *sql.Tx) error {
-				return s.insertPostings(ctx, tx, seg, t, part)
-			})
-			if err != nil {
-				return err
 			}
 		}
+		yield(func() error {
+			if ix.resetCount() != resets {
+				return nil
+			}
+			_, err := ix.s.w.ExecContext(ctx, "DELETE FROM posting_tail WHERE seg = ?", seg)
+			return err
+		})
 	}
-	_, err := s.w.ExecContext(ctx, "DELETE FROM posting_tail WHERE seg = ?", seg)
-	return err
 }
 
 // completes reports whether c is the chunk that completes its segment and
@@ -262,38 +285,6 @@ func sortEntries(es []indexEntry) {
 		}
 		return cmp.Compare(x.k, y.k)
 	})
-}
-
-// insertPostings inserts the posting rows es of index t, segment seg, in
-// multi-row statements prepared once (indexRowsPerInsert): per statement
-// overhead, not B-tree work, dominates row-at-a-time inserts. Rows already
-// there are left alone.
-func (s *Store) insertPostings(ctx context.Context, tx *sql.Tx, seg int64, t int, es []indexEntry) error {
-	for off := 0; off < len(es); {
-		size := len(indexRowsPerInsert) - 1
-		for i, r := range indexRowsPerInsert {
-			if r <= len(es)-off {
-				size = i
-				break
-			}
-		}
-		rows := indexRowsPerInsert[size]
-		args := make([]any, 0, 1+rows*indexTables[t].cols)
-		args = append(args, seg)
-		for _, e := range es[off : off+rows] {
-			args = append(args, e.a)
-			if t == targetIndex {
-				args = append(args, e.b)
-			}
-			args = append(args, e.k, e.ks)
-		}
-		stmt := s.ins.index[t*len(indexRowsPerInsert)+size]
-		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
-		off += rows
-	}
-	return nil
 }
 
 // tailMatcher reports whether a tail row's value is one a posting-list

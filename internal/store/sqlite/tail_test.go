@@ -60,27 +60,26 @@ func TestPostingTail(t *testing.T) {
 
 	// The chunk that completes the segment, then its merge, cut off after
 	// its first transaction.
-	c, err := s.prepareChunk(ctx, log)
+	c, err := s.ix.prepareChunk(ctx, log)
 	if err != nil || c == nil || c.to != segSize || !c.completes() {
 		t.Fatalf("prepareChunk = %v, %v; want the rest of the segment, as tails", c, err)
 	}
+	if err := s.ix.writeChunk(ctx, c); err != nil {
+		t.Fatalf("writing the chunk = %v", err)
+	}
+	resets := s.ix.resetCount()
+	merged, err := readTail(ctx, s.r, seg0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.wmu.Lock()
-	err = s.writeChunk(ctx, c, false, nil)
-	if err == nil {
-		var merged [][]indexEntry
-		if merged, err = readTail(ctx, s.r, seg0); err == nil {
-			txs := 0
-			err = s.writeMerge(ctx, seg0, merged, func() error {
-				if txs++; txs > 1 {
-					return errors.New("cut off")
-				}
-				return nil
-			})
-		}
+	for tx := range s.ix.mergeTxs(ctx, seg0, merged, resets) {
+		err = tx()
+		break // the process stopped
 	}
 	s.wmu.Unlock()
-	if err == nil || err.Error() != "cut off" {
-		t.Fatalf("writing the chunk, then the merge cut off = %v", err)
+	if err != nil {
+		t.Fatalf("the merge's first transaction = %v", err)
 	}
 	if n := s.indexedSize(log); n != segSize {
 		t.Fatalf("indexed %d events, want %d", n, segSize)
@@ -205,21 +204,17 @@ func TestMergeDuringSearch(t *testing.T) {
 	s, w := segmentLog(t, int(segSize), 5)
 	log := w.Info.ID
 	indexTo(t, s, log, 6000)
-	c, err := s.prepareChunk(ctx, log)
+	c, err := s.ix.prepareChunk(ctx, log)
 	for err == nil && c != nil && !c.completes() {
-		s.wmu.Lock()
-		err = s.writeChunk(ctx, c, false, nil)
-		s.wmu.Unlock()
+		err = s.ix.writeChunk(ctx, c)
 		if err == nil {
-			c, err = s.prepareChunk(ctx, log)
+			c, err = s.ix.prepareChunk(ctx, log)
 		}
 	}
 	if err != nil || c == nil {
 		t.Fatalf("indexing up to the segment's last chunk: %v, %v", c, err)
 	}
-	s.wmu.Lock()
-	err = s.writeChunk(ctx, c, false, nil)
-	s.wmu.Unlock()
+	err = s.ix.writeChunk(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +269,10 @@ func TestMergeDuringSearch(t *testing.T) {
 				return
 			}
 			merged = true
+			resets := s.ix.resetCount()
 			rows, err := readTail(ctx, s.r, seg)
 			if err == nil {
-				s.wmu.Lock()
-				err = s.writeMerge(ctx, seg, rows, nil)
-				s.wmu.Unlock()
+				err = s.ix.holdWriter(ctx, s.ix.mergeTxs(ctx, seg, rows, resets))
 			}
 			if err != nil {
 				t.Fatalf("merge during a search: %v", err)

@@ -111,19 +111,8 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 		return s.gone
 	}
 	for _, b := range batches {
-		if len(b.Events) == 0 {
-			continue
-		}
-		for s.indexLag(b.Log, b.Events[0].Seq) > s.opts.MaxIndexLag {
-			more, err := s.indexChunk(ctx, b.Log)
-			if err != nil {
-				// Indexing trouble must not stop ingest, but it shows.
-				s.indexTried(err)
-				s.logger.ErrorContext(ctx, "indexing before a commit failed", "err", err)
-			}
-			if err != nil || !more {
-				break
-			}
+		if len(b.Events) > 0 {
+			s.ix.keepUp(ctx, b.Log, b.Events[0].Seq)
 		}
 	}
 	if err := s.syncFull(ctx); err != nil {
@@ -148,10 +137,10 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 		return err
 	}
 	for i, b := range batches {
-		s.recent.add(b.Log, b.Events)
+		s.ix.recent.add(b.Log, b.Events)
 		s.knowActions(b.Log, added[i])
 	}
-	s.wakeIndexer()
+	s.ix.wake()
 	return nil
 }
 
@@ -418,7 +407,7 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 // store's indexer is woken for events it has not indexed, which it would
 // otherwise only learn of at this store's next commit.
 func (s *Store) Size(ctx context.Context, log int64) (int64, error) {
-	resets := s.resetCount()
+	resets := s.ix.resetCount()
 	var size, indexed int64
 	err := s.r.QueryRowContext(ctx, "SELECT size, indexed_size FROM logs WHERE id = ?", log).Scan(&size, &indexed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -428,13 +417,13 @@ func (s *Store) Size(ctx context.Context, log int64) (int64, error) {
 		return 0, err
 	}
 	s.mu.Lock()
-	if _, ok := s.names[log]; ok && s.resets == resets && indexed > s.indexed[log] {
-		s.indexed[log] = indexed // entries below it were committed with it
-	}
-	lag := size > s.indexed[log]
+	_, known := s.names[log]
 	s.mu.Unlock()
-	if lag && s.w != nil {
-		s.wakeIndexer()
+	if known {
+		s.ix.learn(log, indexed, resets) // entries below it were committed with it
+	}
+	if size > s.ix.indexedTo(log) && s.w != nil {
+		s.ix.wake()
 	}
 	return size, nil
 }
