@@ -49,7 +49,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	}
 	c.db.log = "demo"
 	clock := &replayClock{}
-	db, err := openOrInitWith(ctx, c.db.data, trail.Options{Now: clock.now})
+	db, _, err := c.db.openOrInit(ctx, trail.Options{Now: clock.now})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -53,19 +52,11 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if !trail.ValidLogName(c.db.log) {
 		return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", c.db.log)
 	}
-	dir := c.db.data
-	var db *trail.DB
-	_, err := os.Stat(filepath.Join(dir, trail.DatabaseFile))
-	created := errors.Is(err, fs.ErrNotExist)
-	switch {
-	case created:
-		db, err = trail.Init(ctx, dir, trail.Options{})
-	case err == nil:
-		db, err = trail.Open(ctx, dir, trail.Options{})
-	}
+	db, created, err := c.db.openOrInit(ctx, trail.Options{})
 	if err != nil {
 		return err
 	}
+	dir := c.db.data
 	defer db.Close()
 	l, err := db.CreateLog(ctx, c.db.log, c.origin)
 	if errors.Is(err, trail.ErrExists) {

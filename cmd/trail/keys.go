@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,7 +82,7 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	only := func(allowed ...string) error {
 		for name := range set {
-			if name != "data" && !slices.Contains(allowed, name) {
+			if name != "data" && name != "store" && !slices.Contains(allowed, name) {
 				return usagef("keys %s does not take --%s", sub, name)
 			}
 		}
@@ -142,7 +139,7 @@ func (c *keysCommand) create(ctx context.Context) error {
 		}
 		scopes = append(scopes, sc)
 	}
-	db, err := openOrInit(ctx, c.db.data)
+	db, _, err := c.db.openOrInit(ctx, trail.Options{})
 	if err != nil {
 		return err
 	}
@@ -182,7 +179,7 @@ func joinScopes(ss []trail.Scope) string {
 // empty. Each log whose keys are listed records it (trail.key.list), so
 // the data directory is opened for writing.
 func (c *keysCommand) list(ctx context.Context, log string) error {
-	db, err := trail.Open(ctx, c.db.data, trail.Options{})
+	db, err := c.db.openStore(ctx, trail.Options{})
 	if err != nil {
 		return err
 	}
@@ -239,7 +236,7 @@ func (c *keysCommand) list(ctx context.Context, log string) error {
 }
 
 func (c *keysCommand) revoke(ctx context.Context, id string) error {
-	db, err := trail.Open(ctx, c.db.data, trail.Options{})
+	db, err := c.db.openStore(ctx, trail.Options{})
 	if err != nil {
 		return err
 	}
@@ -269,17 +266,4 @@ func cliCaller() trail.Caller {
 		login = "uid-" + strconv.Itoa(os.Getuid())
 	}
 	return trail.Caller{Actor: event.Actor{ID: "cli:" + event.Sanitize(login, 200), Type: event.ActorUser}}
-}
-
-// openOrInit opens the data directory for writing, creating it first if it
-// holds no Trail database.
-func openOrInit(ctx context.Context, dir string) (*trail.DB, error) {
-	return openOrInitWith(ctx, dir, trail.Options{})
-}
-
-func openOrInitWith(ctx context.Context, dir string, opts trail.Options) (*trail.DB, error) {
-	if _, err := os.Stat(filepath.Join(dir, trail.DatabaseFile)); errors.Is(err, fs.ErrNotExist) {
-		return trail.Init(ctx, dir, opts)
-	}
-	return trail.Open(ctx, dir, opts)
 }

@@ -57,7 +57,7 @@ func (c *logsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.printRemote(info)
 	}
-	db, err := trail.Open(ctx, c.db.data, trail.Options{ReadOnly: true})
+	db, err := c.db.openStore(ctx, trail.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}

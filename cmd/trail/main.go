@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -105,6 +106,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("trail", flag.ContinueOnError)
 	global.register(fs, dbFlags{
 		data: envOr(m.env, "TRAIL_DATA", "./trail-data"), log: envOr(m.env, "TRAIL_LOG", "default"),
+		store: envOr(m.env, "TRAIL_STORE", ""), dataEnv: m.env.getenv("TRAIL_DATA") != "",
 		server: envOr(m.env, "TRAIL_SERVER", ""), key: envOr(m.env, "TRAIL_KEY", ""),
 	})
 	fs.SetOutput(io.Discard)
@@ -177,7 +179,7 @@ whose signed checkpoints let anyone prove that no event was altered, removed
 or inserted afterwards.
 
 Usage:
-  trail [--data DIR] [--log NAME] <command> [flags] [arguments]
+  trail [--data DIR | --store URL] [--log NAME] <command> [flags] [arguments]
 
 Commands:
 `)
@@ -188,6 +190,8 @@ Commands:
 	b.WriteString(`
 Global flags (each command takes them too):
   --data DIR   data directory (default ./trail-data, or $TRAIL_DATA)
+  --store URL  the store instead, by URL: sqlite:DIR is --data DIR
+               (or $TRAIL_STORE)
   --log NAME   log to use (default "default", or $TRAIL_LOG)
   --server URL work with a Trail server instead: append, search, get,
                checkpoint, export, verify, logs and tail (or $TRAIL_SERVER)
@@ -262,20 +266,27 @@ func report(w io.Writer, err error) int {
 	return 1
 }
 
-// dbFlags are the flags that pick a data directory and a log, or a
-// server and the API key that picks a log on it.
+// dbFlags are the flags that pick a store (a data directory) and a log, or
+// a server and the API key that picks a log on it.
 type dbFlags struct {
 	data, log   string
+	store       string // --store, or $TRAIL_STORE; "" for none
 	server, key string
 	// logGiven says that --log was on the command line before the
 	// command, rather than taken from $TRAIL_LOG or the default.
 	logGiven bool
+	// dataSet and storeSet say that --data and --store were on the
+	// command line (before the command or after it); dataEnv that
+	// $TRAIL_DATA is set.
+	dataSet, storeSet, dataEnv bool
 }
 
-// register adds --data and --log to fs, with the values of def (the global
+// register adds the flags to fs, with the values of def (the global
 // flags) as defaults.
 func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
-	fs.StringVar(&d.data, "data", def.data, "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
+	*d = def
+	fs.Var(&setFlag{&d.data, &d.dataSet}, "data", "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
+	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR ($TRAIL_STORE)")
 	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
 	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
@@ -296,10 +307,113 @@ func (d dbFlags) client() (*client.Client, error) {
 	return c, nil
 }
 
-// open opens the data directory and the log. Read-only opening needs no
-// signing key.
-func (d dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
-	db, err := trail.Open(ctx, d.data, trail.Options{ReadOnly: readOnly})
+// setFlag is a string flag that records whether the command line set it.
+type setFlag struct {
+	v   *string
+	set *bool
+}
+
+func (f *setFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+
+func (f *setFlag) Set(s string) error {
+	*f.v, *f.set = s, true
+	return nil
+}
+
+// storeURL returns the store that --store or --data names; the command
+// line goes before the environment, and the environment before the
+// default, ./trail-data. --data DIR is --store sqlite:DIR: given both, at
+// the same level, they must name the same directory. A store URL this
+// build cannot open is a usage error.
+func (d *dbFlags) storeURL() (trail.StoreURL, error) {
+	switch {
+	case d.storeSet && d.dataSet:
+		return sameStore("--store", d.store, "--data", d.data)
+	case d.storeSet:
+		return parseStore("--store", d.store)
+	case d.dataSet:
+		return trail.StoreURL{Scheme: "sqlite", Dir: d.data}, nil
+	case d.store != "" && d.dataEnv:
+		return sameStore("$TRAIL_STORE", d.store, "$TRAIL_DATA", d.data)
+	case d.store != "":
+		return parseStore("$TRAIL_STORE", d.store)
+	}
+	return trail.StoreURL{Scheme: "sqlite", Dir: d.data}, nil
+}
+
+func parseStore(flag, s string) (trail.StoreURL, error) {
+	u, err := trail.ParseStoreURL(s)
+	if err != nil {
+		return u, usagef("%s: %v", flag, err)
+	}
+	return u, nil
+}
+
+// sameStore returns the store of the URL s, given as storeFlag, if the
+// data directory dir, given as dataFlag, is the same store.
+func sameStore(storeFlag, s, dataFlag, dir string) (trail.StoreURL, error) {
+	u, err := parseStore(storeFlag, s)
+	if err != nil {
+		return u, err
+	}
+	if u.Scheme != "sqlite" || !samePath(u.Dir, dir) {
+		return u, usagef("%s %s and %s %s name different stores: give one of them", storeFlag, s, dataFlag, dir)
+	}
+	return u, nil
+}
+
+// samePath reports whether the paths a and b name the same directory, as
+// written (not following links).
+func samePath(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
+}
+
+// resolve sets d.data to the data directory of the store the flags name,
+// for the messages that name it, and returns that store's URL.
+func (d *dbFlags) resolve() (string, error) {
+	u, err := d.storeURL()
+	if err != nil {
+		return "", err
+	}
+	d.data = u.Dir
+	return u.String(), nil
+}
+
+// openStore opens the store the flags name; see storeURL.
+func (d *dbFlags) openStore(ctx context.Context, opts trail.Options) (*trail.DB, error) {
+	url, err := d.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return trail.OpenStore(ctx, url, opts)
+}
+
+// openOrInit opens the store the flags name, creating it first if there is
+// none.
+func (d *dbFlags) openOrInit(ctx context.Context, opts trail.Options) (db *trail.DB, created bool, err error) {
+	url, err := d.resolve()
+	if err != nil {
+		return nil, false, err
+	}
+	db, err = trail.OpenStore(ctx, url, opts)
+	if errors.Is(err, trail.ErrNotInitialized) {
+		db, err = trail.InitStore(ctx, url, opts)
+		created = err == nil
+	}
+	return db, created, err
+}
+
+// open opens the store and the log. Read-only opening needs no signing
+// key.
+func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
+	db, err := d.openStore(ctx, trail.Options{ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,7 +54,7 @@ func (c *reindexCommand) Run(ctx context.Context, args []string) error {
 	if c.db.server != "" {
 		return usagef("reindex works on a data directory (--data), not a --server")
 	}
-	db, err := trail.Open(ctx, c.db.data, trail.Options{Lock: true})
+	db, err := c.db.openStore(ctx, trail.Options{Lock: true})
 	if err != nil {
 		return err
 	}

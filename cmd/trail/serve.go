@@ -134,9 +134,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	var db *trail.DB
 	var err error
 	if c.demo {
-		db, err = openOrInitWith(ctx, c.db.data, dbOpts)
+		db, _, err = c.db.openOrInit(ctx, dbOpts)
 	} else {
-		db, err = trail.Open(ctx, c.db.data, dbOpts)
+		db, err = c.db.openStore(ctx, dbOpts)
 	}
 	if err != nil {
 		return err
