@@ -28,7 +28,7 @@ func workloadEvents(b testing.TB, n int) ([]event.Event, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Log("events from", workload.Source())
+	workload.LogSource(b)
 	return evs, raw
 }
 
