@@ -1,57 +1,29 @@
 package main
 
 import (
-	"database/sql"
-	"encoding/binary"
-	"path/filepath"
+	"context"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// rawStore opens the database of data directly, as someone with access to
-// the file would, and returns it with the id of the log "default".
-func rawStore(t *testing.T, data string) (*sql.DB, int64) {
+// tamper changes event seq of log in the store at data behind Trail's
+// back, waiting for a server's commits on it.
+func tamper(t *testing.T, b backends.Backend, data, log string, seq int64, edit func(*event.Event)) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	var id int64
-	if err := db.QueryRow("SELECT id FROM logs WHERE name = 'default'").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return db, id
-}
-
-// breakRecord changes one byte of the stored record of event seq of the
-// log "default", its outcome code, so that it no longer decodes (see
-// bundle.go in internal/store/sqlite for the layout).
-func breakRecord(t *testing.T, data string, seq int64) {
-	t.Helper()
-	db, id := rawStore(t, data)
-	var k int64
-	var b []byte
-	if err := db.QueryRow("SELECT k, data FROM events WHERE k >= ? AND k <= ? ORDER BY k DESC LIMIT 1", id<<40, id<<40|seq).Scan(&k, &b); err != nil {
-		t.Fatal(err)
-	}
-	off := 1
-	_, w := binary.Uvarint(b[off:])
-	off += w
-	for i := k - id<<40; ; i++ {
-		n, w := binary.Uvarint(b[off:])
-		off += w
-		if i == seq {
-			break
+	tp := b.Tamper(t, data)
+	defer tp.Close()
+	err := tp.EditEvents(context.Background(), log, seq, seq+1, func(evs []*event.Event) []*event.Event {
+		if len(evs) != 1 {
+			t.Fatalf("log %s holds no event %d", log, seq)
 		}
-		off += int(n)
-	}
-	_, w1 := binary.Varint(b[off:])
-	_, w2 := binary.Varint(b[off+w1:])
-	b[off+w1+w2] = 9
-	if _, err := db.Exec("UPDATE events SET data = ? WHERE k = ?", b, k); err != nil {
+		edit(evs[0])
+		return evs
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -70,7 +42,11 @@ func failsDamaged(t *testing.T, seq string, args ...string) {
 // A damaged event is reported as damaged by get, search and export, on a
 // data directory and through a server.
 func TestDamagedEventCLI(t *testing.T) {
-	data, vkey := initLog(t)
+	backends.Run(t, testDamagedEventCLI)
+}
+
+func testDamagedEventCLI(t *testing.T, b backends.Backend) {
+	data, vkey := initLogAt(t, b.New(t))
 	rs := appendAll(t, data)
 	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "default", "--scope", "read").stdout)
 	seq, id := rs[5][0], rs[5][1]
@@ -78,7 +54,11 @@ func TestDamagedEventCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	breakRecord(t, data, n)
+	tp := b.Tamper(t, data)
+	if err := tp.BreakEvent(context.Background(), "default", n); err != nil {
+		t.Fatal(err)
+	}
+	tp.Close()
 
 	failsDamaged(t, seq, "get", "--data", data, id)
 	failsDamaged(t, seq, "search", "--data", data, "--limit", "1000")
@@ -96,17 +76,22 @@ func TestDamagedEventCLI(t *testing.T) {
 // An event stored past the end of the log fails verify and append, both
 // naming its seq.
 func TestStrayEventCLI(t *testing.T) {
-	data, _ := initLog(t)
-	appendAll(t, data)
-	db, id := rawStore(t, data)
-	var size int64
-	if err := db.QueryRow("SELECT size FROM logs WHERE id = ?", id).Scan(&size); err != nil {
+	backends.Run(t, testStrayEventCLI)
+}
+
+func testStrayEventCLI(t *testing.T, b backends.Backend) {
+	data, _ := initLogAt(t, b.New(t))
+	rs := appendAll(t, data)
+	size, err := strconv.ParseInt(rs[len(rs)-1][0], 10, 64)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO events (k, data) SELECT ?, data FROM events WHERE k = (SELECT max(k) FROM events WHERE k < ?)", id<<40|size, id<<40|size); err != nil {
+	size++
+	tp := b.Tamper(t, data)
+	if err := tp.CopyRecord(context.Background(), "default", size-1, size); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	tp.Close()
 	stray := strconv.FormatInt(size, 10)
 	r := run(t, "", "verify", "--data", data)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq "+stray+": an event is stored past the end of the log") {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
@@ -22,7 +21,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
-	"github.com/trail-audit/trail/internal/store/sqlite"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // The tests in this file run the trail binary, built once by TestMain, as a
@@ -124,7 +123,12 @@ var verifierKeyRE = regexp.MustCompile(`(?m)^\s*verifier key:\s+(\S+)$`)
 // that init printed.
 func initLog(t *testing.T) (data, vkey string) {
 	t.Helper()
-	data = filepath.Join(t.TempDir(), "data")
+	return initLogAt(t, filepath.Join(t.TempDir(), "data"))
+}
+
+// initLogAt is initLog of the data directory data.
+func initLogAt(t *testing.T, data string) (string, string) {
+	t.Helper()
 	r := ok(t, "", "init", "--data", data, "--origin", "example.com/trail/test")
 	m := verifierKeyRE.FindStringSubmatch(r.stdout)
 	if m == nil {
@@ -513,7 +517,11 @@ func TestExport(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	data, vkey := initLog(t)
+	backends.Run(t, testVerify)
+}
+
+func testVerify(t *testing.T, b backends.Backend) {
+	data, vkey := initLogAt(t, b.New(t))
 	rs := appendAll(t, data)
 	r := ok(t, "", "verify", "--data", data)
 	if !strings.Contains(r.stdout, "300 events") || !strings.Contains(r.stderr, "--verifier-key") {
@@ -547,7 +555,7 @@ func TestVerify(t *testing.T) {
 		t.Errorf("trail verify with another log's key: exit %d, stderr %q; want 1 and FAILED", r.code, r.stderr)
 	}
 
-	tamper(t, data, "default", 5, func(e *event.Event) { e.Actor.ID = "mallory" })
+	tamper(t, b, data, "default", 5, func(e *event.Event) { e.Actor.ID = "mallory" })
 	r = run(t, "", "verify", "--data", data)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq 5:") {
 		t.Errorf("trail verify after altering seq 5: exit %d, stderr %q; want 1 and verification FAILED: seq 5", r.code, r.stderr)
@@ -561,31 +569,6 @@ func TestVerify(t *testing.T) {
 	r = run(t, "", "get", "--data", data, rs[5][1])
 	if r.code != 1 || !strings.Contains(r.stdout, `"id": "mallory"`) || !strings.Contains(r.stdout, "NOT VERIFIED") {
 		t.Errorf("trail get of the altered event: exit %d, stdout %q; want 1 and NOT VERIFIED", r.code, r.stdout)
-	}
-}
-
-// tamper changes event seq of log in the database file behind Trail's
-// back, waiting for a server's commits on it.
-func tamper(t *testing.T, data, log string, seq int64, edit func(*event.Event)) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var id int64
-	if err := db.QueryRow("SELECT id FROM logs WHERE name = ?", log).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	err = sqlite.EditEvents(db, id, seq, seq+1, func(evs []*event.Event) []*event.Event {
-		if len(evs) != 1 {
-			t.Fatalf("log %s holds no event %d", log, seq)
-		}
-		edit(evs[0])
-		return evs
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

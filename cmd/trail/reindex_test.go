@@ -2,24 +2,24 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// indexedLog makes a data directory whose log "default" holds n events,
-// of the actors u0 to u6 in turn, all indexed, and returns it.
-func indexedLog(t *testing.T, n int) string {
+// indexedLog makes the data directory data, whose log "default" holds n
+// events, of the actors u0 to u6 in turn, all indexed, and returns it.
+func indexedLog(t *testing.T, data string, n int) string {
 	t.Helper()
-	data, _ := initLog(t)
+	initLogAt(t, data)
 	var in strings.Builder
 	actions := []string{"user.login", "user.login.failed", "document.read", "document.update"}
 	for i := range n {
@@ -48,20 +48,6 @@ func indexedLog(t *testing.T, n int) string {
 	return data
 }
 
-func rawSQL(t *testing.T, data string, queries ...string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range queries {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
-
 // TestVerifyIndexAndReindex damages the indexes of a real data directory
 // as the issue found it done (one actor's posting row deleted: a search
 // for the actor finds a fraction of the events, and verify passes), with
@@ -70,8 +56,14 @@ func rawSQL(t *testing.T, data string, queries ...string) {
 // directory, repairs them.
 func TestVerifyIndexAndReindex(t *testing.T) {
 	t.Parallel()
-	const n = 20000 // the first 16,384 in the index tables, the rest in the posting tail
-	data := indexedLog(t, n)
+	backends.Run(t, testVerifyIndexAndReindex)
+}
+
+func testVerifyIndexAndReindex(t *testing.T, b backends.Backend) {
+	// The first 16,384 events' postings in the SQLite store's index
+	// tables, the rest in its posting tail.
+	const n = 20000
+	data := indexedLog(t, b.New(t), n)
 	u3 := (n + 6 - 3) / 7
 
 	r := ok(t, "", "verify", "--data", data, "--index")
@@ -79,16 +71,37 @@ func TestVerifyIndexAndReindex(t *testing.T) {
 		t.Errorf("trail verify --index of an untouched log printed:\n%s\nwant %q", r.stdout, want)
 	}
 
-	// u3's posting row of the first segment, by_actor's row (seg, actor_id,
-	// k, ks); the hourly count of all events by outcome of the first hour
-	// (dim 0); a posting of seq 5 under an ip it does not have. Log 1's
-	// first segment is 1<<40>>14.
-	seg := strconv.Itoa(1 << 40 >> 14)
-	rawSQL(t, data,
-		"DELETE FROM by_actor WHERE seg = "+seg+" AND actor_id = 'u3'",
-		"UPDATE rollup SET n_total = n_total + 1 WHERE dim = 0 AND hour = (SELECT min(hour) FROM rollup WHERE dim = 0)",
-		"INSERT INTO by_ip (seg, ip, k, ks) VALUES ("+seg+", '203.0.113.99', "+strconv.FormatInt(1<<40|5, 10)+", NULL)",
-	)
+	// u3's postings of the first 16,384 events; the hourly count of all
+	// events by outcome of the first hour; a posting of seq 5 under an ip
+	// it does not have.
+	ctx := context.Background()
+	tp := b.Tamper(t, data)
+	if err := tp.DeletePostings(ctx, "default", store.IndexActor, "u3", 0, 1<<14); err != nil {
+		t.Fatal(err)
+	}
+	first := int64(math.MaxInt64)
+	counts := func(edit func(r *store.CountRow)) {
+		t.Helper()
+		err := tp.EditCounts(ctx, "default", func(r *store.CountRow) bool {
+			if r.Dim == store.CountOutcome && r.Span == store.SpanHour {
+				edit(r)
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts(func(r *store.CountRow) { first = min(first, r.Hour) })
+	counts(func(r *store.CountRow) {
+		if r.Hour == first {
+			r.Total++
+		}
+	})
+	if err := tp.AddPosting(ctx, "default", store.Posting{Index: store.IndexIP, Value: "203.0.113.99", Seqs: []int64{5}}); err != nil {
+		t.Fatal(err)
+	}
+	tp.Close()
 	if got := len(searchJSON(t, data, "--actor", "u3")); got >= u3 {
 		t.Fatalf("trail search --actor u3 finds %d events after its posting row was deleted, want fewer than %d", got, u3)
 	} else {
@@ -126,7 +139,6 @@ func TestVerifyIndexAndReindex(t *testing.T) {
 	}
 
 	// A server holds the data directory: reindex is refused, naming it.
-	ctx := context.Background()
 	server, err := trail.Open(ctx, data, trail.Options{Lock: true})
 	if err != nil {
 		t.Fatal(err)

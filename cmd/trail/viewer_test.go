@@ -18,6 +18,7 @@ import (
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/browsertest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // browser drives one Chromium tab against a trail serve.
@@ -134,7 +135,11 @@ type viewRow struct {
 // overview's charts, live rows, a phone-width screen, sign-out, another
 // tenant seeing nothing of this one, revocation, and the server gone.
 func TestViewer(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	backends.Run(t, testViewer)
+}
+
+func testViewer(t *testing.T, be backends.Backend) {
+	data := be.New(t)
 	other := run(t, "", "--data", data, "keys", "create", "--log", "other", "--scope", "read,append", "--name", "other reader")
 	if other.code != 0 {
 		t.Fatalf("keys create: %+v", other)
@@ -398,7 +403,7 @@ func TestViewer(t *testing.T) {
 		// (a server that served it anyway would fail the browser's own
 		// check, which web/verify_test.go covers).
 		seq := eval[int64](b, `JSON.parse(document.getElementById("verify").dataset.proof).seq`)
-		tamper(t, data, "demo", seq, func(e *event.Event) { e.Reason = "nothing to see" })
+		tamper(t, be, data, "demo", seq, func(e *event.Event) { e.Reason = "nothing to see" })
 		b.do(chromedp.Reload())
 		b.waitFor("the altered event's page", `document.querySelector(".error-page") !== null`)
 		msg := eval[string](b, `document.querySelector(".error-page").textContent`)
