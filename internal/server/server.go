@@ -151,20 +151,22 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		w.Header().Set("Cache-Control", "no-store")
+		var key trail.KeyInfo
+		var err error
 		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		bearer = strings.TrimSpace(bearer)
-		if r.Header.Get("Authorization") == "" && r.Method == http.MethodGet {
+		switch {
+		case r.Header.Get("Authorization") == "" && r.Method == http.MethodGet && hasSessionCookie(r):
 			// The viewer's session stands for its key on reads (the
 			// cookie is SameSite=Strict: other sites cannot send it).
-			if secret, ok := s.sessionSecret(r); ok {
-				scheme, bearer = "Bearer", secret
+			if key, err = s.sessionKey(r); errors.Is(err, errNoSession) {
+				err = errNoKey
 			}
+		case !strings.EqualFold(scheme, "Bearer") || bearer == "":
+			err = errNoKey
+		default:
+			key, err = s.authenticate(ctx, bearer)
 		}
-		if !strings.EqualFold(scheme, "Bearer") || bearer == "" {
-			s.writeError(w, r, errNoKey)
-			return
-		}
-		key, err := s.authenticate(ctx, bearer)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -79,17 +79,12 @@ func (s *server) pageHeaders(h http.HandlerFunc) http.Handler {
 func (s *server) viewer(h apiHandler) http.Handler {
 	return s.pageHeaders(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		secret, ok := s.sessionSecret(r)
-		if !ok {
+		key, err := s.sessionKey(r)
+		switch {
+		case errors.Is(err, errNoSession):
 			s.toSignIn(w, r, "")
 			return
-		}
-		key, err := s.authenticate(ctx, secret)
-		switch {
 		case errors.Is(err, trail.ErrUnauthorized):
-			if c, err := r.Cookie(sessionCookie); err == nil {
-				s.sessions.end(c.Value)
-			}
 			s.toSignIn(w, r, "revoked")
 			return
 		case err != nil:
@@ -182,14 +177,12 @@ func sameOrigin(r *http.Request) bool {
 }
 
 // signInPage serves GET /signin?next=&why=. A browser still holding the
-// cookie of a session that is gone (the server restarted, the key was
-// revoked) is told so, and the cookie is cleared.
+// cookie of a session that is gone (it expired or was signed out, the key
+// was revoked) is told so, and the cookie is cleared.
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
-	if secret, ok := s.sessionSecret(r); ok {
-		if _, err := s.authenticate(r.Context(), secret); err == nil {
-			http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
-			return
-		}
+	if _, err := s.sessionKey(r); err == nil {
+		http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
 	}
 	msg := signInReasons[r.URL.Query().Get("why")]
 	if hasSessionCookie(r) {
@@ -250,20 +243,27 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.viewerError(w, r, err)
 		return
 	}
-	setSessionCookie(w, r, s.sessions.create(secret, time.Now()))
+	if err := s.startSession(w, r, key); err != nil {
+		s.viewerError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, localPath(next), http.StatusSeeOther)
 }
 
-// signOut ends the session.
+// signOut ends the session, on every server of the store (endSession),
+// and clears its cookie. If the store cannot record the sign-out, the page
+// says so: the cookie is cleared, but a copy of it would still work.
 func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		s.renderSignIn(w, http.StatusForbidden, "/", "This sign-out form was sent from another site.")
 		return
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		s.sessions.end(c.Value)
-	}
+	err := s.endSession(r)
 	setSessionCookie(w, r, "")
+	if err != nil {
+		s.viewerError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, "/signin?why=signed-out", http.StatusSeeOther)
 }
 

@@ -11,6 +11,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -527,9 +529,10 @@ func TestViewerHidesReads(t *testing.T) {
 	}
 }
 
-// After a restart the server has no sessions (they live in its memory): a
-// browser with the old cookie is sent to sign in, told that its session
-// ended, and the stale cookie is cleared.
+// A restart keeps the sessions (the store keeps their secret). Once the
+// store's session secret is replaced, a browser with an old cookie is sent
+// to sign in, told that its session ended, and the stale cookie is
+// cleared.
 func TestViewerSessionEnded(t *testing.T) {
 	v := newViewerEnv(t)
 	resp := v.signIn(v.browser(), v.read, "/", v.srv.URL)
@@ -537,6 +540,16 @@ func TestViewerSessionEnded(t *testing.T) {
 		t.Fatalf("sign-in set cookies %v", resp.Cookies())
 	}
 	old := resp.Cookies()[0]
+	again := httptest.NewTLSServer(server.New(v.db, server.Options{}))
+	defer again.Close()
+	req, _ := http.NewRequest("GET", again.URL+"/overview", nil)
+	req.AddCookie(&http.Cookie{Name: old.Name, Value: old.Value})
+	if resp, err := again.Client().Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/overview after a restart with the session's cookie = %v, %v; want 200", resp.Status, err)
+	}
+	if err := os.Remove(filepath.Join(v.db.Dir(), "session.key")); err != nil {
+		t.Fatal(err)
+	}
 	restarted := httptest.NewTLSServer(server.New(v.db, server.Options{}))
 	defer restarted.Close()
 	c := restarted.Client()
@@ -555,7 +568,7 @@ func TestViewerSessionEnded(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	const ended = "Your session ended (the server restarted or the key was revoked); sign in again."
+	const ended = "Your session ended (it expired or was signed out, or its key was revoked); sign in again."
 	resp, _ = get("/overview", true)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin?") {
