@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,15 +15,13 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/server"
-	"github.com/trail-audit/trail/internal/store/sqlite"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // fixture is a real Trail server on a loopback port with one log and a
@@ -45,8 +42,14 @@ func (f *fixture) appended() int64 { return f.log.Size() - f.start }
 
 func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
+	return newFixtureAt(t, t.TempDir(), wrap)
+}
+
+// newFixtureAt is newFixture with the store created at dir.
+func newFixtureAt(t *testing.T, dir string, wrap func(http.Handler) http.Handler) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	db, err := trail.Init(ctx, dir, trail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +412,11 @@ func forkedServer(t *testing.T, dir string, n int) (string, string) {
 func newKeyPair(name string) (string, string, error) { return merkle.NewKey(name) }
 
 func TestVerifyLog(t *testing.T) {
-	f := newFixture(t, nil)
+	backends.Run(t, testVerifyLog)
+}
+
+func testVerifyLog(t *testing.T, b backends.Backend) {
+	f := newFixtureAt(t, b.New(t), nil)
 	c := f.client(t, client.Options{})
 	ctx := context.Background()
 	for i := range 30 {
@@ -434,12 +441,7 @@ func TestVerifyLog(t *testing.T) {
 		t.Errorf("Verify with another key = %v, want ErrNotVerified", err)
 	}
 	// A server whose events were rewritten after signing is caught.
-	db := rawDB(t, f.db.Dir())
-	var logID int64
-	if err := db.QueryRow("SELECT min(k) >> 40 FROM events").Scan(&logID); err != nil {
-		t.Fatal(err)
-	}
-	err = sqlite.EditEvents(db, logID, 7, 8, func(evs []*event.Event) []*event.Event {
+	err = b.Tamper(t, f.db.Dir()).EditEvents(ctx, "acme", 7, 8, func(evs []*event.Event) []*event.Event {
 		evs[0].Actor.ID = "mallory"
 		return evs
 	})
@@ -458,16 +460,6 @@ func TestVerifyLog(t *testing.T) {
 	if _, err := fc.Verify(ctx, f.vkey, saved, nil); !errors.Is(err, client.ErrFork) {
 		t.Errorf("Verify of a forked log against the saved checkpoint = %v, want ErrFork", err)
 	}
-}
-
-func rawDB(t *testing.T, dir string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "trail.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // Each filter of api.Query reaches the server through its URL and selects
