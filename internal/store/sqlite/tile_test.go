@@ -73,7 +73,7 @@ func TestPartialLeafTile(t *testing.T) {
 	if _, err := s.w.Exec("DELETE FROM tiles WHERE k = ?", tileKey(log, 0, 1)); err != nil {
 		t.Fatal(err)
 	}
-	err := EditEvents(s.w, log, 290, 291, func(evs []*event.Event) []*event.Event { return nil })
+	err := editEvents(s.w, log, 290, 291, func(evs []*event.Event) []*event.Event { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,16 +10,17 @@ import (
 	"github.com/trail-audit/trail/event"
 )
 
-// EditEvents changes the stored events of log whose seqs are in [from, to)
+// editEvents changes the stored events of log whose seqs are in [from, to)
 // directly in the database behind db, bypassing every check of Trail's: it
-// lets tests play someone who can write the database file. edit gets those
+// lets this package's tests play someone who can write the database file
+// (the tests of other packages do it through package sqlitetest). edit gets those
 // events in seq order and returns the events to store instead, each at its
 // Seq (unique); it may change, drop, move or add events. Nothing else
 // changes: not the tiles, checkpoints, log sizes or indexes.
 //
 // It takes the write lock first (BEGIN IMMEDIATE), waiting up to ten
 // seconds for a running Trail to let go of it.
-func EditEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*event.Event) (err error) {
+func editEvents(db *sql.DB, log, from, to int64, edit func([]*event.Event) []*event.Event) (err error) {
 	ctx := context.Background()
 	tx, err := db.Conn(ctx)
 	if err != nil {
