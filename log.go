@@ -166,7 +166,7 @@ func (l *Log) Size() int64 {
 // Append validates ev and commits it. When Append returns nil the event is
 // durable: it survives a crash or power loss. Concurrent Appends are
 // committed together (group commit). An invalid event gives a
-// *ValidationError and stores nothing; a store failure gives an error
+// *event.Error and stores nothing; a store failure gives an error
 // wrapping ErrUnavailable and stores nothing. If ctx ends first, Append
 // returns ctx.Err() and the event may or may not have been committed.
 func (l *Log) Append(ctx context.Context, ev event.Event) (api.Receipt, error) {
@@ -182,7 +182,7 @@ func (l *Log) Append(ctx context.Context, ev event.Event) (api.Receipt, error) {
 }
 
 // AppendBatch validates and commits events atomically: all of them or,
-// if any is invalid (a *ValidationError naming its position) or the commit
+// if any is invalid (a *event.Error naming its position) or the commit
 // fails, none. Seqs are consecutive in slice order.
 func (l *Log) AppendBatch(ctx context.Context, events []event.Event) ([]api.Receipt, error) {
 	rs, _, err := l.appendBatch(ctx, events, nil)

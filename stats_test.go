@@ -273,7 +273,7 @@ func TestStatsInvalid(t *testing.T) {
 			st, err := l.Stats(context.Background(), tt.q)
 			var ve *event.Error
 			if !errors.As(err, &ve) || ve.Field != tt.wantField {
-				t.Fatalf("Stats(%+v) = %+v, %v; want a *ValidationError for field %q", tt.q, st, err, tt.wantField)
+				t.Fatalf("Stats(%+v) = %+v, %v; want a *event.Error for field %q", tt.q, st, err, tt.wantField)
 			}
 		})
 	}
@@ -618,6 +618,6 @@ func TestHideReads(t *testing.T) {
 	}
 	var ve *event.Error
 	if _, err := l.Search(ctx, api.Query{ExcludeAction: "Trail Reads"}); !errors.As(err, &ve) || ve.Field != "exclude_action" {
-		t.Errorf("Search(ExcludeAction %q) = %v, want a ValidationError naming exclude_action", "Trail Reads", err)
+		t.Errorf("Search(ExcludeAction %q) = %v, want an *event.Error naming exclude_action", "Trail Reads", err)
 	}
 }
