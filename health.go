@@ -130,11 +130,7 @@ type IndexStatus struct {
 
 // IndexStatus reports the background indexer's progress and failures.
 func (db *DB) IndexStatus(ctx context.Context) (IndexStatus, error) {
-	ix, ok := db.st.(store.Indexer)
-	if !ok {
-		return IndexStatus{Lag: map[string]int64{}}, nil
-	}
-	st, err := ix.IndexStatus(ctx)
+	st, err := db.st.IndexStatus(ctx)
 	if err != nil {
 		return IndexStatus{}, err
 	}

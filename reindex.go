@@ -49,7 +49,6 @@ func (l *Log) Reindex(ctx context.Context, opts ReindexOptions) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- l.db.st.WaitIndexed(ctx, l.info.ID) }()
-	ix, _ := l.db.st.(store.Indexer)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -63,10 +62,10 @@ func (l *Log) Reindex(ctx context.Context, opts ReindexOptions) error {
 			}
 			return nil
 		case <-tick.C:
-			if opts.Progress == nil || ix == nil {
+			if opts.Progress == nil {
 				continue
 			}
-			if st, err := ix.IndexStatus(ctx); err == nil {
+			if st, err := l.db.st.IndexStatus(ctx); err == nil {
 				size := l.Size()
 				opts.Progress(max(size-st.Lag[l.info.ID], 0), size)
 			}

@@ -321,11 +321,7 @@ func (db *DB) Ready(ctx context.Context) error {
 	}
 	// The store's own status: Ready needs its error, not the lag by log
 	// name, which DB.IndexStatus reads the logs for.
-	ix, ok := db.st.(store.Indexer)
-	if !ok {
-		return nil
-	}
-	st, err := ix.IndexStatus(ctx)
+	st, err := db.st.IndexStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("read the indexer's status: %w", err)
 	}

@@ -102,7 +102,7 @@ func (l *Log) verifyEnd(ctx context.Context, size int64) error {
 
 // storeSource is a log in the store, as verify.Check reads it.
 type storeSource struct {
-	st  store.Store
+	st  store.Log
 	log int64
 }
 

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"context"
-	"errors"
-)
+import "errors"
 
 // ErrGone: the database files a store has open are no longer the ones at
 // its path: they were removed or replaced (with their directory, perhaps)
@@ -12,10 +9,3 @@ import (
 // write with ErrGone; the write that noticed (a Commit, say) went to the
 // old files, and counts as not stored. Only opening the path again helps.
 var ErrGone = errors.New("database files removed or replaced while open")
-
-// Indexer is the IndexStatus method of Indexes on its own, for callers
-// that hold a Store and ask only that.
-type Indexer interface {
-	// IndexStatus is Indexes.IndexStatus.
-	IndexStatus(ctx context.Context) (IndexStatus, error)
-}

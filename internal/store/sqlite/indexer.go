@@ -208,7 +208,7 @@ func (ix *indexer) tried(err error) {
 	ix.lastErr = err
 }
 
-// IndexStatus implements store.Indexer. Lag is read from the database, so
+// IndexStatus implements store.Indexes. Lag is read from the database, so
 // that it counts the events of other processes too (trail append beside
 // trail serve).
 func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {

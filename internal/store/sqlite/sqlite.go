@@ -20,10 +20,7 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Indexer = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // Errors returned by Open.
 var (
