@@ -23,9 +23,11 @@ import (
 type Backend struct {
 	// Name names the backend, and the subtests Run runs on it.
 	Name string
-	// New returns the location of a new store, where none is yet: what
-	// trail.Init takes (a data directory that does not exist, for
-	// SQLite). The store is removed when t ends.
+	// New returns the location of a new store, where none is yet: for
+	// SQLite, a data directory that does not exist, which trail.Init and
+	// trail.Open take. A backend whose stores are not directories returns
+	// the URL that trail.InitStore and trail.OpenStore take, and the tests
+	// open stores through those. The store is removed when t ends.
 	New func(t testing.TB) string
 	// Copy returns the location of a new store that holds a copy of the
 	// store at src, which no one may have open.
