@@ -105,7 +105,7 @@ type Log interface {
 	CheckpointAt(ctx context.Context, log int64, size int64) (Checkpoint, error)
 
 	// Writable reports whether a commit could start now: it takes the
-	// write lock and lets it go, storing nothing. ErrGone once the
-	// database files were removed or replaced while open.
+	// write lock and lets it go, storing nothing. An error wrapping ErrGone
+	// once the database files were removed or replaced while open.
 	Writable(ctx context.Context) error
 }
