@@ -1,17 +1,15 @@
 package client
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail/api"
-	"github.com/trail-audit/trail/event"
-	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/verify"
 )
 
 // Verify checks the whole log as served, trusting nothing but verifierKey:
@@ -34,6 +32,8 @@ func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte,
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
 	}
+	// The signed checkpoints first: a history that does not extend the
+	// saved one is a fork, whatever events the server sends.
 	if against != nil {
 		old, _, err := merkle.Open(against, v)
 		if err != nil {
@@ -49,38 +49,15 @@ func (c *Client) Verify(ctx context.Context, verifierKey string, against []byte,
 		return cp, err
 	}
 	defer body.Close()
-	app, _ := merkle.NewAppender(0, nil)
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var buf []byte
-	for app.Size() < cp.Size && sc.Scan() {
-		e, err := event.DecodeStored(sc.Bytes())
-		if err != nil {
-			if xerr := ExportError(sc.Bytes()); xerr != nil {
-				return cp, fmt.Errorf("%w: event %d: %w", ErrNotVerified, app.Size(), xerr)
-			}
-			return cp, fmt.Errorf("%w: event %d: %v", ErrNotVerified, app.Size(), err)
-		}
-		if e.Seq != app.Size() {
-			return cp, fmt.Errorf("%w: event %d missing (got seq %d)", ErrNotVerified, app.Size(), e.Seq)
-		}
-		buf = canon.Append(buf[:0], &e)
-		app.Append(tlog.RecordHash(buf))
-		if progress != nil && app.Size()%(1<<16) == 0 {
-			progress(app.Size(), cp.Size)
-		}
+	src := verify.ExportSource(verify.Checkpoint{Size: cp.Size, Note: signed}, verify.NewExportReader(body, ExportError))
+	_, err = verify.Check(ctx, src, cp.Size, verify.Options{
+		Verifier: v,
+		Against:  against,
+		Progress: progress,
+		Readers:  1,
+	})
+	if ve := (*verify.Error)(nil); errors.As(err, &ve) {
+		return cp, fmt.Errorf("%w: %w", ErrNotVerified, err)
 	}
-	if err := sc.Err(); err != nil {
-		return cp, err
-	}
-	if app.Size() < cp.Size {
-		return cp, fmt.Errorf("%w: the server sent %d events, the checkpoint covers %d", ErrNotVerified, app.Size(), cp.Size)
-	}
-	if app.Root() != cp.Hash {
-		return cp, fmt.Errorf("%w: the %d events served do not hash to the signed checkpoint's root", ErrNotVerified, cp.Size)
-	}
-	if progress != nil {
-		progress(cp.Size, cp.Size)
-	}
-	return cp, nil
+	return cp, err
 }

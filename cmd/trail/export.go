@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/verify"
 )
 
 // exportCommand writes every matching event, oldest first.
@@ -183,25 +185,20 @@ func remoteEvents(ctx context.Context, cl *client.Client, q api.Query) iter.Seq2
 			return
 		}
 		defer body.Close()
-		sc := bufio.NewScanner(body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			e, err := event.DecodeStored(sc.Bytes())
-			if err != nil {
-				if xerr := client.ExportError(sc.Bytes()); xerr != nil {
-					err = xerr // the server's last word: the export is cut short
-				} else {
-					err = fmt.Errorf("trail server: malformed event: %w", err)
-				}
-				yield(nil, err)
+		r := verify.NewExportReader(body, client.ExportError)
+		for {
+			e, err := r.Next()
+			switch {
+			case err == io.EOF:
+				return
+			case errors.Is(err, verify.ErrMalformedEvent):
+				err = fmt.Errorf("trail server: %w", err)
+			}
+			// An error line is the server's last word: the export is cut
+			// short.
+			if !yield(e, err) || err != nil {
 				return
 			}
-			if !yield(&e, nil) {
-				return
-			}
-		}
-		if err := sc.Err(); err != nil {
-			yield(nil, err)
 		}
 	}
 }
