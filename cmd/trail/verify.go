@@ -16,6 +16,7 @@ import (
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/verify"
 )
 
 // verifyCommand checks a whole log.
@@ -240,6 +241,10 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		res.Problem = ve.Problem
 	case errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrFork):
 		res.Problem = err.Error()
+		// The first bad event, as a local verify names it.
+		if fault := (*verify.Error)(nil); errors.As(err, &fault) && fault.Seq >= 0 {
+			res.Seq = &fault.Seq
+		}
 	case err != nil:
 		return err
 	default:

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // verify --against a file that is not a signed checkpoint is a usage
@@ -83,5 +88,47 @@ func TestVerifyAgainstNotACheckpoint(t *testing.T) {
 	r := run(t, "", "--data", data, "verify", "--verifier-key", otherKey, "--against", ofOther)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
 		t.Errorf("verify of log default with the other log's key: exit %d, stderr %q; want 1 and FAILED", r.code, r.stderr)
+	}
+}
+
+// A damaged event fails verify naming its seq, on a data directory and
+// through a server, whose export stops at it.
+func TestVerifyDamagedEvent(t *testing.T) {
+	backends.Run(t, testVerifyDamagedEvent)
+}
+
+func testVerifyDamagedEvent(t *testing.T, b backends.Backend) {
+	data, vkey := initLogAt(t, b.New(t))
+	rs := appendAll(t, data)
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "default", "--scope", "read").stdout)
+	seq, err := strconv.ParseInt(rs[5][0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := b.Tamper(t, data)
+	if err := tp.BreakEvent(context.Background(), "default", seq); err != nil {
+		t.Fatal(err)
+	}
+	tp.Close()
+
+	s := serve(t, data, "--rate-limit", "0")
+	defer s.stop(t)
+	for _, where := range []struct {
+		name string
+		args []string
+	}{
+		{"local", []string{"--data", data, "verify", "--verifier-key", vkey, "--json"}},
+		{"remote", []string{"--server", s.url, "--key", key, "verify", "--verifier-key", vkey, "--json"}},
+	} {
+		r := run(t, "", where.args...)
+		var res struct {
+			Verified bool
+			Seq      *int64
+			Problem  string
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 1 || res.Verified || res.Seq == nil || *res.Seq != seq || !strings.Contains(res.Problem, "cannot be read") {
+			t.Errorf("%s trail verify --json of a log with event %d damaged: exit %d, stdout %q (%v); want 1, not verified, seq %d, cannot be read",
+				where.name, seq, r.code, r.stdout, err, seq)
+		}
 	}
 }
