@@ -122,8 +122,7 @@ func (s storeSource) Checkpoints(ctx context.Context) iter.Seq2[verify.Checkpoin
 // several goroutines at once. Damaged stored events are a finding.
 func (s storeSource) Walk(ctx context.Context, from, to int64, fn func(*event.Event) error) error {
 	err := s.st.Walk(ctx, s.log, from, to, fn)
-	var ve *verify.Error
-	if !errors.As(err, &ve) && errors.Is(err, store.ErrDamaged) {
+	if errors.Is(err, store.ErrDamaged) {
 		return verify.Unreadable(err)
 	}
 	return err

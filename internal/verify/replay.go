@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/trail-audit/trail/internal/merkle"
 )
@@ -30,6 +31,27 @@ func newReplay(ctx context.Context, tiles TileSource, points []point) *replay {
 		r.next++
 	}
 	return r
+}
+
+// growAll grows the tree from the leaves of events [0, size) of src, hashed
+// a window at a time on opts.Readers goroutines, and checks the last tiles.
+func (r *replay) growAll(src Source, size int64, opts Options) error {
+	readers := opts.Readers
+	if readers <= 0 {
+		readers = runtime.GOMAXPROCS(0)
+	}
+	for w := range leafWindows(r.ctx, src, size, readers) {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.grow(w); err != nil {
+			return err
+		}
+		if opts.Progress != nil {
+			opts.Progress(w.to, size)
+		}
+	}
+	return r.checkTiles()
 }
 
 // grow appends the leaves of w to the tree. When the hashing of w stopped

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"runtime"
 	"slices"
 
 	"golang.org/x/mod/sumdb/note"
@@ -129,7 +128,7 @@ func errorf(seq int64, format string, args ...any) error {
 // Check verifies the first size events of src, and all its checkpoints:
 //
 //  1. each checkpoint's signature, and the size it claims (checkpoints);
-//  2. the leaf hash of each event, from its canonical form, on every CPU,
+//  2. the leaf hash of each event, from its canonical form, in parallel,
 //     with the events all there, in order, received_at never decreasing
 //     (leaves);
 //  3. the tree grown from those leaves: its root at each checkpoint's size
@@ -167,22 +166,7 @@ func Check(ctx context.Context, src Source, size int64, opts Options) (Report, e
 
 	tiles, _ := src.(TileSource)
 	r := newReplay(ctx, tiles, points)
-	readers := opts.Readers
-	if readers <= 0 {
-		readers = runtime.GOMAXPROCS(0)
-	}
-	for w := range leafWindows(ctx, src, size, readers) {
-		if err := ctx.Err(); err != nil {
-			return Report{}, err
-		}
-		if err := r.grow(w); err != nil {
-			return Report{}, err
-		}
-		if opts.Progress != nil {
-			opts.Progress(w.to, size)
-		}
-	}
-	if err := r.checkTiles(); err != nil {
+	if err := r.growAll(src, size, opts); err != nil {
 		return Report{}, err
 	}
 	if covered != size {
