@@ -108,7 +108,6 @@ func lineDiff(want, got string) string {
 		}
 		out = append(out, "- "+l)
 	}
-	g = count(got)
 	for _, l := range strings.Split(got, "\n") {
 		if w[l] > 0 {
 			w[l]--

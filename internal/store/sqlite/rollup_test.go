@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,29 +10,6 @@ import (
 
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
-
-// rollupRows returns the rollup table's rows, in key order.
-func rollupRows(t *testing.T, db *sql.DB) []string {
-	t.Helper()
-	rows, err := db.Query("SELECT log, dim, hour, value, n_total, n_failure, n_denied, n_error FROM rollup ORDER BY log, dim, hour, value")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var log, dim, hour, n, f, d, e int64
-		var v string
-		if err := rows.Scan(&log, &dim, &hour, &v, &n, &f, &d, &e); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d %d %d %q %d %d %d %d", log, dim, hour, v, n, f, d, e))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // rawDB opens path with no Trail code in between, for editing it the way
 // another version would have left it.
