@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -128,4 +130,53 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The package map in README's "How Trail is built" lists exactly the
+// module's packages, as go list ./... prints them.
+func TestREADMEPackageMap(t *testing.T) {
+	readme := readFile(t, "../../README.md")
+	_, after, ok := strings.Cut(readme, "\n## How Trail is built\n")
+	if !ok {
+		t.Fatal(`README.md has no "How Trail is built" section`)
+	}
+	_, block, ok := strings.Cut(after, "\n```\n")
+	block, _, ok2 := strings.Cut(block, "\n```\n")
+	if !ok || !ok2 {
+		t.Fatal(`README.md's "How Trail is built" has no package map (a plain code block)`)
+	}
+	mod := regexp.MustCompile(`(?m)^module (\S+)$`).FindStringSubmatch(readFile(t, "../../go.mod"))
+	if mod == nil {
+		t.Fatal("go.mod names no module")
+	}
+	var inMap []string
+	for _, line := range strings.Split(block, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "trail" && len(f) > 1 && f[1] == "(root)":
+			inMap = append(inMap, mod[1])
+		case strings.HasSuffix(f[0], "/"):
+			inMap = append(inMap, mod[1]+"/"+strings.TrimSuffix(f[0], "/"))
+		}
+	}
+	cmd := exec.Command("go", "list", "./...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list ./...: %v", err)
+	}
+	listed := strings.Fields(string(out))
+	slices.Sort(inMap)
+	slices.Sort(listed)
+	for _, p := range listed {
+		if !slices.Contains(inMap, p) {
+			t.Errorf("package %s is missing from README's package map", p)
+		}
+	}
+	for _, p := range inMap {
+		if !slices.Contains(listed, p) {
+			t.Errorf("README's package map lists %s, which go list ./... does not", p)
+		}
+	}
 }
