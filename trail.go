@@ -304,14 +304,8 @@ func (db *DB) followLoop(ctx context.Context) {
 // the cause is gone (except for a removed data directory, which needs the
 // DB to be opened again).
 func (db *DB) Ready(ctx context.Context) error {
-	db.mu.Lock()
-	closed := db.closed
-	db.mu.Unlock()
-	switch {
-	case closed:
-		return ErrClosed
-	case db.opts.ReadOnly:
-		return ErrReadOnly
+	if err := db.usable(); err != nil {
+		return err
 	}
 	if err := db.st.Writable(ctx); err != nil {
 		return db.unavailable(err)
