@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Schema versions. A database's version is the highest in its
+// schema_version table, which has a row per migration applied. The
+// migrations are the files migrations/NNNN_name.sql, embedded in the
+// binary and numbered from 1 without gaps. Each is applied in a
+// transaction of its own, which adds its row, and which first takes a
+// transaction-level advisory lock (migrationLock): nodes that start at
+// once apply each migration once, one after the other, and a node that
+// waited finds it applied and skips it.
+//
+// A migration is never edited once released: a change to the schema is a
+// new file, with a test.
+//
+//	1. The first layout (0001_init.sql).
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLock is the key of the advisory lock migrations take: "trail
+// schema" in ASCII, shared by every Trail process on the database.
+const migrationLock int64 = 0x747261696c736368
+
+// migration is one numbered step of the schema.
+type migration struct {
+	version int64
+	name    string // its file name
+	sql     string
+}
+
+// migrations are the embedded migrations, in order.
+var migrations = mustLoadMigrations(migrationFiles, "migrations")
+
+// mustLoadMigrations reads the migrations in dir of fsys. They are part of
+// the binary, so one that is misnamed or missing is a bug of the build: it
+// panics.
+func mustLoadMigrations(fsys fs.FS, dir string) []migration {
+	ms, err := loadMigrations(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return ms
+}
+
+// loadMigrations reads the files dir/NNNN_name.sql of fsys, which must be
+// numbered 1, 2, … without gaps.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir) // sorted by name
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil || len(num) != 4 || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("migration %s: want a name NNNN_name.sql", name)
+		}
+		if want := int64(len(ms) + 1); v != want {
+			return nil, fmt.Errorf("migration %s: numbered %d, want %d", name, v, want)
+		}
+		data, err := fs.ReadFile(fsys, path.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(data)})
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("no migrations in %s", dir)
+	}
+	return ms, nil
+}
+
+// createVersionTable creates the schema_version table if it is missing.
+// Version 0, an empty database, has it empty.
+const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_version (
+	version    bigint PRIMARY KEY,
+	name       text NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// version reads the database's schema version: 0 if it has none.
+func version(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int64, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('schema_version') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int64
+	if err := q.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func newerError(db, last int64) error {
+	return fmt.Errorf("%w (database has schema %d, this build knows up to %d; upgrade trail)", ErrNewerSchema, db, last)
+}
+
+// checkVersion fails unless the database is at the last of ms.
+func checkVersion(ctx context.Context, pool *pgxpool.Pool, ms []migration) error {
+	v, err := version(ctx, pool)
+	if err != nil {
+		return err
+	}
+	last := ms[len(ms)-1].version
+	switch {
+	case v > last:
+		return newerError(v, last)
+	case v < last:
+		return fmt.Errorf("%w (database has schema %d, this build has %d)", ErrNeedsUpgrade, v, last)
+	}
+	return nil
+}
+
+// migrate brings the database up to the last of ms, one migration per
+// transaction under the advisory lock. A migration that fails is rolled
+// back, and the database stays at the version before it; a database past
+// the last of ms is refused with ErrNewerSchema and left as it is.
+func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.Logger) error {
+	last := ms[len(ms)-1].version
+	for _, m := range ms {
+		applied := false
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, createVersionTable); err != nil {
+				return err
+			}
+			ver, err := version(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if ver > last {
+				return newerError(ver, last)
+			}
+			if ver >= m.version {
+				return nil
+			}
+			if ver != m.version-1 {
+				return fmt.Errorf("database has schema %d, migration %s needs %d", ver, m.name, m.version-1)
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, "INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name)
+			applied = err == nil
+			return err
+		})
+		if errors.Is(err, ErrNewerSchema) {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("schema migration %s: %w", m.name, err)
+		}
+		if applied {
+			log.InfoContext(ctx, "applied schema migration", "migration", m.name, "version", m.version)
+		}
+	}
+	return nil
+}

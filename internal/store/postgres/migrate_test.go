@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
+)
+
+func TestLoadMigrations(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files []string
+		want  string // in the error; "" for none
+	}{
+		{"ordered", []string{"0001_a.sql", "0002_b.sql"}, ""},
+		{"gap", []string{"0001_a.sql", "0003_c.sql"}, "numbered 3, want 2"},
+		{"misnamed", []string{"0001_a.sql", "2_b.sql"}, "want a name NNNN_name.sql"},
+		{"none", nil, "no migrations"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{"m": &fstest.MapFile{Mode: 0o755 | 1<<31}}
+			for _, f := range tt.files {
+				fsys["m/"+f] = &fstest.MapFile{Data: []byte("SELECT 1")}
+			}
+			_, err := loadMigrations(fsys, "m")
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("loadMigrations(%q) = %v, want %q", tt.files, err, tt.want)
+			}
+		})
+	}
+}
+
+func schemaVersion(t *testing.T, url string) int64 {
+	t.Helper()
+	conn := raw(t, url)
+	v, err := version(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestMigrateConcurrently opens one empty database from several Stores at
+// once: the advisory lock lets one apply each migration and the others
+// find it applied.
+func TestMigrateConcurrently(t *testing.T) {
+	url := pgtest.DB(t)
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := Open(context.Background(), url, Options{Migrate: true, Logger: testLogger(t)})
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open(migrate) %d of %d at once = %v", i, n, err)
+		}
+	}
+	last := migrations[len(migrations)-1].version
+	if got := schemaVersion(t, url); got != last {
+		t.Errorf("schema version after concurrent Opens = %d, want %d", got, last)
+	}
+	var rows int
+	if err := raw(t, url).QueryRow(context.Background(), "SELECT count(*) FROM schema_version").Scan(&rows); err != nil || rows != len(migrations) {
+		t.Errorf("schema_version holds %d rows, %v; want one per migration, %d", rows, err, len(migrations))
+	}
+	// And the schema works.
+	s := open(t, url)
+	if _, err := s.CreateLog(context.Background(), "a", "o", "k"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateSteps applies a made-up series of migrations one version at a
+// time: each applies only what the database lacks, a failing one leaves
+// the version before it, and a database newer than the build is refused
+// by Open, migrating or not, naming both versions, and left as it is.
+func TestMigrateSteps(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s := open(t, url) // the real schema, version len(migrations)
+	last := migrations[len(migrations)-1].version
+	extra := func(sqls ...string) []migration {
+		ms := append([]migration(nil), migrations...)
+		for i, q := range sqls {
+			v := last + int64(i) + 1
+			ms = append(ms, migration{version: v, name: fmt.Sprintf("%04d_test.sql", v), sql: q})
+		}
+		return ms
+	}
+	// A failing migration is rolled back whole.
+	err := migrate(ctx, s.pool, extra("CREATE TABLE t1 (x int); SELECT no_such_function()"), testLogger(t))
+	if err == nil || schemaVersion(t, url) != last {
+		t.Fatalf("migrate(failing migration) = %v, version %d; want an error, version %d", err, schemaVersion(t, url), last)
+	}
+	var t1 bool
+	if err := raw(t, url).QueryRow(ctx, "SELECT to_regclass('t1') IS NOT NULL").Scan(&t1); err != nil || t1 {
+		t.Errorf("table of the failed migration exists = %v, %v; want false", t1, err)
+	}
+	// Two more migrations, applied once each.
+	ms := extra("CREATE TABLE t1 (x int)", "INSERT INTO t1 VALUES (1)")
+	for range 2 {
+		if err := migrate(ctx, s.pool, ms, testLogger(t)); err != nil {
+			t.Fatalf("migrate(+2) = %v", err)
+		}
+	}
+	var rows int
+	if err := raw(t, url).QueryRow(ctx, "SELECT count(*) FROM t1").Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("t1 holds %d rows, %v; want 1 (each migration applied once)", rows, err)
+	}
+	if got := schemaVersion(t, url); got != last+2 {
+		t.Fatalf("schema version = %d, want %d", got, last+2)
+	}
+
+	// This build knows up to last: the database is newer.
+	for _, migrate := range []bool{false, true} {
+		s2, err := Open(ctx, url, Options{Migrate: migrate})
+		if err == nil {
+			s2.Close()
+		}
+		want := fmt.Sprintf("database has schema %d, this build knows up to %d", last+2, last)
+		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(Migrate: %v) of a newer database = %v, want ErrNewerSchema saying %q", migrate, err, want)
+		}
+	}
+	if got := schemaVersion(t, url); got != last+2 {
+		t.Errorf("schema version after the refused Opens = %d, want %d", got, last+2)
+	}
+}
+
+// TestOpenNeedsUpgrade: without Migrate, an empty database is refused.
+func TestOpenNeedsUpgrade(t *testing.T) {
+	url := pgtest.DB(t)
+	s, err := Open(context.Background(), url, Options{})
+	if err == nil {
+		s.Close()
+	}
+	if !errors.Is(err, ErrNeedsUpgrade) {
+		t.Fatalf("Open(empty database, no Migrate) = %v, want ErrNeedsUpgrade", err)
+	}
+	if got := schemaVersion(t, url); got != 0 {
+		t.Errorf("schema version after the refused Open = %d, want 0", got)
+	}
+	open(t, url)
+	s, err = Open(context.Background(), url, Options{})
+	if err != nil {
+		t.Fatalf("Open(migrated database, no Migrate) = %v", err)
+	}
+	s.Close()
+}

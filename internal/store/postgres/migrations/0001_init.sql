@@ -1,0 +1,74 @@
+-- Schema version 1: Trail's first PostgreSQL layout.
+--
+-- Times are bigint nanoseconds since the Unix epoch (UTC), not
+-- timestamptz: PostgreSQL keeps microseconds only, and Trail's receipt
+-- and signing times carry nanoseconds that are part of the signed and
+-- hashed data.
+--
+-- A commit appends a log's events, upserts the tiles they changed, adds a
+-- checkpoint and moves logs.size, all in one transaction that first locks
+-- the log's row (Commit in write.go): the row is what serialises the
+-- writers of one log, whichever node they run on. That commit checks the
+-- log exists, so events, tiles and checkpoints carry no foreign key, whose
+-- check would cost a lookup per event row.
+
+CREATE TABLE logs (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name             text NOT NULL UNIQUE,
+	origin           text NOT NULL,
+	verifier_key     text NOT NULL,
+	created_at       bigint NOT NULL,
+	size             bigint NOT NULL DEFAULT 0,
+	last_received_at bigint NOT NULL DEFAULT 0
+);
+
+-- One row per event: data is its canonical form (canon.Append), the very
+-- bytes hashed into the log as its leaf.
+CREATE TABLE events (
+	log  bigint NOT NULL,
+	seq  bigint NOT NULL,
+	data bytea NOT NULL,
+	PRIMARY KEY (log, seq)
+);
+
+-- The Merkle tiles (tlog-tiles, height 8), partial ones included: a
+-- commit replaces a tile's data with the wider version.
+CREATE TABLE tiles (
+	log   bigint NOT NULL,
+	level integer NOT NULL,
+	idx   bigint NOT NULL,
+	data  bytea NOT NULL,
+	PRIMARY KEY (log, level, idx)
+);
+
+CREATE TABLE checkpoints (
+	log       bigint NOT NULL,
+	size      bigint NOT NULL,
+	signed_at bigint NOT NULL,
+	note      bytea NOT NULL,
+	PRIMARY KEY (log, size)
+);
+
+-- API keys: the secret's SHA-256 only; revoked_at is 0 while the key is
+-- valid.
+CREATE TABLE keys (
+	id         text PRIMARY KEY,
+	log        bigint NOT NULL REFERENCES logs (id),
+	name       text NOT NULL,
+	scopes     text[] NOT NULL,
+	hash       bytea NOT NULL,
+	created_at bigint NOT NULL,
+	revoked_at bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX keys_log ON keys (log, created_at, id);
+
+CREATE TABLE idempotency (
+	scope       text NOT NULL,
+	key         text NOT NULL,
+	log         bigint NOT NULL REFERENCES logs (id),
+	fingerprint bytea NOT NULL,
+	receipts    bytea NOT NULL,
+	created_at  bigint NOT NULL,
+	PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_created_at ON idempotency (created_at);

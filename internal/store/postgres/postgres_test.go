@@ -1,0 +1,204 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
+	"github.com/trail-audit/trail/internal/store/storetest"
+)
+
+// t0 is when the tests' logs start receiving events: after the times of
+// storetest.Events.
+var t0 = time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// testLogger sends a store's logs to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// open opens the database at url, migrating it, and closes it when t ends.
+func open(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url, Options{Migrate: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open(migrate) = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newStore opens a store on a database of its own.
+func newStore(t *testing.T) *Store { return open(t, pgtest.DB(t)) }
+
+// raw connects to the database at url directly, to change it behind the
+// store's back.
+func raw(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestLog(t *testing.T) {
+	storetest.RunLog(t, func(t *testing.T) store.Log { return newStore(t) })
+}
+
+func TestAccess(t *testing.T) {
+	storetest.RunAccess(t, func(t *testing.T) storetest.LogAccess { return newStore(t) })
+}
+
+// TestReopen checks that committed logs survive closing the store and that
+// a writer resumes from the reopened store's State.
+func TestReopen(t *testing.T) {
+	url := pgtest.DB(t)
+	s := open(t, url)
+	a := storetest.NewWriter(t, s, "a")
+	evs := storetest.Events(600, 1)
+	a.Append(t, s, t0, evs[:300]...)
+	s.Close()
+	s = open(t, url)
+	storetest.CheckLog(t, s, a)
+	a.Append(t, s, t0.Add(time.Second), evs[300:]...)
+	storetest.CheckLog(t, s, a)
+}
+
+// TestSharedCommits commits one batch through several Stores on one
+// database at once: the log's row lock lets exactly one win, and the
+// others get store.ErrConflict, not a duplicate-key error.
+func TestSharedCommits(t *testing.T) {
+	url := pgtest.DB(t)
+	const n = 6
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = open(t, url)
+	}
+	w := storetest.NewWriter(t, stores[0], "audit")
+	evs := storetest.Events(400, 2)
+	w.Append(t, stores[0], t0, evs[:100]...)
+	for round := range 5 {
+		b := w.Batch(t, t0.Add(time.Duration(round+1)*time.Second), evs[100+round*60:100+round*60+60]...)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() { errs[i] = s.Commit(context.Background(), []store.Batch{b}) })
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("round %d: store %d: Commit = %v, want nil or an error wrapping store.ErrConflict", round, i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d of %d concurrent Commits of one batch succeeded, want 1", round, won, n)
+		}
+		w.Committed(t, b)
+		for _, s := range stores {
+			if size, err := s.Size(context.Background(), w.Info.ID); err != nil || size != w.Size() {
+				t.Fatalf("round %d: Size = %d, %v; want %d", round, size, err, w.Size())
+			}
+		}
+	}
+	for _, s := range stores {
+		storetest.CheckLog(t, s, w)
+	}
+}
+
+// TestCommitPastEnd stores an event past the log's size behind the
+// store's back: a commit that would reach it fails with a
+// *store.DamagedError naming it, and stores nothing.
+func TestCommitPastEnd(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s := open(t, url)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(20, 3)
+	w.Append(t, s, t0, evs[:5]...)
+	conn := raw(t, url)
+	if _, err := conn.Exec(ctx, "INSERT INTO events (log, seq, data) SELECT log, 8, data FROM events WHERE log = $1 AND seq = 4", w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := w.Batch(t, t0.Add(time.Second), evs[5:10]...)
+	err := s.Commit(ctx, []store.Batch{b})
+	var d *store.DamagedError
+	if !errors.As(err, &d) || d.Seq != 8 {
+		t.Fatalf("Commit(seqs 5-9 with seq 8 stored) = %v, want a *store.DamagedError at seq 8", err)
+	}
+	if _, err := s.CheckpointAt(ctx, w.Info.ID, 10); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("CheckpointAt(10) after the failed commit = %v, want ErrNotFound", err)
+	}
+	if size, err := s.Size(ctx, w.Info.ID); err != nil || size != 5 {
+		t.Errorf("Size after the failed commit = %d, %v; want 5", size, err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM events WHERE log = $1 AND seq = 8", w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.Append(t, s, t0.Add(2*time.Second), evs[5:10]...)
+	storetest.CheckLog(t, s, w)
+}
+
+// TestDamagedEvent overwrites stored events behind the store's back: Get,
+// Scan and Walk fail with a *store.DamagedError naming the event.
+func TestDamagedEvent(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s := open(t, url)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(10, 4)...)
+	conn := raw(t, url)
+	for _, c := range []struct {
+		name, sql string
+		seq       int64
+	}{
+		{"undecodable", "UPDATE events SET data = '\\x7b2261'::bytea WHERE log = $1 AND seq = 3", 3},
+		{"moved", "UPDATE events SET data = (SELECT data FROM events WHERE log = $1 AND seq = 7) WHERE log = $1 AND seq = 6", 6},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := conn.Exec(ctx, c.sql, w.Info.ID); err != nil {
+				t.Fatal(err)
+			}
+			var d *store.DamagedError
+			if _, err := s.Get(ctx, w.Info.ID, c.seq); !errors.As(err, &d) || d.Seq != c.seq {
+				t.Errorf("Get(%d) = %v, want a *store.DamagedError at seq %d", c.seq, err, c.seq)
+			}
+			var err error
+			n := 0
+			for _, err = range s.Scan(ctx, w.Info.ID, c.seq-1, 10) {
+				if err != nil {
+					break
+				}
+				n++
+			}
+			if !errors.As(err, &d) || d.Seq != c.seq || n != 1 {
+				t.Errorf("Scan(%d, 10) = %d events then %v, want 1 then a *store.DamagedError at seq %d", c.seq-1, n, err, c.seq)
+			}
+			err = s.Walk(ctx, w.Info.ID, 0, 10, func(*event.Event) error { return nil })
+			if !errors.As(err, &d) || d.Seq > c.seq {
+				t.Errorf("Walk = %v, want a *store.DamagedError at or before seq %d", err, c.seq)
+			}
+		})
+	}
+}

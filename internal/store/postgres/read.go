@@ -1,0 +1,157 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// decode decodes the stored canonical form of event seq, or returns a
+// *store.DamagedError: the data cannot be decoded, or it holds another
+// seq.
+func decode(seq int64, data []byte) (*event.Event, error) {
+	e, err := event.DecodeStored(data)
+	if err != nil {
+		return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
+	}
+	if e.Seq != seq {
+		return nil, &store.DamagedError{Seq: seq, Problem: fmt.Sprintf("its record holds seq %d", e.Seq)}
+	}
+	return &e, nil
+}
+
+// Get implements store.Log.
+func (s *Store) Get(ctx context.Context, log, seq int64) (*event.Event, error) {
+	var data []byte
+	err := s.pool.QueryRow(ctx, "SELECT data FROM events WHERE log = $1 AND seq = $2", log, seq).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode(seq, data)
+}
+
+// scanChunk is how many events one query of Scan and Walk reads: a scan
+// holds no transaction open between chunks, and its memory stays bounded.
+const scanChunk = 2000
+
+// Scan implements store.Log: a query per scanChunk events, each starting
+// after the last seq the previous one read.
+func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.Event, error] {
+	return func(yield func(*event.Event, error) bool) {
+		err := s.walk(ctx, log, from, to, func(seq int64, data []byte) error {
+			e, err := decode(seq, data)
+			if err != nil {
+				return err
+			}
+			if !yield(e, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			yield(nil, err)
+		}
+	}
+}
+
+// errStop ends a walk whose consumer stopped.
+var errStop = errors.New("stop")
+
+// Walk implements store.Log.
+func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Event) error) error {
+	return s.walk(ctx, log, from, to, func(seq int64, data []byte) error {
+		e, err := decode(seq, data)
+		if err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// walk calls fn with the seq and stored data of the events of log with
+// from <= seq < to, in ascending seq order, and stops at fn's first error,
+// which it returns. The data is only valid during the call. It fails with
+// store.ErrNotFound if there is no such log.
+func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64, data []byte) error) error {
+	if _, err := s.logSize(ctx, log); err != nil {
+		return err
+	}
+	from = max(from, 0)
+	for from < to {
+		rows, err := s.pool.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4",
+			log, from, to, scanChunk)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			var seq int64
+			var data []byte
+			if err := rows.Scan(&seq, &data); err != nil {
+				rows.Close()
+				return err
+			}
+			n++
+			from = seq + 1
+			if err := fn(seq, data); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n < scanChunk {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Checkpoints implements store.Log.
+func (s *Store) Checkpoints(ctx context.Context, log int64) iter.Seq2[store.Checkpoint, error] {
+	return func(yield func(store.Checkpoint, error) bool) {
+		rows, err := s.pool.Query(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = $1 ORDER BY size", log)
+		if err != nil {
+			yield(store.Checkpoint{}, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanCheckpoint(rows)
+			if !yield(c, err) || err != nil {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(store.Checkpoint{}, err)
+		}
+	}
+}
+
+func scanCheckpoint(row pgx.Row) (store.Checkpoint, error) {
+	var c store.Checkpoint
+	var signed int64
+	err := row.Scan(&c.Size, &signed, &c.Note)
+	c.SignedAt = fromNanos(signed)
+	return c, err
+}
+
+// CheckpointAt implements store.Log.
+func (s *Store) CheckpointAt(ctx context.Context, log, size int64) (store.Checkpoint, error) {
+	c, err := scanCheckpoint(s.pool.QueryRow(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = $1 AND size = $2", log, size))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Checkpoint{}, fmt.Errorf("checkpoint of size %d: %w", size, store.ErrNotFound)
+	}
+	return c, err
+}

@@ -1,0 +1,92 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// stateQuery reads, in one statement and so from one snapshot, a log's
+// size, last receipt time and latest checkpoint, and the tile stored at
+// each level where merkle.RightmostTiles puts the rightmost tile for that
+// size: a row per level the tree has (at least one row), with a NULL
+// tile where none is stored.
+const stateQuery = `SELECT l.size, l.last_received_at, c.size, c.signed_at, c.note, lv.level, t.data
+	FROM logs l
+	LEFT JOIN LATERAL (SELECT size, signed_at, note FROM checkpoints WHERE log = l.id ORDER BY size DESC LIMIT 1) c ON true
+	LEFT JOIN LATERAL (SELECT level FROM generate_series(0, 7) AS level WHERE l.size >> (8 * level) > 0) lv ON true
+	LEFT JOIN tiles t ON t.log = l.id AND t.level = lv.level AND t.idx = ((l.size >> (8 * lv.level)) - 1) >> 8
+	WHERE l.id = $1
+	ORDER BY lv.level`
+
+// State implements store.Log. One statement reads everything, so the
+// size, the checkpoint and the rightmost tiles agree while other Stores
+// commit. Rightmost is nil if a stored tile is missing or too narrow for
+// the size.
+func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
+	rows, err := s.pool.Query(ctx, stateQuery, log)
+	if err != nil {
+		return store.State{}, err
+	}
+	defer rows.Close()
+	var st store.State
+	var last int64
+	var cSize, cSigned, level *int64
+	var cNote, data []byte
+	tiles := map[int64][]byte{}
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&st.Size, &last, &cSize, &cSigned, &cNote, &level, &data); err != nil {
+			return store.State{}, err
+		}
+		if level != nil && data != nil {
+			tiles[*level] = data
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return store.State{}, err
+	}
+	if n == 0 {
+		return store.State{}, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if st.Size > 0 {
+		st.LastReceivedAt = fromNanos(last)
+		if cSize != nil {
+			st.Checkpoint = &store.Checkpoint{Size: *cSize, Note: cNote, SignedAt: fromNanos(*cSigned)}
+		}
+	}
+	for _, p := range merkle.RightmostTiles(st.Size) {
+		data := tiles[int64(p.Level)]
+		if len(data) < p.Width*tlog.HashSize {
+			st.Rightmost = nil // damaged: the tiles do not cover Size
+			break
+		}
+		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*tlog.HashSize]})
+	}
+	return st, nil
+}
+
+// Size implements store.Log: one read of the log's row, which a commit in
+// progress does not block (it locks the row, but readers see the version
+// before it).
+func (s *Store) Size(ctx context.Context, log int64) (int64, error) {
+	return s.logSize(ctx, log)
+}
+
+// Tile implements store.Log. Every tile a commit changed is stored,
+// partial ones included, so a tile is one row.
+func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
+	var data []byte
+	err := s.pool.QueryRow(ctx, "SELECT data FROM tiles WHERE log = $1 AND level = $2 AND idx = $3", log, level, index).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
+	}
+	return data, err
+}

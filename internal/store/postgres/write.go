@@ -1,0 +1,164 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// Commit implements store.Log. All batches go into one transaction, which
+// first locks the rows of their logs, in id order so that two commits to
+// the same logs cannot deadlock: a commit to a log waits for the one in
+// progress, on any node, and then sees the size it left. Each batch must
+// start at its log's size as moved by the batches before it (else
+// store.ErrConflict), and no event may be stored at or past that size
+// (else a *store.DamagedError). The lock is FOR NO KEY UPDATE, which
+// serialises committers as FOR UPDATE would, but lets keys and
+// idempotency records referencing the log be inserted meanwhile.
+//
+// The transaction commits with synchronous_commit on (Open), so when
+// Commit returns nil the batches are durable; when it returns an error,
+// nothing of any batch is stored.
+func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
+	var ids []int64
+	for _, b := range batches {
+		if len(b.Events) > 0 && !slices.Contains(ids, b.Log) {
+			ids = append(ids, b.Log)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	// Encoded before the transaction, which holds the logs' locks.
+	data := make([][][]byte, len(batches))
+	for i, b := range batches {
+		data[i] = make([][]byte, len(b.Events))
+		for j, e := range b.Events {
+			data[i][j] = canon.Append(nil, e)
+		}
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, "SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
+	if err != nil {
+		return fmt.Errorf("lock logs: %w", err)
+	}
+	sizes := make(map[int64]int64, len(ids))
+	for rows.Next() {
+		var id, size int64
+		if err := rows.Scan(&id, &size); err != nil {
+			rows.Close()
+			return fmt.Errorf("lock logs: %w", err)
+		}
+		sizes[id] = size
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock logs: %w", err)
+	}
+	for i := range batches {
+		if err := commitBatch(ctx, tx, &batches[i], data[i], sizes); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// commitBatch writes b in tx, whose logs are locked and whose sizes are
+// in sizes, and moves b's log's size there.
+func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, sizes map[int64]int64) error {
+	if len(b.Events) == 0 {
+		return nil
+	}
+	size, ok := sizes[b.Log]
+	if !ok {
+		return fmt.Errorf("log %d: %w", b.Log, store.ErrNotFound)
+	}
+	first := b.Events[0].Seq
+	for i, e := range b.Events {
+		if e.Seq != first+int64(i) {
+			return fmt.Errorf("batch seqs not contiguous at %d: %w", e.Seq, store.ErrConflict)
+		}
+	}
+	if first != size {
+		return fmt.Errorf("log %d has %d events, batch starts at %d: %w", b.Log, size, first, store.ErrConflict)
+	}
+	last := b.Events[len(b.Events)-1]
+	if b.Checkpoint.Size != last.Seq+1 {
+		return fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
+	}
+	// Events stored past the log's size, outside Trail, would clash with
+	// this batch's or hide among them.
+	var stray *int64
+	if err := tx.QueryRow(ctx, "SELECT min(seq) FROM events WHERE log = $1 AND seq >= $2", b.Log, first).Scan(&stray); err != nil {
+		return fmt.Errorf("read the log's last events: %w", err)
+	}
+	if stray != nil {
+		return &store.DamagedError{Seq: *stray, Problem: fmt.Sprintf("it is stored past the end of the log (%d events)", first)}
+	}
+
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"log", "seq", "data"},
+		pgx.CopyFromSlice(len(data), func(i int) ([]any, error) { return []any{b.Log, first + int64(i), data[i]}, nil }))
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	if n != int64(len(data)) {
+		return fmt.Errorf("insert events: %d of %d stored", n, len(data))
+	}
+
+	var q pgx.Batch
+	if len(b.Tiles) > 0 {
+		levels := make([]int32, len(b.Tiles))
+		idxs := make([]int64, len(b.Tiles))
+		tiles := make([][]byte, len(b.Tiles))
+		for i, t := range b.Tiles {
+			levels[i], idxs[i], tiles[i] = int32(t.Level), t.Index, t.Data
+		}
+		q.Queue(`INSERT INTO tiles (log, level, idx, data) SELECT $1, * FROM unnest($2::integer[], $3::bigint[], $4::bytea[])
+			ON CONFLICT (log, level, idx) DO UPDATE SET data = excluded.data`, b.Log, levels, idxs, tiles)
+	}
+	q.Queue("INSERT INTO checkpoints (log, size, signed_at, note) VALUES ($1, $2, $3, $4)",
+		b.Log, b.Checkpoint.Size, nanos(b.Checkpoint.SignedAt), b.Checkpoint.Note)
+	for _, r := range b.Idempotency {
+		// A record older than the replay window may still hold the key;
+		// the new request replaces it.
+		q.Queue(`INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (scope, key) DO UPDATE SET log = excluded.log, fingerprint = excluded.fingerprint,
+				receipts = excluded.receipts, created_at = excluded.created_at`,
+			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, nanos(r.CreatedAt))
+	}
+	q.Queue("UPDATE logs SET size = $1, last_received_at = $2 WHERE id = $3", last.Seq+1, nanos(last.ReceivedAt), b.Log)
+	if err := tx.SendBatch(ctx, &q).Close(); err != nil {
+		return fmt.Errorf("store tiles, checkpoint and size: %w", err)
+	}
+	sizes[b.Log] = last.Seq + 1
+	return nil
+}
+
+// Writable implements store.Log: it begins a read-write transaction and
+// rolls it back, which fails if the database cannot be reached, and
+// reports a server in recovery (a standby), where nothing can be written.
+func (s *Store) Writable(ctx context.Context) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
+		var standby bool
+		if err := tx.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+			return err
+		}
+		if standby {
+			return errors.New("postgres: the server is a read-only standby")
+		}
+		return nil
+	})
+}
