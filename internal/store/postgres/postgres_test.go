@@ -202,3 +202,46 @@ func TestDamagedEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossCommits commits batches of two logs through two Stores at once,
+// each naming the logs in the opposite order: the rows are locked in id
+// order, so neither waits for the other forever, and every commit either
+// lands whole or fails with store.ErrConflict.
+func TestCrossCommits(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s1, s2 := open(t, url), open(t, url)
+	a, b := storetest.NewWriter(t, s1, "a"), storetest.NewWriter(t, s1, "b")
+	evs := storetest.Events(200, 5)
+	for round := range 10 {
+		recv := t0.Add(time.Duration(round) * time.Second)
+		ba, bb := a.Batch(t, recv, evs[round*10:round*10+10]...), b.Batch(t, recv, evs[round*10+100:round*10+110]...)
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		var err1, err2 error
+		var wg sync.WaitGroup
+		wg.Go(func() { err1 = s1.Commit(ctx, []store.Batch{ba, bb}) })
+		wg.Go(func() { err2 = s2.Commit(ctx, []store.Batch{bb, ba}) })
+		wg.Wait()
+		cancel()
+		if (err1 == nil) == (err2 == nil) || err1 != nil && !errors.Is(err1, store.ErrConflict) || err2 != nil && !errors.Is(err2, store.ErrConflict) {
+			t.Fatalf("round %d: Commit(a, b) = %v and Commit(b, a) = %v at once; want one nil, one ErrConflict", round, err1, err2)
+		}
+		a.Committed(t, ba)
+		b.Committed(t, bb)
+	}
+	storetest.CheckLog(t, s2, a)
+	storetest.CheckLog(t, s2, b)
+}
+
+// TestWritable: a store on a live database is writable; a closed one is
+// not.
+func TestWritable(t *testing.T) {
+	s := newStore(t)
+	if err := s.Writable(context.Background()); err != nil {
+		t.Fatalf("Writable() = %v", err)
+	}
+	s.Close()
+	if err := s.Writable(context.Background()); err == nil {
+		t.Errorf("Writable() of a closed store = nil, want an error")
+	}
+}
