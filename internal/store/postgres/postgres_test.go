@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -244,4 +245,23 @@ func TestWritable(t *testing.T) {
 	if err := s.Writable(context.Background()); err == nil {
 		t.Errorf("Writable() of a closed store = nil, want an error")
 	}
+}
+
+// TestScanLargeEvents scans events big enough that a chunk of them passes
+// scanBytes before scanChunk: the scan goes on from where the chunk
+// stopped, skipping and repeating nothing.
+func TestScanLargeEvents(t *testing.T) {
+	s := newStore(t)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(400, 6)
+	for i := range evs {
+		pad := strings.Repeat(string(rune('a'+i%26)), 30000)
+		evs[i].Metadata = json.RawMessage(`{"pad":"` + pad + `"}`)
+	}
+	if n := 400 * 30000; n < 2*scanBytes {
+		t.Fatalf("%d bytes of events fill fewer than 2 chunks of %d bytes", n, scanBytes)
+	}
+	w.Append(t, s, t0, evs[:200]...)
+	w.Append(t, s, t0.Add(time.Second), evs[200:]...)
+	storetest.CheckLog(t, s, w)
 }

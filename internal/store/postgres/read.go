@@ -39,11 +39,17 @@ func (s *Store) Get(ctx context.Context, log, seq int64) (*event.Event, error) {
 	return decode(seq, data)
 }
 
-// scanChunk is how many events one query of Scan and Walk reads: a scan
-// holds no transaction open between chunks, and its memory stays bounded.
-const scanChunk = 2000
+// A query of Scan and Walk reads up to scanChunk events, and stops early
+// once it has read scanBytes of them: a chunk is read whole, and its
+// connection given back to the pool, before the caller sees its events, so
+// a scan holds no connection or transaction while the caller works (and
+// may use the store), and its memory stays bounded.
+const (
+	scanChunk = 1000
+	scanBytes = 4 << 20
+)
 
-// Scan implements store.Log: a query per scanChunk events, each starting
+// Scan implements store.Log: a query per chunk of events, each starting
 // after the last seq the previous one read.
 func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
@@ -79,20 +85,23 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 
 // walk calls fn with the seq and stored data of the events of log with
 // from <= seq < to, in ascending seq order, and stops at fn's first error,
-// which it returns. The data is only valid during the call. It fails with
-// store.ErrNotFound if there is no such log.
+// which it returns. It fails with store.ErrNotFound if there is no such
+// log.
 func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64, data []byte) error) error {
 	if _, err := s.logSize(ctx, log); err != nil {
 		return err
 	}
 	from = max(from, 0)
+	var seqs []int64
+	var datas [][]byte
 	for from < to {
 		rows, err := s.pool.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4",
 			log, from, to, scanChunk)
 		if err != nil {
 			return err
 		}
-		n := 0
+		seqs, datas = seqs[:0], datas[:0]
+		bytes, full := 0, false
 		for rows.Next() {
 			var seq int64
 			var data []byte
@@ -100,20 +109,25 @@ func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64
 				rows.Close()
 				return err
 			}
-			n++
-			from = seq + 1
-			if err := fn(seq, data); err != nil {
-				rows.Close()
-				return err
+			seqs, datas = append(seqs, seq), append(datas, data)
+			if bytes += len(data); bytes >= scanBytes {
+				full = true
+				break
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if n < scanChunk {
+		for i, seq := range seqs {
+			if err := fn(seq, datas[i]); err != nil {
+				return err
+			}
+		}
+		if len(seqs) < scanChunk && !full {
 			return nil
 		}
+		from = seqs[len(seqs)-1] + 1
 	}
 	return nil
 }
