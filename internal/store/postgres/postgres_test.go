@@ -265,3 +265,35 @@ func TestScanLargeEvents(t *testing.T) {
 	w.Append(t, s, t0.Add(time.Second), evs[200:]...)
 	storetest.CheckLog(t, s, w)
 }
+
+// TestManyCheckpoints reads more checkpoints than one query of Checkpoints
+// returns.
+func TestManyCheckpoints(t *testing.T) {
+	s := newStore(t)
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(scanChunk+5, 7)
+	for i := range evs {
+		w.Append(t, s, t0.Add(time.Duration(i)*time.Millisecond), evs[i])
+	}
+	storetest.CheckLog(t, s, w)
+}
+
+// TestSynchronousCommit: a database whose default is synchronous_commit
+// off still gets durable commits from the store.
+func TestSynchronousCommit(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	conn := raw(t, url)
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = off"); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, url)
+	var got string
+	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil || got != "on" {
+		t.Errorf("synchronous_commit of the store's connections = %q, %v; want on", got, err)
+	}
+}

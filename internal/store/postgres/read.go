@@ -132,23 +132,32 @@ func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64
 	return nil
 }
 
-// Checkpoints implements store.Log.
+// Checkpoints implements store.Log: like Scan, a query per chunk, read
+// whole before the caller sees it.
 func (s *Store) Checkpoints(ctx context.Context, log int64) iter.Seq2[store.Checkpoint, error] {
 	return func(yield func(store.Checkpoint, error) bool) {
-		rows, err := s.pool.Query(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = $1 ORDER BY size", log)
-		if err != nil {
-			yield(store.Checkpoint{}, err)
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			c, err := scanCheckpoint(rows)
-			if !yield(c, err) || err != nil {
+		var from int64
+		for {
+			rows, err := s.pool.Query(ctx, "SELECT size, signed_at, note FROM checkpoints WHERE log = $1 AND size >= $2 ORDER BY size LIMIT $3",
+				log, from, scanChunk)
+			if err != nil {
+				yield(store.Checkpoint{}, err)
 				return
 			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(store.Checkpoint{}, err)
+			cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Checkpoint, error) { return scanCheckpoint(r) })
+			if err != nil {
+				yield(store.Checkpoint{}, err)
+				return
+			}
+			for _, c := range cs {
+				if !yield(c, nil) {
+					return
+				}
+			}
+			if len(cs) < scanChunk {
+				return
+			}
+			from = cs[len(cs)-1].Size + 1
 		}
 	}
 }
