@@ -56,6 +56,7 @@ type Options struct {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	srv  server // for the texts of errors
 }
 
 var (
@@ -69,32 +70,55 @@ var (
 // ErrNewerSchema if the database's schema is newer than this build's.
 //
 // Every connection runs with synchronous_commit on, whatever the server's
-// default, so that a Commit that returned is durable.
+// default, so that a Commit that returned is durable. A connection attempt
+// gives up after the URL's connect_timeout, 5 seconds if it sets none (or
+// sets 0).
+//
+// Open's errors say what is wrong and what to do, and never hold the
+// URL's password: a malformed URL; PostgreSQL unreachable (refused, no
+// answer in time, host not found), which matches ErrUnavailable; a
+// database or role that does not exist, or a refused password.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, parseError(err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	srv := newServer(&cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %s: %w", srv.addr, err)
 	}
-	s := &Store{pool: pool, log: opts.Logger}
+	s := &Store{pool: pool, log: opts.Logger, srv: srv}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Migrate {
+	err = pool.Ping(ctx)
+	if err == nil && opts.Migrate {
 		err = migrate(ctx, pool, migrations, s.log)
-	} else {
+	} else if err == nil {
 		err = checkVersion(ctx, pool, migrations)
 	}
 	if err != nil {
 		pool.Close()
-		return nil, err
+		return nil, srv.explain(ctx, err)
 	}
 	return s, nil
+}
+
+// explain is s.srv.explain, which also drops the pool's idle connections
+// when PostgreSQL is unavailable: they are likely broken too, and the
+// next caller should get a fresh one rather than another failure.
+func (s *Store) explain(ctx context.Context, err error) error {
+	err = s.srv.explain(ctx, err)
+	if errors.Is(err, ErrUnavailable) {
+		s.pool.Reset()
+	}
+	return err
 }
 
 // Close closes the store's connections.

@@ -24,8 +24,14 @@ import (
 //
 // The transaction commits with synchronous_commit on (Open), so when
 // Commit returns nil the batches are durable; when it returns an error,
-// nothing of any batch is stored.
-func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
+// nothing of any batch is stored, except that the connection may be lost
+// while the transaction commits, when the error says that the outcome is
+// unknown.
+//
+// When PostgreSQL cannot be reached or the connection is lost, the error
+// matches ErrUnavailable and says so; the Store reconnects by itself once
+// PostgreSQL is back.
+func (s *Store) Commit(ctx context.Context, batches []store.Batch) (err error) {
 	var ids []int64
 	for _, b := range batches {
 		if len(b.Events) > 0 && !slices.Contains(ids, b.Log) {
@@ -44,6 +50,16 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 			data[i][j] = canon.Append(nil, e)
 		}
 	}
+	committing := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		err = s.explain(ctx, err)
+		if committing && errors.Is(err, ErrUnavailable) {
+			err = &unavailableError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
+		}
+	}()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -70,6 +86,7 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 			return err
 		}
 	}
+	committing = true
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -150,7 +167,13 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, 
 // Writable implements store.Log: it begins a read-write transaction and
 // rolls it back, which fails if the database cannot be reached, and
 // reports a server in recovery (a standby), where nothing can be written.
+// When PostgreSQL cannot be reached, the error matches ErrUnavailable and
+// says why, like Commit's.
 func (s *Store) Writable(ctx context.Context) error {
+	return s.explain(ctx, s.writable(ctx))
+}
+
+func (s *Store) writable(ctx context.Context) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
 		var standby bool
 		if err := tx.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {

@@ -1,0 +1,424 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
+	"github.com/trail-audit/trail/internal/store/storetest"
+)
+
+// password is put in the URLs of the tests of bad states: no error may
+// show it.
+const password = "s3cret-Pa55word"
+
+// withPassword returns the URL u with password set, and its host replaced
+// by host unless that is empty.
+func withPassword(t *testing.T, u, host string) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.User = url.UserPassword(pu.User.Username(), password)
+	if host != "" {
+		pu.Host = host
+	}
+	return pu.String()
+}
+
+// freePort returns a local address where nothing listens.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// silent starts a server that accepts connections and never answers, as a
+// PostgreSQL that hangs or a host that drops the packets would.
+func silent(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// checkOpenError opens url and checks that it fails with an error holding
+// each of want, and matching ErrUnavailable if unavailable, and never the
+// password.
+func checkOpenError(t *testing.T, url string, unavailable bool, want ...string) {
+	t.Helper()
+	s, err := Open(context.Background(), url, Options{Logger: testLogger(t)})
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open(%s) = nil, want an error", url)
+	}
+	t.Logf("Open: %v", err)
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("Open = %q, want it to say %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, password) {
+		t.Errorf("Open = %q, shows the password of the URL", msg)
+	}
+	if got := errors.Is(err, ErrUnavailable); got != unavailable {
+		t.Errorf("errors.Is(Open's error, ErrUnavailable) = %v, want %v", got, unavailable)
+	}
+}
+
+// TestOpenBadURL checks Open's errors for URLs that need no server.
+func TestOpenBadURL(t *testing.T) {
+	t.Parallel()
+	refused := freePort(t)
+	tests := []struct {
+		name        string
+		url         string
+		unavailable bool
+		want        []string
+	}{
+		{name: "malformed port", url: "postgres://postgres:" + password + "@127.0.0.1:notaport/test",
+			want: []string{"store URL is malformed", "want postgres://"}},
+		{name: "malformed URL", url: "postgres://postgres:" + password + "@[::1/test",
+			want: []string{"store URL is malformed"}},
+		{name: "malformed escape", url: "postgres://postgres:" + password + "%zz@127.0.0.1/test",
+			want: []string{"store URL is malformed", "percent-encode"}},
+		{name: "malformed pairs", url: "host=127.0.0.1 password='" + password + " dbname=test",
+			want: []string{"store URL is malformed"}},
+		{name: "bad connect_timeout", url: "postgres://postgres:" + password + "@127.0.0.1/test?connect_timeout=soon",
+			want: []string{"store URL is malformed", "connect_timeout"}},
+		{name: "refused", url: "postgres://postgres:" + password + "@" + refused + "/test?sslmode=disable", unavailable: true,
+			want: []string{"PostgreSQL at " + refused + ": connection refused; is it running"}},
+		{name: "no answer", url: "postgres://postgres:" + password + "@" + silent(t) + "/test?sslmode=disable&connect_timeout=1", unavailable: true,
+			want: []string{"no answer within 1s; is it running"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			checkOpenError(t, tt.url, tt.unavailable, tt.want...)
+		})
+	}
+}
+
+// TestOpenConnectTimeout checks that Open gives up on a server that does
+// not answer after the default connect timeout when the URL sets none.
+func TestOpenConnectTimeout(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	checkOpenError(t, "postgres://postgres:"+password+"@"+silent(t)+"/test?sslmode=disable", true,
+		"no answer within "+defaultConnectTimeout.String())
+	if d := time.Since(start); d > defaultConnectTimeout+3*time.Second {
+		t.Errorf("Open took %v, want about %v", d, defaultConnectTimeout)
+	}
+}
+
+// TestOpenMissing checks Open's errors for a database and a role that do
+// not exist on the real server.
+func TestOpenMissing(t *testing.T) {
+	u := pgtest.DB(t)
+	pu, _ := url.Parse(u)
+	t.Run("database", func(t *testing.T) {
+		bad := *pu
+		bad.Path = "/trail_no_such_db"
+		checkOpenError(t, withPassword(t, bad.String(), ""), false,
+			`database "trail_no_such_db" does not exist on `+pu.Host+"; create it (createdb trail_no_such_db) or fix the URL")
+	})
+	t.Run("role", func(t *testing.T) {
+		bad := *pu
+		bad.User = url.User("trail_no_such_role")
+		checkOpenError(t, withPassword(t, bad.String(), ""), false,
+			"PostgreSQL at "+pu.Host+` refused the login as role "trail_no_such_role"`,
+			`role "trail_no_such_role" does not exist`, "createuser trail_no_such_role")
+	})
+	t.Run("good", func(t *testing.T) {
+		// The same URL with a password is fine under trust auth: the
+		// tests above failed for their stated reasons.
+		s, err := Open(context.Background(), withPassword(t, u, ""), Options{Migrate: true})
+		if err != nil {
+			t.Fatalf("Open(the test database, with a password) = %v", err)
+		}
+		s.Close()
+	})
+}
+
+// TestExplainLogin checks the texts of the login errors that this
+// server, with trust auth, cannot produce: a refused password. The error
+// is the server's, as pgx returns it.
+func TestExplainLogin(t *testing.T) {
+	sv := server{addr: "db.example:5432", user: "trail", db: "audit"}
+	tests := []struct {
+		code string
+		want string
+	}{
+		{"28P01", `postgres: PostgreSQL at db.example:5432 refused the password of role "trail"; fix the password in the URL`},
+		{"28000", `postgres: PostgreSQL at db.example:5432 refused the login as role "trail": no pg_hba.conf entry`},
+		{"3D000", `postgres: database "audit" does not exist on db.example:5432; create it (createdb audit) or fix the URL`},
+	}
+	for _, tt := range tests {
+		pgErr := &pgconn.PgError{Severity: "FATAL", Code: tt.code, Message: "no pg_hba.conf entry for host"}
+		got := sv.explain(context.Background(), pgErr)
+		if got == nil || !strings.HasPrefix(got.Error(), tt.want) {
+			t.Errorf("explain(SQLSTATE %s) = %v, want it to start %q", tt.code, got, tt.want)
+		}
+		if errors.Is(got, ErrUnavailable) {
+			t.Errorf("explain(SQLSTATE %s) matches ErrUnavailable, want a plain error: it needs fixing, not a retry", tt.code)
+		}
+	}
+}
+
+// proxy forwards TCP connections to a PostgreSQL server, and can be taken
+// down (connections cut, new ones refused) and brought back up on the same
+// address, to stand for a PostgreSQL that goes away while a store uses it,
+// without touching the shared server.
+type proxy struct {
+	t      *testing.T
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener // nil while down
+	conns map[net.Conn]bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.ln = ln
+	go p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.ln != ln { // went down meanwhile
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			return
+		}
+		p.conns[c], p.conns[s] = true, true
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(c, s)
+		go pipe(s, c)
+	}
+}
+
+// down closes the listener and every connection.
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// up listens on the proxy's address again.
+func (p *proxy) up() {
+	p.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.serve(ln)
+}
+
+// count returns the number of events and the size of the log named name,
+// read straight from the database.
+func count(t *testing.T, conn *pgx.Conn, name string) (events, size int64) {
+	t.Helper()
+	err := conn.QueryRow(context.Background(),
+		"SELECT (SELECT count(*) FROM events e WHERE e.log = l.id), l.size FROM logs l WHERE l.name = $1", name).Scan(&events, &size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events, size
+}
+
+// TestPostgresGoesAway runs a store through a proxy that goes down while
+// the store is open: Writable and Commit fail with ErrUnavailable saying
+// so, nothing of the failed commit is stored, and once the proxy is up
+// again the store works by itself, without being reopened.
+func TestPostgresGoesAway(t *testing.T) {
+	u := pgtest.DB(t)
+	pu, _ := url.Parse(u)
+	p := startProxy(t, pu.Host)
+	s := open(t, withPassword(t, u, p.addr))
+	direct := raw(t, u)
+	ctx := context.Background()
+
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(60, 7)
+	w.Append(t, s, t0, evs[:20]...)
+
+	p.down()
+	wantText := "PostgreSQL at " + p.addr + ": "
+	check := func(what string, err error) {
+		t.Helper()
+		t.Logf("%s: %v", what, err)
+		switch {
+		case err == nil:
+			t.Fatalf("%s = nil while PostgreSQL is unreachable, want an error", what)
+		case !errors.Is(err, ErrUnavailable):
+			t.Errorf("%s = %v, want an error matching ErrUnavailable", what, err)
+		case !strings.Contains(err.Error(), wantText) || !strings.Contains(err.Error(), "is it running"):
+			t.Errorf("%s = %q, want it to say %q and ask whether it is running", what, err, wantText)
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("%s = %q, shows the password of the URL", what, err)
+		}
+	}
+	b := w.Batch(t, t0.Add(time.Second), evs[20:40]...)
+	for i := range 3 {
+		start := time.Now()
+		check("Writable", s.Writable(ctx))
+		check("Commit", s.Commit(ctx, []store.Batch{b}))
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("try %d: Writable and Commit took %v while PostgreSQL was unreachable, want them to fail fast", i, d)
+		}
+	}
+	if n, size := count(t, direct, "audit"); n != 20 || size != 20 {
+		t.Fatalf("after failed commits, the database has %d events and log size %d, want 20 and 20", n, size)
+	}
+
+	p.up()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Writable(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Writable = %v 10s after PostgreSQL came back, want nil", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	storetest.CheckLog(t, s, w) // the failed batch is not there
+	if err := s.Commit(ctx, []store.Batch{b}); err != nil {
+		t.Fatalf("Commit after PostgreSQL came back = %v, want nil", err)
+	}
+	w.Committed(t, b)
+	w.Append(t, s, t0.Add(2*time.Second), evs[40:]...)
+	storetest.CheckLog(t, s, w)
+	if n, size := count(t, direct, "audit"); n != 60 || size != 60 {
+		t.Fatalf("at the end, the database has %d events and log size %d, want 60 and 60", n, size)
+	}
+}
+
+// TestBackendsTerminated ends the store's server connections from another
+// connection, as a restart of PostgreSQL or an administrator would: the
+// next Commit either succeeds on a fresh connection or fails with
+// ErrUnavailable storing nothing, and the store then works by itself.
+func TestBackendsTerminated(t *testing.T) {
+	u := pgtest.DB(t)
+	s := open(t, u)
+	direct := raw(t, u)
+	ctx := context.Background()
+	w := storetest.NewWriter(t, s, "audit")
+	evs := storetest.Events(50, 9)
+	w.Append(t, s, t0, evs[:10]...)
+
+	for round := range 4 {
+		var killed int
+		err := direct.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&killed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if killed == 0 {
+			t.Fatalf("round %d: no connection of the store to terminate", round)
+		}
+		b := w.Batch(t, t0.Add(time.Duration(round+1)*time.Second), evs[10+round*10:20+round*10]...)
+		err = s.Commit(ctx, []store.Batch{b})
+		if err != nil {
+			t.Logf("round %d: Commit after %d connections were terminated: %v", round, killed, err)
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("round %d: Commit = %v, want nil or an error matching ErrUnavailable", round, err)
+			}
+			if n, size := count(t, direct, "audit"); n != w.Size() || size != w.Size() {
+				t.Fatalf("round %d: after a failed commit, %d events and log size %d, want %d", round, n, size, w.Size())
+			}
+			if err := s.Commit(ctx, []store.Batch{b}); err != nil {
+				t.Fatalf("round %d: Commit again = %v, want nil: the store reconnects by itself", round, err)
+			}
+		}
+		w.Committed(t, b)
+		storetest.CheckLog(t, s, w)
+	}
+}
