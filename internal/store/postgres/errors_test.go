@@ -131,6 +131,8 @@ func TestOpenBadURL(t *testing.T) {
 			want: []string{"store URL is malformed", "connect_timeout"}},
 		{name: "refused", url: "postgres://postgres:" + password + "@" + refused + "/test?sslmode=disable", unavailable: true,
 			want: []string{"PostgreSQL at " + refused + ": connection refused; is it running"}},
+		{name: "unknown host", url: "postgres://postgres:" + password + "@trail-no-such-host.invalid/test", unavailable: true,
+			want: []string{`PostgreSQL at trail-no-such-host.invalid:5432: host "trail-no-such-host.invalid" not found; fix the host in the URL`}},
 		{name: "no answer", url: "postgres://postgres:" + password + "@" + silent(t) + "/test?sslmode=disable&connect_timeout=1", unavailable: true,
 			want: []string{"no answer within 1s; is it running"}},
 	}

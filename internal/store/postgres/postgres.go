@@ -18,6 +18,13 @@
 // Commit locks the rows of the logs it appends to, so the commits to one
 // log are serialised inside PostgreSQL, and a batch built on a stale state
 // fails with store.ErrConflict.
+//
+// Bad states get errors saying what is wrong and what to do, naming the
+// server but never the URL's password: Open's for a malformed URL, a
+// missing database or role, a refused login; and, from Open, Commit and
+// Writable, ErrUnavailable when PostgreSQL cannot be reached or the
+// connection is lost. The Store reconnects by itself once PostgreSQL is
+// back.
 package postgres
 
 import (
