@@ -136,6 +136,7 @@ func (sv server) explain(ctx context.Context, err error) error {
 		return err
 	}
 	var dnsErr *net.DNSError
+	var opErr *net.OpError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &unavailableError{fmt.Sprintf("postgres: %s: connection refused; is it running, on that host and port?", at)}
@@ -149,6 +150,8 @@ func (sv server) explain(ctx context.Context, err error) error {
 		return &unavailableError{fmt.Sprintf("postgres: %s: no answer%s; is it running, and is the host and port right? (connect_timeout in the URL sets the wait)", at, within)}
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
 		return &unavailableError{fmt.Sprintf("postgres: %s: network unreachable; check the host in the URL and the network", at)}
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return &unavailableError{fmt.Sprintf("postgres: %s: cannot connect (%v); is it running, and is the host and port right?", at, opErr.Err)}
 	case isConnLost(err):
 		return &unavailableError{fmt.Sprintf("postgres: %s: the connection was lost (%s); is it running? Trail reconnects by itself", at, lostDetail(err))}
 	}
