@@ -1,6 +1,6 @@
 // Package postgres is the PostgreSQL backend of the store boundary
 // (internal/store), on github.com/jackc/pgx/v5, for running any number of
-// trail processes on one database (issue 14).
+// trail processes on one database.
 //
 // Implemented so far: store.Log (logs, events, tiles, checkpoints, Commit)
 // and store.Access (API keys, idempotency records), which pass
