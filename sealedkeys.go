@@ -1,0 +1,222 @@
+package trail
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// sealedKeys keeps the logs' signing keys in a store shared by many
+// servers (store.Secrets), sealed with a master key that every server is
+// given and that the store never sees.
+//
+// # Master key
+//
+// The master key is 32 random bytes, in a file of its own given to every
+// server (LoadMasterKey reads it), and never stored in the database, nor
+// logged. Each log's signing key, in note's signer key form as a sqlite
+// store's key file holds it, is sealed with AES-256-GCM under the master
+// key, with a random nonce and the secret's name, log/<name>/signer, as
+// additional data, so a sealed key moved to another log's name does not
+// unseal. The database thus holds only sealed keys: a copy of it (a
+// backup, a replica) cannot sign without the master key, and a server
+// given another master key refuses the keys with an error saying so. Lose
+// the master key and every log's key is lost with it: keep it backed up
+// apart from the database's backups.
+//
+// A sealed secret is a version byte (1), the 12-byte nonce, and the
+// ciphertext with its 16-byte tag.
+type sealedKeys struct {
+	secrets store.Secrets
+	aead    cipher.AEAD
+}
+
+var _ signerSource = (*sealedKeys)(nil)
+
+// masterKeySize is the size of a master key in bytes.
+const masterKeySize = 32
+
+// sealVersion is the first byte of a sealed secret: AES-256-GCM, 12-byte
+// nonce.
+const sealVersion = 1
+
+// errWrongMaster is why a sealed secret did not unseal. It says nothing of
+// the key or the secret.
+var errWrongMaster = errors.New("cannot unseal: sealed with a different master key, or changed in the database")
+
+// newSealedKeys returns a signerSource keeping its keys in secrets, sealed
+// with master, which must be masterKeySize bytes.
+func newSealedKeys(secrets store.Secrets, master []byte) (*sealedKeys, error) {
+	if len(master) != masterKeySize {
+		return nil, fmt.Errorf("master key is %d bytes, want %d", len(master), masterKeySize)
+	}
+	block, err := aes.NewCipher(master)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sealedKeys{secrets: secrets, aead: aead}, nil
+}
+
+// signerSecret names the secret holding log's signing key.
+func signerSecret(log string) string { return "log/" + log + "/signer" }
+
+// seal encrypts plain for the secret name.
+func (k *sealedKeys) seal(name string, plain []byte) []byte {
+	out := make([]byte, 1+k.aead.NonceSize(), 1+k.aead.NonceSize()+len(plain)+k.aead.Overhead())
+	out[0] = sealVersion
+	rand.Read(out[1:]) // never fails (crypto/rand)
+	return k.aead.Seal(out, out[1:], plain, []byte(name))
+}
+
+// unseal decrypts the secret name.
+func (k *sealedKeys) unseal(name string, sealed []byte) ([]byte, error) {
+	n := k.aead.NonceSize()
+	if len(sealed) < 1+n+k.aead.Overhead() || sealed[0] != sealVersion {
+		return nil, fmt.Errorf("secret %q: not a sealed secret of this version of Trail", name)
+	}
+	plain, err := k.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("secret %q: %w", name, errWrongMaster)
+	}
+	return plain, nil
+}
+
+// Create implements signerSource. Of servers racing to create one log's
+// key, the first to store it wins, and the others return its verifier key.
+func (k *sealedKeys) Create(ctx context.Context, log logRef) (string, error) {
+	skey, vkey, err := merkle.NewKey(log.Origin)
+	if err != nil {
+		return "", err
+	}
+	name := signerSecret(log.Name)
+	err = k.secrets.PutSecret(ctx, name, k.seal(name, []byte(skey)))
+	if err == nil {
+		return vkey, nil
+	}
+	if !errors.Is(err, store.ErrExists) {
+		return "", fmt.Errorf("store signing key: %w", err)
+	}
+	// Another server won, or a CreateLog stopped before storing its log:
+	// that key never signed anything.
+	_, vkey, err = k.load(ctx, log.Name)
+	if err != nil {
+		return "", err
+	}
+	if origin, _, _ := strings.Cut(vkey, "+"); origin != log.Origin {
+		return "", fmt.Errorf("log %q: the database holds a signing key for another origin (%s)", log.Name, origin)
+	}
+	return vkey, nil
+}
+
+// Signer implements signerSource.
+func (k *sealedKeys) Signer(ctx context.Context, log logRef) (note.Signer, error) {
+	signer, vkey, err := k.load(ctx, log.Name)
+	if err != nil {
+		return nil, err
+	}
+	if vkey != log.VerifierKey {
+		return nil, fmt.Errorf("log %q: signing key in secret %q does not match the log's verifier key %s", log.Name, signerSecret(log.Name), log.VerifierKey)
+	}
+	return signer, nil
+}
+
+// load reads and unseals a log's signing key and derives its verifier key.
+func (k *sealedKeys) load(ctx context.Context, log string) (note.Signer, string, error) {
+	name := signerSecret(log)
+	sealed, err := k.secrets.Secret(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("log %q: %w: the database holds no secret %q (restore it from backup; a new key cannot continue this log)", log, ErrMissingKey, name)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("log %q: read signing key: %w", log, err)
+	}
+	plain, err := k.unseal(name, sealed)
+	if err != nil {
+		return nil, "", fmt.Errorf("log %q: signing key: %w", log, err)
+	}
+	skey := string(plain)
+	// The errors below do not wrap note's, which might quote the key.
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("log %q: secret %q is not a signing key", log, name)
+	}
+	vkey, err := verifierKeyOf(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("log %q: secret %q: %w", log, name, err)
+	}
+	return signer, vkey, nil
+}
+
+// LoadMasterKey reads the master key that seals the signing keys kept in a
+// database shared by many servers (see sealedKeys).
+// The file holds the key's 32 random bytes as one line of standard base64
+// (44 characters, as made by "openssl rand -base64 32") or of hex (64
+// characters, "openssl rand -hex 32"); whitespace around it is ignored.
+// Like an SSH private key, the file must not be readable or writable by
+// group or others (chmod 600 or 400); this is not checked on Windows.
+// Errors name the file but never quote what it holds.
+func LoadMasterKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("master key %s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("master key %s: mode %#o lets group or others access it; chmod 600 it", path, perm)
+	}
+	// A valid file is under 100 bytes; read a little more to tell.
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return nil, fmt.Errorf("master key %s: read: %w", path, err)
+	}
+	key, ok := parseMasterKey(strings.TrimSpace(string(b)))
+	clear(b)
+	if !ok {
+		return nil, fmt.Errorf("master key %s: want %d random bytes as one line of base64 (44 characters) or hex (64 characters)", path, masterKeySize)
+	}
+	return key, nil
+}
+
+// parseMasterKey decodes a master key in base64 or hex, told apart by
+// length.
+func parseMasterKey(s string) ([]byte, bool) {
+	var key []byte
+	var err error
+	switch len(s) {
+	case base64.StdEncoding.EncodedLen(masterKeySize):
+		key, err = base64.StdEncoding.DecodeString(s)
+	case hex.EncodedLen(masterKeySize):
+		key, err = hex.DecodeString(s)
+	default:
+		return nil, false
+	}
+	if err != nil || len(key) != masterKeySize {
+		return nil, false
+	}
+	return key, true
+}
