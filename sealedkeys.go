@@ -20,9 +20,11 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// sealedKeys keeps the logs' signing keys in a store shared by many
-// servers (store.Secrets), sealed with a master key that every server is
-// given and that the store never sees.
+// sealedKeys keeps the logs' signing keys, and the viewer's session
+// secret (SessionSecret), in a store shared by many servers
+// (store.Secrets), sealed with a master key that every server is given and
+// that the store never sees. Nothing uses it yet: it is for the PostgreSQL
+// store, once Open takes it with a master key.
 //
 // # Master key
 //
@@ -163,6 +165,41 @@ func (k *sealedKeys) load(ctx context.Context, log string) (note.Signer, string,
 		return nil, "", fmt.Errorf("log %q: secret %q: %w", log, name, err)
 	}
 	return signer, vkey, nil
+}
+
+// sessionSecretName names the secret holding the viewer's session secret.
+const sessionSecretName = "session"
+
+// SessionSecret does for a shared store what sessionKeeper.SessionSecret
+// does: it returns the store's session secret, 32 random bytes, sealed
+// like the signing keys and made on first use; servers racing to make it
+// all get the one stored first. (The rest of sessionKeeper, the signed-out
+// sessions, needs a store part of its own.)
+func (k *sealedKeys) SessionSecret(ctx context.Context) ([]byte, error) {
+	for range 2 {
+		sealed, err := k.secrets.Secret(ctx, sessionSecretName)
+		if err == nil {
+			secret, err := k.unseal(sessionSecretName, sealed)
+			if err == nil && len(secret) != 32 {
+				err = fmt.Errorf("secret %q: %d bytes, want 32", sessionSecretName, len(secret))
+			}
+			return secret, err
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("read session secret: %w", err)
+		}
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		err = k.secrets.PutSecret(ctx, sessionSecretName, k.seal(sessionSecretName, secret))
+		if err == nil {
+			return secret, nil
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return nil, fmt.Errorf("store session secret: %w", err)
+		}
+		// Another server stored it first: read theirs.
+	}
+	return nil, fmt.Errorf("secret %q: stored and yet not found", sessionSecretName)
 }
 
 // LoadMasterKey reads the master key that seals the signing keys kept in a

@@ -252,6 +252,49 @@ func TestSealedKeysNoPlaintext(t *testing.T) {
 	}
 }
 
+// TestSealedKeysSessionSecret has servers on one database race to make
+// the session secret: they all get the same 32 bytes, which the database
+// holds only sealed, and which another master key does not unseal.
+func TestSealedKeysSessionSecret(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master := newMasterKey(t)
+	const n = 4
+	ks := make([]*sealedKeys, n)
+	for i := range ks {
+		ks[i] = newSealed(t, openSecrets(t, url), master)
+	}
+	secrets := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, k := range ks {
+		wg.Go(func() { secrets[i], errs[i] = k.SessionSecret(ctx) })
+	}
+	wg.Wait()
+	for i := range ks {
+		if errs[i] != nil {
+			t.Fatalf("SessionSecret through server %d = %v", i, errs[i])
+		}
+		if len(secrets[i]) != 32 || !bytes.Equal(secrets[i], secrets[0]) {
+			t.Fatalf("SessionSecret through server %d = %x, through server 0 = %x; want one 32-byte secret", i, secrets[i], secrets[0])
+		}
+	}
+	if again, err := ks[0].SessionSecret(ctx); err != nil || !bytes.Equal(again, secrets[0]) {
+		t.Errorf("SessionSecret again = %x, %v; want %x", again, err, secrets[0])
+	}
+	s := openSecrets(t, url)
+	sealed, err := s.Secret(ctx, sessionSecretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, secrets[0]) {
+		t.Errorf("the database holds the session secret in plaintext")
+	}
+	if _, err := newSealed(t, s, newMasterKey(t)).SessionSecret(ctx); err == nil || !strings.Contains(err.Error(), "sealed with a different master key") {
+		t.Errorf("SessionSecret with another master key = %v, want an error saying it was sealed with a different master key", err)
+	}
+}
+
 func TestLoadMasterKey(t *testing.T) {
 	key := bytes.Repeat([]byte{0xc3}, masterKeySize)
 	b64 := base64.StdEncoding.EncodeToString(key)
