@@ -28,6 +28,7 @@ import (
 // new file, with a test.
 //
 //	1. The first layout (0001_init.sql).
+//	2. Sealed secrets: signing keys and the session secret (0002_secrets.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
