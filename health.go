@@ -80,6 +80,8 @@ func (db *DB) reason(err error) string {
 		return "the database stayed locked by another process"
 	case errors.Is(err, store.ErrConflict):
 		return "other processes kept appending to the log meanwhile"
+	case errors.Is(err, store.ErrUnreachable):
+		return msg // the backend's own words: which server, what to check
 	}
 	return "the database could not commit"
 }

@@ -30,6 +30,11 @@ var (
 	// changed outside Trail or damaged. Where a store knows which event,
 	// it returns a *DamagedError, which matches ErrDamaged.
 	ErrDamaged = errors.New("stored events are damaged")
+	// ErrUnreachable: a database server cannot be reached now, or the
+	// connection to it was lost. Nothing was stored (unless the error
+	// says the connection broke while committing); the store reconnects
+	// by itself, so callers retry. The backend's error says what to check.
+	ErrUnreachable = errors.New("database server unreachable")
 )
 
 // DamagedError is ErrDamaged at a known event: Seq is the first event found

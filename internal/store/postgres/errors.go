@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/trail-audit/trail/internal/store"
 )
 
 // ErrUnavailable: PostgreSQL cannot be reached now, or it lost the
@@ -22,7 +24,7 @@ import (
 // the connection was lost while the transaction was committing, as the
 // error then says. The Store reconnects by itself once PostgreSQL is back:
 // callers retry.
-var ErrUnavailable = errors.New("PostgreSQL is unavailable")
+var ErrUnavailable = store.ErrUnreachable
 
 // defaultConnectTimeout bounds a connection attempt, from dialling to
 // login, when the URL sets no connect_timeout.
