@@ -2,12 +2,14 @@
 // (internal/store), on github.com/jackc/pgx/v5, for running any number of
 // trail processes on one database.
 //
-// Implemented so far: store.Log (logs, events, tiles, checkpoints, Commit)
-// and store.Access (API keys, idempotency records), which pass
-// storetest.RunLog and storetest.RunAccess against a real PostgreSQL, and
-// the schema's migrations. Not implemented yet: store.Indexes (Search,
-// SeqAtTime, Rollup, Actions, WaitIndexed, IndexStatus), so a *Store is not
-// a store.Store, and the backend is not yet reachable through a URL
+// Implemented so far: store.Log (logs, events, tiles, checkpoints, Commit),
+// store.Indexes (Search, SeqAtTime, Rollup, Actions) and store.Access (API
+// keys, idempotency records), so a *Store is a store.Store, passing
+// storetest.RunLog, RunIndexes and RunAccess against a real PostgreSQL;
+// store.Secrets; and the schema's migrations. The search indexes and
+// counts are written by Commit, in the transaction that appends the
+// events, so they always cover every committed event. Not implemented
+// yet: store.Derived, and the backend is not yet reachable through a URL
 // scheme of the root package nor in storetest/backends.
 //
 // The formats are SQLite's: each event is stored as its canonical form
@@ -67,8 +69,10 @@ type Store struct {
 }
 
 var (
-	_ store.Log    = (*Store)(nil)
-	_ store.Access = (*Store)(nil)
+	_ store.Log     = (*Store)(nil)
+	_ store.Indexes = (*Store)(nil)
+	_ store.Access  = (*Store)(nil)
+	_ store.Store   = (*Store)(nil)
 )
 
 // Open connects to the database at url (a postgres:// URL or a key=value

@@ -20,7 +20,9 @@ import (
 // store.ErrConflict), and no event may be stored at or past that size
 // (else a *store.DamagedError). The lock is FOR NO KEY UPDATE, which
 // serialises committers as FOR UPDATE would, but lets keys and
-// idempotency records referencing the log be inserted meanwhile.
+// idempotency records referencing the log be inserted meanwhile. The same
+// transaction writes the events' search indexes and counts
+// (writeIndexes), which thus cover exactly the committed events.
 //
 // The transaction commits with synchronous_commit on (Open), so when
 // Commit returns nil the batches are durable; when it returns an error,
@@ -85,6 +87,9 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) (err error) {
 		if err := commitBatch(ctx, tx, &batches[i], data[i], sizes); err != nil {
 			return err
 		}
+	}
+	if err := writeIndexes(ctx, tx, batches); err != nil {
+		return err
 	}
 	committing = true
 	if err := tx.Commit(ctx); err != nil {
