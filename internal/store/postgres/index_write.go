@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,8 +36,12 @@ func writeIndexes(ctx context.Context, tx pgx.Tx, batches []store.Batch) error {
 					targets = append(targets, []any{b.Log, t.Type, t.ID, e.Seq})
 				}
 			}
+			var cut []string
 			for _, w := range strings.Fields(derive.Text(e)) {
-				words = append(words, []any{b.Log, w, e.Seq})
+				if w = cutWord(w, maxWord); !slices.Contains(cut, w) {
+					cut = append(cut, w)
+					words = append(words, []any{b.Log, w, e.Seq})
+				}
 			}
 			c := derive.Tally(e)
 			add := func(k store.CountKey) {
@@ -106,4 +111,21 @@ func upsertCounts(ctx context.Context, tx pgx.Tx, counts map[countKey]store.Coun
 		return fmt.Errorf("index: counts: %w", err)
 	}
 	return nil
+}
+
+// maxWord is how many bytes of a word event_words keeps: a btree index
+// entry must fit in a third of a page, and free text may hold longer
+// words (a reason, metadata). Search filters the events found through a
+// cut word again by their text.
+const maxWord = 1000
+
+// cutWord returns w cut to at most n bytes, at a rune boundary.
+func cutWord(w string, n int) string {
+	if len(w) <= n {
+		return w
+	}
+	for n > 0 && !utf8.RuneStart(w[n]) {
+		n--
+	}
+	return w[:n]
 }

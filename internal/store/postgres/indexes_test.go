@@ -3,9 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -64,5 +68,44 @@ func TestSearchDamaged(t *testing.T) {
 	var de *store.DamagedError
 	if !errors.As(err, &de) || de.Seq != 30 || de.Problem != store.ProblemMissing {
 		t.Errorf("SeqAtTime(second batch) after deleting seq 30 = %v, want a *store.DamagedError at seq 30", err)
+	}
+}
+
+// TestSearchLongWords checks free text with words longer than the index
+// keeps of them: committing them works, and searches for them, or for
+// their starts, find exactly the events that hold them.
+func TestSearchLongWords(t *testing.T) {
+	s := newStore(t)
+	w := storetest.NewWriter(t, s, "audit")
+	// 3000 bytes of letters that do not compress, as a btree entry may.
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	for range 1500 {
+		b.WriteRune([]rune("éàüøßñçœ")[r.IntN(8)])
+	}
+	long := b.String()
+	random := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		return b.String()
+	}
+	ab := random(4000)
+	var evs []event.Event
+	for i, r := range []string{
+		long + "a", long + "b", long, long[:998] + "x", long[:996] + "xy", "short " + long[:1200],
+		long[:998], ab, "x" + long, "x" + long[:998] + "y",
+	} {
+		evs = append(evs, event.Event{Action: "doc.read", Actor: event.Actor{ID: fmt.Sprint("u", i)}, Outcome: event.Success, Reason: r})
+	}
+	evs = append(evs, storetest.Events(50, 3)...)
+	w.Append(t, s, t0, evs...)
+	for _, text := range []string{
+		long + "a", long + "b", long, long + "*", long[:998], long[:998] + "*", long[:996] + "*", long[:996] + "x*",
+		long[:1200], long[:1200] + "*", long[:998] + "x", "short " + long[:1200] + "*", ab, ab[:2000] + "*",
+		long + "c", ab + "q", "x" + long, "x" + long[:998] + "*", "x" + long[:998] + "y", "x" + long[:998] + "z*",
+	} {
+		storetest.CheckSearch(t, s, w, store.Query{Text: text, To: -1}, true)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,35 +47,66 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if from > to {
 		return nil, nil
 	}
-	sql, args := searchSQL(log, q, from, to, limit)
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	type found struct {
-		seq  int64
-		data []byte
-	}
-	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (found, error) {
-		var f found
-		err := r.Scan(&f.seq, &f.data)
-		return f, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	out := make([]*event.Event, 0, len(res))
-	for _, f := range res {
-		if f.data == nil {
-			return nil, &store.DamagedError{Seq: f.seq, Problem: store.ProblemMissing}
-		}
-		e, err := decode(f.seq, f.data)
+	// A term that may be longer than a stored word is looked up as a
+	// prefix of its start (searchSQL), which may find events that do not
+	// hold it: those are filtered out, and the search goes on past them.
+	terms := parseTerms(q.Text)
+	recheck := slices.ContainsFunc(terms, func(t term) bool { return len(t.text) > maxTerm })
+	var out []*event.Event
+	for {
+		want := limit - len(out)
+		sql, args := searchSQL(log, q, from, to, want)
+		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("search: %w", err)
 		}
-		out = append(out, e)
+		type found struct {
+			seq  int64
+			data []byte
+		}
+		res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (found, error) {
+			var f found
+			err := r.Scan(&f.seq, &f.data)
+			return f, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		for _, f := range res {
+			if f.data == nil {
+				return nil, &store.DamagedError{Seq: f.seq, Problem: store.ProblemMissing}
+			}
+			e, err := decode(f.seq, f.data)
+			if err != nil {
+				return nil, err
+			}
+			if !recheck || matchTerms(terms, derive.SearchText(e)) {
+				out = append(out, e)
+			}
+		}
+		if len(res) < want || len(out) >= limit {
+			return out, nil
+		}
+		last := res[len(res)-1].seq
+		if q.Asc {
+			from = last + 1
+		} else if to = last - 1; to < from {
+			return out, nil
+		}
 	}
-	return out, nil
+}
+
+// matchTerms reports whether text holds every term.
+func matchTerms(terms []term, text string) bool {
+	toks := derive.Tokens(text)
+	for _, t := range terms {
+		if !slices.ContainsFunc(toks, func(tok string) bool {
+			return tok == t.text || t.prefix && strings.HasPrefix(tok, t.text)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // searchSQL builds the statement of a search and its arguments. Every
@@ -125,6 +158,11 @@ func searchSQL(log int64, q store.Query, from, to int64, limit int) (string, []a
 		cond("EXISTS (SELECT 1 FROM event_targets t WHERE t.log = i.log AND t.seq = i.seq AND %s)", strings.Join(tc, " AND "))
 	}
 	for _, t := range parseTerms(q.Text) {
+		if len(t.text) > maxTerm {
+			// A word that is t, or starts with it, may be stored cut,
+			// but always holds t's first maxTerm bytes.
+			t = term{text: cutWord(t.text, maxTerm), prefix: true}
+		}
 		if t.prefix {
 			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word LIKE %s)", arg(likePrefix(t.text)))
 		} else {
@@ -144,6 +182,10 @@ func searchSQL(log int64, q store.Query, from, to int64, limit int) (string, []a
 	fmt.Fprintf(&b, " ORDER BY i.seq %s LIMIT %s) f LEFT JOIN events e ON e.log = $1 AND e.seq = f.seq ORDER BY f.seq %s", dir, arg(limit), dir)
 	return b.String(), args
 }
+
+// maxTerm is the longest term looked up as it is: every word stored cut
+// is longer.
+const maxTerm = maxWord - utf8.UTFMax
 
 // likePrefix is the LIKE pattern of the strings starting with p.
 func likePrefix(p string) string {
