@@ -29,6 +29,7 @@ import (
 //
 //	1. The first layout (0001_init.sql).
 //	2. Sealed secrets: signing keys and the session secret (0002_secrets.sql).
+//	3. Search indexes and counts, written in the commit (0003_indexes.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
