@@ -50,8 +50,8 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	// A term that may be longer than a stored word is looked up as a
 	// prefix of its start (searchSQL), which may find events that do not
 	// hold it: those are filtered out, and the search goes on past them.
-	terms := parseTerms(q.Text)
-	recheck := slices.ContainsFunc(terms, func(t term) bool { return len(t.text) > maxTerm })
+	terms := derive.Terms(q.Text)
+	recheck := slices.ContainsFunc(terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
 	var out []*event.Event
 	for {
 		want := limit - len(out)
@@ -80,7 +80,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 			if err != nil {
 				return nil, err
 			}
-			if !recheck || matchTerms(terms, derive.SearchText(e)) {
+			if !recheck || derive.MatchTerms(terms, derive.SearchText(e)) {
 				out = append(out, e)
 			}
 		}
@@ -94,19 +94,6 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 			return out, nil
 		}
 	}
-}
-
-// matchTerms reports whether text holds every term.
-func matchTerms(terms []term, text string) bool {
-	toks := derive.Tokens(text)
-	for _, t := range terms {
-		if !slices.ContainsFunc(toks, func(tok string) bool {
-			return tok == t.text || t.prefix && strings.HasPrefix(tok, t.text)
-		}) {
-			return false
-		}
-	}
-	return true
 }
 
 // searchSQL builds the statement of a search and its arguments. Every
@@ -157,16 +144,16 @@ func searchSQL(log int64, q store.Query, from, to int64, limit int) (string, []a
 		}
 		cond("EXISTS (SELECT 1 FROM event_targets t WHERE t.log = i.log AND t.seq = i.seq AND %s)", strings.Join(tc, " AND "))
 	}
-	for _, t := range parseTerms(q.Text) {
-		if len(t.text) > maxTerm {
+	for _, t := range derive.Terms(q.Text) {
+		if len(t.Text) > maxTerm {
 			// A word that is t, or starts with it, may be stored cut,
 			// but always holds t's first maxTerm bytes.
-			t = term{text: cutWord(t.text, maxTerm), prefix: true}
+			t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
 		}
-		if t.prefix {
-			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word LIKE %s)", arg(likePrefix(t.text)))
+		if t.Prefix {
+			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word LIKE %s)", arg(likePrefix(t.Text)))
 		} else {
-			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word = %s)", arg(t.text))
+			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word = %s)", arg(t.Text))
 		}
 	}
 	dir := "DESC"
@@ -190,28 +177,6 @@ const maxTerm = maxWord - utf8.UTFMax
 // likePrefix is the LIKE pattern of the strings starting with p.
 func likePrefix(p string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
-}
-
-// term is one term of a free-text query: a word of derive.Tokens, which
-// the event must hold, or, if prefix, the start of one of its words.
-type term struct {
-	text   string
-	prefix bool
-}
-
-// parseTerms splits a free-text query as the SQLite store does: into
-// words at spaces, each word into terms by derive.Tokens, the last term
-// of a word ending in '*' being a prefix.
-func parseTerms(q string) []term {
-	var out []term
-	for _, w := range strings.Fields(q) {
-		prefix := strings.HasSuffix(w, "*")
-		toks := derive.Tokens(w)
-		for i, t := range toks {
-			out = append(out, term{text: t, prefix: prefix && i == len(toks)-1})
-		}
-	}
-	return out
 }
 
 // SeqAtTime implements store.Indexes: the first seq, in the order of

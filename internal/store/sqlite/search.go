@@ -88,7 +88,7 @@ type plan struct {
 	// actions is the action filter resolved against the log's actions
 	// (nil: no filter).
 	actions map[string]bool
-	terms   []term
+	terms   []derive.Term
 	outcome int64 // -1: any
 
 	// The driving index for events below indexed_size, if any.
@@ -97,7 +97,7 @@ type plan struct {
 }
 
 func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error) {
-	p := plan{q: q, outcome: -1, terms: parseTerms(q.Text)}
+	p := plan{q: q, outcome: -1, terms: derive.Terms(q.Text)}
 	var actions []string
 	var share float64
 	if len(q.Actions) > 0 || q.ActionLike != "" || len(q.NotActions) > 0 || q.NotActionLike != "" {
@@ -160,7 +160,7 @@ func (p *plan) match(e *event.Event, text bool) bool {
 			return false
 		}
 	}
-	return !text || len(p.terms) == 0 || matchTerms(p.terms, derive.SearchText(e))
+	return !text || len(p.terms) == 0 || derive.MatchTerms(p.terms, derive.SearchText(e))
 }
 
 // sqlQuery is a statement that proposes event keys from an index. The
@@ -426,55 +426,19 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 	return out, nil
 }
 
-// A term is one word of a free-text query; prefix terms came with a
-// trailing '*'.
-type term struct {
-	text   string
-	prefix bool
-}
-
 // The indexer stores the words of derive.Tokens, each event's distinct
 // ones space-separated (derive.Text), in an FTS5 table whose ascii
 // tokenizer splits them at the spaces only; queries and the scan of
 // unindexed events split text with derive.Tokens too, so the index and
-// the scan agree on every word.
-
-func parseTerms(q string) []term {
-	var out []term
-	for _, w := range strings.Fields(q) {
-		prefix := strings.HasSuffix(w, "*")
-		toks := derive.Tokens(w)
-		for i, t := range toks {
-			out = append(out, term{text: t, prefix: prefix && i == len(toks)-1})
-		}
-	}
-	return out
-}
-
-func ftsQuery(terms []term) string {
+// the scan agree on every word (derive.Terms). ftsQuery is the FTS5 query
+// of a query's terms.
+func ftsQuery(terms []derive.Term) string {
 	parts := make([]string, len(terms))
 	for i, t := range terms {
-		parts[i] = `"` + t.text + `"`
-		if t.prefix {
+		parts[i] = `"` + t.Text + `"`
+		if t.Prefix {
 			parts[i] += " *"
 		}
 	}
 	return strings.Join(parts, " AND ")
-}
-
-func matchTerms(terms []term, text string) bool {
-	toks := derive.Tokens(text)
-	for _, t := range terms {
-		found := false
-		for _, tok := range toks {
-			if tok == t.text || t.prefix && strings.HasPrefix(tok, t.text) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
