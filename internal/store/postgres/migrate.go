@@ -5,14 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/trail-audit/trail/internal/store/schema"
 )
 
 // Schema versions. A database's version is the highest in its
@@ -39,55 +36,10 @@ var migrationFiles embed.FS
 const migrationLock int64 = 0x747261696c736368
 
 // migration is one numbered step of the schema.
-type migration struct {
-	version int64
-	name    string // its file name
-	sql     string
-}
+type migration = schema.Migration
 
 // migrations are the embedded migrations, in order.
-var migrations = mustLoadMigrations(migrationFiles, "migrations")
-
-// mustLoadMigrations reads the migrations in dir of fsys. They are part of
-// the binary, so one that is misnamed or missing is a bug of the build: it
-// panics.
-func mustLoadMigrations(fsys fs.FS, dir string) []migration {
-	ms, err := loadMigrations(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return ms
-}
-
-// loadMigrations reads the files dir/NNNN_name.sql of fsys, which must be
-// numbered 1, 2, … without gaps.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir) // sorted by name
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.ParseInt(num, 10, 64)
-		if !ok || err != nil || len(num) != 4 || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration %s: want a name NNNN_name.sql", name)
-		}
-		if want := int64(len(ms) + 1); v != want {
-			return nil, fmt.Errorf("migration %s: numbered %d, want %d", name, v, want)
-		}
-		data, err := fs.ReadFile(fsys, path.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(data)})
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("no migrations in %s", dir)
-	}
-	return ms, nil
-}
+var migrations = schema.MustLoad(migrationFiles, "migrations")
 
 // createVersionTable creates the schema_version table if it is missing.
 // Version 0, an empty database, has it empty.
@@ -125,7 +77,7 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool, ms []migration) error
 	if err != nil {
 		return err
 	}
-	last := ms[len(ms)-1].version
+	last := ms[len(ms)-1].Version
 	switch {
 	case v > last:
 		return newerError(v, last)
@@ -140,7 +92,7 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool, ms []migration) error
 // back, and the database stays at the version before it; a database past
 // the last of ms is refused with ErrNewerSchema and left as it is.
 func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.Logger) error {
-	last := ms[len(ms)-1].version
+	last := ms[len(ms)-1].Version
 	for _, m := range ms {
 		applied := false
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -157,16 +109,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 			if ver > last {
 				return newerError(ver, last)
 			}
-			if ver >= m.version {
+			if ver >= m.Version {
 				return nil
 			}
-			if ver != m.version-1 {
-				return fmt.Errorf("database has schema %d, migration %s needs %d", ver, m.name, m.version-1)
+			if ver != m.Version-1 {
+				return fmt.Errorf("database has schema %d, migration %s needs %d", ver, m.Name, m.Version-1)
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err = tx.Exec(ctx, "INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err = tx.Exec(ctx, "INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			applied = err == nil
 			return err
 		})
@@ -174,10 +126,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 			return err
 		}
 		if err != nil {
-			return fmt.Errorf("schema migration %s: %w", m.name, err)
+			return fmt.Errorf("schema migration %s: %w", m.Name, err)
 		}
 		if applied {
-			log.InfoContext(ctx, "applied schema migration", "migration", m.name, "version", m.version)
+			log.InfoContext(ctx, "applied schema migration", "migration", m.Name, "version", m.Version)
 		}
 	}
 	return nil

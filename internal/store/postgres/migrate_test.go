@@ -7,34 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 )
-
-func TestLoadMigrations(t *testing.T) {
-	for _, tt := range []struct {
-		name  string
-		files []string
-		want  string // in the error; "" for none
-	}{
-		{"ordered", []string{"0001_a.sql", "0002_b.sql"}, ""},
-		{"gap", []string{"0001_a.sql", "0003_c.sql"}, "numbered 3, want 2"},
-		{"misnamed", []string{"0001_a.sql", "2_b.sql"}, "want a name NNNN_name.sql"},
-		{"none", nil, "no migrations"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			fsys := fstest.MapFS{"m": &fstest.MapFile{Mode: 0o755 | 1<<31}}
-			for _, f := range tt.files {
-				fsys["m/"+f] = &fstest.MapFile{Data: []byte("SELECT 1")}
-			}
-			_, err := loadMigrations(fsys, "m")
-			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Errorf("loadMigrations(%q) = %v, want %q", tt.files, err, tt.want)
-			}
-		})
-	}
-}
 
 func schemaVersion(t *testing.T, url string) int64 {
 	t.Helper()
@@ -69,7 +44,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("Open(migrate) %d of %d at once = %v", i, n, err)
 		}
 	}
-	last := migrations[len(migrations)-1].version
+	last := migrations[len(migrations)-1].Version
 	if got := schemaVersion(t, url); got != last {
 		t.Errorf("schema version after concurrent Opens = %d, want %d", got, last)
 	}
@@ -92,12 +67,12 @@ func TestMigrateSteps(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
 	s := open(t, url) // the real schema, version len(migrations)
-	last := migrations[len(migrations)-1].version
+	last := migrations[len(migrations)-1].Version
 	extra := func(sqls ...string) []migration {
 		ms := append([]migration(nil), migrations...)
 		for i, q := range sqls {
 			v := last + int64(i) + 1
-			ms = append(ms, migration{version: v, name: fmt.Sprintf("%04d_test.sql", v), sql: q})
+			ms = append(ms, migration{Version: v, Name: fmt.Sprintf("%04d_test.sql", v), SQL: q})
 		}
 		return ms
 	}

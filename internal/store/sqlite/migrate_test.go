@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -206,8 +205,8 @@ func TestMigration0001(t *testing.T) {
 func TestMigrationsInOrder(t *testing.T) {
 	ctx := context.Background()
 	for i, m := range migrations {
-		if m.version != int64(i+1) {
-			t.Fatalf("migration %s is number %d, want %d", m.name, m.version, i+1)
+		if m.Version != int64(i+1) {
+			t.Fatalf("migration %s is number %d, want %d", m.Name, m.Version, i+1)
 		}
 	}
 	if schemaVersion != int64(len(migrations)) {
@@ -223,10 +222,10 @@ func TestMigrationsInOrder(t *testing.T) {
 	for k := 1; k <= len(migrations); k++ {
 		_, db := emptyFile(t)
 		if err := migrate(ctx, db, migrations[:k]); err != nil {
-			t.Fatalf("migrate to %s: %v", migrations[k-1].name, err)
+			t.Fatalf("migrate to %s: %v", migrations[k-1].Name, err)
 		}
 		if v := userVersion(t, db); v != int64(k) {
-			t.Errorf("user_version after %s = %d, want %d", migrations[k-1].name, v, k)
+			t.Errorf("user_version after %s = %d, want %d", migrations[k-1].Name, v, k)
 		}
 		if err := migrate(ctx, db, migrations); err != nil {
 			t.Fatalf("migrate from version %d: %v", k, err)
@@ -255,8 +254,8 @@ func TestMigrateEachInATransaction(t *testing.T) {
 	next := schemaVersion + 1
 	name := fmt.Sprintf("%04d_test.sql", next)
 	bad := append(migrations[:len(migrations):len(migrations)], migration{
-		version: next, name: name,
-		sql: "CREATE TABLE test_first (a INTEGER); INSERT INTO no_such_table VALUES (1);",
+		Version: next, Name: name,
+		SQL: "CREATE TABLE test_first (a INTEGER); INSERT INTO no_such_table VALUES (1);",
 	})
 	err := migrate(ctx, db, bad)
 	if err == nil || !strings.Contains(err.Error(), name) {
@@ -271,7 +270,7 @@ func TestMigrateEachInATransaction(t *testing.T) {
 	}
 
 	good := append(migrations[:len(migrations):len(migrations)], migration{
-		version: next, name: name, sql: "CREATE TABLE test_first (a INTEGER);",
+		Version: next, Name: name, SQL: "CREATE TABLE test_first (a INTEGER);",
 	})
 	if err := migrate(ctx, db, good); err != nil {
 		t.Fatal(err)
@@ -282,39 +281,6 @@ func TestMigrateEachInATransaction(t *testing.T) {
 	// Applied already: nothing to do.
 	if err := migrate(ctx, db, good); err != nil {
 		t.Errorf("migrate again = %v, want nil", err)
-	}
-}
-
-func TestLoadMigrations(t *testing.T) {
-	file := &fstest.MapFile{Data: []byte("CREATE TABLE t (a);")}
-	cases := []struct {
-		name  string
-		files []string
-		want  string // part of the error; "" for none
-	}{
-		{name: "in order", files: []string{"0001_a.sql", "0002_b.sql"}},
-		{name: "a gap", files: []string{"0001_a.sql", "0003_c.sql"}, want: "0003_c.sql: numbered 3, want 2"},
-		{name: "not from 1", files: []string{"0002_b.sql"}, want: "numbered 2, want 1"},
-		{name: "no number", files: []string{"0001_a.sql", "init.sql"}, want: "init.sql: want a name NNNN_name.sql"},
-		{name: "not SQL", files: []string{"0001_a.txt"}, want: "want a name NNNN_name.sql"},
-		{name: "none", files: nil, want: "no migrations"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			fsys := fstest.MapFS{"m": &fstest.MapFile{Mode: os.ModeDir | 0o755}}
-			for _, f := range c.files {
-				fsys["m/"+f] = file
-			}
-			ms, err := loadMigrations(fsys, "m")
-			switch {
-			case c.want == "" && err != nil:
-				t.Errorf("loadMigrations(%v) = %v, want nil", c.files, err)
-			case c.want == "" && len(ms) != len(c.files):
-				t.Errorf("loadMigrations(%v) = %d migrations, want %d", c.files, len(ms), len(c.files))
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Errorf("loadMigrations(%v) = %v, want an error with %q", c.files, err, c.want)
-			}
-		})
 	}
 }
 
