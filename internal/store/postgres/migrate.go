@@ -79,6 +79,8 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool, ms []migration) error
 	}
 	last := ms[len(ms)-1].Version
 	switch {
+	case v == 0:
+		return fmt.Errorf("%w (this build's is schema %d)", ErrNoSchema, last)
 	case v > last:
 		return newerError(v, last)
 	case v < last:

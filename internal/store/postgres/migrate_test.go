@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 )
@@ -116,21 +119,48 @@ func TestMigrateSteps(t *testing.T) {
 	}
 }
 
-// TestOpenNeedsUpgrade: without Migrate, an empty database is refused.
+// TestOpenNeedsUpgrade: without Migrate, an empty database is refused
+// with ErrNoSchema, and one that lacks migrations with ErrNeedsUpgrade,
+// both left as they are.
 func TestOpenNeedsUpgrade(t *testing.T) {
+	ctx := context.Background()
 	url := pgtest.DB(t)
-	s, err := Open(context.Background(), url, Options{})
+	s, err := Open(ctx, url, Options{})
 	if err == nil {
 		s.Close()
 	}
-	if !errors.Is(err, ErrNeedsUpgrade) {
-		t.Fatalf("Open(empty database, no Migrate) = %v, want ErrNeedsUpgrade", err)
+	if !errors.Is(err, ErrNoSchema) || errors.Is(err, ErrNeedsUpgrade) {
+		t.Fatalf("Open(empty database, no Migrate) = %v, want ErrNoSchema", err)
 	}
 	if got := schemaVersion(t, url); got != 0 {
 		t.Errorf("schema version after the refused Open = %d, want 0", got)
 	}
-	open(t, url)
-	s, err = Open(context.Background(), url, Options{})
+
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = migrate(ctx, pool, migrations[:1], slog.New(slog.DiscardHandler))
+	pool.Close()
+	if err != nil {
+		t.Fatalf("migrate to schema 1: %v", err)
+	}
+	s, err = Open(ctx, url, Options{})
+	if err == nil {
+		s.Close()
+	}
+	if !errors.Is(err, ErrNeedsUpgrade) {
+		t.Fatalf("Open(database at schema 1, no Migrate) = %v, want ErrNeedsUpgrade", err)
+	}
+	if got := schemaVersion(t, url); got != 1 {
+		t.Errorf("schema version after the refused Open = %d, want 1", got)
+	}
+
+	s = open(t, url)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != LatestSchema() {
+		t.Errorf("SchemaVersion after migrating = %d, %v; want %d", v, err, LatestSchema())
+	}
+	s, err = Open(ctx, url, Options{})
 	if err != nil {
 		t.Fatalf("Open(migrated database, no Migrate) = %v", err)
 	}

@@ -48,6 +48,9 @@ var (
 	// ErrNeedsUpgrade: the database lacks migrations this version has, and
 	// Open was not asked to apply them (Options.Migrate).
 	ErrNeedsUpgrade = errors.New("database schema is older than this version of Trail; migrate it")
+	// ErrNoSchema: the database holds no Trail schema at all, and Open was
+	// not asked to create it (Options.Migrate).
+	ErrNoSchema = errors.New("database holds no Trail schema")
 )
 
 // Options configure Open.
@@ -77,7 +80,9 @@ var (
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // connection string, as pgx takes them), checks its schema version, and
-// applies the migrations it lacks if opts.Migrate. It fails with
+// applies the migrations it lacks if opts.Migrate. Without it, it fails
+// with ErrNoSchema on a database that holds no Trail schema, and with
+// ErrNeedsUpgrade on one that lacks migrations. It fails with
 // ErrNewerSchema if the database's schema is newer than this build's.
 //
 // Every connection runs with synchronous_commit on, whatever the server's
@@ -120,6 +125,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// SchemaVersion returns the database's schema version: the number of the
+// last migration applied, 0 for a database without Trail's schema.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	v, err := version(ctx, s.pool)
+	if err != nil {
+		return 0, s.explain(ctx, err)
+	}
+	return v, nil
+}
+
+// LatestSchema is the schema version this build migrates databases to.
+func LatestSchema() int64 { return migrations[len(migrations)-1].Version }
 
 // explain is s.srv.explain, which also drops the pool's idle connections
 // when PostgreSQL is unavailable: they are likely broken too, and the
