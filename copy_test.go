@@ -1,0 +1,402 @@
+package trail_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/storetest"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
+)
+
+// copyAdmin is who creates and revokes API keys in the copy tests.
+var copyAdmin = trail.Caller{Actor: event.Actor{ID: "cli:test", Type: "user"}}
+
+// copySource is a closed store holding logs to copy, and API keys of
+// them.
+type copySource struct {
+	loc     string
+	valid   string // secret of a valid key of log "many"
+	revoked string // secret of a revoked key of log "many"
+	other   string // secret of a valid key of log "big"
+}
+
+// copyLogs are the sizes of the commits of each log of a copySource:
+// "many" gets many small commits and some big ones (more than a target
+// commit carries by default), "big" a few big ones, "empty" none.
+var copyLogs = map[string][]int{
+	"many":  manyCommits(),
+	"big":   {3000, 1, 25000, 7},
+	"empty": nil,
+}
+
+func manyCommits() []int {
+	var ns []int
+	for i := range 400 {
+		ns = append(ns, 1+i%3)
+	}
+	ns = append(ns, 21000, 1, 300)
+	for range 100 {
+		ns = append(ns, 1)
+	}
+	return ns
+}
+
+// newCopySource makes a copySource in a store of b.
+func newCopySource(t *testing.T, b backends.Backend) *copySource {
+	t.Helper()
+	ctx := context.Background()
+	src := &copySource{loc: b.New(t)}
+	db, err := trail.Init(ctx, src.loc, trail.Options{Now: stepClock()})
+	must(t, err)
+	defer db.Close()
+	seed := uint64(1)
+	for _, name := range []string{"many", "big", "empty"} {
+		l, err := db.CreateLog(ctx, name, "example.com/trail/"+name)
+		must(t, err)
+		for _, n := range copyLogs[name] {
+			seed++
+			if _, err := l.AppendBatch(ctx, storetest.Events(n, seed)); err != nil {
+				t.Fatalf("AppendBatch(%d events) = %v", n, err)
+			}
+		}
+	}
+	src.valid, _, err = db.CreateKey(ctx, copyAdmin, "many", "app", trail.ScopeAppend, trail.ScopeRead)
+	must(t, err)
+	var info trail.KeyInfo
+	src.revoked, info, err = db.CreateKey(ctx, copyAdmin, "many", "old", trail.ScopeRead)
+	must(t, err)
+	must(t, db.RevokeKey(ctx, copyAdmin, info.ID))
+	src.other, _, err = db.CreateKey(ctx, copyAdmin, "big", "", trail.ScopeAdmin)
+	must(t, err)
+	must(t, db.Close())
+	return src
+}
+
+// copyStores opens src read-only and to, a new store made with
+// trail.Init unless it exists, for writing; both close when t ends.
+func copyStores(t *testing.T, src, to string) (*trail.DB, *trail.DB) {
+	t.Helper()
+	ctx := context.Background()
+	from, err := trail.Open(ctx, src, trail.Options{ReadOnly: true})
+	must(t, err)
+	t.Cleanup(func() { from.Close() })
+	dst, err := trail.Open(ctx, to, trail.Options{})
+	if errors.Is(err, trail.ErrNotInitialized) {
+		dst, err = trail.Init(ctx, to, trail.Options{})
+	}
+	must(t, err)
+	t.Cleanup(func() { dst.Close() })
+	return from, dst
+}
+
+// sameCheckpoints fails t unless the log name holds the same checkpoints
+// in both stores, byte for byte, with the same signing times, up to the
+// target's size; and returns the target's size.
+func sameCheckpoints(t *testing.T, from, to *trail.DB, name string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	src, err := trail.StoredCheckpoints(ctx, from, name)
+	must(t, err)
+	dst, err := trail.StoredCheckpoints(ctx, to, name)
+	must(t, err)
+	if len(dst) > len(src) {
+		t.Fatalf("log %q: the target holds %d checkpoints, the source %d", name, len(dst), len(src))
+	}
+	for i, c := range dst {
+		s := src[i]
+		if c.Size != s.Size || !bytes.Equal(c.Note, s.Note) || !c.SignedAt.Equal(s.SignedAt) {
+			t.Fatalf("log %q: checkpoint %d: target (size %d, signed %v) %q, source (size %d, signed %v) %q",
+				name, i, c.Size, c.SignedAt, c.Note, s.Size, s.SignedAt, s.Note)
+		}
+	}
+	if len(dst) == 0 {
+		return 0
+	}
+	return dst[len(dst)-1].Size
+}
+
+// verifyLog fails t unless the log name of db verifies, with size events.
+func verifyLog(t *testing.T, db *trail.DB, name string, size int64) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := db.Log(ctx, name)
+	must(t, err)
+	rep, err := l.Verify(ctx, trail.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("log %q: Verify = %v", name, err)
+	}
+	if rep.Size != size {
+		t.Fatalf("log %q: Verify checked %d events, want %d", name, rep.Size, size)
+	}
+}
+
+func TestCopy(t *testing.T) {
+	for _, perCommit := range []int{0, 7} {
+		t.Run(fmt.Sprintf("checkpoints-per-commit-%d", perCommit), func(t *testing.T) {
+			testCopy(t, perCommit)
+		})
+	}
+}
+
+func testCopy(t *testing.T, perCommit int) {
+	ctx := context.Background()
+	b := backends.All()[0]
+	src := newCopySource(t, b)
+	from, to := copyStores(t, src.loc, b.New(t))
+	var calls int
+	rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{
+		MaxCommitCheckpoints: perCommit,
+		Progress: func(p trail.CopyProgress) {
+			calls++
+			if p.Done > p.Total {
+				t.Errorf("progress of %q: %d done of %d", p.Log, p.Done, p.Total)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("Copy = %v", err)
+	}
+	if calls == 0 {
+		t.Error("Copy never called Progress")
+	}
+	wantLogs := []string{"big", "empty", "many"}
+	if len(rep.Logs) != len(wantLogs) {
+		t.Fatalf("Copy reported %d logs, want %d", len(rep.Logs), len(wantLogs))
+	}
+	for i, lr := range rep.Logs {
+		if lr.Name != wantLogs[i] || !lr.Created || !lr.Done || lr.From != 0 || lr.Events != lr.Size {
+			t.Errorf("Copy report of log %d = %+v, want %q created and done from 0", i, lr, wantLogs[i])
+		}
+		srcLog, err := from.Log(ctx, lr.Name)
+		must(t, err)
+		if lr.Size != srcLog.Size() {
+			t.Errorf("log %q: copied %d events, the source holds %d", lr.Name, lr.Size, srcLog.Size())
+		}
+		if got := sameCheckpoints(t, from, to, lr.Name); got != lr.Size {
+			t.Errorf("log %q: the target's latest checkpoint is of size %d, want %d", lr.Name, got, lr.Size)
+		}
+		verifyLog(t, to, lr.Name, lr.Size)
+		dstLog, err := to.Log(ctx, lr.Name)
+		must(t, err)
+		if dstLog.Origin() != srcLog.Origin() || dstLog.VerifierKey() != srcLog.VerifierKey() {
+			t.Errorf("log %q: target origin %q key %s, source %q %s", lr.Name, dstLog.Origin(), dstLog.VerifierKey(), srcLog.Origin(), srcLog.VerifierKey())
+		}
+	}
+	if many := rep.Logs[2]; many.Keys != 2 || many.Revoked != 1 {
+		t.Errorf("log many: created %d keys and revoked %d, want 2 and 1", many.Keys, many.Revoked)
+	}
+	// A second run finds every log copied, and copies nothing.
+	rep, err = trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}})
+	must(t, err)
+	if lr := rep.Logs[0]; lr.Created || lr.Events != 0 || lr.Keys != 0 || lr.Revoked != 0 || !lr.Done {
+		t.Errorf("second Copy of log many = %+v, want nothing done", lr)
+	}
+
+	// The target's copy of each log continues with the moved signing key.
+	for _, name := range wantLogs {
+		l, err := to.Log(ctx, name)
+		must(t, err)
+		if _, err := l.AppendBatch(ctx, storetest.Events(3, 99)); err != nil {
+			t.Fatalf("log %q: append to the copy: %v", name, err)
+		}
+		verifyLog(t, to, name, l.Size())
+	}
+	for _, k := range []struct {
+		secret, log string
+		ok          bool
+	}{{src.valid, "many", true}, {src.revoked, "many", false}, {src.other, "big", true}} {
+		info, err := to.Authenticate(ctx, k.secret)
+		switch {
+		case k.ok && err != nil:
+			t.Errorf("target: Authenticate(key of %s) = %v", k.log, err)
+		case k.ok && info.Log != k.log:
+			t.Errorf("target: key of %s is of log %q", k.log, info.Log)
+		case !k.ok && err == nil:
+			t.Errorf("target: Authenticate(revoked key) works")
+		}
+	}
+
+}
+
+// An interrupted copy, or one made before more appends, continues where
+// it stopped.
+func TestCopyResume(t *testing.T) {
+	ctx := context.Background()
+	b := backends.All()[0]
+	src := newCopySource(t, b)
+	dst := b.New(t)
+	from, to := copyStores(t, src.loc, dst)
+
+	cctx, cancel := context.WithCancel(ctx)
+	commits := 0
+	rep, err := trail.Copy(cctx, from, to, trail.CopyOptions{
+		Logs:                 []string{"many"},
+		MaxCommitCheckpoints: 50,
+		Progress: func(p trail.CopyProgress) {
+			if p.Done > 0 {
+				commits++
+			}
+			if commits == 3 {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Copy with its context canceled = %v, want context.Canceled", err)
+	}
+	part := rep.Logs[0]
+	if part.Done || part.Events == 0 || part.Events >= part.Size {
+		t.Fatalf("interrupted Copy = %+v, want part of the log copied", part)
+	}
+	if got := sameCheckpoints(t, from, to, "many"); got != part.Events {
+		t.Fatalf("after the interrupted copy the target's latest checkpoint is of size %d, want %d", got, part.Events)
+	}
+
+	rep, err = trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}})
+	must(t, err)
+	if lr := rep.Logs[0]; lr.Created || lr.From != part.Events || lr.Size != part.Size || !lr.Done {
+		t.Fatalf("resumed Copy = %+v, want it to go on from %d to %d", lr, part.Events, part.Size)
+	}
+	if got := sameCheckpoints(t, from, to, "many"); got != part.Size {
+		t.Fatalf("target's latest checkpoint is of size %d, want %d", got, part.Size)
+	}
+
+	// More appends to the source (through a writer beside the read-only
+	// source DB) are copied by the next run.
+	w, err := trail.Open(ctx, src.loc, trail.Options{})
+	must(t, err)
+	wl, err := w.Log(ctx, "many")
+	must(t, err)
+	for i := range 5 {
+		_, err := wl.AppendBatch(ctx, storetest.Events(1+i, uint64(100+i)))
+		must(t, err)
+	}
+	size := wl.Size()
+	must(t, w.Close())
+	rep, err = trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}})
+	must(t, err)
+	if lr := rep.Logs[0]; lr.From != part.Size || lr.Size != size || lr.Checkpoints != 5 {
+		t.Fatalf("Copy after appends = %+v, want 5 commits from %d to %d", lr, part.Size, size)
+	}
+	if got := sameCheckpoints(t, from, to, "many"); got != size {
+		t.Fatalf("target's latest checkpoint is of size %d, want %d", got, size)
+	}
+	verifyLog(t, to, "many", size)
+}
+
+// Copy refuses a target log that is not an earlier state of the
+// source's, and changes nothing in it.
+func TestCopyDiverged(t *testing.T) {
+	ctx := context.Background()
+	b := backends.All()[0]
+	src := newCopySource(t, b)
+
+	t.Run("history", func(t *testing.T) {
+		// Copy the source, then append to it and to the copy, the same
+		// number of events but different ones.
+		dst := b.New(t)
+		srcCopy := b.Copy(t, src.loc)
+		func() {
+			from, to := copyStores(t, srcCopy, dst)
+			_, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"big"}})
+			must(t, err)
+			l, err := to.Log(ctx, "big")
+			must(t, err)
+			_, err = l.AppendBatch(ctx, storetest.Events(4, 7))
+			must(t, err)
+			must(t, to.Close())
+			must(t, from.Close())
+		}()
+		w, err := trail.Open(ctx, srcCopy, trail.Options{})
+		must(t, err)
+		wl, err := w.Log(ctx, "big")
+		must(t, err)
+		_, err = wl.AppendBatch(ctx, storetest.Events(4, 8))
+		must(t, err)
+		_, err = wl.AppendBatch(ctx, storetest.Events(2, 9))
+		must(t, err)
+		must(t, w.Close())
+
+		from, to := copyStores(t, srcCopy, dst)
+		before, err := trail.StoredCheckpoints(ctx, to, "big")
+		must(t, err)
+		_, err = trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"big"}})
+		if !errors.Is(err, trail.ErrDiverged) {
+			t.Fatalf("Copy onto a diverged log = %v, want ErrDiverged", err)
+		}
+		after, err := trail.StoredCheckpoints(ctx, to, "big")
+		must(t, err)
+		if len(after) != len(before) {
+			t.Fatalf("Copy refused, and yet the target's checkpoints went from %d to %d", len(before), len(after))
+		}
+	})
+
+	t.Run("key", func(t *testing.T) {
+		// A log of the same name and origin, made in the target with
+		// another key.
+		dst := b.New(t)
+		from, to := copyStores(t, src.loc, dst)
+		_, err := to.CreateLog(ctx, "many", "example.com/trail/many")
+		must(t, err)
+		_, err = trail.Copy(ctx, from, to, trail.CopyOptions{})
+		if !errors.Is(err, trail.ErrDiverged) {
+			t.Fatalf("Copy onto a log with another key = %v, want ErrDiverged", err)
+		}
+	})
+}
+
+// A damaged source event stops the copy with an error naming its seq,
+// and nothing from there on is copied.
+func TestCopyDamagedSource(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		ctx := context.Background()
+		src := newCopySource(t, b)
+		const bad = 21777 // inside the 21000-event commit of "many"
+		for _, tc := range []struct {
+			name   string
+			tamper func(tp storetest.Tamperer) error
+		}{
+			{"edited", func(tp storetest.Tamperer) error {
+				return tp.EditEvents(ctx, "many", bad, bad+1, func(evs []*event.Event) []*event.Event {
+					evs[0].Action = "user.delete"
+					evs[0].Actor.ID = "mallory"
+					return evs
+				})
+			}},
+			{"broken", func(tp storetest.Tamperer) error { return tp.BreakEvent(ctx, "many", bad) }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				loc := b.Copy(t, src.loc)
+				tp := b.Tamper(t, loc)
+				must(t, tc.tamper(tp))
+				must(t, tp.Close())
+				from, to := copyStores(t, loc, b.New(t))
+				rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}, MaxCommitCheckpoints: 100})
+				var ve *trail.VerifyError
+				if !errors.As(err, &ve) || ve.Seq != bad {
+					t.Fatalf("Copy of a damaged log = %v, want a *VerifyError at seq %d", err, bad)
+				}
+				// The commits before the damaged one are copied, and
+				// none from it on.
+				cps, err := trail.StoredCheckpoints(ctx, from, "many")
+				must(t, err)
+				var want int64
+				for _, c := range cps {
+					if c.Size <= bad {
+						want = c.Size
+					}
+				}
+				if got := sameCheckpoints(t, from, to, "many"); got != want || rep.Logs[0].Events != want {
+					t.Fatalf("after the damage the target holds %d events (report %d), want %d", got, rep.Logs[0].Events, want)
+				}
+				verifyLog(t, to, "many", want)
+			})
+		}
+	})
+}
+
