@@ -77,7 +77,7 @@ func appendDamaged(err error) error {
 // gives a *DamagedError. Serving one event with its proof should use it
 // rather than ProveInclusion, so that damage is reported, not served.
 func (l *Log) ProveEvent(ctx context.Context, e *event.Event, c Checkpoint) (tlog.RecordProof, error) {
-	l.follow(ctx, followReads)
+	l.followPast(ctx, c.Size)
 	if c.Size > l.Size() || e.Seq < 0 || e.Seq >= c.Size {
 		return l.ProveInclusion(ctx, e.Seq, c.Size) // the error it gives
 	}

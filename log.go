@@ -142,6 +142,17 @@ func (l *Log) follow(ctx context.Context, every time.Duration) {
 	}
 }
 
+// followPast is follow for a read of the first n events: when the log,
+// as last read, is shorter, it reads the store's size at once rather than
+// answering "not found" for what another DB may have just committed (an
+// event acknowledged by another server behind the same load balancer).
+func (l *Log) followPast(ctx context.Context, n int64) {
+	l.follow(ctx, followReads)
+	if n > l.Size() {
+		l.follow(ctx, 0)
+	}
+}
+
 // Name returns the log's name.
 func (l *Log) Name() string { return l.info.Name }
 
@@ -292,7 +303,7 @@ func (l *Log) Get(ctx context.Context, id string) (*event.Event, error) {
 // *DamagedError when its stored record cannot be decoded or is missing.
 // An event altered so that it still decodes is returned: ProveEvent tells.
 func (l *Log) GetSeq(ctx context.Context, seq int64) (*event.Event, error) {
-	l.follow(ctx, followReads)
+	l.followPast(ctx, seq+1)
 	if seq < 0 || seq >= l.Size() {
 		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
 	}
@@ -536,7 +547,7 @@ func (c *tileCache) put(level int, index int64, data []byte) {
 // ProveInclusion returns the proof that the event at seq is in the tree of
 // the given size (tlog.CheckRecord verifies it).
 func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordProof, error) {
-	l.follow(ctx, followReads)
+	l.followPast(ctx, size)
 	if size <= 0 || size > l.Size() {
 		return nil, fmt.Errorf("tree size %d: %w (log has %d events)", size, ErrNotFound, l.Size())
 	}
@@ -549,7 +560,7 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordP
 // ProveConsistency returns the proof that the tree of size from is a prefix
 // of the tree of size to (tlog.CheckTree verifies it).
 func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
-	l.follow(ctx, followReads)
+	l.followPast(ctx, to)
 	if to > l.Size() || from < 1 || from > to {
 		return nil, fmt.Errorf("sizes %d..%d: %w (log has %d events)", from, to, ErrNotFound, l.Size())
 	}
@@ -558,7 +569,7 @@ func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreePr
 
 // TreeHash returns the root hash of the tree of the given size.
 func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
-	l.follow(ctx, followReads)
+	l.followPast(ctx, size)
 	if size < 0 || size > l.Size() {
 		return tlog.Hash{}, fmt.Errorf("tree size %d: %w", size, ErrNotFound)
 	}

@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -13,11 +14,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/postgres"
 )
 
 // sealedKeys keeps the logs' signing keys, and the viewer's session
@@ -47,7 +50,10 @@ type sealedKeys struct {
 	aead    cipher.AEAD
 }
 
-var _ signerSource = (*sealedKeys)(nil)
+var (
+	_ signerSource  = (*sealedKeys)(nil)
+	_ sessionKeeper = (*sealedKeys)(nil)
+)
 
 // masterKeySize is the size of a master key in bytes.
 const masterKeySize = 32
@@ -170,11 +176,37 @@ func (k *sealedKeys) load(ctx context.Context, log string) (note.Signer, string,
 // sessionSecretName names the secret holding the viewer's session secret.
 const sessionSecretName = "session"
 
-// SessionSecret does for a shared store what sessionKeeper.SessionSecret
-// does: it returns the store's session secret, 32 random bytes, sealed
-// like the signing keys and made on first use; servers racing to make it
-// all get the one stored first. (The rest of sessionKeeper, the signed-out
-// sessions, needs a store part of its own.)
+// endedSessionSecret names the record that the session id was signed out.
+func endedSessionSecret(id string) string { return "session/" + id + "/ended" }
+
+// EndSession implements sessionKeeper: the record is a secret of its own,
+// sealed like the others, holding when the session expires. Records are
+// never removed: each is a few dozen bytes, one per sign-out.
+func (k *sealedKeys) EndSession(ctx context.Context, id string, expires time.Time) error {
+	name := endedSessionSecret(id)
+	b, _ := expires.UTC().MarshalBinary()
+	err := k.secrets.PutSecret(ctx, name, k.seal(name, b))
+	if errors.Is(err, store.ErrExists) {
+		return nil // signed out twice
+	}
+	return err
+}
+
+// SessionEnded implements sessionKeeper.
+func (k *sealedKeys) SessionEnded(ctx context.Context, id string) (bool, error) {
+	_, err := k.secrets.Secret(ctx, endedSessionSecret(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// SessionSecret implements sessionKeeper: it returns the store's session
+// secret, 32 random bytes, sealed like the signing keys and made on first
+// use; servers racing to make it all get the one stored first.
 func (k *sealedKeys) SessionSecret(ctx context.Context) ([]byte, error) {
 	for range 2 {
 		sealed, err := k.secrets.Secret(ctx, sessionSecretName)
@@ -256,4 +288,70 @@ func parseMasterKey(s string) ([]byte, bool) {
 		return nil, false
 	}
 	return key, true
+}
+
+// CreateMasterKey makes a new master key (32 random bytes) and writes it
+// to the new file path, as one line of base64, mode 0600, synced: the form
+// LoadMasterKey reads. It fails if the file exists.
+func CreateMasterKey(path string) error {
+	key := make([]byte, masterKeySize)
+	rand.Read(key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	clear(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("master key %s: %w", path, err)
+	}
+	return nil
+}
+
+// RotateMasterKey seals every secret of the store that url names (the
+// logs' signing keys, the session secret, the signed-out sessions) again
+// under newKey, in one transaction: all of them, or, if any does not
+// unseal with oldKey, none. It returns how many it resealed. Servers
+// running with oldKey keep the keys they have loaded; each must be
+// restarted with newKey, since a server given oldKey no longer unseals
+// a key it has not loaded. A sqlite store has no master key.
+func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte) (int, error) {
+	u, err := ParseStoreURL(storeURL)
+	if err != nil {
+		return 0, err
+	}
+	if u.Scheme == "sqlite" {
+		return 0, fmt.Errorf("%s: a sqlite store keeps its keys as files in the data directory, under no master key", u.Dir)
+	}
+	if bytes.Equal(oldKey, newKey) {
+		return 0, errors.New("the new master key is the old one")
+	}
+	st, err := postgres.Open(ctx, u.URL, postgres.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	from, err := newSealedKeys(st, oldKey)
+	if err != nil {
+		return 0, fmt.Errorf("old %w", err)
+	}
+	to, err := newSealedKeys(st, newKey)
+	if err != nil {
+		return 0, fmt.Errorf("new %w", err)
+	}
+	return st.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
+		plain, err := from.unseal(name, sealed)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(plain)
+		return to.seal(name, plain), nil
+	})
 }

@@ -17,18 +17,37 @@ import (
 //	                   as written (sqlite:./trail-data, sqlite:/var/lib/trail)
 //	sqlite:///PATH     the absolute data directory /PATH, in URL form: its
 //	                   path is percent-decoded (sqlite:///var/lib/trail)
+//	postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS]
+//	                   a PostgreSQL database, in the URL form that libpq
+//	                   and pgx take (postgresql:// too), its parameters
+//	                   (sslmode, connect_timeout, …) included
 //
 // The scheme is case-insensitive. Open(ctx, dir) is OpenStore of
 // sqlite:dir.
 type StoreURL struct {
-	// Scheme names the backend: "sqlite".
+	// Scheme names the backend: "sqlite" or "postgres".
 	Scheme string
 	// Dir is the data directory of a sqlite store.
 	Dir string
+	// URL is the connection URL of a postgres store, as given.
+	URL string
 }
 
-// String returns the URL in the form ParseStoreURL reads back.
+// Display returns what messages call the store: a sqlite store's data
+// directory, a postgres store's URL without its password.
+func (u StoreURL) Display() string {
+	if u.Scheme == "sqlite" {
+		return u.Dir
+	}
+	return redactURL(u.String())
+}
+
+// String returns the URL in the form ParseStoreURL reads back, password
+// included; Display hides it.
 func (u StoreURL) String() string {
+	if u.URL != "" {
+		return u.URL
+	}
 	if u.Scheme == "sqlite" && strings.HasPrefix(u.Dir, "//") {
 		// sqlite://… is the URL form; this keeps a path that starts with
 		// two slashes a path.
@@ -51,7 +70,9 @@ type backend struct {
 // backends are the stores this build can open, by URL scheme. A backend
 // is one entry here and one package under internal/store.
 var backends = map[string]backend{
-	"sqlite": {form: "sqlite:DIR", parse: parseSQLiteURL, open: openSQLite, create: initSQLite},
+	"sqlite":     {form: "sqlite:DIR", parse: parseSQLiteURL, open: openSQLite, create: initSQLite},
+	"postgres":   {form: "postgres://USER@HOST/DATABASE", parse: parsePostgresURL, open: openPostgres, create: initPostgres},
+	"postgresql": {form: "postgres://USER@HOST/DATABASE", parse: parsePostgresURL, open: openPostgres, create: initPostgres},
 }
 
 // ParseStoreURL parses a store URL (see StoreURL). A URL without a scheme,
@@ -93,7 +114,9 @@ func validScheme(s string) bool {
 func supportedSchemes() string {
 	forms := make([]string, 0, len(backends))
 	for _, s := range slices.Sorted(maps.Keys(backends)) {
-		forms = append(forms, backends[s].form)
+		if f := backends[s].form; !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
 	}
 	return strings.Join(forms, ", ")
 }
@@ -101,12 +124,30 @@ func supportedSchemes() string {
 // redactURL hides the password of a URL that has one, so that an error
 // never shows it.
 func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
+	u, err := url.Parse(s)
+	if err == nil {
 		if _, ok := u.User.Password(); ok {
 			return u.Redacted()
 		}
+		return s
 	}
-	return s
+	// Not a URL url reads, but perhaps one with a password all the same:
+	// SCHEME://USER:PASSWORD@HOST…
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	auth := rest
+	if i := strings.IndexAny(auth, "/?#"); i >= 0 {
+		auth = auth[:i]
+	}
+	at := strings.LastIndex(auth, "@")
+	colon := strings.Index(auth, ":")
+	if at < 0 || colon < 0 || colon > at {
+		return s
+	}
+	start := len(s) - len(rest) + colon + 1
+	return s[:start] + "xxxxx" + s[start+at-colon-1:]
 }
 
 // parseSQLiteURL reads sqlite:PATH and sqlite:///PATH.

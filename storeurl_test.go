@@ -38,9 +38,11 @@ func TestParseStoreURL(t *testing.T) {
 		{in: "sqlite://db.example.com/trail", wantErr: []string{"sqlite:///PATH"}},
 		{in: "sqlite:///var/lib/trail?mode=ro", wantErr: []string{"sqlite:///PATH"}},
 		{in: "sqlite://user@/var/lib/trail", wantErr: []string{"sqlite:///PATH"}},
-		{in: "postgres://trail:hunter2@db.example.com/trail", wantErr: []string{`no "postgres" store`, "supports sqlite:"}},
-		{in: "postgresql://db.example.com/trail", wantErr: []string{`no "postgresql" store`, "supports sqlite:"}},
-		{in: "file:/var/lib/trail", wantErr: []string{`no "file" store`, "supports sqlite:"}},
+		{in: "postgres://trail:hunter2@db.example.com/trail", want: trail.StoreURL{Scheme: "postgres", URL: "postgres://trail:hunter2@db.example.com/trail"}},
+		{in: "postgresql://db.example.com/trail?sslmode=require", want: trail.StoreURL{Scheme: "postgres", URL: "postgresql://db.example.com/trail?sslmode=require"}},
+		{in: "postgres://trail:hunter2@db.example.com/", wantErr: []string{"names no database", "postgres://trail:xxxxx@db.example.com/"}},
+		{in: "postgres://trail:hunter2@db.example.com:99999999/trail%zz", wantErr: []string{"not a valid URL"}},
+		{in: "file:/var/lib/trail", wantErr: []string{`no "file" store`, "sqlite:DIR", "postgres://"}},
 		{in: "1sqlite:x", wantErr: []string{"no scheme"}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {

@@ -11,9 +11,12 @@
 // detected by Verify or by any independent verifier.
 //
 // A DB is an open store of any number of logs, named by a URL (OpenStore,
-// StoreURL). This build has one backend: a data directory holding one
+// StoreURL). This build has two backends: a data directory holding one
 // SQLite database (trail.db), one signing key per log under keys/, and
-// the web viewer's session secret (Open is the shortcut for it).
+// the web viewer's session secret (Open is the shortcut for it); and a
+// PostgreSQL database, shared by any number of servers, holding all of it,
+// the keys sealed with a master key that each server is given
+// (Options.MasterKey).
 package trail
 
 import (
@@ -81,6 +84,18 @@ type Options struct {
 	// Default 20000. A single AppendBatch larger than this still commits
 	// whole.
 	MaxCommitEvents int
+	// MasterKey seals the logs' signing keys and the viewer's session
+	// secret in a store shared by many servers (PostgreSQL): 32 bytes,
+	// the same for every server on the store, never stored in it (see
+	// LoadMasterKey). Such a store opened for writing needs it; read-only,
+	// it does not. A sqlite store keeps its keys in files and ignores it.
+	MasterKey []byte
+	// Migrate lets OpenStore bring a PostgreSQL database's schema up to
+	// this build's, applying the migrations it lacks under a lock that
+	// makes servers starting at once apply each one once. Without it,
+	// OpenStore refuses a database that lacks migrations; InitStore always
+	// applies them. A sqlite store upgrades its schema when opened.
+	Migrate bool
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.

@@ -23,4 +23,9 @@ type Secrets interface {
 	// Secret returns the bytes stored under name, or an error wrapping
 	// ErrNotFound.
 	Secret(ctx context.Context, name string) ([]byte, error)
+	// ResealSecrets replaces every stored secret, in one transaction, with
+	// what reseal returns for it (to seal them all under a new key): if
+	// reseal or the store fails, no secret is changed. It is the one way a
+	// secret is ever replaced. It returns how many secrets it resealed.
+	ResealSecrets(ctx context.Context, reseal func(name string, sealed []byte) ([]byte, error)) (int, error)
 }

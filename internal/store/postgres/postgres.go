@@ -95,6 +95,45 @@ var (
 // answer in time, host not found), which matches ErrUnavailable; a
 // database or role that does not exist, or a refused password.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	s, err := connect(ctx, url, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Migrate {
+		err = migrate(ctx, s.pool, migrations, s.log)
+	} else {
+		err = checkVersion(ctx, s.pool, migrations)
+	}
+	if err != nil {
+		s.pool.Close()
+		return nil, s.srv.explain(ctx, err)
+	}
+	return s, nil
+}
+
+// Migrate applies the migrations the database at url lacks, as Open does
+// with Options.Migrate, and returns its schema version before and after.
+// A database whose schema is newer than this build's is refused
+// untouched, with ErrNewerSchema.
+func Migrate(ctx context.Context, url string, logger *slog.Logger) (from, to int64, err error) {
+	s, err := connect(ctx, url, logger)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	if from, err = s.SchemaVersion(ctx); err != nil {
+		return 0, 0, err
+	}
+	if err := migrate(ctx, s.pool, migrations, s.log); err != nil {
+		return from, from, s.srv.explain(ctx, err)
+	}
+	to, err = s.SchemaVersion(ctx)
+	return from, to, err
+}
+
+// connect opens a pool of connections to the database at url (see Open)
+// and checks that it answers.
+func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, parseError(err)
@@ -109,17 +148,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", srv.addr, err)
 	}
-	s := &Store{pool: pool, log: opts.Logger, srv: srv}
+	s := &Store{pool: pool, log: logger, srv: srv}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	err = pool.Ping(ctx)
-	if err == nil && opts.Migrate {
-		err = migrate(ctx, pool, migrations, s.log)
-	} else if err == nil {
-		err = checkVersion(ctx, pool, migrations)
-	}
-	if err != nil {
+	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, srv.explain(ctx, err)
 	}

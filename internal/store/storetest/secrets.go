@@ -25,6 +25,7 @@ func RunSecrets(t *testing.T, newDB func(t *testing.T) (open func() store.Secret
 		{"PutGet", testSecretPutGet},
 		{"FirstWriterWins", testSecretFirstWriterWins},
 		{"Reopen", testSecretReopen},
+		{"Reseal", testSecretReseal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,5 +127,53 @@ func testSecretReopen(t *testing.T, open func() store.Secrets) {
 	}
 	if err := s.PutSecret(ctx, "session", []byte("new")); !errors.Is(err, store.ErrExists) {
 		t.Errorf("PutSecret(taken name) after reopening = %v, want ErrExists", err)
+	}
+}
+
+// testSecretReseal: ResealSecrets replaces every secret with what its
+// function returns, seen by every store on the database, and changes
+// nothing when the function fails on any of them.
+func testSecretReseal(t *testing.T, open func() store.Secrets) {
+	ctx := context.Background()
+	s, other := open(), open()
+	names := []string{"log/a/signer", "log/b/signer", "session"}
+	for _, name := range names {
+		if err := s.PutSecret(ctx, name, []byte("old "+name)); err != nil {
+			t.Fatalf("PutSecret(%q) = %v", name, err)
+		}
+	}
+	failing := errors.New("cannot unseal")
+	_, err := s.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
+		if name == "log/b/signer" {
+			return nil, failing
+		}
+		return []byte("new " + name), nil
+	})
+	if !errors.Is(err, failing) {
+		t.Errorf("ResealSecrets with a failing function = %v, want its error", err)
+	}
+	for _, name := range names {
+		if got, err := other.Secret(ctx, name); err != nil || string(got) != "old "+name {
+			t.Errorf("after a failed reseal, Secret(%q) = %q, %v; want it unchanged", name, got, err)
+		}
+	}
+	seen := map[string]string{}
+	n, err := s.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
+		seen[name] = string(sealed)
+		return []byte("new " + name), nil
+	})
+	if err != nil || n != len(names) {
+		t.Fatalf("ResealSecrets = %d, %v; want %d, nil", n, err, len(names))
+	}
+	for _, name := range names {
+		if seen[name] != "old "+name {
+			t.Errorf("reseal got %q for %q, want its stored bytes", seen[name], name)
+		}
+		if got, err := other.Secret(ctx, name); err != nil || string(got) != "new "+name {
+			t.Errorf("after the reseal, another store's Secret(%q) = %q, %v; want the new bytes", name, got, err)
+		}
+	}
+	if err := s.PutSecret(ctx, "session", []byte("x")); !errors.Is(err, store.ErrExists) {
+		t.Errorf("PutSecret over a resealed secret = %v, want ErrExists", err)
 	}
 }

@@ -1,0 +1,256 @@
+package trail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/postgres"
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
+)
+
+// testMasterKey makes a master key file in a temporary directory and
+// returns its bytes.
+func testMasterKey(t *testing.T) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := CreateMasterKey(path); err != nil {
+		t.Fatal(err)
+	}
+	key, err := LoadMasterKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestPostgresStore: InitStore creates the schema, a log and its sealed
+// key; a second DB on the database, as another server would open it,
+// appends after the first and reads what it appended, and both sign with
+// the one key.
+func TestPostgresStore(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master := testMasterKey(t)
+
+	if _, err := OpenStore(ctx, url, Options{MasterKey: master}); !errors.Is(err, ErrNotInitialized) || !strings.Contains(err.Error(), "trail init --store") {
+		t.Fatalf("OpenStore(empty database) = %v, want ErrNotInitialized saying to run trail init", err)
+	}
+	a, err := InitStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatalf("InitStore: %v", err)
+	}
+	defer a.Close()
+	if _, err := InitStore(ctx, url, Options{MasterKey: master}); err == nil || !strings.Contains(err.Error(), "already holds a Trail store") {
+		t.Errorf("InitStore(initialised database) = %v, want an error saying it holds a store", err)
+	}
+	la, err := a.CreateLog(ctx, "app", "example.com/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := la.Append(ctx, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login"}); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := OpenStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatalf("OpenStore(second server): %v", err)
+	}
+	defer b.Close()
+	lb, err := b.Log(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.VerifierKey() != la.VerifierKey() {
+		t.Fatalf("verifier keys differ between servers: %s and %s", lb.VerifierKey(), la.VerifierKey())
+	}
+	r, err := lb.Append(ctx, event.Event{Actor: event.Actor{ID: "bob"}, Action: "user.logout"})
+	if err != nil {
+		t.Fatalf("append through the second server: %v", err)
+	}
+	if r.Seq != 1 {
+		t.Errorf("second server's append got seq %d, want 1", r.Seq)
+	}
+	e, err := la.GetSeq(ctx, 1)
+	if err != nil || e.Actor.ID != "bob" {
+		t.Fatalf("first server reads seq 1 = %+v, %v; want bob's event", e, err)
+	}
+	if _, err := la.Append(ctx, event.Event{Actor: event.Actor{ID: "carol"}, Action: "user.login"}); err != nil {
+		t.Fatalf("append through the first server after the second's: %v", err)
+	}
+	if res, err := lb.Verify(ctx, VerifyOptions{}); err != nil || res.Size != 3 {
+		t.Fatalf("Verify = %+v, %v; want 3 events verified", res, err)
+	}
+}
+
+// TestPostgresMasterKey: writing needs the master key, reading does not; a
+// wrong key is refused with an error saying so; RotateMasterKey reseals
+// every secret, after which only the new key works.
+func TestPostgresMasterKey(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master, other := testMasterKey(t), testMasterKey(t)
+	db, err := InitStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateLog(ctx, "app", ""); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := db.SessionSecret(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	if _, err := OpenStore(ctx, url, Options{}); err == nil || !strings.Contains(err.Error(), "--master-key-file") {
+		t.Errorf("OpenStore(no master key) = %v, want an error naming --master-key-file", err)
+	}
+	ro, err := OpenStore(ctx, url, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("OpenStore(read-only, no master key) = %v", err)
+	}
+	if _, err := ro.Log(ctx, "app"); err != nil {
+		t.Errorf("read-only Log = %v", err)
+	}
+	ro.Close()
+
+	wrong, err := OpenStore(ctx, url, Options{MasterKey: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wrong.Log(ctx, "app"); err == nil || !strings.Contains(err.Error(), "different master key") {
+		t.Errorf("Log with another master key = %v, want an error saying the key differs", err)
+	}
+	wrong.Close()
+
+	if _, err := RotateMasterKey(ctx, url, other, master); err == nil || !strings.Contains(err.Error(), "different master key") {
+		t.Errorf("RotateMasterKey from a wrong old key = %v, want it refused", err)
+	}
+	n, err := RotateMasterKey(ctx, url, master, other)
+	if err != nil || n != 2 {
+		t.Fatalf("RotateMasterKey = %d, %v; want 2 secrets (a signing key, the session secret)", n, err)
+	}
+	old, err := OpenStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Log(ctx, "app"); err == nil {
+		t.Error("Log with the old master key after rotating: no error")
+	}
+	old.Close()
+	db, err = OpenStore(ctx, url, Options{MasterKey: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.Log(ctx, "app")
+	if err != nil {
+		t.Fatalf("Log with the new master key: %v", err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "x.y"}); err != nil {
+		t.Fatalf("append after rotating: %v", err)
+	}
+	if got, err := db.SessionSecret(ctx); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("session secret after rotating = %x, %v; want it unchanged", got, err)
+	}
+}
+
+// TestPostgresSessions: a session signed out through one server is ended
+// on every other.
+func TestPostgresSessions(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master := testMasterKey(t)
+	a, err := InitStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sa, err := a.SessionSecret(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb, err := b.SessionSecret(ctx); err != nil || !bytes.Equal(sa, sb) {
+		t.Fatalf("session secrets differ between servers: %x, %x (%v)", sa, sb, err)
+	}
+	if ended, err := b.SessionEnded(ctx, "s1"); err != nil || ended {
+		t.Fatalf("SessionEnded before sign-out = %v, %v", ended, err)
+	}
+	for range 2 {
+		if err := a.EndSession(ctx, "s1", time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("EndSession: %v", err)
+		}
+	}
+	if ended, err := b.SessionEnded(ctx, "s1"); err != nil || !ended {
+		t.Errorf("SessionEnded on the other server = %v, %v; want true", ended, err)
+	}
+	if ended, err := b.SessionEnded(ctx, "s2"); err != nil || ended {
+		t.Errorf("SessionEnded(another session) = %v, %v; want false", ended, err)
+	}
+}
+
+// TestMigrateStore: MigrateStore creates the schema of an empty database
+// and then finds nothing to do; OpenStore refuses a database that lacks
+// migrations unless asked to migrate.
+func TestMigrateStore(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	m, err := MigrateStore(ctx, url, nil)
+	if err != nil || m.From != 0 || m.To != postgres.LatestSchema() {
+		t.Fatalf("MigrateStore(empty) = %+v, %v; want 0 to %d", m, err, postgres.LatestSchema())
+	}
+	m, err = MigrateStore(ctx, url, nil)
+	if err != nil || m.From != m.To || m.To != postgres.LatestSchema() {
+		t.Fatalf("MigrateStore(migrated) = %+v, %v; want nothing to do", m, err)
+	}
+	db, err := OpenStore(ctx, url, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("OpenStore after MigrateStore: %v", err)
+	}
+	db.Close()
+	if _, err := MigrateStore(ctx, "sqlite:"+filepath.Join(t.TempDir(), "none"), nil); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("MigrateStore(sqlite dir without a store) = %v, want ErrNotInitialized", err)
+	}
+}
+
+// TestCreateMasterKey: the file is made mode 0600, never over an existing
+// one, and two keys differ.
+func TestCreateMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k")
+	if err := CreateMasterKey(path); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	before, _ := os.ReadFile(path)
+	if err := CreateMasterKey(path); err == nil {
+		t.Error("CreateMasterKey over an existing file: no error")
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("CreateMasterKey changed an existing file")
+	}
+	path2 := filepath.Join(dir, "k2")
+	if err := CreateMasterKey(path2); err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := LoadMasterKey(path)
+	k2, _ := LoadMasterKey(path2)
+	if len(k1) != 32 || bytes.Equal(k1, k2) {
+		t.Errorf("keys %x and %x: want two different 32-byte keys", k1, k2)
+	}
+}
