@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -30,7 +31,7 @@ func (c *initCommand) flagSet() *flag.FlagSet {
 }
 
 func (c *initCommand) Usage() string {
-	return usage(c.flagSet(), "trail init [--data DIR] [--log NAME] [--origin ORIGIN]", `
+	return usage(c.flagSet(), "trail init [--data DIR] [--log NAME] [--origin ORIGIN]\n       trail init --store postgres://… --master-key-file FILE [--log NAME] [--origin ORIGIN]", `
 Init creates the data directory (mode 0700) with its database, then the log
 and the log's signing key (DIR/keys/NAME.key, mode 0600), and prints the
 verifier key that checks the log's checkpoints. Give that key to auditors:
@@ -40,9 +41,17 @@ If DIR already holds a Trail database, init only adds the log, so
 "trail init --log billing" creates a second log. It fails if the log exists.
 
 Keep the signing key secret and back it up: a log cannot be continued with a
-new key.`, `
+new key.
+
+With --store postgres://USER@HOST/DATABASE, init creates Trail's schema in
+the (empty) database if it has none, then the log. The log's signing key is
+kept in the database, sealed with the master key in --master-key-file
+FILE, which init creates (mode 0600) if it does not exist. Give that file
+to every trail serve on the database, and back it up apart from the
+database's backups: without it the signing keys cannot be used.`, `
   trail init
-  trail init --data /var/lib/trail --log billing --origin example.com/audit/billing`)
+  trail init --data /var/lib/trail --log billing --origin example.com/audit/billing
+  trail init --store postgres://trail@db.internal/trail --master-key-file /etc/trail/master.key --log billing`)
 }
 
 func (c *initCommand) Run(ctx context.Context, args []string) error {
@@ -51,6 +60,19 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	}
 	if !trail.ValidLogName(c.db.log) {
 		return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", c.db.log)
+	}
+	u, err := c.db.storeURL()
+	if err != nil {
+		return err
+	}
+	createdKey := false
+	if u.Scheme != "sqlite" {
+		if c.db.masterKeyFile == "" {
+			return usagef("a PostgreSQL store keeps the logs' signing keys sealed with a master key: give --master-key-file FILE (created if it does not exist)")
+		}
+		if createdKey, err = ensureMasterKey(c.db.masterKeyFile); err != nil {
+			return fmt.Errorf("--master-key-file: %w", err)
+		}
 	}
 	db, created, err := c.db.openOrInit(ctx, trail.Options{})
 	if err != nil {
@@ -69,6 +91,9 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
+	if u.Scheme != "sqlite" {
+		return c.printPostgres(l, created, createdKey)
+	}
 	keyFile := filepath.Join(dir, "keys", l.Name()+".key")
 	if c.json {
 		return json.NewEncoder(c.env.stdout).Encode(map[string]any{
@@ -90,4 +115,41 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.env.stderr, "warning: %s is open to other users (mode %#o); consider: chmod 700 %s\n", dir, info.Mode().Perm(), dir)
 	}
 	return nil
+}
+
+// printPostgres says what init made in a postgres store.
+func (c *initCommand) printPostgres(l *trail.Log, createdSchema, createdKey bool) error {
+	if c.json {
+		return json.NewEncoder(c.env.stdout).Encode(map[string]any{
+			"store": c.db.data, "created_schema": createdSchema, "log": l.Name(), "origin": l.Origin(),
+			"master_key_file": c.db.masterKeyFile, "created_master_key": createdKey, "verifier_key": l.VerifierKey(),
+		})
+	}
+	w := c.env.stdout
+	if createdKey {
+		fmt.Fprintf(w, "Created the master key %s (secret: give it to every trail serve on the database, and back it up apart from the database's backups).\n", c.db.masterKeyFile)
+	}
+	if createdSchema {
+		fmt.Fprintf(w, "Created Trail's schema in %s.\n", c.db.data)
+	}
+	fmt.Fprintf(w, "Created log %q in %s.\n", l.Name(), c.db.data)
+	fmt.Fprintf(w, "  origin:        %s\n", l.Origin())
+	fmt.Fprintf(w, "  signing key:   in the database, sealed with %s\n", c.db.masterKeyFile)
+	fmt.Fprintf(w, "  verifier key:  %s\n", l.VerifierKey())
+	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --verifier-key %s\n", l.VerifierKey())
+	return nil
+}
+
+// ensureMasterKey makes a new master key in the file path unless it
+// exists, and says whether it made one.
+func ensureMasterKey(path string) (created bool, err error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := trail.CreateMasterKey(path); err != nil {
+		return false, err
+	}
+	return true, nil
 }

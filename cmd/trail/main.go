@@ -91,6 +91,8 @@ var commands = []struct {
 	{"keys", "create, list and revoke API keys for trail serve", func(e *env, d dbFlags) command { return &keysCommand{env: e, db: d} }},
 	{"tail", "follow new events on a server (-f)", func(e *env, d dbFlags) command { return &tailCommand{env: e, db: d} }},
 	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
+	{"migrate", "bring a store's schema up to this version of trail", func(e *env, d dbFlags) command { return &migrateCommand{env: e, db: d} }},
+	{"rekey", "seal a PostgreSQL store's keys under a new master key", func(e *env, d dbFlags) command { return &rekeyCommand{env: e, db: d} }},
 	{"demo", "fill a demo log with sample events, search and verify it", func(e *env, d dbFlags) command { return &demoCommand{env: e, db: d} }},
 }
 
@@ -108,6 +110,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		data: envOr(m.env, "TRAIL_DATA", "./trail-data"), log: envOr(m.env, "TRAIL_LOG", "default"),
 		store: envOr(m.env, "TRAIL_STORE", ""), dataEnv: m.env.getenv("TRAIL_DATA") != "",
 		server: envOr(m.env, "TRAIL_SERVER", ""), key: envOr(m.env, "TRAIL_KEY", ""),
+		masterKeyFile: envOr(m.env, "TRAIL_MASTER_KEY_FILE", ""),
 	})
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -190,8 +193,12 @@ Commands:
 	b.WriteString(`
 Global flags (each command takes them too):
   --data DIR   data directory (default ./trail-data, or $TRAIL_DATA)
-  --store URL  the store instead, by URL: sqlite:DIR is --data DIR
+  --store URL  the store instead, by URL: sqlite:DIR is --data DIR,
+               postgres://USER@HOST/DATABASE a PostgreSQL database
                (or $TRAIL_STORE)
+  --master-key-file FILE
+               the master key that seals a PostgreSQL store's signing
+               keys; writing to one needs it (or $TRAIL_MASTER_KEY_FILE)
   --log NAME   log to use (default "default", or $TRAIL_LOG)
   --server URL work with a Trail server instead: append, search, get,
                checkpoint, export, verify, logs and tail (or $TRAIL_SERVER)
@@ -272,6 +279,9 @@ type dbFlags struct {
 	data, log   string
 	store       string // --store, or $TRAIL_STORE; "" for none
 	server, key string
+	// masterKeyFile is --master-key-file, or $TRAIL_MASTER_KEY_FILE: the
+	// master key of a postgres store.
+	masterKeyFile string
 	// logGiven says that --log was on the command line before the
 	// command, rather than taken from $TRAIL_LOG or the default.
 	logGiven bool
@@ -286,7 +296,8 @@ type dbFlags struct {
 func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	*d = def
 	fs.Var(&setFlag{&d.data, &d.dataSet}, "data", "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
-	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR ($TRAIL_STORE)")
+	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR,\npostgres://USER@HOST/DATABASE a PostgreSQL database ($TRAIL_STORE)")
+	fs.StringVar(&d.masterKeyFile, "master-key-file", def.masterKeyFile, "the master key `FILE` that seals a PostgreSQL store's signing keys, needed to write to one\n($TRAIL_MASTER_KEY_FILE; trail init creates it)")
 	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
 	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
@@ -375,21 +386,41 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && a == b
 }
 
-// resolve sets d.data to the data directory of the store the flags name,
-// for the messages that name it, and returns that store's URL.
+// resolve sets d.data to what messages call the store the flags name (a
+// data directory, or a URL without its password), and returns that
+// store's URL.
 func (d *dbFlags) resolve() (string, error) {
 	u, err := d.storeURL()
 	if err != nil {
 		return "", err
 	}
-	d.data = u.Dir
+	d.data = u.Display()
 	return u.String(), nil
+}
+
+// withMasterKey returns opts with the master key of --master-key-file,
+// read when the store needs one: a postgres store opened for writing.
+// Without the flag, opening such a store fails saying to give it.
+func (d *dbFlags) withMasterKey(url string, opts trail.Options) (trail.Options, error) {
+	u, err := trail.ParseStoreURL(url)
+	if err != nil || u.Scheme == "sqlite" || opts.ReadOnly || opts.MasterKey != nil || d.masterKeyFile == "" {
+		return opts, nil
+	}
+	key, err := trail.LoadMasterKey(d.masterKeyFile)
+	if err != nil {
+		return opts, fmt.Errorf("--master-key-file: %w", err)
+	}
+	opts.MasterKey = key
+	return opts, nil
 }
 
 // openStore opens the store the flags name; see storeURL.
 func (d *dbFlags) openStore(ctx context.Context, opts trail.Options) (*trail.DB, error) {
 	url, err := d.resolve()
 	if err != nil {
+		return nil, err
+	}
+	if opts, err = d.withMasterKey(url, opts); err != nil {
 		return nil, err
 	}
 	return trail.OpenStore(ctx, url, opts)
@@ -400,6 +431,9 @@ func (d *dbFlags) openStore(ctx context.Context, opts trail.Options) (*trail.DB,
 func (d *dbFlags) openOrInit(ctx context.Context, opts trail.Options) (db *trail.DB, created bool, err error) {
 	url, err := d.resolve()
 	if err != nil {
+		return nil, false, err
+	}
+	if opts, err = d.withMasterKey(url, opts); err != nil {
 		return nil, false, err
 	}
 	db, err = trail.OpenStore(ctx, url, opts)

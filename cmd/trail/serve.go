@@ -33,6 +33,7 @@ type serveCommand struct {
 	rate     float64
 	burst    int
 	metrics  string
+	migrate  bool
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -46,6 +47,7 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key in PEM `FILE` of --tls-cert")
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
+	fs.BoolVar(&c.migrate, "migrate", false, "apply the schema migrations a PostgreSQL store lacks before serving (safe when several servers start at once; see trail migrate)")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
 }
@@ -78,6 +80,12 @@ It prints the address it listens on, then one access log line per request
 on stderr (JSON unless stderr is a terminal). SIGTERM or SIGINT stops it
 gracefully: it stops accepting, lets requests in flight finish, commits and
 exits 0. An event acknowledged with a 2xx status is durable.
+
+With --store postgres://USER@HOST/DATABASE any number of servers, on any
+machines, serve the same logs from one PostgreSQL database: each takes
+appends and reads for every log, and sees the others' events, API keys and
+revocations within a second or two. Each needs --master-key-file (the file
+"trail init --store" made); --migrate applies schema migrations at start.
 
 With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 or later) instead
 of HTTP.
@@ -130,7 +138,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// creates a directory unless --demo asks for one: a directory gone
 	// (a typo, or removed by mistake) must not turn into an empty one
 	// whose keys all fail.
-	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger}
+	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger, Migrate: c.migrate}
 	var db *trail.DB
 	var err error
 	if c.demo {

@@ -62,7 +62,10 @@ func TestStoreURLFromFlags(t *testing.T) {
 
 		{name: "--data and --store differ", global: []string{"--data", "d"}, cmd: []string{"--store", "sqlite:e"}, wantErr: []string{"--store sqlite:e", "--data d", "different stores"}},
 		{name: "$TRAIL_DATA and $TRAIL_STORE differ", env: map[string]string{"TRAIL_DATA": "d", "TRAIL_STORE": "sqlite:e"}, wantErr: []string{"$TRAIL_STORE sqlite:e", "$TRAIL_DATA d"}},
-		{name: "--store of an unknown scheme", global: []string{"--store", "postgres://db.example.com/trail"}, wantErr: []string{"--store", `no "postgres" store`, "supports sqlite:"}},
+		{name: "--store of a PostgreSQL database", global: []string{"--store", "postgres://u:pw@db.example.com/trail"}, want: trail.StoreURL{Scheme: "postgres", URL: "postgres://u:pw@db.example.com/trail"}},
+		{name: "--store of a PostgreSQL server without a database", global: []string{"--store", "postgres://u:pw@db.example.com"}, wantErr: []string{"--store", "names no database"}},
+		{name: "--data and --store of a PostgreSQL database", global: []string{"--data", "d"}, cmd: []string{"--store", "postgres://db.example.com/trail"}, wantErr: []string{"different stores"}},
+		{name: "--store of an unknown scheme", global: []string{"--store", "mongodb://db.example.com/trail"}, wantErr: []string{"--store", `no "mongodb" store`, "supports postgres://", "sqlite:"}},
 		{name: "$TRAIL_STORE of an unknown scheme", env: map[string]string{"TRAIL_STORE": "mysql://x"}, wantErr: []string{"$TRAIL_STORE", `no "mysql" store`}},
 		{name: "--store without a scheme", global: []string{"--store", "./d"}, wantErr: []string{"--store", "no scheme", "sqlite:./d"}},
 	} {
@@ -156,8 +159,9 @@ func TestStoreFlag(t *testing.T) {
 		{nil, []string{"--data", other, "logs", "--store", "sqlite:" + dir}, []string{"--store sqlite:" + dir, "--data " + other, "different stores"}},
 		{nil, []string{"--store", "sqlite:" + dir, "--data", other, "search"}, []string{"--store", "--data", "different stores"}},
 		{[]string{"TRAIL_STORE=sqlite:" + dir, "TRAIL_DATA=" + other}, []string{"logs"}, []string{"$TRAIL_STORE", "$TRAIL_DATA"}},
-		{nil, []string{"--store", "postgres://trail:pw@db.example.com/trail", "logs"}, []string{`no "postgres" store`, "supports sqlite:"}},
-		{[]string{"TRAIL_STORE=postgres://db.example.com/trail"}, []string{"serve"}, []string{"$TRAIL_STORE", `no "postgres" store`}},
+		{nil, []string{"--store", "mongodb://trail:pw@db.example.com/trail", "logs"}, []string{`no "mongodb" store`, "supports postgres://", "sqlite:"}},
+		{nil, []string{"--store", "postgres://trail:pw@db.example.com", "logs"}, []string{"--store", "names no database"}},
+		{[]string{"TRAIL_STORE=mysql://db.example.com/trail"}, []string{"serve"}, []string{"$TRAIL_STORE", `no "mysql" store`}},
 		{nil, []string{"--store", dir, "logs"}, []string{"no scheme", "sqlite:" + dir}},
 	} {
 		r := trailEnv(t, tc.env, tc.args...)
