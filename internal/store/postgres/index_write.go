@@ -51,6 +51,9 @@ func writeIndexes(ctx context.Context, tx pgx.Tx, batches []store.Batch) error {
 				counts[ck] = v
 			}
 			derive.Counts(e, add)
+			// The count of an action over all time is of events alone
+			// (derive.ActionCount): Actions reads no outcome.
+			c = store.Counts{Total: 1}
 			add(derive.ActionCount(e))
 		}
 	}

@@ -1,0 +1,318 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/derive"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// The derived data as stored (store.Derived): the rows of event_index,
+// event_targets, event_words and counts, which every commit writes with
+// its events (index_write.go), read back for Log.VerifyIndex, and
+// rebuilt from the events for Log.Reindex.
+//
+// A commit indexes its events before it commits, so the derived data
+// always goes as far as the log's size: Counts says so, and ResetIndex
+// rebuilds it all before it returns.
+
+var _ store.Derived = (*Store)(nil)
+
+// readOnly is the transaction Postings and Counts read in: everything
+// they read is of one instant.
+var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+
+// postingQueries read, for each index but the free-text one, each value
+// it files events of a log under, with their seqs in a range [$2, $3).
+// A column a search never matches is left out: an empty action or actor
+// (every event has one; a search for "" does not filter), an empty ip
+// (the event has none), outcome success (the outcome index holds the
+// others).
+var postingQueries = []struct {
+	ix  store.Index
+	sql string
+}{
+	{store.IndexAction, "SELECT action, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND action <> '' GROUP BY action"},
+	{store.IndexOutcome, "SELECT outcome, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND outcome <> 'success' GROUP BY outcome"},
+	{store.IndexActor, "SELECT actor, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND actor <> '' GROUP BY actor"},
+	{store.IndexIP, "SELECT ip, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND ip <> '' GROUP BY ip"},
+	{store.IndexTarget, "SELECT type, id, array_agg(seq ORDER BY seq) FROM event_targets WHERE log = $1 AND seq >= $2 AND seq < $3 GROUP BY type, id"},
+}
+
+// Postings implements store.Derived, in one read-only REPEATABLE READ
+// transaction: a grouped query per index, and for words one query of
+// event_words, which holds each word as Commit cut it (cutWord).
+func (s *Store) Postings(ctx context.Context, log, from, to int64, words []string) ([]store.Posting, error) {
+	from = max(from, 0)
+	var out []store.Posting
+	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
+		if err := logExists(ctx, tx, log); err != nil {
+			return err
+		}
+		if from >= to {
+			return nil
+		}
+		for _, q := range postingQueries {
+			rows, err := tx.Query(ctx, q.sql, log, from, to)
+			if err != nil {
+				return fmt.Errorf("read the %s index: %w", q.ix, err)
+			}
+			var p store.Posting
+			_, err = pgx.ForEachRow(rows, []any{&p.Value, &p.ID, &p.Seqs}, func() error {
+				out = append(out, store.Posting{Index: q.ix, Value: p.Value, ID: p.ID, Seqs: slices.Clone(p.Seqs)})
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("read the %s index: %w", q.ix, err)
+			}
+		}
+		if len(words) == 0 {
+			return nil
+		}
+		// The words asked for, by the word stored for each.
+		asked := map[string][]string{}
+		for _, w := range words {
+			c := cutWord(w, maxWord)
+			if !slices.Contains(asked[c], w) {
+				asked[c] = append(asked[c], w)
+			}
+		}
+		cut := make([]string, 0, len(asked))
+		for c := range asked {
+			cut = append(cut, c)
+		}
+		rows, err := tx.Query(ctx, `SELECT word, array_agg(seq ORDER BY seq) FROM event_words
+			WHERE log = $1 AND word = ANY($2::text[]) AND seq >= $3 AND seq < $4 GROUP BY word`, log, cut, from, to)
+		if err != nil {
+			return fmt.Errorf("read the text index: %w", err)
+		}
+		var word string
+		var seqs []int64
+		_, err = pgx.ForEachRow(rows, []any{&word, &seqs}, func() error {
+			for _, w := range asked[word] {
+				out = append(out, store.Posting{Index: store.IndexText, Value: w, Seqs: slices.Clone(seqs)})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the text index: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// logExists returns store.ErrNotFound unless the log exists.
+func logExists(ctx context.Context, tx pgx.Tx, log int64) error {
+	var one int
+	err := tx.QueryRow(ctx, "SELECT 1 FROM logs WHERE id = $1", log).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	return err
+}
+
+// wordsChunk is how many (word, seq) pairs a query of Words reads.
+const wordsChunk = 10000
+
+// mayBeCut says whether a stored word may have been cut from a longer
+// one: cutWord keeps at least maxWord-utf8.UTFMax+1 bytes of a word it
+// cuts.
+func mayBeCut(w string) bool { return len(w) > maxWord-utf8.UTFMax }
+
+// Words implements store.Derived: event_words in order of word and seq,
+// a query per chunk of pairs, each starting after the last pair the one
+// before read, so that no connection is held while fn runs. A stored word
+// that Commit may have cut is given as the word (or words) of the event's
+// text that it was cut from, read from the event; one the event does not
+// hold is given as stored.
+func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, seq int64) error) error {
+	if _, err := s.logSize(ctx, log); err != nil {
+		return err
+	}
+	var (
+		word  string
+		seq   int64 = -1
+		words []string
+		seqs  []int64
+	)
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT word, seq FROM event_words
+			WHERE log = $1 AND seq < $2 AND (word, seq) > ($3 COLLATE "C", $4)
+			ORDER BY word, seq LIMIT $5`, log, to, word, seq, wordsChunk)
+		if err != nil {
+			return fmt.Errorf("read the text index: %w", err)
+		}
+		words, seqs = words[:0], seqs[:0]
+		var w string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&w, &n}, func() error {
+			words, seqs = append(words, w), append(seqs, n)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the text index: %w", err)
+		}
+		for i, w := range words {
+			if !mayBeCut(w) {
+				if err := fn(w, seqs[i]); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.uncut(ctx, log, w, seqs[i], fn); err != nil {
+				return err
+			}
+		}
+		if len(words) < wordsChunk {
+			return nil
+		}
+		word, seq = words[len(words)-1], seqs[len(seqs)-1]
+	}
+}
+
+// uncut calls fn with each word of event seq's text that Commit cuts to
+// w, or with w if there is none (the event is missing, damaged, or does
+// not hold it).
+func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn func(string, int64) error) error {
+	var found []string
+	e, err := s.Get(ctx, log, seq)
+	switch {
+	case err == nil:
+		for _, full := range strings.Fields(derive.Text(e)) {
+			if cutWord(full, maxWord) == w {
+				found = append(found, full)
+			}
+		}
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDamaged):
+	default:
+		return err
+	}
+	if len(found) == 0 {
+		found = append(found, w)
+	}
+	for _, full := range found {
+		if err := fn(full, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Counts implements store.Derived: the counts table's rows of the log, in
+// one read-only REPEATABLE READ transaction with its size, which is how
+// far they go (Indexed and Rolled both).
+func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) error) (store.CountsTo, error) {
+	var to store.CountsTo
+	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
+		var size int64
+		err := tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1", log).Scan(&size)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		to = store.CountsTo{Indexed: size, Rolled: size}
+		rows, err := tx.Query(ctx, "SELECT dim, span, hour, value, total, failure, denied, error FROM counts WHERE log = $1", log)
+		if err != nil {
+			return fmt.Errorf("read counts: %w", err)
+		}
+		var r store.CountRow
+		var dim, span int16
+		_, err = pgx.ForEachRow(rows, []any{&dim, &span, &r.Hour, &r.Value, &r.Total, &r.Failure, &r.Denied, &r.Error}, func() error {
+			r.Dim, r.Span = store.CountDim(dim), store.Span(span)
+			return fn(r)
+		})
+		return err
+	})
+	return to, err
+}
+
+// reindexChunk is how many events ResetIndex reads and indexes at a time.
+const reindexChunk = 1000
+
+// ResetIndex implements store.Derived. There is no background indexer to
+// derive the data again: in one transaction, which first locks the log's
+// row as Commit does (so commits to the log, on any node, wait for it),
+// it deletes the log's rows of event_index, event_targets, event_words
+// and counts, and writes them again from the events below the log's
+// size, a chunk at a time, as Commit does (writeIndexes): memory stays
+// bounded however long the log. Searches meanwhile read the derived data
+// as it was, and the rebuilt data once it commits, so they are complete
+// throughout.
+//
+// An event below the size that is missing or cannot be decoded fails the
+// rebuild with a *store.DamagedError at its seq, and nothing changes:
+// derived data without it would hide it from searches. Trail's verify
+// says more.
+func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
+	defer func() {
+		if err != nil {
+			err = s.explain(ctx, err)
+		}
+	}()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var size int64
+	err = tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1 FOR NO KEY UPDATE", log).Scan(&size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("lock the log: %w", err)
+	}
+	for _, table := range []string{"event_index", "event_targets", "event_words", "counts"} {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE log = $1", log); err != nil {
+			return fmt.Errorf("reset index: %s: %w", table, err)
+		}
+	}
+	evs := make([]*event.Event, 0, reindexChunk)
+	for from := int64(0); from < size; from += reindexChunk {
+		to := min(size, from+reindexChunk)
+		rows, err := tx.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", log, from, to)
+		if err != nil {
+			return fmt.Errorf("reset index: read events %d to %d: %w", from, to-1, err)
+		}
+		evs = evs[:0]
+		next := from
+		var seq int64
+		var data []byte
+		_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+			if seq != next {
+				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+			}
+			e, err := decode(seq, data)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, e)
+			next++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
+		if next != to {
+			return fmt.Errorf("reset index: %w", &store.DamagedError{Seq: next, Problem: store.ProblemMissing})
+		}
+		if err := writeIndexes(ctx, tx, []store.Batch{{Log: log, Events: evs}}); err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("reset index: commit: %w", err)
+	}
+	return nil
+}
