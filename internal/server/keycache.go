@@ -11,9 +11,10 @@ import (
 
 // keyCacheTTL is how long an authenticated key is trusted without asking
 // the database again, and so how long a key revoked by another process
-// (trail keys revoke) may still work. Revocations through the server's own
-// DB take effect at once.
-const keyCacheTTL = 2 * time.Second
+// (trail keys revoke, or another server on the same store) may still
+// work: a second, so that such a revocation is refused by every server
+// within two. Revocations through the server's own DB take effect at once.
+const keyCacheTTL = time.Second
 
 // keyCache remembers recently authenticated keys by the SHA-256 of the
 // secret (the secrets themselves are not kept), so that a busy client does

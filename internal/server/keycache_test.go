@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/trail-audit/trail/internal/server"
 )
@@ -19,4 +23,33 @@ func TestRevokedKeyRefusedAtOnce(t *testing.T) {
 		t.Errorf("GET /v1/log with a key revoked after its last use = %d, want 401", r.status)
 	}
 	e.ok(200, "GET", "/v1/log", "acme-admin", "", nil, nil)
+}
+
+// A key revoked through another DB on the store (another server, or trail
+// keys revoke) is refused within 2 seconds by a server that had just
+// authenticated and cached it: the cache trusts a key for keyCacheTTL, one
+// second.
+func TestKeyRevokedElsewhereRefusedWithinTwoSeconds(t *testing.T) {
+	s := newSharedServers(t)
+	get := func() int {
+		req, _ := http.NewRequest("GET", s.b.URL+"/v1/log", nil)
+		req.Header.Set("Authorization", "Bearer "+s.read)
+		resp, err := s.b.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(); st != http.StatusOK {
+		t.Fatalf("GET /v1/log on server B = %d, want 200", st)
+	}
+	if err := s.dbA.RevokeKey(context.Background(), testAdmin, s.readID); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 2*time.Second, "server B refuses the key revoked through server A's DB", func() (bool, string) {
+		st := get()
+		return st == http.StatusUnauthorized, fmt.Sprintf("GET /v1/log = %d", st)
+	})
 }
