@@ -64,6 +64,13 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	}
 	for _, p := range merkle.RightmostTiles(st.Size) {
 		data := tiles[int64(p.Level)]
+		if p.Level == 0 && len(data) < p.Width*tlog.HashSize {
+			// The events below Size are never rewritten: their leaf
+			// hashes are those of the snapshot read above.
+			if data, err = s.leafTile(ctx, log, p.Index<<merkle.TileHeight, st.Size); err != nil {
+				return store.State{}, err
+			}
+		}
 		if len(data) < p.Width*tlog.HashSize {
 			st.Rightmost = nil // damaged: the tiles do not cover Size
 			break
@@ -81,12 +88,60 @@ func (s *Store) Size(ctx context.Context, log int64) (int64, error) {
 }
 
 // Tile implements store.Log. Every tile a commit changed is stored,
-// partial ones included, so a tile is one row.
+// partial ones included, so a tile is one row. The rightmost partial
+// level-0 tile is computed from the events when its row is missing or too
+// narrow for the log (a database restored or edited without it), up to
+// the first event missing or damaged, as State does: it holds nothing
+// but the events' leaf hashes.
 func (s *Store) Tile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
+	data, err := s.storedTile(ctx, log, level, index)
+	if level != 0 || err == nil && len(data) == tlog.HashSize<<merkle.TileHeight {
+		return data, err
+	}
+	size, serr := s.logSize(ctx, log)
+	if serr != nil {
+		return nil, serr
+	}
+	width := size % (1 << merkle.TileHeight)
+	if index != size>>merkle.TileHeight || width == 0 || int64(len(data)) >= width*tlog.HashSize {
+		// Not the rightmost partial tile (past the end, or completed
+		// since the read above), or the stored one covers the log.
+		return s.storedTile(ctx, log, level, index)
+	}
+	return s.leafTile(ctx, log, index<<merkle.TileHeight, size)
+}
+
+// storedTile reads a tile's row.
+func (s *Store) storedTile(ctx context.Context, log int64, level int, index int64) ([]byte, error) {
 	var data []byte
 	err := s.pool.QueryRow(ctx, "SELECT data FROM tiles WHERE log = $1 AND level = $2 AND idx = $3", log, level, index).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("tile %d/%d: %w", level, index, store.ErrNotFound)
 	}
 	return data, err
+}
+
+// leafTile returns the leaf hashes of events [from, to) of log, the
+// hashes of their stored canonical forms, up to the first that is missing
+// or damaged: a tile too narrow for the log, which is how a stored tile
+// that does not cover the events shows.
+func (s *Store) leafTile(ctx context.Context, log, from, to int64) ([]byte, error) {
+	out := make([]byte, 0, (to-from)*tlog.HashSize)
+	next := from
+	err := s.walk(ctx, log, from, to, func(seq int64, data []byte) error {
+		if seq != next {
+			return errStop
+		}
+		if _, err := decode(seq, data); err != nil {
+			return errStop
+		}
+		h := tlog.RecordHash(data)
+		out = append(out, h[:]...)
+		next++
+		return nil
+	})
+	if err != nil && err != errStop {
+		return nil, fmt.Errorf("leaf hashes of events [%d, %d): %w", from, to, err)
+	}
+	return out, nil
 }

@@ -169,9 +169,12 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, 
 	return nil
 }
 
-// Writable implements store.Log: it begins a read-write transaction and
-// rolls it back, which fails if the database cannot be reached, and
-// reports a server in recovery (a standby), where nothing can be written.
+// Writable implements store.Log: it begins a read-write transaction,
+// takes the lock on the logs table that a commit's FOR NO KEY UPDATE of
+// its logs' rows takes (ROW SHARE), and rolls back. It fails if the
+// database cannot be reached, waits while something holds the table
+// against commits (LOCK TABLE logs IN EXCLUSIVE MODE, say), and reports a
+// server in recovery (a standby), where nothing can be written.
 // When PostgreSQL cannot be reached, the error matches ErrUnavailable and
 // says why, like Commit's.
 func (s *Store) Writable(ctx context.Context) error {
@@ -187,6 +190,7 @@ func (s *Store) writable(ctx context.Context) error {
 		if standby {
 			return errors.New("postgres: the server is a read-only standby")
 		}
-		return nil
+		_, err := tx.Exec(ctx, "LOCK TABLE logs IN ROW SHARE MODE")
+		return err
 	})
 }
