@@ -6,11 +6,12 @@
 // store.Indexes (Search, SeqAtTime, Rollup, Actions) and store.Access (API
 // keys, idempotency records), so a *Store is a store.Store, passing
 // storetest.RunLog, RunIndexes and RunAccess against a real PostgreSQL;
-// store.Secrets; and the schema's migrations. The search indexes and
-// counts are written by Commit, in the transaction that appends the
-// events, so they always cover every committed event. Not implemented
-// yet: store.Derived, and the backend is not yet reachable through a URL
-// scheme of the root package nor in storetest/backends.
+// store.Secrets; store.Derived (RunDerived), for Trail's VerifyIndex and
+// Reindex; and the schema's migrations. The search indexes and counts are
+// written by Commit, in the transaction that appends the events, so they
+// always cover every committed event. Tests reach the raw database
+// through package postgrestest (RunTamper), and storetest/backends lists
+// the backend as backends.Postgres, not yet in All.
 //
 // The formats are SQLite's: each event is stored as its canonical form
 // (canon.Append), the bytes hashed as its Merkle leaf; tiles are tlog-tiles
