@@ -8,8 +8,10 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -396,26 +398,9 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 	nextEvent, stop := iter.Pull2(c.from.st.Scan(ctx, c.src.ID, tst.Size, limit))
 	defer stop()
 	var (
-		batches []store.Batch
-		pending int // events in batches
-		buf     []byte
+		g   group
+		buf []byte
 	)
-	commit := func() error {
-		if len(batches) == 0 {
-			return nil
-		}
-		// The tiles of the whole group, once: the batches commit
-		// together or not at all.
-		batches[len(batches)-1].Tiles = app.Flush()
-		if err := c.to.st.Commit(ctx, batches); err != nil {
-			return fmt.Errorf("target: log %q: commit events %d to %d: %w", name, batches[0].Events[0].Seq, app.Size()-1, err)
-		}
-		c.rep.Checkpoints += len(batches)
-		c.rep.Events += int64(pending)
-		batches, pending = batches[:0], 0
-		c.progress(app.Size(), limit)
-		return nil
-	}
 	for cp, err := range c.from.st.Checkpoints(ctx, c.src.ID) {
 		if err != nil {
 			return fmt.Errorf("source: log %q: read checkpoints: %w", name, err)
@@ -437,9 +422,9 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 				err = &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
 			}
 			if err != nil {
-				// What was read and checked is copied.
-				if cerr := c.commitChecked(ctx, batches); cerr != nil {
-					return cerr
+				// What was read before is copied, once checked.
+				if ferr := c.flush(ctx, &g, nil); ferr != nil {
+					return ferr
 				}
 				var de *store.DamagedError
 				if errors.As(err, &de) {
@@ -451,18 +436,11 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 			app.Append(tlog.RecordHash(buf))
 			b.Events = append(b.Events, e)
 		}
-		if err := c.checkCheckpoint(cp, app.Root()); err != nil {
-			// The events of this commit are not copied: one of them is
-			// wrong. Name it, by verifying the source up to here.
-			if cerr := c.commitChecked(ctx, batches); cerr != nil {
-				return cerr
-			}
-			return c.findDamage(ctx, cp.Size, err)
-		}
-		batches = append(batches, b)
-		pending += len(b.Events)
-		if pending >= c.opts.MaxCommitEvents || len(batches) >= c.opts.MaxCommitCheckpoints {
-			if err := commit(); err != nil {
+		g.batches = append(g.batches, b)
+		g.roots = append(g.roots, app.Root())
+		g.events += len(b.Events)
+		if g.events >= c.opts.MaxCommitEvents || len(g.batches) >= c.opts.MaxCommitCheckpoints {
+			if err := c.flush(ctx, &g, app); err != nil {
 				return err
 			}
 		}
@@ -470,7 +448,7 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 			return err
 		}
 	}
-	if err := commit(); err != nil {
+	if err := c.flush(ctx, &g, app); err != nil {
 		return err
 	}
 	if app.Size() < limit {
@@ -479,38 +457,94 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 	return nil
 }
 
-// commitChecked commits batches, already checked, after a later
-// source commit failed its check: their tiles are made again, from the
-// target's state, since the appender went past them.
-func (c *logCopy) commitChecked(ctx context.Context, batches []store.Batch) error {
-	if len(batches) == 0 {
+// group is the source commits read and not yet committed to the target:
+// batches, the root of the tree after each, and how many events they
+// hold.
+type group struct {
+	batches []store.Batch
+	roots   []tlog.Hash
+	events  int
+}
+
+// flush checks the checkpoints of g, in parallel, and commits to the
+// target the batches up to the first that fails (all, normally), in one
+// commit; it empties g. app is the appender that read all of g, whose
+// tiles go with it; nil when it read past g, and then the tiles are made
+// again from the target's state. A checkpoint that fails is reported as
+// damage, after the batches before it are committed.
+func (c *logCopy) flush(ctx context.Context, g *group, app *merkle.Appender) error {
+	defer func() { *g = group{batches: g.batches[:0], roots: g.roots[:0]} }()
+	if len(g.batches) == 0 {
 		return nil
 	}
-	tst, err := c.to.st.State(ctx, c.dst.ID)
-	if err != nil {
-		return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
+	bad, why := c.checkAll(g)
+	batches := g.batches[:bad]
+	if bad < len(g.batches) {
+		app = nil
 	}
-	app, err := merkle.NewAppender(tst.Size, tst.Rightmost)
-	if err != nil {
-		return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
+	if len(batches) > 0 {
+		if app == nil {
+			tst, err := c.to.st.State(ctx, c.dst.ID)
+			if err != nil {
+				return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
+			}
+			if app, err = merkle.NewAppender(tst.Size, tst.Rightmost); err != nil {
+				return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
+			}
+			var buf []byte
+			for _, b := range batches {
+				for _, e := range b.Events {
+					buf = canon.Append(buf[:0], e)
+					app.Append(tlog.RecordHash(buf))
+				}
+			}
+		}
+		// The tiles of the whole group, once: the batches commit
+		// together or not at all.
+		batches[len(batches)-1].Tiles = app.Flush()
+		if err := c.to.st.Commit(ctx, batches); err != nil {
+			return fmt.Errorf("target: log %q: commit events %d to %d: %w", c.rep.Name, batches[0].Events[0].Seq, app.Size()-1, err)
+		}
+		n := 0
+		for _, b := range batches {
+			n += len(b.Events)
+		}
+		c.rep.Checkpoints += len(batches)
+		c.rep.Events += int64(n)
+		c.progress(app.Size(), c.rep.Size)
 	}
-	var buf []byte
-	n := 0
-	for _, b := range batches {
-		for _, e := range b.Events {
-			buf = canon.Append(buf[:0], e)
-			app.Append(tlog.RecordHash(buf))
-			n++
+	if bad < len(g.batches) {
+		// One of the events of that commit is wrong: name it, by
+		// verifying the source up to there.
+		return c.findDamage(ctx, g.batches[bad].Checkpoint.Size, why)
+	}
+	return nil
+}
+
+// checkAll checks each checkpoint of g against its root, on all CPUs
+// (checking a signature costs more than copying an event), and returns
+// the index of the first that fails and why; len(g.batches) if none.
+func (c *logCopy) checkAll(g *group) (int, error) {
+	n := len(g.batches)
+	errs := make([]error, n)
+	workers := min(runtime.GOMAXPROCS(0), (n+63)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				errs[i] = c.checkCheckpoint(g.batches[i].Checkpoint, g.roots[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return i, err
 		}
 	}
-	batches[len(batches)-1].Tiles = app.Flush()
-	if err := c.to.st.Commit(ctx, batches); err != nil {
-		return fmt.Errorf("target: log %q: commit: %w", c.rep.Name, err)
-	}
-	c.rep.Checkpoints += len(batches)
-	c.rep.Events += int64(n)
-	c.progress(app.Size(), c.rep.Size)
-	return nil
+	return n, nil
 }
 
 // checkCheckpoint checks that cp, a source checkpoint, is signed by the

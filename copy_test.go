@@ -399,4 +399,3 @@ func TestCopyDamagedSource(t *testing.T) {
 		}
 	})
 }
-
