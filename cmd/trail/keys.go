@@ -82,7 +82,9 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	only := func(allowed ...string) error {
 		for name := range set {
-			if name != "data" && name != "store" && !slices.Contains(allowed, name) {
+			// The store's flags go with every subcommand: creating and
+			// revoking keys in a PostgreSQL store need its master key.
+			if name != "data" && name != "store" && name != "master-key-file" && !slices.Contains(allowed, name) {
 				return usagef("keys %s does not take --%s", sub, name)
 			}
 		}
