@@ -232,9 +232,9 @@ func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (CopyReport, erro
 	if opts.MaxCommitCheckpoints <= 0 {
 		opts.MaxCommitCheckpoints = 5000
 	}
-	srcKeys, ok := from.signers.(keyMover)
-	if !ok {
-		return rep, errors.New("source: its signing keys cannot be read for copying")
+	srcKeys, err := from.keyMover()
+	if err != nil {
+		return rep, fmt.Errorf("source: %w", err)
 	}
 	dstKeys, ok := to.signers.(keyMover)
 	if !ok {
@@ -259,6 +259,23 @@ func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (CopyReport, erro
 		}
 	}
 	return rep, nil
+}
+
+// keyMover returns what moves db's signing keys. A store shared by many
+// servers opened read-only reads no secrets, but with its master key
+// (Options.MasterKey) they can be read for copying.
+func (db *DB) keyMover() (keyMover, error) {
+	if m, ok := db.signers.(keyMover); ok {
+		return m, nil
+	}
+	sec, ok := db.st.(store.Secrets)
+	if !ok {
+		return nil, errors.New("its signing keys cannot be read for copying")
+	}
+	if len(db.opts.MasterKey) == 0 {
+		return nil, errors.New("its signing keys are sealed: open it with its master key to copy them")
+	}
+	return newSealedKeys(sec, db.opts.MasterKey)
 }
 
 // isClosed reports whether db was closed.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/trail-audit/trail"
@@ -51,7 +52,7 @@ func newCopySource(t *testing.T, b backends.Backend) *copySource {
 	t.Helper()
 	ctx := context.Background()
 	src := &copySource{loc: b.New(t)}
-	db, err := trail.Init(ctx, src.loc, trail.Options{Now: stepClock()})
+	db, err := trail.InitStore(ctx, copyURL(src.loc), trail.Options{Now: stepClock(), MasterKey: copyMaster})
 	must(t, err)
 	defer db.Close()
 	seed := uint64(1)
@@ -77,17 +78,31 @@ func newCopySource(t *testing.T, b backends.Backend) *copySource {
 	return src
 }
 
-// copyStores opens src read-only and to, a new store made with
-// trail.Init unless it exists, for writing; both close when t ends.
+// copyMaster is the master key of the PostgreSQL stores of the copy
+// tests (a sqlite store ignores it).
+var copyMaster = backends.Postgres.MasterKey
+
+// copyURL returns the store URL of loc, a location a backends.Backend
+// gave: a data directory, or a URL.
+func copyURL(loc string) string {
+	if strings.Contains(loc, "://") {
+		return loc
+	}
+	return "sqlite:" + loc
+}
+
+// copyStores opens the store at src read-only, with its master key, and
+// the store at to, made unless it exists, for writing; both close when t
+// ends.
 func copyStores(t *testing.T, src, to string) (*trail.DB, *trail.DB) {
 	t.Helper()
 	ctx := context.Background()
-	from, err := trail.Open(ctx, src, trail.Options{ReadOnly: true})
+	from, err := trail.OpenStore(ctx, copyURL(src), trail.Options{ReadOnly: true, MasterKey: copyMaster})
 	must(t, err)
 	t.Cleanup(func() { from.Close() })
-	dst, err := trail.Open(ctx, to, trail.Options{})
+	dst, err := trail.OpenStore(ctx, copyURL(to), trail.Options{MasterKey: copyMaster})
 	if errors.Is(err, trail.ErrNotInitialized) {
-		dst, err = trail.Init(ctx, to, trail.Options{})
+		dst, err = trail.InitStore(ctx, copyURL(to), trail.Options{MasterKey: copyMaster})
 	}
 	must(t, err)
 	t.Cleanup(func() { dst.Close() })
@@ -268,7 +283,7 @@ func TestCopyResume(t *testing.T) {
 
 	// More appends to the source (through a writer beside the read-only
 	// source DB) are copied by the next run.
-	w, err := trail.Open(ctx, src.loc, trail.Options{})
+	w, err := trail.OpenStore(ctx, copyURL(src.loc), trail.Options{MasterKey: copyMaster})
 	must(t, err)
 	wl, err := w.Log(ctx, "many")
 	must(t, err)
@@ -353,49 +368,102 @@ func TestCopyDiverged(t *testing.T) {
 // A damaged source event stops the copy with an error naming its seq,
 // and nothing from there on is copied.
 func TestCopyDamagedSource(t *testing.T) {
-	backends.Run(t, func(t *testing.T, b backends.Backend) {
-		ctx := context.Background()
-		src := newCopySource(t, b)
-		const bad = 21777 // inside the 21000-event commit of "many"
-		for _, tc := range []struct {
-			name   string
-			tamper func(tp storetest.Tamperer) error
-		}{
-			{"edited", func(tp storetest.Tamperer) error {
-				return tp.EditEvents(ctx, "many", bad, bad+1, func(evs []*event.Event) []*event.Event {
-					evs[0].Action = "user.delete"
-					evs[0].Actor.ID = "mallory"
-					return evs
-				})
-			}},
-			{"broken", func(tp storetest.Tamperer) error { return tp.BreakEvent(ctx, "many", bad) }},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				loc := b.Copy(t, src.loc)
-				tp := b.Tamper(t, loc)
-				must(t, tc.tamper(tp))
-				must(t, tp.Close())
-				from, to := copyStores(t, loc, b.New(t))
-				rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}, MaxCommitCheckpoints: 100})
-				var ve *trail.VerifyError
-				if !errors.As(err, &ve) || ve.Seq != bad {
-					t.Fatalf("Copy of a damaged log = %v, want a *VerifyError at seq %d", err, bad)
-				}
-				// The commits before the damaged one are copied, and
-				// none from it on.
-				cps, err := trail.StoredCheckpoints(ctx, from, "many")
-				must(t, err)
-				var want int64
-				for _, c := range cps {
-					if c.Size <= bad {
-						want = c.Size
-					}
-				}
-				if got := sameCheckpoints(t, from, to, "many"); got != want || rep.Logs[0].Events != want {
-					t.Fatalf("after the damage the target holds %d events (report %d), want %d", got, rep.Logs[0].Events, want)
-				}
-				verifyLog(t, to, "many", want)
+	for _, b := range []backends.Backend{backends.All()[0], backends.Postgres} {
+		t.Run(b.Name, func(t *testing.T) { testCopyDamagedSource(t, b) })
+	}
+}
+
+func testCopyDamagedSource(t *testing.T, b backends.Backend) {
+	ctx := context.Background()
+	src := newCopySource(t, b)
+	const bad = 21777 // inside the 21000-event commit of "many"
+	for _, tc := range []struct {
+		name   string
+		tamper func(tp storetest.Tamperer) error
+	}{
+		{"edited", func(tp storetest.Tamperer) error {
+			return tp.EditEvents(ctx, "many", bad, bad+1, func(evs []*event.Event) []*event.Event {
+				evs[0].Action = "user.delete"
+				evs[0].Actor.ID = "mallory"
+				return evs
 			})
+		}},
+		{"broken", func(tp storetest.Tamperer) error { return tp.BreakEvent(ctx, "many", bad) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			loc := b.Copy(t, src.loc)
+			tp := b.Tamper(t, loc)
+			must(t, tc.tamper(tp))
+			must(t, tp.Close())
+			from, to := copyStores(t, loc, b.New(t))
+			rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}, MaxCommitCheckpoints: 100})
+			var ve *trail.VerifyError
+			if !errors.As(err, &ve) || ve.Seq != bad {
+				t.Fatalf("Copy of a damaged log = %v, want a *VerifyError at seq %d", err, bad)
+			}
+			// The commits before the damaged one are copied, and
+			// none from it on.
+			cps, err := trail.StoredCheckpoints(ctx, from, "many")
+			must(t, err)
+			var want int64
+			for _, c := range cps {
+				if c.Size <= bad {
+					want = c.Size
+				}
+			}
+			if got := sameCheckpoints(t, from, to, "many"); got != want || rep.Logs[0].Events != want {
+				t.Fatalf("after the damage the target holds %d events (report %d), want %d", got, rep.Logs[0].Events, want)
+			}
+			verifyLog(t, to, "many", want)
+		})
+	}
+}
+
+// A round trip sqlite -> postgres -> sqlite keeps every checkpoint, the
+// signing keys and the API keys, and the copies verify and take appends.
+func TestCopyPostgresRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	sq := backends.All()[0]
+	src := newCopySource(t, sq)
+	pg := backends.Postgres.New(t)
+	back := sq.New(t)
+	hops := []struct{ from, to string }{{src.loc, pg}, {pg, back}}
+	for i, hop := range hops {
+		from, to := copyStores(t, hop.from, hop.to)
+		rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{MaxCommitCheckpoints: 100})
+		if err != nil {
+			t.Fatalf("hop %d: Copy = %v", i, err)
 		}
-	})
+		for _, lr := range rep.Logs {
+			if !lr.Created || !lr.Done {
+				t.Errorf("hop %d: Copy of log %q = %+v, want it created and done", i, lr.Name, lr)
+			}
+			if got := sameCheckpoints(t, from, to, lr.Name); got != lr.Size {
+				t.Errorf("hop %d: log %q: the target's latest checkpoint is of size %d, want %d", i, lr.Name, got, lr.Size)
+			}
+			verifyLog(t, to, lr.Name, lr.Size)
+		}
+		if _, err := to.Authenticate(ctx, src.valid); err != nil {
+			t.Errorf("hop %d: target: Authenticate(valid key) = %v", i, err)
+		}
+		if _, err := to.Authenticate(ctx, src.revoked); err == nil {
+			t.Errorf("hop %d: target: the revoked key works", i)
+		}
+		must(t, from.Close())
+		must(t, to.Close())
+	}
+	// The checkpoints at the end are the source's, byte for byte, and
+	// the copy signs new ones with the same key.
+	from, to := copyStores(t, src.loc, back)
+	for _, name := range []string{"many", "big", "empty"} {
+		size := sameCheckpoints(t, from, to, name)
+		l, err := to.Log(ctx, name)
+		must(t, err)
+		if l.Size() != size {
+			t.Fatalf("log %q: %d events after the round trip, want %d", name, l.Size(), size)
+		}
+		_, err = l.AppendBatch(ctx, storetest.Events(2, 5))
+		must(t, err)
+		verifyLog(t, to, name, size+2)
+	}
 }
