@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -167,9 +168,13 @@ func (w *writer) commit(group []*appendReq) {
 	var order []*pending
 	var err error
 	for attempt := 0; ; attempt++ {
-		order, err = w.sequence(group, now, attempt)
-		if err == nil {
-			err = w.db.st.Commit(context.Background(), batchesOf(order))
+		if locking, ok := w.db.st.(store.LockingLog); ok {
+			order, err = w.sequenceLocked(locking, group, now, attempt)
+		} else {
+			order, err = w.sequence(group, now, attempt)
+			if err == nil {
+				err = w.db.st.Commit(context.Background(), batchesOf(order))
+			}
 		}
 		if !errors.Is(err, store.ErrConflict) || time.Since(start) > conflictBudget {
 			break
@@ -220,6 +225,42 @@ func (w *writer) commit(group []*appendReq) {
 	for _, r := range group {
 		r.answer(nil)
 	}
+}
+
+// sequenceLocked sequences the group and commits it under the store's
+// lock on its logs (store.LockingLog): a log another server appended to
+// since this one last read it is read again inside the lock, so that the
+// group goes after those events at the first try, however many servers
+// share the logs.
+func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time, attempt int) ([]*pending, error) {
+	var ids []int64
+	for _, r := range group {
+		if !slices.Contains(ids, r.log.info.ID) {
+			ids = append(ids, r.log.info.ID)
+		}
+	}
+	var order []*pending
+	err := st.CommitLocked(context.Background(), ids, func(sizes map[int64]int64) ([]store.Batch, error) {
+		for _, r := range group {
+			l := r.log
+			if sizes[l.info.ID] == l.Size() {
+				continue
+			}
+			if err := l.reload(context.Background()); err != nil {
+				return nil, fmt.Errorf("reload log state: %w", err)
+			}
+			if got := l.Size(); got != sizes[l.info.ID] {
+				return nil, fmt.Errorf("log %q: its state says %d events, the locked log %d: %w", l.info.Name, got, sizes[l.info.ID], store.ErrConflict)
+			}
+		}
+		var err error
+		order, err = w.sequence(group, now, attempt)
+		if err != nil {
+			return nil, err
+		}
+		return batchesOf(order), nil
+	})
+	return order, err
 }
 
 // conflictBudget bounds how long one group commit keeps being sequenced

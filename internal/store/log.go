@@ -109,3 +109,19 @@ type Log interface {
 	// once the database files were removed or replaced while open.
 	Writable(ctx context.Context) error
 }
+
+// LockingLog is a Log that can sequence a commit under its own lock: a
+// backend shared by many servers, whose writers would otherwise keep
+// building batches on a state another server has just moved past.
+type LockingLog interface {
+	Log
+	// CommitLocked locks the logs (for every Store sharing the database,
+	// as a commit does), reads their committed sizes, calls build with
+	// them, and stores the batches build returns as Commit does, all in
+	// one transaction: the logs cannot grow between build's reading of
+	// the sizes and the commit. An error from build is returned as it is,
+	// with nothing stored; build may read the store meanwhile (State,
+	// Tile), on other connections, and sees every commit to the locked
+	// logs.
+	CommitLocked(ctx context.Context, logs []int64, build func(sizes map[int64]int64) ([]Batch, error)) error
+}

@@ -189,3 +189,5 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+var _ store.LockingLog = (*Store)(nil)

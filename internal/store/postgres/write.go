@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -33,18 +34,43 @@ import (
 // When PostgreSQL cannot be reached or the connection is lost, the error
 // matches ErrUnavailable and says so; the Store reconnects by itself once
 // PostgreSQL is back.
-func (s *Store) Commit(ctx context.Context, batches []store.Batch) (err error) {
+func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	var ids []int64
 	for _, b := range batches {
 		if len(b.Events) > 0 && !slices.Contains(ids, b.Log) {
 			ids = append(ids, b.Log)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids)
 	// Encoded before the transaction, which holds the logs' locks.
+	data := encode(batches)
+	return s.commit(ctx, ids, func(map[int64]int64) ([]store.Batch, [][][]byte, error) {
+		return batches, data, nil
+	})
+}
+
+// CommitLocked implements store.LockingLog: it is Commit, with the
+// batches built by build once the transaction holds the logs' rows, from
+// the sizes it read under the lock. The writers of one log, on every
+// node, thus take turns in PostgreSQL rather than race and retry.
+func (s *Store) CommitLocked(ctx context.Context, logs []int64, build func(sizes map[int64]int64) ([]store.Batch, error)) error {
+	return s.commit(ctx, logs, func(sizes map[int64]int64) ([]store.Batch, [][][]byte, error) {
+		batches, err := build(maps.Clone(sizes))
+		if err != nil {
+			return nil, nil, &buildError{err}
+		}
+		return batches, encode(batches), nil
+	})
+}
+
+// buildError carries the error of CommitLocked's build out of the
+// transaction, untouched by explain.
+type buildError struct{ err error }
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
+
+// encode returns the canonical form of every event of batches.
+func encode(batches []store.Batch) [][][]byte {
 	data := make([][][]byte, len(batches))
 	for i, b := range batches {
 		data[i] = make([][]byte, len(b.Events))
@@ -52,9 +78,26 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) (err error) {
 			data[i][j] = canon.Append(nil, e)
 		}
 	}
+	return data
+}
+
+// commit locks the rows of the logs ids in one transaction, gets the
+// batches to store (and their events' canonical forms) from batches given
+// the logs' sizes, and stores them (see Commit).
+func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[int64]int64) ([]store.Batch, [][][]byte, error)) (err error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
 	committing := false
 	defer func() {
-		if err == nil {
+		var be *buildError
+		if err == nil || errors.As(err, &be) {
+			if be != nil {
+				err = be.err
+			}
 			return
 		}
 		err = s.explain(ctx, err)
@@ -83,12 +126,19 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) (err error) {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("lock logs: %w", err)
 	}
-	for i := range batches {
-		if err := commitBatch(ctx, tx, &batches[i], data[i], sizes); err != nil {
+	bs, data, err := batches(sizes)
+	if err != nil {
+		return err
+	}
+	for i := range bs {
+		if len(bs[i].Events) > 0 && !slices.Contains(ids, bs[i].Log) {
+			return fmt.Errorf("batch of log %d, which the commit did not lock", bs[i].Log)
+		}
+		if err := commitBatch(ctx, tx, &bs[i], data[i], sizes); err != nil {
 			return err
 		}
 	}
-	if err := writeIndexes(ctx, tx, batches); err != nil {
+	if err := writeIndexes(ctx, tx, bs); err != nil {
 		return err
 	}
 	committing = true
