@@ -259,6 +259,14 @@ func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempot
 		return nil, false, err
 	}
 	if req.replayed {
+		// The first request may have been committed by another DB (a
+		// retry through another node): catch up with it, so that what
+		// this DB acknowledges it also serves at once.
+		var n int64
+		for _, r := range req.receipts {
+			n = max(n, r.Seq+1)
+		}
+		l.followPast(ctx, n)
 		return req.receipts, true, nil
 	}
 	return receiptsOf(ptrs), false, nil

@@ -1,11 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 // The tests in this file run several trail serve processes on one
@@ -108,4 +117,239 @@ func TestClusterAppends(t *testing.T) {
 	if n, _ := checkpointSize(cp); n != size {
 		t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
 	}
+}
+
+// What one node does, the others see: an event appended through node A is
+// found, counted and streamed on node B within 1 s; a key revoked through
+// A is refused by B and C, and ends a stream open on C, within 2 s; a
+// request retried with its Idempotency-Key through other nodes gets the
+// first receipts and stores nothing again; a viewer session started on A
+// works on B until it is signed out on A.
+func TestClusterVisibility(t *testing.T) {
+	t.Parallel()
+	store, keyFile := pgStore(t)
+	c := newCluster(t, store, keyFile, 3)
+	a, b, cc := c.nodes[0], c.nodes[1], c.nodes[2]
+	read, readID := c.createKey("read", "viewer")
+
+	t.Run("append on A, read on B", func(t *testing.T) {
+		c := *c
+		c.t = t
+		actor := fmt.Sprintf("vis-%d", time.Now().UnixNano())
+		action := fmt.Sprintf("vis.e%d", time.Now().UnixNano())
+		tail := c.openTail(b, "/v1/tail?actor="+actor, c.key)
+		st, body, _, err := c.do(a, "POST", "/v1/events", c.key, fmt.Sprintf(`{"action":%q,"actor":{"id":%q,"type":"user"},"outcome":"success"}`, action, actor))
+		if err != nil || st != http.StatusCreated {
+			t.Fatalf("POST /v1/events on node A = %d %s (%v)", st, body, err)
+		}
+		start := time.Now()
+		var rs api.Receipts
+		if err := json.Unmarshal(body, &rs); err != nil || len(rs.Events) != 1 {
+			t.Fatalf("POST /v1/events answered %s (%v)", body, err)
+		}
+		id := rs.Events[0].ID
+		within(t, time.Second-time.Since(start), "node B's search finds the event appended through node A", func() (bool, string) {
+			var p api.Page
+			b := c.get(b, "/v1/events?actor="+actor, c.key)
+			if err := json.Unmarshal(b, &p); err != nil {
+				return false, err.Error()
+			}
+			return len(p.Events) == 1 && p.Events[0].ID == id, string(b)
+		})
+		within(t, time.Second-time.Since(start), "node B counts the event appended through node A", func() (bool, string) {
+			var acts api.Actions
+			b := c.get(b, "/v1/actions", c.key)
+			if err := json.Unmarshal(b, &acts); err != nil {
+				return false, err.Error()
+			}
+			for _, ac := range acts.Actions {
+				if ac.Value == action {
+					return ac.Count == 1, string(b)
+				}
+			}
+			return false, string(b)
+		})
+		select {
+		case msg, ok := <-tail:
+			if !ok || !strings.Contains(msg, `"id":"`+id+`"`) {
+				t.Fatalf("the tail on node B sent %q (open %t), want the event %s", msg, ok, id)
+			}
+			t.Logf("node B's tail streams the event after %v", time.Since(start).Round(time.Millisecond))
+		case <-time.After(time.Second - time.Since(start)):
+			t.Fatal("node B's tail did not stream the event appended through node A within 1 s")
+		}
+	})
+
+	t.Run("idempotent retry through other nodes", func(t *testing.T) {
+		c := *c
+		c.t = t
+		actor := fmt.Sprintf("idem-%d", time.Now().UnixNano())
+		body := fmt.Sprintf(`{"events":[{"action":"idem.one","actor":{"id":%q}},{"action":"idem.two","actor":{"id":%q}}]}`, actor, actor)
+		key := "retry-" + actor
+		var first []byte
+		for i, nd := range []*node{a, b, cc} {
+			st, got, h, err := c.do(nd, "POST", "/v1/events", c.key, body, "Idempotency-Key", key)
+			if err != nil || st != http.StatusCreated {
+				t.Fatalf("POST /v1/events with Idempotency-Key on node %s = %d %s (%v), want 201", nd.name, st, got, err)
+			}
+			if i == 0 {
+				first = got
+				continue
+			}
+			if string(got) != string(first) || h.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("retry on node %s answered %s (Idempotent-Replayed %q); want node A's receipts %s, replayed", nd.name, got, h.Get("Idempotent-Replayed"), first)
+			}
+		}
+		for _, nd := range c.nodes {
+			var p api.Page
+			if err := json.Unmarshal(c.get(nd, "/v1/events?actor="+actor, c.key), &p); err != nil || len(p.Events) != 2 {
+				t.Errorf("node %s finds %d events of the request sent three times (%v), want 2", nd.name, len(p.Events), err)
+			}
+		}
+	})
+
+	t.Run("viewer session", func(t *testing.T) {
+		c := *c
+		c.t = t
+		cookie := c.signIn(a, c.key)
+		if st := c.withSession(b, "GET", "/v1/events?limit=1", cookie); st != http.StatusOK {
+			t.Fatalf("GET /v1/events on node B with node A's session = %d, want 200", st)
+		}
+		if st := c.withSession(a, "POST", "/signout", cookie); st != http.StatusSeeOther {
+			t.Fatalf("POST /signout on node A = %d, want 303", st)
+		}
+		within(t, 2*time.Second, "node B refuses the session signed out on node A", func() (bool, string) {
+			st := c.withSession(b, "GET", "/v1/events?limit=1", cookie)
+			return st == http.StatusUnauthorized, fmt.Sprintf("GET /v1/events = %d", st)
+		})
+	})
+
+	// Last: it revokes the read key.
+	t.Run("revoke on A", func(t *testing.T) {
+		c := *c
+		c.t = t
+		for _, nd := range c.nodes {
+			c.get(nd, "/v1/log", read) // cached now
+		}
+		tail := c.openTail(cc, "/v1/tail", read)
+		st, body, _, err := c.do(a, "DELETE", "/v1/keys/"+readID, c.admin, "")
+		if err != nil || st != http.StatusNoContent {
+			t.Fatalf("DELETE /v1/keys/%s on node A = %d %s (%v), want 204", readID, st, body, err)
+		}
+		start := time.Now()
+		if st, _, _, _ := c.do(a, "GET", "/v1/log", read, ""); st != http.StatusUnauthorized {
+			t.Errorf("GET /v1/log on node A with the key it revoked = %d, want 401", st)
+		}
+		for _, nd := range []*node{b, cc} {
+			within(t, 2*time.Second-time.Since(start), "node "+nd.name+" refuses the key revoked through node A", func() (bool, string) {
+				st, body, _, err := c.do(nd, "GET", "/v1/log", read, "")
+				return st == http.StatusUnauthorized, fmt.Sprintf("%d %s %v", st, body, err)
+			})
+		}
+		deadline := time.After(2*time.Second - time.Since(start))
+		last := ""
+		for {
+			select {
+			case msg, ok := <-tail:
+				if ok {
+					last = msg
+					continue
+				}
+				t.Logf("node C ended the revoked key's stream after %v", time.Since(start).Round(time.Millisecond))
+				if !strings.Contains(last, "revoked") {
+					t.Errorf("node C's stream of the revoked key ended with %q, want an error event saying the key was revoked", last)
+				}
+				return
+			case <-deadline:
+				t.Fatal("node C's stream of the key revoked through node A is still open after 2 s")
+			}
+		}
+	})
+}
+
+// openTail opens path, a stream, on nd with key, waits until it started,
+// and returns a channel of its messages' data lines ("event: error"
+// included as such); the channel is closed when the stream ends.
+func (c *cluster) openTail(nd *node, path, key string) <-chan string {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", nd.url+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		c.t.Fatalf("GET %s on node %s: %v", path, nd.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		c.t.Fatalf("GET %s on node %s = %s, want 200", path, nd.name, resp.Status)
+	}
+	r := bufio.NewReader(resp.Body)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, ":") {
+		c.t.Fatalf("stream %s on node %s began %q (%v), want a comment", path, nd.name, l, err)
+	}
+	ch := make(chan string, 16)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(l, "data: ") || strings.HasPrefix(l, "event: error") {
+				ch <- strings.TrimSpace(l)
+			}
+		}
+	}()
+	return ch
+}
+
+// signIn signs in to the viewer on nd with key and returns the session
+// cookie's value.
+func (c *cluster) signIn(nd *node, key string) string {
+	c.t.Helper()
+	req, _ := http.NewRequest("POST", nd.url+"/signin", strings.NewReader(url.Values{"key": {key}, "next": {"/"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", nd.url)
+	resp, err := c.noRedirect().Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "trail_session" && ck.Value != "" {
+			return ck.Value
+		}
+	}
+	c.t.Fatalf("sign-in on node %s = %s, set no session cookie", nd.name, resp.Status)
+	return ""
+}
+
+// withSession sends method path to nd with the session cookie and returns
+// the status.
+func (c *cluster) withSession(nd *node, method, path, cookie string) int {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, nd.url+path, nil)
+	req.AddCookie(&http.Cookie{Name: "trail_session", Value: cookie})
+	if method == "POST" {
+		req.Header.Set("Origin", nd.url)
+	}
+	resp, err := c.noRedirect().Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// noRedirect is the cluster's HTTP client, not following redirects.
+func (c *cluster) noRedirect() *http.Client {
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc
 }
