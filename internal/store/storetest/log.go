@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +40,7 @@ func RunLog(t *testing.T, open func(t *testing.T) store.Log) {
 		{"Checkpoints", testCheckpoints},
 		{"Isolation", testIsolation},
 		{"Concurrent", testConcurrent},
+		{"CommitLocked", testCommitLocked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,4 +447,83 @@ func testSize(t *testing.T, s store.Log) {
 	}
 	_, err := s.Size(ctx, w.Info.ID+100)
 	isNotFound(t, "Size(no such log)", err)
+}
+
+// testCommitLocked checks store.LockingLog, for a store that is one: build
+// gets the logs' sizes, its error comes back with nothing stored, and
+// concurrent CommitLocked calls on one log take turns, each building on
+// the size the one before left.
+func testCommitLocked(t *testing.T, s store.Log) {
+	ls, ok := s.(store.LockingLog)
+	if !ok {
+		t.Skip("not a store.LockingLog")
+	}
+	ctx := context.Background()
+	a := NewWriter(t, s, "a")
+	b := NewWriter(t, s, "b")
+	appendBatches(t, s, a, Events(20, 30), 0, 20)
+
+	var got map[int64]int64
+	var batch store.Batch
+	err := ls.CommitLocked(ctx, []int64{b.Info.ID, a.Info.ID}, func(sizes map[int64]int64) ([]store.Batch, error) {
+		got = sizes
+		batch = a.Batch(t, recvAt(1), Events(5, 31)...)
+		return []store.Batch{batch}, nil
+	})
+	if err != nil {
+		t.Fatalf("CommitLocked = %v", err)
+	}
+	if want := map[int64]int64{a.Info.ID: 20, b.Info.ID: 0}; !maps.Equal(got, want) {
+		t.Errorf("CommitLocked gave build the sizes %v, want %v", got, want)
+	}
+	a.Committed(t, batch)
+	CheckLog(t, s, a)
+
+	failed := errors.New("build failed")
+	err = ls.CommitLocked(ctx, []int64{a.Info.ID}, func(map[int64]int64) ([]store.Batch, error) {
+		return []store.Batch{a.Batch(t, recvAt(2), Events(3, 32)...)}, failed
+	})
+	if !errors.Is(err, failed) {
+		t.Errorf("CommitLocked with a failing build = %v, want its error", err)
+	}
+	err = ls.CommitLocked(ctx, []int64{a.Info.ID}, func(map[int64]int64) ([]store.Batch, error) {
+		return []store.Batch{b.Batch(t, recvAt(2), Events(3, 33)...)}, nil
+	})
+	if err == nil {
+		t.Error("CommitLocked of a batch of a log it did not lock: no error")
+	}
+	CheckLog(t, s, a)
+	CheckLog(t, s, b)
+
+	const workers, each = 6, 5
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for i := range workers {
+		wg.Go(func() {
+			for j := range each {
+				err := ls.CommitLocked(ctx, []int64{b.Info.ID}, func(sizes map[int64]int64) ([]store.Batch, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if sizes[b.Info.ID] != b.Size() {
+						return nil, fmt.Errorf("build got size %d, the log has %d", sizes[b.Info.ID], b.Size())
+					}
+					bt := b.Batch(t, recvAt(3), Events(1+j, uint64(40+i*each+j))...)
+					// Recorded before the commit: the next build waits
+					// for this commit's lock, and sees it.
+					b.Committed(t, bt)
+					return []store.Batch{bt}, nil
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent CommitLocked = %v", err)
+	}
+	CheckLog(t, s, b)
 }
