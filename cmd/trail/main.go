@@ -87,6 +87,7 @@ var commands = []struct {
 	{"verify", "check the whole log against its signed checkpoints", func(e *env, d dbFlags) command { return &verifyCommand{env: e, db: d} }},
 	{"reindex", "rebuild the log's search indexes and counts from its events", func(e *env, d dbFlags) command { return &reindexCommand{env: e, db: d} }},
 	{"export", "write matching events as NDJSON or CSV", func(e *env, d dbFlags) command { return &exportCommand{env: e, db: d} }},
+	{"copy", "copy whole logs to another store, verifying them (resumable)", func(e *env, d dbFlags) command { return &copyCommand{env: e, db: d} }},
 	{"serve", "run the HTTP API", func(e *env, d dbFlags) command { return &serveCommand{env: e, db: d} }},
 	{"keys", "create, list and revoke API keys for trail serve", func(e *env, d dbFlags) command { return &keysCommand{env: e, db: d} }},
 	{"tail", "follow new events on a server (-f)", func(e *env, d dbFlags) command { return &tailCommand{env: e, db: d} }},
