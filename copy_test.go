@@ -467,3 +467,46 @@ func TestCopyPostgresRoundTrip(t *testing.T) {
 		verifyLog(t, to, name, size+2)
 	}
 }
+
+// A source checkpoint whose signature does not verify stops the copy
+// before the commit it closes, naming its size.
+func TestCopyForgedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	b := backends.All()[0]
+	src := newCopySource(t, b)
+	loc := b.Copy(t, src.loc)
+	cps := func() []int64 {
+		from, err := trail.Open(ctx, loc, trail.Options{ReadOnly: true})
+		must(t, err)
+		defer from.Close()
+		all, err := trail.StoredCheckpoints(ctx, from, "big")
+		must(t, err)
+		var sizes []int64
+		for _, c := range all {
+			sizes = append(sizes, c.Size)
+		}
+		return sizes
+	}()
+	forged := cps[2] // the checkpoint closing the 25000-event commit
+	tp := b.Tamper(t, loc)
+	must(t, tp.EditCheckpoints(ctx, "big", func(size int64, note []byte) []byte {
+		if size != forged {
+			return note
+		}
+		// Another signature of the same length.
+		out := bytes.Clone(note)
+		i := len(out) - 10
+		out[i] ^= 'A' ^ 'B'
+		return out
+	}))
+	must(t, tp.Close())
+	from, to := copyStores(t, loc, b.New(t))
+	_, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"big"}})
+	var ve *trail.VerifyError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Problem, fmt.Sprintf("size %d", forged)) {
+		t.Fatalf("Copy of a log with a forged checkpoint = %v, want a *VerifyError naming its size %d", err, forged)
+	}
+	if got := sameCheckpoints(t, from, to, "big"); got != cps[1] {
+		t.Fatalf("after the forged checkpoint the target's latest checkpoint is of size %d, want %d", got, cps[1])
+	}
+}
