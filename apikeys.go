@@ -262,6 +262,11 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (KeyInfo, error) 
 	if errors.Is(err, ErrNotFound) {
 		return KeyInfo{}, ErrUnauthorized
 	}
+	if errors.Is(err, store.ErrUnreachable) {
+		// The database server is down or restarting: the caller may
+		// retry (a server answers 503), unlike for a store that fails.
+		return KeyInfo{}, &UnavailableError{Reason: db.reason(err)}
+	}
 	if err != nil {
 		return KeyInfo{}, err
 	}

@@ -368,54 +368,69 @@ func (c *cluster) writers(n int, stop <-chan struct{}, led *ackLedger, pause tim
 					count = 2 + (w+i)%5
 				}
 				markers := make([]string, count)
-				evs := make([]string, count)
 				for j := range markers {
 					markers[j] = fmt.Sprintf("%s-%d-%d", writer, i, j)
-					evs[j] = writerEvent(writer, markers[j])
 				}
-				body := evs[0]
-				if count > 1 {
-					body = `{"events":[` + strings.Join(evs, ",") + `]}`
+				st, err := c.send(nd, writer, markers, led)
+				if err != nil {
+					c.t.Error(err)
+					return
 				}
-				st, b, _, err := c.do(nd, "POST", "/v1/events", c.key, body)
-				led.mu.Lock()
-				led.statuses[st]++
-				switch {
-				case err != nil || st == 0:
-					for _, m := range markers {
-						led.unsure[m] = true
-					}
-				case st == http.StatusCreated:
-					var rs api.Receipts
-					if err := json.Unmarshal(b, &rs); err != nil || len(rs.Events) != count {
-						led.mu.Unlock()
-						c.t.Errorf("POST /v1/events of %d events on node %s = 201 %s, want %d receipts", count, nd.name, b, count)
-						return
-					}
-					for j, m := range markers {
-						led.acked[m] = rs.Events[j]
-					}
-					led.byNode[nd.name]++
-					if led.after {
-						led.ackedAfter[nd.name]++
-					}
-				default:
-					for _, m := range markers {
-						if strings.Contains(string(b), "unknown") {
-							led.unsure[m] = true
-						} else {
-							led.refused[m] = fmt.Sprintf("%d %s", st, bytes.TrimSpace(b))
-						}
-					}
-				}
-				led.mu.Unlock()
-				if err == nil && st != http.StatusCreated {
+				if st != 0 && st != http.StatusCreated {
 					time.Sleep(pause)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// send appends the events of writer with markers to nd, one event alone
+// or several in a batch, and records what it got in led; it returns the
+// answer's status, 0 for none. Its error is a malformed 201 answer.
+func (c *cluster) send(nd *node, writer string, markers []string, led *ackLedger) (int, error) {
+	evs := make([]string, len(markers))
+	for j, m := range markers {
+		evs[j] = writerEvent(writer, m)
+	}
+	body := evs[0]
+	if len(evs) > 1 {
+		body = `{"events":[` + strings.Join(evs, ",") + `]}`
+	}
+	st, b, _, err := c.do(nd, "POST", "/v1/events", c.key, body)
+	if err != nil {
+		st = 0
+	}
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	led.statuses[st]++
+	switch {
+	case st == 0:
+		for _, m := range markers {
+			led.unsure[m] = true
+		}
+	case st == http.StatusCreated:
+		var rs api.Receipts
+		if err := json.Unmarshal(b, &rs); err != nil || len(rs.Events) != len(markers) {
+			return st, fmt.Errorf("POST /v1/events of %d events on node %s = 201 %s, want %d receipts", len(markers), nd.name, b, len(markers))
+		}
+		for j, m := range markers {
+			led.acked[m] = rs.Events[j]
+		}
+		led.byNode[nd.name]++
+		if led.after {
+			led.ackedAfter[nd.name]++
+		}
+	default:
+		for _, m := range markers {
+			if strings.Contains(string(b), "unknown") {
+				led.unsure[m] = true
+			} else {
+				led.refused[m] = fmt.Sprintf("%d %s", st, bytes.TrimSpace(b))
+			}
+		}
+	}
+	return st, nil
 }
 
 // checkLog checks the store's log against led: the tree is whole and
@@ -577,4 +592,85 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// privatePG is a PostgreSQL server of a test's own, in a temporary
+// directory, for a test that stops and starts it: the shared server of
+// pgtest serves other tests meanwhile.
+type privatePG struct {
+	t        *testing.T
+	bin, dir string
+	port     int
+	url      string
+}
+
+// startPrivatePG runs initdb in a new temporary directory and starts the
+// server on a free port of 127.0.0.1, with its socket in that directory
+// and fsync on. When running as root, the server runs as the user
+// postgres, which owns the directory. Without initdb the test is skipped,
+// or fails under CI=true.
+func startPrivatePG(t *testing.T) *privatePG {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no initdb under /usr/lib/postgresql/*/bin (CI=true requires it)")
+		}
+		t.Skip("no initdb under /usr/lib/postgresql/*/bin: install PostgreSQL's server to run this test")
+	}
+	p := &privatePG{t: t, bin: filepath.Dir(bins[len(bins)-1])}
+	dir, err := os.MkdirTemp("", "trail-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p.dir = dir
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown postgres %s: %v\n%s", dir, err, out)
+		}
+	}
+	p.pg("initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+	p.port = freePort(t)
+	p.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+	p.start()
+	t.Cleanup(func() {
+		line := p.cmd("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "stop")
+		exec.Command(line[0], line[1:]...).Run()
+	})
+	return p
+}
+
+// cmd is the command line that runs the PostgreSQL program name with
+// args, as the user postgres when this process is root.
+func (p *privatePG) cmd(name string, args ...string) []string {
+	line := append([]string{filepath.Join(p.bin, name)}, args...)
+	if os.Geteuid() == 0 {
+		line = append([]string{"runuser", "-u", "postgres", "--"}, line...)
+	}
+	return line
+}
+
+// pg runs the PostgreSQL program name with args and fails the test if it
+// fails.
+func (p *privatePG) pg(name string, args ...string) {
+	p.t.Helper()
+	line := p.cmd(name, args...)
+	if out, err := exec.Command(line[0], line[1:]...).CombinedOutput(); err != nil {
+		p.t.Fatalf("%s: %v\n%s", strings.Join(line, " "), err, out)
+	}
+}
+
+// start starts the server and waits until it accepts connections.
+func (p *privatePG) start() {
+	p.t.Helper()
+	p.pg("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "log"), "-w", "-o",
+		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on", p.port, p.dir), "start")
+}
+
+// crash stops the server at once, as a crash would: no checkpoint, no
+// waiting for clients.
+func (p *privatePG) crash() {
+	p.t.Helper()
+	p.pg("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop")
 }

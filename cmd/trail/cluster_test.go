@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -352,4 +353,104 @@ func (c *cluster) noRedirect() *http.Client {
 	hc := *c.hc
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &hc
+}
+
+// When PostgreSQL goes down under three nodes taking appends, appends and
+// /readyz answer 503 and nothing acknowledged is lost; when it is back,
+// the nodes take appends again by themselves, none restarted. PostgreSQL
+// is a private server of this test's, crashed with pg_ctl stop -m
+// immediate and started again about 2 s later.
+func TestClusterRestartPostgres(t *testing.T) {
+	t.Parallel()
+	pg := startPrivatePG(t)
+	c := newCluster(t, pg.url, filepath.Join(t.TempDir(), "master.key"), 3)
+
+	led := newLedger()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writers(16, stop, led, 50*time.Millisecond)
+	}()
+	stopWriters := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer stopWriters()
+
+	time.Sleep(1500 * time.Millisecond)
+	pg.crash()
+	down := time.Now()
+	for i, nd := range c.nodes {
+		within(t, 5*time.Second, "node "+nd.name+" refuses appends with 503 while PostgreSQL is down", func() (bool, string) {
+			st, err := c.send(nd, "probe", []string{fmt.Sprintf("probe-down-%d-%d", i, time.Now().UnixNano())}, led)
+			return err == nil && st == http.StatusServiceUnavailable, fmt.Sprintf("status %d (%v)", st, err)
+		})
+		st, body, _, err := c.do(nd, "GET", "/readyz", "", "")
+		if err != nil || st != http.StatusServiceUnavailable {
+			t.Errorf("GET /readyz on node %s while PostgreSQL is down = %d %s (%v), want 503", nd.name, st, body, err)
+		}
+	}
+	time.Sleep(time.Until(down.Add(2 * time.Second)))
+	pg.start()
+	led.markAfter()
+	for i, nd := range c.nodes {
+		within(t, 15*time.Second, "node "+nd.name+" takes appends again after PostgreSQL restarted", func() (bool, string) {
+			st, err := c.send(nd, "probe", []string{fmt.Sprintf("probe-up-%d-%d", i, time.Now().UnixNano())}, led)
+			return err == nil && st == http.StatusCreated, fmt.Sprintf("status %d (%v)", st, err)
+		})
+		st, body, _, err := c.do(nd, "GET", "/readyz", "", "")
+		if err != nil || st != http.StatusOK {
+			t.Errorf("GET /readyz on node %s after PostgreSQL restarted = %d %s (%v), want 200", nd.name, st, body, err)
+		}
+	}
+	time.Sleep(time.Second)
+	stopWriters()
+	_, after := led.acks()
+	for _, nd := range c.nodes {
+		if after[nd.name] == 0 {
+			t.Errorf("node %s acknowledged no append after PostgreSQL restarted", nd.name)
+		}
+	}
+	led.mu.Lock()
+	for st, n := range led.statuses {
+		if st != http.StatusCreated && st != http.StatusServiceUnavailable {
+			example := ""
+			for _, why := range led.refused {
+				if strings.HasPrefix(why, fmt.Sprint(st)) {
+					example = why
+				}
+			}
+			t.Errorf("%d appends answered %d, such as %q; want only 201 or, while PostgreSQL was down, 503", n, st, example)
+			for _, nd := range c.nodes {
+				logged := 0
+				for _, l := range lines(nd.proc.stderr.String()) {
+					if strings.Contains(l, `"level":"ERROR"`) && logged < 3 {
+						t.Logf("node %s: %s", nd.name, l)
+						logged++
+					}
+				}
+			}
+		}
+	}
+	last := int64(0)
+	for _, r := range led.acked {
+		last = max(last, r.Seq+1)
+	}
+	led.mu.Unlock()
+
+	c.sameCheckpoint(last, time.Second)
+	for _, nd := range c.nodes {
+		c.spotCheck(nd, led, 200)
+	}
+	size := c.checkLog(led)
+	cp := c.sameCheckpoint(size, time.Second)
+	if n, _ := checkpointSize(cp); n != size {
+		t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
+	}
 }

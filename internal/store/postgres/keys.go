@@ -52,7 +52,12 @@ func (s *Store) Key(ctx context.Context, id string) (store.Key, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, fmt.Errorf("key %q: %w", id, store.ErrNotFound)
 	}
-	return k, err
+	if err != nil {
+		// Every authenticated request may come here: PostgreSQL down is
+		// ErrUnavailable, which the server answers with 503.
+		return k, s.explain(ctx, err)
+	}
+	return k, nil
 }
 
 // Keys implements store.Access: oldest first, ties broken by id in byte
