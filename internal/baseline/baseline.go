@@ -3,7 +3,8 @@
 // connection settings as Trail's writer: WAL, synchronous=FULL, same page
 // cache) with the secondary indexes Trail keeps (actor, action, ip, failed
 // outcomes, target), one writer connection, no hashing, no signing, no
-// full-text index.
+// full-text index. PGTable is its PostgreSQL counterpart, for the
+// PostgreSQL benchmarks.
 package baseline
 
 import (
