@@ -116,7 +116,7 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 	fromFlags := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "data", "store", "log", "json", "server", "key":
+		case "data", "store", "master-key-file", "log", "json", "server", "key":
 		default:
 			fromFlags = true
 		}

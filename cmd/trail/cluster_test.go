@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 )
 
 // The tests in this file run several trail serve processes on one
@@ -453,4 +455,130 @@ func TestClusterRestartPostgres(t *testing.T) {
 	if n, _ := checkpointSize(cp); n != size {
 		t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
 	}
+}
+
+// The commands of a PostgreSQL store: init needs --master-key-file and
+// creates it (mode 0600), the schema and the log; migrate creates the
+// schema of an empty database and then has nothing to do; rekey seals the
+// secrets under a new master key, after which the old one no longer
+// opens the store for writing; verify, search, export and logs read the
+// store without a master key.
+func TestPostgresCommands(t *testing.T) {
+	t.Parallel()
+	store, keyFile := pgStore(t)
+
+	r := run(t, "", "init", "--store", store, "--log", "default")
+	if r.code != 2 || !strings.Contains(r.stderr, "--master-key-file") {
+		t.Errorf("trail init --store postgres://… without --master-key-file: exit %d, stderr %q; want 2, naming --master-key-file", r.code, r.stderr)
+	}
+	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+		t.Fatalf("the refused init made the master key file: %v", err)
+	}
+	r = ok(t, "", "init", "--store", store, "--master-key-file", keyFile, "--log", "default", "--origin", "example.com/trail/pg")
+	for _, want := range []string{"Created the master key " + keyFile, "Created Trail's schema", `Created log "default"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("trail init printed %q, want it to say %q", r.stdout, want)
+		}
+	}
+	m := verifierKeyRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("trail init printed no verifier key:\n%s", r.stdout)
+	}
+	vkey := m[1]
+	if info, err := os.Stat(keyFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file after init: %v, %v; want mode 0600", info, err)
+	}
+	r = ok(t, "", "init", "--store", store, "--master-key-file", keyFile, "--log", "second")
+	if strings.Contains(r.stdout, "Created the master key") || strings.Contains(r.stdout, "schema") {
+		t.Errorf("a second init on the store printed %q; want only the new log", r.stdout)
+	}
+	if r := ok(t, "", "logs", "--store", store); !strings.Contains(r.stdout, "default") || !strings.Contains(r.stdout, "second") {
+		t.Errorf("trail logs on the store = %q, want both logs", r.stdout)
+	}
+	if r := ok(t, "", "migrate", "--store", store); !strings.Contains(r.stdout, "nothing to do") {
+		t.Errorf("trail migrate on the store init made = %q, want nothing to do", r.stdout)
+	}
+
+	t.Run("migrate", func(t *testing.T) {
+		empty := pgtest.DB(t)
+		r := ok(t, "", "migrate", "--store", empty)
+		if !strings.Contains(r.stdout, "Created Trail's schema") {
+			t.Errorf("trail migrate on an empty database = %q, want the schema created", r.stdout)
+		}
+		r = ok(t, "", "migrate", "--store", empty, "--json")
+		var mr struct{ From, To int64 }
+		if err := json.Unmarshal([]byte(r.stdout), &mr); err != nil || mr.From != mr.To || mr.To == 0 {
+			t.Errorf("trail migrate --json again = %q (%v), want from = to, nothing to do", r.stdout, err)
+		}
+		if r := ok(t, "", "migrate", "--store", empty); !strings.Contains(r.stdout, "nothing to do") {
+			t.Errorf("trail migrate again = %q, want nothing to do", r.stdout)
+		}
+		// The migrated database takes a log and events.
+		ok(t, "", "init", "--store", empty, "--master-key-file", filepath.Join(t.TempDir(), "k"))
+	})
+
+	first := ok(t, events(t), "append", "--store", store, "--master-key-file", keyFile)
+	n := len(lines(first.stdout))
+	if n == 0 {
+		t.Fatal("trail append printed no receipts")
+	}
+	if r := run(t, "", "keys", "create", "--store", store, "--scope", "read"); r.code == 0 || !strings.Contains(r.stderr, "master key") {
+		t.Errorf("trail keys create without the master key: exit %d, stderr %q; want a failure naming the master key", r.code, r.stderr)
+	}
+	ok(t, "", "keys", "create", "--store", store, "--master-key-file", keyFile, "--scope", "read")
+
+	newKey := filepath.Join(t.TempDir(), "master.key.new")
+	r = ok(t, "", "rekey", "--store", store, "--master-key-file", keyFile, "--new-master-key-file", newKey)
+	if !strings.Contains(r.stdout, "Sealed") {
+		t.Errorf("trail rekey printed %q", r.stdout)
+	}
+	if info, err := os.Stat(newKey); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("new master key file after rekey: %v, %v; want mode 0600", info, err)
+	}
+	r = run(t, events(t), "append", "--store", store, "--master-key-file", keyFile)
+	if r.code == 0 || !strings.Contains(r.stderr, "master key") {
+		t.Errorf("trail append with the master key replaced by rekey: exit %d, stderr %q; want a failure about the master key", r.code, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("trail append with the old master key printed receipts %q", r.stdout)
+	}
+	again := ok(t, events(t), "append", "--store", store, "--master-key-file", newKey)
+	if len(lines(again.stdout)) != n {
+		t.Errorf("trail append with the new master key printed %d receipts, want %d", len(lines(again.stdout)), n)
+	}
+
+	// Reads need no master key. The log holds the appended events and
+	// the record of the key's creation.
+	total := 2*n + 1
+	r = ok(t, "", "verify", "--store", store, "--verifier-key", vkey, "--index")
+	if !strings.Contains(r.stdout, "verified") {
+		t.Errorf("trail verify on the store = %q", r.stdout)
+	}
+	if evs := searchJSONArgs(t, "--store", store, "--limit", "10000"); len(evs) != total {
+		t.Errorf("trail search on the store found %d events, want %d", len(evs), total)
+	}
+	if r := ok(t, "", "export", "--store", store); len(lines(r.stdout)) != total {
+		t.Errorf("trail export on the store printed %d lines, want %d", len(lines(r.stdout)), total)
+	}
+	if r := ok(t, "", "logs", "--store", store, "--json"); !strings.Contains(r.stdout, vkey) {
+		t.Errorf("trail logs --json on the store = %q, want the verifier key", r.stdout)
+	}
+}
+
+// searchJSONArgs runs trail search --json with args and returns the events.
+func searchJSONArgs(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	r := ok(t, "", append([]string{"search", "--json"}, args...)...)
+	var out []map[string]any
+	for _, l := range lines(r.stdout) {
+		if l == "" {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("trail search --json printed %q: %v", l, err)
+		}
+		out = append(out, e)
+	}
+	return out
 }
