@@ -179,6 +179,7 @@ func TestMain(m *testing.M) {
 	if big.dir != "" {
 		os.RemoveAll(big.dir)
 	}
+	dropPGBig() // postgres_bench_test.go
 	os.Exit(code)
 }
 
