@@ -285,6 +285,10 @@ var pgBig struct {
 	n           int
 }
 
+// pgBigLogged holds the names of the benchmarks that logged the large
+// log's size and place.
+var pgBigLogged sync.Map
+
 // pgBigSize returns the number of events of the large log:
 // $TRAIL_BENCH_PG_EVENTS, default 1,000,000.
 func pgBigSize() (int, error) {
@@ -313,6 +317,13 @@ func pgBigLog(b *testing.B) (*trail.Log, []event.Event) {
 	}
 	logPGServer(b, pgBig.url)
 	workloadEvents(b, pgBig.n) // logs the source
+	if _, done := pgBigLogged.LoadOrStore(b.Name(), true); !done {
+		where := "in a database made for this run"
+		if pgBig.drop == "" {
+			where = "in the database " + pgBigURLEnv + " names"
+		}
+		b.Logf("log of %d events (%s=%d), %s", pgBig.n, pgBigEventsEnv, pgBig.n, where)
+	}
 	return pgBig.log, pgBig.events
 }
 
@@ -361,7 +372,18 @@ func loadPGBig(b *testing.B) error {
 			pgBigURLEnv, have, n, pgBigEventsEnv, have)
 	}
 	if have > 0 {
-		b.Logf("log bench holds %d events already; appending the %d it lacks", have, n-have)
+		// A log loaded by an earlier run holds the workload's first events.
+		first, err := l.GetSeq(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if first.Actor.ID != evs[0].Actor.ID || first.Action != evs[0].Action || !first.Time.Equal(evs[0].Time) {
+			return fmt.Errorf("log bench in %s holds other events than the workload's (its first is %s by %s): give an empty database",
+				pgBigURLEnv, first.Action, first.Actor.ID)
+		}
+		if have < n {
+			b.Logf("log bench holds %d events already; appending the %d it lacks", have, n-have)
+		}
 	}
 	start := time.Now()
 	for off := have; off < n; off += 1000 {
@@ -485,6 +507,7 @@ func BenchmarkPostgresDisk1M(b *testing.B) {
 	}
 	defer conn.Close(ctx)
 	var size int64
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = l.Size()
 		err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
