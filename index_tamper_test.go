@@ -34,7 +34,7 @@ func newIndexFixture(t *testing.T, b backends.Backend) *indexFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &indexFixture{b: b, dir: b.New(t), evs: storetest.Events(indexEvents, 61)}
-	db, err := trail.Init(ctx, f.dir, trail.Options{Now: stepClock()})
+	db, err := initAt(ctx, f.dir, trail.Options{Now: stepClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
