@@ -188,6 +188,18 @@ func BenchmarkPostgresAppendBatch1000(b *testing.B) {
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkPostgresAppendSingle measures one caller appending one event
+// at a time to one log on PostgreSQL.
+func BenchmarkPostgresAppendSingle(b *testing.B) {
+	evs, _ := workloadEvents(b, 200_000)
+	l := newPGBenchLog(b)
+	b.ResetTimer()
+	if _, err := appendLoad(context.Background(), []*trail.Log{l}, evs, 1, 1, b.N); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkPostgresAppendParallel32 measures 32 goroutines each appending
 // one event at a time to one log on PostgreSQL (group commit).
 func BenchmarkPostgresAppendParallel32(b *testing.B) {
