@@ -239,9 +239,9 @@ func benchThreeNodes(b *testing.B, nlogs int) {
 		{"batch1000", 6, 1000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			b.StopTimer()
 			evs, _ := workloadEvents(b, 200_000)
 			ctx := context.Background()
-			b.StopTimer()
 
 			one := openPGNodes(b, pgtest.DB(b), 1)
 			soloLogs := pgLogs(b, one, names...)[0]
