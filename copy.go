@@ -33,7 +33,7 @@ type CopyOptions struct {
 	// the source, by name.
 	Logs []string
 	// Progress, if set, is called after each commit to the target, and
-	// once as each log starts, from Copy's goroutine.
+	// once as each log starts; never by two goroutines at once.
 	Progress func(CopyProgress)
 	// MaxCommitEvents bounds the events one commit to the target carries
 	// (default 20000); a single source commit larger than that is still
@@ -414,13 +414,13 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 
 	nextEvent, stop := iter.Pull2(c.from.st.Scan(ctx, c.src.ID, tst.Size, limit))
 	defer stop()
-	var (
-		g   group
-		buf []byte
-	)
+	f := &flusher{c: c}
+	defer f.wait()
+	g := &group{}
+	var buf []byte
 	for cp, err := range c.from.st.Checkpoints(ctx, c.src.ID) {
 		if err != nil {
-			return fmt.Errorf("source: log %q: read checkpoints: %w", name, err)
+			return errors.Join(f.wait(), fmt.Errorf("source: log %q: read checkpoints: %w", name, err))
 		}
 		if cp.Size <= app.Size() {
 			continue
@@ -440,7 +440,10 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 			}
 			if err != nil {
 				// What was read before is copied, once checked.
-				if ferr := c.flush(ctx, &g, nil); ferr != nil {
+				if ferr := f.wait(); ferr != nil {
+					return ferr
+				}
+				if ferr := c.flush(ctx, g, nil); ferr != nil {
 					return ferr
 				}
 				var de *store.DamagedError
@@ -457,15 +460,19 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 		g.roots = append(g.roots, app.Root())
 		g.events += len(b.Events)
 		if g.events >= c.opts.MaxCommitEvents || len(g.batches) >= c.opts.MaxCommitCheckpoints {
-			if err := c.flush(ctx, &g, app); err != nil {
+			if err := f.start(ctx, g, app.Flush()); err != nil {
 				return err
 			}
+			g = &group{}
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return errors.Join(f.wait(), err)
 		}
 	}
-	if err := c.flush(ctx, &g, app); err != nil {
+	if err := f.start(ctx, g, app.Flush()); err != nil {
+		return err
+	}
+	if err := f.wait(); err != nil {
 		return err
 	}
 	if app.Size() < limit {
@@ -485,27 +492,28 @@ type group struct {
 
 // flush checks the checkpoints of g, in parallel, and commits to the
 // target the batches up to the first that fails (all, normally), in one
-// commit; it empties g. app is the appender that read all of g, whose
-// tiles go with it; nil when it read past g, and then the tiles are made
-// again from the target's state. A checkpoint that fails is reported as
-// damage, after the batches before it are committed.
-func (c *logCopy) flush(ctx context.Context, g *group, app *merkle.Appender) error {
-	defer func() { *g = group{batches: g.batches[:0], roots: g.roots[:0]} }()
+// commit. tiles are the tiles of all of g, or nil when they were not
+// taken (the appender read past g), and then they are made again from the
+// target's state. A checkpoint that fails is reported as damage, after
+// the batches before it are committed.
+func (c *logCopy) flush(ctx context.Context, g *group, tiles []merkle.Tile) error {
 	if len(g.batches) == 0 {
 		return nil
 	}
 	bad, why := c.checkAll(g)
 	batches := g.batches[:bad]
 	if bad < len(g.batches) {
-		app = nil
+		tiles = nil
 	}
 	if len(batches) > 0 {
-		if app == nil {
+		end := batches[len(batches)-1].Checkpoint.Size
+		if tiles == nil {
 			tst, err := c.to.st.State(ctx, c.dst.ID)
 			if err != nil {
 				return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
 			}
-			if app, err = merkle.NewAppender(tst.Size, tst.Rightmost); err != nil {
+			app, err := merkle.NewAppender(tst.Size, tst.Rightmost)
+			if err != nil {
 				return fmt.Errorf("target: log %q: %w", c.rep.Name, err)
 			}
 			var buf []byte
@@ -515,12 +523,13 @@ func (c *logCopy) flush(ctx context.Context, g *group, app *merkle.Appender) err
 					app.Append(tlog.RecordHash(buf))
 				}
 			}
+			tiles = app.Flush()
 		}
 		// The tiles of the whole group, once: the batches commit
 		// together or not at all.
-		batches[len(batches)-1].Tiles = app.Flush()
+		batches[len(batches)-1].Tiles = tiles
 		if err := c.to.st.Commit(ctx, batches); err != nil {
-			return fmt.Errorf("target: log %q: commit events %d to %d: %w", c.rep.Name, batches[0].Events[0].Seq, app.Size()-1, err)
+			return fmt.Errorf("target: log %q: commit events %d to %d: %w", c.rep.Name, batches[0].Events[0].Seq, end-1, err)
 		}
 		n := 0
 		for _, b := range batches {
@@ -528,7 +537,7 @@ func (c *logCopy) flush(ctx context.Context, g *group, app *merkle.Appender) err
 		}
 		c.rep.Checkpoints += len(batches)
 		c.rep.Events += int64(n)
-		c.progress(app.Size(), c.rep.Size)
+		c.progress(end, c.rep.Size)
 	}
 	if bad < len(g.batches) {
 		// One of the events of that commit is wrong: name it, by
@@ -536,6 +545,34 @@ func (c *logCopy) flush(ctx context.Context, g *group, app *merkle.Appender) err
 		return c.findDamage(ctx, g.batches[bad].Checkpoint.Size, why)
 	}
 	return nil
+}
+
+// flusher runs flush in the background, one group at a time, so that
+// the next group is read while one is checked and committed.
+type flusher struct {
+	c    *logCopy
+	done chan error // of the flush running, if any
+}
+
+// start waits for the flush running, then starts one of g with tiles. It
+// returns the error of the one it waited for, and then starts none.
+func (f *flusher) start(ctx context.Context, g *group, tiles []merkle.Tile) error {
+	if err := f.wait(); err != nil {
+		return err
+	}
+	f.done = make(chan error, 1)
+	go func() { f.done <- f.c.flush(ctx, g, tiles) }()
+	return nil
+}
+
+// wait waits for the flush running, if any, and returns its error.
+func (f *flusher) wait() error {
+	if f.done == nil {
+		return nil
+	}
+	err := <-f.done
+	f.done = nil
+	return err
 }
 
 // checkAll checks each checkpoint of g against its root, on all CPUs
