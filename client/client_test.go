@@ -28,6 +28,7 @@ import (
 // read+append key for it.
 type fixture struct {
 	db   *trail.DB
+	loc  string // where the store is: a data directory, or a URL
 	log  *trail.Log
 	srv  *httptest.Server
 	key  string
@@ -45,11 +46,33 @@ func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	return newFixtureAt(t, t.TempDir(), wrap)
 }
 
-// newFixtureAt is newFixture with the store created at dir.
-func newFixtureAt(t *testing.T, dir string, wrap func(http.Handler) http.Handler) *fixture {
+// isURL reports whether loc, a location a backends.Backend gave, is a
+// store URL (PostgreSQL's) rather than a data directory.
+func isURL(loc string) bool { return strings.Contains(loc, "://") }
+
+// openAt opens the store at loc, a location a backends.Backend gave: a
+// data directory (trail.Open), or a URL (trail.OpenStore, with the
+// backend's master key); create makes it (trail.Init, trail.InitStore).
+func openAt(ctx context.Context, loc string, create bool, opts trail.Options) (*trail.DB, error) {
+	switch {
+	case !isURL(loc) && create:
+		return trail.Init(ctx, loc, opts)
+	case !isURL(loc):
+		return trail.Open(ctx, loc, opts)
+	}
+	opts.MasterKey = backends.Postgres.MasterKey
+	if create {
+		return trail.InitStore(ctx, loc, opts)
+	}
+	return trail.OpenStore(ctx, loc, opts)
+}
+
+// newFixtureAt is newFixture with the store created at loc, a location a
+// backends.Backend gave.
+func newFixtureAt(t *testing.T, loc string, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := trail.Init(ctx, dir, trail.Options{})
+	db, err := openAt(ctx, loc, true, trail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +91,7 @@ func newFixtureAt(t *testing.T, dir string, wrap func(http.Handler) http.Handler
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{db: db, log: l, srv: srv, key: key, vkey: l.VerifierKey(), start: l.Size()}
+	return &fixture{db: db, loc: loc, log: l, srv: srv, key: key, vkey: l.VerifierKey(), start: l.Size()}
 }
 
 func (f *fixture) client(t *testing.T, opts client.Options) *client.Client {
@@ -343,7 +366,7 @@ func TestMonitorDetectsFork(t *testing.T) {
 	// Another server with the same signing key and a different history of
 	// more events: each checkpoint is validly signed, but it does not
 	// extend the one the monitor saw.
-	forkURL, forkKey := forkedServer(t, f.db.Dir(), 6)
+	forkURL, forkKey := forkedServer(t, f.loc, 6)
 	fc, err := client.New(forkURL, forkKey, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -361,31 +384,50 @@ func TestMonitorDetectsFork(t *testing.T) {
 }
 
 // forkedServer starts a server whose log "acme" is signed with the key of
-// the log in dir but holds n other events, and returns its URL and a key.
-func forkedServer(t *testing.T, dir string, n int) (string, string) {
+// the log in the store at loc but holds n other events, and returns its
+// URL and a key.
+func forkedServer(t *testing.T, loc string, n int) (string, string) {
 	t.Helper()
 	ctx := context.Background()
+	orig, err := openAt(ctx, loc, false, trail.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ol, err := orig.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := ol.Origin()
+	keys := loc
+	if isURL(loc) {
+		// The key is sealed in the database: a copy of the log in a
+		// data directory holds it in a file. The copy stops at an
+		// event tampered with, with the log and its key made.
+		keys = filepath.Join(t.TempDir(), "copy")
+		cp, err := trail.Init(ctx, keys, trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := trail.Copy(ctx, orig, cp, trail.CopyOptions{Logs: []string{"acme"}}); err != nil {
+			t.Logf("copy the log to read its key: %v", err)
+		}
+		if err := cp.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orig.Close()
 	fork := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(fork, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(filepath.Join(dir, "keys", "acme.key"))
+	key, err := os.ReadFile(filepath.Join(keys, "keys", "acme.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(fork, "keys", "acme.key"), key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	orig, err := trail.Open(ctx, dir, trail.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ol, err := orig.Log(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := ol.Origin()
-	orig.Close()
 	db, err := trail.Init(ctx, fork, trail.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +483,7 @@ func testVerifyLog(t *testing.T, b backends.Backend) {
 		t.Errorf("Verify with another key = %v, want ErrNotVerified", err)
 	}
 	// A server whose events were rewritten after signing is caught.
-	err = b.Tamper(t, f.db.Dir()).EditEvents(ctx, "acme", 7, 8, func(evs []*event.Event) []*event.Event {
+	err = b.Tamper(t, f.loc).EditEvents(ctx, "acme", 7, 8, func(evs []*event.Event) []*event.Event {
 		evs[0].Actor.ID = "mallory"
 		return evs
 	})
@@ -452,7 +494,7 @@ func testVerifyLog(t *testing.T, b backends.Backend) {
 		t.Errorf("Verify of a rewritten log = %v, want ErrNotVerified", err)
 	}
 	// A history that does not extend the saved checkpoint is a fork.
-	forkURL, forkKey := forkedServer(t, f.db.Dir(), 70)
+	forkURL, forkKey := forkedServer(t, f.loc, 70)
 	fc, err := client.New(forkURL, forkKey, client.Options{})
 	if err != nil {
 		t.Fatal(err)
