@@ -29,7 +29,7 @@ import (
 )
 
 // Backend is one store backend, as tests see it. A store is named by its
-// location: a data directory for SQLite.
+// location: a data directory for SQLite, a postgres:// URL for PostgreSQL.
 type Backend struct {
 	// Name names the backend, and the subtests Run runs on it.
 	Name string
@@ -54,7 +54,7 @@ type Backend struct {
 
 // All returns every backend. Postgres is not among them yet.
 func All() []Backend {
-	return []Backend{sqliteBackend}
+	return []Backend{SQLite}
 }
 
 // Run runs f as a subtest of t on every backend, named after it.
@@ -69,7 +69,8 @@ func Run(t *testing.T, f func(t *testing.T, b Backend)) {
 // (trail.DatabaseFile).
 const databaseFile = "trail.db"
 
-var sqliteBackend = Backend{
+// SQLite is the SQLite backend. A store is a data directory.
+var SQLite = Backend{
 	Name: "sqlite",
 	New: func(t testing.TB) string {
 		return filepath.Join(t.TempDir(), "data")
@@ -113,8 +114,7 @@ var sqliteBackend = Backend{
 // Postgres is the PostgreSQL backend. A store is a database on the server
 // that package pgtest uses (TRAIL_TEST_POSTGRES), named by its postgres://
 // URL; a test that asks for one is skipped when the server cannot be
-// reached, and fails under CI=true. It is not in All yet: it goes there
-// once trail.InitStore and trail.OpenStore take postgres:// URLs.
+// reached, and fails under CI=true.
 var Postgres = Backend{
 	Name: "postgres",
 	// New returns the URL of a new, empty database, dropped when t ends.
