@@ -15,7 +15,8 @@ import (
 )
 
 // UnavailableError says why the DB cannot store appends now; it matches
-// ErrUnavailable. Nothing of the append that got it was stored.
+// ErrUnavailable, and nothing of the append that got it was stored, unless
+// Unknown is set: then it matches ErrOutcomeUnknown instead.
 type UnavailableError struct {
 	// Reason says what failed and, where it helps, what to do, such as
 	// "the disk is full". It is written for people, and safe to show to
@@ -23,20 +24,37 @@ type UnavailableError struct {
 	Reason string
 	// Err is the store's error behind it, for logs; may be nil.
 	Err error
+	// Unknown says that the store lost its connection while committing
+	// the append, which may thus have been stored (ErrOutcomeUnknown).
+	Unknown bool
 }
 
 func (e *UnavailableError) Error() string {
-	msg := ErrUnavailable.Error() + ": " + e.Reason
+	msg := e.Summary() + ": " + e.Reason
 	if e.Err != nil {
 		msg += " (" + e.Err.Error() + ")"
 	}
 	return msg
 }
 
-// Is makes an UnavailableError match ErrUnavailable. Err is deliberately
-// not unwrapped: callers branch on what the DB says, not on the store's
-// internals.
-func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+// Summary is what the error says of the append: the text of
+// ErrOutcomeUnknown when Unknown is set, else of ErrUnavailable.
+func (e *UnavailableError) Summary() string {
+	if e.Unknown {
+		return ErrOutcomeUnknown.Error()
+	}
+	return ErrUnavailable.Error()
+}
+
+// Is makes an UnavailableError match ErrUnavailable, or ErrOutcomeUnknown
+// when Unknown is set. Err is deliberately not unwrapped: callers branch
+// on what the DB says, not on the store's internals.
+func (e *UnavailableError) Is(target error) bool {
+	if e.Unknown {
+		return target == ErrOutcomeUnknown
+	}
+	return target == ErrUnavailable
+}
 
 // ErrIndexing: the background indexer's latest attempt failed. Appends
 // still work and searches stay complete (they scan what is not indexed),
@@ -53,7 +71,7 @@ func (db *DB) unavailable(err error) error {
 	if ue := (*UnavailableError)(nil); errors.As(err, &ue) {
 		return err
 	}
-	return &UnavailableError{Reason: db.reason(err), Err: err}
+	return &UnavailableError{Reason: db.reason(err), Err: err, Unknown: errors.Is(err, store.ErrCommitUnknown)}
 }
 
 // reason says in a few words why err kept a commit from happening. The

@@ -59,6 +59,12 @@ var (
 	// ErrUnavailable: the store could not commit; nothing was stored. The
 	// DB returns it as an *UnavailableError saying why.
 	ErrUnavailable = errors.New("store unavailable, nothing was stored")
+	// ErrOutcomeUnknown: the store's connection broke while it committed
+	// an append, so the append may or may not have been stored. Retry it
+	// with the same idempotency key (AppendIdempotent; the HTTP API's
+	// Idempotency-Key header), which stores it at most once. The DB
+	// returns it as an *UnavailableError with Unknown set.
+	ErrOutcomeUnknown = errors.New("store unavailable while committing, the append may or may not have been stored")
 )
 
 // DatabaseFile is the name of the database inside a data directory.

@@ -248,6 +248,8 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 			switch {
 			case ctx.Err() != nil:
 				return fmt.Errorf("interrupted while committing lines %d-%d, which may or may not be stored; %s before them", lines[0], lines[len(lines)-1], storedLines(stored, lastLine, firstSeq))
+			case errors.Is(err, trail.ErrOutcomeUnknown):
+				return fmt.Errorf("%w; lines %d-%d may or may not be stored (search for them before appending them again); %s before them", err, lines[0], lines[len(lines)-1], storedLines(stored, lastLine, firstSeq))
 			case stored == 0:
 				return fmt.Errorf("%w (nothing was stored)", err)
 			}

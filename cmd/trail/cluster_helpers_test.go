@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
@@ -300,11 +301,14 @@ type ackLedger struct {
 	acked map[string]api.Receipt
 	// unsure holds the markers of events whose request got no answer
 	// (the node died) or an answer saying that whether it was stored is
-	// unknown: they may be in the log.
+	// unknown (trail.ErrOutcomeUnknown): they may be in the log.
 	unsure map[string]bool
 	// refused holds the markers of events whose request got an error
 	// answer saying nothing was stored, with that answer.
 	refused map[string]string
+	// unknown counts the events of answers saying their outcome is
+	// unknown.
+	unknown int
 	// statuses counts the answers by status; 0 for no answer.
 	statuses map[int]int
 	// byNode counts the acknowledged requests by node name.
@@ -422,8 +426,12 @@ func (c *cluster) send(nd *node, writer string, markers []string, led *ackLedger
 			led.ackedAfter[nd.name]++
 		}
 	default:
+		// An answer saying the store lost its connection while
+		// committing (trail.ErrOutcomeUnknown) leaves the events unsure;
+		// any other says nothing was stored.
 		for _, m := range markers {
-			if strings.Contains(string(b), "unknown") {
+			if strings.Contains(string(b), trail.ErrOutcomeUnknown.Error()) {
+				led.unknown++
 				led.unsure[m] = true
 			} else {
 				led.refused[m] = fmt.Sprintf("%d %s", st, bytes.TrimSpace(b))
@@ -513,8 +521,8 @@ func (c *cluster) checkLog(led *ackLedger) int64 {
 			t.Errorf("event %s acknowledged as seq %d id %s; the log has there %s %s %v", m, r.Seq, r.ID, e.ID, e.Action, e.Targets)
 		}
 	}
-	t.Logf("log of %d events: %d acknowledged, %d from requests that got no answer, %d records of reads; answers by status %v",
-		len(stored), len(led.acked), extra, reads, led.statuses)
+	t.Logf("log of %d events: %d acknowledged, %d from requests that got no answer or one saying their outcome is unknown, %d records of reads; answers by status %v, %d events answered that their outcome is unknown",
+		len(stored), len(led.acked), extra, reads, led.statuses, led.unknown)
 	return int64(len(stored))
 }
 

@@ -112,7 +112,7 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 	case errors.As(err, &ue):
 		// The reason is written to be shown (no data, keys or secrets);
 		// the store's own error behind it goes only to the log.
-		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", trail.ErrUnavailable.Error()+": "+ue.Reason
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", ue.Summary()+": "+ue.Reason
 	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "store unavailable, nothing was stored; retry later"
 	default:

@@ -35,6 +35,10 @@ var (
 	// says the connection broke while committing); the store reconnects
 	// by itself, so callers retry. The backend's error says what to check.
 	ErrUnreachable = errors.New("database server unreachable")
+	// ErrCommitUnknown: the connection to the database server broke while
+	// a Commit's transaction was committing, so whether its batches were
+	// stored is unknown. Errors matching it match ErrUnreachable too.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
 )
 
 // DamagedError is ErrDamaged at a known event: Seq is the first event found

@@ -37,6 +37,16 @@ type unavailableError struct{ msg string }
 func (e *unavailableError) Error() string        { return e.msg }
 func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
+// commitUnknownError is an ErrUnavailable of a Commit whose connection
+// broke while its transaction was committing: it also matches
+// store.ErrCommitUnknown, as the batches may have been stored.
+type commitUnknownError struct{ msg string }
+
+func (e *commitUnknownError) Error() string { return e.msg }
+func (e *commitUnknownError) Is(target error) bool {
+	return target == ErrUnavailable || target == store.ErrCommitUnknown
+}
+
 // server is what the errors of a store name: where its database is.
 type server struct {
 	addr string // host:port, or the socket directory and port

@@ -102,7 +102,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 		}
 		err = s.explain(ctx, err)
 		if committing && errors.Is(err, ErrUnavailable) {
-			err = &unavailableError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
+			err = &commitUnknownError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
 		}
 	}()
 	tx, err := s.pool.Begin(ctx)
