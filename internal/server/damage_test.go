@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
@@ -19,6 +20,16 @@ import (
 	"github.com/trail-audit/trail/internal/store/storetest"
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
+
+// initAt creates the store at loc, a location a backends.Backend gave: a
+// data directory (trail.Init), or a URL (trail.InitStore, with the
+// backend's master key).
+func initAt(ctx context.Context, loc string) (*trail.DB, error) {
+	if !strings.Contains(loc, "://") {
+		return trail.Init(ctx, loc, trail.Options{})
+	}
+	return trail.InitStore(ctx, loc, trail.Options{MasterKey: backends.Postgres.MasterKey})
+}
 
 // newEnvOn is newEnv on a new store of backend b.
 func newEnvOn(t *testing.T, b backends.Backend, opts server.Options) *env {
@@ -84,7 +95,7 @@ func TestDamagedEventAPI(t *testing.T) {
 
 func testDamagedEventAPI(t *testing.T, b backends.Backend) {
 	e := newEnvOn(t, b, server.Options{})
-	tp := b.Tamper(t, e.db.Dir())
+	tp := b.Tamper(t, e.loc)
 	ctx := context.Background()
 	l, err := e.db.Log(ctx, "acme")
 	if err != nil {
@@ -174,7 +185,7 @@ func testStrayEventAPI(t *testing.T, b backends.Backend) {
 		t.Fatal(err)
 	}
 	size := l.Size()
-	if err := b.Tamper(t, e.db.Dir()).CopyRecord(ctx, "acme", size-1, size); err != nil {
+	if err := b.Tamper(t, e.loc).CopyRecord(ctx, "acme", size-1, size); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do("POST", "/v1/events", "acme-append", "application/json", []byte(`{"actor":{"id":"alice"},"action":"user.login"}`))
@@ -201,7 +212,7 @@ func TestViewerDamagedEvent(t *testing.T) {
 
 func testViewerDamagedEvent(t *testing.T, b backends.Backend) {
 	v := newViewerEnvAt(t, b.New(t))
-	tp := b.Tamper(t, v.db.Dir())
+	tp := b.Tamper(t, v.loc)
 	ctx := context.Background()
 	l, err := v.db.Log(ctx, "acme")
 	if err != nil {
@@ -246,7 +257,7 @@ func TestTailDamagedEvent(t *testing.T) {
 
 func testTailDamagedEvent(t *testing.T, b backends.Backend) {
 	e := newEnvOn(t, b, server.Options{})
-	tp := b.Tamper(t, e.db.Dir())
+	tp := b.Tamper(t, e.loc)
 	ctx := context.Background()
 	l, err := e.db.Log(ctx, "acme")
 	if err != nil {

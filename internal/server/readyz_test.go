@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,7 +28,7 @@ func testReadyzChecksWritable(t *testing.T, b backends.Backend) {
 	e := newEnvOn(t, b, server.Options{})
 	e.ok(200, "GET", "/readyz", "", "", nil, nil)
 
-	unlock, err := b.Tamper(t, e.db.Dir()).LockWrites(context.Background())
+	unlock, err := b.Tamper(t, e.loc).LockWrites(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,10 @@ func TestReadyzIndexerFailing(t *testing.T) {
 func testReadyzIndexerFailing(t *testing.T, b backends.Backend) {
 	e := newEnvOn(t, b, server.Options{})
 	// Another program refuses what only the indexer writes.
-	restore, err := b.Tamper(t, e.db.Dir()).FailIndexing(context.Background())
+	restore, err := b.Tamper(t, e.loc).FailIndexing(context.Background())
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("%s has no indexer apart from its commits, which write the indexes with the events: %v", b.Name, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,7 @@ func (l *logBuffer) String() string {
 type env struct {
 	t    *testing.T
 	db   *trail.DB
+	loc  string // where the store is: a data directory, or a URL
 	url  string
 	logs *logBuffer
 	// keys by name: acme-admin, acme-append, acme-read, globex-admin.
@@ -79,15 +80,16 @@ func newEnvAudit(t *testing.T, opts server.Options) *env {
 	return newEnvAt(t, t.TempDir(), opts)
 }
 
-// newEnvAt is newEnvAudit with the store created at dir.
-func newEnvAt(t *testing.T, dir string, opts server.Options) *env {
+// newEnvAt is newEnvAudit with the store created at loc, a data
+// directory or a location a backends.Backend gave (see initAt).
+func newEnvAt(t *testing.T, loc string, opts server.Options) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := trail.Init(ctx, dir, trail.Options{})
+	db, err := initAt(ctx, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, logs: &logBuffer{t: t}, keys: map[string]string{}, ids: map[string]string{}, start: map[string]int64{}}
+	e := &env{t: t, db: db, loc: loc, logs: &logBuffer{t: t}, keys: map[string]string{}, ids: map[string]string{}, start: map[string]int64{}}
 	for _, k := range []struct {
 		name, log string
 		scope     trail.Scope

@@ -31,6 +31,7 @@ import (
 type viewerEnv struct {
 	t                *testing.T
 	db               *trail.DB
+	loc              string // where the store is: a data directory, or a URL
 	srv              *httptest.Server
 	read, appendOnly string
 	readID           string
@@ -42,16 +43,17 @@ func newViewerEnv(t *testing.T) *viewerEnv {
 	return newViewerEnvAt(t, t.TempDir())
 }
 
-// newViewerEnvAt is newViewerEnv with the store created at dir.
-func newViewerEnvAt(t *testing.T, dir string) *viewerEnv {
+// newViewerEnvAt is newViewerEnv with the store created at loc, a data
+// directory or a location a backends.Backend gave (see initAt).
+func newViewerEnvAt(t *testing.T, loc string) *viewerEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := trail.Init(ctx, dir, trail.Options{})
+	db, err := initAt(ctx, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	v := &viewerEnv{t: t, db: db}
+	v := &viewerEnv{t: t, db: db, loc: loc}
 	var ki trail.KeyInfo
 	if v.read, ki, err = db.CreateKey(ctx, testAdmin, "acme", "auditor", trail.ScopeRead); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,10 @@ import (
 func decode(seq int64, data []byte) (*event.Event, error) {
 	e, err := event.DecodeStored(data)
 	if err != nil {
-		return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: err}
+		// The decoder's *event.Error says what is wrong with an event a
+		// client sent, and is answered as such (400 invalid_event): as
+		// the cause of a damaged record it keeps only its message.
+		return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: errors.New(err.Error())}
 	}
 	if e.Seq != seq {
 		return nil, &store.DamagedError{Seq: seq, Problem: fmt.Sprintf("its record holds seq %d", e.Seq)}
