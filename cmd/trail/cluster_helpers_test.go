@@ -29,54 +29,6 @@ import (
 // a cluster, on one PostgreSQL store, drive appends through all of them at
 // once and check what they acknowledged against what the store holds.
 
-// serveArgs starts trail with args, a serve command, and waits until it
-// listens (see serve).
-func serveArgs(t *testing.T, args ...string) *served {
-	t.Helper()
-	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TRAIL_") {
-			s.cmd.Env = append(s.cmd.Env, kv)
-		}
-	}
-	s.cmd.Stderr = s.stderr
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			close(s.done)
-		}
-	})
-	out := bufio.NewReader(stdout)
-	var banner strings.Builder
-	for {
-		line, err := out.ReadString('\n')
-		if m := listeningRE.FindStringSubmatch(line); m != nil {
-			s.url = m[1]
-			break
-		}
-		banner.WriteString(line)
-		if err != nil {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			close(s.done)
-			t.Fatalf("trail %s printed %q (%v), want its address; stderr:\n%s", strings.Join(args, " "), banner.String(), err, s.stderr)
-		}
-	}
-	s.banner = banner.String()
-	go io.Copy(io.Discard, out)
-	return s
-}
-
 // kill ends the process with SIGKILL, as a crash would.
 func (s *served) kill(t *testing.T) {
 	t.Helper()
@@ -108,15 +60,14 @@ type cluster struct {
 	t              *testing.T
 	store, keyFile string
 	vkey           string // the log's verifier key
-	key, keyID     string // an append and read key of the log
+	key            string // an append and read key of the log
 	admin          string // an admin key of the log
 	nodes          []*node
 	hc             *http.Client
 }
 
-var (
-	createdKeyRE = regexp.MustCompile(`Created key (\S+) `)
-)
+// createdKeyRE finds the new key's id in what trail keys create prints.
+var createdKeyRE = regexp.MustCompile(`Created key (\S+) `)
 
 // createKey makes a key of the log with scopes through the CLI on the
 // store, and returns its secret and id.
@@ -151,7 +102,7 @@ func (c *cluster) initLog() {
 		t.Fatalf("trail init printed no verifier key:\n%s", r.stdout)
 	}
 	c.vkey = m[1]
-	c.key, c.keyID = c.createKey("append,read", "writer")
+	c.key, _ = c.createKey("append,read", "writer")
 	c.admin, _ = c.createKey("admin", "admin")
 }
 
@@ -311,8 +262,6 @@ type ackLedger struct {
 	unknown int
 	// statuses counts the answers by status; 0 for no answer.
 	statuses map[int]int
-	// byNode counts the acknowledged requests by node name.
-	byNode map[string]int
 	// ackedAfter counts acknowledged requests by node since markAfter.
 	ackedAfter map[string]int
 	after      bool
@@ -320,7 +269,7 @@ type ackLedger struct {
 
 func newLedger() *ackLedger {
 	return &ackLedger{acked: map[string]api.Receipt{}, unsure: map[string]bool{}, refused: map[string]string{},
-		statuses: map[int]int{}, byNode: map[string]int{}, ackedAfter: map[string]int{}}
+		statuses: map[int]int{}, ackedAfter: map[string]int{}}
 }
 
 // markAfter starts counting acknowledgements anew in ackedAfter.
@@ -421,7 +370,6 @@ func (c *cluster) send(nd *node, writer string, markers []string, led *ackLedger
 		for j, m := range markers {
 			led.acked[m] = rs.Events[j]
 		}
-		led.byNode[nd.name]++
 		if led.after {
 			led.ackedAfter[nd.name]++
 		}
