@@ -91,7 +91,9 @@ func (l *Log) verifyEnd(ctx context.Context, size int64) error {
 		var de *store.DamagedError
 		switch {
 		case errors.As(err, &de):
-			return &VerifyError{Seq: max(de.Seq, size), Problem: fmt.Sprintf("an event that cannot be decoded is stored past the end of the log (%d events), outside Trail; appends fail until it is removed", size)}
+			// Its record says what is wrong with it: it cannot be
+			// decoded, or holds another seq.
+			return &VerifyError{Seq: max(de.Seq, size), Problem: fmt.Sprintf("an event is stored past the end of the log (%d events), outside Trail, and %s; appends fail until it is removed", size, de.Problem)}
 		case err != nil:
 			return fmt.Errorf("read events past the end of the log: %w", err)
 		}

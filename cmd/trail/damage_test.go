@@ -10,11 +10,11 @@ import (
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
-// tamper changes event seq of log in the store at data behind Trail's
-// back, waiting for a server's commits on it.
-func tamper(t *testing.T, b backends.Backend, data, log string, seq int64, edit func(*event.Event)) {
+// tamper changes event seq of log in the store at loc, a location b gave,
+// behind Trail's back, waiting for a server's commits on it.
+func tamper(t *testing.T, b backends.Backend, loc, log string, seq int64, edit func(*event.Event)) {
 	t.Helper()
-	tp := b.Tamper(t, data)
+	tp := b.Tamper(t, loc)
 	defer tp.Close()
 	err := tp.EditEvents(context.Background(), log, seq, seq+1, func(evs []*event.Event) []*event.Event {
 		if len(evs) != 1 {
@@ -46,26 +46,28 @@ func TestDamagedEventCLI(t *testing.T) {
 }
 
 func testDamagedEventCLI(t *testing.T, b backends.Backend) {
-	data, vkey := initLogAt(t, b.New(t))
-	rs := appendAll(t, data)
-	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "default", "--scope", "read").stdout)
+	loc := b.New(t)
+	st := storeOn(t, b, loc)
+	vkey := initLogOn(t, st)
+	rs := appendAllOn(t, st)
+	key := lastLine(ok(t, "", at(st, "keys", "create", "--log", "default", "--scope", "read")...).stdout)
 	seq, id := rs[5][0], rs[5][1]
 	n, err := strconv.ParseInt(seq, 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := b.Tamper(t, data)
+	tp := b.Tamper(t, loc)
 	if err := tp.BreakEvent(context.Background(), "default", n); err != nil {
 		t.Fatal(err)
 	}
 	tp.Close()
 
-	failsDamaged(t, seq, "get", "--data", data, id)
-	failsDamaged(t, seq, "search", "--data", data, "--limit", "1000")
-	failsDamaged(t, seq, "export", "--data", data)
-	ok(t, "", "search", "--data", data, "--limit", "10")
+	failsDamaged(t, seq, at(st, "get", id)...)
+	failsDamaged(t, seq, at(st, "search", "--limit", "1000")...)
+	failsDamaged(t, seq, at(st, "export")...)
+	ok(t, "", at(st, "search", "--limit", "10")...)
 
-	s := serve(t, data, "--rate-limit", "0")
+	s := serveOn(t, st, "--rate-limit", "0")
 	defer s.stop(t)
 	remote := []string{"--server", s.url, "--key", key}
 	failsDamaged(t, seq, append(remote, "get", "--verifier-key", vkey, id)...)
@@ -80,24 +82,26 @@ func TestStrayEventCLI(t *testing.T) {
 }
 
 func testStrayEventCLI(t *testing.T, b backends.Backend) {
-	data, _ := initLogAt(t, b.New(t))
-	rs := appendAll(t, data)
+	loc := b.New(t)
+	st := storeOn(t, b, loc)
+	initLogOn(t, st)
+	rs := appendAllOn(t, st)
 	size, err := strconv.ParseInt(rs[len(rs)-1][0], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	size++
-	tp := b.Tamper(t, data)
+	tp := b.Tamper(t, loc)
 	if err := tp.CopyRecord(context.Background(), "default", size-1, size); err != nil {
 		t.Fatal(err)
 	}
 	tp.Close()
 	stray := strconv.FormatInt(size, 10)
-	r := run(t, "", "verify", "--data", data)
+	r := run(t, "", at(st, "verify")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq "+stray+": an event is stored past the end of the log") {
 		t.Errorf("trail verify: exit %d, stderr %q; want 1 naming seq %s, past the end of the log", r.code, r.stderr, stray)
 	}
-	r = run(t, "", "append", "--data", data, "--actor", "alice", "--action", "user.login")
+	r = run(t, "", at(st, "append", "--actor", "alice", "--action", "user.login")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "stored event at seq "+stray+" is damaged") || !strings.Contains(r.stderr, "nothing was stored") {
 		t.Errorf("trail append: exit %d, stderr %q; want 1 saying the stored event at seq %s is damaged and nothing was stored", r.code, r.stderr, stray)
 	}

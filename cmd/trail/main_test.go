@@ -129,18 +129,31 @@ func initLog(t *testing.T) (data, vkey string) {
 // initLogAt is initLog of the data directory data.
 func initLogAt(t *testing.T, data string) (string, string) {
 	t.Helper()
-	r := ok(t, "", "init", "--data", data, "--origin", "example.com/trail/test")
+	return data, initLogOn(t, []string{"--data", data})
+}
+
+// initLogOn is initLog of the store the flags st name (see storeOn), and
+// returns the log's verifier key.
+func initLogOn(t *testing.T, st []string) string {
+	t.Helper()
+	r := ok(t, "", at(st, "init", "--origin", "example.com/trail/test")...)
 	m := verifierKeyRE.FindStringSubmatch(r.stdout)
 	if m == nil {
 		t.Fatalf("trail init printed no verifier key:\n%s", r.stdout)
 	}
-	return data, m[1]
+	return m[1]
 }
 
 // appendAll appends the test events and returns their receipts: seq, id.
 func appendAll(t *testing.T, data string) [][2]string {
 	t.Helper()
-	r := ok(t, events(t), "append", "--data", data)
+	return appendAllOn(t, []string{"--data", data})
+}
+
+// appendAllOn is appendAll on the store the flags st name.
+func appendAllOn(t *testing.T, st []string) [][2]string {
+	t.Helper()
+	r := ok(t, events(t), at(st, "append")...)
 	var rs [][2]string
 	for _, l := range lines(r.stdout) {
 		seq, id, found := strings.Cut(l, "\t")
@@ -155,7 +168,13 @@ func appendAll(t *testing.T, data string) [][2]string {
 // searchJSON runs trail search --json and returns the events it printed.
 func searchJSON(t *testing.T, data string, args ...string) []map[string]any {
 	t.Helper()
-	r := ok(t, "", append([]string{"search", "--data", data, "--json", "--limit", "10000"}, args...)...)
+	return searchJSONOn(t, []string{"--data", data}, args...)
+}
+
+// searchJSONOn is searchJSON on the store the flags st name.
+func searchJSONOn(t *testing.T, st []string, args ...string) []map[string]any {
+	t.Helper()
+	r := ok(t, "", at(st, append([]string{"search", "--json", "--limit", "10000"}, args...)...)...)
 	var evs []map[string]any
 	if r.stdout == "" {
 		return nil
@@ -521,21 +540,23 @@ func TestVerify(t *testing.T) {
 }
 
 func testVerify(t *testing.T, b backends.Backend) {
-	data, vkey := initLogAt(t, b.New(t))
-	rs := appendAll(t, data)
-	r := ok(t, "", "verify", "--data", data)
+	loc := b.New(t)
+	st := storeOn(t, b, loc)
+	vkey := initLogOn(t, st)
+	rs := appendAllOn(t, st)
+	r := ok(t, "", at(st, "verify")...)
 	if !strings.Contains(r.stdout, "300 events") || !strings.Contains(r.stderr, "--verifier-key") {
 		t.Errorf("trail verify: stdout %q, stderr %q; want the event count and a warning to pin the key", r.stdout, r.stderr)
 	}
 
 	// A checkpoint saved before more appends still verifies.
 	cp := filepath.Join(t.TempDir(), "cp.txt")
-	saved := ok(t, "", "checkpoint", "--data", data)
+	saved := ok(t, "", at(st, "checkpoint")...)
 	if err := os.WriteFile(cp, []byte(saved.stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	appendAll(t, data)
-	r = ok(t, "", "verify", "--data", data, "--against", cp, "--verifier-key", vkey, "--json")
+	appendAllOn(t, st)
+	r = ok(t, "", at(st, "verify", "--against", cp, "--verifier-key", vkey, "--json")...)
 	var res struct {
 		Verified bool
 		Events   int64
@@ -549,24 +570,24 @@ func testVerify(t *testing.T, b backends.Backend) {
 	}
 
 	// Another log's key does not verify the signatures.
-	other := ok(t, "", "init", "--data", data, "--log", "other")
+	other := ok(t, "", at(st, "init", "--log", "other")...)
 	otherKey := verifierKeyRE.FindStringSubmatch(other.stdout)[1]
-	if r := run(t, "", "verify", "--data", data, "--verifier-key", otherKey); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
+	if r := run(t, "", at(st, "verify", "--verifier-key", otherKey)...); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
 		t.Errorf("trail verify with another log's key: exit %d, stderr %q; want 1 and FAILED", r.code, r.stderr)
 	}
 
-	tamper(t, b, data, "default", 5, func(e *event.Event) { e.Actor.ID = "mallory" })
-	r = run(t, "", "verify", "--data", data)
+	tamper(t, b, loc, "default", 5, func(e *event.Event) { e.Actor.ID = "mallory" })
+	r = run(t, "", at(st, "verify")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq 5:") {
 		t.Errorf("trail verify after altering seq 5: exit %d, stderr %q; want 1 and verification FAILED: seq 5", r.code, r.stderr)
 	}
-	r = run(t, "", "verify", "--data", data, "--json")
+	r = run(t, "", at(st, "verify", "--json")...)
 	if r.code != 1 || !strings.Contains(r.stdout, `"verified":false`) {
 		t.Errorf("trail verify --json after tampering: exit %d, stdout %q", r.code, r.stdout)
 	}
 
 	// get checks the altered event against the signed root too.
-	r = run(t, "", "get", "--data", data, rs[5][1])
+	r = run(t, "", at(st, "get", rs[5][1])...)
 	if r.code != 1 || !strings.Contains(r.stdout, `"id": "mallory"`) || !strings.Contains(r.stdout, "NOT VERIFIED") {
 		t.Errorf("trail get of the altered event: exit %d, stdout %q; want 1 and NOT VERIFIED", r.code, r.stdout)
 	}

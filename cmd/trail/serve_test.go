@@ -64,7 +64,13 @@ var listeningRE = regexp.MustCompile(`listening on (https?://\S+)`)
 // until it listens.
 func serve(t *testing.T, data string, extra ...string) *served {
 	t.Helper()
-	args := append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0"}, extra...)
+	return serveOn(t, []string{"--data", data}, extra...)
+}
+
+// serveOn is serve of the store the flags st name (see storeOn).
+func serveOn(t *testing.T, st []string, extra ...string) *served {
+	t.Helper()
+	args := append(append(append([]string{"serve"}, st...), "--addr", "127.0.0.1:0"), extra...)
 	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()

@@ -98,26 +98,28 @@ func TestVerifyDamagedEvent(t *testing.T) {
 }
 
 func testVerifyDamagedEvent(t *testing.T, b backends.Backend) {
-	data, vkey := initLogAt(t, b.New(t))
-	rs := appendAll(t, data)
-	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "default", "--scope", "read").stdout)
+	loc := b.New(t)
+	st := storeOn(t, b, loc)
+	vkey := initLogOn(t, st)
+	rs := appendAllOn(t, st)
+	key := lastLine(ok(t, "", at(st, "keys", "create", "--log", "default", "--scope", "read")...).stdout)
 	seq, err := strconv.ParseInt(rs[5][0], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := b.Tamper(t, data)
+	tp := b.Tamper(t, loc)
 	if err := tp.BreakEvent(context.Background(), "default", seq); err != nil {
 		t.Fatal(err)
 	}
 	tp.Close()
 
-	s := serve(t, data, "--rate-limit", "0")
+	s := serveOn(t, st, "--rate-limit", "0")
 	defer s.stop(t)
 	for _, where := range []struct {
 		name string
 		args []string
 	}{
-		{"local", []string{"--data", data, "verify", "--verifier-key", vkey, "--json"}},
+		{"local", at(st, "verify", "--verifier-key", vkey, "--json")},
 		{"remote", []string{"--server", s.url, "--key", key, "verify", "--verifier-key", vkey, "--json"}},
 	} {
 		r := run(t, "", where.args...)
