@@ -160,7 +160,7 @@ func TestCopy(t *testing.T) {
 
 func testCopy(t *testing.T, perCommit int) {
 	ctx := context.Background()
-	b := backends.All()[0]
+	b := backends.SQLite
 	src := newCopySource(t, b)
 	from, to := copyStores(t, src.loc, b.New(t))
 	var calls int
@@ -242,7 +242,7 @@ func testCopy(t *testing.T, perCommit int) {
 // it stopped.
 func TestCopyResume(t *testing.T) {
 	ctx := context.Background()
-	b := backends.All()[0]
+	b := backends.SQLite
 	src := newCopySource(t, b)
 	dst := b.New(t)
 	from, to := copyStores(t, src.loc, dst)
@@ -308,7 +308,7 @@ func TestCopyResume(t *testing.T) {
 // source's, and changes nothing in it.
 func TestCopyDiverged(t *testing.T) {
 	ctx := context.Background()
-	b := backends.All()[0]
+	b := backends.SQLite
 	src := newCopySource(t, b)
 
 	t.Run("history", func(t *testing.T) {
@@ -368,7 +368,7 @@ func TestCopyDiverged(t *testing.T) {
 // A damaged source event stops the copy with an error naming its seq,
 // and nothing from there on is copied.
 func TestCopyDamagedSource(t *testing.T) {
-	for _, b := range []backends.Backend{backends.All()[0], backends.Postgres} {
+	for _, b := range []backends.Backend{backends.SQLite, backends.Postgres} {
 		t.Run(b.Name, func(t *testing.T) { testCopyDamagedSource(t, b) })
 	}
 }
@@ -423,7 +423,7 @@ func testCopyDamagedSource(t *testing.T, b backends.Backend) {
 // signing keys and the API keys, and the copies verify and take appends.
 func TestCopyPostgresRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	sq := backends.All()[0]
+	sq := backends.SQLite
 	src := newCopySource(t, sq)
 	pg := backends.Postgres.New(t)
 	back := sq.New(t)
@@ -472,7 +472,7 @@ func TestCopyPostgresRoundTrip(t *testing.T) {
 // before the commit it closes, naming its size.
 func TestCopyForgedCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	b := backends.All()[0]
+	b := backends.SQLite
 	src := newCopySource(t, b)
 	loc := b.Copy(t, src.loc)
 	cps := func() []int64 {

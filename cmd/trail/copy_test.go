@@ -152,7 +152,7 @@ func newCopySourceEmpty(t *testing.T) string {
 // before its commit are copied.
 func TestCopyDamagedCLI(t *testing.T) {
 	src := newCopySource(t)
-	tamper(t, backends.All()[0], src, "second", 4, func(e *event.Event) { e.Action = "user.delete" })
+	tamper(t, backends.SQLite, src, "second", 4, func(e *event.Event) { e.Action = "user.delete" })
 	dst := filepath.Join(t.TempDir(), "copy")
 	r := run(t, "", "copy", "--from", "sqlite:"+src, "--to", "sqlite:"+dst, "--log", "second")
 	if r.code != 1 || !strings.Contains(r.stderr, "verification FAILED: seq 4:") {
