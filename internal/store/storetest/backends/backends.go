@@ -52,9 +52,9 @@ type Backend struct {
 	MasterKey []byte
 }
 
-// All returns every backend. Postgres is not among them yet.
+// All returns every backend: SQLite, then Postgres.
 func All() []Backend {
-	return []Backend{SQLite}
+	return []Backend{SQLite, Postgres}
 }
 
 // Run runs f as a subtest of t on every backend, named after it.
