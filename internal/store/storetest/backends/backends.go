@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,9 +53,23 @@ type Backend struct {
 	MasterKey []byte
 }
 
-// All returns every backend: SQLite, then Postgres.
+// EnvVar names the environment variable that limits the backends All
+// returns to those it lists, comma-separated ("sqlite"); unset or empty,
+// All returns every one. CI's race-detector run uses it to run the
+// cross-package tests on SQLite alone, as the PostgreSQL store's own
+// tests run under the race detector anyway.
+const EnvVar = "TRAIL_TEST_BACKENDS"
+
+// All returns every backend: SQLite, then Postgres, less those EnvVar
+// leaves out.
 func All() []Backend {
-	return []Backend{SQLite, Postgres}
+	all := []Backend{SQLite, Postgres}
+	only := os.Getenv(EnvVar)
+	if only == "" {
+		return all
+	}
+	names := strings.Split(only, ",")
+	return slices.DeleteFunc(all, func(b Backend) bool { return !slices.Contains(names, b.Name) })
 }
 
 // Run runs f as a subtest of t on every backend, named after it.
