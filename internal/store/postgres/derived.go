@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,13 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// The derived data as stored (store.Derived): the rows of event_index,
-// event_targets, event_words and counts, which every commit writes with
+// The derived data as stored (store.Derived): the rows of event_fields,
+// event_targets, bundle_text and counts, which every commit writes with
 // its events (index_write.go), read back for Log.VerifyIndex, and
 // rebuilt from the events for Log.Reindex.
 //
@@ -35,21 +35,24 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 // A column a search never matches is left out: an empty action or actor
 // (every event has one; a search for "" does not filter), an empty ip
 // (the event has none), outcome success (the outcome index holds the
-// others).
+// others), an empty target (the event has none).
 var postingQueries = []struct {
 	ix  store.Index
 	sql string
 }{
-	{store.IndexAction, "SELECT action, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND action <> '' GROUP BY action"},
-	{store.IndexOutcome, "SELECT outcome, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND outcome <> 'success' GROUP BY outcome"},
-	{store.IndexActor, "SELECT actor, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND actor <> '' GROUP BY actor"},
-	{store.IndexIP, "SELECT ip, '', array_agg(seq ORDER BY seq) FROM event_index WHERE log = $1 AND seq >= $2 AND seq < $3 AND ip <> '' GROUP BY ip"},
-	{store.IndexTarget, "SELECT type, id, array_agg(seq ORDER BY seq) FROM event_targets WHERE log = $1 AND seq >= $2 AND seq < $3 GROUP BY type, id"},
+	{store.IndexAction, "SELECT action, '', array_agg(seq ORDER BY seq) FROM event_fields WHERE log = $1 AND seq >= $2 AND seq < $3 AND action <> '' GROUP BY action"},
+	{store.IndexOutcome, "SELECT outcome, '', array_agg(seq ORDER BY seq) FROM event_fields WHERE log = $1 AND seq >= $2 AND seq < $3 AND outcome <> 'success' GROUP BY outcome"},
+	{store.IndexActor, "SELECT actor, '', array_agg(seq ORDER BY seq) FROM event_fields WHERE log = $1 AND seq >= $2 AND seq < $3 AND actor <> '' GROUP BY actor"},
+	{store.IndexIP, "SELECT ip, '', array_agg(seq ORDER BY seq) FROM event_fields WHERE log = $1 AND seq >= $2 AND seq < $3 AND ip <> '' GROUP BY ip"},
+	{store.IndexTarget, `SELECT type, id, array_agg(DISTINCT seq ORDER BY seq) FROM (
+		SELECT target_type AS type, target_id AS id, seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq < $3 AND (target_type <> '' OR target_id <> '')
+		UNION ALL SELECT type, id, seq FROM event_targets WHERE log = $1 AND seq >= $2 AND seq < $3) t GROUP BY type, id`},
 }
 
 // Postings implements store.Derived, in one read-only REPEATABLE READ
 // transaction: a grouped query per index, and for words one query of
-// event_words, which holds each word as Commit cut it (cutWord).
+// bundle_text's lexemes, each word as Commit cut it (cutWord), whose
+// positions are the events' places in their bundles.
 func (s *Store) Postings(ctx context.Context, log, from, to int64, words []string) ([]store.Posting, error) {
 	from = max(from, 0)
 	var out []store.Posting
@@ -89,25 +92,46 @@ func (s *Store) Postings(ctx context.Context, log, from, to int64, words []strin
 		for c := range asked {
 			cut = append(cut, c)
 		}
-		rows, err := tx.Query(ctx, `SELECT word, array_agg(seq ORDER BY seq) FROM event_words
-			WHERE log = $1 AND word = ANY($2::text[]) AND seq >= $3 AND seq < $4 GROUP BY word`, log, cut, from, to)
+		rows, err := tx.Query(ctx, `SELECT w.lexeme, t.first_seq, w.positions FROM bundle_text t, unnest(t.words) w
+			WHERE t.log = $1 AND t.first_seq >= $2 AND t.first_seq < $3 AND t.words @@ ANY($4::tsquery[]) AND w.lexeme = ANY($5::text[])`,
+			log, bundleStart(from), to, lexemeQueries(cut), cut)
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
+		found := map[string][]int64{}
 		var word string
-		var seqs []int64
-		_, err = pgx.ForEachRow(rows, []any{&word, &seqs}, func() error {
-			for _, w := range asked[word] {
-				out = append(out, store.Posting{Index: store.IndexText, Value: w, Seqs: slices.Clone(seqs)})
+		var first int64
+		var pos []int16
+		_, err = pgx.ForEachRow(rows, []any{&word, &first, &pos}, func() error {
+			for _, p := range pos {
+				if seq := first + int64(p) - 1; seq >= from && seq < to {
+					found[word] = append(found[word], seq)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
+		for word, seqs := range found {
+			seqs = slices.Compact(slices.Sorted(slices.Values(seqs)))
+			for _, w := range asked[word] {
+				out = append(out, store.Posting{Index: store.IndexText, Value: w, Seqs: slices.Clone(seqs)})
+			}
+		}
 		return nil
 	})
 	return out, err
+}
+
+// lexemeQueries returns a tsquery of each word, which finds the bundles
+// that hold it through the GIN index.
+func lexemeQueries(words []string) []string {
+	qs := make([]string, len(words))
+	for i, w := range words {
+		qs[i] = tsLexeme(w)
+	}
+	return qs
 }
 
 // logExists returns store.ErrNotFound unless the log exists.
@@ -120,63 +144,69 @@ func logExists(ctx context.Context, tx pgx.Tx, log int64) error {
 	return err
 }
 
-// wordsChunk is how many (word, seq) pairs a query of Words reads.
-const wordsChunk = 10000
+// wordsChunk is how many seqs of bundles a query of Words reads.
+const wordsChunk = 1024
 
 // mayBeCut says whether a stored word may have been cut from a longer
 // one: cutWord keeps at least maxWord-utf8.UTFMax+1 bytes of a word it
 // cuts.
 func mayBeCut(w string) bool { return len(w) > maxWord-utf8.UTFMax }
 
-// Words implements store.Derived: event_words in order of word and seq,
-// a query per chunk of pairs, each starting after the last pair the one
-// before read, so that no connection is held while fn runs. A stored word
-// that Commit may have cut is given as the word (or words) of the event's
-// text that it was cut from, read from the event; one the event does not
-// hold is given as stored.
+// Words implements store.Derived: bundle_text's lexemes with their
+// positions, a query per chunk of bundles, so that no connection is held
+// while fn runs. A stored word that Commit may have cut is given as the
+// word (or words) of the event's text that it was cut from, read from
+// the event; one the event does not hold is given as stored.
 func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, seq int64) error) error {
-	if _, err := s.logSize(ctx, log); err != nil {
+	size, err := s.logSize(ctx, log)
+	if err != nil {
 		return err
 	}
-	var (
-		word  string
-		seq   int64 = -1
-		words []string
-		seqs  []int64
-	)
-	for {
-		rows, err := s.pool.Query(ctx, `SELECT word, seq FROM event_words
-			WHERE log = $1 AND seq < $2 AND (word, seq) > ($3 COLLATE "C", $4)
-			ORDER BY word, seq LIMIT $5`, log, to, word, seq, wordsChunk)
+	// Words past the size are read with the last chunk: a bundle is
+	// filed under first seqs up to the size.
+	end := min(to, size+bundleSize)
+	type pair struct {
+		word string
+		seq  int64
+	}
+	var pairs []pair
+	for lo := int64(0); lo < end; lo += wordsChunk {
+		rows, err := s.pool.Query(ctx, `SELECT w.lexeme, t.first_seq, w.positions FROM bundle_text t, unnest(t.words) w
+			WHERE t.log = $1 AND t.first_seq >= $2 AND t.first_seq < $3`, log, lo, min(lo+wordsChunk, end))
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
-		words, seqs = words[:0], seqs[:0]
+		pairs = pairs[:0]
 		var w string
-		var n int64
-		_, err = pgx.ForEachRow(rows, []any{&w, &n}, func() error {
-			words, seqs = append(words, w), append(seqs, n)
+		var first int64
+		var pos []int16
+		_, err = pgx.ForEachRow(rows, []any{&w, &first, &pos}, func() error {
+			for _, p := range pos {
+				if seq := first + int64(p) - 1; seq < to {
+					pairs = append(pairs, pair{w, seq})
+				}
+			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
-		for i, w := range words {
-			if !mayBeCut(w) {
-				if err := fn(w, seqs[i]); err != nil {
+		// A bundle's rows may file an event under a word twice.
+		slices.SortFunc(pairs, func(a, b pair) int { return cmp.Or(cmp.Compare(a.word, b.word), cmp.Compare(a.seq, b.seq)) })
+		pairs = slices.Compact(pairs)
+		for _, p := range pairs {
+			if !mayBeCut(p.word) {
+				if err := fn(p.word, p.seq); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := s.uncut(ctx, log, w, seqs[i], fn); err != nil {
+			if err := s.uncut(ctx, log, p.word, p.seq, fn); err != nil {
 				return err
 			}
 		}
-		if len(words) < wordsChunk {
-			return nil
-		}
-		word, seq = words[len(words)-1], seqs[len(seqs)-1]
 	}
+	return nil
 }
 
 // uncut calls fn with each word of event seq's text that Commit cuts to
@@ -238,14 +268,14 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 }
 
 // reindexChunk is how many events ResetIndex reads and indexes at a time.
-const reindexChunk = 1000
+const reindexChunk = 1024
 
 // ResetIndex implements store.Derived. There is no background indexer to
 // derive the data again: in one transaction, which first locks the log's
 // row as Commit does (so commits to the log, on any node, wait for it),
-// it deletes the log's rows of event_index, event_targets, event_words
+// it deletes the log's rows of event_fields, event_targets, bundle_text
 // and counts, and writes them again from the events below the log's
-// size, a chunk at a time, as Commit does (writeIndexes): memory stays
+// size, a chunk at a time, as Commit does (queueIndexes): memory stays
 // bounded however long the log. Searches meanwhile read the derived data
 // as it was, and the rebuilt data once it commits, so they are complete
 // throughout.
@@ -273,23 +303,16 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	if err != nil {
 		return fmt.Errorf("lock the log: %w", err)
 	}
-	for _, table := range []string{"event_index", "event_targets", "event_words", "counts"} {
+	for _, table := range []string{"event_fields", "event_targets", "bundle_text", "counts"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE log = $1", log); err != nil {
 			return fmt.Errorf("reset index: %s: %w", table, err)
 		}
 	}
-	evs := make([]*event.Event, 0, reindexChunk)
 	for from := int64(0); from < size; from += reindexChunk {
 		to := min(size, from+reindexChunk)
-		rows, err := tx.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", log, from, to)
-		if err != nil {
-			return fmt.Errorf("reset index: read events %d to %d: %w", from, to-1, err)
-		}
-		evs = evs[:0]
+		var r indexRows
 		next := from
-		var seq int64
-		var data []byte
-		_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+		err := walkBundles(ctx, tx, log, from, to, func(seq int64, data []byte) error {
 			if seq != next {
 				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 			}
@@ -297,17 +320,19 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 			if err != nil {
 				return err
 			}
-			evs = append(evs, e)
+			r.add(log, e)
 			next++
 			return nil
 		})
+		if err == nil && next != to {
+			err = &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+		}
 		if err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
-		if next != to {
-			return fmt.Errorf("reset index: %w", &store.DamagedError{Seq: next, Problem: store.ProblemMissing})
-		}
-		if err := writeIndexes(ctx, tx, []store.Batch{{Log: log, Events: evs}}); err != nil {
+		var q pgx.Batch
+		r.queue(&q)
+		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
 	}

@@ -44,12 +44,13 @@ func TestResetIndexRebuilds(t *testing.T) {
 	other := storetest.NewWriter(t, s, "other")
 	other.Append(t, s, t0, storetest.Events(100, 52)...)
 	id := w.Info.ID
-	exec(t, url, "UPDATE event_index SET actor = 'mallory' WHERE log = $1 AND seq < 1500", id)
+	exec(t, url, "UPDATE event_fields SET actor = 'mallory' WHERE log = $1 AND seq < 1500", id)
 	exec(t, url, "DELETE FROM event_targets WHERE log = $1 AND seq >= 1000", id)
-	exec(t, url, "DELETE FROM event_words WHERE log = $1 AND seq % 7 = 0", id)
-	exec(t, url, "INSERT INTO event_words (log, word, seq) VALUES ($1, 'needlessly', 3)", id)
+	exec(t, url, "UPDATE event_fields SET target_type = '', target_id = '' WHERE log = $1 AND seq >= 1000", id)
+	exec(t, url, "DELETE FROM bundle_text WHERE log = $1 AND first_seq % 112 = 0", id)
+	exec(t, url, "INSERT INTO bundle_text (log, first_seq, words) VALUES ($1, 0, 'needlessly:4')", id)
 	exec(t, url, "UPDATE counts SET total = total + 5 WHERE log = $1", id)
-	exec(t, url, "DELETE FROM event_index WHERE log = $1 AND seq = 2400", id)
+	exec(t, url, "DELETE FROM event_fields WHERE log = $1 AND seq = 2400", id)
 
 	if err := s.ResetIndex(ctx, id); err != nil {
 		t.Fatalf("ResetIndex = %v", err)
@@ -81,15 +82,17 @@ func TestResetIndexDamaged(t *testing.T) {
 	w := storetest.NewWriter(t, s, "audit")
 	w.Append(t, s, t0, storetest.Events(1200, 54)...)
 	id := w.Info.ID
-	exec(t, url, "UPDATE event_index SET actor = 'mallory' WHERE log = $1 AND seq = 5", id)
+	exec(t, url, "UPDATE event_fields SET actor = 'mallory' WHERE log = $1 AND seq = 5", id)
+	conn := raw(t, url)
 	for _, c := range []struct {
 		seq   int64
 		query string
+		edit  func(recs [][]byte) [][]byte
 	}{
-		{1100, "UPDATE events SET data = '\\x7b'::bytea WHERE log = $1 AND seq = 1100"},
-		{1050, "DELETE FROM events WHERE log = $1 AND seq = 1050"},
+		{1100, "the record of seq 1100 set to {", func(recs [][]byte) [][]byte { recs[1100-1088] = []byte("{"); return recs }},
+		{1050, "the record of seq 1050 emptied", func(recs [][]byte) [][]byte { recs[1050-1040] = nil; return recs }},
 	} {
-		exec(t, url, c.query, id)
+		editRecords(t, conn, id, c.seq, c.edit)
 		err := s.ResetIndex(ctx, id)
 		var de *store.DamagedError
 		if !errors.As(err, &de) || de.Seq != c.seq {
@@ -138,7 +141,7 @@ func TestResetIndexWaitsForCommit(t *testing.T) {
 	storetest.CheckPostings(t, s, w, 0, w.Size())
 }
 
-// TestDerivedLongWord checks that a word longer than event_words keeps
+// TestDerivedLongWord checks that a word longer than bundle_text keeps
 // reads back whole, from Words and from Postings.
 func TestDerivedLongWord(t *testing.T) {
 	ctx := context.Background()

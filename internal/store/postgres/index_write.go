@@ -2,10 +2,9 @@ package postgres
 
 import (
 	"cmp"
-	"context"
-	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -16,67 +15,173 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// writeIndexes writes, in tx, the search index rows and the counts of the
-// events of batches (0003_indexes.sql), which Commit has just stored in
-// tx: so the indexes and counts commit with the events, and always cover
-// exactly the logs' sizes. The rows are sent by COPY, and the counts
-// summed in Go first and upserted in one statement, a row per distinct
-// key.
-func writeIndexes(ctx context.Context, tx pgx.Tx, batches []store.Batch) error {
-	var ix, targets, words [][]any
-	counts := map[countKey]store.Counts{}
-	for _, b := range batches {
-		for _, e := range b.Events {
-			ix = append(ix, []any{b.Log, e.Seq, nanos(e.ReceivedAt), e.Action, string(e.Outcome), e.Actor.ID, e.Source.IP})
-			var seen []event.Target
-			for _, t := range e.Targets {
-				t := event.Target{Type: t.Type, ID: t.ID}
-				if !slices.Contains(seen, t) {
-					seen = append(seen, t)
-					targets = append(targets, []any{b.Log, t.Type, t.ID, e.Seq})
-				}
-			}
-			var cut []string
-			for _, w := range strings.Fields(derive.Text(e)) {
-				if w = cutWord(w, maxWord); !slices.Contains(cut, w) {
-					cut = append(cut, w)
-					words = append(words, []any{b.Log, w, e.Seq})
-				}
-			}
-			c := derive.Tally(e)
-			add := func(k store.CountKey) {
-				ck := countKey{b.Log, k}
-				v := counts[ck]
-				v.Add(c)
-				counts[ck] = v
-			}
-			derive.Counts(e, add)
-			// The count of an action over all time is of events alone
-			// (derive.ActionCount): Actions reads no outcome.
-			c = store.Counts{Total: 1}
-			add(derive.ActionCount(e))
-		}
-	}
-	if len(ix) == 0 {
-		return nil
-	}
-	for _, t := range []struct {
-		table string
-		cols  []string
-		rows  [][]any
-	}{
-		{"event_index", []string{"log", "seq", "received_at", "action", "outcome", "actor", "ip"}, ix},
-		{"event_targets", []string{"log", "type", "id", "seq"}, targets},
-		{"event_words", []string{"log", "word", "seq"}, words},
-	} {
-		if len(t.rows) == 0 {
+// indexRows are the rows of event_fields, event_targets and bundle_text
+// (0003_indexes.sql) of some events, and the counts they add, as columns
+// to send with unnest.
+type indexRows struct {
+	// event_fields
+	logs, seqs, received                   []int64
+	actions, outcomes, actors, ips, tTypes []string
+	tIDs                                   []string
+	// event_targets: the targets of an event after its first
+	mLogs, mSeqs []int64
+	mTypes, mIDs []string
+	text         textRows
+	counts       map[countKey]store.Counts
+}
+
+// add adds the rows of e, an event of log.
+func (r *indexRows) add(log int64, e *event.Event) {
+	var first event.Target
+	var seen []event.Target
+	for _, t := range e.Targets {
+		t := event.Target{Type: t.Type, ID: t.ID}
+		if slices.Contains(seen, t) {
 			continue
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.table}, t.cols, pgx.CopyFromRows(t.rows)); err != nil {
-			return fmt.Errorf("index: %s: %w", t.table, err)
+		if seen = append(seen, t); len(seen) == 1 {
+			first = t
+			continue
+		}
+		r.mLogs, r.mSeqs, r.mTypes, r.mIDs = append(r.mLogs, log), append(r.mSeqs, e.Seq), append(r.mTypes, t.Type), append(r.mIDs, t.ID)
+	}
+	r.logs, r.seqs, r.received = append(r.logs, log), append(r.seqs, e.Seq), append(r.received, nanos(e.ReceivedAt))
+	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
+	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
+	r.text.add(log, e.Seq, eventWords(e))
+
+	if r.counts == nil {
+		r.counts = map[countKey]store.Counts{}
+	}
+	c := derive.Tally(e)
+	add := func(k store.CountKey) {
+		ck := countKey{log, k}
+		v := r.counts[ck]
+		v.Add(c)
+		r.counts[ck] = v
+	}
+	derive.Counts(e, add)
+	// The count of an action over all time is of events alone
+	// (derive.ActionCount): Actions reads no outcome.
+	c = store.Counts{Total: 1}
+	add(derive.ActionCount(e))
+}
+
+// eventWords returns the distinct words of e's text (derive.Text), each
+// cut to maxWord bytes.
+func eventWords(e *event.Event) []string {
+	var ws []string
+	for _, w := range strings.Fields(derive.Text(e)) {
+		if w = cutWord(w, maxWord); !slices.Contains(ws, w) {
+			ws = append(ws, w)
 		}
 	}
-	return upsertCounts(ctx, tx, counts)
+	return ws
+}
+
+// queue queues the statements that write the rows.
+func (r *indexRows) queue(q *pgx.Batch) {
+	if len(r.seqs) == 0 {
+		return
+	}
+	q.Queue(`INSERT INTO event_fields (log, seq, received_at, action, outcome, actor, ip, target_type, target_id)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
+		r.logs, r.seqs, r.received, r.actions, r.outcomes, r.actors, r.ips, r.tTypes, r.tIDs)
+	if len(r.mSeqs) > 0 {
+		q.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)
+	}
+	r.text.queue(q)
+	queueCounts(q, r.counts)
+}
+
+// queueIndexes queues in q the writes of the index rows and counts of the
+// events of batches (0003_indexes.sql), which the commit stores in the
+// same transaction: so the indexes and counts commit with the events, and
+// always cover exactly the logs' sizes.
+func queueIndexes(q *pgx.Batch, batches []store.Batch) error {
+	var r indexRows
+	for _, b := range batches {
+		for _, e := range b.Events {
+			r.add(b.Log, e)
+		}
+	}
+	r.queue(q)
+	return nil
+}
+
+// textRows are bundle_text rows: for each bundle, the words of its
+// events, each with the positions of the events that hold it (seq -
+// first_seq + 1).
+type textRows struct {
+	logs, firsts []int64
+	docs         []string
+	cur          struct {
+		log, first int64
+		words      map[string][]int
+		order      []string
+		size       int
+	}
+}
+
+// maxTextRow is about how many bytes of words and positions a bundle_text
+// row holds before the next event's words go in a row of their own: a
+// tsvector holds at most 1 MB, and 16 events of 64 KiB could fill one.
+const maxTextRow = 256 << 10
+
+// add adds the words of event seq of log.
+func (t *textRows) add(log, seq int64, words []string) {
+	c := &t.cur
+	first := bundleStart(seq)
+	if c.words == nil || c.log != log || c.first != first || c.size > maxTextRow {
+		t.flush()
+		c.log, c.first, c.words, c.order, c.size = log, first, map[string][]int{}, nil, 0
+	}
+	pos := int(seq-first) + 1
+	for _, w := range words {
+		ps, ok := c.words[w]
+		if !ok {
+			c.order = append(c.order, w)
+			c.size += len(w) + 4
+		}
+		c.words[w] = append(ps, pos)
+		c.size += 4
+	}
+}
+
+// flush ends the row being built.
+func (t *textRows) flush() {
+	c := &t.cur
+	if len(c.order) == 0 {
+		return
+	}
+	var b strings.Builder
+	for i, w := range c.order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(tsLexeme(w))
+		for j, p := range c.words[w] {
+			if j == 0 {
+				b.WriteByte(':')
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(p))
+		}
+	}
+	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, b.String())
+	c.order, c.words = nil, nil
+}
+
+// queue queues the statement that inserts the rows.
+func (t *textRows) queue(q *pgx.Batch) {
+	t.flush()
+	if len(t.logs) == 0 {
+		return
+	}
+	q.Queue(`INSERT INTO bundle_text (log, first_seq, words) SELECT l, f, w::tsvector FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(l, f, w)`,
+		t.logs, t.firsts, t.docs)
 }
 
 // countKey is a store.CountKey of one log.
@@ -85,10 +190,13 @@ type countKey struct {
 	store.CountKey
 }
 
-// upsertCounts adds counts to the stored ones, in one statement. The keys
-// go in a fixed order, so that two commits adding to the same counts
-// (which the logs' locks already keep apart) could not deadlock.
-func upsertCounts(ctx context.Context, tx pgx.Tx, counts map[countKey]store.Counts) error {
+// queueCounts queues the statement that adds counts to the stored ones.
+// The keys go in a fixed order, so that two commits adding to the same
+// counts (which the logs' locks already keep apart) could not deadlock.
+func queueCounts(q *pgx.Batch, counts map[countKey]store.Counts) {
+	if len(counts) == 0 {
+		return
+	}
 	keys := slices.SortedFunc(maps.Keys(counts), func(a, b countKey) int {
 		return cmp.Or(cmp.Compare(a.log, b.log), cmp.Compare(a.Dim, b.Dim), cmp.Compare(a.Span, b.Span),
 			cmp.Compare(a.Hour, b.Hour), cmp.Compare(a.Value, b.Value))
@@ -103,23 +211,19 @@ func upsertCounts(ctx context.Context, tx pgx.Tx, counts map[countKey]store.Coun
 		logs[i], dims[i], spans[i], hours[i], values[i] = k.log, int16(k.Dim), int16(k.Span), k.Hour, k.Value
 		total[i], failure[i], denied[i], errs[i] = c.Total, c.Failure, c.Denied, c.Error
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO counts (log, dim, span, hour, value, total, failure, denied, error)
+	q.Queue(`INSERT INTO counts (log, dim, span, hour, value, total, failure, denied, error)
 		SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::smallint[], $4::bigint[], $5::text[],
 			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
 		ON CONFLICT (log, dim, span, hour, value) DO UPDATE SET
 			total = counts.total + excluded.total, failure = counts.failure + excluded.failure,
 			denied = counts.denied + excluded.denied, error = counts.error + excluded.error`,
 		logs, dims, spans, hours, values, total, failure, denied, errs)
-	if err != nil {
-		return fmt.Errorf("index: counts: %w", err)
-	}
-	return nil
 }
 
-// maxWord is how many bytes of a word event_words keeps: a btree index
-// entry must fit in a third of a page, and free text may hold longer
-// words (a reason, metadata). Search filters the events found through a
-// cut word again by their text.
+// maxWord is how many bytes of a word bundle_text keeps: a tsvector's
+// lexeme holds at most 2047 bytes, and free text may hold longer words
+// (a reason, metadata). Search checks the events found through a cut
+// word again against their text.
 const maxWord = 1000
 
 // cutWord returns w cut to at most n bytes, at a rune boundary.

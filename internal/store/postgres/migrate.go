@@ -24,9 +24,11 @@ import (
 // A migration is never edited once released: a change to the schema is a
 // new file, with a test.
 //
-//	1. The first layout (0001_init.sql).
+//	1. The first layout: logs, events in bundles of 16, tiles, checkpoints,
+//	   keys and idempotency records (0001_init.sql).
 //	2. Sealed secrets: signing keys and the session secret (0002_secrets.sql).
-//	3. Search indexes and counts, written in the commit (0003_indexes.sql).
+//	3. Search indexes (event_fields, event_targets, bundle_text) and counts,
+//	   written in the commit (0003_indexes.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

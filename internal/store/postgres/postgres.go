@@ -14,8 +14,13 @@
 // the backend as backends.Postgres, not yet in All.
 //
 // The formats are SQLite's: each event is stored as its canonical form
-// (canon.Append), the bytes hashed as its Merkle leaf; tiles are tlog-tiles
-// of height 8; checkpoints are signed notes, stored as given.
+// (canon.Append), the bytes hashed as its Merkle leaf, sixteen events to
+// a row (event_bundles, compressed with lz4; bundle.go); tiles are
+// tlog-tiles of height 8; checkpoints are signed notes, stored as given.
+// The search indexes are small (0003_indexes.sql): a narrow row per event
+// of the fields searched, under btrees whose last key is a bucket of
+// seqs, and a tsvector of the words of each bundle under GIN; a search
+// checks every event they find against the whole query (search.go).
 //
 // Several Stores, in one process or many, may share a database: each
 // Commit locks the rows of the logs it appends to, so the commits to one

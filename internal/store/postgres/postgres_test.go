@@ -139,9 +139,7 @@ func TestCommitPastEnd(t *testing.T) {
 	evs := storetest.Events(20, 3)
 	w.Append(t, s, t0, evs[:5]...)
 	conn := raw(t, url)
-	if _, err := conn.Exec(ctx, "INSERT INTO events (log, seq, data) SELECT log, 8, data FROM events WHERE log = $1 AND seq = 4", w.Info.ID); err != nil {
-		t.Fatal(err)
-	}
+	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return append(recs, nil, nil, nil, recs[4]) })
 	b := w.Batch(t, t0.Add(time.Second), evs[5:10]...)
 	err := s.Commit(ctx, []store.Batch{b})
 	var d *store.DamagedError
@@ -154,9 +152,7 @@ func TestCommitPastEnd(t *testing.T) {
 	if size, err := s.Size(ctx, w.Info.ID); err != nil || size != 5 {
 		t.Errorf("Size after the failed commit = %d, %v; want 5", size, err)
 	}
-	if _, err := conn.Exec(ctx, "DELETE FROM events WHERE log = $1 AND seq = 8", w.Info.ID); err != nil {
-		t.Fatal(err)
-	}
+	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return recs[:5] })
 	w.Append(t, s, t0.Add(2*time.Second), evs[5:10]...)
 	storetest.CheckLog(t, s, w)
 }
@@ -171,16 +167,15 @@ func TestDamagedEvent(t *testing.T) {
 	w.Append(t, s, t0, storetest.Events(10, 4)...)
 	conn := raw(t, url)
 	for _, c := range []struct {
-		name, sql string
-		seq       int64
+		name string
+		edit func(recs [][]byte) [][]byte
+		seq  int64
 	}{
-		{"undecodable", "UPDATE events SET data = '\\x7b2261'::bytea WHERE log = $1 AND seq = 3", 3},
-		{"moved", "UPDATE events SET data = (SELECT data FROM events WHERE log = $1 AND seq = 7) WHERE log = $1 AND seq = 6", 6},
+		{"undecodable", func(recs [][]byte) [][]byte { recs[3] = []byte(`{"a`); return recs }, 3},
+		{"moved", func(recs [][]byte) [][]byte { recs[6] = recs[7]; return recs }, 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := conn.Exec(ctx, c.sql, w.Info.ID); err != nil {
-				t.Fatal(err)
-			}
+			editRecords(t, conn, w.Info.ID, 0, c.edit)
 			var d *store.DamagedError
 			if _, err := s.Get(ctx, w.Info.ID, c.seq); !errors.As(err, &d) || d.Seq != c.seq {
 				t.Errorf("Get(%d) = %v, want a *store.DamagedError at seq %d", c.seq, err, c.seq)

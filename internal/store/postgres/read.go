@@ -12,48 +12,41 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// decode decodes the stored canonical form of event seq, or returns a
-// *store.DamagedError: the data cannot be decoded, or it holds another
-// seq.
-func decode(seq int64, data []byte) (*event.Event, error) {
-	e, err := event.DecodeStored(data)
-	if err != nil {
-		// The decoder's *event.Error says what is wrong with an event a
-		// client sent, and is answered as such (400 invalid_event): as
-		// the cause of a damaged record it keeps only its message.
-		return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemUndecodable, Err: errors.New(err.Error())}
-	}
-	if e.Seq != seq {
-		return nil, &store.DamagedError{Seq: seq, Problem: fmt.Sprintf("its record holds seq %d", e.Seq)}
-	}
-	return &e, nil
-}
-
-// Get implements store.Log.
+// Get implements store.Log: it reads the bundle that holds seq, the
+// row with the greatest first_seq at or below it.
 func (s *Store) Get(ctx context.Context, log, seq int64) (*event.Event, error) {
+	var first int64
 	var data []byte
-	err := s.pool.QueryRow(ctx, "SELECT data FROM events WHERE log = $1 AND seq = $2", log, seq).Scan(&data)
+	err := s.pool.QueryRow(ctx, "SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq <= $2 ORDER BY first_seq DESC LIMIT 1",
+		log, seq).Scan(&first, &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return decode(seq, data)
+	recs, err := splitBundle(data)
+	if err != nil {
+		return nil, framingDamage(seq)
+	}
+	if i := seq - first; i >= int64(len(recs)) || len(recs[i]) == 0 {
+		return nil, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
+	}
+	return decode(seq, recs[seq-first])
 }
 
-// A query of Scan and Walk reads up to scanChunk events, and stops early
+// A query of Scan and Walk reads up to scanChunk bundles, and stops early
 // once it has read scanBytes of them: a chunk is read whole, and its
 // connection given back to the pool, before the caller sees its events, so
 // a scan holds no connection or transaction while the caller works (and
 // may use the store), and its memory stays bounded.
 const (
-	scanChunk = 1000
+	scanChunk = 64
 	scanBytes = 4 << 20
 )
 
-// Scan implements store.Log: a query per chunk of events, each starting
-// after the last seq the previous one read.
+// Scan implements store.Log: a query per chunk of bundles, each starting
+// after the last bundle the previous one read.
 func (s *Store) Scan(ctx context.Context, log, from, to int64) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		err := s.walk(ctx, log, from, to, func(seq int64, data []byte) error {
@@ -86,34 +79,51 @@ func (s *Store) Walk(ctx context.Context, log, from, to int64, fn func(*event.Ev
 	})
 }
 
-// walk calls fn with the seq and stored data of the events of log with
+// walk calls fn with the seq and stored record of the events of log with
 // from <= seq < to, in ascending seq order, and stops at fn's first error,
-// which it returns. It fails with store.ErrNotFound if there is no such
-// log.
+// which it returns. Missing events are left out. A bundle whose records
+// do not parse fails it with a *store.DamagedError at the first seq it
+// would have given of that bundle. It fails with store.ErrNotFound if
+// there is no such log.
 func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64, data []byte) error) error {
 	if _, err := s.logSize(ctx, log); err != nil {
 		return err
 	}
+	return walkBundles(ctx, s.pool, log, from, to, fn)
+}
+
+// querier is what walkBundles reads with: the pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// walkBundles is walk without the check that the log exists, reading
+// with q.
+func walkBundles(ctx context.Context, q querier, log, from, to int64, fn func(seq int64, data []byte) error) error {
 	from = max(from, 0)
-	var seqs []int64
-	var datas [][]byte
-	for from < to {
-		rows, err := s.pool.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4",
-			log, from, to, scanChunk)
+	lo := bundleStart(from)
+	next := from // the first seq not yet given to fn
+	type bundle struct {
+		first int64
+		data  []byte
+	}
+	var bs []bundle
+	for lo < to {
+		rows, err := q.Query(ctx, "SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq < $3 ORDER BY first_seq LIMIT $4",
+			log, lo, to, scanChunk)
 		if err != nil {
 			return err
 		}
-		seqs, datas = seqs[:0], datas[:0]
+		bs = bs[:0]
 		bytes, full := 0, false
 		for rows.Next() {
-			var seq int64
-			var data []byte
-			if err := rows.Scan(&seq, &data); err != nil {
+			var b bundle
+			if err := rows.Scan(&b.first, &b.data); err != nil {
 				rows.Close()
 				return err
 			}
-			seqs, datas = append(seqs, seq), append(datas, data)
-			if bytes += len(data); bytes >= scanBytes {
+			bs = append(bs, b)
+			if bytes += len(b.data); bytes >= scanBytes {
 				full = true
 				break
 			}
@@ -122,15 +132,29 @@ func (s *Store) walk(ctx context.Context, log, from, to int64, fn func(seq int64
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for i, seq := range seqs {
-			if err := fn(seq, datas[i]); err != nil {
-				return err
+		for _, b := range bs {
+			recs, err := splitBundle(b.data)
+			if err != nil {
+				return framingDamage(max(b.first, next))
+			}
+			for i, rec := range recs {
+				seq := b.first + int64(i)
+				if seq < next || len(rec) == 0 {
+					continue
+				}
+				if seq >= to {
+					break
+				}
+				if err := fn(seq, rec); err != nil {
+					return err
+				}
+				next = seq + 1
 			}
 		}
-		if len(seqs) < scanChunk && !full {
+		if len(bs) < scanChunk && !full {
 			return nil
 		}
-		from = seqs[len(seqs)-1] + 1
+		lo = bs[len(bs)-1].first + 1
 	}
 	return nil
 }

@@ -25,14 +25,19 @@ const (
 	maxLimit     = 10000
 )
 
-// Search implements store.Indexes. The indexes are written by the commits
-// themselves (index_write.go), so one statement answers a query: it finds
-// the seqs in event_index, filtered by every field of q (targets and words
-// through event_targets and event_words), orders and cuts them, and reads
-// their events. An index row whose event is missing, or whose event cannot
-// be decoded, fails the search with a *store.DamagedError at its seq.
+// Search implements store.Indexes. It finds candidates through one
+// index, chosen by the query's most selective filter, newest (or oldest)
+// first, a chunk at a time: the seqs of event_fields (or event_targets)
+// under the actor, target, ip, action or outcome asked for; else the
+// bundles whose words (bundle_text) hold every term of the free text;
+// else the bundles in seq order. It reads the bundles of the candidates,
+// and checks each event against every filter of q (matches), until the
+// page is full or the range is exhausted. An event the index finds that
+// is missing, or that cannot be decoded, fails the search with a
+// *store.DamagedError at its seq; so does one of the bundles read.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
-	if _, err := s.logSize(ctx, log); err != nil {
+	size, err := s.logSize(ctx, log)
+	if err != nil {
 		return nil, err
 	}
 	limit := q.Limit
@@ -41,148 +46,363 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	}
 	limit = min(limit, maxLimit)
 	from, to := max(q.From, 0), q.To
-	if to < 0 {
-		to = math.MaxInt64
+	if to < 0 || to >= size {
+		to = size - 1
 	}
 	if from > to {
 		return nil, nil
 	}
-	// A term that may be longer than a stored word is looked up as a
-	// prefix of its start (searchSQL), which may find events that do not
-	// hold it: those are filtered out, and the search goes on past them.
-	terms := derive.Terms(q.Text)
-	recheck := slices.ContainsFunc(terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
-	var out []*event.Event
-	for {
-		want := limit - len(out)
-		sql, args := searchSQL(log, q, from, to, want)
-		rows, err := s.pool.Query(ctx, sql, args...)
-		if err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		type found struct {
-			seq  int64
-			data []byte
-		}
-		res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (found, error) {
-			var f found
-			err := r.Scan(&f.seq, &f.data)
-			return f, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		for _, f := range res {
-			if f.data == nil {
-				return nil, &store.DamagedError{Seq: f.seq, Problem: store.ProblemMissing}
-			}
-			e, err := decode(f.seq, f.data)
-			if err != nil {
-				return nil, err
-			}
-			if !recheck || derive.MatchTerms(terms, derive.SearchText(e)) {
-				out = append(out, e)
-			}
-		}
-		if len(res) < want || len(out) >= limit {
-			return out, nil
-		}
-		last := res[len(res)-1].seq
-		if q.Asc {
-			from = last + 1
-		} else if to = last - 1; to < from {
-			return out, nil
-		}
+	sr := &search{s: s, log: log, q: q, limit: limit, terms: derive.Terms(q.Text)}
+	if sql, args, ok := fieldSQL(log, q); ok {
+		err = sr.bySeqs(ctx, sql, args, from, to)
+	} else {
+		err = sr.byBundles(ctx, from, to)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sr.out, nil
+}
+
+// search is a Search under way.
+type search struct {
+	s     *Store
+	log   int64
+	q     store.Query
+	limit int
+	terms []derive.Term
+	out   []*event.Event
+}
+
+// full says whether the page is full.
+func (sr *search) full() bool { return len(sr.out) >= sr.limit }
+
+// consider adds e to the page if it matches every filter of the query.
+func (sr *search) consider(e *event.Event) {
+	if !sr.full() && matches(sr.q, sr.terms, e) {
+		sr.out = append(sr.out, e)
 	}
 }
 
-// searchSQL builds the statement of a search and its arguments. Every
-// value is passed as an argument, never written into the statement.
-func searchSQL(log int64, q store.Query, from, to int64, limit int) (string, []any) {
-	args := []any{log, from, to}
+// matches reports whether e matches every filter of q, terms being those
+// of q.Text: what the indexes found is checked again, as an index may
+// find more than matches.
+func matches(q store.Query, terms []derive.Term, e *event.Event) bool {
+	switch {
+	case q.Actor != "" && e.Actor.ID != q.Actor,
+		len(q.Actions) > 0 && !slices.Contains(q.Actions, e.Action),
+		q.ActionLike != "" && !strings.HasPrefix(e.Action, q.ActionLike),
+		slices.Contains(q.NotActions, e.Action),
+		q.NotActionLike != "" && strings.HasPrefix(e.Action, q.NotActionLike),
+		q.Outcome != "" && e.Outcome != q.Outcome,
+		q.IP != "" && e.Source.IP != q.IP:
+		return false
+	}
+	if (q.TargetType != "" || q.TargetID != "") && !slices.ContainsFunc(e.Targets, func(t event.Target) bool {
+		return (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID)
+	}) {
+		return false
+	}
+	return len(terms) == 0 || derive.MatchTerms(terms, derive.SearchText(e))
+}
+
+// fieldSQL returns the statement that reads the seqs of candidates of q
+// through an index of event_fields or event_targets, and its arguments
+// after $1 (log), $2 and $3 (seq bounds, inclusive) and $4 (the limit),
+// with ORDER BY ... DESC, which bySeqs turns around for an ascending
+// search; ok is false when q has no field such an index serves. The
+// statement filters on every field of event_fields the query names, but
+// ORDER BY names the chosen index's bucket, which makes PostgreSQL read
+// that index newest bucket first.
+func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
+	args = []any{log, int64(0), int64(0), 0}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	if q.TargetID != "" && q.Actor == "" {
+		// The first target is in event_fields, the others in
+		// event_targets: the newest of each, merged.
+		t := arg(q.TargetID)
+		return `SELECT seq FROM (
+			(SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND target_id = ` + t + ` AND target_id <> ''
+				ORDER BY (seq >> 16) DESC, seq DESC LIMIT $4)
+			UNION
+			(SELECT seq FROM event_targets WHERE log = $1 AND seq >= $2 AND seq <= $3 AND id = ` + t + ` ORDER BY seq DESC LIMIT $4)
+		) u ORDER BY seq DESC LIMIT $4`, args, true
+	}
 	var where []string
 	cond := func(format string, a ...any) { where = append(where, fmt.Sprintf(format, a...)) }
+	bucket := ""
 	if q.Actor != "" {
-		cond("i.actor = %s", arg(q.Actor))
+		cond("actor = %s", arg(q.Actor))
+		bucket = "(seq >> 16)"
+	}
+	if q.IP != "" {
+		cond("ip = %s AND ip <> ''", arg(q.IP)) // the partial index's predicate
+		if bucket == "" {
+			bucket = "(seq >> 16)"
+		}
 	}
 	switch len(q.Actions) {
 	case 0:
 	case 1:
-		cond("i.action = %s", arg(q.Actions[0]))
+		cond("action = %s", arg(q.Actions[0]))
+		if bucket == "" {
+			bucket = "(seq >> 10)"
+		}
 	default:
-		cond("i.action = ANY(%s::text[])", arg(q.Actions))
+		cond("action = ANY(%s::text[])", arg(q.Actions))
+	}
+	if q.Outcome != "" && q.Outcome != event.Success {
+		cond("outcome = %s AND outcome <> 'success'", arg(string(q.Outcome))) // the partial index's predicate
+		if bucket == "" {
+			bucket = "(seq >> 10)"
+		}
+	}
+	if bucket == "" {
+		return "", nil, false
+	}
+	if q.Outcome == event.Success {
+		cond("outcome = 'success'")
 	}
 	if q.ActionLike != "" {
-		cond("i.action LIKE %s", arg(likePrefix(q.ActionLike)))
+		cond("action LIKE %s", arg(likePrefix(q.ActionLike)))
 	}
 	if len(q.NotActions) > 0 {
-		cond("i.action <> ALL(%s::text[])", arg(q.NotActions))
+		cond("action <> ALL(%s::text[])", arg(q.NotActions))
 	}
 	if q.NotActionLike != "" {
-		cond("i.action NOT LIKE %s", arg(likePrefix(q.NotActionLike)))
+		cond("action NOT LIKE %s", arg(likePrefix(q.NotActionLike)))
 	}
-	if q.Outcome != "" {
-		cond("i.outcome = %s", arg(string(q.Outcome)))
-		if q.Outcome != event.Success {
-			cond("i.outcome <> 'success'") // lets the partial index serve
-		}
+	if q.TargetID != "" {
+		cond("(target_id = %[1]s OR EXISTS (SELECT 1 FROM event_targets t WHERE t.log = $1 AND t.seq = event_fields.seq AND t.id = %[1]s))", arg(q.TargetID))
 	}
-	if q.IP != "" {
-		cond("i.ip = %s AND i.ip <> ''", arg(q.IP)) // the partial index's predicate
+	return "SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND " + strings.Join(where, " AND ") +
+		" ORDER BY " + bucket + " DESC, seq DESC LIMIT $4", args, true
+}
+
+// bySeqs pages through the seqs that sql (fieldSQL) finds in [from, to],
+// reads their events and keeps those that match. Each chunk asks for
+// twice as many seqs as the one before, as long as the events found do
+// not match.
+func (sr *search) bySeqs(ctx context.Context, sql string, args []any, from, to int64) error {
+	if sr.q.Asc {
+		sql = strings.ReplaceAll(sql, " DESC", " ASC")
 	}
-	if q.TargetType != "" || q.TargetID != "" {
-		var tc []string
-		if q.TargetType != "" {
-			tc = append(tc, "t.type = "+arg(q.TargetType))
+	n := sr.limit
+	for !sr.full() && from <= to {
+		args[1], args[2], args[3] = from, to, n
+		rows, err := sr.s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
 		}
-		if q.TargetID != "" {
-			tc = append(tc, "t.id = "+arg(q.TargetID))
+		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
 		}
-		cond("EXISTS (SELECT 1 FROM event_targets t WHERE t.log = i.log AND t.seq = i.seq AND %s)", strings.Join(tc, " AND "))
-	}
-	for _, t := range derive.Terms(q.Text) {
-		if len(t.Text) > maxTerm {
-			// A word that is t, or starts with it, may be stored cut,
-			// but always holds t's first maxTerm bytes.
-			t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
+		if len(seqs) == 0 {
+			return nil
 		}
-		if t.Prefix {
-			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word LIKE %s)", arg(likePrefix(t.Text)))
+		evs, err := sr.s.events(ctx, sr.log, seqs)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			sr.consider(e)
+		}
+		if len(seqs) < n {
+			return nil
+		}
+		if last := seqs[len(seqs)-1]; sr.q.Asc {
+			from = last + 1
 		} else {
-			cond("EXISTS (SELECT 1 FROM event_words w WHERE w.log = i.log AND w.seq = i.seq AND w.word = %s)", arg(t.Text))
+			to = last - 1
+		}
+		n = min(2*n, maxLimit)
+	}
+	return nil
+}
+
+// events reads the events at seqs, in that order, from their bundles: a
+// missing one, or one whose record does not decode, is a
+// *store.DamagedError at its seq.
+func (s *Store) events(ctx context.Context, log int64, seqs []int64) ([]*event.Event, error) {
+	var firsts []int64
+	for _, seq := range seqs {
+		if f := bundleStart(seq); !slices.Contains(firsts, f) {
+			firsts = append(firsts, f)
 		}
 	}
+	rows, err := s.pool.Query(ctx, "SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq = ANY($2::bigint[])", log, firsts)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	bundles := map[int64][]byte{}
+	var first int64
+	var data []byte
+	if _, err := pgx.ForEachRow(rows, []any{&first, &data}, func() error {
+		bundles[first] = data
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	recs := map[int64][][]byte{}
+	out := make([]*event.Event, 0, len(seqs))
+	for _, seq := range seqs {
+		f := bundleStart(seq)
+		data, ok := bundles[f]
+		if !ok {
+			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
+		}
+		rs, ok := recs[f]
+		if !ok {
+			if rs, err = splitBundle(data); err != nil {
+				return nil, framingDamage(seq)
+			}
+			recs[f] = rs
+		}
+		if i := seq - f; i >= int64(len(rs)) || len(rs[i]) == 0 {
+			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
+		}
+		e, err := decode(seq, rs[seq-f])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// bundleChunk is how many bundles a query of byBundles reads at first; it
+// doubles with each query.
+const bundleChunk = 8
+
+// byBundles pages through the bundles that hold events in [from, to],
+// newest (or oldest) first: those whose words hold every term of the
+// query's text if it has any, else all of them. It reads each bundle's
+// events in [from, to] and keeps those that match. A bundle found by its
+// words that is missing, an event missing from a bundle read, and a
+// bundle missing from a log read whole are *store.DamagedError.
+func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 	dir := "DESC"
-	if q.Asc {
+	if sr.q.Asc {
 		dir = "ASC"
 	}
-	var b strings.Builder
-	b.WriteString("SELECT f.seq, e.data FROM (SELECT i.seq FROM event_index i WHERE i.log = $1 AND i.seq >= $2 AND i.seq <= $3")
-	for _, w := range where {
-		b.WriteString(" AND ")
-		b.WriteString(w)
+	var sql string
+	args := []any{sr.log, int64(0), int64(0), 0}
+	if len(sr.terms) > 0 {
+		args = append(args, tsquery(sr.terms))
+		sql = `SELECT t.first_seq, b.data FROM
+			(SELECT DISTINCT first_seq FROM bundle_text WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3 AND words @@ $5::tsquery
+				ORDER BY first_seq ` + dir + ` LIMIT $4) t
+			LEFT JOIN event_bundles b ON b.log = $1 AND b.first_seq = t.first_seq ORDER BY t.first_seq ` + dir
+	} else {
+		sql = `SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
+			ORDER BY first_seq ` + dir + ` LIMIT $4`
 	}
-	fmt.Fprintf(&b, " ORDER BY i.seq %s LIMIT %s) f LEFT JOIN events e ON e.log = $1 AND e.seq = f.seq ORDER BY f.seq %s", dir, arg(limit), dir)
-	return b.String(), args
+	// next is the seq that the next event read should have, when every
+	// bundle is read.
+	lo, hi := bundleStart(from), to
+	next := from
+	if !sr.q.Asc {
+		next = to
+	}
+	n := bundleChunk
+	for !sr.full() && lo <= hi {
+		args[1], args[2], args[3] = lo, hi, n
+		rows, err := sr.s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		type bundle struct {
+			first int64
+			data  []byte
+		}
+		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bundle, error) {
+			var b bundle
+			err := r.Scan(&b.first, &b.data)
+			return b, err
+		})
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		for _, b := range bs {
+			if b.data == nil {
+				return &store.DamagedError{Seq: max(b.first, from), Problem: store.ProblemMissing}
+			}
+			recs, err := splitBundle(b.data)
+			if err != nil {
+				return framingDamage(max(b.first, from))
+			}
+			// The events of the bundle in [from, to], in the search's
+			// order.
+			lo, hi := max(b.first, from), min(b.first+bundleSize-1, to)
+			for k := range hi - lo + 1 {
+				seq := lo + k
+				if !sr.q.Asc {
+					seq = hi - k
+				}
+				if len(sr.terms) == 0 && seq != next {
+					return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+				}
+				i := seq - b.first
+				if i >= int64(len(recs)) || len(recs[i]) == 0 {
+					return &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
+				}
+				e, err := decode(seq, recs[i])
+				if err != nil {
+					return err
+				}
+				sr.consider(e)
+				if sr.full() {
+					return nil
+				}
+				if sr.q.Asc {
+					next = seq + 1
+				} else {
+					next = seq - 1
+				}
+			}
+		}
+		if len(bs) < n {
+			if len(sr.terms) == 0 && (sr.q.Asc && next <= to || !sr.q.Asc && next >= from) {
+				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+			}
+			return nil
+		}
+		if last := bs[len(bs)-1].first; sr.q.Asc {
+			lo = last + 1
+		} else {
+			hi = last - 1
+		}
+		n = min(2*n, 1024)
+	}
+	return nil
 }
 
-// maxTerm is the longest term looked up as it is: every word stored cut
-// is longer.
-const maxTerm = maxWord - utf8.UTFMax
-
-// likePrefix is the LIKE pattern of the strings starting with p.
-func likePrefix(p string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+// tsquery is the tsquery of terms: each a lexeme, or a prefix (:*), all
+// of which must be there. A term longer than any word stored whole is
+// looked up as a prefix of its start: a word that is it, or starts with
+// it, is stored cut, but holds that start.
+func tsquery(terms []derive.Term) string {
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		if len(t.Text) > maxTerm {
+			t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
+		}
+		parts[i] = tsLexeme(t.Text)
+		if t.Prefix {
+			parts[i] += ":*"
+		}
+	}
+	return strings.Join(parts, " & ")
 }
 
-// SeqAtTime implements store.Indexes: the first seq, in the order of
-// their receipt times, received at or after t, found in event_index's
-// (log, received_at, seq) index. Receipt times do not decrease along a
-// log, so it is the smallest such seq. The event at that seq is read, and
+// SeqAtTime implements store.Indexes: the smallest seq received at or
+// after t, found in event_fields through its BRIN index of receipt times:
+// receipt times do not decrease along a log, so the rows received at or
+// after t are the table's last pages. The event at that seq is read, and
 // a missing or undecodable one fails with a *store.DamagedError.
 func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error) {
 	size, err := s.logSize(ctx, log)
@@ -199,20 +419,15 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 		at = t.UnixNano()
 	}
 	var seq int64
-	var data []byte
-	err = s.pool.QueryRow(ctx, `SELECT i.seq, e.data FROM
-		(SELECT seq FROM event_index WHERE log = $1 AND received_at >= $2 AND seq < $3 ORDER BY received_at, seq LIMIT 1) i
-		LEFT JOIN events e ON e.log = $1 AND e.seq = i.seq`, log, at, size).Scan(&seq, &data)
+	err = s.pool.QueryRow(ctx, "SELECT seq FROM event_fields WHERE log = $1 AND received_at >= $2 AND seq < $3 ORDER BY seq LIMIT 1",
+		log, at, size).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return size, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	if data == nil {
-		return 0, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
-	}
-	if _, err := decode(seq, data); err != nil {
+	if _, err := s.events(ctx, log, []int64{seq}); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -240,4 +455,13 @@ func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 		st.Lag[id] = 0
 	}
 	return st, nil
+}
+
+// maxTerm is the longest term looked up as it is: every word stored cut
+// is longer.
+const maxTerm = maxWord - utf8.UTFMax
+
+// likePrefix is the LIKE pattern of the strings starting with p.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
 }

@@ -83,7 +83,12 @@ func encode(batches []store.Batch) [][][]byte {
 
 // commit locks the rows of the logs ids in one transaction, gets the
 // batches to store (and their events' canonical forms) from batches given
-// the logs' sizes, and stores them (see Commit).
+// the logs' sizes, and stores them (see Commit). After the lock, which is
+// one statement, everything goes to PostgreSQL in one pgx.Batch, one round
+// trip: the check for events stored past each log's size, the bundles,
+// tiles, checkpoints, idempotency records and sizes, and the index rows
+// and counts (index_write.go). A check that finds such events fails the
+// commit, whose transaction then rolls back what the batch wrote.
 func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[int64]int64) ([]store.Batch, [][][]byte, error)) (err error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
@@ -126,20 +131,58 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("lock logs: %w", err)
 	}
+	locked := maps.Clone(sizes)
 	bs, data, err := batches(sizes)
 	if err != nil {
 		return err
 	}
+	var q pgx.Batch
+	// The logs written to, in id order, each checked once at the size
+	// the lock read: the commit's later batches of a log start where its
+	// earlier ones end.
+	var written []int64
 	for i := range bs {
-		if len(bs[i].Events) > 0 && !slices.Contains(ids, bs[i].Log) {
+		if len(bs[i].Events) == 0 {
+			continue
+		}
+		if !slices.Contains(ids, bs[i].Log) {
 			return fmt.Errorf("batch of log %d, which the commit did not lock", bs[i].Log)
 		}
-		if err := commitBatch(ctx, tx, &bs[i], data[i], sizes); err != nil {
+		if !slices.Contains(written, bs[i].Log) {
+			written = append(written, bs[i].Log)
+		}
+	}
+	if len(written) == 0 {
+		return nil
+	}
+	slices.Sort(written)
+	for _, id := range written {
+		size, ok := locked[id]
+		if !ok {
+			return fmt.Errorf("log %d: %w", id, store.ErrNotFound)
+		}
+		q.Queue("SELECT first_seq, CASE WHEN first_seq = $2 THEN data END FROM event_bundles WHERE log = $1 AND first_seq >= $2 ORDER BY first_seq LIMIT 2",
+			id, bundleStart(size))
+	}
+	var bundles bundleRows
+	for i := range bs {
+		if err := commitBatch(&q, &bs[i], data[i], sizes, &bundles); err != nil {
 			return err
 		}
 	}
-	if err := writeIndexes(ctx, tx, bs); err != nil {
+	bundles.queue(&q)
+	if err := queueIndexes(&q, bs); err != nil {
 		return err
+	}
+	res := tx.SendBatch(ctx, &q)
+	for _, id := range written {
+		if err := checkStray(res, id, locked[id]); err != nil {
+			res.Close()
+			return err
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("store the events, tiles, checkpoints and indexes: %w", err)
 	}
 	committing = true
 	if err := tx.Commit(ctx); err != nil {
@@ -148,9 +191,99 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 	return nil
 }
 
-// commitBatch writes b in tx, whose logs are locked and whose sizes are
-// in sizes, and moves b's log's size there.
-func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, sizes map[int64]int64) error {
+// checkStray reads the result of the query that commit queues first for
+// log id, whose size is size: the bundle that holds seq size, and the
+// next one. It returns a *store.DamagedError if an event is stored at or
+// past size, outside Trail, which the commit would clash with or hide
+// among its own; and if one is missing from the bundle that the commit
+// appends to, where the commit's events would then lie at other seqs.
+func checkStray(res pgx.BatchResults, id, size int64) error {
+	rows, err := res.Query()
+	if err != nil {
+		return fmt.Errorf("read the log's last events: %w", err)
+	}
+	start := bundleStart(size)
+	var first int64
+	var data []byte
+	var stray error
+	found := false
+	_, err = pgx.ForEachRow(rows, []any{&first, &data}, func() error {
+		found = found || first == start
+		if stray != nil {
+			return nil
+		}
+		if first > start {
+			stray = &store.DamagedError{Seq: first, Problem: fmt.Sprintf("it is stored past the end of the log (%d events)", size)}
+			return nil
+		}
+		recs, err := splitBundle(data)
+		switch {
+		case err != nil:
+			stray = framingDamage(start)
+		case int64(len(recs)) > size-start:
+			at := size
+			for i := size - start; i < int64(len(recs)); i++ {
+				if len(recs[i]) > 0 {
+					at = start + i
+					break
+				}
+			}
+			stray = &store.DamagedError{Seq: at, Problem: fmt.Sprintf("it is stored past the end of the log (%d events)", size)}
+		case int64(len(recs)) < size-start:
+			stray = &store.DamagedError{Seq: start + int64(len(recs)), Problem: store.ProblemMissing}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the log's last events: %w", err)
+	}
+	if stray == nil && size > start && !found {
+		// The bundle the commit would append to is missing.
+		stray = &store.DamagedError{Seq: start, Problem: store.ProblemMissing}
+	}
+	if stray != nil {
+		return stray
+	}
+	return nil
+}
+
+// bundleRows are the bundle rows a commit writes: the data it adds to
+// each, in order of log and first seq.
+type bundleRows struct {
+	logs, firsts []int64
+	datas        [][]byte
+	at           map[[2]int64]int // index of each (log, first seq)
+}
+
+// add appends record rec of event seq of log to the rows.
+func (b *bundleRows) add(log, seq int64, rec []byte) {
+	key := [2]int64{log, bundleStart(seq)}
+	if b.at == nil {
+		b.at = map[[2]int64]int{}
+	}
+	i, ok := b.at[key]
+	if !ok {
+		i = len(b.logs)
+		b.at[key] = i
+		b.logs, b.firsts, b.datas = append(b.logs, log), append(b.firsts, key[1]), append(b.datas, nil)
+	}
+	b.datas[i] = appendRecord(b.datas[i], rec)
+}
+
+// queue queues the statement that writes the rows: a new bundle is
+// inserted, and the one a commit before left part full grows.
+func (b *bundleRows) queue(q *pgx.Batch) {
+	if len(b.logs) == 0 {
+		return
+	}
+	q.Queue(`INSERT INTO event_bundles (log, first_seq, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])
+		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, b.datas)
+}
+
+// commitBatch checks b against the sizes of the logs, queues in q the
+// writes of b's tiles, checkpoint, idempotency records and size, adds its
+// events to bundles, and moves b's log's size in sizes.
+func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]int64, bundles *bundleRows) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
@@ -171,26 +304,9 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, 
 	if b.Checkpoint.Size != last.Seq+1 {
 		return fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
 	}
-	// Events stored past the log's size, outside Trail, would clash with
-	// this batch's or hide among them.
-	var stray *int64
-	if err := tx.QueryRow(ctx, "SELECT min(seq) FROM events WHERE log = $1 AND seq >= $2", b.Log, first).Scan(&stray); err != nil {
-		return fmt.Errorf("read the log's last events: %w", err)
+	for i, rec := range data {
+		bundles.add(b.Log, first+int64(i), rec)
 	}
-	if stray != nil {
-		return &store.DamagedError{Seq: *stray, Problem: fmt.Sprintf("it is stored past the end of the log (%d events)", first)}
-	}
-
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"log", "seq", "data"},
-		pgx.CopyFromSlice(len(data), func(i int) ([]any, error) { return []any{b.Log, first + int64(i), data[i]}, nil }))
-	if err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
-	if n != int64(len(data)) {
-		return fmt.Errorf("insert events: %d of %d stored", n, len(data))
-	}
-
-	var q pgx.Batch
 	if len(b.Tiles) > 0 {
 		levels := make([]int32, len(b.Tiles))
 		idxs := make([]int64, len(b.Tiles))
@@ -212,9 +328,6 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, data [][]byte, 
 			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, nanos(r.CreatedAt))
 	}
 	q.Queue("UPDATE logs SET size = $1, last_received_at = $2 WHERE id = $3", last.Seq+1, nanos(last.ReceivedAt), b.Log)
-	if err := tx.SendBatch(ctx, &q).Close(); err != nil {
-		return fmt.Errorf("store tiles, checkpoint and size: %w", err)
-	}
 	sizes[b.Log] = last.Seq + 1
 	return nil
 }

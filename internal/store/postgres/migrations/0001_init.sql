@@ -9,8 +9,8 @@
 -- checkpoint and moves logs.size, all in one transaction that first locks
 -- the log's row (Commit in write.go): the row is what serialises the
 -- writers of one log, whichever node they run on. That commit checks the
--- log exists, so events, tiles and checkpoints carry no foreign key, whose
--- check would cost a lookup per event row.
+-- log exists, so event bundles, tiles and checkpoints carry no foreign
+-- key, whose check would cost a lookup per row.
 
 CREATE TABLE logs (
 	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -22,13 +22,20 @@ CREATE TABLE logs (
 	last_received_at bigint NOT NULL DEFAULT 0
 );
 
--- One row per event: data is its canonical form (canon.Append), the very
--- bytes hashed into the log as its leaf.
-CREATE TABLE events (
-	log  bigint NOT NULL,
-	seq  bigint NOT NULL,
-	data bytea NOT NULL,
-	PRIMARY KEY (log, seq)
+-- The events, in bundles of 16: the row whose first_seq is a multiple of
+-- 16 holds the events first_seq to first_seq+15, as their canonical
+-- forms (canon.Append, the very bytes hashed into the log as their
+-- leaves) one after the other, each preceded by its length as a uvarint
+-- (bundle.go). A commit appends its events to the bundle the commit
+-- before it left part full (data = data || new), and adds the bundles
+-- after it. A row per event would spend more on its header and its key
+-- than on the event; 16 events compress together (lz4) and keep a read
+-- of one event to one small row.
+CREATE TABLE event_bundles (
+	log       bigint NOT NULL,
+	first_seq bigint NOT NULL,
+	data      bytea COMPRESSION lz4 NOT NULL,
+	PRIMARY KEY (log, first_seq)
 );
 
 -- The Merkle tiles (tlog-tiles, height 8), partial ones included: a

@@ -3,91 +3,91 @@ package postgrestest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
+	"maps"
+	"slices"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
-// EditEvents implements storetest.Tamperer: the events table's rows in
-// the range are deleted and the events edit returns stored, each as its
-// canonical form at its seq, in place of any row there. A row that does
-// not decode fails it, changing nothing.
+// EditEvents implements storetest.Tamperer: the bundles that hold events
+// in the range are read, the events edit returns put in place of those in
+// the range, each as its canonical form at its seq, and the bundles
+// changed stored again, each whole, with an empty record for each seq in
+// it without an event. A record in the range that does not decode, or a
+// bundle that does not parse, fails it, changing nothing.
 func (tp *Tamperer) EditEvents(ctx context.Context, log string, from, to int64, edit func([]*event.Event) []*event.Event) error {
 	return tp.write(ctx, log, func(t tx, id int64) error {
-		rows, err := t.Query(ctx, "SELECT seq, data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", id, from, to)
+		recs, old, err := records(t, id, bundleStart(max(from, 0)), to)
 		if err != nil {
 			return err
 		}
 		var in []*event.Event
-		var seq int64
-		var data []byte
-		_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
-			e, err := event.DecodeStored(data)
+		for _, seq := range slices.Sorted(maps.Keys(recs)) {
+			if seq < from || seq >= to {
+				continue
+			}
+			e, err := event.DecodeStored(recs[seq])
 			if err != nil {
 				return fmt.Errorf("seq %d: %w", seq, err)
 			}
 			in = append(in, &e)
-			return nil
-		})
-		if err != nil {
-			return err
+			delete(recs, seq)
 		}
-		if _, err := t.exec("DELETE FROM events WHERE log = $1 AND seq >= $2 AND seq < $3", id, from, to); err != nil {
-			return err
-		}
+		starts := slices.Clone(old)
 		seen := map[int64]bool{}
 		for _, e := range edit(in) {
 			if seen[e.Seq] {
 				return fmt.Errorf("edit returned two events at seq %d", e.Seq)
 			}
 			seen[e.Seq] = true
-			_, err := t.exec(`INSERT INTO events (log, seq, data) VALUES ($1, $2, $3)
-				ON CONFLICT (log, seq) DO UPDATE SET data = excluded.data`, id, e.Seq, canon.Append(nil, e))
-			if err != nil {
-				return fmt.Errorf("seq %d: %w", e.Seq, err)
+			f := bundleStart(e.Seq)
+			if !slices.Contains(starts, f) {
+				// A bundle not read yet: its other events stay.
+				more, firsts, err := records(t, id, f, f+bundleSize)
+				if err != nil {
+					return err
+				}
+				maps.Copy(recs, more)
+				starts, old = append(starts, f), append(old, firsts...)
 			}
+			recs[e.Seq] = canon.Append(nil, e)
 		}
-		return nil
+		for i := range starts {
+			starts[i] = bundleStart(starts[i])
+		}
+		return writeBundles(t, id, old, starts, recs)
 	})
 }
 
-// record reads the stored data of event seq.
-func record(t tx, id, seq int64) ([]byte, error) {
-	var data []byte
-	err := t.QueryRow(t.ctx, "SELECT data FROM events WHERE log = $1 AND seq = $2", id, seq).Scan(&data)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("no stored event at seq %d", seq)
-	}
-	return data, err
-}
-
-// EditRecord implements storetest.Tamperer: an event's record is its row.
+// EditRecord implements storetest.Tamperer: an event's record is the
+// data of the bundle that holds it.
 func (tp *Tamperer) EditRecord(ctx context.Context, log string, seq int64, edit func([]byte) []byte) error {
 	return tp.write(ctx, log, func(t tx, id int64) error {
-		data, err := record(t, id, seq)
+		first, data, err := holding(t, id, seq)
 		if err != nil {
 			return err
 		}
-		_, err = t.exec("UPDATE events SET data = $1 WHERE log = $2 AND seq = $3", edit(data), id, seq)
+		_, err = t.exec("UPDATE event_bundles SET data = $1 WHERE log = $2 AND first_seq = $3", edit(data), id, first)
 		return err
 	})
 }
 
-// CopyRecord implements storetest.Tamperer: the row of event from is
-// stored at seq to, in place of any row there.
+// CopyRecord implements storetest.Tamperer: the bundle that holds event
+// from is stored as the bundle whose first seq is to, in place of any
+// there, even when to is not a multiple of the bundle size.
 func (tp *Tamperer) CopyRecord(ctx context.Context, log string, from, to int64) error {
 	return tp.write(ctx, log, func(t tx, id int64) error {
-		data, err := record(t, id, from)
+		_, data, err := holding(t, id, from)
 		if err != nil {
 			return err
 		}
-		_, err = t.exec(`INSERT INTO events (log, seq, data) VALUES ($1, $2, $3)
-			ON CONFLICT (log, seq) DO UPDATE SET data = excluded.data`, id, to, data)
+		_, err = t.exec(`INSERT INTO event_bundles (log, first_seq, data) VALUES ($1, $2, $3)
+			ON CONFLICT (log, first_seq) DO UPDATE SET data = excluded.data`, id, to, data)
 		return err
 	})
 }
@@ -110,9 +110,11 @@ func cutBrace(data []byte) ([]byte, error) {
 	return data[:len(data)-1], nil
 }
 
-// Damages implements storetest.Tamperer. A record is one event's
-// canonical JSON: it can be cut short, name another seq, or hold another
-// value in a field, which decodes.
+// Damages implements storetest.Tamperer. An event's record in its bundle
+// is its canonical JSON: it can be cut short, name another seq, or hold
+// another value in a field, which decodes; and the length before it can
+// run past the end of the bundle, which hides where every event of the
+// bundle ends.
 func (tp *Tamperer) Damages() []storetest.Damage {
 	damage := func(name string, decodes bool, change func([]byte) ([]byte, error)) storetest.Damage {
 		return storetest.Damage{Name: name, Decodes: decodes, Apply: func(ctx context.Context, log string, near int64) (int64, int64, error) {
@@ -140,21 +142,47 @@ func (tp *Tamperer) Damages() []storetest.Damage {
 			e.Actor.ID += "-forged"
 			return canon.Append(nil, &e), nil
 		}),
+		{Name: "record length", Apply: func(ctx context.Context, log string, near int64) (int64, int64, error) {
+			var first int64
+			err := tp.write(ctx, log, func(t tx, id int64) error {
+				f, data, err := holding(t, id, near)
+				if err != nil {
+					return err
+				}
+				recs, err := splitBundle(data)
+				if err != nil {
+					return fmt.Errorf("seq %d: %w", near, err)
+				}
+				first = f
+				i := near - f
+				out := joinBundle(recs[:i])
+				out = binary.AppendUvarint(out, 1<<40)
+				out = append(out, joinBundle(recs[i:])...)
+				_, err = t.exec("UPDATE event_bundles SET data = $1 WHERE log = $2 AND first_seq = $3", out, id, f)
+				return err
+			})
+			return near, first, err
+		}},
 	}
 }
 
 // damage stores change's result in place of the record of event seq of
-// the log, and returns seq twice: a record holds one event.
+// the log in its bundle, and returns seq twice: the other records of the
+// bundle are left as they are.
 func (tp *Tamperer) damage(ctx context.Context, log string, seq int64, change func([]byte) ([]byte, error)) (int64, int64, error) {
 	err := tp.write(ctx, log, func(t tx, id int64) error {
-		data, err := record(t, id, seq)
+		first, data, err := holding(t, id, seq)
 		if err != nil {
 			return err
 		}
-		if data, err = change(data); err != nil {
+		recs, err := splitBundle(data)
+		if err != nil {
 			return fmt.Errorf("seq %d: %w", seq, err)
 		}
-		_, err = t.exec("UPDATE events SET data = $1 WHERE log = $2 AND seq = $3", data, id, seq)
+		if recs[seq-first], err = change(recs[seq-first]); err != nil {
+			return fmt.Errorf("seq %d: %w", seq, err)
+		}
+		_, err = t.exec("UPDATE event_bundles SET data = $1 WHERE log = $2 AND first_seq = $3", joinBundle(recs), id, first)
 		return err
 	})
 	return seq, seq, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,7 +13,7 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// eventColumns are the event_index columns of the indexes that file each
+// eventColumns are the event_fields columns of the indexes that file each
 // event under one value, with what a column holds when the event is filed
 // under no value of that index: a search never matches it, and the
 // store's Postings leaves it out.
@@ -24,37 +26,58 @@ var eventColumns = map[store.Index]struct{ col, none string }{
 
 // DeletePostings implements storetest.Tamperer, for any range of seqs. The
 // action, outcome, actor and ip indexes are columns of an event's
-// event_index row: the event is taken out of one by setting its column to
-// what files it under none ("", or success for the outcome). Targets and
-// words are rows of event_targets and event_words, deleted; a word is
-// named as stored, which is cut to 1000 bytes.
+// event_fields row: the event is taken out of one by setting its column
+// to what files it under none ("", or success for the outcome). An
+// event's first target is columns of that row too, set to "", and its
+// others rows of event_targets, deleted. Words are the lexemes of
+// bundle_text rows, whose positions for the events are taken out; a word
+// is named as stored, which is cut to 1000 bytes.
 func (tp *Tamperer) DeletePostings(ctx context.Context, log string, ix store.Index, value string, from, to int64) error {
 	what := fmt.Sprintf("delete the postings of %v %q of seqs [%d, %d)", ix, value, from, to)
 	return tp.write(ctx, log, func(t tx, id int64) error {
-		args := []any{id, from, to}
-		var q string
 		switch ix {
-		case store.IndexTarget, store.IndexText:
-			table, col := "event_targets", "type"
-			if ix == store.IndexText {
-				table, col = "event_words", "word"
+		case store.IndexText:
+			n, err := rewriteText(t, id, from, to, func(word string, seq int64) bool {
+				return seq < from || seq >= to || value != "" && word != value
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
-			q = "DELETE FROM " + table + " WHERE log = $1 AND seq >= $2 AND seq < $3"
+			if n == 0 {
+				return fmt.Errorf("%s: nothing stored to change", what)
+			}
+			return nil
+		case store.IndexTarget:
+			args := []any{id, from, to}
+			first := "UPDATE event_fields SET target_type = '', target_id = '' WHERE log = $1 AND seq >= $2 AND seq < $3 AND (target_type <> '' OR target_id <> '')"
+			more := "DELETE FROM event_targets WHERE log = $1 AND seq >= $2 AND seq < $3"
 			if value != "" {
-				q += " AND " + col + " = $4"
+				first += " AND target_type = $4"
+				more += " AND type = $4"
 				args = append(args, value)
 			}
-		default:
-			c, ok := eventColumns[ix]
-			if !ok {
-				return fmt.Errorf("%s: no such index", what)
+			n, err := t.exec(first, args...)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
-			q = fmt.Sprintf("UPDATE event_index SET %[1]s = $4 WHERE log = $1 AND seq >= $2 AND seq < $3 AND %[1]s <> $4", c.col)
-			args = append(args, c.none)
-			if value != "" {
-				q += fmt.Sprintf(" AND %s = $5", c.col)
-				args = append(args, value)
+			m, err := t.exec(more, args...)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
+			if n+m == 0 {
+				return fmt.Errorf("%s: nothing stored to change", what)
+			}
+			return nil
+		}
+		c, ok := eventColumns[ix]
+		if !ok {
+			return fmt.Errorf("%s: no such index", what)
+		}
+		q := fmt.Sprintf("UPDATE event_fields SET %[1]s = $4 WHERE log = $1 AND seq >= $2 AND seq < $3 AND %[1]s <> $4", c.col)
+		args := []any{id, from, to, c.none}
+		if value != "" {
+			q += fmt.Sprintf(" AND %s = $5", c.col)
+			args = append(args, value)
 		}
 		return t.change(what, q, args...)
 	})
@@ -62,9 +85,10 @@ func (tp *Tamperer) DeletePostings(ctx context.Context, log string, ix store.Ind
 
 // AddPosting implements storetest.Tamperer. For the action, outcome,
 // actor and ip indexes, which file an event under one value each, the
-// events' event_index rows are set to p.Value, which takes them out from
-// under the value they had; each must have a row. Targets and words gain
-// rows.
+// events' event_fields rows are set to p.Value, which takes them out from
+// under the value they had; each must have a row. Targets gain
+// event_targets rows, and words a bundle_text row for each bundle, with
+// the positions of the events.
 func (tp *Tamperer) AddPosting(ctx context.Context, log string, p store.Posting) error {
 	seqs := slices.Compact(slices.Sorted(slices.Values(p.Seqs)))
 	what := fmt.Sprintf("file seqs %v under %v %q", seqs, p.Index, p.Value)
@@ -76,19 +100,34 @@ func (tp *Tamperer) AddPosting(ctx context.Context, log string, p store.Posting)
 		var err error
 		switch p.Index {
 		case store.IndexTarget:
-			n, err = t.exec(`INSERT INTO event_targets (log, type, id, seq) SELECT $1, $2, $3, seq FROM unnest($4::bigint[]) AS seq
+			n, err = t.exec(`INSERT INTO event_targets (log, seq, type, id) SELECT $1, seq, $2, $3 FROM unnest($4::bigint[]) AS seq
 				ON CONFLICT DO NOTHING`, id, p.Value, p.ID, seqs)
 		case store.IndexText:
-			n, err = t.exec(`INSERT INTO event_words (log, word, seq) SELECT $1, $2, seq FROM unnest($3::bigint[]) AS seq
-				ON CONFLICT DO NOTHING`, id, p.Value, seqs)
+			pos := map[int64][]string{}
+			var firsts []int64
+			for _, seq := range seqs {
+				f := bundleStart(seq)
+				if _, ok := pos[f]; !ok {
+					firsts = append(firsts, f)
+				}
+				pos[f] = append(pos[f], strconv.FormatInt(seq-f+1, 10))
+			}
+			for _, f := range firsts {
+				var k int64
+				k, err = t.exec("INSERT INTO bundle_text (log, first_seq, words) VALUES ($1, $2, $3::tsvector)",
+					id, f, tsLexeme(p.Value)+":"+strings.Join(pos[f], ","))
+				if n += k; err != nil {
+					break
+				}
+			}
 		default:
 			c, ok := eventColumns[p.Index]
 			if !ok {
 				return fmt.Errorf("%s: no such index", what)
 			}
-			n, err = t.exec(fmt.Sprintf("UPDATE event_index SET %s = $1 WHERE log = $2 AND seq = ANY($3::bigint[])", c.col), p.Value, id, seqs)
+			n, err = t.exec(fmt.Sprintf("UPDATE event_fields SET %s = $1 WHERE log = $2 AND seq = ANY($3::bigint[])", c.col), p.Value, id, seqs)
 			if err == nil && n != int64(len(seqs)) {
-				return fmt.Errorf("%s: %d of the seqs have an event_index row", what, n)
+				return fmt.Errorf("%s: %d of the seqs have an event_fields row", what, n)
 			}
 		}
 		if err != nil {

@@ -39,10 +39,16 @@ func (tp *Tamperer) SetSize(ctx context.Context, log string, size int64, lastRec
 		if size >= old {
 			return nil
 		}
-		for _, table := range []string{"event_index", "event_targets", "event_words"} {
+		for _, table := range []string{"event_fields", "event_targets"} {
 			if _, err := t.exec("DELETE FROM "+table+" WHERE log = $1 AND seq >= $2", id, size); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
+		}
+		if _, err := t.exec("DELETE FROM bundle_text WHERE log = $1 AND first_seq >= $2", id, size); err != nil {
+			return fmt.Errorf("bundle_text: %w", err)
+		}
+		if _, err := rewriteText(t, id, size, size+1, func(_ string, seq int64) bool { return seq < size }); err != nil {
+			return fmt.Errorf("bundle_text: %w", err)
 		}
 		return uncount(t, id, size, old)
 	})
@@ -51,16 +57,18 @@ func (tp *Tamperer) SetSize(ctx context.Context, log string, size int64, lastRec
 // uncount takes the counts of the events of log id with from <= seq < to
 // that are stored and decode off the stored counts.
 func uncount(t tx, id, from, to int64) error {
-	rows, err := t.Query(t.ctx, "SELECT data FROM events WHERE log = $1 AND seq >= $2 AND seq < $3", id, from, to)
+	recs, _, err := records(t, id, bundleStart(from), to)
 	if err != nil {
 		return err
 	}
 	sub := map[store.CountKey]store.Counts{}
-	var data []byte
-	_, err = pgx.ForEachRow(rows, []any{&data}, func() error {
+	for seq, data := range recs {
+		if seq < from || seq >= to {
+			continue
+		}
 		e, err := event.DecodeStored(data)
 		if err != nil {
-			return nil // counted as it was: nothing says how
+			continue // counted as it was: nothing says how
 		}
 		c := derive.Tally(&e)
 		add := func(k store.CountKey) {
@@ -71,10 +79,6 @@ func uncount(t tx, id, from, to int64) error {
 		derive.Counts(&e, add)
 		c = store.Counts{Total: 1} // the count of an action over all time
 		add(derive.ActionCount(&e))
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for k, c := range sub {
 		_, err := t.exec(`UPDATE counts SET total = total - $6, failure = failure - $7, denied = denied - $8, error = error - $9

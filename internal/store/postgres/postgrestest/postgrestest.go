@@ -35,9 +35,9 @@ func Open(ctx context.Context, url string) (*Tamperer, error) {
 		return nil, err
 	}
 	var logs bool
-	err = pool.QueryRow(ctx, "SELECT to_regclass('logs') IS NOT NULL AND to_regclass('event_index') IS NOT NULL").Scan(&logs)
+	err = pool.QueryRow(ctx, "SELECT to_regclass('logs') IS NOT NULL AND to_regclass('event_fields') IS NOT NULL").Scan(&logs)
 	if err == nil && !logs {
-		err = errors.New("the database holds no Trail store (no logs or event_index table); create the store first")
+		err = errors.New("the database holds no Trail store (no logs or event_fields table); create the store first")
 	}
 	if err != nil {
 		pool.Close()
