@@ -126,6 +126,7 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 		t := arg(q.TargetID)
 		return `SELECT seq FROM (
 			(SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND target_id = ` + t + ` AND target_id <> ''
+				AND (seq >> 16) >= ($2::bigint >> 16) AND (seq >> 16) <= ($3::bigint >> 16)
 				ORDER BY (seq >> 16) DESC, seq DESC LIMIT $4)
 			UNION
 			(SELECT seq FROM event_targets WHERE log = $1 AND seq >= $2 AND seq <= $3 AND id = ` + t + ` ORDER BY seq DESC LIMIT $4)
@@ -160,9 +161,15 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 			bucket = "(seq >> 10)"
 		}
 	}
-	if bucket == "" {
+	if bucket == "" || bucket == "(seq >> 10)" && q.Actor == "" && q.IP == "" && q.Text != "" && len(derive.Terms(q.Text)) > 0 {
+		// No index of fields, or only one of actions or outcomes,
+		// which are few and common: the words find fewer events.
 		return "", nil, false
 	}
+	// The bounds of the buckets let the index scan start at the bucket
+	// of the range's end, not at the newest.
+	shift := strings.TrimSuffix(strings.TrimPrefix(bucket, "(seq "), ")") // ">> 16"
+	cond("%[1]s >= ($2::bigint %[2]s) AND %[1]s <= ($3::bigint %[2]s)", bucket, shift)
 	if q.Outcome == event.Success {
 		cond("outcome = 'success'")
 	}
