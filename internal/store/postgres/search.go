@@ -281,9 +281,12 @@ func (s *Store) events(ctx context.Context, log int64, seqs []int64) ([]*event.E
 	return out, nil
 }
 
-// bundleChunk is how many bundles a query of byBundles reads at first; it
-// doubles with each query.
-const bundleChunk = 8
+// A query of byBundles reads at least bundleChunk bundles and at most
+// maxBundleChunk; the number doubles with each query.
+const (
+	bundleChunk    = 8
+	maxBundleChunk = 1024
+)
 
 // byBundles pages through the bundles that hold events in [from, to],
 // newest (or oldest) first: those whose words hold every term of the
@@ -299,13 +302,29 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 	var sql string
 	args := []any{sr.log, int64(0), int64(0), 0}
 	if len(sr.terms) > 0 {
+		// The positions, in each bundle found, of the events whose
+		// words hold every term: only those are read.
 		args = append(args, tsquery(sr.terms))
-		sql = `SELECT t.first_seq, b.data FROM
+		var each []string
+		for _, t := range sr.terms {
+			if len(t.Text) > maxTerm {
+				t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
+			}
+			args = append(args, t.Text)
+			match := "w.lexeme = $" + strconv.Itoa(len(args))
+			if t.Prefix {
+				match = "starts_with(w.lexeme, $" + strconv.Itoa(len(args)) + ")"
+			}
+			each = append(each, "(SELECT unnest(w.positions) FROM unnest(r.words) w WHERE "+match+")")
+		}
+		// The bundles' data is a subquery, read through the primary key
+		// for each bundle found, never a join PostgreSQL could hash.
+		sql = `SELECT t.first_seq, (SELECT b.data FROM event_bundles b WHERE b.log = $1 AND b.first_seq = t.first_seq), (SELECT array_agg(x.p) FROM bundle_text r, LATERAL (` + strings.Join(each, " INTERSECT ") + `) x(p)
+				WHERE r.log = $1 AND r.first_seq = t.first_seq AND r.words @@ $5::tsquery) FROM
 			(SELECT DISTINCT first_seq FROM bundle_text WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3 AND words @@ $5::tsquery
-				ORDER BY first_seq ` + dir + ` LIMIT $4) t
-			LEFT JOIN event_bundles b ON b.log = $1 AND b.first_seq = t.first_seq ORDER BY t.first_seq ` + dir
+				ORDER BY first_seq ` + dir + ` LIMIT $4) t ORDER BY t.first_seq ` + dir
 	} else {
-		sql = `SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
+		sql = `SELECT first_seq, data, NULL::smallint[] FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
 			ORDER BY first_seq ` + dir + ` LIMIT $4`
 	}
 	// next is the seq that the next event read should have, when every
@@ -315,7 +334,9 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 	if !sr.q.Asc {
 		next = to
 	}
-	n := bundleChunk
+	// As many bundles as the page has events, at first: a page of a
+	// common word is then one query.
+	n := min(max(bundleChunk, sr.limit), maxBundleChunk)
 	for !sr.full() && lo <= hi {
 		args[1], args[2], args[3] = lo, hi, n
 		rows, err := sr.s.pool.Query(ctx, sql, args...)
@@ -325,10 +346,11 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 		type bundle struct {
 			first int64
 			data  []byte
+			pos   []int16 // of the events to read, if not all
 		}
 		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bundle, error) {
 			var b bundle
-			err := r.Scan(&b.first, &b.data)
+			err := r.Scan(&b.first, &b.data, &b.pos)
 			return b, err
 		})
 		if err != nil {
@@ -354,6 +376,9 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 					return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 				}
 				i := seq - b.first
+				if len(sr.terms) > 0 && !slices.Contains(b.pos, int16(i+1)) {
+					continue
+				}
 				if i >= int64(len(recs)) || len(recs[i]) == 0 {
 					return &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
 				}
@@ -383,7 +408,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 		} else {
 			hi = last - 1
 		}
-		n = min(2*n, 1024)
+		n = min(2*n, maxBundleChunk)
 	}
 	return nil
 }
