@@ -31,8 +31,9 @@ const (
 // under the actor, target, ip, action or outcome asked for; else the
 // bundles whose words (bundle_text) hold every term of the free text;
 // else the bundles in seq order. It reads the bundles of the candidates,
-// and checks each event against every filter of q (matches), until the
-// page is full or the range is exhausted. An event the index finds that
+// and checks each event against every filter of q (matches) but the
+// words that bundle_text's positions found, until the page is full or
+// the range is exhausted. An event the index finds that
 // is missing, or that cannot be decoded, fails the search with a
 // *store.DamagedError at its seq; so does one of the bundles read.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
@@ -77,9 +78,17 @@ type search struct {
 // full says whether the page is full.
 func (sr *search) full() bool { return len(sr.out) >= sr.limit }
 
-// consider adds e to the page if it matches every filter of the query.
-func (sr *search) consider(e *event.Event) {
-	if !sr.full() && matches(sr.q, sr.terms, e) {
+// consider adds e to the page if it matches every filter of the query;
+// of its text, only if indexed is false: bundle_text's positions found
+// the events that hold every term (byBundles), as exactly as an index of
+// the words of each event would, so what it found is as the index says,
+// tampered or not.
+func (sr *search) consider(e *event.Event, indexed bool) {
+	terms := sr.terms
+	if indexed {
+		terms = nil
+	}
+	if !sr.full() && matches(sr.q, terms, e) {
 		sr.out = append(sr.out, e)
 	}
 }
@@ -216,7 +225,7 @@ func (sr *search) bySeqs(ctx context.Context, sql string, args []any, from, to i
 			return err
 		}
 		for _, e := range evs {
-			sr.consider(e)
+			sr.consider(e, false)
 		}
 		if len(seqs) < n {
 			return nil
@@ -327,6 +336,9 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 		sql = `SELECT first_seq, data, NULL::smallint[] FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
 			ORDER BY first_seq ` + dir + ` LIMIT $4`
 	}
+	// The positions are exact unless a term is looked up by the start of
+	// a word cut when stored, which may find events that do not hold it.
+	exact := len(sr.terms) > 0 && !slices.ContainsFunc(sr.terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
 	// next is the seq that the next event read should have, when every
 	// bundle is read.
 	lo, hi := bundleStart(from), to
@@ -386,7 +398,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 				if err != nil {
 					return err
 				}
-				sr.consider(e)
+				sr.consider(e, exact)
 				if sr.full() {
 					return nil
 				}
