@@ -166,3 +166,31 @@ func TestOpenNeedsUpgrade(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestCompression: on PostgreSQL 14 and newer the event bundles and the
+// words are compressed with lz4; on 13 the migrations still apply, with
+// pglz.
+func TestCompression(t *testing.T) {
+	url := pgtest.DB(t)
+	open(t, url)
+	conn := raw(t, url)
+	ctx := context.Background()
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if version < 140000 {
+		t.Skipf("PostgreSQL %d has no per-column compression", version)
+	}
+	for _, col := range []struct{ table, column string }{{"event_bundles", "data"}, {"bundle_text", "words"}} {
+		var method string
+		err := conn.QueryRow(ctx, "SELECT attcompression::text FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2",
+			col.table, col.column).Scan(&method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if method != "l" {
+			t.Errorf("%s.%s compression = %q, want lz4 (l)", col.table, col.column, method)
+		}
+	}
+}

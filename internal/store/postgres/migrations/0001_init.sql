@@ -34,9 +34,22 @@ CREATE TABLE logs (
 CREATE TABLE event_bundles (
 	log       bigint NOT NULL,
 	first_seq bigint NOT NULL,
-	data      bytea COMPRESSION lz4 NOT NULL,
+	data      bytea NOT NULL,
 	PRIMARY KEY (log, first_seq)
 );
+
+-- lz4 compresses and decompresses several times faster than pglz, the
+-- default. It needs PostgreSQL 14 or newer, built with it; elsewhere the
+-- column keeps pglz, which holds the same data. (EXECUTE: PostgreSQL 13
+-- cannot even parse SET COMPRESSION.)
+DO $$
+BEGIN
+	IF current_setting('server_version_num')::int >= 140000 THEN
+		EXECUTE 'ALTER TABLE event_bundles ALTER COLUMN data SET COMPRESSION lz4';
+	END IF;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+	NULL;
+END $$;
 
 -- The Merkle tiles (tlog-tiles, height 8), partial ones included: a
 -- commit replaces a tile's data with the wider version.

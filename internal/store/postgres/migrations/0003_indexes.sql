@@ -69,8 +69,18 @@ CREATE INDEX event_targets_id ON event_targets (log, id, seq);
 CREATE TABLE bundle_text (
 	log       bigint NOT NULL,
 	first_seq bigint NOT NULL,
-	words     tsvector COMPRESSION lz4 NOT NULL
+	words     tsvector NOT NULL
 );
+
+-- lz4 where the server has it, as for event_bundles (0001_init.sql).
+DO $$
+BEGIN
+	IF current_setting('server_version_num')::int >= 140000 THEN
+		EXECUTE 'ALTER TABLE bundle_text ALTER COLUMN words SET COMPRESSION lz4';
+	END IF;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+	NULL;
+END $$;
 CREATE INDEX bundle_text_seq ON bundle_text (log, first_seq);
 CREATE INDEX bundle_text_words ON bundle_text USING gin (words);
 
