@@ -274,7 +274,9 @@ func TestManyCheckpoints(t *testing.T) {
 }
 
 // TestSynchronousCommit: a database whose default is synchronous_commit
-// off still gets durable commits from the store.
+// off still gets durable commits from the store, and one whose default
+// plans prepared statements once for all arguments still gets searches
+// planned for theirs.
 func TestSynchronousCommit(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
@@ -286,9 +288,15 @@ func TestSynchronousCommit(t *testing.T) {
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = off"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+name+" SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
 	s := open(t, url)
 	var got string
 	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil || got != "on" {
 		t.Errorf("synchronous_commit of the store's connections = %q, %v; want on", got, err)
+	}
+	if err := s.pool.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&got); err != nil || got != "force_custom_plan" {
+		t.Errorf("plan_cache_mode of the store's connections = %q, %v; want force_custom_plan", got, err)
 	}
 }
