@@ -127,22 +127,9 @@ func (k dirKeys) importKey(ctx context.Context, log logRef, skey string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeSecretFile(path, skey+"\n"); err != nil {
 		return fmt.Errorf("write signing key: %w", err)
 	}
-	_, err = f.WriteString(skey + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write signing key: %w", err)
-	}
-	syncDir(filepath.Dir(path))
 	return nil
 }
 

@@ -50,11 +50,21 @@ func (k dirKeys) Create(ctx context.Context, log logRef) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeSecretFile(path, skey+"\n"); err != nil {
 		return "", fmt.Errorf("write signing key: %w", err)
 	}
-	_, err = f.WriteString(skey + "\n")
+	return vkey, nil
+}
+
+// writeSecretFile durably writes text to the new file path, mode 0600: it
+// fails if the file exists, and removes what it wrote if it fails after
+// creating it. The directory entry is synced too.
+func writeSecretFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -63,10 +73,10 @@ func (k dirKeys) Create(ctx context.Context, log logRef) (string, error) {
 	}
 	if err != nil {
 		os.Remove(path)
-		return "", fmt.Errorf("write signing key: %w", err)
+		return err
 	}
 	syncDir(filepath.Dir(path))
-	return vkey, nil
+	return nil
 }
 
 // Signer reads the signing key of log and checks it against the log's

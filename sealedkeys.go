@@ -296,21 +296,10 @@ func parseMasterKey(s string) ([]byte, bool) {
 func CreateMasterKey(path string) error {
 	key := make([]byte, masterKeySize)
 	rand.Read(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("master key: %w", err)
-	}
-	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	text := base64.StdEncoding.EncodeToString(key) + "\n"
 	clear(key)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("master key %s: %w", path, err)
+	if err := writeSecretFile(path, text); err != nil {
+		return fmt.Errorf("master key: %w", err)
 	}
 	return nil
 }
