@@ -76,7 +76,14 @@ func (l *Log) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("log %q: %w", l.info.Name, err)
 	}
+	return l.setState(st)
+}
+
+// setState makes st, read from the store, the log's state, unless the
+// log's state is newer.
+func (l *Log) setState(st store.State) error {
 	var app *merkle.Appender
+	var err error
 	if !l.db.opts.ReadOnly {
 		// Appending needs an intact right edge; reading does not, so that
 		// a damaged log can still be opened and verified.

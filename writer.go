@@ -240,17 +240,21 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 		}
 	}
 	var order []*pending
-	err := st.CommitLocked(context.Background(), ids, func(sizes map[int64]int64) ([]store.Batch, error) {
+	err := st.CommitLocked(context.Background(), ids, func(states map[int64]store.State) ([]store.Batch, error) {
 		for _, r := range group {
 			l := r.log
-			if sizes[l.info.ID] == l.Size() {
+			st, ok := states[l.info.ID]
+			if !ok {
+				return nil, fmt.Errorf("log %q: %w", l.info.Name, store.ErrNotFound)
+			}
+			if st.Size == l.Size() {
 				continue
 			}
-			if err := l.reload(context.Background()); err != nil {
+			if err := l.setState(st); err != nil {
 				return nil, fmt.Errorf("reload log state: %w", err)
 			}
-			if got := l.Size(); got != sizes[l.info.ID] {
-				return nil, fmt.Errorf("log %q: its state says %d events, the locked log %d: %w", l.info.Name, got, sizes[l.info.ID], store.ErrConflict)
+			if got := l.Size(); got != st.Size {
+				return nil, fmt.Errorf("log %q: its state says %d events, the locked log %d: %w", l.info.Name, got, st.Size, store.ErrConflict)
 			}
 		}
 		var err error

@@ -116,12 +116,11 @@ type Log interface {
 type LockingLog interface {
 	Log
 	// CommitLocked locks the logs (for every Store sharing the database,
-	// as a commit does), reads their committed sizes, calls build with
-	// them, and stores the batches build returns as Commit does, all in
-	// one transaction: the logs cannot grow between build's reading of
-	// the sizes and the commit. An error from build is returned as it is,
-	// with nothing stored; build may read the store meanwhile (State,
-	// Tile), on other connections, and sees every commit to the locked
-	// logs.
-	CommitLocked(ctx context.Context, logs []int64, build func(sizes map[int64]int64) ([]Batch, error)) error
+	// as a commit does), reads their states as State does, calls build
+	// with them (a log that does not exist has none), and stores the
+	// batches build returns as Commit does, all in one transaction: the
+	// logs cannot grow between build's reading of the states and the
+	// commit. An error from build is returned as it is, with nothing
+	// stored.
+	CommitLocked(ctx context.Context, logs []int64, build func(states map[int64]State) ([]Batch, error)) error
 }

@@ -34,6 +34,11 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	if err != nil {
 		return store.State{}, err
 	}
+	return s.scanState(ctx, log, rows)
+}
+
+// scanState reads the rows of stateQuery for log, and closes them.
+func (s *Store) scanState(ctx context.Context, log int64, rows pgx.Rows) (store.State, error) {
 	defer rows.Close()
 	var st store.State
 	var last int64
@@ -67,6 +72,7 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 		if p.Level == 0 && len(data) < p.Width*tlog.HashSize {
 			// The events below Size are never rewritten: their leaf
 			// hashes are those of the snapshot read above.
+			var err error
 			if data, err = s.leafTile(ctx, log, p.Index<<merkle.TileHeight, st.Size); err != nil {
 				return store.State{}, err
 			}

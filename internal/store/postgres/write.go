@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,18 +44,19 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	}
 	// Encoded before the transaction, which holds the logs' locks.
 	data := encode(batches)
-	return s.commit(ctx, ids, func(map[int64]int64) ([]store.Batch, [][][]byte, error) {
+	return s.commit(ctx, ids, func(map[int64]store.State) ([]store.Batch, [][][]byte, error) {
 		return batches, data, nil
 	})
 }
 
 // CommitLocked implements store.LockingLog: it is Commit, with the
 // batches built by build once the transaction holds the logs' rows, from
-// the sizes it read under the lock. The writers of one log, on every
-// node, thus take turns in PostgreSQL rather than race and retry.
-func (s *Store) CommitLocked(ctx context.Context, logs []int64, build func(sizes map[int64]int64) ([]store.Batch, error)) error {
-	return s.commit(ctx, logs, func(sizes map[int64]int64) ([]store.Batch, [][][]byte, error) {
-		batches, err := build(maps.Clone(sizes))
+// the states it read under the lock, in the same round trip. The writers
+// of one log, on every node, thus take turns in PostgreSQL rather than
+// race and retry.
+func (s *Store) CommitLocked(ctx context.Context, logs []int64, build func(states map[int64]store.State) ([]store.Batch, error)) error {
+	return s.commit(ctx, logs, func(states map[int64]store.State) ([]store.Batch, [][][]byte, error) {
+		batches, err := build(states)
 		if err != nil {
 			return nil, nil, &buildError{err}
 		}
@@ -81,15 +83,14 @@ func encode(batches []store.Batch) [][][]byte {
 	return data
 }
 
-// commit locks the rows of the logs ids in one transaction, gets the
-// batches to store (and their events' canonical forms) from batches given
-// the logs' sizes, and stores them (see Commit). After the lock, which is
-// one statement, everything goes to PostgreSQL in one pgx.Batch, one round
-// trip: the check for events stored past each log's size, the bundles,
-// tiles, checkpoints, idempotency records and sizes, and the index rows
-// and counts (index_write.go). A check that finds such events fails the
-// commit, whose transaction then rolls back what the batch wrote.
-func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[int64]int64) ([]store.Batch, [][][]byte, error)) (err error) {
+// commit stores, in one transaction, the batches that batches returns
+// when given the states of the logs ids, read once the transaction holds
+// their rows (see Commit). It takes two round trips to PostgreSQL while
+// it holds the rows: one begins the transaction, locks the rows, looks
+// for events stored past each log's end and reads each log's state; the
+// other writes everything and commits. The fewer round trips a commit
+// holds a log for, the more commits of other servers the log takes.
+func (s *Store) commit(ctx context.Context, ids []int64, batches func(states map[int64]store.State) ([]store.Batch, [][][]byte, error)) (err error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -110,36 +111,51 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 			err = &commitUnknownError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
 		}
 	}()
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := tx.Query(ctx, "SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
-	if err != nil {
-		return fmt.Errorf("lock logs: %w", err)
-	}
-	sizes := make(map[int64]int64, len(ids))
-	for rows.Next() {
-		var id, size int64
-		if err := rows.Scan(&id, &size); err != nil {
-			rows.Close()
-			return fmt.Errorf("lock logs: %w", err)
+	// A connection given back inside a transaction, after a failure, is
+	// closed by the pool, which rolls the transaction back; rolling back
+	// first keeps the connection.
+	committed := false
+	defer func() {
+		if !committed {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			conn.Exec(rctx, "ROLLBACK")
+			cancel()
 		}
-		sizes[id] = size
+		conn.Release()
+	}()
+
+	var first pgx.Batch
+	first.Queue("BEGIN")
+	first.Queue("SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
+	// Each statement of the pipeline reads what was committed when it
+	// starts: these, after the lock was granted, see the commit of any
+	// other server that held it.
+	for _, id := range ids {
+		first.Queue(`SELECT b.first_seq, CASE WHEN b.first_seq = (l.size / 16) * 16 THEN b.data END
+			FROM logs l JOIN event_bundles b ON b.log = l.id AND b.first_seq >= (l.size / 16) * 16
+			WHERE l.id = $1 ORDER BY b.first_seq LIMIT 2`, id)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lock logs: %w", err)
+	for _, id := range ids {
+		first.Queue(stateQuery, id)
 	}
-	locked := maps.Clone(sizes)
-	bs, data, err := batches(sizes)
+	res := conn.SendBatch(ctx, &first)
+	locked, strays, states, err := s.readLocked(ctx, res, ids)
+	if cerr := res.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("lock logs: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	sizes := maps.Clone(locked)
+	bs, data, err := batches(states)
 	if err != nil {
 		return err
 	}
 	var q pgx.Batch
-	// The logs written to, in id order, each checked once at the size
-	// the lock read: the commit's later batches of a log start where its
-	// earlier ones end.
 	var written []int64
 	for i := range bs {
 		if len(bs[i].Events) == 0 {
@@ -157,12 +173,12 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 	}
 	slices.Sort(written)
 	for _, id := range written {
-		size, ok := locked[id]
-		if !ok {
+		if _, ok := locked[id]; !ok {
 			return fmt.Errorf("log %d: %w", id, store.ErrNotFound)
 		}
-		q.Queue("SELECT first_seq, CASE WHEN first_seq = $2 THEN data END FROM event_bundles WHERE log = $1 AND first_seq >= $2 ORDER BY first_seq LIMIT 2",
-			id, bundleStart(size))
+		if strays[id] != nil {
+			return strays[id]
+		}
 	}
 	var bundles bundleRows
 	for i := range bs {
@@ -174,21 +190,62 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(sizes map[
 	if err := queueIndexes(&q, bs); err != nil {
 		return err
 	}
-	res := tx.SendBatch(ctx, &q)
-	for _, id := range written {
-		if err := checkStray(res, id, locked[id]); err != nil {
-			res.Close()
-			return err
-		}
-	}
-	if err := res.Close(); err != nil {
+	// A statement that fails makes PostgreSQL skip the rest of the
+	// pipeline, COMMIT included: the transaction is then rolled back.
+	q.Queue("COMMIT")
+	committing = true
+	if err := conn.SendBatch(ctx, &q).Close(); err != nil {
 		return fmt.Errorf("store the events, tiles, checkpoints and indexes: %w", err)
 	}
-	committing = true
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+	committed = true
 	return nil
+}
+
+// readLocked reads the results of commit's first round trip: the sizes of
+// the logs found and locked (a log missing from it does not exist), what
+// checkStray says of each, and each one's state.
+func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids []int64) (sizes map[int64]int64, strays map[int64]error, states map[int64]store.State, err error) {
+	if _, err := res.Exec(); err != nil {
+		return nil, nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("lock logs: %w", err)
+	}
+	sizes = make(map[int64]int64, len(ids))
+	var id, size int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &size}, func() error {
+		sizes[id] = size
+		return nil
+	}); err != nil {
+		return nil, nil, nil, fmt.Errorf("lock logs: %w", err)
+	}
+	strays = make(map[int64]error, len(ids))
+	for _, id := range ids {
+		if err := checkStray(res, id, sizes[id]); err != nil {
+			var de *store.DamagedError
+			if !errors.As(err, &de) {
+				return nil, nil, nil, err
+			}
+			strays[id] = err
+		}
+	}
+	states = make(map[int64]store.State, len(ids))
+	for _, id := range ids {
+		rows, err := res.Query()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)
+		}
+		st, err := s.scanState(ctx, id, rows)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // no such log: said if a batch writes to it
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)
+		}
+		states[id] = st
+	}
+	return sizes, strays, states, nil
 }
 
 // checkStray reads the result of the query that commit queues first for
