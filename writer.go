@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -233,28 +232,30 @@ func (w *writer) commit(group []*appendReq) {
 // group goes after those events at the first try, however many servers
 // share the logs.
 func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time, attempt int) ([]*pending, error) {
-	var ids []int64
+	known := map[int64]int64{}
 	for _, r := range group {
-		if !slices.Contains(ids, r.log.info.ID) {
-			ids = append(ids, r.log.info.ID)
-		}
+		known[r.log.info.ID] = r.log.Size()
 	}
 	var order []*pending
-	err := st.CommitLocked(context.Background(), ids, func(states map[int64]store.State) ([]store.Batch, error) {
+	err := st.CommitLocked(context.Background(), known, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
 		for _, r := range group {
 			l := r.log
-			st, ok := states[l.info.ID]
-			if !ok {
+			size, ok := sizes[l.info.ID]
+			switch {
+			case !ok:
 				return nil, fmt.Errorf("log %q: %w", l.info.Name, store.ErrNotFound)
-			}
-			if st.Size == l.Size() {
+			case size == l.Size():
 				continue
 			}
-			if err := l.setState(st); err != nil {
-				return nil, fmt.Errorf("reload log state: %w", err)
+			if st, ok := moved[l.info.ID]; ok {
+				if err := l.setState(st); err != nil {
+					return nil, fmt.Errorf("reload log state: %w", err)
+				}
 			}
-			if got := l.Size(); got != st.Size {
-				return nil, fmt.Errorf("log %q: its state says %d events, the locked log %d: %w", l.info.Name, got, st.Size, store.ErrConflict)
+			if got := l.Size(); got != size {
+				// Moved since known was read (a reload by a read), or
+				// stale: the caller reads it again and retries.
+				return nil, fmt.Errorf("log %q: its state says %d events, the locked log %d: %w", l.info.Name, got, size, store.ErrConflict)
 			}
 		}
 		var err error

@@ -115,12 +115,13 @@ type Log interface {
 // building batches on a state another server has just moved past.
 type LockingLog interface {
 	Log
-	// CommitLocked locks the logs (for every Store sharing the database,
-	// as a commit does), reads their states as State does, calls build
-	// with them (a log that does not exist has none), and stores the
-	// batches build returns as Commit does, all in one transaction: the
-	// logs cannot grow between build's reading of the states and the
-	// commit. An error from build is returned as it is, with nothing
+	// CommitLocked locks the logs that known names (for every Store
+	// sharing the database, as a commit does), reads their sizes, and the
+	// state (as State reads it) of each whose size is not the one known
+	// has for it, calls build with them (a log that does not exist has no
+	// size), and stores the batches build returns as Commit does, all in
+	// one transaction: the logs cannot grow between build's reading and
+	// the commit. An error from build is returned as it is, with nothing
 	// stored.
-	CommitLocked(ctx context.Context, logs []int64, build func(states map[int64]State) ([]Batch, error)) error
+	CommitLocked(ctx context.Context, known map[int64]int64, build func(sizes map[int64]int64, moved map[int64]State) ([]Batch, error)) error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -24,6 +25,10 @@ const stateQuery = `SELECT l.size, l.last_received_at, c.size, c.signed_at, c.no
 	LEFT JOIN tiles t ON t.log = l.id AND t.level = lv.level AND t.idx = ((l.size >> (8 * lv.level)) - 1) >> 8
 	WHERE l.id = $1
 	ORDER BY lv.level`
+
+// movedStateQuery is stateQuery, but reads nothing when the log's size
+// is $2.
+var movedStateQuery = strings.Replace(stateQuery, "WHERE l.id = $1", "WHERE l.id = $1 AND l.size <> $2", 1)
 
 // State implements store.Log. One statement reads everything, so the
 // size, the checkpoint and the rightmost tiles agree while other Stores

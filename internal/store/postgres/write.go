@@ -44,19 +44,19 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 	}
 	// Encoded before the transaction, which holds the logs' locks.
 	data := encode(batches)
-	return s.commit(ctx, ids, func(map[int64]store.State) ([]store.Batch, [][][]byte, error) {
+	return s.commit(ctx, ids, nil, func(map[int64]int64, map[int64]store.State) ([]store.Batch, [][][]byte, error) {
 		return batches, data, nil
 	})
 }
 
 // CommitLocked implements store.LockingLog: it is Commit, with the
 // batches built by build once the transaction holds the logs' rows, from
-// the states it read under the lock, in the same round trip. The writers
-// of one log, on every node, thus take turns in PostgreSQL rather than
-// race and retry.
-func (s *Store) CommitLocked(ctx context.Context, logs []int64, build func(states map[int64]store.State) ([]store.Batch, error)) error {
-	return s.commit(ctx, logs, func(states map[int64]store.State) ([]store.Batch, [][][]byte, error) {
-		batches, err := build(states)
+// the sizes it read under the lock and the states of the logs that moved,
+// read in the same round trip. The writers of one log, on every node,
+// thus take turns in PostgreSQL rather than race and retry.
+func (s *Store) CommitLocked(ctx context.Context, known map[int64]int64, build func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error)) error {
+	return s.commit(ctx, slices.Collect(maps.Keys(known)), known, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error) {
+		batches, err := build(sizes, moved)
 		if err != nil {
 			return nil, nil, &buildError{err}
 		}
@@ -84,13 +84,15 @@ func encode(batches []store.Batch) [][][]byte {
 }
 
 // commit stores, in one transaction, the batches that batches returns
-// when given the states of the logs ids, read once the transaction holds
+// when given the sizes of the logs ids and the states of those whose size
+// is not the one known has for them, read once the transaction holds
 // their rows (see Commit). It takes two round trips to PostgreSQL while
 // it holds the rows: one begins the transaction, locks the rows, looks
-// for events stored past each log's end and reads each log's state; the
-// other writes everything and commits. The fewer round trips a commit
-// holds a log for, the more commits of other servers the log takes.
-func (s *Store) commit(ctx context.Context, ids []int64, batches func(states map[int64]store.State) ([]store.Batch, [][][]byte, error)) (err error) {
+// for events stored past each log's end and reads the states of the logs
+// that moved; the other writes everything and commits. The fewer round
+// trips a commit holds a log for, the more commits of other servers the
+// log takes.
+func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, batches func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error)) (err error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -139,11 +141,15 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(states map
 			FROM logs l JOIN event_bundles b ON b.log = l.id AND b.first_seq >= (l.size / 16) * 16
 			WHERE l.id = $1 ORDER BY b.first_seq LIMIT 2`, id)
 	}
+	var movedIDs []int64
 	for _, id := range ids {
-		first.Queue(stateQuery, id)
+		if size, ok := known[id]; ok {
+			first.Queue(movedStateQuery, id, size)
+			movedIDs = append(movedIDs, id)
+		}
 	}
 	res := conn.SendBatch(ctx, &first)
-	locked, strays, states, err := s.readLocked(ctx, res, ids)
+	locked, strays, moved, err := s.readLocked(ctx, res, ids, movedIDs)
 	if cerr := res.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("lock logs: %w", cerr)
 	}
@@ -151,7 +157,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(states map
 		return err
 	}
 	sizes := maps.Clone(locked)
-	bs, data, err := batches(states)
+	bs, data, err := batches(maps.Clone(locked), moved)
 	if err != nil {
 		return err
 	}
@@ -203,8 +209,8 @@ func (s *Store) commit(ctx context.Context, ids []int64, batches func(states map
 
 // readLocked reads the results of commit's first round trip: the sizes of
 // the logs found and locked (a log missing from it does not exist), what
-// checkStray says of each, and each one's state.
-func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids []int64) (sizes map[int64]int64, strays map[int64]error, states map[int64]store.State, err error) {
+// checkStray says of each, and the states of those of movedIDs that moved.
+func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (sizes map[int64]int64, strays map[int64]error, states map[int64]store.State, err error) {
 	if _, err := res.Exec(); err != nil {
 		return nil, nil, nil, fmt.Errorf("begin: %w", err)
 	}
@@ -230,15 +236,15 @@ func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids []int6
 			strays[id] = err
 		}
 	}
-	states = make(map[int64]store.State, len(ids))
-	for _, id := range ids {
+	states = make(map[int64]store.State, len(movedIDs))
+	for _, id := range movedIDs {
 		rows, err := res.Query()
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)
 		}
 		st, err := s.scanState(ctx, id, rows)
 		if errors.Is(err, store.ErrNotFound) {
-			continue // no such log: said if a batch writes to it
+			continue // no such log, or it has not moved
 		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)

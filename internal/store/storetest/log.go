@@ -463,14 +463,16 @@ func testCommitLocked(t *testing.T, s store.Log) {
 	b := NewWriter(t, s, "b")
 	appendBatches(t, s, a, Events(20, 30), 0, 20)
 
-	got := map[int64]int64{}
+	var got map[int64]int64
 	var batch store.Batch
-	err := ls.CommitLocked(ctx, []int64{b.Info.ID, a.Info.ID, -7}, func(states map[int64]store.State) ([]store.Batch, error) {
-		for id, st := range states {
-			got[id] = st.Size
+	// a is known at a stale size, b at its own.
+	err := ls.CommitLocked(ctx, map[int64]int64{b.Info.ID: 0, a.Info.ID: 3, -7: 0}, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
+		got = sizes
+		if st, ok := moved[a.Info.ID]; !ok || st.Size != 20 || st.Checkpoint == nil || st.Checkpoint.Size != 20 || len(st.Rightmost) == 0 {
+			t.Errorf("CommitLocked gave build log a's state %+v (%v), want it at 20 with its checkpoint and rightmost tiles", st, ok)
 		}
-		if st := states[a.Info.ID]; st.Checkpoint == nil || st.Checkpoint.Size != 20 || len(st.Rightmost) == 0 {
-			t.Errorf("CommitLocked gave build log a's state %+v, want its checkpoint at 20 and its rightmost tiles", st)
+		if _, ok := moved[b.Info.ID]; ok || len(moved) != 1 {
+			t.Errorf("CommitLocked gave build the states of %d logs, want a's alone: b is at the size known", len(moved))
 		}
 		batch = a.Batch(t, recvAt(1), Events(5, 31)...)
 		return []store.Batch{batch}, nil
@@ -479,19 +481,19 @@ func testCommitLocked(t *testing.T, s store.Log) {
 		t.Fatalf("CommitLocked = %v", err)
 	}
 	if want := map[int64]int64{a.Info.ID: 20, b.Info.ID: 0}; !maps.Equal(got, want) {
-		t.Errorf("CommitLocked gave build the states of sizes %v, want %v (none for a log that does not exist)", got, want)
+		t.Errorf("CommitLocked gave build the sizes %v, want %v (none for a log that does not exist)", got, want)
 	}
 	a.Committed(t, batch)
 	CheckLog(t, s, a)
 
 	failed := errors.New("build failed")
-	err = ls.CommitLocked(ctx, []int64{a.Info.ID}, func(map[int64]store.State) ([]store.Batch, error) {
+	err = ls.CommitLocked(ctx, map[int64]int64{a.Info.ID: a.Size()}, func(map[int64]int64, map[int64]store.State) ([]store.Batch, error) {
 		return []store.Batch{a.Batch(t, recvAt(2), Events(3, 32)...)}, failed
 	})
 	if !errors.Is(err, failed) {
 		t.Errorf("CommitLocked with a failing build = %v, want its error", err)
 	}
-	err = ls.CommitLocked(ctx, []int64{a.Info.ID}, func(map[int64]store.State) ([]store.Batch, error) {
+	err = ls.CommitLocked(ctx, map[int64]int64{a.Info.ID: a.Size()}, func(map[int64]int64, map[int64]store.State) ([]store.Batch, error) {
 		return []store.Batch{b.Batch(t, recvAt(2), Events(3, 33)...)}, nil
 	})
 	if err == nil {
@@ -507,11 +509,16 @@ func testCommitLocked(t *testing.T, s store.Log) {
 	for i := range workers {
 		wg.Go(func() {
 			for j := range each {
-				err := ls.CommitLocked(ctx, []int64{b.Info.ID}, func(states map[int64]store.State) ([]store.Batch, error) {
+				// Known at 0: every commit after the first finds the log
+				// moved, and gets its state.
+				err := ls.CommitLocked(ctx, map[int64]int64{b.Info.ID: 0}, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
 					mu.Lock()
 					defer mu.Unlock()
-					if st := states[b.Info.ID]; st.Size != b.Size() || st.Size > 0 && (st.Checkpoint == nil || st.Checkpoint.Size != st.Size) {
-						return nil, fmt.Errorf("build got size %d (checkpoint %v), the log has %d", st.Size, st.Checkpoint, b.Size())
+					if sizes[b.Info.ID] != b.Size() {
+						return nil, fmt.Errorf("build got size %d, the log has %d", sizes[b.Info.ID], b.Size())
+					}
+					if st, ok := moved[b.Info.ID]; b.Size() > 0 && (!ok || st.Size != b.Size() || st.Checkpoint == nil || st.Checkpoint.Size != st.Size) {
+						return nil, fmt.Errorf("build got the state %+v (%v), the log has %d", st, ok, b.Size())
 					}
 					bt := b.Batch(t, recvAt(3), Events(1+j, uint64(40+i*each+j))...)
 					// Recorded before the commit: the next build waits
