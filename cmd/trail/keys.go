@@ -21,7 +21,7 @@ import (
 type keysCommand struct {
 	env    *env
 	db     dbFlags
-	scopes string
+	scopes multiFlag
 	name   string
 	json   bool
 	// createLog lets create make a new log in a data directory that
@@ -32,7 +32,7 @@ type keysCommand struct {
 func (c *keysCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	c.db.register(fs, c.db)
-	fs.StringVar(&c.scopes, "scope", "", "create: comma-separated `SCOPES`: append, read, admin (admin implies the others)")
+	fs.Var(&c.scopes, "scope", "create: comma-separated `SCOPES`: append, read, admin (admin implies the others); may be repeated")
 	fs.StringVar(&c.name, "name", "", "create: a `LABEL` for the key, shown by list")
 	fs.BoolVar(&c.createLog, "create-log", false, "create: make the log --log names if the data directory does not hold it yet")
 	fs.BoolVar(&c.json, "json", false, "list: print NDJSON, one key per line")
@@ -130,11 +130,11 @@ func (c *keysCommand) create(ctx context.Context) error {
 	if !trail.ValidLogName(c.db.log) {
 		return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", c.db.log)
 	}
-	if c.scopes == "" {
+	if len(c.scopes) == 0 {
 		return usagef("--scope is required: append, read or admin")
 	}
 	var scopes []trail.Scope
-	for _, s := range strings.Split(c.scopes, ",") {
+	for _, s := range strings.Split(c.scopes.String(), ",") {
 		sc, err := trail.ParseScope(strings.TrimSpace(s))
 		if err != nil {
 			return usagef("--scope: %v", err)

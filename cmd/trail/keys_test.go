@@ -122,3 +122,24 @@ func TestKeysListLog(t *testing.T) {
 		t.Errorf("keys list --log of an unknown log: exit %d, stderr %q; want 1 and the logs", r.code, r.stderr)
 	}
 }
+
+// keys create takes --scope repeated as it takes a comma-separated list:
+// the key gets every scope named, not only the last one.
+func TestKeysCreateScopes(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"--scope", "append", "--scope", "read"},
+		{"--scope", "append,read"},
+		{"--scope", "read", "--scope", "append,read"},
+	} {
+		r := ok(t, "", append([]string{"--data", data, "keys", "create", "--log", "acme", "--create-log"}, args...)...)
+		_, after, _ := strings.Cut(r.stdout, "with scopes ")
+		list, _, _ := strings.Cut(after, ".")
+		got := strings.Split(list, ",")
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"append", "read"}) {
+			t.Errorf("keys create %s: stdout %q, want a key with scopes append and read, once each", strings.Join(args, " "), r.stdout)
+		}
+	}
+}
