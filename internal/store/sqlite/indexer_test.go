@@ -25,18 +25,20 @@ func synchronousOf(t *testing.T, s *Store) int {
 	return n
 }
 
-// TestHoldWriterLetsCommitsIn runs three transactions through holdWriter,
-// the first holding the write connection longer than maxIndexHold while a
-// writer waits for it: the writer gets it between the first and the
-// second, with the connection at synchronous=FULL, which the indexer's own
-// transactions run without.
+// TestHoldWriterLetsCommitsIn runs transactions through holdWriter, each
+// holding the write connection longer than maxIndexHold, while a writer
+// waits for it from the first one on: the writer gets it before the last,
+// with the connection at synchronous=FULL, which the indexer's own
+// transactions run without. (When exactly depends on the scheduler: a
+// Go mutex handed back is not always taken at once by its waiter.)
 func TestHoldWriterLetsCommitsIn(t *testing.T) {
 	s := create(t, filepath.Join(t.TempDir(), "trail.db"), Options{})
 	pauseIndexer(s)
 	var order []string // appended to under wmu only
 	writerDone := make(chan struct{})
+	const n = 6
 	txs := func(yield func(writeTx) bool) {
-		for i := range 3 {
+		for i := range n {
 			tx := func() error {
 				order = append(order, fmt.Sprintf("tx%d synchronous=%d", i, synchronousOf(t, s)))
 				if i == 0 {
@@ -49,8 +51,11 @@ func TestHoldWriterLetsCommitsIn(t *testing.T) {
 						s.wmu.Unlock()
 					}()
 					<-waiting
-					time.Sleep(3 * maxIndexHold)
 				}
+				// Each transaction outlasts maxIndexHold, so holdWriter
+				// lets the writer in before the next one; a loaded machine
+				// may take a turn or two to schedule it.
+				time.Sleep(3 * maxIndexHold)
 				return nil
 			}
 			if !yield(tx) {
@@ -62,9 +67,14 @@ func TestHoldWriterLetsCommitsIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-writerDone
-	want := []string{"tx0 synchronous=1", "writer synchronous=2", "tx1 synchronous=1", "tx2 synchronous=1"}
-	if !slices.Equal(order, want) {
-		t.Errorf("holdWriter ran\n%s\nwant\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	at := slices.Index(order, "writer synchronous=2")
+	if len(order) != n+1 || at < 1 || at == n {
+		t.Errorf("holdWriter ran\n%s\nwant the writer, at synchronous=2 (FULL), after tx0 and before tx%d", strings.Join(order, "\n"), n-1)
+	}
+	for i, o := range order {
+		if i != at && !strings.HasSuffix(o, "synchronous=1") {
+			t.Errorf("%s: want the indexer's transactions at synchronous=1 (NORMAL)", o)
+		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
