@@ -10,6 +10,7 @@
 //	GET  /v1/proof/inclusion?seq=&size=   inclusion proof
 //	GET  /v1/proof/consistency?from=&to=  consistency proof
 //	GET  /v1/log                          origin, verifier key, tree size (any scope)
+//	GET  /v1/tlog/...                     the log in the C2SP tlog-tiles layout (tlog.go)
 //	GET  /v1/stats                        counts over time, top actors, actions, failing IPs
 //	GET  /v1/actions                      the actions seen, with counts
 //	GET  /, /events/{id}, /overview, ...  the viewer (viewer.go), signed in with a read key
@@ -122,6 +123,7 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("GET /v1/proof/inclusion", s.auth(trail.ScopeRead, s.inclusionProof))
 	mux.Handle("GET /v1/proof/consistency", s.auth(trail.ScopeRead, s.consistencyProof))
 	mux.Handle("GET /v1/log", s.auth(anyScope, s.logInfo))
+	s.tlogRoutes(mux)
 	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.Handle("GET /v1/tail", s.auth(trail.ScopeRead, s.tailEvents))
 	s.statsRoutes(mux)

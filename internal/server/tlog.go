@@ -1,0 +1,148 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+)
+
+// The C2SP tlog-tiles layout (https://c2sp.org/tlog-tiles) of the key's
+// log, under /v1/tlog/:
+//
+//	GET /v1/tlog/checkpoint                  the latest signed checkpoint (any scope)
+//	GET /v1/tlog/tile/<L>/<N>[.p/<W>]        hash tiles of height 8 (any scope)
+//	GET /v1/tlog/tile/entries/<N>[.p/<W>]    entry bundles, the canonical events (scope read, audited)
+//
+// Full tiles and bundles never change: they may be kept by the client
+// (Cache-Control: private, immutable; private because they are behind an
+// API key). Partial ones and the checkpoint are not to be stored.
+
+// Cache-Control values of the tlog-tiles responses.
+const (
+	cacheImmutable = "private, max-age=31536000, immutable"
+	cacheNoStore   = "no-store"
+)
+
+// tlogRoutes adds the tlog-tiles routes to mux.
+func (s *server) tlogRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /v1/tlog/checkpoint", s.auth(anyScope, s.checkpoint))
+	mux.Handle("GET /v1/tlog/tile/entries/{path...}", s.auth(trail.ScopeRead, s.entryBundle))
+	mux.Handle("GET /v1/tlog/tile/{path...}", s.auth(anyScope, s.hashTile))
+}
+
+// tilePath is a parsed tlog-tiles tile path: the index and the width
+// (trail.TileWidth for a full tile).
+type tilePath struct {
+	index int64
+	width int
+}
+
+// parseTileIndex parses "<N>[.p/<W>]", N in groups of three digits all but
+// the last prefixed with "x" (x001/x234/067 is 1234067), W 1 to 255. Only
+// the one canonical spelling of each tile is accepted.
+func parseTileIndex(p string) (tilePath, bool) {
+	t := tilePath{width: trail.TileWidth}
+	parts := strings.Split(p, "/")
+	if n := len(parts); n >= 2 && strings.HasSuffix(parts[n-2], ".p") {
+		w, err := strconv.Atoi(parts[n-1])
+		if err != nil || w < 1 || w >= trail.TileWidth || strconv.Itoa(w) != parts[n-1] {
+			return t, false
+		}
+		t.width = w
+		parts[n-2] = strings.TrimSuffix(parts[n-2], ".p")
+		parts = parts[:n-1]
+	}
+	var n int64
+	for i, part := range parts {
+		if i < len(parts)-1 {
+			if !strings.HasPrefix(part, "x") {
+				return t, false
+			}
+			part = part[1:]
+		}
+		if len(part) != 3 || strings.Trim(part, "0123456789") != "" {
+			return t, false
+		}
+		d, _ := strconv.Atoi(part)
+		if n > (1<<62)/1000 {
+			return t, false
+		}
+		n = n*1000 + int64(d)
+	}
+	t.index = n
+	return t, tileIndexPath(n) == strings.Join(parts, "/")
+}
+
+// tileIndexPath spells index as tlog-tiles does: x001/x234/067.
+func tileIndexPath(n int64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n >= 1000 {
+		n /= 1000
+		s = fmt.Sprintf("x%03d/%s", n%1000, s)
+	}
+	return s
+}
+
+// String is the tile's path below tile/ or tile/entries/.
+func (t tilePath) String() string {
+	s := tileIndexPath(t.index)
+	if t.width < trail.TileWidth {
+		s += ".p/" + strconv.Itoa(t.width)
+	}
+	return s
+}
+
+// writeTile sends a tile or bundle, marked immutable when it is full.
+func writeTile(w http.ResponseWriter, t tilePath, data []byte) {
+	if t.width == trail.TileWidth {
+		w.Header().Set("Cache-Control", cacheImmutable)
+	} else {
+		w.Header().Set("Cache-Control", cacheNoStore)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(data)
+}
+
+// hashTile serves GET /v1/tlog/tile/<L>/<N>[.p/<W>].
+func (s *server) hashTile(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	lv, rest, ok := strings.Cut(r.PathValue("path"), "/")
+	level, err := strconv.Atoi(lv)
+	if !ok || err != nil || strconv.Itoa(level) != lv {
+		return errNotFound
+	}
+	t, ok := parseTileIndex(rest)
+	if !ok {
+		return errNotFound
+	}
+	data, err := l.HashTile(r.Context(), level, t.index, t.width)
+	if err != nil {
+		return err
+	}
+	writeTile(w, t, data)
+	return nil
+}
+
+// entryBundle serves GET /v1/tlog/tile/entries/<N>[.p/<W>], and records the
+// read (trail.export, naming the bundle) before it answers.
+func (s *server) entryBundle(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	t, ok := parseTileIndex(r.PathValue("path"))
+	if !ok {
+		return errNotFound
+	}
+	data, err := l.EntryBundle(r.Context(), t.index, t.width)
+	if err != nil {
+		return err
+	}
+	target := event.Target{Type: "tlog_entry_bundle", ID: "tile/entries/" + t.String()}
+	if err := s.auditRead(r, key, l, trail.ActionExport, []event.Target{target}); err != nil {
+		return err
+	}
+	writeTile(w, t, data)
+	return nil
+}
