@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -96,6 +98,38 @@ func (t tilePath) String() string {
 	return s
 }
 
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip
+// without q=0.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, item := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(item, ";")
+			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				continue
+			}
+			q := 1.0
+			for _, param := range strings.Split(params, ";") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
+					if f, err := strconv.ParseFloat(v, 64); err == nil {
+						q = f
+					}
+				}
+			}
+			return q > 0
+		}
+	}
+	return false
+}
+
+// gzipped compresses data.
+func gzipped(data []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(data) // writes to a bytes.Buffer do not fail
+	zw.Close()
+	return b.Bytes()
+}
+
 // writeTile sends a tile or bundle, marked immutable when it is full.
 func writeTile(w http.ResponseWriter, t tilePath, data []byte) {
 	if t.width == trail.TileWidth {
@@ -142,6 +176,12 @@ func (s *server) entryBundle(w http.ResponseWriter, r *http.Request, key trail.K
 	target := event.Target{Type: "tlog_entry_bundle", ID: "tile/entries/" + t.String()}
 	if err := s.auditRead(r, key, l, trail.ActionExport, []event.Target{target}); err != nil {
 		return err
+	}
+	// Bundles are JSON text: tlog-tiles asks that they be compressed.
+	w.Header().Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r) {
+		w.Header().Set("Content-Encoding", "gzip")
+		data = gzipped(data)
 	}
 	writeTile(w, t, data)
 	return nil

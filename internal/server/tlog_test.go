@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,4 +336,58 @@ func testTlogTilesDamagedEvent(t *testing.T, b backends.Backend) {
 	wantDamaged(t, "GET "+path(altered), e.do("GET", path(altered), "acme-read", "", nil), altered)
 	e.ok(200, "GET", "/v1/tlog/tile/entries/000", "acme-read", "", nil, nil)
 	e.ok(200, "GET", "/v1/tlog/tile/0/001", "acme-read", "", nil, nil)
+}
+
+// Entry bundles are gzipped for a client that accepts gzip, and sent as
+// they are to one that does not.
+func TestTlogTilesGzip(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	e.appendN("acme-append", 300)
+	get := func(accept string) (*http.Response, []byte) {
+		req, err := http.NewRequest("GET", e.url+"/v1/tlog/tile/entries/000", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.keys["acme-read"])
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		// A transport of its own, that does not ask for gzip by itself
+		// nor undo it.
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET entries/000 (Accept-Encoding %q) = %d %s %v", accept, resp.StatusCode, b, err)
+		}
+		return resp, b
+	}
+	plainResp, plain := get("")
+	if ce := plainResp.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("without Accept-Encoding: Content-Encoding %q", ce)
+	}
+	if n := binary.BigEndian.Uint16(plain); plain[2] != '{' || int(n) > len(plain) {
+		t.Errorf("uncompressed bundle starts %q", plain[:min(len(plain), 16)])
+	}
+	for _, accept := range []string{"gzip", "br, gzip;q=0.5", "identity, GZIP"} {
+		resp, b := get(accept)
+		if ce := resp.Header.Get("Content-Encoding"); ce != "gzip" {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want gzip", accept, ce)
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unz, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(unz, plain) {
+			t.Errorf("Accept-Encoding %q: the gzipped bundle is not the bundle (%v)", accept, err)
+		}
+	}
+	if resp, b := get("gzip;q=0, identity"); resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, plain) {
+		t.Errorf("gzip;q=0: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
 }
