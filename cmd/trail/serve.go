@@ -72,6 +72,9 @@ read key.
   GET  /v1/log                          origin, verifier key and tree size
   GET  /v1/stats, /v1/actions           counts for charts, the actions seen
   GET  /v1/export, /v1/tail             NDJSON or CSV export, live events (SSE)
+  GET  /v1/tlog/checkpoint, /v1/tlog/tile/...
+                                        the log in the C2SP tlog-tiles layout:
+                                        hash tiles, and entry bundles (read key)
   GET  /healthz, /readyz                liveness and readiness
   GET  /metrics                         Prometheus metrics (no key; it names
                                         every log: see --metrics-addr)
