@@ -128,7 +128,7 @@ func (o *Options) defaults() {
 	if o.Limits.MaxDepth == 0 {
 		o.Limits.MaxDepth = d.MaxDepth
 	}
-	if o.Limits.MaxEventSize == 0 {
+	if o.Limits.MaxEventSize <= 0 || o.Limits.MaxEventSize > event.MaxEntrySize {
 		o.Limits.MaxEventSize = d.MaxEventSize
 	}
 }

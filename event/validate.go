@@ -26,10 +26,17 @@ type Limits struct {
 	MaxDepth int
 	// MaxEventSize bounds the canonical form of the whole stored event, in
 	// bytes, with the fields Trail assigns counted at their longest.
-	// Default 64 KiB. Prepare does not check it: Trail does, when it
-	// appends the event.
+	// Default and most MaxEntrySize (64 KiB less one byte): a larger
+	// value counts as MaxEntrySize. Prepare does not check it: Trail does,
+	// when it appends the event.
 	MaxEventSize int
 }
+
+// MaxEntrySize is the largest a stored event can be in canonical form:
+// 65,535 bytes, the most a C2SP tlog-tiles entry bundle holds in one
+// entry (its length is a 16-bit number), so that every log can be read
+// as tlog-tiles.
+const MaxEntrySize = 1<<16 - 1
 
 // DefaultLimits returns the limits that apply when none are configured.
 func DefaultLimits() Limits {
@@ -37,7 +44,7 @@ func DefaultLimits() Limits {
 		MaxFutureSkew:   5 * time.Minute,
 		MaxMetadataSize: 32 << 10,
 		MaxDepth:        8,
-		MaxEventSize:    64 << 10,
+		MaxEventSize:    MaxEntrySize,
 	}
 }
 
@@ -52,7 +59,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = d.MaxDepth
 	}
-	if l.MaxEventSize <= 0 {
+	if l.MaxEventSize <= 0 || l.MaxEventSize > MaxEntrySize {
 		l.MaxEventSize = d.MaxEventSize
 	}
 	return l

@@ -307,7 +307,7 @@ func TestPrepareIsIdempotent(t *testing.T) {
 }
 
 func TestDefaultLimits(t *testing.T) {
-	want := Limits{MaxFutureSkew: 5 * time.Minute, MaxMetadataSize: 32 << 10, MaxDepth: 8, MaxEventSize: 64 << 10}
+	want := Limits{MaxFutureSkew: 5 * time.Minute, MaxMetadataSize: 32 << 10, MaxDepth: 8, MaxEventSize: 1<<16 - 1}
 	if got := DefaultLimits(); got != want {
 		t.Errorf("DefaultLimits() = %+v, want %+v", got, want)
 	}

@@ -24,7 +24,7 @@ import (
 // batchSize is how many events one AppendBatch commits.
 const batchSize = 10000
 
-// maxLine bounds one NDJSON line. Stored events are at most 64 KiB in
+// maxLine bounds one NDJSON line. Stored events are under 64 KiB in
 // canonical form; the rest leaves room for whitespace and escapes.
 const maxLine = 1 << 20
 

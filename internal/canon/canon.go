@@ -232,11 +232,12 @@ const (
 
 // CheckSize returns an *[event.Error] (Index -1, no field) if the canonical
 // form of e, in normal form (see [event.Event.Prepare]), would be larger than
-// lim.MaxEventSize (or its default) once Trail sets the assigned fields (and
+// lim.MaxEventSize (or its default, also for a limit past
+// event.MaxEntrySize) once Trail sets the assigned fields (and
 // a zero Time), each counted at its longest.
 func CheckSize(e *event.Event, lim event.Limits) error {
 	max := lim.MaxEventSize
-	if max <= 0 {
+	if max <= 0 || max > event.MaxEntrySize {
 		max = event.DefaultLimits().MaxEventSize
 	}
 	if size := longestSize(e); size > max {

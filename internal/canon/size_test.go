@@ -79,7 +79,28 @@ func TestCheckSize(t *testing.T) {
 		t.Fatalf("Prepare(100 large targets, long reason) error = %v", err)
 	}
 	err = CheckSize(&big, event.Limits{})
-	if !errors.As(err, &pe) || pe.Index != -1 || pe.Field != "" || !strings.HasSuffix(pe.Reason, "the limit is 65536") {
+	if !errors.As(err, &pe) || pe.Index != -1 || pe.Field != "" || !strings.HasSuffix(pe.Reason, "the limit is 65535") {
 		t.Errorf("CheckSize(100 large targets, long reason) error = %v, want event size error", err)
+	}
+}
+
+// TestCheckSizeEntryLimit: no limit lets an event past event.MaxEntrySize,
+// the most a tlog-tiles entry bundle holds: a larger configured limit
+// counts as the default.
+func TestCheckSizeEntryLimit(t *testing.T) {
+	e := validEvent()
+	e.Reason = strings.Repeat("r", 4096)
+	e.Source.UserAgent = strings.Repeat("u", 1024)
+	e.Targets = make([]event.Target, 100)
+	for i := range e.Targets {
+		e.Targets[i] = event.Target{Type: strings.Repeat("t", 64), ID: strings.Repeat("i", 256), Name: strings.Repeat("n", 256)}
+	}
+	if err := e.Prepare(testNow, event.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckSize(&e, event.Limits{MaxEventSize: 1 << 20})
+	var pe *event.Error
+	if !errors.As(err, &pe) || !strings.HasSuffix(pe.Reason, fmt.Sprintf("the limit is %d", event.MaxEntrySize)) {
+		t.Errorf("CheckSize(an event past MaxEntrySize, MaxEventSize 1 MiB) = %v, want it refused at %d", err, event.MaxEntrySize)
 	}
 }
