@@ -81,9 +81,26 @@ type Query struct {
 	// Seq bounds, both inclusive; From 0 and To -1 mean unbounded. Time
 	// filters are turned into these by SeqAtTime.
 	From, To int64
-	Limit    int
+	// Limit is the page size: 0 or less means DefaultLimit, and none is
+	// larger than MaxLimit (see PageSize).
+	Limit int
 	// Asc returns oldest first instead.
 	Asc bool
+}
+
+// Search's page sizes.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 10000
+)
+
+// PageSize returns how many events a search of q returns at most: Limit,
+// DefaultLimit when Limit is 0 or less, and at most MaxLimit.
+func (q Query) PageSize() int {
+	if q.Limit <= 0 {
+		return DefaultLimit
+	}
+	return min(q.Limit, MaxLimit)
 }
 
 // Counts are numbers of events: Total of any outcome, and Failure, Denied

@@ -18,13 +18,6 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// Search's page sizes: q.Limit <= 0 means defaultLimit, and no page is
-// longer than maxLimit.
-const (
-	defaultLimit = 100
-	maxLimit     = 10000
-)
-
 // Search implements store.Indexes. It finds candidates through one
 // index, chosen by the query's most selective filter, newest (or oldest)
 // first, a chunk at a time: the seqs of event_fields (or event_targets)
@@ -41,11 +34,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil {
 		return nil, err
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := q.PageSize()
 	from, to := max(q.From, 0), q.To
 	if to < 0 || to >= size {
 		to = size - 1
@@ -235,7 +224,7 @@ func (sr *search) bySeqs(ctx context.Context, sql string, args []any, from, to i
 		} else {
 			to = last - 1
 		}
-		n = min(2*n, maxLimit)
+		n = min(2*n, store.MaxLimit)
 	}
 	return nil
 }

@@ -13,8 +13,6 @@ import (
 )
 
 const (
-	defaultLimit = 100
-	maxLimit     = 10000
 	// scanShare: an action filter matching at least 1/scanShare of a log's
 	// events is answered by walking the primary key newest-first (a page
 	// fills after ~limit*scanShare rows) rather than by the action index,
@@ -34,11 +32,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil {
 		return nil, err
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := q.PageSize()
 	from, to := max(q.From, 0), q.To
 	if to < 0 || to >= 1<<seqBits {
 		to = 1<<seqBits - 1
