@@ -103,23 +103,7 @@ func TestClusterAppends(t *testing.T) {
 		t.Errorf("only %d events acknowledged in about 5 s by three nodes", n)
 	}
 
-	// Every node has every event, with a valid proof.
-	last := int64(0)
-	led.mu.Lock()
-	for _, r := range led.acked {
-		last = max(last, r.Seq+1)
-	}
-	led.mu.Unlock()
-	c.sameCheckpoint(last, time.Second)
-	for _, nd := range c.nodes {
-		c.spotCheck(nd, led, 200)
-	}
-	size := c.checkLog(led)
-	// The reads above are recorded in the log; the nodes catch up on them.
-	cp := c.sameCheckpoint(size, time.Second)
-	if n, _ := checkpointSize(cp); n != size {
-		t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
-	}
+	c.checkAll(led)
 }
 
 // What one node does, the others see: an event appended through node A is
@@ -440,21 +424,8 @@ func TestClusterRestartPostgres(t *testing.T) {
 			}
 		}
 	}
-	last := int64(0)
-	for _, r := range led.acked {
-		last = max(last, r.Seq+1)
-	}
 	led.mu.Unlock()
-
-	c.sameCheckpoint(last, time.Second)
-	for _, nd := range c.nodes {
-		c.spotCheck(nd, led, 200)
-	}
-	size := c.checkLog(led)
-	cp := c.sameCheckpoint(size, time.Second)
-	if n, _ := checkpointSize(cp); n != size {
-		t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
-	}
+	c.checkAll(led)
 }
 
 // The commands of a PostgreSQL store: init needs --master-key-file and
@@ -581,4 +552,27 @@ func searchJSONArgs(t *testing.T, args ...string) []map[string]any {
 		out = append(out, e)
 	}
 	return out
+}
+
+// checkAll checks the cluster after a run: every node serves one
+// checkpoint covering every acknowledged event, and 200 of them with valid
+// proofs; the log holds each at its seq (checkLog); and the nodes catch up
+// on the reads those checks recorded in the log.
+func (c *cluster) checkAll(led *ackLedger) {
+	c.t.Helper()
+	last := int64(0)
+	led.mu.Lock()
+	for _, r := range led.acked {
+		last = max(last, r.Seq+1)
+	}
+	led.mu.Unlock()
+	c.sameCheckpoint(last, time.Second)
+	for _, nd := range c.nodes {
+		c.spotCheck(nd, led, 200)
+	}
+	size := c.checkLog(led)
+	cp := c.sameCheckpoint(size, time.Second)
+	if n, _ := checkpointSize(cp); n != size {
+		c.t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
+	}
 }
