@@ -6,7 +6,8 @@
 // it: Log (log.go) keeps the logs, their events, tiles and checkpoints;
 // Indexes (indexes.go) answers searches and counts from what an indexer
 // derives from the committed events; Access (access.go) keeps API keys and
-// idempotency records. Store is all of them, as a backend provides them.
+// idempotency records; Witnessed (witnessed.go) keeps cosigned
+// checkpoints. Store is all of them, as a backend provides them.
 // Derived (derived.go) exposes the indexes' data as stored, for checking
 // and rebuilding them.
 package store
@@ -85,6 +86,7 @@ type Store interface {
 	Log
 	Indexes
 	Access
+	Witnessed
 
 	// Close releases the store. Pending writes have been committed or
 	// failed by then.

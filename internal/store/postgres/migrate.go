@@ -29,6 +29,7 @@ import (
 //	2. Sealed secrets: signing keys and the session secret (0002_secrets.sql).
 //	3. Search indexes (event_fields, event_targets, bundle_text) and counts,
 //	   written in the commit (0003_indexes.sql).
+//	4. Cosigned checkpoints, store.Witnessed (0004_witnessed.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

@@ -23,6 +23,7 @@ import (
 // new file, with a test in migrate_test.go.
 //
 //	1. The first layout (0001_init.sql).
+//	2. Cosigned checkpoints, store.Witnessed (0002_witnessed.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
