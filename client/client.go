@@ -29,6 +29,7 @@ import (
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/policy"
 )
 
 // Client is a connection to one log of a Trail server, through an API key
@@ -51,6 +52,14 @@ type Options struct {
 	// doubles from MinBackoff (with jitter) unless the server sends
 	// Retry-After. Defaults 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Policy, if set, is the witness policy (package policy, C2SP
+	// tlog-policy) the log's checkpoints must meet: Get, Verify and
+	// Monitor then refuse a checkpoint whose witnesses' cosignatures do not
+	// meet its quorum, with an error matching ErrNotWitnessed, and report
+	// the cosigners of one that does. If the policy has log lines, one must
+	// name the verifier key the caller pins. Without it, a checkpoint
+	// signed by the log's key is enough.
+	Policy *policy.Policy
 }
 
 // New returns a client of the server at baseURL (e.g. "http://127.0.0.1:8080")
@@ -337,12 +346,18 @@ type Verified struct {
 	Checkpoint Checkpoint
 	Signed     []byte           // the checkpoint as the server sent it (a signed note)
 	Proof      tlog.RecordProof // from the event's leaf to Checkpoint's root
+	// Witnesses is what the client's witness policy found in Signed's
+	// cosignatures (the quorum met); nil without a policy.
+	Witnesses *policy.Result
 }
 
 // Get fetches the event with the given id and verifies it: the checkpoint
 // must be signed by verifierKey (pinned by the caller, not taken from the
 // server), and the inclusion proof must show that the event, re-encoded in
-// canonical form, is a leaf of that checkpoint's tree.
+// canonical form, is a leaf of that checkpoint's tree. With a witness
+// policy (Options.Policy), the checkpoint must also meet it; an event newer
+// than the latest witnessed checkpoint fails with ErrNotWitnessed until its
+// witnesses cosign one that holds it.
 func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
@@ -374,7 +389,12 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, e.Seq, tlog.RecordHash(canon.Append(nil, &e))); err != nil {
 		return Verified{}, fmt.Errorf("%w: inclusion proof: %v", ErrNotVerified, err)
 	}
-	return Verified{Event: &e, Checkpoint: cp, Signed: []byte(out.Checkpoint), Proof: proof}, nil
+	got := Verified{Event: &e, Checkpoint: cp, Signed: []byte(out.Checkpoint), Proof: proof}
+	got.Witnesses, err = c.witnessed(v, cp, got.Signed)
+	if err != nil {
+		return Verified{}, err
+	}
+	return got, nil
 }
 
 // ProveConsistency fetches the proof that the tree of size from is a

@@ -41,31 +41,45 @@ func (c *Client) NewMonitor(verifierKey, statePath string) (*Monitor, error) {
 // Check fetches the latest checkpoint, verifies its signature, proves it
 // consistent with the saved one (if any), saves it, and returns it. A log
 // that shrank or forked gives an error wrapping ErrFork, and the saved
-// checkpoint is kept as evidence.
+// checkpoint is kept as evidence. With a witness policy (Options.Policy), a
+// checkpoint that does not meet it gives an error matching ErrNotWitnessed
+// (after the fork check: a fork is reported as one) and is not saved.
 func (m *Monitor) Check(ctx context.Context) (Checkpoint, error) {
+	got, err := m.Latest(ctx)
+	return got.Checkpoint, err
+}
+
+// Latest is Check, returning the signed checkpoint and what the witness
+// policy found in its cosignatures too.
+func (m *Monitor) Latest(ctx context.Context) (VerifiedLog, error) {
 	signed, err := m.c.Checkpoint(ctx)
 	if err != nil {
-		return Checkpoint{}, err
+		return VerifiedLog{}, err
 	}
 	latest, _, err := merkle.Open(signed, m.verifier)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
+		return VerifiedLog{}, fmt.Errorf("%w: checkpoint: %v", ErrNotVerified, err)
 	}
+	got := VerifiedLog{Checkpoint: latest, Signed: signed}
 	prevSigned, err := os.ReadFile(m.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return Checkpoint{}, err
+		return got, err
 	default:
 		prev, _, err := merkle.Open(prevSigned, m.verifier)
 		if err != nil {
-			return Checkpoint{}, fmt.Errorf("saved checkpoint %s: %w", m.path, err)
+			return got, fmt.Errorf("saved checkpoint %s: %w", m.path, err)
 		}
 		if err := m.consistent(ctx, prev, latest); err != nil {
-			return latest, err
+			return got, err
 		}
 	}
-	return latest, writeFileAtomic(m.path, signed)
+	got.Witnesses, err = m.c.witnessed(m.verifier, latest, signed)
+	if err != nil {
+		return got, err
+	}
+	return got, writeFileAtomic(m.path, signed)
 }
 
 func (m *Monitor) consistent(ctx context.Context, prev, latest Checkpoint) error {
