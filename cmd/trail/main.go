@@ -94,6 +94,7 @@ var commands = []struct {
 	{"logs", "list the logs of the data directory", func(e *env, d dbFlags) command { return &logsCommand{env: e, db: d} }},
 	{"migrate", "bring a store's schema up to this version of trail", func(e *env, d dbFlags) command { return &migrateCommand{env: e, db: d} }},
 	{"rekey", "seal a PostgreSQL store's keys under a new master key", func(e *env, d dbFlags) command { return &rekeyCommand{env: e, db: d} }},
+	{"witness", "run a tlog-witness that cosigns logs' consistent checkpoints", func(e *env, d dbFlags) command { return &witnessCommand{env: e, db: d} }},
 	{"demo", "fill a demo log with sample events, search and verify it", func(e *env, d dbFlags) command { return &demoCommand{env: e, db: d} }},
 }
 

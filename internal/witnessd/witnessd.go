@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 
 	flog "github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
@@ -60,8 +61,11 @@ type Witness struct {
 	name, vkey string
 	logs       map[string]note.Verifier // by origin
 	core       *witness.Witness
-	closeDB    func() error
 	logger     *slog.Logger
+
+	closeOnce sync.Once
+	closeDB   func() error
+	closeErr  error
 }
 
 // Open opens the witness of cfg.Dir for the logs of cfg.Logs. Close it when
@@ -154,8 +158,11 @@ func (w *Witness) Latest(ctx context.Context, origin string) ([]byte, error) {
 	return w.core.GetCheckpoint(ctx, origin)
 }
 
-// Close closes the witness's state.
-func (w *Witness) Close() error { return w.closeDB() }
+// Close closes the witness's state. Closing it again does nothing.
+func (w *Witness) Close() error {
+	w.closeOnce.Do(func() { w.closeErr = w.closeDB() })
+	return w.closeErr
+}
 
 // Handler returns the witness's HTTP API: POST /add-checkpoint, as
 // tlog-witness says, answering
