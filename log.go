@@ -46,6 +46,9 @@ type Log struct {
 	followErr string
 
 	tiles tileCache
+	// wcheck remembers whether the last witnessed checkpoint read meets
+	// the witness policy (witnessing.go).
+	wcheck policyCheck
 }
 
 func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {

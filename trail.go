@@ -36,6 +36,7 @@ import (
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/sqlite"
+	"github.com/trail-audit/trail/policy"
 )
 
 // Checkpoint is a parsed C2SP tlog-checkpoint: origin, tree size, root.
@@ -102,6 +103,14 @@ type Options struct {
 	// OpenStore refuses a database that lacks migrations; InitStore always
 	// applies them. A sqlite store upgrades its schema when opened.
 	Migrate bool
+	// WitnessPolicy, if set, is the C2SP tlog-policy the logs' checkpoints
+	// are witnessed under (package policy; see witnessing.go): unless
+	// ReadOnly, the DB submits each covered log's newest checkpoint to the
+	// policy's witnesses in the background, until Close, and stores the
+	// checkpoints whose cosignatures meet its quorum, which
+	// Log.WitnessedCheckpoint returns. A policy whose `log` lines do not
+	// list a log of the store makes OpenStore fail, naming the log.
+	WitnessPolicy *policy.Policy
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.
@@ -161,6 +170,8 @@ type DB struct {
 
 	obsMu     sync.Mutex
 	observers []func(CommitStats)
+
+	witness *witnessors // nil unless the DB witnesses its logs
 }
 
 // CommitStats describes one group commit.
@@ -197,7 +208,8 @@ func OpenStore(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return backends[u.Scheme].open(ctx, u, opts)
+	db, err := backends[u.Scheme].open(ctx, u, opts)
+	return checkWitnessPolicy(ctx, db, err)
 }
 
 // InitStore creates the store that url names (see StoreURL), empty; for
@@ -274,7 +286,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		}
 		return nil, err
 	}
-	return newDB(dir, st, dirKeys{dir}, dirKeys{dir}, lock, opts), nil
+	return checkWitnessPolicy(ctx, newDB(dir, st, dirKeys{dir}, dirKeys{dir}, lock, opts), nil)
 }
 
 func newDB(dir string, st store.Store, signers signerSource, sessions sessionKeeper, lock *dirLock, opts Options) *DB {
@@ -286,6 +298,7 @@ func newDB(dir string, st store.Store, signers signerSource, sessions sessionKee
 	ctx, cancel := context.WithCancel(context.Background())
 	db.stopFollow = cancel
 	go db.followLoop(ctx)
+	db.startWitnessing()
 	return db
 }
 
@@ -359,6 +372,7 @@ func (db *DB) Close() error {
 	db.closed = true
 	db.mu.Unlock()
 	db.closing.Store(true)
+	db.stopWitnessing()
 	db.stopFollow()
 	<-db.followDone
 	if db.w != nil {

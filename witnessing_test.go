@@ -1,0 +1,217 @@
+package trail_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/witnessd/witnesstest"
+	"github.com/trail-audit/trail/policy"
+)
+
+// witnessPolicy returns a policy for the log with verifier key vkey:
+// every witness of ws, all of them needed.
+func witnessPolicy(t *testing.T, vkey string, ws ...*witnesstest.Witness) *policy.Policy {
+	t.Helper()
+	text := "log " + vkey + "\n"
+	var names []string
+	for i, w := range ws {
+		name := fmt.Sprintf("w%d", i+1)
+		names = append(names, name)
+		text += fmt.Sprintf("witness %s %s %s\n", name, w.VerifierKey, w.URL)
+	}
+	text += "group all-of-them all " + strings.Join(names, " ") + "\nquorum all-of-them\n"
+	p, err := policy.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("policy.Parse(%q) = %v", text, err)
+	}
+	return p
+}
+
+func appendN(t *testing.T, l *trail.Log, n int, action string) {
+	t.Helper()
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = event.Event{Actor: event.Actor{ID: fmt.Sprintf("u%d", i)}, Action: action}
+	}
+	if _, err := l.AppendBatch(context.Background(), evs); err != nil {
+		t.Fatalf("AppendBatch = %v", err)
+	}
+}
+
+// copyDir copies a closed data directory.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(filepath.Join(to, rel), os.O_CREATE|os.O_WRONLY|os.O_EXCL, info.Mode())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// witnessedSize returns the size of the log's witnessed checkpoint, after
+// checking it against the policy: 0 if there is none.
+func witnessedSize(t *testing.T, l *trail.Log, p *policy.Policy) int64 {
+	t.Helper()
+	signed, err := l.WitnessedCheckpoint(context.Background())
+	if errors.Is(err, trail.ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("WitnessedCheckpoint = %v", err)
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil {
+		t.Fatalf("the witnessed checkpoint does not open with the log's key: %v", err)
+	}
+	if r := p.Check(signed); !r.Met {
+		t.Fatalf("the witnessed checkpoint of size %d does not meet the policy: %v", c.Size, r)
+	}
+	return c.Size
+}
+
+// A log witnessed by two real witnesses, both needed: its checkpoints
+// get cosigned by both; with one witness down, appends go on, the status
+// says which witness fails and the witnessed size stays behind; once it
+// is back on its state, witnessing catches up. A copy of the log grown
+// with another history under the same key is refused by the witnesses
+// and never has a witnessed checkpoint.
+func TestWitnessing(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := trail.Init(ctx, dir, trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := l.VerifierKey()
+	db.Close()
+	fork := filepath.Join(t.TempDir(), "fork")
+	copyDir(t, dir, fork)
+
+	w1 := witnesstest.New(t, "", vkey)
+	w2 := witnesstest.New(t, "", vkey)
+	p := witnessPolicy(t, vkey, w1, w2)
+	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if l, err = db.Log(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if n := witnessedSize(t, l, p); n != 0 {
+		t.Fatalf("witnessed size of a new log = %d, want none", n)
+	}
+	for range 3 {
+		appendN(t, l, 7, "user.login")
+	}
+	waitFor(t, 10*time.Second, "a checkpoint cosigned by both witnesses", func() (bool, string) {
+		n := witnessedSize(t, l, p)
+		return n == l.Size(), fmt.Sprintf("witnessed size %d, log size %d, status %+v", n, l.Size(), db.WitnessStatus())
+	})
+	signed, _ := l.WitnessedCheckpoint(ctx)
+	if r := p.Check(signed); !slices.Equal(r.Cosigners, []string{"w1", "w2"}) {
+		t.Errorf("cosigners = %v, want w1 and w2", r.Cosigners)
+	}
+
+	// One witness down: appends go on, witnessing stays behind.
+	w2.Stop()
+	before := l.Size()
+	appendN(t, l, 5, "user.logout")
+	waitFor(t, 10*time.Second, "the status says w2 fails", func() (bool, string) {
+		st := db.WitnessStatus()
+		ok := len(st) == 1 && st[0].Size == l.Size() && len(st[0].Witnesses) == 2 && st[0].Witnesses[1].Err != nil && st[0].Witnesses[1].Failures > 0 && !st[0].Since.IsZero()
+		return ok, fmt.Sprintf("%+v", st)
+	})
+	if n := witnessedSize(t, l, p); n != before {
+		t.Errorf("witnessed size with w2 down = %d, want %d", n, before)
+	}
+	if st := db.WitnessStatus(); st[0].Witnesses[0].Err != nil || st[0].Witnesses[0].Size != l.Size() {
+		t.Errorf("w1's status = %+v, want it to have cosigned size %d", st[0].Witnesses[0], l.Size())
+	}
+
+	// Back on its state: caught up.
+	w2.Restart()
+	waitFor(t, 40*time.Second, "witnessing catches up once w2 is back", func() (bool, string) {
+		n := witnessedSize(t, l, p)
+		return n == l.Size(), fmt.Sprintf("witnessed size %d, log size %d, status %+v", n, l.Size(), db.WitnessStatus())
+	})
+	if st := db.WitnessStatus(); st[0].Witnesses[1].Err != nil || !st[0].Since.IsZero() {
+		t.Errorf("status after catching up = %+v, want no error and no lag", st)
+	}
+
+	// The copy, grown with another history: first shorter than what the
+	// witnesses cosigned, then longer.
+	fdb, err := trail.Open(ctx, fork, trail.Options{WitnessPolicy: p, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdb.Close()
+	fl, err := fdb.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, fl, 10, "forked.event")
+	time.Sleep(time.Second)
+	appendN(t, fl, int(l.Size()), "forked.event")
+	waitFor(t, 10*time.Second, "both witnesses refuse the fork", func() (bool, string) {
+		st := fdb.WitnessStatus()
+		ok := len(st) == 1 && st[0].Size == fl.Size()
+		for _, w := range st[0].Witnesses {
+			ok = ok && w.Err != nil && strings.Contains(w.Err.Error(), "422")
+		}
+		return ok, fmt.Sprintf("%+v", st)
+	})
+	if n := witnessedSize(t, fl, p); n != 0 {
+		t.Errorf("the fork has a witnessed checkpoint of size %d", n)
+	}
+	if n := witnessedSize(t, l, p); n != l.Size() {
+		t.Errorf("the log's witnessed size after the fork's submissions = %d, want %d", n, l.Size())
+	}
+}
+
+// testLogger sends a DB's logs to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
