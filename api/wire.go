@@ -56,12 +56,23 @@ type Batch struct {
 type Receipt struct {
 	ID  string `json:"id"`
 	Seq int64  `json:"seq"`
+	// Proof is the event's receipt when the append asked for receipts
+	// (?receipts=wait): a C2SP tlog-proof (https://c2sp.org/tlog-proof)
+	// whose extra data is the event's canonical JSON, with its inclusion
+	// proof and a signed checkpoint that meets the log's witness policy,
+	// cosignatures included. client.CheckReceipt checks it offline.
+	Proof string `json:"proof,omitempty"`
 }
 
 // Receipts is the answer of POST /v1/events: one receipt per event, in
 // the order of the request.
 type Receipts struct {
 	Events []Receipt `json:"events"`
+	// ProofsPending is set when the append asked for receipts and no
+	// checkpoint meeting the witness policy covered its events in time:
+	// the events are stored all the same, and GET
+	// /v1/events/{id}/receipt gives their receipts later.
+	ProofsPending bool `json:"proofs_pending,omitempty"`
 }
 
 // EventProof is the answer of GET /v1/events/{id}: the event, its
@@ -73,6 +84,13 @@ type EventProof struct {
 	Event      json.RawMessage `json:"event"`
 	Proof      InclusionProof  `json:"proof"`
 	Checkpoint string          `json:"checkpoint"`
+	// Witnessed says, when the server has a witness policy for the log,
+	// whether Checkpoint meets it: "met" (it carries the cosignatures
+	// the policy's quorum needs; the proof reaches the newest such
+	// checkpoint that covers the event) or "unmet" (none covers the event
+	// yet: it is the log's latest signed checkpoint). Empty without a
+	// policy.
+	Witnessed string `json:"witnessed,omitempty"`
 }
 
 // InclusionProof proves that the event at Seq is a leaf of the tree of

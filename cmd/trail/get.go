@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -35,6 +36,8 @@ type getCommand struct {
 	// seq is the event's position, when given with --seq instead of an id.
 	seq   int64
 	bySeq bool
+	// proofFile is where --proof-file writes the event's receipt.
+	proofFile string
 }
 
 func (c *getCommand) flagSet() *flag.FlagSet {
@@ -49,6 +52,7 @@ func (c *getCommand) flagSet() *flag.FlagSet {
 		return nil
 	})
 	fs.StringVar(&c.vkey, "verifier-key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
+	fs.StringVar(&c.proofFile, "proof-file", "", "also write the event's receipt to `FILE`: a C2SP tlog-proof carrying the event,\nits inclusion proof and the checkpoint (with any witness cosignatures),\nwhich trail verify --receipt FILE checks offline")
 	fs.BoolVar(&c.json, "json", false, `print {"event", "proof": {"seq", "tree_size", "hashes"}, "checkpoint", "verified"}`)
 	return fs
 }
@@ -65,9 +69,16 @@ does not.
 
 On a terminal the event is indented; with --json it is printed as its
 canonical JSON, the exact bytes hashed into the log, so anyone can check the
-proof again with golang.org/x/mod/sumdb/tlog.CheckRecord.`, `
+proof again with golang.org/x/mod/sumdb/tlog.CheckRecord.
+
+With --proof-file it also writes the event's receipt, offline evidence to
+keep: a C2SP tlog-proof (https://c2sp.org/tlog-proof) whose extra data is
+the event's canonical JSON, with its index, inclusion proof and the signed
+checkpoint. trail verify --receipt checks it with the log's verifier key
+(and --witness-policy) alone. Nothing is written unless the proof holds.`, `
   trail get 01KAXY2D8M0000000000BVN6QA
   trail get --seq 2
+  trail get --proof-file receipt.txt 01KAXY2D8M0000000000BVN6QA
   trail get --json 01KAXY2D8M0000000000BVN6QA | jq .proof`)
 }
 
@@ -147,7 +158,14 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if !res.Verified {
 		return &trail.VerifyError{Seq: e.Seq, Problem: res.Problem}
 	}
-	return nil
+	if c.proofFile == "" {
+		return nil
+	}
+	receipt, err := l.Receipt(ctx, e, []byte(res.Checkpoint))
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(c.proofFile, receipt)
 }
 
 // prove fills in the proof of the event at seq, whose canonical JSON is
@@ -275,7 +293,36 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	for i, h := range got.Proof {
 		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
-	return c.print(&res)
+	if err := c.print(&res); err != nil {
+		return err
+	}
+	if c.proofFile == "" {
+		return nil
+	}
+	return writeFileAtomic(c.proofFile, got.Receipt())
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, synced and renamed into place: path holds either what it held
+// or all of data, never part of it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // pinnedClient returns the client of --server and the verifier key pinned

@@ -66,6 +66,10 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		}
 		evs[i] = e
 	}
+	receipts, err := wantsReceipts(r)
+	if err != nil {
+		return err
+	}
 	var rs []api.Receipt
 	replayed := false
 	idemKey := r.Header.Get("Idempotency-Key")
@@ -99,7 +103,23 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	} else {
 		s.metrics.ingested(len(rs), len(body))
 	}
-	return writeJSON(w, http.StatusCreated, api.Receipts{Events: rs})
+	out := api.Receipts{Events: rs}
+	if receipts {
+		// The events are stored: whatever happens to their receipts,
+		// the answer is 201, saying when the receipts are pending.
+		ok, err := s.addReceipts(r.Context(), l, rs)
+		if err != nil {
+			s.opts.Logger.WarnContext(r.Context(), "receipts of stored events failed; answered as pending", "log", l.Name(), "err", err)
+		}
+		if !ok || err != nil {
+			for i := range rs {
+				rs[i].Proof = ""
+			}
+			out.ProofsPending = true
+			w.Header().Set("Trail-Receipts", "pending")
+		}
+	}
+	return writeJSON(w, http.StatusCreated, out)
 }
 
 // validIdempotencyKey accepts 1 to 255 printable ASCII characters.
@@ -197,12 +217,19 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, api.EventProof{Event: canon.Append(nil, e), Proof: proof, Checkpoint: string(signed)})
+	witnessed := s.witnessedValue(l, signed)
+	w.Header().Set(witnessedHeader, witnessed)
+	ep := api.EventProof{Event: canon.Append(nil, e), Proof: proof, Checkpoint: string(signed)}
+	if witnessed != witnessedNone {
+		ep.Witnessed = witnessed
+	}
+	return writeJSON(w, http.StatusOK, ep)
 }
 
 // provenEvent reads the event named by the request's {id}, records the
-// read (trail.get), and proves it in the tree of the latest checkpoint,
-// which it returns signed. A stored event that does not decode, or does not
+// read (trail.get), and proves it in the tree of the newest checkpoint
+// that meets the witness policy if one covers it, else of the latest
+// signed checkpoint (trail.Log.WitnessedAt), which it returns. A stored event that does not decode, or does not
 // hash to its leaf, is a *trail.DamagedError, never served.
 func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (*event.Event, api.InclusionProof, []byte, error) {
 	ctx := r.Context()
@@ -213,7 +240,7 @@ func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (
 	if err := s.auditRead(r, key, l, trail.ActionGet, []event.Target{{Type: "event", ID: e.ID}}); err != nil {
 		return nil, api.InclusionProof{}, nil, err
 	}
-	signed, err := l.Checkpoint()
+	signed, _, err := l.WitnessedAt(ctx, e.Seq)
 	if err != nil {
 		return nil, api.InclusionProof{}, nil, err
 	}
@@ -228,12 +255,14 @@ func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (
 	return e, api.InclusionProof{Seq: e.Seq, TreeSize: c.Size, Hashes: api.Hashes(proof)}, signed, nil
 }
 
-// checkpoint serves GET /v1/checkpoint: the latest signed checkpoint.
+// checkpoint serves GET /v1/checkpoint: the newest checkpoint that meets
+// the witness policy, or the latest signed one (servedCheckpoint).
 func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	signed, err := l.Checkpoint()
+	signed, witnessed, err := s.servedCheckpoint(r, l)
 	if err != nil {
 		return err
 	}
+	w.Header().Set(witnessedHeader, witnessed)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(signed)
 	return nil

@@ -11,6 +11,8 @@
 //	GET  /v1/proof/consistency?from=&to=  consistency proof
 //	GET  /v1/log                          origin, verifier key, tree size (any scope)
 //	GET  /v1/tlog/...                     the log in the C2SP tlog-tiles layout (tlog.go)
+//	GET  /tlog/{log}/...                  the same under the log's name (witness.go; without a key with PublicTiles)
+//	GET  /v1/witness-policy               the witness policy (witness.go)
 //	GET  /v1/stats                        counts over time, top actors, actions, failing IPs
 //	GET  /v1/actions                      the actions seen, with counts
 //	GET  /, /events/{id}, /overview, ...  the viewer (viewer.go), signed in with a read key
@@ -50,6 +52,11 @@ type Options struct {
 	// MaxBatchEvents bounds the events of one POST /v1/events; more get 413.
 	// Default 10,000.
 	MaxBatchEvents int
+	// ReceiptWait is how long an append that asks for receipts
+	// (?receipts=wait) waits for a checkpoint meeting the witness policy
+	// to cover its events before it answers with the receipts pending.
+	// Default 30s.
+	ReceiptWait time.Duration
 	// NoReadAudit turns off recording each search and get as an event in
 	// the reading key's log (see auditRead). Reading is audited by default.
 	// Key administration (creating, listing and revoking keys) is always
@@ -69,6 +76,11 @@ type Options struct {
 	// address (trail serve --metrics-addr). Default: a registry of the
 	// server's own, served at GET /metrics.
 	Metrics *prometheus.Registry
+	// PublicTiles serves each log's checkpoint and hash tiles in the
+	// tlog-tiles layout without a key, under /tlog/{log}/ (witness.go),
+	// for witnesses, monitors and tlog tools. Entry bundles, the events
+	// themselves, still need a read key of the log. Off by default.
+	PublicTiles bool
 }
 
 func (o *Options) defaults() {
@@ -80,6 +92,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBatchEvents <= 0 {
 		o.MaxBatchEvents = 10000
+	}
+	if o.ReceiptWait <= 0 {
+		o.ReceiptWait = defaultReceiptWait
 	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 2000
@@ -119,11 +134,13 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle(appendRoute, s.auth(trail.ScopeAppend, s.appendEvents))
 	mux.Handle("GET /v1/events", s.auth(trail.ScopeRead, s.searchEvents))
 	mux.Handle("GET /v1/events/{id}", s.auth(trail.ScopeRead, s.getEvent))
+	mux.Handle("GET /v1/events/{id}/receipt", s.auth(trail.ScopeRead, s.getReceipt))
 	mux.Handle("GET /v1/checkpoint", s.auth(anyScope, s.checkpoint))
 	mux.Handle("GET /v1/proof/inclusion", s.auth(trail.ScopeRead, s.inclusionProof))
 	mux.Handle("GET /v1/proof/consistency", s.auth(trail.ScopeRead, s.consistencyProof))
 	mux.Handle("GET /v1/log", s.auth(anyScope, s.logInfo))
 	s.tlogRoutes(mux)
+	s.witnessRoutes(mux)
 	mux.Handle("GET /v1/export", s.auth(trail.ScopeRead, s.exportEvents))
 	mux.Handle("GET /v1/tail", s.auth(trail.ScopeRead, s.tailEvents))
 	s.statsRoutes(mux)
@@ -205,7 +222,9 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz reports whether the DB works fully (trail.DB.Ready): 503 with
-// the reason while it cannot commit or its indexer is failing.
+// the reason while it cannot commit or its indexer is failing; 200
+// "degraded: …" while appends are stored but witnessing fails or lags
+// (witness.go).
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -219,6 +238,10 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.writeError(w, r, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "not ready: " + why})
+		return
+	}
+	if why := s.witnessDegraded(); len(why) > 0 {
+		writeDegraded(w, why)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
