@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/verify"
+	"github.com/trail-audit/trail/policy"
 )
 
 // verifyCommand checks a whole log.
@@ -27,6 +29,7 @@ type verifyCommand struct {
 	vkey    string
 	json    bool
 	index   bool
+	policy  string
 }
 
 func (c *verifyCommand) flagSet() *flag.FlagSet {
@@ -35,6 +38,7 @@ func (c *verifyCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.against, "against", "", "also prove that the log is consistent with the signed checkpoint in `FILE`\n(saved earlier with trail checkpoint; - reads stdin)")
 	fs.StringVar(&c.vkey, "verifier-key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
+	fs.StringVar(&c.policy, "witness-policy", "", "with --server, also require the checkpoint to be cosigned by the witnesses\nof the policy in `FILE` (C2SP tlog-policy) that meet its quorum")
 	fs.BoolVar(&c.index, "index", false, "also derive the search indexes and counts from the events again\nand compare them with the stored ones (see below)")
 	return fs
 }
@@ -63,6 +67,16 @@ this side instead, trusting only --verifier-key (required): it downloads
 the events, recomputes every leaf and the root, and checks them against
 the latest checkpoint's signature (and --against, by a consistency proof).
 
+With --witness-policy FILE (a C2SP tlog-policy file: log, witness, group and
+quorum lines) it also requires that checkpoint to carry valid cosignatures
+(tlog-cosignature, cosignature/v1) of witnesses that meet the policy's
+quorum: witnesses that cosign a checkpoint only after checking that it
+extends every one of the log they cosigned before, so a log shown
+differently to different readers, or rolled back, is caught. It lists the
+witnesses, with when each cosigned, and those missing. A checkpoint short
+of its quorum fails ("not witnessed: 1 of 2 witnesses cosigned") with exit
+status 1, once its events are verified.
+
 With --index, once the log verifies, it also checks what Trail derives
 from the events: the search indexes (action, outcome, actor, ip, target,
 free text) and the counts behind the overview and the action filter (by
@@ -79,6 +93,7 @@ it says how far that was. It reads only, and runs beside trail serve.
   trail verify
   trail verify --index
   trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key "$(cat acme.vkey)"
+  trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key acme.vkey --witness-policy witnesses.txt
   trail verify --verifier-key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
   trail verify --json`)
 }
@@ -95,6 +110,53 @@ type verifyResult struct {
 	Seq         *int64         `json:"seq,omitempty"`
 	Problem     string         `json:"problem,omitempty"`
 	Index       *indexResult   `json:"index,omitempty"` // with --index
+	// Witnesses is what --witness-policy found in the checkpoint's
+	// cosignatures.
+	Witnesses *witnessesResult `json:"witnesses,omitempty"`
+}
+
+// witnessesResult is a checkpoint's cosignatures checked against a
+// witness policy.
+type witnessesResult struct {
+	Quorum    string           `json:"quorum"` // e.g. "2 of w1, w2"
+	Met       bool             `json:"met"`
+	Cosigners []cosignerResult `json:"cosigners"` // sorted by name
+	Missing   []string         `json:"missing"`   // sorted
+}
+
+type cosignerResult struct {
+	Name string    `json:"name"`
+	Time time.Time `json:"time"` // when the witness says it cosigned
+}
+
+func newWitnessesResult(r *policy.Result) *witnessesResult {
+	if r == nil {
+		return nil
+	}
+	w := &witnessesResult{Quorum: r.Quorum, Met: r.Met, Cosigners: []cosignerResult{}, Missing: []string{}}
+	for _, c := range r.Cosignatures {
+		w.Cosigners = append(w.Cosigners, cosignerResult{Name: c.Witness, Time: c.Time})
+	}
+	w.Missing = append(w.Missing, r.Missing...)
+	return w
+}
+
+// print writes the witnesses as a table: each policy witness, whether and
+// when it cosigned.
+func (w *witnessesResult) print(out io.Writer) error {
+	state := "met"
+	if !w.Met {
+		state = "NOT MET"
+	}
+	fmt.Fprintf(out, "  witnesses: quorum %s %s, %d of %d cosigned\n", w.Quorum, state, len(w.Cosigners), len(w.Cosigners)+len(w.Missing))
+	t := &table{header: []string{"  WITNESS", "COSIGNED"}}
+	for _, c := range w.Cosigners {
+		t.add("  "+c.Name, c.Time.UTC().Format(time.RFC3339))
+	}
+	for _, m := range w.Missing {
+		t.add("  "+m, "missing")
+	}
+	return t.write(out, 0)
 }
 
 type againstResult struct {
@@ -131,11 +193,24 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 			return usagef("--against %s: %v", c.against, err)
 		}
 	}
+	var pol *policy.Policy
+	if c.policy != "" {
+		if c.db.server == "" {
+			return usagef("--witness-policy checks the checkpoint a --server serves; a data directory's log is verified from its events")
+		}
+		text, err := os.ReadFile(c.policy)
+		if err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+		if pol, err = policy.Parse(text); err != nil {
+			return usagef("--witness-policy %s: %v", c.policy, err)
+		}
+	}
 	if c.db.server != "" {
 		if c.index {
 			return usagef("--index checks the indexes of a data directory, not of a --server")
 		}
-		return c.runRemote(ctx, opts.Verifier, opts.Against, againstCP)
+		return c.runRemote(ctx, opts.Verifier, opts.Against, againstCP, pol)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
@@ -215,12 +290,17 @@ func sameKey(v note.Verifier, vkey string) bool {
 
 // runRemote verifies the log of --server on this side: the events it
 // serves must hash to the checkpoint signed by the pinned verifier key, v.
-func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against []byte, againstCP trail.Checkpoint) error {
+func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against []byte, againstCP trail.Checkpoint, pol *policy.Policy) error {
 	cl, vkey, err := c.db.pinnedClient(c.vkey)
 	if err != nil {
 		return err
 	}
-	var cp trail.Checkpoint
+	if pol != nil {
+		if cl, err = client.New(c.db.server, c.db.key, client.Options{Policy: pol}); err != nil {
+			return usagef("--server: %v", err)
+		}
+	}
+	var got client.VerifiedLog
 	var ve *trail.VerifyError
 	switch {
 	case against != nil && againstCP.Origin != v.Name():
@@ -232,14 +312,15 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 	}
 	if err == nil {
 		bar := newProgress(c.env, "verify")
-		cp, err = cl.Verify(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
+		got, err = cl.VerifyLog(ctx, vkey, against, func(done, total int64) { bar.update(done, total, "events") })
 		bar.clear()
 	}
-	res := verifyResult{Log: c.db.server, KeyPinned: true}
+	cp := got.Checkpoint
+	res := verifyResult{Log: c.db.server, KeyPinned: true, Witnesses: newWitnessesResult(got.Witnesses)}
 	switch {
 	case errors.As(err, &ve):
 		res.Problem = ve.Problem
-	case errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrFork):
+	case errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrFork) || errors.Is(err, client.ErrNotWitnessed):
 		res.Problem = err.Error()
 		// The first bad event, as a local verify names it.
 		if fault := (*verify.Error)(nil); errors.As(err, &fault) && fault.Seq >= 0 {
@@ -256,8 +337,15 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		if err := json.NewEncoder(c.env.stdout).Encode(res); err != nil {
 			return err
 		}
-	} else if res.Verified {
-		fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root)
+	} else {
+		if res.Verified {
+			fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root)
+		}
+		if res.Witnesses != nil {
+			if err := res.Witnesses.print(c.env.stdout); err != nil {
+				return err
+			}
+		}
 	}
 	if !res.Verified {
 		return &trail.VerifyError{Seq: -1, Problem: res.Problem}
