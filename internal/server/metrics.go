@@ -29,6 +29,12 @@ import (
 //	trail_commit_failures_total                   group commits that failed (nothing acknowledged)
 //	trail_index_lag_events{log}                   each log's committed events not indexed yet
 //	trail_index_failures_total                    the background indexer's failed attempts
+//	trail_witness_lag_events{log}                 events of the newest checkpoint no checkpoint meeting the witness policy covers
+//	trail_witness_lag_seconds{log}                how long the oldest of them has waited
+//	trail_witnessed_tree_size{log}                size of the newest checkpoint meeting the policy
+//	trail_witness_submissions_total{log,witness}  checkpoints submitted to each witness
+//	trail_witness_submission_errors_total{log,witness}  submissions that failed (unreachable, timed out, refused)
+//	trail_witness_up{log,witness}                 1 if the latest submission to the witness succeeded
 //
 // plus the Go runtime and process collectors.
 type metrics struct {
@@ -95,7 +101,7 @@ func newMetrics(db *trail.DB, reg *prometheus.Registry) *metrics {
 	})
 	m.reg.MustRegister(m.requests, m.duration, m.ingestEvents, m.ingestBytes, m.rejected,
 		m.commitSize, m.commitTime, m.commitFailed,
-		treeSizeCollector{db}, indexCollector{db},
+		treeSizeCollector{db}, indexCollector{db}, witnessCollector{db},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
