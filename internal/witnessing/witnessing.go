@@ -75,6 +75,12 @@ type Config struct {
 	// for cosigned checkpoints another server stored, when Notify does
 	// not wake it. Default 500 ms.
 	Poll time.Duration
+	// Interval is the least time between the starts of two rounds, each
+	// a newer checkpoint submitted to the witnesses: under steady ingest
+	// a round covers every commit of the interval, so witnessing costs
+	// the log (and the witnesses) a few submissions a second, whatever
+	// the commit rate. Default 200 ms.
+	Interval time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a witness whose
 	// submission failed gets the next one; it doubles with each failure
 	// in a row. Default 500 ms and 30 s.
@@ -95,6 +101,9 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 500 * time.Millisecond
+	}
+	if c.Interval <= 0 {
+		c.Interval = 200 * time.Millisecond
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 500 * time.Millisecond
@@ -225,6 +234,8 @@ func (f *Follower) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case <-f.kick:
+		case <-r.wake:
+			r.wake = nil
 		case <-tick.C:
 			r.refresh(ctx, false)
 		case res := <-r.results:
@@ -249,6 +260,10 @@ type runner struct {
 	// may still complete.
 	target *round
 	rounds map[int64]*round
+	// started is when the current round started; wake fires when the
+	// next may start (Config.Interval), while a newer checkpoint waits.
+	started time.Time
+	wake    <-chan time.Time
 	// pending are the sizes and signing times of the checkpoints seen
 	// that witnessed does not cover, oldest first, for Status.Since.
 	pending []Checkpoint
@@ -303,7 +318,13 @@ func (r *runner) step(ctx context.Context) {
 		r.complete(ctx, r.target) // stores it if storing failed before
 	}
 	now := time.Now()
-	if r.target == nil || (latest.Size > r.target.c.Size && r.roundOver(now)) {
+	wait := r.f.cfg.Interval - now.Sub(r.started)
+	if r.target != nil && latest.Size > r.target.c.Size && r.roundOver(now) && wait > 0 {
+		if r.wake == nil {
+			r.wake = time.After(wait)
+		}
+	} else if r.target == nil || (latest.Size > r.target.c.Size && r.roundOver(now)) {
+		r.started = now
 		r.target = &round{c: latest, sigs: map[string][]byte{}}
 		r.rounds[latest.Size] = r.target
 		for n := range r.rounds {
