@@ -196,6 +196,154 @@ export async function verifyEvent(input) {
   }
 }
 
+// parsePolicy parses a witness policy in C2SP tlog-policy syntax
+// (https://c2sp.org/tlog-policy): "log VKEY [URL]", "witness NAME VKEY
+// [URL]", "group NAME K|any|all MEMBER...", "quorum NAME|none", and "#"
+// comments, as Trail's policy package reads it. Witness keys must be
+// Ed25519 cosignature/v1 keys (type 0x04) whose hash matches their name and
+// key. It resolves to {witnesses: [{name, keyName, keyHash, publicKey}],
+// quorum} where quorum is null for "quorum none", or a node: {witness:
+// name} or {k, members: [node]}; it rejects with a Failure naming the line.
+export async function parsePolicy(text) {
+  const lineErr = (n, why) => new Failure("witnesses", `the witness policy is malformed: line ${n}: ${why}`);
+  if (typeof text !== "string") throw new Failure("witnesses", "the witness policy is not text");
+  const keywords = new Set(["log", "witness", "group", "quorum", "any", "all", "none"]);
+  const nodes = new Map();
+  const witnesses = [];
+  let quorumLine = 0;
+  let quorumName = "";
+  const lines = text.split("\n");
+  for (const [i, raw] of lines.entries()) {
+    const n = i + 1;
+    const f = raw.replace(/#.*/, "").split(/[ \t\r\v\f]+/).filter((w) => w !== "");
+    if (f.length === 0) continue;
+    const newName = (name) => {
+      if (keywords.has(name)) throw lineErr(n, `name "${name}" is a keyword`);
+      if (nodes.has(name)) throw lineErr(n, `name "${name}" is already defined`);
+    };
+    switch (f[0]) {
+      case "log":
+        if (f.length < 2 || f.length > 3) throw lineErr(n, "want log VKEY [URL]");
+        break;
+      case "witness": {
+        if (f.length < 3 || f.length > 4) throw lineErr(n, "want witness NAME VKEY [URL]");
+        newName(f[1]);
+        const [keyName, hash16, key64] = cut(f[2], "+", 2);
+        const key = fromBase64(key64);
+        if (!validName(keyName) || !/^[0-9a-fA-F]{8}$/.test(hash16) || key === null || key.length === 0) {
+          throw lineErr(n, `witness ${f[1]}: its key is not a signed-note verifier key`);
+        }
+        if (key[0] !== 4 || key.length !== 33) {
+          throw lineErr(n, `witness ${f[1]}: its key is not an Ed25519 cosignature/v1 key (type 0x04)`);
+        }
+        const keyHash = hex((await keyHashOf(keyName, key)).subarray(0, 4));
+        if (keyHash !== hash16.toLowerCase()) throw lineErr(n, `witness ${f[1]}: its key hash does not match its name and key`);
+        const w = { name: f[1], keyName, keyHash, publicKey: key.slice(1) };
+        witnesses.push(w);
+        nodes.set(w.name, { witness: w.name });
+        break;
+      }
+      case "group": {
+        if (f.length < 4) throw lineErr(n, "want group NAME K|any|all MEMBER...");
+        newName(f[1]);
+        const members = [];
+        for (const m of f.slice(3)) {
+          const node = nodes.get(m);
+          if (!node) throw lineErr(n, `group ${f[1]}: unknown member "${m}"`);
+          if (members.includes(node)) throw lineErr(n, `group ${f[1]}: member "${m}" listed twice`);
+          members.push(node);
+        }
+        let k;
+        if (f[2] === "any") k = 1;
+        else if (f[2] === "all") k = members.length;
+        else if (/^[0-9]+$/.test(f[2]) && Number(f[2]) >= 1 && Number(f[2]) <= members.length) k = Number(f[2]);
+        else throw lineErr(n, `group ${f[1]}: threshold "${f[2]}" is not 1 to ${members.length}, any or all`);
+        nodes.set(f[1], { k, members });
+        break;
+      }
+      case "quorum":
+        if (f.length !== 2) throw lineErr(n, "want quorum NAME or quorum none");
+        if (quorumLine) throw lineErr(n, `second quorum (the first is on line ${quorumLine})`);
+        quorumLine = n;
+        quorumName = f[1];
+        break;
+      default:
+        throw lineErr(n, `unknown keyword "${f[0]}"`);
+    }
+  }
+  if (!quorumLine) throw new Failure("witnesses", "the witness policy is malformed: it has no quorum line");
+  if (quorumName === "none") return { witnesses, quorum: null };
+  const quorum = nodes.get(quorumName);
+  if (!quorum) throw lineErr(quorumLine, `quorum "${quorumName}" is not a witness or group of the policy`);
+  return { witnesses, quorum };
+}
+
+// describeQuorum says the quorum for people, as Trail's policy package
+// does: "none", "w1", "2 of w1, w2", nested groups in parentheses.
+function describeQuorum(node, top = true) {
+  if (node === null) return "none";
+  if (node.witness !== undefined) return node.witness;
+  const s = `${node.k} of ${node.members.map((m) => describeQuorum(m, false)).join(", ")}`;
+  return top ? s : `(${s})`;
+}
+
+function satisfied(node, cosigners) {
+  if (node === null) return true;
+  if (node.witness !== undefined) return cosigners.has(node.witness);
+  return node.members.filter((m) => satisfied(m, cosigners)).length >= node.k;
+}
+
+// verifyWitnesses checks, with WebCrypto, the witnesses' cosignatures
+// (C2SP tlog-cosignature, cosignature/v1: key hash || 8-byte big-endian
+// time || Ed25519 signature over "cosignature/v1\ntime T\n" and the
+// checkpoint body) that checkpoint, a signed note, carries, against policy,
+// a tlog-policy text, and evaluates its quorum. Bad signatures and
+// signatures by keys the policy does not name are ignored. It does not
+// check the log's own signature: verifyEvent does. It resolves to {ok:
+// true, met, quorum (described), cosigners: [{name, time (ISO 8601)}],
+// missing: [name], total}, names sorted, or to {ok: false, step:
+// "witnesses", reason}. It never rejects.
+export async function verifyWitnesses(input) {
+  try {
+    const { checkpoint, policy } = input ?? {};
+    if (!globalThis.crypto?.subtle) throw new Failure("witnesses", "this page has no WebCrypto; open it over HTTPS");
+    const p = await parsePolicy(policy);
+    const cp = parseCheckpoint(checkpoint);
+    const times = new Map();
+    for (const w of p.witnesses) {
+      let cryptoKey = null;
+      for (const s of cp.signatures) {
+        if (s.name !== w.keyName || s.keyHash !== w.keyHash || s.signature.length !== 72) continue;
+        const ts = new DataView(s.signature.buffer, s.signature.byteOffset, 8).getBigUint64(0);
+        const msg = encoder.encode(`cosignature/v1\ntime ${ts}\n` + cp.body);
+        try {
+          cryptoKey ??= await crypto.subtle.importKey("raw", w.publicKey, { name: "Ed25519" }, false, ["verify"]);
+        } catch {
+          break; // not a valid Ed25519 key: it verifies nothing
+        }
+        if (await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, s.signature.slice(8), msg)) {
+          const ms = Number(ts) * 1000;
+          times.set(w.name, Number.isSafeInteger(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ts));
+          break;
+        }
+      }
+    }
+    const cosigners = [...times.keys()].sort().map((name) => ({ name, time: times.get(name) }));
+    const missing = p.witnesses.map((w) => w.name).filter((name) => !times.has(name)).sort();
+    return {
+      ok: true,
+      met: satisfied(p.quorum, new Set(times.keys())),
+      quorum: describeQuorum(p.quorum),
+      cosigners,
+      missing,
+      total: p.witnesses.length,
+    };
+  } catch (err) {
+    if (err instanceof Failure) return { ok: false, step: "witnesses", reason: err.message };
+    return { ok: false, step: "witnesses", reason: `the check failed unexpectedly: ${err?.message ?? err}` };
+  }
+}
+
 // parseProof checks the shape of an inclusion proof and decodes its hashes.
 function parseProof(proof) {
   const malformed = (why) => new Failure("proof", `the proof is malformed: ${why}`);
