@@ -30,6 +30,8 @@ type verifyCommand struct {
 	json    bool
 	index   bool
 	policy  string
+	// receipt is the receipt file --receipt checks.
+	receipt string
 }
 
 func (c *verifyCommand) flagSet() *flag.FlagSet {
@@ -39,12 +41,13 @@ func (c *verifyCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.vkey, "verifier-key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
 	fs.StringVar(&c.policy, "witness-policy", "", "with --server, also require the checkpoint to be cosigned by the witnesses\nof the policy in `FILE` (C2SP tlog-policy) that meet its quorum")
+	fs.StringVar(&c.receipt, "receipt", "", "check the receipt in `FILE` offline instead of a log (from an append with\n?receipts=wait or trail get --proof-file; - reads stdin); needs --verifier-key")
 	fs.BoolVar(&c.index, "index", false, "also derive the search indexes and counts from the events again\nand compare them with the stored ones (see below)")
 	return fs
 }
 
 func (c *verifyCommand) Usage() string {
-	return usage(c.flagSet(), "trail verify [--against FILE] [--verifier-key KEY] [flags]", `
+	return usage(c.flagSet(), "trail verify [--against FILE] [--verifier-key KEY] [flags]\n       trail verify --receipt FILE --verifier-key KEY [--witness-policy FILE]", `
 Verify recomputes the log from its stored events: each event's canonical
 JSON and leaf hash, the stored Merkle tree, and the root hash at every
 stored checkpoint, whose signature it checks. With --against it also proves
@@ -77,6 +80,14 @@ witnesses, with when each cosigned, and those missing. A checkpoint short
 of its quorum fails ("not witnessed: 1 of 2 witnesses cosigned") with exit
 status 1, once its events are verified.
 
+With --receipt FILE it checks one event's receipt offline, with no data
+directory and no server: a C2SP tlog-proof carrying the event, as an append
+with ?receipts=wait answers and trail get --proof-file writes. The
+checkpoint in it must be signed by --verifier-key (required) and, with
+--witness-policy, cosigned by witnesses that meet the quorum; the event
+must be a leaf of its tree at the receipt's index. It prints the event and
+the checkpoint, and exits 1 if anything does not hold.
+
 With --index, once the log verifies, it also checks what Trail derives
 from the events: the search indexes (action, outcome, actor, ip, target,
 free text) and the counts behind the overview and the action filter (by
@@ -95,6 +106,7 @@ it says how far that was. It reads only, and runs beside trail serve.
   trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key "$(cat acme.vkey)"
   trail verify --server https://trail.example --key "$TRAIL_KEY" --verifier-key acme.vkey --witness-policy witnesses.txt
   trail verify --verifier-key 'example.com/trail/default+8a0e2f1c+AR7...' --against checkpoint-2026-03-01.txt
+  trail verify --receipt receipt.txt --verifier-key acme.vkey --witness-policy witnesses.txt
   trail verify --json`)
 }
 
@@ -195,7 +207,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 	var pol *policy.Policy
 	if c.policy != "" {
-		if c.db.server == "" {
+		if c.db.server == "" && c.receipt == "" {
 			return usagef("--witness-policy checks the checkpoint a --server serves; a data directory's log is verified from its events")
 		}
 		text, err := os.ReadFile(c.policy)
@@ -205,6 +217,9 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if pol, err = policy.Parse(text); err != nil {
 			return usagef("--witness-policy %s: %v", c.policy, err)
 		}
+	}
+	if c.receipt != "" {
+		return c.runReceipt(opts.Verifier, pol)
 	}
 	if c.db.server != "" {
 		if c.index {
