@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/policy"
 )
 
 // serveCommand runs the HTTP API.
@@ -34,6 +36,10 @@ type serveCommand struct {
 	burst    int
 	metrics  string
 	migrate  bool
+	// policy is the witness policy file; publicTiles serves checkpoints
+	// and hash tiles without a key.
+	policy      string
+	publicTiles bool
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -48,6 +54,8 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key in PEM `FILE` of --tls-cert")
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
 	fs.BoolVar(&c.migrate, "migrate", false, "apply the schema migrations a PostgreSQL store lacks before serving (safe when several servers start at once; see trail migrate)")
+	fs.StringVar(&c.policy, "witness-policy", "", "witness the logs' checkpoints under the C2SP tlog-policy in `FILE` (log, witness NAME VKEY URL, group, quorum lines): submit them to its witnesses and serve the newest that meets it")
+	fs.BoolVar(&c.publicTiles, "public-tiles", false, "serve each log's checkpoint and hash tiles without a key under /tlog/LOG/ (entry bundles still need a read key)")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
 }
@@ -75,6 +83,11 @@ read key.
   GET  /v1/tlog/checkpoint, /v1/tlog/tile/...
                                         the log in the C2SP tlog-tiles layout:
                                         hash tiles, and entry bundles (read key)
+  GET  /tlog/LOG/checkpoint, /tlog/LOG/tile/...
+                                        the same under the log's name; without
+                                        a key with --public-tiles (entry
+                                        bundles still need a read key)
+  GET  /v1/witness-policy               the witness policy (--witness-policy)
   GET  /healthz, /readyz                liveness and readiness
   GET  /metrics                         Prometheus metrics (no key; it names
                                         every log: see --metrics-addr)
@@ -90,6 +103,20 @@ appends and reads for every log, and sees the others' events, API keys and
 revocations within a second or two. Each needs --master-key-file (the file
 "trail init --store" made); --migrate applies schema migrations at start.
 
+With --witness-policy FILE it has each log's checkpoints cosigned by
+witnesses (C2SP tlog-witness): after commits it submits the newest
+checkpoint to every witness of the policy, with a consistency proof from
+the one that witness cosigned last, and stores it once the cosignatures
+meet the policy's quorum. /v1/checkpoint, /v1/tlog/checkpoint and event
+proofs then serve the newest checkpoint that meets the policy, with its
+cosignatures (header Trail-Witnessed: met, or unmet while none does);
+?witnessed=false the newest signed one. The policy covers every log, or,
+if it has log lines, the logs whose verifier keys they list: a log of the
+store they do not list makes serve refuse to start. Appends never wait
+for witnesses: while one is down or refuses, witnessing lags (metric
+trail_witness_lag_events), /readyz answers 200 "degraded: ..." saying
+why, and it catches up by itself.
+
 With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 or later) instead
 of HTTP.
 
@@ -100,6 +127,7 @@ requests. The sample events are recorded as received over the past day.`, `
   trail serve --demo
   trail serve --addr :8443 --tls-cert /etc/trail/cert.pem --tls-key /etc/trail/key.pem
   trail serve --data /var/lib/trail --addr 127.0.0.1:8080
+  trail serve --witness-policy /etc/trail/witness-policy.txt --public-tiles
   KEY=$(trail keys create --log demo --scope append | tail -n 1)
   curl -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
 }
@@ -142,6 +170,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// (a typo, or removed by mistake) must not turn into an empty one
 	// whose keys all fail.
 	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger, Migrate: c.migrate}
+	if c.policy != "" {
+		text, err := os.ReadFile(c.policy)
+		if err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+		if dbOpts.WitnessPolicy, err = policy.Parse(text); err != nil {
+			return usagef("--witness-policy %s: %v", c.policy, err)
+		}
+	}
 	var db *trail.DB
 	var err error
 	if c.demo {
@@ -163,7 +200,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := server.Options{Logger: logger, MaxBodyBytes: c.maxBody, RateLimit: rateLimit, RateBurst: c.burst}
+	opts := server.Options{Logger: logger, MaxBodyBytes: c.maxBody, RateLimit: rateLimit, RateBurst: c.burst, PublicTiles: c.publicTiles}
 	var msrv *http.Server
 	var mln net.Listener
 	if c.metrics != "" {
