@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/policy"
 )
 
 // witnessInit runs trail witness init and returns the verifier key it
@@ -208,7 +210,7 @@ func TestWitnessCosignsTrailLog(t *testing.T) {
 	ctx := context.Background()
 	dataA, vkey := initLog(t)
 	wdata := filepath.Join(t.TempDir(), "witness")
-	wkey, _ := witnessInit(t, wdata, "witness.example/w1")
+	wkey, initOut := witnessInit(t, wdata, "witness.example/w1")
 	w := startWitness(t, false, wdata, vkey)
 	if !strings.HasPrefix(w.url, "http://127.0.0.1:") {
 		t.Errorf("the witness listens on %s, want loopback", w.url)
@@ -247,6 +249,24 @@ func TestWitnessCosignsTrailLog(t *testing.T) {
 		t.Fatalf("Update(300, size 600) = %v", err)
 	}
 	cosigned(cp600, sigs)
+
+	// The policy line init printed, with the witness's URL, makes a
+	// tlog-policy that the cosigned checkpoint meets and the log's own
+	// checkpoint does not.
+	policyLine := regexp.MustCompile(`(?m)^\s*(witness \S+ \S+) http://HOST:PORT$`).FindStringSubmatch(initOut)
+	if policyLine == nil {
+		t.Fatalf("trail witness init printed no policy line:\n%s", initOut)
+	}
+	pol, err := policy.Parse([]byte("log " + vkey + "\n" + policyLine[1] + " " + w.url + "\nquorum witness.example/w1\n"))
+	if err != nil {
+		t.Fatalf("the policy line of trail witness init: %v", err)
+	}
+	if r := pol.Check(append(append([]byte{}, cp600...), sigs...)); !r.Met {
+		t.Errorf("policy check of the cosigned checkpoint: %v, want met", r)
+	}
+	if r := pol.Check(cp600); r.Met {
+		t.Errorf("policy check of the log's checkpoint alone: %v, want not met", r)
+	}
 
 	// The operator forks the log: the same signing key over another tree.
 	dataB := filepath.Join(t.TempDir(), "b")

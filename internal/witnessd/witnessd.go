@@ -247,9 +247,11 @@ func (w *Witness) addCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, witness.ErrOldSizeInvalid):
 		w.refuse(ctx, rw, http.StatusBadRequest, cp.Origin, "old size larger than the checkpoint's size")
 	case errors.Is(err, witness.ErrRootMismatch):
-		w.refuse(ctx, rw, http.StatusUnprocessableEntity, cp.Origin, fmt.Sprintf("checkpoint of size %d has another root hash than the one this witness cosigned (or is not the empty tree): a fork", cp.Size))
+		// A checkpoint signed by the log that no history the witness
+		// cosigned can become is evidence: log it whole.
+		w.refuse(ctx, rw, http.StatusUnprocessableEntity, cp.Origin, fmt.Sprintf("checkpoint of size %d has another root hash than the one this witness cosigned (or is not the empty tree): a fork", cp.Size), "checkpoint", string(req.checkpoint))
 	case errors.Is(err, witness.ErrInvalidProof):
-		w.refuse(ctx, rw, http.StatusUnprocessableEntity, cp.Origin, fmt.Sprintf("consistency proof from size %d to %d does not verify", req.oldSize, cp.Size))
+		w.refuse(ctx, rw, http.StatusUnprocessableEntity, cp.Origin, fmt.Sprintf("consistency proof from size %d to %d does not verify", req.oldSize, cp.Size), "checkpoint", string(req.checkpoint))
 	case errors.Is(err, witness.ErrUnknownLog):
 		w.refuse(ctx, rw, http.StatusNotFound, cp.Origin, "unknown log origin")
 	case errors.Is(err, witness.ErrNoValidSignature):
@@ -263,13 +265,13 @@ func (w *Witness) addCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// refuse answers status with a one-line reason and logs it.
-func (w *Witness) refuse(ctx context.Context, rw http.ResponseWriter, status int, origin, reason string) {
+// refuse answers status with a one-line reason and logs it, with attrs.
+func (w *Witness) refuse(ctx context.Context, rw http.ResponseWriter, status int, origin, reason string, attrs ...any) {
 	level := slog.LevelInfo
 	if status == http.StatusUnprocessableEntity || status == http.StatusForbidden {
 		level = slog.LevelWarn // possible misbehaviour of a log
 	}
-	w.logger.Log(ctx, level, "refused", "origin", origin, "status", status, "reason", reason)
+	w.logger.Log(ctx, level, "refused", append([]any{"origin", origin, "status", status, "reason", reason}, attrs...)...)
 	http.Error(rw, reason, status)
 }
 

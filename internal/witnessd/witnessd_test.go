@@ -2,6 +2,7 @@ package witnessd_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -368,4 +370,82 @@ func newLogNamed(t *testing.T, origin string) *trail.Log {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// Submissions that race from the same old size are checked and stored one
+// at a time: exactly one is cosigned, and every other is told the size it
+// stored, so none rolls the state back (the race tlog-witness warns of).
+func TestWitnessConcurrentSubmissions(t *testing.T) {
+	l := testLog(t)
+	w := witnesstest.New(t, "", l.VerifierKey())
+	grow(t, l, 10, "a")
+	cp10, _ := submission(t, l, 0, 10)
+	if status, _, got := post(t, w.URL, body(0, nil, cp10)); status != 200 {
+		t.Fatalf("size 10: %d %q", status, got)
+	}
+	const n = 16
+	bodies := make([]string, n)
+	sizes := make([]int64, n)
+	for i := range n {
+		grow(t, l, 1, "b")
+		sizes[i] = int64(11 + i)
+		cp, proof := submission(t, l, 10, sizes[i])
+		bodies[i] = body(10, proof, cp)
+	}
+	type answer struct {
+		status int
+		body   string
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			status, _, got := post(t, w.URL, bodies[i])
+			answers[i] = answer{status, got}
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, a := range answers {
+		if a.status == 200 {
+			if winner >= 0 {
+				t.Fatalf("sizes %d and %d were both cosigned from old size 10", sizes[winner], sizes[i])
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no submission was cosigned: %v", answers)
+	}
+	for i, a := range answers {
+		if i == winner {
+			continue
+		}
+		if want := fmt.Sprintf("%d\n", sizes[winner]); a.status != 409 || a.body != want {
+			t.Errorf("size %d: %d %q, want 409 %q", sizes[i], a.status, a.body, want)
+		}
+	}
+	latest := string(w.Latest("example.com/acme"))
+	if !strings.HasPrefix(latest, fmt.Sprintf("example.com/acme\n%d\n", sizes[winner])) {
+		t.Errorf("the witness holds %q, want the checkpoint of size %d", latest, sizes[winner])
+	}
+}
+
+// The state database is in WAL mode (its journal mode is kept in the file);
+// the library opens it with synchronous=FULL, which a connection cannot see
+// from outside.
+func TestStateJournalMode(t *testing.T) {
+	w := witnesstest.New(t, "", testLog(t).VerifierKey())
+	db, err := sql.Open("sqlite", filepath.Join(w.Dir, witnessd.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
 }
