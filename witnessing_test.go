@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 	"github.com/trail-audit/trail/internal/witnessd/witnesstest"
 	"github.com/trail-audit/trail/policy"
 )
@@ -214,4 +216,109 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// storeURL is the store URL of a backends location.
+func storeURL(loc string) string {
+	if strings.Contains(loc, "://") {
+		return loc
+	}
+	return "sqlite:" + loc
+}
+
+// Two DBs on one store witness the same log at once, as the nodes of a
+// cluster on PostgreSQL do (and trail serve beside another writer on a
+// data directory), while both append: each gets the log's checkpoints
+// cosigned, the witnessed checkpoint never moves back, and both end at
+// the log's final size.
+func TestWitnessingTwoNodes(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		ctx := context.Background()
+		url := storeURL(b.New(t))
+		db, err := trail.InitStore(ctx, url, trail.Options{MasterKey: b.MasterKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := db.CreateLog(ctx, "acme", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vkey := l.VerifierKey()
+		db.Close()
+		w1, w2 := witnesstest.New(t, "", vkey), witnesstest.New(t, "", vkey)
+		p := witnessPolicy(t, vkey, w1, w2)
+		var nodes [2]*trail.Log
+		for i := range nodes {
+			db, err := trail.OpenStore(ctx, url, trail.Options{WitnessPolicy: p, MasterKey: b.MasterKey, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if nodes[i], err = db.Log(ctx, "acme"); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		stop := make(chan struct{})
+		watched := make(chan error, 1)
+		go func() { // the witnessed size, as node 0 serves it, never moves back
+			var last int64
+			for {
+				select {
+				case <-stop:
+					watched <- nil
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				signed, err := nodes[0].WitnessedCheckpoint(ctx)
+				if errors.Is(err, trail.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					watched <- err
+					return
+				}
+				c, err := nodes[0].OpenCheckpoint(signed)
+				if err != nil || !p.Check(signed).Met {
+					watched <- fmt.Errorf("witnessed checkpoint %q: %v, policy %v", signed, err, p.Check(signed))
+					return
+				}
+				if c.Size < last {
+					watched <- fmt.Errorf("the witnessed size moved back from %d to %d", last, c.Size)
+					return
+				}
+				last = c.Size
+			}
+		}()
+		var wg sync.WaitGroup
+		for i, l := range nodes {
+			wg.Go(func() {
+				for range 15 {
+					evs := []event.Event{{Actor: event.Actor{ID: "u"}, Action: fmt.Sprintf("node%d.event", i)}}
+					if _, err := l.AppendBatch(ctx, slices.Repeat(evs, 3)); err != nil {
+						t.Errorf("node %d: AppendBatch = %v", i, err)
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		appendN(t, nodes[0], 1, "last.event")
+		var size int64
+		waitFor(t, 5*time.Second, "node 1 sees node 0's last append", func() (bool, string) {
+			size = max(nodes[0].Size(), nodes[1].Size())
+			return nodes[1].Size() == nodes[0].Size(), fmt.Sprintf("sizes %d, %d", nodes[0].Size(), nodes[1].Size())
+		})
+		for i, l := range nodes {
+			waitFor(t, 20*time.Second, fmt.Sprintf("node %d serves the final size witnessed", i), func() (bool, string) {
+				n := witnessedSize(t, l, p)
+				return n == size, fmt.Sprintf("witnessed %d, size %d", n, size)
+			})
+		}
+		close(stop)
+		if err := <-watched; err != nil {
+			t.Error(err)
+		}
+	})
 }
