@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/trail-audit/trail/internal/witnessd"
 )
 
@@ -148,6 +150,9 @@ func (c *witnessCommand) serve(ctx context.Context) error {
 		h = slog.NewTextHandler(c.env.stderr, nil)
 	}
 	logger := slog.New(h)
+	// The witness core logs a fork it refuses through klog: send that to
+	// the same JSON lines.
+	klog.SetSlogLogger(logger.With("component", "transparency-dev/witness"))
 	w, err := witnessd.Open(ctx, witnessd.Config{Dir: c.data, Logs: c.logs, Logger: logger})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -357,5 +358,13 @@ func TestWitnessCosignsTrailLog(t *testing.T) {
 	}
 	if !strings.Contains(w.stderr.String(), `"msg":"cosigned"`) {
 		t.Errorf("the witness logged no cosigned submission:\n%s", w.stderr)
+	}
+	if !strings.Contains(w.stderr.String(), `"status":422`) {
+		t.Errorf("the witness logged no refused fork:\n%s", w.stderr)
+	}
+	for _, line := range lines(w.stderr.String()) {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("the witness logged a line that is not JSON: %q", line)
+		}
 	}
 }
