@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	flog "github.com/transparency-dev/formats/log"
@@ -114,6 +115,9 @@ func ParseLogKeys(vkeys []string) (map[string]note.Verifier, error) {
 	}
 	logs := make(map[string]note.Verifier, len(vkeys))
 	for _, k := range vkeys {
+		if isCosignatureKey(k) {
+			return nil, fmt.Errorf("log verifier key %q is a witness's cosignature key, not the key of a log's checkpoints", k)
+		}
 		v, err := fnote.NewVerifier(k)
 		if err != nil {
 			return nil, fmt.Errorf("log verifier key %q: %v", k, err)
@@ -124,6 +128,18 @@ func ParseLogKeys(vkeys []string) (map[string]note.Verifier, error) {
 		logs[v.Name()] = v
 	}
 	return logs, nil
+}
+
+// isCosignatureKey reports whether vkey is a cosignature/v1 key (Ed25519,
+// type 0x04, or ML-DSA-44, type 0x06), which signs cosignatures rather
+// than checkpoints.
+func isCosignatureKey(vkey string) bool {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	return err == nil && len(raw) > 0 && (raw[0] == 0x04 || raw[0] == 0x06)
 }
 
 // openPersistence opens (creating if needed) the state of the witness in

@@ -87,7 +87,11 @@ func TestOpenRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := testLog(t)
-	for _, logs := range [][]string{nil, {"not a key"}, {l.VerifierKey(), l.VerifierKey()}} {
+	_, own, err := witnessd.LoadKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, logs := range [][]string{nil, {"not a key"}, {l.VerifierKey(), l.VerifierKey()}, {own}} {
 		if w, err := witnessd.Open(ctx, witnessd.Config{Dir: dir, Logs: logs}); err == nil {
 			w.Close()
 			t.Errorf("Open with logs %q succeeded, want an error", logs)
