@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,23 +14,69 @@ import (
 	"time"
 )
 
+// witnessProc is a trail witness process started by witnessProcesses.
+type witnessProc struct {
+	*served
+	data, addr, vkey string
+}
+
 // witnessProcesses initializes and starts n trail witness processes for
 // the log vkey and returns a policy file naming them w1, w2, … with the
 // quorum line given, and the processes.
-func witnessProcesses(t *testing.T, n int, vkey, quorum string) (string, []*served) {
+func witnessProcesses(t *testing.T, n int, vkey, quorum string) (string, []*witnessProc) {
 	t.Helper()
 	var text strings.Builder
 	fmt.Fprintf(&text, "# the log\nlog %s\n", vkey)
-	var ws []*served
+	var ws []*witnessProc
 	for i := range n {
 		data := filepath.Join(t.TempDir(), fmt.Sprintf("witness%d", i+1))
 		wkey, _ := witnessInit(t, data, fmt.Sprintf("witness.example/w%d", i+1))
-		w := startWitness(t, false, data, vkey)
+		w := &witnessProc{data: data, addr: "127.0.0.1:0", vkey: vkey}
+		w.start(t)
 		ws = append(ws, w)
 		fmt.Fprintf(&text, "witness w%d %s %s\n", i+1, wkey, w.url)
 	}
 	text.WriteString(quorum + "\n")
 	return writePolicy(t, text.String()), ws
+}
+
+// start starts the witness on its address (a free port the first time,
+// the same one after), on its state, and waits until it listens.
+func (w *witnessProc) start(t *testing.T) {
+	t.Helper()
+	s := &served{cmd: exec.Command(trailBin, "witness", "--data", w.data, "--addr", w.addr, "--log", w.vkey), stderr: &syncBuffer{}, done: make(chan struct{})}
+	s.cmd.Stderr = s.stderr
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+		}
+	})
+	out := bufio.NewReader(stdout)
+	for {
+		line, err := out.ReadString('\n')
+		if m := listeningRE.FindStringSubmatch(line); m != nil {
+			s.url = m[1]
+			break
+		}
+		if err != nil {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+			t.Fatalf("trail witness printed no address (%v); stderr:\n%s", err, s.stderr)
+		}
+	}
+	go io.Copy(io.Discard, out)
+	w.served = s
+	w.addr = strings.TrimPrefix(s.url, "http://")
 }
 
 func writePolicy(t *testing.T, text string) string {

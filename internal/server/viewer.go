@@ -528,6 +528,15 @@ func (s *server) detailPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 	return renderPage(w, "detail", web.Detail{
 		Base: base(key, "events"), Row: web.NewRow(e), Fields: web.EventFields(e),
 		JSON: string(raw), Pretty: pretty.String(), Proof: string(pj),
-		Checkpoint: string(signed), VerifierKey: l.VerifierKey(),
+		Checkpoint: string(signed), VerifierKey: l.VerifierKey(), WitnessPolicy: s.witnessPolicyText(l),
 	})
+}
+
+// witnessPolicyText is the witness policy covering l, in tlog-policy
+// syntax as GET /v1/witness-policy serves it, or "" when none does.
+func (s *server) witnessPolicyText(l *trail.Log) string {
+	if p := s.db.WitnessPolicy(); p != nil && l.Witnessed() {
+		return p.String()
+	}
+	return ""
 }

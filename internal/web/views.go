@@ -121,9 +121,13 @@ type Detail struct {
 	JSON, Pretty string
 	// Proof is the inclusion proof as JSON: {"seq","tree_size","hashes"}.
 	Proof string
-	// Checkpoint is the signed checkpoint the proof leads to, and
-	// VerifierKey the log's note verifier key.
+	// Checkpoint is the signed checkpoint the proof leads to, with its
+	// witnesses' cosignatures, and VerifierKey the log's note verifier key.
 	Checkpoint, VerifierKey string
+	// WitnessPolicy is the server's witness policy for the log, in
+	// tlog-policy syntax (as GET /v1/witness-policy answers it), which the
+	// browser checks the checkpoint's cosignatures against; "" for none.
+	WitnessPolicy string
 }
 
 // Overview is the overview page.

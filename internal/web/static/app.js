@@ -3,7 +3,7 @@
 // event's page, checking its proof in this browser (verify.js). Every page
 // works without it, less conveniently; nothing here is trusted to the
 // server's word.
-import { verifyEvent } from "./verify.js";
+import { verifyEvent, verifyWitnesses } from "./verify.js";
 
 document.documentElement.classList.add("js");
 
@@ -218,7 +218,9 @@ function setUpLive() {
 // Verification of one event, in this browser: the proof leads from the
 // event's own bytes to a checkpoint signed by the log's key. The key is
 // pinned in this browser the first time it is seen for the log, so a
-// server that changes keys is caught too.
+// server that changes keys is caught too. With a witness policy, the
+// checkpoint's cosignatures must meet its quorum too, or the event is shown
+// as not witnessed, never as verified; the policy is pinned like the key.
 async function setUpVerify() {
   const box = document.getElementById("verify");
   if (!box) return;
@@ -249,12 +251,41 @@ async function setUpVerify() {
     return fail("the check could not run: " + e);
   }
   if (!res.ok) return fail(res.reason);
+  const policyText = d.witnessPolicy ?? "";
+  const policyPinKey = `trail.witness-policy:${location.host}:${d.log}`;
+  let pinnedPolicy = null;
+  try { pinnedPolicy = localStorage.getItem(policyPinKey); } catch { /* storage off */ }
+  // A policy, once seen, is pinned: a server that drops or weakens it is
+  // caught. A log seen without one may gain one.
+  if (pinnedPolicy && pinnedPolicy !== policyText) {
+    return fail(policyText === ""
+      ? "the log had a witness policy when this browser first saw it, and now has none. Do not trust this log until its operator explains why."
+      : "the log's witness policy changed since this browser first saw it. Do not trust this log until its operator explains why.");
+  }
+  let wit = null;
+  if (policyText !== "") {
+    wit = await verifyWitnesses({ checkpoint: d.checkpoint, policy: policyText });
+    if (!wit.ok) return fail(wit.reason);
+  }
   let firstUse = false;
   if (!pinned) {
     try { localStorage.setItem(pinKey, d.verifierKey); firstUse = true; } catch { /* storage off */ }
   }
-  status.className = "status ok";
-  status.textContent = `✓ Verified in tree of size ${res.treeSize.toLocaleString()}, checkpoint signed by ${res.signer} (key ${res.keyHash}).`;
+  if (!pinnedPolicy && policyText !== "") {
+    try { localStorage.setItem(policyPinKey, policyText); } catch { /* storage off */ }
+  }
+  const signedBy = `checkpoint signed by ${res.signer} (key ${res.keyHash})`;
+  const cosigned = wit && `${wit.cosigners.length} of ${wit.total} cosignatures`;
+  if (wit && !wit.met) {
+    status.className = "status fail";
+    status.textContent = `✗ Not witnessed: ${cosigned} (quorum ${wit.quorum}${wit.missing.length ? "; missing " + wit.missing.join(", ") : ""}). ` +
+      `The proof leads to a ${signedBy}, but not enough of its witnesses cosigned it, so nothing shows that others see the same log.`;
+    box.classList.add("failed", "unwitnessed");
+  } else {
+    status.className = "status ok";
+    status.textContent = `✓ Verified in tree of size ${res.treeSize.toLocaleString()}, ${signedBy}` +
+      (wit ? ` and witnessed: ${cosigned} (quorum ${wit.quorum}).` : ".");
+  }
   const rows = [
     ["Event", `seq ${res.seq}, leaf of the log's Merkle tree`],
     ["Tree size", String(res.treeSize)],
@@ -263,6 +294,11 @@ async function setUpVerify() {
     ["Signed by", `${res.signer} (key hash ${res.keyHash})`],
     ["Verifier key", d.verifierKey + (firstUse ? " (pinned in this browser now, on first use: compare it with the key trail init printed)" : " (matches the key pinned in this browser)")],
   ];
+  if (wit) {
+    rows.push(["Witness quorum", `${wit.quorum}: ${wit.met ? "met" : "NOT met"}, ${cosigned}`]);
+    for (const c of wit.cosigners) rows.push([`Witness ${c.name}`, `cosigned ${c.time}`]);
+    for (const m of wit.missing) rows.push([`Witness ${m}`, "no valid cosignature"]);
+  }
   details.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     dt.textContent = k;
@@ -271,7 +307,7 @@ async function setUpVerify() {
     return [dt, dd];
   }));
   details.hidden = false;
-  box.classList.add("verified");
+  if (!wit || wit.met) box.classList.add("verified");
 }
 
 localizeTimes(document);
