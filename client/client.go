@@ -253,8 +253,14 @@ func ExportError(line []byte) error {
 // server stored but whose answer was lost is not stored again: the retry
 // gets the first answer.
 func (c *Client) Append(ctx context.Context, events ...event.Event) ([]api.Receipt, error) {
+	out, err := c.append(ctx, nil, events)
+	return out.Events, err
+}
+
+// append is Append, with query sent in the URL.
+func (c *Client) append(ctx context.Context, query url.Values, events []event.Event) (api.Receipts, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return api.Receipts{}, nil
 	}
 	batch := api.Batch{Events: make([]api.EventInput, len(events))}
 	for i := range events {
@@ -265,20 +271,20 @@ func (c *Client) Append(ctx context.Context, events ...event.Event) ([]api.Recei
 		// Name the event (its metadata or changes are not JSON).
 		for i, in := range batch.Events {
 			if _, ierr := json.Marshal(in); ierr != nil {
-				return nil, fmt.Errorf("event %d: %w", i, ierr)
+				return api.Receipts{}, fmt.Errorf("event %d: %w", i, ierr)
 			}
 		}
-		return nil, err
+		return api.Receipts{}, err
 	}
 	var out api.Receipts
 	h := http.Header{"Idempotency-Key": {newIdempotencyKey()}}
-	if err := c.do(ctx, http.MethodPost, "/v1/events", nil, body, h, &out); err != nil {
-		return nil, err
+	if err := c.do(ctx, http.MethodPost, "/v1/events", query, body, h, &out); err != nil {
+		return api.Receipts{}, err
 	}
 	if len(out.Events) != len(events) {
-		return nil, fmt.Errorf("trail server: %d receipts for %d events", len(out.Events), len(events))
+		return api.Receipts{}, fmt.Errorf("trail server: %d receipts for %d events", len(out.Events), len(events))
 	}
-	return out.Events, nil
+	return out, nil
 }
 
 func newIdempotencyKey() string {

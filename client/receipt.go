@@ -1,10 +1,17 @@
 package client
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/verify"
 	"github.com/trail-audit/trail/policy"
@@ -42,4 +49,48 @@ func CheckReceipt(receipt []byte, verifierKey string, pol *policy.Policy) (Verif
 		}
 	}
 	return out, nil
+}
+
+// ErrReceiptsPending means the events were stored, but no checkpoint that
+// meets the log's witness policy covered them before the server stopped
+// waiting (its witnesses are down or slow): the receipts came without
+// proofs. Fetch them later with Receipt.
+var ErrReceiptsPending = errors.New("events stored; receipts pending: not witnessed in time")
+
+// AppendWithReceipts is Append, asking for receipts (?receipts=wait): the
+// server answers once a checkpoint that meets the log's witness policy
+// covers the events, and each receipt's Proof is the event's receipt,
+// which the app keeps as offline evidence and CheckReceipt checks. If the
+// events were stored but not witnessed in time, it returns their receipts
+// without proofs and ErrReceiptsPending.
+func (c *Client) AppendWithReceipts(ctx context.Context, events ...event.Event) ([]api.Receipt, error) {
+	out, err := c.append(ctx, url.Values{"receipts": {"wait"}}, events)
+	if err != nil {
+		return nil, err
+	}
+	if out.ProofsPending {
+		return out.Events, ErrReceiptsPending
+	}
+	for _, r := range out.Events {
+		if r.Proof == "" {
+			return out.Events, fmt.Errorf("trail server: no receipt for the event at seq %d", r.Seq)
+		}
+	}
+	return out.Events, nil
+}
+
+// Receipt fetches the receipt of the event with the given id
+// (GET /v1/events/{id}/receipt), waiting up to wait (at most a minute)
+// for a checkpoint that meets the log's witness policy to cover it. It
+// does not check it; CheckReceipt does, with the log's pinned key.
+func (c *Client) Receipt(ctx context.Context, id string, wait time.Duration) ([]byte, error) {
+	var q url.Values
+	if wait > 0 {
+		q = url.Values{"wait": {wait.String()}}
+	}
+	var b []byte
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+url.PathEscape(id)+"/receipt", q, nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
