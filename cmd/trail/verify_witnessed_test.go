@@ -69,11 +69,22 @@ func waitWitnessed(t *testing.T, url, key string, size int64) []byte {
 // checks the cosignatures in the browser: a witnessed checkpoint is
 // verified with both cosigners; an event appended while a witness is down
 // is shown as not witnessed, never as verified, until the witness is back;
-// a client policy asking for a witness the server does not use fails.
+// a client policy asking for a witness the server does not use fails; a
+// fork (the same key, another history) is refused by the witnesses and
+// flagged by the viewer and trail verify.
 func TestWitnessedVerifyAndViewer(t *testing.T) {
 	data, vkey := initLog(t)
 	read := lastLine(ok(t, "", "--data", data, "keys", "create", "--scope", "read", "--name", "auditor").stdout)
 	ok(t, generated("early", 10), "--data", data, "append")
+	// A copy of the data directory, to fork later: the same signing key,
+	// another history from here on.
+	fork := filepath.Join(t.TempDir(), "fork")
+	if err := os.CopyFS(fork, os.DirFS(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(fork, "keys", "default.key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	pol, ws := witnessProcesses(t, 2, vkey, "group both all w1 w2\nquorum both")
 	s := serve(t, data, "--rate-limit", "0", "--witness-policy", pol)
 	defer s.stop(t)
@@ -178,4 +189,41 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 		t.Errorf("once w2 is back, the late event's page says %q; want it witnessed", st)
 	}
 	b.shot("detail-witnessed-late")
+
+	// The fork, served with the same policy: both witnesses refuse its
+	// history, the viewer shows its events as not witnessed, and trail
+	// verify fails, as a fork against a checkpoint of the real log.
+	cosigned, size, _ := servedCheckpoint(t, s.url, read, false)
+	saved := filepath.Join(t.TempDir(), "cosigned.txt")
+	if err := os.WriteFile(saved, cosigned, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, generated("forked", int(size)+5), "--data", fork, "append")
+	fs := serve(t, fork, "--rate-limit", "0", "--witness-policy", pol)
+	defer fs.stop(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body, err := request(t, "GET", fs.url+"/readyz", "", "")
+		if err == nil && code == 200 && strings.Contains(string(body), "witness w1") && strings.Contains(string(body), "witness w2") && strings.Count(string(body), "422") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the witnesses did not both refuse the fork within 30s: /readyz = %d %s %v", code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.base = fs.url
+	b.signIn(read)
+	openEvent("forked-3")
+	if st := status(); !strings.HasPrefix(st, "status fail ✗ Not witnessed: 0 of 2 cosignatures") {
+		t.Errorf("the page of a forked event says %q; want not witnessed", st)
+	}
+	b.shot("detail-fork")
+	forkVerify := []string{"--server", fs.url, "--key", read, "verify", "--verifier-key", vkey, "--witness-policy", pol}
+	if r := run(t, "", forkVerify...); r.code != 1 || !strings.Contains(r.stderr, "not witnessed: 0 of 2 witnesses cosigned") {
+		t.Errorf("verify of the fork = exit %d, %q; want 1, not witnessed", r.code, r.stderr)
+	}
+	if r := run(t, "", append(forkVerify, "--against", saved)...); r.code != 1 || !strings.Contains(r.stderr, "FORK") {
+		t.Errorf("verify of the fork against a cosigned checkpoint of the log = exit %d, %q; want 1, a fork", r.code, r.stderr)
+	}
 }
