@@ -40,7 +40,7 @@ func (c *verifyCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.against, "against", "", "also prove that the log is consistent with the signed checkpoint in `FILE`\n(saved earlier with trail checkpoint; - reads stdin)")
 	fs.StringVar(&c.vkey, "verifier-key", "", "check signatures with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.BoolVar(&c.json, "json", false, "print the result as a JSON object")
-	fs.StringVar(&c.policy, "witness-policy", "", "with --server, also require the checkpoint to be cosigned by the witnesses\nof the policy in `FILE` (C2SP tlog-policy) that meet its quorum")
+	fs.StringVar(&c.policy, "witness-policy", "", "also require the checkpoint to be cosigned by witnesses of the policy\nin `FILE` (C2SP tlog-policy) that meet its quorum (see below)")
 	fs.StringVar(&c.receipt, "receipt", "", "check the receipt in `FILE` offline instead of a log (from an append with\n?receipts=wait or trail get --proof-file; - reads stdin); needs --verifier-key")
 	fs.BoolVar(&c.index, "index", false, "also derive the search indexes and counts from the events again\nand compare them with the stored ones (see below)")
 	return fs
@@ -78,7 +78,12 @@ extends every one of the log they cosigned before, so a log shown
 differently to different readers, or rolled back, is caught. It lists the
 witnesses, with when each cosigned, and those missing. A checkpoint short
 of its quorum fails ("not witnessed: 1 of 2 witnesses cosigned") with exit
-status 1, once its events are verified.
+status 1, once its events are verified. On a data directory it checks, once
+the events verify, the newest cosigned checkpoint the store holds (trail
+serve --witness-policy stores them): it must meet the quorum, carry the
+log's signature and match the verified tree at its size; it says how many
+newer events are not witnessed yet, and fails if no stored checkpoint
+meets the policy.
 
 With --receipt FILE it checks one event's receipt offline, with no data
 directory and no server: a C2SP tlog-proof carrying the event, as an append
@@ -130,7 +135,8 @@ type verifyResult struct {
 // witnessesResult is a checkpoint's cosignatures checked against a
 // witness policy.
 type witnessesResult struct {
-	Quorum    string           `json:"quorum"` // e.g. "2 of w1, w2"
+	Size      int64            `json:"size,omitempty"` // the tree size of the checkpoint checked
+	Quorum    string           `json:"quorum"`         // e.g. "2 of w1, w2"
 	Met       bool             `json:"met"`
 	Cosigners []cosignerResult `json:"cosigners"` // sorted by name
 	Missing   []string         `json:"missing"`   // sorted
@@ -160,7 +166,11 @@ func (w *witnessesResult) print(out io.Writer) error {
 	if !w.Met {
 		state = "NOT MET"
 	}
-	fmt.Fprintf(out, "  witnesses: quorum %s %s, %d of %d cosigned\n", w.Quorum, state, len(w.Cosigners), len(w.Cosigners)+len(w.Missing))
+	of := ""
+	if w.Size > 0 {
+		of = " the checkpoint of " + commas(w.Size) + " events"
+	}
+	fmt.Fprintf(out, "  witnesses: quorum %s %s, %d of %d cosigned%s\n", w.Quorum, state, len(w.Cosigners), len(w.Cosigners)+len(w.Missing), of)
 	t := &table{header: []string{"  WITNESS", "COSIGNED"}}
 	for _, c := range w.Cosigners {
 		t.add("  "+c.Name, c.Time.UTC().Format(time.RFC3339))
@@ -207,9 +217,6 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 	var pol *policy.Policy
 	if c.policy != "" {
-		if c.db.server == "" && c.receipt == "" {
-			return usagef("--witness-policy checks the checkpoint a --server serves; a data directory's log is verified from its events")
-		}
 		text, err := os.ReadFile(c.policy)
 		if err != nil {
 			return usagef("--witness-policy: %v", err)
@@ -227,7 +234,14 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.runRemote(ctx, opts.Verifier, opts.Against, againstCP, pol)
 	}
-	db, l, err := c.db.open(ctx, true)
+	var db *trail.DB
+	var l *trail.Log
+	var err error
+	if pol != nil {
+		db, l, err = c.openWitnessed(ctx, pol)
+	} else {
+		db, l, err = c.db.open(ctx, true)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,7 +278,16 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if rep.Against != nil {
 			res.Against = &againstResult{Size: rep.Against.Size, Root: base64.StdEncoding.EncodeToString(rep.Against.Hash[:])}
 		}
-		if c.index {
+		if pol != nil {
+			if res.Witnesses, err = localWitnesses(ctx, l, pol, opts.Verifier); err != nil {
+				res.Verified = false
+				if !errors.As(err, &ve) {
+					return err
+				}
+				res.Problem = ve.Problem
+			}
+		}
+		if c.index && res.Verified {
 			if res.Index, err = c.checkIndex(ctx, l); err != nil {
 				return err
 			}
@@ -275,12 +298,22 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		if err := json.NewEncoder(c.env.stdout).Encode(res); err != nil {
 			return err
 		}
-	} else if res.Verified {
+	} else {
 		w := c.env.stdout
-		fmt.Fprintf(w, "Log %q verified: %s events, %s signed checkpoints checked.\n", res.Log, commas(res.Events), commas(int64(res.Checkpoints)))
-		fmt.Fprintf(w, "  root: %s\n", res.Root)
-		if res.Against != nil {
-			fmt.Fprintf(w, "  consistent with the checkpoint of size %s (root %s): the log only grew since.\n", commas(res.Against.Size), res.Against.Root)
+		if res.Verified {
+			fmt.Fprintf(w, "Log %q verified: %s events, %s signed checkpoints checked.\n", res.Log, commas(res.Events), commas(int64(res.Checkpoints)))
+			fmt.Fprintf(w, "  root: %s\n", res.Root)
+			if res.Against != nil {
+				fmt.Fprintf(w, "  consistent with the checkpoint of size %s (root %s): the log only grew since.\n", commas(res.Against.Size), res.Against.Root)
+			}
+		}
+		if res.Witnesses != nil {
+			if err := res.Witnesses.print(w); err != nil {
+				return err
+			}
+			if n := res.Events - res.Witnesses.Size; res.Verified && n > 0 {
+				fmt.Fprintf(w, "  %s newer events are not witnessed yet.\n", commas(n))
+			}
 		}
 	}
 	if ve != nil {
@@ -332,6 +365,9 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 	}
 	cp := got.Checkpoint
 	res := verifyResult{Log: c.db.server, KeyPinned: true, Witnesses: newWitnessesResult(got.Witnesses)}
+	if res.Witnesses != nil {
+		res.Witnesses.Size = cp.Size
+	}
 	switch {
 	case errors.As(err, &ve):
 		res.Problem = ve.Problem
@@ -366,6 +402,82 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		return &trail.VerifyError{Seq: -1, Problem: res.Problem}
 	}
 	return nil
+}
+
+// openWitnessed opens the store read-only with the witness policy pol, and
+// the log, as dbFlags.open does.
+func (c *verifyCommand) openWitnessed(ctx context.Context, pol *policy.Policy) (*trail.DB, *trail.Log, error) {
+	db, err := c.db.openStore(ctx, trail.Options{ReadOnly: true, WitnessPolicy: pol})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--witness-policy %s: %w", c.policy, err)
+	}
+	l, err := db.Log(ctx, c.db.log)
+	if err != nil {
+		db.Close()
+		if errors.Is(err, trail.ErrNotFound) {
+			names, _ := db.Logs(ctx)
+			return nil, nil, fmt.Errorf("%s has no log %q (%s)", c.db.data, c.db.log, logsHint(names, c.db.log))
+		}
+		return nil, nil, err
+	}
+	if !l.Witnessed() {
+		db.Close()
+		return nil, nil, usagef("--witness-policy %s: its log lines do not name log %q (key %s)", c.policy, l.Name(), l.VerifierKey())
+	}
+	return db, l, nil
+}
+
+// localWitnesses checks the newest cosigned checkpoint stored for l, once
+// l's events verified: it must meet pol, be signed by the log's key (the
+// pinned one if any) and match the verified tree at its size. A log with
+// none is a *trail.VerifyError saying it is not witnessed.
+func localWitnesses(ctx context.Context, l *trail.Log, pol *policy.Policy, pinned note.Verifier) (*witnessesResult, error) {
+	signed, err := l.WitnessedCheckpoint(ctx)
+	if errors.Is(err, trail.ErrNotFound) {
+		latest, lerr := l.Checkpoint()
+		if lerr != nil {
+			return nil, lerr
+		}
+		r := pol.Check(latest)
+		w := newWitnessesResult(&r)
+		w.Size = signedSize(latest)
+		return w, &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("no stored checkpoint of the log meets the witness policy: the latest, of %d events, is not witnessed: %s", w.Size, r)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cp trail.Checkpoint
+	if pinned != nil {
+		cp, _, err = merkle.Open(signed, pinned)
+	} else {
+		cp, err = l.OpenCheckpoint(signed)
+	}
+	if err != nil {
+		return nil, &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the witnessed checkpoint does not verify with the log's key: %v", err)}
+	}
+	r := pol.Check(signed)
+	w := newWitnessesResult(&r)
+	w.Size = cp.Size
+	if !r.Met {
+		return w, &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the witnessed checkpoint of %d events is not witnessed: %s", cp.Size, r)}
+	}
+	root, err := l.TreeHash(ctx, cp.Size)
+	if err != nil {
+		return w, err
+	}
+	if root != cp.Hash {
+		return w, &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the witnessed checkpoint of %d events has another root than the log's tree of %d events: the log changed after its witnesses cosigned it", cp.Size, cp.Size)}
+	}
+	return w, nil
+}
+
+// signedSize is the tree size a signed checkpoint states, or 0.
+func signedSize(signed []byte) int64 {
+	c, err := parseSignedCheckpoint(signed)
+	if err != nil {
+		return 0
+	}
+	return c.Size
 }
 
 // verifierName is the name of the key that checks l's signatures: the

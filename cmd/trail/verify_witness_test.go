@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // witnessProc is a trail witness process started by witnessProcesses.
@@ -132,8 +135,16 @@ func TestVerifyWitnessPolicyFileErrors(t *testing.T) {
 		t.Errorf("verify with a missing policy file = exit %d, %q; want 2 naming it", r.code, r.stderr)
 	}
 	f := writePolicy(t, "quorum none\n")
-	if r := run(t, "", "--data", data, "verify", "--witness-policy", f); r.code != 2 || !strings.Contains(r.stderr, "--witness-policy") {
-		t.Errorf("local verify with --witness-policy = exit %d, %q; want 2", r.code, r.stderr)
+	if r := ok(t, "", "--data", data, "verify", "--witness-policy", f); !strings.Contains(r.stdout, "witnesses: quorum none met, 0 of 0 cosigned the checkpoint of ") {
+		t.Errorf("local verify with quorum none printed %q", r.stdout)
+	}
+	_, otherKey, err := note.GenerateKey(rand.Reader, "other.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := writePolicy(t, "log "+otherKey+"\nquorum none\n")
+	if r := run(t, "", "--data", data, "verify", "--witness-policy", other); r.code == 0 || !strings.Contains(r.stderr, "--witness-policy") {
+		t.Errorf("local verify with another log's policy = exit %d, %q; want a failure naming --witness-policy", r.code, r.stderr)
 	}
 	// quorum none asks for no witness: the log's signature is enough.
 	r := ok(t, "", append(remote, "--witness-policy", f)...)
@@ -180,6 +191,12 @@ func TestVerifyNotWitnessed(t *testing.T) {
 	if r.code != 1 || got.Verified || got.Witnesses == nil || got.Witnesses.Met || len(got.Witnesses.Cosigners) != 0 ||
 		strings.Join(got.Witnesses.Missing, ",") != "w1,w2" || got.Witnesses.Quorum != "2 of w1, w2" || !strings.Contains(got.Problem, "not witnessed") {
 		t.Errorf("verify --json = exit %d, %s; want not verified, witnesses w1, w2 missing", r.code, r.stdout)
+	}
+	// Locally too: the store holds no checkpoint the witnesses cosigned.
+	r = run(t, "", "--data", data, "verify", "--verifier-key", vkey, "--witness-policy", pol)
+	if r.code != 1 || !strings.Contains(r.stderr, "no stored checkpoint of the log meets the witness policy") || !strings.Contains(r.stderr, "missing w1, w2") ||
+		!strings.Contains(r.stdout, "NOT MET, 0 of 2 cosigned the checkpoint of ") {
+		t.Errorf("local verify of a log no witness cosigned = exit %d\nstdout:\n%s\nstderr:\n%s\nwant 1, not witnessed", r.code, r.stdout, r.stderr)
 	}
 	// Without the policy the same log verifies.
 	if r := ok(t, "", remote[:len(remote)-2]...); !strings.Contains(r.stdout, "verified") || strings.Contains(r.stdout, "witnesses") {

@@ -109,6 +109,14 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 		t.Errorf("verify --json of a witnessed log = %s", r.stdout)
 	}
 
+	// Locally, beside the server: the events verify, and the newest
+	// cosigned checkpoint stored meets the policy and matches them.
+	r = ok(t, "", "--data", data, "verify", "--verifier-key", vkey, "--witness-policy", pol)
+	if !regexp.MustCompile(`witnesses: quorum 2 of w1, w2 met, 2 of 2 cosigned the checkpoint of \d+ events`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^\s+w2\s+\d{4}-`).MatchString(r.stdout) {
+		t.Errorf("local verify of a witnessed log printed\n%s", r.stdout)
+	}
+
 	// An auditor's policy asking for a third witness the server does not
 	// submit to.
 	w3key, _ := witnessInit(t, filepath.Join(t.TempDir(), "w3"), "witness.example/w3")
