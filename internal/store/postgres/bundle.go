@@ -71,5 +71,12 @@ func decode(seq int64, data []byte) (*event.Event, error) {
 
 // tsLexeme quotes w as a lexeme of a tsvector or tsquery literal.
 func tsLexeme(w string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(w) + "'"
+	if !strings.ContainsAny(w, `\'`) {
+		return "'" + w + "'"
+	}
+	return "'" + lexemeEscaper.Replace(w) + "'"
 }
+
+// lexemeEscaper escapes the characters a quoted lexeme cannot hold as
+// they are. A Replacer is built once: building it is most of its cost.
+var lexemeEscaper = strings.NewReplacer(`\`, `\\`, `'`, `''`)
