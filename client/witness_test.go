@@ -18,9 +18,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/server"
 	"github.com/trail-audit/trail/internal/witnessd/witnesstest"
 	"github.com/trail-audit/trail/policy"
 )
@@ -367,4 +370,96 @@ func TestMonitorWitnessPolicy(t *testing.T) {
 	if b, _ := os.ReadFile(state); !bytes.Equal(b, saved) {
 		t.Error("the saved checkpoint was replaced after a fork")
 	}
+}
+
+// Against a real server whose checkpoints are witnessed
+// (trail.Options.WitnessPolicy, two real witnesses, both needed), the
+// client with the same policy verifies the log, its events and the
+// monitor's checkpoints with both cosigners; an event appended while a
+// witness is down is refused as not witnessed until the witness is back
+// and cosigns a checkpoint that holds it.
+func TestWitnessingServer(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	ws := newWitnessSet(t, 2, f.vkey)
+	p := ws.policy(t, f.vkey, "group both all w1 w2\nquorum both")
+	db, err := trail.Open(ctx, f.loc, trail.Options{WitnessPolicy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(db, server.Options{}))
+	t.Cleanup(func() {
+		srv.Close()
+		db.Close()
+	})
+	c := newFrontClient(t, srv.URL, f.key, p)
+	// witnessedGet waits until the event's proof is against a checkpoint
+	// that meets the policy.
+	witnessedGet := func(id string) client.Verified {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := c.Get(ctx, id, f.vkey)
+			if err == nil {
+				return got
+			}
+			if !errors.Is(err, client.ErrNotWitnessed) || time.Now().After(deadline) {
+				t.Fatalf("Get(%s) = %v, want it witnessed within 30s", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	rs, err := c.Append(ctx, ev("a", "user.login"), ev("b", "user.login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := witnessedGet(rs[1].ID)
+	if !got.Witnesses.Met || strings.Join(got.Witnesses.Cosigners, ",") != "w1,w2" || got.Checkpoint.Size <= rs[1].Seq {
+		t.Fatalf("Get = %+v at size %d; want cosigned by w1, w2, holding seq %d", got.Witnesses, got.Checkpoint.Size, rs[1].Seq)
+	}
+	vl, err := c.VerifyLog(ctx, f.vkey, nil, nil)
+	if err != nil || !vl.Witnesses.Met || vl.Checkpoint.Size <= rs[1].Seq {
+		t.Fatalf("VerifyLog = %+v at size %d, %v; want witnessed, holding seq %d", vl.Witnesses, vl.Checkpoint.Size, err, rs[1].Seq)
+	}
+	m, state := newMonitor(t, c, f.vkey)
+	if got, err := m.Latest(ctx); err != nil || !got.Witnesses.Met {
+		t.Fatalf("Monitor.Latest = %+v, %v; want witnessed", got.Witnesses, err)
+	}
+	saved, _ := os.ReadFile(state)
+
+	// w2 down: the server still serves its newest witnessed checkpoint,
+	// which does not hold the new event.
+	ws.ws[1].Stop()
+	late, err := c.Append(ctx, ev("c", "user.update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, late[0].ID, f.vkey); !errors.Is(err, client.ErrNotWitnessed) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Get of an event no witnessed checkpoint holds = %v, want ErrNotWitnessed", err)
+	}
+	if got, err := m.Latest(ctx); err != nil || got.Checkpoint.Size > late[0].Seq {
+		t.Fatalf("Monitor.Latest with w2 down = size %d, %v; want the older witnessed checkpoint", got.Checkpoint.Size, err)
+	}
+	if b, _ := os.ReadFile(state); len(b) == 0 || sizeOfNote(t, b) < sizeOfNote(t, saved) {
+		t.Errorf("the monitor's state went back from size %d", sizeOfNote(t, saved))
+	}
+	// Back: it cosigns a checkpoint that holds the event.
+	ws.ws[1].Restart()
+	got = witnessedGet(late[0].ID)
+	if strings.Join(got.Witnesses.Cosigners, ",") != "w1,w2" {
+		t.Errorf("Get once w2 is back = %+v", got.Witnesses)
+	}
+}
+
+func sizeOfNote(t *testing.T, signed []byte) int64 {
+	t.Helper()
+	ls := strings.SplitN(string(signed), "\n", 3)
+	if len(ls) < 3 {
+		t.Fatalf("not a checkpoint: %q", signed)
+	}
+	n, err := strconv.ParseInt(ls[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
