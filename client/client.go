@@ -325,10 +325,22 @@ func (c *Client) Search(ctx context.Context, q api.Query) iter.Seq2[*event.Event
 	}
 }
 
-// Checkpoint returns the log's latest signed checkpoint, unverified.
+// Checkpoint returns the log's latest signed checkpoint, unverified. A
+// server with a witness policy answers the newest checkpoint that meets it,
+// with the witnesses' cosignatures (see SignedCheckpoint).
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	var b []byte
 	err := c.do(ctx, http.MethodGet, "/v1/checkpoint", nil, nil, nil, &b)
+	return b, err
+}
+
+// SignedCheckpoint returns the log's newest checkpoint signed by the log,
+// unverified, whether or not its witnesses cosigned it
+// (GET /v1/checkpoint?witnessed=false): on a server with a witness policy
+// it may be newer than Checkpoint's, by the events not witnessed yet.
+func (c *Client) SignedCheckpoint(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := c.do(ctx, http.MethodGet, "/v1/checkpoint", url.Values{"witnessed": {"false"}}, nil, nil, &b)
 	return b, err
 }
 

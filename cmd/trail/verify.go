@@ -135,11 +135,14 @@ type verifyResult struct {
 // witnessesResult is a checkpoint's cosignatures checked against a
 // witness policy.
 type witnessesResult struct {
-	Size      int64            `json:"size,omitempty"` // the tree size of the checkpoint checked
-	Quorum    string           `json:"quorum"`         // e.g. "2 of w1, w2"
-	Met       bool             `json:"met"`
-	Cosigners []cosignerResult `json:"cosigners"` // sorted by name
-	Missing   []string         `json:"missing"`   // sorted
+	Size int64 `json:"size,omitempty"` // the tree size of the checkpoint checked
+	// Unwitnessed is how many events the log's newest signed checkpoint
+	// holds past Size: not witnessed yet.
+	Unwitnessed int64            `json:"unwitnessed,omitempty"`
+	Quorum      string           `json:"quorum"` // e.g. "2 of w1, w2"
+	Met         bool             `json:"met"`
+	Cosigners   []cosignerResult `json:"cosigners"` // sorted by name
+	Missing     []string         `json:"missing"`   // sorted
 }
 
 type cosignerResult struct {
@@ -157,6 +160,17 @@ func newWitnessesResult(r *policy.Result) *witnessesResult {
 	}
 	w.Missing = append(w.Missing, r.Missing...)
 	return w
+}
+
+// printUnwitnessed says how many newer events are not witnessed yet, if
+// any.
+func (w *witnessesResult) printUnwitnessed(out io.Writer) {
+	switch {
+	case w.Unwitnessed == 1:
+		fmt.Fprintf(out, "  1 newer event is not witnessed yet: the log's newest signed checkpoint holds %s.\n", commas(w.Size+1))
+	case w.Unwitnessed > 1:
+		fmt.Fprintf(out, "  %s newer events are not witnessed yet: the log's newest signed checkpoint holds %s.\n", commas(w.Unwitnessed), commas(w.Size+w.Unwitnessed))
+	}
 }
 
 // print writes the witnesses as a table: each policy witness, whether and
@@ -279,7 +293,11 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 			res.Against = &againstResult{Size: rep.Against.Size, Root: base64.StdEncoding.EncodeToString(rep.Against.Hash[:])}
 		}
 		if pol != nil {
-			if res.Witnesses, err = localWitnesses(ctx, l, pol, opts.Verifier); err != nil {
+			res.Witnesses, err = localWitnesses(ctx, l, pol, opts.Verifier)
+			if res.Witnesses != nil {
+				res.Witnesses.Unwitnessed = max(res.Events-res.Witnesses.Size, 0)
+			}
+			if err != nil {
 				res.Verified = false
 				if !errors.As(err, &ve) {
 					return err
@@ -311,9 +329,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 			if err := res.Witnesses.print(w); err != nil {
 				return err
 			}
-			if n := res.Events - res.Witnesses.Size; res.Verified && n > 0 {
-				fmt.Fprintf(w, "  %s newer events are not witnessed yet.\n", commas(n))
-			}
+			res.Witnesses.printUnwitnessed(w)
 		}
 	}
 	if ve != nil {
@@ -367,6 +383,13 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 	res := verifyResult{Log: c.db.server, KeyPinned: true, Witnesses: newWitnessesResult(got.Witnesses)}
 	if res.Witnesses != nil {
 		res.Witnesses.Size = cp.Size
+		// Events past the witnessed checkpoint, as the log's newest signed
+		// checkpoint counts them: a lag, or a history the witnesses refused.
+		if latest, lerr := cl.SignedCheckpoint(ctx); lerr == nil && v != nil {
+			if lcp, _, oerr := merkle.Open(latest, v); oerr == nil && lcp.Size > cp.Size {
+				res.Witnesses.Unwitnessed = lcp.Size - cp.Size
+			}
+		}
 	}
 	switch {
 	case errors.As(err, &ve):
@@ -396,6 +419,7 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 			if err := res.Witnesses.print(c.env.stdout); err != nil {
 				return err
 			}
+			res.Witnesses.printUnwitnessed(c.env.stdout)
 		}
 	}
 	if !res.Verified {

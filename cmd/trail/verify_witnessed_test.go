@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,7 +126,7 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	strict := writePolicy(t, strings.Replace(string(polText), "group both all w1 w2", "witness w3 "+w3key+"\ngroup both all w1 w2 w3", 1))
-	r = run(t, "", append(remote[:len(remote)-1], strict)...)
+	r = run(t, "", append(slices.Clone(remote[:len(remote)-1]), strict)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "not witnessed: 2 of 3 witnesses cosigned") || !strings.Contains(r.stderr, "missing w3") ||
 		!regexp.MustCompile(`(?m)^\s+w3\s+missing$`).MatchString(r.stdout) {
 		t.Errorf("verify with a stricter policy = exit %d\nstdout:\n%s\nstderr:\n%s\nwant 1, w3 missing", r.code, r.stdout, r.stderr)
@@ -180,6 +181,15 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 		t.Error("the box of an event no quorum cosigned is marked verified")
 	}
 	b.shot("detail-not-witnessed")
+	// trail verify still verifies the checkpoint both cosigned, and says
+	// that newer events are not witnessed.
+	r = ok(t, "", remote...)
+	if !strings.Contains(r.stdout, "met, 2 of 2 cosigned") || !regexp.MustCompile(`(?m)^  \d+ newer events? (is|are) not witnessed yet: the log's newest signed checkpoint holds \d+\.$`).MatchString(r.stdout) {
+		t.Errorf("verify with w2 down printed\n%s\nwant the witnessed checkpoint and the newer events not witnessed", r.stdout)
+	}
+	if r := ok(t, "", append(remote, "--json")...); !regexp.MustCompile(`"unwitnessed":[1-9]`).MatchString(r.stdout) {
+		t.Errorf("verify --json with w2 down = %s, want unwitnessed events counted", r.stdout)
+	}
 	latePath := eval[string](b, "location.pathname")
 	// The event witnessed before still is.
 	b.open(witnessedPath, "#verify")
