@@ -168,6 +168,23 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 	}
 	b.shot("detail-witnessed")
 	witnessedPath := eval[string](b, "location.pathname")
+	// The policy is pinned in the browser: a server that later serves
+	// another one (here, as if it had weakened it to no witness) is
+	// caught, and the event is not shown as verified.
+	pinKey := `"trail.witness-policy:" + location.host + ":default"`
+	code, served, err := request(t, "GET", s.url+"/v1/witness-policy", read, "")
+	if err != nil || code != 200 {
+		t.Fatalf("GET /v1/witness-policy = %d %s %v", code, served, err)
+	}
+	if pinned := eval[string](b, `localStorage.getItem(`+pinKey+`) ?? ""`); pinned != string(served) {
+		t.Fatalf("the browser pinned the policy %q, want the one GET /v1/witness-policy serves, %q", pinned, served)
+	}
+	eval[bool](b, `localStorage.setItem(`+pinKey+`, "quorum none\n"), true`)
+	b.open(witnessedPath, "#verify")
+	if st := status(); !strings.Contains(st, "fail") || !strings.Contains(st, "witness policy changed since this browser first saw it") {
+		t.Errorf("with another policy pinned, the event's page says %q; want the change flagged", st)
+	}
+	eval[bool](b, `localStorage.setItem(`+pinKey+`, document.getElementById("verify").dataset.witnessPolicy), true`)
 
 	// w2 down: an event appended now is in no checkpoint both cosigned.
 	ws[1].kill(t)
