@@ -41,14 +41,15 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Policy is a parsed witness policy. Its zero value has no quorum; use
-// [Parse].
+// Policy is a parsed witness policy; use [Parse]. Its zero value has no
+// quorum that anything meets.
 type Policy struct {
 	Logs      []Log     // the `log` lines, in file order
 	Witnesses []Witness // the `witness` lines, in file order
 
 	groups []group // the `group` lines, in file order
-	quorum *node   // nil for `quorum none`
+	quorum *node   // nil for `quorum none`, and in the zero value
+	none   bool    // `quorum none`: no witness needed
 	byName map[string]*node
 }
 
@@ -236,6 +237,7 @@ func Parse(text []byte) (*Policy, error) {
 	case quorumLine == 0:
 		return nil, errors.New("policy: no quorum line (`quorum NAME`, or `quorum none` for no witness)")
 	case quorumName == "none":
+		p.none = true
 	default:
 		q, ok := p.byName[quorumName]
 		if !ok {
@@ -308,7 +310,7 @@ func checkURL(s string) error {
 }
 
 // None reports whether the policy needs no witness (`quorum none`).
-func (p *Policy) None() bool { return p.quorum == nil }
+func (p *Policy) None() bool { return p.none }
 
 // Witness returns the policy's witness named name.
 func (p *Policy) Witness(name string) (Witness, bool) {
@@ -364,8 +366,11 @@ func (p *Policy) Check(signedNote []byte) Result {
 // Satisfied reports whether the witnesses named meet the quorum. Names that
 // are not the policy's witnesses count for nothing.
 func (p *Policy) Satisfied(cosigners []string) bool {
-	if p.quorum == nil {
+	switch {
+	case p.none:
 		return true
+	case p.quorum == nil: // not parsed: fail closed
+		return false
 	}
 	return p.satisfied(p.quorum, cosigners)
 }
@@ -388,8 +393,10 @@ func (p *Policy) Quorum() string { return p.describe(p.quorum, true) }
 
 func (p *Policy) describe(n *node, top bool) string {
 	switch {
-	case n == nil:
+	case n == nil && p.none:
 		return "none"
+	case n == nil:
+		return "no quorum (not a parsed policy)"
 	case n.witness >= 0:
 		return n.name
 	}
@@ -425,9 +432,10 @@ func (p *Policy) String() string {
 	for _, g := range p.groups {
 		b.WriteString("group " + g.name + " " + g.threshold + " " + strings.Join(g.members, " ") + "\n")
 	}
-	if p.quorum == nil {
+	switch {
+	case p.none:
 		b.WriteString("quorum none\n")
-	} else {
+	case p.quorum != nil:
 		b.WriteString("quorum " + p.quorum.name + "\n")
 	}
 	return b.String()

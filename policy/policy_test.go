@@ -200,6 +200,14 @@ func TestParseQuorumNone(t *testing.T) {
 	}
 }
 
+// A Policy not made by Parse has no quorum that anything meets.
+func TestZeroPolicyFailsClosed(t *testing.T) {
+	var p policy.Policy
+	if p.None() || p.Satisfied(nil) || p.Check([]byte("a\n\n")).Met {
+		t.Errorf("the zero Policy: None() = %v, Satisfied(nil) = %v; want a quorum nothing meets", p.None(), p.Satisfied(nil))
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	w1, w2 := newWitness(t, "w1.example"), newWitness(t, "w2.example")
 	_, logKey, err := note.GenerateKey(rand.Reader, "acme")
