@@ -148,7 +148,7 @@ func (db *DB) witnessLoop(ctx context.Context) {
 			}
 			l, err := db.Log(ctx, li.Name)
 			if err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 					db.opts.Logger.WarnContext(ctx, "cannot open the log to witness it", "log", li.Name, "err", err)
 				}
 				continue
