@@ -62,10 +62,26 @@ func covers(p *policy.Policy, vkey string) bool {
 }
 
 // checkWitnessPolicy refuses db, closing it, when its witness policy has
-// `log` lines that do not list one of its logs.
+// `log` lines that do not list one of its logs, or, unless db is
+// read-only, a quorum that the witnesses with a URL cannot meet.
 func checkWitnessPolicy(ctx context.Context, db *DB, err error) (*DB, error) {
-	if err != nil || db.opts.WitnessPolicy == nil || len(db.opts.WitnessPolicy.Logs) == 0 {
+	if err != nil || db.opts.WitnessPolicy == nil {
 		return db, err
+	}
+	if p := db.opts.WitnessPolicy; !db.opts.ReadOnly && !p.None() {
+		var reachable []string
+		for _, w := range p.Witnesses {
+			if w.URL != "" {
+				reachable = append(reachable, w.Name)
+			}
+		}
+		if !p.Satisfied(reachable) {
+			db.Close()
+			return nil, fmt.Errorf("the witness policy's quorum (%s) needs witnesses that have no URL to submit checkpoints to: give their witness lines a URL", p.Quorum())
+		}
+	}
+	if len(db.opts.WitnessPolicy.Logs) == 0 {
+		return db, nil
 	}
 	infos, err := db.st.Logs(ctx)
 	if err != nil {
