@@ -74,13 +74,30 @@ func (s *server) namedLog(scope trail.Scope, h apiHandler) http.Handler {
 		}
 		l, err := s.db.Log(r.Context(), name)
 		if err == nil {
-			err = h(w, r, trail.KeyInfo{}, l)
+			err = h(publicCache{w}, r, trail.KeyInfo{}, l)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
 }
+
+// publicCache lets shared caches keep the full tiles served without a
+// key: their Cache-Control becomes public.
+type publicCache struct{ http.ResponseWriter }
+
+func (w publicCache) WriteHeader(code int) {
+	if w.Header().Get("Cache-Control") == cacheImmutable {
+		w.Header().Set("Cache-Control", cachePublicImmutable)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w publicCache) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// cachePublicImmutable is the Cache-Control of a full tile served
+// without a key.
+const cachePublicImmutable = "public, max-age=31536000, immutable"
 
 // witnessPolicy serves GET /v1/witness-policy.
 func (s *server) witnessPolicy(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {

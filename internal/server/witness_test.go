@@ -255,7 +255,15 @@ func TestPublicTiles(t *testing.T) {
 				if r := e.do("GET", path, "", "", nil); r.status != noKey {
 					t.Errorf("GET %s without a key = %d %s, want %d", path, r.status, r.body, noKey)
 				}
-				e.ok(200, "GET", path, "acme-append", "", nil, nil)
+				keyed := e.ok(200, "GET", path, "acme-append", "", nil, nil)
+				if path == "/tlog/acme/tile/0/000" {
+					if cc := keyed.header.Get("Cache-Control"); cc != "private, max-age=31536000, immutable" {
+						t.Errorf("GET %s with a key: Cache-Control %q, want private and immutable", path, cc)
+					}
+					if r := e.do("GET", path, "", "", nil); public && r.header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+						t.Errorf("GET %s without a key: Cache-Control %q, want public and immutable", path, r.header.Get("Cache-Control"))
+					}
+				}
 				e.fails(404, "not_found", "", "GET", path, "globex-admin", "", nil) // another log's key
 			}
 			e.fails(401, "unauthorized", "", "GET", bundle, "", "", nil)
