@@ -208,3 +208,56 @@ func TestServeWitnessPolicy(t *testing.T) {
 	}
 	f.stop(t)
 }
+
+// Two trail serve nodes on one PostgreSQL store, both with the witness
+// policy, witness the log at once while both take appends: both serve the
+// same cosigned checkpoint of the final size. With one node killed, the
+// other goes on alone.
+func TestClusterWitnessing(t *testing.T) {
+	store, keyFile := pgStore(t)
+	c := &cluster{t: t, store: store, keyFile: keyFile}
+	c.initLog()
+	w1 := witnesstest.New(t, "", c.vkey)
+	w2 := witnesstest.New(t, "", c.vkey)
+	text := fmt.Sprintf("log %s\nwitness w1 %s %s\nwitness w2 %s %s\ngroup both all w1 w2\nquorum both\n", c.vkey, w1.VerifierKey, w1.URL, w2.VerifierKey, w2.URL)
+	pfile := filepath.Join(t.TempDir(), "policy.txt")
+	if err := os.WriteFile(pfile, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*served
+	for range 2 {
+		s := c.serveNode("127.0.0.1:0", "--migrate", "--witness-policy", pfile)
+		if s == nil {
+			t.FailNow()
+		}
+		nodes = append(nodes, s)
+	}
+	var size int64
+	for i := range 12 {
+		size = max(size, postEvents(t, nodes[i%2].url, c.key, 4, "cluster.event"))
+		time.Sleep(30 * time.Millisecond)
+	}
+	var cps [2][]byte
+	for i, s := range nodes {
+		waitUntil(t, 20*time.Second, fmt.Sprintf("node %d serves the final size witnessed", i), func() (bool, string) {
+			_, wit, cp := get(t, s.url+"/v1/checkpoint", c.key)
+			cps[i] = cp
+			return wit == "met" && sizeOf(t, cp) == size, fmt.Sprintf("%s %q", wit, cp)
+		})
+	}
+	if !bytes.Equal(cps[0], cps[1]) || !p.Check(cps[0]).Met {
+		t.Errorf("the nodes serve\n%s\nand\n%s\nwant one cosigned checkpoint meeting the policy", cps[0], cps[1])
+	}
+
+	nodes[0].kill(t)
+	size = postEvents(t, nodes[1].url, c.key, 3, "cluster.event")
+	waitUntil(t, 20*time.Second, "the node left witnesses alone", func() (bool, string) {
+		_, wit, cp := get(t, nodes[1].url+"/v1/checkpoint", c.key)
+		return wit == "met" && sizeOf(t, cp) == size && p.Check(cp).Met, fmt.Sprintf("%s %q", wit, cp)
+	})
+	nodes[1].stop(t)
+}
