@@ -311,9 +311,13 @@ func (r *runner) step(ctx context.Context) {
 			r.pending = thin
 		}
 	}
-	if latest.Size <= r.witnessed.Size {
+	if latest.Size <= r.witnessed.Size && (r.target == nil || r.target.c.Size != latest.Size) {
 		return
 	}
+	// Witnessed up to the newest checkpoint, the round goes on all the
+	// same for the witnesses that have not cosigned it: one that failed
+	// gets it again when its backoff ends, so that it catches up, and
+	// says so, without waiting for the next commit.
 	if r.target != nil {
 		r.complete(ctx, r.target) // stores it if storing failed before
 	}

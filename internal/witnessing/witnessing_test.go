@@ -268,3 +268,42 @@ func TestFollowerQuorum(t *testing.T) {
 		t.Errorf("status once caught up = %+v, want no lag", st)
 	}
 }
+
+// With two of three witnesses needed and one down, the log is witnessed
+// without it; when it comes back, it gets the newest checkpoint and
+// catches up even though the log has no new commit, and its error clears.
+func TestFollowerWitnessBackWhileIdle(t *testing.T) {
+	l := newMemLog(t, "example.com/log")
+	var ws []witnessing.Witness
+	var down *witnesstest.Witness
+	for i := range 3 {
+		w := witnesstest.New(t, "", l.vkey)
+		ws = append(ws, witnessing.Witness{Name: fmt.Sprintf("w%d", i+1), URL: w.URL, Verifier: cosigVerifier(t, w.VerifierKey)})
+		down = w
+	}
+	down.Stop()
+	f := witnessing.New(l, witnessing.Config{
+		Witnesses: ws, Satisfied: func(names []string) bool { return len(names) >= 2 },
+		Logger: testLogger(t), Poll: 20 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	l.add(7, "a")
+	waitFor(t, 10*time.Second, "witnessed by w1 and w2, w3 failing", func() (bool, string) {
+		st := f.Status()
+		return st.Witnessed == 7 && st.Witnesses[2].Err != nil, fmt.Sprintf("%+v", st)
+	})
+	down.Restart()
+	waitFor(t, 10*time.Second, "w3 catches up with no new commit", func() (bool, string) {
+		st := f.Status()
+		return st.Witnesses[2].Err == nil && st.Witnesses[2].Size == 7, fmt.Sprintf("%+v", st)
+	})
+	if got := down.Latest("example.com/log"); got == nil {
+		t.Error("w3 holds no checkpoint of the log after catching up")
+	}
+}
