@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 )
 
 // Witnessing, as the API shows it (trail.Options.WitnessPolicy):
@@ -25,15 +26,12 @@ import (
 // header whether it meets the policy: "met", "unmet", or "none" when no
 // policy covers the log.
 
-// witnessedHeader is the header naming whether a checkpoint served meets
-// the witness policy.
-const witnessedHeader = "Trail-Witnessed"
-
-// Values of the Trail-Witnessed header.
+// The Trail-Witnessed header and its values (package api).
 const (
-	witnessedMet   = "met"
-	witnessedUnmet = "unmet"
-	witnessedNone  = "none"
+	witnessedHeader = api.WitnessedHeader
+	witnessedMet    = api.WitnessedMet
+	witnessedUnmet  = api.WitnessedUnmet
+	witnessedNone   = api.WitnessedNone
 )
 
 // witnessLagLimit is how far behind the log's newest checkpoint the
