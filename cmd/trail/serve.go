@@ -74,7 +74,9 @@ read key.
                                         application/x-ndjson)
   GET  /v1/events                       search, newest first
   GET  /v1/events/{id}                  an event with its inclusion proof and checkpoint
-  GET  /v1/checkpoint                   the latest signed checkpoint
+  GET  /v1/checkpoint                   the latest signed checkpoint; with
+                                        --witness-policy the newest cosigned
+                                        one that meets it
   GET  /v1/proof/inclusion?seq=&size=   inclusion proof
   GET  /v1/proof/consistency?from=&to=  consistency proof
   GET  /v1/log                          origin, verifier key and tree size
