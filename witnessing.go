@@ -142,6 +142,7 @@ func (db *DB) witnessLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(witnessRescan)
 	defer tick.Stop()
+	openErrs := map[string]string{} // by log name, the last error opening it
 	for {
 		infos, err := db.st.Logs(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -164,7 +165,8 @@ func (db *DB) witnessLoop(ctx context.Context) {
 			}
 			l, err := db.Log(ctx, li.Name)
 			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				if ctx.Err() == nil && !errors.Is(err, ErrClosed) && openErrs[li.Name] != err.Error() {
+					openErrs[li.Name] = err.Error() // logged once, retried every witnessRescan
 					db.opts.Logger.WarnContext(ctx, "cannot open the log to witness it", "log", li.Name, "err", err)
 				}
 				continue
