@@ -142,10 +142,11 @@ func (db *DB) witnessLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(witnessRescan)
 	defer tick.Stop()
-	openErrs := map[string]string{} // by log name, the last error opening it
+	openErrs := map[string]string{} // by log name, the last error opening it ("": listing them)
 	for {
 		infos, err := db.st.Logs(ctx)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && openErrs[""] != err.Error() {
+			openErrs[""] = err.Error()
 			db.opts.Logger.WarnContext(ctx, "cannot list the logs to witness", "err", err)
 		}
 		for _, li := range infos {

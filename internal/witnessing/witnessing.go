@@ -264,6 +264,9 @@ type runner struct {
 	// next may start (Config.Interval), while a newer checkpoint waits.
 	started time.Time
 	wake    <-chan time.Time
+	// readErr is the last error reading the stored cosigned checkpoint,
+	// logged once.
+	readErr string
 	// pending are the sizes and signing times of the checkpoints seen
 	// that witnessed does not cover, oldest first, for Status.Since.
 	pending []Checkpoint
@@ -275,11 +278,13 @@ type runner struct {
 func (r *runner) refresh(ctx context.Context, first bool) {
 	c, ok, err := r.f.log.Cosigned(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && err.Error() != r.readErr {
+			r.readErr = err.Error() // logged once until a read succeeds
 			r.f.cfg.Logger.WarnContext(ctx, "cannot read the log's cosigned checkpoint", "log", r.f.cfg.LogName, "err", err)
 		}
 		return
 	}
+	r.readErr = ""
 	if !ok || c.Size <= r.witnessed.Size {
 		return
 	}
