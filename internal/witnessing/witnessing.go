@@ -267,6 +267,8 @@ type runner struct {
 	// readErr is the last error reading the stored cosigned checkpoint,
 	// logged once.
 	readErr string
+	// putErr is the last error storing a cosigned checkpoint, logged once.
+	putErr string
 	// pending are the sizes and signing times of the checkpoints seen
 	// that witnessed does not cover, oldest first, for Status.Since.
 	pending []Checkpoint
@@ -458,10 +460,14 @@ func (r *runner) complete(ctx context.Context, rd *round) {
 	c := Checkpoint{Size: rd.c.Size, Note: cosigned, SignedAt: rd.c.SignedAt}
 	if err := r.f.log.PutCosigned(ctx, c); err != nil {
 		// The cosignatures stay in the round: the next answer, or the
-		// next round, tries again.
-		r.f.cfg.Logger.ErrorContext(ctx, "cannot store the cosigned checkpoint", "log", r.f.cfg.LogName, "size", c.Size, "err", err)
+		// next step, tries again.
+		if err.Error() != r.putErr {
+			r.putErr = err.Error()
+			r.f.cfg.Logger.ErrorContext(ctx, "cannot store the cosigned checkpoint", "log", r.f.cfg.LogName, "size", c.Size, "err", err)
+		}
 		return
 	}
+	r.putErr = ""
 	r.witnessed = c
 	r.publish()
 }
