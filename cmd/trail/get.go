@@ -24,6 +24,7 @@ import (
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail/policy"
 )
 
 // getCommand prints one event with its inclusion proof, and checks the
@@ -38,6 +39,8 @@ type getCommand struct {
 	bySeq bool
 	// proofFile is where --proof-file writes the event's receipt.
 	proofFile string
+	// policy is the witness policy file of --witness-policy.
+	policy string
 }
 
 func (c *getCommand) flagSet() *flag.FlagSet {
@@ -53,6 +56,7 @@ func (c *getCommand) flagSet() *flag.FlagSet {
 	})
 	fs.StringVar(&c.vkey, "verifier-key", "", "check the checkpoint with this verifier `KEY` (or a file holding it)\ninstead of the one recorded in the database")
 	fs.StringVar(&c.proofFile, "proof-file", "", "also write the event's receipt to `FILE`: a C2SP tlog-proof carrying the event,\nits inclusion proof and the checkpoint (with any witness cosignatures),\nwhich trail verify --receipt FILE checks offline")
+	fs.StringVar(&c.policy, "witness-policy", "", "with --server, also require the checkpoint to be cosigned by witnesses of the\npolicy in `FILE` (C2SP tlog-policy) that meet its quorum, and list them")
 	fs.BoolVar(&c.json, "json", false, `print {"event", "proof": {"seq", "tree_size", "hashes"}, "checkpoint", "verified"}`)
 	return fs
 }
@@ -75,7 +79,13 @@ With --proof-file it also writes the event's receipt, offline evidence to
 keep: a C2SP tlog-proof (https://c2sp.org/tlog-proof) whose extra data is
 the event's canonical JSON, with its index, inclusion proof and the signed
 checkpoint. trail verify --receipt checks it with the log's verifier key
-(and --witness-policy) alone. Nothing is written unless the proof holds.`, `
+(and --witness-policy) alone. Nothing is written unless the proof holds.
+
+With --server and --witness-policy FILE (C2SP tlog-policy) the checkpoint
+must also carry valid cosignatures of witnesses that meet the policy's
+quorum, which it lists; an event newer than the server's latest witnessed
+checkpoint fails as not witnessed (exit status 1) until they cosign one
+that holds it.`, `
   trail get 01KAXY2D8M0000000000BVN6QA
   trail get --seq 2
   trail get --proof-file receipt.txt 01KAXY2D8M0000000000BVN6QA
@@ -89,6 +99,9 @@ type getResult struct {
 	Checkpoint string          `json:"checkpoint,omitempty"`
 	Verified   bool            `json:"verified"`
 	Problem    string          `json:"problem,omitempty"`
+	// Witnesses is what --witness-policy found in the checkpoint's
+	// cosignatures.
+	Witnesses *witnessesResult `json:"witnesses,omitempty"`
 }
 
 type getProof struct {
@@ -123,6 +136,9 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	}
 	if c.db.server != "" {
 		return c.runRemote(ctx, id)
+	}
+	if c.policy != "" {
+		return usagef("--witness-policy checks the checkpoint a --server proves the event against; trail verify --witness-policy checks a data directory's")
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {
@@ -232,10 +248,17 @@ func (c *getCommand) print(res *getResult) error {
 			w.WriteString(line)
 		}
 	}
-	if res.Verified {
+	if res.Verified && res.Witnesses != nil {
+		fmt.Fprintf(w, "\nVerified: the event is in the tree of a checkpoint signed by the log and cosigned by its witnesses.\n")
+	} else if res.Verified {
 		fmt.Fprintf(w, "\nVerified: the event is in the tree of the log's latest signed checkpoint.\n")
 	} else {
 		fmt.Fprintf(w, "\nNOT VERIFIED: %s\n", res.Problem)
+	}
+	if res.Witnesses != nil {
+		if err := res.Witnesses.print(w); err != nil {
+			return err
+		}
 	}
 	return w.Flush()
 }
@@ -260,6 +283,19 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if c.policy != "" {
+		text, err := os.ReadFile(c.policy)
+		if err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+		pol, err := policy.Parse(text)
+		if err != nil {
+			return usagef("--witness-policy %s: %v", c.policy, err)
+		}
+		if cl, err = client.New(c.db.server, c.db.key, client.Options{Policy: pol}); err != nil {
+			return usagef("--server: %v", err)
+		}
+	}
 	if c.bySeq {
 		// The API finds events by id. A search cursor is the seq that
 		// the next page starts below, so the one-event page under
@@ -282,13 +318,16 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if err == nil && c.bySeq && got.Event.Seq != c.seq {
 		err = fmt.Errorf("%w: asked for seq %d, got event %d", client.ErrNotVerified, c.seq, got.Event.Seq)
 	}
-	if errors.Is(err, client.ErrNotVerified) {
+	if errors.Is(err, client.ErrNotVerified) || errors.Is(err, client.ErrNotWitnessed) {
 		return &trail.VerifyError{Seq: -1, Problem: err.Error()}
 	}
 	if err != nil {
 		return err
 	}
 	res := getResult{Event: canon.Append(nil, got.Event), Checkpoint: string(got.Signed), Verified: true}
+	if res.Witnesses = newWitnessesResult(got.Witnesses); res.Witnesses != nil {
+		res.Witnesses.Size = got.Checkpoint.Size
+	}
 	res.Proof = &getProof{Seq: got.Event.Seq, TreeSize: got.Checkpoint.Size, Hashes: make([]string, len(got.Proof))}
 	for i, h := range got.Proof {
 		res.Proof.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])

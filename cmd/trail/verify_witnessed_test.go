@@ -208,6 +208,25 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 		t.Errorf("verify --json with w2 down = %s, want unwitnessed events counted", r.stdout)
 	}
 	latePath := eval[string](b, "location.pathname")
+
+	// trail get --witness-policy: the early event is in a checkpoint both
+	// cosigned, the late one in none.
+	getRemote := func(actor string) result {
+		t.Helper()
+		var found struct{ ID string }
+		out := ok(t, "", "--server", s.url, "--key", read, "search", "--actor", actor, "--limit", "1", "--json").stdout
+		if err := json.Unmarshal([]byte(out), &found); err != nil || found.ID == "" {
+			t.Fatalf("search --actor %s printed %q: %v", actor, out, err)
+		}
+		return run(t, "", "--server", s.url, "--key", read, "get", found.ID, "--verifier-key", vkey, "--witness-policy", pol)
+	}
+	if r := getRemote("early-3"); r.code != 0 || !strings.Contains(r.stdout, "cosigned by its witnesses") ||
+		!strings.Contains(r.stdout, "witnesses: quorum 2 of w1, w2 met, 2 of 2 cosigned") || !regexp.MustCompile(`(?m)^\s+w2\s+\d{4}-`).MatchString(r.stdout) {
+		t.Errorf("get --witness-policy of a witnessed event = exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := getRemote("late-1"); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") || !strings.Contains(r.stderr, "not witnessed") || !strings.Contains(r.stderr, "missing") {
+		t.Errorf("get --witness-policy of an event no witnessed checkpoint holds = exit %d\n%s%s; want 1, not witnessed", r.code, r.stdout, r.stderr)
+	}
 	// The event witnessed before still is.
 	b.open(witnessedPath, "#verify")
 	if st := status(); !strings.Contains(st, "and witnessed: 2 of 2") {
