@@ -403,6 +403,9 @@ func (r *runner) handle(ctx context.Context, res result) {
 	switch {
 	case errors.As(res.err, &conflict):
 		w.size = conflict.Size
+		r.f.mu.Lock()
+		r.witnessStatus(w).Size = w.size
+		r.f.mu.Unlock()
 		if w.conflicts++; w.conflicts > 3 {
 			r.failed(ctx, w, fmt.Errorf("the witness keeps changing its size: %w", res.err))
 		}
