@@ -328,7 +328,7 @@ func (p *Policy) Witness(name string) (Witness, bool) {
 // signed-note says; so is anything that is not a signed note, which then
 // has no cosigner. Check does not verify the log's own signature.
 func (p *Policy) Check(signedNote []byte) Result {
-	r := Result{Quorum: p.describe(p.quorum, true)}
+	r := Result{Quorum: p.Quorum()}
 	times := map[string]time.Time{}
 	if text, sigs, ok := splitNote(signedNote); ok {
 		for _, s := range sigs {
@@ -372,26 +372,41 @@ func (p *Policy) Satisfied(cosigners []string) bool {
 	case p.quorum == nil: // not parsed: fail closed
 		return false
 	}
-	return p.satisfied(p.quorum, cosigners)
+	return satisfied(p.quorum, cosigners, map[*node]bool{})
 }
 
-func (p *Policy) satisfied(n *node, cosigners []string) bool {
+// satisfied evaluates n, each group once: groups may share members, and a
+// policy of a few dozen lines can nest exponentially many paths.
+func satisfied(n *node, cosigners []string, memo map[*node]bool) bool {
 	if n.witness >= 0 {
 		return slices.Contains(cosigners, n.name)
 	}
+	if v, ok := memo[n]; ok {
+		return v
+	}
 	got := 0
 	for _, m := range n.members {
-		if p.satisfied(m, cosigners) {
+		if satisfied(m, cosigners, memo) {
 			got++
 		}
 	}
-	return got >= n.k
+	memo[n] = got >= n.k
+	return memo[n]
 }
 
-// Quorum describes the quorum for people, e.g. "2 of w1, w2", or "none".
-func (p *Policy) Quorum() string { return p.describe(p.quorum, true) }
+// describeBudget is how many groups a quorum's description spells out;
+// past it, groups are named rather than expanded.
+const describeBudget = 100
 
-func (p *Policy) describe(n *node, top bool) string {
+// Quorum describes the quorum for people, e.g. "2 of w1, w2", or "none".
+// Nested groups are spelled out in parentheses, "2 of w1, (1 of w2, w3)",
+// up to 100 groups; the rest go by their names.
+func (p *Policy) Quorum() string {
+	budget := describeBudget
+	return p.describe(p.quorum, true, &budget)
+}
+
+func (p *Policy) describe(n *node, top bool, budget *int) string {
 	switch {
 	case n == nil && p.none:
 		return "none"
@@ -400,9 +415,12 @@ func (p *Policy) describe(n *node, top bool) string {
 	case n.witness >= 0:
 		return n.name
 	}
+	if *budget--; *budget < 0 && !top {
+		return n.name
+	}
 	names := make([]string, len(n.members))
 	for i, m := range n.members {
-		names[i] = p.describe(m, false)
+		names[i] = p.describe(m, false, budget)
 	}
 	s := fmt.Sprintf("%d of %s", n.k, strings.Join(names, ", "))
 	if !top {

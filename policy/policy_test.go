@@ -399,3 +399,24 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// Groups that share members nest exponentially many paths in a few lines:
+// checking and describing such a policy stays linear.
+func TestSharedGroupsStayLinear(t *testing.T) {
+	w1, w2 := newWitness(t, "w1.example"), newWitness(t, "w2.example")
+	text := fmt.Sprintf("witness w1 %s\nwitness w2 %s\ngroup a0 any w1 w2\ngroup b0 all w1 w2\n", w1.vkey, w2.vkey)
+	for i := 1; i <= 60; i++ { // 2^60 paths from a60 to w1
+		text += fmt.Sprintf("group a%d all a%d b%d\ngroup b%d any a%d b%d\n", i, i-1, i-1, i, i-1, i-1)
+	}
+	p, err := policy.Parse([]byte(text + "quorum a60\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, at3 := trailCheckpoints(t)
+	if r := p.Check(cosign(t, at3, w1, w2)); !r.Met || len(r.Quorum) > 10000 || !strings.HasPrefix(r.Quorum, "2 of (2 of (2 of") {
+		t.Errorf("Check with both = met %v, quorum %.200q (%d bytes)", r.Met, r.Quorum, len(r.Quorum))
+	}
+	if p.Check(cosign(t, at3, w1)).Met {
+		t.Error("Check with w1 only = met; b0 needs both")
+	}
+}

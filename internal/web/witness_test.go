@@ -139,9 +139,17 @@ func TestVerifyWitnessesMatchesGo(t *testing.T) {
 	// w1's key signing as a plain Ed25519 note key: not a cosignature.
 	plain := string(signNote(t, at3, w1.plain, w2.signer))
 
+	shared := fmt.Sprintf("witness w1 %s\nwitness w2 %s\ngroup a0 any w1 w2\ngroup b0 all w1 w2\n", w1.vkey, w2.vkey)
+	for i := 1; i <= 60; i++ { // 2^60 paths from a60 to w1
+		shared += fmt.Sprintf("group a%d all a%d b%d\ngroup b%d any a%d b%d\n", i, i-1, i-1, i, i-1, i-1)
+	}
+	shared += "quorum a60\n"
+
 	cases := []struct {
 		name, note, policy string
 	}{
+		{"shared groups met", string(cosignNote(t, at3, w1, w2)), shared},
+		{"shared groups short", string(cosignNote(t, at3, w1)), shared},
 		{"flat met", string(cosignNote(t, at3, w1, w2)), flat},
 		{"flat short by one", string(cosignNote(t, at3, w2)), flat},
 		{"flat none cosigned", string(at3), flat},

@@ -258,7 +258,7 @@ export async function parsePolicy(text) {
         else if (f[2] === "all") k = members.length;
         else if (/^[0-9]+$/.test(f[2]) && Number(f[2]) >= 1 && Number(f[2]) <= members.length) k = Number(f[2]);
         else throw lineErr(n, `group ${f[1]}: threshold "${f[2]}" is not 1 to ${members.length}, any or all`);
-        nodes.set(f[1], { k, members });
+        nodes.set(f[1], { group: f[1], k, members });
         break;
       }
       case "quorum":
@@ -279,18 +279,26 @@ export async function parsePolicy(text) {
 }
 
 // describeQuorum says the quorum for people, as Trail's policy package
-// does: "none", "w1", "2 of w1, w2", nested groups in parentheses.
-function describeQuorum(node, top = true) {
+// does: "none", "w1", "2 of w1, w2", nested groups in parentheses, up to
+// 100 groups spelled out and the rest by name (groups may share members,
+// so a short policy can nest exponentially many paths).
+function describeQuorum(node, top = true, budget = { left: 100 }) {
   if (node === null) return "none";
   if (node.witness !== undefined) return node.witness;
-  const s = `${node.k} of ${node.members.map((m) => describeQuorum(m, false)).join(", ")}`;
+  budget.left--;
+  if (budget.left < 0 && !top) return node.group;
+  const s = `${node.k} of ${node.members.map((m) => describeQuorum(m, false, budget)).join(", ")}`;
   return top ? s : `(${s})`;
 }
 
-function satisfied(node, cosigners) {
+// satisfied evaluates the quorum, each group once.
+function satisfied(node, cosigners, memo = new Map()) {
   if (node === null) return true;
   if (node.witness !== undefined) return cosigners.has(node.witness);
-  return node.members.filter((m) => satisfied(m, cosigners)).length >= node.k;
+  if (!memo.has(node)) {
+    memo.set(node, node.members.filter((m) => satisfied(m, cosigners, memo)).length >= node.k);
+  }
+  return memo.get(node);
 }
 
 // verifyWitnesses checks, with WebCrypto, the witnesses' cosignatures
