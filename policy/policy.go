@@ -486,7 +486,8 @@ type sigLine struct {
 
 // splitNote splits a signed note into its text (ending in a newline) and
 // its well-formed signature lines, as x/mod's note.Open reads them; it
-// reports false for anything that is not a signed note.
+// reports false for anything that is not a signed note, such as one of
+// more than 100 signatures.
 func splitNote(msg []byte) (text []byte, sigs []sigLine, ok bool) {
 	if !utf8.Valid(msg) {
 		return nil, nil, false
@@ -499,8 +500,11 @@ func splitNote(msg []byte) (text []byte, sigs []sigLine, ok bool) {
 	if len(rest) == 0 || rest[len(rest)-1] != '\n' {
 		return nil, nil, false
 	}
-	for _, line := range strings.SplitAfter(string(rest[:len(rest)-1]), "\n") {
-		line = strings.TrimSuffix(line, "\n")
+	lines := strings.Split(string(rest[:len(rest)-1]), "\n")
+	if len(lines) > 100 { // as x/mod's note.Open: a malformed note
+		return nil, nil, false
+	}
+	for _, line := range lines {
 		body, found := strings.CutPrefix(line, "— ")
 		if !found {
 			return nil, nil, false

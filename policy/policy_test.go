@@ -293,6 +293,9 @@ quorum g
 	// w2's valid cosignature of the checkpoint at size 2, on the size-3 one.
 	otherCheckpoint := append(append([]byte(nil), at3...), lastLine(cosign(t, at2, w2))...)
 
+	// 1 + 99 + 2 signature lines: not a note, as x/mod's note.Open says.
+	many := append(append([]byte(nil), at3...), strings.Repeat(lastLine(cosign(t, at3, stranger)), 99)...)
+
 	before := time.Now().Add(-time.Second).Truncate(time.Second)
 	for _, tc := range []struct {
 		name      string
@@ -310,9 +313,10 @@ quorum g
 		{"other checkpoint's cosignature ignored", cosign(t, otherCheckpoint, w1), false, []string{"w1"}, []string{"w2", "w3"}},
 		{"same witness twice counts once", cosign(t, at3, w1, w1), false, []string{"w1"}, []string{"w2", "w3"}},
 		{"not a note", []byte("hello"), false, nil, []string{"w1", "w2", "w3"}},
+		{"over 100 signatures", cosign(t, many, w1, w2), false, nil, []string{"w1", "w2", "w3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := note.Open(tc.note, note.VerifierList(logV)); err != nil && tc.name != "not a note" {
+			if _, err := note.Open(tc.note, note.VerifierList(logV)); err != nil && tc.name != "not a note" && tc.name != "over 100 signatures" {
 				t.Fatalf("the log's note does not open with its key: %v", err)
 			}
 			r := p.Check(tc.note)
