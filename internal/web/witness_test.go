@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -185,7 +186,7 @@ func TestVerifyWitnessesMatchesGo(t *testing.T) {
 				if j >= len(want.Cosignatures) {
 					continue
 				}
-				if wantTime := want.Cosignatures[j].Time.UTC().Format("2006-01-02T15:04:05.000Z"); cs.Time != wantTime {
+				if wantTime := want.Cosignatures[j].Time.UTC().Format(time.RFC3339); cs.Time != wantTime {
 					t.Errorf("cosigner %s time %q, want %q", cs.Name, cs.Time, wantTime)
 				}
 			}

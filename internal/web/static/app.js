@@ -296,16 +296,25 @@ async function setUpVerify() {
   ];
   if (wit) {
     rows.push(["Witness quorum", `${wit.quorum}: ${wit.met ? "met" : "NOT met"}, ${cosigned}`]);
-    for (const c of wit.cosigners) rows.push([`Witness ${c.name}`, `cosigned ${c.time}`]);
+    for (const c of wit.cosigners) {
+      // The witness's own time, in the viewer's zone with UTC beside it.
+      const when = document.createElement("time");
+      when.className = "both";
+      when.dateTime = c.time;
+      when.textContent = c.time;
+      rows.push([`Witness ${c.name}`, ["cosigned ", when]]);
+    }
     for (const m of wit.missing) rows.push([`Witness ${m}`, "no valid cosignature"]);
   }
   details.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     dt.textContent = k;
     const dd = document.createElement("dd");
-    dd.textContent = v;
+    if (Array.isArray(v)) dd.append(...v);
+    else dd.textContent = v;
     return [dt, dd];
   }));
+  localizeTimes(details);
   details.hidden = false;
   if (!wit || wit.met) box.classList.add("verified");
 }

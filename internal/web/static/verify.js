@@ -308,9 +308,9 @@ function satisfied(node, cosigners, memo = new Map()) {
 // a tlog-policy text, and evaluates its quorum. Bad signatures and
 // signatures by keys the policy does not name are ignored. It does not
 // check the log's own signature: verifyEvent does. It resolves to {ok:
-// true, met, quorum (described), cosigners: [{name, time (ISO 8601)}],
-// missing: [name], total}, names sorted, or to {ok: false, step:
-// "witnesses", reason}. It never rejects.
+// true, met, quorum (described), cosigners: [{name, time}], missing:
+// [name], total}, names sorted and times in ISO 8601 (UTC, whole seconds),
+// or to {ok: false, step: "witnesses", reason}. It never rejects.
 export async function verifyWitnesses(input) {
   try {
     const { checkpoint, policy } = input ?? {};
@@ -331,7 +331,7 @@ export async function verifyWitnesses(input) {
         }
         if (await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, s.signature.slice(8), msg)) {
           const ms = Number(ts) * 1000;
-          times.set(w.name, Number.isSafeInteger(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ts));
+          times.set(w.name, Number.isSafeInteger(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString().replace(".000Z", "Z") : String(ts));
           break;
         }
       }
