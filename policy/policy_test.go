@@ -1,6 +1,8 @@
 package policy_test
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -11,9 +13,9 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trail-audit/trail/internal/merkle"
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/policy"
 )
 
@@ -61,45 +63,38 @@ func cosign(t testing.TB, signed []byte, ws ...witnessKey) []byte {
 	return out
 }
 
-// trailCheckpoints returns the verifier key of a log signed as Trail signs
-// its checkpoints (internal/merkle, which the log's writer uses), and its
-// signed checkpoints at sizes 2 and 3 of a tree of events.
+// trailCheckpoints returns the verifier key of a real Trail log (a
+// trail.DB in a temporary directory) and its signed checkpoints after 2
+// and after 3 events.
 func trailCheckpoints(t *testing.T) (vkey string, at2, at3 []byte) {
 	t.Helper()
-	skey, vkey, err := merkle.NewKey("acme")
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := note.NewSigner(skey)
+	t.Cleanup(func() { db.Close() })
+	l, err := db.CreateLog(ctx, "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hashes []tlog.Hash
-	hashReader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
-	signed := map[int64][]byte{}
-	for n := range int64(3) {
-		leaf := fmt.Appendf(nil, `{"action":"user.login","actor":{"id":"u_%d"}}`, n)
-		stored, err := tlog.StoredHashes(n, leaf, hashReader)
-		if err != nil {
+	for i := range 3 {
+		if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: fmt.Sprint("u_", i)}, Action: "user.login"}); err != nil {
 			t.Fatal(err)
 		}
-		hashes = append(hashes, stored...)
-		root, err := tlog.TreeHash(n+1, hashReader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed[n+1], err = merkle.Sign(merkle.Checkpoint{Origin: "acme", Size: n + 1, Hash: root}, signer)
-		if err != nil {
-			t.Fatal(err)
+		if i == 1 {
+			if at2, err = l.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	return vkey, signed[2], signed[3]
+	if at3, err = l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(at2, at3) {
+		t.Fatal("the checkpoints after 2 and 3 events are the same")
+	}
+	return l.VerifierKey(), at2, at3
 }
 
 func TestParse(t *testing.T) {
