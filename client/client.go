@@ -1,7 +1,11 @@
 // Package client talks to a Trail server over its HTTP API: it appends
 // events (retrying safely), searches, and fetches events together with the
 // proofs that let it verify them against a pinned verifier key, so the
-// server's word is never taken on trust.
+// server's word is never taken on trust. With a witness policy
+// (Options.Policy, package policy) it also requires the checkpoints it
+// relies on to carry the cosignatures of witnesses that meet the policy's
+// quorum (C2SP tlog-cosignature), so that a log shown differently to
+// different readers, or rolled back, is caught.
 package client
 
 import (
