@@ -70,7 +70,14 @@ func serve(t *testing.T, data string, extra ...string) *served {
 // serveOn is serve of the store the flags st name (see storeOn).
 func serveOn(t *testing.T, st []string, extra ...string) *served {
 	t.Helper()
-	args := append(append(append([]string{"serve"}, st...), "--addr", "127.0.0.1:0"), extra...)
+	return startProcess(t, append(append(append([]string{"serve"}, st...), "--addr", "127.0.0.1:0"), extra...)...)
+}
+
+// startProcess starts trail with args, a command that serves HTTP (trail
+// serve, trail witness), and waits until it prints the URL it listens on.
+// The process is killed at the end of the test unless it was stopped.
+func startProcess(t *testing.T, args ...string) *served {
+	t.Helper()
 	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
@@ -100,7 +107,7 @@ func serveOn(t *testing.T, st []string, extra ...string) *served {
 		if err != nil {
 			s.cmd.Process.Kill()
 			s.cmd.Wait()
-			t.Fatalf("trail serve printed %q (%v), want its address; stderr:\n%s", banner.String(), err, s.stderr)
+			t.Fatalf("trail %s printed %q (%v), want its address; stderr:\n%s", args[0], banner.String(), err, s.stderr)
 		}
 	}
 	s.banner = banner.String()

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -47,39 +44,8 @@ func witnessProcesses(t *testing.T, n int, vkey, quorum string) (string, []*witn
 // the same one after), on its state, and waits until it listens.
 func (w *witnessProc) start(t *testing.T) {
 	t.Helper()
-	s := &served{cmd: exec.Command(trailBin, "witness", "--data", w.data, "--addr", w.addr, "--log", w.vkey), stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd.Stderr = s.stderr
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-		}
-	})
-	out := bufio.NewReader(stdout)
-	for {
-		line, err := out.ReadString('\n')
-		if m := listeningRE.FindStringSubmatch(line); m != nil {
-			s.url = m[1]
-			break
-		}
-		if err != nil {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			t.Fatalf("trail witness printed no address (%v); stderr:\n%s", err, s.stderr)
-		}
-	}
-	go io.Copy(io.Discard, out)
-	w.served = s
-	w.addr = strings.TrimPrefix(s.url, "http://")
+	w.served = startProcess(t, "witness", "--data", w.data, "--addr", w.addr, "--log", w.vkey)
+	w.addr = strings.TrimPrefix(w.served.url, "http://")
 }
 
 func writePolicy(t *testing.T, text string) string {

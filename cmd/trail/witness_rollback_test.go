@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -151,32 +148,5 @@ func startWitnessAt(t *testing.T, data, url string, vkeys ...string) *served {
 	for _, k := range vkeys {
 		args = append(args, "--log", k)
 	}
-	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd.Stderr = s.stderr
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-		}
-	})
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	for err == nil && !listeningRE.MatchString(line) {
-		line, err = out.ReadString('\n')
-	}
-	if err != nil {
-		t.Fatalf("trail witness did not start again at %s: %v; stderr:\n%s", url, err, s.stderr)
-	}
-	go io.Copy(io.Discard, out)
-	s.url = url
-	return s
+	return startProcess(t, args...)
 }

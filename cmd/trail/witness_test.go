@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -49,41 +47,7 @@ func startWitness(t *testing.T, serve bool, data string, vkeys ...string) *serve
 	for _, k := range vkeys {
 		args = append(args, "--log", k)
 	}
-	s := &served{cmd: exec.Command(trailBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd.Stderr = s.stderr
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-		}
-	})
-	out := bufio.NewReader(stdout)
-	var banner strings.Builder
-	for {
-		line, err := out.ReadString('\n')
-		if m := listeningRE.FindStringSubmatch(line); m != nil {
-			s.url = m[1]
-			break
-		}
-		banner.WriteString(line)
-		if err != nil {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			t.Fatalf("trail witness printed %q (%v), want its address; stderr:\n%s", banner.String(), err, s.stderr)
-		}
-	}
-	s.banner = banner.String()
-	go io.Copy(io.Discard, out)
-	return s
+	return startProcess(t, args...)
 }
 
 func TestWitnessInit(t *testing.T) {
