@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -189,6 +190,12 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 	// w2 down: an event appended now is in no checkpoint both cosigned.
 	ws[1].kill(t)
 	ok(t, "", "--data", data, "append", "--actor", "late-1", "--action", "user.login")
+	// The server serves another process's append within about half a
+	// second (it polls the log's size); the page must not open before.
+	waitUntil(t, 10*time.Second, "the server serves the event appended beside it", func() (bool, string) {
+		code, body, err := request(t, "GET", s.url+"/v1/events?actor=late-1", read, "")
+		return err == nil && code == 200 && strings.Contains(string(body), `"late-1"`), fmt.Sprintf("%d %s %v", code, body, err)
+	})
 	openEvent("late-1")
 	st = status()
 	if !regexp.MustCompile(`^status fail ✗ Not witnessed: \d of 2 cosignatures \(quorum 2 of w1, w2; missing (w1, )?w2\)`).MatchString(st) || strings.Contains(st, "Verified") {
