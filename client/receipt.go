@@ -80,7 +80,7 @@ func (c *Client) AppendWithReceipts(ctx context.Context, events ...event.Event) 
 }
 
 // Receipt fetches the receipt of the event with the given id
-// (GET /v1/events/{id}/receipt), waiting up to wait (at most a minute)
+// (GET /v1/events/{id}/receipt), waiting up to wait (at most 30 s)
 // for a checkpoint that meets the log's witness policy to cover it. It
 // does not check it; CheckReceipt does, with the log's pinned key.
 func (c *Client) Receipt(ctx context.Context, id string, wait time.Duration) ([]byte, error) {

@@ -24,8 +24,9 @@ import (
 // for its events to be witnessed, when Options.ReceiptWait is not set.
 const defaultReceiptWait = 30 * time.Second
 
-// maxReceiptWait bounds ?wait= of GET /v1/events/{id}/receipt.
-const maxReceiptWait = time.Minute
+// maxReceiptWait bounds ?wait= of GET /v1/events/{id}/receipt, well
+// within the write timeout of trail serve (60 s).
+const maxReceiptWait = 30 * time.Second
 
 // wantsReceipts reports whether an append asks for receipts, and whether
 // it asks for them in a way Trail knows.
@@ -103,7 +104,7 @@ func (s *server) addReceipts(ctx context.Context, l *trail.Log, rs []api.Receipt
 
 // getReceipt serves GET /v1/events/{id}/receipt: the event's receipt as
 // text, against the newest checkpoint that meets the log's witness policy
-// and covers it. With ?wait=DURATION (at most a minute) it waits that
+// and covers it. With ?wait=DURATION (at most 30 s) it waits that
 // long for one; else, or when none came, it answers 409 not_witnessed.
 // It is a read of the event, audited as GET /v1/events/{id} is.
 func (s *server) getReceipt(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
@@ -111,7 +112,7 @@ func (s *server) getReceipt(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > maxReceiptWait {
-			return badParam("wait", "a duration from 0s to 1m, such as 10s")
+			return badParam("wait", "a duration from 0s to 30s, such as 10s")
 		}
 		wait = d
 	}
