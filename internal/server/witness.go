@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -65,6 +66,18 @@ func (s *server) namedLog(scope trail.Scope, h apiHandler) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", cacheNoStore)
+		// Without a key, the rate limit is the client address's.
+		if s.limiter != nil {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				host = r.RemoteAddr
+			}
+			if ok, wait := s.limiter.allow("addr:"+host, time.Now()); !ok {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				s.writeError(w, r, errRateLimitedAddr)
+				return
+			}
+		}
 		name := r.PathValue("log")
 		if !trail.ValidLogName(name) {
 			s.writeError(w, r, errNotFound)
@@ -79,6 +92,10 @@ func (s *server) namedLog(scope trail.Scope, h apiHandler) http.Handler {
 		}
 	})
 }
+
+// errRateLimitedAddr answers a client address that sent more requests
+// without a key than Options.RateLimit allows.
+var errRateLimitedAddr = &apiError{status: http.StatusTooManyRequests, code: "rate_limited", msg: "too many requests without a key from this address; retry after the Retry-After seconds"}
 
 // publicCache lets shared caches keep the full tiles served without a
 // key: their Cache-Control becomes public.

@@ -293,3 +293,21 @@ func TestPublicTiles(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicTilesRateLimit: requests without a key under PublicTiles are
+// rate-limited per client address, as keyed ones are per key, and a key's
+// requests do not spend the address's tokens.
+func TestPublicTilesRateLimit(t *testing.T) {
+	e := newEnv(t, server.Options{PublicTiles: true, RateLimit: 1, RateBurst: 3})
+	e.appendN("acme-append", 3)
+	for i := range 3 {
+		if r := e.do("GET", "/tlog/acme/checkpoint", "", "", nil); r.status != 200 {
+			t.Fatalf("request %d without a key = %d %s, want 200 within the burst", i+1, r.status, r.body)
+		}
+	}
+	r := e.do("GET", "/tlog/acme/checkpoint", "", "", nil)
+	if r.status != 429 || r.header.Get("Retry-After") == "" || !bytes.Contains(r.body, []byte("rate_limited")) {
+		t.Fatalf("request 4 without a key = %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	e.ok(200, "GET", "/tlog/acme/checkpoint", "acme-read", "", nil, nil)
+}
