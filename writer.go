@@ -160,7 +160,7 @@ func (w *writer) commit(group []*appendReq) {
 	now := w.db.opts.Now().UTC()
 	start := time.Now()
 	group, followers := w.resolveIdempotency(group, now)
-	defer answerFollowers(followers)
+	defer func() { answerFollowers(followers) }()
 	if len(group) == 0 {
 		return
 	}
@@ -174,6 +174,19 @@ func (w *writer) commit(group []*appendReq) {
 			if err == nil {
 				err = w.db.st.Commit(context.Background(), batchesOf(order))
 			}
+		}
+		if errors.Is(err, store.ErrIdempotencyTaken) && time.Since(start) <= conflictBudget {
+			// Another server committed a request under one of the
+			// group's idempotency keys since resolveIdempotency looked:
+			// that request is answered with its record, and the rest
+			// of the group is committed again.
+			var more []follower
+			group, more = w.resolveIdempotency(group, now)
+			followers = append(followers, more...)
+			if len(group) == 0 {
+				return
+			}
+			continue
 		}
 		if !errors.Is(err, store.ErrConflict) || time.Since(start) > conflictBudget {
 			break
@@ -328,6 +341,7 @@ func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pe
 			p.batch.Idempotency = append(p.batch.Idempotency, store.Idempotency{
 				Scope: r.idem.Scope, Key: r.idem.Key, Fingerprint: r.idem.Fingerprint,
 				Receipts: marshalReceipts(receiptsOf(r.events)), CreatedAt: now,
+				Replaces: now.Add(-IdempotencyWindow),
 			})
 		}
 	}
@@ -425,6 +439,9 @@ func answerFollowers(fs []follower) {
 			f.r.answer(err)
 		case !bytes.Equal(f.r.idem.Fingerprint, f.leader.idem.Fingerprint):
 			f.r.answer(ErrIdempotencyConflict)
+		case f.leader.replayed: // answered with another request's record
+			f.r.receipts, f.r.replayed = f.leader.receipts, true
+			f.r.answer(nil)
 		default:
 			f.r.receipts, f.r.replayed = receiptsOf(f.leader.events), true
 			f.r.answer(nil)

@@ -54,4 +54,10 @@ type Idempotency struct {
 	Fingerprint []byte // of the request; a different one under the same key is a conflict
 	Receipts    []byte // JSON array of {"id","seq"}
 	CreatedAt   time.Time
+	// Replaces bounds what the record may replace: a record of the same
+	// Scope and Key created before it (expired) is replaced; one created
+	// at or after it was committed by another request meanwhile (another
+	// server, say), and makes Commit fail with ErrIdempotencyTaken,
+	// storing nothing. The zero time replaces any record.
+	Replaces time.Time
 }

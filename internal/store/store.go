@@ -40,6 +40,11 @@ var (
 	// a Commit's transaction was committing, so whether its batches were
 	// stored is unknown. Errors matching it match ErrUnreachable too.
 	ErrCommitUnknown = errors.New("commit outcome unknown")
+	// ErrIdempotencyTaken: Commit found an idempotency record of one of
+	// its batches' keys committed since the caller looked (see
+	// Idempotency.Replaces); nothing was stored. The caller reads the
+	// record and answers that request with it.
+	ErrIdempotencyTaken = errors.New("idempotency key taken by a request committed meanwhile")
 )
 
 // DamagedError is ErrDamaged at a known event: Seq is the first event found

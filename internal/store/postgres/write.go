@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store"
@@ -201,6 +202,9 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	q.Queue("COMMIT")
 	committing = true
 	if err := conn.SendBatch(ctx, &q).Close(); err != nil {
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "idempotency_pkey" {
+			return &buildError{fmt.Errorf("%s: %w", pe.Detail, store.ErrIdempotencyTaken)}
+		}
 		return fmt.Errorf("store the events, tiles, checkpoints and indexes: %w", err)
 	}
 	committed = true
@@ -384,10 +388,16 @@ func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]in
 		b.Log, b.Checkpoint.Size, nanos(b.Checkpoint.SignedAt), b.Checkpoint.Note)
 	for _, r := range b.Idempotency {
 		// A record older than the replay window may still hold the key;
-		// the new request replaces it.
-		q.Queue(`INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (scope, key) DO UPDATE SET log = excluded.log, fingerprint = excluded.fingerprint,
-				receipts = excluded.receipts, created_at = excluded.created_at`,
+		// the new request replaces it. A newer one was committed by
+		// another request meanwhile, through another server say: the
+		// insert then violates the key, which fails the commit
+		// (ErrIdempotencyTaken).
+		if r.Replaces.IsZero() {
+			q.Queue("DELETE FROM idempotency WHERE scope = $1 AND key = $2", r.Scope, r.Key)
+		} else {
+			q.Queue("DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_at < $3", r.Scope, r.Key, nanos(r.Replaces))
+		}
+		q.Queue(`INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, nanos(r.CreatedAt))
 	}
 	q.Queue("UPDATE logs SET size = $1, last_received_at = $2 WHERE id = $3", last.Seq+1, nanos(last.ReceivedAt), b.Log)

@@ -260,7 +260,18 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, p p
 	}
 	for _, r := range b.Idempotency {
 		// A record older than the replay window may still hold the key;
-		// the new request replaces it.
+		// the new request replaces it. A newer one was committed by
+		// another request meanwhile: this commit stores nothing.
+		if !r.Replaces.IsZero() {
+			var created int64
+			err := tx.QueryRowContext(ctx, "SELECT created_at FROM idempotency WHERE scope = ? AND key = ?", r.Scope, r.Key).Scan(&created)
+			switch {
+			case err == nil && created >= r.Replaces.UnixNano():
+				return nil, fmt.Errorf("idempotency key %q: %w", r.Key, store.ErrIdempotencyTaken)
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return nil, fmt.Errorf("read idempotency record: %w", err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, r.CreatedAt.UnixNano()); err != nil {
 			return nil, fmt.Errorf("store idempotency record: %w", err)

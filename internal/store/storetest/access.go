@@ -165,6 +165,22 @@ func testIdempotency(t *testing.T, s LogAccess) {
 	if !bytes.Equal(got.Fingerprint, rec.Fingerprint) || !bytes.Equal(got.Receipts, rec.Receipts) || !got.CreatedAt.Equal(epoch) {
 		t.Errorf("Idempotency = %+v, want %+v", got, rec)
 	}
+	// A request under the same key, committed by another server since
+	// this one looked, is not replaced: the commit fails and stores
+	// nothing. An expired one is.
+	again := w.Batch(t, epoch, ev)
+	dup := rec
+	dup.Fingerprint, dup.Replaces = []byte{9}, epoch
+	again.Idempotency = []store.Idempotency{dup}
+	if err := s.Commit(ctx, []store.Batch{again}); !errors.Is(err, store.ErrIdempotencyTaken) {
+		t.Fatalf("Commit of a record whose key a record of its window holds = %v, want ErrIdempotencyTaken", err)
+	}
+	if size, err := s.Size(ctx, w.Info.ID); err != nil || size != 1 {
+		t.Fatalf("log size after the refused commit = %d, %v; want 1", size, err)
+	}
+	if got, err := s.Idempotency(ctx, "key1", "k", epoch.Add(-time.Hour)); err != nil || !bytes.Equal(got.Fingerprint, rec.Fingerprint) {
+		t.Fatalf("the first record after the refused commit = %+v, %v", got, err)
+	}
 	for _, q := range []struct{ scope, key string }{{"key2", "k"}, {"key1", "K"}} {
 		if _, err := s.Idempotency(ctx, q.scope, q.key, epoch.Add(-time.Hour)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Idempotency(%q, %q) = %v, want ErrNotFound", q.scope, q.key, err)
