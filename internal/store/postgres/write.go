@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -188,12 +189,14 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 		}
 	}
 	var bundles bundleRows
+	var idem idempotencyRows
 	for i := range bs {
-		if err := commitBatch(&q, &bs[i], data[i], sizes, &bundles); err != nil {
+		if err := commitBatch(&q, &bs[i], data[i], sizes, &bundles, &idem); err != nil {
 			return err
 		}
 	}
 	bundles.queue(&q)
+	idem.queue(&q)
 	if err := queueIndexes(&q, bs); err != nil {
 		return err
 	}
@@ -347,10 +350,44 @@ func (b *bundleRows) queue(q *pgx.Batch) {
 		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, b.datas)
 }
 
+// idempotencyRows are the idempotency records a commit stores, as
+// columns to send with unnest.
+type idempotencyRows struct {
+	scopes, keys       []string
+	logs, created, old []int64
+	fingerprints, recs [][]byte
+}
+
+func (r *idempotencyRows) add(log int64, rec store.Idempotency) {
+	old := int64(math.MaxInt64) // replaces any record
+	if !rec.Replaces.IsZero() {
+		old = nanos(rec.Replaces)
+	}
+	r.scopes, r.keys, r.logs = append(r.scopes, rec.Scope), append(r.keys, rec.Key), append(r.logs, log)
+	r.created, r.old = append(r.created, nanos(rec.CreatedAt)), append(r.old, old)
+	r.fingerprints, r.recs = append(r.fingerprints, rec.Fingerprint), append(r.recs, rec.Receipts)
+}
+
+// queue queues the statements that store the records. A record older
+// than the replay window may still hold a key; the new request replaces
+// it. A newer one was committed by another request meanwhile, through
+// another server say: the insert then violates the key, which fails the
+// commit (ErrIdempotencyTaken).
+func (r *idempotencyRows) queue(q *pgx.Batch) {
+	if len(r.keys) == 0 {
+		return
+	}
+	q.Queue(`DELETE FROM idempotency i USING unnest($1::text[], $2::text[], $3::bigint[]) AS d(scope, key, old)
+		WHERE i.scope = d.scope AND i.key = d.key AND i.created_at < d.old`, r.scopes, r.keys, r.old)
+	q.Queue(`INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[])`,
+		r.scopes, r.keys, r.logs, r.fingerprints, r.recs, r.created)
+}
+
 // commitBatch checks b against the sizes of the logs, queues in q the
 // writes of b's tiles, checkpoint, idempotency records and size, adds its
 // events to bundles, and moves b's log's size in sizes.
-func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]int64, bundles *bundleRows) error {
+func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]int64, bundles *bundleRows, idem *idempotencyRows) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
@@ -387,18 +424,7 @@ func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]in
 	q.Queue("INSERT INTO checkpoints (log, size, signed_at, note) VALUES ($1, $2, $3, $4)",
 		b.Log, b.Checkpoint.Size, nanos(b.Checkpoint.SignedAt), b.Checkpoint.Note)
 	for _, r := range b.Idempotency {
-		// A record older than the replay window may still hold the key;
-		// the new request replaces it. A newer one was committed by
-		// another request meanwhile, through another server say: the
-		// insert then violates the key, which fails the commit
-		// (ErrIdempotencyTaken).
-		if r.Replaces.IsZero() {
-			q.Queue("DELETE FROM idempotency WHERE scope = $1 AND key = $2", r.Scope, r.Key)
-		} else {
-			q.Queue("DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_at < $3", r.Scope, r.Key, nanos(r.Replaces))
-		}
-		q.Queue(`INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.Scope, r.Key, b.Log, r.Fingerprint, r.Receipts, nanos(r.CreatedAt))
+		idem.add(b.Log, r)
 	}
 	q.Queue("UPDATE logs SET size = $1, last_received_at = $2 WHERE id = $3", last.Seq+1, nanos(last.ReceivedAt), b.Log)
 	sizes[b.Log] = last.Seq + 1
