@@ -94,6 +94,14 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 				end(errRevokedStream)
 				return
 			}
+			// The viewer's stream also ends with its session: signed
+			// out (through any server of the store), or expired.
+			if isFragment(r) {
+				if _, err := s.requestSession(r); err != nil {
+					end(errSessionEndedStream)
+					return
+				}
+			}
 		}
 		size := l.Size()
 		if size > next {
@@ -130,6 +138,10 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 // errRevokedStream is the data of the error event that ends a stream whose
 // key was revoked: the JSON of an API error.
 const errRevokedStream = `{"error":{"code":"unauthorized","message":"the API key of this stream was revoked"}}`
+
+// errSessionEndedStream is the data of the error event that ends the
+// viewer's stream of a session that was signed out or expired.
+const errSessionEndedStream = `{"error":{"code":"unauthorized","message":"the session has ended: sign in again"}}`
 
 // keyRevoked reports whether the key with id can no longer be used: it was
 // revoked, or deleted, or the store cannot say (a stream then ends, failing
