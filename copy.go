@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
@@ -127,7 +128,7 @@ func (k dirKeys) importKey(ctx context.Context, log logRef, skey string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := writeSecretFile(path, skey+"\n"); err != nil {
+	if err := durable.WriteNew(path, []byte(skey+"\n")); err != nil {
 		return fmt.Errorf("write signing key: %w", err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -50,33 +51,10 @@ func (k dirKeys) Create(ctx context.Context, log logRef) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeSecretFile(path, skey+"\n"); err != nil {
+	if err := durable.WriteNew(path, []byte(skey+"\n")); err != nil {
 		return "", fmt.Errorf("write signing key: %w", err)
 	}
 	return vkey, nil
-}
-
-// writeSecretFile durably writes text to the new file path, mode 0600: it
-// fails if the file exists, and removes what it wrote if it fails after
-// creating it. The directory entry is synced too.
-func writeSecretFile(path, text string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(text)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
 }
 
 // Signer reads the signing key of log and checks it against the log's
@@ -112,15 +90,6 @@ func (k dirKeys) load(log string) (note.Signer, string, error) {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	return signer, vkey, nil
-}
-
-// syncDir makes the entries just made in dir durable, as far as the
-// system allows.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // verifierKeyOf derives the verifier key from an Ed25519 signer key of the

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/postgres"
@@ -298,7 +299,7 @@ func CreateMasterKey(path string) error {
 	rand.Read(key)
 	text := base64.StdEncoding.EncodeToString(key) + "\n"
 	clear(key)
-	if err := writeSecretFile(path, text); err != nil {
+	if err := durable.WriteNew(path, []byte(text)); err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
 	return nil

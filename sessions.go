@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/trail-audit/trail/internal/durable"
 )
 
 // What the web viewer's sessions need from the store (see sessionKeeper):
@@ -131,7 +133,7 @@ func (k dirKeys) SessionSecret(ctx context.Context) ([]byte, error) {
 	}
 	switch {
 	case err == nil:
-		syncDir(k.dir)
+		durable.SyncDir(k.dir)
 		return secret, nil
 	case errors.Is(err, fs.ErrExist):
 		b, err := os.ReadFile(path) // made by another process meanwhile
@@ -176,7 +178,7 @@ func (k dirKeys) EndSession(ctx context.Context, id string, expires time.Time) e
 	if err != nil {
 		return fmt.Errorf("record the sign-out: %w", err)
 	}
-	syncDir(dir)
+	durable.SyncDir(dir)
 	k.pruneSignedOut(dir, time.Now())
 	return nil
 }

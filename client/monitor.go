@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/merkle"
 )
 
@@ -79,7 +79,7 @@ func (m *Monitor) Latest(ctx context.Context) (VerifiedLog, error) {
 	if err != nil {
 		return got, err
 	}
-	return got, writeFileAtomic(m.path, signed)
+	return got, durable.Replace(m.path, signed)
 }
 
 func (m *Monitor) consistent(ctx context.Context, prev, latest Checkpoint) error {
@@ -102,25 +102,4 @@ func (m *Monitor) consistent(ctx context.Context, prev, latest Checkpoint) error
 		return fmt.Errorf("%w: from %d to %d events: %v", ErrFork, prev.Size, latest.Size, err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

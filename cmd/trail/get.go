@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/policy"
@@ -181,7 +181,7 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(c.proofFile, receipt)
+	return durable.Replace(c.proofFile, receipt)
 }
 
 // prove fills in the proof of the event at seq, whose canonical JSON is
@@ -338,30 +338,7 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if c.proofFile == "" {
 		return nil
 	}
-	return writeFileAtomic(c.proofFile, got.Receipt())
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed into place: path holds either what it held
-// or all of data, never part of it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return durable.Replace(c.proofFile, got.Receipt())
 }
 
 // pinnedClient returns the client of --server and the verifier key pinned

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/trail-audit/trail/internal/durable"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -59,7 +60,7 @@ func Init(dir, name string) (vkey string, err error) {
 	if _, err := os.Lstat(path); err == nil {
 		return "", fmt.Errorf("%s exists: this directory has a witness key already, and a new one would not continue its cosignatures; use another directory, or move it away first", path)
 	}
-	if err := writeSecretFile(path, skey+"\n"); err != nil {
+	if err := durable.WriteNew(path, []byte(skey+"\n")); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("%s exists: this directory has a witness key already", path)
 		}
@@ -142,32 +143,6 @@ func checkDir(dir string) error {
 	}
 	if strings.ContainsAny(dir, "?#") {
 		return fmt.Errorf("data directory %q: a witness's directory may not contain '?' or '#'", dir)
-	}
-	return nil
-}
-
-// writeSecretFile durably writes text to the new file path, mode 0600: it
-// fails if the file exists, and removes what it wrote if it fails after
-// creating it. The directory entry is synced too.
-func writeSecretFile(path, text string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(text)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
