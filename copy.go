@@ -324,10 +324,50 @@ func (c *logCopy) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.copyCosigned(ctx); err != nil {
+		return err
+	}
 	if err := c.copyKeys(ctx); err != nil {
 		return err
 	}
 	c.rep.Done = true
+	return nil
+}
+
+// copyCosigned stores the source's newest cosigned checkpoint (its
+// witnesses' cosignatures) in the target, once the target holds the
+// checkpoint of that size: signed by the log's key and of the very tree
+// the target holds, or the copy fails. A target that already has one of
+// that size keeps it.
+func (c *logCopy) copyCosigned(ctx context.Context) error {
+	cs, err := c.from.st.Cosigned(ctx, c.src.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("source: log %q: cosigned checkpoint: %w", c.rep.Name, err)
+	}
+	tcp, err := c.to.st.CheckpointAt(ctx, c.dst.ID, cs.Size)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the target does not reach it
+	}
+	if err != nil {
+		return fmt.Errorf("target: log %q: checkpoint of size %d: %w", c.rep.Name, cs.Size, err)
+	}
+	got, _, err := merkle.Open(cs.Note, c.verifier)
+	if err != nil {
+		return fmt.Errorf("source: log %q: the cosigned checkpoint of size %d does not verify with the log's verifier key: %w", c.rep.Name, cs.Size, err)
+	}
+	want, _, err := merkle.Open(tcp.Note, c.verifier)
+	if err != nil {
+		return fmt.Errorf("target: log %q: checkpoint of size %d: %w", c.rep.Name, cs.Size, err)
+	}
+	if got.Size != want.Size || got.Hash != want.Hash {
+		return fmt.Errorf("source: log %q: the cosigned checkpoint of size %d is of another tree than the log's checkpoint of that size", c.rep.Name, cs.Size)
+	}
+	if err := c.to.st.PutCosigned(ctx, c.dst.ID, cs); err != nil {
+		return fmt.Errorf("target: log %q: store the cosigned checkpoint: %w", c.rep.Name, err)
+	}
 	return nil
 }
 
