@@ -70,3 +70,57 @@ func TestCopyCosigned(t *testing.T) {
 		t.Fatal("the copied cosigned checkpoint does not meet the policy")
 	}
 }
+
+// TestReceiptCheckpoint: a receipt of an event is proved against the
+// newest cosigned checkpoint stored for its log when that covers it, also
+// by a DB opened without the witness policy (trail get --proof-file on a
+// data directory), and against the latest signed checkpoint for an event
+// past it.
+func TestReceiptCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := trail.Init(ctx, dir, trail.Options{})
+	must(t, err)
+	l, err := db.CreateLog(ctx, "acme", "")
+	must(t, err)
+	vkey := l.VerifierKey()
+	db.Close()
+	w := witnesstest.New(t, "", vkey)
+	p := witnessPolicy(t, vkey, w)
+	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p})
+	must(t, err)
+	l, err = db.Log(ctx, "acme")
+	must(t, err)
+	for range 5 {
+		_, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.login"})
+		must(t, err)
+	}
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := l.WitnessedCheckpoint(ctx); err == nil && bytes.Contains(c, []byte("\n5\n")) {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the checkpoint of 5 events was not witnessed")
+		}
+	}
+	db.Close()
+	w.Stop()
+
+	db, err = trail.Open(ctx, dir, trail.Options{}) // no policy, as trail get
+	must(t, err)
+	defer db.Close()
+	l, err = db.Log(ctx, "acme")
+	must(t, err)
+	_, err = l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.logout"})
+	must(t, err)
+	cp, err := l.ReceiptCheckpoint(ctx, 4)
+	must(t, err)
+	if !p.Check(cp).Met || !bytes.Contains(cp, []byte("\n5\n")) {
+		t.Errorf("ReceiptCheckpoint(4) = %q, want the cosigned checkpoint of 5 events", cp)
+	}
+	latest, err := l.Checkpoint()
+	must(t, err)
+	if cp, err := l.ReceiptCheckpoint(ctx, 5); err != nil || !bytes.Equal(cp, latest) {
+		t.Errorf("ReceiptCheckpoint(5) = %q, %v; want the latest signed checkpoint %q", cp, err, latest)
+	}
+}

@@ -2,6 +2,7 @@ package trail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/trail-audit/trail/event"
@@ -29,4 +30,28 @@ func (l *Log) Receipt(ctx context.Context, e *event.Event, signed []byte) ([]byt
 		return nil, err
 	}
 	return verify.MarshalReceipt(canon.Append(nil, e), e.Seq, proof, signed), nil
+}
+
+// ReceiptCheckpoint returns the signed checkpoint a receipt of the event
+// at seq is best proved against: with the DB's witness policy covering
+// the log, the newest checkpoint that meets it if it covers seq (as
+// WitnessedAt); without one, the newest cosigned checkpoint stored for the
+// log, with whatever cosignatures it carries, if it covers seq and bears
+// the log's valid signature (as trail get --proof-file on a data
+// directory finds it); else the latest signed checkpoint.
+func (l *Log) ReceiptCheckpoint(ctx context.Context, seq int64) ([]byte, error) {
+	if l.Witnessed() {
+		signed, _, err := l.WitnessedAt(ctx, seq)
+		return signed, err
+	}
+	c, err := l.db.st.Cosigned(ctx, l.info.ID)
+	switch {
+	case err == nil && c.Size > seq:
+		if _, err := l.OpenCheckpoint(c.Note); err == nil {
+			return c.Note, nil
+		}
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	return l.Checkpoint()
 }

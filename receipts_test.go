@@ -86,6 +86,10 @@ func TestReceipts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seq %d: CheckReceipt: %v", e.Seq, err)
 		}
+		// Blank lines added after it (echo, an editor) change nothing.
+		if _, err := client.CheckReceipt(append(bytes.Clone(receipt), "\n\n"...), l.VerifierKey(), nil); err != nil {
+			t.Fatalf("seq %d: CheckReceipt of the receipt and two blank lines: %v", e.Seq, err)
+		}
 		if got.Event.ID != e.ID || got.Checkpoint.Size != int64(len(evs)) {
 			t.Fatalf("seq %d: CheckReceipt gave event %s in %d events", e.Seq, got.Event.ID, got.Checkpoint.Size)
 		}

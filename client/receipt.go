@@ -39,17 +39,26 @@ func CheckReceipt(receipt []byte, verifierKey string, pol *policy.Policy) (Verif
 	}
 	r, err := verify.CheckReceipt(receipt, v, nil)
 	if err != nil {
-		return Verified{}, fmt.Errorf("%w: %w", ErrNotVerified, err)
+		return Verified{}, receiptError{err}
 	}
 	out := Verified{Event: r.Event, Checkpoint: r.Checkpoint, Signed: r.Note, Proof: r.Proof}
 	if pol != nil {
 		c := &Client{opts: Options{Policy: pol}}
 		if _, err := c.witnessed(v, r.Checkpoint, r.Note); err != nil {
-			return out, fmt.Errorf("%w: %w", ErrNotVerified, err)
+			return out, receiptError{err}
 		}
 	}
 	return out, nil
 }
+
+// receiptError is why CheckReceipt refused a receipt. It matches
+// ErrNotVerified, and says what is wrong with the receipt (not with a
+// server's answer: a receipt is checked offline).
+type receiptError struct{ err error }
+
+func (e receiptError) Error() string        { return "receipt: " + e.err.Error() }
+func (e receiptError) Unwrap() error        { return e.err }
+func (e receiptError) Is(target error) bool { return target == ErrNotVerified }
 
 // ErrReceiptsPending means the events were stored, but no checkpoint that
 // meets the log's witness policy covered them before the server stopped

@@ -177,7 +177,11 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if c.proofFile == "" {
 		return nil
 	}
-	receipt, err := l.Receipt(ctx, e, []byte(res.Checkpoint))
+	signed, err := l.ReceiptCheckpoint(ctx, e.Seq)
+	if err != nil {
+		return err
+	}
+	receipt, err := l.Receipt(ctx, e, signed)
 	if err != nil {
 		return err
 	}

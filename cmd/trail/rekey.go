@@ -78,6 +78,10 @@ func (c *rekeyCommand) Run(ctx context.Context, args []string) error {
 	if created {
 		fmt.Fprintf(c.env.stdout, "Created the new master key %s (back it up apart from the database's backups).\n", c.newFile)
 	}
-	fmt.Fprintf(c.env.stdout, "Sealed %d secrets of %s under the new master key.\nRestart every trail serve with --master-key-file %s.\n", n, c.db.data, c.newFile)
+	noun := "secrets"
+	if n == 1 {
+		noun = "secret"
+	}
+	fmt.Fprintf(c.env.stdout, "Sealed %d %s of %s under the new master key.\nRestart every trail serve with --master-key-file %s.\n", n, noun, c.db.data, c.newFile)
 	return nil
 }

@@ -96,7 +96,7 @@ func (c *verifyCommand) runReceipt(v note.Verifier, pol *policy.Policy) error {
 		}
 	}
 	if !res.Verified {
-		return &trail.VerifyError{Seq: -1, Problem: "receipt: " + res.Problem}
+		return &trail.VerifyError{Seq: -1, Problem: res.Problem}
 	}
 	return nil
 }

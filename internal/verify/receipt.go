@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -63,6 +64,11 @@ type Receipt struct {
 func CheckReceipt(data []byte, v note.Verifier, pol *policy.Policy) (Receipt, error) {
 	bad := func(format string, args ...any) (Receipt, error) {
 		return Receipt{}, fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
+	}
+	// A signed note never ends in a blank line: blank lines after it
+	// were added on the way (a shell's echo, a text editor).
+	for bytes.HasSuffix(data, []byte("\n\n")) {
+		data = data[:len(data)-1]
 	}
 	var p proof.TLogProof
 	if err := p.Unmarshal(data); err != nil {
