@@ -52,7 +52,7 @@ func openPostgres(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
 	st, err := postgres.Open(ctx, u.URL, postgres.Options{Migrate: opts.Migrate && !opts.ReadOnly, Logger: opts.Logger})
 	switch {
 	case errors.Is(err, postgres.ErrNoSchema):
-		return nil, fmt.Errorf("%s: %w (the database holds no Trail schema; create it with trail init --store URL, or trail migrate --store URL)", u.Display(), ErrNotInitialized)
+		return nil, &noSchemaError{fmt.Sprintf("%s: not a Trail database (it holds no Trail schema; create it with trail init --store URL, or trail migrate --store URL)", u.Display())}
 	case errors.Is(err, postgres.ErrNeedsUpgrade):
 		return nil, fmt.Errorf("%s: %w: run trail migrate --store URL, or start trail serve with --migrate", u.Display(), err)
 	case err != nil:
@@ -138,3 +138,10 @@ func (noSecrets) Create(context.Context, logRef) (string, error)      { return "
 func (noSecrets) SessionSecret(context.Context) ([]byte, error)       { return nil, ErrReadOnly }
 func (noSecrets) EndSession(context.Context, string, time.Time) error { return ErrReadOnly }
 func (noSecrets) SessionEnded(context.Context, string) (bool, error)  { return false, ErrReadOnly }
+
+// noSchemaError is ErrNotInitialized for a database: it says database, not
+// data directory.
+type noSchemaError struct{ msg string }
+
+func (e *noSchemaError) Error() string        { return e.msg }
+func (e *noSchemaError) Is(target error) bool { return target == ErrNotInitialized }
