@@ -181,15 +181,13 @@ func testVerifyIndexAndReindex(t *testing.T, b backends.Backend) {
 	}
 
 	// Events the indexer has not reached (trail append does not stay to
-	// index them) are not compared, and verify says so; PostgreSQL's
-	// commit indexed them.
+	// index them) are not compared, and verify says so. PostgreSQL's
+	// counter, which trail append runs too until it exits, may have
+	// counted them.
 	ok(t, `{"actor":{"id":"u3"},"action":"user.login"}`+"\n"+`{"actor":{"id":"u4"},"action":"user.login"}`+"\n", at(st, "append")...)
 	r = ok(t, "", at(st, "verify", "--index")...)
 	want := "match its events: events 0 to 19,999 compared; the indexer had not reached the last 2, which searches read from the events themselves."
-	if pg {
-		want = "match its events: all 20,002 events compared."
-	}
-	if !strings.Contains(r.stdout, want) {
+	if !strings.Contains(r.stdout, want) && !(pg && strings.Contains(r.stdout, "match its events: all 20,002 events compared.")) {
 		t.Errorf("trail verify --index with 2 events not indexed printed:\n%s\nwant %q", r.stdout, want)
 	}
 

@@ -251,7 +251,13 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 		if err != nil {
 			return err
 		}
-		to = store.CountsTo{Indexed: size, Rolled: size}
+		// The search indexes cover the size, the counts the counted
+		// size (counter.go), below it.
+		counted, err := countedSize(ctx, tx, log)
+		if err != nil {
+			return err
+		}
+		to = store.CountsTo{Indexed: min(counted, size), Rolled: min(counted, size)}
 		rows, err := tx.Query(ctx, "SELECT dim, span, hour, value, total, failure, denied, error FROM counts WHERE log = $1", log)
 		if err != nil {
 			return fmt.Errorf("read counts: %w", err)
@@ -303,6 +309,10 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	if err != nil {
 		return fmt.Errorf("lock the log: %w", err)
 	}
+	// No counter counts the log meanwhile (counter.go).
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", countLockSpace, log); err != nil {
+		return fmt.Errorf("lock the log's counts: %w", err)
+	}
 	for _, table := range []string{"event_fields", "event_targets", "bundle_text", "counts"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE log = $1", log); err != nil {
 			return fmt.Errorf("reset index: %s: %w", table, err)
@@ -310,7 +320,7 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	}
 	for from := int64(0); from < size; from += reindexChunk {
 		to := min(size, from+reindexChunk)
-		var r indexRows
+		r := indexRows{withCounts: true}
 		next := from
 		err := walkBundles(ctx, tx, log, from, to, func(seq int64, data []byte) error {
 			if seq != next {
@@ -335,6 +345,9 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO counted (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
+		return fmt.Errorf("reset index: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("reset index: commit: %w", err)

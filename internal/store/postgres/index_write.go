@@ -27,7 +27,10 @@ type indexRows struct {
 	mLogs, mSeqs []int64
 	mTypes, mIDs []string
 	text         textRows
-	counts       map[countKey]store.Counts
+	// counts are the counts the events add, when withCounts: the
+	// counter's (counter.go) and ResetIndex's, not a commit's.
+	withCounts bool
+	counts     map[countKey]store.Counts
 }
 
 // add adds the rows of e, an event of log.
@@ -49,7 +52,13 @@ func (r *indexRows) add(log int64, e *event.Event) {
 	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
 	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
 	r.text.add(log, e.Seq, eventWords(e))
+	if r.withCounts {
+		r.addCounts(log, e)
+	}
+}
 
+// addCounts adds what e, an event of log, adds to the counts.
+func (r *indexRows) addCounts(log int64, e *event.Event) {
 	if r.counts == nil {
 		r.counts = map[countKey]store.Counts{}
 	}
@@ -95,10 +104,10 @@ func (r *indexRows) queue(q *pgx.Batch) {
 	queueCounts(q, r.counts)
 }
 
-// queueIndexes queues in q the writes of the index rows and counts of the
-// events of batches (0003_indexes.sql), which the commit stores in the
-// same transaction: so the indexes and counts commit with the events, and
-// always cover exactly the logs' sizes.
+// queueIndexes queues in q the writes of the index rows of the events of
+// batches (0003_indexes.sql), which the commit stores in the same
+// transaction: so the search indexes commit with the events, and always
+// cover exactly the logs' sizes. The counts follow (counter.go).
 func queueIndexes(q *pgx.Batch, batches []store.Batch) error {
 	var r indexRows
 	for _, b := range batches {

@@ -67,14 +67,19 @@ type Options struct {
 	Migrate bool
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// NoCounter leaves the counting of committed events (counter.go) to
+	// the other Stores of the database: for a Store that only reads.
+	// WaitIndexed still counts.
+	NoCounter bool
 }
 
 // Store is a PostgreSQL database holding Trail's logs. It is safe for
 // concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	srv  server // for the texts of errors
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	srv     server   // for the texts of errors
+	counter *counter // nil without one (Options.NoCounter)
 }
 
 var (
@@ -113,6 +118,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		s.pool.Close()
 		return nil, s.srv.explain(ctx, err)
+	}
+	if !opts.NoCounter {
+		s.startCounter()
 	}
 	return s, nil
 }
@@ -197,6 +205,10 @@ func (s *Store) explain(ctx context.Context, err error) error {
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
+	if s.counter != nil {
+		s.counter.stop()
+		<-s.counter.done
+	}
 	s.pool.Close()
 	return nil
 }

@@ -1,20 +1,22 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// Rollup implements store.Indexes, from the counts table, which each
-// commit adds its events to (index_write.go): IndexedTo is always the
-// log's size. Everything is read in one read-only REPEATABLE READ
+// Rollup implements store.Indexes, from the counts table, which the
+// counter adds the committed events to (counter.go): IndexedTo is how far
+// it got. Everything is read in one read-only REPEATABLE READ
 // transaction, so that the counts and the size are of one instant.
 //
 // The series comes from the hourly CountOutcome counts, less the hourly
@@ -34,7 +36,7 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 
 func rollup(ctx context.Context, tx pgx.Tx, log int64, q store.RollupQuery) (store.Rollup, error) {
 	var r store.Rollup
-	err := tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1", log).Scan(&r.IndexedTo)
+	err := tx.QueryRow(ctx, "SELECT LEAST(l.size, COALESCE(c.size, 0)) FROM logs l LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1", log).Scan(&r.IndexedTo)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
@@ -162,24 +164,64 @@ func topValues(ctx context.Context, tx pgx.Tx, log int64, dim store.CountDim, q 
 }
 
 // Actions implements store.Indexes, from the counts of each action over
-// all time, which every commit adds to.
+// all time, which the counter adds to (counter.go), and the events it has
+// not counted yet, read from the log: it never trails commits. All of it
+// is read in one REPEATABLE READ transaction, of one instant.
 func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, error) {
-	if _, err := s.logSize(ctx, log); err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, "SELECT value, total FROM counts WHERE log = $1 AND dim = $2 AND span = $3 AND hour = 0 AND total > 0 ORDER BY total DESC, value",
-		log, int16(store.CountAction), int16(store.SpanAll))
-	if err != nil {
-		return nil, fmt.Errorf("actions: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ValueCount, error) {
-		var v store.ValueCount
-		err := r.Scan(&v.Value, &v.Count)
-		return v, err
+	counts := map[string]int64{}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var size, counted int64
+		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(c.size, 0) FROM logs l LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1", log).Scan(&size, &counted)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, "SELECT value, total FROM counts WHERE log = $1 AND dim = $2 AND span = $3 AND hour = 0 AND total > 0",
+			log, int16(store.CountAction), int16(store.SpanAll))
+		if err != nil {
+			return err
+		}
+		var v string
+		var n int64
+		if _, err := pgx.ForEachRow(rows, []any{&v, &n}, func() error {
+			counts[v] += n
+			return nil
+		}); err != nil {
+			return err
+		}
+		if counted >= size {
+			return nil
+		}
+		next := counted
+		err = walkBundles(ctx, tx, log, counted, size, func(seq int64, data []byte) error {
+			if seq != next {
+				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+			}
+			e, err := decode(seq, data)
+			if err != nil {
+				return err
+			}
+			counts[e.Action]++
+			next++
+			return nil
+		})
+		if err == nil && next != size {
+			err = &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("actions: %w", err)
 	}
+	out := make([]store.ValueCount, 0, len(counts))
+	for v, n := range counts {
+		out = append(out, store.ValueCount{Value: v, Count: n})
+	}
+	slices.SortFunc(out, func(a, b store.ValueCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
+	})
 	return out, nil
 }
 

@@ -466,26 +466,48 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	return seq, nil
 }
 
-// WaitIndexed implements store.Indexes: a commit writes its indexes, so
-// they always cover every committed event, and it returns at once.
+// WaitIndexed implements store.Indexes: a commit writes its search
+// indexes, which thus always cover every committed event; the counts
+// follow (counter.go). It counts the events committed before the call
+// itself, taking turns with the counters of other Stores.
 func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
-	return ctx.Err()
+	size, err := s.logSize(ctx, log)
+	if err != nil {
+		return err
+	}
+	for {
+		counted, err := s.countTo(ctx, log, size)
+		if err != nil || counted >= size {
+			return err
+		}
+		select { // another counter counts the log
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
-// IndexStatus implements store.Indexes: no log has any lag, and indexing
-// fails only with the commit that does it.
+// IndexStatus implements store.Indexes: a log's lag is the events its
+// counts do not cover yet (the search indexes have none), and the
+// failures are the counter's.
 func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 	st := store.IndexStatus{Lag: map[int64]int64{}}
-	rows, err := s.pool.Query(ctx, "SELECT id FROM logs")
+	rows, err := s.pool.Query(ctx, "SELECT l.id, GREATEST(l.size - COALESCE(c.size, 0), 0) FROM logs l LEFT JOIN counted c ON c.log = l.id")
 	if err != nil {
 		return st, err
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+	var id, lag int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &lag}, func() error {
+		st.Lag[id] = lag
+		return nil
+	}); err != nil {
 		return st, err
 	}
-	for _, id := range ids {
-		st.Lag[id] = 0
+	if c := s.counter; c != nil {
+		c.mu.Lock()
+		st.Failures, st.Err = c.failures, c.err
+		c.mu.Unlock()
 	}
 	return st, nil
 }
