@@ -78,23 +78,6 @@ func postEvents(t *testing.T, url, key string, n int, action string) int64 {
 	return seq + 1
 }
 
-// waitUntil polls ok for up to d, failing t with its last message.
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() (bool, string)) {
-	t.Helper()
-	start := time.Now()
-	for {
-		done, msg := ok()
-		if done {
-			t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v: %s", what, d, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // trail serve --witness-policy with two real witnesses, both needed: a
 // trail witness process and an in-process witness that is stopped and
 // restarted. Appends get cosigned by both and the API serves the
@@ -147,7 +130,7 @@ func TestServeWitnessPolicy(t *testing.T) {
 
 	s := serve(t, data, "--witness-policy", pfile, "--public-tiles")
 	size := postEvents(t, s.url, key, 30, "user.login")
-	waitUntil(t, 15*time.Second, "the served checkpoint meets the policy", func() (bool, string) {
+	within(t, 15*time.Second, "the served checkpoint meets the policy", func() (bool, string) {
 		code, wit, cp := get(t, s.url+"/v1/checkpoint", key)
 		return code == 200 && wit == "met" && sizeOf(t, cp) == size, fmt.Sprintf("%d %s %q", code, wit, cp)
 	})
@@ -168,7 +151,7 @@ func TestServeWitnessPolicy(t *testing.T) {
 	// w2 down: degraded, lagging, ingest goes on.
 	w2.Stop()
 	size2 := postEvents(t, s.url, key, 5, "user.logout")
-	waitUntil(t, 15*time.Second, "/readyz says degraded", func() (bool, string) {
+	within(t, 15*time.Second, "/readyz says degraded", func() (bool, string) {
 		code, _, body := get(t, s.url+"/readyz", "")
 		return code == 200 && strings.HasPrefix(string(body), "degraded: ") && strings.Contains(string(body), "witness w2"), fmt.Sprintf("%d %q", code, body)
 	})
@@ -183,11 +166,11 @@ func TestServeWitnessPolicy(t *testing.T) {
 
 	// w2 back on its state: caught up.
 	w2.Restart()
-	waitUntil(t, 40*time.Second, "witnessing catches up", func() (bool, string) {
+	within(t, 40*time.Second, "witnessing catches up", func() (bool, string) {
 		_, wit, cp := get(t, s.url+"/v1/checkpoint", key)
 		return wit == "met" && sizeOf(t, cp) == size3, fmt.Sprintf("%s %q", wit, cp)
 	})
-	waitUntil(t, 10*time.Second, "/readyz is ready again", func() (bool, string) {
+	within(t, 10*time.Second, "/readyz is ready again", func() (bool, string) {
 		code, _, body := get(t, s.url+"/readyz", "")
 		return code == 200 && string(body) == "ready\n", fmt.Sprintf("%d %q", code, body)
 	})
@@ -198,7 +181,7 @@ func TestServeWitnessPolicy(t *testing.T) {
 	f := serve(t, fork, "--witness-policy", pfile)
 	postEvents(t, f.url, key, 3, "forked.event")
 	fsize := postEvents(t, f.url, key, int(size3)+10, "forked.event")
-	waitUntil(t, 15*time.Second, "both witnesses refuse the fork", func() (bool, string) {
+	within(t, 15*time.Second, "both witnesses refuse the fork", func() (bool, string) {
 		_, _, body := get(t, f.url+"/readyz", "")
 		return strings.Count(string(body), "422") == 2, string(body)
 	})
@@ -243,7 +226,7 @@ func TestClusterWitnessing(t *testing.T) {
 	}
 	var cps [2][]byte
 	for i, s := range nodes {
-		waitUntil(t, 20*time.Second, fmt.Sprintf("node %d serves the final size witnessed", i), func() (bool, string) {
+		within(t, 20*time.Second, fmt.Sprintf("node %d serves the final size witnessed", i), func() (bool, string) {
 			_, wit, cp := get(t, s.url+"/v1/checkpoint", c.key)
 			cps[i] = cp
 			return wit == "met" && sizeOf(t, cp) == size, fmt.Sprintf("%s %q", wit, cp)
@@ -255,7 +238,7 @@ func TestClusterWitnessing(t *testing.T) {
 
 	nodes[0].kill(t)
 	size = postEvents(t, nodes[1].url, c.key, 3, "cluster.event")
-	waitUntil(t, 20*time.Second, "the node left witnesses alone", func() (bool, string) {
+	within(t, 20*time.Second, "the node left witnesses alone", func() (bool, string) {
 		_, wit, cp := get(t, nodes[1].url+"/v1/checkpoint", c.key)
 		return wit == "met" && sizeOf(t, cp) == size && p.Check(cp).Met, fmt.Sprintf("%s %q", wit, cp)
 	})

@@ -192,7 +192,7 @@ func TestWitnessedVerifyAndViewer(t *testing.T) {
 	ok(t, "", "--data", data, "append", "--actor", "late-1", "--action", "user.login")
 	// The server serves another process's append within about half a
 	// second (it polls the log's size); the page must not open before.
-	waitUntil(t, 10*time.Second, "the server serves the event appended beside it", func() (bool, string) {
+	within(t, 10*time.Second, "the server serves the event appended beside it", func() (bool, string) {
 		code, body, err := request(t, "GET", s.url+"/v1/events?actor=late-1", read, "")
 		return err == nil && code == 200 && strings.Contains(string(body), `"late-1"`), fmt.Sprintf("%d %s %v", code, body, err)
 	})

@@ -44,7 +44,7 @@ func TestWitnessedRollback(t *testing.T) {
 	witnessedAt := func(s *served, size int64) []byte {
 		t.Helper()
 		var cp []byte
-		waitUntil(t, 40*time.Second, fmt.Sprintf("the checkpoint of %d events is witnessed", size), func() (bool, string) {
+		within(t, 40*time.Second, fmt.Sprintf("the checkpoint of %d events is witnessed", size), func() (bool, string) {
 			var code int
 			var wit string
 			code, wit, cp = get(t, s.url+"/v1/checkpoint", key)
@@ -76,7 +76,7 @@ func TestWitnessedRollback(t *testing.T) {
 	w1.cmd.Wait()
 	close(w1.done)
 	size = postEvents(t, s.url, key, 5, "user.logout")
-	waitUntil(t, 15*time.Second, "/readyz says degraded", func() (bool, string) {
+	within(t, 15*time.Second, "/readyz says degraded", func() (bool, string) {
 		code, _, body := get(t, s.url+"/readyz", "")
 		return code == 200 && strings.HasPrefix(string(body), "degraded: ") && strings.Contains(string(body), "witness w1"), fmt.Sprintf("%d %q", code, body)
 	})
@@ -99,7 +99,7 @@ func TestWitnessedRollback(t *testing.T) {
 	s = serve(t, data, "--witness-policy", pfile)
 	defer s.stop(t)
 	regrown := postEvents(t, s.url, key, int(size)+5, "regrown.event")
-	waitUntil(t, 20*time.Second, "both witnesses refuse the regrown history", func() (bool, string) {
+	within(t, 20*time.Second, "both witnesses refuse the regrown history", func() (bool, string) {
 		_, _, body := get(t, s.url+"/readyz", "")
 		return strings.Contains(string(body), "witness w1") && strings.Contains(string(body), "witness w2") && strings.Count(string(body), "422") == 2, string(body)
 	})
