@@ -3,6 +3,7 @@ package trail_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/witnessd/witnesstest"
+	"github.com/trail-audit/trail/policy"
 )
 
 // TestCopyCosigned: trail.Copy moves a log's newest cosigned checkpoint
@@ -18,37 +20,9 @@ import (
 func TestCopyCosigned(t *testing.T) {
 	ctx := context.Background()
 	srcDir, dstDir := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "dst")
-	db, err := trail.Init(ctx, srcDir, trail.Options{})
-	must(t, err)
-	l, err := db.CreateLog(ctx, "acme", "")
-	must(t, err)
-	vkey := l.VerifierKey()
-	db.Close()
-	w := witnesstest.New(t, "", vkey)
-	p := witnessPolicy(t, vkey, w)
-	from, err := trail.Open(ctx, srcDir, trail.Options{WitnessPolicy: p})
-	must(t, err)
-	l, err = from.Log(ctx, "acme")
-	must(t, err)
-	for i := range 20 {
-		_, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.login", Reason: string(rune('a' + i))})
-		must(t, err)
-	}
-	var cosigned []byte
-	for start := time.Now(); ; {
-		cosigned, err = l.WitnessedCheckpoint(ctx)
-		if err == nil && bytes.Contains(cosigned, []byte("\n20\n")) {
-			break
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("the source's checkpoint of 20 events was not witnessed: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	from.Close()
-	w.Stop()
+	p, cosigned := witnessedDir(t, srcDir, 20)
 
-	from, err = trail.Open(ctx, srcDir, trail.Options{ReadOnly: true})
+	from, err := trail.Open(ctx, srcDir, trail.Options{ReadOnly: true})
 	must(t, err)
 	defer from.Close()
 	to, err := trail.Init(ctx, dstDir, trail.Options{})
@@ -79,37 +53,12 @@ func TestCopyCosigned(t *testing.T) {
 func TestReceiptCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	db, err := trail.Init(ctx, dir, trail.Options{})
-	must(t, err)
-	l, err := db.CreateLog(ctx, "acme", "")
-	must(t, err)
-	vkey := l.VerifierKey()
-	db.Close()
-	w := witnesstest.New(t, "", vkey)
-	p := witnessPolicy(t, vkey, w)
-	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p})
-	must(t, err)
-	l, err = db.Log(ctx, "acme")
-	must(t, err)
-	for range 5 {
-		_, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.login"})
-		must(t, err)
-	}
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := l.WitnessedCheckpoint(ctx); err == nil && bytes.Contains(c, []byte("\n5\n")) {
-			break
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("the checkpoint of 5 events was not witnessed")
-		}
-	}
-	db.Close()
-	w.Stop()
+	p, _ := witnessedDir(t, dir, 5)
 
-	db, err = trail.Open(ctx, dir, trail.Options{}) // no policy, as trail get
+	db, err := trail.Open(ctx, dir, trail.Options{}) // no policy, as trail get
 	must(t, err)
 	defer db.Close()
-	l, err = db.Log(ctx, "acme")
+	l, err := db.Log(ctx, "acme")
 	must(t, err)
 	_, err = l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.logout"})
 	must(t, err)
@@ -122,5 +71,42 @@ func TestReceiptCheckpoint(t *testing.T) {
 	must(t, err)
 	if cp, err := l.ReceiptCheckpoint(ctx, 5); err != nil || !bytes.Equal(cp, latest) {
 		t.Errorf("ReceiptCheckpoint(5) = %q, %v; want the latest signed checkpoint %q", cp, err, latest)
+	}
+}
+
+// witnessedDir makes a data directory at dir with a log "acme" of n
+// events whose checkpoint of n events a real witness cosigned, then stops
+// the witness, and returns the policy and that cosigned checkpoint.
+func witnessedDir(t *testing.T, dir string, n int) (*policy.Policy, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, dir, trail.Options{})
+	must(t, err)
+	l, err := db.CreateLog(ctx, "acme", "")
+	must(t, err)
+	vkey := l.VerifierKey()
+	db.Close()
+	w := witnesstest.New(t, "", vkey)
+	p := witnessPolicy(t, vkey, w)
+	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p})
+	must(t, err)
+	defer db.Close()
+	l, err = db.Log(ctx, "acme")
+	must(t, err)
+	for i := range n {
+		_, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.login", Reason: fmt.Sprint(i)})
+		must(t, err)
+	}
+	size := fmt.Appendf(nil, "\n%d\n", n)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		cosigned, err := l.WitnessedCheckpoint(ctx)
+		if err == nil && bytes.Contains(cosigned, size) {
+			db.Close()
+			w.Stop()
+			return p, cosigned
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("the checkpoint of %d events was not witnessed: %v", n, err)
+		}
 	}
 }

@@ -37,16 +37,13 @@ func CheckReceipt(receipt []byte, verifierKey string, pol *policy.Policy) (Verif
 	if err != nil {
 		return Verified{}, fmt.Errorf("verifier key: %w", err)
 	}
-	r, err := verify.CheckReceipt(receipt, v, nil)
+	r, err := verify.CheckReceipt(receipt, v)
 	if err != nil {
 		return Verified{}, receiptError{err}
 	}
 	out := Verified{Event: r.Event, Checkpoint: r.Checkpoint, Signed: r.Note, Proof: r.Proof}
-	if pol != nil {
-		c := &Client{opts: Options{Policy: pol}}
-		if _, err := c.witnessed(v, r.Checkpoint, r.Note); err != nil {
-			return out, receiptError{err}
-		}
+	if _, err := checkWitnessed(pol, v, r.Checkpoint, r.Note); err != nil {
+		return out, receiptError{err}
 	}
 	return out, nil
 }

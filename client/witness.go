@@ -38,7 +38,11 @@ func (e *WitnessError) Is(target error) bool { return target == ErrNotWitnessed 
 // quorum is not met. A policy whose log lines do not name v's key is an
 // error: it is another log's policy.
 func (c *Client) witnessed(v note.Verifier, cp Checkpoint, signed []byte) (*policy.Result, error) {
-	p := c.opts.Policy
+	return checkWitnessed(c.opts.Policy, v, cp, signed)
+}
+
+// checkWitnessed is witnessed with the policy p (nil for none).
+func checkWitnessed(p *policy.Policy, v note.Verifier, cp Checkpoint, signed []byte) (*policy.Result, error) {
 	if p == nil {
 		return nil, nil
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
-	"github.com/trail-audit/trail/policy"
 )
 
 // A receipt is offline evidence that an event is in a log: a C2SP
@@ -26,9 +25,6 @@ import (
 var (
 	// ErrBadReceipt: the receipt is malformed, or does not prove its event.
 	ErrBadReceipt = errors.New("receipt does not prove its event")
-	// ErrQuorum: the receipt proves its event against a checkpoint the
-	// log signed, but whose cosignatures do not meet the witness policy.
-	ErrQuorum = errors.New("checkpoint does not meet the witness policy")
 )
 
 // MarshalReceipt returns the receipt of the event whose canonical JSON is
@@ -49,19 +45,15 @@ type Receipt struct {
 	Note []byte
 	// Proof leads from the event's leaf to Checkpoint's root.
 	Proof tlog.RecordProof
-	// Witnessed is what the policy says of the checkpoint's
-	// cosignatures; its zero value when CheckReceipt had no policy.
-	Witnessed policy.Result
 }
 
-// CheckReceipt checks a receipt against the log's verifier v and, unless
-// pol is nil, the witness policy: the checkpoint is signed by v's key, its
-// cosignatures meet pol's quorum (else an error matching ErrQuorum, which
-// still returns the receipt), the event is a canonical stored event at the
-// receipt's index, and the inclusion proof takes its leaf to the
+// CheckReceipt checks a receipt against the log's verifier v: the
+// checkpoint is signed by v's key, the event is a canonical stored event
+// at the receipt's index, and the inclusion proof takes its leaf to the
 // checkpoint's root. Anything else is an error matching ErrBadReceipt that
-// says what is wrong. It never panics.
-func CheckReceipt(data []byte, v note.Verifier, pol *policy.Policy) (Receipt, error) {
+// says what is wrong. Its cosignatures are the caller's to check against a
+// witness policy (policy.Policy.Check). It never panics.
+func CheckReceipt(data []byte, v note.Verifier) (Receipt, error) {
 	bad := func(format string, args ...any) (Receipt, error) {
 		return Receipt{}, fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
 	}
@@ -104,12 +96,5 @@ func CheckReceipt(data []byte, v note.Verifier, pol *policy.Policy) (Receipt, er
 	if err := merkle.VerifyInclusion(hashes, cp.Size, cp.Hash, seq, p.ExtraData); err != nil {
 		return bad("the inclusion proof of seq %d does not reach the checkpoint's root: %v", seq, err)
 	}
-	r := Receipt{Event: &e, Checkpoint: cp, Note: p.Checkpoint, Proof: hashes}
-	if pol != nil {
-		r.Witnessed = pol.Check(p.Checkpoint)
-		if !r.Witnessed.Met {
-			return r, fmt.Errorf("%w: %s", ErrQuorum, r.Witnessed)
-		}
-	}
-	return r, nil
+	return Receipt{Event: &e, Checkpoint: cp, Note: p.Checkpoint, Proof: hashes}, nil
 }

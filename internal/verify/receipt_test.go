@@ -73,7 +73,7 @@ func receiptFixture(t testing.TB) (receipt []byte, v note.Verifier) {
 
 func TestCheckReceipt(t *testing.T) {
 	receipt, v := receiptFixture(t)
-	r, err := verify.CheckReceipt(receipt, v, nil)
+	r, err := verify.CheckReceipt(receipt, v)
 	if err != nil || r.Event.Seq != 1 || r.Checkpoint.Size != 3 {
 		t.Fatalf("CheckReceipt = %+v, %v", r, err)
 	}
@@ -82,7 +82,7 @@ func TestCheckReceipt(t *testing.T) {
 	for i := range receipt {
 		bad := bytes.Clone(receipt)
 		bad[i] ^= 0x01
-		got, err := verify.CheckReceipt(bad, v, nil)
+		got, err := verify.CheckReceipt(bad, v)
 		if err == nil && (got.Event.Seq != 1 || !bytes.Equal(canon.Append(nil, got.Event), canon.Append(nil, r.Event))) {
 			t.Fatalf("byte %d changed: CheckReceipt proves another event: %+v", i, got.Event)
 		}
@@ -100,7 +100,7 @@ func FuzzCheckReceipt(f *testing.F) {
 	f.Add([]byte("c2sp.org/tlog-proof@v1\nindex 1\n\n"))
 	f.Add([]byte("c2sp.org/tlog-proof@v1\nextra e30=\nindex 18446744073709551615\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := verify.CheckReceipt(data, v, nil)
+		r, err := verify.CheckReceipt(data, v)
 		if err == nil && (r.Event == nil || r.Event.Seq < 0 || r.Event.Seq >= r.Checkpoint.Size) {
 			t.Fatalf("accepted a receipt of seq %v in a tree of %d", r.Event, r.Checkpoint.Size)
 		}
