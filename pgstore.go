@@ -49,7 +49,7 @@ func openPostgres(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
 	if !opts.ReadOnly && len(opts.MasterKey) == 0 {
 		return nil, fmt.Errorf("%s: %w", u.Display(), errNoMasterKey)
 	}
-	st, err := postgres.Open(ctx, u.URL, postgres.Options{Migrate: opts.Migrate && !opts.ReadOnly, Logger: opts.Logger, NoCounter: opts.ReadOnly})
+	st, err := postgres.Open(ctx, u.URL, postgres.Options{Migrate: opts.Migrate && !opts.ReadOnly, Logger: opts.Logger, NoIndexer: opts.ReadOnly})
 	switch {
 	case errors.Is(err, postgres.ErrNoSchema):
 		return nil, &noSchemaError{fmt.Sprintf("%s: not a Trail database (it holds no Trail schema; create it with trail init --store URL, or trail migrate --store URL)", u.Display())}
@@ -70,7 +70,7 @@ func initPostgres(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
 	if len(opts.MasterKey) == 0 {
 		return nil, fmt.Errorf("%s: %w", u.Display(), errNoMasterKey)
 	}
-	st, err := postgres.Open(ctx, u.URL, postgres.Options{Logger: opts.Logger, NoCounter: true})
+	st, err := postgres.Open(ctx, u.URL, postgres.Options{Logger: opts.Logger, NoIndexer: true})
 	if err == nil || errors.Is(err, postgres.ErrNeedsUpgrade) || errors.Is(err, postgres.ErrNewerSchema) {
 		if st != nil {
 			st.Close()

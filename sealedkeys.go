@@ -323,7 +323,7 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 	if bytes.Equal(oldKey, newKey) {
 		return 0, errors.New("the new master key is the old one")
 	}
-	st, err := postgres.Open(ctx, u.URL, postgres.Options{NoCounter: true})
+	st, err := postgres.Open(ctx, u.URL, postgres.Options{NoIndexer: true})
 	if err != nil {
 		return 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -71,12 +70,19 @@ func decode(seq int64, data []byte) (*event.Event, error) {
 
 // tsLexeme quotes w as a lexeme of a tsvector or tsquery literal.
 func tsLexeme(w string) string {
-	if !strings.ContainsAny(w, `\'`) {
-		return "'" + w + "'"
-	}
-	return "'" + lexemeEscaper.Replace(w) + "'"
+	return string(appendLexeme(make([]byte, 0, len(w)+2), w))
 }
 
-// lexemeEscaper escapes the characters a quoted lexeme cannot hold as
-// they are. A Replacer is built once: building it is most of its cost.
-var lexemeEscaper = strings.NewReplacer(`\`, `\\`, `'`, `''`)
+// appendLexeme appends w to b as tsLexeme quotes it.
+func appendLexeme(b []byte, w string) []byte {
+	b = append(b, '\'')
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; c {
+		case '\\', '\'':
+			b = append(b, c, c)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '\'')
+}

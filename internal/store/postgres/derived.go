@@ -11,18 +11,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 )
 
 // The derived data as stored (store.Derived): the rows of event_fields,
-// event_targets, bundle_text and counts, which every commit writes with
-// its events (index_write.go), read back for Log.VerifyIndex, and
+// event_targets, bundle_text and counts, which the indexer writes
+// (indexer.go, index_write.go), read back for Log.VerifyIndex, and
 // rebuilt from the events for Log.Reindex.
 //
-// A commit indexes its events before it commits, so the derived data
-// always goes as far as the log's size: Counts says so, and ResetIndex
-// rebuilds it all before it returns.
+// Counts says how far the derived data goes; ResetIndex rebuilds it all
+// before it returns.
 
 var _ store.Derived = (*Store)(nil)
 
@@ -51,7 +51,7 @@ var postingQueries = []struct {
 
 // Postings implements store.Derived, in one read-only REPEATABLE READ
 // transaction: a grouped query per index, and for words one query of
-// bundle_text's lexemes, each word as Commit cut it (cutWord), whose
+// bundle_text's lexemes, each word as the indexer cut it (cutWord), whose
 // positions are the events' places in their bundles.
 func (s *Store) Postings(ctx context.Context, log, from, to int64, words []string) ([]store.Posting, error) {
 	from = max(from, 0)
@@ -154,7 +154,7 @@ func mayBeCut(w string) bool { return len(w) > maxWord-utf8.UTFMax }
 
 // Words implements store.Derived: bundle_text's lexemes with their
 // positions, a query per chunk of bundles, so that no connection is held
-// while fn runs. A stored word that Commit may have cut is given as the
+// while fn runs. A stored word that the indexer may have cut is given as the
 // word (or words) of the event's text that it was cut from, read from
 // the event; one the event does not hold is given as stored.
 func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, seq int64) error) error {
@@ -209,7 +209,7 @@ func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, s
 	return nil
 }
 
-// uncut calls fn with each word of event seq's text that Commit cuts to
+// uncut calls fn with each word of event seq's text that the indexer cuts to
 // w, or with w if there is none (the event is missing, damaged, or does
 // not hold it).
 func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn func(string, int64) error) error {
@@ -251,13 +251,15 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 		if err != nil {
 			return err
 		}
-		// The search indexes cover the size, the counts the counted
-		// size (counter.go), below it.
-		counted, err := countedSize(ctx, tx, log)
+		// The indexer (indexer.go) moves both sizes together.
+		var indexed, counted int64
+		err = tx.QueryRow(ctx, "SELECT COALESCE((SELECT size FROM indexed WHERE log = $1), 0), COALESCE((SELECT size FROM counted WHERE log = $1), 0)",
+			log).Scan(&indexed, &counted)
 		if err != nil {
 			return err
 		}
-		to = store.CountsTo{Indexed: min(counted, size), Rolled: min(counted, size)}
+		done := min(indexed, counted, size)
+		to = store.CountsTo{Indexed: done, Rolled: done}
 		rows, err := tx.Query(ctx, "SELECT dim, span, hour, value, total, failure, denied, error FROM counts WHERE log = $1", log)
 		if err != nil {
 			return fmt.Errorf("read counts: %w", err)
@@ -276,13 +278,13 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 // reindexChunk is how many events ResetIndex reads and indexes at a time.
 const reindexChunk = 1024
 
-// ResetIndex implements store.Derived. There is no background indexer to
-// derive the data again: in one transaction, which first locks the log's
-// row as Commit does (so commits to the log, on any node, wait for it),
-// it deletes the log's rows of event_fields, event_targets, bundle_text
-// and counts, and writes them again from the events below the log's
-// size, a chunk at a time, as Commit does (queueIndexes): memory stays
-// bounded however long the log. Searches meanwhile read the derived data
+// ResetIndex implements store.Derived, without waiting for the indexer:
+// in one transaction, which first locks the log's row as Commit does (so
+// commits to the log, on any node, wait for it) and then its indexing
+// (so no indexer writes meanwhile), it deletes the log's rows of
+// event_fields, event_targets, bundle_text and counts, and writes them
+// again from the events below the log's size, a chunk at a time, as the
+// indexer does: memory stays bounded however long the log. Searches meanwhile read the derived data
 // as it was, and the rebuilt data once it commits, so they are complete
 // throughout.
 //
@@ -309,9 +311,9 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	if err != nil {
 		return fmt.Errorf("lock the log: %w", err)
 	}
-	// No counter counts the log meanwhile (counter.go).
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", countLockSpace, log); err != nil {
-		return fmt.Errorf("lock the log's counts: %w", err)
+	// No indexer indexes the log meanwhile (indexer.go).
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, log); err != nil {
+		return fmt.Errorf("lock the log's indexes: %w", err)
 	}
 	for _, table := range []string{"event_fields", "event_targets", "bundle_text", "counts"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE log = $1", log); err != nil {
@@ -320,23 +322,12 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	}
 	for from := int64(0); from < size; from += reindexChunk {
 		to := min(size, from+reindexChunk)
-		r := indexRows{withCounts: true}
-		next := from
-		err := walkBundles(ctx, tx, log, from, to, func(seq int64, data []byte) error {
-			if seq != next {
-				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
-			}
-			e, err := decode(seq, data)
-			if err != nil {
-				return err
-			}
+		var r indexRows
+		err := readEvents(ctx, tx, log, from, to, func(e *event.Event) error {
 			r.add(log, e)
-			next++
+			r.addCounts(log, e)
 			return nil
 		})
-		if err == nil && next != to {
-			err = &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
-		}
 		if err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
@@ -346,8 +337,10 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 			return fmt.Errorf("reset index: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO counted (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
-		return fmt.Errorf("reset index: %w", err)
+	for _, table := range []string{"indexed", "counted"} {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("reset index: commit: %w", err)

@@ -43,6 +43,8 @@ func TestResetIndexRebuilds(t *testing.T) {
 	}
 	other := storetest.NewWriter(t, s, "other")
 	other.Append(t, s, t0, storetest.Events(100, 52)...)
+	indexed(t, s, w)
+	indexed(t, s, other)
 	id := w.Info.ID
 	exec(t, url, "UPDATE event_fields SET actor = 'mallory' WHERE log = $1 AND seq < 1500", id)
 	exec(t, url, "DELETE FROM event_targets WHERE log = $1 AND seq >= 1000", id)
@@ -69,6 +71,7 @@ func TestResetIndexRebuilds(t *testing.T) {
 	storetest.CheckCounts(t, s, other)
 	// Commits go on from where the log is.
 	w.Append(t, s, t0.Add(time.Hour*100), storetest.Events(10, 53)...)
+	indexed(t, s, w)
 	storetest.CheckPostings(t, s, w, 2000, w.Size())
 	storetest.CheckCounts(t, s, w)
 }
@@ -81,6 +84,7 @@ func TestResetIndexDamaged(t *testing.T) {
 	s := open(t, url)
 	w := storetest.NewWriter(t, s, "audit")
 	w.Append(t, s, t0, storetest.Events(1200, 54)...)
+	indexed(t, s, w)
 	id := w.Info.ID
 	exec(t, url, "UPDATE event_fields SET actor = 'mallory' WHERE log = $1 AND seq = 5", id)
 	conn := raw(t, url)
@@ -151,6 +155,7 @@ func TestDerivedLongWord(t *testing.T) {
 	evs := storetest.Events(3, 56)
 	evs[1].Reason = long + " short"
 	w.Append(t, s, t0, evs...)
+	indexed(t, s, w)
 	storetest.CheckWords(t, s, w, w.Size())
 	storetest.CheckPostings(t, s, w, 0, w.Size())
 	ps, err := s.Postings(ctx, w.Info.ID, 0, w.Size(), []string{long})

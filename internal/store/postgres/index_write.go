@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"maps"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +18,8 @@ import (
 
 // indexRows are the rows of event_fields, event_targets and bundle_text
 // (0003_indexes.sql) of some events, and the counts they add, as columns
-// to send with unnest.
+// to send with unnest: what the indexer (indexer.go) and ResetIndex
+// write.
 type indexRows struct {
 	// event_fields
 	logs, seqs, received                   []int64
@@ -27,10 +29,8 @@ type indexRows struct {
 	mLogs, mSeqs []int64
 	mTypes, mIDs []string
 	text         textRows
-	// counts are the counts the events add, when withCounts: the
-	// counter's (counter.go) and ResetIndex's, not a commit's.
-	withCounts bool
-	counts     map[countKey]store.Counts
+	// counts are the counts the events add (addCounts).
+	counts map[countKey]store.Counts
 }
 
 // add adds the rows of e, an event of log.
@@ -52,9 +52,6 @@ func (r *indexRows) add(log int64, e *event.Event) {
 	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
 	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
 	r.text.add(log, e.Seq, eventWords(e))
-	if r.withCounts {
-		r.addCounts(log, e)
-	}
 }
 
 // addCounts adds what e, an event of log, adds to the counts.
@@ -76,16 +73,27 @@ func (r *indexRows) addCounts(log int64, e *event.Event) {
 	add(derive.ActionCount(e))
 }
 
-// eventWords returns the distinct words of e's text (derive.Text), each
-// cut to maxWord bytes.
+// eventWords returns the distinct words of e's text (derive.Text, whose
+// words are distinct), each cut to maxWord bytes.
 func eventWords(e *event.Event) []string {
-	var ws []string
-	for _, w := range strings.Fields(derive.Text(e)) {
-		if w = cutWord(w, maxWord); !slices.Contains(ws, w) {
-			ws = append(ws, w)
+	ws := strings.Fields(derive.Text(e))
+	cut := false
+	for i, w := range ws {
+		if len(w) > maxWord {
+			ws[i], cut = cutWord(w, maxWord), true
 		}
 	}
-	return ws
+	if !cut {
+		return ws
+	}
+	// Two long words may have the same start.
+	out := ws[:0]
+	for _, w := range ws {
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // queue queues the statements that write the rows.
@@ -104,21 +112,6 @@ func (r *indexRows) queue(q *pgx.Batch) {
 	queueCounts(q, r.counts)
 }
 
-// queueIndexes queues in q the writes of the index rows of the events of
-// batches (0003_indexes.sql), which the commit stores in the same
-// transaction: so the search indexes commit with the events, and always
-// cover exactly the logs' sizes. The counts follow (counter.go).
-func queueIndexes(q *pgx.Batch, batches []store.Batch) error {
-	var r indexRows
-	for _, b := range batches {
-		for _, e := range b.Events {
-			r.add(b.Log, e)
-		}
-	}
-	r.queue(q)
-	return nil
-}
-
 // textRows are bundle_text rows: for each bundle, the words of its
 // events, each with the positions of the events that hold it (seq -
 // first_seq + 1).
@@ -127,10 +120,13 @@ type textRows struct {
 	docs         []string
 	cur          struct {
 		log, first int64
-		words      map[string][]int
-		order      []string
-		size       int
+		// words holds, for each word, the events of the bundle that
+		// hold it: bit i for the event at first+i.
+		words map[string]uint16
+		order []string
+		size  int
 	}
+	buf []byte
 }
 
 // maxTextRow is about how many bytes of words and positions a bundle_text
@@ -144,16 +140,19 @@ func (t *textRows) add(log, seq int64, words []string) {
 	first := bundleStart(seq)
 	if c.words == nil || c.log != log || c.first != first || c.size > maxTextRow {
 		t.flush()
-		c.log, c.first, c.words, c.order, c.size = log, first, map[string][]int{}, nil, 0
+		c.log, c.first, c.order, c.size = log, first, c.order[:0], 0
+		if c.words == nil {
+			c.words = make(map[string]uint16, 512)
+		}
 	}
-	pos := int(seq-first) + 1
+	bit := uint16(1) << (seq - first)
 	for _, w := range words {
 		ps, ok := c.words[w]
 		if !ok {
 			c.order = append(c.order, w)
 			c.size += len(w) + 4
 		}
-		c.words[w] = append(ps, pos)
+		c.words[w] = ps | bit
 		c.size += 4
 	}
 }
@@ -164,23 +163,23 @@ func (t *textRows) flush() {
 	if len(c.order) == 0 {
 		return
 	}
-	var b strings.Builder
+	b := t.buf[:0]
 	for i, w := range c.order {
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
-		b.WriteString(tsLexeme(w))
-		for j, p := range c.words[w] {
-			if j == 0 {
-				b.WriteByte(':')
-			} else {
-				b.WriteByte(',')
-			}
-			b.WriteString(strconv.Itoa(p))
+		b = appendLexeme(b, w)
+		sep := byte(':')
+		for ps := c.words[w]; ps != 0; ps &= ps - 1 {
+			b = append(b, sep)
+			b = strconv.AppendInt(b, int64(bits.TrailingZeros16(ps))+1, 10)
+			sep = ','
 		}
 	}
-	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, b.String())
-	c.order, c.words = nil, nil
+	t.buf = b
+	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, string(b))
+	c.order = c.order[:0]
+	clear(c.words)
 }
 
 // queue queues the statement that inserts the rows.

@@ -23,12 +23,31 @@ func TestIndexes(t *testing.T) {
 // or cannot be decoded fails with a *store.DamagedError at its seq, rather
 // than skip it, and that SeqAtTime does too.
 func TestSearchDamaged(t *testing.T) {
+	t.Run("indexed", func(t *testing.T) { testSearchDamaged(t, true) })
+	// Read from the log, past the indexed size, by a Store without an
+	// indexer.
+	t.Run("not indexed", func(t *testing.T) { testSearchDamaged(t, false) })
+}
+
+func testSearchDamaged(t *testing.T, index bool) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
 	s := open(t, url)
+	if !index {
+		var err error
+		if s, err = Open(ctx, url, Options{NoIndexer: true}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+	}
 	w := storetest.NewWriter(t, s, "audit")
 	w.Append(t, s, t0, storetest.Events(30, 1)...)
 	w.Append(t, s, t0.Add(time.Second), storetest.Events(30, 2)...)
+	if index {
+		indexed(t, s, w)
+	} else if st, err := s.IndexStatus(ctx); err != nil || st.Lag[w.Info.ID] != 60 {
+		t.Fatalf("IndexStatus = %+v, %v; want a lag of 60 events", st, err)
+	}
 	conn := raw(t, url)
 	editRecords(t, conn, w.Info.ID, 40, func(recs [][]byte) [][]byte { recs[40-32] = nil; return recs })
 	editRecords(t, conn, w.Info.ID, 10, func(recs [][]byte) [][]byte { recs[10] = []byte("{{"); return recs })
@@ -53,13 +72,25 @@ func TestSearchDamaged(t *testing.T) {
 		t.Errorf("Search(seqs 11 to 39) = %d events, %v; want 29", len(got), err)
 	}
 	// The events of the second batch were received at t0+1s; seq 30 is
-	// intact, seq 40 is missing.
-	if got, err := s.SeqAtTime(ctx, w.Info.ID, t0.Add(time.Second)); err != nil || got != 30 {
+	// intact, seq 40 is missing. The index knows when seq 10 was
+	// received; without it, SeqAtTime reads the events in order, and
+	// cannot tell when seq 10 was.
+	got, err := s.SeqAtTime(ctx, w.Info.ID, t0.Add(time.Second))
+	var de *store.DamagedError
+	if index && (err != nil || got != 30) {
 		t.Errorf("SeqAtTime(second batch) = %d, %v; want 30", got, err)
 	}
+	if !index && (!errors.As(err, &de) || de.Seq != 10) {
+		t.Errorf("SeqAtTime(second batch) = %d, %v; want a *store.DamagedError at seq 10", got, err)
+	}
+	if !index {
+		if got, err := s.SeqAtTime(ctx, w.Info.ID, t0); err != nil || got != 0 {
+			t.Errorf("SeqAtTime(first batch) = %d, %v; want 0", got, err)
+		}
+		return
+	}
 	editRecords(t, conn, w.Info.ID, 30, func(recs [][]byte) [][]byte { recs[30-16] = nil; return recs })
-	_, err := s.SeqAtTime(ctx, w.Info.ID, t0.Add(time.Second))
-	var de *store.DamagedError
+	_, err = s.SeqAtTime(ctx, w.Info.ID, t0.Add(time.Second))
 	if !errors.As(err, &de) || de.Seq != 30 || de.Problem != store.ProblemMissing {
 		t.Errorf("SeqAtTime(second batch) after deleting seq 30 = %v, want a *store.DamagedError at seq 30", err)
 	}
@@ -95,6 +126,17 @@ func TestSearchLongWords(t *testing.T) {
 	}
 	evs = append(evs, storetest.Events(50, 3)...)
 	w.Append(t, s, t0, evs...)
+	// Found in the events past the indexed size, then in the index.
+	for _, index := range []bool{false, true} {
+		if index {
+			indexed(t, s, w)
+		}
+		checkLongWords(t, s, w, long, ab)
+	}
+}
+
+func checkLongWords(t *testing.T, s *Store, w *storetest.Writer, long, ab string) {
+	t.Helper()
 	for _, text := range []string{
 		long + "a", long + "b", long, long + "*", long[:998], long[:998] + "*", long[:996] + "*", long[:996] + "x*",
 		long[:1200], long[:1200] + "*", long[:998] + "x", "short " + long[:1200] + "*", ab, ab[:2000] + "*",

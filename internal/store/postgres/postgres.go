@@ -7,9 +7,10 @@
 // keys, idempotency records), so a *Store is a store.Store, passing
 // storetest.RunLog, RunIndexes and RunAccess against a real PostgreSQL;
 // store.Secrets; store.Derived (RunDerived), for Trail's VerifyIndex and
-// Reindex; and the schema's migrations. The search indexes and counts are
-// written by Commit, in the transaction that appends the events, so they
-// always cover every committed event. Tests reach the raw database
+// Reindex; and the schema's migrations. The search indexes and counts
+// follow the log: an indexer in every Store writes them shortly after the
+// commits, one Store at a time per log (indexer.go), and searches read
+// the events not indexed yet from the log. Tests reach the raw database
 // through package postgrestest (RunTamper), and storetest/backends lists
 // the backend as backends.Postgres, not yet in All.
 //
@@ -67,10 +68,10 @@ type Options struct {
 	Migrate bool
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
-	// NoCounter leaves the counting of committed events (counter.go) to
-	// the other Stores of the database: for a Store that only reads.
-	// WaitIndexed still counts.
-	NoCounter bool
+	// NoIndexer leaves the indexing and counting of committed events
+	// (indexer.go) to the other Stores of the database: for a Store that
+	// only reads. WaitIndexed still indexes.
+	NoIndexer bool
 }
 
 // Store is a PostgreSQL database holding Trail's logs. It is safe for
@@ -79,7 +80,9 @@ type Store struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	srv     server   // for the texts of errors
-	counter *counter // nil without one (Options.NoCounter)
+	indexer *indexer // nil without one (Options.NoIndexer)
+	recent  store.Recent
+	lags    lags
 }
 
 var (
@@ -119,8 +122,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, s.srv.explain(ctx, err)
 	}
-	if !opts.NoCounter {
-		s.startCounter()
+	if !opts.NoIndexer {
+		s.startIndexer()
 	}
 	return s, nil
 }
@@ -205,9 +208,9 @@ func (s *Store) explain(ctx context.Context, err error) error {
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
-	if s.counter != nil {
-		s.counter.stop()
-		<-s.counter.done
+	if s.indexer != nil {
+		s.indexer.stop()
+		<-s.indexer.done
 	}
 	s.pool.Close()
 	return nil

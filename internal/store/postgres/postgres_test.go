@@ -45,6 +45,15 @@ func open(t *testing.T, url string) *Store {
 	return s
 }
 
+// indexed waits until the indexes of w's log cover every event appended
+// so far.
+func indexed(t *testing.T, s *Store, w *storetest.Writer) {
+	t.Helper()
+	if err := s.WaitIndexed(context.Background(), w.Info.ID); err != nil {
+		t.Fatalf("WaitIndexed(%q) = %v", w.Info.Name, err)
+	}
+}
+
 // newStore opens a store on a database of its own.
 func newStore(t *testing.T) *Store { return open(t, pgtest.DB(t)) }
 

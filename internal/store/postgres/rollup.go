@@ -11,11 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
 // Rollup implements store.Indexes, from the counts table, which the
-// counter adds the committed events to (counter.go): IndexedTo is how far
+// indexer adds the committed events to (indexer.go): IndexedTo is how far
 // it got. Everything is read in one read-only REPEATABLE READ
 // transaction, so that the counts and the size are of one instant.
 //
@@ -164,7 +165,7 @@ func topValues(ctx context.Context, tx pgx.Tx, log int64, dim store.CountDim, q 
 }
 
 // Actions implements store.Indexes, from the counts of each action over
-// all time, which the counter adds to (counter.go), and the events it has
+// all time, which the indexer adds to (indexer.go), and the events it has
 // not counted yet, read from the log: it never trails commits. All of it
 // is read in one REPEATABLE READ transaction, of one instant.
 func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, error) {
@@ -194,23 +195,7 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, err
 		if counted >= size {
 			return nil
 		}
-		next := counted
-		err = walkBundles(ctx, tx, log, counted, size, func(seq int64, data []byte) error {
-			if seq != next {
-				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
-			}
-			e, err := decode(seq, data)
-			if err != nil {
-				return err
-			}
-			counts[e.Action]++
-			next++
-			return nil
-		})
-		if err == nil && next != size {
-			err = &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
-		}
-		return err
+		return s.eachEvent(ctx, tx, log, counted, size, func(e *event.Event) { counts[e.Action]++ })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("actions: %w", err)

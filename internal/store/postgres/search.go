@@ -18,19 +18,20 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
-// Search implements store.Indexes. It finds candidates through one
-// index, chosen by the query's most selective filter, newest (or oldest)
-// first, a chunk at a time: the seqs of event_fields (or event_targets)
-// under the actor, target, ip, action or outcome asked for; else the
-// bundles whose words (bundle_text) hold every term of the free text;
-// else the bundles in seq order. It reads the bundles of the candidates,
-// and checks each event against every filter of q (matches) but the
-// words that bundle_text's positions found, until the page is full or
-// the range is exhausted. An event the index finds that
-// is missing, or that cannot be decoded, fails the search with a
-// *store.DamagedError at its seq; so does one of the bundles read.
+// Search implements store.Indexes, in two parts: the events the indexer
+// has not reached (at most maxIndexLag) are read from the log, and the
+// others found through one index, chosen by the query's most selective
+// filter, newest (or oldest) first, a chunk at a time: the seqs of
+// event_fields (or event_targets) under the actor, target, ip, action or
+// outcome asked for; else the bundles whose words (bundle_text) hold
+// every term of the free text; else the bundles in seq order. It reads
+// the bundles of the candidates, and checks each event against every
+// filter of q (matches) but the words that bundle_text's positions found,
+// until the page is full or the range is exhausted. An event the index
+// finds that is missing, or that cannot be decoded, fails the search with
+// a *store.DamagedError at its seq; so does one of the bundles read.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
-	size, err := s.logSize(ctx, log)
+	size, indexed, err := s.indexedSize(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -43,15 +44,43 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 		return nil, nil
 	}
 	sr := &search{s: s, log: log, q: q, limit: limit, terms: derive.Terms(q.Text)}
-	if sql, args, ok := fieldSQL(log, q); ok {
-		err = sr.bySeqs(ctx, sql, args, from, to)
-	} else {
-		err = sr.byBundles(ctx, from, to)
+	type part struct {
+		from, to int64
+		indexed  bool
 	}
-	if err != nil {
-		return nil, err
+	parts := []part{{max(from, indexed), to, false}, {from, min(to, indexed-1), true}}
+	if q.Asc {
+		parts[0], parts[1] = parts[1], parts[0]
+	}
+	for _, p := range parts {
+		if p.from > p.to || sr.full() {
+			continue
+		}
+		if !p.indexed {
+			err = sr.byBundles(ctx, p.from, p.to, false)
+		} else if sql, args, ok := fieldSQL(log, q); ok {
+			err = sr.bySeqs(ctx, sql, args, p.from, p.to)
+		} else {
+			err = sr.byBundles(ctx, p.from, p.to, true)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return sr.out, nil
+}
+
+// indexedSize returns the size of log and how far its search indexes go.
+func (s *Store) indexedSize(ctx context.Context, log int64) (size, indexed int64, err error) {
+	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)) FROM logs l LEFT JOIN indexed i ON i.log = l.id WHERE l.id = $1",
+		log).Scan(&size, &indexed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	if err == nil {
+		s.noteSizes(log, -1, indexed)
+	}
+	return size, indexed, err
 }
 
 // search is a Search under way.
@@ -287,19 +316,21 @@ const (
 )
 
 // byBundles pages through the bundles that hold events in [from, to],
-// newest (or oldest) first: those whose words hold every term of the
-// query's text if it has any, else all of them. It reads each bundle's
-// events in [from, to] and keeps those that match. A bundle found by its
-// words that is missing, an event missing from a bundle read, and a
-// bundle missing from a log read whole are *store.DamagedError.
-func (sr *search) byBundles(ctx context.Context, from, to int64) error {
+// newest (or oldest) first: if words, and the query has a text, those
+// whose words hold every term of it, else all of them. It reads each
+// bundle's events in [from, to] and keeps those that match. A bundle
+// found by its words that is missing, an event missing from a bundle
+// read, and a bundle missing from a log read whole are
+// *store.DamagedError.
+func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) error {
+	text := words && len(sr.terms) > 0
 	dir := "DESC"
 	if sr.q.Asc {
 		dir = "ASC"
 	}
 	var sql string
 	args := []any{sr.log, int64(0), int64(0), 0}
-	if len(sr.terms) > 0 {
+	if text {
 		// The positions, in each bundle found, of the events whose
 		// words hold every term: only those are read.
 		args = append(args, tsquery(sr.terms))
@@ -327,7 +358,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 	}
 	// The positions are exact unless a term is looked up by the start of
 	// a word cut when stored, which may find events that do not hold it.
-	exact := len(sr.terms) > 0 && !slices.ContainsFunc(sr.terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
+	exact := text && !slices.ContainsFunc(sr.terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
 	// next is the seq that the next event read should have, when every
 	// bundle is read.
 	lo, hi := bundleStart(from), to
@@ -373,11 +404,11 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 				if !sr.q.Asc {
 					seq = hi - k
 				}
-				if len(sr.terms) == 0 && seq != next {
+				if !text && seq != next {
 					return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 				}
 				i := seq - b.first
-				if len(sr.terms) > 0 && !slices.Contains(b.pos, int16(i+1)) {
+				if text && !slices.Contains(b.pos, int16(i+1)) {
 					continue
 				}
 				if i >= int64(len(recs)) || len(recs[i]) == 0 {
@@ -399,7 +430,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 			}
 		}
 		if len(bs) < n {
-			if len(sr.terms) == 0 && (sr.q.Asc && next <= to || !sr.q.Asc && next >= from) {
+			if !text && (sr.q.Asc && next <= to || !sr.q.Asc && next >= from) {
 				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 			}
 			return nil
@@ -433,12 +464,13 @@ func tsquery(terms []derive.Term) string {
 }
 
 // SeqAtTime implements store.Indexes: the smallest seq received at or
-// after t, found in event_fields through its BRIN index of receipt times:
-// receipt times do not decrease along a log, so the rows received at or
-// after t are the table's last pages. The event at that seq is read, and
+// after t, found among the indexed events in event_fields through its
+// BRIN index of receipt times (receipt times do not decrease along a log,
+// so the rows received at or after t are the table's last pages), else
+// among the others, read from the log. The event at that seq is read, and
 // a missing or undecodable one fails with a *store.DamagedError.
 func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error) {
-	size, err := s.logSize(ctx, log)
+	size, indexed, err := s.indexedSize(ctx, log)
 	if err != nil {
 		return 0, err
 	}
@@ -453,9 +485,23 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	}
 	var seq int64
 	err = s.pool.QueryRow(ctx, "SELECT seq FROM event_fields WHERE log = $1 AND received_at >= $2 AND seq < $3 ORDER BY seq LIMIT 1",
-		log, at, size).Scan(&seq)
+		log, at, indexed).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return size, nil
+		// Not among the indexed events: the first of the others
+		// received at or after t, read from the database, as the event
+		// found through the index is.
+		seq = size
+		err := readEvents(ctx, s.pool, log, indexed, size, func(e *event.Event) error {
+			if nanos(e.ReceivedAt) < at {
+				return nil
+			}
+			seq = e.Seq
+			return errStop
+		})
+		if err != nil && err != errStop {
+			return 0, err
+		}
+		return seq, nil
 	}
 	if err != nil {
 		return 0, err
@@ -466,21 +512,20 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	return seq, nil
 }
 
-// WaitIndexed implements store.Indexes: a commit writes its search
-// indexes, which thus always cover every committed event; the counts
-// follow (counter.go). It counts the events committed before the call
-// itself, taking turns with the counters of other Stores.
+// WaitIndexed implements store.Indexes: it indexes the events committed
+// before the call itself (indexer.go), taking turns with the indexers of
+// other Stores.
 func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	size, err := s.logSize(ctx, log)
 	if err != nil {
 		return err
 	}
 	for {
-		counted, err := s.countTo(ctx, log, size)
-		if err != nil || counted >= size {
+		done, err := s.indexTo(ctx, log, size)
+		if err != nil || done >= size {
 			return err
 		}
-		select { // another counter counts the log
+		select { // another indexer indexes the log
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
@@ -489,11 +534,12 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 }
 
 // IndexStatus implements store.Indexes: a log's lag is the events its
-// counts do not cover yet (the search indexes have none), and the
-// failures are the counter's.
+// search indexes or counts do not cover yet, and the failures are the
+// indexer's.
 func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 	st := store.IndexStatus{Lag: map[int64]int64{}}
-	rows, err := s.pool.Query(ctx, "SELECT l.id, GREATEST(l.size - COALESCE(c.size, 0), 0) FROM logs l LEFT JOIN counted c ON c.log = l.id")
+	rows, err := s.pool.Query(ctx, `SELECT l.id, GREATEST(l.size - LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)), 0) FROM logs l
+		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id`)
 	if err != nil {
 		return st, err
 	}
@@ -504,7 +550,7 @@ func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 	}); err != nil {
 		return st, err
 	}
-	if c := s.counter; c != nil {
+	if c := s.indexer; c != nil {
 		c.mu.Lock()
 		st.Failures, st.Err = c.failures, c.err
 		c.mu.Unlock()

@@ -24,9 +24,8 @@ import (
 // store.ErrConflict), and no event may be stored at or past that size
 // (else a *store.DamagedError). The lock is FOR NO KEY UPDATE, which
 // serialises committers as FOR UPDATE would, but lets keys and
-// idempotency records referencing the log be inserted meanwhile. The same
-// transaction writes the events' search indexes and counts
-// (writeIndexes), which thus cover exactly the committed events.
+// idempotency records referencing the log be inserted meanwhile. The
+// search indexes and counts follow (indexer.go).
 //
 // The transaction commits with synchronous_commit on (Open), so when
 // Commit returns nil the batches are durable; when it returns an error,
@@ -115,6 +114,9 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 			err = &commitUnknownError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
 		}
 	}()
+	if err := s.keepUp(ctx, ids); err != nil {
+		return fmt.Errorf("index the log before the commit: %w", err)
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -197,9 +199,6 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	}
 	bundles.queue(&q)
 	idem.queue(&q)
-	if err := queueIndexes(&q, bs); err != nil {
-		return err
-	}
 	// A statement that fails makes PostgreSQL skip the rest of the
 	// pipeline, COMMIT included: the transaction is then rolled back.
 	q.Queue("COMMIT")
@@ -208,9 +207,17 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "idempotency_pkey" {
 			return &buildError{fmt.Errorf("%s: %w", pe.Detail, store.ErrIdempotencyTaken)}
 		}
-		return fmt.Errorf("store the events, tiles, checkpoints and indexes: %w", err)
+		return fmt.Errorf("store the events, tiles and checkpoints: %w", err)
 	}
 	committed = true
+	// The indexer follows (indexer.go), from memory.
+	for _, b := range bs {
+		if len(b.Events) > 0 {
+			s.recent.Add(b.Log, b.Events)
+			s.noteSizes(b.Log, b.Events[len(b.Events)-1].Seq+1, -1)
+		}
+	}
+	s.wakeIndexer()
 	return nil
 }
 

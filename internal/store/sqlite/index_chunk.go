@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
@@ -61,7 +60,7 @@ func (ix *indexer) prepareChunk(ctx context.Context, log int64) (*chunk, error) 
 // entries, sorted, its full-text rows and its counts; nil means nothing
 // to do. It takes no lock and no transaction: the events below a log's
 // size never change once committed, so it reads them through the reader
-// pool, or from memory when this process committed them (recentEvents),
+// pool, or from memory when this process committed them (store.Recent),
 // while commits and the writing of the chunk before go on.
 func (ix *indexer) readChunk(ctx context.Context, log, done int64) (*chunk, error) {
 	var size, posted int64
@@ -96,7 +95,7 @@ func (ix *indexer) readChunk(ctx context.Context, log, done int64) (*chunk, erro
 		})
 		docs = append(docs, indexDoc{k, derive.Text(e)})
 	}
-	if evs := ix.recent.get(log, done, end); evs != nil {
+	if evs := ix.recent.Get(log, done, end); evs != nil {
 		// Committed by this process moments ago: no need to read them back.
 		for _, e := range evs {
 			add(eventKey(log, e.Seq), e)
@@ -128,76 +127,4 @@ func (s *Store) readForIndex(ctx context.Context, log, from, to int64, add func(
 		add(eventKey(log, e.Seq), e)
 	}
 	return nil
-}
-
-// recentEvents keeps, per log, the events committed by this process that
-// the indexer has not reached, so that it need not read them back. It is
-// bounded; past the bound the indexer reads from the database.
-type recentEvents struct {
-	mu    sync.Mutex
-	logs  map[int64]*recentLog
-	total int // events held, all logs
-}
-
-type recentLog struct {
-	first int64 // seq of events[0]
-	evs   []*event.Event
-}
-
-// maxRecent bounds the events held, all logs together.
-const maxRecent = 50000
-
-// add records events committed at seqs first, first+1, ….
-func (r *recentEvents) add(log int64, evs []*event.Event) {
-	if len(evs) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.logs == nil {
-		r.logs = map[int64]*recentLog{}
-	}
-	l := r.logs[log]
-	if l != nil && l.first+int64(len(l.evs)) != evs[0].Seq {
-		r.total -= len(l.evs) // not contiguous: start over
-		l = nil
-	}
-	if l == nil {
-		l = &recentLog{first: evs[0].Seq}
-		r.logs[log] = l
-	}
-	if r.total+len(evs) > maxRecent {
-		// Too many held: this log's indexer reads from the database
-		// until it catches up.
-		r.total -= len(l.evs)
-		delete(r.logs, log)
-		return
-	}
-	l.evs = append(l.evs, evs...)
-	r.total += len(evs)
-}
-
-// get returns the events [from, to) of log if they are all held.
-func (r *recentEvents) get(log, from, to int64) []*event.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l := r.logs[log]
-	if l == nil || from < l.first || to > l.first+int64(len(l.evs)) {
-		return nil
-	}
-	return l.evs[from-l.first : to-l.first]
-}
-
-// drop forgets the events of log below seq.
-func (r *recentEvents) drop(log, seq int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l := r.logs[log]
-	if l == nil {
-		return
-	}
-	n := min(max(seq-l.first, 0), int64(len(l.evs)))
-	l.evs = append([]*event.Event(nil), l.evs[n:]...)
-	l.first += n
-	r.total -= int(n)
 }

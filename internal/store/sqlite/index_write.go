@@ -202,7 +202,7 @@ func (ix *indexer) textTx(ctx context.Context, c *chunk) (due bool, err error) {
 	}
 	ix.pending[c.log] = pending
 	ix.setIndexed(c.log, c.to)
-	ix.recent.drop(c.log, c.to)
+	ix.recent.Drop(c.log, c.to)
 	return due, nil
 }
 

@@ -23,7 +23,7 @@ import (
 // A chunk goes through two steps:
 //
 //   - readChunk reads its events, those this process committed from
-//     memory (recentEvents), and prepares its posting lists (postings.go),
+//     memory (store.Recent), and prepares its posting lists (postings.go),
 //     full-text rows and counts. It holds no lock, so that work overlaps
 //     with commits and with the writing of the chunk before it
 //     (index_chunk.go).
@@ -69,7 +69,7 @@ type indexer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	recent recentEvents // committed by this process, not yet indexed
+	recent store.Recent // committed by this process, not yet indexed
 
 	// pending is what the indexer has counted per log and not written to
 	// the rollup table yet (rollup.go). Guarded by s.wmu.

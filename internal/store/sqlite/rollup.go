@@ -440,7 +440,7 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, err
 	}
 	rows.Close()
 	tx.Rollback()
-	if evs := s.ix.recent.get(log, indexed, size); evs != nil {
+	if evs := s.ix.recent.Get(log, indexed, size); evs != nil {
 		for _, e := range evs {
 			counts[e.Action]++
 		}

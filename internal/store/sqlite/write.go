@@ -132,7 +132,7 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 		return err
 	}
 	for i, b := range batches {
-		s.ix.recent.add(b.Log, b.Events)
+		s.ix.recent.Add(b.Log, b.Events)
 		s.knowActions(b.Log, added[i])
 	}
 	s.ix.wake()

@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
+)
+
+// The search indexes (event_fields, event_targets, bundle_text) and the
+// counts behind Rollup follow the log (0005_counted.sql,
+// 0006_indexed.sql): an indexer, in every Store, finds the logs whose
+// indexes lag their size and indexes and counts the next events, up to
+// indexChunk at a time, in one transaction that also moves the log's
+// indexed and counted sizes. An advisory lock on the log, held by that
+// transaction, lets one indexer at a time index a log, whichever node it
+// runs on. A commit keeps its events in memory (store.Recent) and wakes
+// its Store's indexer, which thus reads back only what other nodes
+// committed.
+//
+// Searches read the events at and past the indexed size from the log
+// (search.go), so the lag costs search time, never results; it is
+// bounded, as a commit to a log more than maxIndexLag events behind
+// indexes it first (keepUp). Rollup and Derived.Counts say how far the
+// counts go; Actions adds the events not counted yet from the log itself.
+
+// indexChunk is how many events one indexing transaction reads at most.
+const indexChunk = 16384
+
+// indexEvery is how often the indexer looks for logs to index, and the
+// least time between two of its passes: a pass after every commit of one
+// event would cost each a second transaction (and WAL flush) of its own;
+// this way a tenth of a second's commits are indexed at once, and the
+// indexes trail the log by about that.
+const indexEvery = 100 * time.Millisecond
+
+// maxIndexLag is how far a log's indexes may trail its size before
+// commits to it index it first: the bound on what a search reads past the
+// indexed size. Below store.MaxRecent, so that the indexer of the node
+// that commits has them in memory.
+const maxIndexLag = 40000
+
+// indexLockSpace is the first key of the advisory locks on logs being
+// indexed (the second is the log's id).
+const indexLockSpace = 0x7472_6c01
+
+// indexer is a Store's indexing follower.
+type indexer struct {
+	stop context.CancelFunc
+	done chan struct{}
+	wake chan struct{}
+
+	mu       sync.Mutex
+	failures int64
+	err      error
+}
+
+// startIndexer starts s's indexer.
+func (s *Store) startIndexer() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.indexer = &indexer{stop: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go s.indexLoop(ctx)
+}
+
+// wakeIndexer tells s's indexer, if it has one, that there are events to
+// index.
+func (s *Store) wakeIndexer() {
+	if s.indexer == nil {
+		return
+	}
+	select {
+	case s.indexer.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) indexLoop(ctx context.Context) {
+	ix := s.indexer
+	defer close(ix.done)
+	tick := time.NewTicker(4 * indexEvery)
+	defer tick.Stop()
+	backoff := indexEvery
+	for {
+		start := time.Now()
+		err := s.indexAll(ctx)
+		if err != nil && ctx.Err() == nil {
+			err = s.explain(ctx, err)
+		}
+		ix.mu.Lock()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			ix.failures++
+			if errors.Is(err, ErrUnavailable) {
+				// PostgreSQL is down, which commits and readiness
+				// report; the indexes catch up once it is back.
+				break
+			}
+			if ix.err == nil || ix.err.Error() != err.Error() {
+				s.log.ErrorContext(ctx, "indexing events failed; searches read the events not indexed from the log, and the overview's counts trail it, until it succeeds", "err", err)
+			}
+			ix.err = err
+		case err == nil:
+			ix.err = nil
+		}
+		ix.mu.Unlock()
+		if err != nil {
+			backoff = min(2*backoff, time.Second)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = indexEvery
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-ix.wake:
+			// Commits go on meanwhile: the next pass indexes them all.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(indexEvery - time.Since(start)):
+			}
+		}
+	}
+}
+
+// indexAll indexes the events of every log whose indexes or counts lag,
+// as far as its size when read.
+func (s *Store) indexAll(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM logs l
+		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id
+		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0))`)
+	if err != nil {
+		return err
+	}
+	var logs, sizes []int64
+	var log, size int64
+	if _, err := pgx.ForEachRow(rows, []any{&log, &size}, func() error {
+		logs, sizes = append(logs, log), append(sizes, size)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i, log := range logs {
+		if _, err := s.indexTo(ctx, log, sizes[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexTo indexes the events of log up to to, a chunk per transaction,
+// and returns how far its indexes and counts go. It returns early, with
+// what it read, while another indexer holds the log.
+func (s *Store) indexTo(ctx context.Context, log, to int64) (int64, error) {
+	for {
+		done, busy, err := s.indexOnce(ctx, log, to)
+		if err == nil {
+			s.noteSizes(log, -1, done)
+		}
+		if err != nil || busy || done >= to {
+			return done, err
+		}
+	}
+}
+
+// indexOnce indexes and counts the next events of log below to (at most
+// indexChunk), and returns how far its indexes and counts go. busy
+// reports that another indexer holds the log.
+func (s *Store) indexOnce(ctx context.Context, log, to int64) (done int64, busy bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2::integer)", indexLockSpace, log).Scan(&locked); err != nil {
+			return err
+		}
+		var size, indexed, counted int64
+		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0) FROM logs l
+			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &indexed, &counted)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		done = min(indexed, counted)
+		if !locked {
+			busy = true
+			return nil
+		}
+		end := min(size, to, done+indexChunk)
+		if end <= done {
+			return nil
+		}
+		// The search indexes and the counts go as far as each other,
+		// but in a database migrated from schema 5, whose commits
+		// indexed their events and left the counts to a follower.
+		var r indexRows
+		err = s.eachEvent(ctx, tx, log, done, end, func(e *event.Event) {
+			if e.Seq >= indexed {
+				r.add(log, e)
+			}
+			if e.Seq >= counted {
+				r.addCounts(log, e)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("index the events of log %d from %d: %w", log, done, err)
+		}
+		var q pgx.Batch
+		r.queue(&q)
+		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, end)
+		q.Queue("INSERT INTO counted (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, end)
+		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
+			return fmt.Errorf("store the indexes and counts of log %d: %w", log, err)
+		}
+		done = end
+		return nil
+	})
+	if err == nil && !busy {
+		s.recent.Drop(log, done)
+	}
+	return done, busy, err
+}
+
+// eachEvent calls fn with each event of log in [from, to), in seq order:
+// those this Store committed from memory (s.recent), the others read
+// with q. An event missing, or one that cannot be decoded, is a
+// *store.DamagedError at its seq.
+func (s *Store) eachEvent(ctx context.Context, q querier, log, from, to int64, fn func(*event.Event)) error {
+	lo, hi := s.recent.Held(log)
+	lo, hi = max(lo, from), min(hi, to)
+	var held []*event.Event
+	if lo < hi {
+		held = s.recent.Get(log, lo, hi)
+	}
+	each := func(e *event.Event) error {
+		fn(e)
+		return nil
+	}
+	if held == nil {
+		return readEvents(ctx, q, log, from, to, each)
+	}
+	if err := readEvents(ctx, q, log, from, lo, each); err != nil {
+		return err
+	}
+	for _, e := range held {
+		fn(e)
+	}
+	return readEvents(ctx, q, log, hi, to, each)
+}
+
+// readEvents calls fn with each event of log in [from, to), in seq order,
+// read with q, and stops at fn's first error, which it returns. An event
+// missing, or one that cannot be decoded, is a *store.DamagedError at its
+// seq.
+func readEvents(ctx context.Context, q querier, log, from, to int64, fn func(*event.Event) error) error {
+	if from >= to {
+		return nil
+	}
+	next := from
+	err := walkBundles(ctx, q, log, from, to, func(seq int64, data []byte) error {
+		if seq != next {
+			return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+		}
+		e, err := decode(seq, data)
+		if err != nil {
+			return err
+		}
+		next++
+		return fn(e)
+	})
+	if err == nil && next != to {
+		err = &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
+	}
+	return err
+}
+
+// keepUp indexes, before a commit to the logs ids, those more than
+// maxIndexLag events behind, as far as it can: the indexer of another
+// Store may hold one, which it then waits for.
+func (s *Store) keepUp(ctx context.Context, ids []int64) error {
+	for _, log := range ids {
+		if s.lag(log) <= maxIndexLag {
+			continue
+		}
+		for {
+			var size, done int64
+			err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM logs l
+				LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &done)
+			if err != nil {
+				return err // also for a log that does not exist: the commit would fail
+			}
+			s.noteSizes(log, size, done)
+			if size-done <= maxIndexLag/2 {
+				break
+			}
+			if done, err = s.indexTo(ctx, log, size-maxIndexLag/2); err != nil {
+				return err
+			}
+			s.noteSizes(log, size, done)
+			if size-done <= maxIndexLag/2 {
+				break
+			}
+			select { // another indexer holds the log
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// lags is what a Store knows of how far its logs' indexes trail them:
+// the size of each after its latest commit, and how far its indexes went
+// when last seen.
+type lags struct {
+	mu            sync.Mutex
+	size, indexed map[int64]int64
+}
+
+// noteSizes records that log had size events, of which indexed were
+// indexed (either may be -1: unknown).
+func (s *Store) noteSizes(log, size, indexed int64) {
+	l := &s.lags
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.size == nil {
+		l.size, l.indexed = map[int64]int64{}, map[int64]int64{}
+	}
+	if size >= 0 {
+		l.size[log] = max(l.size[log], size)
+	}
+	if indexed >= 0 {
+		l.indexed[log] = max(l.indexed[log], indexed)
+	}
+}
+
+// lag returns how far log's indexes trail it, as far as s knows.
+func (s *Store) lag(log int64) int64 {
+	l := &s.lags
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size[log] - l.indexed[log]
+}
