@@ -52,7 +52,7 @@ var postingQueries = []struct {
 // Postings implements store.Derived, in one read-only REPEATABLE READ
 // transaction: a grouped query per index, and for words one query of
 // bundle_text's lexemes, each word as the indexer cut it (cutWord), whose
-// positions are the events' places in their bundles.
+// positions are the events' places in their rows' blocks (seq - first_seq + 1).
 func (s *Store) Postings(ctx context.Context, log, from, to int64, words []string) ([]store.Posting, error) {
 	from = max(from, 0)
 	var out []store.Posting
@@ -92,9 +92,9 @@ func (s *Store) Postings(ctx context.Context, log, from, to int64, words []strin
 		for c := range asked {
 			cut = append(cut, c)
 		}
-		rows, err := tx.Query(ctx, `SELECT w.lexeme, t.first_seq, w.positions FROM bundle_text t, unnest(t.words) w
-			WHERE t.log = $1 AND t.first_seq >= $2 AND t.first_seq < $3 AND t.words @@ ANY($4::tsquery[]) AND w.lexeme = ANY($5::text[])`,
-			log, bundleStart(from), to, lexemeQueries(cut), cut)
+		rows, err := tx.Query(ctx, `SELECT w.lexeme, t.first_seq, w.positions FROM bundle_text t, unnest(ts_filter(setweight(t.words, 'A', $5::text[]), '{a}')) w
+			WHERE t.log = $1 AND t.first_seq >= $2 AND t.first_seq < $3 AND t.words @@ ANY($4::tsquery[])`,
+			log, textStart(from), to, lexemeQueries(cut), cut)
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
@@ -124,7 +124,7 @@ func (s *Store) Postings(ctx context.Context, log, from, to int64, words []strin
 	return out, err
 }
 
-// lexemeQueries returns a tsquery of each word, which finds the bundles
+// lexemeQueries returns a tsquery of each word, which finds the rows
 // that hold it through the GIN index.
 func lexemeQueries(words []string) []string {
 	qs := make([]string, len(words))
@@ -144,7 +144,7 @@ func logExists(ctx context.Context, tx pgx.Tx, log int64) error {
 	return err
 }
 
-// wordsChunk is how many seqs of bundles a query of Words reads.
+// wordsChunk is how many first seqs of rows a query of Words reads.
 const wordsChunk = 1024
 
 // mayBeCut says whether a stored word may have been cut from a longer
@@ -153,7 +153,7 @@ const wordsChunk = 1024
 func mayBeCut(w string) bool { return len(w) > maxWord-utf8.UTFMax }
 
 // Words implements store.Derived: bundle_text's lexemes with their
-// positions, a query per chunk of bundles, so that no connection is held
+// positions, a query per chunk of rows, so that no connection is held
 // while fn runs. A stored word that the indexer may have cut is given as the
 // word (or words) of the event's text that it was cut from, read from
 // the event; one the event does not hold is given as stored.
@@ -162,7 +162,7 @@ func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, s
 	if err != nil {
 		return err
 	}
-	// Words past the size are read with the last chunk: a bundle is
+	// Words past the size are read with the last chunk: a row is
 	// filed under first seqs up to the size.
 	end := min(to, size+bundleSize)
 	type pair struct {
@@ -191,7 +191,7 @@ func (s *Store) Words(ctx context.Context, log, to int64, fn func(word string, s
 		if err != nil {
 			return fmt.Errorf("read the text index: %w", err)
 		}
-		// A bundle's rows may file an event under a word twice.
+		// A block's rows may file an event under a word twice.
 		slices.SortFunc(pairs, func(a, b pair) int { return cmp.Or(cmp.Compare(a.word, b.word), cmp.Compare(a.seq, b.seq)) })
 		pairs = slices.Compact(pairs)
 		for _, p := range pairs {

@@ -112,47 +112,64 @@ func (r *indexRows) queue(q *pgx.Batch) {
 	queueCounts(q, r.counts)
 }
 
-// textRows are bundle_text rows: for each bundle, the words of its
-// events, each with the positions of the events that hold it (seq -
-// first_seq + 1).
+// textRows are bundle_text rows: for each block of textBlock events, the
+// words of its events, each with the positions of the events that hold
+// it (seq - first_seq + 1). Blocks of events rather than bundles: a word
+// common to many events is then stored, and under the GIN index filed,
+// once for many more of them.
 type textRows struct {
 	logs, firsts []int64
 	docs         []string
 	cur          struct {
 		log, first int64
-		// words holds, for each word, the events of the bundle that
-		// hold it: bit i for the event at first+i.
-		words map[string]uint16
+		// at holds, for each word, its index in order and masks;
+		// masks[i] has bit k set for the event at first+k.
+		at    map[string]int
 		order []string
+		masks [][textBlock / 64]uint64
 		size  int
 	}
 	buf []byte
 }
 
+// textBlock is how many consecutive events a bundle_text row covers (its
+// first_seq a multiple of it), at most: a tsvector keeps up to 256
+// positions of a word.
+const textBlock = 256
+
+// textStart is the first seq of the block that holds event seq. Rows
+// written before blocks of textBlock covered a bundle each, at multiples
+// of bundleSize: a block's start is at or below theirs, and positions
+// count from each row's own first_seq.
+func textStart(seq int64) int64 { return seq &^ (textBlock - 1) }
+
 // maxTextRow is about how many bytes of words and positions a bundle_text
 // row holds before the next event's words go in a row of their own: a
-// tsvector holds at most 1 MB, and 16 events of 64 KiB could fill one.
-const maxTextRow = 256 << 10
+// tsvector holds at most 1 MB.
+const maxTextRow = 512 << 10
 
 // add adds the words of event seq of log.
 func (t *textRows) add(log, seq int64, words []string) {
 	c := &t.cur
-	first := bundleStart(seq)
-	if c.words == nil || c.log != log || c.first != first || c.size > maxTextRow {
+	first := textStart(seq)
+	if c.at == nil || c.log != log || c.first != first || c.size > maxTextRow {
 		t.flush()
-		c.log, c.first, c.order, c.size = log, first, c.order[:0], 0
-		if c.words == nil {
-			c.words = make(map[string]uint16, 512)
+		c.log, c.first = log, first
+		if c.at == nil {
+			c.at = make(map[string]int, 1024)
 		}
 	}
-	bit := uint16(1) << (seq - first)
+	k := seq - first
 	for _, w := range words {
-		ps, ok := c.words[w]
+		i, ok := c.at[w]
 		if !ok {
+			i = len(c.order)
+			c.at[w] = i
 			c.order = append(c.order, w)
+			c.masks = append(c.masks, [textBlock / 64]uint64{})
 			c.size += len(w) + 4
 		}
-		c.words[w] = ps | bit
+		c.masks[i][k/64] |= 1 << (k % 64)
 		c.size += 4
 	}
 }
@@ -170,16 +187,18 @@ func (t *textRows) flush() {
 		}
 		b = appendLexeme(b, w)
 		sep := byte(':')
-		for ps := c.words[w]; ps != 0; ps &= ps - 1 {
-			b = append(b, sep)
-			b = strconv.AppendInt(b, int64(bits.TrailingZeros16(ps))+1, 10)
-			sep = ','
+		for j, m := range c.masks[i] {
+			for ; m != 0; m &= m - 1 {
+				b = append(b, sep)
+				b = strconv.AppendInt(b, int64(64*j+bits.TrailingZeros64(m))+1, 10)
+				sep = ','
+			}
 		}
 	}
 	t.buf = b
 	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, string(b))
-	c.order = c.order[:0]
-	clear(c.words)
+	c.order, c.masks, c.size = c.order[:0], c.masks[:0], 0
+	clear(c.at)
 }
 
 // queue queues the statement that inserts the rows.

@@ -23,10 +23,11 @@ import (
 // others found through one index, chosen by the query's most selective
 // filter, newest (or oldest) first, a chunk at a time: the seqs of
 // event_fields (or event_targets) under the actor, target, ip, action or
-// outcome asked for; else the bundles whose words (bundle_text) hold
-// every term of the free text; else the bundles in seq order. It reads
-// the bundles of the candidates, and checks each event against every
-// filter of q (matches) but the words that bundle_text's positions found,
+// outcome asked for; else the blocks whose words (bundle_text) hold
+// every term of the free text, with the events that do; else the
+// bundles in seq order. It reads the bundles of the candidates, and
+// checks each event against every filter of q (matches) but the words
+// that bundle_text's positions found,
 // until the page is full or the range is exhausted. An event the index
 // finds that is missing, or that cannot be decoded, fails the search with
 // a *store.DamagedError at its seq; so does one of the bundles read.
@@ -56,12 +57,15 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 		if p.from > p.to || sr.full() {
 			continue
 		}
-		if !p.indexed {
-			err = sr.byBundles(ctx, p.from, p.to, false)
-		} else if sql, args, ok := fieldSQL(log, q); ok {
+		switch sql, args, ok := fieldSQL(log, q); {
+		case !p.indexed:
+			err = sr.byBundles(ctx, p.from, p.to)
+		case ok:
 			err = sr.bySeqs(ctx, sql, args, p.from, p.to)
-		} else {
-			err = sr.byBundles(ctx, p.from, p.to, true)
+		case len(sr.terms) > 0:
+			err = sr.byWords(ctx, p.from, p.to)
+		default:
+			err = sr.byBundles(ctx, p.from, p.to)
 		}
 		if err != nil {
 			return nil, err
@@ -98,7 +102,7 @@ func (sr *search) full() bool { return len(sr.out) >= sr.limit }
 
 // consider adds e to the page if it matches every filter of the query;
 // of its text, only if indexed is false: bundle_text's positions found
-// the events that hold every term (byBundles), as exactly as an index of
+// the events that hold every term (byWords), as exactly as an index of
 // the words of each event would, so what it found is as the index says,
 // tampered or not.
 func (sr *search) consider(e *event.Event, indexed bool) {
@@ -309,58 +313,123 @@ func (s *Store) events(ctx context.Context, log int64, seqs []int64) ([]*event.E
 }
 
 // A query of byBundles reads at least bundleChunk bundles and at most
-// maxBundleChunk; the number doubles with each query.
+// maxBundleChunk; the number doubles with each query. byWords reads as
+// many text rows.
 const (
 	bundleChunk    = 8
 	maxBundleChunk = 1024
 )
 
-// byBundles pages through the bundles that hold events in [from, to],
-// newest (or oldest) first: if words, and the query has a text, those
-// whose words hold every term of it, else all of them. It reads each
-// bundle's events in [from, to] and keeps those that match. A bundle
-// found by its words that is missing, an event missing from a bundle
-// read, and a bundle missing from a log read whole are
-// *store.DamagedError.
-func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) error {
-	text := words && len(sr.terms) > 0
+// byWords pages through the text rows (bundle_text) of [from, to] whose
+// words hold every term of the query's text, newest (or oldest) first,
+// reads the events their positions name, and keeps those that match. A
+// missing event, or one that cannot be decoded, is a *store.DamagedError.
+func (sr *search) byWords(ctx context.Context, from, to int64) error {
 	dir := "DESC"
 	if sr.q.Asc {
 		dir = "ASC"
 	}
-	var sql string
-	args := []any{sr.log, int64(0), int64(0), 0}
-	if text {
-		// The positions, in each bundle found, of the events whose
-		// words hold every term: only those are read.
-		args = append(args, tsquery(sr.terms))
-		var each []string
-		for _, t := range sr.terms {
-			if len(t.Text) > maxTerm {
-				t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
-			}
-			args = append(args, t.Text)
-			match := "w.lexeme = $" + strconv.Itoa(len(args))
-			if t.Prefix {
-				match = "starts_with(w.lexeme, $" + strconv.Itoa(len(args)) + ")"
-			}
-			each = append(each, "(SELECT unnest(w.positions) FROM unnest(r.words) w WHERE "+match+")")
+	// The positions, in each row found, of the events whose words hold
+	// every term: only those are read.
+	args := []any{sr.log, int64(0), int64(0), 0, tsquery(sr.terms)}
+	var each []string
+	for _, t := range sr.terms {
+		if len(t.Text) > maxTerm {
+			t = derive.Term{Text: cutWord(t.Text, maxTerm), Prefix: true}
 		}
-		// The bundles' data is a subquery, read through the primary key
-		// for each bundle found, never a join PostgreSQL could hash.
-		sql = `SELECT t.first_seq, (SELECT b.data FROM event_bundles b WHERE b.log = $1 AND b.first_seq = t.first_seq), (SELECT array_agg(x.p) FROM bundle_text r, LATERAL (` + strings.Join(each, " INTERSECT ") + `) x(p)
-				WHERE r.log = $1 AND r.first_seq = t.first_seq AND r.words @@ $5::tsquery) FROM
-			(SELECT DISTINCT first_seq FROM bundle_text WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3 AND words @@ $5::tsquery
-				ORDER BY first_seq ` + dir + ` LIMIT $4) t ORDER BY t.first_seq ` + dir
-	} else {
-		sql = `SELECT first_seq, data, NULL::smallint[] FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
-			ORDER BY first_seq ` + dir + ` LIMIT $4`
+		args = append(args, t.Text)
+		arg := "$" + strconv.Itoa(len(args))
+		if t.Prefix {
+			each = append(each, "(SELECT unnest(w.positions) FROM unnest(r.words) w WHERE starts_with(w.lexeme, "+arg+"))")
+			continue
+		}
+		// The lexeme alone, found by a binary search (setweight), out
+		// of the thousands a row holds: unnesting them all costs ten
+		// times as much.
+		each = append(each, "(SELECT unnest(w.positions) FROM unnest(ts_filter(setweight(r.words, 'A', ARRAY["+arg+"::text]), '{a}')) w)")
 	}
+	// A block that several passes of the indexer filled has a row of
+	// each; an event's words are all in one of them.
+	sql := `SELECT t.first_seq, (SELECT array_agg(x.p) FROM bundle_text r, LATERAL (` + strings.Join(each, " INTERSECT ") + `) x(p)
+			WHERE r.log = $1 AND r.first_seq = t.first_seq AND r.words @@ $5::tsquery) FROM
+		(SELECT DISTINCT first_seq FROM bundle_text WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3 AND words @@ $5::tsquery
+			ORDER BY first_seq ` + dir + ` LIMIT $4) t ORDER BY t.first_seq ` + dir
 	// The positions are exact unless a term is looked up by the start of
 	// a word cut when stored, which may find events that do not hold it.
-	exact := text && !slices.ContainsFunc(sr.terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
-	// next is the seq that the next event read should have, when every
-	// bundle is read.
+	exact := !slices.ContainsFunc(sr.terms, func(t derive.Term) bool { return len(t.Text) > maxTerm })
+	lo, hi := textStart(from), to
+	n := bundleChunk
+	for !sr.full() && lo <= hi {
+		args[1], args[2], args[3] = lo, hi, n
+		rows, err := sr.s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		type block struct {
+			first int64
+			pos   []int16
+		}
+		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (block, error) {
+			var b block
+			err := r.Scan(&b.first, &b.pos)
+			return b, err
+		})
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		var seqs []int64
+		for _, b := range bs {
+			start := len(seqs)
+			for _, p := range b.pos {
+				if seq := b.first + int64(p) - 1; seq >= from && seq <= to {
+					seqs = append(seqs, seq)
+				}
+			}
+			block := seqs[start:]
+			slices.Sort(block)
+			if !sr.q.Asc {
+				slices.Reverse(block)
+			}
+			seqs = append(seqs[:start], slices.Compact(block)...)
+		}
+		for len(seqs) > 0 && !sr.full() {
+			// Read a page's worth at a time: a block may name many.
+			k := min(len(seqs), sr.limit-len(sr.out))
+			evs, err := sr.s.events(ctx, sr.log, seqs[:k])
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				sr.consider(e, exact)
+			}
+			seqs = seqs[k:]
+		}
+		if len(bs) < n {
+			return nil
+		}
+		if last := bs[len(bs)-1].first; sr.q.Asc {
+			lo = last + 1
+		} else {
+			hi = last - 1
+		}
+		n = min(2*n, maxBundleChunk)
+	}
+	return nil
+}
+
+// byBundles pages through the bundles that hold events in [from, to],
+// newest (or oldest) first, reads their events and keeps those that
+// match. A missing event, or one that cannot be decoded, is a
+// *store.DamagedError.
+func (sr *search) byBundles(ctx context.Context, from, to int64) error {
+	dir := "DESC"
+	if sr.q.Asc {
+		dir = "ASC"
+	}
+	sql := `SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq >= $2 AND first_seq <= $3
+		ORDER BY first_seq ` + dir + ` LIMIT $4`
+	args := []any{sr.log, int64(0), int64(0), 0}
+	// next is the seq that the next event read should have.
 	lo, hi := bundleStart(from), to
 	next := from
 	if !sr.q.Asc {
@@ -378,20 +447,16 @@ func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) err
 		type bundle struct {
 			first int64
 			data  []byte
-			pos   []int16 // of the events to read, if not all
 		}
 		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bundle, error) {
 			var b bundle
-			err := r.Scan(&b.first, &b.data, &b.pos)
+			err := r.Scan(&b.first, &b.data)
 			return b, err
 		})
 		if err != nil {
 			return fmt.Errorf("search: %w", err)
 		}
 		for _, b := range bs {
-			if b.data == nil {
-				return &store.DamagedError{Seq: max(b.first, from), Problem: store.ProblemMissing}
-			}
 			recs, err := splitBundle(b.data)
 			if err != nil {
 				return framingDamage(max(b.first, from))
@@ -404,13 +469,10 @@ func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) err
 				if !sr.q.Asc {
 					seq = hi - k
 				}
-				if !text && seq != next {
+				if seq != next {
 					return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 				}
 				i := seq - b.first
-				if text && !slices.Contains(b.pos, int16(i+1)) {
-					continue
-				}
 				if i >= int64(len(recs)) || len(recs[i]) == 0 {
 					return &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
 				}
@@ -418,7 +480,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) err
 				if err != nil {
 					return err
 				}
-				sr.consider(e, exact)
+				sr.consider(e, false)
 				if sr.full() {
 					return nil
 				}
@@ -430,7 +492,7 @@ func (sr *search) byBundles(ctx context.Context, from, to int64, words bool) err
 			}
 		}
 		if len(bs) < n {
-			if !text && (sr.q.Asc && next <= to || !sr.q.Asc && next >= from) {
+			if sr.q.Asc && next <= to || !sr.q.Asc && next >= from {
 				return &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 			}
 			return nil

@@ -16,3 +16,9 @@ CREATE TABLE indexed (
 -- The search indexes of a database made before this were written by its
 -- commits: they cover every event.
 INSERT INTO indexed (log, size) SELECT id, size FROM logs;
+
+-- From this version on, a bundle_text row holds the words of a block of
+-- up to 256 consecutive events (its first_seq a multiple of 256), not of
+-- a bundle of 16: a word common to many events is stored, and filed
+-- under the GIN index, once per block. Positions count from each row's
+-- first_seq as before, so the rows written per bundle stay valid.

@@ -21,6 +21,11 @@ const bundleSize = 16
 // bundleStart is the first seq of the bundle that holds event seq.
 func bundleStart(seq int64) int64 { return seq &^ (bundleSize - 1) }
 
+// textStart is the first seq of the block of 256 events whose words a
+// bundle_text row holds: rows of other stores' versions cover a bundle,
+// starting at or after it.
+func textStart(seq int64) int64 { return seq &^ 255 }
+
 // splitBundle returns the records of a bundle's data.
 func splitBundle(data []byte) ([][]byte, error) {
 	var recs [][]byte
@@ -121,13 +126,13 @@ func writeBundles(t tx, id int64, old []int64, starts []int64, recs map[int64][]
 	return nil
 }
 
-// rewriteText rewrites the bundle_text rows of log id of the bundles
+// rewriteText rewrites the bundle_text rows of log id of the blocks
 // that hold seqs in [from, to), keeping the words of each event for
 // which keep says so; a row left without words is deleted. It returns
 // how many (word, seq) pairs it took out.
 func rewriteText(t tx, id, from, to int64, keep func(word string, seq int64) bool) (int, error) {
 	rows, err := t.Query(t.ctx, `SELECT r.ctid::text, r.first_seq, w.lexeme, w.positions FROM bundle_text r, unnest(r.words) w
-		WHERE r.log = $1 AND r.first_seq >= $2 AND r.first_seq < $3`, id, bundleStart(from), to)
+		WHERE r.log = $1 AND r.first_seq >= $2 AND r.first_seq < $3`, id, textStart(from), to)
 	if err != nil {
 		return 0, err
 	}

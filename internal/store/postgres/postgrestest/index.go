@@ -87,7 +87,7 @@ func (tp *Tamperer) DeletePostings(ctx context.Context, log string, ix store.Ind
 // actor and ip indexes, which file an event under one value each, the
 // events' event_fields rows are set to p.Value, which takes them out from
 // under the value they had; each must have a row. Targets gain
-// event_targets rows, and words a bundle_text row for each bundle, with
+// event_targets rows, and words a bundle_text row for each block, with
 // the positions of the events.
 func (tp *Tamperer) AddPosting(ctx context.Context, log string, p store.Posting) error {
 	seqs := slices.Compact(slices.Sorted(slices.Values(p.Seqs)))
@@ -106,7 +106,7 @@ func (tp *Tamperer) AddPosting(ctx context.Context, log string, p store.Posting)
 			pos := map[int64][]string{}
 			var firsts []int64
 			for _, seq := range seqs {
-				f := bundleStart(seq)
+				f := textStart(seq)
 				if _, ok := pos[f]; !ok {
 					firsts = append(firsts, f)
 				}
