@@ -238,8 +238,7 @@ func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn fu
 }
 
 // Counts implements store.Derived: the counts table's rows of the log, in
-// one read-only REPEATABLE READ transaction with its size, which is how
-// far they go (Indexed and Rolled both).
+// one read-only REPEATABLE READ transaction with how far they go.
 func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) error) (store.CountsTo, error) {
 	var to store.CountsTo
 	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
@@ -252,14 +251,15 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 			return err
 		}
 		// The indexer (indexer.go) moves both sizes together.
-		var indexed, counted int64
-		err = tx.QueryRow(ctx, "SELECT COALESCE((SELECT size FROM indexed WHERE log = $1), 0), COALESCE((SELECT size FROM counted WHERE log = $1), 0)",
-			log).Scan(&indexed, &counted)
+		var indexed, counted, rolled int64
+		err = tx.QueryRow(ctx, `SELECT COALESCE((SELECT size FROM indexed WHERE log = $1), 0),
+			COALESCE((SELECT size FROM counted WHERE log = $1), 0), COALESCE((SELECT rolled FROM counted WHERE log = $1), 0)`,
+			log).Scan(&indexed, &counted, &rolled)
 		if err != nil {
 			return err
 		}
 		done := min(indexed, counted, size)
-		to = store.CountsTo{Indexed: done, Rolled: done}
+		to = store.CountsTo{Indexed: done, Rolled: min(rolled, done)}
 		rows, err := tx.Query(ctx, "SELECT dim, span, hour, value, total, failure, denied, error FROM counts WHERE log = $1", log)
 		if err != nil {
 			return fmt.Errorf("read counts: %w", err)
@@ -337,10 +337,12 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 			return fmt.Errorf("reset index: %w", err)
 		}
 	}
-	for _, table := range []string{"indexed", "counted"} {
-		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
-			return fmt.Errorf("reset index: %w", err)
-		}
+	if _, err := tx.Exec(ctx, "INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
+		return fmt.Errorf("reset index: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $2)
+		ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, size); err != nil {
+		return fmt.Errorf("reset index: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("reset index: commit: %w", err)

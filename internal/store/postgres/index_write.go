@@ -54,23 +54,33 @@ func (r *indexRows) add(log int64, e *event.Event) {
 	r.text.add(log, e.Seq, eventWords(e))
 }
 
-// addCounts adds what e, an event of log, adds to the counts.
+// addActionCount adds e, an event of log, to the count of its action
+// over all time, which Actions reads.
+func (r *indexRows) addActionCount(log int64, e *event.Event) {
+	r.addCount(log, derive.ActionCount(e), store.Counts{Total: 1})
+}
+
+// addRollup adds what e, an event of log, adds to the hourly and daily
+// counts, which Rollup reads.
+func (r *indexRows) addRollup(log int64, e *event.Event) {
+	c := derive.Tally(e)
+	derive.Counts(e, func(k store.CountKey) { r.addCount(log, k, c) })
+}
+
+// addCounts adds what e, an event of log, adds to all counts.
 func (r *indexRows) addCounts(log int64, e *event.Event) {
+	r.addRollup(log, e)
+	r.addActionCount(log, e)
+}
+
+func (r *indexRows) addCount(log int64, k store.CountKey, c store.Counts) {
 	if r.counts == nil {
 		r.counts = map[countKey]store.Counts{}
 	}
-	c := derive.Tally(e)
-	add := func(k store.CountKey) {
-		ck := countKey{log, k}
-		v := r.counts[ck]
-		v.Add(c)
-		r.counts[ck] = v
-	}
-	derive.Counts(e, add)
-	// The count of an action over all time is of events alone
-	// (derive.ActionCount): Actions reads no outcome.
-	c = store.Counts{Total: 1}
-	add(derive.ActionCount(e))
+	ck := countKey{log, k}
+	v := r.counts[ck]
+	v.Add(c)
+	r.counts[ck] = v
 }
 
 // eventWords returns the distinct words of e's text (derive.Text, whose
@@ -98,9 +108,16 @@ func eventWords(e *event.Event) []string {
 
 // queue queues the statements that write the rows.
 func (r *indexRows) queue(q *pgx.Batch) {
-	if len(r.seqs) == 0 {
-		return
+	if len(r.seqs) > 0 {
+		r.queueFields(q)
 	}
+	r.text.queue(q)
+	queueCounts(q, r.counts)
+}
+
+// queueFields queues the statements that write the rows of event_fields
+// and event_targets.
+func (r *indexRows) queueFields(q *pgx.Batch) {
 	q.Queue(`INSERT INTO event_fields (log, seq, received_at, action, outcome, actor, ip, target_type, target_id)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
 		r.logs, r.seqs, r.received, r.actions, r.outcomes, r.actors, r.ips, r.tTypes, r.tIDs)
@@ -108,8 +125,6 @@ func (r *indexRows) queue(q *pgx.Batch) {
 		q.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
 			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)
 	}
-	r.text.queue(q)
-	queueCounts(q, r.counts)
 }
 
 // textRows are bundle_text rows: for each block of textBlock events, the

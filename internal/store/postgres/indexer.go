@@ -18,7 +18,8 @@ import (
 // 0006_indexed.sql): an indexer, in every Store, finds the logs whose
 // indexes lag their size and indexes and counts the next events, up to
 // indexChunk at a time, in one transaction that also moves the log's
-// indexed and counted sizes. An advisory lock on the log, held by that
+// indexed and counted sizes (and, once a second, rolls them up into the
+// hourly and daily counts). An advisory lock on the log, held by that
 // transaction, lets one indexer at a time index a log, whichever node it
 // runs on. A commit keeps its events in memory (store.Recent) and wakes
 // its Store's indexer, which thus reads back only what other nodes
@@ -139,7 +140,7 @@ func (s *Store) indexLoop(ctx context.Context) {
 func (s *Store) indexAll(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM logs l
 		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id
-		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0))`)
+		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0))`)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (s *Store) indexAll(ctx context.Context) error {
 		return err
 	}
 	for i, log := range logs {
-		if _, err := s.indexTo(ctx, log, sizes[i]); err != nil {
+		if _, _, err := s.indexTo(ctx, log, sizes[i], false); err != nil {
 			return err
 		}
 	}
@@ -160,76 +161,121 @@ func (s *Store) indexAll(ctx context.Context) error {
 }
 
 // indexTo indexes the events of log up to to, a chunk per transaction,
-// and returns how far its indexes and counts go. It returns early, with
-// what it read, while another indexer holds the log.
-func (s *Store) indexTo(ctx context.Context, log, to int64) (int64, error) {
+// and returns how far its indexes and action counts go, and its rollups
+// (the hourly and daily counts). Without force, it rolls up only when a
+// roll is due (rollDue); with it, it goes on until the rollups reach to
+// too. It returns early, with what it read, while another indexer holds
+// the log.
+func (s *Store) indexTo(ctx context.Context, log, to int64, force bool) (done, rolled int64, err error) {
 	for {
-		done, busy, err := s.indexOnce(ctx, log, to)
+		var busy bool
+		done, rolled, busy, err = s.indexOnce(ctx, log, to, force)
 		if err == nil {
 			s.noteSizes(log, -1, done)
 		}
-		if err != nil || busy || done >= to {
-			return done, err
+		if err != nil || busy || done >= to && (!force || rolled >= to) {
+			return done, rolled, err
 		}
 	}
 }
 
+// Rollups: the hourly and daily counts, which change for every event,
+// are added to at most once every rollEvery per log, or once rollChunk
+// events wait, rather than at every pass of the indexer: a count is
+// rewritten, and leaves a dead row version behind, fewer times.
+const (
+	rollEvery = time.Second
+	rollChunk = indexChunk
+)
+
+// rollDue says whether the rollups of log are due, and if so, takes it
+// that they are done now.
+func (s *Store) rollDue(log int64) bool {
+	s.rolls.mu.Lock()
+	defer s.rolls.mu.Unlock()
+	if s.rolls.at == nil {
+		s.rolls.at = map[int64]time.Time{}
+	}
+	if time.Since(s.rolls.at[log]) < rollEvery {
+		return false
+	}
+	s.rolls.at[log] = time.Now()
+	return true
+}
+
 // indexOnce indexes and counts the next events of log below to (at most
-// indexChunk), and returns how far its indexes and counts go. busy
-// reports that another indexer holds the log.
-func (s *Store) indexOnce(ctx context.Context, log, to int64) (done int64, busy bool, err error) {
+// indexChunk), and rolls them up if force or if due, and returns how far
+// its indexes and action counts go, and its rollups. busy reports that
+// another indexer holds the log.
+func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done, rolledTo int64, busy bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2::integer)", indexLockSpace, log).Scan(&locked); err != nil {
 			return err
 		}
-		var size, indexed, counted int64
-		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0) FROM logs l
-			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &indexed, &counted)
+		var size, indexed, counted, rolled int64
+		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM logs l
+			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &indexed, &counted, &rolled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		done = min(indexed, counted)
+		done, rolledTo = min(indexed, counted), rolled
 		if !locked {
 			busy = true
 			return nil
 		}
-		end := min(size, to, done+indexChunk)
-		if end <= done {
+		last := min(size, to)
+		lo := done
+		roll := rolled < last && (force || last-rolled >= rollChunk || s.rollDue(log))
+		if roll {
+			lo = min(lo, rolled)
+		}
+		end := min(last, lo+indexChunk)
+		if end <= lo {
 			return nil
 		}
-		// The search indexes and the counts go as far as each other,
-		// but in a database migrated from schema 5, whose commits
-		// indexed their events and left the counts to a follower.
+		// The search indexes and the action counts go as far as each
+		// other, but in a database migrated from schema 5, whose
+		// commits indexed their events and left the counts to a
+		// follower.
 		var r indexRows
-		err = s.eachEvent(ctx, tx, log, done, end, func(e *event.Event) {
+		err = s.eachEvent(ctx, tx, log, lo, end, func(e *event.Event) {
 			if e.Seq >= indexed {
 				r.add(log, e)
 			}
 			if e.Seq >= counted {
-				r.addCounts(log, e)
+				r.addActionCount(log, e)
+			}
+			if roll && e.Seq >= rolled {
+				r.addRollup(log, e)
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("index the events of log %d from %d: %w", log, done, err)
+			return fmt.Errorf("index the events of log %d from %d: %w", log, lo, err)
+		}
+		indexed, counted = max(indexed, end), max(counted, end)
+		if roll {
+			rolled = max(rolled, end)
 		}
 		var q pgx.Batch
 		r.queue(&q)
-		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, end)
-		q.Queue("INSERT INTO counted (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, end)
+		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, indexed)
+		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
+			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, counted, rolled)
 		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
 			return fmt.Errorf("store the indexes and counts of log %d: %w", log, err)
 		}
-		done = end
+		done, rolledTo = min(indexed, counted), rolled
 		return nil
 	})
 	if err == nil && !busy {
-		s.recent.Drop(log, done)
+		// Kept until rolled up.
+		s.recent.Drop(log, min(done, rolledTo))
 	}
-	return done, busy, err
+	return done, rolledTo, busy, err
 }
 
 // eachEvent calls fn with each event of log in [from, to), in seq order:
@@ -304,7 +350,7 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) error {
 			if size-done <= maxIndexLag/2 {
 				break
 			}
-			if done, err = s.indexTo(ctx, log, size-maxIndexLag/2); err != nil {
+			if done, _, err = s.indexTo(ctx, log, size-maxIndexLag/2, false); err != nil {
 				return err
 			}
 			s.noteSizes(log, size, done)
@@ -319,6 +365,12 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) error {
 		}
 	}
 	return nil
+}
+
+// rolls is when a Store's indexer last rolled each log up (rollDue).
+type rolls struct {
+	mu sync.Mutex
+	at map[int64]time.Time
 }
 
 // lags is what a Store knows of how far its logs' indexes trail them:

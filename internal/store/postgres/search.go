@@ -583,8 +583,8 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 		return err
 	}
 	for {
-		done, err := s.indexTo(ctx, log, size)
-		if err != nil || done >= size {
+		done, rolled, err := s.indexTo(ctx, log, size, true)
+		if err != nil || done >= size && rolled >= size {
 			return err
 		}
 		select { // another indexer indexes the log

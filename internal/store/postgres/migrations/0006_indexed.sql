@@ -17,6 +17,14 @@ CREATE TABLE indexed (
 -- commits: they cover every event.
 INSERT INTO indexed (log, size) SELECT id, size FROM logs;
 
+-- counted.size is now how far the counts of actions over all time go,
+-- which Actions reads, and counted.rolled how far the hourly and daily
+-- counts go, which Rollup reads: the indexer rolls the events up into
+-- those less often (once a second, or every 16,384 events), so that a
+-- count is rewritten fewer times.
+ALTER TABLE counted ADD COLUMN rolled bigint NOT NULL DEFAULT 0;
+UPDATE counted SET rolled = size;
+
 -- From this version on, a bundle_text row holds the words of a block of
 -- up to 256 consecutive events (its first_seq a multiple of 256), not of
 -- a bundle of 16: a word common to many events is stored, and filed
