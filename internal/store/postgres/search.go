@@ -361,26 +361,14 @@ func (sr *search) byWords(ctx context.Context, from, to int64) error {
 	n := bundleChunk
 	for !sr.full() && lo <= hi {
 		args[1], args[2], args[3] = lo, hi, n
-		rows, err := sr.s.pool.Query(ctx, sql, args...)
+		bs, err := queryPaged[[]int16](ctx, sr.s, sql, args) // the positions
 		if err != nil {
-			return fmt.Errorf("search: %w", err)
-		}
-		type block struct {
-			first int64
-			pos   []int16
-		}
-		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (block, error) {
-			var b block
-			err := r.Scan(&b.first, &b.pos)
-			return b, err
-		})
-		if err != nil {
-			return fmt.Errorf("search: %w", err)
+			return err
 		}
 		var seqs []int64
 		for _, b := range bs {
 			start := len(seqs)
-			for _, p := range b.pos {
+			for _, p := range b.v {
 				if seq := b.first + int64(p) - 1; seq >= from && seq <= to {
 					seqs = append(seqs, seq)
 				}
@@ -417,6 +405,30 @@ func (sr *search) byWords(ctx context.Context, from, to int64) error {
 	return nil
 }
 
+// paged is a row of a query that byWords or byBundles pages through: the
+// first seq of a block or bundle, and what goes with it.
+type paged[T any] struct {
+	first int64
+	v     T
+}
+
+// queryPaged runs sql with args and returns its rows.
+func queryPaged[T any](ctx context.Context, s *Store, sql string, args []any) ([]paged[T], error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paged[T], error) {
+		var p paged[T]
+		err := r.Scan(&p.first, &p.v)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return out, nil
+}
+
 // byBundles pages through the bundles that hold events in [from, to],
 // newest (or oldest) first, reads their events and keeps those that
 // match. A missing event, or one that cannot be decoded, is a
@@ -440,24 +452,12 @@ func (sr *search) byBundles(ctx context.Context, from, to int64) error {
 	n := min(max(bundleChunk, sr.limit), maxBundleChunk)
 	for !sr.full() && lo <= hi {
 		args[1], args[2], args[3] = lo, hi, n
-		rows, err := sr.s.pool.Query(ctx, sql, args...)
+		bs, err := queryPaged[[]byte](ctx, sr.s, sql, args) // the data
 		if err != nil {
-			return fmt.Errorf("search: %w", err)
-		}
-		type bundle struct {
-			first int64
-			data  []byte
-		}
-		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bundle, error) {
-			var b bundle
-			err := r.Scan(&b.first, &b.data)
-			return b, err
-		})
-		if err != nil {
-			return fmt.Errorf("search: %w", err)
+			return err
 		}
 		for _, b := range bs {
-			recs, err := splitBundle(b.data)
+			recs, err := splitBundle(b.v)
 			if err != nil {
 				return framingDamage(max(b.first, from))
 			}
