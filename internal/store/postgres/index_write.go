@@ -22,7 +22,7 @@ import (
 // write.
 type indexRows struct {
 	// event_fields
-	logs, seqs, received                   []int64
+	logs, seqs                             []int64
 	actions, outcomes, actors, ips, tTypes []string
 	tIDs                                   []string
 	// event_targets: the targets of an event after its first
@@ -48,7 +48,7 @@ func (r *indexRows) add(log int64, e *event.Event) {
 		}
 		r.mLogs, r.mSeqs, r.mTypes, r.mIDs = append(r.mLogs, log), append(r.mSeqs, e.Seq), append(r.mTypes, t.Type), append(r.mIDs, t.ID)
 	}
-	r.logs, r.seqs, r.received = append(r.logs, log), append(r.seqs, e.Seq), append(r.received, nanos(e.ReceivedAt))
+	r.logs, r.seqs = append(r.logs, log), append(r.seqs, e.Seq)
 	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
 	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
 	r.text.add(log, e.Seq, eventWords(e))
@@ -118,9 +118,9 @@ func (r *indexRows) queue(q *pgx.Batch) {
 // queueFields queues the statements that write the rows of event_fields
 // and event_targets.
 func (r *indexRows) queueFields(q *pgx.Batch) {
-	q.Queue(`INSERT INTO event_fields (log, seq, received_at, action, outcome, actor, ip, target_type, target_id)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
-		r.logs, r.seqs, r.received, r.actions, r.outcomes, r.actors, r.ips, r.tTypes, r.tIDs)
+	q.Queue(`INSERT INTO event_fields (log, seq, action, outcome, actor, ip, target_type, target_id)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`,
+		r.logs, r.seqs, r.actions, r.outcomes, r.actors, r.ips, r.tTypes, r.tIDs)
 	if len(r.mSeqs) > 0 {
 		q.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
 			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
@@ -192,5 +194,71 @@ func TestCompression(t *testing.T) {
 		if method != "l" {
 			t.Errorf("%s.%s compression = %q, want lz4 (l)", col.table, col.column, method)
 		}
+	}
+}
+
+// TestMigrateEventFields: migration 7 makes event_fields again without
+// its receipt times, keeping every row and the indexes searches use.
+func TestMigrateEventFields(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrate(ctx, pool, migrations[:6], slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("migrate to schema 6: %v", err)
+	}
+	type row struct {
+		log, seq                                         int64
+		action, outcome, actor, ip, targetType, targetID string
+	}
+	rows := []row{
+		{1, 0, "user.login", "success", "alice", "10.0.0.1", "user", "alice"},
+		{1, 1, "user.login", "failure", "bob", "", "", ""},
+		{2, 0, "doc.read", "denied", "zoë", "2001:db8::1", "doc", "d1"},
+	}
+	for _, r := range rows {
+		if _, err := pool.Exec(ctx, `INSERT INTO event_fields (log, seq, received_at, action, outcome, actor, ip, target_type, target_id)
+			VALUES ($1, $2, 42, $3, $4, $5, $6, $7, $8)`, r.log, r.seq, r.action, r.outcome, r.actor, r.ip, r.targetType, r.targetID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open(t, url) // migrates
+	got, err := pool.Query(ctx, "SELECT log, seq, action, outcome, actor, ip, target_type, target_id FROM event_fields ORDER BY log, seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after []row
+	var r row
+	if _, err := pgx.ForEachRow(got, []any{&r.log, &r.seq, &r.action, &r.outcome, &r.actor, &r.ip, &r.targetType, &r.targetID}, func() error {
+		after = append(after, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after, rows) {
+		t.Errorf("event_fields after migration 7 = %v, want %v", after, rows)
+	}
+	var columns, dropped int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE attname = 'received_at'), count(*) FILTER (WHERE attisdropped)
+		FROM pg_attribute WHERE attrelid = 'event_fields'::regclass`).Scan(&columns, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	if columns != 0 || dropped != 0 {
+		t.Errorf("event_fields has %d received_at columns and %d dropped ones, want none", columns, dropped)
+	}
+	var indexes []string
+	got, err = pool.Query(ctx, "SELECT indexname FROM pg_indexes WHERE tablename = 'event_fields' ORDER BY indexname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if indexes, err = pgx.CollectRows(got, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"event_fields_action", "event_fields_actor", "event_fields_ip", "event_fields_outcome", "event_fields_seq", "event_fields_target"}
+	if !slices.Equal(indexes, want) {
+		t.Errorf("indexes of event_fields = %v, want %v", indexes, want)
 	}
 }

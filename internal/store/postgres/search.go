@@ -137,6 +137,25 @@ func matches(q store.Query, terms []derive.Term, e *event.Event) bool {
 	return len(terms) == 0 || derive.MatchTerms(terms, derive.SearchText(e))
 }
 
+// The buckets of seqs that the btree indexes of event_fields end with
+// (0007_no_received_at.sql): 65536 seqs for actors, ips and targets,
+// 1024 for actions and outcomes, which are few and common. Integers, not
+// bigints: in an index entry of a text and a bigint the bigint is
+// aligned to 8 bytes, and an entry of a target or an ip would take 8
+// bytes more.
+const (
+	wideBucket   = "((seq >> 16)::integer)"
+	narrowBucket = "((seq >> 10)::integer)"
+)
+
+// bucketRange is the condition that keeps bucket (wideBucket or
+// narrowBucket) to the buckets of the seqs $2 to $3, which lets an index
+// scan start at the bucket of the range's end rather than at the newest.
+func bucketRange(bucket string) string {
+	of := func(p string) string { return strings.Replace(bucket, "seq", p+"::bigint", 1) }
+	return bucket + " >= " + of("$2") + " AND " + bucket + " <= " + of("$3")
+}
+
 // fieldSQL returns the statement that reads the seqs of candidates of q
 // through an index of event_fields or event_targets, and its arguments
 // after $1 (log), $2 and $3 (seq bounds, inclusive) and $4 (the limit),
@@ -157,8 +176,8 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 		t := arg(q.TargetID)
 		return `SELECT seq FROM (
 			(SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND target_id = ` + t + ` AND target_id <> ''
-				AND (seq >> 16) >= ($2::bigint >> 16) AND (seq >> 16) <= ($3::bigint >> 16)
-				ORDER BY (seq >> 16) DESC, seq DESC LIMIT $4)
+				AND ` + bucketRange(wideBucket) + `
+				ORDER BY ` + wideBucket + ` DESC, seq DESC LIMIT $4)
 			UNION
 			(SELECT seq FROM event_targets WHERE log = $1 AND seq >= $2 AND seq <= $3 AND id = ` + t + ` ORDER BY seq DESC LIMIT $4)
 		) u ORDER BY seq DESC LIMIT $4`, args, true
@@ -168,12 +187,12 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 	bucket := ""
 	if q.Actor != "" {
 		cond("actor = %s", arg(q.Actor))
-		bucket = "(seq >> 16)"
+		bucket = wideBucket
 	}
 	if q.IP != "" {
 		cond("ip = %s AND ip <> ''", arg(q.IP)) // the partial index's predicate
 		if bucket == "" {
-			bucket = "(seq >> 16)"
+			bucket = wideBucket
 		}
 	}
 	switch len(q.Actions) {
@@ -181,7 +200,7 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 	case 1:
 		cond("action = %s", arg(q.Actions[0]))
 		if bucket == "" {
-			bucket = "(seq >> 10)"
+			bucket = narrowBucket
 		}
 	default:
 		cond("action = ANY(%s::text[])", arg(q.Actions))
@@ -189,18 +208,17 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 	if q.Outcome != "" && q.Outcome != event.Success {
 		cond("outcome = %s AND outcome <> 'success'", arg(string(q.Outcome))) // the partial index's predicate
 		if bucket == "" {
-			bucket = "(seq >> 10)"
+			bucket = narrowBucket
 		}
 	}
-	if bucket == "" || bucket == "(seq >> 10)" && q.Actor == "" && q.IP == "" && q.Text != "" && len(derive.Terms(q.Text)) > 0 {
+	if bucket == "" || bucket == narrowBucket && q.Actor == "" && q.IP == "" && q.Text != "" && len(derive.Terms(q.Text)) > 0 {
 		// No index of fields, or only one of actions or outcomes,
 		// which are few and common: the words find fewer events.
 		return "", nil, false
 	}
 	// The bounds of the buckets let the index scan start at the bucket
 	// of the range's end, not at the newest.
-	shift := strings.TrimSuffix(strings.TrimPrefix(bucket, "(seq "), ")") // ">> 16"
-	cond("%[1]s >= ($2::bigint %[2]s) AND %[1]s <= ($3::bigint %[2]s)", bucket, shift)
+	cond("%s", bucketRange(bucket))
 	if q.Outcome == event.Success {
 		cond("outcome = 'success'")
 	}
@@ -526,13 +544,13 @@ func tsquery(terms []derive.Term) string {
 }
 
 // SeqAtTime implements store.Indexes: the smallest seq received at or
-// after t, found among the indexed events in event_fields through its
-// BRIN index of receipt times (receipt times do not decrease along a log,
-// so the rows received at or after t are the table's last pages), else
-// among the others, read from the log. The event at that seq is read, and
-// a missing or undecodable one fails with a *store.DamagedError.
+// after t. Receipt times do not decrease along a log, so it searches the
+// bundles for the first whose first event was received at or after t,
+// narrowing the range sixteen bundles a query (seqAtProbes), then reads
+// the events of the bundle before it. An event it reads that is missing
+// or cannot be decoded fails it with a *store.DamagedError.
 func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, error) {
-	size, indexed, err := s.indexedSize(ctx, log)
+	size, err := s.logSize(ctx, log)
 	if err != nil {
 		return 0, err
 	}
@@ -545,33 +563,94 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 	default:
 		at = t.UnixNano()
 	}
-	var seq int64
-	err = s.pool.QueryRow(ctx, "SELECT seq FROM event_fields WHERE log = $1 AND received_at >= $2 AND seq < $3 ORDER BY seq LIMIT 1",
-		log, at, indexed).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Not among the indexed events: the first of the others
-		// received at or after t, read from the database, as the event
-		// found through the index is.
-		seq = size
-		err := readEvents(ctx, s.pool, log, indexed, size, func(e *event.Event) error {
-			if nanos(e.ReceivedAt) < at {
-				return nil
+	// The first bundle b whose first event was received at or after t
+	// is in [lo, hi]: those before lo were received before t, and hi is
+	// such a bundle, or the number of bundles.
+	lo, hi := int64(0), (size+bundleSize-1)/bundleSize
+	for lo < hi {
+		probes := make([]int64, 0, seqAtProbes)
+		for k := range int64(seqAtProbes) {
+			if b := lo + k*(hi-lo)/seqAtProbes; len(probes) == 0 || b > probes[len(probes)-1] {
+				probes = append(probes, b)
 			}
-			seq = e.Seq
-			return errStop
-		})
-		if err != nil && err != errStop {
+		}
+		firsts := make([]int64, len(probes))
+		for i, b := range probes {
+			firsts[i] = b * bundleSize
+		}
+		recs, err := s.firstRecords(ctx, log, firsts)
+		if err != nil {
 			return 0, err
 		}
-		return seq, nil
+		for _, b := range probes {
+			seq := b * bundleSize
+			e, err := decode(seq, recs[seq])
+			if err != nil {
+				return 0, err
+			}
+			if nanos(e.ReceivedAt) >= at {
+				hi = b
+				break
+			}
+			lo = b + 1
+		}
 	}
-	if err != nil {
-		return 0, err
+	if lo == 0 {
+		return 0, nil
 	}
-	if _, err := s.events(ctx, log, []int64{seq}); err != nil {
+	// The events of the bundle before, after its first.
+	from, to := (lo-1)*bundleSize+1, min(lo*bundleSize, size)
+	seq := to
+	err = readEvents(ctx, s.pool, log, from, to, func(e *event.Event) error {
+		if nanos(e.ReceivedAt) < at {
+			return nil
+		}
+		seq = e.Seq
+		return errStop
+	})
+	if err != nil && err != errStop {
 		return 0, err
 	}
 	return seq, nil
+}
+
+// seqAtProbes is how many bundles a query of SeqAtTime reads.
+const seqAtProbes = 16
+
+// firstRecords returns the first record of each of the bundles of log
+// starting at firsts, by first seq: a *store.DamagedError if one is
+// missing.
+func (s *Store) firstRecords(ctx context.Context, log int64, firsts []int64) (map[int64][]byte, error) {
+	rows, err := s.pool.Query(ctx, "SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq = ANY($2::bigint[])", log, firsts)
+	if err != nil {
+		return nil, fmt.Errorf("read the log's bundles: %w", err)
+	}
+	out := make(map[int64][]byte, len(firsts))
+	var first int64
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&first, &data}, func() error {
+		recs, err := splitBundle(data)
+		if err != nil {
+			return framingDamage(first)
+		}
+		if len(recs) > 0 && len(recs[0]) > 0 {
+			out[first] = slices.Clone(recs[0])
+		}
+		return nil
+	})
+	if err != nil {
+		var de *store.DamagedError
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read the log's bundles: %w", err)
+	}
+	for _, f := range firsts {
+		if out[f] == nil {
+			return nil, &store.DamagedError{Seq: f, Problem: store.ProblemMissing}
+		}
+	}
+	return out, nil
 }
 
 // WaitIndexed implements store.Indexes: it indexes the events committed
