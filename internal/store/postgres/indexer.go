@@ -44,8 +44,8 @@ const indexEvery = 100 * time.Millisecond
 // maxIndexLag is how far a log's indexes may trail its size before
 // commits to it index it first: the bound on what a search reads past the
 // indexed size. Below store.MaxRecent, so that the indexer of the node
-// that commits has them in memory.
-const maxIndexLag = 40000
+// that commits has them in memory. A variable for tests.
+var maxIndexLag int64 = 40000
 
 // indexLockSpace is the first key of the advisory locks on logs being
 // indexed (the second is the log's id).
@@ -90,26 +90,14 @@ func (s *Store) indexLoop(ctx context.Context) {
 	for {
 		start := time.Now()
 		err := s.indexAll(ctx)
-		if err != nil && ctx.Err() == nil {
-			err = s.explain(ctx, err)
-		}
-		ix.mu.Lock()
 		switch {
 		case err != nil && ctx.Err() == nil:
-			ix.failures++
-			if errors.Is(err, ErrUnavailable) {
-				// PostgreSQL is down, which commits and readiness
-				// report; the indexes catch up once it is back.
-				break
-			}
-			if ix.err == nil || ix.err.Error() != err.Error() {
-				s.log.ErrorContext(ctx, "indexing events failed; searches read the events not indexed from the log, and the overview's counts trail it, until it succeeds", "err", err)
-			}
-			ix.err = err
+			s.indexFailed(ctx, err)
 		case err == nil:
+			ix.mu.Lock()
 			ix.err = nil
+			ix.mu.Unlock()
 		}
-		ix.mu.Unlock()
 		if err != nil {
 			backoff = min(2*backoff, time.Second)
 			select {
@@ -133,6 +121,27 @@ func (s *Store) indexLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// indexFailed counts a failed attempt at indexing, and logs it unless it
+// failed as the one before did, or because PostgreSQL is down (which
+// commits and readiness report; the indexes catch up once it is back).
+func (s *Store) indexFailed(ctx context.Context, err error) {
+	ix := s.indexer
+	if ix == nil {
+		return
+	}
+	err = s.explain(ctx, err)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.failures++
+	if errors.Is(err, ErrUnavailable) {
+		return
+	}
+	if ix.err == nil || ix.err.Error() != err.Error() {
+		s.log.ErrorContext(ctx, "indexing events failed; searches read the events not indexed from the log, and the overview's counts trail it, until it succeeds", "err", err)
+	}
+	ix.err = err
 }
 
 // indexAll indexes the events of every log whose indexes or counts lag,
@@ -333,38 +342,68 @@ func readEvents(ctx context.Context, q querier, log, from, to int64, fn func(*ev
 
 // keepUp indexes, before a commit to the logs ids, those more than
 // maxIndexLag events behind, as far as it can: the indexer of another
-// Store may hold one, which it then waits for.
-func (s *Store) keepUp(ctx context.Context, ids []int64) error {
+// Store may hold one, which it then waits for. Indexing trouble does not
+// stop ingest (searches read what is not indexed from the log, which
+// stays complete): it is counted as the indexer's, and a log whose
+// indexing failed is not tried again before a second has passed.
+func (s *Store) keepUp(ctx context.Context, ids []int64) {
 	for _, log := range ids {
-		if s.lag(log) <= maxIndexLag {
+		if s.lag(log) <= maxIndexLag || !s.keepUpDue(log) {
 			continue
 		}
-		for {
-			var size, done int64
-			err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM logs l
-				LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &done)
-			if err != nil {
-				return err // also for a log that does not exist: the commit would fail
-			}
-			s.noteSizes(log, size, done)
-			if size-done <= maxIndexLag/2 {
-				break
-			}
-			if done, _, err = s.indexTo(ctx, log, size-maxIndexLag/2, false); err != nil {
-				return err
-			}
-			s.noteSizes(log, size, done)
-			if size-done <= maxIndexLag/2 {
-				break
-			}
-			select { // another indexer holds the log
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(5 * time.Millisecond):
-			}
+		if err := s.catchUp(ctx, log); err != nil && ctx.Err() == nil {
+			s.keepUpFailed(log)
+			s.indexFailed(ctx, err)
 		}
 	}
-	return nil
+}
+
+// catchUp indexes log until it trails its size by at most maxIndexLag/2.
+func (s *Store) catchUp(ctx context.Context, log int64) error {
+	for {
+		var size, done int64
+		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM logs l
+			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &done)
+		if err != nil {
+			return err
+		}
+		s.noteSizes(log, size, done)
+		if size-done <= maxIndexLag/2 {
+			return nil
+		}
+		if done, _, err = s.indexTo(ctx, log, size-maxIndexLag/2, false); err != nil {
+			return err
+		}
+		s.noteSizes(log, size, done)
+		if size-done <= maxIndexLag/2 {
+			return nil
+		}
+		select { // another indexer holds the log
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// keepUpDue says whether keepUp may index log: not within a second of
+// failing to.
+func (s *Store) keepUpDue(log int64) bool {
+	l := &s.lags
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Now().After(l.retry[log])
+}
+
+// keepUpFailed records that keepUp failed to index log.
+func (s *Store) keepUpFailed(log int64) {
+	l := &s.lags
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retry == nil {
+		l.retry = map[int64]time.Time{}
+	}
+	l.retry[log] = time.Now().Add(time.Second)
 }
 
 // rolls is when a Store's indexer last rolled each log up (rollDue).
@@ -379,6 +418,7 @@ type rolls struct {
 type lags struct {
 	mu            sync.Mutex
 	size, indexed map[int64]int64
+	retry         map[int64]time.Time // keepUpFailed
 }
 
 // noteSizes records that log had size events, of which indexed were

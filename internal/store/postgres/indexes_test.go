@@ -139,3 +139,40 @@ func checkLongWords(t *testing.T, s *Store, w *storetest.Writer, long, ab string
 		storetest.CheckSearch(t, s, w, store.Query{Text: text, To: -1}, true)
 	}
 }
+
+// TestCommitPastIndexDamage: a log that cannot be indexed, for an event
+// damaged before it was, still takes commits once its indexes trail it by
+// more than maxIndexLag, and its searches report the damage.
+func TestCommitPastIndexDamage(t *testing.T) {
+	defer func(n int64) { maxIndexLag = n }(maxIndexLag)
+	maxIndexLag = 40
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	open(t, url).Close() // migrates
+	noIndexer := func() *Store {
+		s, err := Open(ctx, url, Options{NoIndexer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	// Committed by another node, which had them in memory: this one
+	// reads them back to index them.
+	other := noIndexer()
+	w := storetest.NewWriter(t, other, "audit")
+	w.Append(t, other, t0, storetest.Events(30, 1)...)
+	editRecords(t, raw(t, url), w.Info.ID, 5, func(recs [][]byte) [][]byte { recs[5] = []byte("{{"); return recs })
+	s := noIndexer()
+	for i := range 3 {
+		w.Append(t, s, t0, storetest.Events(30, uint64(2+i))...)
+	}
+	if st, err := s.IndexStatus(ctx); err != nil || st.Lag[w.Info.ID] != 120 {
+		t.Errorf("IndexStatus = %+v, %v; want a lag of 120 events", st, err)
+	}
+	_, err := s.Search(ctx, w.Info.ID, store.Query{To: -1, Limit: 1000})
+	var de *store.DamagedError
+	if !errors.As(err, &de) || de.Seq != 5 {
+		t.Errorf("Search(all) = %v, want a *store.DamagedError at seq 5", err)
+	}
+}

@@ -114,9 +114,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 			err = &commitUnknownError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
 		}
 	}()
-	if err := s.keepUp(ctx, ids); err != nil {
-		return fmt.Errorf("index the log before the commit: %w", err)
-	}
+	s.keepUp(ctx, ids)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
