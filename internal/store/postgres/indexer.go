@@ -149,7 +149,7 @@ func (s *Store) indexFailed(ctx context.Context, err error) {
 func (s *Store) indexAll(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM logs l
 		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id
-		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0))`)
+		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
 	if err != nil {
 		return err
 	}
@@ -161,12 +161,15 @@ func (s *Store) indexAll(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// A log that cannot be indexed (an event damaged before it was, say)
+	// does not hold up the others.
+	var errs []error
 	for i, log := range logs {
 		if _, _, err := s.indexTo(ctx, log, sizes[i], false); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // indexTo indexes the events of log up to to, a chunk per transaction,

@@ -175,4 +175,19 @@ func TestCommitPastIndexDamage(t *testing.T) {
 	if !errors.As(err, &de) || de.Seq != 5 {
 		t.Errorf("Search(all) = %v, want a *store.DamagedError at seq 5", err)
 	}
+
+	// An indexer that cannot index the log indexes the others, and
+	// says why it fails.
+	second := storetest.NewWriter(t, other, "second")
+	second.Append(t, other, t0, storetest.Events(10, 9)...)
+	ix := open(t, url)
+	var st store.IndexStatus
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, err = ix.IndexStatus(ctx); err == nil && st.Lag[second.Info.ID] == 0 && st.Err != nil {
+			break
+		}
+	}
+	if st.Lag[second.Info.ID] != 0 || !errors.As(st.Err, &de) || de.Seq != 5 || st.Lag[w.Info.ID] == 0 {
+		t.Errorf("IndexStatus of an indexer = %+v, %v; want the second log indexed, and a *store.DamagedError at seq 5 of the first", st, err)
+	}
 }
