@@ -93,10 +93,3 @@ func (r *Recent) Drop(log, seq int64) {
 	l.first += n
 	r.total -= int(n)
 }
-
-// Len returns how many events r holds, all logs together.
-func (r *Recent) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.total
-}

@@ -242,19 +242,12 @@ func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn fu
 func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) error) (store.CountsTo, error) {
 	var to store.CountsTo
 	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
-		var size int64
-		err := tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1", log).Scan(&size)
+		var size, indexed, counted, rolled int64
+		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM "+progress+" WHERE l.id = $1",
+			log).Scan(&size, &indexed, &counted, &rolled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}
-		if err != nil {
-			return err
-		}
-		// The indexer (indexer.go) moves both sizes together.
-		var indexed, counted, rolled int64
-		err = tx.QueryRow(ctx, `SELECT COALESCE((SELECT size FROM indexed WHERE log = $1), 0),
-			COALESCE((SELECT size FROM counted WHERE log = $1), 0), COALESCE((SELECT rolled FROM counted WHERE log = $1), 0)`,
-			log).Scan(&indexed, &counted, &rolled)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,11 @@ import (
 // indexes it first (keepUp). Rollup and Derived.Counts say how far the
 // counts go; Actions adds the events not counted yet from the log itself.
 
+// progress is the logs joined with how far their indexes and counts go
+// (l, i and c): a log without a row in indexed or counted has none of its
+// events indexed or counted.
+const progress = "logs l LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id"
+
 // indexChunk is how many events one indexing transaction reads at most.
 const indexChunk = 16384
 
@@ -147,8 +152,7 @@ func (s *Store) indexFailed(ctx context.Context, err error) {
 // indexAll indexes the events of every log whose indexes or counts lag,
 // as far as its size when read.
 func (s *Store) indexAll(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM logs l
-		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id
+	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM `+progress+`
 		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
 	if err != nil {
 		return err
@@ -203,15 +207,16 @@ const (
 // rollDue says whether the rollups of log are due, and if so, takes it
 // that they are done now.
 func (s *Store) rollDue(log int64) bool {
-	s.rolls.mu.Lock()
-	defer s.rolls.mu.Unlock()
-	if s.rolls.at == nil {
-		s.rolls.at = map[int64]time.Time{}
+	l := &s.lags
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rolled == nil {
+		l.rolled = map[int64]time.Time{}
 	}
-	if time.Since(s.rolls.at[log]) < rollEvery {
+	if time.Since(l.rolled[log]) < rollEvery {
 		return false
 	}
-	s.rolls.at[log] = time.Now()
+	l.rolled[log] = time.Now()
 	return true
 }
 
@@ -226,8 +231,8 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 			return err
 		}
 		var size, indexed, counted, rolled int64
-		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM logs l
-			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &indexed, &counted, &rolled)
+		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM `+progress+`
+			WHERE l.id = $1`, log).Scan(&size, &indexed, &counted, &rolled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}
@@ -365,8 +370,8 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) {
 func (s *Store) catchUp(ctx context.Context, log int64) error {
 	for {
 		var size, done int64
-		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM logs l
-			LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1`, log).Scan(&size, &done)
+		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM `+progress+`
+			WHERE l.id = $1`, log).Scan(&size, &done)
 		if err != nil {
 			return err
 		}
@@ -409,12 +414,6 @@ func (s *Store) keepUpFailed(log int64) {
 	l.retry[log] = time.Now().Add(time.Second)
 }
 
-// rolls is when a Store's indexer last rolled each log up (rollDue).
-type rolls struct {
-	mu sync.Mutex
-	at map[int64]time.Time
-}
-
 // lags is what a Store knows of how far its logs' indexes trail them:
 // the size of each after its latest commit, and how far its indexes went
 // when last seen.
@@ -422,6 +421,7 @@ type lags struct {
 	mu            sync.Mutex
 	size, indexed map[int64]int64
 	retry         map[int64]time.Time // keepUpFailed
+	rolled        map[int64]time.Time // rollDue
 }
 
 // noteSizes records that log had size events, of which indexed were

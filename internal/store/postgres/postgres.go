@@ -83,7 +83,6 @@ type Store struct {
 	indexer *indexer // nil without one (Options.NoIndexer)
 	recent  store.Recent
 	lags    lags
-	rolls   rolls
 }
 
 var (

@@ -37,7 +37,7 @@ func (s *Store) Rollup(ctx context.Context, log int64, q store.RollupQuery) (sto
 
 func rollup(ctx context.Context, tx pgx.Tx, log int64, q store.RollupQuery) (store.Rollup, error) {
 	var r store.Rollup
-	err := tx.QueryRow(ctx, "SELECT LEAST(l.size, COALESCE(c.rolled, 0)) FROM logs l LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1", log).Scan(&r.IndexedTo)
+	err := tx.QueryRow(ctx, "SELECT LEAST(l.size, COALESCE(c.rolled, 0)) FROM "+progress+" WHERE l.id = $1", log).Scan(&r.IndexedTo)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
@@ -172,7 +172,7 @@ func (s *Store) Actions(ctx context.Context, log int64) ([]store.ValueCount, err
 	counts := map[string]int64{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var size, counted int64
-		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(c.size, 0) FROM logs l LEFT JOIN counted c ON c.log = l.id WHERE l.id = $1", log).Scan(&size, &counted)
+		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(c.size, 0) FROM "+progress+" WHERE l.id = $1", log).Scan(&size, &counted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}

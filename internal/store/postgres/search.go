@@ -76,7 +76,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 
 // indexedSize returns the size of log and how far its search indexes go.
 func (s *Store) indexedSize(ctx context.Context, log int64) (size, indexed int64, err error) {
-	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)) FROM logs l LEFT JOIN indexed i ON i.log = l.id WHERE l.id = $1",
+	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)) FROM "+progress+" WHERE l.id = $1",
 		log).Scan(&size, &indexed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
@@ -679,8 +679,7 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 // indexer's.
 func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 	st := store.IndexStatus{Lag: map[int64]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT l.id, GREATEST(l.size - LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)), 0) FROM logs l
-		LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id`)
+	rows, err := s.pool.Query(ctx, `SELECT l.id, GREATEST(l.size - LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)), 0) FROM `+progress)
 	if err != nil {
 		return st, err
 	}
