@@ -327,15 +327,20 @@ func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pe
 		for _, i := range r.timeless {
 			r.events[i].Time = recv
 		}
-		buf := make([]byte, 0, 1024)
+		// The records are cut from one buffer, which the store may keep
+		// (store.Batch.Records).
+		var buf []byte
 		for _, e := range r.events {
 			e.Seq = p.app.Size()
 			e.Log = r.log.info.Name
 			e.ReceivedAt = recv
 			e.ID = eventid.Make(e.Log, e.Seq, recv)
-			buf = canon.Append(buf[:0], e)
-			p.app.Append(tlog.RecordHash(buf))
+			start := len(buf)
+			buf = canon.Append(buf, e)
+			rec := buf[start:len(buf):len(buf)]
+			p.app.Append(tlog.RecordHash(rec))
 			p.batch.Events = append(p.batch.Events, e)
+			p.batch.Records = append(p.batch.Records, rec)
 		}
 		if r.idem != nil {
 			p.batch.Idempotency = append(p.batch.Idempotency, store.Idempotency{

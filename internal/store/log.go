@@ -42,8 +42,12 @@ type Checkpoint struct {
 // checkpoint signed over the new size, and the idempotency records of the
 // requests whose events these are.
 type Batch struct {
-	Log         int64
-	Events      []*event.Event // in normal form, assigned fields set
+	Log    int64
+	Events []*event.Event // in normal form, assigned fields set
+	// Records, if set, holds the canonical form of each event
+	// (canon.Append), which the writer hashed: a store that keeps that
+	// form takes it from here rather than compute it again.
+	Records     [][]byte
 	Tiles       []merkle.Tile
 	Checkpoint  Checkpoint
 	Idempotency []Idempotency

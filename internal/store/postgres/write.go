@@ -72,10 +72,15 @@ type buildError struct{ err error }
 func (e *buildError) Error() string { return e.err.Error() }
 func (e *buildError) Unwrap() error { return e.err }
 
-// encode returns the canonical form of every event of batches.
+// encode returns the canonical form of every event of batches: their
+// Records, where the writer kept them.
 func encode(batches []store.Batch) [][][]byte {
 	data := make([][][]byte, len(batches))
 	for i, b := range batches {
+		if len(b.Records) == len(b.Events) {
+			data[i] = b.Records
+			continue
+		}
 		data[i] = make([][]byte, len(b.Events))
 		for j, e := range b.Events {
 			data[i][j] = canon.Append(nil, e)
