@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -689,9 +688,13 @@ func (c *logCopy) copyKeys(ctx context.Context) error {
 			if err := c.to.st.CreateKey(ctx, want); err != nil {
 				return fmt.Errorf("target: log %q: create API key %s: %w", name, k.ID, err)
 			}
+			// Revoked already, if it is in the source: never usable
+			// on the target, even if the copy stops here.
 			c.rep.Keys++
-			have = want
-			have.RevokedAt = time.Time{} // CreateKey ignores it
+			if !k.RevokedAt.IsZero() {
+				c.rep.Revoked++
+			}
+			continue
 		case err != nil:
 			return fmt.Errorf("target: API key %s: %w", k.ID, err)
 		case !sameKey(have, want):

@@ -10,8 +10,9 @@ import (
 // methods are safe for concurrent use; what they store is durable when
 // they return nil.
 type Access interface {
-	// CreateKey durably stores k (RevokedAt ignored). ErrExists if k.ID is
-	// taken, ErrNotFound if k.Log does not exist.
+	// CreateKey durably stores k, revoked at k.RevokedAt if that is set
+	// (a key copied from another store). ErrExists if k.ID is taken,
+	// ErrNotFound if k.Log does not exist.
 	CreateKey(ctx context.Context, k Key) error
 	// Key returns the key with that id, revoked or not, or ErrNotFound.
 	Key(ctx context.Context, id string) (Key, error)

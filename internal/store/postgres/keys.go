@@ -17,8 +17,12 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO keys (id, log, name, scopes, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO NOTHING`, k.ID, k.Log, k.Name, scopes, k.Hash, nanos(k.CreatedAt))
+	var revoked int64
+	if !k.RevokedAt.IsZero() {
+		revoked = nanos(k.RevokedAt)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO keys (id, log, name, scopes, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (id) DO NOTHING`, k.ID, k.Log, k.Name, scopes, k.Hash, nanos(k.CreatedAt), revoked)
 	if isCode(err, foreignKeyViolation) {
 		return fmt.Errorf("log %d: %w", k.Log, store.ErrNotFound)
 	}

@@ -37,9 +37,13 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	if err := s.checkFiles(); err != nil {
 		return err
 	}
+	var revoked int64
+	if !k.RevokedAt.IsZero() {
+		revoked = k.RevokedAt.UnixNano()
+	}
 	res, err := s.w.ExecContext(ctx,
-		"INSERT INTO keys (id, log, name, scopes, hash, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-		k.ID, k.Log, k.Name, strings.Join(k.Scopes, ","), k.Hash, k.CreatedAt.UnixNano())
+		"INSERT INTO keys (id, log, name, scopes, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+		k.ID, k.Log, k.Name, strings.Join(k.Scopes, ","), k.Hash, k.CreatedAt.UnixNano(), revoked)
 	if err != nil {
 		return err
 	}

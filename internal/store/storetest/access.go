@@ -132,6 +132,18 @@ func testKeys(t *testing.T, s LogAccess) {
 	isNotFound(t, `RevokeKey("nope")`, err)
 	_, err = s.Key(ctx, "nope")
 	isNotFound(t, `Key("nope")`, err)
+
+	// A key created revoked (copied so from another store) is revoked
+	// from the start, at its time.
+	copied := store.Key{ID: "k4", Log: b.Info.ID, Name: "copied", Scopes: []string{"read"}, Hash: hash("s4"), CreatedAt: epoch, RevokedAt: epoch.Add(time.Minute + 3)}
+	if err := s.CreateKey(ctx, copied); err != nil {
+		t.Fatalf("CreateKey(revoked k4) = %v", err)
+	}
+	got, err = s.Key(ctx, "k4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKey(t, "Key(k4) created revoked", got, copied)
 }
 
 // testIdempotency: records commit atomically with their batch, are found
