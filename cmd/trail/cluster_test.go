@@ -107,11 +107,12 @@ func TestClusterAppends(t *testing.T) {
 }
 
 // What one node does, the others see: an event appended through node A is
-// found, counted and streamed on node B within 1 s; a key revoked through
-// A is refused by B and C, and ends a stream open on C, within 2 s; a
-// request retried with its Idempotency-Key through other nodes gets the
-// first receipts and stores nothing again; a viewer session started on A
-// works on B until it is signed out on A.
+// found, counted (by action, and in the overview) and streamed on node B
+// within 1 s; a key revoked through A is refused by B and C, and ends a
+// stream open on C, within 2 s; a request retried with its
+// Idempotency-Key through other nodes gets the first receipts and stores
+// nothing again; a viewer session started on A works on B until it is
+// signed out on A.
 func TestClusterVisibility(t *testing.T) {
 	t.Parallel()
 	store, keyFile := pgStore(t)
@@ -142,6 +143,14 @@ func TestClusterVisibility(t *testing.T) {
 				return false, err.Error()
 			}
 			return len(p.Events) == 1 && p.Events[0].ID == id, string(b)
+		})
+		within(t, time.Second-time.Since(start), "node B's overview counts the event appended through node A", func() (bool, string) {
+			var st api.Stats
+			b := c.get(b, "/v1/stats", c.key)
+			if err := json.Unmarshal(b, &st); err != nil {
+				return false, err.Error()
+			}
+			return st.IndexedTo > rs.Events[0].Seq, string(b)
 		})
 		within(t, time.Second-time.Since(start), "node B counts the event appended through node A", func() (bool, string) {
 			var acts api.Actions

@@ -94,7 +94,7 @@ func (s *Store) indexLoop(ctx context.Context) {
 	backoff := indexEvery
 	for {
 		start := time.Now()
-		err := s.indexAll(ctx)
+		rolling, err := s.indexAll(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.indexFailed(ctx, err)
@@ -113,10 +113,18 @@ func (s *Store) indexLoop(ctx context.Context) {
 			continue
 		}
 		backoff = indexEvery
+		var soon <-chan time.Time
+		if rolling {
+			// A roll waits for rollEvery: look again in indexEvery,
+			// so that the overview counts an event within about
+			// rollEvery of its commit.
+			soon = time.After(indexEvery - time.Since(start))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-soon:
 		case <-ix.wake:
 			// Commits go on meanwhile: the next pass indexes them all.
 			select {
@@ -151,11 +159,11 @@ func (s *Store) indexFailed(ctx context.Context, err error) {
 
 // indexAll indexes the events of every log whose indexes or counts lag,
 // as far as its size when read.
-func (s *Store) indexAll(ctx context.Context) error {
+func (s *Store) indexAll(ctx context.Context) (rolling bool, err error) {
 	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM `+progress+`
 		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var logs, sizes []int64
 	var log, size int64
@@ -163,17 +171,19 @@ func (s *Store) indexAll(ctx context.Context) error {
 		logs, sizes = append(logs, log), append(sizes, size)
 		return nil
 	}); err != nil {
-		return err
+		return false, err
 	}
 	// A log that cannot be indexed (an event damaged before it was, say)
 	// does not hold up the others.
 	var errs []error
 	for i, log := range logs {
-		if _, _, err := s.indexTo(ctx, log, sizes[i], false); err != nil {
+		_, rolled, err := s.indexTo(ctx, log, sizes[i], false)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		rolling = rolling || rolled < sizes[i]
 	}
-	return errors.Join(errs...)
+	return rolling, errors.Join(errs...)
 }
 
 // indexTo indexes the events of log up to to, a chunk per transaction,
@@ -200,7 +210,7 @@ func (s *Store) indexTo(ctx context.Context, log, to int64, force bool) (done, r
 // events wait, rather than at every pass of the indexer: a count is
 // rewritten, and leaves a dead row version behind, fewer times.
 const (
-	rollEvery = time.Second
+	rollEvery = 500 * time.Millisecond
 	rollChunk = indexChunk
 )
 
