@@ -283,7 +283,8 @@ func (l *Log) witnessed(ctx context.Context) (store.Checkpoint, error) {
 
 // WitnessedAt returns the newest witnessed checkpoint of the log (as
 // WitnessedCheckpoint) if it covers the event at seq; else the latest
-// signed checkpoint. met reports which: true for the witnessed one.
+// signed checkpoint, as CheckpointCosigned has it. met reports which: true
+// for the witnessed one.
 func (l *Log) WitnessedAt(ctx context.Context, seq int64) (signed []byte, met bool, err error) {
 	c, err := l.witnessed(ctx)
 	if err == nil && c.Size > seq {
@@ -292,8 +293,33 @@ func (l *Log) WitnessedAt(ctx context.Context, seq int64) (signed []byte, met bo
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
-	signed, err = l.Checkpoint()
+	signed, err = l.CheckpointCosigned()
 	return signed, false, err
+}
+
+// CheckpointCosigned is Checkpoint, with the cosignatures that witnesses
+// of the DB's witness policy have given the latest checkpoint so far, when
+// they do not meet the policy (yet): the note as signed by the log, then
+// those cosignature lines. What the log can show of its latest checkpoint
+// while it is not witnessed, it is checked as the signed one is; the
+// policy says it is not met. It is the checkpoint as signed when no
+// witness cosigned it, or this DB did not submit it (another server of
+// the log did, or the DB does not witness its logs).
+func (l *Log) CheckpointCosigned() ([]byte, error) {
+	signed, err := l.Checkpoint()
+	if err != nil || l.db.witness == nil {
+		return signed, err
+	}
+	l.db.witness.mu.Lock()
+	f := l.db.witness.followers[l.info.Name]
+	l.db.witness.mu.Unlock()
+	if f == nil {
+		return signed, nil
+	}
+	if c, ok := f.Partial(); ok && bytes.HasPrefix(c.Note, signed) && len(c.Note) > len(signed) {
+		return bytes.Clone(c.Note), nil
+	}
+	return signed, nil
 }
 
 // policyCheck remembers the last cosigned note checked against the

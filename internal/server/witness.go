@@ -127,8 +127,9 @@ func (s *server) witnessPolicy(w http.ResponseWriter, r *http.Request, key trail
 
 // servedCheckpoint returns the checkpoint GET /v1/checkpoint answers: the
 // newest that meets the witness policy, unless ?witnessed=false asks for
-// the newest signed one, which is also the answer while none meets it;
-// and the value of its Trail-Witnessed header.
+// the newest signed one; while none meets it, the newest signed one with
+// the cosignatures it has so far (Log.CheckpointCosigned); and the value
+// of its Trail-Witnessed header.
 func (s *server) servedCheckpoint(r *http.Request, l *trail.Log) ([]byte, string, error) {
 	want := true
 	switch v := r.URL.Query().Get("witnessed"); v {
@@ -146,6 +147,13 @@ func (s *server) servedCheckpoint(r *http.Request, l *trail.Log) ([]byte, string
 		if !errors.Is(err, trail.ErrNotFound) {
 			return nil, "", err
 		}
+		// None meets the policy yet: the latest, with the cosignatures
+		// it has so far.
+		signed, err = l.CheckpointCosigned()
+		if err != nil {
+			return nil, "", err
+		}
+		return signed, s.witnessedValue(l, signed), nil
 	}
 	signed, err := l.Checkpoint()
 	if err != nil {

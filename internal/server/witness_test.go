@@ -201,6 +201,15 @@ func TestWitnessedCheckpoints(t *testing.T) {
 		t.Errorf("GET /v1/checkpoint with w2 down: size %d, want the last witnessed, %d", checkpointSize(t, c.body), size)
 	}
 	checkProof(late.Events[0].ID, "unmet")
+	// The proof is against the latest checkpoint, which w1 cosigned: it
+	// carries w1's cosignature, which does not meet the policy alone.
+	within(t, 10*time.Second, "the latest checkpoint carries the cosignature w1 gave it", func() (bool, string) {
+		var ep struct{ Checkpoint string }
+		e.ok(200, "GET", "/v1/events/"+late.Events[0].ID, "acme-read", "", nil, &ep)
+		res := p.Check([]byte(ep.Checkpoint))
+		return !res.Met && slices.Equal(res.Cosigners, []string{"w1"}), fmt.Sprintf("%v %q", res, ep.Checkpoint)
+	})
+	checkProof(late.Events[0].ID, "unmet")
 
 	// Back: caught up, ready.
 	ws[1].Restart()

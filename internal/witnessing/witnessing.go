@@ -149,8 +149,9 @@ type Follower struct {
 	cfg  Config
 	kick chan struct{}
 
-	mu     sync.Mutex
-	status Status
+	mu      sync.Mutex
+	status  Status
+	partial Checkpoint // see Partial
 }
 
 // New returns a Follower of l.
@@ -172,6 +173,19 @@ func (f *Follower) Notify() {
 	case f.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Partial returns the newest checkpoint submitted that witnesses
+// cosigned, but not enough of them to meet the policy, with the
+// cosignatures given so far, in the policy's order of the witnesses; ok
+// is false if there is none newer than the newest that meets it.
+func (f *Follower) Partial() (c Checkpoint, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.partial.Size <= f.status.Witnessed {
+		return Checkpoint{}, false
+	}
+	return f.partial, true
 }
 
 // Status reports how far the Follower has got.
@@ -457,10 +471,15 @@ func (r *runner) complete(ctx context.Context, rd *round) {
 			cosigned = append(cosigned, lines...)
 		}
 	}
+	c := Checkpoint{Size: rd.c.Size, Note: cosigned, SignedAt: rd.c.SignedAt}
 	if !r.f.cfg.Satisfied(names) {
+		r.f.mu.Lock()
+		if len(names) > 0 && c.Size >= r.f.partial.Size {
+			r.f.partial = c
+		}
+		r.f.mu.Unlock()
 		return
 	}
-	c := Checkpoint{Size: rd.c.Size, Note: cosigned, SignedAt: rd.c.SignedAt}
 	if err := r.f.log.PutCosigned(ctx, c); err != nil {
 		// The cosignatures stay in the round: the next answer, or the
 		// next step, tries again.
