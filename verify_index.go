@@ -258,7 +258,7 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 	for from := int64(0); from < to.Indexed; from += indexSegment {
 		end := min(from+indexSegment, to.Indexed)
 		err := v.segment(ctx, from, end, nil, func(e *event.Event) error {
-			for _, w := range strings.Fields(derive.Text(e)) {
+			for _, w := range derive.Words(e) {
 				segWords.add(w, tally.Sums{1, mix(seed, e.Seq)})
 			}
 			if e.Seq < to.Rolled {
@@ -435,7 +435,7 @@ func (v *indexCheck) segment(ctx context.Context, from, to int64, words map[stri
 				file(diffKey{ix, value, id}, e.Seq)
 			})
 		} else {
-			for _, w := range strings.Fields(derive.Text(e)) {
+			for _, w := range derive.Words(e) {
 				if words[w] {
 					file(diffKey{store.IndexText, w, ""}, e.Seq)
 				}

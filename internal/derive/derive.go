@@ -46,18 +46,24 @@ func failed(o event.Outcome) bool {
 // spaces. An index that records only which events hold a word would only
 // spend time on a repeated one.
 func Text(e *event.Event) string {
-	return text(SearchText(e))
+	return strings.Join(Words(e), " ")
 }
 
-// text is Text for the searchable text s, split in one pass when s is
+// Words returns the words of Text(e), which it joins: the distinct words
+// of Tokens(SearchText(e)), in order of first appearance.
+func Words(e *event.Event) []string {
+	return words(SearchText(e))
+}
+
+// words is Words for the searchable text s, split in one pass when s is
 // ASCII.
-func text(s string) string {
+func words(s string) []string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= utf8.RuneSelf:
-			return joinDistinct(Tokens(s))
+			return distinct(Tokens(s))
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
@@ -69,11 +75,12 @@ func text(s string) string {
 		}
 		b = append(b, c)
 	}
-	return joinDistinct(strings.Fields(string(b)))
+	return distinct(strings.Fields(string(b)))
 }
 
-// joinDistinct joins words by spaces, each only at its first appearance.
-func joinDistinct(words []string) string {
+// distinct returns words, each only at its first appearance, reusing
+// their slice.
+func distinct(words []string) []string {
 	var seen map[string]bool
 	if len(words) > 32 {
 		seen = make(map[string]bool, len(words))
@@ -90,7 +97,7 @@ func joinDistinct(words []string) string {
 		}
 		out = append(out, w)
 	}
-	return strings.Join(out, " ")
+	return out
 }
 
 // Tokens splits text into the words free-text search knows: runs of

@@ -80,3 +80,12 @@ func BenchmarkSearchText(b *testing.B) {
 		SearchText(&e)
 	}
 }
+
+// BenchmarkWords measures the words the indexes file an event under.
+func BenchmarkWords(b *testing.B) {
+	e := typicalEvent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		Words(&e)
+	}
+}

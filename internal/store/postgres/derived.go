@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -217,7 +216,7 @@ func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn fu
 	e, err := s.Get(ctx, log, seq)
 	switch {
 	case err == nil:
-		for _, full := range strings.Fields(derive.Text(e)) {
+		for _, full := range derive.Words(e) {
 			if cutWord(full, maxWord) == w {
 				found = append(found, full)
 			}

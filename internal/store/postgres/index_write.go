@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -83,10 +82,10 @@ func (r *indexRows) addCount(log int64, k store.CountKey, c store.Counts) {
 	r.counts[ck] = v
 }
 
-// eventWords returns the distinct words of e's text (derive.Text, whose
-// words are distinct), each cut to maxWord bytes.
+// eventWords returns the distinct words of e's text (derive.Words),
+// each cut to maxWord bytes.
 func eventWords(e *event.Event) []string {
-	ws := strings.Fields(derive.Text(e))
+	ws := derive.Words(e)
 	cut := false
 	for i, w := range ws {
 		if len(w) > maxWord {

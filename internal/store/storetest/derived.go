@@ -66,7 +66,7 @@ func WantDerived(evs []*event.Event, from, to, rolled, indexed int64) DerivedWan
 				w.Postings[k] = append(s, e.Seq)
 			}
 		})
-		for _, word := range strings.Fields(derive.Text(e)) {
+		for _, word := range derive.Words(e) {
 			k := PostingKey{Index: store.IndexText, Value: word}
 			w.Postings[k] = append(w.Postings[k], e.Seq)
 		}
