@@ -111,6 +111,11 @@ type Options struct {
 	// Log.WitnessedCheckpoint returns. A policy whose `log` lines do not
 	// list a log of the store makes OpenStore fail, naming the log.
 	WitnessPolicy *policy.Policy
+	// WitnessInterval is the least time between two submissions of a
+	// log's newest checkpoint to the witnesses: under steady ingest each
+	// covers every commit since the last, so a witness gets at most one a
+	// log every WitnessInterval. Default 200 ms.
+	WitnessInterval time.Duration
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.

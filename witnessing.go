@@ -179,6 +179,7 @@ func (db *DB) witnessLoop(ctx context.Context) {
 				Logger:    db.opts.Logger,
 				LogName:   li.Name,
 				Poll:      followIdle,
+				Interval:  db.opts.WitnessInterval,
 			})
 			db.witness.mu.Lock()
 			db.witness.followers[li.Name] = f

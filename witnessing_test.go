@@ -345,3 +345,48 @@ func TestWitnessPolicyUnreachableQuorum(t *testing.T) {
 	}
 	ro.Close()
 }
+
+// A DB witnessing with WitnessInterval submits a log's newest checkpoint
+// to each witness at most once an interval, whatever its commit rate, and
+// the last submission covers the last commit.
+func TestWitnessInterval(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := trail.Init(ctx, dir, trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := l.VerifierKey()
+	db.Close()
+	w1 := witnesstest.New(t, "", vkey)
+	p := witnessPolicy(t, vkey, w1)
+	const interval = time.Second
+	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, WitnessInterval: interval, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if l, err = db.Log(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 2500*time.Millisecond {
+		appendN(t, l, 1, "user.login") // a commit every 20 ms or so
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	waitFor(t, 10*time.Second, "the last commit witnessed", func() (bool, string) {
+		n := witnessedSize(t, l, p)
+		return n == l.Size(), fmt.Sprintf("witnessed size %d, log size %d, status %+v", n, l.Size(), db.WitnessStatus())
+	})
+	// One submission may start the run, then one an interval at most;
+	// the one that covers the last commit may come after the loop.
+	st := db.WitnessStatus()
+	if max := int64(elapsed/interval) + 2; len(st) != 1 || st[0].Witnesses[0].Submissions > max || st[0].Witnesses[0].Submissions < 2 {
+		t.Errorf("%d commits over %v with WitnessInterval %v made %+v; want from 2 to %d submissions", l.Size(), elapsed.Round(time.Millisecond), interval, st, max)
+	}
+}

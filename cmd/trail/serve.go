@@ -38,8 +38,9 @@ type serveCommand struct {
 	migrate  bool
 	// policy is the witness policy file; publicTiles serves checkpoints
 	// and hash tiles without a key.
-	policy      string
-	publicTiles bool
+	policy          string
+	witnessInterval time.Duration
+	publicTiles     bool
 }
 
 func (c *serveCommand) flagSet() *flag.FlagSet {
@@ -55,6 +56,7 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
 	fs.BoolVar(&c.migrate, "migrate", false, "apply the schema migrations a PostgreSQL store lacks before serving (safe when several servers start at once; see trail migrate)")
 	fs.StringVar(&c.policy, "witness-policy", "", "witness the logs' checkpoints under the C2SP tlog-policy in `FILE` (log, witness NAME VKEY URL, group, quorum lines): submit them to its witnesses and serve the newest that meets it")
+	fs.DurationVar(&c.witnessInterval, "witness-interval", 200*time.Millisecond, "submit each log's newest checkpoint to the witnesses at most once every `DURATION` (with --witness-policy); each submission covers every commit since the last")
 	fs.BoolVar(&c.publicTiles, "public-tiles", false, "serve each log's checkpoint and hash tiles without a key under /tlog/LOG/ (entry bundles still need a read key)")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
@@ -171,7 +173,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// creates a directory unless --demo asks for one: a directory gone
 	// (a typo, or removed by mistake) must not turn into an empty one
 	// whose keys all fail.
-	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger, Migrate: c.migrate}
+	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger, Migrate: c.migrate, WitnessInterval: c.witnessInterval}
+	if c.witnessInterval < 10*time.Millisecond || c.witnessInterval > time.Hour {
+		return usagef("--witness-interval %v: want from 10ms to 1h", c.witnessInterval)
+	}
 	if c.policy != "" {
 		text, err := os.ReadFile(c.policy)
 		if err != nil {

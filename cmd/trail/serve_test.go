@@ -449,6 +449,8 @@ func TestServeTLS(t *testing.T) {
 		{"serve", "--data", data, "--tls-key", keyFile},
 		{"serve", "--data", data, "--rate-limit", "-1"},
 		{"serve", "--data", data, "--rate-burst", "-1"},
+		{"serve", "--data", data, "--witness-interval", "1ms"},
+		{"serve", "--data", data, "--witness-interval", "2h"},
 	} {
 		if r := run(t, "", args...); r.code != 2 {
 			t.Errorf("trail %s: exit %d, want 2\n%s", strings.Join(args, " "), r.code, r.stderr)
