@@ -688,9 +688,9 @@ func (c *logCopy) copyKeys(ctx context.Context) error {
 			if err := c.to.st.CreateKey(ctx, want); err != nil {
 				return fmt.Errorf("target: log %q: create API key %s: %w", name, k.ID, err)
 			}
-			// Revoked already, if it is in the source: never usable
-			// on the target, even if the copy stops here.
 			c.rep.Keys++
+			// Created revoked, if it is in the source: never usable
+			// on the target, even if the copy stops here.
 			if !k.RevokedAt.IsZero() {
 				c.rep.Revoked++
 			}

@@ -26,17 +26,9 @@ func witnessedLog(b *testing.B, n int) *trail.Log {
 	b.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(b.TempDir(), "data")
-	db, err := trail.Init(ctx, dir, trail.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := db.CreateLog(ctx, "bench", "bench.example/trail")
-	if err != nil {
-		b.Fatal(err)
-	}
-	vkey := l.VerifierKey()
-	db.Close()
+	vkey := initLog(b, dir, "bench", "bench.example/trail")
 	var opts trail.Options
+	var err error
 	if n > 0 {
 		var lines, names []string
 		for i := range n {
@@ -50,11 +42,13 @@ func witnessedLog(b *testing.B, n int) *trail.Log {
 			b.Fatal(err)
 		}
 	}
-	if db, err = trail.Open(ctx, dir, opts); err != nil {
+	db, err := trail.Open(ctx, dir, opts)
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	if l, err = db.Log(ctx, "bench"); err != nil {
+	l, err := db.Log(ctx, "bench")
+	if err != nil {
 		b.Fatal(err)
 	}
 	return l

@@ -298,14 +298,12 @@ func (l *Log) WitnessedAt(ctx context.Context, seq int64) (signed []byte, met bo
 	return signed, false, err
 }
 
-// CheckpointCosigned is Checkpoint, with the cosignatures that witnesses
-// of the DB's witness policy have given the latest checkpoint so far, when
-// they do not meet the policy (yet): the note as signed by the log, then
-// those cosignature lines. What the log can show of its latest checkpoint
-// while it is not witnessed, it is checked as the signed one is; the
-// policy says it is not met. It is the checkpoint as signed when no
-// witness cosigned it, or this DB did not submit it (another server of
-// the log did, or the DB does not witness its logs).
+// CheckpointCosigned is Checkpoint, followed by the cosignature lines
+// that witnesses of the DB's witness policy have given the latest
+// checkpoint so far, too few to meet the policy. It opens with the log's
+// verifier key as Checkpoint does. Without such lines (no witness
+// cosigned it yet, another server of the log submitted it, or the DB
+// does not witness its logs) it is Checkpoint.
 func (l *Log) CheckpointCosigned() ([]byte, error) {
 	signed, err := l.Checkpoint()
 	if err != nil || l.db.witness == nil {
@@ -317,7 +315,7 @@ func (l *Log) CheckpointCosigned() ([]byte, error) {
 	if f == nil {
 		return signed, nil
 	}
-	if c, ok := f.Partial(); ok && bytes.HasPrefix(c.Note, signed) && len(c.Note) > len(signed) {
+	if c, ok := f.Partial(); ok && bytes.HasPrefix(c.Note, signed) {
 		return bytes.Clone(c.Note), nil
 	}
 	return signed, nil

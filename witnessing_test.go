@@ -102,6 +102,23 @@ func witnessedSize(t *testing.T, l *trail.Log, p *policy.Policy) int64 {
 	return c.Size
 }
 
+// initLog makes a data directory at dir holding one empty log, name with
+// origin (the default when ""), and returns the log's verifier key.
+func initLog(t testing.TB, dir, name, origin string) string {
+	t.Helper()
+	ctx := context.Background()
+	db, err := trail.Init(ctx, dir, trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.CreateLog(ctx, name, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.VerifierKey()
+}
+
 // A log witnessed by two real witnesses, both needed: its checkpoints
 // get cosigned by both; with one witness down, appends go on, the status
 // says which witness fails and the witnessed size stays behind; once it
@@ -111,28 +128,20 @@ func witnessedSize(t *testing.T, l *trail.Log, p *policy.Policy) int64 {
 func TestWitnessing(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	db, err := trail.Init(ctx, dir, trail.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := db.CreateLog(ctx, "acme", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vkey := l.VerifierKey()
-	db.Close()
+	vkey := initLog(t, dir, "acme", "")
 	fork := filepath.Join(t.TempDir(), "fork")
 	copyDir(t, dir, fork)
 
 	w1 := witnesstest.New(t, "", vkey)
 	w2 := witnesstest.New(t, "", vkey)
 	p := witnessPolicy(t, vkey, w1, w2)
-	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, Logger: testLogger(t)})
+	db, err := trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if l, err = db.Log(ctx, "acme"); err != nil {
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := witnessedSize(t, l, p); n != 0 {
@@ -352,25 +361,17 @@ func TestWitnessPolicyUnreachableQuorum(t *testing.T) {
 func TestWitnessInterval(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	db, err := trail.Init(ctx, dir, trail.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := db.CreateLog(ctx, "acme", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vkey := l.VerifierKey()
-	db.Close()
+	vkey := initLog(t, dir, "acme", "")
 	w1 := witnesstest.New(t, "", vkey)
 	p := witnessPolicy(t, vkey, w1)
 	const interval = time.Second
-	db, err = trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, WitnessInterval: interval, Logger: testLogger(t)})
+	db, err := trail.Open(ctx, dir, trail.Options{WitnessPolicy: p, WitnessInterval: interval, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if l, err = db.Log(ctx, "acme"); err != nil {
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

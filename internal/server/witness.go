@@ -147,15 +147,14 @@ func (s *server) servedCheckpoint(r *http.Request, l *trail.Log) ([]byte, string
 		if !errors.Is(err, trail.ErrNotFound) {
 			return nil, "", err
 		}
-		// None meets the policy yet: the latest, with the cosignatures
-		// it has so far.
-		signed, err = l.CheckpointCosigned()
-		if err != nil {
-			return nil, "", err
-		}
-		return signed, s.witnessedValue(l, signed), nil
 	}
-	signed, err := l.Checkpoint()
+	latest := l.Checkpoint
+	if want {
+		// None meets the policy yet, if one covers the log: the
+		// latest, with the cosignatures it has so far.
+		latest = l.CheckpointCosigned
+	}
+	signed, err := latest()
 	if err != nil {
 		return nil, "", err
 	}
