@@ -17,12 +17,14 @@ import (
 // size, last receipt time and latest checkpoint, and the tile stored at
 // each level where merkle.RightmostTiles puts the rightmost tile for that
 // size: a row per level the tree has (at least one row), with a NULL
-// tile where none is stored.
+// tile where none is stored. Each tile is one lookup of the tiles' key
+// (LATERAL): a join let the planner hash the log's every tile, a read
+// that grew with the log.
 const stateQuery = `SELECT l.size, l.last_received_at, c.size, c.signed_at, c.note, lv.level, t.data
 	FROM logs l
 	LEFT JOIN LATERAL (SELECT size, signed_at, note FROM checkpoints WHERE log = l.id ORDER BY size DESC LIMIT 1) c ON true
 	LEFT JOIN LATERAL (SELECT level FROM generate_series(0, 7) AS level WHERE l.size >> (8 * level) > 0) lv ON true
-	LEFT JOIN tiles t ON t.log = l.id AND t.level = lv.level AND t.idx = ((l.size >> (8 * lv.level)) - 1) >> 8
+	LEFT JOIN LATERAL (SELECT data FROM tiles WHERE log = l.id AND level = lv.level AND idx = ((l.size >> (8 * lv.level)) - 1) >> 8 LIMIT 1) t ON true
 	WHERE l.id = $1
 	ORDER BY lv.level`
 
