@@ -323,9 +323,7 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 		if err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
-		var q pgx.Batch
-		r.queue(&q)
-		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
+		if err := r.write(ctx, tx, nil); err != nil {
 			return fmt.Errorf("reset index: %w", err)
 		}
 	}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"maps"
 	"math/bits"
 	"slices"
@@ -105,25 +107,38 @@ func eventWords(e *event.Event) []string {
 	return out
 }
 
-// queue queues the statements that write the rows.
-func (r *indexRows) queue(q *pgx.Batch) {
+// write writes the rows in tx, and then runs the statements of q with
+// them, in one more round trip: event_fields by COPY, which PostgreSQL
+// inserts many rows at a time (a WAL record per page rather than per
+// row), and the others in one pipeline.
+func (r *indexRows) write(ctx context.Context, tx pgx.Tx, q *pgx.Batch) error {
 	if len(r.seqs) > 0 {
-		r.queueFields(q)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_fields"}, fieldColumns, pgx.CopyFromSlice(len(r.seqs), r.fieldRow)); err != nil {
+			return fmt.Errorf("event_fields: %w", err)
+		}
 	}
-	r.text.queue(q)
-	queueCounts(q, r.counts)
-}
-
-// queueFields queues the statements that write the rows of event_fields
-// and event_targets.
-func (r *indexRows) queueFields(q *pgx.Batch) {
-	q.Queue(`INSERT INTO event_fields (log, seq, action, outcome, actor, ip, target_type, target_id)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`,
-		r.logs, r.seqs, r.actions, r.outcomes, r.actors, r.ips, r.tTypes, r.tIDs)
+	var b pgx.Batch
 	if len(r.mSeqs) > 0 {
-		q.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+		b.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
 			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)
 	}
+	r.text.queue(&b)
+	queueCounts(&b, r.counts)
+	if q != nil {
+		b.QueuedQueries = append(b.QueuedQueries, q.QueuedQueries...)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, &b).Close()
+}
+
+// fieldColumns are the columns of event_fields that write copies.
+var fieldColumns = []string{"log", "seq", "action", "outcome", "actor", "ip", "target_type", "target_id"}
+
+// fieldRow returns the event_fields row i, for CopyFromSlice.
+func (r *indexRows) fieldRow(i int) ([]any, error) {
+	return []any{r.logs[i], r.seqs[i], r.actions[i], r.outcomes[i], r.actors[i], r.ips[i], r.tTypes[i], r.tIDs[i]}, nil
 }
 
 // textRows are bundle_text rows: for each block of textBlock events, the

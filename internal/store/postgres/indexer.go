@@ -288,11 +288,10 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 			rolled = max(rolled, end)
 		}
 		var q pgx.Batch
-		r.queue(&q)
 		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, indexed)
 		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
 			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, counted, rolled)
-		if err := tx.SendBatch(ctx, &q).Close(); err != nil {
+		if err := r.write(ctx, tx, &q); err != nil {
 			return fmt.Errorf("store the indexes and counts of log %d: %w", log, err)
 		}
 		done, rolledTo = min(indexed, counted), rolled
