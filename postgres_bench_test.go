@@ -176,6 +176,7 @@ func BenchmarkPostgresAppendBatch1000(b *testing.B) {
 	l := newPGBenchLog(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		off := (i * 1000) % len(evs)
 		if _, err := l.AppendBatch(ctx, evs[off:off+1000]); err != nil {
@@ -185,6 +186,7 @@ func BenchmarkPostgresAppendBatch1000(b *testing.B) {
 	if err := l.WaitIndexed(ctx); err != nil {
 		b.Fatal(err)
 	}
+	cpu.report(b, b.N*1000)
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -206,9 +208,11 @@ func BenchmarkPostgresAppendParallel32(b *testing.B) {
 	evs, _ := workloadEvents(b, 200_000)
 	l := newPGBenchLog(b)
 	b.ResetTimer()
+	cpu := startCPU()
 	if _, err := appendLoad(context.Background(), []*trail.Log{l}, evs, 32, 1, b.N); err != nil {
 		b.Fatal(err)
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -260,11 +264,13 @@ func benchThreeNodes(b *testing.B, nlogs int) {
 				targets[k] = perNode[k][k%nlogs]
 			}
 			b.StartTimer()
+			cpu := startCPU()
 			three, err := appendLoad(ctx, targets, evs, c.callers, c.batch, b.N)
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)
 			}
+			cpu.report(b, b.N*c.batch)
 			events := float64(b.N * c.batch)
 			b.ReportMetric(events/three.Seconds(), "events/s")
 			b.ReportMetric(events/solo.Seconds(), "one-node-events/s")
@@ -561,12 +567,14 @@ func BenchmarkPostgresBaselineBatch1000(b *testing.B) {
 	t := openPGBaseline(b, 0)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		off := (i * 1000) % len(evs)
 		if err := t.InsertBatch(ctx, evs[off:off+1000]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, b.N*1000)
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -577,12 +585,14 @@ func BenchmarkPostgresBaselineCopy1000(b *testing.B) {
 	t := openPGBaseline(b, 0)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		off := (i * 1000) % len(evs)
 		if err := t.Copy(ctx, evs[off:off+1000]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, b.N*1000)
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -613,6 +623,7 @@ func BenchmarkPostgresBaselineParallel32(b *testing.B) {
 		errs = make(chan error, 32)
 	)
 	b.ResetTimer()
+	cpu := startCPU()
 	for range 32 {
 		wg.Add(1)
 		go func() {
@@ -636,5 +647,6 @@ func BenchmarkPostgresBaselineParallel32(b *testing.B) {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
