@@ -196,9 +196,11 @@ func BenchmarkPostgresAppendSingle(b *testing.B) {
 	evs, _ := workloadEvents(b, 200_000)
 	l := newPGBenchLog(b)
 	b.ResetTimer()
+	cpu := startCPU()
 	if _, err := appendLoad(context.Background(), []*trail.Log{l}, evs, 1, 1, b.N); err != nil {
 		b.Fatal(err)
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -603,11 +605,13 @@ func BenchmarkPostgresBaselineSingle(b *testing.B) {
 	t := openPGBaseline(b, 0)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		if err := t.Insert(ctx, &evs[i%len(evs)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 

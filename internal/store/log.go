@@ -126,6 +126,9 @@ type LockingLog interface {
 	// size), and stores the batches build returns as Commit does, all in
 	// one transaction: the logs cannot grow between build's reading and
 	// the commit. An error from build is returned as it is, with nothing
-	// stored.
+	// stored. Build may be called more than once, the first time with a
+	// guess of the sizes (before the lock is granted, and checked under
+	// it), and must do nothing but build: only the batches of its last
+	// call are stored.
 	CommitLocked(ctx context.Context, known map[int64]int64, build func(sizes map[int64]int64, moved map[int64]State) ([]Batch, error)) error
 }

@@ -83,6 +83,7 @@ type Store struct {
 	indexer *indexer // nil without one (Options.NoIndexer)
 	recent  store.Recent
 	lags    lags
+	tips    tips
 }
 
 var (

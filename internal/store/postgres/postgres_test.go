@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +309,94 @@ func TestSynchronousCommit(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&got); err != nil || got != "force_custom_plan" {
 		t.Errorf("plan_cache_mode of the store's connections = %q, %v; want force_custom_plan", got, err)
 	}
+}
+
+// TestCommitLockedGuess: a Store that made a log's last commit builds the
+// next one on where it left the log, and locks, checks and writes in one
+// round trip. When the guess is wrong (another Store committed since, or
+// something was stored past the log's end), the check under the lock
+// catches it, build is called again with the log as locked, and only
+// that commit is stored; damage is reported as such.
+func TestCommitLockedGuess(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s1, s2 := open(t, url), open(t, url)
+	w := storetest.NewWriter(t, s1, "audit")
+	evs := storetest.Events(40, 9)
+	// Guessing again at once after a wrong guess, until the last steps.
+	defer func(d time.Duration) { guessAfter = d }(guessAfter)
+	guessAfter = 0
+	type call struct {
+		size  int64
+		moved bool
+	}
+	// commit commits evs through s, known at size known, building the
+	// batch on whatever size build is given, as the writer does.
+	commit := func(s *Store, known int64, evs []event.Event) ([]call, error) {
+		var calls []call
+		var b store.Batch
+		err := s.CommitLocked(ctx, map[int64]int64{w.Info.ID: known}, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
+			_, mv := moved[w.Info.ID]
+			calls = append(calls, call{sizes[w.Info.ID], mv})
+			b = w.BatchAt(t, sizes[w.Info.ID], t0.Add(time.Duration(known)*time.Second), evs...)
+			return []store.Batch{b}, nil
+		})
+		if err == nil {
+			w.Committed(t, b)
+		}
+		return calls, err
+	}
+	want := func(step string, got []call, err error, want ...call) {
+		t.Helper()
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("%s: CommitLocked = %v, build called with %v; want nil, build called with %v", step, err, got, want)
+		}
+	}
+
+	calls, err := commit(s1, 0, evs[0:5])
+	want("first commit", calls, err, call{0, false})
+	calls, err = commit(s1, 5, evs[5:12])
+	want("commit after its own", calls, err, call{5, false})
+
+	// A record past the end of the bundle s1 last appended to: the guess
+	// is caught, and the commit through the lock reports the damage.
+	conn := raw(t, url)
+	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return append(recs, nil, recs[1]) })
+	calls, err = commit(s1, 12, evs[12:15])
+	var d *store.DamagedError
+	if !errors.As(err, &d) || d.Seq != 13 || !slices.Equal(calls, []call{{12, false}, {12, false}}) {
+		t.Fatalf("CommitLocked with seq 13 stored behind the Store's back = %v, build called with %v; want a *store.DamagedError at seq 13, build called twice at 12", err, calls)
+	}
+	if size, err := s1.Size(ctx, w.Info.ID); err != nil || size != 12 {
+		t.Fatalf("Size after the failed commit = %d, %v; want 12", size, err)
+	}
+	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return recs[:12] })
+	calls, err = commit(s1, 12, evs[12:15])
+	want("commit once repaired", calls, err, call{12, false})
+
+	// A bundle past the end.
+	if _, err := conn.Exec(ctx, "INSERT INTO event_bundles (log, first_seq, data) SELECT log, 48, data FROM event_bundles WHERE log = $1 AND first_seq = 0", w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	calls, err = commit(s1, 15, evs[15:20])
+	if !errors.As(err, &d) || d.Seq != 48 || !slices.Equal(calls, []call{{15, false}, {15, false}}) {
+		t.Fatalf("CommitLocked with a bundle stored at seq 48 = %v, build called with %v; want a *store.DamagedError at seq 48, build called twice at 15", err, calls)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM event_bundles WHERE log = $1 AND first_seq = 48", w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	calls, err = commit(s1, 15, evs[15:20])
+	want("commit once the bundle is gone", calls, err, call{15, false})
+
+	// Another Store's commit.
+	guessAfter = time.Hour
+	w.Append(t, s2, t0.Add(time.Minute), evs[20:25]...)
+	calls, err = commit(s1, 20, evs[25:30])
+	want("commit after another Store's", calls, err, call{20, false}, call{25, true})
+	// For a while after a wrong guess, the Store does not guess: the
+	// commit goes through the lock and read at once.
+	w.Append(t, s2, t0.Add(2*time.Minute), evs[30:33]...)
+	calls, err = commit(s1, 30, evs[33:40])
+	want("commit right after a wrong guess", calls, err, call{33, true})
+	storetest.CheckLog(t, s2, w)
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/store"
@@ -54,7 +56,10 @@ func (s *Store) Commit(ctx context.Context, batches []store.Batch) error {
 // batches built by build once the transaction holds the logs' rows, from
 // the sizes it read under the lock and the states of the logs that moved,
 // read in the same round trip. The writers of one log, on every node,
-// thus take turns in PostgreSQL rather than race and retry.
+// thus take turns in PostgreSQL rather than race and retry. Where this
+// Store made the last commit to every log and known has them where it
+// left them, build is called first with those sizes, and the commit
+// checked under the lock (commitKnown).
 func (s *Store) CommitLocked(ctx context.Context, known map[int64]int64, build func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error)) error {
 	return s.commit(ctx, slices.Collect(maps.Keys(known)), known, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error) {
 		batches, err := build(sizes, moved)
@@ -92,12 +97,16 @@ func encode(batches []store.Batch) [][][]byte {
 // commit stores, in one transaction, the batches that batches returns
 // when given the sizes of the logs ids and the states of those whose size
 // is not the one known has for them, read once the transaction holds
-// their rows (see Commit). It takes two round trips to PostgreSQL while
-// it holds the rows: one begins the transaction, locks the rows, looks
-// for events stored past each log's end and reads the states of the logs
-// that moved; the other writes everything and commits. The fewer round
-// trips a commit holds a log for, the more commits of other servers the
-// log takes.
+// their rows (see Commit).
+//
+// Where this Store made the last commit to each of the logs, and known
+// says they are where it left them, the batches are built on that and
+// the commit takes one round trip (commitKnown). Otherwise, or if that
+// guess proves wrong, it takes two while it holds the rows: one begins
+// the transaction, locks the rows, looks for events stored past each
+// log's end and reads the states of the logs that moved; the other
+// writes everything and commits. The fewer round trips a commit holds a
+// log for, the more commits of other servers the log takes.
 func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, batches func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error)) (err error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
@@ -130,12 +139,29 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	committed := false
 	defer func() {
 		if !committed {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			conn.Exec(rctx, "ROLLBACK")
-			cancel()
+			rollback(ctx, conn)
 		}
 		conn.Release()
 	}()
+	// The tips are forgotten until this commit says where it left the
+	// logs: a commit that fails may leave them anywhere.
+	defer func() {
+		if !committed {
+			s.tips.moved(ids, false)
+		}
+	}()
+
+	if guess, ok := s.tips.known(ids, known); ok && known != nil {
+		err := s.commitKnown(ctx, conn, ids, guess, batches, &committing)
+		if !errors.Is(err, errGuessWrong) {
+			committed = err == nil
+			return err
+		}
+		// Another Store committed to a log meanwhile, or its end is not
+		// as this Store left it: through the lock and read, then.
+		rollback(ctx, conn)
+		s.tips.moved(ids, true)
+	}
 
 	var first pgx.Batch
 	first.Queue("BEGIN")
@@ -161,65 +187,192 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	if err != nil {
 		return err
 	}
-	sizes := maps.Clone(locked)
-	bs, data, err := batches(maps.Clone(locked), moved)
+	bs, data, err := batches(maps.Clone(locked.sizes), moved)
 	if err != nil {
 		return err
 	}
 	var q pgx.Batch
-	var written []int64
+	w, err := queueWrites(&q, ids, locked, strays, bs, data)
+	if err != nil || w == nil {
+		return err
+	}
+	committing = true
+	if err := sendCommit(ctx, conn, &q); err != nil {
+		return err
+	}
+	committed = true
+	s.committed(bs, locked, w)
+	return nil
+}
+
+// errGuessWrong says that a log was not where commitKnown guessed.
+var errGuessWrong = errors.New("the log is not where this server's last commit left it")
+
+// guardQuery fails with division_by_zero (22012) unless log $1 holds $2
+// events, the SHA-256 of the data of its bundle at $3 (the one that holds
+// seq $2) is $4, or the bundle is absent and $4 empty, and no bundle
+// starts past it: the log is exactly as a commit of this Store left it,
+// and nothing was stored past its end since. commitKnown runs it after
+// the log's lock is granted.
+const guardQuery = `SELECT 1 / (COALESCE((SELECT size FROM logs WHERE id = $1), -1) = $2
+	AND COALESCE((SELECT sha256(data) FROM event_bundles WHERE log = $1 AND first_seq = $3), '') = $4
+	AND NOT EXISTS (SELECT 1 FROM event_bundles WHERE log = $1 AND first_seq > $3))::integer`
+
+// commitKnown is commit in one round trip, with the batches built on
+// the logs' tips in guess: it begins the transaction, locks the logs'
+// rows, checks each log against its tip (guardQuery), writes and
+// commits. It returns errGuessWrong, with the transaction to roll back,
+// when a log is not where its tip says.
+func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64, guess map[int64]tip, batches func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error), committing *bool) error {
+	locked := lockedLogs{sizes: make(map[int64]int64, len(ids)), bundles: make(map[int64][]byte, len(ids))}
+	for id, tp := range guess {
+		locked.sizes[id], locked.bundles[id] = tp.size, tp.bundle
+	}
+	bs, data, err := batches(maps.Clone(locked.sizes), nil)
+	if err != nil {
+		return err
+	}
+	var q pgx.Batch
+	q.Queue("BEGIN")
+	q.Queue("SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
+	for _, id := range ids {
+		sum := []byte{}
+		if b := locked.bundles[id]; b != nil {
+			h := sha256.Sum256(b)
+			sum = h[:]
+		}
+		q.Queue(guardQuery, id, locked.sizes[id], bundleStart(locked.sizes[id]), sum)
+	}
+	guards := q.Len()
+	w, err := queueWrites(&q, ids, locked, nil, bs, data)
+	if err != nil || w == nil {
+		return err
+	}
+	*committing = true
+	res := conn.SendBatch(ctx, &q)
+	for i := 0; i < guards; i++ {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "22012" {
+				*committing = false
+				return errGuessWrong
+			}
+			return fmt.Errorf("lock logs: %w", err)
+		}
+	}
+	if err := closeCommit(res); err != nil {
+		return err
+	}
+	s.committed(bs, locked, w)
+	return nil
+}
+
+// rollback rolls back the transaction conn is in, if any.
+func rollback(ctx context.Context, conn *pgxpool.Conn) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	conn.Exec(rctx, "ROLLBACK")
+	cancel()
+}
+
+// lockedLogs are the logs a commit locked, as it found them: their sizes
+// (a log missing from it does not exist), and the data of the bundle
+// that holds the seq at each one's size (nil where there is none).
+type lockedLogs struct {
+	sizes   map[int64]int64
+	bundles map[int64][]byte
+}
+
+// writes are the rows a commit writes.
+type writes struct {
+	logs    []int64 // written, in order
+	bundles bundleRows
+}
+
+// queueWrites checks the batches bs of a commit, which locked the logs
+// ids and found them as locked says (and for each, what checkStray said
+// in strays), and queues in q the statements that write them and
+// commit. It returns nil and no error if no batch has events.
+func queueWrites(q *pgx.Batch, ids []int64, locked lockedLogs, strays map[int64]error, bs []store.Batch, data [][][]byte) (*writes, error) {
+	w := &writes{}
 	for i := range bs {
 		if len(bs[i].Events) == 0 {
 			continue
 		}
 		if !slices.Contains(ids, bs[i].Log) {
-			return fmt.Errorf("batch of log %d, which the commit did not lock", bs[i].Log)
+			return nil, fmt.Errorf("batch of log %d, which the commit did not lock", bs[i].Log)
 		}
-		if !slices.Contains(written, bs[i].Log) {
-			written = append(written, bs[i].Log)
+		if !slices.Contains(w.logs, bs[i].Log) {
+			w.logs = append(w.logs, bs[i].Log)
 		}
 	}
-	if len(written) == 0 {
-		return nil
+	if len(w.logs) == 0 {
+		return nil, nil
 	}
-	slices.Sort(written)
-	for _, id := range written {
-		if _, ok := locked[id]; !ok {
-			return fmt.Errorf("log %d: %w", id, store.ErrNotFound)
+	slices.Sort(w.logs)
+	for _, id := range w.logs {
+		if _, ok := locked.sizes[id]; !ok {
+			return nil, fmt.Errorf("log %d: %w", id, store.ErrNotFound)
 		}
 		if strays[id] != nil {
-			return strays[id]
+			return nil, strays[id]
 		}
 	}
-	var bundles bundleRows
+	sizes := maps.Clone(locked.sizes)
 	var idem idempotencyRows
 	for i := range bs {
-		if err := commitBatch(&q, &bs[i], data[i], sizes, &bundles, &idem); err != nil {
-			return err
+		if err := commitBatch(q, &bs[i], data[i], sizes, &w.bundles, &idem); err != nil {
+			return nil, err
 		}
 	}
-	bundles.queue(&q)
-	idem.queue(&q)
+	w.bundles.queue(q)
+	idem.queue(q)
 	// A statement that fails makes PostgreSQL skip the rest of the
 	// pipeline, COMMIT included: the transaction is then rolled back.
 	q.Queue("COMMIT")
-	committing = true
-	if err := conn.SendBatch(ctx, &q).Close(); err != nil {
+	return w, nil
+}
+
+// sendCommit sends q, which ends in COMMIT (queueWrites).
+func sendCommit(ctx context.Context, conn *pgxpool.Conn, q *pgx.Batch) error {
+	return closeCommit(conn.SendBatch(ctx, q))
+}
+
+// closeCommit reads the rest of the results of a pipeline that ends in
+// COMMIT.
+func closeCommit(res pgx.BatchResults) error {
+	if err := res.Close(); err != nil {
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "idempotency_pkey" {
 			return &buildError{fmt.Errorf("%s: %w", pe.Detail, store.ErrIdempotencyTaken)}
 		}
 		return fmt.Errorf("store the events, tiles and checkpoints: %w", err)
 	}
-	committed = true
-	// The indexer follows (indexer.go), from memory.
+	return nil
+}
+
+// committed notes a commit of batches bs, which found the logs as locked
+// says and wrote w: the indexer follows it from memory (indexer.go), and
+// the logs' tips are where it left them.
+func (s *Store) committed(bs []store.Batch, locked lockedLogs, w *writes) {
+	end := map[int64]int64{}
 	for _, b := range bs {
 		if len(b.Events) > 0 {
 			s.recent.Add(b.Log, b.Events)
-			s.noteSizes(b.Log, b.Events[len(b.Events)-1].Seq+1, -1)
+			end[b.Log] = b.Events[len(b.Events)-1].Seq + 1
+			s.noteSizes(b.Log, end[b.Log], -1)
 		}
 	}
+	for _, id := range w.logs {
+		size, start := end[id], bundleStart(end[id])
+		var data []byte
+		if old := locked.sizes[id]; bundleStart(old) == start {
+			data = slices.Clone(locked.bundles[id])
+		}
+		if i, ok := w.bundles.at[[2]int64{id, start}]; ok {
+			data = append(data, w.bundles.datas[i]...)
+		}
+		s.tips.set(id, tip{size: size, bundle: data})
+	}
 	s.wakeIndexer()
-	return nil
 }
 
 // strayQuery reads the bundle of log $1 that holds the seq at its size,
@@ -231,51 +384,53 @@ const strayQuery = `SELECT b.first_seq, CASE WHEN b.first_seq = s.start THEN b.d
 	FROM (SELECT (size / 16) * 16 AS start FROM logs WHERE id = $1) s,
 	LATERAL (SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq >= s.start ORDER BY first_seq LIMIT 2) b`
 
-// readLocked reads the results of commit's first round trip: the sizes of
-// the logs found and locked (a log missing from it does not exist), what
-// checkStray says of each, and the states of those of movedIDs that moved.
-func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (sizes map[int64]int64, strays map[int64]error, states map[int64]store.State, err error) {
+// readLocked reads the results of commit's first round trip: the logs
+// found and locked, what checkStray says of each, and the states of those
+// of movedIDs that moved.
+func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (locked lockedLogs, strays map[int64]error, states map[int64]store.State, err error) {
 	if _, err := res.Exec(); err != nil {
-		return nil, nil, nil, fmt.Errorf("begin: %w", err)
+		return locked, nil, nil, fmt.Errorf("begin: %w", err)
 	}
 	rows, err := res.Query()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("lock logs: %w", err)
+		return locked, nil, nil, fmt.Errorf("lock logs: %w", err)
 	}
-	sizes = make(map[int64]int64, len(ids))
+	locked = lockedLogs{sizes: make(map[int64]int64, len(ids)), bundles: make(map[int64][]byte, len(ids))}
 	var id, size int64
 	if _, err := pgx.ForEachRow(rows, []any{&id, &size}, func() error {
-		sizes[id] = size
+		locked.sizes[id] = size
 		return nil
 	}); err != nil {
-		return nil, nil, nil, fmt.Errorf("lock logs: %w", err)
+		return locked, nil, nil, fmt.Errorf("lock logs: %w", err)
 	}
 	strays = make(map[int64]error, len(ids))
 	for _, id := range ids {
-		if err := checkStray(res, id, sizes[id]); err != nil {
+		data, err := checkStray(res, id, locked.sizes[id])
+		if err != nil {
 			var de *store.DamagedError
 			if !errors.As(err, &de) {
-				return nil, nil, nil, err
+				return locked, nil, nil, err
 			}
 			strays[id] = err
 		}
+		locked.bundles[id] = data
 	}
 	states = make(map[int64]store.State, len(movedIDs))
 	for _, id := range movedIDs {
 		rows, err := res.Query()
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)
+			return locked, nil, nil, fmt.Errorf("read the log's state: %w", err)
 		}
 		st, err := s.scanState(ctx, id, rows)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // no such log, or it has not moved
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read the log's state: %w", err)
+			return locked, nil, nil, fmt.Errorf("read the log's state: %w", err)
 		}
 		states[id] = st
 	}
-	return sizes, strays, states, nil
+	return locked, strays, states, nil
 }
 
 // checkStray reads the result of the query that commit queues first for
@@ -283,19 +438,24 @@ func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, moved
 // next one. It returns a *store.DamagedError if an event is stored at or
 // past size, outside Trail, which the commit would clash with or hide
 // among its own; and if one is missing from the bundle that the commit
-// appends to, where the commit's events would then lie at other seqs.
-func checkStray(res pgx.BatchResults, id, size int64) error {
+// appends to, where the commit's events would then lie at other seqs. It
+// returns the data of the bundle that holds seq size, nil where there is
+// none.
+func checkStray(res pgx.BatchResults, id, size int64) ([]byte, error) {
 	rows, err := res.Query()
 	if err != nil {
-		return fmt.Errorf("read the log's last events: %w", err)
+		return nil, fmt.Errorf("read the log's last events: %w", err)
 	}
 	start := bundleStart(size)
 	var first int64
 	var data []byte
 	var stray error
+	var at []byte
 	found := false
 	_, err = pgx.ForEachRow(rows, []any{&first, &data}, func() error {
-		found = found || first == start
+		if first == start {
+			found, at = true, data
+		}
 		if stray != nil {
 			return nil
 		}
@@ -322,16 +482,13 @@ func checkStray(res pgx.BatchResults, id, size int64) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read the log's last events: %w", err)
+		return nil, fmt.Errorf("read the log's last events: %w", err)
 	}
 	if stray == nil && size > start && !found {
 		// The bundle the commit would append to is missing.
 		stray = &store.DamagedError{Seq: start, Problem: store.ProblemMissing}
 	}
-	if stray != nil {
-		return stray
-	}
-	return nil
+	return at, stray
 }
 
 // bundleRows are the bundle rows a commit writes: the data it adds to
