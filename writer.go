@@ -42,9 +42,10 @@ type appendReq struct {
 	err    chan error   // buffered, receives exactly once
 
 	// timeless lists the events that came without a time, which get
-	// their received_at: set by the writer when it first sequences them,
-	// so that it can sequence them again.
+	// their received_at: set by the writer when it first sequences them
+	// (stamped), so that it can sequence them again.
 	timeless []int
+	stamped  bool
 
 	// Set by the writer before it answers on err: the outcome, the
 	// receipts of a replayed request (nil for one stored now), and whether
@@ -168,9 +169,9 @@ func (w *writer) commit(group []*appendReq) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		if locking, ok := w.db.st.(store.LockingLog); ok {
-			order, err = w.sequenceLocked(locking, group, now, attempt)
+			order, err = w.sequenceLocked(locking, group, now)
 		} else {
-			order, err = w.sequence(group, now, attempt)
+			order, err = w.sequence(group, now)
 			if err == nil {
 				err = w.db.st.Commit(context.Background(), batchesOf(order))
 			}
@@ -244,7 +245,7 @@ func (w *writer) commit(group []*appendReq) {
 // since this one last read it is read again inside the lock, so that the
 // group goes after those events at the first try, however many servers
 // share the logs.
-func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time, attempt int) ([]*pending, error) {
+func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time) ([]*pending, error) {
 	known := map[int64]int64{}
 	for _, r := range group {
 		known[r.log.info.ID] = r.log.Size()
@@ -272,7 +273,7 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 			}
 		}
 		var err error
-		order, err = w.sequence(group, now, attempt)
+		order, err = w.sequence(group, now)
 		if err != nil {
 			return nil, err
 		}
@@ -297,8 +298,9 @@ func conflictPause(attempt int) time.Duration {
 // sequence assigns the group's events their seq, received_at and id after
 // the events of their logs as last read, extends each log's Merkle tree
 // and signs its checkpoint: one pending batch per log, in the order the
-// logs come. attempt counts the earlier calls for the same group.
-func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pending, error) {
+// logs come. It may be called again for the same group, after a commit
+// that failed or was not tried.
+func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error) {
 	var order []*pending
 	byLog := map[*Log]*pending{}
 	for _, r := range group {
@@ -317,12 +319,16 @@ func (w *writer) sequence(group []*appendReq, now time.Time, attempt int) ([]*pe
 			recv = p.lastRecv // the clock stepped back; received_at never does
 		}
 		p.lastRecv = recv
-		if attempt == 0 {
+		// Not at attempt 0 alone: a commit may fail before it
+		// sequences (its log moved since it was read, say), and be
+		// sequenced first at a later attempt.
+		if !r.stamped {
 			for i, e := range r.events {
 				if e.Time.IsZero() {
 					r.timeless = append(r.timeless, i)
 				}
 			}
+			r.stamped = true
 		}
 		for _, i := range r.timeless {
 			r.events[i].Time = recv
