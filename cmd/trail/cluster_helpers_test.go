@@ -262,9 +262,12 @@ type ackLedger struct {
 	unknown int
 	// statuses counts the answers by status; 0 for no answer.
 	statuses map[int]int
-	// ackedAfter counts acknowledged requests by node since markAfter.
+	// ackedAfter counts acknowledged requests by node among those sent
+	// since the last markAfter (epoch counts the calls): a request sent
+	// before it may be answered, and its answer read, after it.
 	ackedAfter map[string]int
 	after      bool
+	epoch      int
 }
 
 func newLedger() *ackLedger {
@@ -277,6 +280,7 @@ func (l *ackLedger) markAfter() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.after = true
+	l.epoch++
 	l.ackedAfter = map[string]int{}
 }
 
@@ -350,6 +354,9 @@ func (c *cluster) send(nd *node, writer string, markers []string, led *ackLedger
 	if len(evs) > 1 {
 		body = `{"events":[` + strings.Join(evs, ",") + `]}`
 	}
+	led.mu.Lock()
+	epoch := led.epoch
+	led.mu.Unlock()
 	st, b, _, err := c.do(nd, "POST", "/v1/events", c.key, body)
 	if err != nil {
 		st = 0
@@ -370,7 +377,7 @@ func (c *cluster) send(nd *node, writer string, markers []string, led *ackLedger
 		for j, m := range markers {
 			led.acked[m] = rs.Events[j]
 		}
-		if led.after {
+		if led.after && epoch == led.epoch {
 			led.ackedAfter[nd.name]++
 		}
 	default:
