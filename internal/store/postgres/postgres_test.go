@@ -358,21 +358,37 @@ func TestCommitLockedGuess(t *testing.T) {
 	calls, err = commit(s1, 5, evs[5:12])
 	want("commit after its own", calls, err, call{5, false})
 
+	// A build that finds its caller's state moved since known (a read
+	// reloaded it) is called again with the log as locked.
+	var sizes []int64
+	var b store.Batch
+	err = s1.CommitLocked(ctx, map[int64]int64{w.Info.ID: 12}, func(got map[int64]int64, _ map[int64]store.State) ([]store.Batch, error) {
+		if sizes = append(sizes, got[w.Info.ID]); len(sizes) == 1 {
+			return nil, store.ErrConflict
+		}
+		b = w.Batch(t, t0.Add(30*time.Second), evs[12:13]...)
+		return []store.Batch{b}, nil
+	})
+	if err != nil || !slices.Equal(sizes, []int64{12, 12}) {
+		t.Fatalf("CommitLocked whose build fails once = %v, build called at %v; want nil, build called twice at 12", err, sizes)
+	}
+	w.Committed(t, b)
+
 	// A record past the end of the bundle s1 last appended to: the guess
 	// is caught, and the commit through the lock reports the damage.
 	conn := raw(t, url)
 	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return append(recs, nil, recs[1]) })
-	calls, err = commit(s1, 12, evs[12:15])
+	calls, err = commit(s1, 13, evs[13:15])
 	var d *store.DamagedError
-	if !errors.As(err, &d) || d.Seq != 13 || !slices.Equal(calls, []call{{12, false}, {12, false}}) {
-		t.Fatalf("CommitLocked with seq 13 stored behind the Store's back = %v, build called with %v; want a *store.DamagedError at seq 13, build called twice at 12", err, calls)
+	if !errors.As(err, &d) || d.Seq != 14 || !slices.Equal(calls, []call{{13, false}, {13, false}}) {
+		t.Fatalf("CommitLocked with seq 14 stored behind the Store's back = %v, build called with %v; want a *store.DamagedError at seq 14, build called twice at 13", err, calls)
 	}
-	if size, err := s1.Size(ctx, w.Info.ID); err != nil || size != 12 {
-		t.Fatalf("Size after the failed commit = %d, %v; want 12", size, err)
+	if size, err := s1.Size(ctx, w.Info.ID); err != nil || size != 13 {
+		t.Fatalf("Size after the failed commit = %d, %v; want 13", size, err)
 	}
-	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return recs[:12] })
-	calls, err = commit(s1, 12, evs[12:15])
-	want("commit once repaired", calls, err, call{12, false})
+	editRecords(t, conn, w.Info.ID, 0, func(recs [][]byte) [][]byte { return recs[:13] })
+	calls, err = commit(s1, 13, evs[13:15])
+	want("commit once repaired", calls, err, call{13, false})
 
 	// A bundle past the end.
 	if _, err := conn.Exec(ctx, "INSERT INTO event_bundles (log, first_seq, data) SELECT log, 48, data FROM event_bundles WHERE log = $1 AND first_seq = 0", w.Info.ID); err != nil {

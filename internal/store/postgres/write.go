@@ -230,7 +230,10 @@ func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64
 	}
 	bs, data, err := batches(maps.Clone(locked.sizes), nil)
 	if err != nil {
-		return err
+		// The caller's state of a log moved since it gave known (a read
+		// reloaded it, say): build again with the logs as locked. Any
+		// other error build gives again there.
+		return errGuessWrong
 	}
 	var q pgx.Batch
 	q.Queue("BEGIN")
