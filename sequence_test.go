@@ -42,4 +42,12 @@ func TestSequenceStampsTimeless(t *testing.T) {
 				try+1, got[0].Time, got[1].Time, now.Add(time.Duration(try)*time.Second), timed)
 		}
 	}
+
+	// Should an event still have no time, it is refused, not stored as a
+	// record no one can read back.
+	lost := &appendReq{log: l, events: []*event.Event{{Action: "user.login", Actor: event.Actor{ID: "carol", Type: "user"}, Outcome: event.Success}},
+		err: make(chan error, 1), stamped: true}
+	if _, err := db.w.sequence([]*appendReq{lost}, now); err == nil {
+		t.Error("sequence of an event with no time, its request taken as stamped: no error")
+	}
 }

@@ -337,6 +337,10 @@ func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error)
 		// (store.Batch.Records).
 		var buf []byte
 		for _, e := range r.events {
+			if e.Time.IsZero() {
+				// Never stored: a record the store could not read back.
+				return order, fmt.Errorf("event %d of %s has no time after sequencing", p.app.Size(), r.log.info.Name)
+			}
 			e.Seq = p.app.Size()
 			e.Log = r.log.info.Name
 			e.ReceivedAt = recv
