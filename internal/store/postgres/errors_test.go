@@ -363,10 +363,18 @@ func TestPostgresGoesAway(t *testing.T) {
 		}
 	}
 	b := w.Batch(t, t0.Add(time.Second), evs[20:40]...)
+	// CommitLocked, after the Store's own commit, tries the one round
+	// trip built on where that commit left the log.
+	locked := func() error {
+		return s.CommitLocked(ctx, map[int64]int64{w.Info.ID: 20}, func(map[int64]int64, map[int64]store.State) ([]store.Batch, error) {
+			return []store.Batch{b}, nil
+		})
+	}
 	for i := range 3 {
 		start := time.Now()
 		check("Writable", s.Writable(ctx))
 		check("Commit", s.Commit(ctx, []store.Batch{b}))
+		check("CommitLocked", locked())
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("try %d: Writable and Commit took %v while PostgreSQL was unreachable, want them to fail fast", i, d)
 		}

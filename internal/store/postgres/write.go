@@ -198,6 +198,9 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	}
 	committing = true
 	if err := sendCommit(ctx, conn, &q); err != nil {
+		if pgconn.SafeToRetry(err) {
+			committing = false // nothing reached the server
+		}
 		return err
 	}
 	committed = true
@@ -259,6 +262,9 @@ func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64
 			if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "22012" {
 				*committing = false
 				return errGuessWrong
+			}
+			if pgconn.SafeToRetry(err) {
+				*committing = false // nothing reached the server
 			}
 			return fmt.Errorf("lock logs: %w", err)
 		}
