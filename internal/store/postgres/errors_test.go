@@ -363,8 +363,8 @@ func TestPostgresGoesAway(t *testing.T) {
 		}
 	}
 	b := w.Batch(t, t0.Add(time.Second), evs[20:40]...)
-	// CommitLocked, after the Store's own commit, tries the one round
-	// trip built on where that commit left the log.
+	// CommitLocked after the Store's own commit, which would go in one
+	// round trip, fails the same way (here, at connecting).
 	locked := func() error {
 		return s.CommitLocked(ctx, map[int64]int64{w.Info.ID: 20}, func(map[int64]int64, map[int64]store.State) ([]store.Batch, error) {
 			return []store.Batch{b}, nil

@@ -18,6 +18,9 @@ type tips struct {
 	skip map[int64]time.Time // no guessing before then (moved)
 }
 
+// tip is where a log ends: its size, and the data of the bundle that
+// holds the seq at that size (nil where the size is a bundle's start).
+// Commits use it too for the logs as they found them under the lock.
 type tip struct {
 	size   int64
 	bundle []byte

@@ -165,7 +165,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 
 	var first pgx.Batch
 	first.Queue("BEGIN")
-	first.Queue("SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
+	first.Queue(lockQuery, ids)
 	// Each statement of the pipeline reads what was committed when it
 	// starts: these, after the lock was granted, see the commit of any
 	// other server that held it.
@@ -187,7 +187,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	if err != nil {
 		return err
 	}
-	bs, data, err := batches(maps.Clone(locked.sizes), moved)
+	bs, data, err := batches(sizesOf(locked), moved)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 		return err
 	}
 	committing = true
-	if err := sendCommit(ctx, conn, &q); err != nil {
+	if err := closeCommit(conn.SendBatch(ctx, &q)); err != nil {
 		if pgconn.SafeToRetry(err) {
 			committing = false // nothing reached the server
 		}
@@ -227,11 +227,7 @@ const guardQuery = `SELECT 1 / (COALESCE((SELECT size FROM logs WHERE id = $1), 
 // commits. It returns errGuessWrong, with the transaction to roll back,
 // when a log is not where its tip says.
 func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64, guess map[int64]tip, batches func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, [][][]byte, error), committing *bool) error {
-	locked := lockedLogs{sizes: make(map[int64]int64, len(ids)), bundles: make(map[int64][]byte, len(ids))}
-	for id, tp := range guess {
-		locked.sizes[id], locked.bundles[id] = tp.size, tp.bundle
-	}
-	bs, data, err := batches(maps.Clone(locked.sizes), nil)
+	bs, data, err := batches(sizesOf(guess), nil)
 	if err != nil {
 		// The caller's state of a log moved since it gave known (a read
 		// reloaded it, say): build again with the logs as locked. Any
@@ -240,17 +236,17 @@ func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64
 	}
 	var q pgx.Batch
 	q.Queue("BEGIN")
-	q.Queue("SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", ids)
+	q.Queue(lockQuery, ids)
 	for _, id := range ids {
 		sum := []byte{}
-		if b := locked.bundles[id]; b != nil {
+		if b := guess[id].bundle; b != nil {
 			h := sha256.Sum256(b)
 			sum = h[:]
 		}
-		q.Queue(guardQuery, id, locked.sizes[id], bundleStart(locked.sizes[id]), sum)
+		q.Queue(guardQuery, id, guess[id].size, bundleStart(guess[id].size), sum)
 	}
 	guards := q.Len()
-	w, err := queueWrites(&q, ids, locked, nil, bs, data)
+	w, err := queueWrites(&q, ids, guess, nil, bs, data)
 	if err != nil || w == nil {
 		return err
 	}
@@ -272,7 +268,7 @@ func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64
 	if err := closeCommit(res); err != nil {
 		return err
 	}
-	s.committed(bs, locked, w)
+	s.committed(bs, guess, w)
 	return nil
 }
 
@@ -283,12 +279,19 @@ func rollback(ctx context.Context, conn *pgxpool.Conn) {
 	cancel()
 }
 
-// lockedLogs are the logs a commit locked, as it found them: their sizes
-// (a log missing from it does not exist), and the data of the bundle
-// that holds the seq at each one's size (nil where there is none).
-type lockedLogs struct {
-	sizes   map[int64]int64
-	bundles map[int64][]byte
+// lockQuery locks the rows of logs $1, in id order, and reads their
+// sizes (see Commit).
+const lockQuery = "SELECT id, size FROM logs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+
+// sizesOf returns the sizes of the logs of ends: where a commit found
+// them under the lock, or guessed them (a log missing from ends does not
+// exist).
+func sizesOf(ends map[int64]tip) map[int64]int64 {
+	sizes := make(map[int64]int64, len(ends))
+	for id, tp := range ends {
+		sizes[id] = tp.size
+	}
+	return sizes
 }
 
 // writes are the rows a commit writes.
@@ -301,7 +304,7 @@ type writes struct {
 // ids and found them as locked says (and for each, what checkStray said
 // in strays), and queues in q the statements that write them and
 // commit. It returns nil and no error if no batch has events.
-func queueWrites(q *pgx.Batch, ids []int64, locked lockedLogs, strays map[int64]error, bs []store.Batch, data [][][]byte) (*writes, error) {
+func queueWrites(q *pgx.Batch, ids []int64, locked map[int64]tip, strays map[int64]error, bs []store.Batch, data [][][]byte) (*writes, error) {
 	w := &writes{}
 	for i := range bs {
 		if len(bs[i].Events) == 0 {
@@ -319,14 +322,14 @@ func queueWrites(q *pgx.Batch, ids []int64, locked lockedLogs, strays map[int64]
 	}
 	slices.Sort(w.logs)
 	for _, id := range w.logs {
-		if _, ok := locked.sizes[id]; !ok {
+		if _, ok := locked[id]; !ok {
 			return nil, fmt.Errorf("log %d: %w", id, store.ErrNotFound)
 		}
 		if strays[id] != nil {
 			return nil, strays[id]
 		}
 	}
-	sizes := maps.Clone(locked.sizes)
+	sizes := sizesOf(locked)
 	var idem idempotencyRows
 	for i := range bs {
 		if err := commitBatch(q, &bs[i], data[i], sizes, &w.bundles, &idem); err != nil {
@@ -339,11 +342,6 @@ func queueWrites(q *pgx.Batch, ids []int64, locked lockedLogs, strays map[int64]
 	// pipeline, COMMIT included: the transaction is then rolled back.
 	q.Queue("COMMIT")
 	return w, nil
-}
-
-// sendCommit sends q, which ends in COMMIT (queueWrites).
-func sendCommit(ctx context.Context, conn *pgxpool.Conn, q *pgx.Batch) error {
-	return closeCommit(conn.SendBatch(ctx, q))
 }
 
 // closeCommit reads the rest of the results of a pipeline that ends in
@@ -361,7 +359,7 @@ func closeCommit(res pgx.BatchResults) error {
 // committed notes a commit of batches bs, which found the logs as locked
 // says and wrote w: the indexer follows it from memory (indexer.go), and
 // the logs' tips are where it left them.
-func (s *Store) committed(bs []store.Batch, locked lockedLogs, w *writes) {
+func (s *Store) committed(bs []store.Batch, locked map[int64]tip, w *writes) {
 	end := map[int64]int64{}
 	for _, b := range bs {
 		if len(b.Events) > 0 {
@@ -373,8 +371,8 @@ func (s *Store) committed(bs []store.Batch, locked lockedLogs, w *writes) {
 	for _, id := range w.logs {
 		size, start := end[id], bundleStart(end[id])
 		var data []byte
-		if old := locked.sizes[id]; bundleStart(old) == start {
-			data = slices.Clone(locked.bundles[id])
+		if old := locked[id]; bundleStart(old.size) == start {
+			data = slices.Clone(old.bundle)
 		}
 		if i, ok := w.bundles.at[[2]int64{id, start}]; ok {
 			data = append(data, w.bundles.datas[i]...)
@@ -396,7 +394,7 @@ const strayQuery = `SELECT b.first_seq, CASE WHEN b.first_seq = s.start THEN b.d
 // readLocked reads the results of commit's first round trip: the logs
 // found and locked, what checkStray says of each, and the states of those
 // of movedIDs that moved.
-func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (locked lockedLogs, strays map[int64]error, states map[int64]store.State, err error) {
+func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (locked map[int64]tip, strays map[int64]error, states map[int64]store.State, err error) {
 	if _, err := res.Exec(); err != nil {
 		return locked, nil, nil, fmt.Errorf("begin: %w", err)
 	}
@@ -404,17 +402,18 @@ func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, moved
 	if err != nil {
 		return locked, nil, nil, fmt.Errorf("lock logs: %w", err)
 	}
-	locked = lockedLogs{sizes: make(map[int64]int64, len(ids)), bundles: make(map[int64][]byte, len(ids))}
+	locked = make(map[int64]tip, len(ids))
 	var id, size int64
 	if _, err := pgx.ForEachRow(rows, []any{&id, &size}, func() error {
-		locked.sizes[id] = size
+		locked[id] = tip{size: size}
 		return nil
 	}); err != nil {
 		return locked, nil, nil, fmt.Errorf("lock logs: %w", err)
 	}
 	strays = make(map[int64]error, len(ids))
 	for _, id := range ids {
-		data, err := checkStray(res, id, locked.sizes[id])
+		end, ok := locked[id]
+		data, err := checkStray(res, id, end.size)
 		if err != nil {
 			var de *store.DamagedError
 			if !errors.As(err, &de) {
@@ -422,7 +421,10 @@ func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, moved
 			}
 			strays[id] = err
 		}
-		locked.bundles[id] = data
+		if ok {
+			end.bundle = data
+			locked[id] = end
+		}
 	}
 	states = make(map[int64]store.State, len(movedIDs))
 	for _, id := range movedIDs {
