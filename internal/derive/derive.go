@@ -55,6 +55,41 @@ func Words(e *event.Event) []string {
 	return words(SearchText(e))
 }
 
+// EachWord calls fn with each word of Words(e), perhaps more than once,
+// for callers that collect them into a set: the words of an ASCII text
+// are found in place, in buf (which it returns, grown, to be passed
+// again), without the allocations of Words. fn must not keep w.
+func EachWord(buf []byte, e *event.Event, fn func(w []byte)) []byte {
+	buf = appendSearchText(buf, e)
+	start := -1
+	for i := 0; i < len(buf); i++ {
+		c := buf[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			for _, w := range Tokens(string(buf)) {
+				fn([]byte(w))
+			}
+			return buf
+		case 'A' <= c && c <= 'Z':
+			buf[i] = c + 'a' - 'A'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		default:
+			if start >= 0 {
+				fn(buf[start:i])
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		fn(buf[start:])
+	}
+	return buf
+}
+
 // words is Words for the searchable text s, split in one pass when s is
 // ASCII.
 func words(s string) []string {

@@ -12,7 +12,12 @@ import (
 // target's type, id and name, and every string and number inside metadata
 // (values, not keys). Empty fields are left out.
 func SearchText(e *event.Event) string {
-	var b []byte
+	return string(appendSearchText(nil, e))
+}
+
+// appendSearchText appends SearchText(e) to b[:0].
+func appendSearchText(b []byte, e *event.Event) []byte {
+	b = b[:0]
 	add := func(s string) {
 		if s == "" {
 			return
@@ -46,5 +51,5 @@ func SearchText(e *event.Event) string {
 	if len(e.Metadata) > 0 {
 		b, _ = appendValues(b, string(e.Metadata))
 	}
-	return string(b)
+	return b
 }

@@ -30,6 +30,8 @@ type indexRows struct {
 	mLogs, mSeqs []int64
 	mTypes, mIDs []string
 	text         textRows
+	// buf is derive.EachWord's, kept from event to event.
+	buf []byte
 	// counts are the counts the events add (addCounts).
 	counts map[countKey]store.Counts
 }
@@ -37,7 +39,8 @@ type indexRows struct {
 // add adds the rows of e, an event of log.
 func (r *indexRows) add(log int64, e *event.Event) {
 	var first event.Target
-	var seen []event.Target
+	var buf [4]event.Target
+	seen := buf[:0]
 	for _, t := range e.Targets {
 		t := event.Target{Type: t.Type, ID: t.ID}
 		if slices.Contains(seen, t) {
@@ -52,7 +55,8 @@ func (r *indexRows) add(log int64, e *event.Event) {
 	r.logs, r.seqs = append(r.logs, log), append(r.seqs, e.Seq)
 	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
 	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
-	r.text.add(log, e.Seq, eventWords(e))
+	r.text.start(log, e.Seq)
+	r.buf = derive.EachWord(r.buf, e, r.text.word)
 }
 
 // addActionCount adds e, an event of log, to the count of its action
@@ -82,29 +86,6 @@ func (r *indexRows) addCount(log int64, k store.CountKey, c store.Counts) {
 	v := r.counts[ck]
 	v.Add(c)
 	r.counts[ck] = v
-}
-
-// eventWords returns the distinct words of e's text (derive.Words),
-// each cut to maxWord bytes.
-func eventWords(e *event.Event) []string {
-	ws := derive.Words(e)
-	cut := false
-	for i, w := range ws {
-		if len(w) > maxWord {
-			ws[i], cut = cutWord(w, maxWord), true
-		}
-	}
-	if !cut {
-		return ws
-	}
-	// Two long words may have the same start.
-	out := ws[:0]
-	for _, w := range ws {
-		if !slices.Contains(out, w) {
-			out = append(out, w)
-		}
-	}
-	return out
 }
 
 // write writes the rows in tx, and then runs the statements of q with
@@ -151,6 +132,7 @@ type textRows struct {
 	docs         []string
 	cur          struct {
 		log, first int64
+		seq        int64 // the event whose words are being added
 		// at holds, for each word, its index in order and masks;
 		// masks[i] has bit k set for the event at first+k.
 		at    map[string]int
@@ -177,8 +159,8 @@ func textStart(seq int64) int64 { return seq &^ (textBlock - 1) }
 // tsvector holds at most 1 MB.
 const maxTextRow = 512 << 10
 
-// add adds the words of event seq of log.
-func (t *textRows) add(log, seq int64, words []string) {
+// start readies t for the words of event seq of log (word).
+func (t *textRows) start(log, seq int64) {
 	c := &t.cur
 	first := textStart(seq)
 	if c.at == nil || c.log != log || c.first != first || c.size > maxTextRow {
@@ -188,17 +170,28 @@ func (t *textRows) add(log, seq int64, words []string) {
 			c.at = make(map[string]int, 1024)
 		}
 	}
-	k := seq - first
-	for _, w := range words {
-		i, ok := c.at[w]
-		if !ok {
-			i = len(c.order)
-			c.at[w] = i
-			c.order = append(c.order, w)
-			c.masks = append(c.masks, [textBlock / 64]uint64{})
-			c.size += len(w) + 4
-		}
-		c.masks[i][k/64] |= 1 << (k % 64)
+	c.seq = seq
+}
+
+// word adds w, a word of the event start named, cut to maxWord bytes.
+// A word given twice is added once.
+func (t *textRows) word(w []byte) {
+	c := &t.cur
+	if len(w) > maxWord {
+		w = []byte(cutWord(string(w), maxWord))
+	}
+	k := c.seq - c.first
+	i, ok := c.at[string(w)]
+	if !ok {
+		i = len(c.order)
+		key := string(w)
+		c.at[key] = i
+		c.order = append(c.order, key)
+		c.masks = append(c.masks, [textBlock / 64]uint64{})
+		c.size += len(w) + 4
+	}
+	if m := &c.masks[i][k/64]; *m&(1<<(k%64)) == 0 {
+		*m |= 1 << (k % 64)
 		c.size += 4
 	}
 }
