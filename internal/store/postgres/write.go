@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -510,19 +511,44 @@ type bundleRows struct {
 	at           map[[2]int64]int // index of each (log, first seq)
 }
 
-// add appends record rec of event seq of log to the rows.
-func (b *bundleRows) add(log, seq int64, rec []byte) {
-	key := [2]int64{log, bundleStart(seq)}
+// add appends the records recs of the events first, first+1, … of log
+// to the rows. They are framed into one buffer, of which each bundle's
+// data is a part.
+func (b *bundleRows) add(log, first int64, recs [][]byte) {
+	n := 0
+	for _, rec := range recs {
+		n += binary.MaxVarintLen32 + len(rec)
+	}
+	buf := make([]byte, 0, n)
+	for i := 0; i < len(recs); {
+		seq := first + int64(i)
+		start := bundleStart(seq)
+		end := min(len(recs), i+int(start+bundleSize-seq))
+		from := len(buf)
+		for _, rec := range recs[i:end] {
+			buf = appendRecord(buf, rec)
+		}
+		// Capped, so that appending to it copies rather than runs into the
+		// next bundle's data.
+		b.append(log, start, buf[from:len(buf):len(buf)])
+		i = end
+	}
+}
+
+// append appends data to the row of the bundle of log that starts at
+// first.
+func (b *bundleRows) append(log, first int64, data []byte) {
+	key := [2]int64{log, first}
 	if b.at == nil {
 		b.at = map[[2]int64]int{}
 	}
 	i, ok := b.at[key]
 	if !ok {
-		i = len(b.logs)
-		b.at[key] = i
-		b.logs, b.firsts, b.datas = append(b.logs, log), append(b.firsts, key[1]), append(b.datas, nil)
+		b.at[key] = len(b.logs)
+		b.logs, b.firsts, b.datas = append(b.logs, log), append(b.firsts, first), append(b.datas, data)
+		return
 	}
-	b.datas[i] = appendRecord(b.datas[i], rec)
+	b.datas[i] = append(b.datas[i], data...)
 }
 
 // queue queues the statement that writes the rows: a new bundle is
@@ -593,9 +619,7 @@ func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]in
 	if b.Checkpoint.Size != last.Seq+1 {
 		return fmt.Errorf("checkpoint size %d does not cover batch ending at %d", b.Checkpoint.Size, last.Seq)
 	}
-	for i, rec := range data {
-		bundles.add(b.Log, first+int64(i), rec)
-	}
+	bundles.add(b.Log, first, data)
 	if len(b.Tiles) > 0 {
 		levels := make([]int32, len(b.Tiles))
 		idxs := make([]int64, len(b.Tiles))
