@@ -241,16 +241,16 @@ func (s *Store) uncut(ctx context.Context, log int64, w string, seq int64, fn fu
 func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) error) (store.CountsTo, error) {
 	var to store.CountsTo
 	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
-		var size, indexed, counted, rolled int64
-		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM "+progress+" WHERE l.id = $1",
-			log).Scan(&size, &indexed, &counted, &rolled)
+		var size, indexed, text, counted, rolled int64
+		err := tx.QueryRow(ctx, "SELECT l.size, COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM "+progress+" WHERE l.id = $1",
+			log).Scan(&size, &indexed, &text, &counted, &rolled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		done := min(indexed, counted, size)
+		done := min(indexed, text, counted, size)
 		to = store.CountsTo{Indexed: done, Rolled: min(rolled, done)}
 		rows, err := tx.Query(ctx, "SELECT dim, span, hour, value, total, failure, denied, error FROM counts WHERE log = $1", log)
 		if err != nil {
@@ -327,8 +327,10 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 			return fmt.Errorf("reset index: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
-		return fmt.Errorf("reset index: %w", err)
+	for _, table := range []string{"indexed", "text_indexed"} {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, size); err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $2)
 		ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, size); err != nil {

@@ -38,6 +38,13 @@ type indexRows struct {
 
 // add adds the rows of e, an event of log.
 func (r *indexRows) add(log int64, e *event.Event) {
+	r.addFields(log, e)
+	r.addText(log, e)
+}
+
+// addFields adds the rows of event_fields and event_targets of e, an
+// event of log.
+func (r *indexRows) addFields(log int64, e *event.Event) {
 	var first event.Target
 	var buf [4]event.Target
 	seen := buf[:0]
@@ -55,6 +62,11 @@ func (r *indexRows) add(log int64, e *event.Event) {
 	r.logs, r.seqs = append(r.logs, log), append(r.seqs, e.Seq)
 	r.actions, r.outcomes, r.actors, r.ips = append(r.actions, e.Action), append(r.outcomes, string(e.Outcome)), append(r.actors, e.Actor.ID), append(r.ips, e.Source.IP)
 	r.tTypes, r.tIDs = append(r.tTypes, first.Type), append(r.tIDs, first.ID)
+}
+
+// addText adds the words of e, an event of log, to the rows of
+// bundle_text.
+func (r *indexRows) addText(log int64, e *event.Event) {
 	r.text.start(log, e.Seq)
 	r.buf = derive.EachWord(r.buf, e, r.text.word)
 }
@@ -99,12 +111,7 @@ func (r *indexRows) write(ctx context.Context, tx pgx.Tx, q *pgx.Batch) error {
 		}
 	}
 	var b pgx.Batch
-	if len(r.mSeqs) > 0 {
-		b.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
-			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)
-	}
-	r.text.queue(&b)
-	queueCounts(&b, r.counts)
+	r.queue(&b)
 	if q != nil {
 		b.QueuedQueries = append(b.QueuedQueries, q.QueuedQueries...)
 	}
@@ -112,6 +119,16 @@ func (r *indexRows) write(ctx context.Context, tx pgx.Tx, q *pgx.Batch) error {
 		return nil
 	}
 	return tx.SendBatch(ctx, &b).Close()
+}
+
+// queue queues in b the statements that write the rows but event_fields.
+func (r *indexRows) queue(b *pgx.Batch) {
+	if len(r.mSeqs) > 0 {
+		b.Queue(`INSERT INTO event_targets (log, seq, type, id) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+			ON CONFLICT DO NOTHING`, r.mLogs, r.mSeqs, r.mTypes, r.mIDs)
+	}
+	r.text.queue(b)
+	queueCounts(b, r.counts)
 }
 
 // fieldColumns are the columns of event_fields that write copies.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -15,26 +16,28 @@ import (
 
 // The search indexes (event_fields, event_targets, bundle_text) and the
 // counts behind Rollup follow the log (0005_counted.sql,
-// 0006_indexed.sql): an indexer, in every Store, finds the logs whose
-// indexes lag their size and indexes and counts the next events, up to
-// indexChunk at a time, in one transaction that also moves the log's
-// indexed and counted sizes (and, once a second, rolls them up into the
-// hourly and daily counts). An advisory lock on the log, held by that
-// transaction, lets one indexer at a time index a log, whichever node it
-// runs on. A commit keeps its events in memory (store.Recent) and wakes
-// its Store's indexer, which thus reads back only what other nodes
+// 0006_indexed.sql, 0008_text_indexed.sql): an indexer, in every Store,
+// finds the logs whose indexes lag their size and indexes and counts the
+// next events, up to indexChunk at a time, in two transactions at once
+// (indexOnce): one writes the fields and moves the log's indexed size,
+// the other the words and the counts and moves its text_indexed and
+// counted sizes (and, twice a second, rolls the counts up into the hourly
+// and daily ones). An advisory lock on the log, held by the first until
+// both are done, lets one indexer at a time index a log, whichever node
+// it runs on. A commit keeps its events in memory (store.Recent) and
+// wakes its Store's indexer, which thus reads back only what other nodes
 // committed.
 //
-// Searches read the events at and past the indexed size from the log
-// (search.go), so the lag costs search time, never results; it is
-// bounded, as a commit to a log more than maxIndexLag events behind
+// Searches read the events at and past the size of the index they use
+// from the log (search.go), so the lag costs search time, never results;
+// it is bounded, as a commit to a log more than maxIndexLag events behind
 // indexes it first (keepUp). Rollup and Derived.Counts say how far the
 // counts go; Actions adds the events not counted yet from the log itself.
 
 // progress is the logs joined with how far their indexes and counts go
 // (l, i and c): a log without a row in indexed or counted has none of its
 // events indexed or counted.
-const progress = "logs l LEFT JOIN indexed i ON i.log = l.id LEFT JOIN counted c ON c.log = l.id"
+const progress = "logs l LEFT JOIN indexed i ON i.log = l.id LEFT JOIN text_indexed t ON t.log = l.id LEFT JOIN counted c ON c.log = l.id"
 
 // indexChunk is how many events one indexing transaction reads at most.
 const indexChunk = 16384
@@ -161,7 +164,7 @@ func (s *Store) indexFailed(ctx context.Context, err error) {
 // as far as its size when read.
 func (s *Store) indexAll(ctx context.Context) (rolling bool, err error) {
 	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM `+progress+`
-		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
+		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
 	if err != nil {
 		return false, err
 	}
@@ -234,22 +237,40 @@ func (s *Store) rollDue(log int64) bool {
 // indexChunk), and rolls them up if force or if due, and returns how far
 // its indexes and action counts go, and its rollups. busy reports that
 // another indexer holds the log.
+//
+// It writes in two transactions at once, on two connections: one the
+// fields (event_fields, event_targets) and how far they go (indexed),
+// which takes the advisory lock first and commits last, so that the
+// other writes while it holds it; the other the words (bundle_text) and
+// the counts, and how far they go (text_indexed, counted). Each half is
+// about half of the server's work, which PostgreSQL does one statement
+// after the other within a transaction. The halves go as far as each
+// other, but when one failed, or in a database migrated from schema 5,
+// whose commits indexed their events and left the counts to a follower:
+// each event adds to what does not cover it yet.
 func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done, rolledTo int64, busy bool, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	fieldsConn, textConn, err := s.connPair(ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer fieldsConn.Release()
+	defer textConn.Release()
+	var textErr error
+	err = pgx.BeginFunc(ctx, fieldsConn, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2::integer)", indexLockSpace, log).Scan(&locked); err != nil {
 			return err
 		}
-		var size, indexed, counted, rolled int64
-		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0) FROM `+progress+`
-			WHERE l.id = $1`, log).Scan(&size, &indexed, &counted, &rolled)
+		var size, indexed, text, counted, rolled int64
+		err := tx.QueryRow(ctx, `SELECT l.size, COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)
+			FROM `+progress+` WHERE l.id = $1`, log).Scan(&size, &indexed, &text, &counted, &rolled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		done, rolledTo = min(indexed, counted), rolled
+		done, rolledTo = min(indexed, text, counted), rolled
 		if !locked {
 			busy = true
 			return nil
@@ -264,44 +285,100 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 		if end <= lo {
 			return nil
 		}
-		// The search indexes and the action counts go as far as each
-		// other, but in a database migrated from schema 5, whose
-		// commits indexed their events and left the counts to a
-		// follower.
-		var r indexRows
+		var fields, words indexRows
 		err = s.eachEvent(ctx, tx, log, lo, end, func(e *event.Event) {
 			if e.Seq >= indexed {
-				r.add(log, e)
+				fields.addFields(log, e)
+			}
+			if e.Seq >= text {
+				words.addText(log, e)
 			}
 			if e.Seq >= counted {
-				r.addActionCount(log, e)
+				words.addActionCount(log, e)
 			}
 			if roll && e.Seq >= rolled {
-				r.addRollup(log, e)
+				words.addRollup(log, e)
 			}
 		})
 		if err != nil {
 			return fmt.Errorf("index the events of log %d from %d: %w", log, lo, err)
 		}
-		indexed, counted = max(indexed, end), max(counted, end)
+		toText, toCounted, toRolled := max(text, end), max(counted, end), rolled
 		if roll {
-			rolled = max(rolled, end)
+			toRolled = max(rolled, end)
 		}
+		textDone := make(chan error, 1)
+		go func() {
+			textDone <- writeText(ctx, textConn, log, &words, text, toText, toCounted, toRolled)
+		}()
 		var q pgx.Batch
-		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, indexed)
-		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
-			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, counted, rolled)
-		if err := r.write(ctx, tx, &q); err != nil {
-			return fmt.Errorf("store the indexes and counts of log %d: %w", log, err)
+		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, max(indexed, end))
+		err = fields.write(ctx, tx, &q)
+		// Committed only once the other half is done, so that no other
+		// indexer takes the log meanwhile.
+		if textErr = <-textDone; textErr == nil {
+			text, counted, rolled = toText, toCounted, toRolled
+		} else {
+			textErr = fmt.Errorf("store the words and counts of log %d: %w", log, textErr)
 		}
-		done, rolledTo = min(indexed, counted), rolled
+		if err != nil {
+			return fmt.Errorf("store the fields of log %d: %w", log, err)
+		}
+		indexed = max(indexed, end)
+		done, rolledTo = min(indexed, text, counted), rolled
 		return nil
 	})
+	if err == nil {
+		err = textErr
+	}
 	if err == nil && !busy {
 		// Kept until rolled up.
 		s.recent.Drop(log, min(done, rolledTo))
 	}
 	return done, rolledTo, busy, err
+}
+
+// connPair acquires the two connections of an indexing pass.
+func (s *Store) connPair(ctx context.Context) (a, b *pgxpool.Conn, err error) {
+	s.pairs.Lock()
+	defer s.pairs.Unlock()
+	if a, err = s.pool.Acquire(ctx); err != nil {
+		return nil, nil, err
+	}
+	if b, err = s.pool.Acquire(ctx); err != nil {
+		a.Release()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// errTextMoved says that another indexer moved a log's text_indexed
+// while this one wrote the words that would move it.
+var errTextMoved = errors.New("another indexer indexed the words meanwhile")
+
+// writeText writes in a transaction of its own on conn the words and
+// counts of r, which move the log's text_indexed from text to toText, its
+// counted size to toCounted and its rollups to toRolled. The move of
+// text_indexed is checked: it fails, and nothing is written, if the words
+// no longer go to text.
+func writeText(ctx context.Context, conn *pgxpool.Conn, log int64, r *indexRows, text, toText, toCounted, toRolled int64) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var q pgx.Batch
+		q.Queue(`INSERT INTO text_indexed (log, size) VALUES ($1, $3) ON CONFLICT (log) DO UPDATE SET size = excluded.size
+			WHERE text_indexed.size = $2`, log, text, toText)
+		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
+			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, toCounted, toRolled)
+		r.queue(&q)
+		res := tx.SendBatch(ctx, &q)
+		tag, err := res.Exec()
+		if err == nil && tag.RowsAffected() != 1 {
+			err = errTextMoved
+		}
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }
 
 // eachEvent calls fn with each event of log in [from, to), in seq order:
@@ -379,7 +456,7 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) {
 func (s *Store) catchUp(ctx context.Context, log int64) error {
 	for {
 		var size, done int64
-		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)) FROM `+progress+`
+		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0)) FROM `+progress+`
 			WHERE l.id = $1`, log).Scan(&size, &done)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -190,4 +191,121 @@ func TestCommitPastIndexDamage(t *testing.T) {
 	if st.Lag[second.Info.ID] != 0 || !errors.As(st.Err, &de) || de.Seq != 5 || st.Lag[w.Info.ID] == 0 {
 		t.Errorf("IndexStatus of an indexer = %+v, %v; want the second log indexed, and a *store.DamagedError at seq 5 of the first", st, err)
 	}
+}
+
+// TestIndexHalves: the fields and the words of a log are indexed by two
+// transactions at once, each moving how far its half goes (indexed,
+// text_indexed). When one half trails the other (its transaction failed,
+// say), searches through either are exact, and indexing brings the
+// trailing half up without writing the other again; the words' half
+// moves its size only from where it found it.
+func TestIndexHalves(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	open(t, url).Close() // migrates
+	s, err := Open(ctx, url, Options{NoIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(300, 1)...)
+	id := w.Info.ID
+	if err := s.WaitIndexed(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	conn := raw(t, url)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	count := func(sql string) (n int64) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, sql, id).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	sizes := func() string {
+		return fmt.Sprintf("indexed %d, text_indexed %d", count("SELECT size FROM indexed WHERE log = $1"), count("SELECT size FROM text_indexed WHERE log = $1"))
+	}
+	if got := sizes(); got != "indexed 300, text_indexed 300" {
+		t.Fatalf("after indexing: %s, want both 300", got)
+	}
+	textRows := count("SELECT count(*) FROM bundle_text WHERE log = $1")
+	last := w.Events[290]
+	queries := []store.Query{
+		{Text: derive.Words(last)[0], To: -1},
+		{Actor: last.Actor.ID, To: -1},
+		{Actions: []string{last.Action}, Text: derive.Words(last)[1], To: -1},
+	}
+	for _, c := range []struct {
+		name  string
+		sqls  []string
+		trail int64
+	}{
+		{"words behind", []string{
+			"DELETE FROM bundle_text WHERE log = $1 AND first_seq >= 256",
+			"UPDATE text_indexed SET size = 256 WHERE log = $1",
+		}, 44},
+		{"fields behind", []string{
+			"DELETE FROM event_fields WHERE log = $1 AND seq >= 100",
+			"DELETE FROM event_targets WHERE log = $1 AND seq >= 100",
+			"UPDATE indexed SET size = 100 WHERE log = $1",
+		}, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, sql := range c.sqls {
+				exec(sql, id)
+			}
+			if st, err := s.IndexStatus(ctx); err != nil || st.Lag[id] != c.trail {
+				t.Errorf("IndexStatus = %+v, %v; want a lag of %d", st, err, c.trail)
+			}
+			for _, q := range queries {
+				storetest.CheckSearch(t, s, w, q, false)
+			}
+			if err := s.WaitIndexed(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if got := sizes(); got != "indexed 300, text_indexed 300" {
+				t.Errorf("after indexing again: %s, want both 300", got)
+			}
+			if n := count("SELECT count(*) FROM event_fields WHERE log = $1"); n != 300 {
+				t.Errorf("event_fields holds %d rows, want 300", n)
+			}
+			if c.name == "fields behind" {
+				if n := count("SELECT count(*) FROM bundle_text WHERE log = $1"); n != textRows {
+					t.Errorf("bundle_text holds %d rows, want the %d it held: the words were not behind", n, textRows)
+				}
+			}
+			storetest.CheckPostings(t, s, w, 0, 300)
+			storetest.CheckWords(t, s, w, 300)
+			for _, q := range queries {
+				storetest.CheckSearch(t, s, w, q, false)
+			}
+		})
+	}
+
+	t.Run("words moved meanwhile", func(t *testing.T) {
+		rows := count("SELECT count(*) FROM bundle_text WHERE log = $1")
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		var r indexRows
+		r.addText(id, w.Events[299])
+		r.addActionCount(id, w.Events[299])
+		// As an indexer that read text_indexed at 299 would: it is at 300.
+		if err := writeText(ctx, c, id, &r, 299, 300, 300, 300); !errors.Is(err, errTextMoved) {
+			t.Errorf("writeText from 299 = %v, want errTextMoved", err)
+		}
+		if n := count("SELECT count(*) FROM bundle_text WHERE log = $1"); n != rows {
+			t.Errorf("bundle_text holds %d rows after the refused write, want %d", n, rows)
+		}
+		storetest.CheckCounts(t, s, w)
+		storetest.CheckWords(t, s, w, 300)
+	})
 }

@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -84,6 +85,10 @@ type Store struct {
 	recent  store.Recent
 	lags    lags
 	tips    tips
+	// pairs lets one indexing pass at a time take its two connections
+	// (indexOnce), so that passes do not each hold one while waiting for
+	// another.
+	pairs sync.Mutex
 }
 
 var (

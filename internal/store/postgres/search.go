@@ -32,9 +32,16 @@ import (
 // finds that is missing, or that cannot be decoded, fails the search with
 // a *store.DamagedError at its seq; so does one of the bundles read.
 func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.Event, error) {
-	size, indexed, err := s.indexedSize(ctx, log)
+	size, fields, text, err := s.indexedSize(ctx, log)
 	if err != nil {
 		return nil, err
+	}
+	// How far the index the query is looked up in goes.
+	sql, args, byFields := fieldSQL(log, q)
+	terms := derive.Terms(q.Text)
+	indexed := fields
+	if !byFields && len(terms) > 0 {
+		indexed = text
 	}
 	limit := q.PageSize()
 	from, to := max(q.From, 0), q.To
@@ -44,7 +51,7 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if from > to {
 		return nil, nil
 	}
-	sr := &search{s: s, log: log, q: q, limit: limit, terms: derive.Terms(q.Text)}
+	sr := &search{s: s, log: log, q: q, limit: limit, terms: terms}
 	type part struct {
 		from, to int64
 		indexed  bool
@@ -57,10 +64,10 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 		if p.from > p.to || sr.full() {
 			continue
 		}
-		switch sql, args, ok := fieldSQL(log, q); {
+		switch {
 		case !p.indexed:
 			err = sr.byBundles(ctx, p.from, p.to)
-		case ok:
+		case byFields:
 			err = sr.bySeqs(ctx, sql, args, p.from, p.to)
 		case len(sr.terms) > 0:
 			err = sr.byWords(ctx, p.from, p.to)
@@ -74,17 +81,18 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	return sr.out, nil
 }
 
-// indexedSize returns the size of log and how far its search indexes go.
-func (s *Store) indexedSize(ctx context.Context, log int64) (size, indexed int64, err error) {
-	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)) FROM "+progress+" WHERE l.id = $1",
-		log).Scan(&size, &indexed)
+// indexedSize returns the size of log and how far its fields' indexes
+// (event_fields, event_targets) and its words' (bundle_text) go.
+func (s *Store) indexedSize(ctx context.Context, log int64) (size, fields, text int64, err error) {
+	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)), LEAST(l.size, COALESCE(t.size, 0)) FROM "+progress+" WHERE l.id = $1",
+		log).Scan(&size, &fields, &text)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+		return 0, 0, 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
 	if err == nil {
-		s.noteSizes(log, -1, indexed)
+		s.noteSizes(log, -1, min(fields, text))
 	}
-	return size, indexed, err
+	return size, fields, text, err
 }
 
 // search is a Search under way.
@@ -679,7 +687,7 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 // indexer's.
 func (s *Store) IndexStatus(ctx context.Context) (store.IndexStatus, error) {
 	st := store.IndexStatus{Lag: map[int64]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT l.id, GREATEST(l.size - LEAST(COALESCE(i.size, 0), COALESCE(c.size, 0)), 0) FROM `+progress)
+	rows, err := s.pool.Query(ctx, `SELECT l.id, GREATEST(l.size - LEAST(COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0)), 0) FROM `+progress)
 	if err != nil {
 		return st, err
 	}
