@@ -5,9 +5,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/bits"
 	"slices"
-	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -146,7 +145,7 @@ func (r *indexRows) fieldRow(i int) ([]any, error) {
 // once for many more of them.
 type textRows struct {
 	logs, firsts []int64
-	docs         []string
+	docs         []tsvector
 	cur          struct {
 		log, first int64
 		seq        int64 // the event whose words are being added
@@ -157,7 +156,7 @@ type textRows struct {
 		masks [][textBlock / 64]uint64
 		size  int
 	}
-	buf []byte
+	sorted []int // the order of cur's words in the row (flush)
 }
 
 // textBlock is how many consecutive events a bundle_text row covers (its
@@ -219,23 +218,14 @@ func (t *textRows) flush() {
 	if len(c.order) == 0 {
 		return
 	}
-	b := t.buf[:0]
-	for i, w := range c.order {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = appendLexeme(b, w)
-		sep := byte(':')
-		for j, m := range c.masks[i] {
-			for ; m != 0; m &= m - 1 {
-				b = append(b, sep)
-				b = strconv.AppendInt(b, int64(64*j+bits.TrailingZeros64(m))+1, 10)
-				sep = ','
-			}
-		}
+	// In the tsvector's order, so that the server need not sort them.
+	t.sorted = t.sorted[:0]
+	for i := range c.order {
+		t.sorted = append(t.sorted, i)
 	}
-	t.buf = b
-	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, string(b))
+	slices.SortFunc(t.sorted, func(a, b int) int { return strings.Compare(c.order[a], c.order[b]) })
+	doc := appendTSVector(make(tsvector, 0, c.size+4), t.sorted, c.order, c.masks)
+	t.logs, t.firsts, t.docs = append(t.logs, c.log), append(t.firsts, c.first), append(t.docs, doc)
 	c.order, c.masks, c.size = c.order[:0], c.masks[:0], 0
 	clear(c.at)
 }
@@ -246,7 +236,7 @@ func (t *textRows) queue(q *pgx.Batch) {
 	if len(t.logs) == 0 {
 		return
 	}
-	q.Queue(`INSERT INTO bundle_text (log, first_seq, words) SELECT l, f, w::tsvector FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(l, f, w)`,
+	q.Queue(`INSERT INTO bundle_text (log, first_seq, words) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::tsvector[])`,
 		t.logs, t.firsts, t.docs)
 }
 

@@ -172,6 +172,7 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	// 2 to 4 at 1M events. A custom plan costs well under a millisecond.
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	cfg.AfterConnect = afterConnect
 	srv := newServer(&cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
