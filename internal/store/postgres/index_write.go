@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -105,7 +107,7 @@ func (r *indexRows) addCount(log int64, k store.CountKey, c store.Counts) {
 // row), and the others in one pipeline.
 func (r *indexRows) write(ctx context.Context, tx pgx.Tx, q *pgx.Batch) error {
 	if len(r.seqs) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_fields"}, fieldColumns, pgx.CopyFromSlice(len(r.seqs), r.fieldRow)); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(r.fieldsCopy()), copyFields); err != nil {
 			return fmt.Errorf("event_fields: %w", err)
 		}
 	}
@@ -130,12 +132,36 @@ func (r *indexRows) queue(b *pgx.Batch) {
 	queueCounts(b, r.counts)
 }
 
-// fieldColumns are the columns of event_fields that write copies.
-var fieldColumns = []string{"log", "seq", "action", "outcome", "actor", "ip", "target_type", "target_id"}
+// copyFields is the COPY that write sends the rows of event_fields with,
+// in COPY's binary format (fieldsCopy).
+const copyFields = "COPY event_fields (log, seq, action, outcome, actor, ip, target_type, target_id) FROM STDIN (FORMAT binary)"
 
-// fieldRow returns the event_fields row i, for CopyFromSlice.
-func (r *indexRows) fieldRow(i int) ([]any, error) {
-	return []any{r.logs[i], r.seqs[i], r.actions[i], r.outcomes[i], r.actors[i], r.ips[i], r.tTypes[i], r.tIDs[i]}, nil
+// fieldsCopy returns the rows of event_fields as COPY's binary format
+// has them: a header, then for each row its number of fields (int16) and
+// each field's length (int32) and bytes (a bigint's 8, big-endian, a
+// text's UTF-8), then -1. Built by hand rather than by pgx's CopyFrom,
+// which boxes each value in an interface.
+func (r *indexRows) fieldsCopy() []byte {
+	n := 19 + 2
+	for i := range r.seqs {
+		n += 2 + 8*4 + 2*8 + len(r.actions[i]) + len(r.outcomes[i]) + len(r.actors[i]) + len(r.ips[i]) + len(r.tTypes[i]) + len(r.tIDs[i])
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "PGCOPY\n\xff\r\n\x00"...)
+	b = binary.BigEndian.AppendUint32(b, 0) // flags
+	b = binary.BigEndian.AppendUint32(b, 0) // header extension
+	for i := range r.seqs {
+		b = binary.BigEndian.AppendUint16(b, 8)
+		for _, v := range [2]int64{r.logs[i], r.seqs[i]} {
+			b = binary.BigEndian.AppendUint32(b, 8)
+			b = binary.BigEndian.AppendUint64(b, uint64(v))
+		}
+		for _, v := range [6]string{r.actions[i], r.outcomes[i], r.actors[i], r.ips[i], r.tTypes[i], r.tIDs[i]} {
+			b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+			b = append(b, v...)
+		}
+	}
+	return binary.BigEndian.AppendUint16(b, 0xffff)
 }
 
 // textRows are bundle_text rows: for each block of textBlock events, the
