@@ -33,6 +33,7 @@ type writer struct {
 
 	lastGroup  int       // requests in the previous commit; writer goroutine only
 	lastExpire time.Time // when idempotency records were last expired
+	recordSize int       // the mean size of the records last sequenced; writer goroutine only
 }
 
 type appendReq struct {
@@ -334,8 +335,8 @@ func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error)
 			r.events[i].Time = recv
 		}
 		// The records are cut from one buffer, which the store may keep
-		// (store.Batch.Records).
-		var buf []byte
+		// (store.Batch.Records), sized for records like the last ones.
+		buf := make([]byte, 0, len(r.events)*(w.recordSize+w.recordSize/8+64))
 		for _, e := range r.events {
 			if e.Time.IsZero() {
 				// Never stored: a record the store could not read back.
@@ -351,6 +352,9 @@ func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error)
 			p.app.Append(tlog.RecordHash(rec))
 			p.batch.Events = append(p.batch.Events, e)
 			p.batch.Records = append(p.batch.Records, rec)
+		}
+		if len(r.events) > 0 {
+			w.recordSize = len(buf) / len(r.events)
 		}
 		if r.idem != nil {
 			p.batch.Idempotency = append(p.batch.Idempotency, store.Idempotency{
