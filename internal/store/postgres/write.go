@@ -552,13 +552,27 @@ func (b *bundleRows) append(log, first int64, data []byte) {
 }
 
 // queue queues the statement that writes the rows: a new bundle is
-// inserted, and the one a commit before left part full grows.
+// inserted, and the one a commit before left part full grows. Their data
+// goes as one parameter, of which each row takes its part: pgx copies a
+// value once, where it grows its buffer for an array element by
+// element.
 func (b *bundleRows) queue(q *pgx.Batch) {
 	if len(b.logs) == 0 {
 		return
 	}
-	q.Queue(`INSERT INTO event_bundles (log, first_seq, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])
-		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, b.datas)
+	n := 0
+	for _, d := range b.datas {
+		n += len(d)
+	}
+	all := make([]byte, 0, n)
+	offs, lens := make([]int32, len(b.datas)), make([]int32, len(b.datas))
+	for i, d := range b.datas {
+		offs[i], lens[i] = int32(len(all)), int32(len(d))
+		all = append(all, d...)
+	}
+	q.Queue(`INSERT INTO event_bundles (log, first_seq, data)
+		SELECT l, f, substring($3::bytea FROM o + 1 FOR n) FROM unnest($1::bigint[], $2::bigint[], $4::integer[], $5::integer[]) AS u(l, f, o, n)
+		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, all, offs, lens)
 }
 
 // idempotencyRows are the idempotency records a commit stores, as
