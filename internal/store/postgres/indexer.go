@@ -35,8 +35,8 @@ import (
 // counts go; Actions adds the events not counted yet from the log itself.
 
 // progress is the logs joined with how far their indexes and counts go
-// (l, i and c): a log without a row in indexed or counted has none of its
-// events indexed or counted.
+// (l, i, t and c): a log without a row in indexed, text_indexed or
+// counted has none of its events indexed or counted there.
 const progress = "logs l LEFT JOIN indexed i ON i.log = l.id LEFT JOIN text_indexed t ON t.log = l.id LEFT JOIN counted c ON c.log = l.id"
 
 // indexChunk is how many events one indexing transaction reads at most.
@@ -254,7 +254,9 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 		return 0, 0, false, err
 	}
 	defer fieldsConn.Release()
-	defer textConn.Release()
+	if textConn != nil {
+		defer textConn.Release()
+	}
 	var textErr error
 	err = pgx.BeginFunc(ctx, fieldsConn, func(tx pgx.Tx) error {
 		var locked bool
@@ -308,9 +310,20 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 			toRolled = max(rolled, end)
 		}
 		textDone := make(chan error, 1)
-		go func() {
-			textDone <- writeText(ctx, textConn, log, &words, text, toText, toCounted, toRolled)
-		}()
+		if textConn == nil {
+			// A pool of one connection: both halves in this
+			// transaction, one after the other.
+			if err := writeTextTx(ctx, tx, log, &words, text, toText, toCounted, toRolled); err != nil {
+				return fmt.Errorf("store the words and counts of log %d: %w", log, err)
+			}
+			textDone <- nil
+		} else {
+			go func() {
+				textDone <- pgx.BeginFunc(ctx, textConn, func(tx pgx.Tx) error {
+					return writeTextTx(ctx, tx, log, &words, text, toText, toCounted, toRolled)
+				})
+			}()
+		}
 		var q pgx.Batch
 		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, max(indexed, end))
 		err = fields.write(ctx, tx, &q)
@@ -338,12 +351,16 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 	return done, rolledTo, busy, err
 }
 
-// connPair acquires the two connections of an indexing pass.
+// connPair acquires the two connections of an indexing pass, or only
+// one (b nil) from a pool that holds no more.
 func (s *Store) connPair(ctx context.Context) (a, b *pgxpool.Conn, err error) {
 	s.pairs.Lock()
 	defer s.pairs.Unlock()
 	if a, err = s.pool.Acquire(ctx); err != nil {
 		return nil, nil, err
+	}
+	if s.pool.Config().MaxConns < 2 {
+		return a, nil, nil
 	}
 	if b, err = s.pool.Acquire(ctx); err != nil {
 		a.Release()
@@ -356,29 +373,27 @@ func (s *Store) connPair(ctx context.Context) (a, b *pgxpool.Conn, err error) {
 // while this one wrote the words that would move it.
 var errTextMoved = errors.New("another indexer indexed the words meanwhile")
 
-// writeText writes in a transaction of its own on conn the words and
-// counts of r, which move the log's text_indexed from text to toText, its
-// counted size to toCounted and its rollups to toRolled. The move of
-// text_indexed is checked: it fails, and nothing is written, if the words
-// no longer go to text.
-func writeText(ctx context.Context, conn *pgxpool.Conn, log int64, r *indexRows, text, toText, toCounted, toRolled int64) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var q pgx.Batch
-		q.Queue(`INSERT INTO text_indexed (log, size) VALUES ($1, $3) ON CONFLICT (log) DO UPDATE SET size = excluded.size
-			WHERE text_indexed.size = $2`, log, text, toText)
-		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
-			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, toCounted, toRolled)
-		r.queue(&q)
-		res := tx.SendBatch(ctx, &q)
-		tag, err := res.Exec()
-		if err == nil && tag.RowsAffected() != 1 {
-			err = errTextMoved
-		}
-		if cerr := res.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
+// writeTextTx writes in tx the words and counts of r, which move the
+// log's text_indexed from text to toText, its counted size to toCounted
+// and its rollups to toRolled. The move of text_indexed is checked: it
+// fails with errTextMoved if the words no longer go to text, and the
+// transaction must then be rolled back.
+func writeTextTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, text, toText, toCounted, toRolled int64) error {
+	var q pgx.Batch
+	q.Queue(`INSERT INTO text_indexed (log, size) VALUES ($1, $3) ON CONFLICT (log) DO UPDATE SET size = excluded.size
+		WHERE text_indexed.size = $2`, log, text, toText)
+	q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
+		ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, toCounted, toRolled)
+	r.queue(&q)
+	res := tx.SendBatch(ctx, &q)
+	tag, err := res.Exec()
+	if err == nil && tag.RowsAffected() != 1 {
+		err = errTextMoved
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // eachEvent calls fn with each event of log in [from, to), in seq order:

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/store"
@@ -299,7 +300,8 @@ func TestIndexHalves(t *testing.T) {
 		r.addText(id, w.Events[299])
 		r.addActionCount(id, w.Events[299])
 		// As an indexer that read text_indexed at 299 would: it is at 300.
-		if err := writeText(ctx, c, id, &r, 299, 300, 300, 300); !errors.Is(err, errTextMoved) {
+		err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return writeTextTx(ctx, tx, id, &r, 299, 300, 300, 300) })
+		if !errors.Is(err, errTextMoved) {
 			t.Errorf("writeText from 299 = %v, want errTextMoved", err)
 		}
 		if n := count("SELECT count(*) FROM bundle_text WHERE log = $1"); n != rows {
@@ -308,4 +310,37 @@ func TestIndexHalves(t *testing.T) {
 		storetest.CheckCounts(t, s, w)
 		storetest.CheckWords(t, s, w, 300)
 	})
+}
+
+// TestIndexOneConnection: a Store whose pool holds one connection
+// (pool_max_conns=1) indexes both halves in one transaction rather than
+// wait for a second connection.
+func TestIndexOneConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := pgtest.DB(t)
+	open(t, url).Close() // migrates
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := Open(ctx, url+sep+"pool_max_conns=1", Options{NoIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if n := s.pool.Config().MaxConns; n != 1 {
+		t.Fatalf("pool of %d connections, want 1", n)
+	}
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(100, 1)...)
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatalf("WaitIndexed = %v", err)
+	}
+	if st, err := s.IndexStatus(ctx); err != nil || st.Lag[w.Info.ID] != 0 {
+		t.Errorf("IndexStatus = %+v, %v; want no lag", st, err)
+	}
+	storetest.CheckPostings(t, s, w, 0, 100)
+	storetest.CheckWords(t, s, w, 100)
+	storetest.CheckCounts(t, s, w)
 }

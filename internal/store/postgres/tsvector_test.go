@@ -51,4 +51,3 @@ func TestTSVectorBinary(t *testing.T) {
 		t.Errorf("binary tsvector: equal to the text form %v, lexemes %q; want equal, %q", same, lexemes, want)
 	}
 }
-
