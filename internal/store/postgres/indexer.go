@@ -19,10 +19,10 @@ import (
 // 0006_indexed.sql, 0008_text_indexed.sql): an indexer, in every Store,
 // finds the logs whose indexes lag their size and indexes and counts the
 // next events, up to indexChunk at a time, in two transactions at once
-// (indexOnce): one writes the fields and moves the log's indexed size,
-// the other the words and the counts and moves its text_indexed and
-// counted sizes (and, twice a second, rolls the counts up into the hourly
-// and daily ones). An advisory lock on the log, held by the first until
+// (indexOnce): one writes the fields and the counts and moves the log's
+// indexed and counted sizes (and, twice a second, rolls the counts up
+// into the hourly and daily ones), the other the words and moves its
+// text_indexed size. An advisory lock on the log, held by the first until
 // both are done, lets one indexer at a time index a log, whichever node
 // it runs on. A commit keeps its events in memory (store.Recent) and
 // wakes its Store's indexer, which thus reads back only what other nodes
@@ -239,15 +239,17 @@ func (s *Store) rollDue(log int64) bool {
 // another indexer holds the log.
 //
 // It writes in two transactions at once, on two connections: one the
-// fields (event_fields, event_targets) and how far they go (indexed),
-// which takes the advisory lock first and commits last, so that the
-// other writes while it holds it; the other the words (bundle_text) and
-// the counts, and how far they go (text_indexed, counted). Each half is
-// about half of the server's work, which PostgreSQL does one statement
-// after the other within a transaction. The halves go as far as each
-// other, but when one failed, or in a database migrated from schema 5,
-// whose commits indexed their events and left the counts to a follower:
-// each event adds to what does not cover it yet.
+// fields (event_fields, event_targets) and the counts, and how far they
+// go (indexed, counted), which takes the advisory lock first and commits
+// last, so that the other writes while it holds it; the other the words
+// (bundle_text) and how far they go (text_indexed). Each is about half
+// of the server's work, which PostgreSQL does one statement after the
+// other within a transaction. The first commits only if the second did,
+// so the words always go at least as far as the fields and counts, and
+// the counts no further than the fields (store.CountsTo): the words go
+// further when the first failed. Each event adds to what does not cover
+// it yet, which also serves a database migrated from schema 5, whose
+// commits indexed their events and left the counts to a follower.
 func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done, rolledTo int64, busy bool, err error) {
 	fieldsConn, textConn, err := s.connPair(ctx)
 	if err != nil {
@@ -257,7 +259,6 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 	if textConn != nil {
 		defer textConn.Release()
 	}
-	var textErr error
 	err = pgx.BeginFunc(ctx, fieldsConn, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2::integer)", indexLockSpace, log).Scan(&locked); err != nil {
@@ -296,54 +297,49 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 				words.addText(log, e)
 			}
 			if e.Seq >= counted {
-				words.addActionCount(log, e)
+				fields.addActionCount(log, e)
 			}
 			if roll && e.Seq >= rolled {
-				words.addRollup(log, e)
+				fields.addRollup(log, e)
 			}
 		})
 		if err != nil {
 			return fmt.Errorf("index the events of log %d from %d: %w", log, lo, err)
 		}
-		toText, toCounted, toRolled := max(text, end), max(counted, end), rolled
-		if roll {
-			toRolled = max(rolled, end)
-		}
+		toText := max(text, end)
 		textDone := make(chan error, 1)
 		if textConn == nil {
 			// A pool of one connection: both halves in this
 			// transaction, one after the other.
-			if err := writeTextTx(ctx, tx, log, &words, text, toText, toCounted, toRolled); err != nil {
-				return fmt.Errorf("store the words and counts of log %d: %w", log, err)
-			}
-			textDone <- nil
+			textDone <- writeTextTx(ctx, tx, log, &words, text, toText)
 		} else {
 			go func() {
 				textDone <- pgx.BeginFunc(ctx, textConn, func(tx pgx.Tx) error {
-					return writeTextTx(ctx, tx, log, &words, text, toText, toCounted, toRolled)
+					return writeTextTx(ctx, tx, log, &words, text, toText)
 				})
 			}()
 		}
+		indexed, counted = max(indexed, end), max(counted, end)
+		if roll {
+			rolled = max(rolled, end)
+		}
 		var q pgx.Batch
-		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, max(indexed, end))
+		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, indexed)
+		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
+			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, counted, rolled)
 		err = fields.write(ctx, tx, &q)
-		// Committed only once the other half is done, so that no other
-		// indexer takes the log meanwhile.
-		if textErr = <-textDone; textErr == nil {
-			text, counted, rolled = toText, toCounted, toRolled
-		} else {
-			textErr = fmt.Errorf("store the words and counts of log %d: %w", log, textErr)
+		// Committed only once the words are: so that no other indexer
+		// takes the log meanwhile, and so that the fields and counts
+		// never go past the words.
+		if terr := <-textDone; terr != nil {
+			return fmt.Errorf("store the words of log %d: %w", log, terr)
 		}
 		if err != nil {
-			return fmt.Errorf("store the fields of log %d: %w", log, err)
+			return fmt.Errorf("store the fields and counts of log %d: %w", log, err)
 		}
-		indexed = max(indexed, end)
-		done, rolledTo = min(indexed, text, counted), rolled
+		done, rolledTo = min(indexed, toText, counted), rolled
 		return nil
 	})
-	if err == nil {
-		err = textErr
-	}
 	if err == nil && !busy {
 		// Kept until rolled up.
 		s.recent.Drop(log, min(done, rolledTo))
@@ -373,17 +369,14 @@ func (s *Store) connPair(ctx context.Context) (a, b *pgxpool.Conn, err error) {
 // while this one wrote the words that would move it.
 var errTextMoved = errors.New("another indexer indexed the words meanwhile")
 
-// writeTextTx writes in tx the words and counts of r, which move the
-// log's text_indexed from text to toText, its counted size to toCounted
-// and its rollups to toRolled. The move of text_indexed is checked: it
-// fails with errTextMoved if the words no longer go to text, and the
-// transaction must then be rolled back.
-func writeTextTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, text, toText, toCounted, toRolled int64) error {
+// writeTextTx writes in tx the words of r, which move the log's
+// text_indexed from text to toText. The move is checked: it fails with
+// errTextMoved if the words no longer go to text, and the transaction
+// must then be rolled back.
+func writeTextTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, text, toText int64) error {
 	var q pgx.Batch
 	q.Queue(`INSERT INTO text_indexed (log, size) VALUES ($1, $3) ON CONFLICT (log) DO UPDATE SET size = excluded.size
 		WHERE text_indexed.size = $2`, log, text, toText)
-	q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
-		ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, toCounted, toRolled)
 	r.queue(&q)
 	res := tx.SendBatch(ctx, &q)
 	tag, err := res.Exec()
