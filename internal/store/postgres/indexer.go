@@ -19,10 +19,10 @@ import (
 // 0006_indexed.sql, 0008_text_indexed.sql): an indexer, in every Store,
 // finds the logs whose indexes lag their size and indexes and counts the
 // next events, up to indexChunk at a time, in two transactions at once
-// (indexOnce): one writes the fields and the counts and moves the log's
-// indexed and counted sizes (and, twice a second, rolls the counts up
-// into the hourly and daily ones), the other the words and moves its
-// text_indexed size. An advisory lock on the log, held by the first until
+// (indexOnce): one writes the words and the counts and moves the log's
+// text_indexed and counted sizes (and, twice a second, rolls the counts
+// up into the hourly and daily ones), the other the fields and moves its
+// indexed size. An advisory lock on the log, held by the first until
 // both are done, lets one indexer at a time index a log, whichever node
 // it runs on. A commit keeps its events in memory (store.Recent) and
 // wakes its Store's indexer, which thus reads back only what other nodes
@@ -239,27 +239,27 @@ func (s *Store) rollDue(log int64) bool {
 // another indexer holds the log.
 //
 // It writes in two transactions at once, on two connections: one the
-// fields (event_fields, event_targets) and the counts, and how far they
-// go (indexed, counted), which takes the advisory lock first and commits
-// last, so that the other writes while it holds it; the other the words
-// (bundle_text) and how far they go (text_indexed). Each is about half
-// of the server's work, which PostgreSQL does one statement after the
-// other within a transaction. The first commits only if the second did,
-// so the words always go at least as far as the fields and counts, and
-// the counts no further than the fields (store.CountsTo): the words go
-// further when the first failed. Each event adds to what does not cover
-// it yet, which also serves a database migrated from schema 5, whose
-// commits indexed their events and left the counts to a follower.
+// words (bundle_text) and the counts, and how far they go (text_indexed,
+// counted), which takes the advisory lock first and commits last, so
+// that the other writes while it holds it; the other the fields
+// (event_fields, event_targets) and how far they go (indexed). Each is
+// about half of the server's work, which PostgreSQL does one statement
+// after the other within a transaction. The first commits only if the
+// second did, so the counts never go past the fields (store.CountsTo):
+// the fields go further when the first failed. Each event adds to what
+// does not cover it yet, which also serves a database migrated from
+// schema 5, whose commits indexed their events and left the counts to a
+// follower.
 func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done, rolledTo int64, busy bool, err error) {
-	fieldsConn, textConn, err := s.connPair(ctx)
+	wordsConn, fieldsConn, err := s.connPair(ctx)
 	if err != nil {
 		return 0, 0, false, err
 	}
-	defer fieldsConn.Release()
-	if textConn != nil {
-		defer textConn.Release()
+	defer wordsConn.Release()
+	if fieldsConn != nil {
+		defer fieldsConn.Release()
 	}
-	err = pgx.BeginFunc(ctx, fieldsConn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, wordsConn, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2::integer)", indexLockSpace, log).Scan(&locked); err != nil {
 			return err
@@ -297,47 +297,42 @@ func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done,
 				words.addText(log, e)
 			}
 			if e.Seq >= counted {
-				fields.addActionCount(log, e)
+				words.addActionCount(log, e)
 			}
 			if roll && e.Seq >= rolled {
-				fields.addRollup(log, e)
+				words.addRollup(log, e)
 			}
 		})
 		if err != nil {
 			return fmt.Errorf("index the events of log %d from %d: %w", log, lo, err)
 		}
-		toText := max(text, end)
-		textDone := make(chan error, 1)
-		if textConn == nil {
+		toIndexed := max(indexed, end)
+		fieldsDone := make(chan error, 1)
+		if fieldsConn == nil {
 			// A pool of one connection: both halves in this
 			// transaction, one after the other.
-			textDone <- writeTextTx(ctx, tx, log, &words, text, toText)
+			fieldsDone <- writeFieldsTx(ctx, tx, log, &fields, toIndexed)
 		} else {
 			go func() {
-				textDone <- pgx.BeginFunc(ctx, textConn, func(tx pgx.Tx) error {
-					return writeTextTx(ctx, tx, log, &words, text, toText)
+				fieldsDone <- pgx.BeginFunc(ctx, fieldsConn, func(tx pgx.Tx) error {
+					return writeFieldsTx(ctx, tx, log, &fields, toIndexed)
 				})
 			}()
 		}
-		indexed, counted = max(indexed, end), max(counted, end)
+		toText, toCounted, toRolled := max(text, end), max(counted, end), rolled
 		if roll {
-			rolled = max(rolled, end)
+			toRolled = max(rolled, end)
 		}
-		var q pgx.Batch
-		q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, indexed)
-		q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
-			ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, counted, rolled)
-		err = fields.write(ctx, tx, &q)
-		// Committed only once the words are: so that no other indexer
-		// takes the log meanwhile, and so that the fields and counts
-		// never go past the words.
-		if terr := <-textDone; terr != nil {
-			return fmt.Errorf("store the words of log %d: %w", log, terr)
+		err = writeTextTx(ctx, tx, log, &words, text, toText, toCounted, toRolled)
+		// Committed only once the fields are: so that the words and
+		// counts never go past them.
+		if ferr := <-fieldsDone; ferr != nil {
+			return fmt.Errorf("store the fields of log %d: %w", log, ferr)
 		}
 		if err != nil {
-			return fmt.Errorf("store the fields and counts of log %d: %w", log, err)
+			return fmt.Errorf("store the words and counts of log %d: %w", log, err)
 		}
-		done, rolledTo = min(indexed, toText, counted), rolled
+		done, rolledTo = min(toIndexed, toText, toCounted), toRolled
 		return nil
 	})
 	if err == nil && !busy {
@@ -369,14 +364,25 @@ func (s *Store) connPair(ctx context.Context) (a, b *pgxpool.Conn, err error) {
 // while this one wrote the words that would move it.
 var errTextMoved = errors.New("another indexer indexed the words meanwhile")
 
-// writeTextTx writes in tx the words of r, which move the log's
-// text_indexed from text to toText. The move is checked: it fails with
-// errTextMoved if the words no longer go to text, and the transaction
-// must then be rolled back.
-func writeTextTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, text, toText int64) error {
+// writeFieldsTx writes in tx the fields of r (event_fields,
+// event_targets), which move the log's indexed size to toIndexed.
+func writeFieldsTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, toIndexed int64) error {
+	var q pgx.Batch
+	q.Queue("INSERT INTO indexed (log, size) VALUES ($1, $2) ON CONFLICT (log) DO UPDATE SET size = excluded.size", log, toIndexed)
+	return r.write(ctx, tx, &q)
+}
+
+// writeTextTx writes in tx the words and counts of r, which move the
+// log's text_indexed from text to toText, its counted size to toCounted
+// and its rollups to toRolled. The move of text_indexed is checked: it
+// fails with errTextMoved if the words no longer go to text, and the
+// transaction must then be rolled back.
+func writeTextTx(ctx context.Context, tx pgx.Tx, log int64, r *indexRows, text, toText, toCounted, toRolled int64) error {
 	var q pgx.Batch
 	q.Queue(`INSERT INTO text_indexed (log, size) VALUES ($1, $3) ON CONFLICT (log) DO UPDATE SET size = excluded.size
 		WHERE text_indexed.size = $2`, log, text, toText)
+	q.Queue(`INSERT INTO counted (log, size, rolled) VALUES ($1, $2, $3)
+		ON CONFLICT (log) DO UPDATE SET size = excluded.size, rolled = excluded.rolled`, log, toCounted, toRolled)
 	r.queue(&q)
 	res := tx.SendBatch(ctx, &q)
 	tag, err := res.Exec()
