@@ -376,7 +376,7 @@ func (s *Store) committed(bs []store.Batch, locked map[int64]tip, w *writes) {
 			data = slices.Clone(old.bundle)
 		}
 		if i, ok := w.bundles.at[[2]int64{id, start}]; ok {
-			data = append(data, w.bundles.datas[i]...)
+			data = append(data, w.bundles.rowData(i)...)
 		}
 		s.tips.set(id, tip{size: size, bundle: data})
 	}
@@ -504,52 +504,53 @@ func checkStray(res pgx.BatchResults, id, size int64) ([]byte, error) {
 }
 
 // bundleRows are the bundle rows a commit writes: the data it adds to
-// each, in order of log and first seq.
+// each, in order of log and first seq, framed into one buffer, of which
+// row i's data is data[offs[i]:offs[i]+lens[i]].
 type bundleRows struct {
 	logs, firsts []int64
-	datas        [][]byte
+	offs, lens   []int32
+	data         []byte
 	at           map[[2]int64]int // index of each (log, first seq)
 }
 
 // add appends the records recs of the events first, first+1, … of log
-// to the rows. They are framed into one buffer, of which each bundle's
-// data is a part.
+// to the rows.
 func (b *bundleRows) add(log, first int64, recs [][]byte) {
 	n := 0
 	for _, rec := range recs {
 		n += binary.MaxVarintLen32 + len(rec)
 	}
-	buf := make([]byte, 0, n)
+	b.data = slices.Grow(b.data, n)
+	if b.at == nil {
+		b.at = map[[2]int64]int{}
+	}
 	for i := 0; i < len(recs); {
 		seq := first + int64(i)
-		start := bundleStart(seq)
-		end := min(len(recs), i+int(start+bundleSize-seq))
-		from := len(buf)
-		for _, rec := range recs[i:end] {
-			buf = appendRecord(buf, rec)
+		key := [2]int64{log, bundleStart(seq)}
+		end := min(len(recs), i+int(key[1]+bundleSize-seq))
+		r, ok := b.at[key]
+		switch {
+		case !ok:
+			r = len(b.logs)
+			b.at[key] = r
+			b.logs, b.firsts = append(b.logs, log), append(b.firsts, key[1])
+			b.offs, b.lens = append(b.offs, int32(len(b.data))), append(b.lens, 0)
+		case int(b.offs[r]+b.lens[r]) != len(b.data):
+			// Another row's data follows: the row moves to the end.
+			old := b.rowData(r)
+			b.offs[r] = int32(len(b.data))
+			b.data = append(b.data, old...)
 		}
-		// Capped, so that appending to it copies rather than runs into the
-		// next bundle's data.
-		b.append(log, start, buf[from:len(buf):len(buf)])
+		for _, rec := range recs[i:end] {
+			b.data = appendRecord(b.data, rec)
+		}
+		b.lens[r] = int32(len(b.data)) - b.offs[r]
 		i = end
 	}
 }
 
-// append appends data to the row of the bundle of log that starts at
-// first.
-func (b *bundleRows) append(log, first int64, data []byte) {
-	key := [2]int64{log, first}
-	if b.at == nil {
-		b.at = map[[2]int64]int{}
-	}
-	i, ok := b.at[key]
-	if !ok {
-		b.at[key] = len(b.logs)
-		b.logs, b.firsts, b.datas = append(b.logs, log), append(b.firsts, first), append(b.datas, data)
-		return
-	}
-	b.datas[i] = append(b.datas[i], data...)
-}
+// rowData returns the data of row i.
+func (b *bundleRows) rowData(i int) []byte { return b.data[b.offs[i] : b.offs[i]+b.lens[i]] }
 
 // queue queues the statement that writes the rows: a new bundle is
 // inserted, and the one a commit before left part full grows. Their data
@@ -560,19 +561,9 @@ func (b *bundleRows) queue(q *pgx.Batch) {
 	if len(b.logs) == 0 {
 		return
 	}
-	n := 0
-	for _, d := range b.datas {
-		n += len(d)
-	}
-	all := make([]byte, 0, n)
-	offs, lens := make([]int32, len(b.datas)), make([]int32, len(b.datas))
-	for i, d := range b.datas {
-		offs[i], lens[i] = int32(len(all)), int32(len(d))
-		all = append(all, d...)
-	}
 	q.Queue(`INSERT INTO event_bundles (log, first_seq, data)
 		SELECT l, f, substring($3::bytea FROM o + 1 FOR n) FROM unnest($1::bigint[], $2::bigint[], $4::integer[], $5::integer[]) AS u(l, f, o, n)
-		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, all, offs, lens)
+		ON CONFLICT (log, first_seq) DO UPDATE SET data = event_bundles.data || excluded.data`, b.logs, b.firsts, b.data, b.offs, b.lens)
 }
 
 // idempotencyRows are the idempotency records a commit stores, as
