@@ -61,21 +61,46 @@ func Words(e *event.Event) []string {
 // again), without the allocations of Words. fn must not keep w.
 func EachWord(buf []byte, e *event.Event, fn func(w []byte)) []byte {
 	buf = appendSearchText(buf, e)
+	if !splitASCII(buf, func(i, j int) { fn(buf[i:j]) }) {
+		for _, w := range Tokens(string(buf)) {
+			fn([]byte(w))
+		}
+	}
+	return buf
+}
+
+// words is Words for the searchable text s, split in one pass when s is
+// ASCII.
+func words(s string) []string {
+	b := []byte(s)
+	var spans [][2]int
+	if !splitASCII(b, func(i, j int) { spans = append(spans, [2]int{i, j}) }) {
+		return distinct(Tokens(s))
+	}
+	lower := string(b)
+	out := make([]string, len(spans))
+	for k, sp := range spans {
+		out[k] = lower[sp[0]:sp[1]]
+	}
+	return distinct(out)
+}
+
+// splitASCII lower-cases b in place and calls fn with the bounds of each
+// word of Tokens(string(b)), in order, if b is ASCII. It returns false at
+// b's first other byte, having called fn for some of the words before it.
+func splitASCII(b []byte, fn func(i, j int)) bool {
 	start := -1
-	for i := 0; i < len(buf); i++ {
-		c := buf[i]
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		switch {
 		case c >= utf8.RuneSelf:
-			for _, w := range Tokens(string(buf)) {
-				fn([]byte(w))
-			}
-			return buf
+			return false
 		case 'A' <= c && c <= 'Z':
-			buf[i] = c + 'a' - 'A'
+			b[i] = c + 'a' - 'A'
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
 		default:
 			if start >= 0 {
-				fn(buf[start:i])
+				fn(start, i)
 				start = -1
 			}
 			continue
@@ -85,32 +110,9 @@ func EachWord(buf []byte, e *event.Event, fn func(w []byte)) []byte {
 		}
 	}
 	if start >= 0 {
-		fn(buf[start:])
+		fn(start, len(b))
 	}
-	return buf
-}
-
-// words is Words for the searchable text s, split in one pass when s is
-// ASCII.
-func words(s string) []string {
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= utf8.RuneSelf:
-			return distinct(Tokens(s))
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		default:
-			if len(b) > 0 && b[len(b)-1] != ' ' {
-				b = append(b, ' ')
-			}
-			continue
-		}
-		b = append(b, c)
-	}
-	return distinct(strings.Fields(string(b)))
+	return true
 }
 
 // distinct returns words, each only at its first appearance, reusing
