@@ -17,6 +17,7 @@ import (
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/derive"
 	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
@@ -441,6 +442,11 @@ func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) 
 		sq.Outcome = q.Outcome
 	default:
 		return sq, &event.Error{Index: -1, Field: "outcome", Reason: "must be success, failure, denied or error"}
+	}
+	if strings.TrimSpace(q.Text) != "" && len(derive.Terms(q.Text)) == 0 {
+		// Punctuation alone: searching for nothing would find every
+		// event, which is not what was asked.
+		return sq, &event.Error{Index: -1, Field: "q", Reason: "has no word to search for (a word is letters or digits)"}
 	}
 	if q.IP != "" {
 		ip, err := event.CanonicalIP(q.IP)

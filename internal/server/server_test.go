@@ -362,6 +362,7 @@ func TestValidationErrors(t *testing.T) {
 		{"cursor=abc", "cursor"},
 		{"outcome=maybe", "outcome"},
 		{"ip=300.1.1.1", "ip"},
+		{"q=" + url.QueryEscape("-- *"), "q"},
 		{"action=" + url.QueryEscape("no spaces"), "action"},
 		{"actor=a&actor=b", "actor"},
 		{"actr=a", "actr"},
