@@ -90,6 +90,16 @@ func testSearchDamaged(t *testing.T, index bool) {
 	if !errors.As(err, &de) || de.Seq != 30 || de.Problem != store.ProblemMissing {
 		t.Errorf("SeqAtTime(second batch) after deleting seq 30 = %v, want a *store.DamagedError at seq 30", err)
 	}
+	// A bundle cut short: none of its records can be told apart.
+	if _, err := conn.Exec(ctx, "UPDATE event_bundles SET data = substring(data FROM 1 FOR length(data) - 3) WHERE log = $1 AND first_seq = 48", w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.Query{{From: 41, To: 59}, {From: 41, To: 59, Actor: storetest.Events(30, 2)[29].Actor.ID}} {
+		_, err = s.Search(ctx, w.Info.ID, q)
+		if !errors.As(err, &de) || de.Seq < 48 || de.Seq > 59 || de.Problem != store.ProblemUndecodable {
+			t.Errorf("Search(%+v) with bundle 48 cut short = %v, want a *store.DamagedError in seqs 48 to 59: %s", q, err, store.ProblemUndecodable)
+		}
+	}
 }
 
 // TestSearchLongWords checks free text with words longer than the index

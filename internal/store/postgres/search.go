@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/derive"
@@ -290,50 +291,60 @@ func (sr *search) bySeqs(ctx context.Context, sql string, args []any, from, to i
 
 // events reads the events at seqs, in that order, from their bundles: a
 // missing one, or one whose record does not decode, is a
-// *store.DamagedError at its seq.
+// *store.DamagedError at its seq (the first such seq of seqs).
+//
+// Each bundle's data is read where the driver received it, and only the
+// records asked for are decoded, before the next row: a page of 100
+// events may take 100 bundles, a megabyte, which copying cost as much as
+// decoding the events.
 func (s *Store) events(ctx context.Context, log int64, seqs []int64) ([]*event.Event, error) {
+	want := map[int64][]int64{} // bundle start -> seqs in it
 	var firsts []int64
 	for _, seq := range seqs {
-		if f := bundleStart(seq); !slices.Contains(firsts, f) {
+		f := bundleStart(seq)
+		if _, ok := want[f]; !ok {
 			firsts = append(firsts, f)
 		}
+		want[f] = append(want[f], seq)
 	}
 	rows, err := s.pool.Query(ctx, "SELECT first_seq, data FROM event_bundles WHERE log = $1 AND first_seq = ANY($2::bigint[])", log, firsts)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	bundles := map[int64][]byte{}
+	type read struct {
+		e   *event.Event
+		err error
+	}
+	got := make(map[int64]read, len(seqs))
 	var first int64
-	var data []byte
+	var data pgtype.DriverBytes
 	if _, err := pgx.ForEachRow(rows, []any{&first, &data}, func() error {
-		bundles[first] = data
+		rs, ferr := splitBundle(data)
+		for _, seq := range want[first] {
+			switch i := seq - first; {
+			case ferr != nil:
+				got[seq] = read{err: framingDamage(seq)}
+			case i >= int64(len(rs)) || len(rs[i]) == 0:
+				got[seq] = read{err: &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}}
+			default:
+				e, err := decode(seq, rs[i])
+				got[seq] = read{e, err}
+			}
+		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	recs := map[int64][][]byte{}
 	out := make([]*event.Event, 0, len(seqs))
 	for _, seq := range seqs {
-		f := bundleStart(seq)
-		data, ok := bundles[f]
+		r, ok := got[seq]
 		if !ok {
 			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
 		}
-		rs, ok := recs[f]
-		if !ok {
-			if rs, err = splitBundle(data); err != nil {
-				return nil, framingDamage(seq)
-			}
-			recs[f] = rs
+		if r.err != nil {
+			return nil, r.err
 		}
-		if i := seq - f; i >= int64(len(rs)) || len(rs[i]) == 0 {
-			return nil, &store.DamagedError{Seq: seq, Problem: store.ProblemMissing}
-		}
-		e, err := decode(seq, rs[seq-f])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
+		out = append(out, r.e)
 	}
 	return out, nil
 }
