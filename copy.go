@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/merkle"
@@ -75,7 +76,11 @@ type CopiedLog struct {
 	Checkpoints int   // checkpoints copied
 	Keys        int   // API keys created in the target
 	Revoked     int   // API keys revoked in the target, as they are in the source
-	Done        bool  // the log was copied whole, up to Size
+	Idempotency int   // idempotency records created in the target
+	// IdempotencyUnreadable counts the source's idempotency records whose
+	// receipts do not parse, which are left behind.
+	IdempotencyUnreadable int
+	Done                  bool // the log was copied whole, up to Size
 }
 
 // keyMover is a signerSource whose keys can be moved to another store:
@@ -201,8 +206,11 @@ func (k *sealedKeys) importKey(ctx context.Context, log logRef, skey string) err
 //
 // Then it copies the log's API keys with their ids, hashes, scopes and
 // times, revoked ones revoked at the same time; keys in to already, the
-// same, are kept. Idempotency records are not copied: a retry of an
-// append answered by the source appends again to the target.
+// same, are kept. Last, it copies the idempotency records of the log's
+// appends of the last IdempotencyWindow whose events the target holds,
+// so that a client retrying such an append through the target gets its
+// first receipts back rather than append it again; a record the target
+// holds under the same API key and idempotency key stays.
 //
 // It returns what it did for each log it reached, also when it fails.
 func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (CopyReport, error) {
@@ -327,6 +335,9 @@ func (c *logCopy) run(ctx context.Context) error {
 		return err
 	}
 	if err := c.copyKeys(ctx); err != nil {
+		return err
+	}
+	if err := c.copyIdempotency(ctx); err != nil {
 		return err
 	}
 	c.rep.Done = true
@@ -708,6 +719,48 @@ func (c *logCopy) copyKeys(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// idempotencyChunk is how many idempotency records copyIdempotency
+// reads and writes at a time.
+const idempotencyChunk = 1000
+
+// copyIdempotency copies the idempotency records of the log's appends
+// created within IdempotencyWindow whose events are all in the copy
+// (seqs below its size): those of appends to the source since the copy
+// began go with the next run, with their events.
+func (c *logCopy) copyIdempotency(ctx context.Context) error {
+	name := c.rep.Name
+	since := c.from.opts.Now().Add(-IdempotencyWindow)
+	var after *store.Idempotency
+	for {
+		rs, err := c.from.st.IdempotencyOf(ctx, c.src.ID, since, after, idempotencyChunk)
+		if err != nil {
+			return fmt.Errorf("source: log %q: %w", name, err)
+		}
+		keep := rs[:0:0]
+		for _, r := range rs {
+			receipts, err := unmarshalReceipts(r.Receipts)
+			if err != nil {
+				// Not part of the log, which is copied whole: a retry
+				// of that append through the target appends again.
+				c.rep.IdempotencyUnreadable++
+				continue
+			}
+			if !slices.ContainsFunc(receipts, func(rc api.Receipt) bool { return rc.Seq < 0 || rc.Seq >= c.rep.Size }) {
+				keep = append(keep, r)
+			}
+		}
+		n, err := c.to.st.ImportIdempotency(ctx, c.dst.ID, keep)
+		if err != nil {
+			return fmt.Errorf("target: log %q: %w", name, err)
+		}
+		c.rep.Idempotency += n
+		if len(rs) < idempotencyChunk {
+			return nil
+		}
+		after = &rs[len(rs)-1]
+	}
 }
 
 // sameKey reports whether a and b are the same key, revocation aside.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -508,5 +509,65 @@ func TestCopyForgedCheckpoint(t *testing.T) {
 	}
 	if got := sameCheckpoints(t, from, to, "big"); got != cps[1] {
 		t.Fatalf("after the forged checkpoint the target's latest checkpoint is of size %d, want %d", got, cps[1])
+	}
+}
+
+// Copy takes along the idempotency records of the appends it copies: a
+// retry through the target gets the first receipts back. The record of
+// an append made to the source while the copy runs, past the size the
+// copy stops at, waits for the next run, with its event.
+func TestCopyIdempotency(t *testing.T) {
+	for _, b := range []backends.Backend{backends.SQLite, backends.Postgres} {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			loc := backends.SQLite.New(t)
+			db, err := trail.InitStore(ctx, copyURL(loc), trail.Options{})
+			must(t, err)
+			l, err := db.CreateLog(ctx, "app", "example.com/trail/app")
+			must(t, err)
+			first := trail.Idempotency{Scope: "key1", Key: "req-1", Fingerprint: []byte("body 1")}
+			want, _, err := l.AppendIdempotent(ctx, storetest.Events(3, 1), first)
+			must(t, err)
+			_, _, err = l.AppendIdempotent(ctx, storetest.Events(1, 2), trail.Idempotency{Scope: "key1", Key: "req-2", Fingerprint: []byte("body 2")})
+			must(t, err)
+
+			from, to := copyStores(t, loc, b.New(t))
+			late := trail.Idempotency{Scope: "key1", Key: "late", Fingerprint: []byte("body 3")}
+			rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Progress: func(p trail.CopyProgress) {
+				if p.Done == 0 {
+					// Past the size this run copies to.
+					if _, _, err := l.AppendIdempotent(ctx, storetest.Events(1, 3), late); err != nil {
+						t.Errorf("append to the source during the copy: %v", err)
+					}
+				}
+			}})
+			must(t, err)
+			if lr := rep.Logs[0]; lr.Size != 4 || lr.Idempotency != 2 || !lr.Done {
+				t.Fatalf("Copy = %+v, want 4 events and 2 idempotency records", lr)
+			}
+			dst, err := to.Log(ctx, "app")
+			must(t, err)
+			got, replayed, err := dst.AppendIdempotent(ctx, storetest.Events(3, 1), first)
+			if err != nil || !replayed || !slices.Equal(got, want) {
+				t.Errorf("retry through the target = %v, replayed %v, %v; want the first receipts %v", got, replayed, err, want)
+			}
+			if _, _, err := dst.AppendIdempotent(ctx, storetest.Events(1, 9), trail.Idempotency{Scope: "key1", Key: "req-2", Fingerprint: []byte("other")}); !errors.Is(err, trail.ErrIdempotencyConflict) {
+				t.Errorf("another request under a copied key = %v, want ErrIdempotencyConflict", err)
+			}
+			if dst.Size() != 4 {
+				t.Errorf("target size after the retries = %d, want 4", dst.Size())
+			}
+
+			// The next run copies the late append and its record.
+			rep, err = trail.Copy(ctx, from, to, trail.CopyOptions{})
+			must(t, err)
+			if lr := rep.Logs[0]; lr.Events != 1 || lr.Idempotency != 1 {
+				t.Fatalf("second Copy = %+v, want 1 event and 1 idempotency record", lr)
+			}
+			if _, replayed, err := dst.AppendIdempotent(ctx, storetest.Events(1, 3), late); err != nil || !replayed {
+				t.Errorf("retry of the late append through the target: replayed %v, %v", replayed, err)
+			}
+			must(t, db.Close())
+		})
 	}
 }

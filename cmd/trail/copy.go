@@ -93,7 +93,10 @@ type copyLogResult struct {
 	Checkpoints int    `json:"checkpoints"`
 	Keys        int    `json:"keys"`
 	Revoked     int    `json:"revoked"`
-	Done        bool   `json:"done"`
+	// Idempotency records copied, and those left behind unreadable.
+	Idempotency           int  `json:"idempotency_records"`
+	IdempotencyUnreadable int  `json:"idempotency_unreadable,omitempty"`
+	Done                  bool `json:"done"`
 }
 
 func (c *copyCommand) Run(ctx context.Context, args []string) error {
@@ -191,7 +194,8 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	for _, l := range rep.Logs {
 		res.Logs = append(res.Logs, copyLogResult{
 			Name: l.Name, Created: l.Created, From: l.From, Size: l.Size, Events: l.Events,
-			Checkpoints: l.Checkpoints, Keys: l.Keys, Revoked: l.Revoked, Done: l.Done,
+			Checkpoints: l.Checkpoints, Keys: l.Keys, Revoked: l.Revoked,
+			Idempotency: l.Idempotency, IdempotencyUnreadable: l.IdempotencyUnreadable, Done: l.Done,
 		})
 	}
 	w := c.env.stdout
@@ -214,6 +218,12 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 		}
 		if l.Keys > 0 || l.Revoked > 0 {
 			fmt.Fprintf(w, "  API keys: %d copied, %d revoked as in the source.\n", l.Keys, l.Revoked)
+		}
+		if l.Idempotency > 0 {
+			fmt.Fprintf(w, "  Idempotency keys: %s copied: retries of those appends through the target get their first receipts.\n", commas(int64(l.Idempotency)))
+		}
+		if l.IdempotencyUnreadable > 0 {
+			fmt.Fprintf(w, "  Warning: %s idempotency records of the source could not be read and were left behind; retries of those appends would append again.\n", commas(int64(l.IdempotencyUnreadable)))
 		}
 	}
 	rate := ""

@@ -31,6 +31,17 @@ type Access interface {
 	Idempotency(ctx context.Context, scope, key string, since time.Time) (Idempotency, error)
 	// ExpireIdempotency deletes the records created before cutoff.
 	ExpireIdempotency(ctx context.Context, cutoff time.Time) error
+	// IdempotencyOf returns up to limit of the records of log's appends
+	// created at or after since, ordered by creation time, scope and key,
+	// those that follow after when it is set (the last record of the
+	// previous call), else from the first: what a copy of the log takes
+	// along (Replaces is zero in each).
+	IdempotencyOf(ctx context.Context, log int64, since time.Time, after *Idempotency, limit int) ([]Idempotency, error)
+	// ImportIdempotency durably stores records of log's appends as they
+	// are (a copy's), each unless a record of its Scope and Key is stored
+	// already, which stays, and returns how many it stored. ErrNotFound
+	// if log does not exist.
+	ImportIdempotency(ctx context.Context, log int64, rs []Idempotency) (int, error)
 }
 
 // Key is a stored API key. The secret itself is never stored, only its

@@ -111,3 +111,56 @@ func (s *Store) ExpireIdempotency(ctx context.Context, cutoff time.Time) error {
 	_, err := s.pool.Exec(ctx, "DELETE FROM idempotency WHERE created_at < $1", nanos(cutoff))
 	return err
 }
+
+// IdempotencyOf implements store.Access.
+func (s *Store) IdempotencyOf(ctx context.Context, log int64, since time.Time, after *store.Idempotency, limit int) ([]store.Idempotency, error) {
+	sql := "SELECT scope, key, fingerprint, receipts, created_at FROM idempotency WHERE log = $1 AND created_at >= $2"
+	args := []any{log, nanos(since), limit}
+	if after != nil {
+		sql += " AND (created_at, scope, key) > ($4, $5, $6)"
+		args = append(args, nanos(after.CreatedAt), after.Scope, after.Key)
+	}
+	rows, err := s.pool.Query(ctx, sql+" ORDER BY created_at, scope, key LIMIT $3", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list idempotency records: %w", err)
+	}
+	rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Idempotency, error) {
+		var r store.Idempotency
+		var created int64
+		err := row.Scan(&r.Scope, &r.Key, &r.Fingerprint, &r.Receipts, &created)
+		r.CreatedAt = fromNanos(created)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list idempotency records: %w", err)
+	}
+	return rs, nil
+}
+
+// ImportIdempotency implements store.Access: one statement.
+func (s *Store) ImportIdempotency(ctx context.Context, log int64, rs []store.Idempotency) (int, error) {
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	scopes, keys := make([]string, len(rs)), make([]string, len(rs))
+	fps, receipts := make([][]byte, len(rs)), make([][]byte, len(rs))
+	created := make([]int64, len(rs))
+	for i, r := range rs {
+		scopes[i], keys[i], fps[i], receipts[i], created[i] = r.Scope, r.Key, r.Fingerprint, r.Receipts, nanos(r.CreatedAt)
+	}
+	// The log is looked for apart: a record whose key is taken is not
+	// inserted, nor checked against the foreign key.
+	var found, stored int
+	err := s.pool.QueryRow(ctx, `WITH l AS (SELECT id FROM logs WHERE id = $1),
+		ins AS (INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at)
+			SELECT s, k, l.id, f, r, c FROM l, unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[]) AS u(s, k, f, r, c)
+			ON CONFLICT (scope, key) DO NOTHING RETURNING 1)
+		SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM ins)`, log, scopes, keys, fps, receipts, created).Scan(&found, &stored)
+	if err != nil {
+		return 0, fmt.Errorf("store idempotency records: %w", err)
+	}
+	if found == 0 {
+		return 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
+	}
+	return stored, nil
+}

@@ -30,6 +30,7 @@ func RunAccess(t *testing.T, open func(t *testing.T) LogAccess) {
 	}{
 		{"Keys", testKeys},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyCopy", testIdempotencyCopy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,5 +214,81 @@ func testIdempotency(t *testing.T, s LogAccess) {
 	}
 	if _, err := s.Idempotency(ctx, "key1", "k", epoch.Add(-time.Hour)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Idempotency after expiry = %v, want ErrNotFound", err)
+	}
+}
+
+// testIdempotencyCopy: IdempotencyOf pages through one log's records in
+// order of creation, scope and key, from a time on; ImportIdempotency
+// stores records as given, and keeps a record already stored under the
+// same scope and key.
+func testIdempotencyCopy(t *testing.T, s LogAccess) {
+	ctx := context.Background()
+	a, b := NewWriter(t, s, "a"), NewWriter(t, s, "b")
+	ev := event.Event{Actor: event.Actor{ID: "ana"}, Action: "user.delete"}
+	rec := func(scope, key string, at time.Duration) store.Idempotency {
+		return store.Idempotency{Scope: scope, Key: key, Fingerprint: []byte(scope + key), Receipts: []byte(`[{"id":"` + key + `","seq":0}]`), CreatedAt: epoch.Add(at)}
+	}
+	commit := func(w *Writer, rs ...store.Idempotency) {
+		t.Helper()
+		bt := w.Batch(t, epoch, ev)
+		bt.Idempotency = rs
+		if err := s.Commit(ctx, []store.Batch{bt}); err != nil {
+			t.Fatal(err)
+		}
+		w.Committed(t, bt)
+	}
+	// Created out of order, in two commits, with one time shared.
+	commit(a, rec("s2", "k", 2*time.Second), rec("s1", "old", 0))
+	commit(a, rec("s2", "j", time.Second), rec("s1", "k", time.Second))
+	commit(b, rec("s1", "b", time.Second))
+
+	keys := func(rs []store.Idempotency) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Scope+"/"+r.Key)
+		}
+		return out
+	}
+	page, err := s.IdempotencyOf(ctx, a.Info.ID, epoch.Add(time.Second), nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := keys(page), []string{"s1/k", "s2/j"}; !slices.Equal(got, want) {
+		t.Fatalf("IdempotencyOf(a, since 1s, first 2) = %v, want %v", got, want)
+	}
+	if r := page[0]; !bytes.Equal(r.Fingerprint, []byte("s1k")) || !bytes.Equal(r.Receipts, []byte(`[{"id":"k","seq":0}]`)) || !r.CreatedAt.Equal(epoch.Add(time.Second)) {
+		t.Errorf("IdempotencyOf(a)[0] = %+v, want the record as committed", r)
+	}
+	page, err = s.IdempotencyOf(ctx, a.Info.ID, epoch.Add(time.Second), &page[1], 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := keys(page), []string{"s2/k"}; !slices.Equal(got, want) {
+		t.Fatalf("IdempotencyOf(a, since 1s, after s2/j) = %v, want %v", got, want)
+	}
+	page, err = s.IdempotencyOf(ctx, a.Info.ID, epoch, nil, 10)
+	if err != nil || len(page) != 4 {
+		t.Fatalf("IdempotencyOf(a, since 0) = %v, %v; want its 4 records", keys(page), err)
+	}
+
+	// Into b: one new, one under a key b holds already.
+	in := []store.Idempotency{rec("s3", "new", 3*time.Second), rec("s1", "b", 5*time.Second)}
+	in[1].Fingerprint = []byte("other")
+	if n, err := s.ImportIdempotency(ctx, b.Info.ID, in); err != nil || n != 1 {
+		t.Fatalf("ImportIdempotency(one new record, one taken) = %d, %v; want 1 stored", n, err)
+	}
+	got, err := s.Idempotency(ctx, "s3", "new", epoch)
+	if err != nil || !bytes.Equal(got.Fingerprint, in[0].Fingerprint) || !bytes.Equal(got.Receipts, in[0].Receipts) || !got.CreatedAt.Equal(in[0].CreatedAt) {
+		t.Errorf("Idempotency(s3, new) after ImportIdempotency = %+v, %v; want %+v", got, err, in[0])
+	}
+	got, err = s.Idempotency(ctx, "s1", "b", epoch)
+	if err != nil || !bytes.Equal(got.Fingerprint, []byte("s1b")) || !got.CreatedAt.Equal(epoch.Add(time.Second)) {
+		t.Errorf("Idempotency(s1, b) after importing another record under it = %+v, %v; want the first one kept", got, err)
+	}
+	if page, err := s.IdempotencyOf(ctx, b.Info.ID, epoch, nil, 10); err != nil || !slices.Equal(keys(page), []string{"s1/b", "s3/new"}) {
+		t.Errorf("IdempotencyOf(b) = %v, %v; want [s1/b s3/new]", keys(page), err)
+	}
+	if _, err := s.ImportIdempotency(ctx, 1<<40, in); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ImportIdempotency(no such log) = %v, want ErrNotFound", err)
 	}
 }
