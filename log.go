@@ -398,6 +398,10 @@ func (l *Log) Events(ctx context.Context, q api.Query) iter.Seq2[*event.Event, e
 	}
 }
 
+// MaxTextTerms is how many words a search's free text (api.Query.Text)
+// may hold: each is looked up in the index of words on its own.
+const MaxTextTerms = 64
+
 func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) {
 	l.follow(ctx, followReads)
 	size := l.Size()
@@ -443,10 +447,13 @@ func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) 
 	default:
 		return sq, &event.Error{Index: -1, Field: "outcome", Reason: "must be success, failure, denied or error"}
 	}
-	if strings.TrimSpace(q.Text) != "" && len(derive.Terms(q.Text)) == 0 {
+	switch terms := derive.Terms(q.Text); {
+	case len(terms) == 0 && strings.TrimSpace(q.Text) != "":
 		// Punctuation alone: searching for nothing would find every
 		// event, which is not what was asked.
 		return sq, &event.Error{Index: -1, Field: "q", Reason: "has no word to search for (a word is letters or digits)"}
+	case len(terms) > MaxTextTerms:
+		return sq, &event.Error{Index: -1, Field: "q", Reason: fmt.Sprintf("has %d words; at most %d (an email or a dotted name counts each part)", len(terms), MaxTextTerms)}
 	}
 	if q.IP != "" {
 		ip, err := event.CanonicalIP(q.IP)

@@ -363,12 +363,14 @@ func TestValidationErrors(t *testing.T) {
 		{"outcome=maybe", "outcome"},
 		{"ip=300.1.1.1", "ip"},
 		{"q=" + url.QueryEscape("-- *"), "q"},
+		{"q=" + strings.Repeat("w+", trail.MaxTextTerms+1), "q"},
 		{"action=" + url.QueryEscape("no spaces"), "action"},
 		{"actor=a&actor=b", "actor"},
 		{"actr=a", "actr"},
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/events?"+q.query, "acme-read", "", nil)
 	}
+	e.ok(200, "GET", "/v1/events?q="+strings.Repeat("w+", trail.MaxTextTerms), "acme-read", "", nil, nil)
 	for _, q := range []struct{ path, field string }{
 		{"/v1/proof/inclusion?size=1", "seq"},
 		{"/v1/proof/inclusion?seq=0&size=x", "size"},
