@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -33,6 +35,11 @@ func registerTSVector(m *pgtype.Map) {
 	t := &pgtype.Type{Name: "tsvector", OID: tsvectorOID, Codec: tsvectorCodec{}}
 	m.RegisterType(t)
 	m.RegisterType(&pgtype.Type{Name: "_tsvector", OID: tsvectorArrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
+	// Without a prepared statement to say a parameter's type (the
+	// connection's default_query_exec_mode exec, for PgBouncer), pgx
+	// picks it by the value's Go type.
+	m.RegisterDefaultPgType(tsvector(nil), "tsvector")
+	m.RegisterDefaultPgType([]tsvector(nil), "_tsvector")
 }
 
 // afterConnect readies each new connection of the pool.
@@ -60,7 +67,7 @@ func (c tsvectorCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value
 		if format == pgtype.BinaryFormatCode {
 			return encodeTSVector{}
 		}
-		return nil
+		return encodeTSVectorText{}
 	}
 	if format != pgtype.TextFormatCode {
 		return nil
@@ -95,6 +102,50 @@ type encodeTSVector struct{}
 
 func (encodeTSVector) Encode(value any, buf []byte) ([]byte, error) {
 	return append(buf, value.(tsvector)...), nil
+}
+
+// encodeTSVectorText writes a tsvector value in its text form, for a
+// connection that sends every parameter as text (default_query_exec_mode
+// exec, as through PgBouncer, or simple_protocol).
+type encodeTSVectorText struct{}
+
+var errTSVectorLayout = errors.New("a tsvector value that is not in tsvectorsend's layout")
+
+func (encodeTSVectorText) Encode(value any, buf []byte) ([]byte, error) {
+	v := []byte(value.(tsvector))
+	if len(v) < 4 {
+		return nil, errTSVectorLayout
+	}
+	n := binary.BigEndian.Uint32(v)
+	v = v[4:]
+	for k := uint32(0); k < n; k++ {
+		end := bytes.IndexByte(v, 0)
+		if end < 0 || len(v) < end+3 {
+			return nil, errTSVectorLayout
+		}
+		if k > 0 {
+			buf = append(buf, ' ')
+		}
+		buf = appendLexeme(buf, string(v[:end]))
+		np := int(binary.BigEndian.Uint16(v[end+1:]))
+		if v = v[end+3:]; len(v) < 2*np {
+			return nil, errTSVectorLayout
+		}
+		for j := range np {
+			sep := byte(',')
+			if j == 0 {
+				sep = ':'
+			}
+			// The position is the low 14 bits; Trail's words carry
+			// weight D, which is no letter in the text form.
+			buf = strconv.AppendUint(append(buf, sep), uint64(binary.BigEndian.Uint16(v[2*j:])&0x3fff), 10)
+		}
+		v = v[2*np:]
+	}
+	if len(v) != 0 {
+		return nil, errTSVectorLayout
+	}
+	return buf, nil
 }
 
 // appendTSVector appends to b, in binary, the tsvector of the words

@@ -2,10 +2,18 @@ package postgres
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
+	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
 // TestTSVectorBinary: the words of a text row, sent in binary, are the
@@ -49,5 +57,51 @@ func TestTSVectorBinary(t *testing.T) {
 	want := slices.Sorted(slices.Values(words))
 	if !same || !slices.Equal(lexemes, want) {
 		t.Errorf("binary tsvector: equal to the text form %v, lexemes %q; want equal, %q", same, lexemes, want)
+	}
+	// A connection that sends every parameter as text (exec, as through
+	// PgBouncer; simple_protocol) sends the value's text form, which is
+	// the same tsvector; as an array too.
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		err := s.pool.QueryRow(ctx, `SELECT $1::tsvector = $2::tsvector AND $3::tsvector[] = ARRAY[$2::tsvector, ''::tsvector]`,
+			mode, r.docs[0], strings.Join(text, " "), []tsvector{r.docs[0], appendTSVector(nil, nil, nil, nil)}).Scan(&same)
+		if err != nil || !same {
+			t.Errorf("%v: tsvector sent as text: equal to the text form %v, %v; want equal", mode, same, err)
+		}
+	}
+}
+
+// TestQueryExecModes: a store whose URL has the connections send every
+// parameter as text (default_query_exec_mode exec, which the README
+// gives for PgBouncer, or simple_protocol) commits, indexes and finds
+// events as any other.
+func TestQueryExecModes(t *testing.T) {
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			u, err := url.Parse(pgtest.DB(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("default_query_exec_mode", mode)
+			u.RawQuery = q.Encode()
+			s := open(t, u.String())
+			w := storetest.NewWriter(t, s, "audit")
+			evs := storetest.Events(40, 1)
+			w.Append(t, s, t0, evs...)
+			indexed(t, s, w)
+			for _, c := range []struct {
+				name string
+				q    store.Query
+			}{
+				{"actor", store.Query{Actor: evs[7].Actor.ID, To: -1}},
+				{"text", store.Query{Text: evs[7].Action, To: -1}},
+			} {
+				got, err := s.Search(ctx, w.Info.ID, c.q)
+				if err != nil || !slices.ContainsFunc(got, func(e *event.Event) bool { return e.Seq == 7 }) {
+					t.Errorf("Search by %s = %d events, %v; want seq 7 among them", c.name, len(got), err)
+				}
+			}
+		})
 	}
 }
