@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store/postgres"
@@ -86,6 +89,66 @@ func TestPostgresStore(t *testing.T) {
 	}
 	if res, err := lb.Verify(ctx, VerifyOptions{}); err != nil || res.Size != 3 {
 		t.Fatalf("Verify = %+v, %v; want 3 events verified", res, err)
+	}
+}
+
+// TestPostgresStrictIsolation: a database whose default isolation is
+// repeatable read or serializable (a DBA's setting) takes appends
+// through two servers at once as any other: every one is stored, each
+// once, and the log verifies.
+func TestPostgresStrictIsolation(t *testing.T) {
+	for _, level := range []string{"repeatable read", "serializable"} {
+		t.Run(level, func(t *testing.T) {
+			ctx := context.Background()
+			url := pgtest.DB(t)
+			master := testMasterKey(t)
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = conn.Exec(ctx, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), '"+level+"'); END $$")
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := InitStore(ctx, url, Options{MasterKey: master})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if _, err := a.CreateLog(ctx, "app", "example.com/app"); err != nil {
+				t.Fatal(err)
+			}
+			b, err := OpenStore(ctx, url, Options{MasterKey: master})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			const writers, each = 8, 20
+			errs := make(chan error, writers)
+			for g := range writers {
+				go func() {
+					db := []*DB{a, b}[g%2]
+					l, err := db.Log(ctx, "app")
+					for i := 0; err == nil && i < each; i++ {
+						_, err = l.Append(ctx, event.Event{Actor: event.Actor{ID: fmt.Sprintf("w%d", g)}, Action: "user.login"})
+					}
+					errs <- err
+				}()
+			}
+			for range writers {
+				if err := <-errs; err != nil {
+					t.Errorf("append: %v", err)
+				}
+			}
+			l, err := a.Log(ctx, "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res, err := l.Verify(ctx, VerifyOptions{}); err != nil || res.Size != writers*each {
+				t.Errorf("Verify = %+v, %v; want %d events verified", res, err, writers*each)
+			}
+		})
 	}
 }
 

@@ -106,7 +106,8 @@ var (
 // ErrNewerSchema if the database's schema is newer than this build's.
 //
 // Every connection runs with synchronous_commit on, whatever the server's
-// default, so that a Commit that returned is durable. A connection attempt
+// default, so that a Commit that returned is durable, and in read
+// committed transactions. A connection attempt
 // gives up after the URL's connect_timeout, 5 seconds if it sets none (or
 // sets 0).
 //
@@ -165,6 +166,11 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	// Commits take turns on a log's row and then read what the one before
+	// stored (write.go), which a snapshot taken before the wait would not
+	// show: under a database's or role's default of repeatable read or
+	// serializable, every commit that waited failed.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may plan it once for any arguments, and a generic plan
 	// of a search cannot tell a common actor from a rare one, nor use the
