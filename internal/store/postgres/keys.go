@@ -114,8 +114,13 @@ func (s *Store) ExpireIdempotency(ctx context.Context, cutoff time.Time) error {
 
 // IdempotencyOf implements store.Access.
 func (s *Store) IdempotencyOf(ctx context.Context, log int64, since time.Time, after *store.Idempotency, limit int) ([]store.Idempotency, error) {
+	// The bound on created_at alone, which the index ranges over.
+	from := since
+	if after != nil && after.CreatedAt.After(from) {
+		from = after.CreatedAt
+	}
 	sql := "SELECT scope, key, fingerprint, receipts, created_at FROM idempotency WHERE log = $1 AND created_at >= $2"
-	args := []any{log, nanos(since), limit}
+	args := []any{log, nanos(from), limit}
 	if after != nil {
 		sql += " AND (created_at, scope, key) > ($4, $5, $6)"
 		args = append(args, nanos(after.CreatedAt), after.Scope, after.Key)

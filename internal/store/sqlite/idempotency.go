@@ -36,8 +36,13 @@ func (s *Store) ExpireIdempotency(ctx context.Context, cutoff time.Time) error {
 
 // IdempotencyOf implements store.Access.
 func (s *Store) IdempotencyOf(ctx context.Context, log int64, since time.Time, after *store.Idempotency, limit int) ([]store.Idempotency, error) {
+	// The bound on created_at alone, which the index ranges over.
+	from := since
+	if after != nil && after.CreatedAt.After(from) {
+		from = after.CreatedAt
+	}
 	q := "SELECT scope, key, fingerprint, receipts, created_at FROM idempotency WHERE log = ? AND created_at >= ?"
-	args := []any{log, since.UnixNano()}
+	args := []any{log, from.UnixNano()}
 	if after != nil {
 		q += " AND (created_at, scope, key) > (?, ?, ?)"
 		args = append(args, after.CreatedAt.UnixNano(), after.Scope, after.Key)

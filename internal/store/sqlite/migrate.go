@@ -24,6 +24,7 @@ import (
 //
 //	1. The first layout (0001_init.sql).
 //	2. Cosigned checkpoints, store.Witnessed (0002_witnessed.sql).
+//	3. Idempotency records by creation time (0003_idempotency_created_at.sql).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
