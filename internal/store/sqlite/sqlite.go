@@ -35,7 +35,7 @@ var (
 	// ErrNeedsUpgrade: the database was written by an older version of
 	// Trail, and a read-only store cannot upgrade it. Opening it
 	// read-write once does.
-	ErrNeedsUpgrade = errors.New("database needs an upgrade (open it once without read-only)")
+	ErrNeedsUpgrade = errors.New("database needs a schema upgrade this read-only open cannot make: run trail migrate on it once (or start trail serve on it)")
 )
 
 // Options tune a Store. The zero value is a good default.
