@@ -466,7 +466,7 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) {
 	}
 }
 
-// catchUp indexes log until it trails its size by at most maxIndexLag/2.
+// catchUp indexes log until it trails its size by at most keepUpLag().
 func (s *Store) catchUp(ctx context.Context, log int64) error {
 	for {
 		var size, done int64
@@ -476,14 +476,14 @@ func (s *Store) catchUp(ctx context.Context, log int64) error {
 			return err
 		}
 		s.noteSizes(log, size, done)
-		if size-done <= maxIndexLag/2 {
+		if size-done <= keepUpLag() {
 			return nil
 		}
-		if done, _, err = s.indexTo(ctx, log, size-maxIndexLag/2, false); err != nil {
+		if done, _, err = s.indexTo(ctx, log, size-keepUpLag(), false); err != nil {
 			return err
 		}
 		s.noteSizes(log, size, done)
-		if size-done <= maxIndexLag/2 {
+		if size-done <= keepUpLag() {
 			return nil
 		}
 		select { // another indexer holds the log
@@ -493,6 +493,12 @@ func (s *Store) catchUp(ctx context.Context, log int64) error {
 		}
 	}
 }
+
+// keepUpLag is how far behind catchUp leaves a log: a little under
+// maxIndexLag, so that a commit that finds the indexes too far behind
+// indexes a few thousand events, and its callers wait for that, not for
+// half the bound.
+func keepUpLag() int64 { return maxIndexLag - min(4096, maxIndexLag/2) }
 
 // keepUpDue says whether keepUp may index log: not within a second of
 // failing to.
