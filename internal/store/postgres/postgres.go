@@ -41,7 +41,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -155,6 +157,11 @@ func Migrate(ctx context.Context, url string, logger *slog.Logger) (from, to int
 	return from, to, err
 }
 
+// idleInTransaction is how long a transaction of Trail's may wait on its
+// node between statements before PostgreSQL ends it (see connect). A
+// variable for tests.
+var idleInTransaction = 30 * time.Second
+
 // connect opens a pool of connections to the database at url (see Open)
 // and checks that it answers.
 func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, error) {
@@ -171,6 +178,12 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	// show: under a database's or role's default of repeatable read or
 	// serializable, every commit that waited failed.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	// A node that stops mid-transaction (frozen, suspended, cut off
+	// without its socket closing) would hold its log's row, and every
+	// other node's commits to the log with it, for as long as it stays
+	// so: PostgreSQL ends such a transaction, and frees the row, after
+	// idleInTransaction. Trail's own transactions never idle that long.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may plan it once for any arguments, and a generic plan
 	// of a search cannot tell a common actor from a rare one, nor use the

@@ -416,3 +416,48 @@ func TestCommitLockedGuess(t *testing.T) {
 	want("commit right after a wrong guess", calls, err, call{33, true})
 	storetest.CheckLog(t, s2, w)
 }
+
+// TestFrozenNode: a node that stops in the middle of a transaction
+// holding its log's row (here: a connection of its pool that locked the
+// row and then says nothing) holds the other nodes' commits to the log
+// only until PostgreSQL ends its idle transaction (idleInTransaction);
+// they then commit, and the frozen node's transaction is gone.
+func TestFrozenNode(t *testing.T) {
+	defer func(d time.Duration) { idleInTransaction = d }(idleInTransaction)
+	idleInTransaction = time.Second
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	frozen, other := open(t, url), open(t, url)
+	w := storetest.NewWriter(t, other, "audit")
+	w.Append(t, other, t0, storetest.Events(3, 1)...)
+
+	conn, err := frozen.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, lockQuery, []int64{w.Info.ID}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	b := w.Batch(t, t0.Add(time.Second), storetest.Events(2, 2)...)
+	if err := other.Commit(cctx, []store.Batch{b}); err != nil {
+		t.Fatalf("Commit while another node's transaction holds the log: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+	}
+	w.Committed(t, b)
+	if took := time.Since(start); took < idleInTransaction/2 {
+		t.Errorf("Commit returned after %v, before the other transaction could have been ended", took)
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Error("the frozen node's transaction committed after PostgreSQL should have ended it")
+	}
+	if size, err := other.Size(ctx, w.Info.ID); err != nil || size != 5 {
+		t.Errorf("Size = %d, %v; want 5", size, err)
+	}
+}
