@@ -45,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/trail-audit/trail/internal/store"
@@ -201,11 +202,36 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	if err := checkSettings(ctx, pool); err != nil {
 		pool.Close()
 		return nil, srv.explain(ctx, err)
 	}
 	return s, nil
+}
+
+// errSettings says that a connection does not run with the settings Trail
+// gives its connections (connect): a pooler in between may drop them.
+var errSettings = errors.New("PostgreSQL does not run Trail's connections as Trail set them")
+
+// checkSettings asks the server how it runs a connection of q: a commit
+// must be flushed before it returns (synchronous_commit not off) and
+// transactions must be read committed (see connect). A pooler such as
+// PgBouncer passes neither setting on; the role's defaults must then
+// hold them, or Trail would acknowledge commits that a crash could lose.
+func checkSettings(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) error {
+	var syncCommit, isolation string
+	if err := q.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), current_setting('transaction_isolation')").Scan(&syncCommit, &isolation); err != nil {
+		return err
+	}
+	switch {
+	case syncCommit == "off":
+		return fmt.Errorf("%w: synchronous_commit is off, so a commit would be acknowledged before it is durable; set it on for Trail's role (ALTER ROLE … SET synchronous_commit = on)", errSettings)
+	case isolation != "read committed":
+		return fmt.Errorf("%w: transactions are %s; set them read committed for Trail's role (ALTER ROLE … SET default_transaction_isolation = 'read committed')", errSettings, isolation)
+	}
+	return nil
 }
 
 // SchemaVersion returns the database's schema version: the number of the

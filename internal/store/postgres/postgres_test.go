@@ -461,3 +461,34 @@ func TestFrozenNode(t *testing.T) {
 		t.Errorf("Size = %d, %v; want 5", size, err)
 	}
 }
+
+// TestCheckSettings: a connection that commits without waiting for the
+// flush, or runs transactions above read committed (as through a pooler
+// that drops Trail's startup settings and a role whose defaults are
+// so), is refused with an error naming the setting and the fix; the
+// settings Trail gives its connections pass.
+func TestCheckSettings(t *testing.T) {
+	ctx := context.Background()
+	conn := raw(t, pgtest.DB(t))
+	for _, c := range []struct {
+		set, want string
+	}{
+		{"SET synchronous_commit = on", ""},
+		{"SET synchronous_commit = local", ""},
+		{"SET synchronous_commit = off", "synchronous_commit is off"},
+		{"SET synchronous_commit = on; SET default_transaction_isolation = 'repeatable read'", "transactions are repeatable read"},
+		{"SET default_transaction_isolation = 'serializable'", "transactions are serializable"},
+		{"SET default_transaction_isolation = 'read committed'", ""},
+	} {
+		if _, err := conn.Exec(ctx, c.set); err != nil {
+			t.Fatal(err)
+		}
+		err := checkSettings(ctx, conn)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("after %s: checkSettings = %v, want nil", c.set, err)
+		case c.want != "" && (!errors.Is(err, errSettings) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "ALTER ROLE")):
+			t.Errorf("after %s: checkSettings = %v, want errSettings saying %q and how to fix it", c.set, err, c.want)
+		}
+	}
+}
