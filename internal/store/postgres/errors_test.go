@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -446,5 +447,107 @@ func TestBackendsTerminated(t *testing.T) {
 		}
 		w.Committed(t, b)
 		storetest.CheckLog(t, s, w)
+	}
+}
+
+// blackhole is a TCP proxy to a PostgreSQL server that can stop passing
+// anything on, in either direction, while keeping every connection open:
+// a network partition, as a client sees one.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	drop   atomic.Bool
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go b.serve(t, c)
+		}
+	}()
+	return b
+}
+
+func (b *blackhole) serve(t *testing.T, c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", b.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	pass := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				dst.Close()
+				return
+			}
+			if !b.drop.Load() {
+				dst.Write(buf[:n])
+			}
+		}
+	}
+	go pass(up, c)
+	pass(c, up)
+}
+
+// TestCommitPartitioned: a commit whose packets go nowhere, the
+// connection staying open (a network partition), fails as unavailable
+// within commitTimeout instead of waiting for the operating system to
+// give up; once the network is back the store commits again by itself.
+func TestCommitPartitioned(t *testing.T) {
+	defer func(d time.Duration) { commitTimeout = d }(commitTimeout)
+	commitTimeout = 2 * time.Second
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.DB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := newBlackhole(t, u.Host)
+	u.Host = bh.ln.Addr().String()
+	s := open(t, u.String())
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(3, 1)...)
+
+	bh.drop.Store(true)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	b := w.Batch(t, t0.Add(time.Second), storetest.Events(2, 2)...)
+	err = s.Commit(cctx, []store.Batch{b})
+	took := time.Since(start)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within") {
+		t.Fatalf("Commit with the network gone = %v, want ErrUnavailable saying PostgreSQL did not answer", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("Commit with the network gone failed after %v, want about %v", took, commitTimeout)
+	}
+
+	bh.drop.Store(false)
+	var size int64
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		b = w.Batch(t, t0.Add(2*time.Second), storetest.Events(2, 2)...)
+		if err = s.Commit(ctx, []store.Batch{b}); err == nil {
+			w.Committed(t, b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Commit once the network is back = %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if size, err = s.Size(ctx, w.Info.ID); err != nil || size != 5 {
+		t.Errorf("Size = %d, %v; want 5 (the lost commit stored nothing)", size, err)
 	}
 }

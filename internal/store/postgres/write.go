@@ -116,6 +116,9 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 		return nil
 	}
 	committing := false
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
 	defer func() {
 		var be *buildError
 		if err == nil || errors.As(err, &be) {
@@ -124,7 +127,12 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 			}
 			return
 		}
-		err = s.explain(ctx, err)
+		if ctx.Err() != nil && parent.Err() == nil {
+			// No answer in time: PostgreSQL, or the way to it, is gone
+			// without closing the connection (a network partition).
+			err = &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v (%v); Trail reconnects by itself", s.srv.addr, commitTimeout, err)}
+		}
+		err = s.explain(parent, err)
 		if committing && errors.Is(err, ErrUnavailable) {
 			err = &commitUnknownError{err.Error() + "; the connection broke while the transaction was committing, so whether this commit was stored is unknown"}
 		}
@@ -208,6 +216,14 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 	s.committed(bs, locked, w)
 	return nil
 }
+
+// commitTimeout bounds a commit, from taking a connection to its COMMIT's
+// answer: past it the commit fails as unavailable (its outcome unknown
+// if COMMIT was sent), rather than wait for the operating system to give
+// up on a connection whose packets go nowhere (about 15 minutes on
+// Linux). Well past idleInTransaction, which bounds how long another
+// node's commit can hold the log. A variable for tests.
+var commitTimeout = time.Minute
 
 // errGuessWrong says that a log was not where commitKnown guessed.
 var errGuessWrong = errors.New("the log is not where this server's last commit left it")
