@@ -402,12 +402,50 @@ func (l *Log) Events(ctx context.Context, q api.Query) iter.Seq2[*event.Event, e
 // may hold: each is looked up in the index of words on its own.
 const MaxTextTerms = 64
 
+// CheckQuery returns the error Search would give for q's form (a
+// malformed filter, limit or cursor, as an *event.Error naming the
+// parameter) without searching: for a stream (Tail) to refuse a bad
+// filter before it starts.
+func CheckQuery(q api.Query) error {
+	_, err := checkQuery(q)
+	return err
+}
+
 func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) {
 	l.follow(ctx, followReads)
-	size := l.Size()
+	sq, err := checkQuery(q)
+	if err != nil {
+		return sq, err
+	}
+	sq.To = l.Size() - 1
+	if q.Cursor != "" {
+		c, _ := strconv.ParseInt(q.Cursor, 10, 64) // checked
+		sq.To = min(sq.To, c-1)
+	}
+	if !q.Since.IsZero() {
+		from, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Since)
+		if err != nil {
+			return sq, err
+		}
+		sq.From = from
+	}
+	if !q.Until.IsZero() {
+		to, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Until)
+		if err != nil {
+			return sq, err
+		}
+		sq.To = min(sq.To, to-1)
+	}
+	return sq, nil
+}
+
+// checkQuery checks the form of q and turns it into a store.Query over
+// the whole log (From 0, To -1), of what does not need the log: the
+// cursor and the times bound the range in storeQuery.
+func checkQuery(q api.Query) (store.Query, error) {
 	sq := store.Query{
 		Actor: q.Actor, TargetType: q.TargetType, TargetID: q.TargetID,
-		IP: q.IP, Text: q.Text, Limit: q.Limit, From: 0, To: size - 1,
+		IP: q.IP, Text: q.Text, Limit: q.Limit, From: 0, To: -1,
 	}
 	if sq.Limit <= 0 {
 		sq.Limit = 100
@@ -463,25 +501,9 @@ func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) 
 		sq.IP = ip
 	}
 	if q.Cursor != "" {
-		c, err := strconv.ParseInt(q.Cursor, 10, 64)
-		if err != nil || c < 0 {
+		if c, err := strconv.ParseInt(q.Cursor, 10, 64); err != nil || c < 0 {
 			return sq, &event.Error{Index: -1, Field: "cursor", Reason: "malformed cursor"}
 		}
-		sq.To = min(sq.To, c-1)
-	}
-	if !q.Since.IsZero() {
-		from, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Since)
-		if err != nil {
-			return sq, err
-		}
-		sq.From = from
-	}
-	if !q.Until.IsZero() {
-		to, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Until)
-		if err != nil {
-			return sq, err
-		}
-		sq.To = min(sq.To, to-1)
 	}
 	return sq, nil
 }

@@ -143,7 +143,11 @@ type response struct {
 // response.
 func (e *env) do(method, path, key, contentType string, body []byte) response {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	// A request that never ends (a stream begun by mistake) fails the
+	// test rather than hang it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.url+path, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -371,6 +375,15 @@ func TestValidationErrors(t *testing.T) {
 		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/events?"+q.query, "acme-read", "", nil)
 	}
 	e.ok(200, "GET", "/v1/events?q="+strings.Repeat("w+", trail.MaxTextTerms), "acme-read", "", nil, nil)
+	// A live tail refuses them before its stream starts.
+	for _, q := range []struct{ query, field string }{
+		{"outcome=maybe", "outcome"},
+		{"q=" + url.QueryEscape("-- *"), "q"},
+		{"action=" + url.QueryEscape("no spaces"), "action"},
+		{"ip=300.1.1.1", "ip"},
+	} {
+		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/tail?"+q.query, "acme-read", "", nil)
+	}
 	for _, q := range []struct{ path, field string }{
 		{"/v1/proof/inclusion?size=1", "seq"},
 		{"/v1/proof/inclusion?seq=0&size=x", "size"},

@@ -33,6 +33,11 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err != nil {
 		return err
 	}
+	// A filter Search would refuse is a 400 now, not an error event once
+	// the stream has begun.
+	if err := trail.CheckQuery(q); err != nil {
+		return err
+	}
 	next := l.Size()
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		seq, err := strconv.ParseInt(last, 10, 64)
