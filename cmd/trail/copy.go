@@ -230,5 +230,9 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	if s := elapsed.Seconds(); s >= 0.5 {
 		rate = fmt.Sprintf(" (%s events/s)", commas(int64(float64(res.Events)/s)))
 	}
-	fmt.Fprintf(w, "Copied %s events of %d logs in %s%s.\n", commas(res.Events), len(res.Logs), elapsed.Round(time.Millisecond), rate)
+	logs := "logs"
+	if len(res.Logs) == 1 {
+		logs = "log"
+	}
+	fmt.Fprintf(w, "Copied %s events of %d %s in %s%s.\n", commas(res.Events), len(res.Logs), logs, elapsed.Round(time.Millisecond), rate)
 }
