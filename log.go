@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,11 +418,7 @@ func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) 
 	if err != nil {
 		return sq, err
 	}
-	sq.To = l.Size() - 1
-	if q.Cursor != "" {
-		c, _ := strconv.ParseInt(q.Cursor, 10, 64) // checked
-		sq.To = min(sq.To, c-1)
-	}
+	sq.To = min(sq.To, l.Size()-1)
 	if !q.Since.IsZero() {
 		from, err := l.db.st.SeqAtTime(ctx, l.info.ID, q.Since)
 		if err != nil {
@@ -439,13 +436,13 @@ func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) 
 	return sq, nil
 }
 
-// checkQuery checks the form of q and turns it into a store.Query over
-// the whole log (From 0, To -1), of what does not need the log: the
-// cursor and the times bound the range in storeQuery.
+// checkQuery checks the form of q and turns it into a store.Query of
+// what does not need the log: To is below the cursor, or the greatest
+// seq there is; storeQuery bounds it by the log's size and the times.
 func checkQuery(q api.Query) (store.Query, error) {
 	sq := store.Query{
 		Actor: q.Actor, TargetType: q.TargetType, TargetID: q.TargetID,
-		IP: q.IP, Text: q.Text, Limit: q.Limit, From: 0, To: -1,
+		IP: q.IP, Text: q.Text, Limit: q.Limit, From: 0, To: math.MaxInt64,
 	}
 	if sq.Limit <= 0 {
 		sq.Limit = 100
@@ -501,9 +498,11 @@ func checkQuery(q api.Query) (store.Query, error) {
 		sq.IP = ip
 	}
 	if q.Cursor != "" {
-		if c, err := strconv.ParseInt(q.Cursor, 10, 64); err != nil || c < 0 {
+		c, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil || c < 0 {
 			return sq, &event.Error{Index: -1, Field: "cursor", Reason: "malformed cursor"}
 		}
+		sq.To = c - 1
 	}
 	return sq, nil
 }

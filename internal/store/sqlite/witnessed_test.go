@@ -69,21 +69,7 @@ func TestMigration0003(t *testing.T) {
 	if v := userVersion(t, s.r); v != schemaVersion {
 		t.Fatalf("user_version after opening = %d, want %d", v, schemaVersion)
 	}
-	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN SELECT scope FROM idempotency WHERE created_at >= 15 ORDER BY created_at")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	rows.Close()
-	if !strings.Contains(strings.Join(plan, "; "), "idempotency_created_at") {
+	if plan := explain(t, s.r, "SELECT scope FROM idempotency WHERE created_at >= 15 ORDER BY created_at", nil); !strings.Contains(plan, "idempotency_created_at") {
 		t.Errorf("query plan of records by creation time: %q; want it to use idempotency_created_at", plan)
 	}
 	rs, err := s.IdempotencyOf(ctx, 1, time.Unix(0, 15), nil, 10)
