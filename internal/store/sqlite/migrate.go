@@ -39,6 +39,13 @@ var migrations = schema.MustLoad(migrationFiles, "migrations")
 // build knows is applied.
 var schemaVersion = migrations[len(migrations)-1].Version
 
+// readableFrom is the oldest schema a read-only store reads as it is:
+// the migrations after it add only indexes, which make reads faster but
+// change none of their queries. Verifying a backup, or copying from one,
+// thus writes nothing to it. A migration that adds or changes something
+// reads use raises it to its own number.
+const readableFrom = 2
+
 // migrate brings the database behind db up to the last of ms: it applies
 // each migration the database lacks, in order, in a transaction of its own
 // that also sets user_version to its number. Each transaction reads the

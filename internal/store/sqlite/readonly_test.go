@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
@@ -31,17 +34,7 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	snapshot := func() map[string][]byte {
-		m := map[string][]byte{}
-		for _, suffix := range []string{"", "-wal"} {
-			b, err := os.ReadFile(path + suffix)
-			if err == nil {
-				m[suffix] = b
-			}
-		}
-		return m
-	}
-	before := snapshot()
+	before := snapshot(path)
 
 	ro, err := Open(ctx, path, Options{ReadOnly: true, IndexDelay: 1})
 	if err != nil {
@@ -64,10 +57,87 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 	if err := ro.Close(); err != nil {
 		t.Fatal(err)
 	}
-	after := snapshot()
-	for suffix, b := range before {
-		if !bytes.Equal(b, after[suffix]) {
+	unchanged(t, path, before)
+}
+
+// snapshot returns the bytes of the database at path and of its WAL.
+func snapshot(path string) map[string][]byte {
+	m := map[string][]byte{}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if b, err := os.ReadFile(path + suffix); err == nil {
+			m[suffix] = b
+		}
+	}
+	return m
+}
+
+// unchanged fails t unless the database at path and its WAL hold what
+// they held in before.
+func unchanged(t *testing.T, path string, before map[string][]byte) {
+	t.Helper()
+	after := snapshot(path)
+	for _, suffix := range []string{"", "-wal"} {
+		if !bytes.Equal(before[suffix], after[suffix]) {
 			t.Errorf("trail.db%s changed while open read-only", suffix)
 		}
 	}
+}
+
+// TestReadOnlyOlderSchema: a read-only store reads a database of an older
+// schema that it can read as it is (readableFrom: schema 2 lacks only an
+// index) without upgrading or otherwise writing to it, and refuses one it
+// cannot (schema 1 lacks the table of cosigned checkpoints) with
+// ErrNeedsUpgrade, naming the command that upgrades it.
+func TestReadOnlyOlderSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{})
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login", Reason: "pending"}, event.Event{Actor: event.Actor{ID: "bob"}, Action: "user.logout"})
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	exec(t, db,
+		fmt.Sprintf("INSERT INTO idempotency (scope, key, log, fingerprint, receipts, created_at) VALUES ('k1', 'a', %d, x'01', '[]', 10)", w.Info.ID),
+		"DROP INDEX idempotency_created_at", // as schema 2 had it
+		"PRAGMA user_version = 2",
+		"PRAGMA wal_checkpoint(TRUNCATE)")
+	db.Close()
+	before := snapshot(path)
+
+	ro, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open of schema 2 = %v, want it read as it is", err)
+	}
+	got, err := ro.Search(ctx, w.Info.ID, store.Query{Actor: "alice", Text: "pending", To: -1, Limit: 10})
+	if err != nil || len(got) != 1 || got[0].Actor.ID != "alice" {
+		t.Errorf("read-only Search of schema 2 = %v, %v; want alice's event", got, err)
+	}
+	rs, err := ro.IdempotencyOf(ctx, w.Info.ID, time.Unix(0, 5), nil, 10)
+	if err != nil || len(rs) != 1 || rs[0].Scope+rs[0].Key != "k1a" {
+		t.Errorf("read-only IdempotencyOf of schema 2 = %+v, %v; want k1/a", rs, err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unchanged(t, path, before)
+	db = rawDB(t, path)
+	if v := userVersion(t, db); v != 2 {
+		t.Errorf("user_version after a read-only open = %d, want 2", v)
+	}
+
+	exec(t, db, "DROP TABLE witnessed", "PRAGMA user_version = 1", "PRAGMA wal_checkpoint(TRUNCATE)")
+	db.Close()
+	before = snapshot(path)
+	if ro, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrNeedsUpgrade) || !strings.Contains(err.Error(), "trail migrate") {
+		if ro != nil {
+			ro.Close()
+		}
+		t.Errorf("read-only Open of schema 1 = %v, want ErrNeedsUpgrade naming trail migrate", err)
+	}
+	unchanged(t, path, before)
 }

@@ -58,8 +58,9 @@ type Options struct {
 	IndexDelay time.Duration
 	// ReadOnly opens the database for reading only: no write connection,
 	// no background indexer; Commit and CreateLog fail with ErrReadOnly.
-	// A database of an older schema version is not upgraded: Open fails
-	// with ErrNeedsUpgrade.
+	// A database of an older schema version is not upgraded: one older
+	// than readableFrom is refused with ErrNeedsUpgrade, a newer one is
+	// read as it is.
 	ReadOnly bool
 	// ReadConns bounds concurrent readers. Default 4.
 	ReadConns int
@@ -157,7 +158,8 @@ func initSchema(ctx context.Context, w *sql.DB) error {
 // ErrNotTrail or ErrNewerSchema (wrapped with the path) rather than creating
 // or guessing; a database of a newer schema is refused before anything is
 // written to it. One of an older schema is migrated (migrate.go), unless
-// the store is read-only (ErrNeedsUpgrade).
+// the store is read-only (read as it is from readableFrom on, else
+// ErrNeedsUpgrade).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -213,7 +215,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if opts.ReadOnly && ver < schemaVersion {
+	if opts.ReadOnly && ver < readableFrom {
 		return fail(fmt.Errorf("%s: schema %d: %w", path, ver, ErrNeedsUpgrade))
 	}
 	if !opts.ReadOnly {
