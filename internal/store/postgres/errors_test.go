@@ -505,10 +505,11 @@ func (b *blackhole) serve(t *testing.T, c net.Conn) {
 // TestCommitPartitioned: a commit whose packets go nowhere, the
 // connection staying open (a network partition), fails as unavailable
 // within commitTimeout instead of waiting for the operating system to
-// give up; once the network is back the store commits again by itself.
+// give up, and so do the indexer's passes; once the network is back the
+// store commits and indexes again by itself.
 func TestCommitPartitioned(t *testing.T) {
-	defer func(d time.Duration) { commitTimeout = d }(commitTimeout)
-	commitTimeout = 2 * time.Second
+	defer func(c, i time.Duration) { commitTimeout, indexTimeout = c, i }(commitTimeout, indexTimeout)
+	commitTimeout, indexTimeout = 2*time.Second, 2*time.Second
 	ctx := context.Background()
 	u, err := url.Parse(pgtest.DB(t))
 	if err != nil {
@@ -533,6 +534,18 @@ func TestCommitPartitioned(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("Commit with the network gone failed after %v, want about %v", took, commitTimeout)
 	}
+	// The indexer's passes give up too, and try again.
+	indexFailures := func() int64 {
+		s.indexer.mu.Lock()
+		defer s.indexer.mu.Unlock()
+		return s.indexer.failures
+	}
+	failed := indexFailures()
+	for deadline := time.Now().Add(15 * time.Second); indexFailures() == failed; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the indexer failed no pass in 15 s with the network gone (indexTimeout %v)", indexTimeout)
+		}
+	}
 
 	bh.drop.Store(false)
 	var size int64
@@ -549,5 +562,10 @@ func TestCommitPartitioned(t *testing.T) {
 	}
 	if size, err = s.Size(ctx, w.Info.ID); err != nil || size != 5 {
 		t.Errorf("Size = %d, %v; want 5 (the lost commit stored nothing)", size, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	if err := s.WaitIndexed(wctx, w.Info.ID); err != nil {
+		t.Errorf("WaitIndexed once the network is back = %v", err)
 	}
 }

@@ -98,6 +98,9 @@ func (s *Store) indexLoop(ctx context.Context) {
 	for {
 		start := time.Now()
 		rolling, err := s.indexAll(ctx)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer an indexing pass within %v (%v)", s.srv.addr, indexTimeout, err)}
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.indexFailed(ctx, err)
@@ -163,7 +166,9 @@ func (s *Store) indexFailed(ctx context.Context, err error) {
 // indexAll indexes the events of every log whose indexes or counts lag,
 // as far as its size when read.
 func (s *Store) indexAll(ctx context.Context) (rolling bool, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.id, l.size FROM `+progress+`
+	lctx, cancel := context.WithTimeout(ctx, indexTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(lctx, `SELECT l.id, l.size FROM `+progress+`
 		WHERE l.size > LEAST(COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0), COALESCE(c.rolled, 0)) ORDER BY l.id`)
 	if err != nil {
 		return false, err
@@ -233,6 +238,14 @@ func (s *Store) rollDue(log int64) bool {
 	return true
 }
 
+// indexTimeout bounds each of an indexing pass's transactions, and its
+// look at which logs lag: a node cut off from PostgreSQL without its
+// connections closing (a network partition) fails the pass and tries
+// again, rather than wait for the operating system to give up on the
+// connection (about 15 minutes on Linux). A transaction indexes at most
+// indexChunk events, well under a second here. A variable for tests.
+var indexTimeout = time.Minute
+
 // indexOnce indexes and counts the next events of log below to (at most
 // indexChunk), and rolls them up if force or if due, and returns how far
 // its indexes and action counts go, and its rollups. busy reports that
@@ -251,6 +264,8 @@ func (s *Store) rollDue(log int64) bool {
 // schema 5, whose commits indexed their events and left the counts to a
 // follower.
 func (s *Store) indexOnce(ctx context.Context, log, to int64, force bool) (done, rolledTo int64, busy bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, indexTimeout)
+	defer cancel()
 	wordsConn, fieldsConn, err := s.connPair(ctx)
 	if err != nil {
 		return 0, 0, false, err
