@@ -126,3 +126,29 @@ func TestSessionCookieExpiredOrTamperedRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalPath: a sign-in sends the browser on only to a path of this
+// site, as browsers read it: they take a backslash for a slash and drop
+// tabs and line breaks, so those make another site's address.
+func TestLocalPath(t *testing.T) {
+	for p, want := range map[string]string{
+		"/":                     "/",
+		"/overview?range=7d":    "/overview?range=7d",
+		"/events/01J?x=%09":     "/events/01J?x=%09",
+		"":                      "/",
+		"overview":              "/",
+		"https://evil.example/": "/",
+		"//evil.example/x":      "/",
+		"/\\evil.example":       "/",
+		"/\t/evil.example":      "/",
+		"/\n/evil.example":      "/",
+		"/\r/evil.example":      "/",
+		"/ /evil.example\x00":   "/",
+		"/\x7f/evil.example":    "/",
+		"/\u2028x":              "/\u2028x",
+	} {
+		if got := localPath(p); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -203,7 +203,13 @@ func (s *server) renderSignIn(w http.ResponseWriter, status int, next, msg strin
 // localPath returns p if it is a path on this site, else "/": a sign-in
 // link must not send the browser elsewhere.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+	// Browsers read a backslash as a slash and drop tabs and line breaks
+	// from a URL, so "/\evil.example" and "/<TAB>/evil.example" are
+	// another site's address; no control character has a place in a
+	// local path.
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsFunc(p, func(r rune) bool {
+		return r == '\\' || r < 0x20 || r == 0x7f
+	}) {
 		return "/"
 	}
 	return p

@@ -83,10 +83,10 @@ func newViewerEnvAt(t *testing.T, loc string) *viewerEnv {
 // redirects, so that they can be checked.
 func (v *viewerEnv) browser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := v.srv.Client()
+	c := *v.srv.Client() // a browser of its own: srv.Client is shared
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return &c
 }
 
 func (v *viewerEnv) signIn(c *http.Client, key, next, origin string) *http.Response {
@@ -143,6 +143,9 @@ func TestViewerSignIn(t *testing.T) {
 	resp = v.signIn(c, v.read, "//evil.example/x", v.srv.URL)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Errorf("sign-in with next=//evil.example = %s → %q; want 303 to /", resp.Status, resp.Header.Get("Location"))
+	}
+	if resp := v.signIn(v.browser(), v.read, "/\t/evil.example", v.srv.URL); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Errorf("sign-in with next=/<TAB>/evil.example = %s → %q; want 303 to /", resp.Status, resp.Header.Get("Location"))
 	}
 	cookies := resp.Cookies()
 	if len(cookies) != 1 {
