@@ -162,6 +162,13 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, 
 // anyScope, given to auth, admits every valid key of the log.
 const anyScope trail.Scope = ""
 
+// bySession says whether a request is authenticated by the viewer's
+// session rather than a key: a read that carries the session cookie and
+// no Authorization header.
+func bySession(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && r.Method == http.MethodGet && hasSessionCookie(r)
+}
+
 // auth authenticates the request's bearer key, applies the key's rate
 // limit, checks that it grants scope, and runs h on the key's log. Its
 // responses, errors included, are marked not to be stored by caches: they
@@ -175,7 +182,7 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		bearer = strings.TrimSpace(bearer)
 		switch {
-		case r.Header.Get("Authorization") == "" && r.Method == http.MethodGet && hasSessionCookie(r):
+		case bySession(r):
 			// The viewer's session stands for its key on reads (the
 			// cookie is SameSite=Strict: other sites cannot send it).
 			if key, err = s.sessionKey(r); errors.Is(err, errNoSession) {

@@ -175,44 +175,49 @@ func TestSessionEndsWhenKeyRevoked(t *testing.T) {
 	}
 }
 
-// Signing out ends the session's live stream too, on another server:
-// within 2 seconds it gets an error event and closes, rather than go on
+// Signing out ends the session's streams too, on another server: the
+// viewer's live rows and an API tail opened with the session's cookie.
+// Within 2 seconds each gets an error event and closes, rather than go on
 // streaming the log to a browser that signed out.
 func TestSessionSignOutEndsLiveStream(t *testing.T) {
-	s := newSharedServers(t)
-	cookie := s.signIn(s.a)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.a.URL+"/live", nil)
-	req.AddCookie(&http.Cookie{Name: "trail_session", Value: cookie})
-	resp, err := s.a.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /live = %s", resp.Status)
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	if r := s.do(s.b, "POST", "/signout", cookie); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign out on server B = %s", r.Status)
-	}
-	signedOut := time.Now()
-	var got []string
-	for line := range lines {
-		got = append(got, line)
-	}
-	if time.Since(signedOut) > 2*time.Second {
-		t.Errorf("the live stream ended %v after the sign-out, want within 2s", time.Since(signedOut).Round(time.Millisecond))
-	}
-	if !slices.Contains(got, "event: error") || !strings.Contains(strings.Join(got, "\n"), "the session has ended") {
-		t.Errorf("the live stream ended with %q, want an error event saying the session ended", got)
+	for _, path := range []string{"/live", "/v1/tail"} {
+		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) {
+			s := newSharedServers(t)
+			cookie := s.signIn(s.a)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", s.a.URL+path, nil)
+			req.AddCookie(&http.Cookie{Name: "trail_session", Value: cookie})
+			resp, err := s.a.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s = %s", path, resp.Status)
+			}
+			lines := make(chan string)
+			go func() {
+				defer close(lines)
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+			}()
+			if r := s.do(s.b, "POST", "/signout", cookie); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign out on server B = %s", r.Status)
+			}
+			signedOut := time.Now()
+			var got []string
+			for line := range lines {
+				got = append(got, line)
+			}
+			if time.Since(signedOut) > 2*time.Second {
+				t.Errorf("the stream ended %v after the sign-out, want within 2s", time.Since(signedOut).Round(time.Millisecond))
+			}
+			if !slices.Contains(got, "event: error") || !strings.Contains(strings.Join(got, "\n"), "the session has ended") {
+				t.Errorf("the stream ended with %q, want an error event saying the session ended", got)
+			}
+		})
 	}
 }

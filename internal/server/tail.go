@@ -99,9 +99,11 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 				end(errRevokedStream)
 				return
 			}
-			// The viewer's stream also ends with its session: signed
-			// out (through any server of the store), or expired.
-			if isFragment(r) {
+			// A stream opened with the viewer's session (its live
+			// rows, or an API tail with the session's cookie) also
+			// ends with it: signed out (through any server of the
+			// store), or expired.
+			if isFragment(r) || bySession(r) {
 				if _, err := s.requestSession(r); err != nil {
 					end(errSessionEndedStream)
 					return
