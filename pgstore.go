@@ -38,7 +38,7 @@ func parsePostgresURL(s string) (StoreURL, error) {
 		return StoreURL{}, fmt.Errorf("store URL %s: not a valid URL; write postgres://USER@HOST[:PORT]/DATABASE", redactURL(s))
 	}
 	if u.Opaque != "" || strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" {
-		return StoreURL{}, fmt.Errorf("store URL %s names no database: write postgres://USER@HOST[:PORT]/DATABASE", u.Redacted())
+		return StoreURL{}, fmt.Errorf("store URL %s names no database: write postgres://USER@HOST[:PORT]/DATABASE", redactURL(s))
 	}
 	return StoreURL{Scheme: "postgres", URL: s}, nil
 }

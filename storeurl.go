@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -121,9 +122,11 @@ func supportedSchemes() string {
 	return strings.Join(forms, ", ")
 }
 
-// redactURL hides the password of a URL that has one, so that an error
-// never shows it.
+// redactURL hides the passwords of a URL, so that no message shows
+// them: the one after the user name, and the password and sslpassword
+// parameters that libpq and pgx also take from the query.
 func redactURL(s string) string {
+	s = passwordParam.ReplaceAllString(s, "${1}xxxxx")
 	u, err := url.Parse(s)
 	if err == nil {
 		if _, ok := u.User.Password(); ok {
@@ -149,6 +152,11 @@ func redactURL(s string) string {
 	start := len(s) - len(rest) + colon + 1
 	return s[:start] + "xxxxx" + s[start+at-colon-1:]
 }
+
+// passwordParam matches a password parameter of a URL's query up to its
+// value, which ends at the next parameter or the fragment. A name may be
+// percent-encoded in part, which pgx decodes: any escape in it matches.
+var passwordParam = regexp.MustCompile(`(?i)([?&](?:ssl)?(?:p|%70)(?:a|%61)(?:s|%73)(?:s|%73)(?:w|%77)(?:o|%6f)(?:r|%72)(?:d|%64)=)[^&#]*`)
 
 // parseSQLiteURL reads sqlite:PATH and sqlite:///PATH.
 func parseSQLiteURL(s string) (StoreURL, error) {

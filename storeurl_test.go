@@ -42,6 +42,10 @@ func TestParseStoreURL(t *testing.T) {
 		{in: "postgresql://db.example.com/trail?sslmode=require", want: trail.StoreURL{Scheme: "postgres", URL: "postgresql://db.example.com/trail?sslmode=require"}},
 		{in: "postgres://trail:hunter2@db.example.com/", wantErr: []string{"names no database", "postgres://trail:xxxxx@db.example.com/"}},
 		{in: "postgres://trail:hunter2@db.example.com:99999999/trail%zz", wantErr: []string{"not a valid URL"}},
+		{in: "postgres://db.example.com/?sslmode=disable&password=hunter2", wantErr: []string{"names no database", "sslmode=disable", "password=xxxxx"}},
+		{in: "postgres://trail@db.example.com:99999999/trail%zz?PassWord=hunter2&x=1", wantErr: []string{"not a valid URL", "PassWord=xxxxx&x=1"}},
+		{in: "postgres://trail:hunter2@db.example.com/?sslpassword=hunter2", wantErr: []string{"names no database", "trail:xxxxx@", "sslpassword=xxxxx"}},
+		{in: "file://x/?password=hunter2", wantErr: []string{`no "file" store`}},
 		{in: "file:/var/lib/trail", wantErr: []string{`no "file" store`, "sqlite:DIR", "postgres://"}},
 		{in: "1sqlite:x", wantErr: []string{"no scheme"}},
 	} {
@@ -69,6 +73,28 @@ func TestParseStoreURL(t *testing.T) {
 				t.Errorf("ParseStoreURL(%q) = error %q, which shows the password", tc.in, err)
 			}
 		})
+	}
+}
+
+// Display, what messages and the serve banner show, hides every
+// password a postgres URL may carry, and keeps the rest.
+func TestStoreURLDisplay(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://trail:hunter2@db.example.com/trail":                        "postgres://trail:xxxxx@db.example.com/trail",
+		"postgres://db.example.com/trail?password=hunter2":                     "postgres://db.example.com/trail?password=xxxxx",
+		"postgres://db.example.com/trail?sslmode=require&Password=hunter2&a=b": "postgres://db.example.com/trail?sslmode=require&Password=xxxxx&a=b",
+		"postgres://db.example.com/trail?sslpassword=hunter2#f":                "postgres://db.example.com/trail?sslpassword=xxxxx#f",
+		"postgres://db.example.com/trail?pass%77ord=hunter2":                   "postgres://db.example.com/trail?pass%77ord=xxxxx",
+		"postgres://db.example.com/trail?passwords=1&sslmode=disable":          "postgres://db.example.com/trail?passwords=1&sslmode=disable",
+		"sqlite:/var/lib/trail":                                                "/var/lib/trail",
+	} {
+		u, err := trail.ParseStoreURL(in)
+		if err != nil {
+			t.Fatalf("ParseStoreURL(%q) = %v", in, err)
+		}
+		if got := u.Display(); got != want {
+			t.Errorf("ParseStoreURL(%q).Display() = %q, want %q", in, got, want)
+		}
 	}
 }
 

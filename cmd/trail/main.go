@@ -375,7 +375,11 @@ func sameStore(storeFlag, s, dataFlag, dir string) (trail.StoreURL, error) {
 		return u, err
 	}
 	if u.Scheme != "sqlite" || !samePath(u.Dir, dir) {
-		return u, usagef("%s %s and %s %s name different stores: give one of them", storeFlag, s, dataFlag, dir)
+		shown := s // as written
+		if u.Scheme != "sqlite" {
+			shown = u.Display() // without its password
+		}
+		return u, usagef("%s %s and %s %s name different stores: give one of them", storeFlag, shown, dataFlag, dir)
 	}
 	return u, nil
 }

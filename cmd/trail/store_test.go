@@ -65,6 +65,8 @@ func TestStoreURLFromFlags(t *testing.T) {
 		{name: "--store of a PostgreSQL database", global: []string{"--store", "postgres://u:pw@db.example.com/trail"}, want: trail.StoreURL{Scheme: "postgres", URL: "postgres://u:pw@db.example.com/trail"}},
 		{name: "--store of a PostgreSQL server without a database", global: []string{"--store", "postgres://u:pw@db.example.com"}, wantErr: []string{"--store", "names no database"}},
 		{name: "--data and --store of a PostgreSQL database", global: []string{"--data", "d"}, cmd: []string{"--store", "postgres://db.example.com/trail"}, wantErr: []string{"different stores"}},
+		{name: "--data and --store of a PostgreSQL database with passwords", global: []string{"--data", "d"}, cmd: []string{"--store", "postgres://u:hunter2@db.example.com/trail?password=hunter2"}, wantErr: []string{"different stores", "u:xxxxx@", "password=xxxxx"}},
+		{name: "$TRAIL_DATA and a $TRAIL_STORE with a password", env: map[string]string{"TRAIL_DATA": "d", "TRAIL_STORE": "postgres://u:hunter2@db.example.com/trail"}, wantErr: []string{"different stores", "u:xxxxx@"}},
 		{name: "--store of an unknown scheme", global: []string{"--store", "mongodb://db.example.com/trail"}, wantErr: []string{"--store", `no "mongodb" store`, "supports postgres://", "sqlite:"}},
 		{name: "$TRAIL_STORE of an unknown scheme", env: map[string]string{"TRAIL_STORE": "mysql://x"}, wantErr: []string{"$TRAIL_STORE", `no "mysql" store`}},
 		{name: "--store without a scheme", global: []string{"--store", "./d"}, wantErr: []string{"--store", "no scheme", "sqlite:./d"}},
@@ -84,6 +86,9 @@ func TestStoreURLFromFlags(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows the password", err)
 			}
 		})
 	}
