@@ -58,7 +58,7 @@ func openPostgres(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
 	case err != nil:
 		return nil, err
 	}
-	return newPostgresDB(st, opts)
+	return newPostgresDB(ctx, u, st, opts)
 }
 
 // initPostgres creates Trail's schema in the database of u, which must
@@ -84,19 +84,23 @@ func initPostgres(ctx context.Context, u StoreURL, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPostgresDB(st, opts)
+	return newPostgresDB(ctx, u, st, opts)
 }
 
-// newPostgresDB returns the DB of an open postgres store: its secrets
-// sealed with opts.MasterKey, none read when the DB is read-only.
-func newPostgresDB(st *postgres.Store, opts Options) (*DB, error) {
+// newPostgresDB returns the DB of the open postgres store u: its secrets
+// sealed with opts.MasterKey, which must open those already stored, none
+// read when the DB is read-only.
+func newPostgresDB(ctx context.Context, u StoreURL, st *postgres.Store, opts Options) (*DB, error) {
 	if opts.ReadOnly {
 		return newDB("", st, noSecrets{}, noSecrets{}, nil, opts), nil
 	}
 	keys, err := newSealedKeys(st, opts.MasterKey)
+	if err == nil {
+		err = keys.check(ctx, st)
+	}
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", u.Display(), err)
 	}
 	return newDB("", st, keys, keys, nil, opts), nil
 }

@@ -184,14 +184,14 @@ func TestPostgresMasterKey(t *testing.T) {
 	}
 	ro.Close()
 
-	wrong, err := OpenStore(ctx, url, Options{MasterKey: other})
-	if err != nil {
-		t.Fatal(err)
+	// A server given the wrong master key file refuses to start, rather
+	// than start and fail every append.
+	if wrong, err := OpenStore(ctx, url, Options{MasterKey: other}); err == nil || !strings.Contains(err.Error(), "different master key") || !strings.Contains(err.Error(), "trail init") {
+		if wrong != nil {
+			wrong.Close()
+		}
+		t.Errorf("OpenStore(another master key) = %v, want an error saying the key differs", err)
 	}
-	if _, err := wrong.Log(ctx, "app"); err == nil || !strings.Contains(err.Error(), "different master key") {
-		t.Errorf("Log with another master key = %v, want an error saying the key differs", err)
-	}
-	wrong.Close()
 
 	if _, err := RotateMasterKey(ctx, url, other, master); err == nil || !strings.Contains(err.Error(), "different master key") {
 		t.Errorf("RotateMasterKey from a wrong old key = %v, want it refused", err)
@@ -200,14 +200,12 @@ func TestPostgresMasterKey(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("RotateMasterKey = %d, %v; want 2 secrets (a signing key, the session secret)", n, err)
 	}
-	old, err := OpenStore(ctx, url, Options{MasterKey: master})
-	if err != nil {
-		t.Fatal(err)
+	if old, err := OpenStore(ctx, url, Options{MasterKey: master}); err == nil || !strings.Contains(err.Error(), "different master key") {
+		if old != nil {
+			old.Close()
+		}
+		t.Errorf("OpenStore(the old master key after rotating) = %v, want it refused", err)
 	}
-	if _, err := old.Log(ctx, "app"); err == nil {
-		t.Error("Log with the old master key after rotating: no error")
-	}
-	old.Close()
 	db, err = OpenStore(ctx, url, Options{MasterKey: other})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +220,49 @@ func TestPostgresMasterKey(t *testing.T) {
 	}
 	if got, err := db.SessionSecret(ctx); err != nil || !bytes.Equal(got, secret) {
 		t.Errorf("session secret after rotating = %x, %v; want it unchanged", got, err)
+	}
+}
+
+// TestPostgresOneSecretChanged: a signing key changed in the database
+// fails its own log, saying so, and not the server: the master key opens
+// the other secrets, so the store opens and the other log appends.
+func TestPostgresOneSecretChanged(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master := testMasterKey(t)
+	db, err := InitStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, err := db.CreateLog(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "UPDATE secrets SET data = set_byte(data, 20, get_byte(data, 20) # 1) WHERE name = 'log/a/signer'"); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = OpenStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatalf("OpenStore with one secret changed = %v, want it open", err)
+	}
+	defer db.Close()
+	if _, err := db.Log(ctx, "a"); err == nil || !strings.Contains(err.Error(), "changed in the database") {
+		t.Errorf("Log(a) with its key changed = %v, want an error saying it does not unseal", err)
+	}
+	l, err := db.Log(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "x"}, Action: "x.y"}); err != nil {
+		t.Errorf("append to b = %v", err)
 	}
 }
 

@@ -84,6 +84,45 @@ func newSealedKeys(secrets store.Secrets, master []byte) (*sealedKeys, error) {
 	return &sealedKeys{secrets: secrets, aead: aead}, nil
 }
 
+// check fails unless the master key opens the secrets already in the
+// store: one of them suffices, so that a server given the wrong master
+// key file refuses to start, rather than start and fail every append
+// and sign-in, while one secret changed in the database fails only its
+// own log. A store with no secret yet passes.
+func (k *sealedKeys) check(ctx context.Context, logs interface {
+	Logs(context.Context) ([]store.LogInfo, error)
+}) error {
+	names := []string{sessionSecretName}
+	infos, err := logs.Logs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range infos {
+		names = append(names, signerSecret(l.Name))
+	}
+	var first error
+	for _, name := range names {
+		sealed, err := k.secrets.Secret(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read secret %q: %w", name, err)
+		}
+		_, err = k.unseal(name, sealed)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("the master key opens none of the store's secrets (%w): give the master key file trail init made, or the new one of the last trail rekey", first)
+	}
+	return nil
+}
+
 // signerSecret names the secret holding log's signing key.
 func signerSecret(log string) string { return "log/" + log + "/signer" }
 
