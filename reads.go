@@ -1,6 +1,27 @@
 package trail
 
-import "slices"
+import (
+	"slices"
+	"strings"
+
+	"github.com/trail-audit/trail/event"
+)
+
+// OwnActionPrefix begins the actions of the events Trail appends itself:
+// its reads (ReadActions), viewer sign-ins and key changes. Apps may not
+// use it: the HTTP API and trail append refuse such events
+// (CheckAppAction), so that a key that may append cannot forge them. The
+// library's Append takes them, for the program that embeds Trail.
+const OwnActionPrefix = "trail."
+
+// CheckAppAction returns an *event.Error naming the action (Index -1)
+// when action is in Trail's own namespace (OwnActionPrefix), else nil.
+func CheckAppAction(action string) error {
+	if !strings.HasPrefix(action, OwnActionPrefix) {
+		return nil
+	}
+	return &event.Error{Index: -1, Field: "action", Reason: `actions starting with "trail." are Trail's own records (its reads, sign-ins and key changes); use a prefix of the app's own`}
+}
 
 // Actions of the events that record reads of a log, appended to the log
 // by the server (see ReadActions).

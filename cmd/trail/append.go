@@ -127,7 +127,10 @@ func (c *appendCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if one, err = event.Decode(b); err != nil {
+		if one, err = event.Decode(b); err == nil {
+			err = trail.CheckAppAction(one.Action)
+		}
+		if err != nil {
 			return flagError(err)
 		}
 	} else if c.env.stdinTTY {
@@ -309,6 +312,9 @@ func readEvents(r io.Reader, fn func(line int, ev *event.Event) error) (int, err
 			continue
 		}
 		ev, err := event.Decode(b)
+		if err == nil {
+			err = trail.CheckAppAction(ev.Action)
+		}
 		if err != nil {
 			return n, &lineError{line: line, err: err}
 		}

@@ -314,6 +314,17 @@ func TestAppendBadLine(t *testing.T) {
 	if evs := searchJSON(t, data); len(evs) != 0 {
 		t.Errorf("after a failed append, search finds %d events, want 0", len(evs))
 	}
+
+	// Trail's own actions are not for apps to write.
+	in = lines(events(t))
+	in[1] = `{"actor":{"id":"alice"},"action":"trail.key.revoke"}`
+	r = run(t, strings.Join(in, "\n")+"\n", "append", "--data", data)
+	if r.code == 0 || !strings.Contains(r.stderr, "line 2") || !strings.Contains(r.stderr, `action: actions starting with "trail."`) {
+		t.Errorf("trail append with trail.key.revoke on line 2: exit %d, stderr %q; want it refused, naming line 2 and the action", r.code, r.stderr)
+	}
+	if evs := searchJSON(t, data); len(evs) != 0 {
+		t.Errorf("after a refused append, search finds %d events, want 0", len(evs))
+	}
 }
 
 // TestAppendBadLineLaterBatch checks that a bad line beyond the first
@@ -387,11 +398,12 @@ func TestAppendFlags(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"--actor", "alice"},                           // no action
-		{"--actor", "alice", "--action", "Not Valid"},  // bad action
-		{"--action", "user.login", "--target", "bob"},  // target without type
-		{"--action", "user.login", "--metadata", "{"},  // bad JSON
-		{"--actor", "alice", "--action", "x", "extra"}, // stray argument
+		{"--actor", "alice"},                             // no action
+		{"--actor", "alice", "--action", "Not Valid"},    // bad action
+		{"--action", "user.login", "--target", "bob"},    // target without type
+		{"--action", "user.login", "--metadata", "{"},    // bad JSON
+		{"--actor", "alice", "--action", "x", "extra"},   // stray argument
+		{"--actor", "alice", "--action", "trail.search"}, // Trail's own action
 	} {
 		r := run(t, "", append([]string{"append", "--data", data}, args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "trail help append") {

@@ -57,6 +57,9 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	evs := make([]event.Event, len(raws))
 	for i, raw := range raws {
 		e, err := event.Decode(raw)
+		if err == nil {
+			err = trail.CheckAppAction(e.Action)
+		}
 		if err != nil {
 			var ve *event.Error
 			if errors.As(err, &ve) && !single {

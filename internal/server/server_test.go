@@ -346,6 +346,9 @@ func TestValidationErrors(t *testing.T) {
 		{`{"actor":{"id":"a"},"action":"user.login","metadata":{"x":{"y":[-0]}}}`, "metadata.x.y[0]", "write 0"},
 		{`{"actor":{"id":"a"},"action":"user.login","changes":{"after":{"n":1E+2}}}`, "changes.after.n", "write 100"},
 		{`{"actor":{"id":"a"},"action":"user.login","time":"0001-01-01T00:00:00Z"}`, "time", "between 1970-01-01 and 2262-04-11"},
+		// Trail's own records: a key that may append cannot forge them.
+		{`{"actor":{"id":"a"},"action":"trail.key.revoke"}`, "action", `starting with "trail." are Trail's own records`},
+		{`{"events":[{"actor":{"id":"a"},"action":"user.login"},{"actor":{"id":"a"},"action":"trail.search"}]}`, "action", `event 1: action: actions starting with "trail."`},
 	} {
 		ae = e.fails(400, "invalid_event", c.field, "POST", "/v1/events", "acme-append", "application/json", []byte(c.body))
 		if !strings.Contains(ae.Error.Message, c.msg) {
