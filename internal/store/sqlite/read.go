@@ -385,7 +385,6 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 		}
 		return 0, err
 	}
-	target := t.UnixNano()
 	lo, hi := int64(0), size
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -396,7 +395,9 @@ func (s *Store) SeqAtTime(ctx context.Context, log int64, t time.Time) (int64, e
 		if err != nil {
 			return 0, err
 		}
-		if e.ReceivedAt.UnixNano() < target {
+		// Compared as times: t may lie past what nanoseconds since 1970
+		// hold (since=3000-01-01), which UnixNano would wrap.
+		if e.ReceivedAt.Before(t) {
 			lo = mid + 1
 		} else {
 			hi = mid

@@ -450,6 +450,12 @@ func testSeqAtTime(t *testing.T, s LogIndexes) {
 		{"just after all", t3.Add(time.Nanosecond), 11},
 		{"long after", t3.Add(365 * 24 * time.Hour), 11},
 		{"in another zone", t2.In(time.FixedZone("X", 7200)), 6},
+		// Past what nanoseconds since 1970 in an int64 hold (1677 to
+		// 2262): such times compare as times, not wrapped around.
+		{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 11},
+		{"year 9999", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), 11},
+		{"year 1000", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), 0},
+		{"year 0", time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
