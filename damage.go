@@ -67,6 +67,9 @@ func appendDamaged(err error) error {
 	if de := damaged(err); de != err {
 		return fmt.Errorf("%w: %w", ErrUnavailable, de)
 	}
+	if de := (*DamagedError)(nil); errors.As(err, &de) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, de) // the log's state (Log.checkTip)
+	}
 	return nil
 }
 

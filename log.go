@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,15 @@ type Log struct {
 	app      *merkle.Appender
 	lastRecv time.Time
 	latest   *store.Checkpoint
+	// damage, when the log is open for writing, is why the stored state
+	// cannot be appended to (checkTip): appends fail with it, reads go
+	// on. app is nil then.
+	damage error
+	// tipNote is the last checkpoint note checkTip verified, or that
+	// this log's writer signed, and tipRoot its root: a state read again
+	// under the same checkpoint is not verified twice.
+	tipNote []byte
+	tipRoot tlog.Hash
 
 	// checked is when follow last read the log's committed size, on
 	// clock's scale.
@@ -88,19 +98,67 @@ func (l *Log) reload(ctx context.Context) error {
 // log's state is newer.
 func (l *Log) setState(st store.State) error {
 	var app *merkle.Appender
-	var err error
+	var damage error
 	if !l.db.opts.ReadOnly {
-		// Appending needs an intact right edge; reading does not, so that
-		// a damaged log can still be opened and verified.
+		// Appending needs an intact right edge that its latest signed
+		// checkpoint covers; reading does not, so that a damaged log can
+		// still be opened, read and verified.
+		var err error
 		if app, err = merkle.NewAppender(st.Size, st.Rightmost); err != nil {
-			return fmt.Errorf("log %q: stored Merkle tiles do not match its %d events (run trail verify): %w", l.info.Name, st.Size, err)
+			damage = &DamagedError{Seq: max(st.Size-1, 0), Problem: fmt.Sprintf("the stored Merkle tiles do not cover the log's %d events", st.Size), Err: err}
+		} else {
+			damage = l.checkTip(st, app)
+		}
+		if damage != nil {
+			app = nil
+			l.db.opts.Logger.Error("log damaged: appends refused until it is repaired; run trail verify", "log", l.info.Name, "err", damage)
 		}
 	}
 	l.mu.Lock()
 	if st.Size >= l.size {
-		l.size, l.app, l.lastRecv, l.latest = st.Size, app, st.LastReceivedAt, st.Checkpoint
+		l.size, l.app, l.lastRecv, l.latest, l.damage = st.Size, app, st.LastReceivedAt, st.Checkpoint, damage
+		if app != nil && st.Checkpoint != nil {
+			l.tipNote, l.tipRoot = st.Checkpoint.Note, app.Root()
+		}
 	}
 	l.mu.Unlock()
+	return nil
+}
+
+// checkTip checks the state read from the store against its latest
+// signed checkpoint before anything is appended to it: the checkpoint
+// must verify with the log's key and be for the log's size, and the
+// stored Merkle tiles, with the events they are rebuilt from, must hash
+// to its root. Otherwise events were added, removed or changed outside
+// Trail since it was signed, and a checkpoint signed over them would
+// vouch for them: it returns a *DamagedError. A note verified before
+// (tipNote) is not verified again.
+func (l *Log) checkTip(st store.State, app *merkle.Appender) error {
+	last := max(st.Size-1, 0)
+	switch {
+	case st.Checkpoint == nil && st.Size == 0:
+		return nil
+	case st.Checkpoint == nil:
+		return &DamagedError{Seq: last, Problem: fmt.Sprintf("no signed checkpoint covers the log's %d events: they were added outside Trail, or its checkpoints removed", st.Size)}
+	case st.Checkpoint.Size != st.Size:
+		return &DamagedError{Seq: min(st.Size, st.Checkpoint.Size), Problem: fmt.Sprintf("the log holds %d events but its latest checkpoint was signed for %d: events were added or removed outside Trail", st.Size, st.Checkpoint.Size)}
+	}
+	l.mu.RLock()
+	root, known := l.tipRoot, bytes.Equal(st.Checkpoint.Note, l.tipNote)
+	l.mu.RUnlock()
+	if !known {
+		c, _, err := merkle.Open(st.Checkpoint.Note, l.verifier)
+		if err != nil {
+			return &DamagedError{Seq: last, Problem: "its latest checkpoint does not verify with the log's key", Err: err}
+		}
+		if c.Size != st.Size {
+			return &DamagedError{Seq: last, Problem: fmt.Sprintf("the checkpoint stored for size %d is signed for size %d", st.Size, c.Size)}
+		}
+		root = c.Hash
+	}
+	if app.Root() != root {
+		return &DamagedError{Seq: last, Problem: fmt.Sprintf("the stored events and Merkle tiles do not hash to the root of the latest checkpoint (size %d): they were changed outside Trail", st.Size)}
+	}
 	return nil
 }
 

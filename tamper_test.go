@@ -695,3 +695,102 @@ func testTamperFullTiles(t *testing.T, b backends.Backend) {
 		})
 	}
 }
+
+// TestTamperThenAppend: a writer refuses to append to a log whose stored
+// state its latest signed checkpoint does not vouch for, so that no new
+// checkpoint is signed over events added, removed or changed outside
+// Trail; reads go on, and Verify still says what is wrong. Untouched,
+// the log takes the append.
+func TestTamperThenAppend(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newTamperFixture(t, b)
+		for _, c := range []struct {
+			name   string
+			mutate func(t *testing.T, tp storetest.Tamperer, dir string)
+			says   string // what the append's error says; "" for none
+			// tiled: a store that keeps partial tiles keeps the leaf
+			// hash of an event changed on its own, so the tree, and a
+			// checkpoint signed over it, still holds the event as it
+			// was appended: such a store may take the append, and
+			// Verify reports the change all the same.
+			tiled bool
+		}{
+			{name: "untouched", mutate: func(*testing.T, storetest.Tamperer, string) {}},
+			{name: "last event changed", says: "do not hash to the root of the latest checkpoint", tiled: true, mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				editEvent(t, tp, 799, func(e *event.Event) { e.Actor.ID = "mallory" })
+			}},
+			{name: "last event and its tiles changed", says: "do not hash to the root of the latest checkpoint", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				editEvent(t, tp, 795, func(e *event.Event) { e.Actor.ID = "mallory" })
+				rebuild(t, tp, 800, nil)
+			}},
+			{name: "event forged past the end", says: "latest checkpoint was signed for 800", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				recv := forge(t, tp, 800)
+				setSize(t, tp, 801, recv)
+				rebuild(t, tp, 801, nil)
+			}},
+			{name: "truncated, checkpoints kept", says: "latest checkpoint was signed for 800", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				truncate(t, tp, 795, false)
+			}},
+			{name: "truncated inside a commit, later checkpoints removed", says: "latest checkpoint was signed for 790", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				truncate(t, tp, 795, true)
+			}},
+			{name: "latest checkpoint's signature changed", says: "does not verify with the log's key", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				editCheckpoint(t, tp, 800, func(n []byte) []byte {
+					n[len(n)-5] ^= 1
+					return n
+				})
+			}},
+			{name: "latest checkpoint removed", says: "latest checkpoint was signed for 799", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				must(t, tp.EditCheckpoints(context.Background(), tamperLog, func(n int64, note []byte) []byte {
+					if n == 800 {
+						return nil
+					}
+					return note
+				}))
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				ctx := context.Background()
+				dir := f.copy(t)
+				tp := b.Tamper(t, dir)
+				c.mutate(t, tp, dir)
+				if err := tp.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db, err := openAt(ctx, dir, trail.Options{})
+				if err != nil {
+					t.Fatalf("open = %v; a damaged log still opens, for reading", err)
+				}
+				defer db.Close()
+				l, err := db.Log(ctx, tamperLog)
+				if err != nil {
+					t.Fatalf("Log = %v; a damaged log still opens, for reading", err)
+				}
+				if _, err := l.GetSeq(ctx, 0); err != nil {
+					t.Errorf("GetSeq(0) = %v; reads go on", err)
+				}
+				before := l.Size()
+				_, err = l.Append(ctx, event.Event{Actor: event.Actor{ID: "alice"}, Action: "user.login"})
+				switch {
+				case c.says == "":
+					if err != nil {
+						t.Fatalf("Append = %v", err)
+					}
+					return
+				case c.tiled && storesPartialTiles(b):
+					if err != nil {
+						t.Fatalf("Append = %v", err)
+					}
+				case !errors.Is(err, trail.ErrDamaged) || !errors.Is(err, trail.ErrUnavailable) || !strings.Contains(err.Error(), c.says):
+					t.Fatalf("Append = %v; want ErrDamaged and ErrUnavailable, saying %q", err, c.says)
+				case l.Size() != before:
+					t.Errorf("size after the refused append = %d, want %d", l.Size(), before)
+				}
+				db.Close()
+				if _, err := verify(t, dir, trail.VerifyOptions{}); err == nil {
+					t.Error("Verify after the refused append = nil, want the damage reported")
+				}
+			})
+		}
+	})
+}

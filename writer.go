@@ -232,6 +232,7 @@ func (w *writer) commit(group []*appendReq) {
 		if p.app.Size() >= l.size {
 			l.size, l.app, l.lastRecv = p.app.Size(), p.app, p.lastRecv
 			l.latest = &p.batch.Checkpoint
+			l.tipNote, l.tipRoot = p.batch.Checkpoint.Note, p.root
 		}
 		l.mu.Unlock()
 	}
@@ -309,6 +310,11 @@ func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error)
 		if p == nil {
 			l := r.log
 			l.mu.RLock()
+			if l.damage != nil {
+				err := l.damage
+				l.mu.RUnlock()
+				return order, err
+			}
 			p = &pending{log: l, app: l.app.Clone(), lastRecv: l.lastRecv}
 			l.mu.RUnlock()
 			p.batch.Log = l.info.ID
