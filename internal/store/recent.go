@@ -62,8 +62,8 @@ func (r *Recent) Get(log, from, to int64) []*event.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.logs[log]
-	if l == nil || from < l.first || to > l.first+int64(len(l.evs)) {
-		return nil
+	if l == nil || from < l.first || to > l.first+int64(len(l.evs)) || from > to {
+		return nil // from > to: a caller's bounds read from a damaged database
 	}
 	return l.evs[from-l.first : to-l.first]
 }
