@@ -113,15 +113,23 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 		// The reason is written to be shown (no data, keys or secrets);
 		// the store's own error behind it goes only to the log.
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", ue.Summary()+": "+ue.Reason
-	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed):
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "store unavailable, nothing was stored; retry later"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client left, or the request ran out of time: not the
+		// store's failure, and an append's outcome is not known here.
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "the request ended before its outcome was known; an append may have been stored: retry it with the same Idempotency-Key"
+
 	default:
 		body.Error.Code, body.Error.Message = "internal", "internal error"
 	}
 	if info, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
 		info.errCode = body.Error.Code
 	}
-	if status >= 500 {
+	switch {
+	case status >= 500 && r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		s.opts.Logger.InfoContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+	case status >= 500:
 		s.opts.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	return status, body

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,11 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	}
 	var rs []api.Receipt
 	replayed := false
+	// The body is read: the append goes on to its outcome even if the
+	// client stops waiting (or half-closes its connection, which ends the
+	// request's context), so that the answer says what happened rather
+	// than guess. Commits are bounded by the store's own timeouts.
+	actx := context.WithoutCancel(r.Context())
 	idemKey := r.Header.Get("Idempotency-Key")
 	switch {
 	case idemKey != "":
@@ -83,7 +89,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		}
 		// The same key with another body is a conflict, not a replay.
 		fp := sha256.Sum256(append([]byte(fmt.Sprintf("ndjson=%t\n", ndjson)), body...))
-		rs, replayed, err = l.AppendIdempotent(r.Context(), evs, trail.Idempotency{Scope: key.ID, Key: idemKey, Fingerprint: fp[:]})
+		rs, replayed, err = l.AppendIdempotent(actx, evs, trail.Idempotency{Scope: key.ID, Key: idemKey, Fingerprint: fp[:]})
 		if errors.Is(err, trail.ErrIdempotencyConflict) {
 			return &apiError{status: http.StatusConflict, code: "idempotency_conflict", msg: "this Idempotency-Key was used for a different request"}
 		}
@@ -93,10 +99,10 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 		}
 	case single:
 		var rc api.Receipt
-		rc, err = l.Append(r.Context(), evs[0])
+		rc, err = l.Append(actx, evs[0])
 		rs = []api.Receipt{rc}
 	default:
-		rs, err = l.AppendBatch(r.Context(), evs)
+		rs, err = l.AppendBatch(actx, evs)
 	}
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -706,4 +708,34 @@ func TestClosedStore(t *testing.T) {
 	e.fails(503, "unavailable", "", "GET", "/v1/events", "acme-read", "", nil)
 	e.fails(503, "unavailable", "", "GET", "/readyz", "", "", nil)
 	e.ok(200, "GET", "/healthz", "", "", nil, nil)
+}
+
+// TestAppendHalfClosed: a client that sends its whole request and then
+// closes its side of the connection (which ends the request's context)
+// still gets the append's true outcome: stored, 201, not a 503 saying
+// nothing was stored.
+func TestAppendHalfClosed(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	body := ev("a", "x.halfclose")
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		e.keys["acme-append"], len(body), body)
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	l, _ := e.db.Log(context.Background(), "acme")
+	stored := l.Size() == e.start["acme"]+1
+	if resp.StatusCode != http.StatusCreated || !stored {
+		t.Errorf("half-closed append = %s %s, stored %v; want 201 and stored", resp.Status, b, stored)
+	}
 }
