@@ -33,6 +33,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -151,7 +152,52 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})
-	return s.accessLog(mux)
+	return s.accessLog(s.wellFormedQuery(mux))
+}
+
+// wellFormedQuery refuses a request whose query does not parse, naming
+// the parameter: handlers read the query with URL.Query, which drops what
+// it cannot parse, so "actor=a;b" would otherwise search without the
+// filter and match everything.
+func (s *server) wellFormedQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuerySyntax(r.URL.RawQuery); err != nil {
+			if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/tlog/") {
+				s.writeError(w, r, err)
+			} else {
+				s.viewerError(w, r, err)
+			}
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkQuerySyntax returns a bad-parameter error naming the first
+// parameter of the raw query that url.ParseQuery would drop.
+func checkQuerySyntax(raw string) error {
+	if _, err := url.ParseQuery(raw); err == nil {
+		return nil
+	}
+	for part := range strings.SplitSeq(raw, "&") {
+		name, value, _ := strings.Cut(part, "=")
+		shown := name
+		if n, err := url.QueryUnescape(name); err == nil {
+			shown = n
+		}
+		switch {
+		case strings.Contains(part, ";"):
+			return badParam(shown, `";" does not separate parameters: use "&", and write a ";" in a value as %3B`)
+		case shown == name && strings.Contains(name, "%"):
+			if _, err := url.QueryUnescape(name); err != nil {
+				return badParam(name, "not valid percent-encoding")
+			}
+		}
+		if _, err := url.QueryUnescape(value); err != nil {
+			return badParam(shown, "its value is not valid percent-encoding")
+		}
+	}
+	return badParam("", "the query does not parse")
 }
 
 // apiHandler serves a request authenticated by key, on key's log. An error

@@ -363,6 +363,21 @@ func TestValidationErrors(t *testing.T) {
 		t.Errorf("log size after rejected requests = %d, want %d (all or nothing)", l.Size(), e.start["acme"]+1)
 	}
 
+	// A query that does not parse is refused, naming the parameter,
+	// rather than searched without the part that did not parse.
+	for _, q := range []struct{ path, field string }{
+		{"/v1/events?actor=a;b&limit=2", "actor"},
+		{"/v1/events?actor=%zz", "actor"},
+		{"/v1/events?q%zz=a", "q%zz"},
+		{"/v1/export?actor=nobody;x", "actor"},
+		{"/v1/proof/inclusion?seq=1;&size=5", "seq"},
+		{"/v1/tail?action=a;b", "action"},
+	} {
+		if ae := e.fails(400, "invalid_parameter", q.field, "GET", q.path, "acme-read", "", nil); !strings.Contains(ae.Error.Message, q.field+":") {
+			t.Errorf("GET %s: message %q, want it to name %s", q.path, ae.Error.Message, q.field)
+		}
+	}
+
 	for _, q := range []struct{ query, field string }{
 		{"since=yesterday", "since"},
 		{"until=2026-13-01T00:00:00Z", "until"},
