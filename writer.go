@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -448,11 +449,53 @@ func (w *writer) resolveIdempotency(group []*appendReq, now time.Time) ([]*appen
 				r.answer(fmt.Errorf("stored idempotency record: %w", err))
 				continue
 			}
+			if err := replayMatches(ctx, w.db.st, r, rs); err != nil {
+				r.answer(err)
+				continue
+			}
 			r.receipts, r.replayed = rs, true
 			r.answer(nil)
 		}
 	}
 	return keep, followers
+}
+
+// replayMatches checks that the receipts rs of a stored idempotency
+// record are those of r's events: the events they name are stored, under
+// those ids, and hold what r sends, as a commit would have stored it.
+// Otherwise the record was changed, or planted, in the database, and a
+// replay would acknowledge events never stored with another's receipts:
+// it returns a *DamagedError, wrapped with ErrUnavailable, as nothing of
+// r was stored.
+func replayMatches(ctx context.Context, st store.Store, r *appendReq, rs []api.Receipt) error {
+	bad := func(i int, problem string, err error) error {
+		seq := int64(-1)
+		if i < len(rs) {
+			seq = rs[i].Seq
+		}
+		return fmt.Errorf("%w: %w", ErrUnavailable, &DamagedError{Seq: max(seq, 0), Problem: "the idempotency record of this request " + problem + ": it was changed in the database", Err: err})
+	}
+	if len(rs) != len(r.events) {
+		return bad(0, fmt.Sprintf("holds %d receipts for its %d events", len(rs), len(r.events)), nil)
+	}
+	for i, rc := range rs {
+		s, err := st.Get(ctx, r.log.info.ID, rc.Seq)
+		if errors.Is(err, store.ErrNotFound) {
+			return bad(i, fmt.Sprintf("names seq %d, which the log does not hold", rc.Seq), nil)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: read the events of a stored idempotency record: %w", ErrUnavailable, damaged(err))
+		}
+		e := *r.events[i]
+		e.Seq, e.ID, e.Log, e.ReceivedAt = s.Seq, s.ID, s.Log, s.ReceivedAt
+		if e.Time.IsZero() || slices.Contains(r.timeless, i) {
+			e.Time = s.ReceivedAt // sent without a time (and perhaps stamped by a commit tried before)
+		}
+		if s.ID != rc.ID || !bytes.Equal(canon.Append(nil, &e), canon.Append(nil, s)) {
+			return bad(i, fmt.Sprintf("names seq %d, which holds another event", rc.Seq), nil)
+		}
+	}
+	return nil
 }
 
 // answerFollowers gives each follower its leader's outcome, once the
