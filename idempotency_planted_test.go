@@ -29,7 +29,9 @@ func TestIdempotencyPlanted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	login := func(actor string) event.Event { return event.Event{Actor: event.Actor{ID: actor}, Action: "user.login"} }
+	login := func(actor string) event.Event {
+		return event.Event{Actor: event.Actor{ID: actor}, Action: "user.login"}
+	}
 	rs, err := l.AppendBatch(ctx, []event.Event{login("alice"), login("bob")})
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +48,9 @@ func TestIdempotencyPlanted(t *testing.T) {
 
 	access := db.st.(store.Access)
 	for i, receipts := range []string{
-		fmt.Sprintf(`[{"id":%q,"seq":%d}]`, rs[1].ID, rs[1].Seq),                   // bob's event, not this request's
+		fmt.Sprintf(`[{"id":%q,"seq":%d}]`, rs[1].ID, rs[1].Seq),                 // bob's event, not this request's
 		fmt.Sprintf(`[{"id":"01J00000000000000000000000","seq":%d}]`, rs[0].Seq), // alice's seq, another id
-		`[{"id":"01J00000000000000000000000","seq":99}]`,                           // no such seq
+		`[{"id":"01J00000000000000000000000","seq":99}]`,                         // no such seq
 		`[]`, // no receipt for the request's event
 	} {
 		key := fmt.Sprintf("planted-%d", i)
