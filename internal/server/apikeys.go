@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
@@ -22,15 +23,13 @@ import (
 // trail.key.revoke or trail.key.list event naming the admin key.
 
 func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	body, err := readBody(w, r, 64<<10)
 	if err != nil {
 		return err
 	}
-	var req api.KeyRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: `want {"name": "...", "scopes": ["append"|"read"|"admin", ...]}`}
+	req, err := parseKeyRequest(body)
+	if err != nil {
+		return err
 	}
 	if len(req.Scopes) == 0 {
 		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: "scopes: at least one of append, read, admin", field: "scopes"}
@@ -80,4 +79,57 @@ func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, key trail.Key
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// parseKeyRequest reads the body of POST /v1/keys as strictly as events
+// are read: one JSON object of valid UTF-8 with the fields name and
+// scopes, each once, spelt exactly, and nothing after it. Errors name the
+// field.
+func parseKeyRequest(body []byte) (api.KeyRequest, error) {
+	var req api.KeyRequest
+	bad := func(field, msg string) (api.KeyRequest, error) {
+		if field != "" {
+			msg = field + ": " + msg
+		}
+		return req, &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: msg, field: field}
+	}
+	const want = `want {"name": "...", "scopes": ["append"|"read"|"admin", ...]}`
+	if !utf8.Valid(body) {
+		return bad("", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return bad("", want)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return bad("", "invalid JSON; "+want)
+		}
+		if seen[name] {
+			return bad(name, "duplicate key")
+		}
+		seen[name] = true
+		switch name {
+		case "name":
+			if err := dec.Decode(&req.Name); err != nil {
+				return bad("name", "must be a string")
+			}
+		case "scopes":
+			if err := dec.Decode(&req.Scopes); err != nil {
+				return bad("scopes", `must be an array of "append", "read" or "admin"`)
+			}
+		default:
+			return bad(name, "unknown field; "+want)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return bad("", "invalid JSON; "+want)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("", "data after the object")
+	}
+	return req, nil
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -50,11 +51,28 @@ func TestKeysOverAPI(t *testing.T) {
 	if r := e.do("DELETE", "/v1/keys/"+made.ID, "globex-admin", "", nil); r.status != 404 {
 		t.Errorf("globex's admin revoking acme's key = %d, want 404", r.status)
 	}
-	for _, bad := range []string{`{"name":"x","scopes":[]}`, `{"name":"x","scopes":["root"]}`, `{"name":"x","scopes":["read"],"log":"globex"}`, `nope`} {
-		if r := e.do("POST", "/v1/keys", "acme-admin", "application/json", []byte(bad)); r.status != 400 {
-			t.Errorf("POST /v1/keys %s = %d, want 400", bad, r.status)
+	for _, bad := range []struct{ body, field string }{
+		{`{"name":"x","scopes":[]}`, "scopes"},
+		{`{"name":"x","scopes":["root"]}`, "scopes"},
+		{`{"name":"x","scopes":["read"],"log":"globex"}`, "log"},
+		{`nope`, ""},
+		// As strict as events: no trailing data, duplicate or
+		// differently spelt keys, invalid UTF-8 or wrong types.
+		{`{"name":"x","scopes":["read"]} trailing`, ""},
+		{`{"name":"x","name":"y","scopes":["read"]}`, "name"},
+		{`{"NAME":"x","SCOPES":["read"]}`, "NAME"},
+		{"{\"name\":\"bad\xffutf\",\"scopes\":[\"read\"]}", ""},
+		{`{"name":5,"scopes":["read"]}`, "name"},
+		{`{"name":"x","scopes":"read"}`, "scopes"},
+	} {
+		r := e.do("POST", "/v1/keys", "acme-admin", "application/json", []byte(bad.body))
+		var ae apiErr
+		json.Unmarshal(r.body, &ae)
+		if r.status != 400 || ae.Error.Field != bad.field {
+			t.Errorf("POST /v1/keys %s = %d %s, want 400 naming field %q", bad.body, r.status, r.body, bad.field)
 		}
 	}
+
 	// Revoked: refused at once.
 	if r := e.do("DELETE", "/v1/keys/"+made.ID, "acme-admin", "", nil); r.status != 204 {
 		t.Fatalf("DELETE /v1/keys/%s = %d %s, want 204", made.ID, r.status, r.body)

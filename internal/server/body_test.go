@@ -33,8 +33,11 @@ func TestBodyReadTimeout(t *testing.T) {
 	}
 	logs := &logBuffer{t: t}
 	srv := &http.Server{
-		Handler:     server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}),
-		ReadTimeout: 300 * time.Millisecond,
+		Handler: server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}),
+		// As trail serve sets them: the same for reads and writes, so
+		// the write deadline has passed too when the read times out.
+		ReadTimeout:  300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,4 +135,42 @@ func TestNoStore(t *testing.T) {
 	check("GET /v1/tail", resp.Header)
 	cancel()
 	resp.Body.Close()
+}
+
+// TestBodyBrokenOff: a body that ends before its Content-Length (the
+// client closed its side), or whose chunked encoding is malformed, gets
+// a 400 saying the body broke off, not a 500; nothing is stored.
+func TestBodyBrokenOff(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	body := ev("a", "user.login")
+	for name, req := range map[string]string{
+		"short of its length": fmt.Sprintf("POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", e.keys["acme-append"], len(body)+100, body),
+		"a malformed chunk":   fmt.Sprintf("POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n%s\r\n0\r\n\r\n", e.keys["acme-append"], body),
+		"keys, short":         fmt.Sprintf("POST /v1/keys HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"name\":", e.keys["acme-admin"]),
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			io.WriteString(conn, req)
+			conn.(*net.TCPConn).CloseWrite()
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			var ae apiErr
+			json.Unmarshal(b, &ae)
+			if resp.StatusCode != http.StatusBadRequest || ae.Error.Code != "invalid_request" {
+				t.Errorf("answer %d %s, want 400 invalid_request", resp.StatusCode, b)
+			}
+		})
+	}
+	l, _ := e.db.Log(context.Background(), "acme")
+	if l.Size() != e.start["acme"] {
+		t.Errorf("log size %d after broken bodies, want %d", l.Size(), e.start["acme"])
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
@@ -51,8 +52,14 @@ func badParam(name, reason string) error {
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(r, err)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="trail"`)
+	case http.StatusRequestTimeout:
+		// The read timeout passed, and so has the write deadline, which
+		// the server sets to the same time: give the answer a moment.
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(5 * time.Second))
+		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/trail-audit/trail"
@@ -18,6 +19,20 @@ import (
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 )
+
+// readBody reads the request's body, at most limit bytes. A body over
+// the limit fails with a *http.MaxBytesError (413), one that does not
+// arrive within the server's read timeout with os.ErrDeadlineExceeded
+// (408), and one that breaks off (the connection closed before its
+// Content-Length, a malformed chunk) with a 400 saying so.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var me *http.MaxBytesError
+	if err != nil && !errors.As(err, &me) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: "the request body broke off before its end: " + err.Error()}
+	}
+	return body, err
+}
 
 // appendEvents serves POST /v1/events. The body is one event object,
 // {"events": [...]}, or NDJSON (Content-Type application/x-ndjson). The
@@ -35,7 +50,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 			return errUnsupported
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
