@@ -2,12 +2,20 @@ package server
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
 )
+
+// maxAuditParams bounds the query parameters a read's event records, so
+// that its metadata stays within an event's 32 KiB (each name is cut to
+// 64 bytes, each value to 512).
+const maxAuditParams = 32
 
 // auditRead records, in the key's own log, that the key read it (PCI DSS
 // 10.2.1.3: access to audit logs is itself audited): actor = the key,
@@ -18,9 +26,17 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 	if s.opts.NoReadAudit {
 		return nil
 	}
+	// The query's parameters, as many as an event's metadata holds: at
+	// most maxAuditParams, in name order, and how many more there were.
+	query := r.URL.Query()
+	names := slices.Sorted(maps.Keys(query))
 	params := map[string]string{}
-	for name, vals := range r.URL.Query() {
-		if name != "" && len(vals) > 0 {
+	for i, name := range names {
+		if i == maxAuditParams {
+			params["more_parameters"] = strconv.Itoa(len(names)-i) + " not recorded"
+			break
+		}
+		if vals := query[name]; name != "" && len(vals) > 0 {
 			params[event.Sanitize(name, 64)] = event.Sanitize(vals[0], 512)
 		}
 	}

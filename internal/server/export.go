@@ -24,6 +24,11 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 		return err
 	}
 	format, raw, q := x.Format, x.CSVRaw, x.Query
+	// A filter Search would refuse is refused before the read is
+	// recorded: the log holds exports that happened, not attempts.
+	if err := trail.CheckQuery(q); err != nil {
+		return err
+	}
 	if err := s.auditRead(r, key, l, trail.ActionExport, nil); err != nil {
 		return err
 	}

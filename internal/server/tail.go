@@ -44,7 +44,9 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 		if err != nil || seq < -1 {
 			return badHeader("Last-Event-ID", "the seq of the last event received")
 		}
-		next = min(next, seq+1)
+		if seq < next { // seq+1 would overflow at the largest seq
+			next = seq + 1
+		}
 	}
 	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err

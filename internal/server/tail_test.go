@@ -111,6 +111,16 @@ func TestTail(t *testing.T) {
 	if r := e.do("GET", "/v1/tail?limit=3", "acme-read", "", nil); r.status != 400 {
 		t.Errorf("tail with a limit = %d, want 400", r.status)
 	}
+
+	// A Last-Event-ID past the log, up to the largest seq, replays
+	// nothing: the stream starts at the log's end.
+	msgs3, stop3 := sse(t, e, "/v1/tail?action=user.delete", "9223372036854775807")
+	defer stop3()
+	select {
+	case m := <-msgs3:
+		t.Errorf("tail after the largest seq replayed %q", m)
+	case <-time.After(600 * time.Millisecond):
+	}
 }
 
 // ended waits up to 2 s for the stream msgs to end, and fails unless it
