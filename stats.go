@@ -78,6 +78,11 @@ func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
 	if end.Before(until) {
 		end = end.Add(bucket)
 	}
+	if q.Since.IsZero() && end.Sub(start)/bucket > MaxStatsBuckets {
+		// The range runs from the first event, which may be years back
+		// (its time is the client's): the last MaxStatsBuckets buckets.
+		start = end.Add(-MaxStatsBuckets * bucket)
+	}
 	if n := end.Sub(start) / bucket; n > MaxStatsBuckets {
 		field, unit := "since", "hour"
 		if bucket == day {
