@@ -83,10 +83,14 @@ func ParseStoreURL(s string) (StoreURL, error) {
 	scheme, _, ok := strings.Cut(s, ":")
 	if !ok || !validScheme(scheme) {
 		hint := ""
-		if s != "" {
+		switch {
+		case keywordPassword.MatchString(s) || strings.Contains(s, "dbname="):
+			// libpq's keyword form, host=… dbname=…, not a directory.
+			hint = "; write a PostgreSQL database as postgres://USER@HOST/DATABASE"
+		case s != "":
 			hint = fmt.Sprintf("; for the data directory %s write sqlite:%s", s, s)
 		}
-		return StoreURL{}, fmt.Errorf("store URL %q has no scheme: it reads SCHEME:WHERE, and this build supports %s%s", s, supportedSchemes(), hint)
+		return StoreURL{}, fmt.Errorf("store URL %q has no scheme: it reads SCHEME:WHERE, and this build supports %s%s", redactURL(s), supportedSchemes(), hint)
 	}
 	scheme = strings.ToLower(scheme)
 	b, ok := backends[scheme]
@@ -126,6 +130,7 @@ func supportedSchemes() string {
 // them: the one after the user name, and the password and sslpassword
 // parameters that libpq and pgx also take from the query.
 func redactURL(s string) string {
+	s = keywordPassword.ReplaceAllString(s, "${1}${2}xxxxx")
 	s = passwordParam.ReplaceAllString(s, "${1}xxxxx")
 	u, err := url.Parse(s)
 	if err == nil {
@@ -140,18 +145,24 @@ func redactURL(s string) string {
 	if !ok {
 		return s
 	}
-	auth := rest
-	if i := strings.IndexAny(auth, "/?#"); i >= 0 {
-		auth = auth[:i]
+	// The password may hold '/', '?' or '#' (which is why url did not
+	// read it): the user information runs to the last '@', and a '@'
+	// further on only hides more than the password.
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
 	}
-	at := strings.LastIndex(auth, "@")
-	colon := strings.Index(auth, ":")
-	if at < 0 || colon < 0 || colon > at {
+	colon := strings.Index(rest[:at], ":")
+	if colon < 0 {
 		return s
 	}
 	start := len(s) - len(rest) + colon + 1
 	return s[:start] + "xxxxx" + s[start+at-colon-1:]
 }
+
+// keywordPassword matches the password of libpq's keyword form
+// (host=… password=… dbname=…) up to its value, quoted or not.
+var keywordPassword = regexp.MustCompile(`(?i)(^|\s)((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
 
 // passwordParam matches a password parameter of a URL's query up to its
 // value, which ends at the next parameter or the fragment. A name may be

@@ -46,6 +46,10 @@ func TestParseStoreURL(t *testing.T) {
 		{in: "postgres://trail@db.example.com:99999999/trail%zz?PassWord=hunter2&x=1", wantErr: []string{"not a valid URL", "PassWord=xxxxx&x=1"}},
 		{in: "postgres://trail:hunter2@db.example.com/?sslpassword=hunter2", wantErr: []string{"names no database", "trail:xxxxx@", "sslpassword=xxxxx"}},
 		{in: "file://x/?password=hunter2", wantErr: []string{`no "file" store`}},
+		{in: "postgres://trail:hun/ter2@db.example.com/trail", wantErr: []string{"not a valid URL", "trail:xxxxx@db.example.com"}},
+		{in: "postgres://trail:hunter2#x@db.example.com/trail", wantErr: []string{"not a valid URL", "trail:xxxxx@db.example.com"}},
+		{in: "host=127.0.0.1 password=hunter2 dbname=trail", wantErr: []string{"no scheme", "password=xxxxx", "postgres://USER@HOST/DATABASE"}},
+		{in: "host=127.0.0.1 password='hunter2 x' dbname=trail", wantErr: []string{"no scheme", "password=xxxxx dbname"}},
 		{in: "file:/var/lib/trail", wantErr: []string{`no "file" store`, "sqlite:DIR", "postgres://"}},
 		{in: "1sqlite:x", wantErr: []string{"no scheme"}},
 	} {
