@@ -214,7 +214,7 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 			if l.Created {
 				how = "created,"
 			}
-			fmt.Fprintf(w, "Log %q: %s %s events in %s commits, from %s to %s.\n", l.Name, how, commas(l.Events), commas(int64(l.Checkpoints)), commas(l.From), commas(l.Size))
+			fmt.Fprintf(w, "Log %q: %s %s in %s, from %s to %s.\n", l.Name, how, counted(l.Events, "event"), counted(int64(l.Checkpoints), "commit"), commas(l.From), commas(l.Size))
 		}
 		if l.Keys > 0 || l.Revoked > 0 {
 			fmt.Fprintf(w, "  API keys: %d copied, %d revoked as in the source.\n", l.Keys, l.Revoked)
@@ -235,4 +235,12 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 		logs = "log"
 	}
 	fmt.Fprintf(w, "Copied %s events of %d %s in %s%s.\n", commas(res.Events), len(res.Logs), logs, elapsed.Round(time.Millisecond), rate)
+}
+
+// counted returns n with commas, and noun, in the plural unless n is 1.
+func counted(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return commas(n) + " " + noun + "s"
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trail-audit/trail"
 )
@@ -110,7 +111,7 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "  origin:        %s\n", l.Origin())
 	fmt.Fprintf(w, "  signing key:   %s (secret; back it up)\n", keyFile)
 	fmt.Fprintf(w, "  verifier key:  %s\n", l.VerifierKey())
-	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --verifier-key %s\n", l.VerifierKey())
+	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --data %s --log %s --verifier-key %s\n", shellQuote(dir), shellQuote(l.Name()), l.VerifierKey())
 	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(c.env.stderr, "warning: %s is open to other users (mode %#o); consider: chmod 700 %s\n", dir, info.Mode().Perm(), dir)
 	}
@@ -136,8 +137,18 @@ func (c *initCommand) printPostgres(l *trail.Log, createdSchema, createdKey bool
 	fmt.Fprintf(w, "  origin:        %s\n", l.Origin())
 	fmt.Fprintf(w, "  signing key:   in the database, sealed with %s\n", c.db.masterKeyFile)
 	fmt.Fprintf(w, "  verifier key:  %s\n", l.VerifierKey())
-	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --verifier-key %s\n", l.VerifierKey())
+	fmt.Fprintf(w, "\nGive the verifier key to auditors; they check the log with\n  trail verify --store %s --log %s --verifier-key %s\n", shellQuote(c.db.data), shellQuote(l.Name()), l.VerifierKey())
 	return nil
+}
+
+// shellQuote returns s as one word of a POSIX shell command line: as it
+// is when it holds only characters no shell treats specially, else in
+// single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+=,%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // ensureMasterKey makes a new master key in the file path unless it

@@ -677,3 +677,25 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("trail --data D --log second search = %q", r.stdout)
 	}
 }
+
+// TestInitPrintsVerify: the command trail init tells auditors to run
+// works as printed, for a log that is not the default one, in a data
+// directory whose path needs quoting.
+func TestInitPrintsVerify(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "audit data")
+	r := ok(t, "", "init", "--data", data, "--log", "app")
+	_, cmd, found := strings.Cut(r.stdout, "they check the log with\n  trail ")
+	if !found {
+		t.Fatalf("trail init printed no verify command:\n%s", r.stdout)
+	}
+	cmd, _, _ = strings.Cut(cmd, "\n")
+	want := fmt.Sprintf("verify --data '%s' --log app --verifier-key ", data)
+	if !strings.HasPrefix(cmd, want) {
+		t.Fatalf("trail init prints %q, want it to start %q", cmd, want)
+	}
+	vkey := strings.TrimPrefix(cmd, want)
+	if r := run(t, "", "verify", "--data", data, "--log", "app", "--verifier-key", vkey); r.code != 0 {
+		t.Errorf("the printed command exited %d: %s", r.code, r.stderr)
+	}
+}

@@ -122,7 +122,7 @@ func (s *server) actionOptions(ctx context.Context, l *trail.Log) []web.Option {
 	var opts []web.Option
 	prefixes := map[string]int64{}
 	for _, c := range counts {
-		opts = append(opts, web.Option{Value: c.Value, Label: web.FormatInt(c.Count) + " events"})
+		opts = append(opts, web.Option{Value: c.Value, Label: web.Count(c.Count, "event")})
 		parts := strings.Split(c.Value, ".")
 		for i := 1; i < len(parts); i++ {
 			prefixes[strings.Join(parts[:i], ".")+".*"] += c.Count

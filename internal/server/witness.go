@@ -12,6 +12,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/internal/web"
 )
 
 // Witnessing, as the API shows it (trail.Options.WitnessPolicy):
@@ -180,7 +181,7 @@ func (s *server) witnessDegraded() []string {
 	var why []string
 	for _, st := range s.db.WitnessStatus() {
 		if !st.Since.IsZero() && time.Since(st.Since) > witnessLagLimit {
-			why = append(why, fmt.Sprintf("log %s: witnessing lags %d events, %s", st.Log, st.Size-st.Witnessed, time.Since(st.Since).Round(time.Second)))
+			why = append(why, fmt.Sprintf("log %s: witnessing lags %s, %s", st.Log, web.Count(st.Size-st.Witnessed, "event"), time.Since(st.Since).Round(time.Second)))
 		}
 		for _, w := range st.Witnesses {
 			if w.Err != nil {

@@ -97,6 +97,15 @@ func RenderPart(buf *bytes.Buffer, name string, data any) error {
 	return parts.ExecuteTemplate(buf, name, data)
 }
 
+// Count returns n, as FormatInt writes it, and noun, in the plural
+// unless n is 1: "1 event", "1,204 events".
+func Count(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return FormatInt(n) + " " + noun + "s"
+}
+
 // FormatInt writes n with thousands separators: 1234567 → 1,234,567.
 func FormatInt(n int64) string {
 	s := fmt.Sprint(n)

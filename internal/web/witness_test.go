@@ -245,3 +245,11 @@ func TestVerifyWitnessesBadPolicy(t *testing.T) {
 		t.Errorf("verifyWitnesses with a policy that is no text = %+v", last)
 	}
 }
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 events", 1: "1 event", 2: "2 events", 1204: "1,204 events"} {
+		if got := Count(n, "event"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
