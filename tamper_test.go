@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
@@ -789,6 +790,60 @@ func TestTamperThenAppend(t *testing.T) {
 				db.Close()
 				if _, err := verify(t, dir, trail.VerifyOptions{}); err == nil {
 					t.Error("Verify after the refused append = nil, want the damage reported")
+				}
+			})
+		}
+	})
+}
+
+// TestTamperSearch: a search without filters, newest first or oldest
+// first, meets the events missing at the log's end, or stored twice, and
+// fails as damaged rather than answer without them.
+func TestTamperSearch(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newTamperFixture(t, b)
+		for _, c := range []struct {
+			name   string
+			mutate func(t *testing.T, tp storetest.Tamperer)
+		}{
+			{"newest events deleted", func(t *testing.T, tp storetest.Tamperer) {
+				editEvents(t, tp, 795, 800, func(evs []*event.Event) []*event.Event { return nil })
+			}},
+			{"size raised", func(t *testing.T, tp storetest.Tamperer) {
+				setSize(t, tp, 805, time.Date(2025, 7, 1, 11, 0, 0, 0, time.UTC))
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				ctx := context.Background()
+				dir := f.copy(t)
+				tp := b.Tamper(t, dir)
+				c.mutate(t, tp)
+				if err := tp.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db, err := openAt(ctx, dir, trail.Options{ReadOnly: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				l, err := db.Log(ctx, tamperLog)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page, err := l.Search(ctx, api.Query{Limit: 1000}); !errors.Is(err, trail.ErrDamaged) {
+					t.Errorf("Search, newest first = %d events, %v; want ErrDamaged", len(page.Events), err)
+				}
+				n := 0
+				var err2 error
+				for _, err := range l.Events(ctx, api.Query{}) { // oldest first, as export reads
+					if err != nil {
+						err2 = err
+						break
+					}
+					n++
+				}
+				if !errors.Is(err2, trail.ErrDamaged) {
+					t.Errorf("Events, oldest first = %d events, then %v; want ErrDamaged", n, err2)
 				}
 			})
 		}

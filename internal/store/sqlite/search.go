@@ -33,9 +33,16 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 		return nil, err
 	}
 	limit := q.PageSize()
+	// The range ends at the log's last event, so that a scan finds the
+	// events missing at its end (deleted, or a size raised outside
+	// Trail) as well as those missing between others.
+	size, err := s.Size(ctx, log)
+	if err != nil {
+		return nil, err
+	}
 	from, to := max(q.From, 0), q.To
-	if to < 0 || to >= 1<<seqBits {
-		to = 1<<seqBits - 1
+	if to < 0 || to >= size {
+		to = size - 1
 	}
 	if from > to {
 		return nil, nil
@@ -393,6 +400,14 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 			return nil, &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 		case !asc && below >= 0 && last+1 < below:
 			return nil, &store.DamagedError{Seq: last + 1, Problem: store.ProblemMissing}
+		case !asc && below < 0 && last < to:
+			// The newest bundle ends before the range does.
+			return nil, &store.DamagedError{Seq: last + 1, Problem: store.ProblemMissing}
+		case asc && first < next && next > from:
+			// Overlaps the bundle before: a seq stored twice.
+			return nil, &store.DamagedError{Seq: first, Problem: "it is stored twice, in two overlapping bundles"}
+		case !asc && below >= 0 && last >= below:
+			return nil, &store.DamagedError{Seq: below, Problem: "it is stored twice, in two overlapping bundles"}
 		}
 		next, below = max(next, last+1), first
 		// Only the events in range are decoded: damage outside it is
@@ -414,8 +429,11 @@ func (s *Store) runScan(ctx context.Context, r *bundleReader, p plan, from, to i
 			}
 		}
 	}
-	if !asc && below > from {
+	switch {
+	case !asc && (below > from || below < 0):
 		return nil, &store.DamagedError{Seq: from, Problem: store.ProblemMissing}
+	case asc && next <= to:
+		return nil, &store.DamagedError{Seq: next, Problem: store.ProblemMissing}
 	}
 	return out, nil
 }
