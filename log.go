@@ -136,6 +136,9 @@ func (l *Log) setState(st store.State) error {
 func (l *Log) checkTip(st store.State, app *merkle.Appender) error {
 	last := max(st.Size-1, 0)
 	switch {
+	case l.info.Origin != l.verifier.Name():
+		// Checkpoints are signed under the key's name.
+		return &DamagedError{Seq: last, Problem: fmt.Sprintf("the log's stored origin %q is not the name of its key, %q: it was changed outside Trail", l.info.Origin, l.verifier.Name())}
 	case st.Checkpoint == nil && st.Size == 0:
 		return nil
 	case st.Checkpoint == nil:

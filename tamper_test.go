@@ -408,6 +408,9 @@ func tamperCases() []tamperCase {
 				}
 			})
 		}},
+		{name: "last receipt time moved ahead", seq: 799, says: "stored last receipt time", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+			setSize(t, tp, 800, time.Date(2255, 3, 14, 0, 0, 0, 0, time.UTC))
+		}},
 		{name: "first event changed", seq: 0, mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
 			editEvent(t, tp, 0, func(e *event.Event) { e.Action = "user.logout" })
 		}},
@@ -740,6 +743,9 @@ func TestTamperThenAppend(t *testing.T) {
 					n[len(n)-5] ^= 1
 					return n
 				})
+			}},
+			{name: "last receipt time a year ahead", says: "ahead of this server's clock", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
+				setSize(t, tp, 800, time.Now().AddDate(1, 0, 0))
 			}},
 			{name: "latest checkpoint removed", says: "latest checkpoint was signed for 799", mutate: func(t *testing.T, tp storetest.Tamperer, _ string) {
 				must(t, tp.EditCheckpoints(context.Background(), tamperLog, func(n int64, note []byte) []byte {

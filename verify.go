@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -74,6 +75,9 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	if err == nil {
 		err = l.verifyEnd(ctx, st.Size)
 	}
+	if err == nil {
+		err = l.verifyLogRow(ctx, st, v)
+	}
 	if ve := (*verify.Error)(nil); errors.As(err, &ve) {
 		return VerifyReport{}, &VerifyError{Seq: ve.Seq, Problem: ve.Problem}
 	}
@@ -81,6 +85,30 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		return VerifyReport{}, err
 	}
 	return VerifyReport{Size: rep.Size, Root: rep.Root, Checkpoints: rep.Checkpoints, Against: rep.Against}, nil
+}
+
+// verifyLogRow checks what the store keeps about the log beside its
+// events and checkpoints: its origin is its key's name, which every
+// checkpoint is signed under, and its last receipt time is that of its
+// last event, which the next append's receipt time may not go below.
+// Either changed outside Trail stops appends, or stamps later events
+// with a time that never was.
+func (l *Log) verifyLogRow(ctx context.Context, st store.State, v note.Verifier) error {
+	if l.info.Origin != v.Name() {
+		return &VerifyError{Seq: 0, Problem: fmt.Sprintf("the log's stored origin %q is not the name of its key, %q: it was changed outside Trail, and appends fail until it is restored", l.info.Origin, v.Name())}
+	}
+	if st.Size == 0 {
+		return nil
+	}
+	last, err := l.db.st.Get(ctx, l.info.ID, st.Size-1)
+	if err != nil {
+		return fmt.Errorf("read the last event: %w", err)
+	}
+	if !last.ReceivedAt.Equal(st.LastReceivedAt) {
+		return &VerifyError{Seq: st.Size - 1, Problem: fmt.Sprintf("the log's stored last receipt time, %s, is not its last event's, %s: it was changed outside Trail, and the next events would be stamped from it",
+			st.LastReceivedAt.Format(time.RFC3339Nano), last.ReceivedAt.Format(time.RFC3339Nano))}
+	}
+	return nil
 }
 
 // verifyEnd reports an event stored past the end of the log, which has

@@ -285,6 +285,10 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 	return order, err
 }
 
+// maxClockLead bounds how far ahead of a server's clock a log's last
+// receipt time may be for the server to append to it.
+const maxClockLead = 24 * time.Hour
+
 // conflictBudget bounds how long one group commit keeps being sequenced
 // again after other processes appended to its logs; past it the group is
 // refused as unavailable.
@@ -318,6 +322,11 @@ func (w *writer) sequence(group []*appendReq, now time.Time) ([]*pending, error)
 			}
 			p = &pending{log: l, app: l.app.Clone(), lastRecv: l.lastRecv}
 			l.mu.RUnlock()
+			if p.lastRecv.Sub(now) > maxClockLead {
+				// Every later event would take this time as its
+				// received_at (which never goes back).
+				return order, &DamagedError{Seq: max(p.app.Size()-1, 0), Problem: fmt.Sprintf("the log's last receipt time, %s, is more than %v ahead of this server's clock: it was changed outside Trail, or the clock of the server that wrote it is wrong", p.lastRecv.Format(time.RFC3339), maxClockLead)}
+			}
 			p.batch.Log = l.info.ID
 			byLog[l] = p
 			order = append(order, p)

@@ -1,0 +1,58 @@
+package trail
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/sqlite"
+)
+
+// TestVerifyOriginChanged: a log's origin changed in the database, so
+// that it is no longer its key's name, is reported by Verify, and an
+// append refuses it rather than fail to sign.
+func TestVerifyOriginChanged(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := Init(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "acme", "example.com/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "user.login"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("UPDATE logs SET origin = 'example.com/other' WHERE name = 'acme'"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db, err = Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err = db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ve *VerifyError
+	if _, err := l.Verify(ctx, VerifyOptions{}); !errors.As(err, &ve) || !strings.Contains(err.Error(), `stored origin "example.com/other" is not the name of its key`) {
+		t.Errorf("Verify = %v, want a VerifyError naming the origin", err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "user.login"}); !errors.Is(err, ErrDamaged) {
+		t.Errorf("Append = %v, want ErrDamaged", err)
+	}
+}
