@@ -394,3 +394,32 @@ func TestIndexOneConnection(t *testing.T) {
 	storetest.CheckWords(t, s, w, 100)
 	storetest.CheckCounts(t, s, w)
 }
+
+// TestSearchIndexPastEnd: index progress raised past the log's end, in
+// the database, would hide every event appended after it from searches
+// through the indexes; a search fails as damaged instead.
+func TestSearchIndexPastEnd(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s := open(t, url)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(10, 1)...)
+	indexed(t, s, w)
+	for _, table := range []string{"indexed", "text_indexed"} {
+		conn := raw(t, url)
+		if _, err := conn.Exec(ctx, "UPDATE "+table+" SET size = 500 WHERE log = $1", w.Info.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Search(ctx, w.Info.ID, store.Query{To: -1})
+		var de *store.DamagedError
+		if !errors.As(err, &de) || !strings.Contains(de.Problem, "past the log's 10") {
+			t.Errorf("%s at 500: Search = %v, want a *store.DamagedError saying the indexes go past the log's end", table, err)
+		}
+		if _, err := conn.Exec(ctx, "UPDATE "+table+" SET size = 10 WHERE log = $1", w.Info.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Search(ctx, w.Info.ID, store.Query{To: -1}); err != nil || len(got) != 10 {
+		t.Errorf("Search once restored = %d events, %v; want 10", len(got), err)
+	}
+}

@@ -37,6 +37,9 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil {
 		return nil, err
 	}
+	if fields > size || text > size {
+		return nil, indexPastEnd(max(fields, text), size)
+	}
 	// How far the index the query is looked up in goes.
 	sql, args, byFields := fieldSQL(log, q)
 	terms := derive.Terms(q.Text)
@@ -85,12 +88,12 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 // indexedSize returns the size of log and how far its fields' indexes
 // (event_fields, event_targets) and its words' (bundle_text) go.
 func (s *Store) indexedSize(ctx context.Context, log int64) (size, fields, text int64, err error) {
-	err = s.pool.QueryRow(ctx, "SELECT l.size, LEAST(l.size, COALESCE(i.size, 0)), LEAST(l.size, COALESCE(t.size, 0)) FROM "+progress+" WHERE l.id = $1",
+	err = s.pool.QueryRow(ctx, "SELECT l.size, COALESCE(i.size, 0), COALESCE(t.size, 0) FROM "+progress+" WHERE l.id = $1",
 		log).Scan(&size, &fields, &text)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, 0, fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
-	if err == nil {
+	if err == nil && max(fields, text) <= size {
 		s.noteSizes(log, -1, min(fields, text))
 	}
 	return size, fields, text, err
@@ -724,4 +727,12 @@ const maxTerm = maxWord - utf8.UTFMax
 // likePrefix is the LIKE pattern of the strings starting with p.
 func likePrefix(p string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+}
+
+// indexPastEnd is the error of a search index that says it covers more
+// events than the log holds: its progress was changed outside Trail, and
+// the events it claims are not in it, so a search through it would leave
+// them out.
+func indexPastEnd(indexed, size int64) error {
+	return &store.DamagedError{Seq: size, Problem: fmt.Sprintf("the search indexes say they cover %d events, past the log's %d: their progress was changed outside Trail (trail verify --index says more; trail reindex rebuilds them)", indexed, size)}
 }

@@ -141,3 +141,27 @@ func TestReadOnlyOlderSchema(t *testing.T) {
 	}
 	unchanged(t, path, before)
 }
+
+// TestSearchIndexPastEnd: index progress raised past the log's end in
+// the database would hide every event appended after it from searches
+// through the indexes; a search fails as damaged instead.
+func TestSearchIndexPastEnd(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{})
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(10, 1)...)
+	if err := s.WaitIndexed(ctx, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db := rawDB(t, path)
+	exec(t, db, fmt.Sprintf("UPDATE logs SET indexed_size = 500 WHERE id = %d", w.Info.ID))
+	db.Close()
+	ro := open(t, path, Options{ReadOnly: true})
+	_, err := ro.Search(ctx, w.Info.ID, store.Query{To: -1})
+	var de *store.DamagedError
+	if !errors.As(err, &de) || !strings.Contains(de.Problem, "past the log's 10") {
+		t.Errorf("Search with indexed_size 500 = %v, want a *store.DamagedError saying the indexes go past the log's end", err)
+	}
+}

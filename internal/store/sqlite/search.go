@@ -36,9 +36,13 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	// The range ends at the log's last event, so that a scan finds the
 	// events missing at its end (deleted, or a size raised outside
 	// Trail) as well as those missing between others.
+	indexed := s.ix.indexedTo(log) // before the size: never past it, unless changed outside Trail
 	size, err := s.Size(ctx, log)
 	if err != nil {
 		return nil, err
+	}
+	if indexed > size {
+		return nil, &store.DamagedError{Seq: size, Problem: fmt.Sprintf("the search indexes say they cover %d events, past the log's %d: their progress was changed outside Trail (trail verify --index says more; trail reindex rebuilds them)", indexed, size)}
 	}
 	from, to := max(q.From, 0), q.To
 	if to < 0 || to >= size {
@@ -51,7 +55,6 @@ func (s *Store) Search(ctx context.Context, log int64, q store.Query) ([]*event.
 	if err != nil || p.none {
 		return nil, err
 	}
-	indexed := s.ix.indexedTo(log)
 
 	type part struct {
 		from, to int64
