@@ -56,3 +56,45 @@ func TestVerifyOriginChanged(t *testing.T) {
 		t.Errorf("Append = %v, want ErrDamaged", err)
 	}
 }
+
+// TestVerifyIndexPastEnd: index progress raised past the log's end is
+// reported by VerifyIndex as such, not as events missing from the index.
+func TestVerifyIndexPastEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := Init(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "user.login"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("UPDATE logs SET indexed_size = 500 WHERE name = 'acme'"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err = Open(ctx, dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if l, err = db.Log(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	var ve *VerifyError
+	if _, err := l.VerifyIndex(ctx, VerifyIndexOptions{}); !errors.As(err, &ve) || !strings.Contains(err.Error(), "cover 500 events, past the log's 1") {
+		t.Errorf("VerifyIndex = %v, want a VerifyError saying the progress is past the end", err)
+	}
+}

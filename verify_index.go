@@ -204,6 +204,15 @@ func (l *Log) VerifyIndex(ctx context.Context, opts VerifyIndexOptions) (IndexRe
 		return rep, fmt.Errorf("read stored counts: %w", err)
 	}
 	rep.IndexedTo, rep.CountedTo = to.Indexed, to.Rolled
+	if high := max(to.Indexed, to.Rolled); high > st.Size {
+		// The log may have grown, and been indexed, since its size was
+		// read: the progress is past its end only past its size now.
+		if size, err := l.db.st.Size(ctx, log); err != nil {
+			return rep, fmt.Errorf("read log size: %w", err)
+		} else if high > size {
+			return rep, &VerifyError{Seq: size, Problem: fmt.Sprintf("the search indexes and counts say they cover %d events, past the log's %d: their progress was changed outside Trail, and searches fail until trail reindex rebuilds them", high, size)}
+		}
+	}
 
 	// The stored words are read meanwhile, on a connection of their own.
 	seed := maphash.MakeSeed()
