@@ -294,8 +294,30 @@ func (l *Log) WitnessedAt(ctx context.Context, seq int64) (signed []byte, met bo
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
+	// The newest checkpoint some witnesses cosigned, if it covers the
+	// event: often not the latest, which a read's own record (trail.get)
+	// has just moved on.
+	if p, ok := l.partial(); ok && p.Size > seq {
+		return bytes.Clone(p.Note), false, nil
+	}
 	signed, err = l.CheckpointCosigned()
 	return signed, false, err
+}
+
+// partial returns the newest checkpoint of the log that witnesses of the
+// DB's policy have cosigned, too few to meet it, as this server
+// submitted it.
+func (l *Log) partial() (witnessing.Checkpoint, bool) {
+	if l.db.witness == nil {
+		return witnessing.Checkpoint{}, false
+	}
+	l.db.witness.mu.Lock()
+	f := l.db.witness.followers[l.info.Name]
+	l.db.witness.mu.Unlock()
+	if f == nil {
+		return witnessing.Checkpoint{}, false
+	}
+	return f.Partial()
 }
 
 // CheckpointCosigned is Checkpoint, followed by the cosignature lines
@@ -306,16 +328,10 @@ func (l *Log) WitnessedAt(ctx context.Context, seq int64) (signed []byte, met bo
 // does not witness its logs) it is Checkpoint.
 func (l *Log) CheckpointCosigned() ([]byte, error) {
 	signed, err := l.Checkpoint()
-	if err != nil || l.db.witness == nil {
+	if err != nil {
 		return signed, err
 	}
-	l.db.witness.mu.Lock()
-	f := l.db.witness.followers[l.info.Name]
-	l.db.witness.mu.Unlock()
-	if f == nil {
-		return signed, nil
-	}
-	if c, ok := f.Partial(); ok && bytes.HasPrefix(c.Note, signed) {
+	if c, ok := l.partial(); ok && bytes.HasPrefix(c.Note, signed) {
 		return bytes.Clone(c.Note), nil
 	}
 	return signed, nil

@@ -174,6 +174,21 @@ func TestWitnessing(t *testing.T) {
 	if st := db.WitnessStatus(); st[0].Witnesses[0].Err != nil {
 		t.Errorf("w1's status = %+v, want no error", st[0].Witnesses[0])
 	}
+	// w1 down too, and the log moves on: the events w1's last
+	// cosignature covers are proved against that checkpoint, with it,
+	// rather than against the latest, which no witness cosigned.
+	w1.Stop()
+	cosigned := l.Size()
+	appendN(t, l, 2, "user.logout")
+	signed, met, err := l.WitnessedAt(ctx, cosigned-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.OpenCheckpoint(signed)
+	if err != nil || met || c.Size != cosigned || !slices.Equal(p.Check(signed).Cosigners, []string{"w1"}) {
+		t.Errorf("WitnessedAt(%d) = size %d (%v), met %v, cosigned by %v; want size %d cosigned by w1", cosigned-1, c.Size, err, met, p.Check(signed).Cosigners, cosigned)
+	}
+	w1.Restart()
 
 	// Back on its state: caught up.
 	w2.Restart()
