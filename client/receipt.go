@@ -42,7 +42,8 @@ func CheckReceipt(receipt []byte, verifierKey string, pol *policy.Policy) (Verif
 		return Verified{}, receiptError{err}
 	}
 	out := Verified{Event: r.Event, Checkpoint: r.Checkpoint, Signed: r.Note, Proof: r.Proof}
-	if _, err := checkWitnessed(pol, v, r.Checkpoint, r.Note); err != nil {
+	out.Witnesses, err = checkWitnessed(pol, v, r.Checkpoint, r.Note)
+	if err != nil {
 		return out, receiptError{err}
 	}
 	return out, nil

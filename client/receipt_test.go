@@ -57,6 +57,9 @@ func TestAppendWithReceipts(t *testing.T) {
 		if err != nil || got.Event.ID != r.ID {
 			t.Fatalf("receipt of %s: %v", r.ID, err)
 		}
+		if got.Witnesses == nil || !got.Witnesses.Met || len(got.Witnesses.Cosigners) != 2 {
+			t.Errorf("receipt of %s: Witnesses = %+v, want the policy met by both witnesses", r.ID, got.Witnesses)
+		}
 	}
 
 	ws.ws[1].Stop()
