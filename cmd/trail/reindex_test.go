@@ -203,3 +203,16 @@ func testVerifyIndexAndReindex(t *testing.T, b backends.Backend) {
 		}
 	}
 }
+
+// TestVerifyIndexNothingIndexed: on a data directory only the CLI has
+// written, nothing is indexed yet, and verify --index says so plainly
+// rather than "events 0 to -1 compared".
+func TestVerifyIndexNothingIndexed(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	ok(t, `{"actor":{"id":"a"},"action":"user.login"}`+"\n"+`{"actor":{"id":"b"},"action":"user.login"}`+"\n", "append", "--data", data)
+	r := ok(t, "", "verify", "--data", data, "--index")
+	if !strings.Contains(r.stdout, "none of its 2 events indexed yet") || strings.Contains(r.stdout, "-1") {
+		t.Errorf("trail verify --index on a log nothing indexed printed:\n%s", r.stdout)
+	}
+}

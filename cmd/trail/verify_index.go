@@ -58,8 +58,12 @@ func (c *verifyCommand) checkIndex(ctx context.Context, l *trail.Log) (*indexRes
 // errIndexDiffers if it found differences.
 func printIndex(w io.Writer, log string, r *indexResult) error {
 	size := r.Events
-	what := fmt.Sprintf("all %s events compared", commas(size))
-	if r.IndexedTo < size {
+	what := fmt.Sprintf("all %s compared", counted(size, "event"))
+	switch {
+	case r.IndexedTo == 0 && size > 0:
+		what = fmt.Sprintf("none of its %s indexed yet, so none compared (trail serve indexes them as it runs; trail reindex does now), and searches read them from the events themselves",
+			counted(size, "event"))
+	case r.IndexedTo < size:
 		what = fmt.Sprintf("events 0 to %s compared; the indexer had not reached the last %s, which searches read from the events themselves",
 			commas(r.IndexedTo-1), commas(size-r.IndexedTo))
 	}
