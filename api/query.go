@@ -171,8 +171,11 @@ func ParseTail(v url.Values) (Query, error) {
 	if err != nil {
 		return Query{}, err
 	}
-	if q.Limit != 0 || q.Cursor != "" {
-		return Query{}, &ParamError{"limit", "tail takes no limit or cursor"}
+	switch {
+	case q.Limit != 0:
+		return Query{}, &ParamError{"limit", "tail takes no limit"}
+	case q.Cursor != "":
+		return Query{}, &ParamError{"cursor", "tail takes no cursor: it resumes after the seq in a Last-Event-ID header"}
 	}
 	return q, nil
 }

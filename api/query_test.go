@@ -96,7 +96,7 @@ func TestParseTail(t *testing.T) {
 	}{
 		{name: "filters", in: "action=user.*&hide_reads=true", want: Query{Action: "user.*", HideReads: true}},
 		{name: "limit", in: "limit=5", wantParam: "limit"},
-		{name: "cursor", in: "cursor=5", wantParam: "limit"},
+		{name: "cursor", in: "cursor=5", wantParam: "cursor"},
 		{name: "unknown", in: "from=5", wantParam: "from"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
