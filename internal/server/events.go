@@ -315,6 +315,9 @@ func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trai
 	if err != nil {
 		return err
 	}
+	if seq >= size {
+		return badParam("seq", "must be below size: a tree of size events holds seqs 0 to size-1")
+	}
 	proof, err := l.ProveInclusion(r.Context(), seq, size)
 	if err != nil {
 		return err
@@ -331,6 +334,12 @@ func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key tr
 	to, err := intParam(r, "to")
 	if err != nil {
 		return err
+	}
+	switch {
+	case from == 0:
+		return badParam("from", "must be at least 1: every tree is consistent with the empty one")
+	case from > to:
+		return badParam("from", "must not be past to")
 	}
 	proof, err := l.ProveConsistency(r.Context(), from, to)
 	if err != nil {

@@ -408,6 +408,9 @@ func TestValidationErrors(t *testing.T) {
 		{"/v1/proof/inclusion?size=1", "seq"},
 		{"/v1/proof/inclusion?seq=0&size=x", "size"},
 		{"/v1/proof/consistency?from=-1&to=1", "from"},
+		{"/v1/proof/inclusion?seq=5&size=5", "seq"},
+		{"/v1/proof/consistency?from=0&to=5", "from"},
+		{"/v1/proof/consistency?from=6&to=5", "from"},
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", q.path, "acme-read", "", nil)
 	}
