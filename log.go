@@ -575,14 +575,34 @@ func (l *Log) WaitIndexed(ctx context.Context) error { return l.db.st.WaitIndexe
 
 // Checkpoint returns the latest signed checkpoint (a C2SP signed note), or
 // an error wrapping ErrNotFound when the log is empty. Like Size, it shows
-// another DB's appends within half a second.
+// another DB's appends within half a second. A stored checkpoint that
+// does not verify with the log's key, or a log of events without one, is
+// a *DamagedError: it is never served as the log's.
 func (l *Log) Checkpoint() ([]byte, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.latest == nil {
+	latest, size, known := l.latest, l.size, l.tipNote
+	l.mu.RUnlock()
+	switch {
+	case latest == nil && size > 0:
+		return nil, &DamagedError{Seq: size - 1, Problem: fmt.Sprintf("no signed checkpoint covers the log's %d events: they were added outside Trail, or its checkpoints removed", size)}
+	case latest == nil:
 		return nil, fmt.Errorf("checkpoint of log %q: %w (the log is empty)", l.info.Name, ErrNotFound)
+	case bytes.Equal(latest.Note, known):
+		return latest.Note, nil
 	}
-	return l.latest.Note, nil
+	c, _, err := merkle.Open(latest.Note, l.verifier)
+	if err == nil && c.Size != latest.Size {
+		err = fmt.Errorf("signed for size %d, stored as size %d", c.Size, latest.Size)
+	}
+	if err != nil {
+		return nil, &DamagedError{Seq: max(latest.Size-1, 0), Problem: "its latest checkpoint does not verify with the log's key", Err: err}
+	}
+	l.mu.Lock()
+	if l.latest == latest {
+		l.tipNote, l.tipRoot = latest.Note, c.Hash
+	}
+	l.mu.Unlock()
+	return latest.Note, nil
 }
 
 // CheckpointAt returns the stored checkpoint of exactly that tree size.

@@ -855,3 +855,51 @@ func TestTamperSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestTamperCheckpointServed: the latest checkpoint is served only as the
+// log's key signed it: one whose signature was changed, or a log whose
+// checkpoints were all removed, is reported as damaged, not served (or
+// answered as an empty log).
+func TestTamperCheckpointServed(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newTamperFixture(t, b)
+		for _, c := range []struct {
+			name   string
+			mutate func(t *testing.T, tp storetest.Tamperer)
+		}{
+			{"signature changed", func(t *testing.T, tp storetest.Tamperer) {
+				editCheckpoint(t, tp, 800, func(n []byte) []byte {
+					n[len(n)-5] ^= 1
+					return n
+				})
+			}},
+			{"all removed", func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.EditCheckpoints(context.Background(), tamperLog, func(int64, []byte) []byte { return nil }))
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				ctx := context.Background()
+				dir := f.copy(t)
+				tp := b.Tamper(t, dir)
+				c.mutate(t, tp)
+				if err := tp.Close(); err != nil {
+					t.Fatal(err)
+				}
+				for _, ro := range []bool{true, false} {
+					db, err := openAt(ctx, dir, trail.Options{ReadOnly: ro})
+					if err != nil {
+						t.Fatal(err)
+					}
+					l, err := db.Log(ctx, tamperLog)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if signed, err := l.Checkpoint(); !errors.Is(err, trail.ErrDamaged) {
+						t.Errorf("read-only %v: Checkpoint = %d bytes, %v; want ErrDamaged", ro, len(signed), err)
+					}
+					db.Close()
+				}
+			})
+		}
+	})
+}
