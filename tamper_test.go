@@ -903,3 +903,34 @@ func TestTamperCheckpointServed(t *testing.T) {
 		}
 	})
 }
+
+// TestTamperTileMissing: a hash tile the log has reached but the store
+// lacks is reported as damaged, not as a tile not reached yet (404),
+// which tlog clients would take for "try later".
+func TestTamperTileMissing(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newTamperFixture(t, b)
+		ctx := context.Background()
+		dir := f.copy(t)
+		tp := b.Tamper(t, dir)
+		must(t, tp.EditTile(ctx, tamperLog, 0, 0, func([]byte) []byte { return nil }))
+		if err := tp.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db, err := openAt(ctx, dir, trail.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		l, err := db.Log(ctx, tamperLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.HashTile(ctx, 0, 0, trail.TileWidth); !errors.Is(err, trail.ErrDamaged) || errors.Is(err, trail.ErrNotFound) {
+			t.Errorf("HashTile(0/0) with the tile deleted = %v; want ErrDamaged, not ErrNotFound", err)
+		}
+		if _, err := l.HashTile(ctx, 0, 5, trail.TileWidth); !errors.Is(err, trail.ErrNotFound) {
+			t.Errorf("HashTile(0/5), past the log = %v; want ErrNotFound", err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -47,6 +48,11 @@ func (l *Log) HashTile(ctx context.Context, level int, index int64, width int) (
 	}
 	t := tlog.Tile{H: merkle.TileHeight, L: level, N: index, W: width}
 	data, err := tlog.ReadTileData(t, l.hashReader(ctx))
+	if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+		// The log has reached the tile: its hashes should be stored.
+		first := index * TileWidth << uint(merkle.TileHeight*level)
+		return nil, &DamagedError{Seq: first, Problem: fmt.Sprintf("the stored Merkle hashes of tile %d/%d, which the log has reached, are missing", level, index)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hash tile %d/%d: %w", level, index, err)
 	}
