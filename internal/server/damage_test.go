@@ -278,3 +278,27 @@ func testTailDamagedEvent(t *testing.T, b backends.Backend) {
 	err = c.Tail(tctx, api.Query{}, d-2, func(*event.Event) error { return nil })
 	wantClientDamaged(t, "Tail", err, d)
 }
+
+// With reads audited, a read meets the damage when it records itself: it
+// is refused as damaged, saying that the read could not be recorded, not
+// that "nothing was stored".
+func TestStrayEventAuditedRead(t *testing.T) {
+	e := newEnvAudit(t, server.Options{})
+	ctx := context.Background()
+	l, err := e.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch(ctx, storetest.Events(10, 6)); err != nil {
+		t.Fatal(err)
+	}
+	size := l.Size()
+	if err := backends.SQLite.Tamper(t, e.loc).CopyRecord(ctx, "acme", size-1, size); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/v1/events?limit=1", "acme-read", "", nil)
+	wantDamaged(t, "GET /v1/events", r, size)
+	if !strings.Contains(string(r.body), "this read could not be recorded") || strings.Contains(string(r.body), "nothing was stored") {
+		t.Errorf("GET /v1/events = %s, want it to say the read could not be recorded", r.body)
+	}
+}

@@ -108,7 +108,11 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 		// Retrying will not help, and nothing of an append was stored:
 		// the message says which event and what to run.
 		status, body.Error.Code, body.Error.Message, body.Error.Seq = http.StatusInternalServerError, "damaged", de.Error(), &de.Seq
-		if errors.Is(err, trail.ErrUnavailable) { // an append
+		switch {
+		case errors.Is(err, trail.ErrUnavailable) && r.Method == http.MethodGet:
+			// A read whose record (auditRead) could not be appended.
+			body.Error.Message = "this read could not be recorded in the log, so it is not served: " + body.Error.Message
+		case errors.Is(err, trail.ErrUnavailable): // an append
 			body.Error.Message = trail.ErrUnavailable.Error() + ": " + body.Error.Message
 		}
 		if de.Err != nil {
