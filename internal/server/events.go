@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
@@ -40,15 +41,20 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	ndjson := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, params, err := mime.ParseMediaType(ct)
 		switch {
 		case err != nil:
 			return errUnsupported
+		case params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8"):
+			return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "charset " + params["charset"] + ": events are UTF-8"}
 		case mt == "application/x-ndjson":
 			ndjson = true
 		case mt != "application/json":
 			return errUnsupported
 		}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "Content-Encoding " + ce + ": send the body uncompressed"}
 	}
 	body, err := readBody(w, r, s.opts.MaxBodyBytes)
 	if err != nil {
@@ -96,9 +102,13 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, key trail.
 	// request's context), so that the answer says what happened rather
 	// than guess. Commits are bounded by the store's own timeouts.
 	actx := context.WithoutCancel(r.Context())
+	idemKeys := r.Header.Values("Idempotency-Key")
+	if len(idemKeys) > 1 {
+		return badHeader("Idempotency-Key", "give it once")
+	}
 	idemKey := r.Header.Get("Idempotency-Key")
 	switch {
-	case idemKey != "":
+	case len(idemKeys) == 1:
 		if !validIdempotencyKey(idemKey) {
 			return badHeader("Idempotency-Key", "1 to 255 printable ASCII characters")
 		}

@@ -69,9 +69,41 @@ func TestIdempotencyKey(t *testing.T) {
 	if n := e.size("acme") - e.start["acme"]; n != 4 {
 		t.Errorf("log holds %d events, want 4", n)
 	}
-	// A malformed key is refused.
+	// A malformed key is refused, and so are an empty one and two: none
+	// of them is taken as no key, which would store a retry twice.
 	if r := e.post("acme-append", "has space", body); r.status != 400 {
 		t.Errorf("Idempotency-Key with a space = %d, want 400", r.status)
+	}
+	for name, values := range map[string][]string{"empty": {""}, "twice": {"a", "b"}} {
+		req, _ := http.NewRequest("POST", e.url+"/v1/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.keys["acme-append"])
+		req.Header["Idempotency-Key"] = values
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("Idempotency-Key %s = %d, want 400", name, resp.StatusCode)
+		}
+	}
+	if n := e.size("acme") - e.start["acme"]; n != 4 {
+		t.Errorf("log holds %d events after refused keys, want 4", n)
+	}
+	// A body sent compressed, or in another charset, is refused rather
+	// than read as UTF-8 JSON.
+	for name, h := range map[string][2]string{"gzip": {"Content-Encoding", "gzip"}, "utf-16": {"Content-Type", "application/json; charset=utf-16"}} {
+		req, _ := http.NewRequest("POST", e.url+"/v1/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.keys["acme-append"])
+		req.Header.Set(h[0], h[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("%s body = %d, want 415", name, resp.StatusCode)
+		}
 	}
 }
 

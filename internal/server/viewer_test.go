@@ -118,6 +118,9 @@ func TestViewerSignIn(t *testing.T) {
 	v := newViewerEnv(t)
 	c := v.browser()
 
+	if resp, body := v.get(c, "/static/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /static/ = %s %q, want 404, not a listing", resp.Status, body)
+	}
 	resp, _ := v.get(c, "/overview?range=7d")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin?next=%2Foverview%3Frange%3D7d" {
 		t.Fatalf("not signed in, /overview = %s → %q; want 303 to the sign-in page", resp.Status, resp.Header.Get("Location"))
