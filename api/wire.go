@@ -162,7 +162,8 @@ type Error struct {
 // ErrorDetail says what went wrong.
 type ErrorDetail struct {
 	// Code is stable and machine-readable: invalid_event,
-	// invalid_parameter, unauthorized, forbidden, not_found, timeout,
+	// invalid_parameter, unauthorized, forbidden, not_found,
+	// method_not_allowed, timeout,
 	// too_large, unsupported_media_type, rate_limited, unavailable,
 	// idempotency_conflict, invalid_header, invalid_request, damaged or
 	// internal.

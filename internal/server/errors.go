@@ -42,6 +42,7 @@ func badParam(name, reason string) error {
 //	401 unauthorized                      no key, unknown or revoked key
 //	403 forbidden                         the key lacks the scope
 //	404 not_found                         no such event, size or route
+//	405 method_not_allowed                a route of other methods (with Allow)
 //	408 timeout                           the body did not arrive within the read timeout
 //	413 too_large                         body over the limit, too many events
 //	415 unsupported_media_type            not JSON or NDJSON

@@ -150,6 +150,20 @@ func New(db *trail.DB, opts Options) http.Handler {
 	mux.Handle("DELETE /v1/keys/{id}", s.auth(trail.ScopeAdmin, s.revokeKey))
 	s.viewerRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// A route of another method: 405, with the methods it takes.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); m != r.Method && pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " " + r.URL.Path + ": this route takes " + strings.Join(allow, ", ")})
+			return
+		}
 		s.writeError(w, r, errNotFound)
 	})
 	return s.accessLog(s.wellFormedQuery(mux))

@@ -417,6 +417,16 @@ func TestValidationErrors(t *testing.T) {
 	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/inclusion?seq=0&size=%d", l.Size()+1), "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/events/nope", "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/nothing", "acme-read", "", nil)
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/events", "GET, POST"},
+		{"DELETE", "/v1/log", "GET"},
+		{"POST", "/v1/keys/k1", "DELETE"},
+	} {
+		r := e.do(c.method, c.path, "acme-admin", "", nil)
+		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s = %d, Allow %q; want 405, Allow %q", c.method, c.path, r.status, r.header.Get("Allow"), c.allow)
+		}
+	}
 }
 
 // TestSearchPages pages through filtered results while events are
