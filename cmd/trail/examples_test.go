@@ -83,6 +83,11 @@ func TestServeDemoPrintedCommands(t *testing.T) {
 			if len(cmds) != 2 {
 				t.Fatalf("trail serve --demo printed\n%s\nwant two curl commands", s.banner)
 			}
+			// The verifier key, which the viewer's event page asks to
+			// compare with, is printed too.
+			if m := regexp.MustCompile(`Verifier key of the log[^:]*: (\S+)`).FindStringSubmatch(s.banner); m == nil || !strings.Contains(m[1], "/demo+") {
+				t.Errorf("trail serve --demo printed\n%s\nwant the demo log's verifier key", s.banner)
+			}
 			for _, c := range cmds {
 				status, body, stderr := curlStatus(t, c, shellEnv())
 				if status/100 != 2 || !strings.Contains(body, `"events"`) {

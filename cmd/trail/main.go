@@ -453,6 +453,9 @@ func (d *dbFlags) openOrInit(ctx context.Context, opts trail.Options) (db *trail
 // open opens the store and the log. Read-only opening needs no signing
 // key.
 func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
+	if !trail.ValidLogName(d.log) {
+		return nil, nil, usagef("--log %q is not a log name: 1 to 64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", d.log)
+	}
 	db, err := d.openStore(ctx, trail.Options{ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, err

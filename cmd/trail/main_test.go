@@ -398,12 +398,14 @@ func TestAppendFlags(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"--actor", "alice"},                             // no action
-		{"--actor", "alice", "--action", "Not Valid"},    // bad action
-		{"--action", "user.login", "--target", "bob"},    // target without type
-		{"--action", "user.login", "--metadata", "{"},    // bad JSON
-		{"--actor", "alice", "--action", "x", "extra"},   // stray argument
-		{"--actor", "alice", "--action", "trail.search"}, // Trail's own action
+		{"--actor", "alice"},                                                 // no action
+		{"--actor", "alice", "--action", "Not Valid"},                        // bad action
+		{"--action", "user.login", "--target", "bob"},                        // target without type
+		{"--action", "user.login", "--metadata", "{"},                        // bad JSON
+		{"--actor", "alice", "--action", "x", "extra"},                       // stray argument
+		{"--actor", "alice", "--action", "trail.search"},                     // Trail's own action
+		{"--log", "../../etc/passwd", "--actor", "alice", "--action", "x.y"}, // not a log name
+		{"--log", "", "--actor", "alice", "--action", "x.y"},                 // nor is nothing
 	} {
 		r := run(t, "", append([]string{"append", "--data", data}, args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "trail help append") {

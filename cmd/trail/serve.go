@@ -296,6 +296,7 @@ type demoKeys struct {
 	created    int // events appended, 0 if the log existed
 	size       int64
 	read, appd string
+	vkey       string // the log's verifier key
 }
 
 // setUpDemo creates the demo log, filled with sample events, unless it
@@ -314,7 +315,7 @@ func setUpDemo(ctx context.Context, db *trail.DB, now time.Time, clock *replayCl
 	} else if err != nil {
 		return nil, err
 	}
-	d.size = l.Size()
+	d.size, d.vkey = l.Size(), l.VerifierKey()
 	if d.read, _, err = db.CreateKey(ctx, cliCaller(), "demo", "demo-read", trail.ScopeRead); err != nil {
 		return nil, err
 	}
@@ -333,6 +334,7 @@ func (d *demoKeys) print(w io.Writer, url, data string) {
 	fmt.Fprintf(w, "Read key (search, get, proofs):  %s\n", d.read)
 	fmt.Fprintf(w, "Append key (POST /v1/events):    %s\n", d.appd)
 	fmt.Fprintf(w, "These keys are shown only now.\n")
+	fmt.Fprintf(w, "Verifier key of the log (what proofs and checkpoints are checked with): %s\n", d.vkey)
 	url = dialURL(url)
 	fmt.Fprintf(w, "Open the viewer at %s/ and sign in with the read key. Or try:\n", url)
 	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' '%s/v1/events?action=user.login.failed&ip=203.0.113.7&limit=3'\n", d.read, url)
