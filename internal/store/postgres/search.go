@@ -685,6 +685,13 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	}
 	for {
 		done, rolled, err := s.indexTo(ctx, log, size, true)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// A pass that got no answer within indexTimeout (a
+			// partition, or rows held by a transaction cut off by
+			// one): try again, as the indexer does, while the caller
+			// waits.
+			err = nil
+		}
 		if err != nil || done >= size && rolled >= size {
 			return err
 		}
