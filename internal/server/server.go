@@ -358,6 +358,12 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		info := &reqInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+		// Every answer is what its Content-Type says, and over TLS,
+		// browsers keep to TLS for this host.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {

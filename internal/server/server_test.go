@@ -417,6 +417,9 @@ func TestValidationErrors(t *testing.T) {
 	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/inclusion?seq=0&size=%d", l.Size()+1), "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/events/nope", "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/nothing", "acme-read", "", nil)
+	if r := e.do("GET", "/v1/log", "acme-read", "", nil); r.status != 200 || r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET /v1/log = %d, X-Content-Type-Options %q; want 200, nosniff", r.status, r.header.Get("X-Content-Type-Options"))
+	}
 	for _, c := range []struct{ method, path, allow string }{
 		{"PUT", "/v1/events", "GET, POST"},
 		{"DELETE", "/v1/log", "GET"},

@@ -172,9 +172,17 @@ func (s *server) viewerError(w http.ResponseWriter, r *http.Request, err error) 
 // sameOrigin reports whether a form post comes from this site's own pages
 // (a check on top of the SameSite=Strict cookie).
 func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" || o == "null" {
-		return r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	o, site := r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")
+	switch o {
+	case "":
+		// Not sent by a browser's form (curl, a script), or by one
+		// that says where the form came from.
+		return site == "" || site == "same-origin"
+	case "null":
+		// An opaque origin: a sandboxed frame or a page of another
+		// site's making can send it; only a browser that also says the
+		// form is this site's own is believed.
+		return site == "same-origin"
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host

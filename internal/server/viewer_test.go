@@ -134,6 +134,7 @@ func TestViewerSignIn(t *testing.T) {
 		{"wrong key", "trail_0123456789abcdef_00", v.srv.URL, http.StatusUnauthorized},
 		{"append-only key", v.appendOnly, v.srv.URL, http.StatusForbidden},
 		{"another site's form", v.read, "https://evil.example", http.StatusForbidden},
+		{"an opaque origin (a sandboxed frame)", v.read, "null", http.StatusForbidden},
 	} {
 		resp := v.signIn(c, tc.key, "/", tc.origin)
 		if resp.StatusCode != tc.status || len(resp.Cookies()) > 0 {
@@ -172,7 +173,7 @@ func TestViewerSignIn(t *testing.T) {
 		if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
 		}
-		if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+		if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Strict-Transport-Security") == "" {
 			t.Errorf("GET %s: headers %v", path, resp.Header)
 		}
 		checkSelfContained(t, path, body)
