@@ -17,34 +17,15 @@ import (
 // append refuses it rather than fail to sign.
 func TestVerifyOriginChanged(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "data")
-	db, err := Init(ctx, dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := db.CreateLog(ctx, "acme", "example.com/acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "user.login"}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec("UPDATE logs SET origin = 'example.com/other' WHERE name = 'acme'"); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	dir := oneEventDir(t, "example.com/acme")
+	editDB(t, dir, "UPDATE logs SET origin = 'example.com/other' WHERE name = 'acme'")
 
-	db, err = Open(ctx, dir, Options{})
+	db, err := Open(ctx, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	l, err = db.Log(ctx, "acme")
+	l, err := db.Log(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +42,35 @@ func TestVerifyOriginChanged(t *testing.T) {
 // reported by VerifyIndex as such, not as events missing from the index.
 func TestVerifyIndexPastEnd(t *testing.T) {
 	ctx := context.Background()
+	dir := oneEventDir(t, "")
+	editDB(t, dir, "UPDATE logs SET indexed_size = 500 WHERE name = 'acme'")
+	db, err := Open(ctx, dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ve *VerifyError
+	if _, err := l.VerifyIndex(ctx, VerifyIndexOptions{}); !errors.As(err, &ve) || !strings.Contains(err.Error(), "cover 500 events, past the log's 1") {
+		t.Errorf("VerifyIndex = %v, want a VerifyError saying the progress is past the end", err)
+	}
+}
+
+// oneEventDir returns a new data directory holding the log acme, of
+// origin, with one event, indexed, and closed.
+func oneEventDir(t *testing.T, origin string) string {
+	t.Helper()
+	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	db, err := Init(ctx, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := db.CreateLog(ctx, "acme", "")
+	defer db.Close()
+	l, err := db.CreateLog(ctx, "acme", origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,25 +80,19 @@ func TestVerifyIndexPastEnd(t *testing.T) {
 	if err := l.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	return dir
+}
+
+// editDB runs query on the database of the data directory dir, with no
+// Trail code in between.
+func editDB(t *testing.T, dir, query string) {
+	t.Helper()
 	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec("UPDATE logs SET indexed_size = 500 WHERE name = 'acme'"); err != nil {
+	defer raw.Close()
+	if _, err := raw.Exec(query); err != nil {
 		t.Fatal(err)
-	}
-	raw.Close()
-	db, err = Open(ctx, dir, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if l, err = db.Log(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	var ve *VerifyError
-	if _, err := l.VerifyIndex(ctx, VerifyIndexOptions{}); !errors.As(err, &ve) || !strings.Contains(err.Error(), "cover 500 events, past the log's 1") {
-		t.Errorf("VerifyIndex = %v, want a VerifyError saying the progress is past the end", err)
 	}
 }

@@ -105,6 +105,35 @@ func (f *tamperFixture) copy(t *testing.T) string {
 	return f.b.Copy(t, f.dir)
 }
 
+// tampered returns a copy of the fixture's store changed by mutate.
+func (f *tamperFixture) tampered(t *testing.T, mutate func(storetest.Tamperer)) string {
+	t.Helper()
+	dir := f.copy(t)
+	tp := f.b.Tamper(t, dir)
+	mutate(tp)
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// openLogAt opens the store at dir with opts, and its tamper log; both
+// are closed when t ends.
+func openLogAt(t *testing.T, dir string, opts trail.Options) *trail.Log {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openAt(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := db.Log(ctx, tamperLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // must fails t if err is not nil.
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -758,12 +787,7 @@ func TestTamperThenAppend(t *testing.T) {
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				ctx := context.Background()
-				dir := f.copy(t)
-				tp := b.Tamper(t, dir)
-				c.mutate(t, tp, dir)
-				if err := tp.Close(); err != nil {
-					t.Fatal(err)
-				}
+				dir := f.tampered(t, func(tp storetest.Tamperer) { c.mutate(t, tp, "") })
 				db, err := openAt(ctx, dir, trail.Options{})
 				if err != nil {
 					t.Fatalf("open = %v; a damaged log still opens, for reading", err)
@@ -821,21 +845,8 @@ func TestTamperSearch(t *testing.T) {
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				ctx := context.Background()
-				dir := f.copy(t)
-				tp := b.Tamper(t, dir)
-				c.mutate(t, tp)
-				if err := tp.Close(); err != nil {
-					t.Fatal(err)
-				}
-				db, err := openAt(ctx, dir, trail.Options{ReadOnly: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer db.Close()
-				l, err := db.Log(ctx, tamperLog)
-				if err != nil {
-					t.Fatal(err)
-				}
+				dir := f.tampered(t, func(tp storetest.Tamperer) { c.mutate(t, tp) })
+				l := openLogAt(t, dir, trail.Options{ReadOnly: true})
 				if page, err := l.Search(ctx, api.Query{Limit: 1000}); !errors.Is(err, trail.ErrDamaged) {
 					t.Errorf("Search, newest first = %d events, %v; want ErrDamaged", len(page.Events), err)
 				}
@@ -878,26 +889,14 @@ func TestTamperCheckpointServed(t *testing.T) {
 			}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				ctx := context.Background()
-				dir := f.copy(t)
-				tp := b.Tamper(t, dir)
-				c.mutate(t, tp)
-				if err := tp.Close(); err != nil {
-					t.Fatal(err)
-				}
+				dir := f.tampered(t, func(tp storetest.Tamperer) { c.mutate(t, tp) })
 				for _, ro := range []bool{true, false} {
-					db, err := openAt(ctx, dir, trail.Options{ReadOnly: ro})
-					if err != nil {
-						t.Fatal(err)
-					}
-					l, err := db.Log(ctx, tamperLog)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if signed, err := l.Checkpoint(); !errors.Is(err, trail.ErrDamaged) {
-						t.Errorf("read-only %v: Checkpoint = %d bytes, %v; want ErrDamaged", ro, len(signed), err)
-					}
-					db.Close()
+					t.Run(map[bool]string{true: "read-only", false: "writable"}[ro], func(t *testing.T) {
+						l := openLogAt(t, dir, trail.Options{ReadOnly: ro})
+						if signed, err := l.Checkpoint(); !errors.Is(err, trail.ErrDamaged) {
+							t.Errorf("Checkpoint = %d bytes, %v; want ErrDamaged", len(signed), err)
+						}
+					})
 				}
 			})
 		}
@@ -911,21 +910,10 @@ func TestTamperTileMissing(t *testing.T) {
 	backends.Run(t, func(t *testing.T, b backends.Backend) {
 		f := newTamperFixture(t, b)
 		ctx := context.Background()
-		dir := f.copy(t)
-		tp := b.Tamper(t, dir)
-		must(t, tp.EditTile(ctx, tamperLog, 0, 0, func([]byte) []byte { return nil }))
-		if err := tp.Close(); err != nil {
-			t.Fatal(err)
-		}
-		db, err := openAt(ctx, dir, trail.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		l, err := db.Log(ctx, tamperLog)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir := f.tampered(t, func(tp storetest.Tamperer) {
+			must(t, tp.EditTile(ctx, tamperLog, 0, 0, func([]byte) []byte { return nil }))
+		})
+		l := openLogAt(t, dir, trail.Options{ReadOnly: true})
 		if _, err := l.HashTile(ctx, 0, 0, trail.TileWidth); !errors.Is(err, trail.ErrDamaged) || errors.Is(err, trail.ErrNotFound) {
 			t.Errorf("HashTile(0/0) with the tile deleted = %v; want ErrDamaged, not ErrNotFound", err)
 		}
