@@ -47,7 +47,7 @@ func (l *Log) ReceiptCheckpoint(ctx context.Context, seq int64) ([]byte, error) 
 	c, err := l.db.st.Cosigned(ctx, l.info.ID)
 	switch {
 	case err == nil && c.Size > seq:
-		if _, err := l.OpenCheckpoint(c.Note); err == nil {
+		if oc, err := l.OpenCheckpoint(c.Note); err == nil && oc.Size == c.Size {
 			return c.Note, nil
 		}
 	case err != nil && !errors.Is(err, ErrNotFound):

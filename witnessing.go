@@ -270,15 +270,24 @@ func (l *Log) witnessed(ctx context.Context) (store.Checkpoint, error) {
 	if err != nil {
 		return store.Checkpoint{}, fmt.Errorf("witnessed checkpoint of log %q: %w", l.info.Name, err)
 	}
-	if !l.wcheck.met(c.Note, func() bool {
-		_, err := l.OpenCheckpoint(c.Note)
-		return err == nil && p.Check(c.Note).Met
-	}) {
+	signed, ok := l.wcheck.met(c.Note, func() (int64, bool) {
+		oc, err := l.OpenCheckpoint(c.Note)
+		return oc.Size, err == nil && p.Check(c.Note).Met
+	})
+	if !ok {
 		// Stored under another policy (the server was restarted with a
 		// stricter one): the next one cosigned under this one replaces it.
 		return store.Checkpoint{}, fmt.Errorf("witnessed checkpoint of log %q: %w (the newest stored does not meet the policy)", l.info.Name, ErrNotFound)
 	}
+	if signed != c.Size {
+		// A row copied or edited in the database: trusting its size
+		// would stop witnessing, and deny events it does not cover.
+		return store.Checkpoint{}, &DamagedError{Seq: min(signed, c.Size), Problem: fmt.Sprintf("a cosigned checkpoint is stored as size %d but signed for size %d: it was changed outside Trail", c.Size, signed)}
+	}
 	l.followPast(ctx, c.Size) // another server's commits, witnessed already
+	if size := l.Size(); c.Size > size {
+		return store.Checkpoint{}, &DamagedError{Seq: size, Problem: fmt.Sprintf("a cosigned checkpoint is stored for size %d, past the log's %d events", c.Size, size)}
+	}
 	return c, nil
 }
 
@@ -343,15 +352,19 @@ type policyCheck struct {
 	mu   sync.Mutex
 	note []byte
 	ok   bool
+	size int64 // the size the note is signed for, when ok
 }
 
-func (pc *policyCheck) met(note []byte, check func() bool) bool {
+// met returns what check returned for note, and the size it gave,
+// calling it only for a note other than the last one.
+func (pc *policyCheck) met(note []byte, check func() (int64, bool)) (int64, bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if !bytes.Equal(pc.note, note) {
-		pc.note, pc.ok = bytes.Clone(note), check()
+		pc.note = bytes.Clone(note)
+		pc.size, pc.ok = check()
 	}
-	return pc.ok
+	return pc.size, pc.ok
 }
 
 // WitnessStatus is how far the witnessing of one log has got.

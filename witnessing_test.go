@@ -2,6 +2,7 @@ package trail_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store/sqlite"
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 	"github.com/trail-audit/trail/internal/witnessd/witnesstest"
 	"github.com/trail-audit/trail/policy"
@@ -157,6 +159,26 @@ func TestWitnessing(t *testing.T) {
 	signed, _ := l.WitnessedCheckpoint(ctx)
 	if r := p.Check(signed); !slices.Equal(r.Cosigners, []string{"w1", "w2"}) {
 		t.Errorf("cosigners = %v, want w1 and w2", r.Cosigners)
+	}
+
+	// A cosigned checkpoint copied in the database under a larger size
+	// is damage, not a witnessed log of that size that denies events.
+	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec("INSERT INTO witnessed SELECT log, 1000, signed_at, note FROM witnessed WHERE size = (SELECT max(size) FROM witnessed)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.WitnessedCheckpoint(ctx); !errors.Is(err, trail.ErrDamaged) {
+		t.Errorf("WitnessedCheckpoint with a row planted at size 1000 = %v, want ErrDamaged", err)
+	}
+	if _, err := raw.Exec("DELETE FROM witnessed WHERE size = 1000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.WitnessedCheckpoint(ctx); err != nil {
+		t.Errorf("WitnessedCheckpoint once the row is gone = %v", err)
 	}
 
 	// One witness down: appends go on, witnessing stays behind.
