@@ -38,15 +38,9 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err := trail.CheckQuery(q); err != nil {
 		return err
 	}
-	next := l.Size()
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
-		seq, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || seq < -1 {
-			return badHeader("Last-Event-ID", "the seq of the last event received")
-		}
-		if seq < next { // seq+1 would overflow at the largest seq
-			next = seq + 1
-		}
+	next, err := resumeAt(r, l.Size())
+	if err != nil {
+		return err
 	}
 	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err
@@ -58,6 +52,24 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 		return append(canon.Append(buf, e), "\n\n"...)
 	})
 	return nil
+}
+
+// resumeAt returns the seq a stream starts at: after the seq in the
+// request's Last-Event-ID header (a reconnect), or at size, the log's
+// end, without one or with one past the end.
+func resumeAt(r *http.Request, size int64) (int64, error) {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		return size, nil
+	}
+	seq, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || seq < -1 {
+		return 0, badHeader("Last-Event-ID", "the seq of the last event received")
+	}
+	if seq < size { // seq+1 would overflow at the largest seq
+		return seq + 1, nil
+	}
+	return size, nil
 }
 
 // stream sends Server-Sent Events of the events matching q from seq next

@@ -488,20 +488,21 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		}
 		from = min(n, from)
 	}
-	if last := r.Header.Get("Last-Event-ID"); last != "" { // a reconnect
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n < -1 {
-			return badHeader("Last-Event-ID", "the seq of the last event received")
+	if r.Header.Get("Last-Event-ID") != "" { // a reconnect
+		var err error
+		if from, err = resumeAt(r, l.Size()); err != nil {
+			return err
 		}
-		from = n + 1
 	}
 	v.Del("from")
-	q, err := api.ParseQuery(v)
+	q, err := api.ParseTail(v)
 	if err != nil {
 		return err
 	}
-	if q.Limit != 0 || q.Cursor != "" {
-		return badParam("limit", "live takes no limit or cursor")
+	// A filter Search would refuse is a 400 now, not an error event once
+	// the stream has begun, and no read is recorded for it.
+	if err := trail.CheckQuery(q); err != nil {
+		return err
 	}
 	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
 		return err

@@ -318,6 +318,9 @@ func TestViewerBadInput(t *testing.T) {
 		{"/rows?bogus=1", 400, "bogus"},
 		{"/live?from=-5", 400, "from"},
 		{"/live?limit=3", 400, "limit"},
+		{"/live?cursor=abc", 400, "cursor"},
+		{"/live?outcome=x", 400, "outcome"},
+		{"/live?action=*", 400, "action"}, // before the stream starts, as /v1/tail
 		{"/signin?next=javascript:alert(1)", 303, ""},
 	} {
 		resp, body := v.get(c, tc.path)
