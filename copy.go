@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -78,7 +79,8 @@ type CopiedLog struct {
 	Revoked     int   // API keys revoked in the target, as they are in the source
 	Idempotency int   // idempotency records created in the target
 	// IdempotencyUnreadable counts the source's idempotency records whose
-	// receipts do not parse, which are left behind.
+	// receipts do not parse, or name events the log does not hold under
+	// those seqs (changed in its database), which are left behind.
 	IdempotencyUnreadable int
 	Done                  bool // the log was copied whole, up to Size
 }
@@ -314,6 +316,22 @@ func (c *logCopy) run(ctx context.Context) error {
 		limit = st.Checkpoint.Size
 	}
 	c.rep.Size = limit
+	if st.Size != limit {
+		// Events no checkpoint covers, or a checkpoint past the events:
+		// copying up to the checkpoint would leave the difference
+		// behind without a word.
+		return c.damaged(min(st.Size, limit), fmt.Sprintf("the source's log holds %d events but its latest checkpoint is for %d: events were added or removed outside Trail, or its checkpoints changed (run trail verify on it)", st.Size, limit))
+	}
+	for e, err := range c.from.st.Scan(ctx, c.src.ID, st.Size, math.MaxInt64) {
+		seq := st.Size
+		switch {
+		case err != nil && !errors.Is(err, store.ErrDamaged):
+			return fmt.Errorf("source: log %q: read past its end: %w", name, err)
+		case e != nil:
+			seq = e.Seq
+		}
+		return c.damaged(seq, fmt.Sprintf("the source holds an event past the end of its log (%d events), stored outside Trail (run trail verify on it)", st.Size))
+	}
 
 	if err := c.prepareTarget(ctx); err != nil {
 		return err
@@ -447,6 +465,16 @@ func (c *logCopy) copyEvents(ctx context.Context, tst store.State, limit int64) 
 	app, err := merkle.NewAppender(tst.Size, tst.Rightmost)
 	if err != nil {
 		return fmt.Errorf("target: log %q: stored Merkle tiles do not match its %d events (run trail verify): %w", name, tst.Size, err)
+	}
+	if tst.Size > 0 {
+		// checkResume found the target's latest checkpoint the
+		// source's: its stored tiles must have that root, or the
+		// events copied after them would be checked against damage
+		// the target holds, and the source blamed for it.
+		cp, _, err := merkle.Open(tst.Checkpoint.Note, c.verifier)
+		if err != nil || app.Root() != cp.Hash {
+			return fmt.Errorf("target: log %q: its stored events and Merkle tiles do not hash to the root of its latest checkpoint, of %d events: the target was changed outside Trail (run trail verify on it)", name, tst.Size)
+		}
 	}
 	c.progress(app.Size(), limit)
 
@@ -747,9 +775,22 @@ func (c *logCopy) copyIdempotency(ctx context.Context) error {
 				c.rep.IdempotencyUnreadable++
 				continue
 			}
-			if !slices.ContainsFunc(receipts, func(rc api.Receipt) bool { return rc.Seq < 0 || rc.Seq >= c.rep.Size }) {
-				keep = append(keep, r)
+			if slices.ContainsFunc(receipts, func(rc api.Receipt) bool { return rc.Seq < 0 || rc.Seq >= c.rep.Size }) {
+				continue // the next run, once the copy holds its events
 			}
+			ok, err := c.receiptsHeld(ctx, receipts)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Names events the log does not hold under those
+				// seqs: planted or changed in the source's database.
+				// A replay through the target would acknowledge an
+				// append never stored.
+				c.rep.IdempotencyUnreadable++
+				continue
+			}
+			keep = append(keep, r)
 		}
 		n, err := c.to.st.ImportIdempotency(ctx, c.dst.ID, keep)
 		if err != nil {
@@ -761,6 +802,27 @@ func (c *logCopy) copyIdempotency(ctx context.Context) error {
 		}
 		after = &rs[len(rs)-1]
 	}
+}
+
+// receiptsHeld reports whether each receipt names the event the
+// source's log holds at its seq, by id.
+func (c *logCopy) receiptsHeld(ctx context.Context, receipts []api.Receipt) (bool, error) {
+	if len(receipts) == 0 {
+		return false, nil // an append stores one event at least
+	}
+	for _, rc := range receipts {
+		e, err := c.from.st.Get(ctx, c.src.ID, rc.Seq)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("source: log %q: the event at seq %d: %w", c.rep.Name, rc.Seq, damaged(err))
+		}
+		if e.ID != rc.ID {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // sameKey reports whether a and b are the same key, revocation aside.

@@ -66,4 +66,22 @@ func TestIdempotencyPlanted(t *testing.T) {
 			t.Errorf("planted record %s: size %d after the refused append, want %d", receipts, l.Size(), size)
 		}
 	}
+
+	// A copy leaves behind the planted records whose receipts the log
+	// contradicts (another id at a seq, none at all). One naming another
+	// request's events, as they are, is copied: without the request, a
+	// copy cannot tell; a replay through the target refuses it as above.
+	// One naming a seq past the log waits for a copy that reaches it.
+	to, err := Init(ctx, filepath.Join(t.TempDir(), "copy"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	rep, err := Copy(ctx, db, to, CopyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := rep.Logs[0]; lr.Idempotency != 2 || lr.IdempotencyUnreadable != 2 {
+		t.Errorf("Copy: %d idempotency records copied, %d left behind as contradicted by the log; want 2 and 2", lr.Idempotency, lr.IdempotencyUnreadable)
+	}
 }

@@ -922,3 +922,76 @@ func TestTamperTileMissing(t *testing.T) {
 		}
 	})
 }
+
+// TestCopyTampered: a copy refuses a source whose events its latest
+// checkpoint does not cover, or that holds an event past its end (which
+// it would otherwise leave behind without a word), blames a target whose
+// tiles were changed on the target, and leaves behind an idempotency
+// record naming events the log does not hold there.
+func TestCopyTampered(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newTamperFixture(t, b)
+		ctx := context.Background()
+		copyTo := func(t *testing.T, src, dst string) (trail.CopyReport, error) {
+			t.Helper()
+			from, err := openAt(ctx, src, trail.Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer from.Close()
+			to, err := initAt(ctx, dst, trail.Options{})
+			if err != nil {
+				to, err = openAt(ctx, dst, trail.Options{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer to.Close()
+			return trail.Copy(ctx, from, to, trail.CopyOptions{})
+		}
+		for _, c := range []struct {
+			name   string
+			mutate func(t *testing.T, tp storetest.Tamperer)
+			says   string
+		}{
+			{"latest checkpoint removed", func(t *testing.T, tp storetest.Tamperer) {
+				must(t, tp.EditCheckpoints(ctx, tamperLog, func(n int64, note []byte) []byte {
+					if n == 800 {
+						return nil
+					}
+					return note
+				}))
+			}, "holds 800 events but its latest checkpoint is for 799"},
+			{"event past the end", func(t *testing.T, tp storetest.Tamperer) {
+				forge(t, tp, 800)
+			}, "an event past the end of its log"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				src := f.tampered(t, func(tp storetest.Tamperer) { c.mutate(t, tp) })
+				var ve *trail.VerifyError
+				if _, err := copyTo(t, src, b.New(t)); !errors.As(err, &ve) || !strings.Contains(err.Error(), c.says) {
+					t.Errorf("Copy = %v, want a VerifyError saying %q", err, c.says)
+				}
+			})
+		}
+		t.Run("target's tiles changed", func(t *testing.T) {
+			// A target holding the first 381 events (a checkpoint's
+			// size, past the first full tile), whose tiles were then
+			// changed, resumed from the untouched source.
+			part := f.tampered(t, func(tp storetest.Tamperer) { truncate(t, tp, 381, true) })
+			dst := b.New(t)
+			if _, err := copyTo(t, part, dst); err != nil {
+				t.Fatal(err)
+			}
+			tp := b.Tamper(t, dst)
+			flipTileByte(t, tp, 1, 0, 0) // on the right edge the copy resumes from
+			if err := tp.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := copyTo(t, f.copy(t), dst)
+			if err == nil || !strings.HasPrefix(err.Error(), "target: ") {
+				t.Errorf("Copy onto a target with a changed tile = %v, want an error blaming the target", err)
+			}
+		})
+	})
+}

@@ -223,7 +223,7 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 			fmt.Fprintf(w, "  Idempotency keys: %s copied: retries of those appends through the target get their first receipts.\n", commas(int64(l.Idempotency)))
 		}
 		if l.IdempotencyUnreadable > 0 {
-			fmt.Fprintf(w, "  Warning: %s idempotency records of the source could not be read and were left behind; retries of those appends would append again.\n", commas(int64(l.IdempotencyUnreadable)))
+			fmt.Fprintf(w, "  Warning: %s idempotency records of the source could not be read, or name events its log does not hold (run trail verify on it), and were left behind; retries of those appends would append again.\n", commas(int64(l.IdempotencyUnreadable)))
 		}
 	}
 	rate := ""
