@@ -131,6 +131,13 @@ func retryable(status int) bool {
 		status == http.StatusBadGateway || status == http.StatusGatewayTimeout
 }
 
+// maxAnswer bounds the size of an answer the client reads whole: a
+// page of at most 1000 events of at most 64 KiB each, with room to spare.
+const maxAnswer = 256 << 20
+
+// errTooLarge is the error of an answer over maxAnswer.
+var errTooLarge = fmt.Errorf("trail server: malformed response: over %d bytes", maxAnswer)
+
 // do sends a request, retrying what is safe to retry, and decodes a JSON
 // response into out (or returns the body when out is a *[]byte).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, header http.Header, out any) error {
@@ -165,14 +172,23 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return decodeError(resp)
 		default:
 			defer resp.Body.Close()
+			// No answer of the API is larger; a server that sends more
+			// (without end, say) is refused rather than read into memory.
+			r := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
 			if b, ok := out.(*[]byte); ok {
-				*b, err = io.ReadAll(resp.Body)
+				*b, err = io.ReadAll(r)
+				if err == nil && r.N == 0 {
+					err = errTooLarge
+				}
 				return err
 			}
 			if out == nil {
 				return nil
 			}
-			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			if err := json.NewDecoder(r).Decode(out); err != nil {
+				if r.N == 0 {
+					return errTooLarge
+				}
 				return fmt.Errorf("trail server: malformed response: %w", err)
 			}
 			return nil

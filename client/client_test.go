@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -568,5 +569,35 @@ func TestAppendNamesUnencodableEvent(t *testing.T) {
 	}
 	if f.appended() != 0 {
 		t.Errorf("%d events stored, want none", f.appended())
+	}
+}
+
+// endless is a body without end.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
+}
+
+// A server whose answer has no end is refused once the answer passes
+// what the API ever sends, rather than read until memory runs out.
+func TestAnswerWithoutEnd(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, endless{})
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "trail_k_s", client.Options{MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Checkpoint(context.Background()); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("Checkpoint from an endless answer = %v, want an error saying it is too large", err)
+	}
+	if _, err := c.Log(context.Background()); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("Log from an endless answer = %v, want an error saying it is too large", err)
 	}
 }
