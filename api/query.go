@@ -133,11 +133,23 @@ func (x Export) Values() url.Values {
 }
 
 // ParseExport reads the query parameters of GET /v1/export: format
-// (ndjson, the default, or csv), csv_raw (true, or anything else for
-// false) and the filters of ParseQuery but limit and cursor, which an
-// export does not take.
+// (ndjson, the default, or csv), csv_raw (true or false, the default),
+// each at most once, and the filters of ParseQuery but limit and cursor,
+// which an export does not take.
 func ParseExport(v url.Values) (Export, error) {
-	x := Export{Format: v.Get("format"), CSVRaw: v.Get("csv_raw") == "true"}
+	for _, name := range []string{"format", "csv_raw"} {
+		if len(v[name]) > 1 {
+			return Export{}, &ParamError{name, "given more than once"}
+		}
+	}
+	x := Export{Format: v.Get("format")}
+	switch raw := v.Get("csv_raw"); raw {
+	case "", "false":
+	case "true":
+		x.CSVRaw = true
+	default:
+		return Export{}, &ParamError{"csv_raw", "must be true or false"}
+	}
 	switch x.Format {
 	case "":
 		x.Format = "ndjson"

@@ -72,7 +72,10 @@ func TestParseExport(t *testing.T) {
 	}{
 		{name: "default", in: "", want: Export{Format: "ndjson"}},
 		{name: "csv raw", in: "format=csv&csv_raw=true&actor=a", want: Export{Format: "csv", CSVRaw: true, Query: Query{Actor: "a"}}},
-		{name: "csv_raw other", in: "format=csv&csv_raw=1", want: Export{Format: "csv"}},
+		{name: "csv_raw false", in: "format=csv&csv_raw=false", want: Export{Format: "csv"}},
+		{name: "csv_raw other", in: "format=csv&csv_raw=1", wantParam: "csv_raw"},
+		{name: "csv_raw twice", in: "format=csv&csv_raw=true&csv_raw=false", wantParam: "csv_raw"},
+		{name: "format twice", in: "format=csv&format=ndjson", wantParam: "format"},
 		{name: "format", in: "format=xml", wantParam: "format"},
 		{name: "limit", in: "limit=5", wantParam: "limit"},
 		{name: "cursor", in: "cursor=", wantParam: "cursor"},

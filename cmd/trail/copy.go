@@ -110,8 +110,8 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 		c.logs = multiFlag{c.db.log}
 	}
 	for _, name := range c.logs {
-		if !trail.ValidLogName(name) {
-			return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", name)
+		if err := checkLogName(name); err != nil {
+			return err
 		}
 	}
 	fromURL, err := trail.ParseStoreURL(c.from)

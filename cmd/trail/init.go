@@ -59,8 +59,8 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
-	if !trail.ValidLogName(c.db.log) {
-		return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", c.db.log)
+	if err := checkLogName(c.db.log); err != nil {
+		return err
 	}
 	u, err := c.db.storeURL()
 	if err != nil {

@@ -111,6 +111,9 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 		// listing keys wants to see them all.
 		filter := ""
 		if set["log"] || c.db.logGiven {
+			if err := checkLogName(c.db.log); err != nil {
+				return err
+			}
 			filter = c.db.log
 		}
 		return c.list(ctx, filter)
@@ -127,8 +130,8 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 }
 
 func (c *keysCommand) create(ctx context.Context) error {
-	if !trail.ValidLogName(c.db.log) {
-		return usagef("--log %q: a log name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", c.db.log)
+	if err := checkLogName(c.db.log); err != nil {
+		return err
 	}
 	if len(c.scopes) == 0 {
 		return usagef("--scope is required: append, read or admin")

@@ -453,8 +453,8 @@ func (d *dbFlags) openOrInit(ctx context.Context, opts trail.Options) (db *trail
 // open opens the store and the log. Read-only opening needs no signing
 // key.
 func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
-	if !trail.ValidLogName(d.log) {
-		return nil, nil, usagef("--log %q is not a log name: 1 to 64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", d.log)
+	if err := checkLogName(d.log); err != nil {
+		return nil, nil, err
 	}
 	db, err := d.openStore(ctx, trail.Options{ReadOnly: readOnly})
 	if err != nil {
@@ -472,6 +472,15 @@ func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Lo
 	}
 	db.Close()
 	return nil, nil, err
+}
+
+// checkLogName returns a usage error unless name, given with --log, can
+// name a log (trail.ValidLogName).
+func checkLogName(name string) error {
+	if trail.ValidLogName(name) {
+		return nil
+	}
+	return usagef("--log %q is not a log name: 1 to 64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 }
 
 func logsHint(names []string, want string) string {

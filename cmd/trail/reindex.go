@@ -54,6 +54,9 @@ func (c *reindexCommand) Run(ctx context.Context, args []string) error {
 	if c.db.server != "" {
 		return usagef("reindex works on a data directory (--data), not a --server")
 	}
+	if err := checkLogName(c.db.log); err != nil {
+		return err
+	}
 	db, err := c.db.openStore(ctx, trail.Options{Lock: true})
 	if err != nil {
 		return err

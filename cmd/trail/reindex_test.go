@@ -216,3 +216,22 @@ func TestVerifyIndexNothingIndexed(t *testing.T) {
 		t.Errorf("trail verify --index on a log nothing indexed printed:\n%s", r.stdout)
 	}
 }
+
+// Every command that takes --log refuses one that cannot name a log, as
+// a usage error, before it opens anything.
+func TestBadLogName(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	for _, args := range [][]string{
+		{"reindex", "--data", data, "--log", "A b"},
+		{"keys", "list", "--data", data, "--log", "A b"},
+		{"keys", "create", "--data", data, "--log", "../x", "--scope", "read"},
+		{"search", "--data", data, "--log", ""},
+		{"init", "--data", data, "--log", "-x"},
+	} {
+		r := run(t, "", args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "is not a log name") {
+			t.Errorf("trail %s: exit %d, stderr %q; want 2 and the log name refused", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+}

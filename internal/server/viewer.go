@@ -235,6 +235,14 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.renderSignIn(w, http.StatusForbidden, "/", "This sign-in form was sent from another site.")
 		return
 	}
+	if err := r.ParseForm(); err != nil {
+		status, msg := http.StatusBadRequest, "This sign-in form could not be read."
+		if me := (*http.MaxBytesError)(nil); errors.As(err, &me) {
+			status, msg = http.StatusRequestEntityTooLarge, "This sign-in form is over 16 KiB: paste the API key alone."
+		}
+		s.renderSignIn(w, status, "/", msg)
+		return
+	}
 	secret := strings.TrimSpace(r.PostFormValue("key"))
 	next := r.PostFormValue("next")
 	if secret == "" {

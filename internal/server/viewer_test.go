@@ -135,6 +135,7 @@ func TestViewerSignIn(t *testing.T) {
 		{"append-only key", v.appendOnly, v.srv.URL, http.StatusForbidden},
 		{"another site's form", v.read, "https://evil.example", http.StatusForbidden},
 		{"an opaque origin (a sandboxed frame)", v.read, "null", http.StatusForbidden},
+		{"a form over 16 KiB", v.read + strings.Repeat(" ", 17<<10), v.srv.URL, http.StatusRequestEntityTooLarge},
 	} {
 		resp := v.signIn(c, tc.key, "/", tc.origin)
 		if resp.StatusCode != tc.status || len(resp.Cookies()) > 0 {
