@@ -133,10 +133,11 @@ func retryable(status int) bool {
 
 // maxAnswer bounds the size of an answer the client reads whole: a
 // page of at most 1000 events of at most 64 KiB each, with room to spare.
-const maxAnswer = 256 << 20
+// A variable for tests.
+var maxAnswer int64 = 256 << 20
 
 // errTooLarge is the error of an answer over maxAnswer.
-var errTooLarge = fmt.Errorf("trail server: malformed response: over %d bytes", maxAnswer)
+var errTooLarge = errors.New("trail server: malformed response: larger than any answer of the API")
 
 // do sends a request, retrying what is safe to retry, and decodes a JSON
 // response into out (or returns the body when out is a *[]byte).
