@@ -163,7 +163,7 @@ func TestWitnessing(t *testing.T) {
 
 	// A cosigned checkpoint copied in the database under a larger size
 	// is damage, not a witnessed log of that size that denies events.
-	raw, err := sql.Open(sqlite.DriverName, filepath.Join(dir, "trail.db"))
+	raw, err := sql.Open(sqlite.DriverName, "file:"+filepath.Join(dir, "trail.db")+"?_pragma=busy_timeout(10000)") // the DB writes meanwhile
 	if err != nil {
 		t.Fatal(err)
 	}
