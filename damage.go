@@ -9,6 +9,7 @@ import (
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -48,6 +49,20 @@ func (e *DamagedError) Unwrap() error { return e.Err }
 
 // Is makes a DamagedError match ErrDamaged.
 func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// shortTile turns the error of a proof, tree hash or tile read from the
+// stored Merkle hashes of a tree the log holds into a *DamagedError where
+// a tile lacks hashes: those of events the log holds are stored, or
+// computed from the events, unless the events or the hashes were removed
+// or damaged. It returns other errors as they are.
+func shortTile(err error) error {
+	var se *merkle.ShortTileError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &DamagedError{Seq: se.FirstSeq(), Problem: fmt.Sprintf(
+		"the stored Merkle hashes (tile %d/%d) end before it: it, or its hashes, are missing or damaged", se.Level, se.Index), Err: err}
+}
 
 // damaged turns the store's report of a damaged event into a
 // *DamagedError, and returns other errors as they are.

@@ -3,6 +3,7 @@ package trail_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -334,4 +335,62 @@ func testMissingEvent(t *testing.T, f *damageFixture) {
 	if err != nil && !strings.Contains(err.Error(), "missing") {
 		t.Errorf("Events() = %v, want it to say the event is missing", err)
 	}
+}
+
+// TestProveThroughDamagedTile breaks an event among the newest, whose
+// level-0 tile is not full: proofs, tree hashes and hash tiles that need
+// its leaf hash must be a valid answer (a store that keeps that tile) or
+// a *trail.DamagedError naming it, never another error; those that do
+// not need it are answered.
+func TestProveThroughDamagedTile(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newDamageFixture(t, b)
+		ctx := context.Background()
+		const broken = 560 // in the partial tile 0/2, [512, 600)
+		dir := f.copy(t)
+		tp := b.Tamper(t, dir)
+		must(t, tp.BreakEvent(ctx, tamperLog, broken))
+		must(t, tp.Close())
+		for _, readOnly := range []bool{true, false} {
+			l := openLog(t, dir, readOnly)
+			signed, err := l.Checkpoint()
+			must(t, err)
+			c, err := l.OpenCheckpoint(signed)
+			must(t, err)
+			for _, seq := range []int64{5, 530, 559} {
+				proof, err := l.ProveInclusion(ctx, seq, c.Size)
+				if err != nil {
+					wantDamaged(t, fmt.Sprintf("ProveInclusion(%d, %d), read-only %v", seq, c.Size, readOnly), err, broken, broken)
+					continue
+				}
+				e, gerr := l.GetSeq(ctx, seq)
+				must(t, gerr)
+				if err := tlog.CheckRecord(proof, c.Size, c.Hash, seq, tlog.RecordHash(canon.Append(nil, e))); err != nil {
+					t.Errorf("ProveInclusion(%d, %d), read-only %v: the proof does not check: %v", seq, c.Size, readOnly, err)
+				}
+			}
+			if proof, err := l.ProveConsistency(ctx, 500, c.Size); err != nil {
+				wantDamaged(t, "ProveConsistency(500, 600)", err, broken, broken)
+			} else if old, err := l.TreeHash(ctx, 500); err != nil {
+				t.Errorf("TreeHash(500) = %v", err)
+			} else if err := tlog.CheckTree(proof, c.Size, c.Hash, 500, old); err != nil {
+				t.Errorf("ProveConsistency(500, 600): the proof does not check: %v", err)
+			}
+			if h, err := l.TreeHash(ctx, c.Size); err != nil {
+				wantDamaged(t, "TreeHash(600)", err, broken, broken)
+			} else if h != c.Hash {
+				t.Errorf("TreeHash(600) = %x, want the checkpoint's %x", h, c.Hash)
+			}
+			if _, err := l.HashTile(ctx, 0, 2, damageSize-512); err != nil {
+				wantDamaged(t, "HashTile(0, 2, 88)", err, broken, broken)
+			}
+			// Before the broken event, the tree is whole.
+			if _, err := l.ProveInclusion(ctx, 520, broken); err != nil {
+				t.Errorf("ProveInclusion(520, %d) = %v, want a proof", broken, err)
+			}
+			if _, err := l.HashTile(ctx, 0, 2, broken-512); err != nil {
+				t.Errorf("HashTile(0, 2, %d) = %v, want its hashes", broken-512, err)
+			}
+		}
+	})
 }

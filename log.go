@@ -687,7 +687,8 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordP
 	if seq < 0 || seq >= size {
 		return nil, fmt.Errorf("seq %d not in tree of size %d: %w", seq, size, ErrNotFound)
 	}
-	return tlog.ProveRecord(size, seq, l.hashReader(ctx))
+	proof, err := tlog.ProveRecord(size, seq, l.hashReader(ctx))
+	return proof, shortTile(err)
 }
 
 // ProveConsistency returns the proof that the tree of size from is a prefix
@@ -697,7 +698,8 @@ func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreePr
 	if to > l.Size() || from < 1 || from > to {
 		return nil, fmt.Errorf("sizes %d..%d: %w (log has %d events)", from, to, ErrNotFound, l.Size())
 	}
-	return tlog.ProveTree(to, from, l.hashReader(ctx))
+	proof, err := tlog.ProveTree(to, from, l.hashReader(ctx))
+	return proof, shortTile(err)
 }
 
 // TreeHash returns the root hash of the tree of the given size.
@@ -706,7 +708,8 @@ func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
 	if size < 0 || size > l.Size() {
 		return tlog.Hash{}, fmt.Errorf("tree size %d: %w", size, ErrNotFound)
 	}
-	return tlog.TreeHash(size, l.hashReader(ctx))
+	h, err := tlog.TreeHash(size, l.hashReader(ctx))
+	return h, shortTile(err)
 }
 
 // OpenCheckpoint verifies a signed checkpoint with the log's verifier key.

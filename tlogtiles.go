@@ -54,7 +54,7 @@ func (l *Log) HashTile(ctx context.Context, level int, index int64, width int) (
 		return nil, &DamagedError{Seq: first, Problem: fmt.Sprintf("the stored Merkle hashes of tile %d/%d, which the log has reached, are missing", level, index)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hash tile %d/%d: %w", level, index, err)
+		return nil, fmt.Errorf("hash tile %d/%d: %w", level, index, shortTile(err))
 	}
 	return data, nil
 }

@@ -61,14 +61,36 @@ func RightmostTiles(size int64) []TilePos {
 	return tiles
 }
 
+// ShortTileError is the error of a tile too narrow for a hash that was
+// read from it: a tile stored or computed narrower than the tree it is
+// read for, which lacks the hashes of the events from FirstSeq on.
+type ShortTileError struct {
+	Level int
+	Index int64
+	Width int // hashes the tile holds
+	Err   error
+}
+
+func (e *ShortTileError) Error() string {
+	return fmt.Sprintf("merkle: tile %d/%d is too narrow: %v", e.Level, e.Index, e.Err)
+}
+
+func (e *ShortTileError) Unwrap() error { return e.Err }
+
+// FirstSeq returns the first event under the hashes the tile lacks.
+func (e *ShortTileError) FirstSeq() int64 {
+	return (e.Index<<TileHeight + int64(e.Width)) << (TileHeight * e.Level)
+}
+
 // TileHashReader returns a [tlog.HashReader] that reads the stored hashes of
 // a tree from its tiles, so that [tlog.ProveRecord], [tlog.ProveTree] and
 // [tlog.TreeHash] can run over a store.
 //
 // readTile(level, index) must return the stored data of that tile. The data
 // may be wider than needed, for example a tile of a larger tree; data that is
-// too narrow for a requested hash, or that is not a whole number of hashes
-// (at most 256), makes ReadHashes fail. Each distinct tile is fetched at most
+// too narrow for a requested hash makes ReadHashes fail with a
+// *ShortTileError, and data that is not a whole number of hashes (at most
+// 256) with another error. Each distinct tile is fetched at most
 // once per ReadHashes call. An error from readTile is wrapped with %w, so a
 // store's "not found" error stays visible to the caller.
 //
@@ -109,7 +131,7 @@ func (r tileReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		t.W = len(data) / tlog.HashSize
 		h, err := tlog.HashFromTile(t, data, x)
 		if err != nil {
-			return nil, fmt.Errorf("merkle: tile %d/%d is too narrow: %v", t.L, t.N, err)
+			return nil, &ShortTileError{Level: t.L, Index: t.N, Width: t.W, Err: err}
 		}
 		hashes[i] = h
 	}

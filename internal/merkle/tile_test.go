@@ -171,14 +171,15 @@ func TestTileHashReaderErrors(t *testing.T) {
 		data  []byte
 		err   error
 		index int64
+		short int64 // ShortTileError.FirstSeq wanted, or -1 for another error
 	}{
-		{"read error", nil, errStore, tlog.StoredHashIndex(0, 300)},
-		{"empty tile", []byte{}, nil, tlog.StoredHashIndex(0, 256)},
-		{"too narrow for leaf", full[:44*tlog.HashSize], nil, tlog.StoredHashIndex(0, 300)},
-		{"too narrow for level 3", full[:44*tlog.HashSize], nil, tlog.StoredHashIndex(3, 37)},
-		{"not whole hashes", full[:100], nil, tlog.StoredHashIndex(0, 256)},
-		{"wider than a tile", append(append([]byte(nil), full...), full[:tlog.HashSize]...), nil, tlog.StoredHashIndex(0, 256)},
-		{"negative index", full, nil, -5},
+		{"read error", nil, errStore, tlog.StoredHashIndex(0, 300), -1},
+		{"empty tile", []byte{}, nil, tlog.StoredHashIndex(0, 256), 256},
+		{"too narrow for leaf", full[:44*tlog.HashSize], nil, tlog.StoredHashIndex(0, 300), 300},
+		{"too narrow for level 3", full[:44*tlog.HashSize], nil, tlog.StoredHashIndex(3, 37), 300},
+		{"not whole hashes", full[:100], nil, tlog.StoredHashIndex(0, 256), -1},
+		{"wider than a tile", append(append([]byte(nil), full...), full[:tlog.HashSize]...), nil, tlog.StoredHashIndex(0, 256), -1},
+		{"negative index", full, nil, -5, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +195,15 @@ func TestTileHashReaderErrors(t *testing.T) {
 			}
 			if tt.err != nil && !errors.Is(err, tt.err) {
 				t.Errorf("ReadHashes(%d) = %v, want it to wrap %v", tt.index, err, tt.err)
+			}
+			var se *ShortTileError
+			switch short := errors.As(err, &se); {
+			case tt.short < 0 && short:
+				t.Errorf("ReadHashes(%d) = %v, want an error other than a *ShortTileError", tt.index, err)
+			case tt.short >= 0 && !short:
+				t.Errorf("ReadHashes(%d) = %v, want a *ShortTileError", tt.index, err)
+			case short && se.FirstSeq() != tt.short:
+				t.Errorf("ReadHashes(%d) = %v: FirstSeq() = %d, want %d", tt.index, err, se.FirstSeq(), tt.short)
 			}
 		})
 	}

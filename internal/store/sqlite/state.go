@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
@@ -130,22 +131,28 @@ func (s *Store) storedTile(ctx context.Context, log int64, level int, index int6
 
 // leafTile returns the leaf hashes of events [from, to) of log, up to the
 // first that is missing or damaged: a tile too narrow for the log, which
-// is how a stored tile that does not cover the events shows.
+// is how a stored tile that does not cover the events shows. Events are
+// decoded one by one, so that the tile ends at the damaged event, not at
+// the start of its bundle.
 func (s *Store) leafTile(ctx context.Context, log, from, to int64) ([]byte, error) {
 	data := make([]byte, 0, (to-from)*tlog.HashSize)
 	var buf []byte
 	next := from
-	for e, err := range s.Scan(ctx, log, from, to) {
-		if errors.Is(err, store.ErrDamaged) || err == nil && e.Seq != next {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("leaf hashes of events [%d, %d): %w", from, to, err)
+	err := s.Walk(ctx, log, from, to, func(e *event.Event) error {
+		if e.Seq != next {
+			return errStop
 		}
 		buf = canon.Append(buf[:0], e)
 		h := tlog.RecordHash(buf)
 		data = append(data, h[:]...)
 		next++
+		return nil
+	})
+	if err != nil && err != errStop && !errors.Is(err, store.ErrDamaged) {
+		return nil, fmt.Errorf("leaf hashes of events [%d, %d): %w", from, to, err)
 	}
 	return data, nil
 }
+
+// errStop ends a walk at a gap in the seqs.
+var errStop = errors.New("stop")
