@@ -366,12 +366,16 @@ func (s *server) logInfo(w http.ResponseWriter, r *http.Request, key trail.KeyIn
 // writeJSON sends v. Once the status is sent an error cannot be reported
 // to the client any more, so write errors (the client left) are dropped.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Not escaped for HTML (answers are JSON, never sniffed): stored
+	// events go out as their canonical bytes, those of their leaves.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b.Bytes())
 	return nil
 }

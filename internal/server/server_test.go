@@ -563,9 +563,14 @@ func TestProofs(t *testing.T) {
 		t.Fatalf("checkpoint size %d, want %d", old.Size, e.start["acme"]+20)
 	}
 	rs2 := e.appendN("acme-append", 13)
+	// Characters a JSON encoder escapes for HTML: the event's bytes as
+	// served must still be its leaf's.
+	var html receipts
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/json",
+		[]byte(`{"actor":{"id":"ana"},"action":"user.update","metadata":{"note":"<b>&amp;</b>\u2028\u2029"}}`), &html)
 	c, _ := e.checkpointOf("acme-read")
 
-	for _, id := range []string{rs.Events[0].ID, rs.Events[17].ID, rs2.Events[12].ID} {
+	for _, id := range []string{rs.Events[0].ID, rs.Events[17].ID, rs2.Events[12].ID, html.Events[0].ID} {
 		var got struct {
 			Event json.RawMessage
 			Proof struct {
