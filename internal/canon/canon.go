@@ -241,7 +241,7 @@ func CheckSize(e *event.Event, lim event.Limits) error {
 		max = event.DefaultLimits().MaxEventSize
 	}
 	if size := longestSize(e); size > max {
-		return &event.Error{Index: -1, Reason: fmt.Sprintf("event is %d bytes in canonical form; the limit is %d", size, max)}
+		return &event.Error{Index: -1, Reason: fmt.Sprintf("event would be up to %d bytes in canonical form once Trail assigns its id, seq, log and received_at (each counted at its longest); the limit is %d", size, max)}
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func TestCheckSize(t *testing.T) {
 		t.Errorf("CheckSize(MaxEventSize: %d) error = %v, want nil", size, err)
 	}
 	err := CheckSize(&e, event.Limits{MaxEventSize: size - 1})
-	want := fmt.Sprintf("event is %d bytes in canonical form; the limit is %d", size, size-1)
+	want := fmt.Sprintf("event would be up to %d bytes in canonical form once Trail assigns its id, seq, log and received_at (each counted at its longest); the limit is %d", size, size-1)
 	var pe *event.Error
 	if !errors.As(err, &pe) || pe.Index != -1 || pe.Field != "" || pe.Reason != want {
 		t.Errorf("CheckSize(MaxEventSize: %d) error = %#v, want Index -1, no field, reason %q", size-1, err, want)
