@@ -2,11 +2,14 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
@@ -14,21 +17,29 @@ import (
 
 // maxAuditParams bounds the query parameters a read's event records, so
 // that its metadata stays within an event's 32 KiB (each name is cut to
-// 64 bytes, each value to 512).
+// maxAuditName bytes, each value to maxAuditValue).
 const maxAuditParams = 32
 
 // auditRead records, in the key's own log, that the key read it (PCI DSS
 // 10.2.1.3: access to audit logs is itself audited): actor = the key,
-// action = trail.search, trail.get, …, metadata = what was asked for. It
-// runs before the answer is sent, and an error fails the request: a read
-// that cannot be recorded is not served.
+// action = trail.search, trail.get, …, metadata = the request's query
+// parameters (see recordRead). It runs before the answer is sent, and an
+// error fails the request: a read that cannot be recorded is not served.
 func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []event.Target) error {
+	return s.recordRead(r, key, l, action, targets, r.URL.Query())
+}
+
+// recordRead is auditRead with the parameters the read was made with, as
+// the route took them (a page's filters, say, rather than its query,
+// where the page ignores what it does not know): the first value of each,
+// at most maxAuditParams, in name order, and how many more there were. A
+// name or value holding a control character or invalid UTF-8 is recorded
+// URL-escaped, so that it reads as what was sent and not as another
+// parameter; a value over maxAuditValue bytes is cut and says so.
+func (s *server) recordRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []event.Target, query url.Values) error {
 	if s.opts.NoReadAudit {
 		return nil
 	}
-	// The query's parameters, as many as an event's metadata holds: at
-	// most maxAuditParams, in name order, and how many more there were.
-	query := r.URL.Query()
 	names := slices.Sorted(maps.Keys(query))
 	params := map[string]string{}
 	for i, name := range names {
@@ -37,7 +48,7 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 			break
 		}
 		if vals := query[name]; name != "" && len(vals) > 0 {
-			params[event.Sanitize(name, 64)] = event.Sanitize(vals[0], 512)
+			params[recorded(name, maxAuditName)] = recorded(vals[0], maxAuditValue)
 		}
 	}
 	md, err := json.Marshal(params)
@@ -51,6 +62,26 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 	}
 	_, err = l.Append(r.Context(), e)
 	return err
+}
+
+// Bounds of a recorded parameter's name and value, in bytes.
+const (
+	maxAuditName  = 64
+	maxAuditValue = 512
+)
+
+// recorded is s as a read's record keeps it: URL-escaped if it holds a
+// control character or invalid UTF-8, and cut to at most n bytes, with
+// its length, if longer.
+func recorded(s string, n int) string {
+	if event.Sanitize(s, len(s)) != s {
+		s = url.QueryEscape(s)
+	}
+	if len(s) <= n {
+		return s
+	}
+	suffix := fmt.Sprintf("… (%d bytes)", len(s))
+	return strings.ToValidUTF8(s[:n-len(suffix)], "") + suffix
 }
 
 // caller is who makes the request, as the events that record it name

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,7 +52,12 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request, key trail.
 	if !found {
 		return badParam("range", "must be 24h, 7d, 30d or all")
 	}
-	if err := s.auditRead(r, key, l, trail.ActionStats, nil); err != nil {
+	// Recorded as the page applies it: it ignores what it does not know.
+	applied := url.Values{"range": {p.Range}}
+	if p.ShowReads {
+		applied.Set("trail", "show")
+	}
+	if err := s.recordRead(r, key, l, trail.ActionStats, nil, applied); err != nil {
 		return err
 	}
 	st, err := l.Stats(ctx, q)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -42,7 +43,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
+	if err := s.recordRead(r, key, l, trail.ActionTail, nil, tailParams(r)); err != nil {
 		return err
 	}
 	s.stream(w, r, key, l, q, max(next, 0), func(buf []byte, e *event.Event) []byte {
@@ -52,6 +53,17 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 		return append(canon.Append(buf, e), "\n\n"...)
 	})
 	return nil
+}
+
+// tailParams are the parameters a stream's read is recorded with: its
+// query, and the Last-Event-ID it resumes after, which can start it
+// anywhere in the log's history.
+func tailParams(r *http.Request) url.Values {
+	v := r.URL.Query()
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		v.Set("last_event_id", id)
+	}
+	return v
 }
 
 // resumeAt returns the seq a stream starts at: after the seq in the

@@ -386,12 +386,18 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 	now := time.Now()
 	p := web.Events{Base: base(key, "events"), F: viewerFilters(r), LogSize: l.Size()}
 	p.Actions = s.actionOptions(ctx, l)
+	// The read is recorded with the filters the page applies: it ignores
+	// parameters it does not know, and takes the first of repeated ones.
+	applied := pageParams(p.F)
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		applied.Set("cursor", c)
+	}
 	q, err := filterQuery(p.F, now)
 	if err == nil {
 		q.Limit, q.Cursor = pageRows, r.URL.Query().Get("cursor")
 		var page api.Page
 		if page, err = l.Search(ctx, q); err == nil {
-			if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
+			if err := s.recordRead(r, key, l, trail.ActionSearch, nil, applied); err != nil {
 				return err
 			}
 			for _, e := range page.Events {
@@ -419,6 +425,10 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 			return err
 		}
 		p.Error = "Filter not applied: " + err.Error()
+		// The page still shows the log's actions and their counts.
+		if err := s.recordRead(r, key, l, trail.ActionStats, nil, applied); err != nil {
+			return err
+		}
 	}
 	if p.F.HideReads() {
 		f := p.F
@@ -512,7 +522,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	if err := trail.CheckQuery(q); err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, trail.ActionTail, nil); err != nil {
+	if err := s.recordRead(r, key, l, trail.ActionTail, nil, tailParams(r)); err != nil {
 		return err
 	}
 	var row bytes.Buffer
@@ -524,7 +534,10 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 		buf = append(buf, "id: "...)
 		buf = strconv.AppendInt(buf, e.Seq, 10)
 		buf = append(buf, "\nevent: row\n"...)
-		for line := range strings.SplitSeq(strings.TrimSpace(row.String()), "\n") {
+		// A line of Server-Sent Events ends at CR too: the row's CRs,
+		// which only event text holds, go as character references.
+		html := strings.ReplaceAll(strings.TrimSpace(row.String()), "\r", "&#13;")
+		for line := range strings.SplitSeq(html, "\n") {
 			buf = append(buf, "data: "...)
 			buf = append(buf, line...)
 			buf = append(buf, '\n')
