@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -528,6 +529,41 @@ func testViewer(t *testing.T, be backends.Backend) {
 		if got[0].Action != "user.delete" || (len(got) > 1 && got[1].Actor == "Live Check") {
 			t.Errorf("live rows %+v; want only the new user.delete on top (the filter applies)", got[:2])
 		}
+	})
+
+	t.Run("hostile values", func(t *testing.T) {
+		part(t)
+		b.t = t
+		// A right-to-left override in an actor's name must not reorder the
+		// role after it, and a 200-character name must not push the
+		// other columns off the window.
+		body := `{"actor":{"id":"mallory","name":"Mallory \u202e","role":"auditor"},"action":"hostile.view","targets":[{"type":"doc","id":"1","name":"report \u202e"},{"type":"user","id":"alice"}]}
+{"actor":{"id":"` + strings.Repeat("x", 200) + `"},"action":"hostile.view","reason":"` + strings.Repeat("y", 300) + `"}`
+		for _, line := range strings.Split(body, "\n") {
+			if code, b, err := request(t, "POST", s.url+"/v1/events", appd, line); err != nil || code != 201 {
+				t.Fatalf("append: %d %s %v", code, b, err)
+			}
+		}
+		b.open("/?action=hostile.view", "#rows")
+		ltr := func(sel string) bool {
+			return eval[bool](b, `(el => {
+				const t = el.firstChild, r = document.createRange();
+				r.setStart(t, 0); r.setEnd(t, 1);
+				const first = r.getBoundingClientRect().left;
+				r.setStart(t, t.length - 1); r.setEnd(t, t.length);
+				return first < r.getBoundingClientRect().left;
+			})(document.querySelector(`+strconv.Quote(sel)+`))`)
+		}
+		if !ltr("#rows tr:last-child .role") {
+			t.Errorf("the role after a name holding U+202E shows right to left")
+		}
+		if !ltr("#rows tr:last-child .targets a:last-child") {
+			t.Errorf("the target after one whose name holds U+202E shows right to left")
+		}
+		if right := eval[float64](b, `Math.max(...[...document.querySelectorAll("#events th, #events td")].map(c => c.getBoundingClientRect().right))`); right > 1280 {
+			t.Errorf("with a 200-character actor the events table reaches %.0f px, past the 1280 px window", right)
+		}
+		b.shot("events-hostile")
 	})
 
 	t.Run("phone", func(t *testing.T) {

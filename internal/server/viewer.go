@@ -66,14 +66,18 @@ func (s *server) viewerRoutes(mux *http.ServeMux) {
 // pageHeaders sets the headers every viewer response carries.
 func (s *server) pageHeaders(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", contentSecurityPolicy)
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Cache-Control", "no-store")
+		setPageHeaders(w.Header())
 		h(w, r)
 	})
+}
+
+// setPageHeaders sets the headers every page of the viewer is sent with.
+func setPageHeaders(hd http.Header) {
+	hd.Set("Content-Security-Policy", contentSecurityPolicy)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "no-store")
 }
 
 // viewer runs h for a signed-in browser: the session's key is
@@ -160,6 +164,7 @@ func (s *server) viewerError(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "The stored event at seq " + strconv.FormatInt(de.Seq, 10) + " is damaged: " + de.Problem +
 			". The database was changed outside Trail, or damaged: run trail verify on the server's data directory to see what is wrong."
 	}
+	setPageHeaders(w.Header()) // also for a page refused before its handler ran
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	web.Render(w, "error", struct {

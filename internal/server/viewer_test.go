@@ -609,3 +609,25 @@ func TestViewerSessionEnded(t *testing.T) {
 		}
 	}
 }
+
+// TestViewerErrorPageHeaders: a page refused before its handler ran (a
+// query that does not parse) is sent with the headers of every page.
+func TestViewerErrorPageHeaders(t *testing.T) {
+	v := newViewerEnv(t)
+	c := v.browser()
+	v.signIn(c, v.read, "/", v.srv.URL)
+	for _, path := range []string{"/?actor=a;b", "/overview?range=%zz", "/events/x?a;b"} {
+		resp, _ := v.get(c, path)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", path, resp.StatusCode)
+		}
+		for name, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+			if got := resp.Header.Get(name); got != want {
+				t.Errorf("GET %s: %s = %q, want %q", path, name, got, want)
+			}
+		}
+		if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy = %q", path, resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+}
