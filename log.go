@@ -573,8 +573,10 @@ func checkQuery(q api.Query) (store.Query, error) {
 // not indexed yet are scanned); it is for benchmarks, tests and bulk loads.
 func (l *Log) WaitIndexed(ctx context.Context) error { return l.db.st.WaitIndexed(ctx, l.info.ID) }
 
-// Checkpoint returns the latest signed checkpoint (a C2SP signed note), or
-// an error wrapping ErrNotFound when the log is empty. Like Size, it shows
+// Checkpoint returns the latest signed checkpoint (a C2SP signed note):
+// for an empty log, that of the empty tree, signed for the call (Ed25519
+// signs the same note the same way), or, on a read-only DB, which holds no
+// signing key, an error wrapping ErrNotFound. Like Size, it shows
 // another DB's appends within half a second. A stored checkpoint that
 // does not verify with the log's key, or a log of events without one, is
 // a *DamagedError: it is never served as the log's.
@@ -585,8 +587,16 @@ func (l *Log) Checkpoint() ([]byte, error) {
 	switch {
 	case latest == nil && size > 0:
 		return nil, &DamagedError{Seq: size - 1, Problem: fmt.Sprintf("no signed checkpoint covers the log's %d events: they were added outside Trail, or its checkpoints removed", size)}
+	case latest == nil && l.signer != nil:
+		// The empty tree's checkpoint: C2SP tlog-tiles serves one for
+		// every log, and it is the same note each time it is signed.
+		empty, err := tlog.TreeHash(0, nil) // RFC 6962's: SHA-256 of nothing
+		if err != nil {
+			return nil, err
+		}
+		return merkle.Sign(merkle.Checkpoint{Origin: l.info.Origin, Size: 0, Hash: empty}, l.signer)
 	case latest == nil:
-		return nil, fmt.Errorf("checkpoint of log %q: %w (the log is empty)", l.info.Name, ErrNotFound)
+		return nil, fmt.Errorf("checkpoint of log %q: %w (the log is empty; its empty tree's checkpoint is signed by a DB that appends, not a read-only one)", l.info.Name, ErrNotFound)
 	case bytes.Equal(latest.Note, known):
 		return latest.Note, nil
 	}

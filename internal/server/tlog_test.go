@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -389,5 +390,38 @@ func TestTlogTilesGzip(t *testing.T) {
 	}
 	if resp, b := get("gzip;q=0, identity"); resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, plain) {
 		t.Errorf("gzip;q=0: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+}
+
+// TestTlogEmptyCheckpoint: an empty log has a checkpoint, as C2SP
+// tlog-tiles asks of every log: size 0, RFC 6962's empty tree hash, signed
+// with the log's key, the same bytes each time.
+func TestTlogEmptyCheckpoint(t *testing.T) {
+	e := newEnv(t, server.Options{PublicTiles: true})
+	l, err := e.db.CreateLog(context.Background(), "empty", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/tlog/empty/checkpoint", "", "", nil)
+	if r.status != 200 {
+		t.Fatalf("GET /tlog/empty/checkpoint = %d %s, want 200", r.status, r.body)
+	}
+	v, err := note.NewVerifier(l.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open(r.body, note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("the empty log's checkpoint does not verify: %v\n%s", err, r.body)
+	}
+	empty := sha256.Sum256(nil)
+	if want := l.Origin() + "\n0\n" + base64.StdEncoding.EncodeToString(empty[:]) + "\n"; n.Text != want {
+		t.Errorf("the empty log's checkpoint says %q, want %q", n.Text, want)
+	}
+	if again := e.do("GET", "/tlog/empty/checkpoint", "", "", nil); !bytes.Equal(again.body, r.body) {
+		t.Errorf("the empty log's checkpoint changed between two reads:\n%s\n%s", r.body, again.body)
+	}
+	if r := e.do("GET", "/tlog/empty/tile/0/000.p/1", "", "", nil); r.status != 404 {
+		t.Errorf("a tile of the empty log = %d, want 404", r.status)
 	}
 }
