@@ -278,6 +278,13 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (KeyInfo, error) 
 	if err != nil {
 		return KeyInfo{}, err
 	}
+	l, err := db.Log(ctx, name)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if err := db.checkKeyRecords(ctx, k, l); err != nil {
+		return KeyInfo{}, err
+	}
 	return keyInfo(k, name), nil
 }
 

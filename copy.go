@@ -77,7 +77,13 @@ type CopiedLog struct {
 	Checkpoints int   // checkpoints copied
 	Keys        int   // API keys created in the target
 	Revoked     int   // API keys revoked in the target, as they are in the source
-	Idempotency int   // idempotency records created in the target
+	// KeysUnrecorded counts the source's API keys left behind because
+	// the copied events hold no record of their creation: created since
+	// the copy began (the next run copies them with it), or added to the
+	// source's keys table outside Trail. A key its log does not record
+	// does not authenticate.
+	KeysUnrecorded int
+	Idempotency    int // idempotency records created in the target
 	// IdempotencyUnreadable counts the source's idempotency records whose
 	// receipts do not parse, or name events the log does not hold under
 	// those seqs (changed in its database), which are left behind.
@@ -718,12 +724,24 @@ func (c *logCopy) copyKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("source: log %q: list API keys: %w", name, err)
 	}
+	tl, err := c.to.Log(ctx, name)
+	if err != nil {
+		return fmt.Errorf("target: log %q: %w", name, err)
+	}
 	for _, k := range keys {
 		want := k
 		want.Log = c.dst.ID
 		have, err := c.to.st.Key(ctx, k.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			r, err := tl.keyRecords(ctx, k.ID)
+			if err != nil {
+				return fmt.Errorf("target: log %q: %w", name, err)
+			}
+			if r.created < 0 {
+				c.rep.KeysUnrecorded++
+				continue
+			}
 			if err := c.to.st.CreateKey(ctx, want); err != nil {
 				return fmt.Errorf("target: log %q: create API key %s: %w", name, k.ID, err)
 			}

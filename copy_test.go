@@ -3,14 +3,17 @@ package trail_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
@@ -237,6 +240,31 @@ func testCopy(t *testing.T, perCommit int) {
 		}
 	}
 
+}
+
+// TestCopyUnrecordedKey: a key of the source whose creation its log does
+// not record (added to its keys table outside Trail) is left behind and
+// counted, and the copy verifies.
+func TestCopyUnrecordedKey(t *testing.T) {
+	ctx := context.Background()
+	b := backends.SQLite
+	src := newCopySource(t, b)
+	h := sha256.Sum256([]byte("trail_00000000000000000000000000000000_planted"))
+	tp := b.Tamper(t, src.loc)
+	must(t, tp.SetKey(ctx, "many", store.Key{ID: "00000000000000000000000000000000", Name: "planted", Scopes: []string{"admin"}, Hash: h[:], CreatedAt: time.Now()}))
+	must(t, tp.Close())
+	from, to := copyStores(t, src.loc, b.New(t))
+	rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many"}})
+	must(t, err)
+	if lr := rep.Logs[0]; lr.Keys != 2 || lr.KeysUnrecorded != 1 || !lr.Done {
+		t.Errorf("Copy of log many = %+v, want 2 keys copied and 1 left behind, unrecorded", lr)
+	}
+	if _, err := to.Key(ctx, "00000000000000000000000000000000"); !errors.Is(err, trail.ErrNotFound) {
+		t.Errorf("target: the unrecorded key = %v, want ErrNotFound", err)
+	}
+	l, err := to.Log(ctx, "many")
+	must(t, err)
+	verifyLog(t, to, "many", l.Size())
 }
 
 // An interrupted copy, or one made before more appends, continues where

@@ -172,6 +172,7 @@ type DB struct {
 	closed bool
 
 	keysRevoked atomic.Uint64 // see KeysRevoked
+	keyChecks   keyChecks     // keys found to agree with their logs' records
 
 	obsMu     sync.Mutex
 	observers []func(CommitStats)

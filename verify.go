@@ -78,6 +78,9 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	if err == nil {
 		err = l.verifyLogRow(ctx, st, v)
 	}
+	if err == nil {
+		err = l.verifyKeys(ctx)
+	}
 	if ve := (*verify.Error)(nil); errors.As(err, &ve) {
 		return VerifyReport{}, &VerifyError{Seq: ve.Seq, Problem: ve.Problem}
 	}

@@ -85,14 +85,15 @@ type copyResult struct {
 }
 
 type copyLogResult struct {
-	Name        string `json:"name"`
-	Created     bool   `json:"created"`
-	From        int64  `json:"from"`
-	Size        int64  `json:"size"`
-	Events      int64  `json:"events"`
-	Checkpoints int    `json:"checkpoints"`
-	Keys        int    `json:"keys"`
-	Revoked     int    `json:"revoked"`
+	Name           string `json:"name"`
+	Created        bool   `json:"created"`
+	From           int64  `json:"from"`
+	Size           int64  `json:"size"`
+	Events         int64  `json:"events"`
+	Checkpoints    int    `json:"checkpoints"`
+	Keys           int    `json:"keys"`
+	Revoked        int    `json:"revoked"`
+	KeysUnrecorded int    `json:"keys_unrecorded,omitempty"`
 	// Idempotency records copied, and those left behind unreadable.
 	Idempotency           int  `json:"idempotency_records"`
 	IdempotencyUnreadable int  `json:"idempotency_unreadable,omitempty"`
@@ -194,7 +195,7 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	for _, l := range rep.Logs {
 		res.Logs = append(res.Logs, copyLogResult{
 			Name: l.Name, Created: l.Created, From: l.From, Size: l.Size, Events: l.Events,
-			Checkpoints: l.Checkpoints, Keys: l.Keys, Revoked: l.Revoked,
+			Checkpoints: l.Checkpoints, Keys: l.Keys, Revoked: l.Revoked, KeysUnrecorded: l.KeysUnrecorded,
 			Idempotency: l.Idempotency, IdempotencyUnreadable: l.IdempotencyUnreadable, Done: l.Done,
 		})
 	}
@@ -218,6 +219,9 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 		}
 		if l.Keys > 0 || l.Revoked > 0 {
 			fmt.Fprintf(w, "  API keys: %d copied, %d revoked as in the source.\n", l.Keys, l.Revoked)
+		}
+		if l.KeysUnrecorded > 0 {
+			fmt.Fprintf(w, "  API keys: %d of the source's left behind, as the copied events do not record their creation: created since the copy began (the next run copies them), or added outside Trail (run trail verify on the source).\n", l.KeysUnrecorded)
 		}
 		if l.Idempotency > 0 {
 			fmt.Fprintf(w, "  Idempotency keys: %s copied: retries of those appends through the target get their first receipts.\n", commas(int64(l.Idempotency)))

@@ -71,6 +71,9 @@ type Tamperer interface {
 	// in ascending size, and stores the note it returns instead: the same
 	// note keeps the checkpoint, another replaces its note, nil deletes it.
 	EditCheckpoints(ctx context.Context, log string, edit func(size int64, note []byte) []byte) error
+	// SetKey stores k, an API key of log, in the keys table as it is (k.Log
+	// ignored), in place of any key of its id.
+	SetKey(ctx context.Context, log string, k store.Key) error
 
 	// DeletePostings deletes what the search index ix files the events
 	// with seqs in [from, to) of log under: under value alone, or under

@@ -1,0 +1,109 @@
+package trail_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/internal/store"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
+)
+
+// TestKeysTampered changes the keys table the way SQL can: a key planted
+// there, a key's scopes widened, a revoked key restored. Each disagrees
+// with the log's records of its keys: the key must not authenticate, and
+// Verify must say what was changed.
+func TestKeysTampered(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		ctx := context.Background()
+		dir := b.New(t)
+		db, err := initAt(ctx, dir, trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, appInfo, err := db.CreateKey(ctx, testAdmin, tamperLog, "app", trail.ScopeRead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, oldInfo, err := db.CreateKey(ctx, testAdmin, tamperLog, "old", trail.ScopeAppend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, db.RevokeKey(ctx, testAdmin, oldInfo.ID))
+		must(t, db.Close())
+
+		stored := func(secret string, ki trail.KeyInfo, scopes ...string) store.Key {
+			h := sha256.Sum256([]byte(secret))
+			return store.Key{ID: ki.ID, Name: ki.Name, Scopes: scopes, Hash: h[:], CreatedAt: ki.CreatedAt}
+		}
+		// A secret of the form Trail gives, for a key it never made.
+		id, sec, _ := strings.Cut(strings.TrimPrefix(app, trail.KeyPrefix), "_")
+		var raw [64]byte
+		rand.Read(raw[:])
+		plantedID := hex.EncodeToString(raw[:len(id)/2])
+		planted := trail.KeyPrefix + plantedID + "_" + hex.EncodeToString(raw[32:32+len(sec)/2])
+
+		for _, c := range []struct {
+			name, secret, says string
+			key                store.Key
+		}{
+			{"planted", planted, "holds no record of its creation",
+				stored(planted, trail.KeyInfo{ID: plantedID, Name: "backdoor", CreatedAt: time.Now()}, "read", "admin")},
+			{"scopes widened", app, "were recorded at its creation", stored(app, appInfo, "read", "admin")},
+			{"revocation undone", old, "records its revocation", stored(old, oldInfo, "append")},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				loc := b.Copy(t, dir)
+				tp := b.Tamper(t, loc)
+				must(t, tp.SetKey(ctx, tamperLog, c.key))
+				must(t, tp.Close())
+				db, err := openAt(ctx, loc, trail.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if ki, err := db.Authenticate(ctx, c.secret); !errors.Is(err, trail.ErrUnauthorized) {
+					t.Errorf("Authenticate(the %s key) = %+v, %v; want ErrUnauthorized", c.name, ki, err)
+				}
+				l, err := db.Log(ctx, tamperLog)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = l.Verify(ctx, trail.VerifyOptions{})
+				var ve *trail.VerifyError
+				if !errors.As(err, &ve) || !strings.Contains(ve.Problem, c.key.ID) || !strings.Contains(ve.Problem, c.says) {
+					t.Errorf("Verify() = %v; want a *trail.VerifyError naming key %s and saying %q", err, c.key.ID, c.says)
+				}
+				if c.name != "scopes widened" {
+					if _, err := db.Authenticate(ctx, app); err != nil {
+						t.Errorf("Authenticate(an untouched key) = %v", err)
+					}
+				}
+			})
+		}
+
+		// Untouched, every key is as recorded.
+		db, err = openAt(ctx, b.Copy(t, dir), trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Authenticate(ctx, app); err != nil {
+			t.Errorf("Authenticate(a key as created) = %v", err)
+		}
+		l, err := db.Log(ctx, tamperLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Verify(ctx, trail.VerifyOptions{}); err != nil {
+			t.Errorf("Verify() of keys as created and revoked = %v", err)
+		}
+	})
+}
+
