@@ -106,4 +106,3 @@ func TestKeysTampered(t *testing.T) {
 		}
 	})
 }
-
