@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -699,5 +700,31 @@ func TestInitPrintsVerify(t *testing.T) {
 	vkey := strings.TrimPrefix(cmd, want)
 	if r := run(t, "", "verify", "--data", data, "--log", "app", "--verifier-key", vkey); r.code != 0 {
 		t.Errorf("the printed command exited %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestInitKilled kills trail init at moments spread over its run: a run
+// of init on the same directory afterwards must make, or find, a data
+// directory every command takes, never one they all refuse.
+func TestInitKilled(t *testing.T) {
+	for i := range 24 {
+		dir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(trailBin, "init", "--data", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if r := run(t, "", "init", "--data", dir); r.code != 0 && !strings.Contains(r.stderr, "already") {
+			t.Fatalf("after init was killed at %d ms: init again = exit %d: %s", i*3, r.code, r.stderr)
+		}
+		if r := run(t, "", "keys", "create", "--data", dir, "--log", "default", "--scope", "read"); r.code != 0 {
+			t.Fatalf("after init was killed at %d ms: keys create = exit %d: %s", i*3, r.code, r.stderr)
+		}
+		ok(t, "", "verify", "--data", dir)
+		if stale, _ := filepath.Glob(filepath.Join(dir, "*.init-*")); len(stale) > 0 {
+			t.Errorf("after init was killed at %d ms and run again, %v are left", i*3, stale)
+		}
 	}
 }

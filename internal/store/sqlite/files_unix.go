@@ -11,3 +11,9 @@ const wOK = 2
 func writable(path string) error {
 	return syscall.Access(path, wOK)
 }
+
+// processAlive reports whether a process of that id runs.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}

@@ -10,13 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -115,31 +119,74 @@ const pageSize = 8192
 // Create makes a new, empty Trail database at path. It fails if the file
 // exists.
 func Create(ctx context.Context, path string, opts Options) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create database: %w", fs.ErrExist)
+	}
+	// The database is made whole under another name and then linked into
+	// place, so that a process killed while making it leaves no file at
+	// path that is not a Trail database, which every command would refuse.
+	removeStale(path)
+	tmp := fmt.Sprintf("%s.init-%d", path, os.Getpid())
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
 	f.Close()
+	defer os.Remove(tmp + "-journal")
+	defer os.Remove(tmp)
 	// The page size is set before the first write, which the writer's
 	// switch to WAL mode would be.
-	w, err := sql.Open(DriverName, "file:"+path)
+	w, err := sql.Open(DriverName, "file:"+tmp)
 	if err != nil {
-		os.Remove(path)
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
 	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
 		w.Close()
-		os.Remove(path)
 		return nil, err
 	}
 	if err := initSchema(ctx, w); err != nil {
 		w.Close()
-		os.Remove(path)
 		return nil, err
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	if err := syncFile(tmp); err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	// A link, unlike a rename, fails if path exists (another process
+	// made it meanwhile).
+	if err := os.Link(tmp, path); err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	os.Remove(tmp)
+	durable.SyncDir(filepath.Dir(path))
 	return Open(ctx, path, opts)
+}
+
+// removeStale removes what a process killed while creating the database
+// at path left: files of its name with .init-PID, of processes gone.
+func removeStale(path string) {
+	matches, _ := filepath.Glob(path + ".init-*")
+	for _, m := range matches {
+		pid, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(m, path+".init-"), "-journal"))
+		if err != nil || processAlive(pid) {
+			continue
+		}
+		os.Remove(m)
+	}
+}
+
+// syncFile flushes the file at path to stable storage.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // initSchema marks a new database as Trail's and applies every migration
@@ -219,6 +266,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return fail(fmt.Errorf("%s: schema %d: %w", path, ver, ErrNeedsUpgrade))
 	}
 	if !opts.ReadOnly {
+		removeStale(path)
 		if s.w, err = openWriter(path, opts); err != nil {
 			return fail(err)
 		}
