@@ -284,7 +284,7 @@ func (ix *indexer) indexNext(ctx context.Context) (bool, error) {
 	var log int64
 	err := ix.s.r.QueryRowContext(ctx, "SELECT id FROM logs WHERE indexed_size < size ORDER BY size - indexed_size DESC LIMIT 1").Scan(&log)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return false, ix.recountLost(ctx)
 	}
 	if err != nil {
 		return false, err
@@ -434,6 +434,57 @@ func (s *Store) WaitIndexed(ctx context.Context, log int64) error {
 	defer s.wmu.Unlock()
 	ix.pending[log] = p
 	return ix.flushRollup(ctx, log)
+}
+
+// recountLost counts again, from the events, the indexed events of every
+// log whose counts no process holds: those a process indexed but was
+// stopped before it wrote their counts (killed, say), which nothing else
+// would count until the log's next events were indexed. Counts another
+// process still holds and writes meanwhile are not counted twice: the
+// first written makes the other stale (writeRollup).
+func (ix *indexer) recountLost(ctx context.Context) error {
+	rows, err := ix.s.r.QueryContext(ctx, "SELECT id FROM logs WHERE rolled_size < indexed_size")
+	if err != nil {
+		return err
+	}
+	var logs []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		logs = append(logs, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, log := range logs {
+		ix.s.wmu.Lock()
+		held := ix.pending[log] != nil
+		ix.s.wmu.Unlock()
+		if held {
+			continue // this process writes them soon
+		}
+		p, err := ix.recountIndexed(ctx, log)
+		if err != nil {
+			return err
+		}
+		if p.to == p.from {
+			continue
+		}
+		ix.s.wmu.Lock()
+		if ix.pending[log] == nil {
+			ix.pending[log] = p
+			err = ix.flushRollup(ctx, log)
+		}
+		ix.s.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recountIndexed counts the events of log from its rolled_size up to its

@@ -132,3 +132,46 @@ func TestRollupPending(t *testing.T) {
 	}
 	storetest.CheckRollup(t, s, w, q)
 }
+
+// TestRollupLostAtRestart: counts a process indexed but never wrote (it
+// was killed) are counted again by the next process to open the store,
+// with nothing new appended.
+func TestRollupLostAtRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := create(t, path, Options{Logger: testLogger(t), IndexChunk: 300})
+	pauseIndexer(s)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.RollupEvents(1000, 5)...)
+	if err := s.ix.indexLog(ctx, w.Info.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	clear(s.ix.pending) // as a kill would
+	s.wmu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := storetest.RollupQueries()[0]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := s.Rollup(ctx, w.Info.ID, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.IndexedTo == w.Size() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Rollup.IndexedTo = %d 30 s after the store was opened again, want %d", r.IndexedTo, w.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	storetest.CheckRollup(t, s, w, q)
+}
