@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -584,4 +585,68 @@ func (c *cluster) checkAll(led *ackLedger) {
 	if n, _ := checkpointSize(cp); n != size {
 		c.t.Errorf("the nodes serve a checkpoint of %d events, the store holds %d", n, size)
 	}
+}
+
+// TestServeWaitsForPostgres: a node started while PostgreSQL is down
+// waits for it, saying so, and serves once it is up, rather than exit.
+func TestServeWaitsForPostgres(t *testing.T) {
+	t.Parallel()
+	pg := startPrivatePG(t)
+	c := newCluster(t, pg.url, filepath.Join(t.TempDir(), "master.key"), 0)
+	pg.crash()
+	cmd := exec.Command(trailBin, "serve", "--store", c.store, "--master-key-file", c.keyFile, "--addr", "127.0.0.1:0")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case <-exited:
+		t.Fatalf("trail serve with PostgreSQL down exited (%v); want it to wait. stderr:\n%s", waitErr, stderr)
+	case <-time.After(2 * time.Second):
+	}
+	if !strings.Contains(stderr.String(), "trying again") {
+		t.Errorf("trail serve waiting for PostgreSQL says nothing of it; stderr:\n%s", stderr)
+	}
+	pg.start()
+	var addr string
+	select {
+	case addr = <-urls:
+	case <-exited:
+		t.Fatalf("trail serve exited (%v) once PostgreSQL was back; stderr:\n%s", waitErr, stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("trail serve did not listen within 30 s of PostgreSQL's start; stderr:\n%s", stderr)
+	}
+	within(t, 10*time.Second, "the node ready", func() (bool, string) {
+		resp, err := http.Get(addr + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
 }

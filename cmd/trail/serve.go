@@ -19,6 +19,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/policy"
 )
 
@@ -191,7 +192,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if c.demo {
 		db, _, err = c.db.openOrInit(ctx, dbOpts)
 	} else {
-		db, err = c.db.openStore(ctx, dbOpts)
+		db, err = c.openWaiting(ctx, dbOpts, logger)
 	}
 	if err != nil {
 		return err
@@ -358,4 +359,29 @@ func dialURL(u string) string {
 		return scheme + "://" + net.JoinHostPort("127.0.0.1", port)
 	}
 	return u
+}
+
+// storeWait is how long serve waits at start for a database server it
+// cannot reach (PostgreSQL restarting, or starting beside it), trying
+// again, before it gives up.
+var storeWait = time.Minute
+
+// openWaiting opens the store, trying again for up to storeWait while its
+// database server cannot be reached, and saying so on stderr.
+func (c *serveCommand) openWaiting(ctx context.Context, opts trail.Options, logger *slog.Logger) (*trail.DB, error) {
+	deadline := time.Now().Add(storeWait)
+	pause := 250 * time.Millisecond
+	for {
+		db, err := c.db.openStore(ctx, opts)
+		if err == nil || !errors.Is(err, store.ErrUnreachable) || time.Now().Add(pause).After(deadline) {
+			return db, err
+		}
+		logger.Warn("the store cannot be reached; trying again", "err", err, "retry_in", pause.String(), "gives_up_in", time.Until(deadline).Round(time.Second).String())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
 }
