@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest"
 )
 
@@ -116,21 +117,28 @@ func TestRollupPending(t *testing.T) {
 	// The background indexer writes pending counts on its own.
 	resume()
 	w.Append(t, s, t0.Add(time.Hour), storetest.RollupEvents(100, 6)...)
-	deadline := time.Now().Add(time.Minute)
+	waitRolled(t, s, w, q, time.Minute, "the last append")
+	storetest.CheckRollup(t, s, w, q)
+}
+
+// waitRolled waits until the counts of s cover every event of w's log,
+// for up to d after what happened.
+func waitRolled(t *testing.T, s *Store, w *storetest.Writer, q store.RollupQuery, d time.Duration, after string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
-		r, err := s.Rollup(ctx, w.Info.ID, q)
+		r, err := s.Rollup(context.Background(), w.Info.ID, q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.IndexedTo == w.Size() {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Rollup.IndexedTo = %d a minute after the last append, want %d", r.IndexedTo, w.Size())
+			t.Fatalf("Rollup.IndexedTo = %d %v after %s, want %d", r.IndexedTo, d, after, w.Size())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	storetest.CheckRollup(t, s, w, q)
 }
 
 // TestRollupLostAtRestart: counts a process indexed but never wrote (it
@@ -159,19 +167,6 @@ func TestRollupLostAtRestart(t *testing.T) {
 	}
 	defer s.Close()
 	q := storetest.RollupQueries()[0]
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := s.Rollup(ctx, w.Info.ID, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.IndexedTo == w.Size() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Rollup.IndexedTo = %d 30 s after the store was opened again, want %d", r.IndexedTo, w.Size())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitRolled(t, s, w, q, 30*time.Second, "the store was opened again")
 	storetest.CheckRollup(t, s, w, q)
 }
