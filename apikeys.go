@@ -145,7 +145,8 @@ func (db *DB) keyEvent(by Caller, action string, k *store.Key, extra map[string]
 //
 // The creation is recorded in the key's log as a trail.key.create event
 // naming by as its actor, the key (id and name) as its target, and its
-// scopes in the metadata; never the secret. The event is committed before
+// scopes and fingerprint (keyFingerprint) in the metadata; never the
+// secret. The event is committed before
 // the key is stored, so no key works unrecorded; if storing the key then
 // fails, the log holds the record of a key that never worked.
 func (db *DB) CreateKey(ctx context.Context, by Caller, log, name string, scopes ...Scope) (string, KeyInfo, error) {
@@ -173,7 +174,7 @@ func (db *DB) CreateKey(ctx context.Context, by Caller, log, name string, scopes
 	secret := KeyPrefix + id + "_" + hex.EncodeToString(raw[keyIDBytes:])
 	h := sha256.Sum256([]byte(secret))
 	k := store.Key{ID: id, Name: name, Scopes: ss, Hash: h[:], CreatedAt: db.opts.Now().UTC()}
-	ev, err := db.keyEvent(by, ActionKeyCreate, &k, nil)
+	ev, err := db.keyEvent(by, ActionKeyCreate, &k, map[string]any{"fingerprint": keyFingerprint(k.Hash)})
 	if err != nil {
 		return "", KeyInfo{}, err
 	}

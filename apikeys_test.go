@@ -2,6 +2,8 @@ package trail_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -154,7 +156,7 @@ func TestKeyAdministrationRecorded(t *testing.T) {
 		got = append(got, line+" "+md)
 	}
 	want := []string{
-		"trail.key.create by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"scopes":["read","append"]}`,
+		"trail.key.create by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"fingerprint":"` + fingerprint(secret) + `","scopes":["read","append"]}`,
 		"trail.key.list by cli:ana/user from 192.0.2.1 ",
 		"trail.key.revoke by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"scopes":["read","append"]}`,
 		"trail.key.revoke by cli:ana/user from 192.0.2.1 api_key:" + ki.ID + ":billing " + `{"already_revoked_at":…,"scopes":["read","append"]}`,
@@ -174,4 +176,13 @@ func TestKeyAdministrationRecorded(t *testing.T) {
 	if _, err := ro.ListKeys(ctx, ana, "acme"); !errors.Is(err, trail.ErrReadOnly) {
 		t.Errorf("ListKeys on a read-only DB = %v, want ErrReadOnly: a listing must be recorded", err)
 	}
+}
+
+// fingerprint is the fingerprint a key's creation records of its secret:
+// the first 16 bytes, in hex, of the SHA-256 of a label and the secret's
+// SHA-256.
+func fingerprint(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	f := sha256.Sum256(append([]byte("trail api key fingerprint\n"), h[:]...))
+	return hex.EncodeToString(f[:16])
 }

@@ -2,6 +2,8 @@ package trail
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +26,20 @@ import (
 
 // keyRecords is what a log records of one API key.
 type keyRecords struct {
-	created int64    // seq of the first record of its creation, -1 if none
-	scopes  []string // the scopes that record gives
-	revoked int64    // seq of the first record of its revocation, -1 if none
+	created     int64    // seq of the first record of its creation, -1 if none
+	scopes      []string // the scopes that record gives
+	fingerprint string   // and the fingerprint of its secret's hash ("" in records made before it was recorded)
+	revoked     int64    // seq of the first record of its revocation, -1 if none
+}
+
+// keyFingerprint binds a key's record to the hash of its secret, so that
+// a hash replaced in the keys table (a secret of someone else's choosing
+// for the key) disagrees with it. It is a hash of that hash: the record,
+// which readers of the log see, says nothing more of the secret than the
+// keys table does.
+func keyFingerprint(hash []byte) string {
+	h := sha256.Sum256(append([]byte("trail api key fingerprint\n"), hash...))
+	return hex.EncodeToString(h[:16])
 }
 
 // keyRecords reads the log's records of the API key with that id.
@@ -40,10 +53,11 @@ func (l *Log) keyRecords(ctx context.Context, id string) (keyRecords, error) {
 		switch {
 		case e.Action == ActionKeyCreate && r.created < 0:
 			var md struct {
-				Scopes []string `json:"scopes"`
+				Scopes      []string `json:"scopes"`
+				Fingerprint string   `json:"fingerprint"`
 			}
 			if json.Unmarshal(e.Metadata, &md) == nil {
-				r.created, r.scopes = e.Seq, md.Scopes
+				r.created, r.scopes, r.fingerprint = e.Seq, md.Scopes, md.Fingerprint
 			}
 		case e.Action == ActionKeyRevoke && r.revoked < 0:
 			r.revoked = e.Seq
@@ -61,6 +75,8 @@ func (r keyRecords) disagrees(k store.Key) (int64, string) {
 		return -1, fmt.Sprintf("API key %s (%q) is in the keys table, but its log holds no record of its creation: it was added outside Trail", k.ID, k.Name)
 	case !sameScopes(k.Scopes, r.scopes):
 		return r.created, fmt.Sprintf("API key %s (%q) has the scopes %v in the keys table, but %v were recorded at its creation: they were changed outside Trail", k.ID, k.Name, k.Scopes, r.scopes)
+	case r.fingerprint != "" && r.fingerprint != keyFingerprint(k.Hash):
+		return r.created, fmt.Sprintf("API key %s (%q) has another secret's hash in the keys table than the one recorded at its creation: it was replaced outside Trail", k.ID, k.Name)
 	case r.revoked >= 0 && k.RevokedAt.IsZero():
 		return r.revoked, fmt.Sprintf("API key %s (%q) is not revoked in the keys table, but its log records its revocation: it was restored outside Trail", k.ID, k.Name)
 	}
@@ -82,7 +98,9 @@ type keyChecks struct {
 }
 
 type keyCheck struct {
+	log    int64
 	scopes []string
+	hash   string
 	until  time.Time
 }
 
@@ -95,7 +113,7 @@ func (c *keyChecks) fresh(k store.Key, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kc, ok := c.at[k.ID]
-	return ok && now.Before(kc.until) && slices.Equal(kc.scopes, k.Scopes)
+	return ok && now.Before(kc.until) && kc.log == k.Log && kc.hash == string(k.Hash) && slices.Equal(kc.scopes, k.Scopes)
 }
 
 func (c *keyChecks) set(k store.Key, now time.Time) {
@@ -104,7 +122,7 @@ func (c *keyChecks) set(k store.Key, now time.Time) {
 	if c.at == nil || len(c.at) > 100_000 {
 		c.at = map[string]keyCheck{}
 	}
-	c.at[k.ID] = keyCheck{scopes: slices.Clone(k.Scopes), until: now.Add(keyCheckFor)}
+	c.at[k.ID] = keyCheck{log: k.Log, scopes: slices.Clone(k.Scopes), hash: string(k.Hash), until: now.Add(keyCheckFor)}
 }
 
 // checkKeyRecords returns nil if the stored key k, of log l, agrees with

@@ -36,6 +36,9 @@ func TestKeysTampered(t *testing.T) {
 			t.Fatal(err)
 		}
 		must(t, db.RevokeKey(ctx, testAdmin, oldInfo.ID))
+		if _, err := db.CreateLog(ctx, "other", ""); err != nil {
+			t.Fatal(err)
+		}
 		must(t, db.Close())
 
 		stored := func(secret string, ki trail.KeyInfo, scopes ...string) store.Key {
@@ -52,16 +55,25 @@ func TestKeysTampered(t *testing.T) {
 		for _, c := range []struct {
 			name, secret, says string
 			key                store.Key
+			log                string // where the key is put, if not tamperLog
 		}{
 			{"planted", planted, "holds no record of its creation",
-				stored(planted, trail.KeyInfo{ID: plantedID, Name: "backdoor", CreatedAt: time.Now()}, "read", "admin")},
-			{"scopes widened", app, "were recorded at its creation", stored(app, appInfo, "read", "admin")},
-			{"revocation undone", old, "records its revocation", stored(old, oldInfo, "append")},
+				stored(planted, trail.KeyInfo{ID: plantedID, Name: "backdoor", CreatedAt: time.Now()}, "read", "admin"), ""},
+			{"scopes widened", app, "were recorded at its creation", stored(app, appInfo, "read", "admin"), ""},
+			{"revocation undone", old, "records its revocation", stored(old, oldInfo, "append"), ""},
+			// A secret of the attacker's choosing for a live key.
+			{"secret replaced", planted, "another secret's hash", stored(planted, appInfo, "read"), ""},
+			// A key moved to another log: that log holds no record of it.
+			{"moved to another log", app, "holds no record of its creation", stored(app, appInfo, "read"), "other"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				loc := b.Copy(t, dir)
 				tp := b.Tamper(t, loc)
-				must(t, tp.SetKey(ctx, tamperLog, c.key))
+				log := tamperLog
+				if c.log != "" {
+					log = c.log
+				}
+				must(t, tp.SetKey(ctx, log, c.key))
 				must(t, tp.Close())
 				db, err := openAt(ctx, loc, trail.Options{})
 				if err != nil {
@@ -71,7 +83,7 @@ func TestKeysTampered(t *testing.T) {
 				if ki, err := db.Authenticate(ctx, c.secret); !errors.Is(err, trail.ErrUnauthorized) {
 					t.Errorf("Authenticate(the %s key) = %+v, %v; want ErrUnauthorized", c.name, ki, err)
 				}
-				l, err := db.Log(ctx, tamperLog)
+				l, err := db.Log(ctx, log)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,13 +92,32 @@ func TestKeysTampered(t *testing.T) {
 				if !errors.As(err, &ve) || !strings.Contains(ve.Problem, c.key.ID) || !strings.Contains(ve.Problem, c.says) {
 					t.Errorf("Verify() = %v; want a *trail.VerifyError naming key %s and saying %q", err, c.key.ID, c.says)
 				}
-				if c.name != "scopes widened" {
+				if c.key.ID != appInfo.ID {
 					if _, err := db.Authenticate(ctx, app); err != nil {
 						t.Errorf("Authenticate(an untouched key) = %v", err)
 					}
 				}
 			})
 		}
+
+		// A key checked a moment ago is checked again once it is moved.
+		t.Run("moved after it was checked", func(t *testing.T) {
+			loc := b.Copy(t, dir)
+			db, err := openAt(ctx, loc, trail.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Authenticate(ctx, app); err != nil {
+				t.Fatalf("Authenticate(a key as created) = %v", err)
+			}
+			tp := b.Tamper(t, loc)
+			must(t, tp.SetKey(ctx, "other", stored(app, appInfo, "read")))
+			must(t, tp.Close())
+			if ki, err := db.Authenticate(ctx, app); !errors.Is(err, trail.ErrUnauthorized) {
+				t.Errorf("Authenticate(a key moved to log other) = %+v, %v; want ErrUnauthorized", ki, err)
+			}
+		})
 
 		// Untouched, every key is as recorded.
 		db, err = openAt(ctx, b.Copy(t, dir), trail.Options{})
