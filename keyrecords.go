@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/store"
 )
 
@@ -152,17 +154,64 @@ func (db *DB) checkKeyRecords(ctx context.Context, k store.Key, l *Log) error {
 	return nil
 }
 
+// seenKeyRecords gathers the records of API keys among the events a
+// verification walks: read from the events themselves, not through the
+// indexes, which could hide them.
+type seenKeyRecords struct {
+	mu sync.Mutex
+	at map[string]*keyRecords
+}
+
+// see notes e if it records a key's creation or revocation. It is called
+// from several goroutines at once, in no particular order of seqs.
+func (s *seenKeyRecords) see(e *event.Event) {
+	if e.Action != ActionKeyCreate && e.Action != ActionKeyRevoke {
+		return
+	}
+	id := ""
+	for _, t := range e.Targets {
+		if t.Type == "api_key" {
+			id = strings.Clone(t.ID)
+		}
+	}
+	if id == "" {
+		return
+	}
+	var md struct {
+		Scopes      []string `json:"scopes"`
+		Fingerprint string   `json:"fingerprint"`
+	}
+	parsed := json.Unmarshal(e.Metadata, &md) == nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[string]*keyRecords{}
+	}
+	r := s.at[id]
+	if r == nil {
+		r = &keyRecords{created: -1, revoked: -1}
+		s.at[id] = r
+	}
+	switch {
+	case e.Action == ActionKeyCreate && parsed && (r.created < 0 || e.Seq < r.created):
+		r.created, r.scopes, r.fingerprint = e.Seq, md.Scopes, md.Fingerprint
+	case e.Action == ActionKeyRevoke && (r.revoked < 0 || e.Seq < r.revoked):
+		r.revoked = e.Seq
+	}
+}
+
 // verifyKeys checks every API key of the log against the log's records
-// of it, and returns a *VerifyError for the first that disagrees.
-func (l *Log) verifyKeys(ctx context.Context) error {
+// of it, which seen gathered from every event of the log, and returns a
+// *VerifyError for the first that disagrees.
+func (l *Log) verifyKeys(ctx context.Context, seen *seenKeyRecords) error {
 	keys, err := l.db.st.Keys(ctx, l.info.ID)
 	if err != nil {
 		return fmt.Errorf("list the log's API keys: %w", err)
 	}
 	for _, k := range keys {
-		r, err := l.keyRecords(ctx, k.ID)
-		if err != nil {
-			return err
+		r := keyRecords{created: -1, revoked: -1}
+		if p := seen.at[k.ID]; p != nil {
+			r = *p
 		}
 		if seq, problem := r.disagrees(k); problem != "" {
 			return &VerifyError{Seq: seq, Problem: problem}

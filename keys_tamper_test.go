@@ -39,6 +39,11 @@ func TestKeysTampered(t *testing.T) {
 		if _, err := db.CreateLog(ctx, "other", ""); err != nil {
 			t.Fatal(err)
 		}
+		l, err := db.Log(ctx, tamperLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, l.WaitIndexed(ctx))
 		must(t, db.Close())
 
 		stored := func(secret string, ki trail.KeyInfo, scopes ...string) store.Key {
@@ -119,6 +124,31 @@ func TestKeysTampered(t *testing.T) {
 			}
 		})
 
+		// Verify reads the records from the events, not the indexes: a
+		// revocation hidden from them is still found.
+		t.Run("revocation undone and hidden from the indexes", func(t *testing.T) {
+			loc := b.Copy(t, dir)
+			tp := b.Tamper(t, loc)
+			must(t, tp.SetKey(ctx, tamperLog, stored(old, oldInfo, "append")))
+			for _, ix := range []store.Index{store.IndexAction, store.IndexTarget} {
+				must(t, tp.DeletePostings(ctx, tamperLog, ix, "", 0, 1<<30))
+			}
+			must(t, tp.Close())
+			db, err := openAt(ctx, loc, trail.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			l, err := db.Log(ctx, tamperLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = l.Verify(ctx, trail.VerifyOptions{})
+			if ve := (*trail.VerifyError)(nil); !errors.As(err, &ve) || !strings.Contains(ve.Problem, oldInfo.ID) || !strings.Contains(ve.Problem, "records its revocation") {
+				t.Errorf("Verify() = %v; want a *trail.VerifyError saying key %s's revocation is recorded", err, oldInfo.ID)
+			}
+		})
+
 		// Untouched, every key is as recorded.
 		db, err = openAt(ctx, b.Copy(t, dir), trail.Options{})
 		if err != nil {
@@ -128,7 +158,7 @@ func TestKeysTampered(t *testing.T) {
 		if _, err := db.Authenticate(ctx, app); err != nil {
 			t.Errorf("Authenticate(a key as created) = %v", err)
 		}
-		l, err := db.Log(ctx, tamperLog)
+		l, err = db.Log(ctx, tamperLog)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,8 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	if err != nil {
 		return VerifyReport{}, fmt.Errorf("read log state: %w", err)
 	}
-	rep, err := verify.Check(ctx, storeSource{l.db.st, l.info.ID}, st.Size, verify.Options{
+	keys := &seenKeyRecords{}
+	rep, err := verify.Check(ctx, storeSource{st: l.db.st, log: l.info.ID, seen: keys.see}, st.Size, verify.Options{
 		Verifier: v,
 		Against:  opts.Against,
 		Progress: opts.Progress,
@@ -79,7 +80,7 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		err = l.verifyLogRow(ctx, st, v)
 	}
 	if err == nil {
-		err = l.verifyKeys(ctx)
+		err = l.verifyKeys(ctx, keys)
 	}
 	if ve := (*verify.Error)(nil); errors.As(err, &ve) {
 		return VerifyReport{}, &VerifyError{Seq: ve.Seq, Problem: ve.Problem}
@@ -137,6 +138,9 @@ func (l *Log) verifyEnd(ctx context.Context, size int64) error {
 type storeSource struct {
 	st  store.Log
 	log int64
+	// seen, if set, is called with each event walked; from several
+	// goroutines at once, and with events valid only during the call.
+	seen func(*event.Event)
 }
 
 var _ verify.TileSource = storeSource{}
@@ -154,6 +158,13 @@ func (s storeSource) Checkpoints(ctx context.Context) iter.Seq2[verify.Checkpoin
 // Walk reads the events with the store's Walk, which may be called from
 // several goroutines at once. Damaged stored events are a finding.
 func (s storeSource) Walk(ctx context.Context, from, to int64, fn func(*event.Event) error) error {
+	if s.seen != nil {
+		inner := fn
+		fn = func(e *event.Event) error {
+			s.seen(e)
+			return inner(e)
+		}
+	}
 	err := s.st.Walk(ctx, s.log, from, to, fn)
 	if errors.Is(err, store.ErrDamaged) {
 		return verify.Unreadable(err)
