@@ -22,6 +22,11 @@ const MaxStatsBuckets = 2000
 // hourTime returns the start of the hour h (as counted by store.HourOf).
 func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }
 
+// lastStatsEnd is the latest end a stats range may have: bucket starts
+// and ends are written as RFC 3339 times, whose years end at 9999, and a
+// day's bucket ending later would not be.
+var lastStatsEnd = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
 // Stats counts the log's events whose time is in q's range; see api.Stats.
 // An invalid query gives an *event.Error naming the field: a range of more
 // than MaxStatsBuckets buckets names "since" (or "bucket" when days would
@@ -78,6 +83,9 @@ func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
 	if end.Before(until) {
 		end = end.Add(bucket)
 	}
+	if end.After(lastStatsEnd) {
+		return nil, &event.Error{Index: -1, Field: "until", Reason: "must be at most " + lastStatsEnd.Format(time.RFC3339)}
+	}
 	if q.Since.IsZero() && end.Sub(start)/bucket > MaxStatsBuckets {
 		// The range runs from the first event, which may be years back
 		// (its time is the client's): the last MaxStatsBuckets buckets.
@@ -90,8 +98,12 @@ func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
 		} else if end.Sub(start)/day < MaxStatsBuckets {
 			field = "bucket"
 		}
+		how := "narrow since and until, or count by day"
+		if bucket == day {
+			how = "narrow since and until"
+		}
 		return nil, &event.Error{Index: -1, Field: field, Reason: fmt.Sprintf(
-			"the range holds %d %s buckets, more than %d: narrow since and until, or count by day", n, unit, MaxStatsBuckets)}
+			"the range holds %d %s buckets, more than %d: %s", n, unit, MaxStatsBuckets, how)}
 	}
 
 	bh := int64(bucket / time.Hour)

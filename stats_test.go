@@ -266,6 +266,9 @@ func TestStatsInvalid(t *testing.T) {
 		{"since after now", api.StatsQuery{Since: statsNow.Add(time.Hour)}, "since"},
 		{"2001 hours", api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}, "bucket"},
 		{"2001 days", api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2001 * 24 * time.Hour), Until: at(10, 0, 0, 0, 0)}, "since"},
+		// Buckets that would end in year 10000, which RFC 3339 cannot write.
+		{"until at the end of 9999", api.StatsQuery{Until: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}, "until"},
+		{"a day bucket into 10000", api.StatsQuery{Since: time.Date(9999, 12, 20, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 12, 31, 0, 0, 1, 0, time.UTC), Bucket: 24 * time.Hour}, "until"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +278,14 @@ func TestStatsInvalid(t *testing.T) {
 				t.Fatalf("Stats(%+v) = %+v, %v; want a *event.Error for field %q", tt.q, st, err, tt.wantField)
 			}
 		})
+	}
+	// The last day of 9999 that a bucket can end at is allowed, and its
+	// answer marshals.
+	last := api.StatsQuery{Since: time.Date(9999, 12, 20, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), Bucket: 24 * time.Hour}
+	if st, err := l.Stats(context.Background(), last); err != nil {
+		t.Errorf("Stats(to 9999-12-31) = %v", err)
+	} else if _, err := json.Marshal(st); err != nil {
+		t.Errorf("Stats(to 9999-12-31) does not marshal: %v", err)
 	}
 	// The limit itself is allowed.
 	q := api.StatsQuery{Since: at(10, 0, 0, 0, 0).Add(-2000 * time.Hour), Until: at(10, 0, 0, 0, 0), Bucket: time.Hour}
