@@ -304,12 +304,16 @@ func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.Ke
 
 // intParam reads a required non-negative integer query parameter.
 func intParam(r *http.Request, name string) (int64, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
+	vals := r.URL.Query()[name]
+	switch {
+	case len(vals) == 0 || vals[0] == "":
 		return 0, badParam(name, "required")
+	case len(vals) > 1:
+		return 0, badParam(name, "given more than once")
 	}
+	s := vals[0]
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s {
 		return 0, badParam(name, "must be a non-negative integer")
 	}
 	return n, nil

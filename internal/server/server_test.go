@@ -595,6 +595,11 @@ func TestProofs(t *testing.T) {
 		}
 	}
 
+	// A proof's numbers are given once, in decimal digits.
+	for q, field := range map[string]string{"seq=1&seq=2&size=5": "seq", "seq=%2B1&size=5": "seq", "seq=1&size=05": "size"} {
+		e.fails(400, "invalid_parameter", field, "GET", "/v1/proof/inclusion?"+q, "acme-read", "", nil)
+	}
+
 	var incl struct {
 		Seq, TreeSize int64
 		Hashes        []string
