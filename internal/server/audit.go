@@ -32,10 +32,12 @@ func (s *server) auditRead(r *http.Request, key trail.KeyInfo, l *trail.Log, act
 // recordRead is auditRead with the parameters the read was made with, as
 // the route took them (a page's filters, say, rather than its query,
 // where the page ignores what it does not know): the first value of each,
-// at most maxAuditParams, in name order, and how many more there were. A
-// name or value holding a control character or invalid UTF-8 is recorded
-// URL-escaped, so that it reads as what was sent and not as another
-// parameter; a value over maxAuditValue bytes is cut and says so.
+// at most maxAuditParams, in name order, and how many more there were
+// (moreParams; a client's parameter of that name is recorded as
+// "more%5Fparameters"). A name or value holding a control character,
+// invalid UTF-8 or a "%" is recorded URL-escaped, so that it reads as what
+// was sent and not as another parameter or value; a value over
+// maxAuditValue bytes is cut and says so.
 func (s *server) recordRead(r *http.Request, key trail.KeyInfo, l *trail.Log, action string, targets []event.Target, query url.Values) error {
 	if s.opts.NoReadAudit {
 		return nil
@@ -44,11 +46,15 @@ func (s *server) recordRead(r *http.Request, key trail.KeyInfo, l *trail.Log, ac
 	params := map[string]string{}
 	for i, name := range names {
 		if i == maxAuditParams {
-			params["more_parameters"] = strconv.Itoa(len(names)-i) + " not recorded"
+			params[moreParams] = strconv.Itoa(len(names)-i) + " not recorded"
 			break
 		}
 		if vals := query[name]; name != "" && len(vals) > 0 {
-			params[recorded(name, maxAuditName)] = recorded(vals[0], maxAuditValue)
+			rn := recorded(name, maxAuditName)
+			if rn == moreParams {
+				rn = "more%5Fparameters" // the client's, not the record's own
+			}
+			params[rn] = recorded(vals[0], maxAuditValue)
 		}
 	}
 	md, err := json.Marshal(params)
@@ -70,11 +76,15 @@ const (
 	maxAuditValue = 512
 )
 
+// moreParams names, in a read's record, how many parameters it leaves out.
+const moreParams = "more_parameters"
+
 // recorded is s as a read's record keeps it: URL-escaped if it holds a
-// control character or invalid UTF-8, and cut to at most n bytes, with
-// its length, if longer.
+// control character, invalid UTF-8 or a "%" (so that a recorded "%" always
+// starts an escape, and "a%0D" sent as such is told from a, CR), and cut
+// to at most n bytes, with its length, if longer.
 func recorded(s string, n int) string {
-	if event.Sanitize(s, len(s)) != s {
+	if strings.Contains(s, "%") || event.Sanitize(s, len(s)) != s {
 		s = url.QueryEscape(s)
 	}
 	if len(s) <= n {

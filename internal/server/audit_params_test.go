@@ -93,6 +93,33 @@ func TestReadRecordsWhatWasRead(t *testing.T) {
 		t.Errorf("a 600-byte value was recorded as %q, want it cut to 512 bytes and saying so", y)
 	}
 
+	// A "%" sent is told from an escape; a client's more_parameters from
+	// the record's own.
+	resp, _ = v.get(c, "/v1/events/"+v.eventID+"?lit=a%250D&cr=a%0D&more_parameters=5+not+recorded")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/events/{id} with a %% and more_parameters = %d", resp.StatusCode)
+	}
+	if _, md := v.lastRead(); md["lit"] != "a%250D" || md["cr"] != "a%0D" || md["more%5Fparameters"] != "5 not recorded" || md["more_parameters"] != "" {
+		t.Errorf("GET /v1/events/{id} with a %% and more_parameters recorded %v", md)
+	}
+
+	// The events page takes since only with a custom range; /rows takes
+	// its own limit.
+	resp, _ = v.get(c, "/?since=2000-01-01T00:00:00Z")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /?since= = %d", resp.StatusCode)
+	}
+	if _, md := v.lastRead(); md["since"] != "" {
+		t.Errorf("GET /?since= without a range, which the page ignores, recorded %v", md)
+	}
+	resp, _ = v.get(c, "/rows?limit=1")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /rows?limit=1 = %d", resp.StatusCode)
+	}
+	if _, md := v.lastRead(); md["limit"] != "100" {
+		t.Errorf("GET /rows?limit=1, which serves 100 rows, recorded %v", md)
+	}
+
 	// A stream resumed from the start of the log says so.
 	for _, path := range []string{"/v1/tail", "/live"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -181,10 +183,10 @@ func TestKeyAudit(t *testing.T) {
 	want := []string{
 		`trail.key.revoke by ` + admin + `/service/acme-admin from 127.0.0.1: api_key:` + created.ID + ` billing app {"scopes":["append","read"]}`,
 		`trail.key.list by ` + admin + `/service/acme-admin from 127.0.0.1:  `,
-		`trail.key.create by ` + admin + `/service/acme-admin from 127.0.0.1: api_key:` + created.ID + ` billing app {"scopes":["append","read"]}`,
-		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-read"] + ` acme-read {"scopes":["read"]}`,
-		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-append"] + ` acme-append {"scopes":["append"]}`,
-		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-admin"] + ` acme-admin {"scopes":["admin"]}`,
+		`trail.key.create by ` + admin + `/service/acme-admin from 127.0.0.1: api_key:` + created.ID + ` billing app {"fingerprint":"` + fingerprint(created.Key) + `","scopes":["append","read"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-read"] + ` acme-read {"fingerprint":"` + fingerprint(e.keys["acme-read"]) + `","scopes":["read"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-append"] + ` acme-append {"fingerprint":"` + fingerprint(e.keys["acme-append"]) + `","scopes":["append"]}`,
+		`trail.key.create by test-admin/user/ from : api_key:` + e.ids["acme-admin"] + ` acme-admin {"fingerprint":"` + fingerprint(e.keys["acme-admin"]) + `","scopes":["admin"]}`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("acme's trail.key.* events, newest first:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -199,4 +201,13 @@ func TestKeyAudit(t *testing.T) {
 	if g, _ := e.db.Log(ctx, "globex"); g.Size() != e.start["globex"] {
 		t.Errorf("globex holds %d events after acme's key administration, want %d", g.Size(), e.start["globex"])
 	}
+}
+
+// fingerprint is the fingerprint a key's creation records of its secret:
+// the first 16 bytes, in hex, of the SHA-256 of a label and the secret's
+// SHA-256.
+func fingerprint(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	f := sha256.Sum256(append([]byte("trail api key fingerprint\n"), h[:]...))
+	return hex.EncodeToString(f[:16])
 }

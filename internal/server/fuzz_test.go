@@ -62,6 +62,9 @@ func FuzzViewerFilters(f *testing.F) {
 			return
 		}
 		back := viewerFilters(&http.Request{URL: &url.URL{RawQuery: pageParams(fl).Encode()}})
+		if fl.Range != "custom" {
+			fl.Since, fl.Until = "", "" // the page takes them only with a custom range
+		}
 		if back != fl {
 			t.Fatalf("filters %+v came back from their URL as %+v", fl, back)
 		}

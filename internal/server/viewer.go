@@ -454,6 +454,9 @@ func (s *server) eventsPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 // pageParams are the events page's URL parameters for f.
 func pageParams(f web.Filters) url.Values {
 	v := url.Values{}
+	if f.Range != "custom" {
+		f.Since, f.Until = "", "" // taken only with a custom range
+	}
 	for name, val := range map[string]string{
 		"actor": f.Actor, "action": f.Action, "target": f.Target, "outcome": f.Outcome,
 		"ip": f.IP, "q": f.Q, "range": f.Range, "since": f.Since, "until": f.Until,
@@ -480,7 +483,7 @@ func (s *server) eventRows(w http.ResponseWriter, r *http.Request, key trail.Key
 	if err != nil {
 		return err
 	}
-	if err := s.auditRead(r, key, l, trail.ActionSearch, nil); err != nil {
+	if err := s.recordRead(r, key, l, trail.ActionSearch, nil, q.Values()); err != nil { // as applied: the page's limit
 		return err
 	}
 	var buf bytes.Buffer
