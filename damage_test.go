@@ -394,3 +394,27 @@ func TestProveThroughDamagedTile(t *testing.T) {
 		}
 	})
 }
+
+// TestAppendNamesDamagedTile: an append to a log whose newest events'
+// level-0 tile cannot be rebuilt, as one of them is broken, fails naming
+// that event, not the log's last.
+func TestAppendNamesDamagedTile(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newDamageFixture(t, b)
+		ctx := context.Background()
+		const broken = 560
+		dir := f.copy(t)
+		tp := b.Tamper(t, dir)
+		must(t, tp.BreakEvent(ctx, tamperLog, broken))
+		must(t, tp.Close())
+		l := openLog(t, dir, false)
+		_, err := l.Append(ctx, storetest.Events(1, 9)[0])
+		if err == nil && storesPartialTiles(b) {
+			return // its stored tile covers the events: verify finds the damage
+		}
+		var de *trail.DamagedError
+		if !errors.As(err, &de) || de.Seq != broken {
+			t.Errorf("Append to a log whose event %d is broken = %v, want a *trail.DamagedError at seq %d", broken, err, broken)
+		}
+	})
+}

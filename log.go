@@ -105,7 +105,11 @@ func (l *Log) setState(st store.State) error {
 		// still be opened, read and verified.
 		var err error
 		if app, err = merkle.NewAppender(st.Size, st.Rightmost); err != nil {
-			damage = &DamagedError{Seq: max(st.Size-1, 0), Problem: fmt.Sprintf("the stored Merkle tiles do not cover the log's %d events", st.Size), Err: err}
+			seq := max(st.Size-1, 0)
+			if st.Rightmost == nil && st.Uncovered < st.Size {
+				seq = st.Uncovered
+			}
+			damage = &DamagedError{Seq: seq, Problem: fmt.Sprintf("the stored Merkle tiles of the log's %d events end before it: it, or its hashes, are missing or damaged", st.Size), Err: err}
 		} else {
 			damage = l.checkTip(st, app)
 		}

@@ -26,7 +26,11 @@ type State struct {
 	// Size. It is nil when the stored tiles do not cover Size (the store
 	// was damaged or edited): merkle.NewAppender then refuses to resume,
 	// while readers can still open the log and Verify can say what is wrong.
-	Rightmost  []merkle.Tile
+	Rightmost []merkle.Tile
+	// Uncovered is, when Rightmost is nil, the first event whose hashes
+	// the stored tiles lack (a missing or damaged event, for a level-0
+	// tile computed from the events).
+	Uncovered  int64
 	Checkpoint *Checkpoint // latest checkpoint, nil if none
 }
 

@@ -85,7 +85,9 @@ func (s *Store) scanState(ctx context.Context, log int64, rows pgx.Rows) (store.
 			}
 		}
 		if len(data) < p.Width*tlog.HashSize {
-			st.Rightmost = nil // damaged: the tiles do not cover Size
+			// Damaged: the tiles do not cover Size.
+			st.Rightmost = nil
+			st.Uncovered = (p.Index<<merkle.TileHeight + int64(len(data)/tlog.HashSize)) << (merkle.TileHeight * p.Level)
 			break
 		}
 		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*tlog.HashSize]})
