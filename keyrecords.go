@@ -44,26 +44,35 @@ func keyFingerprint(hash []byte) string {
 	return hex.EncodeToString(h[:16])
 }
 
+func newKeyRecords() keyRecords { return keyRecords{created: -1, revoked: -1} }
+
+// add notes e, a record of the key's creation or revocation, unless an
+// earlier one of its kind is noted already. A creation whose metadata
+// does not parse is not one.
+func (r *keyRecords) add(e *event.Event) {
+	switch {
+	case e.Action == ActionKeyCreate && (r.created < 0 || e.Seq < r.created):
+		var md struct {
+			Scopes      []string `json:"scopes"`
+			Fingerprint string   `json:"fingerprint"`
+		}
+		if json.Unmarshal(e.Metadata, &md) == nil {
+			r.created, r.scopes, r.fingerprint = e.Seq, md.Scopes, md.Fingerprint
+		}
+	case e.Action == ActionKeyRevoke && (r.revoked < 0 || e.Seq < r.revoked):
+		r.revoked = e.Seq
+	}
+}
+
 // keyRecords reads the log's records of the API key with that id.
 func (l *Log) keyRecords(ctx context.Context, id string) (keyRecords, error) {
-	r := keyRecords{created: -1, revoked: -1}
+	r := newKeyRecords()
 	q := api.Query{Action: "trail.key.*", TargetType: "api_key", TargetID: id}
 	for e, err := range l.Events(ctx, q) {
 		if err != nil {
 			return r, fmt.Errorf("read the log's records of API key %s: %w", id, err)
 		}
-		switch {
-		case e.Action == ActionKeyCreate && r.created < 0:
-			var md struct {
-				Scopes      []string `json:"scopes"`
-				Fingerprint string   `json:"fingerprint"`
-			}
-			if json.Unmarshal(e.Metadata, &md) == nil {
-				r.created, r.scopes, r.fingerprint = e.Seq, md.Scopes, md.Fingerprint
-			}
-		case e.Action == ActionKeyRevoke && r.revoked < 0:
-			r.revoked = e.Seq
-		}
+		r.add(e)
 	}
 	return r, nil
 }
@@ -177,11 +186,6 @@ func (s *seenKeyRecords) see(e *event.Event) {
 	if id == "" {
 		return
 	}
-	var md struct {
-		Scopes      []string `json:"scopes"`
-		Fingerprint string   `json:"fingerprint"`
-	}
-	parsed := json.Unmarshal(e.Metadata, &md) == nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.at == nil {
@@ -189,15 +193,11 @@ func (s *seenKeyRecords) see(e *event.Event) {
 	}
 	r := s.at[id]
 	if r == nil {
-		r = &keyRecords{created: -1, revoked: -1}
+		nr := newKeyRecords()
+		r = &nr
 		s.at[id] = r
 	}
-	switch {
-	case e.Action == ActionKeyCreate && parsed && (r.created < 0 || e.Seq < r.created):
-		r.created, r.scopes, r.fingerprint = e.Seq, md.Scopes, md.Fingerprint
-	case e.Action == ActionKeyRevoke && (r.revoked < 0 || e.Seq < r.revoked):
-		r.revoked = e.Seq
-	}
+	r.add(e)
 }
 
 // verifyKeys checks every API key of the log against the log's records
@@ -209,7 +209,7 @@ func (l *Log) verifyKeys(ctx context.Context, seen *seenKeyRecords) error {
 		return fmt.Errorf("list the log's API keys: %w", err)
 	}
 	for _, k := range keys {
-		r := keyRecords{created: -1, revoked: -1}
+		r := newKeyRecords()
 		if p := seen.at[k.ID]; p != nil {
 			r = *p
 		}

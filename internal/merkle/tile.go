@@ -78,8 +78,12 @@ func (e *ShortTileError) Error() string {
 func (e *ShortTileError) Unwrap() error { return e.Err }
 
 // FirstSeq returns the first event under the hashes the tile lacks.
-func (e *ShortTileError) FirstSeq() int64 {
-	return (e.Index<<TileHeight + int64(e.Width)) << (TileHeight * e.Level)
+func (e *ShortTileError) FirstSeq() int64 { return FirstUncovered(e.Level, e.Index, e.Width) }
+
+// FirstUncovered returns the first event under the hashes that tile
+// (level, index) lacks when it holds width of them.
+func FirstUncovered(level int, index int64, width int) int64 {
+	return (index<<TileHeight + int64(width)) << (TileHeight * level)
 }
 
 // TileHashReader returns a [tlog.HashReader] that reads the stored hashes of

@@ -86,8 +86,7 @@ func (s *Store) scanState(ctx context.Context, log int64, rows pgx.Rows) (store.
 		}
 		if len(data) < p.Width*tlog.HashSize {
 			// Damaged: the tiles do not cover Size.
-			st.Rightmost = nil
-			st.Uncovered = (p.Index<<merkle.TileHeight + int64(len(data)/tlog.HashSize)) << (merkle.TileHeight * p.Level)
+			st.Rightmost, st.Uncovered = nil, merkle.FirstUncovered(p.Level, p.Index, len(data)/tlog.HashSize)
 			break
 		}
 		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*tlog.HashSize]})

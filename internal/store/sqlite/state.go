@@ -45,7 +45,7 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 		data, err := s.Tile(ctx, log, p.Level, p.Index)
 		if errors.Is(err, store.ErrNotFound) || err == nil && len(data) < p.Width*32 {
 			// Damaged: the tiles do not cover Size.
-			st.Rightmost, st.Uncovered = nil, uncovered(p, len(data))
+			st.Rightmost, st.Uncovered = nil, merkle.FirstUncovered(p.Level, p.Index, len(data)/tlog.HashSize)
 			break
 		}
 		if err != nil {
@@ -54,12 +54,6 @@ func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 		st.Rightmost = append(st.Rightmost, merkle.Tile{Level: p.Level, Index: p.Index, Data: data[:p.Width*32]})
 	}
 	return st, nil
-}
-
-// uncovered returns the first event whose hashes the rightmost tile at
-// p lacks, of which n bytes are stored.
-func uncovered(p merkle.TilePos, n int) int64 {
-	return (p.Index<<merkle.TileHeight + int64(n/tlog.HashSize)) << (merkle.TileHeight * p.Level)
 }
 
 // Size implements store.Store: it reads the log's row, which says too how
