@@ -145,6 +145,13 @@ func (db *DB) checkKeyRecords(ctx context.Context, k store.Key, l *Log) error {
 		return nil
 	}
 	r, err := l.keyRecords(ctx, k.ID)
+	if err == nil && r.created < 0 {
+		// The key is stored after its creation is committed, perhaps
+		// by another process, which this one may not have read yet.
+		if err = l.catchUp(ctx); err == nil {
+			r, err = l.keyRecords(ctx, k.ID)
+		}
+	}
 	if errors.Is(err, ErrDamaged) {
 		// Reads of a damaged log go on, so that the damage can be
 		// examined: the key is taken as the keys table has it, until

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
@@ -164,6 +166,45 @@ func TestKeysTampered(t *testing.T) {
 		}
 		if _, err := l.Verify(ctx, trail.VerifyOptions{}); err != nil {
 			t.Errorf("Verify() of keys as created and revoked = %v", err)
+		}
+	})
+}
+
+// TestKeyCreatedByAnotherDB: a key another DB (trail keys create beside
+// trail serve) has just created authenticates at once, though this DB
+// read the log a moment before and has not followed it since.
+func TestKeyCreatedByAnotherDB(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		ctx := context.Background()
+		dir := b.New(t)
+		server, err := initAt(ctx, dir, trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer server.Close()
+		if _, _, err := server.CreateKey(ctx, testAdmin, tamperLog, "first", trail.ScopeRead); err != nil {
+			t.Fatal(err)
+		}
+		cli, err := openAt(ctx, dir, trail.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		for i := range 5 {
+			l, err := server.Log(ctx, tamperLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Search(ctx, api.Query{Limit: 1}); err != nil { // the server has just read the log
+				t.Fatal(err)
+			}
+			secret, _, err := cli.CreateKey(ctx, testAdmin, tamperLog, fmt.Sprintf("new%d", i), trail.ScopeRead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := server.Authenticate(ctx, secret); err != nil {
+				t.Fatalf("Authenticate(a key another DB has just created) = %v", err)
+			}
 		}
 	})
 }

@@ -219,6 +219,20 @@ func (l *Log) follow(ctx context.Context, every time.Duration) {
 	}
 }
 
+// catchUp reads the store's size now, waiting for a follow under way,
+// and the log's state if another DB appended: for a read that must see
+// what another process has just committed.
+func (l *Log) catchUp(ctx context.Context) error {
+	l.followMu.Lock()
+	defer l.followMu.Unlock()
+	l.checked.Store(clock())
+	size, err := l.db.st.Size(ctx, l.info.ID)
+	if err == nil && size > l.Size() {
+		err = l.reload(ctx)
+	}
+	return err
+}
+
 // followPast is follow for a read of the first n events: when the log,
 // as last read, is shorter, it reads the store's size at once rather than
 // answering "not found" for what another DB may have just committed (an
