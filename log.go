@@ -378,6 +378,8 @@ func assignedField(e *event.Event) string {
 // Get returns the event with the given id, an error wrapping ErrNotFound,
 // or a *DamagedError when the event the id names (by its seq) is damaged:
 // its record cannot be decoded, or it was altered so that its id changed.
+// Ids are ULIDs, which are case-insensitive: an id in lower case names the
+// same event, whose ID is in upper case.
 func (l *Log) Get(ctx context.Context, id string) (*event.Event, error) {
 	seq, err := eventid.Parse(l.info.Name, id)
 	if err != nil {
@@ -387,7 +389,7 @@ func (l *Log) Get(ctx context.Context, id string) (*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.ID != id {
+	if !eventid.Equal(e.ID, id) {
 		// Another receipt time than the id's: a wrong id, or the stored
 		// event was altered, which its leaf in the tree tells.
 		if err := l.checkLeaf(ctx, e); err != nil {

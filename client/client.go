@@ -32,6 +32,7 @@ import (
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/eventid"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/policy"
 )
@@ -414,7 +415,7 @@ func (c *Client) Get(ctx context.Context, id, verifierKey string) (Verified, err
 	if err != nil {
 		return Verified{}, fmt.Errorf("%w: malformed event: %v", ErrNotVerified, err)
 	}
-	if e.ID != id {
+	if !eventid.Equal(e.ID, id) {
 		return Verified{}, fmt.Errorf("%w: asked for %s, got %s", ErrNotVerified, id, e.ID)
 	}
 	cp, _, err := merkle.Open([]byte(out.Checkpoint), v)

@@ -158,6 +158,13 @@ func TestAppendSearchGetVerified(t *testing.T) {
 	if _, err := c.Get(ctx, want[10].ID, otherKey); !errors.Is(err, client.ErrNotVerified) {
 		t.Errorf("Get with another verifier key = %v, want ErrNotVerified", err)
 	}
+	// ULIDs ignore case: the id in lower case names the same event.
+	lower := strings.ToLower(want[10].ID)
+	if v, err := c.Get(ctx, lower, f.vkey); err != nil {
+		t.Errorf("Get(%s): %v", lower, err)
+	} else if v.Event.ID != want[10].ID || v.Event.Seq != f.start+10 {
+		t.Errorf("Get(%s) = %s at seq %d, want %s at %d", lower, v.Event.ID, v.Event.Seq, want[10].ID, f.start+10)
+	}
 }
 
 // The search filters that leave actions out reach the server: HideReads

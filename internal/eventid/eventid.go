@@ -67,6 +67,27 @@ func Parse(log, id string) (seq int64, err error) {
 	return int64(b[0])<<32 | int64(b[1])<<24 | int64(b[2])<<16 | int64(b[3])<<8 | int64(b[4]), nil
 }
 
+// Equal reports whether a and b are the same id: ULIDs are
+// case-insensitive, so they may differ only in the case of ASCII letters.
+func Equal(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 func putSeq(b []byte, seq int64) {
 	b[0] = byte(seq >> 32)
 	b[1] = byte(seq >> 24)

@@ -75,7 +75,7 @@ func resumeAt(r *http.Request, size int64) (int64, error) {
 		return size, nil
 	}
 	seq, err := strconv.ParseInt(last, 10, 64)
-	if err != nil || seq < -1 {
+	if err != nil || seq < -1 || strconv.FormatInt(seq, 10) != last {
 		return 0, badHeader("Last-Event-ID", "the seq of the last event received")
 	}
 	if seq < size { // seq+1 would overflow at the largest seq

@@ -111,6 +111,20 @@ func TestTail(t *testing.T) {
 	if r := e.do("GET", "/v1/tail?limit=3", "acme-read", "", nil); r.status != 400 {
 		t.Errorf("tail with a limit = %d, want 400", r.status)
 	}
+	// A seq written otherwise than Trail writes it is not taken for one.
+	for _, last := range []string{"+1", "01", "1.0", "-2", "0x1"} {
+		req, _ := http.NewRequest("GET", e.url+"/v1/tail", nil)
+		req.Header.Set("Authorization", "Bearer "+e.keys["acme-read"])
+		req.Header.Set("Last-Event-ID", last)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("tail with Last-Event-ID %q = %d, want 400", last, resp.StatusCode)
+		}
+	}
 
 	// A Last-Event-ID past the log, up to the largest seq, replays
 	// nothing: the stream starts at the log's end.

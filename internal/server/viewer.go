@@ -509,7 +509,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	from := l.Size()
 	if f := v.Get("from"); f != "" {
 		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || strconv.FormatInt(n, 10) != f {
 			return badParam("from", "must be a seq")
 		}
 		from = min(n, from)
