@@ -297,9 +297,26 @@ func (l *Log) AppendBatch(ctx context.Context, events []event.Event) ([]api.Rece
 // the same Fingerprint stores nothing and returns those receipts, and one
 // with another Fingerprint fails with ErrIdempotencyConflict.
 type Idempotency struct {
-	Scope       string // whose keys these are, e.g. an API key id
-	Key         string // the client's idempotency key
-	Fingerprint []byte // identifies the request, e.g. a hash of its body
+	Scope       string // whose keys these are, e.g. an API key id: at most 255 bytes
+	Key         string // the client's idempotency key: 1 to 255 bytes
+	Fingerprint []byte // identifies the request, e.g. a SHA-256 of its body: 1 to 64 bytes
+}
+
+// check says what is wrong with id, naming the field.
+func (id *Idempotency) check() error {
+	switch {
+	case id.Key == "":
+		return errors.New("idempotency key is empty")
+	case len(id.Key) > 255:
+		return fmt.Errorf("idempotency key is %d bytes, over 255", len(id.Key))
+	case len(id.Scope) > 255:
+		return fmt.Errorf("idempotency scope is %d bytes, over 255", len(id.Scope))
+	case len(id.Fingerprint) == 0:
+		return errors.New("idempotency fingerprint is empty: give one that identifies the request, such as a SHA-256 of its body")
+	case len(id.Fingerprint) > 64:
+		return fmt.Errorf("idempotency fingerprint is %d bytes, over 64: give a hash of the request", len(id.Fingerprint))
+	}
+	return nil
 }
 
 // ErrIdempotencyConflict: an idempotency key was reused for another
@@ -310,8 +327,8 @@ var ErrIdempotencyConflict = errors.New("idempotency key already used for a diff
 // reports that the events had been stored by an earlier call, whose
 // receipts are returned.
 func (l *Log) AppendIdempotent(ctx context.Context, events []event.Event, id Idempotency) (rs []api.Receipt, replayed bool, err error) {
-	if id.Key == "" {
-		return nil, false, errors.New("idempotency key is empty")
+	if err := id.check(); err != nil {
+		return nil, false, err
 	}
 	return l.appendBatch(ctx, events, &id)
 }

@@ -71,6 +71,16 @@ func newWriter(db *DB) *writer {
 
 // submit queues r and waits for its commit.
 func (w *writer) submit(ctx context.Context, r *appendReq) error {
+	// Neither a closed writer nor a caller gone already takes requests:
+	// the select below picks among ready cases at random.
+	select {
+	case <-w.stop:
+		return ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
@@ -81,6 +91,15 @@ func (w *writer) submit(ctx context.Context, r *appendReq) error {
 	select {
 	case err := <-r.err:
 		return err
+	case <-w.done:
+		// The writer stopped. It answered every request it took before
+		// it did; one queued after its last look was never taken.
+		select {
+		case err := <-r.err:
+			return err
+		default:
+			return ErrClosed
+		}
 	case <-ctx.Done():
 		// The commit may still happen; the caller cannot know.
 		return ctx.Err()
