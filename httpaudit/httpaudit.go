@@ -10,9 +10,19 @@
 //	mux := http.NewServeMux()
 //	mux.HandleFunc("DELETE /admin/users/{id}", deleteUser)
 //	handler := httpaudit.Middleware(log, httpaudit.Options{Actor: actorFromSession})(mux)
+//
+// With handlers between the middleware and the mux, such as the app's
+// authentication, name the mux in Options.Routes, so that requests those
+// handlers answer or pass on as copies are recorded too:
+//
+//	handler := httpaudit.Middleware(log, httpaudit.Options{Actor: actorFromSession, Routes: mux})(requireSession(mux))
+//
+// A handler that panics is recorded as an error (status 500 unless it had
+// answered), and the panic goes on to the server.
 package httpaudit
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,7 +30,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/trail-audit/trail/api"
@@ -52,6 +64,19 @@ type Options struct {
 	// Skip leaves a request out, e.g. health checks. Requests that matched
 	// no route (empty r.Pattern) are always left out.
 	Skip func(r *http.Request) bool
+	// Routes is the ServeMux that routes the requests, for when handlers
+	// sit between the middleware and it: authentication that answers 401
+	// itself, or handlers that pass the mux a changed copy of the request
+	// (r.WithContext, http.TimeoutHandler). The mux records a request's
+	// route on the copy it is given, which the middleware never sees, so
+	// without Routes such requests look unrouted and are left out. With
+	// it, the middleware asks Routes for the request's pattern and path
+	// values before the handler runs, so requests answered before they
+	// reach the mux are recorded too. Give the mux the request reaches
+	// with its path unchanged (not one behind http.StripPrefix).
+	Routes interface {
+		Handler(r *http.Request) (h http.Handler, pattern string)
+	}
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
 	// The client address is the right-most forwarded address that is not
 	// itself a trusted proxy. Default: none, so the peer address is used.
@@ -75,25 +100,106 @@ func Middleware(a Appender, opts Options) func(http.Handler) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	var warned atomic.Bool
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			rec := &recorder{ResponseWriter: w}
-			next.ServeHTTP(rec, r)
-			// ServeMux sets r.Pattern and the path values on r itself.
-			if r.Pattern == "" || opts.Skip != nil && opts.Skip(r) {
-				return
+			var route *http.Request // r as routed, its pattern and path values set
+			if opts.Routes != nil {
+				route = routed(opts.Routes, r)
 			}
+			rec := &recorder{ResponseWriter: w}
+			record := func(status int, panicked bool) {
+				if route == nil && r.Pattern != "" {
+					// ServeMux sets r.Pattern and the path values on the
+					// request it is given.
+					route = r
+				}
+				if route == nil {
+					if status != http.StatusNotFound && status != http.StatusMethodNotAllowed && warned.CompareAndSwap(false, true) {
+						opts.Logger.WarnContext(r.Context(), "httpaudit: a request was answered without a route pattern, so it is not recorded; if a handler between the middleware and the ServeMux answers requests or passes the mux a copy of them, set Options.Routes to the mux",
+							"method", event.Sanitize(r.Method, 32), "status", status)
+					}
+					return
+				}
+				if opts.Skip != nil && opts.Skip(route) {
+					return
+				}
+				e := opts.event(route, status, start)
+				if panicked {
+					e.Reason = "the handler panicked"
+				}
+				if _, err := a.Append(context.WithoutCancel(r.Context()), e); err != nil {
+					opts.Logger.ErrorContext(r.Context(), "audit event not recorded", "action", e.Action, "status", status, "err", err)
+				}
+			}
+			defer func() {
+				if p := recover(); p != nil {
+					// The request failed: recorded as an error unless the
+					// handler had answered otherwise, then the panic goes on
+					// to the server.
+					status := rec.status
+					if status == 0 {
+						status = http.StatusInternalServerError
+					}
+					record(status, true)
+					panic(p)
+				}
+			}()
+			next.ServeHTTP(rec, r)
 			status := rec.status
 			if status == 0 {
 				status = http.StatusOK
 			}
-			e := opts.event(r, status, start)
-			if _, err := a.Append(context.WithoutCancel(r.Context()), e); err != nil {
-				opts.Logger.ErrorContext(r.Context(), "audit event not recorded", "action", e.Action, "status", status, "err", err)
-			}
+			record(status, false)
 		})
 	}
+}
+
+// routed returns a copy of r with the pattern and path values of the route
+// mux gives it, or nil if none matches.
+func routed(mux interface {
+	Handler(*http.Request) (http.Handler, string)
+}, r *http.Request) *http.Request {
+	_, pattern := mux.Handler(r)
+	if pattern == "" {
+		return nil
+	}
+	c := r.Clone(r.Context())
+	c.Pattern = pattern
+	_, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		path = pattern
+	}
+	if i := strings.IndexByte(path, '/'); i > 0 {
+		path = path[i:] // drop a host
+	}
+	// The pattern matched r's path, segment by segment, as ServeMux
+	// matches: on the escaped path, each segment unescaped.
+	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	for i, p := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+		name, ok := strings.CutPrefix(p, "{")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, "}")
+		if i >= len(segs) {
+			break
+		}
+		if rest, ok := strings.CutSuffix(name, "..."); ok {
+			if v, err := url.PathUnescape(strings.Join(segs[i:], "/")); err == nil {
+				c.SetPathValue(rest, v)
+			}
+			break
+		}
+		if name == "$" {
+			continue
+		}
+		if v, err := url.PathUnescape(segs[i]); err == nil {
+			c.SetPathValue(name, v)
+		}
+	}
+	return c
 }
 
 func (o *Options) event(r *http.Request, status int, start time.Time) event.Event {
@@ -111,6 +217,14 @@ func (o *Options) event(r *http.Request, status int, start time.Time) event.Even
 	}
 	if o.Actor != nil {
 		e.Actor = o.Actor(r)
+		if e.Actor.ID == "" {
+			// A caller the hook cannot name, such as one refused for
+			// having no session: still recorded, as anonymous.
+			e.Actor.ID = "anonymous"
+			if e.Actor.Type == "" {
+				e.Actor.Type = "anonymous"
+			}
+		}
 	}
 	if o.Action != nil {
 		e.Action = o.Action(r)
@@ -137,6 +251,9 @@ func metadata(r *http.Request, status int, d time.Duration) []byte {
 // path segments, then the method, lower-cased, with characters outside
 // [a-z0-9_] replaced by '_', joined by dots. "DELETE /admin/users/{id}"
 // gives "admin.users.delete"; a pattern without a method ends in ".request".
+// An action that would begin with "trail." (Trail's own records) begins
+// with "http.trail." instead, and one longer than an action may be (128
+// bytes) keeps its first words and the method.
 func ActionFromPattern(pattern string) string {
 	method, path, ok := strings.Cut(pattern, " ")
 	if !ok {
@@ -155,9 +272,29 @@ func ActionFromPattern(pattern string) string {
 	if method == "" {
 		method = "request"
 	}
-	words = append(words, word(method))
-	return strings.Join(words, ".")
+	if len(words) > 0 && words[0] == "trail" {
+		words = append([]string{"http"}, words...)
+	}
+	last := word(method)
+	n := len(last)
+	for i, w := range words {
+		if len(w) > 64 {
+			words[i], w = w[:64], w[:64]
+		}
+		if n+len(w)+1 > maxAction {
+			words = words[:i]
+			break
+		}
+		n += len(w) + 1
+	}
+	if len(last) > 64 {
+		last = last[:64]
+	}
+	return strings.Join(append(words, last), ".")
 }
+
+// maxAction is the longest action an event may have (event.Event.Action).
+const maxAction = 128
 
 // word lower-cases s and makes it match [a-z][a-z0-9_]*.
 func word(s string) string {
@@ -232,7 +369,7 @@ func (o *Options) clientIP(r *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		a, err := hopAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break // a malformed hop: believe nothing further left
 		}
@@ -244,6 +381,20 @@ func (o *Options) clientIP(r *http.Request) string {
 	return peer.String()
 }
 
+// hopAddr parses one X-Forwarded-For hop: an address, or an address and
+// port as some proxies write it ("203.0.113.5:4711", "[2001:db8::1]:4711").
+func hopAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err == nil {
+		return a, nil
+	}
+	ap, perr := netip.ParseAddrPort(s)
+	if perr != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
+}
+
 func (o *Options) trusted(a netip.Addr) bool {
 	for _, p := range o.TrustedProxies {
 		if p.Contains(a) {
@@ -253,17 +404,40 @@ func (o *Options) trusted(a netip.Addr) bool {
 	return false
 }
 
-// recorder remembers the status the handler wrote.
+// recorder remembers the status the handler wrote. It flushes and hijacks
+// as the writer under it does, so that streaming and upgrading handlers
+// work under the middleware.
 type recorder struct {
 	http.ResponseWriter
 	status int
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
+	// An informational status (103 Early Hints, say) is not the answer;
+	// 101 Switching Protocols is.
+	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush implements http.Flusher.
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Hijack implements http.Hijacker: the handler takes the connection, as
+// to switch protocols, which is recorded as status 101 unless it wrote
+// another first.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return c, rw, err
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
