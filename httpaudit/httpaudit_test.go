@@ -288,7 +288,9 @@ func TestMiddlewareRoutesBehindHandlers(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("DELETE /admin/users/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /files/{path...}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.PathValue("path")) })
-	actor := func(r *http.Request) event.Actor { return event.Actor{ID: r.Header.Get("X-User"), Type: event.ActorUser} }
+	actor := func(r *http.Request) event.Actor {
+		return event.Actor{ID: r.Header.Get("X-User"), Type: event.ActorUser}
+	}
 
 	t.Run("with Routes", func(t *testing.T) {
 		l := newLog(t)
