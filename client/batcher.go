@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -31,8 +33,12 @@ type BatcherOptions struct {
 	// the buffer is full. Either way nothing is dropped silently.
 	NoBlock bool
 	// OnError is called (from the sending goroutine) with events that
-	// could not be stored after the client's retries, and why.
+	// could not be stored after the client's retries, and why. Default:
+	// an error logged with Logger, saying how many events were lost.
 	OnError func(events []event.Event, err error)
+	// Logger receives the failures when OnError is nil. Default:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Batcher sends events in the background, many per request. Append only
@@ -69,6 +75,9 @@ func (c *Client) NewBatcher(opts BatcherOptions) *Batcher {
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 10000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	b := &Batcher{c: c, opts: opts, queue: make(chan item, opts.Buffer), done: make(chan struct{})}
 	go b.run()
@@ -119,18 +128,27 @@ func (b *Batcher) Flush(ctx context.Context) error {
 }
 
 // Close sends what is queued, stops, and returns the first failure since
-// the last Flush. Appends after Close fail with ErrClosed.
+// the last Flush. Appends after Close fail with ErrClosed. If ctx ends
+// first, Close returns its error, and the events still queued are sent in
+// the background (OnError hears of those that fail). Closing again
+// returns nil once the first Close has stopped the batcher.
 func (b *Batcher) Close(ctx context.Context) error {
 	err := b.Flush(ctx)
 	if errors.Is(err, ErrClosed) {
-		return nil
+		err = nil
 	}
 	b.mu.Lock()
-	b.closed = true
-	close(b.queue)
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
 	b.mu.Unlock()
-	<-b.done
-	return err
+	select {
+	case <-b.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (b *Batcher) run() {
@@ -177,11 +195,15 @@ func (b *Batcher) run() {
 // send stores a batch and returns the first failure. The client retries
 // transient failures with the same idempotency key; a batch rejected
 // outright (a bad event) is sent again event by event, so that one bad
-// event fails alone.
+// event fails alone, and one too large for a request (413) in halves.
 func (b *Batcher) send(batch []event.Event) error {
 	ctx := context.Background()
 	_, err := b.c.Append(ctx, batch...)
 	var apiErr *APIError
+	if err != nil && len(batch) > 1 && errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestEntityTooLarge {
+		half := len(batch) / 2
+		return cmp.Or(b.send(batch[:half]), b.send(batch[half:]))
+	}
 	if err != nil && len(batch) > 1 && errors.As(err, &apiErr) && apiErr.Status == 400 {
 		var first error
 		for _, e := range batch {
@@ -201,5 +223,7 @@ func (b *Batcher) send(batch []event.Event) error {
 func (b *Batcher) report(events []event.Event, err error) {
 	if b.opts.OnError != nil {
 		b.opts.OnError(append([]event.Event(nil), events...), err)
+		return
 	}
+	b.opts.Logger.Error("trail batcher: events not stored", "events", len(events), "first_action", events[0].Action, "err", err)
 }

@@ -77,6 +77,9 @@ func New(baseURL, key string, opts Options) (*Client, error) {
 	if key == "" {
 		return nil, errors.New("no API key")
 	}
+	if !headerToken(key) {
+		return nil, errors.New("API key: holds a space or a character outside printable ASCII (a line end read from a file, say), which no key has")
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -108,6 +111,9 @@ type APIError struct {
 	Code    string // machine-readable code
 	Message string
 	Field   string // the offending field, for validation errors
+	// Index is the offending event's position in the request's events,
+	// for validation errors of an append; -1 when none is named.
+	Index int
 	// Seq is the damaged stored event's seq, for code "damaged".
 	Seq int64
 }
@@ -234,7 +240,7 @@ func retryAfter(h string) time.Duration {
 func decodeError(resp *http.Response) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+	e := &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode), Index: -1}
 	parseError(b, e)
 	return e
 }
@@ -249,6 +255,10 @@ func parseError(b []byte, e *APIError) bool {
 	e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
 	if body.Error.Seq != nil {
 		e.Seq = *body.Error.Seq
+	}
+	e.Index = -1
+	if body.Error.Index != nil {
+		e.Index = *body.Error.Index
 	}
 	return true
 }
@@ -274,13 +284,44 @@ func ExportError(line []byte) error {
 // attempt carrying the same Idempotency-Key header, so a request the
 // server stored but whose answer was lost is not stored again: the retry
 // gets the first answer.
+//
+// When ctx ends first, the events may have been stored or not. To be able
+// to retry them then without storing them twice, use AppendIdempotent.
 func (c *Client) Append(ctx context.Context, events ...event.Event) ([]api.Receipt, error) {
-	out, err := c.append(ctx, nil, events)
+	out, err := c.append(ctx, nil, "", events)
 	return out.Events, err
 }
 
-// append is Append, with query sent in the URL.
-func (c *Client) append(ctx context.Context, query url.Values, events []event.Event) (api.Receipts, error) {
+// AppendIdempotent is Append under the caller's idempotency key: 1 to 255
+// printable ASCII characters, unique to this request among the key's
+// requests (a UUID, say). A call that failed for any reason, ctx
+// included, can be made again with the same key and events, by this
+// process or another: if the first was stored, the server answers with
+// its receipts and stores nothing again. The same key with other events
+// is refused (code idempotency_conflict). The server keeps keys for at
+// least 24 hours.
+func (c *Client) AppendIdempotent(ctx context.Context, key string, events ...event.Event) ([]api.Receipt, error) {
+	if key == "" || len(key) > 255 || !headerToken(key) {
+		return nil, errors.New("idempotency key: want 1 to 255 printable ASCII characters, no spaces")
+	}
+	out, err := c.append(ctx, nil, key, events)
+	return out.Events, err
+}
+
+// headerToken reports whether s is printable ASCII without spaces, as API
+// and idempotency keys are.
+func headerToken(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// append is Append, with query sent in the URL, under idempotency key
+// idem, or a new one if empty.
+func (c *Client) append(ctx context.Context, query url.Values, idem string, events []event.Event) (api.Receipts, error) {
 	if len(events) == 0 {
 		return api.Receipts{}, nil
 	}
@@ -299,7 +340,10 @@ func (c *Client) append(ctx context.Context, query url.Values, events []event.Ev
 		return api.Receipts{}, err
 	}
 	var out api.Receipts
-	h := http.Header{"Idempotency-Key": {newIdempotencyKey()}}
+	if idem == "" {
+		idem = newIdempotencyKey()
+	}
+	h := http.Header{"Idempotency-Key": {idem}}
 	if err := c.do(ctx, http.MethodPost, "/v1/events", query, body, h, &out); err != nil {
 		return api.Receipts{}, err
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,8 +208,8 @@ func TestAppendRejectedEventNamesField(t *testing.T) {
 	c := f.client(t, client.Options{})
 	_, err := c.Append(context.Background(), ev("a", "user.login"), event.Event{Action: "user.login"})
 	var apiErr *client.APIError
-	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field == "" {
-		t.Fatalf("Append with an event lacking actor.id = %v, want a 400 naming the field", err)
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Field != "actor.id" || apiErr.Index != 1 {
+		t.Fatalf("Append with a second event lacking actor.id = %#v, want a 400 naming the field and index 1", err)
 	}
 	if f.appended() != 0 {
 		t.Errorf("log size = %d after a rejected batch, want %d", f.log.Size(), f.start)
@@ -608,4 +610,132 @@ func TestAnswerWithoutEnd(t *testing.T) {
 	if _, err := c.Log(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than any answer") {
 		t.Errorf("Log from an endless answer = %v, want an error saying it is too large", err)
 	}
+}
+
+// AppendIdempotent: the same key and events store once, whoever retries;
+// the same key with other events is refused.
+func TestAppendIdempotentKey(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	first, err := c.AppendIdempotent(ctx, "order-77", ev("a", "user.login"), ev("b", "user.login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := f.client(t, client.Options{})
+	again, err := other.AppendIdempotent(ctx, "order-77", ev("a", "user.login"), ev("b", "user.login"))
+	if err != nil || !slices.Equal(again, first) {
+		t.Errorf("retry under the same key = %v, %v; want the first receipts %v", again, err, first)
+	}
+	var apiErr *client.APIError
+	if _, err := c.AppendIdempotent(ctx, "order-77", ev("c", "user.login")); !errors.As(err, &apiErr) || apiErr.Code != "idempotency_conflict" {
+		t.Errorf("same key, other events = %v, want idempotency_conflict", err)
+	}
+	for _, bad := range []string{"", "has space", "line\n", strings.Repeat("k", 256)} {
+		if _, err := c.AppendIdempotent(ctx, bad, ev("d", "user.login")); err == nil || !strings.Contains(err.Error(), "idempotency key") {
+			t.Errorf("AppendIdempotent with key %q = %v, want an error naming the idempotency key", bad, err)
+		}
+	}
+	if f.appended() != 2 {
+		t.Errorf("log holds %d events, want 2", f.appended())
+	}
+}
+
+// A key no server could have issued, such as one read from a file with
+// its line end, is refused at once rather than retried.
+func TestNewRefusesMalformedKey(t *testing.T) {
+	for _, key := range []string{"trail_abc\n", "trail abc", "trail_\x00"} {
+		if _, err := client.New("http://127.0.0.1:1", key, client.Options{}); err == nil || !strings.Contains(err.Error(), "API key") {
+			t.Errorf("New with key %q = %v, want an error naming the API key", key, err)
+		}
+	}
+}
+
+// A batch too large for one request is sent in parts, not lost.
+func TestBatcherSplitsTooLarge(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	b := c.NewBatcher(client.BatcherOptions{MaxBatch: 100, MaxDelay: time.Second})
+	big := `{"blob":"` + strings.Repeat("x", 30000) + `"}`
+	for i := range 100 {
+		e := ev(fmt.Sprintf("u%d", i), "user.login")
+		e.Metadata = []byte(big)
+		if _, err := b.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close = %v, want every event stored", err)
+	}
+	if f.appended() != 100 {
+		t.Errorf("log holds %d events, want 100", f.appended())
+	}
+}
+
+// Without OnError, a failure is logged, not dropped silently; Close may
+// be called twice at once, and returns when its context ends.
+func TestBatcherReportsAndCloses(t *testing.T) {
+	release := make(chan struct{})
+	var stuck atomic.Bool
+	f := newFixture(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if stuck.Load() {
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer close(release)
+	c := f.client(t, client.Options{})
+	ctx := context.Background()
+	var logs syncBuffer
+	b := c.NewBatcher(client.BatcherOptions{MaxDelay: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b.Append(ctx, event.Event{Action: "user.login"})
+	if err := b.Flush(ctx); err == nil {
+		t.Error("Flush after a rejected event = nil")
+	}
+	if !strings.Contains(logs.String(), "events not stored") || !strings.Contains(logs.String(), "actor.id") {
+		t.Errorf("logs = %q, want the failure", logs.String())
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := b.Close(ctx); err != nil {
+				t.Errorf("Close = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+
+	stuck.Store(true)
+	b = c.NewBatcher(client.BatcherOptions{MaxDelay: time.Millisecond})
+	b.Append(ctx, ev("a", "user.login"))
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := b.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close with the server stuck = %v, want the context's error", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Close took %v past its context", d)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a logger's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -71,7 +71,7 @@ var ErrReceiptsPending = errors.New("events stored; receipts pending: not witnes
 // events were stored but not witnessed in time, it returns their receipts
 // without proofs and ErrReceiptsPending.
 func (c *Client) AppendWithReceipts(ctx context.Context, events ...event.Event) ([]api.Receipt, error) {
-	out, err := c.append(ctx, url.Values{"receipts": {"wait"}}, events)
+	out, err := c.append(ctx, url.Values{"receipts": {"wait"}}, "", events)
 	if err != nil {
 		return nil, err
 	}
