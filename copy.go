@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -326,17 +325,14 @@ func (c *logCopy) run(ctx context.Context) error {
 		// Events no checkpoint covers, or a checkpoint past the events:
 		// copying up to the checkpoint would leave the difference
 		// behind without a word.
-		return c.damaged(min(st.Size, limit), fmt.Sprintf("the source's log holds %d events but its latest checkpoint is for %d: events were added or removed outside Trail, or its checkpoints changed (run trail verify on it)", st.Size, limit))
+		return c.damagedSource(min(st.Size, limit), fmt.Sprintf("the source's log holds %d events but its latest checkpoint is for %d: events were added or removed outside Trail, or its checkpoints changed (run trail verify on it)", st.Size, limit))
 	}
-	for e, err := range c.from.st.Scan(ctx, c.src.ID, st.Size, math.MaxInt64) {
-		seq := st.Size
-		switch {
-		case err != nil && !errors.Is(err, store.ErrDamaged):
-			return fmt.Errorf("source: log %q: read past its end: %w", name, err)
-		case e != nil:
-			seq = e.Seq
-		}
-		return c.damaged(seq, fmt.Sprintf("the source holds an event past the end of its log (%d events), stored outside Trail (run trail verify on it)", st.Size))
+	// A server may go on appending to the source: what it appends after
+	// st was read is left for the next run (pastEnd).
+	if p, err := c.from.pastEnd(ctx, c.src.ID, st.Size); err != nil {
+		return fmt.Errorf("source: log %q: read past its end: %w", name, err)
+	} else if p != nil {
+		return c.damagedSource(p.seq, fmt.Sprintf("the source holds an event past the end of its log (%d events), stored outside Trail (run trail verify on it)", p.size))
 	}
 
 	if err := c.prepareTarget(ctx); err != nil {
@@ -709,6 +705,12 @@ func (c *logCopy) findDamage(ctx context.Context, size int64, why error) error {
 func (c *logCopy) damaged(seq int64, problem string) error {
 	return &VerifyError{Seq: seq, Problem: fmt.Sprintf("log %q: %s; the copy stopped, and the target's log holds the first %d events",
 		c.rep.Name, problem, c.rep.From+c.rep.Events)}
+}
+
+// damagedSource is damaged for damage found in the source before the
+// target was looked at.
+func (c *logCopy) damagedSource(seq int64, problem string) error {
+	return &VerifyError{Seq: seq, Problem: fmt.Sprintf("log %q: %s; nothing of it was copied by this run, and the target's log is as it was", c.rep.Name, problem)}
 }
 
 func (c *logCopy) progress(done, total int64) {

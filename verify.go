@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,11 +69,21 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 		return VerifyReport{}, fmt.Errorf("read log state: %w", err)
 	}
 	keys := &seenKeyRecords{}
-	rep, err := verify.Check(ctx, storeSource{st: l.db.st, log: l.info.ID, seen: keys.see}, st.Size, verify.Options{
+	// The log is verified as it was when st was read: a server may go on
+	// appending meanwhile, and its newer checkpoints and events are not
+	// damage (see pastState).
+	var newer []verify.Checkpoint
+	rep, err := verify.Check(ctx, storeSource{st: l.db.st, log: l.info.ID, seen: keys.see, upTo: st.Size, newer: &newer}, st.Size, verify.Options{
 		Verifier: v,
 		Against:  opts.Against,
 		Progress: opts.Progress,
 	})
+	if len(newer) > 0 {
+		// Checked first, as Check checks checkpoints before events.
+		if nerr := l.verifyNewer(ctx, newer, st.Size, v); nerr != nil {
+			err = nerr
+		}
+	}
 	if err == nil {
 		err = l.verifyEnd(ctx, st.Size)
 	}
@@ -115,23 +126,82 @@ func (l *Log) verifyLogRow(ctx context.Context, st store.State, v note.Verifier)
 	return nil
 }
 
-// verifyEnd reports an event stored past the end of the log, which has
+// verifyNewer checks the checkpoints stored for more than the size
+// events the log held when verification began. They are commits since,
+// left for the next verification, if the log, read again, holds them;
+// else they are checked as Check would have (verify.CheckStored), which
+// finds the log truncated below them, or them forged.
+func (l *Log) verifyNewer(ctx context.Context, newer []verify.Checkpoint, size int64, v note.Verifier) error {
+	st, err := l.db.st.State(ctx, l.info.ID)
+	if err != nil {
+		return fmt.Errorf("read log state: %w", err)
+	}
+	var short []verify.Checkpoint
+	for _, c := range newer {
+		if c.Size > st.Size {
+			short = append(short, c)
+		}
+	}
+	return verify.CheckStored(short, size, v)
+}
+
+// verifyEnd reports an event stored past the end of the log, which had
 // size events: added outside Trail, it would clash with the next append
 // (which refuses to commit while it is there) and be read in its place.
 func (l *Log) verifyEnd(ctx context.Context, size int64) error {
-	for e, err := range l.db.st.Scan(ctx, l.info.ID, size, math.MaxInt64) {
-		var de *store.DamagedError
-		switch {
-		case errors.As(err, &de):
-			// Its record says what is wrong with it: it cannot be
-			// decoded, or holds another seq.
-			return &VerifyError{Seq: max(de.Seq, size), Problem: fmt.Sprintf("an event is stored past the end of the log (%d events), outside Trail, and %s; appends fail until it is removed", size, de.Problem)}
-		case err != nil:
-			return fmt.Errorf("read events past the end of the log: %w", err)
-		}
-		return &VerifyError{Seq: e.Seq, Problem: fmt.Sprintf("an event is stored past the end of the log (%d events), outside Trail; appends fail until it is removed", size)}
+	p, err := l.db.pastEnd(ctx, l.info.ID, size)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read events past the end of the log: %w", err)
+	case p == nil:
+		return nil
+	case p.problem != "":
+		// Its record says what is wrong with it: it cannot be decoded,
+		// or holds another seq.
+		return &VerifyError{Seq: p.seq, Problem: fmt.Sprintf("an event is stored past the end of the log (%d events), outside Trail, and %s; appends fail until it is removed", p.size, p.problem)}
 	}
-	return nil
+	return &VerifyError{Seq: p.seq, Problem: fmt.Sprintf("an event is stored past the end of the log (%d events), outside Trail; appends fail until it is removed", p.size)}
+}
+
+// stray is an event stored past the end of a log of size events: at seq,
+// and if its record is damaged, what is wrong with it.
+type stray struct {
+	seq, size int64
+	problem   string
+}
+
+// pastEnd returns the first event stored at or past size in the log, or
+// nil if there is none, where size is the log's size as read a moment
+// ago. A server may have appended since: an event found is a stray only
+// if the log's size, read again, still does not cover it; otherwise the
+// search goes on past the new size.
+func (db *DB) pastEnd(ctx context.Context, log, size int64) (*stray, error) {
+	for {
+		var found *stray
+		for e, err := range db.st.Scan(ctx, log, size, math.MaxInt64) {
+			var de *store.DamagedError
+			switch {
+			case errors.As(err, &de):
+				found = &stray{seq: max(de.Seq, size), size: size, problem: de.Problem}
+			case err != nil:
+				return nil, err
+			default:
+				found = &stray{seq: e.Seq, size: size}
+			}
+			break
+		}
+		if found == nil {
+			return nil, nil
+		}
+		st, err := db.st.State(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		if st.Size <= size {
+			return found, nil
+		}
+		size = st.Size
+	}
 }
 
 // storeSource is a log in the store, as verify.Check reads it.
@@ -141,6 +211,10 @@ type storeSource struct {
 	// seen, if set, is called with each event walked; from several
 	// goroutines at once, and with events valid only during the call.
 	seen func(*event.Event)
+	// upTo, if newer is set, is the size of the log verified: checkpoints
+	// stored for larger sizes are left out, and put in *newer.
+	upTo  int64
+	newer *[]verify.Checkpoint
 }
 
 var _ verify.TileSource = storeSource{}
@@ -148,6 +222,10 @@ var _ verify.TileSource = storeSource{}
 func (s storeSource) Checkpoints(ctx context.Context) iter.Seq2[verify.Checkpoint, error] {
 	return func(yield func(verify.Checkpoint, error) bool) {
 		for c, err := range s.st.Checkpoints(ctx, s.log) {
+			if err == nil && s.newer != nil && c.Size > s.upTo {
+				*s.newer = append(*s.newer, verify.Checkpoint{Size: c.Size, Note: bytes.Clone(c.Note)})
+				continue
+			}
 			if !yield(verify.Checkpoint{Size: c.Size, Note: c.Note}, err) || err != nil {
 				return
 			}

@@ -206,6 +206,8 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	}
 	for _, l := range res.Logs {
 		switch {
+		case !l.Done && l.Events == 0:
+			fmt.Fprintf(w, "Log %q: nothing copied by this run; the target's log is as it was.\n", l.Name)
 		case !l.Done:
 			fmt.Fprintf(w, "Log %q: stopped at %s of %s events (copied %s now).\n", l.Name, commas(l.From+l.Events), commas(l.Size), commas(l.Events))
 		case l.Events == 0 && !l.Created:

@@ -45,6 +45,15 @@ func checkCheckpoints(ctx context.Context, src Source, size int64, v note.Verifi
 	return checkBatch(points, batch, size, v)
 }
 
+// CheckStored checks stored checkpoints as Check does those of a log of
+// size events: each must verify with v, be signed for the size it is
+// stored under, and not exceed size. It returns an *Error for the first
+// that does not hold.
+func CheckStored(batch []Checkpoint, size int64, v note.Verifier) error {
+	_, err := checkBatch(nil, batch, size, v)
+	return err
+}
+
 // checkBatch checks the signatures of batch on every CPU, then each
 // checkpoint in order, and appends them to points.
 func checkBatch(points []point, batch []Checkpoint, size int64, v note.Verifier) ([]point, error) {
