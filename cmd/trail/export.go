@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
+	"github.com/trail-audit/trail/internal/durable"
 	"github.com/trail-audit/trail/internal/verify"
 )
 
@@ -101,17 +101,17 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	var dst io.Writer = c.env.stdout
-	var tmp *os.File
+	var out *durable.File
 	if c.out != "" {
-		tmp, err = os.CreateTemp(filepath.Dir(c.out), "."+filepath.Base(c.out)+".tmp*")
-		if err != nil {
+		if out, err = durable.Create(c.out); err != nil {
 			return err
 		}
 		defer func() {
-			tmp.Close()
-			os.Remove(tmp.Name()) // fails harmlessly once renamed
+			if out != nil {
+				out.Abort()
+			}
 		}()
-		dst = tmp
+		dst = out
 	}
 	bw := bufio.NewWriterSize(dst, 256<<10)
 	var cw *csv.Writer
@@ -153,14 +153,10 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), c.out); err != nil {
+	if out != nil {
+		err := out.Commit()
+		out = nil
+		if err != nil {
 			return err
 		}
 	}

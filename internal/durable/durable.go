@@ -3,6 +3,8 @@
 package durable
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -30,30 +32,110 @@ func WriteNew(path string, data []byte) error {
 	return nil
 }
 
-// Replace makes path hold data, mode 0600: it writes a temporary file in
-// the same directory, syncs it, renames it over path and syncs the
-// directory, so path holds either what it held or all of data.
+// Replace makes path hold data, as a File does: a regular file (or a new
+// one, mode 0600) holds either what it held or all of data.
 func Replace(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := Create(path)
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return err
 	}
-	if cerr := tmp.Close(); err == nil {
+	return f.Commit()
+}
+
+// File is a file being written to replace path. Where path is a regular
+// file or does not exist, the writes go to a temporary file in the same
+// directory, which Commit syncs and renames over path, syncing the
+// directory: path then holds either what it held or all that was
+// written. Where path is something else, such as a device (/dev/stdout),
+// a FIFO or a socket, the writes go to path itself, which is not
+// replaced. A symbolic link is followed, and left in place. Errors name
+// path, not the temporary file.
+type File struct {
+	f      *os.File
+	path   string // as given
+	final  string // where the data goes: path, or the file a link leads to
+	direct bool   // writing final itself
+}
+
+// Create starts a File for path.
+func Create(path string) (*File, error) {
+	final := path
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		final = resolved
+	}
+	fi, err := os.Stat(final)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, &os.PathError{Op: "write", Path: path, Err: errors.New("is a directory")}
+	case err == nil && !fi.Mode().IsRegular(), err != nil && !errors.Is(err, fs.ErrNotExist):
+		// A device, a FIFO, a socket, or a dangling link: written in
+		// place, as the shell's > would.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		return &File{f: f, path: path, final: path, direct: true}, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp*")
+	if err != nil {
+		return nil, &os.PathError{Op: "create", Path: path, Err: underlying(err)}
+	}
+	return &File{f: f, path: path, final: final}, nil
+}
+
+// underlying is the error inside a *os.PathError, which names a
+// temporary file.
+func underlying(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Write writes to the file.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.f.Write(p)
+	if err != nil {
+		err = &os.PathError{Op: "write", Path: f.path, Err: underlying(err)}
+	}
+	return n, err
+}
+
+// Commit makes path hold what was written.
+func (f *File) Commit() error {
+	if f.direct {
+		if err := f.f.Close(); err != nil {
+			return &os.PathError{Op: "write", Path: f.path, Err: underlying(err)}
+		}
+		return nil
+	}
+	err := f.f.Sync()
+	if cerr := f.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = os.Rename(f.f.Name(), f.final)
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
-		return err
+		os.Remove(f.f.Name())
+		return &os.PathError{Op: "write", Path: f.path, Err: underlying(err)}
 	}
-	SyncDir(filepath.Dir(path))
+	SyncDir(filepath.Dir(f.final))
 	return nil
+}
+
+// Abort leaves path as it was (a device or FIFO has what was written
+// already) and removes the temporary file.
+func (f *File) Abort() {
+	f.f.Close()
+	if !f.direct {
+		os.Remove(f.f.Name())
+	}
 }
 
 // SyncDir syncs the directory dir, so that the entries created or renamed
