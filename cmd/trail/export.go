@@ -135,6 +135,8 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	var n int64
 	for e, err := range events {
 		if err != nil {
+			// What was exported ends with a whole line.
+			bw.Flush()
 			return queryError(err)
 		}
 		if err := write(e); err != nil {
@@ -182,13 +184,21 @@ func remoteEvents(ctx context.Context, cl *client.Client, q api.Query) iter.Seq2
 		}
 		defer body.Close()
 		r := verify.NewExportReader(body, client.ExportError)
-		for {
+		for n := 0; ; n++ {
 			e, err := r.Next()
+			var apiErr *client.APIError
 			switch {
 			case err == io.EOF:
 				return
-			case errors.Is(err, verify.ErrMalformedEvent):
-				err = fmt.Errorf("trail server: %w", err)
+			case err == nil, errors.As(err, &apiErr):
+			case ctx.Err() != nil:
+				err = ctx.Err()
+			default:
+				// A line that does not decode: the connection broke off
+				// mid-line, or the server sent it so. Not a usage error
+				// of any flag, which an *event.Error it wraps would be
+				// taken for (queryError).
+				err = fmt.Errorf("trail server: the export broke off or holds a malformed line, after %d events: %v", n, err)
 			}
 			// An error line is the server's last word: the export is cut
 			// short.

@@ -3,6 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +157,56 @@ func TestRemoteTail(t *testing.T) {
 	}
 	if r := run(t, "", "--data", data, "tail", "-f"); r.code != 2 {
 		t.Errorf("tail without a server = exit %d, want 2", r.code)
+	}
+}
+
+// cutBody gives the first n bytes of an answer, then fails as a lost
+// connection does.
+type cutBody struct {
+	r io.ReadCloser
+	n int
+}
+
+func (c *cutBody) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	p = p[:min(len(p), c.n)]
+	n, err := c.r.Read(p)
+	c.n -= n
+	return n, err
+}
+
+func (c *cutBody) Close() error { return c.r.Close() }
+
+// A remote export the connection cuts off mid-line says so, exits 1 and
+// leaves whole lines only; it is no usage error of a flag no one gave.
+func TestRemoteExportCutOff(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	ok(t, events(t), "--data", data, "--log", "acme", "append")
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "acme", "--scope", "read").stdout)
+	s := serve(t, data, "--rate-limit", "0")
+	defer s.stop(t)
+	target, _ := url.Parse(s.url)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.URL.Path == "/v1/export" {
+			resp.Body = &cutBody{r: resp.Body, n: 1500}
+		}
+		return nil
+	}
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	ps := httptest.NewServer(proxy)
+	defer ps.Close()
+
+	r := run(t, "", "--server", ps.URL, "--key", key, "export")
+	if r.code != 1 || !strings.Contains(r.stderr, "broke off") || strings.Contains(r.stderr, "--") || strings.Contains(r.stderr, "usage") {
+		t.Errorf("cut-off export = exit %d, %q; want 1 and an error saying the export broke off", r.code, r.stderr)
+	}
+	for _, l := range lines(r.stdout) {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("cut-off export left a partial line on stdout: %q", l)
+		}
 	}
 }
