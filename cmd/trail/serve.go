@@ -226,6 +226,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
 		}
 	}
+	stopStreams := make(chan struct{})
+	opts.Stop = stopStreams
 	srv := &http.Server{
 		Handler:           server.New(db, opts),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -235,6 +237,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(func() { close(stopStreams) })
 	url := "http://" + ln.Addr().String()
 	if certs != nil {
 		srv.TLSConfig = &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}

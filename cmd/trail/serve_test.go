@@ -480,3 +480,34 @@ func TestKeysUsage(t *testing.T) {
 		t.Errorf("trail keys revoke of an unknown key: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// An open stream does not hold a graceful shutdown to its timeout: the
+// server ends it and exits 0 at once.
+func TestServeStopsWithOpenStream(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	key := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "acme", "--scope", "read").stdout)
+	s := serve(t, data, "--shutdown-timeout", "20s")
+	req, _ := http.NewRequest("GET", s.url+"/v1/tail", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/tail = %d", resp.StatusCode)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	start := time.Now()
+	s.stop(t)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("SIGTERM with a stream open took %v to exit", d)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the stream did not end with the server")
+	}
+}

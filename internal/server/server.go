@@ -48,6 +48,11 @@ type Options struct {
 	// Logger receives one access log line per request, with the API key's
 	// id but never the key itself. Default: discard.
 	Logger *slog.Logger
+	// Stop, if set, is closed when the server shuts down: open streams
+	// (/v1/tail, the viewer's live rows), which would hold a graceful
+	// shutdown to its timeout, end then, and their clients reconnect
+	// (to another node, or once this one is back) with Last-Event-ID.
+	Stop <-chan struct{}
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxBatchEvents bounds the events of one POST /v1/events; more get 413.

@@ -117,6 +117,8 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.opts.Stop:
+			return
 		case <-poll.C:
 		}
 		if n := s.db.KeysRevoked(); n != revocations || time.Since(checked) >= tailKeyCheck {
