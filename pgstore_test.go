@@ -358,3 +358,75 @@ func TestCreateMasterKey(t *testing.T) {
 		t.Errorf("keys %x and %x: want two different 32-byte keys", k1, k2)
 	}
 }
+
+// TestRotateWhileServersRun: a server still running with the old master
+// key after a rekey seals viewer sign-outs, and a first session secret,
+// under it. The next rekey remakes those (viewers sign in again; the
+// sign-outs stand) rather than fail, and a server with the newest key
+// then reads them.
+func TestRotateWhileServersRun(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	k1, k2, k3 := testMasterKey(t), testMasterKey(t), testMasterKey(t)
+	db, err := InitStore(ctx, url, Options{MasterKey: k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateLog(ctx, "app", ""); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	old, err := OpenStore(ctx, url, Options{MasterKey: k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.Log(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := RotateMasterKey(ctx, url, k1, k2); err != nil {
+		t.Fatal(err)
+	}
+	// The old server goes on, sealing under k1.
+	if _, err := old.SessionSecret(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.EndSession(ctx, "sess1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := OpenStore(ctx, url, Options{MasterKey: k2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.SessionSecret(ctx); err == nil || !strings.Contains(err.Error(), "trail rekey again") {
+		t.Errorf("session secret sealed by a server with the old key = %v, want an error saying what to do", err)
+	}
+	fresh.Close()
+
+	if _, err := RotateMasterKey(ctx, url, k2, k3); err != nil {
+		t.Fatalf("rekey after a server sealed under the old key: %v", err)
+	}
+	db, err = OpenStore(ctx, url, Options{MasterKey: k3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if s, err := db.SessionSecret(ctx); err != nil || len(s) != 32 {
+		t.Errorf("session secret after the rekey = %x, %v", s, err)
+	}
+	if ended, err := db.SessionEnded(ctx, "sess1"); err != nil || !ended {
+		t.Errorf("sign-out after the rekey = %v, %v; want it to stand", ended, err)
+	}
+	l, err := db.Log(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "a"}, Action: "x.y"}); err != nil {
+		t.Fatalf("append with the newest key: %v", err)
+	}
+	// A signing key sealed under no key given still stops the rekey.
+	if _, err := RotateMasterKey(ctx, url, k1, k2); err == nil {
+		t.Error("rekey from a key that opens no signing key = nil")
+	}
+}

@@ -252,10 +252,13 @@ func (k *sealedKeys) SessionSecret(ctx context.Context) ([]byte, error) {
 		sealed, err := k.secrets.Secret(ctx, sessionSecretName)
 		if err == nil {
 			secret, err := k.unseal(sessionSecretName, sealed)
-			if err == nil && len(secret) != 32 {
-				err = fmt.Errorf("secret %q: %d bytes, want 32", sessionSecretName, len(secret))
+			if err != nil {
+				return nil, fmt.Errorf("%w; if a server ran with the old master key after trail rekey, restart every server with the new one and run trail rekey again (viewers then sign in again)", err)
 			}
-			return secret, err
+			if len(secret) != 32 {
+				return nil, fmt.Errorf("secret %q: %d bytes, want 32", sessionSecretName, len(secret))
+			}
+			return secret, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("read session secret: %w", err)
@@ -375,12 +378,34 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 	if err != nil {
 		return 0, fmt.Errorf("new %w", err)
 	}
+	now := time.Now()
 	return st.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
 		plain, err := from.unseal(name, sealed)
-		if err != nil {
+		if err == nil {
+			defer clear(plain)
+			return to.seal(name, plain), nil
+		}
+		// A server still running with another master key after an
+		// earlier rekey seals what the viewer makes (a sign-out, the
+		// first session secret) under that key. Those are remade rather
+		// than block every rekey to come; signing keys never are.
+		viewer := name == sessionSecretName || strings.HasPrefix(name, "session/") && strings.HasSuffix(name, "/ended")
+		if !viewer {
 			return nil, err
 		}
-		defer clear(plain)
-		return to.seal(name, plain), nil
+		if _, nerr := to.unseal(name, sealed); nerr == nil {
+			return sealed, nil // sealed under the new key already
+		}
+		switch {
+		case name == sessionSecretName:
+			// A new session secret: viewers sign in again.
+			secret := make([]byte, 32)
+			rand.Read(secret)
+			return to.seal(name, secret), nil
+		default:
+			// The sign-out stands; no session outlives a day.
+			b, _ := now.Add(24 * time.Hour).UTC().MarshalBinary()
+			return to.seal(name, b), nil
+		}
 	})
 }
