@@ -37,6 +37,16 @@ func parsePostgresURL(s string) (StoreURL, error) {
 		// url's errors quote the URL, password included.
 		return StoreURL{}, fmt.Errorf("store URL %s: not a valid URL; write postgres://USER@HOST[:PORT]/DATABASE", redactURL(s))
 	}
+	if rest, ok := strings.CutPrefix(s[len(u.Scheme)+1:], "//"); ok {
+		authority, _, _ := strings.Cut(rest, "/")
+		authority, _, _ = strings.Cut(authority, "?")
+		if strings.Count(authority, "@") > 1 {
+			// Go's URLs take the last '@' as the end of the password,
+			// pgx the first: the rest of the password would be taken
+			// for the host, and shown as one.
+			return StoreURL{}, fmt.Errorf("store URL %s: its user name or password holds '@': write it as %%40", redactURL(s))
+		}
+	}
 	if u.Opaque != "" || strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" {
 		return StoreURL{}, fmt.Errorf("store URL %s names no database: write postgres://USER@HOST[:PORT]/DATABASE", redactURL(s))
 	}

@@ -52,6 +52,8 @@ func TestParseStoreURL(t *testing.T) {
 		{in: "host=127.0.0.1 password='hunter2 x' dbname=trail", wantErr: []string{"no scheme", "password=xxxxx dbname"}},
 		{in: "file:/var/lib/trail", wantErr: []string{`no "file" store`, "sqlite:DIR", "postgres://"}},
 		{in: "1sqlite:x", wantErr: []string{"no scheme"}},
+		{in: "postgres://trail:Tr@hunter2@127.0.0.1:5432/trail", wantErr: []string{"holds '@'", "%40", "trail:xxxxx@127.0.0.1"}},
+		{in: "postgres://trail:Tr%40hunter2@127.0.0.1:5432/trail?application_name=a@b", want: trail.StoreURL{Scheme: "postgres", URL: "postgres://trail:Tr%40hunter2@127.0.0.1:5432/trail?application_name=a@b"}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := trail.ParseStoreURL(tc.in)

@@ -303,6 +303,18 @@ func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
 	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
+	// Help shows the defaults, which come from the environment: never
+	// the store's password, nor the API key.
+	if def.store != "" {
+		shown := "a URL that does not parse"
+		if u, err := trail.ParseStoreURL(def.store); err == nil {
+			shown = u.Display()
+		}
+		fs.Lookup("store").DefValue = shown
+	}
+	if def.key != "" {
+		fs.Lookup("key").DefValue = "xxxxx"
+	}
 }
 
 // client returns a client of --server, or nil when there is none.

@@ -728,3 +728,25 @@ func TestInitKilled(t *testing.T) {
 		}
 	}
 }
+
+// Help shows the defaults it takes from the environment without the
+// store's password or the API key.
+func TestHelpHidesSecretsFromEnv(t *testing.T) {
+	for _, args := range [][]string{{"help", "serve"}, {"help", "search"}, {"serve", "--help"}, {"keys", "--help"}} {
+		cmd := exec.Command(trailBin, args...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "TRAIL_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "TRAIL_STORE=postgres://trail:S3cretPw@127.0.0.1:5432/trail", "TRAIL_KEY=trail_s3cretkey")
+		r := runCmd(t, cmd)
+		out := r.stdout + r.stderr
+		if strings.Contains(out, "S3cretPw") || strings.Contains(out, "s3cretkey") {
+			t.Errorf("trail %s shows a secret from the environment:\n%s", strings.Join(args, " "), out)
+		}
+		if !strings.Contains(out, "trail:xxxxx@127.0.0.1") {
+			t.Errorf("trail %s does not show the store's default without its password:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}

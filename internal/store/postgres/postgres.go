@@ -191,7 +191,10 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	// seq buckets of the range: searches took 10 ms and more instead of
 	// 2 to 4 at 1M events. A custom plan costs well under a millisecond.
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// Named by the URL's application_name, to tell nodes apart.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	}
 	cfg.AfterConnect = afterConnect
 	srv := newServer(&cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
