@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -188,8 +189,16 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 			return err
 		}
 		again = func() (io.Reader, error) {
-			_, err := f.Seek(start, io.SeekStart)
-			return f, err
+			// Only what the first pass read and checked: lines added
+			// to the file since are not appended.
+			end, err := f.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := f.Seek(start, io.SeekStart); err != nil {
+				return nil, err
+			}
+			return io.LimitReader(f, end-start), nil
 		}
 	} else {
 		sp := &spool{limit: 16 << 20}
@@ -199,7 +208,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 	}
 
 	now := c.env.now()
-	n, err := readEvents(in, func(line int, ev *event.Event) error {
+	n, err := readEvents(in, func(line, _ int, ev *event.Event) error {
 		if ctx.Err() != nil {
 			return errors.New("interrupted")
 		}
@@ -231,12 +240,13 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 	defer bar.clear()
 	out.begin(l.Size() + int64(n) - 1)
 	var (
-		size     = l.batchSize()
-		batch    = make([]event.Event, 0, min(n, size))
-		lines    = make([]int, 0, min(n, size))
-		stored   int   // events committed
-		lastLine int   // line of the last committed event
-		firstSeq int64 // seq of the first committed event
+		size, maxBytes = l.batchSize()
+		batch          = make([]event.Event, 0, min(n, size))
+		lines          = make([]int, 0, min(n, size))
+		batchBytes     int   // of the lines in batch
+		stored         int   // events committed
+		lastLine       int   // line of the last committed event
+		firstSeq       int64 // seq of the first committed event
 	)
 	commit := func() error {
 		if ctx.Err() != nil {
@@ -264,12 +274,23 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 		stored += len(rs)
 		lastLine = lines[len(lines)-1]
 		bar.update(int64(stored), int64(n), "")
-		batch, lines = batch[:0], lines[:0]
-		return out.write(rs)
+		batch, lines, batchBytes = batch[:0], lines[:0], 0
+		if err := out.write(rs); err != nil {
+			// Stored all the same: say what, so that they are not
+			// appended again.
+			return fmt.Errorf("write receipts: %w; %s", err, storedLines(stored, lastLine, firstSeq))
+		}
+		return nil
 	}
-	_, err = readEvents(r, func(line int, ev *event.Event) error {
+	_, err = readEvents(r, func(line, n int, ev *event.Event) error {
+		if len(batch) > 0 && batchBytes+n > maxBytes {
+			if err := commit(); err != nil {
+				return err
+			}
+		}
 		batch = append(batch, *ev)
 		lines = append(lines, line)
+		batchBytes += n
 		if len(batch) == size {
 			return commit()
 		}
@@ -298,10 +319,10 @@ func storedLines(n, lastLine int, first int64) string {
 }
 
 // readEvents decodes the NDJSON events of r and calls fn for each with its
-// 1-based line number, skipping blank lines. It returns the number of events.
+// 1-based line number and its length, skipping blank lines. It returns the number of events.
 // It stops at the first line that does not decode, with a *lineError, or at
 // the first error from fn, which it returns as it is.
-func readEvents(r io.Reader, fn func(line int, ev *event.Event) error) (int, error) {
+func readEvents(r io.Reader, fn func(line, size int, ev *event.Event) error) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	line, n := 0, 0
@@ -318,7 +339,7 @@ func readEvents(r io.Reader, fn func(line int, ev *event.Event) error) (int, err
 		if err != nil {
 			return n, &lineError{line: line, err: err}
 		}
-		if err := fn(line, &ev); err != nil {
+		if err := fn(line, len(b), &ev); err != nil {
 			return n, err
 		}
 		n++
@@ -500,7 +521,9 @@ type batchAppender interface {
 	Size() int64
 	Append(ctx context.Context, e event.Event) (api.Receipt, error)
 	AppendBatch(ctx context.Context, events []event.Event) ([]api.Receipt, error)
-	batchSize() int
+	// batchSize bounds a batch: at most so many events, and lines of at
+	// most so many bytes together, unless one line is longer.
+	batchSize() (events, bytes int)
 }
 
 // remoteLog appends through a Trail server (--server). Its batches are
@@ -528,7 +551,9 @@ func (r *remoteLog) AppendBatch(ctx context.Context, evs []event.Event) ([]api.R
 	return rs, remoteError(err)
 }
 
-func (r *remoteLog) batchSize() int { return 1000 }
+// batchSize keeps a request well under the server's default body limit
+// (1 MiB), its JSON a little longer than the lines.
+func (r *remoteLog) batchSize() (int, int) { return 1000, 512 << 10 }
 
 // remoteError turns a server's validation error back into the
 // *event.Error the local path gives, so messages name the line.
@@ -543,4 +568,4 @@ func remoteError(err error) error {
 // localLog appends to a log of the data directory.
 type localLog struct{ *trail.Log }
 
-func (localLog) batchSize() int { return batchSize }
+func (localLog) batchSize() (int, int) { return batchSize, math.MaxInt }

@@ -750,3 +750,24 @@ func TestHelpHidesSecretsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// An append whose receipts cannot be written says which lines are stored
+// all the same, so that they are not appended again.
+func TestAppendReceiptsUnwritable(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full here: %v", err)
+	}
+	defer full.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	cmd := exec.Command(trailBin, "--data", data, "--log", "acme", "append")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdin = strings.NewReader(events(t))
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	err = cmd.Run()
+	if err == nil || !strings.Contains(stderr.String(), "are stored (seq 0-") {
+		t.Errorf("append with receipts to /dev/full = %v, %q; want a failure saying which lines are stored", err, stderr.String())
+	}
+}

@@ -106,6 +106,14 @@ func TestRemoteAppend(t *testing.T) {
 	if want := fmt.Sprintf(`"size":%d`, 1+len(lines(evs))+1); !strings.Contains(r.stdout, want) {
 		t.Errorf("logs = %s, want %s", r.stdout, want)
 	}
+	// Events too large together for one request go in several.
+	var big strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&big, `{"actor":{"id":"b%d"},"action":"user.login","reason":"%s","metadata":{"a":"%s"}}`+"\n", i, strings.Repeat("x", 4000), strings.Repeat("y", 4000))
+	}
+	if r := run(t, big.String(), "--server", s.url, "--key", key, "append", "--json"); r.code != 0 || len(lines(r.stdout)) != 200 {
+		t.Errorf("remote append of 200 events of 8 KB = exit %d, %d receipts, %q; want 200 receipts", r.code, len(lines(r.stdout)), r.stderr)
+	}
 }
 
 func lastLine(s string) string {
