@@ -131,6 +131,9 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	bar := newProgress(c.env, "export")
+	if c.out == "" && c.env.stdoutTTY {
+		bar = nil // the events on the terminal would be drawn over
+	}
 	defer bar.clear()
 	var n int64
 	for e, err := range events {

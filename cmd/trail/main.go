@@ -166,6 +166,10 @@ func (m *Main) help(args []string, global dbFlags) error {
 		fmt.Fprint(m.env.stdout, m.Usage())
 		return nil
 	case 1:
+		if args[0] == "help" {
+			fmt.Fprint(m.env.stdout, "Usage: trail help [COMMAND]\n\nHelp prints the help of COMMAND, or without one, the list of commands.\n")
+			return nil
+		}
 		cmd := m.command(args[0], global)
 		if cmd == nil {
 			return &usageError{msg: fmt.Sprintf("unknown command %q", args[0])}

@@ -771,3 +771,22 @@ func TestAppendReceiptsUnwritable(t *testing.T) {
 		t.Errorf("append with receipts to /dev/full = %v, %q; want a failure saying which lines are stored", err, stderr.String())
 	}
 }
+
+// verify whose verdict cannot be written fails: silence is no pass.
+func TestVerifyResultUnwritable(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full here: %v", err)
+	}
+	defer full.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	ok(t, events(t), "--data", data, "--log", "acme", "append")
+	cmd := exec.Command(trailBin, "--data", data, "--log", "acme", "verify")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "write the result") {
+		t.Errorf("verify with its output to /dev/full = %v, %q; want a failure", err, stderr.String())
+	}
+}

@@ -31,13 +31,18 @@ type queryFlags struct {
 }
 
 func (q *queryFlags) register(fs *flag.FlagSet) {
+	q.registerFilters(fs)
+	fs.StringVar(&q.since, "since", "", "only events received at or after `TIME`: RFC 3339, a date, or an age such as 1h or 7d")
+	fs.StringVar(&q.until, "until", "", "only events received before `TIME` (same forms as --since)")
+}
+
+// registerFilters adds the filters other than times (tail's).
+func (q *queryFlags) registerFilters(fs *flag.FlagSet) {
 	fs.StringVar(&q.actor, "actor", "", "only events by the actor with this `ID`")
 	fs.StringVar(&q.action, "action", "", "only this `ACTION`, or actions under a prefix such as 'user.*'")
 	fs.StringVar(&q.target, "target", "", "only events acting on `TYPE:ID`, or on any entity of TYPE")
 	fs.StringVar(&q.outcome, "outcome", "", "only this `OUTCOME`: success, failure, denied or error")
 	fs.StringVar(&q.ip, "ip", "", "only events from this source `IP`")
-	fs.StringVar(&q.since, "since", "", "only events received at or after `TIME`: RFC 3339, a date, or an age such as 1h or 7d")
-	fs.StringVar(&q.until, "until", "", "only events received before `TIME` (same forms as --since)")
 	fs.StringVar(&q.text, "q", "", "free `TEXT`: every word must occur in the action, reason, actor, targets\nor metadata values; a trailing * makes a word a prefix")
 }
 
@@ -81,25 +86,33 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+		return sinceEpoch(t), nil
 	}
 	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05"} {
 		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
+			return sinceEpoch(t), nil
 		}
 	}
-	var age time.Duration
 	if n, err := strconv.ParseUint(s[:len(s)-1], 10, 32); err == nil && (strings.HasSuffix(s, "d") || strings.HasSuffix(s, "w")) {
-		age = time.Duration(n) * 24 * time.Hour
+		days := int(n)
 		if strings.HasSuffix(s, "w") {
-			age *= 7
+			days *= 7
 		}
+		// AddDate, as a Duration of so many days would overflow.
+		return sinceEpoch(now.UTC().AddDate(0, 0, -days)), nil
 	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		age = d
-	} else {
-		return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-03-01T09:00:00Z), a date (2026-03-01), or an age (30m, 24h, 7d, 2w)", s)
+		return sinceEpoch(now.Add(-d)), nil
 	}
-	return now.Add(-age), nil
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-03-01T09:00:00Z), a date (2026-03-01), or an age (30m, 24h, 7d, 2w)", s)
+}
+
+// sinceEpoch returns t, or the Unix epoch if t is before it: no event is
+// older, and the zero time would mean no bound at all.
+func sinceEpoch(t time.Time) time.Time {
+	if epoch := time.Unix(0, 0); t.Before(epoch) {
+		return epoch.UTC()
+	}
+	return t
 }
 
 func (c *searchCommand) flagSet() *flag.FlagSet {

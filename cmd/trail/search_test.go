@@ -29,6 +29,13 @@ func TestParseTime(t *testing.T) {
 		{"24h", now.Add(-24 * time.Hour)},
 		{"7d", now.Add(-7 * 24 * time.Hour)},
 		{"2w", now.Add(-14 * 24 * time.Hour)},
+		// Before 1970 no event is: such a bound is the epoch, never the
+		// zero time (no bound), nor a time past now from an overflow.
+		{"106752d", time.Unix(0, 0)},
+		{"200000d", time.Unix(0, 0)},
+		{"4294967295w", time.Unix(0, 0)},
+		{"0001-01-01", time.Unix(0, 0)},
+		{"1969-12-31T23:59:59Z", time.Unix(0, 0)},
 	} {
 		got, err := parseTime(tt.in, now)
 		if err != nil || !got.Equal(tt.want) {

@@ -23,7 +23,7 @@ type tailCommand struct {
 func (c *tailCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	c.db.register(fs, c.db)
-	c.q.register(fs)
+	c.q.registerFilters(fs)
 	fs.BoolVar(&c.follow, "f", false, "keep following (the only mode: tail always follows until interrupted)")
 	fs.BoolVar(&c.json, "json", false, "print NDJSON, one canonical event per line")
 	return fs
@@ -44,9 +44,6 @@ $TRAIL_SERVER and $TRAIL_KEY); the filters are those of search, except
 func (c *tailCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
-	}
-	if c.q.since != "" || c.q.until != "" {
-		return usagef("tail follows new events: --since and --until do not apply")
 	}
 	q, err := c.q.query(c.env.now())
 	if err != nil {

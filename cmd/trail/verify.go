@@ -200,7 +200,7 @@ type againstResult struct {
 	Root string `json:"root"`
 }
 
-func (c *verifyCommand) Run(ctx context.Context, args []string) error {
+func (c *verifyCommand) Run(ctx context.Context, args []string) (err error) {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
@@ -250,7 +250,6 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 	var db *trail.DB
 	var l *trail.Log
-	var err error
 	if pol != nil {
 		db, l, err = c.openWitnessed(ctx, pol)
 	} else {
@@ -317,7 +316,14 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	} else {
-		w := c.env.stdout
+		w := &errWriter{w: c.env.stdout}
+		defer func() {
+			// The verdict unread is a failure: a script reading it must
+			// not take silence for a pass.
+			if err == nil && w.err != nil {
+				err = fmt.Errorf("write the result: %w", w.err)
+			}
+		}()
 		if res.Verified {
 			fmt.Fprintf(w, "Log %q verified: %s events, %s signed checkpoints checked.\n", res.Log, commas(res.Events), commas(int64(res.Checkpoints)))
 			fmt.Fprintf(w, "  root: %s\n", res.Root)
@@ -413,7 +419,9 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		}
 	} else {
 		if res.Verified {
-			fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root)
+			if _, err := fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root); err != nil {
+				return fmt.Errorf("write the result: %w", err)
+			}
 		}
 		if res.Witnesses != nil {
 			if err := res.Witnesses.print(c.env.stdout); err != nil {
@@ -517,4 +525,19 @@ func verifierName(pinned note.Verifier, l *trail.Log) string {
 // the log being verified, whose origin is want.
 func otherLogError(file, got, want string) error {
 	return &trail.VerifyError{Seq: -1, Problem: fmt.Sprintf("the checkpoint in %s is of another log: its origin is %q, this log's is %q", file, got, want)}
+}
+
+// errWriter writes to w until a write fails, and keeps that error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
 }
