@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -507,6 +509,26 @@ func TestPostgresCommands(t *testing.T) {
 		t.Errorf("trail keys create without the master key: exit %d, stderr %q; want a failure naming the master key", r.code, r.stderr)
 	}
 	ok(t, "", "keys", "create", "--store", store, "--master-key-file", keyFile, "--scope", "read")
+
+	// A rekey that fails (from a key that opens nothing) leaves no new
+	// key file, which would pass for one that sealed the store.
+	stray := filepath.Join(t.TempDir(), "master.key.stray")
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	if _, err := ensureMasterKey(otherKey); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "rekey", "--store", store, "--master-key-file", otherKey, "--new-master-key-file", stray); r.code == 0 {
+		t.Errorf("trail rekey from a master key that seals nothing of the store: exit 0")
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed rekey left its new master key file: %v", err)
+	}
+	if r := run(t, "", "init", "--store", store, "--log", "second", "--master-key-file", stray); r.code == 0 {
+		t.Errorf("trail init of a log with a new master key on a store sealed by another: exit 0")
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused init left the master key file it made: %v", err)
+	}
 
 	newKey := filepath.Join(t.TempDir(), "master.key.new")
 	r = ok(t, "", "rekey", "--store", store, "--master-key-file", keyFile, "--new-master-key-file", newKey)

@@ -77,6 +77,11 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	}
 	db, created, err := c.db.openOrInit(ctx, trail.Options{})
 	if err != nil {
+		if createdKey {
+			// It sealed nothing: left behind, it would pass for the
+			// store's key.
+			os.Remove(c.db.masterKeyFile)
+		}
 		return err
 	}
 	dir := c.db.data

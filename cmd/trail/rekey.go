@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/trail-audit/trail"
 )
@@ -70,6 +71,11 @@ func (c *rekeyCommand) Run(ctx context.Context, args []string) error {
 	}
 	n, err := trail.RotateMasterKey(ctx, url, oldKey, newKey)
 	if err != nil {
+		if created {
+			// Nothing was sealed under it: a key file left behind would
+			// pass for one that had.
+			os.Remove(c.newFile)
+		}
 		return err
 	}
 	if c.json {
