@@ -30,11 +30,16 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	msg := e.Summary() + ": " + e.Reason
-	if e.Err != nil {
-		msg += " (" + e.Err.Error() + ")"
+	return e.Summary() + ": " + e.Detail()
+}
+
+// Detail is Reason, followed by the store's error when Reason does not
+// already say it.
+func (e *UnavailableError) Detail() string {
+	if e.Err != nil && !strings.Contains(e.Reason, e.Err.Error()) {
+		return e.Reason + " (" + e.Err.Error() + ")"
 	}
-	return msg
+	return e.Reason
 }
 
 // Summary is what the error says of the append: the text of

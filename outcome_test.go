@@ -27,3 +27,16 @@ func TestUnavailableErrorOutcomeUnknown(t *testing.T) {
 		t.Errorf("%q: want it to say the append may or may not have been stored", msg)
 	}
 }
+
+// The store's error is said once: not again when the reason quotes it.
+func TestUnavailableErrorSaysCauseOnce(t *testing.T) {
+	cause := errors.New("dial tcp 127.0.0.1:5432: connection refused")
+	quoted := &trail.UnavailableError{Reason: "postgres: " + cause.Error() + "; is it running?", Err: cause}
+	if n := strings.Count(quoted.Error(), "connection refused"); n != 1 {
+		t.Errorf("%q says the cause %d times, want once", quoted, n)
+	}
+	apart := &trail.UnavailableError{Reason: "the database could not commit", Err: cause}
+	if got := apart.Detail(); got != "the database could not commit (dial tcp 127.0.0.1:5432: connection refused)" {
+		t.Errorf("Detail() = %q, want the reason and the cause", got)
+	}
+}

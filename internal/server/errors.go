@@ -124,9 +124,17 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 	case errors.As(err, &ue):
 		// The reason is written to be shown (no data, keys or secrets);
 		// the store's own error behind it goes only to the log.
-		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", ue.Summary()+": "+ue.Reason
+		summary := ue.Summary()
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			summary = "store unavailable" // a read stores nothing
+		}
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", summary+": "+ue.Reason
 	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed):
-		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "store unavailable, nothing was stored; retry later"
+		msg := "store unavailable, nothing was stored; retry later"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			msg = "store unavailable; retry later"
+		}
+		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", msg
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client left, or the request ran out of time: not the
 		// store's failure, and an append's outcome is not known here.

@@ -304,10 +304,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logger.WarnContext(ctx, "not ready", "err", err)
 		why := err.Error()
 		if ue := (*trail.UnavailableError)(nil); errors.As(err, &ue) {
-			why = ue.Reason // "nothing was stored" would puzzle here
-			if ue.Err != nil {
-				why += " (" + ue.Err.Error() + ")"
-			}
+			why = ue.Detail() // "nothing was stored" would puzzle here
 		}
 		s.writeError(w, r, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "not ready: " + why})
 		return
