@@ -240,8 +240,19 @@ func (l *Log) catchUp(ctx context.Context) error {
 func (l *Log) followPast(ctx context.Context, n int64) {
 	l.follow(ctx, followReads)
 	if n > l.Size() {
-		l.follow(ctx, 0)
+		// Waiting for a follow under way, which may have read the size
+		// before that commit: a read after it is sure to see it.
+		l.catchUp(ctx)
 	}
+}
+
+// SizeFor returns the log's size for a request that names its first n
+// events, such as a stream resumed after an event another server has
+// just acknowledged: when the log, as last read, is shorter, the store's
+// size is read at once.
+func (l *Log) SizeFor(ctx context.Context, n int64) int64 {
+	l.followPast(ctx, n)
+	return l.Size()
 }
 
 // Name returns the log's name.
@@ -511,7 +522,11 @@ func CheckQuery(q api.Query) error {
 }
 
 func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) {
-	l.follow(ctx, followReads)
+	// Searches and exports read the store's size first (one indexed
+	// read), so that they find what another server acknowledged a moment
+	// ago; a size read up to followReads before missed it. A store that
+	// fails here fails the search below.
+	_ = l.catchUp(ctx)
 	sq, err := checkQuery(q)
 	if err != nil {
 		return sq, err

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,6 +24,8 @@ const (
 	tailPoll      = 250 * time.Millisecond
 	tailKeepAlive = 15 * time.Second
 	tailKeyCheck  = time.Second
+	// tailChunk is how many seqs of a backlog a stream reads at once.
+	tailChunk = 4096
 )
 
 // tailEvents serves GET /v1/tail?<search filters>: a Server-Sent Events
@@ -39,7 +42,7 @@ func (s *server) tailEvents(w http.ResponseWriter, r *http.Request, key trail.Ke
 	if err := trail.CheckQuery(q); err != nil {
 		return err
 	}
-	next, err := resumeAt(r, l.Size())
+	next, err := resumeAt(r, l)
 	if err != nil {
 		return err
 	}
@@ -69,15 +72,18 @@ func tailParams(r *http.Request) url.Values {
 // resumeAt returns the seq a stream starts at: after the seq in the
 // request's Last-Event-ID header (a reconnect), or at size, the log's
 // end, without one or with one past the end.
-func resumeAt(r *http.Request, size int64) (int64, error) {
+func resumeAt(r *http.Request, l *trail.Log) (int64, error) {
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
-		return size, nil
+		return l.Size(), nil
 	}
 	seq, err := strconv.ParseInt(last, 10, 64)
 	if err != nil || seq < -1 || strconv.FormatInt(seq, 10) != last {
 		return 0, badHeader("Last-Event-ID", "the seq of the last event received")
 	}
+	// The event may be one another server has just acknowledged: the
+	// stream must start after it, not at this server's older end.
+	size := l.SizeFor(r.Context(), min(seq, math.MaxInt64-1)+1)
 	if seq < size { // seq+1 would overflow at the largest seq
 		return seq + 1, nil
 	}
@@ -138,9 +144,12 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 				}
 			}
 		}
-		size := l.Size()
-		if size > next {
-			evs, err := newMatches(r, l, q, next, size)
+		// A backlog (a stream resumed far back) goes out a chunk at a
+		// time, each sent before the next is read: the memory a stream
+		// holds is bounded, and its first events come at once.
+		for size := l.Size(); next < size; {
+			upto := min(size, next+tailChunk)
+			evs, err := newMatches(r, l, q, next, upto)
 			if err != nil {
 				if r.Context().Err() == nil {
 					// Say why the stream ends (a damaged event, say), as
@@ -155,9 +164,12 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInf
 				buf = msg(buf[:0], e)
 				bw.Write(buf)
 			}
-			next = size
+			next = upto
 			if len(evs) > 0 {
 				idle = time.Now()
+				if next < size && (bw.Flush() != nil || rc.Flush() != nil) {
+					return // the client left
+				}
 			}
 		}
 		if time.Since(idle) > tailKeepAlive {

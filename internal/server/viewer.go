@@ -516,7 +516,7 @@ func (s *server) liveRows(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	}
 	if r.Header.Get("Last-Event-ID") != "" { // a reconnect
 		var err error
-		if from, err = resumeAt(r, l.Size()); err != nil {
+		if from, err = resumeAt(r, l); err != nil {
 			return err
 		}
 	}
