@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"fmt"
 	"context"
 	"net/http"
 	"net/http/cookiejar"
@@ -252,4 +253,23 @@ func TestRevokedKeyEndsStreams(t *testing.T) {
 		}
 		ended(t, "live rows revoked by another DB", msgs)
 	})
+}
+
+// A tail resumed far back sends the whole backlog, in order, each event
+// once, across the chunks it reads it in.
+func TestTailBacklog(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	var body strings.Builder
+	for i := range 9000 {
+		fmt.Fprintf(&body, `{"actor":{"id":"u%d"},"action":"user.login"}`+"\n", i)
+	}
+	e.ok(201, "POST", "/v1/events", "acme-append", "application/x-ndjson", []byte(body.String()), nil)
+	msgs, stop := sse(t, e, "/v1/tail", "-1")
+	defer stop()
+	want := e.start["acme"] + 9000
+	for seq := int64(0); seq < want; seq++ {
+		if m := next(t, msgs); m[0] != strconv.FormatInt(seq, 10) {
+			t.Fatalf("backlog message %d has id %s, want %d", seq, m[0], seq)
+		}
+	}
 }
