@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"bufio"
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
