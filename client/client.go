@@ -57,6 +57,10 @@ type Options struct {
 	// doubles from MinBackoff (with jitter) unless the server sends
 	// Retry-After. Defaults 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// TailRetry, if set, is called by Tail each time its stream is
+	// refused or drops, with the error, before it waits to open it again:
+	// to tell someone watching that the server cannot be reached.
+	TailRetry func(err error)
 	// Policy, if set, is the witness policy (package policy, C2SP
 	// tlog-policy) the log's checkpoints must meet: Get, Verify and
 	// Monitor then refuse a checkpoint whose witnesses' cosignatures do not

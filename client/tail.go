@@ -34,6 +34,12 @@ func (c *Client) Tail(ctx context.Context, q api.Query, after int64, f func(*eve
 		if errors.As(err, &cbErr) {
 			return cbErr.error
 		}
+		if c.opts.TailRetry != nil {
+			if err == nil {
+				err = errors.New("the server ended the stream")
+			}
+			c.opts.TailRetry(err)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -323,13 +323,18 @@ func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 
 // client returns a client of --server, or nil when there is none.
 func (d dbFlags) client() (*client.Client, error) {
+	return d.clientWith(client.Options{})
+}
+
+// clientWith is client, with opts.
+func (d dbFlags) clientWith(opts client.Options) (*client.Client, error) {
 	if d.server == "" {
 		return nil, nil
 	}
 	if d.key == "" {
 		return nil, usagef("--server needs an API key: --key or $TRAIL_KEY")
 	}
-	c, err := client.New(d.server, d.key, client.Options{})
+	c, err := client.New(d.server, d.key, opts)
 	if err != nil {
 		return nil, usagef("--server: %v", err)
 	}

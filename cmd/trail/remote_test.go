@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -216,5 +217,30 @@ func TestRemoteExportCutOff(t *testing.T) {
 		if !json.Valid([]byte(l)) {
 			t.Errorf("cut-off export left a partial line on stdout: %q", l)
 		}
+	}
+}
+
+// A tail of a server that cannot be reached says so on stderr, and keeps
+// trying, rather than look like a quiet log.
+func TestRemoteTailUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cmd := exec.Command(trailBin, "tail", "-f", "--server", "http://"+addr, "--key", "trail_nokey")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(stderr.String(), "trying again") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := stderr.String(); !strings.Contains(s, "connection refused") || !strings.Contains(s, "trying again") {
+		t.Errorf("tail of an unreachable server wrote %q to stderr, want that it cannot connect and tries again", s)
 	}
 }

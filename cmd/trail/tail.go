@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"github.com/trail-audit/trail/client"
 	"strings"
 
 	"github.com/trail-audit/trail/event"
@@ -49,7 +51,11 @@ func (c *tailCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.db.client()
+	// Each time the stream cannot be opened, or drops, stderr says so:
+	// a server that cannot be reached would otherwise look idle.
+	cl, err := c.db.clientWith(client.Options{TailRetry: func(err error) {
+		fmt.Fprintf(c.env.stderr, "trail tail: %v; trying again\n", err)
+	}})
 	if err != nil {
 		return err
 	}
