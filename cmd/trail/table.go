@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mattn/go-runewidth"
 )
 
 // table is text in aligned columns, two spaces apart.
@@ -39,11 +41,11 @@ func (t *table) add(cells ...string) {
 func (t *table) write(w io.Writer, width int) error {
 	widths := make([]int, len(t.header))
 	for i, h := range t.header {
-		widths[i] = utf8.RuneCountInString(h)
+		widths[i] = runewidth.StringWidth(h)
 	}
 	for _, r := range t.rows {
 		for i, c := range r {
-			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			widths[i] = max(widths[i], runewidth.StringWidth(c))
 		}
 	}
 	if width > 0 {
@@ -57,7 +59,7 @@ func (t *table) write(w io.Writer, width int) error {
 			c = cut(c, widths[i])
 			b.WriteString(c)
 			if i < len(cells)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+				b.WriteString(strings.Repeat(" ", widths[i]-runewidth.StringWidth(c)+2))
 			}
 		}
 		if err == nil {
@@ -85,7 +87,7 @@ func (t *table) fit(widths []int, width int) {
 		for total > width {
 			widest := -1
 			for i, w := range widths {
-				if i < len(t.shrink) && t.shrink[i] == level && w > max(minShrunk, utf8.RuneCountInString(t.header[i])) &&
+				if i < len(t.shrink) && t.shrink[i] == level && w > max(minShrunk, runewidth.StringWidth(t.header[i])) &&
 					(widest < 0 || w > widths[widest]) {
 					widest = i
 				}
@@ -99,15 +101,16 @@ func (t *table) fit(widths []int, width int) {
 	}
 }
 
-// cut shortens s to at most n runes, ending it in "…" when cut.
+// cut shortens s to at most n columns on a terminal (a CJK character or
+// an emoji takes two), ending it in "…" when cut.
 func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if runewidth.StringWidth(s) <= n {
 		return s
 	}
 	if n <= 1 {
-		return string([]rune(s)[:max(n, 0)])
+		return runewidth.Truncate(s, max(n, 0), "")
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	return runewidth.Truncate(s, n, "…")
 }
 
 // invisible reports whether r is a control or format character: one that

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mattn/go-runewidth"
 )
 
 func TestTableFit(t *testing.T) {
@@ -98,5 +100,33 @@ func TestCut(t *testing.T) {
 		if got := cut(tt.in, tt.n); got != tt.want || utf8.RuneCountInString(got) > tt.n {
 			t.Errorf("cut(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 		}
+	}
+}
+
+// Wide characters take two columns on a terminal: columns after them
+// line up, and a line fits the width in columns, not in characters.
+func TestTableWideCharacters(t *testing.T) {
+	tb := &table{header: []string{"ACTOR", "ACTION"}, shrink: []int{1, 0}}
+	tb.add("管理者アカウント管理者アカウント", "user.delete")
+	tb.add("alice", "user.login")
+	tb.add("😀😀😀", "user.update")
+	var b bytes.Buffer
+	if err := tb.write(&b, 30); err != nil {
+		t.Fatal(err)
+	}
+	at := -1
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		if w := runewidth.StringWidth(l); w > 30 {
+			t.Errorf("line %q is %d columns, over 30", l, w)
+		}
+		i := strings.Index(l, "user.")
+		if i < 0 {
+			i = strings.Index(l, "ACTION")
+		}
+		col := runewidth.StringWidth(l[:i])
+		if at >= 0 && col != at {
+			t.Errorf("the second column starts at column %d in %q, %d above", col, l, at)
+		}
+		at = col
 	}
 }
