@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/trail-audit/trail"
@@ -207,5 +208,38 @@ func TestOpenMissingKey(t *testing.T) {
 	}
 	if rep, err := l.Verify(ctx, trail.VerifyOptions{}); err != nil || rep.Size != 5 {
 		t.Errorf("Verify() read-only without the key = %+v, %v; want 5 events verified", rep, err)
+	}
+}
+
+// A log's origin names it in every checkpoint, and its key: one that a
+// signed note cannot carry, or that would show other than it is, or that
+// another log of the store has, is refused, saying why.
+func TestCreateLogOrigin(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for origin, want := range map[string]string{
+		"has space":               "spaces",
+		"a+b":                     "'+'",
+		"example.com/\u202etrail": "formatting",
+		"tab\there":               "spaces",
+		strings.Repeat("o", 256):  "255 bytes",
+		"example.com/trail/\xff":  "UTF-8",
+	} {
+		if _, err := db.CreateLog(ctx, "x", origin); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CreateLog with origin %q = %v, want an error saying %q", origin, err, want)
+		}
+	}
+	if _, err := db.CreateLog(ctx, "first", "example.com/trail/audit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateLog(ctx, "second", "example.com/trail/audit"); err == nil || !strings.Contains(err.Error(), `log "first" has it`) {
+		t.Errorf("CreateLog with another log's origin = %v, want it refused naming that log", err)
+	}
+	if _, err := db.CreateLog(ctx, "second", "例え.jp/trail/audit"); err != nil {
+		t.Errorf("CreateLog with a non-ASCII printable origin: %v", err)
 	}
 }

@@ -28,9 +28,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
@@ -407,8 +410,22 @@ func (db *DB) CreateLog(ctx context.Context, name, origin string) (*Log, error) 
 	if origin == "" {
 		origin = DefaultOrigin(name)
 	}
+	if err := CheckOrigin(origin); err != nil {
+		return nil, err
+	}
 	if _, err := db.st.Log(ctx, name); err == nil {
 		return nil, fmt.Errorf("log %q: %w", name, ErrExists)
+	}
+	infos, err := db.st.Logs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, li := range infos {
+		if li.Origin == origin {
+			// Checkpoints name their log by origin: two logs under one
+			// would pass for each other to whoever checks one.
+			return nil, fmt.Errorf("origin %q: log %q has it already; each log needs its own", origin, li.Name)
+		}
 	}
 	vkey, err := db.signers.Create(ctx, logRef{Name: name, Origin: origin})
 	if err != nil {
@@ -418,6 +435,23 @@ func (db *DB) CreateLog(ctx context.Context, name, origin string) (*Log, error) 
 		return nil, err
 	}
 	return db.Log(ctx, name)
+}
+
+// CheckOrigin says what is wrong with origin as a log's checkpoint origin,
+// which is also its key's name (C2SP signed-note): 1 to 255 bytes of
+// printable text with no space and no '+'.
+func CheckOrigin(origin string) error {
+	switch {
+	case origin == "" || len(origin) > 255:
+		return fmt.Errorf("origin %q: must be 1 to 255 bytes", origin)
+	case !utf8.ValidString(origin):
+		return fmt.Errorf("origin %q: not valid UTF-8", origin)
+	case strings.ContainsRune(origin, '+'):
+		return fmt.Errorf("origin %q: must not hold '+', which ends a key's name in a verifier key", origin)
+	case strings.ContainsFunc(origin, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		return fmt.Errorf("origin %q: must not hold spaces, control or formatting characters; such as example.com/trail/audit", origin)
+	}
+	return nil
 }
 
 // DefaultOrigin is the checkpoint origin of a log created without one:

@@ -62,6 +62,11 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if err := checkLogName(c.db.log); err != nil {
 		return err
 	}
+	if c.origin != "" {
+		if err := trail.CheckOrigin(c.origin); err != nil {
+			return usagef("--origin: %v", err)
+		}
+	}
 	u, err := c.db.storeURL()
 	if err != nil {
 		return err
