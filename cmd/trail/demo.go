@@ -71,17 +71,25 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	w := c.env.stdout
 	fmt.Fprintf(w, "Appended %d events to log %q in %s (seq %d to %d).\n", c.events, c.db.log, c.db.data, first.Seq, last.Seq)
 	fmt.Fprintf(w, "Verifier key: %s\n\n", l.VerifierKey())
-	fmt.Fprintf(w, "$ trail search --log demo --action user.login.failed --limit 8\n")
-	search := &searchCommand{env: c.env, db: c.db}
+	// The demo reads what it wrote, not a server $TRAIL_SERVER names;
+	// the commands it shows name the data directory it was given.
+	local := c.db
+	local.server, local.key = "", ""
+	where := ""
+	if c.db.dataSet {
+		where = " --data " + shellQuote(c.db.data)
+	}
+	fmt.Fprintf(w, "$ trail%s search --log demo --action user.login.failed --limit 8\n", where)
+	search := &searchCommand{env: c.env, db: local}
 	if err := search.Run(ctx, []string{"--action", "user.login.failed", "--limit", "8"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n$ trail verify --log demo\n")
-	verify := &verifyCommand{env: c.env, db: c.db}
+	fmt.Fprintf(w, "\n$ trail%s verify --log demo\n", where)
+	verify := &verifyCommand{env: c.env, db: local}
 	if err := verify.Run(ctx, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nTry: trail search --log demo --ip 203.0.113.7   trail get --log demo %s   trail help\n", last.ID)
+	fmt.Fprintf(w, "\nTry: trail%s search --log demo --ip 203.0.113.7   trail%s get --log demo %s   trail help\n", where, where, last.ID)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,5 +44,25 @@ func TestDemo(t *testing.T) {
 	}
 	if r := run(t, nil, "--data", data, "demo", "--events", "0"); r.code != 2 {
 		t.Errorf("trail demo --events 0: exit status %d, want 2", r.code)
+	}
+}
+
+// The demo searches and verifies what it wrote, whatever server
+// $TRAIL_SERVER names, and the commands it shows name its data directory.
+func TestDemoIgnoresServerEnv(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "demo data")
+	cmd := exec.Command(trailBin, "demo", "--data", data, "--events", "40")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TRAIL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "TRAIL_SERVER=http://127.0.0.1:1", "TRAIL_KEY=trail_none")
+	r := runCmd(t, cmd)
+	if r.code != 0 || !strings.Contains(r.stdout, `Log "demo" verified`) {
+		t.Fatalf("demo with $TRAIL_SERVER set: exit %d, %q, %q; want it to verify its own log", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "Try: trail --data '"+data+"' search") {
+		t.Errorf("demo's hints do not name its data directory:\n%s", r.stdout)
 	}
 }
