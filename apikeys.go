@@ -336,6 +336,9 @@ func (db *DB) logName(ctx context.Context, id int64) (string, error) {
 // Keys lists every API key of every log, revoked ones included, oldest
 // first. It records nothing; ListKeys is the listing an admin asks for.
 func (db *DB) Keys(ctx context.Context) ([]KeyInfo, error) {
+	if db.closing.Load() {
+		return nil, ErrClosed
+	}
 	ks, err := db.st.Keys(ctx, 0)
 	if err != nil {
 		return nil, err

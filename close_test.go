@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
 )
 
@@ -164,5 +165,40 @@ func TestIdempotencyChecked(t *testing.T) {
 	id := trail.Idempotency{Scope: strings.Repeat("s", 255), Key: strings.Repeat("k", 255), Fingerprint: make([]byte, 64)}
 	if _, _, err := l.AppendIdempotent(ctx, []event.Event{{Actor: event.Actor{ID: "u"}, Action: "user.login"}}, id); err != nil {
 		t.Errorf("AppendIdempotent at the limits: %v", err)
+	}
+}
+
+// Reads of a closed DB say so: ErrClosed, not the store's own error.
+func TestReadsAfterClose(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.CreateLog(ctx, "audit", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := l.AppendBatch(ctx, []event.Event{{Actor: event.Actor{ID: "u"}, Action: "user.login"}, {Actor: event.Actor{ID: "v"}, Action: "user.login"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	checks := map[string]error{}
+	_, checks["Get"] = l.Get(ctx, rs[0].ID)
+	_, checks["GetSeq"] = l.GetSeq(ctx, 0)
+	_, checks["Search"] = l.Search(ctx, api.Query{})
+	_, checks["ProveInclusion"] = l.ProveInclusion(ctx, 0, 2)
+	_, checks["ProveConsistency"] = l.ProveConsistency(ctx, 1, 2)
+	_, checks["TreeHash"] = l.TreeHash(ctx, 2)
+	_, checks["Verify"] = l.Verify(ctx, trail.VerifyOptions{})
+	_, checks["Stats"] = l.Stats(ctx, api.StatsQuery{})
+	_, checks["Logs"] = db.Logs(ctx)
+	_, checks["CreateLog"] = db.CreateLog(ctx, "other", "")
+	_, checks["Keys"] = db.Keys(ctx)
+	for name, err := range checks {
+		if !errors.Is(err, trail.ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
 	}
 }

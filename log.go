@@ -432,6 +432,9 @@ func (l *Log) Get(ctx context.Context, id string) (*event.Event, error) {
 // *DamagedError when its stored record cannot be decoded or is missing.
 // An event altered so that it still decodes is returned: ProveEvent tells.
 func (l *Log) GetSeq(ctx context.Context, seq int64) (*event.Event, error) {
+	if l.db.closing.Load() {
+		return nil, ErrClosed
+	}
 	l.followPast(ctx, seq+1)
 	if seq < 0 || seq >= l.Size() {
 		return nil, fmt.Errorf("seq %d: %w", seq, ErrNotFound)
@@ -522,6 +525,9 @@ func CheckQuery(q api.Query) error {
 }
 
 func (l *Log) storeQuery(ctx context.Context, q api.Query) (store.Query, error) {
+	if l.db.closing.Load() {
+		return store.Query{}, ErrClosed
+	}
 	// Searches and exports read the store's size first (one indexed
 	// read), so that they find what another server acknowledged a moment
 	// ago; a size read up to followReads before missed it. A store that
@@ -742,6 +748,9 @@ func (c *tileCache) put(level int, index int64, data []byte) {
 // ProveInclusion returns the proof that the event at seq is in the tree of
 // the given size (tlog.CheckRecord verifies it).
 func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordProof, error) {
+	if l.db.closing.Load() {
+		return nil, ErrClosed
+	}
 	l.followPast(ctx, size)
 	if size <= 0 || size > l.Size() {
 		return nil, fmt.Errorf("tree size %d: %w (log has %d events)", size, ErrNotFound, l.Size())
@@ -756,6 +765,9 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (tlog.RecordP
 // ProveConsistency returns the proof that the tree of size from is a prefix
 // of the tree of size to (tlog.CheckTree verifies it).
 func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+	if l.db.closing.Load() {
+		return nil, ErrClosed
+	}
 	l.followPast(ctx, to)
 	if to > l.Size() || from < 1 || from > to {
 		return nil, fmt.Errorf("sizes %d..%d: %w (log has %d events)", from, to, ErrNotFound, l.Size())
@@ -766,6 +778,9 @@ func (l *Log) ProveConsistency(ctx context.Context, from, to int64) (tlog.TreePr
 
 // TreeHash returns the root hash of the tree of the given size.
 func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
+	if l.db.closing.Load() {
+		return tlog.Hash{}, ErrClosed
+	}
 	l.followPast(ctx, size)
 	if size < 0 || size > l.Size() {
 		return tlog.Hash{}, fmt.Errorf("tree size %d: %w", size, ErrNotFound)

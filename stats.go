@@ -32,6 +32,9 @@ var lastStatsEnd = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 // than MaxStatsBuckets buckets names "since" (or "bucket" when days would
 // fit).
 func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
+	if l.db.closing.Load() {
+		return nil, ErrClosed
+	}
 	top := q.Top
 	switch {
 	case top == 0:

@@ -401,6 +401,9 @@ func ValidLogName(name string) bool { return logNameRE.MatchString(name) }
 // origin line and the key name; empty means DefaultOrigin(name). It returns
 // the new log.
 func (db *DB) CreateLog(ctx context.Context, name, origin string) (*Log, error) {
+	if db.closing.Load() {
+		return nil, ErrClosed
+	}
 	if db.opts.ReadOnly {
 		return nil, ErrReadOnly
 	}
@@ -466,6 +469,9 @@ func DefaultOrigin(name string) string {
 
 // Logs lists the names of all logs.
 func (db *DB) Logs(ctx context.Context) ([]string, error) {
+	if db.closing.Load() {
+		return nil, ErrClosed
+	}
 	infos, err := db.st.Logs(ctx)
 	if err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ func (e *VerifyError) Error() string {
 // stored past the end of the log. It returns a *VerifyError for the first
 // thing that does not hold, and other errors when it cannot read the store.
 func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, error) {
+	if l.db.closing.Load() {
+		return VerifyReport{}, ErrClosed
+	}
 	v := opts.Verifier
 	if v == nil {
 		v = l.verifier
