@@ -12,6 +12,52 @@ import (
 	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
+// writerAndReader makes a store of backend b with a log "acme", and
+// returns it through a writing DB and through a read-only DB of its own,
+// as two servers see it, with the store's URL.
+func writerAndReader(t *testing.T, b backends.Backend) (w, r *trail.Log, url string) {
+	t.Helper()
+	ctx := context.Background()
+	url = storeURL(b.New(t))
+	wdb, err := trail.InitStore(ctx, url, trail.Options{MasterKey: b.MasterKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wdb.Close() })
+	if w, err = wdb.CreateLog(ctx, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := trail.OpenStore(ctx, url, trail.Options{ReadOnly: true, MasterKey: b.MasterKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if r, err = rdb.Log(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	return w, r, url
+}
+
+// busy runs read in n goroutines until the test ends, as other requests
+// to a server do.
+func busy(t *testing.T, n int, read func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				read()
+			}
+		})
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+}
+
 // TestReadJustAcknowledgedElsewhere: an event another DB (another server
 // behind the same load balancer) has just acknowledged is found by id and
 // proved at once, and SizeFor covers it, while other reads keep this DB
@@ -20,43 +66,11 @@ import (
 func TestReadJustAcknowledgedElsewhere(t *testing.T) {
 	backends.Run(t, func(t *testing.T, b backends.Backend) {
 		ctx := context.Background()
-		url := storeURL(b.New(t))
-		w, err := trail.InitStore(ctx, url, trail.Options{MasterKey: b.MasterKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		wl, err := w.CreateLog(ctx, "acme", "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		wl, rl, _ := writerAndReader(t, b)
 		if _, err := wl.Append(ctx, event.Event{Actor: event.Actor{ID: "first"}, Action: "user.login"}); err != nil {
 			t.Fatal(err)
 		}
-		r, err := trail.OpenStore(ctx, url, trail.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		rl, err := r.Log(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					rl.ProveInclusion(ctx, 0, 1)
-				}
-			})
-		}
-		defer func() { close(stop); wg.Wait() }()
+		busy(t, 3, func() { rl.ProveInclusion(ctx, 0, 1) })
 		for i := range 100 {
 			rc, err := wl.Append(ctx, event.Event{Actor: event.Actor{ID: "u"}, Action: "user.login"})
 			if err != nil {
@@ -81,38 +95,8 @@ func TestReadJustAcknowledgedElsewhere(t *testing.T) {
 func TestSearchJustAcknowledgedElsewhere(t *testing.T) {
 	backends.Run(t, func(t *testing.T, b backends.Backend) {
 		ctx := context.Background()
-		url := storeURL(b.New(t))
-		w, err := trail.InitStore(ctx, url, trail.Options{MasterKey: b.MasterKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		wl, err := w.CreateLog(ctx, "acme", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := trail.OpenStore(ctx, url, trail.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		rl, err := r.Log(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rl.Search(ctx, api.Query{Actor: "nobody", Limit: 1})
-			}
-		})
-		defer func() { close(stop); wg.Wait() }()
+		wl, rl, _ := writerAndReader(t, b)
+		busy(t, 1, func() { rl.Search(ctx, api.Query{Actor: "nobody", Limit: 1}) })
 		for i := range 50 {
 			actor := fmt.Sprintf("u%d", i)
 			if _, err := wl.Append(ctx, event.Event{Actor: event.Actor{ID: actor}, Action: "user.login"}); err != nil {

@@ -20,16 +20,7 @@ import (
 func TestVerifyAndCopyBesideWriter(t *testing.T) {
 	backends.Run(t, func(t *testing.T, b backends.Backend) {
 		ctx := context.Background()
-		url := storeURL(b.New(t))
-		w, err := trail.InitStore(ctx, url, trail.Options{MasterKey: b.MasterKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		l, err := w.CreateLog(ctx, "live", "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, rl, url := writerAndReader(t, b)
 		batch := make([]event.Event, 1000)
 		for i := range batch {
 			batch[i] = event.Event{Actor: event.Actor{ID: fmt.Sprintf("u%d", i)}, Action: "user.login"}
@@ -61,15 +52,6 @@ func TestVerifyAndCopyBesideWriter(t *testing.T) {
 		}
 		defer func() { close(stop); wg.Wait() }()
 
-		r, err := trail.OpenStore(ctx, url, trail.Options{ReadOnly: true, MasterKey: b.MasterKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		rl, err := r.Log(ctx, "live")
-		if err != nil {
-			t.Fatal(err)
-		}
 		for i := range 8 {
 			before := appended.Load()
 			rep, err := rl.Verify(ctx, trail.VerifyOptions{})
@@ -84,13 +66,18 @@ func TestVerifyAndCopyBesideWriter(t *testing.T) {
 			}
 		}
 
+		src, err := trail.OpenStore(ctx, url, trail.Options{ReadOnly: true, MasterKey: b.MasterKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
 		dst, err := trail.Init(ctx, t.TempDir(), trail.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer dst.Close()
 		for i := range 3 {
-			rep, err := trail.Copy(ctx, r, dst, trail.CopyOptions{Logs: []string{"live"}})
+			rep, err := trail.Copy(ctx, src, dst, trail.CopyOptions{Logs: []string{"acme"}})
 			if err != nil {
 				t.Fatalf("copy %d beside a writer: %v", i, err)
 			}
