@@ -86,19 +86,28 @@ func TestAppendAfterClose(t *testing.T) {
 	}
 }
 
-// TestAppendCancelledBefore: an append whose context is done before it is
-// made stores nothing.
-func TestAppendCancelledBefore(t *testing.T) {
+// auditLog returns a new data directory's DB, closed when t ends, and
+// its log "audit".
+func auditLog(t *testing.T) (*trail.DB, *trail.Log) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	l, err := db.CreateLog(ctx, "audit", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, l
+}
+
+// TestAppendCancelledBefore: an append whose context is done before it is
+// made stores nothing.
+func TestAppendCancelledBefore(t *testing.T) {
+	ctx := context.Background()
+	_, l := auditLog(t)
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	for range 50 {
@@ -119,15 +128,7 @@ func TestAppendCancelledBefore(t *testing.T) {
 // what is wrong, and appends queued beside it are not failed with it.
 func TestIdempotencyChecked(t *testing.T) {
 	ctx := context.Background()
-	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, err := db.CreateLog(ctx, "audit", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, l := auditLog(t)
 	fp := []byte{1}
 	for _, c := range []struct {
 		id   trail.Idempotency
@@ -171,14 +172,7 @@ func TestIdempotencyChecked(t *testing.T) {
 // Reads of a closed DB say so: ErrClosed, not the store's own error.
 func TestReadsAfterClose(t *testing.T) {
 	ctx := context.Background()
-	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := db.CreateLog(ctx, "audit", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, l := auditLog(t)
 	rs, err := l.AppendBatch(ctx, []event.Event{{Actor: event.Actor{ID: "u"}, Action: "user.login"}, {Actor: event.Actor{ID: "v"}, Action: "user.login"}})
 	if err != nil {
 		t.Fatal(err)

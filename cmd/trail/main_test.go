@@ -751,42 +751,41 @@ func TestHelpHidesSecretsFromEnv(t *testing.T) {
 	}
 }
 
-// An append whose receipts cannot be written says which lines are stored
-// all the same, so that they are not appended again.
-func TestAppendReceiptsUnwritable(t *testing.T) {
+// runToFull runs trail with args, stdin and its stdout on /dev/full, as
+// on a full disk, and returns its error and stderr; it skips t where
+// there is no /dev/full.
+func runToFull(t *testing.T, stdin string, args ...string) (error, string) {
+	t.Helper()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
 		t.Skipf("no /dev/full here: %v", err)
 	}
 	defer full.Close()
-	data := filepath.Join(t.TempDir(), "data")
-	ok(t, "", "--data", data, "init", "--log", "acme")
-	cmd := exec.Command(trailBin, "--data", data, "--log", "acme", "append")
+	cmd := exec.Command(trailBin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	cmd.Stdin = strings.NewReader(events(t))
+	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = full, &stderr
-	err = cmd.Run()
-	if err == nil || !strings.Contains(stderr.String(), "are stored (seq 0-") {
-		t.Errorf("append with receipts to /dev/full = %v, %q; want a failure saying which lines are stored", err, stderr.String())
+	return cmd.Run(), stderr.String()
+}
+
+// An append whose receipts cannot be written says which lines are stored
+// all the same, so that they are not appended again.
+func TestAppendReceiptsUnwritable(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "--data", data, "init", "--log", "acme")
+	err, stderr := runToFull(t, events(t), "--data", data, "--log", "acme", "append")
+	if err == nil || !strings.Contains(stderr, "are stored (seq 0-") {
+		t.Errorf("append with receipts to /dev/full = %v, %q; want a failure saying which lines are stored", err, stderr)
 	}
 }
 
 // verify whose verdict cannot be written fails: silence is no pass.
 func TestVerifyResultUnwritable(t *testing.T) {
-	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		t.Skipf("no /dev/full here: %v", err)
-	}
-	defer full.Close()
 	data := filepath.Join(t.TempDir(), "data")
 	ok(t, "", "--data", data, "init", "--log", "acme")
 	ok(t, events(t), "--data", data, "--log", "acme", "append")
-	cmd := exec.Command(trailBin, "--data", data, "--log", "acme", "verify")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = full, &stderr
-	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "write the result") {
-		t.Errorf("verify with its output to /dev/full = %v, %q; want a failure", err, stderr.String())
+	if err, stderr := runToFull(t, "", "--data", data, "--log", "acme", "verify"); err == nil || !strings.Contains(stderr, "write the result") {
+		t.Errorf("verify with its output to /dev/full = %v, %q; want a failure", err, stderr)
 	}
 }
