@@ -752,9 +752,9 @@ func TestHelpHidesSecretsFromEnv(t *testing.T) {
 }
 
 // runToFull runs trail with args, stdin and its stdout on /dev/full, as
-// on a full disk, and returns its error and stderr; it skips t where
+// on a full disk, and returns its stderr and error; it skips t where
 // there is no /dev/full.
-func runToFull(t *testing.T, stdin string, args ...string) (error, string) {
+func runToFull(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
@@ -766,7 +766,8 @@ func runToFull(t *testing.T, stdin string, args ...string) (error, string) {
 	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = full, &stderr
-	return cmd.Run(), stderr.String()
+	err = cmd.Run()
+	return stderr.String(), err
 }
 
 // An append whose receipts cannot be written says which lines are stored
@@ -774,7 +775,7 @@ func runToFull(t *testing.T, stdin string, args ...string) (error, string) {
 func TestAppendReceiptsUnwritable(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	ok(t, "", "--data", data, "init", "--log", "acme")
-	err, stderr := runToFull(t, events(t), "--data", data, "--log", "acme", "append")
+	stderr, err := runToFull(t, events(t), "--data", data, "--log", "acme", "append")
 	if err == nil || !strings.Contains(stderr, "are stored (seq 0-") {
 		t.Errorf("append with receipts to /dev/full = %v, %q; want a failure saying which lines are stored", err, stderr)
 	}
@@ -785,7 +786,7 @@ func TestVerifyResultUnwritable(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	ok(t, "", "--data", data, "init", "--log", "acme")
 	ok(t, events(t), "--data", data, "--log", "acme", "append")
-	if err, stderr := runToFull(t, "", "--data", data, "--log", "acme", "verify"); err == nil || !strings.Contains(stderr, "write the result") {
+	if stderr, err := runToFull(t, "", "--data", data, "--log", "acme", "verify"); err == nil || !strings.Contains(stderr, "write the result") {
 		t.Errorf("verify with its output to /dev/full = %v, %q; want a failure", err, stderr)
 	}
 }
