@@ -144,6 +144,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if c.maxBody <= 0 {
 		return usagef("--max-body must be positive")
 	}
+	if c.shutdown < 0 {
+		return usagef("--shutdown-timeout %v: must not be negative", c.shutdown)
+	}
 	if c.rate < 0 || c.burst < 0 {
 		return usagef("--rate-limit and --rate-burst must not be negative")
 	}

@@ -456,6 +456,15 @@ func TestServeTLS(t *testing.T) {
 			t.Errorf("trail %s: exit %d, want 2\n%s", strings.Join(args, " "), r.code, r.stderr)
 		}
 	}
+	// Where there is nothing to serve, so that a server started would stop.
+	for _, args := range [][]string{
+		{"serve", "--data", filepath.Join(data, "none"), "--shutdown-timeout", "-5s"},
+		{"witness", "serve", "--data", filepath.Join(data, "none"), "--shutdown-timeout", "-1s"},
+	} {
+		if r := run(t, "", args...); r.code != 2 || !strings.Contains(r.stderr, "--shutdown-timeout") {
+			t.Errorf("trail %s: exit %d, stderr %q; want 2 naming --shutdown-timeout", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
 	if r := run(t, "", "serve", "--data", data, "--addr", "127.0.0.1:0", "--tls-cert", keyFile, "--tls-key", keyFile); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
 		t.Errorf("trail serve with a key as certificate: exit %d, stderr %q; want 1 naming the certificate", r.code, r.stderr)
 	}

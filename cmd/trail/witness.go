@@ -116,6 +116,9 @@ func (c *witnessCommand) Run(ctx context.Context, args []string) error {
 		if err := only("data", "addr", "log", "shutdown-timeout"); err != nil {
 			return err
 		}
+		if c.shutdown < 0 {
+			return usagef("--shutdown-timeout %v: must not be negative", c.shutdown)
+		}
 		return c.serve(ctx)
 	}
 	return usagef("unknown subcommand %q: init or serve", sub)
