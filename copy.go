@@ -252,6 +252,14 @@ func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (CopyReport, erro
 			names = append(names, li.Name)
 		}
 	}
+	// A log the source lacks stops the copy before it writes anything.
+	for _, name := range opts.Logs {
+		if _, err := from.st.Log(ctx, name); errors.Is(err, store.ErrNotFound) {
+			return rep, fmt.Errorf("the source has no log %q: %w", name, ErrNotFound)
+		} else if err != nil {
+			return rep, fmt.Errorf("source: log %q: %w", name, err)
+		}
+	}
 	for _, name := range names {
 		c := &logCopy{from: from, to: to, srcKeys: srcKeys, dstKeys: dstKeys, opts: opts, rep: CopiedLog{Name: name}}
 		err := c.run(ctx)

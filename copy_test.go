@@ -599,3 +599,19 @@ func TestCopyIdempotency(t *testing.T) {
 		})
 	}
 }
+
+// A log the source lacks, among those asked for, stops the copy before
+// it copies any of them.
+func TestCopyMissingLog(t *testing.T) {
+	ctx := context.Background()
+	b := backends.SQLite
+	src := newCopySource(t, b)
+	from, to := copyStores(t, src.loc, b.New(t))
+	rep, err := trail.Copy(ctx, from, to, trail.CopyOptions{Logs: []string{"many", "nope"}})
+	if !errors.Is(err, trail.ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) || len(rep.Logs) != 0 {
+		t.Fatalf("Copy of logs many and nope = %+v, %v; want ErrNotFound naming nope, nothing copied", rep, err)
+	}
+	if _, err := to.Log(ctx, "many"); !errors.Is(err, trail.ErrNotFound) {
+		t.Errorf("target: log many = %v, want ErrNotFound: nothing copied", err)
+	}
+}

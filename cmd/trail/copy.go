@@ -144,6 +144,14 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--from: %w", err)
 	}
 	defer from.Close()
+	// Nothing is made at --to for a log the source lacks.
+	for _, name := range c.logs {
+		if _, err := from.Log(ctx, name); errors.Is(err, trail.ErrNotFound) {
+			return fmt.Errorf("--from %s has no log %q", fromURL.Display(), name)
+		} else if err != nil {
+			return fmt.Errorf("--from: log %q: %w", name, err)
+		}
+	}
 
 	var toOpts trail.Options
 	if toURL.Scheme != "sqlite" {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -138,6 +141,22 @@ func TestCopyUsage(t *testing.T) {
 	} {
 		if r := run(t, "", args...); r.code != 2 {
 			t.Errorf("trail %s: exit %d, stderr %q; want 2", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+
+	// A log the source lacks: nothing is made at --to, not even the
+	// master key file of a PostgreSQL target, which is not reached.
+	dst := filepath.Join(t.TempDir(), "copy")
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	for _, to := range []string{"sqlite:" + dst, "postgres://postgres@127.0.0.1:1/none?connect_timeout=1"} {
+		r := run(t, "", "copy", "--from", "sqlite:"+src, "--to", to, "--master-key-file", keyFile, "--log", "default", "--log", "nope")
+		if r.code != 1 || !strings.Contains(r.stderr, `has no log "nope"`) {
+			t.Errorf("trail copy --to %s --log nope: exit %d, stderr %q; want 1 saying the source has no log nope", to, r.code, r.stderr)
+		}
+	}
+	for _, p := range []string{dst, keyFile} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after copies of a log the source lacks, %s: %v; want it not made", p, err)
 		}
 	}
 }
