@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -299,6 +300,9 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 		if cl, err = client.New(c.db.server, c.db.key, client.Options{Policy: pol}); err != nil {
 			return usagef("--server: %v", err)
 		}
+	}
+	if c.bySeq && c.seq == math.MaxInt64 {
+		return noSeq(c.seq, 0, "the server's log") // no log is that long
 	}
 	if c.bySeq {
 		// The API finds events by id. A search cursor is the seq that

@@ -78,6 +78,25 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 	if r := run(t, "", "--server", s.url, "search"); r.code != 2 || !strings.Contains(r.stderr, "--key") {
 		t.Errorf("--server without a key = exit %d, %q; want 2 naming --key", r.code, r.stderr)
 	}
+
+	// A filter the server refuses is a usage error naming the flag, as
+	// the same filter is on the data directory.
+	for _, args := range [][]string{
+		{"search", "--ip", "nope"},
+		{"search", "--q", "!!!"},
+		{"search", "--cursor", "x"},
+		{"export", "--ip", "nope"},
+		{"tail", "--ip", "nope"},
+	} {
+		flag := args[1]
+		r := run(t, "", append([]string{"--server", s.url, "--key", key}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, "trail "+args[0]+": "+flag+": ") {
+			t.Errorf("remote trail %s: exit %d, stderr %q; want 2 naming %s", strings.Join(args, " "), r.code, r.stderr, flag)
+		}
+	}
+	if r := run(t, "", "--server", s.url, "--key", key, "get", "--seq", "9223372036854775807", "--verifier-key", vkeys["acme"]); r.code != 1 || !strings.Contains(r.stderr, "no event at seq 9223372036854775807") {
+		t.Errorf("remote trail get --seq MaxInt64: exit %d, stderr %q; want 1, no such event", r.code, r.stderr)
+	}
 }
 
 // append works against a server too, all lines checked before any is sent.

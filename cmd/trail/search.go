@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/trail-audit/trail/api"
+	"github.com/trail-audit/trail/client"
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/canon"
 )
@@ -67,14 +69,28 @@ func (q *queryFlags) query(now time.Time) (api.Query, error) {
 }
 
 // queryError turns an invalid query, which the library reports as a
-// *event.Error naming the field, into a usage error naming the
-// flag.
+// *event.Error naming the field, and a server as a 400 naming it, into a
+// usage error naming the flag.
 func queryError(err error) error {
 	var ve *event.Error
 	if errors.As(err, &ve) && ve.Field != "" {
-		return usagef("--%s: %s", ve.Field, ve.Reason)
+		return usagef("--%s: %s", queryFlag(ve.Field), ve.Reason)
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && ae.Field != "" {
+		return usagef("--%s: %s", queryFlag(ae.Field), strings.TrimPrefix(ae.Message, ae.Field+": "))
 	}
 	return err
+}
+
+// queryFlag returns the flag that sets the query's field named, which is
+// the API's parameter: --target sets both halves of the target.
+func queryFlag(field string) string {
+	switch field {
+	case "target_type", "target_id":
+		return "target"
+	}
+	return field
 }
 
 // parseTime reads a time given as RFC 3339 ("2026-03-01T09:00:00Z"), as a
@@ -214,7 +230,8 @@ func (c *searchCommand) page(ctx context.Context, q api.Query) (api.Page, error)
 		return api.Page{}, err
 	}
 	if cl != nil {
-		return cl.SearchPage(ctx, q)
+		page, err := cl.SearchPage(ctx, q)
+		return page, queryError(err)
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {

@@ -77,5 +77,5 @@ func (c *tailCommand) Run(ctx context.Context, args []string) error {
 	if errors.Is(err, context.Canceled) {
 		return nil // interrupted: the normal end of a tail
 	}
-	return err
+	return queryError(err)
 }
