@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/trail-audit/trail"
+	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/server"
+	"github.com/trail-audit/trail/internal/store/storetest/backends"
 )
 
 // TestBodyReadTimeout sends a body that trickles in past the server's read
@@ -172,5 +174,144 @@ func TestBodyBrokenOff(t *testing.T) {
 	l, _ := e.db.Log(context.Background(), "acme")
 	if l.Size() != e.start["acme"] {
 		t.Errorf("log size %d after broken bodies, want %d", l.Size(), e.start["acme"])
+	}
+}
+
+// TestStreamPastWriteTimeout: an export that a client reads for longer
+// than the server's write timeout arrives whole, and so do a tail's
+// events sent after it; the timeout bounds each write, not the stream.
+func TestStreamPastWriteTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, err := trail.Init(ctx, t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.CreateLog(ctx, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	evs := make([]event.Event, 0, 1000)
+	for i := 0; i < n; i += cap(evs) {
+		evs = evs[:0]
+		for j := 0; j < cap(evs); j++ {
+			evs = append(evs, event.Event{Actor: event.Actor{ID: fmt.Sprintf("u%d", i+j)}, Action: "doc.read", Reason: strings.Repeat("r", 300)})
+		}
+		if _, err := l.AppendBatch(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret, _, err := db.CreateKey(ctx, testAdmin, "acme", "slow", trail.ScopeRead, trail.ScopeAppend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:      server.New(db, server.Options{RateLimit: -1}),
+		ReadTimeout:  300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	// Several megabytes, more than the sockets hold, read 64 KiB every
+	// 10 ms: about a second and a half.
+	resp := get("/v1/export")
+	lines := 0
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	buf := make([]byte, 64<<10)
+	var rest []byte
+	for {
+		k, err := io.ReadFull(br, buf)
+		chunk := append(rest, buf[:k]...)
+		i := strings.LastIndexByte(string(chunk), '\n')
+		lines += strings.Count(string(chunk[:i+1]), "\n")
+		rest = append([]byte(nil), chunk[i+1:]...)
+		if err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp.Body.Close()
+	if lines < n || len(rest) != 0 {
+		t.Errorf("export read slowly: %d whole lines and %d bytes more, want at least %d lines", lines, len(rest), n)
+	}
+
+	// A tail open past the write timeout still sends what is appended.
+	resp = get("/v1/tail?action=user.login")
+	defer resp.Body.Close()
+	time.Sleep(700 * time.Millisecond)
+	if _, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "late"}, Action: "user.login"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"late"`) {
+				got <- true
+				return
+			}
+		}
+		got <- false
+	}()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Errorf("the tail ended before the event appended after the write timeout")
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the tail sent no event appended after the write timeout within 10 s")
+	}
+}
+
+// TestLateErrorAnswered: an error found after the server's write timeout
+// (here /readyz's, which waits two seconds for a write lock held
+// elsewhere) is still answered, not dropped with the connection.
+func TestLateErrorAnswered(t *testing.T) {
+	ctx := context.Background()
+	b := backends.SQLite
+	loc := b.New(t)
+	db, err := initAt(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv := &http.Server{
+		Handler:      server.New(db, server.Options{Logger: slog.New(slog.DiscardHandler)}),
+		ReadTimeout:  300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	unlock, err := b.Tamper(t, loc).LockWrites(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz with the database locked: %v, want a 503 answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz with the database locked: %d, want 503", resp.StatusCode)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
 	"github.com/trail-audit/trail/event"
+	"github.com/trail-audit/trail/internal/store"
 )
 
 // apiError is an error with its HTTP status and stable code. Handlers
@@ -53,13 +54,14 @@ func badParam(name, reason string) error {
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(r, err)
+	// The server's write deadline may have passed (a request that waited
+	// for its store, or for its body, that long): give the answer a
+	// moment, rather than close the connection without one.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(5 * time.Second))
 	switch status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="trail"`)
 	case http.StatusRequestTimeout:
-		// The read timeout passed, and so has the write deadline, which
-		// the server sets to the same time: give the answer a moment.
-		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(5 * time.Second))
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -129,7 +131,8 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 			summary = "store unavailable" // a read stores nothing
 		}
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", summary+": "+ue.Reason
-	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed):
+	case errors.Is(err, trail.ErrUnavailable), errors.Is(err, trail.ErrClosed), errors.Is(err, store.ErrUnreachable):
+		// The last: a read of a store whose database server went away.
 		msg := "store unavailable, nothing was stored; retry later"
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			msg = "store unavailable; retry later"

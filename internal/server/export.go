@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
@@ -32,7 +33,7 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 	if err := s.auditRead(r, key, l, trail.ActionExport, nil); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(newStreamWriter(w), 64<<10)
 	var cw *csv.Writer
 	// The status waits for the first event, so that a failure before it
 	// (a damaged event among the first) is an error response.
@@ -90,4 +91,33 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, key trail.
 	}
 	bw.Flush()
 	return nil
+}
+
+// streamWriteTimeout bounds each write of a stream (an export, a tail)
+// instead of the whole of it, which may take longer than the server's
+// write timeout: a client that stops reading is still let go.
+const streamWriteTimeout = time.Minute
+
+// streamWriter is a stream's response writer, whose writes each get
+// streamWriteTimeout.
+type streamWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newStreamWriter(w http.ResponseWriter) *streamWriter {
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
+	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return sw
+}
+
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return sw.w.Write(p)
+}
+
+// Flush sends what the server holds of the response.
+func (sw *streamWriter) Flush() error {
+	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return sw.rc.Flush()
 }

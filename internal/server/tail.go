@@ -96,11 +96,12 @@ func resumeAt(r *http.Request, l *trail.Log) (int64, error) {
 // errors after that end the stream with an error event whose data is the
 // error's JSON body (a damaged event, or a revoked key: see keyRevoked).
 func (s *server) stream(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log, q api.Query, next int64, msg func(buf []byte, e *event.Event) []byte) {
-	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	// A stream outlives the server's write timeout: each write has its
+	// own.
+	rc := newStreamWriter(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriter(rc)
 	bw.WriteString(": tailing\n\n")
 	if bw.Flush() != nil || rc.Flush() != nil {
 		return

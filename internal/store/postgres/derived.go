@@ -295,6 +295,9 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The deletes and the rewrite of a large log's indexes take longer
+	// than an answer usually does.
+	defer unbounded(tx.Conn().PgConn())()
 	var size int64
 	err = tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1 FOR NO KEY UPDATE", log).Scan(&size)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -569,3 +569,85 @@ func TestCommitPartitioned(t *testing.T) {
 		t.Errorf("WaitIndexed once the network is back = %v", err)
 	}
 }
+
+// TestReadPartitioned: reads sent into a network partition fail as
+// unavailable after answerTimeout, saying PostgreSQL did not answer,
+// instead of waiting for the operating system to give up; a context
+// that ends first still ends them at once; Writable blames the network,
+// not a lock; and once the network is back the store reads again.
+// Statements lifted from the bound (unbounded) may take longer.
+func TestReadPartitioned(t *testing.T) {
+	defer func(a time.Duration) { answerTimeout = a }(answerTimeout)
+	answerTimeout = 2 * time.Second
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.DB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := newBlackhole(t, u.Host)
+	u.Host = bh.ln.Addr().String()
+	s := open(t, u.String())
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(3, 1)...)
+
+	// Longer than answerTimeout, lifted: waits; bounded: fails.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := unbounded(conn.Conn().PgConn())
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(3)"); err != nil {
+		t.Errorf("a statement of 3 s on a connection without the bound = %v, want it to finish", err)
+	}
+	restore()
+	_, err = conn.Exec(ctx, "SELECT pg_sleep(3)")
+	conn.Release()
+	if err == nil {
+		t.Errorf("a statement of 3 s under a bound of 2 s finished, want it cut off")
+	}
+
+	bh.drop.Store(true)
+	for _, read := range []struct {
+		name string
+		do   func(context.Context) error
+	}{
+		{"Size", func(ctx context.Context) error { _, err := s.Size(ctx, w.Info.ID); return err }},
+		{"Log", func(ctx context.Context) error { _, err := s.Log(ctx, "audit"); return err }},
+		{"Keys", func(ctx context.Context) error { _, err := s.Keys(ctx, w.Info.ID); return err }},
+	} {
+		start := time.Now()
+		err := read.do(ctx)
+		took := time.Since(start)
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within 2s") {
+			t.Errorf("%s with the network gone = %v, want ErrUnavailable saying PostgreSQL did not answer within 2s", read.name, err)
+		}
+		if took > 8*time.Second {
+			t.Errorf("%s with the network gone failed after %v, want about %v", read.name, took, answerTimeout)
+		}
+		// A context that ends first ends the read then.
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		start = time.Now()
+		err = read.do(cctx)
+		cancel()
+		if took := time.Since(start); err == nil || took > time.Second {
+			t.Errorf("%s with the network gone and a context of 300 ms = %v after %v, want an error within it", read.name, err, took)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	err = s.Writable(rctx)
+	cancel()
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within") {
+		t.Errorf("Writable with the network gone = %v, want ErrUnavailable saying PostgreSQL did not answer", err)
+	}
+
+	bh.drop.Store(false)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		size, err := s.Size(ctx, w.Info.ID)
+		if err == nil && size == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Size once the network is back = %d, %v; want 3", size, err)
+		}
+	}
+}

@@ -101,6 +101,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 	for _, m := range ms {
 		applied := false
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			// Waiting for another node's migration, and building an
+			// index of a large table, may take longer than an answer
+			// usually does.
+			defer unbounded(tx.Conn().PgConn())()
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 				return err
 			}

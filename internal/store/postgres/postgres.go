@@ -195,6 +195,7 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 		// Named by the URL's application_name, to tell nodes apart.
 		cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
 	}
+	cfg.ConnConfig.DialFunc = answerDialer(cfg.ConnConfig.DialFunc)
 	cfg.AfterConnect = afterConnect
 	srv := newServer(&cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

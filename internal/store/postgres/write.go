@@ -669,12 +669,14 @@ func commitBatch(q *pgx.Batch, b *store.Batch, data [][]byte, sizes map[int64]in
 // server in recovery (a standby), where nothing can be written.
 // When PostgreSQL cannot be reached, the error matches ErrUnavailable and
 // says why, like Commit's.
+//
+// A ctx that ends before the lock is asked for is PostgreSQL not
+// answering in time (a network partition, say), not a lock held: the
+// error then matches ErrUnavailable and says so.
 func (s *Store) Writable(ctx context.Context) error {
-	return s.explain(ctx, s.writable(ctx))
-}
-
-func (s *Store) writable(ctx context.Context) error {
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
+	start := time.Now()
+	locking := false
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
 		var standby bool
 		if err := tx.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
 			return err
@@ -682,7 +684,13 @@ func (s *Store) writable(ctx context.Context) error {
 		if standby {
 			return errors.New("postgres: the server is a read-only standby")
 		}
+		locking = true
 		_, err := tx.Exec(ctx, "LOCK TABLE logs IN ROW SHARE MODE")
 		return err
 	})
+	if err != nil && !locking && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v: is the network to it down, or is it stalled or overloaded?",
+			s.srv.addr, time.Since(start).Round(time.Millisecond))}
+	}
+	return s.explain(ctx, err)
 }
