@@ -505,6 +505,8 @@ func BenchmarkPostgresSearch1M(b *testing.B) {
 		}},
 		{"ip", func(i int) api.Query { return api.Query{IP: pick(i).Source.IP} }},
 		{"action", func(i int) api.Query { return api.Query{Action: "user.login.failed"} }},
+		{"action-prefix", func(i int) api.Query { return api.Query{Action: "user.*"} }},
+		{"rare-action-prefix", func(i int) api.Query { return api.Query{Action: "billing.*"} }},
 		{"action+time", func(i int) api.Query {
 			return api.Query{Action: "user.login.failed", Since: from.ReceivedAt, Until: to.ReceivedAt}
 		}},

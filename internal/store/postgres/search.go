@@ -223,7 +223,14 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 			bucket = narrowBucket
 		}
 	}
-	if bucket == "" || bucket == narrowBucket && q.Actor == "" && q.IP == "" && q.Text != "" && len(derive.Terms(q.Text)) > 0 {
+	words := q.Text != "" && len(derive.Terms(q.Text)) > 0
+	prefix := bucket == "" && q.ActionLike != "" && !words
+	if prefix {
+		// The actions under the prefix, each read newest first through
+		// the index of actions, merged (see below).
+		bucket = narrowBucket
+	}
+	if bucket == "" || bucket == narrowBucket && q.Actor == "" && q.IP == "" && words {
 		// No index of fields, or only one of actions or outcomes,
 		// which are few and common: the words find fewer events.
 		return "", nil, false
@@ -234,7 +241,7 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 	if q.Outcome == event.Success {
 		cond("outcome = 'success'")
 	}
-	if q.ActionLike != "" {
+	if q.ActionLike != "" && !prefix {
 		cond("action LIKE %s", arg(likePrefix(q.ActionLike)))
 	}
 	if len(q.NotActions) > 0 {
@@ -245,6 +252,25 @@ func fieldSQL(log int64, q store.Query) (sql string, args []any, ok bool) {
 	}
 	if q.TargetID != "" {
 		cond("(target_id = %[1]s OR EXISTS (SELECT 1 FROM event_targets t WHERE t.log = $1 AND t.seq = event_fields.seq AND t.id = %[1]s))", arg(q.TargetID))
+	}
+	if prefix {
+		// The distinct actions under the prefix, one step down the
+		// index of actions each (a loose index scan, which PostgreSQL
+		// does not plan by itself), then each action's newest seqs:
+		// a prefix few events have no longer reads the whole log.
+		like := arg(likePrefix(q.ActionLike))
+		return `SELECT seq FROM (
+			WITH RECURSIVE acts(action) AS (
+				SELECT min(action) FROM event_fields WHERE log = $1 AND action LIKE ` + like + `
+				UNION ALL
+				SELECT (SELECT min(action) FROM event_fields WHERE log = $1 AND action LIKE ` + like + ` AND action > acts.action)
+					FROM acts WHERE acts.action IS NOT NULL
+			)
+			SELECT f.seq FROM acts, LATERAL (
+				SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND action = acts.action AND ` + strings.Join(where, " AND ") + `
+				ORDER BY ` + bucket + ` DESC, seq DESC LIMIT $4) f
+			WHERE acts.action IS NOT NULL
+		) u ORDER BY seq DESC LIMIT $4`, args, true
 	}
 	return "SELECT seq FROM event_fields WHERE log = $1 AND seq >= $2 AND seq <= $3 AND " + strings.Join(where, " AND ") +
 		" ORDER BY " + bucket + " DESC, seq DESC LIMIT $4", args, true
