@@ -361,9 +361,11 @@ func TestCreateMasterKey(t *testing.T) {
 
 // TestRotateWhileServersRun: a server still running with the old master
 // key after a rekey seals viewer sign-outs, and a first session secret,
-// under it. The next rekey remakes those (viewers sign in again; the
-// sign-outs stand) rather than fail, and a server with the newest key
-// then reads them.
+// under it; a server with the new key is unavailable for viewers, saying
+// what to run. The same rekey run again reseals those, keeps what the
+// first run sealed, and a server with the new key then reads them. A
+// rekey to a third key remakes viewer secrets sealed under neither key
+// (viewers sign in again; the sign-outs stand) rather than fail.
 func TestRotateWhileServersRun(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
@@ -399,11 +401,32 @@ func TestRotateWhileServersRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fresh.SessionSecret(ctx); err == nil || !strings.Contains(err.Error(), "trail rekey again") {
-		t.Errorf("session secret sealed by a server with the old key = %v, want an error saying what to do", err)
+	if _, err := fresh.SessionSecret(ctx); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "same trail rekey again") {
+		t.Errorf("session secret sealed by a server with the old key = %v, want ErrUnavailable saying what to do", err)
 	}
 	fresh.Close()
 
+	// The same rekey again: the signing key stays as the first run
+	// sealed it, the viewer's secrets move to k2.
+	if _, err := RotateMasterKey(ctx, url, k1, k2); err != nil {
+		t.Fatalf("the same rekey again, after a server sealed under the old key: %v", err)
+	}
+	fresh, err = OpenStore(ctx, url, Options{MasterKey: k2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := fresh.SessionSecret(ctx); err != nil || len(s) != 32 {
+		t.Errorf("session secret after the same rekey again = %x, %v", s, err)
+	}
+	if ended, err := fresh.SessionEnded(ctx, "sess1"); err != nil || !ended {
+		t.Errorf("sign-out after the same rekey again = %v, %v; want it to stand", ended, err)
+	}
+	fresh.Close()
+
+	// Under k1 again, from an old server, then to k3 from k2: remade.
+	if err := old.EndSession(ctx, "sess2", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := RotateMasterKey(ctx, url, k2, k3); err != nil {
 		t.Fatalf("rekey after a server sealed under the old key: %v", err)
 	}
@@ -415,8 +438,10 @@ func TestRotateWhileServersRun(t *testing.T) {
 	if s, err := db.SessionSecret(ctx); err != nil || len(s) != 32 {
 		t.Errorf("session secret after the rekey = %x, %v", s, err)
 	}
-	if ended, err := db.SessionEnded(ctx, "sess1"); err != nil || !ended {
-		t.Errorf("sign-out after the rekey = %v, %v; want it to stand", ended, err)
+	for _, id := range []string{"sess1", "sess2"} {
+		if ended, err := db.SessionEnded(ctx, id); err != nil || !ended {
+			t.Errorf("sign-out %s after the rekey = %v, %v; want it to stand", id, ended, err)
+		}
 	}
 	l, err := db.Log(ctx, "app")
 	if err != nil {
@@ -427,6 +452,9 @@ func TestRotateWhileServersRun(t *testing.T) {
 	}
 	// A signing key sealed under no key given still stops the rekey.
 	if _, err := RotateMasterKey(ctx, url, k1, k2); err == nil {
+		t.Error("rekey from a key that opens no signing key = nil")
+	}
+	if _, err := RotateMasterKey(ctx, url, k2, testMasterKey(t)); err == nil {
 		t.Error("rekey from a key that opens no signing key = nil")
 	}
 }

@@ -253,7 +253,9 @@ func (k *sealedKeys) SessionSecret(ctx context.Context) ([]byte, error) {
 		if err == nil {
 			secret, err := k.unseal(sessionSecretName, sealed)
 			if err != nil {
-				return nil, fmt.Errorf("%w; if a server ran with the old master key after trail rekey, restart every server with the new one and run trail rekey again (viewers then sign in again)", err)
+				// Unavailable, not a failure of the server: the viewer
+				// says so, and its operator knows what to run.
+				return nil, &UnavailableError{Err: err, Reason: "the viewer's session secret is sealed under another master key; if a server ran with the old master key after trail rekey, restart every server with the new one and run the same trail rekey again"}
 			}
 			if len(secret) != 32 {
 				return nil, fmt.Errorf("secret %q: %d bytes, want 32", sessionSecretName, len(secret))
@@ -349,8 +351,11 @@ func CreateMasterKey(path string) error {
 
 // RotateMasterKey seals every secret of the store that url names (the
 // logs' signing keys, the session secret, the signed-out sessions) again
-// under newKey, in one transaction: all of them, or, if any does not
-// unseal with oldKey, none. It returns how many it resealed. Servers
+// under newKey, in one transaction: all of them, or, if a signing key
+// unseals with neither oldKey nor newKey, none. One sealed under newKey
+// already is left as it is, so the same rotation may run again; viewer
+// secrets that unseal with neither are remade. It returns how many
+// secrets the store holds. Servers
 // running with oldKey keep the keys they have loaded; each must be
 // restarted with newKey, since a server given oldKey no longer unseals
 // a key it has not loaded. A sqlite store has no master key.
@@ -385,6 +390,13 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 			defer clear(plain)
 			return to.seal(name, plain), nil
 		}
+		if plain, nerr := to.unseal(name, sealed); nerr == nil {
+			// Sealed under the new key already: by an earlier run of
+			// this rekey, which a server still running with the old
+			// key made necessary again (below), or which stopped.
+			clear(plain)
+			return sealed, nil
+		}
 		// A server still running with another master key after an
 		// earlier rekey seals what the viewer makes (a sign-out, the
 		// first session secret) under that key. Those are remade rather
@@ -392,9 +404,6 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 		viewer := name == sessionSecretName || strings.HasPrefix(name, "session/") && strings.HasSuffix(name, "/ended")
 		if !viewer {
 			return nil, err
-		}
-		if _, nerr := to.unseal(name, sealed); nerr == nil {
-			return sealed, nil // sealed under the new key already
 		}
 		switch {
 		case name == sessionSecretName:

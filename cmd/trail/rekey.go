@@ -30,9 +30,12 @@ func (c *rekeyCommand) Usage() string {
 	return usage(c.flagSet(), "trail rekey --store URL --master-key-file OLD --new-master-key-file NEW [--json]", `
 Rekey seals every secret of a PostgreSQL store (each log's signing key, the
 viewer's session secret, the signed-out sessions) again under a new master
-key, in one transaction: all of them or, if any does not open with the old
-key, none. The signing keys themselves do not change, so checkpoints and
-verifier keys stay valid.
+key, in one transaction: all of them or, if a signing key opens with
+neither key, none. The signing keys themselves do not change, so
+checkpoints and verifier keys stay valid. What opens with NEW already is
+left as it is: if a server still running with OLD sealed viewer secrets
+under it meanwhile, run the same rekey again once every server runs with
+NEW.
 
 NEW is created (mode 0600) if it does not exist. Then restart every trail
 serve with --master-key-file NEW: servers still running keep the keys they
