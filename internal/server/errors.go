@@ -29,6 +29,7 @@ func (e *apiError) Error() string { return e.msg }
 var (
 	errNoKey    = &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "missing API key: send Authorization: Bearer <key>"}
 	errNotFound = &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such resource"}
+	errNoTile   = &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such tile path: want tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>], N in groups of three digits (x001/x234/067) and W from 1 to 255"}
 )
 
 // badParam reports an invalid query parameter.

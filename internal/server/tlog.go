@@ -144,15 +144,25 @@ func writeTile(w http.ResponseWriter, t tilePath, data []byte) {
 }
 
 // hashTile serves GET /v1/tlog/tile/<L>/<N>[.p/<W>].
+//
+// golang.org/x/mod/sumdb/tlog names a tile with its height first,
+// tile/8/<L>/<N> (Tile.Path): that is the same tile. It cannot be taken
+// for tile/8/<N>, level 8, since N starts with three digits or an x.
 func (s *server) hashTile(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	lv, rest, ok := strings.Cut(r.PathValue("path"), "/")
+	p := r.PathValue("path")
+	if h, rest, ok := strings.Cut(p, "/"); ok && h == "8" {
+		if lv, _, ok := strings.Cut(rest, "/"); ok && len(lv) <= 2 {
+			p = rest
+		}
+	}
+	lv, rest, ok := strings.Cut(p, "/")
 	level, err := strconv.Atoi(lv)
 	if !ok || err != nil || strconv.Itoa(level) != lv {
-		return errNotFound
+		return errNoTile
 	}
 	t, ok := parseTileIndex(rest)
 	if !ok {
-		return errNotFound
+		return errNoTile
 	}
 	data, err := l.HashTile(r.Context(), level, t.index, t.width)
 	if err != nil {
@@ -167,7 +177,7 @@ func (s *server) hashTile(w http.ResponseWriter, r *http.Request, key trail.KeyI
 func (s *server) entryBundle(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
 	t, ok := parseTileIndex(r.PathValue("path"))
 	if !ok {
-		return errNotFound
+		return errNoTile
 	}
 	data, err := l.EntryBundle(r.Context(), t.index, t.width)
 	if err != nil {

@@ -100,6 +100,10 @@ func (c *tlogClient) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 		if cc := r.header.Get("Cache-Control"); cc != want {
 			c.e.t.Errorf("%s: Cache-Control %q, want %q", c2spPath(tile), cc, want)
 		}
+		// The same tile as tlog names it, height first.
+		if g := c.e.do("GET", "/v1/tlog/"+tile.Path(), c.key, "", nil); g.status != 200 || !bytes.Equal(g.body, r.body) {
+			c.e.t.Errorf("GET %s = %d %q, want the tile of %s", tile.Path(), g.status, g.body, c2spPath(tile))
+		}
 		out[i] = r.body
 	}
 	return out, nil
@@ -252,7 +256,12 @@ func TestTlogTilesNotFoundAndScopes(t *testing.T) {
 	e.ok(200, "GET", "/v1/tlog/tile/0/000", "acme-append", "", nil, nil)
 	e.ok(200, "GET", "/v1/tlog/tile/0/000.p/17", "acme-append", "", nil, nil)
 	e.ok(200, "GET", "/v1/tlog/tile/1/000.p/1", "acme-append", "", nil, nil)
+	e.ok(200, "GET", "/v1/tlog/tile/8/0/000", "acme-append", "", nil, nil) // as golang.org/x/mod/sumdb/tlog names it
+	if ae := e.fails(404, "not_found", "", "GET", "/v1/tlog/tile/0/1", "acme-append", "", nil); !strings.Contains(ae.Error.Message, "no such tile path") {
+		t.Errorf("GET /v1/tlog/tile/0/1: %q, want it to say the tile path is not one", ae.Error.Message)
+	}
 	for _, p := range []string{
+		"tile/8/000", "tile/8/0/002", "tile/8/100/000", "tile/8/0/x001/000",
 		fmt.Sprintf("tile/0/001.p/%d", w+1), // a width not reached
 		"tile/0/001",                        // full tile beyond the tree
 		"tile/0/002", "tile/0/x001/000", "tile/1/000", "tile/2/000.p/1",
