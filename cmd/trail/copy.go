@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -82,6 +83,8 @@ type copyResult struct {
 	Logs    []copyLogResult `json:"logs"`
 	Events  int64           `json:"events"`
 	Seconds float64         `json:"seconds"`
+	// CreatedMasterKeyFile is the master key file made for the target.
+	CreatedMasterKeyFile string `json:"created_master_key_file,omitempty"`
 }
 
 type copyLogResult struct {
@@ -154,13 +157,18 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	var toOpts trail.Options
+	createdKey := "" // the master key file made for the target
 	if toURL.Scheme != "sqlite" {
 		path := cmp.Or(c.toKey, c.masterKeyFile)
 		if path == "" {
 			return usagef("--to %s keeps the signing keys sealed with a master key: give --to-master-key-file or --master-key-file", toURL.Display())
 		}
-		if _, err := ensureMasterKey(path); err != nil {
+		created, err := ensureMasterKey(path)
+		if err != nil {
 			return fmt.Errorf("master key: %w", err)
+		}
+		if created {
+			createdKey = path
 		}
 		if toOpts.MasterKey, err = trail.LoadMasterKey(path); err != nil {
 			return err
@@ -171,6 +179,11 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 		to, err = trail.InitStore(ctx, toURL.String(), toOpts)
 	}
 	if err != nil {
+		if createdKey != "" {
+			// It sealed nothing: left behind, it would pass for the
+			// target's key.
+			os.Remove(createdKey)
+		}
 		return fmt.Errorf("--to: %w", err)
 	}
 	defer to.Close()
@@ -193,13 +206,14 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 	if cerr := to.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("--to: close: %w", cerr)
 	}
-	c.print(rep, elapsed)
+	c.print(rep, elapsed, createdKey)
 	return err
 }
 
-// print writes the summary of rep, a copy that took elapsed.
-func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
-	res := copyResult{Logs: []copyLogResult{}, Events: rep.Events(), Seconds: elapsed.Seconds()}
+// print writes the summary of rep, a copy that took elapsed, which made
+// the master key file createdKey for the target ("" for none).
+func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration, createdKey string) {
+	res := copyResult{Logs: []copyLogResult{}, Events: rep.Events(), Seconds: elapsed.Seconds(), CreatedMasterKeyFile: createdKey}
 	for _, l := range rep.Logs {
 		res.Logs = append(res.Logs, copyLogResult{
 			Name: l.Name, Created: l.Created, From: l.From, Size: l.Size, Events: l.Events,
@@ -211,6 +225,9 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	if c.json {
 		json.NewEncoder(w).Encode(res)
 		return
+	}
+	if createdKey != "" {
+		fmt.Fprintf(w, "Created the master key %s for --to (secret: give it to every trail serve on that database, and back it up apart from the database's backups).\n", createdKey)
 	}
 	for _, l := range res.Logs {
 		switch {
@@ -248,7 +265,7 @@ func (c *copyCommand) print(rep trail.CopyReport, elapsed time.Duration) {
 	if len(res.Logs) == 1 {
 		logs = "log"
 	}
-	fmt.Fprintf(w, "Copied %s events of %d %s in %s%s.\n", commas(res.Events), len(res.Logs), logs, elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(w, "Copied %s of %d %s in %s%s.\n", counted(res.Events, "event"), len(res.Logs), logs, elapsed.Round(time.Millisecond), rate)
 }
 
 // counted returns n with commas, and noun, in the plural unless n is 1.

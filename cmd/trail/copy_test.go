@@ -27,7 +27,8 @@ type copySummary struct {
 		Revoked     int
 		Done        bool
 	}
-	Events int64
+	Events               int64
+	CreatedMasterKeyFile string `json:"created_master_key_file"`
 }
 
 // copyJSON runs trail copy with args and --json, and returns its summary.
@@ -154,9 +155,14 @@ func TestCopyUsage(t *testing.T) {
 			t.Errorf("trail copy --to %s --log nope: exit %d, stderr %q; want 1 saying the source has no log nope", to, r.code, r.stderr)
 		}
 	}
+	// A target that cannot be reached: the master key made for it is
+	// removed.
+	if r := run(t, "", "copy", "--from", "sqlite:"+src, "--to", "postgres://postgres@127.0.0.1:1/none?connect_timeout=1", "--master-key-file", keyFile); r.code != 1 {
+		t.Errorf("trail copy to an unreachable store: exit %d, stderr %q; want 1", r.code, r.stderr)
+	}
 	for _, p := range []string{dst, keyFile} {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("after copies of a log the source lacks, %s: %v; want it not made", p, err)
+			t.Errorf("after copies of a log the source lacks, and to a store that cannot be reached, %s: %v; want it not made", p, err)
 		}
 	}
 }
@@ -189,7 +195,9 @@ func TestCopyPostgresCLI(t *testing.T) {
 	pg := pgtest.DB(t)
 	key := filepath.Join(t.TempDir(), "master.key")
 	back := filepath.Join(t.TempDir(), "back")
-	copyJSON(t, "--from", "sqlite:"+src, "--to", pg, "--master-key-file", key)
+	if s := copyJSON(t, "--from", "sqlite:"+src, "--to", pg, "--master-key-file", key); s.CreatedMasterKeyFile != key {
+		t.Errorf("trail copy --json to a new store: created_master_key_file %q, want %q", s.CreatedMasterKeyFile, key)
+	}
 	pgFlags := []string{"--store", pg, "--master-key-file", key}
 	sameLogs(t, []string{"--data", src}, pgFlags, "default", "second")
 	s := copyJSON(t, "--from", pg, "--to", "sqlite:"+back, "--master-key-file", key)
@@ -202,4 +210,13 @@ func TestCopyPostgresCLI(t *testing.T) {
 	sameKeys(t, []string{"--data", src}, []string{"--data", back})
 	ok(t, events(t), append(pgFlags, "append", "--log", "second")...)
 	ok(t, "", append(pgFlags, "--log", "second", "verify")...)
+
+	// The text summary says when it made the master key, and counts.
+	key2 := filepath.Join(t.TempDir(), "master2.key")
+	r := ok(t, "", "copy", "--from", "sqlite:"+src, "--to", pgtest.DB(t), "--master-key-file", key2, "--log", "second")
+	for _, want := range []string{"Created the master key " + key2 + " for --to", " events of 1 log in "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("trail copy to a new store printed\n%s\nwant it to say %q", r.stdout, want)
+		}
+	}
 }
