@@ -329,8 +329,11 @@ func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trai
 	if err != nil {
 		return err
 	}
+	if size == 0 {
+		return badParam("size", "must be at least 1: the empty tree holds no events")
+	}
 	if seq >= size {
-		return badParam("seq", "must be below size: a tree of size events holds seqs 0 to size-1")
+		return badParam("seq", fmt.Sprintf("%d must be below size %d: a tree of %d events holds seqs 0 to %d", seq, size, size, size-1))
 	}
 	proof, err := l.ProveInclusion(r.Context(), seq, size)
 	if err != nil {
@@ -353,7 +356,7 @@ func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key tr
 	case from == 0:
 		return badParam("from", "must be at least 1: every tree is consistent with the empty one")
 	case from > to:
-		return badParam("from", "must not be past to")
+		return badParam("from", fmt.Sprintf("%d must not be past to %d", from, to))
 	}
 	proof, err := l.ProveConsistency(r.Context(), from, to)
 	if err != nil {

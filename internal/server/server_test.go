@@ -404,15 +404,18 @@ func TestValidationErrors(t *testing.T) {
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/tail?"+q.query, "acme-read", "", nil)
 	}
-	for _, q := range []struct{ path, field string }{
-		{"/v1/proof/inclusion?size=1", "seq"},
-		{"/v1/proof/inclusion?seq=0&size=x", "size"},
-		{"/v1/proof/consistency?from=-1&to=1", "from"},
-		{"/v1/proof/inclusion?seq=5&size=5", "seq"},
-		{"/v1/proof/consistency?from=0&to=5", "from"},
-		{"/v1/proof/consistency?from=6&to=5", "from"},
+	for _, q := range []struct{ path, field, says string }{
+		{"/v1/proof/inclusion?size=1", "seq", "required"},
+		{"/v1/proof/inclusion?seq=0&size=x", "size", "integer"},
+		{"/v1/proof/consistency?from=-1&to=1", "from", "integer"},
+		{"/v1/proof/inclusion?seq=5&size=5", "seq", "5 must be below size 5: a tree of 5 events holds seqs 0 to 4"},
+		{"/v1/proof/inclusion?seq=0&size=0", "size", "at least 1"},
+		{"/v1/proof/consistency?from=0&to=5", "from", "at least 1"},
+		{"/v1/proof/consistency?from=6&to=5", "from", "6 must not be past to 5"},
 	} {
-		e.fails(400, "invalid_parameter", q.field, "GET", q.path, "acme-read", "", nil)
+		if ae := e.fails(400, "invalid_parameter", q.field, "GET", q.path, "acme-read", "", nil); !strings.Contains(ae.Error.Message, q.says) {
+			t.Errorf("GET %s: %q, want it to say %q", q.path, ae.Error.Message, q.says)
+		}
 	}
 	e.fails(404, "not_found", "", "GET", fmt.Sprintf("/v1/proof/inclusion?seq=0&size=%d", l.Size()+1), "acme-read", "", nil)
 	e.fails(404, "not_found", "", "GET", "/v1/events/nope", "acme-read", "", nil)
