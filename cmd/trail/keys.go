@@ -246,11 +246,21 @@ func (c *keysCommand) revoke(ctx context.Context, id string) error {
 		return err
 	}
 	defer db.Close()
+	// Revoking a revoked key records the attempt (and a revocation whose
+	// record failed): the output says it was revoked already.
+	var before time.Time
+	if k, err := db.Key(ctx, id); err == nil {
+		before = k.RevokedAt
+	}
 	if err := db.RevokeKey(ctx, cliCaller(), id); err != nil {
 		return err
 	}
 	if err := db.Close(); err != nil {
 		return err
+	}
+	if !before.IsZero() {
+		fmt.Fprintf(c.env.stdout, "Key %s was already revoked, at %s; this revocation is recorded too.\n", id, before.Local().Format(time.RFC3339))
+		return nil
 	}
 	fmt.Fprintf(c.env.stdout, "Revoked key %s.\n", id)
 	return nil

@@ -233,7 +233,13 @@ func TestServe(t *testing.T) {
 	}
 	s.stop(t)
 
-	ok(t, "", "keys", "revoke", "--data", data, id)
+	if r := ok(t, "", "keys", "revoke", "--data", data, id); r.stdout != "Revoked key "+id+".\n" {
+		t.Errorf("trail keys revoke printed %q", r.stdout)
+	}
+	// Again: recorded again, and said so.
+	if r := ok(t, "", "keys", "revoke", "--data", data, id); !strings.Contains(r.stdout, "was already revoked, at ") {
+		t.Errorf("trail keys revoke of a revoked key printed %q, want it to say it was revoked already", r.stdout)
+	}
 	s = serve(t, data)
 	if code, _, _ := request(t, "GET", s.url+"/v1/log", key, ""); code != 401 {
 		t.Errorf("GET /v1/log with a revoked key = %d, want 401", code)

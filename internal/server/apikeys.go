@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/trail-audit/trail"
@@ -69,7 +70,8 @@ func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, key trail.Key
 	id := r.PathValue("id")
 	k, err := s.db.Key(r.Context(), id)
 	if errors.Is(err, trail.ErrNotFound) || err == nil && k.Log != l.Name() {
-		return errNotFound // another log's key is not found, not forbidden
+		// Another log's key is not found, not forbidden.
+		return &apiError{status: http.StatusNotFound, code: "not_found", msg: "this log has no API key " + strconv.Quote(id)}
 	}
 	if err != nil {
 		return err

@@ -48,8 +48,8 @@ func TestKeysOverAPI(t *testing.T) {
 			t.Errorf("GET /v1/keys with %s = %d, want 403", key, r.status)
 		}
 	}
-	if r := e.do("DELETE", "/v1/keys/"+made.ID, "globex-admin", "", nil); r.status != 404 {
-		t.Errorf("globex's admin revoking acme's key = %d, want 404", r.status)
+	if r := e.do("DELETE", "/v1/keys/"+made.ID, "globex-admin", "", nil); r.status != 404 || !strings.Contains(string(r.body), "this log has no API key") || !strings.Contains(string(r.body), made.ID) {
+		t.Errorf("globex's admin revoking acme's key = %d %s, want 404 saying the log has no such key", r.status, r.body)
 	}
 	for _, bad := range []struct{ body, field string }{
 		{`{"name":"x","scopes":[]}`, "scopes"},
