@@ -143,6 +143,8 @@ func (h *Hashes) UnmarshalJSON(data []byte) error {
 
 // LogInfo is the answer of GET /v1/log: the public facts of the key's log.
 type LogInfo struct {
+	// Name is the log's name on its server.
+	Name string `json:"name"`
 	// Origin is the first line of the log's checkpoints.
 	Origin string `json:"origin"`
 	// VerifierKey is the signed-note verifier key (name+hash+base64) of

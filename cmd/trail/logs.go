@@ -33,8 +33,8 @@ verifier key that checks the log's checkpoints. (--log is ignored.)
 
 With --server URL and --key KEY (or $TRAIL_SERVER and $TRAIL_KEY) it shows
 the one log that the key reaches on that server, as the server describes
-it (GET /v1/log): its origin, number of events and verifier key. The API
-does not name logs, so --json prints {"origin", "size", "verifier_key"}.
+it (GET /v1/log): its name, number of events and verifier key, and with
+--json its origin too.
 Pin a verifier key only when its log's operator gives it to you, not from
 a server's answer.`, `
   trail logs
@@ -97,14 +97,14 @@ func (c *logsCommand) Run(ctx context.Context, args []string) error {
 func (c *logsCommand) printRemote(info api.LogInfo) error {
 	w := bufio.NewWriter(c.env.stdout)
 	if c.json {
-		b, err := json.Marshal(map[string]any{"origin": info.Origin, "size": info.TreeSize, "verifier_key": info.VerifierKey})
+		b, err := json.Marshal(map[string]any{"name": info.Name, "size": info.TreeSize, "origin": info.Origin, "verifier_key": info.VerifierKey})
 		if err != nil {
 			return err
 		}
 		w.Write(append(b, '\n'))
 	} else {
-		t := &table{header: []string{"ORIGIN", "EVENTS", "VERIFIER KEY"}}
-		t.add(info.Origin, strconv.FormatInt(info.TreeSize, 10), info.VerifierKey)
+		t := &table{header: []string{"NAME", "EVENTS", "VERIFIER KEY"}}
+		t.add(info.Name, strconv.FormatInt(info.TreeSize, 10), info.VerifierKey)
 		t.write(w, 0)
 	}
 	return w.Flush()

@@ -288,8 +288,9 @@ type dbFlags struct {
 	// masterKeyFile is --master-key-file, or $TRAIL_MASTER_KEY_FILE: the
 	// master key of a postgres store.
 	masterKeyFile string
-	// logGiven says that --log was on the command line before the
-	// command, rather than taken from $TRAIL_LOG or the default.
+	// logGiven says that --log was on the command line (before the
+	// command or after it), rather than taken from $TRAIL_LOG or the
+	// default.
 	logGiven bool
 	// dataSet and storeSet say that --data and --store were on the
 	// command line (before the command or after it); dataEnv that
@@ -304,7 +305,7 @@ func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	fs.Var(&setFlag{&d.data, &d.dataSet}, "data", "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
 	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR,\npostgres://USER@HOST/DATABASE a PostgreSQL database ($TRAIL_STORE)")
 	fs.StringVar(&d.masterKeyFile, "master-key-file", def.masterKeyFile, "the master key `FILE` that seals a PostgreSQL store's signing keys, needed to write to one\n($TRAIL_MASTER_KEY_FILE; trail init creates it)")
-	fs.StringVar(&d.log, "log", def.log, "the `NAME` of the log ($TRAIL_LOG)")
+	fs.Var(&setFlag{&d.log, &d.logGiven}, "log", "the `NAME` of the log ($TRAIL_LOG); with --server, the key's log, which it checks")
 	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
 	// Help shows the defaults, which come from the environment: never
@@ -337,6 +338,17 @@ func (d dbFlags) clientWith(opts client.Options) (*client.Client, error) {
 	c, err := client.New(d.server, d.key, opts)
 	if err != nil {
 		return nil, usagef("--server: %v", err)
+	}
+	if d.logGiven {
+		// The key picks the log: a --log that names another is a
+		// mistake, not a wish to read that one.
+		info, err := c.Log(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if info.Name != "" && info.Name != d.log {
+			return nil, usagef("--log %s: the key given reaches the log %q of %s, and no other", d.log, info.Name, d.server)
+		}
 	}
 	return c, nil
 }

@@ -79,6 +79,19 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 		t.Errorf("--server without a key = exit %d, %q; want 2 naming --key", r.code, r.stderr)
 	}
 
+	// The key picks the log: --log may name it, not another.
+	if r := ok(t, "", "--server", s.url, "--key", key, "logs", "--json"); !strings.Contains(r.stdout, `"name":"acme"`) {
+		t.Errorf("remote trail logs --json = %s, want the log's name", r.stdout)
+	}
+	ok(t, "", "--server", s.url, "--key", key, "--log", "acme", "search", "--limit", "1")
+	ok(t, "", "--server", s.url, "--key", key, "search", "--log", "acme", "--limit", "1")
+	for _, args := range [][]string{{"--log", "other", "search"}, {"search", "--log", "nosuchlog"}} {
+		r := run(t, "", append([]string{"--server", s.url, "--key", key}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, `reaches the log "acme"`) {
+			t.Errorf("remote trail %s: exit %d, stderr %q; want 2 saying the key reaches acme", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+
 	// A filter the server refuses is a usage error naming the flag, as
 	// the same filter is on the data directory.
 	for _, args := range [][]string{

@@ -367,7 +367,7 @@ func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key tr
 
 // logInfo serves GET /v1/log.
 func (s *server) logInfo(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
-	return writeJSON(w, http.StatusOK, api.LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), TreeSize: l.Size()})
+	return writeJSON(w, http.StatusOK, api.LogInfo{Name: l.Name(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), TreeSize: l.Size()})
 }
 
 // writeJSON sends v. Once the status is sent an error cannot be reported
