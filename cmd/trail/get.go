@@ -157,7 +157,15 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		if _, perr := eventid.Parse(l.Name(), id); errors.Is(perr, eventid.ErrForeignID) {
-			return fmt.Errorf("event %s not found in log %q: the id was made for another log (pick that one with --log)", id, l.Name())
+			// Its last characters name its log: one of the others, or
+			// none (a typo there, or an id of another store).
+			names, _ := db.Logs(ctx)
+			for _, name := range names {
+				if _, err := eventid.Parse(name, id); err == nil {
+					return fmt.Errorf("event %s not found in log %q: the id was made for the log %q (pick it with --log %s)", id, l.Name(), name, name)
+				}
+			}
+			return fmt.Errorf("event %s not found: no log here made this id (its last characters name the log): check it for a typo, or for the store it came from", id)
 		}
 		if errors.Is(err, trail.ErrNotFound) {
 			return fmt.Errorf("event %s not found in log %q", id, l.Name())

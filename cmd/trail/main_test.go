@@ -482,6 +482,19 @@ func TestGet(t *testing.T) {
 	if r := run(t, "", "get", "--data", data); r.code != 2 {
 		t.Errorf("trail get without an id: exit %d, want 2", r.code)
 	}
+
+	// An id of another log of the store names it; one of no log of it
+	// (a typo in its last characters) says so.
+	ok(t, "", "--data", data, "init", "--log", "other", "--origin", "example.com/trail/other")
+	other := strings.Fields(lastLine(ok(t, `{"actor":{"id":"a"},"action":"x.y"}`, "append", "--data", data, "--log", "other").stdout))
+	otherID := other[len(other)-1]
+	if r := run(t, "", "get", "--data", data, otherID); r.code != 1 || !strings.Contains(r.stderr, `made for the log "other" (pick it with --log other)`) {
+		t.Errorf("trail get of log other's event %s in log default: exit %d, stderr %q; want 1 naming log other", otherID, r.code, r.stderr)
+	}
+	typo := id[:25] + map[bool]string{true: "A", false: "B"}[id[25] != 'A']
+	if r := run(t, "", "get", "--data", data, typo); r.code != 1 || !strings.Contains(r.stderr, "no log here made this id") {
+		t.Errorf("trail get of %s, a typo of %s: exit %d, stderr %q; want 1 saying no log made it", typo, id, r.code, r.stderr)
+	}
 }
 
 func TestCheckpoint(t *testing.T) {
