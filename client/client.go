@@ -176,7 +176,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			lastErr = err
+			// Not "Get URL: …": the method and path are the client's
+			// business; the server and what went wrong are the caller's.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			lastErr = fmt.Errorf("trail server %s cannot be reached: %w", c.base.Redacted(), err)
 		case retryable(resp.StatusCode):
 			lastErr = decodeError(resp)
 			wait = retryAfter(resp.Header.Get("Retry-After"))

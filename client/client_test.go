@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -738,4 +740,24 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A server that cannot be reached is named in the error, which keeps its
+// cause, and not as the request the client happened to make.
+func TestUnreachableServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c, err := client.New("http://"+addr, "trail_0123456789abcdef_key", client.Options{MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Append(context.Background(), event.Event{Actor: event.Actor{ID: "a"}, Action: "x.y"})
+	if err == nil || !strings.HasPrefix(err.Error(), "trail server http://"+addr+" cannot be reached: ") ||
+		!errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "Post ") {
+		t.Errorf("Append to a server that is not there = %v, want it named, connection refused, without the request", err)
+	}
 }
