@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -801,5 +802,24 @@ func TestVerifyResultUnwritable(t *testing.T) {
 	ok(t, events(t), "--data", data, "--log", "acme", "append")
 	if stderr, err := runToFull(t, "", "--data", data, "--log", "acme", "verify"); err == nil || !strings.Contains(stderr, "write the result") {
 		t.Errorf("verify with its output to /dev/full = %v, %q; want a failure", err, stderr)
+	}
+}
+
+// rekey on a data directory says what it is for before it asks for keys,
+// and makes no key file.
+func TestRekeyDataDirectory(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	newKey := filepath.Join(t.TempDir(), "new.key")
+	for _, args := range [][]string{
+		{"rekey", "--data", data, "--new-master-key-file", newKey},
+		{"rekey", "--data", data},
+	} {
+		if r := run(t, "", args...); r.code != 2 || !strings.Contains(r.stderr, "rekey is for a PostgreSQL store") {
+			t.Errorf("trail %s: exit %d, stderr %q; want 2 saying rekey is for PostgreSQL", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(newKey); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after trail rekey on a data directory, %s: %v; want it not made", newKey, err)
 	}
 }

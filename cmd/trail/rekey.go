@@ -50,15 +50,18 @@ func (c *rekeyCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
+	url, err := c.db.resolve()
+	if err != nil {
+		return err
+	}
+	if u, err := trail.ParseStoreURL(url); err == nil && u.Scheme == "sqlite" {
+		return usagef("%s is a data directory, which keeps its signing keys as files under no master key: rekey is for a PostgreSQL store (--store postgres://…)", u.Dir)
+	}
 	if c.db.masterKeyFile == "" {
 		return usagef("rekey needs the old master key: --master-key-file OLD (or $TRAIL_MASTER_KEY_FILE)")
 	}
 	if c.newFile == "" {
 		return usagef("rekey needs --new-master-key-file NEW")
-	}
-	url, err := c.db.resolve()
-	if err != nil {
-		return err
 	}
 	oldKey, err := trail.LoadMasterKey(c.db.masterKeyFile)
 	if err != nil {
