@@ -230,6 +230,14 @@ func BenchmarkSearch1M(b *testing.B) {
 		{"ip", func(i int) api.Query { return api.Query{IP: evs[(i*7919)%len(evs)].Source.IP} }},
 		{"failures", func(i int) api.Query { return api.Query{Outcome: event.Failure} }},
 		{"text", func(i int) api.Query { return api.Query{Text: "account_locked"} }},
+		// A busy actor with a rare action and outcome, and free text
+		// with a busy actor: filters whose indexes meet.
+		{"actor+action+outcome", func(i int) api.Query {
+			return api.Query{Actor: evs[(i*7919)%len(evs)].Actor.ID, Action: "password.reset", Outcome: event.Failure}
+		}},
+		{"text+actor", func(i int) api.Query {
+			return api.Query{Text: "terraform", Actor: evs[(i*7919)%len(evs)].Actor.ID}
+		}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

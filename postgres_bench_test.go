@@ -513,6 +513,10 @@ func BenchmarkPostgresSearch1M(b *testing.B) {
 		{"text", func(i int) api.Query { return api.Query{Text: "account_locked"} }},
 		{"text-prefix", func(i int) api.Query { return api.Query{Text: "lock*"} }},
 		{"text+outcome", func(i int) api.Query { return api.Query{Text: "terraform", Outcome: event.Failure} }},
+		{"actor+action+outcome", func(i int) api.Query {
+			return api.Query{Actor: pick(i).Actor.ID, Action: "password.reset", Outcome: event.Failure}
+		}},
+		{"text+actor", func(i int) api.Query { return api.Query{Text: "terraform", Actor: pick(i).Actor.ID} }},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

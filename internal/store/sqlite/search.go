@@ -98,7 +98,18 @@ type plan struct {
 	// The driving index for events below indexed_size, if any.
 	drive     string // "fts", "target", "actor", "ip", "action", "outcome" or ""
 	driveArgs []any
+	// sieves are the posting-list queries of the query's other filters
+	// that have an index: the candidates the driving index proposes are
+	// kept to the keys every sieve lists too before any event is read,
+	// so that a common value combined with a rare one (a busy actor's
+	// failed password resets) does not decode every event of the common
+	// one.
+	sieves []sqlQuery
 }
+
+// sieveMin is how many candidates of a segment make it worth reading
+// the sieves' posting lists of that segment: fewer are read as they are.
+const sieveMin = 8
 
 func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error) {
 	p := plan{q: q, outcome: -1, terms: derive.Terms(q.Text)}
@@ -126,22 +137,40 @@ func (s *Store) plan(ctx context.Context, log int64, q store.Query) (plan, error
 			return p, nil
 		}
 	}
-	switch {
-	case len(p.terms) > 0:
-		p.drive, p.driveArgs = "fts", []any{ftsQuery(p.terms)}
-	case q.TargetType != "" && q.TargetID != "":
-		p.drive, p.driveArgs = "target", []any{q.TargetType, q.TargetID}
-	case q.Actor != "":
-		p.drive, p.driveArgs = "actor", []any{q.Actor}
-	case q.IP != "":
-		p.drive, p.driveArgs = "ip", []any{q.IP}
-	case p.actions != nil && share*scanShare < 1:
-		p.drive = "action"
-		for _, a := range actions {
-			p.driveArgs = append(p.driveArgs, a)
+	// The filters with a posting-list index, rarest kinds first.
+	type index struct {
+		name string
+		args []any
+	}
+	var ix []index
+	if q.TargetType != "" && q.TargetID != "" {
+		ix = append(ix, index{"target", []any{q.TargetType, q.TargetID}})
+	}
+	if q.Actor != "" {
+		ix = append(ix, index{"actor", []any{q.Actor}})
+	}
+	if q.IP != "" {
+		ix = append(ix, index{"ip", []any{q.IP}})
+	}
+	if p.actions != nil && share*scanShare < 1 || p.actions != nil && len(ix) > 0 && share*4 < 1 {
+		// To drive, a rare action; to sieve, one that leaves out most.
+		args := make([]any, len(actions))
+		for i, a := range actions {
+			args[i] = a
 		}
-	case p.outcome > 0:
-		p.drive, p.driveArgs = "outcome", []any{p.outcome}
+		ix = append(ix, index{"action", args})
+	}
+	if p.outcome > 0 {
+		ix = append(ix, index{"outcome", []any{p.outcome}})
+	}
+	if len(p.terms) > 0 {
+		p.drive, p.driveArgs = "fts", []any{ftsQuery(p.terms)}
+	} else if len(ix) > 0 {
+		p.drive, p.driveArgs = ix[0].name, ix[0].args
+		ix = ix[1:]
+	}
+	for _, i := range ix {
+		p.sieves = append(p.sieves, p.postingQuery(i.name, i.args))
 	}
 	return p, nil
 }
@@ -185,20 +214,27 @@ type sqlQuery struct {
 
 // query is the statement of p's driving index.
 func (p plan) query(asc bool) sqlQuery {
+	if p.drive != "fts" {
+		return p.postingQuery(p.drive, p.driveArgs)
+	}
+	dir := " DESC"
+	if asc {
+		dir = " ASC"
+	}
+	return sqlQuery{
+		text:  "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid" + dir + " LIMIT ?",
+		table: "events_fts", head: p.driveArgs,
+	}
+}
+
+// postingQuery is the statement of the posting-list index name ("target",
+// "actor", "ip", "action" or "outcome") for the values args.
+func (p plan) postingQuery(name string, args []any) sqlQuery {
 	var table, conds string
 	var index int
 	var match tailMatcher
 	q := &p.q
-	switch p.drive {
-	case "fts":
-		dir := " DESC"
-		if asc {
-			dir = " ASC"
-		}
-		return sqlQuery{
-			text:  "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid" + dir + " LIMIT ?",
-			table: "events_fts", head: p.driveArgs,
-		}
+	switch name {
 	case "target":
 		table, conds, index = "by_target", "type = ? AND id = ?", targetIndex
 		match = func(a, b []byte) bool { return string(a) == q.TargetType && string(b) == q.TargetID }
@@ -209,7 +245,7 @@ func (p plan) query(asc bool) sqlQuery {
 		table, conds, index = "by_ip", "ip = ?", 3
 		match = func(a, _ []byte) bool { return string(a) == q.IP }
 	case "action":
-		table, conds, index = "by_action", "action IN ("+placeholders(len(p.driveArgs))+")", 0
+		table, conds, index = "by_action", "action IN ("+placeholders(len(args))+")", 0
 		match = func(a, _ []byte) bool { return p.actions[string(a)] }
 	case "outcome":
 		table, conds, index = "by_outcome", "outcome = ?", 1
@@ -219,7 +255,7 @@ func (p plan) query(asc bool) sqlQuery {
 	return sqlQuery{
 		text:      "SELECT k, ks FROM " + table + " WHERE seg = ? AND " + conds + " AND k <= ?",
 		table:     table,
-		head:      p.driveArgs,
+		head:      args,
 		segmented: true,
 		index:     index,
 		match:     match,
@@ -289,6 +325,7 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 	if err != nil {
 		return nil, err
 	}
+	sv := siever{s: s, p: &p, tail: tail}
 	first, last, step := segOf(hi), segOf(lo), int64(-1)
 	if asc {
 		first, last, step = last, first, 1
@@ -297,6 +334,9 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 		var err error
 		keys, err = s.segmentKeys(ctx, sq, seg, max(lo, seg<<segBits), min(hi, (seg+1)<<segBits-1), tail >= 0 && seg >= tail, keys)
 		if err != nil {
+			return nil, err
+		}
+		if keys, err = sv.sift(ctx, keys); err != nil {
 			return nil, err
 		}
 		if !asc {
@@ -317,6 +357,15 @@ func (s *Store) runIndex(ctx context.Context, r *bundleReader, p plan, from, to 
 func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQuery, lo, hi int64, limit int, asc bool) ([]*event.Event, error) {
 	var out []*event.Event
 	page := max(limit, 500)
+	if len(p.sieves) > 0 {
+		page = max(limit, 4096) // most are sifted out unread
+	}
+	tail, err := s.tailFrom(ctx, segOf(lo), segOf(hi))
+	if err != nil {
+		return nil, err
+	}
+	sv := siever{s: s, p: &p, tail: tail}
+	var kept []int64
 	for hi >= lo && len(out) < limit {
 		a := make([]any, 0, len(sq.head)+3)
 		a = append(append(a, sq.head...), lo, hi, page)
@@ -338,7 +387,28 @@ func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQue
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		if out, err = take(ctx, r, p, keys, out, limit); err != nil {
+		// The page's keys run along the segments, up or down: each run
+		// of one segment is sifted on its own.
+		kept = kept[:0]
+		for i := 0; i < len(keys); {
+			j := i + 1
+			for j < len(keys) && segOf(keys[j]) == segOf(keys[i]) {
+				j++
+			}
+			run := slices.Clone(keys[i:j])
+			if !asc {
+				slices.Reverse(run)
+			}
+			if run, err = sv.sift(ctx, run); err != nil {
+				return nil, err
+			}
+			if !asc {
+				slices.Reverse(run)
+			}
+			kept = append(kept, run...)
+			i = j
+		}
+		if out, err = take(ctx, r, p, kept, out, limit); err != nil {
 			return nil, err
 		}
 		if len(keys) < page {
@@ -351,6 +421,61 @@ func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQue
 		}
 	}
 	return out, nil
+}
+
+// siever keeps candidates to those every sieve of a plan lists too.
+type siever struct {
+	s    *Store
+	p    *plan
+	tail int64 // the first segment with a posting tail, -1 for none
+	// The keys of the last segment read, for each sieve: the pages of
+	// a full-text search meet one segment many times.
+	seg  []int64
+	keys [][]int64
+}
+
+// sift keeps of keys, ascending and all of one segment, those that each
+// sieve of the plan lists, reusing keys' storage; fewer than sieveMin are
+// kept as they are, to be checked on their events.
+func (sv *siever) sift(ctx context.Context, keys []int64) ([]int64, error) {
+	if sv.seg == nil {
+		sv.seg, sv.keys = make([]int64, len(sv.p.sieves)), make([][]int64, len(sv.p.sieves))
+		for i := range sv.seg {
+			sv.seg[i] = -1
+		}
+	}
+	for i, sq := range sv.p.sieves {
+		if len(keys) < sieveMin {
+			break
+		}
+		if seg := segOf(keys[0]); sv.seg[i] != seg {
+			var err error
+			sv.keys[i], err = sv.s.segmentKeys(ctx, sq, seg, seg<<segBits, (seg+1)<<segBits-1, sv.tail >= 0 && seg >= sv.tail, sv.keys[i])
+			if err != nil {
+				sv.seg[i] = -1
+				return nil, err
+			}
+			sv.seg[i] = seg
+		}
+		keys = intersect(keys, sv.keys[i])
+	}
+	return keys, nil
+}
+
+// intersect keeps of a the keys that b holds too, both ascending, in a's
+// storage.
+func intersect(a, b []int64) []int64 {
+	out := a[:0]
+	j := 0
+	for _, k := range a {
+		for j < len(b) && b[j] < k {
+			j++
+		}
+		if j < len(b) && b[j] == k {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // take reads the events of keys, in order, and appends those that match
