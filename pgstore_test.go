@@ -357,6 +357,11 @@ func TestCreateMasterKey(t *testing.T) {
 	if len(k1) != 32 || bytes.Equal(k1, k2) {
 		t.Errorf("keys %x and %x: want two different 32-byte keys", k1, k2)
 	}
+	// In a directory that is not there: the error says so.
+	missing := filepath.Join(dir, "nodir")
+	if err := CreateMasterKey(filepath.Join(missing, "k")); err == nil || !strings.Contains(err.Error(), "the directory "+missing+" does not exist") {
+		t.Errorf("CreateMasterKey in a missing directory = %v, want it to name the directory", err)
+	}
 }
 
 // TestRotateWhileServersRun: a server still running with the old master

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -344,6 +346,11 @@ func CreateMasterKey(path string) error {
 	text := base64.StdEncoding.EncodeToString(key) + "\n"
 	clear(key)
 	if err := durable.WriteNew(path, []byte(text)); err != nil {
+		if dir := filepath.Dir(path); errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				return fmt.Errorf("master key: cannot create %s: the directory %s does not exist (create it, private: mkdir -m 700)", path, dir)
+			}
+		}
 		return fmt.Errorf("master key: %w", err)
 	}
 	return nil
