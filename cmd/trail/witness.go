@@ -128,6 +128,9 @@ func (c *witnessCommand) init() error {
 	if c.name == "" {
 		return usagef("witness init needs --name NAME, the witness's name (e.g. witness.example.com/w1)")
 	}
+	if !witnessd.ValidName(c.name) {
+		return usagef("--name %q: a witness's name has no spaces, no '+' and no control characters (e.g. witness.example.com/w1)", c.name)
+	}
 	vkey, err := witnessd.Init(c.data, c.name)
 	if err != nil {
 		return err

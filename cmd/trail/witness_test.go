@@ -80,7 +80,8 @@ func TestWitnessInit(t *testing.T) {
 		t.Error("a second init changed the key")
 	}
 	for _, args := range [][]string{
-		{"witness", "init", "--data", data},                           // no --name
+		{"witness", "init", "--data", data}, // no --name
+		{"witness", "init", "--data", t.TempDir(), "--name", "bad name+x"},
 		{"witness", "init", "--data", data, "--log", vkey},            // serve's flag
 		{"witness", "--data", data},                                   // no --log
 		{"witness", "--data", data, "--log", "nonsense"},              // a bad key

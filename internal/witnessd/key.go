@@ -42,7 +42,7 @@ func Init(dir, name string) (vkey string, err error) {
 	if err := checkDir(dir); err != nil {
 		return "", err
 	}
-	if !validName(name) {
+	if !ValidName(name) {
 		return "", fmt.Errorf("invalid witness name %q: it must be non-empty, with no spaces and no '+'", name)
 	}
 	skey, _, err := note.GenerateKey(rand.Reader, name)
@@ -128,8 +128,9 @@ func parseKey(skey string) (fnote.Signer, string, error) {
 	return signer, vkey, nil
 }
 
-// validName reports whether name is a valid signed-note key name.
-func validName(name string) bool {
+// ValidName reports whether name is a valid signed-note key name, as a
+// witness's name must be.
+func ValidName(name string) bool {
 	return name != "" && !strings.ContainsAny(name, "+ \t\r\n") && strings.IndexFunc(name, func(r rune) bool {
 		return r < 0x20 || r == 0x7f || r == 0xfffd
 	}) < 0
