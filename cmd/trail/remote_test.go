@@ -66,8 +66,15 @@ func TestRemoteSearchAndVerify(t *testing.T) {
 		t.Errorf("remote CSV export differs from the local one (%d and %d lines)", len(lines(remote.stdout)), len(lines(local.stdout)))
 	}
 	r = ok(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp)
-	if !strings.Contains(r.stdout, "verified") {
-		t.Errorf("remote verify printed %q", r.stdout)
+	if !strings.Contains(r.stdout, "verified") || !strings.Contains(r.stdout, "consistent with the checkpoint of size ") {
+		t.Errorf("remote verify --against printed %q, want it verified and consistent with the checkpoint", r.stdout)
+	}
+	r = ok(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp, "--json")
+	if !strings.Contains(r.stdout, `"against":{"size":`) {
+		t.Errorf("remote verify --against --json printed %q, want the checkpoint it is consistent with", r.stdout)
+	}
+	if r := run(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["acme"], "--against", cp+".missing"); r.code != 2 || !strings.Contains(r.stderr, "--against") {
+		t.Errorf("remote verify --against a missing file: exit %d, stderr %q; want 2 naming --against", r.code, r.stderr)
 	}
 	if r := run(t, "", "--server", s.url, "--key", key, "verify", "--verifier-key", vkeys["other"]); r.code != 1 || !strings.Contains(r.stderr, "verification FAILED") {
 		t.Errorf("remote verify with another log's key = exit %d, %q; want 1 and FAILED", r.code, r.stderr)

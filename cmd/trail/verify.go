@@ -221,7 +221,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) (err error) {
 			opts.Against, err = os.ReadFile(c.against)
 		}
 		if err != nil {
-			return fmt.Errorf("--against: %w", err)
+			return usagef("--against: %v", err)
 		}
 		// A file that is not a checkpoint at all is the wrong file, not
 		// evidence against the log.
@@ -412,6 +412,10 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		res.Verified = true
 		res.Events = cp.Size
 		res.Root = base64.StdEncoding.EncodeToString(cp.Hash[:])
+		if against != nil {
+			// VerifyLog proved the log consistent with it.
+			res.Against = &againstResult{Size: againstCP.Size, Root: base64.StdEncoding.EncodeToString(againstCP.Hash[:])}
+		}
 	}
 	if c.json {
 		if err := json.NewEncoder(c.env.stdout).Encode(res); err != nil {
@@ -421,6 +425,9 @@ func (c *verifyCommand) runRemote(ctx context.Context, v note.Verifier, against 
 		if res.Verified {
 			if _, err := fmt.Fprintf(c.env.stdout, "Log at %s verified: %s events hash to the checkpoint signed by the pinned key.\n  root: %s\n", c.db.server, commas(res.Events), res.Root); err != nil {
 				return fmt.Errorf("write the result: %w", err)
+			}
+			if res.Against != nil {
+				fmt.Fprintf(c.env.stdout, "  consistent with the checkpoint of size %s (root %s): the log only grew since.\n", commas(res.Against.Size), res.Against.Root)
 			}
 		}
 		if res.Witnesses != nil {
