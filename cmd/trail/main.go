@@ -301,24 +301,31 @@ type dbFlags struct {
 // register adds the flags to fs, with the values of def (the global
 // flags) as defaults.
 func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
-	*d = def
-	fs.Var(&setFlag{&d.data, &d.dataSet}, "data", "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
-	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR,\npostgres://USER@HOST/DATABASE a PostgreSQL database ($TRAIL_STORE)")
-	fs.StringVar(&d.masterKeyFile, "master-key-file", def.masterKeyFile, "the master key `FILE` that seals a PostgreSQL store's signing keys, needed to write to one\n($TRAIL_MASTER_KEY_FILE; trail init creates it)")
+	d.registerStore(fs, def)
 	fs.Var(&setFlag{&d.log, &d.logGiven}, "log", "the `NAME` of the log ($TRAIL_LOG); with --server, the key's log, which it checks")
 	fs.StringVar(&d.server, "server", def.server, "work with the Trail server at `URL` instead of a data directory\n(append, search, get, checkpoint, export, verify, logs and tail; $TRAIL_SERVER)")
 	fs.StringVar(&d.key, "key", def.key, "the API `KEY` for --server; it picks the log ($TRAIL_KEY)")
 	// Help shows the defaults, which come from the environment: never
-	// the store's password, nor the API key.
+	// the store's password (registerStore), nor the API key.
+	if def.key != "" {
+		fs.Lookup("key").DefValue = "xxxxx"
+	}
+}
+
+// registerStore adds the flags that pick a store, for the commands that
+// work on a whole store (serve, migrate, rekey) rather than on one log of
+// a store or a server.
+func (d *dbFlags) registerStore(fs *flag.FlagSet, def dbFlags) {
+	*d = def
+	fs.Var(&setFlag{&d.data, &d.dataSet}, "data", "the data directory `DIR`, holding the database and the signing keys ($TRAIL_DATA)")
+	fs.Var(&setFlag{&d.store, &d.storeSet}, "store", "the store, by `URL`, instead of --data: sqlite:DIR is the data directory DIR,\npostgres://USER@HOST/DATABASE a PostgreSQL database ($TRAIL_STORE)")
+	fs.StringVar(&d.masterKeyFile, "master-key-file", def.masterKeyFile, "the master key `FILE` that seals a PostgreSQL store's signing keys, needed to write to one\n($TRAIL_MASTER_KEY_FILE; trail init creates it)")
 	if def.store != "" {
 		shown := "a URL that does not parse"
 		if u, err := trail.ParseStoreURL(def.store); err == nil {
 			shown = u.Display()
 		}
 		fs.Lookup("store").DefValue = shown
-	}
-	if def.key != "" {
-		fs.Lookup("key").DefValue = "xxxxx"
 	}
 }
 

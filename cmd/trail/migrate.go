@@ -18,7 +18,7 @@ type migrateCommand struct {
 
 func (c *migrateCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	c.db.register(fs, c.db)
+	c.db.registerStore(fs, c.db)
 	fs.BoolVar(&c.json, "json", false, `print {"store", "from", "to"} as JSON`)
 	return fs
 }

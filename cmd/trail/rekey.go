@@ -20,7 +20,7 @@ type rekeyCommand struct {
 
 func (c *rekeyCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
-	c.db.register(fs, c.db)
+	c.db.registerStore(fs, c.db)
 	fs.StringVar(&c.newFile, "new-master-key-file", "", "the new master key `FILE`; created if it does not exist")
 	fs.BoolVar(&c.json, "json", false, `print {"store", "resealed", "new_master_key_file", "created"} as JSON`)
 	return fs

@@ -44,9 +44,12 @@ type serveCommand struct {
 	publicTiles     bool
 }
 
+// defaultWitnessInterval is --witness-interval's default.
+const defaultWitnessInterval = 200 * time.Millisecond
+
 func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	c.db.register(fs, c.db)
+	c.db.registerStore(fs, c.db)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest request body in `BYTES`")
 	fs.Float64Var(&c.rate, "rate-limit", 2000, "requests per second (`N`) each API key may make, sustained; more get 429 with Retry-After; 0 turns the limit off")
@@ -57,7 +60,7 @@ func (c *serveCommand) flagSet() *flag.FlagSet {
 	fs.BoolVar(&c.demo, "demo", false, "create a \"demo\" log of sample events if there is none, and a read key and an append key for it; print them")
 	fs.BoolVar(&c.migrate, "migrate", false, "apply the schema migrations a PostgreSQL store lacks before serving (safe when several servers start at once; see trail migrate)")
 	fs.StringVar(&c.policy, "witness-policy", "", "witness the logs' checkpoints under the C2SP tlog-policy in `FILE` (log, witness NAME VKEY URL, group, quorum lines): submit them to its witnesses and serve the newest that meets it")
-	fs.DurationVar(&c.witnessInterval, "witness-interval", 200*time.Millisecond, "submit each log's newest checkpoint to the witnesses at most once every `DURATION` (with --witness-policy); each submission covers every commit since the last")
+	fs.DurationVar(&c.witnessInterval, "witness-interval", defaultWitnessInterval, "submit each log's newest checkpoint to the witnesses at most once every `DURATION` (with --witness-policy); each submission covers every commit since the last")
 	fs.BoolVar(&c.publicTiles, "public-tiles", false, "serve each log's checkpoint and hash tiles without a key under /tlog/LOG/ (entry bundles still need a read key)")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long (`DURATION`) requests in flight may take to finish")
 	return fs
@@ -180,6 +183,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	dbOpts := trail.Options{Now: clock.now, Lock: true, Logger: logger, Migrate: c.migrate, WitnessInterval: c.witnessInterval}
 	if c.witnessInterval < 10*time.Millisecond || c.witnessInterval > time.Hour {
 		return usagef("--witness-interval %v: want from 10ms to 1h", c.witnessInterval)
+	}
+	if c.policy == "" && c.witnessInterval != defaultWitnessInterval {
+		return usagef("--witness-interval goes with --witness-policy, which names the witnesses")
 	}
 	if c.policy != "" {
 		text, err := os.ReadFile(c.policy)

@@ -464,6 +464,17 @@ func TestServeTLS(t *testing.T) {
 	}
 	// Where there is nothing to serve, so that a server started would stop.
 	for _, args := range [][]string{
+		{"serve", "--data", filepath.Join(data, "none"), "--server", "http://127.0.0.1:1"},
+		{"serve", "--data", filepath.Join(data, "none"), "--witness-interval", "1s"},
+	} {
+		if r := run(t, "", args...); r.code != 2 || !strings.Contains(r.stderr, strings.TrimLeft(args[3], "-")) {
+			t.Errorf("trail %s: exit %d, stderr %q; want 2 naming %s", strings.Join(args, " "), r.code, r.stderr, args[3])
+		}
+	}
+	if r := ok(t, "", "help", "serve"); strings.Contains(r.stdout, "\n  --server") || strings.Contains(r.stdout, "\n  --key") || strings.Contains(r.stdout, "\n  --log") {
+		t.Errorf("trail help serve lists --server or --key, which serve does not take:\n%s", r.stdout)
+	}
+	for _, args := range [][]string{
 		{"serve", "--data", filepath.Join(data, "none"), "--shutdown-timeout", "-5s"},
 		{"witness", "serve", "--data", filepath.Join(data, "none"), "--shutdown-timeout", "-1s"},
 	} {
