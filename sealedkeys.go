@@ -361,8 +361,8 @@ func CreateMasterKey(path string) error {
 // under newKey, in one transaction: all of them, or, if a signing key
 // unseals with neither oldKey nor newKey, none. One sealed under newKey
 // already is left as it is, so the same rotation may run again; viewer
-// secrets that unseal with neither are remade. It returns how many
-// secrets the store holds. Servers
+// secrets that unseal with neither are remade. It returns how many it
+// resealed or remade. Servers
 // running with oldKey keep the keys they have loaded; each must be
 // restarted with newKey, since a server given oldKey no longer unseals
 // a key it has not loaded. A sqlite store has no master key.
@@ -391,10 +391,12 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 		return 0, fmt.Errorf("new %w", err)
 	}
 	now := time.Now()
-	return st.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
+	changed := 0
+	_, err = st.ResealSecrets(ctx, func(name string, sealed []byte) ([]byte, error) {
 		plain, err := from.unseal(name, sealed)
 		if err == nil {
 			defer clear(plain)
+			changed++
 			return to.seal(name, plain), nil
 		}
 		if plain, nerr := to.unseal(name, sealed); nerr == nil {
@@ -412,6 +414,7 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 		if !viewer {
 			return nil, err
 		}
+		changed++
 		switch {
 		case name == sessionSecretName:
 			// A new session secret: viewers sign in again.
@@ -424,4 +427,8 @@ func RotateMasterKey(ctx context.Context, storeURL string, oldKey, newKey []byte
 			return to.seal(name, b), nil
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
 }
