@@ -149,22 +149,32 @@ func (c *keysCommand) create(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	if !c.createLog {
-		names, err := db.Logs(ctx)
-		if err != nil {
-			return err
-		}
-		if len(names) > 0 && !slices.Contains(names, c.db.log) {
-			return usagef("%s has no log %q; its logs: %s. Pick one with --log, or add --create-log to create log %q with its own signing key",
-				c.db.data, c.db.log, strings.Join(names, ", "), c.db.log)
-		}
+	names, err := db.Logs(ctx)
+	if err != nil {
+		return err
+	}
+	if !c.createLog && len(names) > 0 && !slices.Contains(names, c.db.log) {
+		return usagef("%s has no log %q; its logs: %s. Pick one with --log, or add --create-log to create log %q with its own signing key",
+			c.db.data, c.db.log, strings.Join(names, ", "), c.db.log)
 	}
 	secret, ki, err := db.CreateKey(ctx, cliCaller(), c.db.log, c.name, scopes...)
 	if err != nil {
 		return err
 	}
+	// A log made for the key: its verifier key, as trail init prints it.
+	vkey := ""
+	if !slices.Contains(names, c.db.log) {
+		l, err := db.Log(ctx, c.db.log)
+		if err != nil {
+			return err
+		}
+		vkey = l.VerifierKey()
+	}
 	if err := db.Close(); err != nil {
 		return err
+	}
+	if vkey != "" {
+		fmt.Fprintf(c.env.stdout, "Created log %q. Its verifier key, which checks its checkpoints (give it to auditors; trail logs shows it again):\n  %s\n", c.db.log, vkey)
 	}
 	fmt.Fprintf(c.env.stdout, "Created key %s for log %q with scopes %s.\n", ki.ID, ki.Log, joinScopes(ki.Scopes))
 	fmt.Fprintln(c.env.stdout, "It is shown only now; Trail keeps only its hash. The key:")

@@ -28,9 +28,18 @@ func logNames(t *testing.T, data string) []string {
 func TestKeysCreateUnknownLog(t *testing.T) {
 	t.Parallel()
 	fresh := filepath.Join(t.TempDir(), "fresh")
-	ok(t, "", "--data", fresh, "keys", "create", "--log", "acme", "--scope", "read")
+	r := ok(t, "", "--data", fresh, "keys", "create", "--log", "acme", "--scope", "read")
 	if got := logNames(t, fresh); !slices.Equal(got, []string{"acme"}) {
 		t.Errorf("keys create in a new data directory made logs %v, want [acme]", got)
+	}
+	// It says it made the log, with its verifier key; the API key stays
+	// on the last line.
+	vkey := strings.Fields(lastLine(ok(t, "", "--data", fresh, "logs").stdout))[2]
+	if !strings.Contains(r.stdout, `Created log "acme"`) || !strings.Contains(r.stdout, "  "+vkey+"\n") || !strings.HasPrefix(lastLine(r.stdout), "trail_") {
+		t.Errorf("keys create of a new log printed\n%s\nwant it to name the log and its verifier key %s, and the key last", r.stdout, vkey)
+	}
+	if r := ok(t, "", "--data", fresh, "keys", "create", "--log", "acme", "--scope", "read"); strings.Contains(r.stdout, "Created log") {
+		t.Errorf("keys create of an existing log printed\n%s\nwant no Created log", r.stdout)
 	}
 
 	data := filepath.Join(t.TempDir(), "data")
