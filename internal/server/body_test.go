@@ -34,21 +34,9 @@ func TestBodyReadTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{t: t}
-	srv := &http.Server{
-		Handler: server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}),
-		// As trail serve sets them: the same for reads and writes, so
-		// the write deadline has passed too when the read times out.
-		ReadTimeout:  300 * time.Millisecond,
-		WriteTimeout: 300 * time.Millisecond,
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	addr := shortTimeouts(t, server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,19 +194,9 @@ func TestStreamPastWriteTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{
-		Handler:      server.New(db, server.Options{RateLimit: -1}),
-		ReadTimeout:  300 * time.Millisecond,
-		WriteTimeout: 300 * time.Millisecond,
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	addr := shortTimeouts(t, server.New(db, server.Options{RateLimit: -1}))
 	get := func(path string) *http.Response {
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 		req.Header.Set("Authorization", "Bearer "+secret)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -290,23 +268,13 @@ func TestLateErrorAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv := &http.Server{
-		Handler:      server.New(db, server.Options{Logger: slog.New(slog.DiscardHandler)}),
-		ReadTimeout:  300 * time.Millisecond,
-		WriteTimeout: 300 * time.Millisecond,
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	addr := shortTimeouts(t, server.New(db, server.Options{Logger: slog.New(slog.DiscardHandler)}))
 	unlock, err := b.Tamper(t, loc).LockWrites(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
 		t.Fatalf("GET /readyz with the database locked: %v, want a 503 answer", err)
 	}
@@ -314,4 +282,20 @@ func TestLateErrorAnswered(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz with the database locked: %d, want 503", resp.StatusCode)
 	}
+}
+
+// shortTimeouts serves h on a loopback port with read and write timeouts
+// of 300 ms, set as trail serve sets its minute: the same for reads and
+// writes, so the write deadline has passed too when the read times out.
+// It returns the address.
+func shortTimeouts(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := &http.Server{Handler: h, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }

@@ -502,15 +502,10 @@ func (b *blackhole) serve(t *testing.T, c net.Conn) {
 	pass(c, up)
 }
 
-// TestCommitPartitioned: a commit whose packets go nowhere, the
-// connection staying open (a network partition), fails as unavailable
-// within commitTimeout instead of waiting for the operating system to
-// give up, and so do the indexer's passes; once the network is back the
-// store commits and indexes again by itself.
-func TestCommitPartitioned(t *testing.T) {
-	defer func(c, i time.Duration) { commitTimeout, indexTimeout = c, i }(commitTimeout, indexTimeout)
-	commitTimeout, indexTimeout = 2*time.Second, 2*time.Second
-	ctx := context.Background()
+// behindBlackhole opens a store of a test database through a blackhole,
+// with a log "audit" of three events.
+func behindBlackhole(t *testing.T) (*Store, *storetest.Writer, *blackhole) {
+	t.Helper()
 	u, err := url.Parse(pgtest.DB(t))
 	if err != nil {
 		t.Fatal(err)
@@ -520,13 +515,26 @@ func TestCommitPartitioned(t *testing.T) {
 	s := open(t, u.String())
 	w := storetest.NewWriter(t, s, "audit")
 	w.Append(t, s, t0, storetest.Events(3, 1)...)
+	return s, w, bh
+}
+
+// TestCommitPartitioned: a commit whose packets go nowhere, the
+// connection staying open (a network partition), fails as unavailable
+// within commitTimeout instead of waiting for the operating system to
+// give up, and so do the indexer's passes; once the network is back the
+// store commits and indexes again by itself.
+func TestCommitPartitioned(t *testing.T) {
+	defer func(c, i time.Duration) { commitTimeout, indexTimeout = c, i }(commitTimeout, indexTimeout)
+	commitTimeout, indexTimeout = 2*time.Second, 2*time.Second
+	ctx := context.Background()
+	s, w, bh := behindBlackhole(t)
 
 	bh.drop.Store(true)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	b := w.Batch(t, t0.Add(time.Second), storetest.Events(2, 2)...)
-	err = s.Commit(cctx, []store.Batch{b})
+	err := s.Commit(cctx, []store.Batch{b})
 	took := time.Since(start)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within") {
 		t.Fatalf("Commit with the network gone = %v, want ErrUnavailable saying PostgreSQL did not answer", err)
@@ -580,15 +588,7 @@ func TestReadPartitioned(t *testing.T) {
 	defer func(a time.Duration) { answerTimeout = a }(answerTimeout)
 	answerTimeout = 2 * time.Second
 	ctx := context.Background()
-	u, err := url.Parse(pgtest.DB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bh := newBlackhole(t, u.Host)
-	u.Host = bh.ln.Addr().String()
-	s := open(t, u.String())
-	w := storetest.NewWriter(t, s, "audit")
-	w.Append(t, s, t0, storetest.Events(3, 1)...)
+	s, w, bh := behindBlackhole(t)
 
 	// Longer than answerTimeout, lifted: waits; bounded: fails.
 	conn, err := s.pool.Acquire(ctx)
