@@ -208,10 +208,14 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 	}
 
 	now := c.env.now()
+	// Checking a large input takes a while: the lines checked so far.
+	check := newProgress(c.env, "check")
+	defer check.clear()
 	n, err := readEvents(in, func(line, _ int, ev *event.Event) error {
 		if ctx.Err() != nil {
 			return errors.New("interrupted")
 		}
+		check.update(int64(line), -1, "lines checked")
 		err := ev.Prepare(now, event.Limits{})
 		if err == nil {
 			err = canon.CheckSize(ev, event.Limits{})
@@ -221,6 +225,7 @@ func (c *appendCommand) fromStdin(ctx context.Context, l batchAppender, out *rec
 		}
 		return nil
 	})
+	check.clear()
 	if err != nil {
 		return fmt.Errorf("%w (nothing was stored)", err)
 	}

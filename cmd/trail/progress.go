@@ -41,7 +41,7 @@ func (p *progress) update(done, total int64, note string) {
 		return
 	}
 	now := p.now()
-	if p.drawn && done < total && now.Sub(p.last) < 100*time.Millisecond {
+	if p.drawn && (done < total || total < 0) && now.Sub(p.last) < 100*time.Millisecond {
 		return
 	}
 	p.last, p.drawn = now, true
@@ -59,16 +59,25 @@ func (p *progress) clear() {
 }
 
 // renderProgress formats one progress line of at most width columns:
-// "verify [=====>    ]  45%  131,072/290,000  52,000/s  note".
+// "verify [=====>    ]  45%  131,072/290,000  52,000/s  note", or with a
+// negative total (not known) "check  131,072  52,000/s  note".
 func renderProgress(label string, done, total int64, note string, elapsed time.Duration, width int) string {
+	rate := ""
+	if s := elapsed.Seconds(); s >= 0.5 {
+		rate = "  " + commas(int64(float64(done)/s)) + "/s"
+	}
+	if total < 0 {
+		line := label + "  " + commas(done) + rate
+		if note != "" {
+			line += "  " + note
+		}
+		return cut(line, width)
+	}
 	pct := 100.0
 	if total > 0 {
 		pct = 100 * float64(min(done, total)) / float64(total)
 	}
-	stats := fmt.Sprintf(" %3.0f%%  %s/%s", pct, commas(done), commas(total))
-	if s := elapsed.Seconds(); s >= 0.5 {
-		stats += "  " + commas(int64(float64(done)/s)) + "/s"
-	}
+	stats := fmt.Sprintf(" %3.0f%%  %s/%s", pct, commas(done), commas(total)) + rate
 	if note != "" {
 		stats += "  " + note
 	}
