@@ -30,19 +30,23 @@ again, showing its progress on a terminal. Run it when
 "trail verify --index" finds that they differ from the events. The events,
 Merkle tree and checkpoints are not touched.
 
-The free-text index is shared by all the logs of the data directory and
-can only be emptied whole, so the other logs' entries in it are written
-again too. Searches stay complete meanwhile, only slower: they read what is
-not indexed yet from the events. An append to the log meanwhile may take
-a while: a commit that finds the indexer more than 100,000 events behind
+In a data directory the free-text index is shared by all the logs and can
+only be emptied whole, so the other logs' entries in it are written again
+too. Searches stay complete meanwhile, only slower: they read what is not
+indexed yet from the events. An append to the log meanwhile may take a
+while: a commit that finds the indexer more than 100,000 events behind
 indexes a chunk first.
 
-It needs the data directory to itself: a running trail serve keeps its
+A data directory must be its own: a running trail serve keeps its
 indexer's progress in memory, which a rebuild from another process would
 leave wrong. So reindex takes the lock file trail serve holds (serve.lock)
 and refuses, naming the server's process, while one runs; stop the server,
 reindex, and start it again. No server can start while it runs. trail
-append, search and the other commands keep working beside it.`, `
+append, search and the other commands keep working beside it.
+
+On PostgreSQL (--store postgres://…) the rebuild is one transaction, beside
+the running nodes: their appends go on, searches read the old indexes until
+it commits, and their indexers take up what was appended meanwhile.`, `
   trail reindex
   trail reindex --log acme && trail verify --log acme --index`)
 }
@@ -80,8 +84,14 @@ func (c *reindexCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.env.stdout, "Rebuilt the indexes and counts of log %q from its %s events.\n", l.Name(), commas(l.Size()))
-	if names, err := db.Logs(ctx); err == nil && len(names) > 1 {
+	if names, err := db.Logs(ctx); err == nil && len(names) > 1 && !isPostgres(&c.db) {
 		fmt.Fprintf(c.env.stdout, "The other logs' entries in the shared free-text index were written again too.\n")
 	}
 	return db.Close()
+}
+
+// isPostgres reports whether d picks a PostgreSQL store.
+func isPostgres(d *dbFlags) bool {
+	u, err := d.storeURL()
+	return err == nil && u.Scheme != "sqlite"
 }

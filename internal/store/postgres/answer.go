@@ -17,12 +17,17 @@ import (
 // network partition (packets dropped, or a proxy that stopped passing
 // them, the socket open) waits until the operating system gives up,
 // about 15 minutes on Linux, and every read or key check of a request
-// with it. Half a minute leaves a request that meets one such wait, and
-// a reconnection, time to answer within trail serve's minute. No
-// statement of Trail's takes that long but those that lift it on purpose
-// (unbounded): migrations, and the reset of a log's indexes. A variable
-// for tests.
-var answerTimeout = 30 * time.Second
+// with it. No statement of Trail's takes that long but those that lift
+// it on purpose (unbounded): migrations, and the rebuild of a log's
+// indexes. It is longer than a wait for a lock may be (lockTimeout),
+// which is longer than a node that stopped mid-commit may hold its log
+// (idleInTransaction): a commit waiting behind such a node gets the log
+// once PostgreSQL ends that node's transaction. A variable for tests.
+var answerTimeout = 45 * time.Second
+
+// lockTimeout is how long a statement may wait for a lock: PostgreSQL
+// then fails it (55P03), which explain reports as a lock held elsewhere.
+func lockTimeout() time.Duration { return answerTimeout - answerTimeout/9 }
 
 // answerDialer wraps dial so that the connections it makes wait at most
 // answerTimeout for each read and write.

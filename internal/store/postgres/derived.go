@@ -271,14 +271,16 @@ func (s *Store) Counts(ctx context.Context, log int64, fn func(store.CountRow) e
 const reindexChunk = 1024
 
 // ResetIndex implements store.Derived, without waiting for the indexer:
-// in one transaction, which first locks the log's row as Commit does (so
-// commits to the log, on any node, wait for it) and then its indexing
-// (so no indexer writes meanwhile), it deletes the log's rows of
-// event_fields, event_targets, bundle_text and counts, and writes them
-// again from the events below the log's size, a chunk at a time, as the
-// indexer does: memory stays bounded however long the log. Searches meanwhile read the derived data
-// as it was, and the rebuilt data once it commits, so they are complete
-// throughout.
+// in one transaction, which first takes the log's indexing (so no
+// indexer writes meanwhile) and then reads its size, it deletes the log's
+// rows of event_fields, event_targets, bundle_text and counts, and writes
+// them again from the events below that size, a chunk at a time, as the
+// indexer does: memory stays bounded however long the log. Commits to the
+// log go on meanwhile, on any node; the indexer indexes them once the
+// rebuild commits (until then a commit may wait a moment for it, as for
+// another node's indexer, once the log is maxIndexLag events ahead).
+// Searches meanwhile read the derived data as it was, and the rebuilt
+// data once it commits, so they are complete throughout.
 //
 // An event below the size that is missing or cannot be decoded fails the
 // rebuild with a *store.DamagedError at its seq, and nothing changes:
@@ -298,17 +300,24 @@ func (s *Store) ResetIndex(ctx context.Context, log int64) (err error) {
 	// The deletes and the rewrite of a large log's indexes take longer
 	// than an answer usually does.
 	defer unbounded(tx.Conn().PgConn())()
+	// Waiting for a migration, or an indexer, takes as long as it takes.
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+		return fmt.Errorf("reset index: %w", err)
+	}
+	// No indexer indexes the log meanwhile (indexer.go). The size is read
+	// after: what an indexer wrote before it let go is deleted below with
+	// the rest, and what is committed after the size is the indexer's
+	// once this commits.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, log); err != nil {
+		return fmt.Errorf("lock the log's indexes: %w", err)
+	}
 	var size int64
-	err = tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1 FOR NO KEY UPDATE", log).Scan(&size)
+	err = tx.QueryRow(ctx, "SELECT size FROM logs WHERE id = $1", log).Scan(&size)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("log %d: %w", log, store.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("lock the log: %w", err)
-	}
-	// No indexer indexes the log meanwhile (indexer.go).
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, log); err != nil {
-		return fmt.Errorf("lock the log's indexes: %w", err)
+		return fmt.Errorf("read the log's size: %w", err)
 	}
 	for _, table := range []string{"event_fields", "event_targets", "bundle_text", "counts"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE log = $1", log); err != nil {

@@ -142,6 +142,8 @@ func (sv server) explain(ctx context.Context, err error) error {
 			return &unavailableError{fmt.Sprintf("postgres: %s is not accepting connections yet (%s); Trail reconnects by itself", at, pgErr.Message)}
 		case c == "53300": // too_many_connections
 			return &unavailableError{fmt.Sprintf("postgres: %s has too many connections (%s); raise its max_connections or lower pool_max_conns in the URL", at, pgErr.Message)}
+		case c == "55P03": // lock_not_available: lock_timeout passed
+			return &unavailableError{fmt.Sprintf("postgres: %s: a lock Trail waited for stayed held by another session for %v (%s); a transaction or LOCK TABLE of someone else's holds it? Nothing was stored", at, lockTimeout().Round(time.Second), pgErr.Message)}
 		case strings.HasPrefix(c, "08"): // connection_exception
 			return &unavailableError{fmt.Sprintf("postgres: %s: connection failure (%s); Trail reconnects by itself", at, pgErr.Message)}
 		}

@@ -651,3 +651,52 @@ func TestReadPartitioned(t *testing.T) {
 		}
 	}
 }
+
+// TestLockHeld: a commit that waits for a lock held by another session
+// (a LOCK TABLE of someone else's) fails after lockTimeout saying so, not
+// as a network that stopped answering, and nothing is stored; a rebuild
+// of the indexes waits for as long as it takes.
+func TestLockHeld(t *testing.T) {
+	defer func(a time.Duration) { answerTimeout = a }(answerTimeout)
+	answerTimeout = 3 * time.Second // locks: 2.67 s
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s := open(t, url)
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(3, 1)...)
+
+	tx, err := raw(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE logs IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.Commit(ctx, []store.Batch{w.Batch(t, t0.Add(time.Second), storetest.Events(2, 2)...)})
+	if took := time.Since(start); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "stayed held by another session") || took > 10*time.Second {
+		t.Errorf("Commit with the logs table locked elsewhere = %v after %v, want ErrUnavailable saying a lock stayed held", err, took)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if size, err := s.Size(ctx, w.Info.ID); err != nil || size != 3 {
+		t.Errorf("Size = %d, %v; want 3, nothing stored", size, err)
+	}
+
+	// The indexing held longer than lockTimeout: the rebuild waits.
+	tx, err = raw(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, w.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	reset := make(chan error, 1)
+	go func() { reset <- s.ResetIndex(ctx, w.Info.ID) }()
+	time.Sleep(4 * time.Second)
+	tx.Rollback(ctx)
+	if err := <-reset; err != nil {
+		t.Errorf("ResetIndex after waiting 4 s for the indexing: %v", err)
+	}
+}

@@ -481,8 +481,12 @@ func (s *Store) keepUp(ctx context.Context, ids []int64) {
 	}
 }
 
-// catchUp indexes log until it trails its size by at most keepUpLag().
+// catchUp indexes log until it trails its size by at most keepUpLag(),
+// waiting for another indexer (another node's, or a rebuild's: trail
+// reindex) at most keepUpWait: past it the commit goes on, the log that
+// much further behind.
 func (s *Store) catchUp(ctx context.Context, log int64) error {
+	giveUp := time.Now().Add(keepUpWait)
 	for {
 		var size, done int64
 		err := s.pool.QueryRow(ctx, `SELECT l.size, LEAST(COALESCE(i.size, 0), COALESCE(t.size, 0), COALESCE(c.size, 0)) FROM `+progress+`
@@ -501,6 +505,9 @@ func (s *Store) catchUp(ctx context.Context, log int64) error {
 		if size-done <= keepUpLag() {
 			return nil
 		}
+		if time.Now().After(giveUp) {
+			return nil
+		}
 		select { // another indexer holds the log
 		case <-ctx.Done():
 			return ctx.Err()
@@ -508,6 +515,10 @@ func (s *Store) catchUp(ctx context.Context, log int64) error {
 		}
 	}
 }
+
+// keepUpWait is how long a commit waits for another indexer to bring its
+// log within keepUpLag. A variable for tests.
+var keepUpWait = 2 * time.Second
 
 // keepUpLag is how far behind catchUp leaves a log: a little under
 // maxIndexLag, so that a commit that finds the indexes too far behind

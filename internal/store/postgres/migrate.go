@@ -105,6 +105,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 			// index of a large table, may take longer than an answer
 			// usually does.
 			defer unbounded(tx.Conn().PgConn())()
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 				return err
 			}

@@ -185,6 +185,11 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	// so: PostgreSQL ends such a transaction, and frees the row, after
 	// idleInTransaction. Trail's own transactions never idle that long.
 	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
+	// A statement that waits for a lock longer than lockTimeout fails
+	// saying so (55P03), before the connection would give up on an
+	// answer (answer.go) and blame the network. Migrations and index
+	// rebuilds wait as long as they need (SET LOCAL lock_timeout = 0).
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout().Milliseconds(), 10)
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may plan it once for any arguments, and a generic plan
 	// of a search cannot tell a common actor from a rare one, nor use the
