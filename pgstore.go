@@ -26,7 +26,7 @@ import (
 // Options.MasterKey is refused.
 var errNoMasterKey = errors.New("a PostgreSQL store keeps the logs' signing keys sealed with a master key, " +
 	"which writing needs: give the master key file (trail --master-key-file FILE, or $TRAIL_MASTER_KEY_FILE; " +
-	"trail init creates it), or open the store read-only")
+	"trail init creates it); reading alone needs none (Options.ReadOnly; trail search, get, export and verify)")
 
 // parsePostgresURL reads postgres://… and postgresql://…: a URL with a
 // host or a socket directory, as libpq and pgx take it. The URL is kept
