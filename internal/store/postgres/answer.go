@@ -23,21 +23,23 @@ import (
 // which is longer than a node that stopped mid-commit may hold its log
 // (idleInTransaction): a commit waiting behind such a node gets the log
 // once PostgreSQL ends that node's transaction. A variable for tests.
+// A Store reads it once, when it opens.
 var answerTimeout = 45 * time.Second
 
-// lockTimeout is how long a statement may wait for a lock: PostgreSQL
-// then fails it (55P03), which explain reports as a lock held elsewhere.
-func lockTimeout() time.Duration { return answerTimeout - answerTimeout/9 }
+// lockTimeout is how long a statement may wait for a lock, given the
+// answer bound: PostgreSQL then fails it (55P03), which explain reports
+// as a lock held elsewhere.
+func lockTimeout(answer time.Duration) time.Duration { return answer - answer/9 }
 
 // answerDialer wraps dial so that the connections it makes wait at most
-// answerTimeout for each read and write.
-func answerDialer(dial pgconn.DialFunc) pgconn.DialFunc {
+// limit for each read and write.
+func answerDialer(dial pgconn.DialFunc, limit time.Duration) pgconn.DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &answerConn{Conn: c}, nil
+		return &answerConn{Conn: c, limit: limit}, nil
 	}
 }
 
@@ -48,6 +50,7 @@ func answerDialer(dial pgconn.DialFunc) pgconn.DialFunc {
 // Trail's connections, which never LISTEN.
 type answerConn struct {
 	net.Conn
+	limit     time.Duration // answerTimeout when it was made
 	mu        sync.Mutex
 	read      time.Time // the read deadline pgx set; zero for none
 	write     time.Time // the write deadline pgx set
@@ -87,7 +90,7 @@ func (c *answerConn) bound(write bool) (set time.Time, ours bool) {
 	if write {
 		set, apply = c.write, c.Conn.SetWriteDeadline
 	}
-	limit := time.Now().Add(answerTimeout)
+	limit := time.Now().Add(c.limit)
 	if c.unlimited || !set.IsZero() && set.Before(limit) {
 		apply(set)
 		return set, false
@@ -115,7 +118,7 @@ func (c *answerConn) Read(b []byte) (int, error) {
 	set, ours := c.bound(false)
 	n, err := c.Conn.Read(b)
 	if c.timedOut(err, false, set, ours) {
-		return n, &noAnswerError{wait: answerTimeout, op: "answer"}
+		return n, &noAnswerError{wait: c.limit, op: "answer"}
 	}
 	return n, err
 }
@@ -124,7 +127,7 @@ func (c *answerConn) Write(b []byte) (int, error) {
 	set, ours := c.bound(true)
 	n, err := c.Conn.Write(b)
 	if c.timedOut(err, true, set, ours) {
-		return n, &noAnswerError{wait: answerTimeout, op: "take what was sent"}
+		return n, &noAnswerError{wait: c.limit, op: "take what was sent"}
 	}
 	return n, err
 }

@@ -54,6 +54,8 @@ type server struct {
 	db   string
 	// timeout is the connect timeout in force.
 	timeout time.Duration
+	// lockWait is how long a statement waits for a lock (lock_timeout).
+	lockWait time.Duration
 }
 
 func newServer(cfg *pgconn.Config) server {
@@ -143,7 +145,7 @@ func (sv server) explain(ctx context.Context, err error) error {
 		case c == "53300": // too_many_connections
 			return &unavailableError{fmt.Sprintf("postgres: %s has too many connections (%s); raise its max_connections or lower pool_max_conns in the URL", at, pgErr.Message)}
 		case c == "55P03": // lock_not_available: lock_timeout passed
-			return &unavailableError{fmt.Sprintf("postgres: %s: a lock Trail waited for stayed held by another session for %v (%s); a transaction or LOCK TABLE of someone else's holds it? Nothing was stored", at, lockTimeout().Round(time.Second), pgErr.Message)}
+			return &unavailableError{fmt.Sprintf("postgres: %s: a lock Trail waited for stayed held by another session for %v (%s); a transaction or LOCK TABLE of someone else's holds it? Nothing was stored", at, sv.lockWait.Round(time.Second), pgErr.Message)}
 		case strings.HasPrefix(c, "08"): // connection_exception
 			return &unavailableError{fmt.Sprintf("postgres: %s: connection failure (%s); Trail reconnects by itself", at, pgErr.Message)}
 		}

@@ -189,7 +189,8 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 	// saying so (55P03), before the connection would give up on an
 	// answer (answer.go) and blame the network. Migrations and index
 	// rebuilds wait as long as they need (SET LOCAL lock_timeout = 0).
-	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout().Milliseconds(), 10)
+	answer := answerTimeout
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout(answer).Milliseconds(), 10)
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may plan it once for any arguments, and a generic plan
 	// of a search cannot tell a common actor from a rare one, nor use the
@@ -200,9 +201,10 @@ func connect(ctx context.Context, url string, logger *slog.Logger) (*Store, erro
 		// Named by the URL's application_name, to tell nodes apart.
 		cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
 	}
-	cfg.ConnConfig.DialFunc = answerDialer(cfg.ConnConfig.DialFunc)
+	cfg.ConnConfig.DialFunc = answerDialer(cfg.ConnConfig.DialFunc, answer)
 	cfg.AfterConnect = afterConnect
 	srv := newServer(&cfg.ConnConfig.Config)
+	srv.lockWait = lockTimeout(answer)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", srv.addr, err)
