@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/trail-audit/trail/internal/store"
 	"github.com/trail-audit/trail/internal/store/postgres/pgtest"
 	"github.com/trail-audit/trail/internal/store/storetest"
@@ -180,13 +182,7 @@ func TestResetIndexBesideCommits(t *testing.T) {
 	indexed(t, s, w)
 
 	// Another session holds the log's indexing.
-	tx, err := raw(t, url).Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, w.Info.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdIndexing(t, url, w.Info.ID)
 	reset := make(chan error, 1)
 	go func() { reset <- s.ResetIndex(ctx, w.Info.ID) }()
 	time.Sleep(300 * time.Millisecond) // the rebuild waits for the holder
@@ -222,4 +218,19 @@ func TestResetIndexBesideCommits(t *testing.T) {
 	indexed(t, s, w)
 	storetest.CheckLog(t, s, w)
 	storetest.CheckSearch(t, s, w, store.Query{To: -1, Limit: 1000}, true)
+}
+
+// holdIndexing takes log's indexing in a transaction of its own, as an
+// indexer or a rebuild does, and returns the transaction, to roll back.
+func holdIndexing(t *testing.T, url string, log int64) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := raw(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, log); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

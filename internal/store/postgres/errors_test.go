@@ -685,13 +685,7 @@ func TestLockHeld(t *testing.T) {
 	}
 
 	// The indexing held longer than lockTimeout: the rebuild waits.
-	tx, err = raw(t, url).Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2::integer)", indexLockSpace, w.Info.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx = holdIndexing(t, url, w.Info.ID)
 	reset := make(chan error, 1)
 	go func() { reset <- s.ResetIndex(ctx, w.Info.ID) }()
 	time.Sleep(4 * time.Second)
