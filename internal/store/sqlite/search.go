@@ -360,11 +360,13 @@ func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQue
 	if len(p.sieves) > 0 {
 		page = max(limit, 4096) // most are sifted out unread
 	}
-	tail, err := s.tailFrom(ctx, segOf(lo), segOf(hi))
-	if err != nil {
-		return nil, err
+	sv := siever{s: s, p: &p, tail: -1}
+	if len(p.sieves) > 0 {
+		var err error
+		if sv.tail, err = s.tailFrom(ctx, segOf(lo), segOf(hi)); err != nil {
+			return nil, err
+		}
 	}
-	sv := siever{s: s, p: &p, tail: tail}
 	var kept []int64
 	for hi >= lo && len(out) < limit {
 		a := make([]any, 0, len(sq.head)+3)
@@ -390,7 +392,10 @@ func (s *Store) runRange(ctx context.Context, r *bundleReader, p plan, sq sqlQue
 		// The page's keys run along the segments, up or down: each run
 		// of one segment is sifted on its own.
 		kept = kept[:0]
-		for i := 0; i < len(keys); {
+		if len(p.sieves) == 0 {
+			kept = keys
+		}
+		for i := 0; i < len(keys) && len(p.sieves) > 0; {
 			j := i + 1
 			for j < len(keys) && segOf(keys[j]) == segOf(keys[i]) {
 				j++
