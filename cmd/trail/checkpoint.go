@@ -30,7 +30,8 @@ func (c *checkpointCommand) Usage() string {
 	return usage(c.flagSet(), "trail checkpoint [--data DIR] [--log NAME] [--verifier-key KEY]\n       trail checkpoint --server URL --key KEY [--verifier-key KEY]", `
 Checkpoint prints the log's latest signed checkpoint exactly as stored: a
 C2SP tlog-checkpoint (origin, tree size, root hash) signed as a C2SP signed
-note with the log's key (https://c2sp.org/tlog-checkpoint).
+note with the log's key (https://c2sp.org/tlog-checkpoint). An empty log
+stores none: for it, checkpoint signs the empty tree's.
 
 Save one now and then, somewhere the log's operator cannot change: "trail
 verify --against FILE" later proves that the log only grew since, with
@@ -73,8 +74,19 @@ func (c *checkpointCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer db.Close()
-		if signed, err = l.Checkpoint(); err != nil {
+		signed, err = l.Checkpoint()
+		if errors.Is(err, trail.ErrNotFound) && l.Size() == 0 {
+			// A read-only open has no signing key, and an empty log
+			// stores no checkpoint: open it to append, which signs
+			// the empty tree's.
+			db.Close()
+			if db, l, err = c.db.open(ctx, false); err != nil {
+				return fmt.Errorf("log %q is empty, and signing its empty tree's checkpoint needs it opened to append: %w", c.db.log, err)
+			}
+			signed, err = l.Checkpoint()
+		}
+		db.Close()
+		if err != nil {
 			return err
 		}
 	}
