@@ -372,3 +372,25 @@ func TestQueryParamsMatchDocument(t *testing.T) {
 		checkParams(t, doc, "/v1/stats", s, StatsQuery.Values, ParseStatsQuery)
 	})
 }
+
+// TestServersRelative checks that the document names no fixed host: a
+// server at any address serves it, and clients resolve its paths against
+// where they fetched it.
+func TestServersRelative(t *testing.T) {
+	var doc struct {
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if len(doc.Servers) == 0 {
+		t.Fatal("openapi.json lists no servers")
+	}
+	for _, s := range doc.Servers {
+		if u, err := url.Parse(s.URL); err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(s.URL, "/") {
+			t.Errorf("server URL %q: want a path relative to the document's host, such as /", s.URL)
+		}
+	}
+}
