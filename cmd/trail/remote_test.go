@@ -175,11 +175,19 @@ func TestRemoteTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	// The tail has chosen where it starts once its own trail.tail record
-	// is in the log (reads are audited before they are served).
+	// And one printing table rows.
+	rows := exec.Command(trailBin, "tail", "-f", "--server", s.url, "--key", key, "--action", "user.delete")
+	var rowsOut syncBuffer
+	rows.Stdout = &rowsOut
+	if err := rows.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Process.Kill()
+	// The tails have chosen where they start once their own trail.tail
+	// records are in the log (reads are audited before they are served).
 	for i := 0; ; i++ {
 		r := ok(t, "", "--data", data, "--log", "acme", "search", "--action", "trail.tail", "--json")
-		if strings.TrimSpace(r.stdout) != "" {
+		if len(lines(r.stdout)) == 2 {
 			break
 		}
 		if i == 100 {
@@ -190,12 +198,17 @@ func TestRemoteTail(t *testing.T) {
 	ok(t, `{"actor":{"id":"a"},"action":"user.login"}`+"\n"+`{"actor":{"id":"b"},"action":"user.delete"}`+"\n", "--server", s.url, "--key", key, "append")
 	ok(t, "", "--server", s.url, "--key", key, "append", "--actor", "c", "--action", "user.delete")
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && strings.Count(out.String(), "\n") < 2 {
+	for time.Now().Before(deadline) && (strings.Count(out.String(), "\n") < 2 || strings.Count(rowsOut.String(), "\n") < 3) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	got := lines(out.String())
 	if len(got) != 2 || !strings.Contains(got[0], `"id":"b"`) || !strings.Contains(got[1], `"id":"c"`) {
 		t.Fatalf("tail -f printed %q, want the two user.delete events, b then c", out.String())
+	}
+	table := lines(rowsOut.String())
+	if len(table) != 3 || !strings.HasPrefix(table[0], "TIME  SEQ  ACTOR  ACTION") ||
+		!strings.Contains(table[1], "  b  user.delete") || !strings.Contains(table[2], "  c  user.delete") {
+		t.Errorf("tail -f without --json printed %q, want a header, then rows of b and c", rowsOut.String())
 	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -64,13 +64,20 @@ func (c *tailCommand) Run(ctx context.Context, args []string) error {
 	}
 	w := bufio.NewWriter(c.env.stdout)
 	var buf []byte
+	headed := false
 	err = cl.Tail(ctx, q, -1, func(e *event.Event) error {
 		if c.json {
 			buf = append(canon.Append(buf[:0], e), '\n')
 			w.Write(buf)
 		} else {
-			// The cells of search's table, unaligned: rows arrive one by one.
-			w.WriteString(strings.Join(eventTable([]*event.Event{e}).rows[0], "  ") + "\n")
+			// The cells of search's table, unaligned: rows arrive one by
+			// one. Its header comes with the first.
+			t := eventTable([]*event.Event{e})
+			if !headed {
+				w.WriteString(strings.Join(t.header, "  ") + "\n")
+				headed = true
+			}
+			w.WriteString(strings.TrimRight(strings.Join(t.rows[0], "  "), " ") + "\n")
 		}
 		return w.Flush()
 	})
