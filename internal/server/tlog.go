@@ -19,9 +19,11 @@ import (
 //	GET /v1/tlog/tile/<L>/<N>[.p/<W>]        hash tiles of height 8 (any scope)
 //	GET /v1/tlog/tile/entries/<N>[.p/<W>]    entry bundles, the canonical events (scope read, audited)
 //
-// Full tiles and bundles never change: they may be kept by the client
-// (Cache-Control: private, immutable; private because they are behind an
-// API key). Partial ones and the checkpoint are not to be stored.
+// Tiles and bundles never change, partial ones included (tile .p/W is
+// the first W entries, which a later size only adds to): they may be kept
+// by the client (Cache-Control: private, immutable; private because they
+// are behind an API key), as tlog-tiles asks. The checkpoint is not to be
+// stored.
 
 // Cache-Control values of the tlog-tiles responses.
 const (
@@ -130,13 +132,9 @@ func gzipped(data []byte) []byte {
 	return b.Bytes()
 }
 
-// writeTile sends a tile or bundle, marked immutable when it is full.
+// writeTile sends a tile or bundle, marked immutable.
 func writeTile(w http.ResponseWriter, t tilePath, data []byte) {
-	if t.width == trail.TileWidth {
-		w.Header().Set("Cache-Control", cacheImmutable)
-	} else {
-		w.Header().Set("Cache-Control", cacheNoStore)
-	}
+	w.Header().Set("Cache-Control", cacheImmutable)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(http.StatusOK)
