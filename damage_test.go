@@ -146,32 +146,82 @@ func testDamagedEvent(t *testing.T, b backends.Backend) {
 			if p, err := l.Search(ctx, api.Query{Limit: 10}); err != nil || len(p.Events) != 10 {
 				t.Errorf("Search(newest 10) = %d events, %v; want 10 and no error", len(p.Events), err)
 			}
+			// An export checks each event against its leaf: it tells
+			// an altered event, as it tells one that does not decode.
+			// For damage that hides where its record's events end (a
+			// bundle's header), the first event met is one of the
+			// record.
+			wantEventsDamaged(t, l, first, seq)
 			if c.Decodes {
 				return // a search cannot tell an altered event from any other
 			}
-			// The first event met is the damaged one, or for damage that
-			// hides where its record's events end (a bundle's header),
-			// one of the record.
 			_, err = l.Search(ctx, api.Query{Limit: 1000})
 			wantDamaged(t, "Search(every event)", err, first, seq)
 			_, err = l.Search(ctx, api.Query{Actor: f.actors[seq], Limit: 1000})
 			wantDamaged(t, "Search(an actor's events, through the index)", err, first, seq)
-			var n int
-			err = nil
-			for _, ierr := range l.Events(ctx, api.Query{}) {
-				if ierr != nil {
-					err = ierr
-					break
-				}
-				n++
-			}
-			wantDamaged(t, "Events(every event)", err, first, seq)
-			var de *trail.DamagedError
-			if errors.As(err, &de) && n != int(de.Seq) {
-				t.Errorf("Events yielded %d events before the damage at seq %d, want them all", n, de.Seq)
-			}
 		})
 	}
+}
+
+// wantEventsDamaged checks that Events over the whole log yields every
+// event before the damage, then a *trail.DamagedError at a seq in [lo, hi].
+func wantEventsDamaged(t *testing.T, l *trail.Log, lo, hi int64) {
+	t.Helper()
+	var n int
+	var err error
+	for _, ierr := range l.Events(context.Background(), api.Query{}) {
+		if ierr != nil {
+			err = ierr
+			break
+		}
+		n++
+	}
+	wantDamaged(t, "Events(every event)", err, lo, hi)
+	var de *trail.DamagedError
+	if errors.As(err, &de) && n != int(de.Seq) {
+		t.Errorf("Events yielded %d events before the damage at seq %d, want them all", n, de.Seq)
+	}
+}
+
+// TestEventsCheckLeaves alters events so that they still decode, in a
+// full level-0 tile and in the log's last, partial one, and in a filtered
+// export: Events must end at the altered event, or for the partial tile
+// (whose stored hashes some backends derive from the events) at the first
+// event of the tile, never yield it as the log's.
+func TestEventsCheckLeaves(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newDamageFixture(t, b)
+		ctx := context.Background()
+		for _, c := range []struct {
+			seq, lo int64
+		}{
+			{300, 300}, // tile 1 of 256 to 511, full
+			{590, 512}, // tile 2 of 512 to 599, partial
+		} {
+			t.Run(fmt.Sprint(c.seq), func(t *testing.T) {
+				dir := f.copy(t)
+				tp := b.Tamper(t, dir)
+				editEvent(t, tp, c.seq, func(e *event.Event) { e.Reason = "nothing to see" })
+				must(t, tp.Close())
+				l := openLog(t, dir, true)
+				wantEventsDamaged(t, l, c.lo, c.seq)
+				// Filtered: the actor's events before the damage named.
+				var err error
+				var last int64 = -1
+				for e, ierr := range l.Events(ctx, api.Query{Actor: f.actors[c.seq]}) {
+					if ierr != nil {
+						err = ierr
+						break
+					}
+					last = e.Seq
+				}
+				wantDamaged(t, "Events(the altered event's actor)", err, c.lo, c.seq)
+				if de := (*trail.DamagedError)(nil); errors.As(err, &de) && last >= de.Seq {
+					t.Errorf("Events(actor %s) yielded seq %d, at or past the damage named at %d", f.actors[c.seq], last, de.Seq)
+				}
+			})
+		}
+	})
 }
 
 // proveLatest returns the error of proving e against the log's latest

@@ -470,8 +470,10 @@ func (l *Log) Search(ctx context.Context, q api.Query) (api.Page, error) {
 }
 
 // Events yields every event matching q (Limit and Cursor ignored) oldest
-// first, streaming in constant memory. It is what export uses. A damaged
-// event ends it with a *DamagedError, after the events before it.
+// first, streaming in constant memory. It is what export uses. Each event
+// is checked against its leaf in the tree of the log's latest signed
+// checkpoint (leafCheck). A damaged event ends it with a *DamagedError,
+// after the events before it.
 func (l *Log) Events(ctx context.Context, q api.Query) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		q.Cursor, q.Limit = "", 0
@@ -480,35 +482,71 @@ func (l *Log) Events(ctx context.Context, q api.Query) iter.Seq2[*event.Event, e
 			yield(nil, damaged(err))
 			return
 		}
+		// Read after the size that bounds sq, so that it covers it.
+		lc, err := l.newLeafCheck(ctx)
+		if err != nil {
+			yield(nil, damaged(err))
+			return
+		}
 		sq.Asc, sq.Limit = true, 1000
-		for sq.From <= sq.To {
-			evs, err := l.db.st.Search(ctx, l.info.ID, sq)
-			// On damage, the matches before it first.
-			var bad error
-			before := sq
-			for de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Seq > before.From && de.Seq <= before.To; {
-				bad, before.To = err, de.Seq-1
-				evs, err = l.db.st.Search(ctx, l.info.ID, before)
-			}
-			if err != nil {
-				yield(nil, damaged(err))
+		if sq.From > sq.To {
+			return
+		}
+		// Each chunk's leaves are hashed while the next one is read.
+		cur := l.eventChunk(ctx, sq)
+		for {
+			if cur.err != nil {
+				yield(nil, damaged(cur.err))
 				return
 			}
-			for _, e := range evs {
+			hashed := make(chan []tlog.Hash, 1)
+			go func(evs []*event.Event) { hashed <- leafHashes(evs) }(cur.evs)
+			var next *chunk
+			if cur.bad == nil && len(cur.evs) == sq.Limit {
+				if sq.From = cur.evs[len(cur.evs)-1].Seq + 1; sq.From <= sq.To {
+					next = l.eventChunk(ctx, sq)
+				}
+			}
+			hs := <-hashed
+			for i, e := range cur.evs {
+				if err := lc.check(e, hs[i]); err != nil {
+					yield(nil, err)
+					return
+				}
 				if !yield(e, nil) {
 					return
 				}
 			}
-			if bad != nil {
-				yield(nil, damaged(bad))
+			if cur.bad != nil {
+				yield(nil, damaged(cur.bad))
 				return
 			}
-			if len(evs) < sq.Limit {
+			if next == nil {
 				return
 			}
-			sq.From = evs[len(evs)-1].Seq + 1
+			cur = next
 		}
 	}
+}
+
+// chunk is a part of Events: the matches of one store search, and the
+// damage the search met past them, if any.
+type chunk struct {
+	evs      []*event.Event
+	bad, err error
+}
+
+// eventChunk runs a search of Events. On damage, the matches before it
+// first: the chunk holds those and the damage in bad.
+func (l *Log) eventChunk(ctx context.Context, sq store.Query) *chunk {
+	evs, err := l.db.st.Search(ctx, l.info.ID, sq)
+	var bad error
+	before := sq
+	for de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Seq > before.From && de.Seq <= before.To; {
+		bad, before.To = err, de.Seq-1
+		evs, err = l.db.st.Search(ctx, l.info.ID, before)
+	}
+	return &chunk{evs: evs, bad: bad, err: err}
 }
 
 // MaxTextTerms is how many words a search's free text (api.Query.Text)
