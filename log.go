@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -606,6 +607,15 @@ func checkQuery(q api.Query) (store.Query, error) {
 	}
 	if sq.Limit > 10000 {
 		return sq, &event.Error{Index: -1, Field: "limit", Reason: "at most 10000"}
+	}
+	// No stored event holds text that is not UTF-8, or a NUL: such a
+	// filter is a mistake (and PostgreSQL refuses to compare it).
+	for _, f := range []struct{ name, val string }{
+		{"actor", q.Actor}, {"target_type", q.TargetType}, {"target_id", q.TargetID},
+	} {
+		if !utf8.ValidString(f.val) || strings.IndexByte(f.val, 0) >= 0 {
+			return sq, &event.Error{Index: -1, Field: f.name, Reason: "must be UTF-8 text without NUL, as every stored value is"}
+		}
 	}
 	for _, f := range []struct {
 		name, val string
