@@ -27,6 +27,11 @@ import (
 // (408), and one that breaks off (the connection closed before its
 // Content-Length, a malformed chunk) with a 400 saying so.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		// Refused unread: a client that waits for 100 Continue sends
+		// nothing, and reads the 413 rather than a reset connection.
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var me *http.MaxBytesError
 	if err != nil && !errors.As(err, &me) && !errors.Is(err, os.ErrDeadlineExceeded) {

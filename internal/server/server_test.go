@@ -341,6 +341,18 @@ func TestValidationErrors(t *testing.T) {
 	if want := "request body over the 1048576-byte limit (--max-body)"; ae.Error.Message != want {
 		t.Errorf("413 for a large body says %q, want %q", ae.Error.Message, want)
 	}
+	// A client that declares a body over the limit and waits for 100
+	// Continue before it sends it gets the 413 at once.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\nExpect: 100-continue\r\n\r\n", e.keys["acme-append"])
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if status, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.HasPrefix(status, "HTTP/1.1 413 ") {
+		t.Errorf("a declared body of 100 MB, waiting for 100 Continue: answered %q, %v; want 413 first", status, err)
+	}
 	// Numbers canonicalisation would rewrite, and the zero time, which
 	// would stand for an absent one.
 	for _, c := range []struct{ body, field, msg string }{
