@@ -94,7 +94,8 @@ func (l *Log) Stats(ctx context.Context, q api.StatsQuery) (*api.Stats, error) {
 		// (its time is the client's): the last MaxStatsBuckets buckets.
 		start = end.Add(-MaxStatsBuckets * bucket)
 	}
-	if n := end.Sub(start) / bucket; n > MaxStatsBuckets {
+	// In seconds: a time.Duration stops at 292 years.
+	if n := (end.Unix() - start.Unix()) / int64(bucket/time.Second); n > MaxStatsBuckets {
 		field, unit := "since", "hour"
 		if bucket == day {
 			unit = "day"

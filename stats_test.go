@@ -279,6 +279,11 @@ func TestStatsInvalid(t *testing.T) {
 			}
 		})
 	}
+	// A range longer than a time.Duration holds is counted all the same.
+	wide := api.StatsQuery{Since: time.Unix(0, 0).UTC(), Until: time.Date(9999, 12, 30, 0, 0, 0, 0, time.UTC)}
+	if _, err := l.Stats(context.Background(), wide); err == nil || !strings.Contains(err.Error(), "holds 2932895 day buckets") {
+		t.Errorf("Stats(1970 to 9999 by day) = %v, want it to count 2932895 day buckets", err)
+	}
 	// The last day of 9999 that a bucket can end at is allowed, and its
 	// answer marshals.
 	last := api.StatsQuery{Since: time.Date(9999, 12, 20, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), Bucket: 24 * time.Hour}
