@@ -468,3 +468,31 @@ func TestAppendNamesDamagedTile(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyRenamedLog: a log renamed in the database (two logs' names
+// swapped, say) fails Verify at its first event: where the events keep
+// the name they were stored with, every hash and checkpoint still
+// matches, and the name in each event tells; where a backend gives
+// events their log's name as it reads them, their hashes tell.
+func TestVerifyRenamedLog(t *testing.T) {
+	backends.Run(t, func(t *testing.T, b backends.Backend) {
+		f := newDamageFixture(t, b)
+		dir := f.copy(t)
+		tp := b.Tamper(t, dir)
+		if err := tp.RenameLog(context.Background(), tamperLog, "renamed"); err != nil {
+			t.Fatal(err)
+		}
+		must(t, tp.Close())
+		db, err := openAt(context.Background(), dir, trail.Options{ReadOnly: true})
+		must(t, err)
+		defer db.Close()
+		l, err := db.Log(context.Background(), "renamed")
+		must(t, err)
+		var ve *trail.VerifyError
+		_, err = l.Verify(context.Background(), trail.VerifyOptions{})
+		named := strings.Contains(fmt.Sprint(err), fmt.Sprintf("the event names log %q, not %q", tamperLog, "renamed"))
+		if !errors.As(err, &ve) || ve.Seq != 0 || !named && !strings.Contains(err.Error(), "do not match the events") {
+			t.Errorf("Verify() of a renamed log = %v, want a VerifyError at seq 0 naming both names, or its hashes", err)
+		}
+	})
+}

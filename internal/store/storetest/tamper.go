@@ -59,6 +59,8 @@ type Tamperer interface {
 	// as a commit would leave them, and lowers how far its indexes and
 	// counts go to at most size.
 	SetSize(ctx context.Context, log string, size int64, lastReceivedAt time.Time) error
+	// RenameLog changes the log's name to name, and nothing else.
+	RenameLog(ctx context.Context, log, name string) error
 	// EditTile changes the stored tile at level and index: edit gets its
 	// data, nil if none is stored, and returns the data to store instead;
 	// nil deletes it. A tile the backend does not store but computes (the

@@ -15,6 +15,13 @@ import (
 	"github.com/trail-audit/trail/internal/store"
 )
 
+// RenameLog implements storetest.Tamperer.
+func (tp *Tamperer) RenameLog(ctx context.Context, log, name string) error {
+	return tp.write(ctx, log, func(t tx, id int64) error {
+		return t.change("rename the log", "UPDATE logs SET name = $1 WHERE id = $2", name, id)
+	})
+}
+
 // SetSize implements storetest.Tamperer. The store's indexes and counts
 // go as far as the log's size, as its commits write them with the events:
 // when the size goes down, the index rows of the seqs past it are

@@ -25,6 +25,13 @@ func (tp *Tamperer) SetSize(ctx context.Context, log string, size int64, lastRec
 	})
 }
 
+// RenameLog implements storetest.Tamperer.
+func (tp *Tamperer) RenameLog(ctx context.Context, log, name string) error {
+	return tp.write(ctx, log, func(c conn, id int64) error {
+		return c.change("rename the log", "UPDATE logs SET name = ?1 WHERE id = ?2", name, id)
+	})
+}
+
 // EditTile implements storetest.Tamperer.
 func (tp *Tamperer) EditTile(ctx context.Context, log string, level int, index int64, edit func([]byte) []byte) error {
 	return tp.write(ctx, log, func(c conn, id int64) error {
