@@ -170,7 +170,7 @@ func Check(ctx context.Context, src Source, size int64, opts Options) (Report, e
 		return Report{}, err
 	}
 	if covered != size {
-		return Report{}, errorf(covered, "no signed checkpoint covers events %d to %d: they were added outside Trail", covered, size-1)
+		return Report{}, errorf(covered, "no signed checkpoint covers events %d to %d: they were added outside Trail, or the checkpoints that did were removed", covered, size-1)
 	}
 	root := r.app.Root()
 	if against != nil && tiles != nil {
