@@ -117,7 +117,8 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 			// A read whose record (auditRead) could not be appended.
 			body.Error.Message = "this read could not be recorded in the log, so it is not served: " + body.Error.Message
 		case errors.Is(err, trail.ErrUnavailable): // an append
-			body.Error.Message = trail.ErrUnavailable.Error() + ": " + body.Error.Message
+			// Refused for the damage, not for an outage.
+			body.Error.Message = "nothing was stored: " + body.Error.Message
 		}
 		if de.Err != nil {
 			err = fmt.Errorf("%w (%v)", err, de.Err)
