@@ -346,6 +346,29 @@ func (l *Log) AppendIdempotent(ctx context.Context, events []event.Event, id Ide
 }
 
 func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempotency) ([]api.Receipt, bool, error) {
+	rs, replayed, err := l.appendOnce(ctx, events, id)
+	if de := (*DamagedError)(nil); errors.As(err, &de) {
+		l.db.refused.Store(l.info.Name, err)
+	} else if err == nil && len(rs) > 0 {
+		l.db.refused.Delete(l.info.Name)
+	}
+	return rs, replayed, err
+}
+
+// RefusedAppends returns, by log name, the damage that refused the latest
+// append of each log whose latest append through this DB was refused for
+// damage (a *DamagedError): for a server's readiness to report until an
+// append succeeds again.
+func (db *DB) RefusedAppends() map[string]error {
+	out := map[string]error{}
+	db.refused.Range(func(k, v any) bool {
+		out[k.(string)] = v.(error)
+		return true
+	})
+	return out
+}
+
+func (l *Log) appendOnce(ctx context.Context, events []event.Event, id *Idempotency) ([]api.Receipt, bool, error) {
 	if l.db.w == nil {
 		return nil, false, ErrReadOnly
 	}

@@ -163,6 +163,9 @@ type DB struct {
 	lock     *dirLock // held when opts.Lock
 
 	commits commitHealth // see Ready
+	// refused maps the name of each log whose latest append was refused
+	// for damage to that error (see RefusedAppends).
+	refused sync.Map
 
 	// stopFollow ends followLoop, which closes followDone; closing, set
 	// first, stops Log.follow from reading the store.

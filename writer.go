@@ -233,7 +233,11 @@ func (w *writer) commit(group []*appendReq) {
 	if err != nil {
 		err = w.db.unavailable(err)
 		w.db.opts.Logger.Error("commit failed; appends refused", "events", countEvents(group), "err", err)
-		w.db.commits.record(err)
+		// Damage refuses its log's appends, named by Log.appendBatch;
+		// it says nothing of the store's health.
+		if de := (*DamagedError)(nil); !errors.As(err, &de) {
+			w.db.commits.record(err)
+		}
 		// Observed before answering, so that whoever got the answer sees
 		// the commit counted.
 		w.db.observe(CommitStats{Requests: len(group), Duration: time.Since(start), Err: err})

@@ -202,6 +202,11 @@ func testStrayEventAPI(t *testing.T, b backends.Backend) {
 	if l.Size() != size {
 		t.Errorf("the log holds %d events after the refused appends, want %d", l.Size(), size)
 	}
+	// Readiness says so, degraded rather than down: reads are served.
+	ready := e.do("GET", "/readyz", "", "", nil)
+	if body := string(ready.body); ready.status != 200 || !strings.HasPrefix(body, "degraded: log acme: appends refused: ") || !strings.Contains(body, "damaged") {
+		t.Errorf("GET /readyz after refused appends = %d %q, want 200 degraded, naming log acme and the damage", ready.status, body)
+	}
 }
 
 // The viewer's event page and events list say that a stored event is

@@ -31,9 +31,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -295,8 +297,8 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz reports whether the DB works fully (trail.DB.Ready): 503 with
 // the reason while it cannot commit or its indexer is failing; 200
-// "degraded: …" while appends are stored but witnessing fails or lags
-// (witness.go).
+// "degraded: …" while a log refuses appends for damage, or appends are
+// stored but witnessing fails or lags (witness.go).
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -309,12 +311,24 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "not ready: " + why})
 		return
 	}
-	if why := s.witnessDegraded(); len(why) > 0 {
+	if why := append(s.refusedAppends(), s.witnessDegraded()...); len(why) > 0 {
 		writeDegraded(w, why)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ready\n"))
+}
+
+// refusedAppends says which logs refused their latest append for damage.
+// The server is degraded, not down: the other logs, and the reads of the
+// damaged one, are served.
+func (s *server) refusedAppends() []string {
+	var why []string
+	for name, err := range s.db.RefusedAppends() {
+		why = append(why, fmt.Sprintf("log %s: appends refused: %v", name, err))
+	}
+	slices.Sort(why)
+	return why
 }
 
 // reqInfo collects what the access log reports beyond the request itself.
