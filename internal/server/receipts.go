@@ -31,6 +31,16 @@ const maxReceiptWait = 30 * time.Second
 // wantsReceipts reports whether an append asks for receipts, and whether
 // it asks for them in a way Trail knows.
 func wantsReceipts(r *http.Request) (bool, error) {
+	// The one parameter of an append: a misspelt one (receipt=wait)
+	// would otherwise go without receipts unnoticed.
+	for name, vals := range r.URL.Query() {
+		switch {
+		case name != "receipts":
+			return false, badParam(name, "unknown parameter; an append takes receipts=wait")
+		case len(vals) > 1:
+			return false, badParam(name, "given more than once")
+		}
+	}
 	v := r.URL.Query().Get("receipts")
 	h := r.Header.Get("Trail-Receipts")
 	switch {

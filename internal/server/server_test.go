@@ -331,6 +331,9 @@ func TestValidationErrors(t *testing.T) {
 	e.fails(400, "invalid_event", "events", "POST", "/v1/events", "acme-append", "application/json", []byte(`{"events":{}}`))
 	e.fails(400, "invalid_event", "", "POST", "/v1/events", "acme-append", "application/x-ndjson", nil)
 	e.fails(415, "unsupported_media_type", "", "POST", "/v1/events", "acme-append", "text/plain", []byte(ev("a", "user.login")))
+	// A misspelt parameter is refused, not ignored (no receipts).
+	e.fails(400, "invalid_parameter", "receipt", "POST", "/v1/events?receipt=wait", "acme-append", "application/json", []byte(ev("a", "user.login")))
+	e.fails(400, "invalid_parameter", "receipts", "POST", "/v1/events?receipts=wait&receipts=wait", "acme-append", "application/json", []byte(ev("a", "user.login")))
 	ae = e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
 		[]byte(strings.Repeat(ev("a", "user.login")+"\n", 4)))
 	if want := "over 3 events in one request (4 sent)"; !strings.Contains(ae.Error.Message, want) {
