@@ -181,7 +181,13 @@ func sameOrigin(r *http.Request) bool {
 	switch o {
 	case "":
 		// Not sent by a browser's form (curl, a script), or by one
-		// that says where the form came from.
+		// that says where the form came from; an older browser may say
+		// it only in Referer, which must then be this site.
+		if ref := r.Header.Get("Referer"); ref != "" {
+			if u, err := url.Parse(ref); err != nil || u.Host != r.Host {
+				return false
+			}
+		}
 		return site == "" || site == "same-origin"
 	case "null":
 		// An opaque origin: a sandboxed frame or a page of another

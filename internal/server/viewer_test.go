@@ -93,7 +93,11 @@ func (v *viewerEnv) signIn(c *http.Client, key, next, origin string) *http.Respo
 	v.t.Helper()
 	req, _ := http.NewRequest("POST", v.srv.URL+"/signin", strings.NewReader(url.Values{"key": {key}, "next": {next}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", origin)
+	if ref, ok := strings.CutPrefix(origin, "referer:"); ok {
+		req.Header.Set("Referer", ref) // a browser that sends no Origin
+	} else {
+		req.Header.Set("Origin", origin)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		v.t.Fatal(err)
@@ -135,6 +139,7 @@ func TestViewerSignIn(t *testing.T) {
 		{"append-only key", v.appendOnly, v.srv.URL, http.StatusForbidden},
 		{"another site's form", v.read, "https://evil.example", http.StatusForbidden},
 		{"an opaque origin (a sandboxed frame)", v.read, "null", http.StatusForbidden},
+		{"another site's page, said only in Referer", v.read, "referer:https://evil.example/page", http.StatusForbidden},
 		{"a form over 16 KiB", v.read + strings.Repeat(" ", 17<<10), v.srv.URL, http.StatusRequestEntityTooLarge},
 	} {
 		resp := v.signIn(c, tc.key, "/", tc.origin)
@@ -151,6 +156,9 @@ func TestViewerSignIn(t *testing.T) {
 	}
 	if resp := v.signIn(v.browser(), v.read, "/\t/evil.example", v.srv.URL); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Errorf("sign-in with next=/<TAB>/evil.example = %s → %q; want 303 to /", resp.Status, resp.Header.Get("Location"))
+	}
+	if resp := v.signIn(v.browser(), v.read, "/", "referer:"+v.srv.URL+"/signin"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("sign-in from this site's page, said only in Referer = %s, want 303", resp.Status)
 	}
 	cookies := resp.Cookies()
 	if len(cookies) != 1 {
