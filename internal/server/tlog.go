@@ -155,7 +155,7 @@ func (s *server) hashTile(w http.ResponseWriter, r *http.Request, key trail.KeyI
 	}
 	lv, rest, ok := strings.Cut(p, "/")
 	level, err := strconv.Atoi(lv)
-	if !ok || err != nil || strconv.Itoa(level) != lv {
+	if !ok || err != nil || strconv.Itoa(level) != lv || level < 0 {
 		return errNoTile
 	}
 	t, ok := parseTileIndex(rest)

@@ -250,8 +250,10 @@ func TestTlogTilesNotFoundAndScopes(t *testing.T) {
 	e.ok(200, "GET", "/v1/tlog/tile/0/000.p/17", "acme-append", "", nil, nil)
 	e.ok(200, "GET", "/v1/tlog/tile/1/000.p/1", "acme-append", "", nil, nil)
 	e.ok(200, "GET", "/v1/tlog/tile/8/0/000", "acme-append", "", nil, nil) // as golang.org/x/mod/sumdb/tlog names it
-	if ae := e.fails(404, "not_found", "", "GET", "/v1/tlog/tile/0/1", "acme-append", "", nil); !strings.Contains(ae.Error.Message, "no such tile path") {
-		t.Errorf("GET /v1/tlog/tile/0/1: %q, want it to say the tile path is not one", ae.Error.Message)
+	for _, p := range []string{"tile/0/1", "tile/-1/000"} {
+		if ae := e.fails(404, "not_found", "", "GET", "/v1/tlog/"+p, "acme-append", "", nil); !strings.Contains(ae.Error.Message, "no such tile path") {
+			t.Errorf("GET /v1/tlog/%s: %q, want it to say the tile path is not one", p, ae.Error.Message)
+		}
 	}
 	for _, p := range []string{
 		"tile/8/000", "tile/8/0/002", "tile/8/100/000", "tile/8/0/x001/000",
