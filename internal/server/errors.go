@@ -144,6 +144,11 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 		// The client left, or the request ran out of time: not the
 		// store's failure, and an append's outcome is not known here.
 		status, body.Error.Code, body.Error.Message = http.StatusServiceUnavailable, "unavailable", "the request ended before its outcome was known; an append may have been stored: retry it with the same Idempotency-Key"
+		if info, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); r.Method != http.MethodPost || ok && info.keyID == "" {
+			// A read, or a request that ended before its key was
+			// checked: nothing was stored.
+			body.Error.Message = "the request ended before it was answered; nothing was stored: retry it"
+		}
 
 	default:
 		body.Error.Code, body.Error.Message = "internal", "internal error"
