@@ -32,6 +32,10 @@ const (
 	ActionTail   = "trail.tail"   // a stream: GET /v1/tail, the viewer's live rows
 	ActionStats  = "trail.stats"  // counts: GET /v1/stats, /v1/actions, the viewer's overview
 	ActionSignIn = "trail.signin" // a sign-in to the viewer
+	// ActionAccess records a request a valid key of the log made and was
+	// denied (outcome denied): it lacks the route's scope. Not a read: it
+	// always shows.
+	ActionAccess = "trail.access"
 )
 
 // readActions are the actions of ReadActions.

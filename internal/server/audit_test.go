@@ -76,6 +76,26 @@ func TestReadAudit(t *testing.T) {
 		t.Errorf("a refused export appended %d events, want none", l.Size()-before)
 	}
 
+	// A key denied a route for lack of its scope is recorded as such,
+	// in its own log: an invalid access attempt.
+	e.fails(403, "forbidden", "", "GET", "/v1/events?actor=ana", "acme-append", "", nil)
+	e.fails(403, "forbidden", "", "POST", "/v1/events", "acme-read", "application/json", []byte(`{"actor":{"id":"x"},"action":"user.login"}`))
+	page, err = l.Search(context.Background(), api.Query{Action: trail.ActionAccess, Limit: 10})
+	if err != nil || len(page.Events) != 2 {
+		t.Fatalf("after two denied requests, acme holds %d %s events (%v), want 2", len(page.Events), trail.ActionAccess, err)
+	}
+	for i, c := range []struct{ key, route, scope string }{
+		{"acme-read", "POST /v1/events", "append"},
+		{"acme-append", "GET /v1/events", "read"},
+	} {
+		d := page.Events[i]
+		if d.Actor.ID != e.ids[c.key] || d.Outcome != event.Denied || !strings.Contains(d.Reason, "lacks the "+c.scope+" scope") ||
+			len(d.Targets) != 1 || d.Targets[0] != (event.Target{Type: "route", ID: c.route}) {
+			t.Errorf("denied request %d recorded as %s by %s, outcome %s, reason %q, targets %+v; want %s denied to %s for lack of %s",
+				i, d.Action, d.Actor.ID, d.Outcome, d.Reason, d.Targets, c.route, c.key, c.scope)
+		}
+	}
+
 	if g, _ := e.db.Log(context.Background(), "globex"); g.Size() != e.start["globex"] {
 		t.Errorf("globex holds %d events after acme's reads, want %d", g.Size(), e.start["globex"])
 	}

@@ -276,7 +276,9 @@ func (s *server) auth(scope trail.Scope, h apiHandler) http.Handler {
 			}
 		}
 		if scope != anyScope && !key.Allows(scope) {
-			s.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden", msg: "this key lacks the " + string(scope) + " scope"})
+			denied := &apiError{status: http.StatusForbidden, code: "forbidden", msg: "this key lacks the " + string(scope) + " scope"}
+			s.recordDenied(r, key, denied.msg)
+			s.writeError(w, r, denied)
 			return
 		}
 		l, err := s.db.Log(ctx, key.Log)

@@ -269,6 +269,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.viewerError(w, r, err)
 		return
 	case !key.Allows(trail.ScopeRead):
+		s.recordDenied(r, key, "this key lacks the read scope the viewer needs")
 		s.renderSignIn(w, http.StatusForbidden, next, "That key lacks the read scope. Create one with: trail keys create --log "+key.Log+" --scope read")
 		return
 	}

@@ -147,6 +147,13 @@ func TestViewerSignIn(t *testing.T) {
 			t.Errorf("%s: sign-in = %s with cookies %v; want %d and none", tc.name, resp.Status, resp.Cookies(), tc.status)
 		}
 	}
+	// The append-only key's attempt is recorded in its log, denied.
+	if acme, err := v.db.Log(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	} else if p, err := acme.Search(context.Background(), api.Query{Action: trail.ActionAccess}); err != nil || len(p.Events) != 1 ||
+		p.Events[0].Outcome != event.Denied || p.Events[0].Targets[0].ID != "POST /signin" {
+		t.Errorf("after a sign-in with an append-only key, %s events = %+v, %v; want one, denied, of POST /signin", trail.ActionAccess, p.Events, err)
+	}
 
 	// A good key: a session cookie scripts cannot read, that other sites
 	// do not send, only over TLS, expiring; back to a local page only.
