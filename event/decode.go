@@ -2,6 +2,7 @@ package event
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gowebpki/jcs"
@@ -242,7 +243,7 @@ func (s *scanner) time(dst *time.Time) *Error {
 	if err != nil {
 		return err
 	}
-	if err := dst.UnmarshalText([]byte(v)); err != nil {
+	if err := dst.UnmarshalText([]byte(v)); err != nil || !strictRFC3339(v) {
 		return errAt("", "not an RFC 3339 time")
 	}
 	if dst.IsZero() {
@@ -252,6 +253,19 @@ func (s *scanner) time(dst *time.Time) *Error {
 		return errAt("", timeOutOfRange)
 	}
 	return nil
+}
+
+// strictRFC3339 reports whether v, which time.Time.UnmarshalText took,
+// is RFC 3339 as written: Go also takes a comma before the fraction, and
+// offsets of 24 hours or 60 minutes, which RFC 3339 does not.
+func strictRFC3339(v string) bool {
+	if strings.IndexByte(v, ',') >= 0 {
+		return false
+	}
+	if n := len(v); n >= 6 && (v[n-6] == '+' || v[n-6] == '-') && v[n-3] == ':' {
+		return v[n-5:n-3] <= "23" && v[n-2:] <= "59"
+	}
+	return true
 }
 
 func (s *scanner) actor(a *Actor) *Error {
