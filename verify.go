@@ -76,10 +76,11 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, err
 	// appending meanwhile, and its newer checkpoints and events are not
 	// damage (see pastState).
 	var newer []verify.Checkpoint
-	rep, err := verify.Check(ctx, storeSource{st: l.db.st, log: l.info.ID, name: l.info.Name, seen: keys.see, upTo: st.Size, newer: &newer}, st.Size, verify.Options{
+	rep, err := verify.Check(ctx, storeSource{st: l.db.st, log: l.info.ID, seen: keys.see, upTo: st.Size, newer: &newer}, st.Size, verify.Options{
 		Verifier: v,
 		Against:  opts.Against,
 		Progress: opts.Progress,
+		Log:      l.info.Name,
 	})
 	if len(newer) > 0 {
 		// Checked first, as Check checks checkpoints before events.
@@ -215,9 +216,6 @@ func (db *DB) pastEnd(ctx context.Context, log, size int64) (*stray, error) {
 type storeSource struct {
 	st  store.Log
 	log int64
-	// name is the log's name, which each of its events carries (its
-	// log field); "" checks none.
-	name string
 	// seen, if set, is called with each event walked; from several
 	// goroutines at once, and with events valid only during the call.
 	seen func(*event.Event)
@@ -246,16 +244,6 @@ func (s storeSource) Checkpoints(ctx context.Context) iter.Seq2[verify.Checkpoin
 // Walk reads the events with the store's Walk, which may be called from
 // several goroutines at once. Damaged stored events are a finding.
 func (s storeSource) Walk(ctx context.Context, from, to int64, fn func(*event.Event) error) error {
-	if s.name != "" {
-		inner := fn
-		fn = func(e *event.Event) error {
-			if e.Log != s.name {
-				return &verify.Error{Seq: e.Seq, Problem: fmt.Sprintf(
-					"the event names log %q, not %q: the logs' names were changed outside Trail, or events moved between logs", e.Log, s.name)}
-			}
-			return inner(e)
-		}
-	}
 	if s.seen != nil {
 		inner := fn
 		fn = func(e *event.Event) error {

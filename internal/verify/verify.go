@@ -92,6 +92,10 @@ type Options struct {
 	// Progress, if set, is called now and then with the number of events
 	// checked so far and the total.
 	Progress func(done, total int64)
+	// Log, if set, is the name of the log verified: each event must name
+	// it (its log field), so that events moved between logs, or logs
+	// renamed, are told though every hash matches.
+	Log string
 	// Readers is how many ranges of events Check reads at once; 0 means
 	// one per CPU. With 1, Source.Walk is called for consecutive ranges in
 	// order, which a Source reading one stream needs.
@@ -166,6 +170,9 @@ func Check(ctx context.Context, src Source, size int64, opts Options) (Report, e
 
 	tiles, _ := src.(TileSource)
 	r := newReplay(ctx, tiles, points)
+	if opts.Log != "" {
+		src = namedSource{src, opts.Log}
+	}
 	if err := r.growAll(src, size, opts); err != nil {
 		return Report{}, err
 	}
@@ -179,6 +186,21 @@ func Check(ctx context.Context, src Source, size int64, opts Options) (Report, e
 		}
 	}
 	return Report{Size: size, Root: root, Checkpoints: r.checked, Against: against}, nil
+}
+
+// namedSource is a Source whose events must name the log name.
+type namedSource struct {
+	Source
+	name string
+}
+
+func (s namedSource) Walk(ctx context.Context, from, to int64, fn func(*event.Event) error) error {
+	return s.Source.Walk(ctx, from, to, func(e *event.Event) error {
+		if e.Log != s.name {
+			return errorf(e.Seq, "the event names log %q, not %q: the logs' names were changed outside Trail, or events moved between logs", e.Log, s.name)
+		}
+		return fn(e)
+	})
 }
 
 // proveAgainst checks a consistency proof, built from the stored tiles,

@@ -441,3 +441,19 @@ func TestCheckNoVerifier(t *testing.T) {
 		t.Error("Check without a verifier = nil error")
 	}
 }
+
+// TestCheckLogName: with Options.Log, every event must name that log;
+// an intact log verified as another (renamed, say) fails at its first
+// event, though every hash matches.
+func TestCheckLogName(t *testing.T) {
+	_, v := testKey()
+	l := newTestLog(t, 10, 300)
+	if _, err := Check(context.Background(), tiledLog{l}, l.size, Options{Verifier: v, Log: "test"}); err != nil {
+		t.Fatalf("Check(Log: the events' own) = %v", err)
+	}
+	_, err := Check(context.Background(), tiledLog{l}, l.size, Options{Verifier: v, Log: "other"})
+	var ve *Error
+	if !errors.As(err, &ve) || ve.Seq != 0 || !strings.Contains(err.Error(), `the event names log "test", not "other"`) {
+		t.Errorf("Check(Log: another) = %v, want an *Error at seq 0 naming both", err)
+	}
+}
