@@ -308,9 +308,10 @@ func TestServeDemo(t *testing.T) {
 	}
 	s.stop(t)
 
+	// The two denied requests are recorded too (trail.access).
 	s = serve(t, data, "--demo")
-	if !strings.Contains(s.banner, "holds 3004 events") || strings.Contains(s.banner, read) {
-		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3004 events and new keys", s.banner)
+	if !strings.Contains(s.banner, "holds 3006 events") || strings.Contains(s.banner, read) {
+		t.Errorf("second trail serve --demo printed\n%s\nwant the existing log of 3006 events and new keys", s.banner)
 	}
 	s.stop(t)
 }

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -297,6 +298,9 @@ func (s *server) provenEvent(r *http.Request, key trail.KeyInfo, l *trail.Log) (
 // checkpoint serves GET /v1/checkpoint: the newest checkpoint that meets
 // the witness policy, or the latest signed one (servedCheckpoint).
 func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r, "witnessed"); err != nil {
+		return err
+	}
 	signed, witnessed, err := s.servedCheckpoint(r, l)
 	if err != nil {
 		return err
@@ -304,6 +308,20 @@ func (s *server) checkpoint(w http.ResponseWriter, r *http.Request, key trail.Ke
 	w.Header().Set(witnessedHeader, witnessed)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(signed)
+	return nil
+}
+
+// onlyParams refuses a request with a query parameter not in names, or
+// one given twice: a misspelt parameter is not left to mean its default.
+func onlyParams(r *http.Request, names ...string) error {
+	for name, vals := range r.URL.Query() {
+		switch {
+		case !slices.Contains(names, name):
+			return badParam(name, "unknown parameter")
+		case len(vals) > 1:
+			return badParam(name, "given more than once")
+		}
+	}
 	return nil
 }
 
@@ -326,6 +344,9 @@ func intParam(r *http.Request, name string) (int64, error) {
 
 // inclusionProof serves GET /v1/proof/inclusion?seq=&size=.
 func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r, "seq", "size"); err != nil {
+		return err
+	}
 	seq, err := intParam(r, "seq")
 	if err != nil {
 		return err
@@ -349,6 +370,9 @@ func (s *server) inclusionProof(w http.ResponseWriter, r *http.Request, key trai
 
 // consistencyProof serves GET /v1/proof/consistency?from=&to=.
 func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r, "from", "to"); err != nil {
+		return err
+	}
 	from, err := intParam(r, "from")
 	if err != nil {
 		return err
@@ -372,6 +396,9 @@ func (s *server) consistencyProof(w http.ResponseWriter, r *http.Request, key tr
 
 // logInfo serves GET /v1/log.
 func (s *server) logInfo(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, api.LogInfo{Name: l.Name(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), TreeSize: l.Size()})
 }
 

@@ -33,13 +33,8 @@ const maxReceiptWait = 30 * time.Second
 func wantsReceipts(r *http.Request) (bool, error) {
 	// The one parameter of an append: a misspelt one (receipt=wait)
 	// would otherwise go without receipts unnoticed.
-	for name, vals := range r.URL.Query() {
-		switch {
-		case name != "receipts":
-			return false, badParam(name, "unknown parameter; an append takes receipts=wait")
-		case len(vals) > 1:
-			return false, badParam(name, "given more than once")
-		}
+	if err := onlyParams(r, "receipts"); err != nil {
+		return false, err
 	}
 	v := r.URL.Query().Get("receipts")
 	h := r.Header.Get("Trail-Receipts")

@@ -334,6 +334,10 @@ func TestValidationErrors(t *testing.T) {
 	// A misspelt parameter is refused, not ignored (no receipts).
 	e.fails(400, "invalid_parameter", "receipt", "POST", "/v1/events?receipt=wait", "acme-append", "application/json", []byte(ev("a", "user.login")))
 	e.fails(400, "invalid_parameter", "receipts", "POST", "/v1/events?receipts=wait&receipts=wait", "acme-append", "application/json", []byte(ev("a", "user.login")))
+	e.fails(400, "invalid_parameter", "sise", "GET", "/v1/proof/inclusion?seq=0&size=1&sise=1", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "form", "GET", "/v1/proof/consistency?form=1&from=1&to=1", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "witnesed", "GET", "/v1/checkpoint?witnesed=false", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "x", "GET", "/v1/log?x=1", "acme-read", "", nil)
 	ae = e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
 		[]byte(strings.Repeat(ev("a", "user.login")+"\n", 4)))
 	if want := "over 3 events in one request (4 sent)"; !strings.Contains(ae.Error.Message, want) {
