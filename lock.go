@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/trail-audit/trail/internal/dirlock"
 )
 
 // LockFile is the file in a data directory that a DB opened with
@@ -17,9 +19,6 @@ const LockFile = "serve.lock"
 // ErrLocked: another DB opened with Options.Lock (trail serve, trail reindex)
 // holds the data directory. The error wrapping it names that process.
 var ErrLocked = errors.New("data directory in use by another trail serve or trail reindex")
-
-// errLockHeld: another open file description holds the lock (tryLock).
-var errLockHeld = errors.New("lock held")
 
 // lockHolder is what a lock file says about the process holding it.
 type lockHolder struct {
@@ -43,9 +42,9 @@ func lockDir(dir string) (*dirLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock the data directory: %w", err)
 	}
-	if err := tryLock(f); err != nil {
+	if err := dirlock.TryLock(f); err != nil {
 		defer f.Close()
-		if !errors.Is(err, errLockHeld) {
+		if !errors.Is(err, dirlock.ErrHeld) {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		return nil, fmt.Errorf("%s: %w: %s holds %s; stop it first (trail append, trail keys and the commands that read work beside it)", dir, ErrLocked, describeHolder(f), LockFile)

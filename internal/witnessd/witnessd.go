@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,6 +36,8 @@ import (
 	"github.com/transparency-dev/witness/persistence/sqlite"
 	"github.com/transparency-dev/witness/witness"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trail-audit/trail/internal/dirlock"
 )
 
 // MaxBodyBytes is the largest add-checkpoint request body a witness reads.
@@ -66,7 +69,31 @@ type Witness struct {
 
 	closeOnce sync.Once
 	closeDB   func() error
+	lock      *os.File // LockFile, held while open
 	closeErr  error
+}
+
+// LockFile is the file in a witness's directory that an open Witness
+// holds locked: a second witness on the directory is refused, as two
+// would sign from one state without seeing each other's updates.
+const LockFile = "witness.lock"
+
+// lockDir takes dir's LockFile, or says which directory another witness
+// holds.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock the witness's directory: %w", err)
+	}
+	if err := dirlock.TryLock(f); err != nil {
+		f.Close()
+		if errors.Is(err, dirlock.ErrHeld) {
+			return nil, fmt.Errorf("%s: another trail witness runs on this directory (it holds %s): stop it first", dir, LockFile)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // Open opens the witness of cfg.Dir for the logs of cfg.Logs. Close it when
@@ -83,8 +110,13 @@ func Open(ctx context.Context, cfg Config) (*Witness, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	p, closeDB, err := openPersistence(cfg.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	core, err := witness.New(ctx, witness.Opts{
@@ -97,13 +129,14 @@ func Open(ctx context.Context, cfg Config) (*Witness, error) {
 	})
 	if err != nil {
 		closeDB()
+		lock.Close()
 		return nil, err
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Witness{name: signer.Name(), vkey: vkey, logs: logs, core: core, closeDB: closeDB, logger: logger}, nil
+	return &Witness{name: signer.Name(), vkey: vkey, logs: logs, core: core, closeDB: closeDB, lock: lock, logger: logger}, nil
 }
 
 // ParseLogKeys parses log verifier keys and returns them by origin (the
@@ -176,7 +209,7 @@ func (w *Witness) Latest(ctx context.Context, origin string) ([]byte, error) {
 
 // Close closes the witness's state. Closing it again does nothing.
 func (w *Witness) Close() error {
-	w.closeOnce.Do(func() { w.closeErr = w.closeDB() })
+	w.closeOnce.Do(func() { w.closeErr = errors.Join(w.closeDB(), w.lock.Close()) })
 	return w.closeErr
 }
 

@@ -97,6 +97,27 @@ func TestOpenRefuses(t *testing.T) {
 			t.Errorf("Open with logs %q succeeded, want an error", logs)
 		}
 	}
+	// One witness at a time on a directory: a second is refused while
+	// the first is open, and opens once it is closed.
+	cfg := witnessd.Config{Dir: dir, Logs: []string{l.VerifierKey()}}
+	first, err := witnessd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := witnessd.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "another trail witness runs on this directory") {
+		if w != nil {
+			w.Close()
+		}
+		t.Errorf("a second Open of the directory = %v, want it refused, saying another witness runs on it", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := witnessd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open after the first witness closed = %v", err)
+	}
+	second.Close()
 }
 
 // testLog returns a new Trail log, in a data directory of its own.

@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
 
-package trail
+package dirlock
 
 import (
 	"errors"
@@ -8,8 +8,10 @@ import (
 	"syscall"
 )
 
-// tryLock takes an exclusive flock on f without waiting.
-func tryLock(f *os.File) error {
+// TryLock takes an exclusive flock on f without waiting: ErrHeld if
+// another open file description holds it. The lock goes with the file: it
+// is released when f is closed, or the process ends however it ends.
+func TryLock(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		switch {
@@ -18,7 +20,7 @@ func tryLock(f *os.File) error {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EWOULDBLOCK):
-			return errLockHeld
+			return ErrHeld
 		}
 		return err
 	}
