@@ -582,7 +582,7 @@ func (s *server) detailPage(w http.ResponseWriter, r *http.Request, key trail.Ke
 	}
 	return renderPage(w, "detail", web.Detail{
 		Base: base(key, "events"), Row: web.NewRow(e), Fields: web.EventFields(e),
-		JSON: string(raw), Pretty: pretty.String(), Proof: string(pj),
+		JSON: string(raw), Pretty: web.Shown(pretty.String()), Proof: string(pj),
 		Checkpoint: string(signed), VerifierKey: l.VerifierKey(), WitnessPolicy: s.witnessPolicyText(l),
 	})
 }

@@ -646,3 +646,35 @@ func TestViewerErrorPageHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A bidirectional override in an event's fields shows as its escape in
+// the events table and on the event's page, so that a value cannot read
+// as another, while the links and the bytes the page verifies keep it.
+func TestViewerShowsBidiControls(t *testing.T) {
+	v := newViewerEnv(t)
+	ctx := context.Background()
+	l, err := v.db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Append(ctx, event.Event{Actor: event.Actor{ID: "u\u202egnp.exe"}, Action: "file.upload", Reason: "ok\u2067"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := v.browser()
+	v.signIn(c, v.read, "/", v.srv.URL)
+	for _, path := range []string{"/?action=file.upload", "/events/" + r.ID} {
+		_, body := v.get(c, path)
+		text := html.UnescapeString(body)
+		if !strings.Contains(text, `u\u202egnp.exe`) || !strings.Contains(text, `ok\u2067`) {
+			t.Errorf("GET %s does not show the overrides as escapes:\n%s", path, body)
+		}
+		if strings.ContainsAny(text, "\u202e\u2067") && !strings.Contains(path, "/events/") {
+			t.Errorf("GET %s holds a raw bidirectional control", path)
+		}
+	}
+	_, body := v.get(c, "/?action=file.upload")
+	if !strings.Contains(body, "actor=u%e2%80%aegnp.exe") {
+		t.Errorf("the actor's link does not keep the id as stored:\n%s", body)
+	}
+}

@@ -26,6 +26,7 @@ var pages = map[string]*template.Template{}
 var parts *template.Template
 
 var funcs = template.FuncMap{
+	"shown": Shown,
 	// utc formats t for a <time datetime> attribute.
 	"utc": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	// when formats t in UTC for reading; the page's script shows it in
@@ -122,4 +123,30 @@ func FormatInt(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// Shown returns s with its bidirectional controls (U+061C, U+200E,
+// U+200F, U+202A to U+202E, U+2066 to U+2069) written as \u escapes, for
+// the viewer to show: an override turns the text after it around, so that
+// "u\u202egnp.exe" would read as "uexe.png". Links and the bytes the
+// browser verifies keep the value as stored. In JSON text, where these
+// characters can only be inside strings, the escapes mean the same value.
+func Shown(s string) string {
+	if !strings.ContainsFunc(s, bidiControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if bidiControl(r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// bidiControl reports whether r is a bidirectional control character.
+func bidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069
 }
