@@ -102,7 +102,7 @@ func (lc *leafCheck) load(t int64) error {
 		if !ok {
 			var err error
 			if data, err = lc.l.db.st.Tile(lc.ctx, lc.l.info.ID, 0, t); errors.Is(err, ErrNotFound) {
-				return &DamagedError{Seq: first, Problem: fmt.Sprintf("the stored Merkle hashes of tile 0/%d, which the log has reached, are missing", t)}
+				return missingTile(0, t)
 			} else if err != nil {
 				return damaged(err)
 			}

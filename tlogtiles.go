@@ -50,13 +50,19 @@ func (l *Log) HashTile(ctx context.Context, level int, index int64, width int) (
 	data, err := tlog.ReadTileData(t, l.hashReader(ctx))
 	if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
 		// The log has reached the tile: its hashes should be stored.
-		first := index * TileWidth << uint(merkle.TileHeight*level)
-		return nil, &DamagedError{Seq: first, Problem: fmt.Sprintf("the stored Merkle hashes of tile %d/%d, which the log has reached, are missing", level, index)}
+		return nil, missingTile(level, index)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hash tile %d/%d: %w", level, index, shortTile(err))
 	}
 	return data, nil
+}
+
+// missingTile is the damage of a stored hash tile, at level and index,
+// missing though the log has reached it: named at its first event.
+func missingTile(level int, index int64) *DamagedError {
+	first := index * TileWidth << uint(merkle.TileHeight*level)
+	return &DamagedError{Seq: first, Problem: fmt.Sprintf("the stored Merkle hashes of tile %d/%d, which the log has reached, are missing", level, index)}
 }
 
 // EntryBundle returns the C2SP tlog-tiles entry bundle at index with
