@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,5 +467,138 @@ func TestRotateWhileServersRun(t *testing.T) {
 	}
 	if _, err := RotateMasterKey(ctx, url, k2, testMasterKey(t)); err == nil {
 		t.Error("rekey from a key that opens no signing key = nil")
+	}
+}
+
+// TestPostgresCommitGathersWhileLocked: appends that queue while a
+// commit waits for its log's lock, held by another server, join that
+// commit once the lock is granted, rather than wait for a commit of
+// their own behind it; those to another log, or with an idempotency key,
+// go in the next commit.
+func TestPostgresCommitGathersWhileLocked(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	master := testMasterKey(t)
+	a, err := InitStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	la, err := a.CreateLog(ctx, "app", "example.com/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.CreateLog(ctx, "other", "example.com/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(actor string) event.Event {
+		return event.Event{Actor: event.Actor{ID: actor}, Action: "user.login"}
+	}
+	if _, err := la.Append(ctx, ev("first")); err != nil {
+		t.Fatal(err)
+	}
+	// Another server appends, so that this one's next commit must read
+	// the log under its lock before it builds.
+	b, err := OpenStore(ctx, url, Options{MasterKey: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	lb, err := b.Log(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb.Append(ctx, ev("second")); err != nil {
+		t.Fatal(err)
+	}
+
+	// And holds the log, as its commits do.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM logs WHERE name = 'app' FOR NO KEY UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var commits []CommitStats
+	a.ObserveCommits(func(s CommitStats) {
+		mu.Lock()
+		commits = append(commits, s)
+		mu.Unlock()
+	})
+	const n = 10
+	errs := make(chan error, n+2)
+	appendOne := func(i int) {
+		_, err := la.Append(ctx, ev(fmt.Sprintf("u%d", i)))
+		errs <- err
+	}
+	go appendOne(0)
+	waitUntil(t, "the first commit to wait for the log's lock", func() (bool, error) {
+		var waiting int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return waiting > 0, err
+	})
+	for i := 1; i < n/2; i++ {
+		go appendOne(i)
+	}
+	go func() {
+		_, err := other.Append(ctx, ev("other"))
+		errs <- err
+	}()
+	go func() {
+		_, _, err := la.AppendIdempotent(ctx, []event.Event{ev("idem")}, Idempotency{Scope: "s", Key: "k", Fingerprint: []byte{1}})
+		errs <- err
+	}()
+	for i := n / 2; i < n; i++ {
+		go appendOne(i)
+	}
+	waitUntil(t, "the other appends to queue", func() (bool, error) { return len(a.w.reqs) == n+1, nil })
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range n + 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(commits) != 2 || commits[0].Requests != n || commits[1].Requests != 2 {
+		t.Errorf("commits = %+v, want one of the %d appends to app, then one of the other two", commits, n)
+	}
+	if la.Size() != n+3 || other.Size() != 1 {
+		t.Errorf("sizes %d and %d, want %d and 1", la.Size(), other.Size(), n+3)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 seconds.
+func waitUntil(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
 	}
 }

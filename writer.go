@@ -32,9 +32,10 @@ type writer struct {
 	stop chan struct{}
 	done chan struct{}
 
-	lastGroup  int       // requests in the previous commit; writer goroutine only
-	lastExpire time.Time // when idempotency records were last expired
-	recordSize int       // the mean size of the records last sequenced; writer goroutine only
+	lastGroup  int          // requests in the previous commit; writer goroutine only
+	carry      []*appendReq // taken from reqs by absorb, for the next group; writer goroutine only
+	lastExpire time.Time    // when idempotency records were last expired
+	recordSize int          // the mean size of the records last sequenced; writer goroutine only
 }
 
 type appendReq struct {
@@ -115,21 +116,26 @@ func (w *writer) run() {
 	defer close(w.done)
 	max := w.db.opts.MaxCommitEvents
 	for {
-		var first *appendReq
-		select {
-		case first = <-w.reqs:
-		case <-w.stop:
-			// Commit what was queued before Close, then refuse the rest.
-			for {
-				select {
-				case r := <-w.reqs:
-					w.commit([]*appendReq{r})
-				default:
-					return
+		// Requests absorb took but could not add to its commit go first.
+		group := w.carry
+		w.carry = nil
+		if len(group) == 0 {
+			select {
+			case first := <-w.reqs:
+				group = append(group, first)
+			case <-w.stop:
+				// Commit what was queued before Close, then refuse the rest.
+				for {
+					select {
+					case r := <-w.reqs:
+						w.commit([]*appendReq{r})
+					default:
+						return
+					}
 				}
 			}
 		}
-		group, n := []*appendReq{first}, len(first.events)
+		n := countEvents(group)
 		// Gather what is queued. When the previous commit had company,
 		// callers it answered are probably submitting again right now:
 		// waiting a moment for them doubles the group for a fraction of
@@ -190,7 +196,7 @@ func (w *writer) commit(group []*appendReq) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		if locking, ok := w.db.st.(store.LockingLog); ok {
-			order, err = w.sequenceLocked(locking, group, now)
+			order, group, err = w.sequenceLocked(locking, group, now)
 		} else {
 			order, err = w.sequence(group, now)
 			if err == nil {
@@ -247,6 +253,7 @@ func (w *writer) commit(group []*appendReq) {
 		return
 	}
 	w.db.commits.record(nil)
+	w.lastGroup = len(group)
 	for _, p := range order {
 		l := p.log
 		l.mu.Lock()
@@ -270,14 +277,25 @@ func (w *writer) commit(group []*appendReq) {
 // lock on its logs (store.LockingLog): a log another server appended to
 // since this one last read it is read again inside the lock, so that the
 // group goes after those events at the first try, however many servers
-// share the logs.
-func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time) ([]*pending, error) {
+// share the logs. While the commit waited for the lock, other servers'
+// commits going first, the group's callers and others queued more
+// appends: those that can join it do (absorb), so that the servers take
+// turns with commits as large as their callers make them. It returns
+// the group as committed, with the requests that joined it.
+func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now time.Time) ([]*pending, []*appendReq, error) {
 	known := map[int64]int64{}
 	for _, r := range group {
 		known[r.log.info.ID] = r.log.Size()
 	}
 	var order []*pending
 	err := st.CommitLocked(context.Background(), known, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
+		if w.absorb(&group, known) {
+			// The requests that joined arrived after now: their events
+			// are received when the commit is built.
+			if t := w.db.opts.Now().UTC(); t.After(now) {
+				now = t
+			}
+		}
 		for _, r := range group {
 			l := r.log
 			size, ok := sizes[l.info.ID]
@@ -305,7 +323,34 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 		}
 		return batchesOf(order), nil
 	})
-	return order, err
+	return order, group, err
+}
+
+// absorb adds to *group, without waiting, the requests queued for logs
+// that known names, up to the commit's bound, and says whether any
+// joined. A request with an idempotency key, whose record must be looked
+// up first, or for another log, waits for the next group (w.carry).
+func (w *writer) absorb(group *[]*appendReq, known map[int64]int64) bool {
+	n, joined := countEvents(*group), false
+	for range cap(w.reqs) {
+		if n >= w.db.opts.MaxCommitEvents {
+			break
+		}
+		var r *appendReq
+		select {
+		case r = <-w.reqs:
+		default:
+			return joined
+		}
+		if _, ok := known[r.log.info.ID]; !ok || r.idem != nil {
+			w.carry = append(w.carry, r)
+			continue
+		}
+		*group = append(*group, r)
+		n += len(r.events)
+		joined = true
+	}
+	return joined
 }
 
 // maxClockLead bounds how far ahead of a server's clock a log's last
