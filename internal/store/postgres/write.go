@@ -174,6 +174,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 
 	var first pgx.Batch
 	first.Queue("BEGIN")
+	first.Queue(genericPlans)
 	first.Queue(lockQuery, ids)
 	// Each statement of the pipeline reads what was committed when it
 	// starts: these, after the lock was granted, see the commit of any
@@ -253,6 +254,7 @@ func (s *Store) commitKnown(ctx context.Context, conn *pgxpool.Conn, ids []int64
 	}
 	var q pgx.Batch
 	q.Queue("BEGIN")
+	q.Queue(genericPlans)
 	q.Queue(lockQuery, ids)
 	for _, id := range ids {
 		sum := []byte{}
@@ -295,6 +297,14 @@ func rollback(ctx context.Context, conn *pgxpool.Conn) {
 	conn.Exec(rctx, "ROLLBACK")
 	cancel()
 }
+
+// genericPlans has a commit's statements run on their prepared, generic
+// plans. Otherwise PostgreSQL plans some of them again at each run (it
+// keeps a custom plan while it estimates the generic one dearer), and
+// planning the state and stray queries, lookups by key, took longer than
+// running them, while the commit held its logs and other servers' commits
+// waited.
+const genericPlans = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 // lockQuery locks the rows of logs $1, in id order, and reads their
 // sizes (see Commit).
@@ -412,8 +422,10 @@ const strayQuery = `SELECT b.first_seq, CASE WHEN b.first_seq = s.start THEN b.d
 // found and locked, what checkStray says of each, and the states of those
 // of movedIDs that moved.
 func (s *Store) readLocked(ctx context.Context, res pgx.BatchResults, ids, movedIDs []int64) (locked map[int64]tip, strays map[int64]error, states map[int64]store.State, err error) {
-	if _, err := res.Exec(); err != nil {
-		return locked, nil, nil, fmt.Errorf("begin: %w", err)
+	for range 2 { // BEGIN, genericPlans
+		if _, err := res.Exec(); err != nil {
+			return locked, nil, nil, fmt.Errorf("begin: %w", err)
+		}
 	}
 	rows, err := res.Query()
 	if err != nil {
