@@ -19,6 +19,44 @@ import (
 // says what else is wrong.
 var ErrDamaged = store.ErrDamaged
 
+// LogDamagedError reports damage to a log as a whole, not to one of its
+// events: the verifier key stored for it cannot be read, or its signing
+// key does not match it. The log is neither served nor appended to. It
+// matches ErrDamaged.
+type LogDamagedError struct {
+	Log string
+	// Problem says what is wrong, without paths or key material: what an
+	// API client or /readyz is told.
+	Problem string
+	// Err is the detail, for the operator: Error() includes it.
+	Err error
+}
+
+func (e *LogDamagedError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error() + "; run trail verify"
+	}
+	return e.Public()
+}
+
+// Public is the error's message without its detail.
+func (e *LogDamagedError) Public() string {
+	return fmt.Sprintf("log %s is damaged: %s; the database or the key was changed outside Trail: run trail verify", e.Log, e.Problem)
+}
+
+// Unwrap returns the detail.
+func (e *LogDamagedError) Unwrap() error { return e.Err }
+
+// Is makes a LogDamagedError match ErrDamaged.
+func (e *LogDamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// keyMismatch is the error of a signing key that does not match the
+// verifier key stored for its log; where says where the key is.
+func keyMismatch(log logRef, where string) error {
+	return &LogDamagedError{Log: log.Name, Problem: "its signing key does not match the verifier key stored for it",
+		Err: fmt.Errorf("log %q: signing key %s does not match the log's verifier key %s", log.Name, where, log.VerifierKey)}
+}
+
 // DamagedError reports a stored event that cannot be served as it was
 // appended: its record cannot be decoded, it is missing, it does not hash
 // to its leaf in the log's signed tree, or it is stored past the end of

@@ -65,7 +65,7 @@ func (k dirKeys) Signer(ctx context.Context, log logRef) (note.Signer, error) {
 		return nil, err
 	}
 	if vkey != log.VerifierKey {
-		return nil, fmt.Errorf("log %q: signing key %s does not match the log's verifier key %s", log.Name, k.keyPath(log.Name), log.VerifierKey)
+		return nil, keyMismatch(log, k.keyPath(log.Name))
 	}
 	return signer, nil
 }

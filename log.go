@@ -67,7 +67,8 @@ type Log struct {
 func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
 	v, err := note.NewVerifier(info.VerifierKey)
 	if err != nil {
-		return nil, fmt.Errorf("log %q: stored verifier key: %w", info.Name, err)
+		return nil, &LogDamagedError{Log: info.Name, Problem: "the verifier key stored for it cannot be read",
+			Err: fmt.Errorf("log %q: stored verifier key %q: %w", info.Name, info.VerifierKey, err)}
 	}
 	l := &Log{db: db, info: info, verifier: v}
 	if !db.opts.ReadOnly {
@@ -357,8 +358,9 @@ func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempot
 
 // RefusedAppends returns, by log name, the damage that refused the latest
 // append of each log whose latest append through this DB was refused for
-// damage (a *DamagedError): for a server's readiness to report until an
-// append succeeds again.
+// damage (a *DamagedError), until an append succeeds again, and that of
+// each log that could not be opened for damage (a *LogDamagedError),
+// until it opens: for a server's readiness to report.
 func (db *DB) RefusedAppends() map[string]error {
 	out := map[string]error{}
 	db.refused.Range(func(k, v any) bool {

@@ -183,7 +183,7 @@ func (k *sealedKeys) Signer(ctx context.Context, log logRef) (note.Signer, error
 		return nil, err
 	}
 	if vkey != log.VerifierKey {
-		return nil, fmt.Errorf("log %q: signing key in secret %q does not match the log's verifier key %s", log.Name, signerSecret(log.Name), log.VerifierKey)
+		return nil, keyMismatch(log, fmt.Sprintf("in secret %q", signerSecret(log.Name)))
 	}
 	return signer, nil
 }

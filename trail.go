@@ -508,6 +508,13 @@ func (db *DB) Log(ctx context.Context, name string) (*Log, error) {
 		return nil, err
 	}
 	l, err := openLog(ctx, db, info)
+	var lde *LogDamagedError
+	if errors.As(err, &lde) {
+		// Reported by the server's readiness until the log opens.
+		db.refused.Store(name, err)
+	} else if old, ok := db.refused.Load(name); ok && err == nil && errors.As(old.(error), &lde) {
+		db.refused.Delete(name)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,14 +3,19 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/api"
@@ -305,5 +310,86 @@ func TestStrayEventAuditedRead(t *testing.T) {
 	wantDamaged(t, "GET /v1/events", r, size)
 	if !strings.Contains(string(r.body), "this read could not be recorded") || strings.Contains(string(r.body), "nothing was stored") {
 		t.Errorf("GET /v1/events = %s, want it to say the read could not be recorded", r.body)
+	}
+}
+
+// A log whose stored verifier key was replaced (its signing key no
+// longer matches it) is neither served nor appended to: its requests
+// answer 500 damaged, saying so without the key's file or secret, and
+// readiness names it, degraded.
+func TestLogKeyMismatchAPI(t *testing.T) {
+	backends.Run(t, testLogKeyMismatchAPI)
+}
+
+func testLogKeyMismatchAPI(t *testing.T, b backends.Backend) {
+	ctx := context.Background()
+	loc := b.New(t)
+	db, err := initAt(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _, err := db.CreateKey(ctx, testAdmin, "acme", "r", trail.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendKey, _, err := db.CreateKey(ctx, testAdmin, "acme", "a", trail.ScopeAppend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.Log(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := l.Origin()
+	db.Close()
+	_, other, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := b.Tamper(t, loc)
+	if err := tp.SetVerifierKey(ctx, "acme", other); err != nil {
+		t.Fatal(err)
+	}
+	tp.Close()
+
+	if strings.Contains(loc, "://") {
+		db, err = trail.OpenStore(ctx, loc, trail.Options{MasterKey: backends.Postgres.MasterKey})
+	} else {
+		db, err = trail.Open(ctx, loc, trail.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logged := &logBuffer{t: t}
+	srv := httptest.NewServer(server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logged, nil))}))
+	defer srv.Close()
+	e := &env{t: t, db: db, loc: loc, url: srv.URL, keys: map[string]string{"read": read, "append": appendKey}}
+	for _, r := range []struct{ method, path, key string }{
+		{"GET", "/v1/events", "read"},
+		{"GET", "/v1/checkpoint", "read"},
+		{"POST", "/v1/events", "append"},
+	} {
+		var body []byte
+		if r.method == "POST" {
+			body = []byte(`{"actor":{"id":"alice"},"action":"user.login"}`)
+		}
+		resp := e.do(r.method, r.path, r.key, "application/json", body)
+		var got api.Error
+		json.Unmarshal(resp.body, &got)
+		if resp.status != http.StatusInternalServerError || got.Error.Code != "damaged" ||
+			!strings.Contains(got.Error.Message, "log acme is damaged: its signing key does not match the verifier key stored for it") {
+			t.Errorf("%s %s = %d %s, want 500 damaged saying the log's keys do not match", r.method, r.path, resp.status, resp.body)
+		}
+		if strings.Contains(string(resp.body), loc) || strings.Contains(string(resp.body), "secret") || strings.Contains(string(resp.body), other) {
+			t.Errorf("%s %s = %s: names where the key is, or the key", r.method, r.path, resp.body)
+		}
+	}
+	ready := e.do("GET", "/readyz", "", "", nil)
+	if body := string(ready.body); ready.status != 200 || !strings.HasPrefix(body, "degraded: log acme: not served: log acme is damaged") {
+		t.Errorf("GET /readyz = %d %q, want 200 degraded, naming log acme", ready.status, body)
+	}
+	if !strings.Contains(logged.String(), "does not match the log's verifier key "+other) {
+		t.Errorf("the server's log does not give the detail: %s", logged.String())
 	}
 }

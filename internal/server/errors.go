@@ -51,7 +51,8 @@ func badParam(name, reason string) error {
 //	429 rate_limited                      the key is over its rate limit (with Retry-After)
 //	503 unavailable                       the store could not commit or answer; the message
 //	                                      says why when Trail knows (*trail.UnavailableError)
-//	500 damaged                           a stored event is damaged (*trail.DamagedError): seq names it
+//	500 damaged                           a stored event is damaged (*trail.DamagedError): seq names it;
+//	                                      or the log is (*trail.LogDamagedError): its keys do not match
 //	500 internal                          anything else; details only in the log
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(r, err)
@@ -81,6 +82,7 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 	var ve *event.Error
 	var me *http.MaxBytesError
 	var de *trail.DamagedError
+	var lde *trail.LogDamagedError
 	var ue *trail.UnavailableError
 	switch {
 	case errors.As(err, &ae):
@@ -123,6 +125,9 @@ func (s *server) classify(r *http.Request, err error) (int, api.Error) {
 		if de.Err != nil {
 			err = fmt.Errorf("%w (%v)", err, de.Err)
 		}
+	case errors.As(err, &lde):
+		// Which file or secret holds the key is for the operator's log.
+		status, body.Error.Code, body.Error.Message = http.StatusInternalServerError, "damaged", lde.Public()
 	case errors.Is(err, trail.ErrNotFound):
 		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
 	case errors.As(err, &ue):

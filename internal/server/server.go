@@ -327,6 +327,10 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *server) refusedAppends() []string {
 	var why []string
 	for name, err := range s.db.RefusedAppends() {
+		if lde := (*trail.LogDamagedError)(nil); errors.As(err, &lde) {
+			why = append(why, fmt.Sprintf("log %s: not served: %s", name, lde.Public()))
+			continue
+		}
 		why = append(why, fmt.Sprintf("log %s: appends refused: %v", name, err))
 	}
 	slices.Sort(why)

@@ -61,6 +61,9 @@ type Tamperer interface {
 	SetSize(ctx context.Context, log string, size int64, lastReceivedAt time.Time) error
 	// RenameLog changes the log's name to name, and nothing else.
 	RenameLog(ctx context.Context, log, name string) error
+	// SetVerifierKey changes the verifier key stored for the log to key,
+	// and nothing else.
+	SetVerifierKey(ctx context.Context, log, key string) error
 	// EditTile changes the stored tile at level and index: edit gets its
 	// data, nil if none is stored, and returns the data to store instead;
 	// nil deletes it. A tile the backend does not store but computes (the

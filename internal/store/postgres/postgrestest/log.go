@@ -22,6 +22,13 @@ func (tp *Tamperer) RenameLog(ctx context.Context, log, name string) error {
 	})
 }
 
+// SetVerifierKey implements storetest.Tamperer.
+func (tp *Tamperer) SetVerifierKey(ctx context.Context, log, key string) error {
+	return tp.write(ctx, log, func(t tx, id int64) error {
+		return t.change("set the verifier key", "UPDATE logs SET verifier_key = $1 WHERE id = $2", key, id)
+	})
+}
+
 // SetSize implements storetest.Tamperer. The store's indexes and counts
 // go as far as the log's size, as its commits write them with the events:
 // when the size goes down, the index rows of the seqs past it are

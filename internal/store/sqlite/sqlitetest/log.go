@@ -32,6 +32,13 @@ func (tp *Tamperer) RenameLog(ctx context.Context, log, name string) error {
 	})
 }
 
+// SetVerifierKey implements storetest.Tamperer.
+func (tp *Tamperer) SetVerifierKey(ctx context.Context, log, key string) error {
+	return tp.write(ctx, log, func(c conn, id int64) error {
+		return c.change("set the verifier key", "UPDATE logs SET verifier_key = ?1 WHERE id = ?2", key, id)
+	})
+}
+
 // EditTile implements storetest.Tamperer.
 func (tp *Tamperer) EditTile(ctx context.Context, log string, level int, index int64, edit func([]byte) []byte) error {
 	return tp.write(ctx, log, func(c conn, id int64) error {
