@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -24,6 +25,13 @@ import (
 // trail.key.revoke or trail.key.list event naming the admin key.
 
 func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		// As for events, no Content-Type is read as JSON; any other
+		// type is refused, a form's above all.
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "send application/json"}
+		}
+	}
 	body, err := readBody(w, r, 64<<10)
 	if err != nil {
 		return err

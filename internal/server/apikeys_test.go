@@ -73,6 +73,20 @@ func TestKeysOverAPI(t *testing.T) {
 		}
 	}
 
+	// A body of another type, a form's say, is refused, as for events;
+	// one without a Content-Type is read as JSON.
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json-seq", "bogus/"} {
+		if r := e.do("POST", "/v1/keys", "acme-admin", ct, []byte(`{"name":"form","scopes":["read"]}`)); r.status != 415 || !strings.Contains(string(r.body), "unsupported_media_type") {
+			t.Errorf("POST /v1/keys as %s = %d %s, want 415", ct, r.status, r.body)
+		}
+	}
+	if r := e.do("POST", "/v1/keys", "acme-admin", "", []byte(`{"name":"untyped","scopes":["read"]}`)); r.status != 201 {
+		t.Errorf("POST /v1/keys without a Content-Type = %d %s, want 201", r.status, r.body)
+	}
+	if r := e.do("POST", "/v1/keys", "acme-admin", "application/json; charset=utf-8", []byte(`{"name":"typed","scopes":["read"]}`)); r.status != 201 {
+		t.Errorf("POST /v1/keys as application/json; charset=utf-8 = %d %s, want 201", r.status, r.body)
+	}
+
 	// Revoked: refused at once.
 	if r := e.do("DELETE", "/v1/keys/"+made.ID, "acme-admin", "", nil); r.status != 204 {
 		t.Fatalf("DELETE /v1/keys/%s = %d %s, want 204", made.ID, r.status, r.body)
