@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -474,12 +475,17 @@ func TestRotateWhileServersRun(t *testing.T) {
 // commit waits for its log's lock, held by another server, join that
 // commit once the lock is granted, rather than wait for a commit of
 // their own behind it; those to another log, or with an idempotency key,
-// go in the next commit.
+// go in the next commit. The events of the commit are received when it
+// is built, after every request that joined it arrived.
 func TestPostgresCommitGathersWhileLocked(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
 	master := testMasterKey(t)
-	a, err := InitStore(ctx, url, Options{MasterKey: master})
+	t0 := time.Now().UTC()
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	a, err := InitStore(ctx, url, Options{MasterKey: master, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,6 +559,9 @@ func TestPostgresCommitGathersWhileLocked(t *testing.T) {
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
 		return waiting > 0, err
 	})
+	// The others arrive an hour later, by the server's clock.
+	later := t0.Add(time.Hour)
+	clock.Store(later.UnixNano())
 	for i := 1; i < n/2; i++ {
 		go appendOne(i)
 	}
@@ -583,6 +592,15 @@ func TestPostgresCommitGathersWhileLocked(t *testing.T) {
 	}
 	if la.Size() != n+3 || other.Size() != 1 {
 		t.Errorf("sizes %d and %d, want %d and 1", la.Size(), other.Size(), n+3)
+	}
+	for seq := int64(2); seq < 2+n; seq++ {
+		e, err := la.GetSeq(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.ReceivedAt.Equal(later) {
+			t.Errorf("event %d of the joined commit received at %s, want %s, when the commit was built", seq, e.ReceivedAt, later)
+		}
 	}
 }
 

@@ -289,12 +289,12 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 	}
 	var order []*pending
 	err := st.CommitLocked(context.Background(), known, func(sizes map[int64]int64, moved map[int64]store.State) ([]store.Batch, error) {
-		if w.absorb(&group, known) {
-			// The requests that joined arrived after now: their events
-			// are received when the commit is built.
-			if t := w.db.opts.Now().UTC(); t.After(now) {
-				now = t
-			}
+		w.absorb(&group, known)
+		// Requests may have joined after now, in this call or an
+		// earlier one: the events are received when the commit is
+		// built.
+		if t := w.db.opts.Now().UTC(); t.After(now) {
+			now = t
 		}
 		for _, r := range group {
 			l := r.log
@@ -327,20 +327,20 @@ func (w *writer) sequenceLocked(st store.LockingLog, group []*appendReq, now tim
 }
 
 // absorb adds to *group, without waiting, the requests queued for logs
-// that known names, up to the commit's bound, and says whether any
-// joined. A request with an idempotency key, whose record must be looked
-// up first, or for another log, waits for the next group (w.carry).
-func (w *writer) absorb(group *[]*appendReq, known map[int64]int64) bool {
-	n, joined := countEvents(*group), false
+// that known names, up to the commit's bound. A request with an
+// idempotency key, whose record must be looked up first, or for another
+// log, waits for the next group (w.carry).
+func (w *writer) absorb(group *[]*appendReq, known map[int64]int64) {
+	n := countEvents(*group)
 	for range cap(w.reqs) {
 		if n >= w.db.opts.MaxCommitEvents {
-			break
+			return
 		}
 		var r *appendReq
 		select {
 		case r = <-w.reqs:
 		default:
-			return joined
+			return
 		}
 		if _, ok := known[r.log.info.ID]; !ok || r.idem != nil {
 			w.carry = append(w.carry, r)
@@ -348,9 +348,7 @@ func (w *writer) absorb(group *[]*appendReq, known map[int64]int64) bool {
 		}
 		*group = append(*group, r)
 		n += len(r.events)
-		joined = true
 	}
-	return joined
 }
 
 // maxClockLead bounds how far ahead of a server's clock a log's last
