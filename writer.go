@@ -515,7 +515,8 @@ func (w *writer) resolveIdempotency(group []*appendReq, now time.Time) ([]*appen
 			leaders[k] = r
 			keep = append(keep, r)
 		case err != nil:
-			r.answer(fmt.Errorf("%w: %v", ErrUnavailable, err))
+			// The store's reason, as a failed commit's.
+			r.answer(w.db.unavailable(err))
 		case !bytes.Equal(rec.Fingerprint, r.idem.Fingerprint):
 			r.answer(ErrIdempotencyConflict)
 		default:

@@ -156,7 +156,7 @@ func (sv server) explain(ctx context.Context, err error) error {
 	var noAnswer *noAnswerError
 	switch {
 	case errors.As(err, &noAnswer):
-		return &unavailableError{fmt.Sprintf("postgres: %s did not %s within %v: is the network to it down, or is it stalled? Trail reconnects by itself", at, noAnswer.op, noAnswer.wait)}
+		return &unavailableError{fmt.Sprintf("postgres: %s did not %s within %v: is the network to it down, is it stalled, or was this server paused meanwhile? Trail reconnects by itself", at, noAnswer.op, noAnswer.wait)}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &unavailableError{fmt.Sprintf("postgres: %s: connection refused; is it running, on that host and port?", at)}
 	case errors.As(err, &dnsErr):

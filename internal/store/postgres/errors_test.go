@@ -450,6 +450,45 @@ func TestBackendsTerminated(t *testing.T) {
 	}
 }
 
+// TestReadsTerminated: the reads an append makes before it commits (the
+// log's state, an idempotency record), on connections PostgreSQL ended,
+// succeed on a fresh one or fail as unavailable saying why, not with the
+// driver's bare error.
+func TestReadsTerminated(t *testing.T) {
+	u := pgtest.DB(t)
+	s := open(t, u)
+	direct := raw(t, u)
+	ctx := context.Background()
+	w := storetest.NewWriter(t, s, "audit")
+	w.Append(t, s, t0, storetest.Events(3, 1)...)
+	for _, read := range []struct {
+		name string
+		do   func() error
+	}{
+		{"State", func() error { _, err := s.State(ctx, w.Info.ID); return err }},
+		{"Idempotency", func() error {
+			_, err := s.Idempotency(ctx, "scope", "key", time.Time{})
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+	} {
+		if err := read.do(); err != nil { // the pool holds a connection
+			t.Fatal(err)
+		}
+		if _, err := direct.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		err := read.do()
+		if err != nil && (!errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "PostgreSQL at ")) {
+			t.Errorf("%s on a terminated connection = %v, want nil or ErrUnavailable saying what happened to PostgreSQL", read.name, err)
+		}
+		t.Logf("%s on a terminated connection: %v", read.name, err)
+	}
+}
+
 // blackhole is a TCP proxy to a PostgreSQL server that can stop passing
 // anything on, in either direction, while keeping every connection open:
 // a network partition, as a client sees one.
@@ -614,6 +653,12 @@ func TestReadPartitioned(t *testing.T) {
 		{"Size", func(ctx context.Context) error { _, err := s.Size(ctx, w.Info.ID); return err }},
 		{"Log", func(ctx context.Context) error { _, err := s.Log(ctx, "audit"); return err }},
 		{"Keys", func(ctx context.Context) error { _, err := s.Keys(ctx, w.Info.ID); return err }},
+		// An append reads these before it commits.
+		{"State", func(ctx context.Context) error { _, err := s.State(ctx, w.Info.ID); return err }},
+		{"Idempotency", func(ctx context.Context) error {
+			_, err := s.Idempotency(ctx, "scope", "key", time.Time{})
+			return err
+		}},
 	} {
 		start := time.Now()
 		err := read.do(ctx)

@@ -100,7 +100,7 @@ func (s *Store) Idempotency(ctx context.Context, scope, key string, since time.T
 		return r, fmt.Errorf("idempotency key: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return r, err
+		return r, s.explain(ctx, err)
 	}
 	r.CreatedAt = fromNanos(created)
 	return r, nil

@@ -39,9 +39,13 @@ var movedStateQuery = strings.Replace(stateQuery, "WHERE l.id = $1", "WHERE l.id
 func (s *Store) State(ctx context.Context, log int64) (store.State, error) {
 	rows, err := s.pool.Query(ctx, stateQuery, log)
 	if err != nil {
-		return store.State{}, err
+		return store.State{}, s.explain(ctx, err)
 	}
-	return s.scanState(ctx, log, rows)
+	st, err := s.scanState(ctx, log, rows)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		err = s.explain(ctx, err)
+	}
+	return st, err
 }
 
 // scanState reads the rows of stateQuery for log, and closes them.

@@ -130,7 +130,7 @@ func (s *Store) commit(ctx context.Context, ids []int64, known map[int64]int64, 
 		if ctx.Err() != nil && parent.Err() == nil {
 			// No answer in time: PostgreSQL, or the way to it, is gone
 			// without closing the connection (a network partition).
-			err = &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v (%v); Trail reconnects by itself", s.srv.addr, commitTimeout, err)}
+			err = &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v (%v): the network to it is down, it is stalled, or this server was paused meanwhile (stopped, or its machine frozen); Trail reconnects by itself", s.srv.addr, commitTimeout, err)}
 		}
 		err = s.explain(parent, err)
 		if committing && errors.Is(err, ErrUnavailable) {
@@ -701,7 +701,7 @@ func (s *Store) Writable(ctx context.Context) error {
 		return err
 	})
 	if err != nil && !locking && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v: is the network to it down, or is it stalled or overloaded?",
+		return &unavailableError{fmt.Sprintf("postgres: PostgreSQL at %s did not answer within %v: is the network to it down, is it stalled or overloaded, or was this server paused meanwhile?",
 			s.srv.addr, time.Since(start).Round(time.Millisecond))}
 	}
 	return s.explain(ctx, err)
