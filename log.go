@@ -64,11 +64,17 @@ type Log struct {
 	wcheck policyCheck
 }
 
+// storedKeyDamage is the error of a log whose stored verifier key cannot
+// be read (err says why).
+func storedKeyDamage(info store.LogInfo, err error) error {
+	return &LogDamagedError{Log: info.Name, Problem: "the verifier key stored for it cannot be read",
+		Err: fmt.Errorf("log %q: stored verifier key %q: %w", info.Name, info.VerifierKey, err)}
+}
+
 func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
 	v, err := note.NewVerifier(info.VerifierKey)
 	if err != nil {
-		return nil, &LogDamagedError{Log: info.Name, Problem: "the verifier key stored for it cannot be read",
-			Err: fmt.Errorf("log %q: stored verifier key %q: %w", info.Name, info.VerifierKey, err)}
+		return nil, storedKeyDamage(info, err)
 	}
 	l := &Log{db: db, info: info, verifier: v}
 	if !db.opts.ReadOnly {

@@ -35,6 +35,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
@@ -484,6 +486,40 @@ func (db *DB) Logs(ctx context.Context) ([]string, error) {
 		names[i] = li.Name
 	}
 	return names, nil
+}
+
+// CheckKeys checks, for every log of the store, that the verifier key
+// stored for it can be read and, unless the DB is read-only, that its
+// signing key matches it, without opening the log. It returns the error
+// of each log that fails, by name: a *LogDamagedError, or another error
+// (a missing key file, say). A log that fails for damage is listed by
+// RefusedAppends until it opens. trail serve runs it at start, so that
+// such a log is named then rather than at its first request.
+func (db *DB) CheckKeys(ctx context.Context) (map[string]error, error) {
+	infos, err := db.st.Logs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	failed := map[string]error{}
+	for _, info := range infos {
+		if _, err := note.NewVerifier(info.VerifierKey); err != nil {
+			err = storedKeyDamage(info, err)
+			failed[info.Name] = err
+			db.refused.Store(info.Name, err)
+			continue
+		}
+		if db.opts.ReadOnly {
+			continue
+		}
+		_, err := db.signers.Signer(ctx, logRef{Name: info.Name, Origin: info.Origin, VerifierKey: info.VerifierKey})
+		if err != nil {
+			failed[info.Name] = err
+			if lde := (*LogDamagedError)(nil); errors.As(err, &lde) {
+				db.refused.Store(info.Name, err)
+			}
+		}
+	}
+	return failed, nil
 }
 
 // Log returns the named log, or an error wrapping ErrNotFound. Unless the DB

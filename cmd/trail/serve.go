@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,6 +214,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		if demo, err = setUpDemo(ctx, db, c.env.now(), clock); err != nil {
 			return err
 		}
+	}
+	// A log that cannot be served is named now, not at its first request.
+	failed, err := db.CheckKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
+		logger.Error("log not served: its requests fail until this is repaired", "log", name, "err", failed[name])
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {

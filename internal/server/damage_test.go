@@ -314,9 +314,9 @@ func TestStrayEventAuditedRead(t *testing.T) {
 }
 
 // A log whose stored verifier key was replaced (its signing key no
-// longer matches it) is neither served nor appended to: its requests
-// answer 500 damaged, saying so without the key's file or secret, and
-// readiness names it, degraded.
+// longer matches it) is neither served nor appended to: DB.CheckKeys
+// finds it before any request, its requests answer 500 damaged, saying so
+// without the key's file or secret, and readiness names it, degraded.
 func TestLogKeyMismatchAPI(t *testing.T) {
 	backends.Run(t, testLogKeyMismatchAPI)
 }
@@ -361,10 +361,18 @@ func testLogKeyMismatchAPI(t *testing.T, b backends.Backend) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// Checked at start, as trail serve does: named before any request.
+	failed, err := db.CheckKeys(ctx)
+	if lde := (*trail.LogDamagedError)(nil); err != nil || len(failed) != 1 || !errors.As(failed["acme"], &lde) {
+		t.Errorf("CheckKeys = %v, %v; want log acme's LogDamagedError", failed, err)
+	}
 	logged := &logBuffer{t: t}
 	srv := httptest.NewServer(server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logged, nil))}))
 	defer srv.Close()
 	e := &env{t: t, db: db, loc: loc, url: srv.URL, keys: map[string]string{"read": read, "append": appendKey}}
+	if ready := e.do("GET", "/readyz", "", "", nil); ready.status != 200 || !strings.HasPrefix(string(ready.body), "degraded: log acme: not served: log acme is damaged") {
+		t.Errorf("GET /readyz before any request = %d %q, want 200 degraded, naming log acme", ready.status, ready.body)
+	}
 	for _, r := range []struct{ method, path, key string }{
 		{"GET", "/v1/events", "read"},
 		{"GET", "/v1/checkpoint", "read"},
