@@ -46,18 +46,7 @@ func TestBodyReadTimeout(t *testing.T) {
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", secret, len(body))
 	done := make(chan struct{})
 	defer close(done)
-	go func() { // a byte every 50 ms: the body would take 10 s
-		for i := 0; i < len(body); i++ {
-			select {
-			case <-done:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			if _, err := conn.Write([]byte{body[i]}); err != nil {
-				return
-			}
-		}
-	}()
+	go trickle(conn, body, done)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -288,6 +277,52 @@ func TestLateErrorAnswered(t *testing.T) {
 // of 300 ms, set as trail serve sets its minute: the same for reads and
 // writes, so the write deadline has passed too when the read times out.
 // It returns the address.
+// trickle writes body to conn a byte every 50 ms until done is closed.
+func trickle(conn net.Conn, body string, done <-chan struct{}) {
+	for i := 0; i < len(body); i++ {
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if _, err := conn.Write([]byte{body[i]}); err != nil {
+			return
+		}
+	}
+}
+
+// TestSignInReadTimeout: a viewer sign-in form that trickles in past the
+// server's read timeout is answered 408, saying to send it again, rather
+// than the connection closed without an answer.
+func TestSignInReadTimeout(t *testing.T) {
+	db, err := trail.Init(context.Background(), t.TempDir(), trail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logs := &logBuffer{t: t}
+	addr := shortTimeouts(t, server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "key=trail_" + strings.Repeat("0", 200)
+	fmt.Fprintf(conn, "POST /signin HTTP/1.1\r\nHost: trail\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
+	done := make(chan struct{})
+	defer close(done)
+	go trickle(conn, body, done)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "did not arrive in time") {
+		t.Errorf("trickled sign-in form: %d %s, want 408 saying it did not arrive in time", resp.StatusCode, b)
+	}
+}
+
 func shortTimeouts(t *testing.T, h http.Handler) string {
 	t.Helper()
 	srv := &http.Server{Handler: h, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -248,8 +249,16 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		status, msg := http.StatusBadRequest, "This sign-in form could not be read."
-		if me := (*http.MaxBytesError)(nil); errors.As(err, &me) {
+		switch me := (*http.MaxBytesError)(nil); {
+		case errors.As(err, &me):
 			status, msg = http.StatusRequestEntityTooLarge, "This sign-in form is over 16 KiB: paste the API key alone."
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The form did not arrive within the server's read timeout,
+			// past which its write deadline has passed too: the answer
+			// gets a moment, as the API's 408 does.
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(5 * time.Second))
+			w.Header().Set("Connection", "close")
+			status, msg = http.StatusRequestTimeout, "This sign-in form did not arrive in time: send it again."
 		}
 		s.renderSignIn(w, status, "/", msg)
 		return
