@@ -64,26 +64,32 @@ type Log struct {
 	wcheck policyCheck
 }
 
-// storedKeyDamage is the error of a log whose stored verifier key cannot
-// be read (err says why).
-func storedKeyDamage(info store.LogInfo, err error) error {
-	return &LogDamagedError{Log: info.Name, Problem: "the verifier key stored for it cannot be read",
-		Err: fmt.Errorf("log %q: stored verifier key %q: %w", info.Name, info.VerifierKey, err)}
+// logKeys reads the verifier key stored for the log and, unless the DB
+// is read-only, the log's signing key, which must match it. A stored
+// verifier key that cannot be read, or a signing key that does not match
+// it, is a *LogDamagedError.
+func (db *DB) logKeys(ctx context.Context, info store.LogInfo) (note.Verifier, note.Signer, error) {
+	v, err := note.NewVerifier(info.VerifierKey)
+	if err != nil {
+		return nil, nil, &LogDamagedError{Log: info.Name, Problem: "the verifier key stored for it cannot be read",
+			Err: fmt.Errorf("log %q: stored verifier key %q: %w", info.Name, info.VerifierKey, err)}
+	}
+	if db.opts.ReadOnly {
+		return v, nil, nil
+	}
+	signer, err := db.signers.Signer(ctx, logRef{Name: info.Name, Origin: info.Origin, VerifierKey: info.VerifierKey})
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, signer, nil
 }
 
 func openLog(ctx context.Context, db *DB, info store.LogInfo) (*Log, error) {
-	v, err := note.NewVerifier(info.VerifierKey)
+	v, signer, err := db.logKeys(ctx, info)
 	if err != nil {
-		return nil, storedKeyDamage(info, err)
+		return nil, err
 	}
-	l := &Log{db: db, info: info, verifier: v}
-	if !db.opts.ReadOnly {
-		signer, err := db.signers.Signer(ctx, logRef{Name: info.Name, Origin: info.Origin, VerifierKey: info.VerifierKey})
-		if err != nil {
-			return nil, err
-		}
-		l.signer = signer
-	}
+	l := &Log{db: db, info: info, verifier: v, signer: signer}
 	l.checked.Store(clock())
 	if err := l.reload(ctx); err != nil {
 		return nil, err

@@ -35,8 +35,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/trail-audit/trail/event"
 	"github.com/trail-audit/trail/internal/merkle"
 	"github.com/trail-audit/trail/internal/store"
@@ -502,17 +500,7 @@ func (db *DB) CheckKeys(ctx context.Context) (map[string]error, error) {
 	}
 	failed := map[string]error{}
 	for _, info := range infos {
-		if _, err := note.NewVerifier(info.VerifierKey); err != nil {
-			err = storedKeyDamage(info, err)
-			failed[info.Name] = err
-			db.refused.Store(info.Name, err)
-			continue
-		}
-		if db.opts.ReadOnly {
-			continue
-		}
-		_, err := db.signers.Signer(ctx, logRef{Name: info.Name, Origin: info.Origin, VerifierKey: info.VerifierKey})
-		if err != nil {
+		if _, _, err := db.logKeys(ctx, info); err != nil {
 			failed[info.Name] = err
 			if lde := (*LogDamagedError)(nil); errors.As(err, &lde) {
 				db.refused.Store(info.Name, err)

@@ -36,27 +36,13 @@ func TestBodyReadTimeout(t *testing.T) {
 	logs := &logBuffer{t: t}
 	addr := shortTimeouts(t, server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
 
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	body := `{"actor":{"id":"a"},"action":"user.login","reason":"` + strings.Repeat("x", 200) + `"}`
-	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", secret, len(body))
-	done := make(chan struct{})
-	defer close(done)
-	go trickle(conn, body, done)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
+	status, b := postTrickled(t, addr, "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer "+secret+
+		"\r\nContent-Type: application/json\r\n", body)
 	var ae apiErr
 	json.Unmarshal(b, &ae)
-	if resp.StatusCode != http.StatusRequestTimeout || ae.Error.Code != "timeout" {
-		t.Errorf("trickled body: %d %s, want 408 with code timeout", resp.StatusCode, b)
+	if status != http.StatusRequestTimeout || ae.Error.Code != "timeout" {
+		t.Errorf("trickled body: %d %s, want 408 with code timeout", status, b)
 	}
 	if strings.Contains(logs.String(), `"level":"ERROR"`) {
 		t.Errorf("a slow client was logged as a server error:\n%s", logs)
@@ -277,18 +263,39 @@ func TestLateErrorAnswered(t *testing.T) {
 // of 300 ms, set as trail serve sets its minute: the same for reads and
 // writes, so the write deadline has passed too when the read times out.
 // It returns the address.
-// trickle writes body to conn a byte every 50 ms until done is closed.
-func trickle(conn net.Conn, body string, done <-chan struct{}) {
-	for i := 0; i < len(body); i++ {
-		select {
-		case <-done:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-		if _, err := conn.Write([]byte{body[i]}); err != nil {
-			return
-		}
+// postTrickled sends, over a raw connection to addr, the request line and
+// headers head (each line ending in CRLF) with the body's Content-Length,
+// then body a byte every 50 ms, and returns the answer's status and body.
+func postTrickled(t *testing.T, addr, head, body string) (int, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%sContent-Length: %d\r\n\r\n", head, len(body))
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for i := 0; i < len(body); i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, b
 }
 
 // TestSignInReadTimeout: a viewer sign-in form that trickles in past the
@@ -302,24 +309,10 @@ func TestSignInReadTimeout(t *testing.T) {
 	defer db.Close()
 	logs := &logBuffer{t: t}
 	addr := shortTimeouts(t, server.New(db, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	body := "key=trail_" + strings.Repeat("0", 200)
-	fmt.Fprintf(conn, "POST /signin HTTP/1.1\r\nHost: trail\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
-	done := make(chan struct{})
-	defer close(done)
-	go trickle(conn, body, done)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "did not arrive in time") {
-		t.Errorf("trickled sign-in form: %d %s, want 408 saying it did not arrive in time", resp.StatusCode, b)
+	status, b := postTrickled(t, addr, "POST /signin HTTP/1.1\r\nHost: trail\r\nContent-Type: application/x-www-form-urlencoded\r\n", body)
+	if status != http.StatusRequestTimeout || !strings.Contains(string(b), "did not arrive in time") {
+		t.Errorf("trickled sign-in form: %d %s, want 408 saying it did not arrive in time", status, b)
 	}
 }
 

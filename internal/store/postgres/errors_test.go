@@ -422,17 +422,12 @@ func TestBackendsTerminated(t *testing.T) {
 	w.Append(t, s, t0, evs[:10]...)
 
 	for round := range 4 {
-		var killed int
-		err := direct.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&killed)
-		if err != nil {
-			t.Fatal(err)
-		}
+		killed := terminateOthers(t, direct)
 		if killed == 0 {
 			t.Fatalf("round %d: no connection of the store to terminate", round)
 		}
 		b := w.Batch(t, t0.Add(time.Duration(round+1)*time.Second), evs[10+round*10:20+round*10]...)
-		err = s.Commit(ctx, []store.Batch{b})
+		err := s.Commit(ctx, []store.Batch{b})
 		if err != nil {
 			t.Logf("round %d: Commit after %d connections were terminated: %v", round, killed, err)
 			if !errors.Is(err, ErrUnavailable) {
@@ -448,6 +443,19 @@ func TestBackendsTerminated(t *testing.T) {
 		w.Committed(t, b)
 		storetest.CheckLog(t, s, w)
 	}
+}
+
+// terminateOthers ends every server connection to the database but
+// direct's, as a restart of PostgreSQL would, and returns how many.
+func terminateOthers(t *testing.T, direct *pgx.Conn) int {
+	t.Helper()
+	var killed int
+	err := direct.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return killed
 }
 
 // TestReadsTerminated: the reads an append makes before it commits (the
@@ -477,9 +485,8 @@ func TestReadsTerminated(t *testing.T) {
 		if err := read.do(); err != nil { // the pool holds a connection
 			t.Fatal(err)
 		}
-		if _, err := direct.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
-			t.Fatal(err)
+		if terminateOthers(t, direct) == 0 {
+			t.Fatalf("%s: no connection of the store to terminate", read.name)
 		}
 		err := read.do()
 		if err != nil && (!errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "PostgreSQL at ")) {
