@@ -7,16 +7,27 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteNew writes data to the new file path, mode 0600, and syncs it and
-// its directory entry. It fails if path exists, and removes what it wrote
-// if it fails after creating the file.
+// its directory entry. It fails if path exists (an error matching
+// fs.ErrExist). A crash or kill leaves path whole or absent: data goes to
+// a temporary file beside it, synced, then linked to path, which fails
+// if path exists. A temporary file a killed WriteNew of the same path
+// left is removed first.
 func WriteNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
 	}
+	prefix := "." + base + ".new"
+	removeStale(dir, prefix)
+	f, err := os.CreateTemp(dir, prefix+"*")
+	if err != nil {
+		return &os.PathError{Op: "create", Path: path, Err: underlying(err)}
+	}
+	defer os.Remove(f.Name())
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -25,11 +36,31 @@ func WriteNew(path string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
-		return err
+		return &os.PathError{Op: "write", Path: path, Err: underlying(err)}
 	}
-	SyncDir(filepath.Dir(path))
+	if err := os.Link(f.Name(), path); err != nil {
+		var le *os.LinkError
+		if errors.As(err, &le) {
+			err = le.Err
+		}
+		return &os.PathError{Op: "create", Path: path, Err: err}
+	}
+	SyncDir(dir)
 	return nil
+}
+
+// removeStale removes the files of dir whose names start with prefix:
+// the temporary files of writes that were killed.
+func removeStale(dir, prefix string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Replace makes path hold data, as a File does: a regular file (or a new
