@@ -25,6 +25,9 @@ import (
 // trail.key.revoke or trail.key.list event naming the admin key.
 
 func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		// As for events, no Content-Type is read as JSON; any other
 		// type is refused, a form's above all.
@@ -60,6 +63,9 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, key trail.Key
 }
 
 func (s *server) listKeys(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	keys, err := s.db.ListKeys(r.Context(), caller(r, key), l.Name())
 	if err != nil {
 		return err
@@ -75,6 +81,9 @@ func (s *server) listKeys(w http.ResponseWriter, r *http.Request, key trail.KeyI
 }
 
 func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	k, err := s.db.Key(r.Context(), id)
 	if errors.Is(err, trail.ErrNotFound) || err == nil && k.Log != l.Name() {

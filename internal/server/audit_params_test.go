@@ -79,15 +79,16 @@ func TestReadRecordsWhatWasRead(t *testing.T) {
 		t.Errorf("GET /overview with decoys recorded %s %v, want trail.stats of range=all, trail=show", action, md)
 	}
 
-	// A route that takes any parameter records names and values as sent.
+	// The event page, which takes any parameter, records names and
+	// values as sent.
 	long := strings.Repeat("v", 600)
-	resp, _ = v.get(c, "/v1/events/"+v.eventID+"?x%01=a%02b&x=plain&y="+long)
+	resp, _ = v.get(c, "/events/"+v.eventID+"?x%01=a%02b&x=plain&y="+long)
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/events/{id} with odd parameters = %d", resp.StatusCode)
+		t.Fatalf("GET /events/{id} with odd parameters = %d", resp.StatusCode)
 	}
 	action, md = v.lastRead()
 	if action != trail.ActionGet || md["x"] != "plain" || md["x%01"] != "a%02b" {
-		t.Errorf("GET /v1/events/{id} recorded %s %v, want x=plain and x%%01=a%%02b", action, md)
+		t.Errorf("GET /events/{id} recorded %s %v, want x=plain and x%%01=a%%02b", action, md)
 	}
 	if y := md["y"]; len(y) > 512 || !strings.HasSuffix(y, "(600 bytes)") || !strings.HasPrefix(y, "vvvv") {
 		t.Errorf("a 600-byte value was recorded as %q, want it cut to 512 bytes and saying so", y)
@@ -95,12 +96,26 @@ func TestReadRecordsWhatWasRead(t *testing.T) {
 
 	// A "%" sent is told from an escape; a client's more_parameters from
 	// the record's own.
-	resp, _ = v.get(c, "/v1/events/"+v.eventID+"?lit=a%250D&cr=a%0D&more_parameters=5+not+recorded")
+	resp, _ = v.get(c, "/events/"+v.eventID+"?lit=a%250D&cr=a%0D&more_parameters=5+not+recorded")
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/events/{id} with a %% and more_parameters = %d", resp.StatusCode)
+		t.Fatalf("GET /events/{id} with a %% and more_parameters = %d", resp.StatusCode)
 	}
 	if _, md := v.lastRead(); md["lit"] != "a%250D" || md["cr"] != "a%0D" || md["more%5Fparameters"] != "5 not recorded" || md["more_parameters"] != "" {
-		t.Errorf("GET /v1/events/{id} with a %% and more_parameters recorded %v", md)
+		t.Errorf("GET /events/{id} with a %% and more_parameters recorded %v", md)
+	}
+
+	// A read with more parameters than an event's metadata holds is
+	// served and recorded with the first maxAuditParams of them.
+	var many []string
+	for i := range 80 {
+		many = append(many, fmt.Sprintf("p%02d=%s", i, strings.Repeat("v", 500)))
+	}
+	resp, _ = v.get(c, "/events/"+v.eventID+"?"+strings.Join(many, "&"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /events/{id} with 80 parameters = %d", resp.StatusCode)
+	}
+	if action, md := v.lastRead(); action != trail.ActionGet || len(md) != 33 || md["p00"] == "" || md["p31"] == "" || md["more_parameters"] != "48 not recorded" {
+		t.Errorf("the get with 80 parameters recorded %s with %d of them, want 32 and a count of the rest", action, len(md))
 	}
 
 	// The events page takes since only with a custom range; /rows takes

@@ -253,6 +253,9 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, key trail.
 // the latest checkpoint's tree, and that checkpoint, so that a client can
 // verify the event offline.
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	e, proof, signed, err := s.provenEvent(r, key, l)
 	if err != nil {
 		return err

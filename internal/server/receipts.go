@@ -113,6 +113,9 @@ func (s *server) addReceipts(ctx context.Context, l *trail.Log, rs []api.Receipt
 // long for one; else, or when none came, it answers 409 not_witnessed.
 // It is a read of the event, audited as GET /v1/events/{id} is.
 func (s *server) getReceipt(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r, "wait"); err != nil {
+		return err
+	}
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)

@@ -338,6 +338,13 @@ func TestValidationErrors(t *testing.T) {
 	e.fails(400, "invalid_parameter", "form", "GET", "/v1/proof/consistency?form=1&from=1&to=1", "acme-read", "", nil)
 	e.fails(400, "invalid_parameter", "witnesed", "GET", "/v1/checkpoint?witnesed=false", "acme-read", "", nil)
 	e.fails(400, "invalid_parameter", "x", "GET", "/v1/log?x=1", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "proof", "GET", "/v1/events/01ARZ3NDEKTSV4RRFFQ69G5FAV?proof=1", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "wiat", "GET", "/v1/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/receipt?wiat=5s", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "wait", "GET", "/v1/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/receipt?wait=1s&wait=2s", "acme-read", "", nil)
+	e.fails(400, "invalid_parameter", "log", "GET", "/v1/keys?log=globex", "acme-admin", "", nil)
+	e.fails(400, "invalid_parameter", "scope", "POST", "/v1/keys?scope=admin", "acme-admin", "application/json", []byte(`{"name":"x","scopes":["read"]}`))
+	e.fails(400, "invalid_parameter", "force", "DELETE", "/v1/keys/k1?force=1", "acme-admin", "", nil)
+	e.fails(400, "invalid_parameter", "x", "GET", "/v1/witness-policy?x=1", "acme-read", "", nil)
 	ae = e.fails(413, "too_large", "", "POST", "/v1/events", "acme-append", "application/x-ndjson",
 		[]byte(strings.Repeat(ev("a", "user.login")+"\n", 4)))
 	if want := "over 3 events in one request (4 sent)"; !strings.Contains(ae.Error.Message, want) {

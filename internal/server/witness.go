@@ -117,6 +117,9 @@ const cachePublicImmutable = "public, max-age=31536000, immutable"
 
 // witnessPolicy serves GET /v1/witness-policy.
 func (s *server) witnessPolicy(w http.ResponseWriter, r *http.Request, key trail.KeyInfo, l *trail.Log) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
 	p := s.db.WitnessPolicy()
 	if p == nil {
 		return &apiError{status: http.StatusNotFound, code: "no_policy", msg: "this server has no witness policy: its checkpoints are signed by the log only"}
