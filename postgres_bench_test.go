@@ -239,8 +239,9 @@ func BenchmarkPostgresThreeNodesOneLog(b *testing.B) { benchThreeNodes(b, 1) }
 func BenchmarkPostgresThreeNodesThreeLogs(b *testing.B) { benchThreeNodes(b, 3) }
 
 // benchThreeNodes runs the three-node benchmarks on nlogs logs: append32
-// is 32 callers appending one event at a time, batch1000 six callers
-// appending 1000 events per call (b.N counts calls). The callers are
+// is 32 callers appending one event at a time, append96 the same with 96
+// (32 a node when three share them), batch1000 six callers appending
+// 1000 events per call (b.N counts calls). The callers are
 // spread evenly over the nodes, and with three logs node k writes log k.
 // Each round first runs the load on one node, untimed, then on three,
 // each on a fresh database, and reports both rates and their ratio
@@ -252,6 +253,7 @@ func benchThreeNodes(b *testing.B, nlogs int) {
 		callers, batch int
 	}{
 		{"append32", 32, 1},
+		{"append96", 96, 1},
 		{"batch1000", 6, 1000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
