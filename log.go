@@ -371,8 +371,9 @@ func (l *Log) appendBatch(ctx context.Context, events []event.Event, id *Idempot
 // RefusedAppends returns, by log name, the damage that refused the latest
 // append of each log whose latest append through this DB was refused for
 // damage (a *DamagedError), until an append succeeds again, and that of
-// each log that could not be opened for damage (a *LogDamagedError),
-// until it opens: for a server's readiness to report.
+// each log that could not be opened for damage (a *LogDamagedError) or
+// because its signing key is sealed under another master key (an
+// *UnavailableError), until it opens: for a server's readiness to report.
 func (db *DB) RefusedAppends() map[string]error {
 	out := map[string]error{}
 	db.refused.Range(func(k, v any) bool {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -51,6 +52,18 @@ import (
 type sealedKeys struct {
 	secrets store.Secrets
 	aead    cipher.AEAD
+
+	// loaded holds each log's signing key once unsealed (Signer), so that
+	// a server keeps the keys it loaded when trail rekey seals them under
+	// a new master key.
+	mu     sync.Mutex
+	loaded map[string]loadedKey
+}
+
+// loadedKey is a log's unsealed signing key and its verifier key.
+type loadedKey struct {
+	signer note.Signer
+	vkey   string
 }
 
 var (
@@ -177,15 +190,48 @@ func (k *sealedKeys) Create(ctx context.Context, log logRef) (string, error) {
 }
 
 // Signer implements signerSource.
+//
+// A key once unsealed is kept: trail rekey seals the same keys under a
+// new master key, and servers still running with the old one go on
+// signing with them until restarted with the new one. A key this
+// server's master key does not open is an *UnavailableError saying so.
 func (k *sealedKeys) Signer(ctx context.Context, log logRef) (note.Signer, error) {
+	k.mu.Lock()
+	lk, ok := k.loaded[log.Name]
+	k.mu.Unlock()
+	if ok && lk.vkey == log.VerifierKey {
+		return lk.signer, nil
+	}
 	signer, vkey, err := k.load(ctx, log.Name)
+	if errors.Is(err, errWrongMaster) {
+		return nil, &UnavailableError{Err: err, Reason: sealedElsewhere(log.Name)}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if vkey != log.VerifierKey {
 		return nil, keyMismatch(log, fmt.Sprintf("in secret %q", signerSecret(log.Name)))
 	}
+	k.mu.Lock()
+	if k.loaded == nil {
+		k.loaded = map[string]loadedKey{}
+	}
+	k.loaded[log.Name] = loadedKey{signer, vkey}
+	k.mu.Unlock()
 	return signer, nil
+}
+
+// sealedElsewhere is why log's signing key is not served: this server's
+// master key does not open it.
+func sealedElsewhere(log string) string {
+	return fmt.Sprintf("log %s is not served: its signing key is sealed under another master key than this server's; if trail rekey ran, restart this server with the new master key (otherwise the sealed key was changed in the database)", log)
+}
+
+// keySealedElsewhere reports whether err is the Signer's error for a
+// signing key this server's master key does not open.
+func keySealedElsewhere(err error) bool {
+	var ue *UnavailableError
+	return errors.As(err, &ue) && errors.Is(ue.Err, errWrongMaster)
 }
 
 // load reads and unseals a log's signing key and derives its verifier key.

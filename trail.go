@@ -489,10 +489,13 @@ func (db *DB) Logs(ctx context.Context) ([]string, error) {
 // CheckKeys checks, for every log of the store, that the verifier key
 // stored for it can be read and, unless the DB is read-only, that its
 // signing key matches it, without opening the log. It returns the error
-// of each log that fails, by name: a *LogDamagedError, or another error
-// (a missing key file, say). A log that fails for damage is listed by
-// RefusedAppends until it opens. trail serve runs it at start, so that
-// such a log is named then rather than at its first request.
+// of each log that fails, by name: a *LogDamagedError, an
+// *UnavailableError for a signing key sealed under another master key, or
+// another error (a missing key file, say). A log that fails for either of
+// the first two is listed by RefusedAppends until it opens. trail serve
+// runs it at start, so that such a log is named then rather than at its
+// first request; with a PostgreSQL store, the signing keys it unseals are
+// kept for the server's life (see sealedKeys.Signer).
 func (db *DB) CheckKeys(ctx context.Context) (map[string]error, error) {
 	infos, err := db.st.Logs(ctx)
 	if err != nil {
@@ -502,12 +505,20 @@ func (db *DB) CheckKeys(ctx context.Context) (map[string]error, error) {
 	for _, info := range infos {
 		if _, _, err := db.logKeys(ctx, info); err != nil {
 			failed[info.Name] = err
-			if lde := (*LogDamagedError)(nil); errors.As(err, &lde) {
+			if refusesLog(err) {
 				db.refused.Store(info.Name, err)
 			}
 		}
 	}
 	return failed, nil
+}
+
+// refusesLog reports whether err keeps a log from being opened until
+// someone acts: damage to the log as a whole (*LogDamagedError), or a
+// signing key this DB's master key does not open (an *UnavailableError).
+func refusesLog(err error) bool {
+	var lde *LogDamagedError
+	return errors.As(err, &lde) || keySealedElsewhere(err)
 }
 
 // Log returns the named log, or an error wrapping ErrNotFound. Unless the DB
@@ -532,11 +543,10 @@ func (db *DB) Log(ctx context.Context, name string) (*Log, error) {
 		return nil, err
 	}
 	l, err := openLog(ctx, db, info)
-	var lde *LogDamagedError
-	if errors.As(err, &lde) {
+	if refusesLog(err) {
 		// Reported by the server's readiness until the log opens.
 		db.refused.Store(name, err)
-	} else if old, ok := db.refused.Load(name); ok && err == nil && errors.As(old.(error), &lde) {
+	} else if old, ok := db.refused.Load(name); ok && err == nil && refusesLog(old.(error)) {
 		db.refused.Delete(name)
 	}
 	if err != nil {

@@ -331,6 +331,10 @@ func (s *server) refusedAppends() []string {
 			why = append(why, fmt.Sprintf("log %s: not served: %s", name, lde.Public()))
 			continue
 		}
+		if ue := (*trail.UnavailableError)(nil); errors.As(err, &ue) {
+			why = append(why, ue.Reason) // says the log is not served, and why
+			continue
+		}
 		why = append(why, fmt.Sprintf("log %s: appends refused: %v", name, err))
 	}
 	slices.Sort(why)
