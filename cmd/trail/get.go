@@ -65,7 +65,8 @@ func (c *getCommand) flagSet() *flag.FlagSet {
 func (c *getCommand) Usage() string {
 	return usage(c.flagSet(), "trail get [flags] ID\n       trail get [flags] --seq N", `
 Get prints the event with the given id (the "id" of search's output, a
-26-character ULID), or with --seq the event at that position of the log,
+26-character ULID; without --log, from the log that made it), or with --seq
+the event at that position of the log,
 its inclusion proof in the tree of
 the log's latest signed checkpoint, and whether the proof holds: the leaf
 hash of the event's canonical JSON, combined with the proof's hashes, must
@@ -140,6 +141,14 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	}
 	if c.policy != "" {
 		return usagef("--witness-policy checks the checkpoint a --server proves the event against; trail verify --witness-policy checks a data directory's")
+	}
+	if !c.bySeq && !c.db.logGiven && c.env.getenv("TRAIL_LOG") == "" {
+		// No log named: the one the id names, as its last characters do.
+		if name, err := c.db.logOfID(ctx, id); err != nil {
+			return err
+		} else if name != "" {
+			c.db.log = name
+		}
 	}
 	db, l, err := c.db.open(ctx, true)
 	if err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,5 +65,37 @@ func TestGetSeq(t *testing.T) {
 	// The same hint against a server.
 	if r := run(t, "", "--server", s.url, "--key", key, "get", "2", "--verifier-key", vkey); r.code != 2 || !strings.Contains(r.stderr, "--seq 2") {
 		t.Errorf("remote trail get 2: exit %d, stderr %q; want 2 and the --seq hint", r.code, r.stderr)
+	}
+}
+
+// get of an id with no --log reads the event from the log the id names,
+// in a store whose logs are not "default"; a --log that names another log
+// still says which log made the id.
+func TestGetFindsTheLog(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	ids := map[string]string{}
+	for _, name := range []string{"acme", "globex"} {
+		ok(t, "", "init", "--data", data, "--log", name)
+		r := ok(t, `{"actor":{"id":"u-`+name+`"},"action":"user.login"}`+"\n", "append", "--data", data, "--log", name, "--json")
+		var rec struct{ ID string }
+		if err := json.Unmarshal([]byte(lastLine(r.stdout)), &rec); err != nil || rec.ID == "" {
+			t.Fatalf("trail append --json = %q: %v", r.stdout, err)
+		}
+		ids[name] = rec.ID
+	}
+	for name, id := range ids {
+		proof := filepath.Join(t.TempDir(), "receipt.txt")
+		r := ok(t, "", "get", "--data", data, "--json", "--proof-file", proof, id)
+		if !strings.Contains(r.stdout, `"u-`+name+`"`) {
+			t.Errorf("trail get %s (log %s) = %q, want its event", id, name, r.stdout)
+		}
+		if _, err := os.Stat(proof); err != nil {
+			t.Errorf("trail get --proof-file wrote no receipt: %v", err)
+		}
+	}
+	r := run(t, "", "get", "--data", data, "--log", "globex", ids["acme"])
+	if r.code != 1 || !strings.Contains(r.stderr, `made for the log "acme"`) {
+		t.Errorf("trail get --log globex ID-of-acme: exit %d, stderr %q; want 1, naming log acme", r.code, r.stderr)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/trail-audit/trail"
 	"github.com/trail-audit/trail/client"
+	"github.com/trail-audit/trail/internal/eventid"
 )
 
 func main() {
@@ -512,6 +513,26 @@ func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Lo
 	}
 	db.Close()
 	return nil, nil, err
+}
+
+// logOfID returns the name of the log of the store that made the event
+// id id, or "" when none did.
+func (d *dbFlags) logOfID(ctx context.Context, id string) (string, error) {
+	db, err := d.openStore(ctx, trail.Options{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	names, err := db.Logs(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range names {
+		if _, err := eventid.Parse(name, id); err == nil {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // checkLogName returns a usage error unless name, given with --log, can

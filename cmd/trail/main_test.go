@@ -484,12 +484,16 @@ func TestGet(t *testing.T) {
 		t.Errorf("trail get without an id: exit %d, want 2", r.code)
 	}
 
-	// An id of another log of the store names it; one of no log of it
-	// (a typo in its last characters) says so.
+	// An id of another log of the store is found there when no --log is
+	// given; with --log default, the error names the log; one of no log of
+	// it (a typo in its last characters) says so.
 	ok(t, "", "--data", data, "init", "--log", "other", "--origin", "example.com/trail/other")
 	other := strings.Fields(lastLine(ok(t, `{"actor":{"id":"a"},"action":"x.y"}`, "append", "--data", data, "--log", "other").stdout))
 	otherID := other[len(other)-1]
-	if r := run(t, "", "get", "--data", data, otherID); r.code != 1 || !strings.Contains(r.stderr, `made for the log "other" (pick it with --log other)`) {
+	if r := run(t, "", "get", "--data", data, "--json", otherID); r.code != 0 || !strings.Contains(r.stdout, `"action":"x.y"`) {
+		t.Errorf("trail get of log other's event %s without --log: exit %d, stdout %q, stderr %q; want its event", otherID, r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "", "get", "--data", data, "--log", "default", otherID); r.code != 1 || !strings.Contains(r.stderr, `made for the log "other" (pick it with --log other)`) {
 		t.Errorf("trail get of log other's event %s in log default: exit %d, stderr %q; want 1 naming log other", otherID, r.code, r.stderr)
 	}
 	typo := id[:25] + map[bool]string{true: "A", false: "B"}[id[25] != 'A']
