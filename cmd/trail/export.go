@@ -36,7 +36,7 @@ func (c *exportCommand) flagSet() *flag.FlagSet {
 	c.db.register(fs, c.db)
 	c.q.register(fs)
 	fs.StringVar(&c.format, "format", "", "`FORMAT`: ndjson or csv (default csv if --out ends in .csv, else ndjson)")
-	fs.StringVar(&c.out, "out", "", "write to `FILE` (mode 0600, replaced only once the export is complete)\ninstead of stdout")
+	fs.StringVar(&c.out, "out", "", "write to `FILE` (mode 0600, replaced only once the export is complete)\ninstead of stdout (- is stdout)")
 	fs.BoolVar(&c.raw, "csv-raw", false, "write CSV cells as they are, without the ' that guards against formulas")
 	return fs
 }
@@ -64,6 +64,12 @@ turns this off, for tools other than spreadsheets.`, `
 func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
+	}
+	if err := c.db.checkOutput("--out", c.out); err != nil {
+		return err
+	}
+	if c.out == "-" {
+		c.out = "" // stdout
 	}
 	format := c.format
 	if format == "" {
@@ -104,7 +110,7 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	var out *durable.File
 	if c.out != "" {
 		if out, err = durable.Create(c.out); err != nil {
-			return err
+			return fmt.Errorf("--out: %w", err)
 		}
 		defer func() {
 			if out != nil {

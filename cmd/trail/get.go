@@ -117,6 +117,11 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if c.proofFile != "" {
+		if err := c.db.checkOutput("--proof-file", c.proofFile); err != nil {
+			return err
+		}
+	}
 	var id string
 	switch {
 	case c.bySeq && len(pos) > 0:
@@ -203,7 +208,10 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return durable.Replace(c.proofFile, receipt)
+	if err := durable.Replace(c.proofFile, receipt); err != nil {
+		return fmt.Errorf("--proof-file: %w", err)
+	}
+	return nil
 }
 
 // prove fills in the proof of the event at seq, whose canonical JSON is
@@ -363,7 +371,10 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 	if c.proofFile == "" {
 		return nil
 	}
-	return durable.Replace(c.proofFile, got.Receipt())
+	if err := durable.Replace(c.proofFile, got.Receipt()); err != nil {
+		return fmt.Errorf("--proof-file: %w", err)
+	}
+	return nil
 }
 
 // pinnedClient returns the client of --server and the verifier key pinned

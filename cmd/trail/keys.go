@@ -170,16 +170,20 @@ func (c *keysCommand) create(ctx context.Context) error {
 		}
 		vkey = l.VerifierKey()
 	}
-	if err := db.Close(); err != nil {
-		return err
-	}
 	if vkey != "" {
 		fmt.Fprintf(c.env.stdout, "Created log %q. Its verifier key, which checks its checkpoints (give it to auditors; trail logs shows it again):\n  %s\n", c.db.log, vkey)
 	}
 	fmt.Fprintf(c.env.stdout, "Created key %s for log %q with scopes %s.\n", ki.ID, ki.Log, joinScopes(ki.Scopes))
 	fmt.Fprintln(c.env.stdout, "It is shown only now; Trail keeps only its hash. The key:")
-	fmt.Fprintln(c.env.stdout, secret)
-	return nil
+	if _, err := fmt.Fprintln(c.env.stdout, secret); err != nil {
+		// Nobody got the key: it must not stay valid.
+		defer db.Close()
+		if rerr := db.RevokeKey(context.WithoutCancel(ctx), cliCaller(), ki.ID); rerr != nil {
+			return fmt.Errorf("the new key could not be written to stdout (%v), nor revoked (%v): revoke it with trail keys revoke %s", err, rerr, ki.ID)
+		}
+		return fmt.Errorf("the new key could not be written to stdout (%v), so it was revoked at once: create another", err)
+	}
+	return db.Close()
 }
 
 func joinScopes(ss []trail.Scope) string {

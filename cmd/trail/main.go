@@ -137,7 +137,13 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if cmd == nil {
 		return &usageError{msg: fmt.Sprintf("unknown command %q", name)}
 	}
+	out := &checkedWriter{w: m.env.stdout}
+	m.env.stdout = out
 	err := cmd.Run(ctx, args)
+	if err == nil && out.err != nil {
+		// The work is done, but what it printed did not arrive.
+		err = fmt.Errorf("writing to stdout: %w", out.err)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(m.env.stdout, cmd.Usage())
 		return nil
@@ -147,6 +153,29 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			err = errors.New("interrupted")
 		}
 		return &commandError{cmd: name, err: err}
+	}
+	return nil
+}
+
+// checkedWriter is a writer that remembers its first error, for a
+// command that does not check each of its writes.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Sync syncs the writer under it, if it can be.
+func (c *checkedWriter) Sync() error {
+	if f, ok := c.w.(interface{ Sync() error }); ok {
+		return f.Sync()
 	}
 	return nil
 }
@@ -513,6 +542,50 @@ func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Lo
 	}
 	db.Close()
 	return nil, nil, err
+}
+
+// checkOutput returns a usage error unless path, the value of the flag
+// that names a file to write, may be written: not a name that reads as a
+// flag (a value forgotten: --out --json), and not inside the data
+// directory the flags name, whose files hold the log (trail.db, the
+// signing keys), through any symbolic link.
+func (d *dbFlags) checkOutput(flag, path string) error {
+	if strings.HasPrefix(path, "-") && path != "-" {
+		return usagef("%s %s: reads as a flag, not a file; to write a file of that name, give ./%s", flag, path, path)
+	}
+	u, err := d.storeURL()
+	if err != nil || u.Scheme != "sqlite" || path == "-" {
+		return nil
+	}
+	dir, err := resolvedPath(u.Dir)
+	if err != nil {
+		return nil
+	}
+	target, err := resolvedPath(path)
+	if err != nil {
+		return nil
+	}
+	if target == dir || strings.HasPrefix(target, dir+string(filepath.Separator)) {
+		return usagef("%s %s: that is inside the data directory %s, whose files hold the log and its keys; write it elsewhere", flag, path, u.Dir)
+	}
+	return nil
+}
+
+// resolvedPath is path made absolute with every symbolic link resolved,
+// those of the directories above it where it does not exist.
+func resolvedPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r, nil
+	}
+	parent, err := resolvedPath(filepath.Dir(abs))
+	if err != nil || parent == abs {
+		return abs, nil
+	}
+	return filepath.Join(parent, filepath.Base(abs)), nil
 }
 
 // logOfID returns the name of the log of the store that made the event

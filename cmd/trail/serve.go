@@ -142,6 +142,20 @@ requests. The sample events are recorded as received over the past day.`, `
   curl -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"actor":{"id":"alice"},"action":"user.login"}' http://127.0.0.1:8080/v1/events`)
 }
 
+// listen listens on addr, the value of flag: HOST:PORT. An empty addr,
+// which net.Listen takes as every interface, is refused: a server
+// listens on every interface only when told so (:PORT).
+func listen(flag, addr string) (net.Listener, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, usagef("%s %q: want HOST:PORT, such as 127.0.0.1:8080 (:8080 listens on every interface)", flag, addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return ln, nil
+}
+
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
@@ -223,7 +237,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	for _, name := range slices.Sorted(maps.Keys(failed)) {
 		logger.Error("log not served: its requests fail until this is repaired", "log", name, "err", failed[name])
 	}
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen("--addr", c.addr)
 	if err != nil {
 		return err
 	}
@@ -232,7 +246,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	var mln net.Listener
 	if c.metrics != "" {
 		opts.Metrics = prometheus.NewRegistry()
-		if mln, err = net.Listen("tcp", c.metrics); err != nil {
+		if mln, err = listen("--metrics-addr", c.metrics); err != nil {
 			return err
 		}
 		mux := http.NewServeMux()

@@ -164,7 +164,7 @@ func (c *witnessCommand) serve(ctx context.Context) error {
 		return err
 	}
 	defer w.Close()
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen("--addr", c.addr)
 	if err != nil {
 		return err
 	}

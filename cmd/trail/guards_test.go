@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Files a command writes (export --out, get --proof-file) are never the
+// data directory's own, through a symbolic link either; a value that
+// reads as a flag is refused; --out - is stdout.
+func TestOutputGuards(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	appendAll(t, data)
+	db, err := os.ReadFile(filepath.Join(data, "trail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "keys")
+	if err := os.Symlink(filepath.Join(data, "keys"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"export", "--out", filepath.Join(data, "trail.db")},
+		{"export", "--out", filepath.Join(data, "new.ndjson")},
+		{"get", "--seq", "0", "--proof-file", filepath.Join(link, "default.key")},
+		{"get", "--seq", "0", "--proof-file", data},
+	} {
+		r := run(t, "", append([]string{"--data", data}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, "inside the data directory") {
+			t.Errorf("trail %s: exit %d, stderr %q; want 2, saying it is inside the data directory", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(data, "trail.db")); !bytes.Equal(after, db) {
+		t.Error("trail.db changed")
+	}
+	ok(t, "", "--data", data, "verify")
+
+	dir := t.TempDir()
+	cmd := exec.Command(trailBin, "--data", data, "export", "--out", "--json")
+	cmd.Dir = dir
+	if r := runCmd(t, cmd); r.code != 2 || !strings.Contains(r.stderr, "reads as a flag") {
+		t.Errorf("trail export --out --json: exit %d, stderr %q; want 2, saying it reads as a flag", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("trail export --out --json wrote %v", entries)
+	}
+	if r := ok(t, "", "--data", data, "export", "--out", "-"); len(lines(r.stdout)) != 300 {
+		t.Errorf("trail export --out - printed %d lines, want the 300 events", len(lines(r.stdout)))
+	}
+}
+
+// A new key that cannot be written to stdout is revoked, and the command
+// fails; any command whose output does not arrive fails.
+func TestKeyNotWritten(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(trailBin, "--data", data, "keys", "create", "--log", "default", "--scope", "read")
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "revoked") {
+		t.Errorf("trail keys create > /dev/full: %v, stderr %q; want a failure saying the key was revoked", err, stderr.String())
+	}
+	var keys []struct {
+		Scopes    []string `json:"scopes"`
+		RevokedAt string   `json:"revoked_at"`
+	}
+	r := ok(t, "", "--data", data, "keys", "list", "--json")
+	for _, line := range lines(r.stdout) {
+		var k struct {
+			Scopes    []string `json:"scopes"`
+			RevokedAt string   `json:"revoked_at"`
+		}
+		if err := json.Unmarshal([]byte(line), &k); err != nil {
+			t.Fatalf("keys list --json line %q: %v", line, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) != 1 || keys[0].RevokedAt == "" {
+		t.Errorf("keys after the failed create: %+v, want one, revoked", keys)
+	}
+
+	stderr.Reset()
+	cmd = exec.Command(trailBin, "--data", data, "logs")
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "no space left") {
+		t.Errorf("trail logs > /dev/full: %v, stderr %q; want a failure saying why", err, stderr.String())
+	}
+}
+
+// serve and witness refuse an empty or malformed --addr rather than
+// listen on every interface.
+func TestListenAddr(t *testing.T) {
+	t.Parallel()
+	data, vkey := initLog(t)
+	w := filepath.Join(t.TempDir(), "w")
+	ok(t, "", "witness", "init", "--data", w, "--name", "example.com/w")
+	for _, args := range [][]string{
+		{"--data", data, "serve", "--addr", ""},
+		{"--data", data, "serve", "--addr", "8080"},
+		{"--data", data, "serve", "--metrics-addr", "metrics"},
+		{"witness", "--data", w, "--log", vkey, "--addr", ""},
+	} {
+		// A server that listens after all is stopped, not waited for.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		r := runCmd(t, exec.CommandContext(ctx, trailBin, args...))
+		cancel()
+		if r.code != 2 || !strings.Contains(r.stderr, "want HOST:PORT") {
+			t.Errorf("trail %q: exit %d, stderr %q; want 2 and HOST:PORT", args, r.code, r.stderr)
+		}
+	}
+}
