@@ -71,12 +71,29 @@ type Options struct {
 	Policy *policy.Policy
 }
 
+// shownURL is a server URL as an error quotes it: without its password,
+// and not at all when it is an API key given in its place.
+func shownURL(s string) string {
+	if strings.HasPrefix(s, "trail_") {
+		return "(an API key, not a URL: not shown)"
+	}
+	if u, err := url.Parse(s); err == nil {
+		if _, ok := u.User.Password(); ok {
+			return strconv.Quote(u.Redacted())
+		}
+	} else if i := strings.LastIndex(s, "@"); i >= 0 {
+		// Not a URL, perhaps with a password all the same.
+		return strconv.Quote("…" + s[i:])
+	}
+	return strconv.Quote(s)
+}
+
 // New returns a client of the server at baseURL (e.g. "http://127.0.0.1:8080")
 // using key.
 func New(baseURL, key string, opts Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
 	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host", baseURL)
+		return nil, fmt.Errorf("server URL %s: want http://host:port or https://host", shownURL(baseURL))
 	}
 	if key == "" {
 		return nil, errors.New("no API key")

@@ -147,7 +147,7 @@ func Parse(text []byte) (*Policy, error) {
 			}
 			v, err := fnote.NewVerifier(f[1])
 			if err != nil {
-				return nil, lineErr("log key %q: %v", f[1], err)
+				return nil, lineErr("log key %s: %v", shownKey(f[1]), err)
 			}
 			l := Log{VerifierKey: f[1], Verifier: v}
 			if len(f) == 3 {
@@ -166,7 +166,7 @@ func Parse(text []byte) (*Policy, error) {
 			}
 			v, err := cosignatureVerifier(f[2])
 			if err != nil {
-				return nil, lineErr("witness %s key %q: %v", f[1], f[2], err)
+				return nil, lineErr("witness %s key %s: %v", f[1], shownKey(f[2]), err)
 			}
 			w := Witness{Name: f[1], VerifierKey: f[2], Verifier: v}
 			if len(f) == 4 {
@@ -227,6 +227,11 @@ func Parse(text []byte) (*Policy, error) {
 			}
 			quorumLine, quorumName = n, f[1]
 		default:
+			if len(f[0]) > 16 {
+				// Not a word: perhaps a secret in the wrong file, which
+				// an error must not show.
+				return nil, lineErr("does not start with a keyword (want log, witness, group or quorum): is this a policy file?")
+			}
 			return nil, lineErr("unknown keyword %q (want log, witness, group or quorum)", f[0])
 		}
 	}
@@ -525,4 +530,13 @@ func splitNote(msg []byte) (text []byte, sigs []sigLine, ok bool) {
 		})
 	}
 	return text, sigs, true
+}
+
+// shownKey is a key of a policy line as an error shows it: quoted, unless
+// it is a signing key, a secret given by mistake.
+func shownKey(k string) string {
+	if strings.HasPrefix(k, "PRIVATE+KEY+") {
+		return "(a signing key, which is secret: not shown; give its verifier key)"
+	}
+	return strconv.Quote(k)
 }

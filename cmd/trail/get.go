@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
@@ -293,19 +292,6 @@ func (c *getCommand) print(res *getResult) error {
 	return w.Flush()
 }
 
-// readVerifier parses a verifier key given on the command line, or read
-// from the file it names.
-func readVerifier(s string) (note.Verifier, error) {
-	v, err := note.NewVerifier(s)
-	if err == nil {
-		return v, nil
-	}
-	if b, ferr := os.ReadFile(s); ferr == nil {
-		return note.NewVerifier(strings.TrimSpace(string(b)))
-	}
-	return nil, fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
-}
-
 // runRemote fetches the event from --server and verifies its proof and
 // checkpoint against the pinned verifier key.
 func (c *getCommand) runRemote(ctx context.Context, id string) error {
@@ -314,7 +300,7 @@ func (c *getCommand) runRemote(ctx context.Context, id string) error {
 		return err
 	}
 	if c.policy != "" {
-		text, err := os.ReadFile(c.policy)
+		text, err := readFlagFile(c.policy, maxSmallFile)
 		if err != nil {
 			return usagef("--witness-policy: %v", err)
 		}
@@ -392,21 +378,6 @@ func (d dbFlags) pinnedClient(vkey string) (*client.Client, string, error) {
 		return nil, "", usagef("--verifier-key: %v", err)
 	}
 	return cl, text, nil
-}
-
-// verifierKeyText returns the verifier key given with --verifier-key, as
-// itself or as the name of a file holding it.
-func verifierKeyText(s string) (string, error) {
-	if _, err := note.NewVerifier(s); err == nil {
-		return s, nil
-	}
-	if b, err := os.ReadFile(s); err == nil {
-		k := strings.TrimSpace(string(b))
-		if _, err := note.NewVerifier(k); err == nil {
-			return k, nil
-		}
-	}
-	return "", fmt.Errorf("%q is neither a verifier key (name+hash+base64) nor a file holding one", s)
 }
 
 // notAnID is the usage error for an argument of get that is not an event

@@ -122,3 +122,51 @@ func TestListenAddr(t *testing.T) {
 		}
 	}
 }
+
+// Secrets given in the wrong place are never repeated: a signing key
+// given as a verifier key (or a file of one), a secret file given as a
+// policy, an API key given to revoke (which revokes it) or as the server,
+// a server URL's password. Files that flags name are read up to a limit.
+func TestSecretsNotEchoed(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	keyFile := filepath.Join(data, "keys", "default.key")
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey := strings.TrimSpace(string(b))
+	secret := skey[strings.LastIndex(skey, "+")+1:]
+	apiKey := lastLine(ok(t, "", "--data", data, "keys", "create", "--log", "default", "--scope", "read").stdout)
+	apiSecret := apiKey[strings.LastIndex(apiKey, "_")+1:]
+	for _, c := range []struct {
+		args   []string
+		code   int
+		secret string
+	}{
+		{[]string{"--data", data, "verify", "--verifier-key", skey}, 2, secret},
+		{[]string{"--data", data, "verify", "--verifier-key", keyFile}, 2, secret},
+		{[]string{"--data", data, "checkpoint", "--verifier-key", skey}, 2, secret},
+		{[]string{"--data", data, "verify", "--witness-policy", keyFile}, 2, secret},
+		{[]string{"search", "--server", "ftp://u:SrvSecret@127.0.0.1:1/", "--key", apiKey}, 2, "SrvSecret"},
+		{[]string{"search", "--server", apiKey, "--key", apiKey}, 2, apiSecret},
+		{[]string{"witness", "--data", t.TempDir(), "--log", skey}, 2, secret},
+	} {
+		r := run(t, "", c.args...)
+		if r.code != c.code || strings.Contains(r.stderr+r.stdout, c.secret) {
+			t.Errorf("trail %v: exit %d, output %q; want %d, without the secret", c.args, r.code, r.stderr+r.stdout, c.code)
+		}
+	}
+	r := ok(t, "", "--data", data, "keys", "revoke", apiKey)
+	if strings.Contains(r.stdout+r.stderr, apiSecret) {
+		t.Errorf("trail keys revoke KEY printed the key: %q", r.stdout+r.stderr)
+	}
+	if r := ok(t, "", "--data", data, "keys", "list", "--json"); !strings.Contains(r.stdout, `"revoked_at":"2`) {
+		t.Errorf("trail keys revoke KEY did not revoke it: %s", r.stdout)
+	}
+
+	// A device that never ends is not read to its end.
+	if r := run(t, "", "--data", data, "verify", "--against", "/dev/zero"); r.code != 2 || !strings.Contains(r.stderr, "over 1048576 bytes") {
+		t.Errorf("trail verify --against /dev/zero: exit %d, stderr %q; want 2, saying it is too large", r.code, r.stderr)
+	}
+}

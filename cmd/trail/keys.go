@@ -56,7 +56,8 @@ unless --create-log says to create it.
 
 list shows the keys of the data directory (never the secrets): every key,
 or with --log the keys of that log. revoke makes a key fail from now on,
-ending its open streams within 2 seconds.
+ending its open streams within 2 seconds; it takes the key's ID, or the key
+itself (a leaked one, say).
 
 Each of them is recorded in the key's log (for list, in each log listed):
 trail.key.create, trail.key.revoke and trail.key.list events whose actor is
@@ -255,6 +256,13 @@ func (c *keysCommand) list(ctx context.Context, log string) error {
 }
 
 func (c *keysCommand) revoke(ctx context.Context, id string) error {
+	if rest, ok := strings.CutPrefix(id, trail.KeyPrefix); ok {
+		// The key itself, given for its id: revoked by that id, and never
+		// repeated in the output.
+		if kid, _, ok := strings.Cut(rest, "_"); ok {
+			id = kid
+		}
+	}
 	db, err := c.db.openStore(ctx, trail.Options{})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -339,6 +340,11 @@ func (d *dbFlags) register(fs *flag.FlagSet, def dbFlags) {
 	// the store's password (registerStore), nor the API key.
 	if def.key != "" {
 		fs.Lookup("key").DefValue = "xxxxx"
+	}
+	if u, err := url.Parse(def.server); err == nil {
+		if _, ok := u.User.Password(); ok {
+			fs.Lookup("server").DefValue = u.Redacted()
+		}
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -204,7 +203,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--witness-interval goes with --witness-policy, which names the witnesses")
 	}
 	if c.policy != "" {
-		text, err := os.ReadFile(c.policy)
+		text, err := readFlagFile(c.policy, maxSmallFile)
 		if err != nil {
 			return usagef("--witness-policy: %v", err)
 		}

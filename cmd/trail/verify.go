@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -216,9 +215,9 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) (err error) {
 	if c.against != "" {
 		var err error
 		if c.against == "-" {
-			opts.Against, err = io.ReadAll(c.env.stdin)
+			opts.Against, err = readLimited(c.env.stdin, maxSmallFile)
 		} else {
-			opts.Against, err = os.ReadFile(c.against)
+			opts.Against, err = readFlagFile(c.against, maxSmallFile)
 		}
 		if err != nil {
 			return usagef("--against: %v", err)
@@ -231,7 +230,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	var pol *policy.Policy
 	if c.policy != "" {
-		text, err := os.ReadFile(c.policy)
+		text, err := readFlagFile(c.policy, maxSmallFile)
 		if err != nil {
 			return usagef("--witness-policy: %v", err)
 		}

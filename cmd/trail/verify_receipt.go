@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -43,9 +41,9 @@ func (c *verifyCommand) runReceipt(v note.Verifier, pol *policy.Policy) error {
 	var data []byte
 	var err error
 	if c.receipt == "-" {
-		data, err = io.ReadAll(io.LimitReader(c.env.stdin, 16<<20))
+		data, err = readLimited(c.env.stdin, maxReceiptFile)
 	} else {
-		data, err = os.ReadFile(c.receipt)
+		data, err = readFlagFile(c.receipt, maxReceiptFile)
 	}
 	if err != nil {
 		return fmt.Errorf("--receipt: %w", err)

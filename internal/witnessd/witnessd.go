@@ -148,6 +148,10 @@ func ParseLogKeys(vkeys []string) (map[string]note.Verifier, error) {
 	}
 	logs := make(map[string]note.Verifier, len(vkeys))
 	for _, k := range vkeys {
+		if strings.HasPrefix(k, "PRIVATE+KEY+") {
+			// Never quoted: it is a secret.
+			return nil, errors.New("a log verifier key given is a signing key, a log's secret: give the verifier key trail init and trail logs print (and replace the signing key if it was shared)")
+		}
 		if isCosignatureKey(k) {
 			return nil, fmt.Errorf("log verifier key %q is a witness's cosignature key, not the key of a log's checkpoints", k)
 		}
