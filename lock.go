@@ -38,7 +38,7 @@ type dirLock struct {
 // that names the holder.
 func lockDir(dir string) (*dirLock, error) {
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := dirlock.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("lock the data directory: %w", err)
 	}

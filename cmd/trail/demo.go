@@ -44,6 +44,9 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
+	if err := c.db.storeOnly("demo"); err != nil {
+		return err
+	}
 	if c.events < 1 || c.events > 1_000_000 {
 		return usagef("--events %d: must be between 1 and 1000000", c.events)
 	}

@@ -170,3 +170,28 @@ func TestSecretsNotEchoed(t *testing.T) {
 		t.Errorf("trail verify --against /dev/zero: exit %d, stderr %q; want 2, saying it is too large", r.code, r.stderr)
 	}
 }
+
+// Commands that work on a store only refuse to run when a server is
+// named and no store is, rather than make ./trail-data; with a store
+// named as well they work on it.
+func TestStoreOnlyWithServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--server", "http://127.0.0.1:1", "init"},
+		{"--server", "http://127.0.0.1:1", "keys", "create", "--log", "default", "--scope", "read"},
+		{"--server", "http://127.0.0.1:1", "keys", "list"},
+		{"demo", "--server", "http://127.0.0.1:1", "--events", "5"},
+		{"--server", "http://127.0.0.1:1", "migrate"},
+	} {
+		cmd := exec.Command(trailBin, args...)
+		cmd.Dir = dir
+		if r := runCmd(t, cmd); r.code != 2 || !strings.Contains(r.stderr, "works on a store, not on a server") {
+			t.Errorf("trail %q: exit %d, stderr %q; want 2, saying it works on a store", args, r.code, r.stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the commands left %v", entries)
+	}
+	ok(t, "", "--server", "http://127.0.0.1:1", "--data", filepath.Join(dir, "data"), "init")
+}

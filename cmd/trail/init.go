@@ -59,6 +59,9 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
+	if err := c.db.storeOnly("init"); err != nil {
+		return err
+	}
 	if err := checkLogName(c.db.log); err != nil {
 		return err
 	}

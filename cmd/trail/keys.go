@@ -75,6 +75,9 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.db.storeOnly("keys"); err != nil {
+		return err
+	}
 	if len(pos) == 0 {
 		return usagef("missing subcommand: create, list or revoke")
 	}

@@ -550,6 +550,17 @@ func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Lo
 	return nil, nil, err
 }
 
+// storeOnly returns a usage error for a command that works on a store only
+// (init, keys, demo, migrate, rekey) when a server is named (--server or
+// $TRAIL_SERVER) and no store is: it would otherwise make or change a
+// store in ./trail-data, not the server's, which looks like success.
+func (d dbFlags) storeOnly(cmd string) error {
+	if d.server == "" || d.dataSet || d.dataEnv || d.store != "" {
+		return nil
+	}
+	return usagef("%s works on a store, not on a server (--server or $TRAIL_SERVER): name the store with --data DIR or --store URL; a server's API keys are made with POST /v1/keys", cmd)
+}
+
 // checkOutput returns a usage error unless path, the value of the flag
 // that names a file to write, may be written: not a name that reads as a
 // flag (a value forgotten: --out --json), and not inside the data

@@ -44,6 +44,9 @@ func (c *migrateCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
+	if err := c.db.storeOnly("migrate"); err != nil {
+		return err
+	}
 	url, err := c.db.resolve()
 	if err != nil {
 		return err

@@ -50,6 +50,9 @@ func (c *rekeyCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(c.flagSet(), args); err != nil {
 		return err
 	}
+	if err := c.db.storeOnly("rekey"); err != nil {
+		return err
+	}
 	url, err := c.db.resolve()
 	if err != nil {
 		return err

@@ -25,3 +25,24 @@ func TryLock(f *os.File) error {
 		return err
 	}
 }
+
+// Open opens (creating it, mode 0600) the lock file path for TryLock. A
+// symbolic link there is refused, not followed: the holder's details
+// written to the file would go wherever it leads.
+func Open(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &os.PathError{Op: "open", Path: path, Err: errors.New("is a symbolic link, which a lock file must not be: remove it")}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = &os.PathError{Op: "open", Path: path, Err: errors.New("not a regular file, which a lock file must be: remove it")}
+		}
+		return nil, err
+	}
+	return f, nil
+}

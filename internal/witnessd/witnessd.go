@@ -82,7 +82,7 @@ const LockFile = "witness.lock"
 // holds.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := dirlock.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("lock the witness's directory: %w", err)
 	}
