@@ -678,6 +678,10 @@ func checkQuery(q api.Query) (store.Query, error) {
 			*f.exact = []string{f.val}
 		}
 	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		// An empty range is a mistake (the two swapped), not a question.
+		return sq, &event.Error{Index: -1, Field: "until", Reason: "is before since: the range holds no time"}
+	}
 	if q.HideReads {
 		sq.NotActions = append(sq.NotActions, readActions...)
 	}

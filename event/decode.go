@@ -246,6 +246,9 @@ func (s *scanner) time(dst *time.Time) *Error {
 	if err := dst.UnmarshalText([]byte(v)); err != nil || !strictRFC3339(v) {
 		return errAt("", "not an RFC 3339 time")
 	}
+	if finerThanNanos(v) {
+		return errAt("", "finer than a nanosecond, which Trail keeps: it would be stored cut")
+	}
 	if dst.IsZero() {
 		// The zero time stands for "absent" once decoded (Trail then uses
 		// received_at), so a client that sends it must hear that it is out
@@ -253,6 +256,20 @@ func (s *scanner) time(dst *time.Time) *Error {
 		return errAt("", timeOutOfRange)
 	}
 	return nil
+}
+
+// finerThanNanos reports whether the RFC 3339 time v has a fraction of a
+// second with a non-zero digit past the ninth, which time.Time drops.
+func finerThanNanos(v string) bool {
+	i := strings.IndexByte(v, '.')
+	if i < 0 {
+		return false
+	}
+	digits := v[i+1:]
+	if end := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); end >= 0 {
+		digits = digits[:end]
+	}
+	return len(digits) > 9 && strings.Trim(digits[9:], "0") != ""
 }
 
 // strictRFC3339 reports whether v, which time.Time.UnmarshalText took,

@@ -71,6 +71,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"time offset -24 hours", `{"time":"2026-01-01T00:00:00-24:00"}`, "time", "not an RFC 3339 time"},
 		{"time offset 60 minutes", `{"time":"2026-01-01T00:00:00+23:60"}`, "time", "not an RFC 3339 time"},
 		{"time comma fraction", `{"time":"2026-01-01T00:00:00,5Z"}`, "time", "not an RFC 3339 time"},
+		{"time past nanoseconds", `{"time":"2026-01-01T00:00:00.123456789999Z"}`, "time", "finer than a nanosecond"},
+		{"time past nanoseconds, offset", `{"time":"2026-01-01T00:00:00.0000000001+02:00"}`, "time", "finer than a nanosecond"},
 		{"time zero", `{"time":"0001-01-01T00:00:00Z"}`, "time", "must be between 1970-01-01 and 2262-04-11"},
 		{"time zero elsewhere", `{"time":"0001-01-01T01:00:00+01:00"}`, "time", "must be between 1970-01-01 and 2262-04-11"},
 		{"bad literal", `{"reason":nul}`, "reason", "invalid JSON"},
@@ -154,6 +156,11 @@ func TestDecodeAccepts(t *testing.T) {
 				Changes:   &Changes{Before: json.RawMessage(`{"b":1, "a":2}`), After: json.RawMessage(`null`)},
 				Metadata:  json.RawMessage(`{"k": [1, 2.5]}`),
 			},
+		},
+		{
+			name: "fraction past nanoseconds, zeros",
+			in:   `{"time":"2026-03-04T05:06:07.123456789000Z"}`,
+			want: Event{Time: time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)},
 		},
 		{
 			name: "whitespace",

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,9 +114,12 @@ func (c *copyCommand) Run(ctx context.Context, args []string) error {
 	if len(c.logs) == 0 && c.db.logGiven {
 		c.logs = multiFlag{c.db.log}
 	}
-	for _, name := range c.logs {
+	for i, name := range c.logs {
 		if err := checkLogName(name); err != nil {
 			return err
+		}
+		if slices.Contains(c.logs[:i], name) {
+			return usagef("--log %s: given twice", name)
 		}
 	}
 	fromURL, err := trail.ParseStoreURL(c.from)

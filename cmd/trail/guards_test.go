@@ -195,3 +195,23 @@ func TestStoreOnlyWithServer(t *testing.T) {
 	}
 	ok(t, "", "--server", "http://127.0.0.1:1", "--data", filepath.Join(dir, "data"), "init")
 }
+
+// A range that ends before it starts, and a log to copy named twice, are
+// mistakes, refused rather than answered with nothing or done twice.
+func TestRefusedRanges(t *testing.T) {
+	t.Parallel()
+	data, _ := initLog(t)
+	appendAll(t, data)
+	for _, args := range [][]string{
+		{"--data", data, "search", "--since", "1h", "--until", "2h"},
+		{"--data", data, "export", "--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"},
+	} {
+		if r := run(t, "", args...); r.code != 2 || !strings.Contains(r.stderr, "before since") {
+			t.Errorf("trail %q: exit %d, stderr %q; want 2, saying until is before since", args, r.code, r.stderr)
+		}
+	}
+	to := filepath.Join(t.TempDir(), "copy")
+	if r := run(t, "", "copy", "--from", data, "--to", to, "--log", "default", "--log", "default"); r.code != 2 || !strings.Contains(r.stderr, "given twice") {
+		t.Errorf("trail copy --log default --log default: exit %d, stderr %q; want 2, saying it is given twice", r.code, r.stderr)
+	}
+}

@@ -417,9 +417,11 @@ func TestValidationErrors(t *testing.T) {
 		{"action=" + url.QueryEscape("no spaces"), "action"},
 		{"actor=a&actor=b", "actor"},
 		{"actr=a", "actr"},
+		{"since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"},
 	} {
 		e.fails(400, "invalid_parameter", q.field, "GET", "/v1/events?"+q.query, "acme-read", "", nil)
 	}
+	e.fails(400, "invalid_parameter", "until", "GET", "/v1/export?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "acme-read", "", nil)
 	e.ok(200, "GET", "/v1/events?q="+strings.Repeat("w+", trail.MaxTextTerms), "acme-read", "", nil, nil)
 	// A live tail refuses them before its stream starts.
 	for _, q := range []struct{ query, field string }{
