@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -92,6 +93,30 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool, ms []migration) error
 	return nil
 }
 
+// checkEmpty fails unless the schema Trail's tables would go in (the
+// first of the search path) holds no table but schema_version: Trail is
+// given a database, or a schema, of its own, and never mixes its tables
+// with an application's.
+func checkEmpty(ctx context.Context, q pgx.Tx) error {
+	var schema string
+	var names []string
+	err := q.QueryRow(ctx, `SELECT current_schema(), coalesce(array_agg(relname ORDER BY relname) FILTER (WHERE relname IS NOT NULL), '{}')
+		FROM (SELECT c.relname FROM pg_class c
+			WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			AND c.relname <> 'schema_version' ORDER BY c.relname LIMIT 6) t`).Scan(&schema, &names)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	shown := strings.Join(names[:min(len(names), 5)], ", ")
+	if len(names) > 5 {
+		shown += ", …"
+	}
+	return fmt.Errorf("the database's schema %q holds tables that are not Trail's (%s): give Trail a database of its own (CREATE DATABASE trail), or a schema of its own (CREATE SCHEMA trail, and search_path=trail in the URL's query)", schema, shown)
+}
+
 // migrate brings the database up to the last of ms, one migration per
 // transaction under the advisory lock. A migration that fails is rolled
 // back, and the database stays at the version before it; a database past
@@ -126,6 +151,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 			}
 			if ver != m.Version-1 {
 				return fmt.Errorf("database has schema %d, migration %s needs %d", ver, m.Name, m.Version-1)
+			}
+			if ver == 0 {
+				if err := checkEmpty(ctx, tx); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err

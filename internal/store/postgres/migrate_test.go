@@ -262,3 +262,35 @@ func TestMigrateEventFields(t *testing.T) {
 		t.Errorf("indexes of event_fields = %v, want %v", indexes, want)
 	}
 }
+
+// TestMigrateRefusesOthersTables: a database whose schema holds an
+// application's tables is not given Trail's, and is left as it was; a
+// schema of Trail's own in it (search_path in the URL) is.
+func TestMigrateRefusesOthersTables(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	conn := raw(t, url)
+	if _, err := conn.Exec(ctx, "CREATE TABLE customers (id int); CREATE SCHEMA trail"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(ctx, url, Options{Migrate: true, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), `holds tables that are not Trail's (customers)`) {
+		t.Fatalf("Open(migrate) of a database holding customers = %v, want it refused naming the table", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("public holds %d tables after the refusal (%v), want customers alone", n, err)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := Open(ctx, url+sep+"search_path=trail", Options{Migrate: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open(migrate) into a schema of its own: %v", err)
+	}
+	s.Close()
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'trail' AND tablename = 'logs'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("schema trail holds %d logs tables (%v), want Trail's there", n, err)
+	}
+}
