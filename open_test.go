@@ -117,6 +117,11 @@ func TestOpenNotTrail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, sqlite.ErrNotTrail},
+		{"trail.db is a directory", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, trail.DatabaseFile), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, sqlite.ErrNotTrail},
 		{"trail.db is not SQLite", func(t *testing.T, dir string) {
 			os.Mkdir(dir, 0o700)
 			if err := os.WriteFile(filepath.Join(dir, trail.DatabaseFile), []byte("id,actor\n1,alice\n"), 0o600); err != nil {

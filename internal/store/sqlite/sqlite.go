@@ -300,6 +300,9 @@ func checkHeader(path string) error {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s: %w (a directory, not a database file)", path, ErrNotTrail)
+	}
 	hdr := make([]byte, 100)
 	n, _ := io.ReadFull(f, hdr)
 	if n == 0 {
@@ -343,6 +346,12 @@ func openWriter(path string, opts Options) (*sql.DB, error) {
 func checkSchema(ctx context.Context, db *sql.DB, path string) (int64, error) {
 	var app, ver int64
 	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		if strings.Contains(err.Error(), "readonly database") {
+			// SQLITE_READONLY_DIRECTORY and the like: a database in WAL
+			// mode is read through its shared-memory index, which SQLite
+			// creates beside it.
+			return 0, fmt.Errorf("%s: cannot be opened: SQLite must create or write its WAL index (%s-shm) beside it, and this user may not (%v); give it write access to %s, or read a copy of the directory", path, filepath.Base(path), err, filepath.Dir(path))
+		}
 		return 0, fmt.Errorf("%s: %w: %v", path, ErrNotTrail, err)
 	}
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&ver); err != nil {
