@@ -57,6 +57,10 @@ type Options struct {
 	// doubles from MinBackoff (with jitter) unless the server sends
 	// Retry-After. Defaults 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Retry, if set, is called before each retry of a request, with the
+	// error that makes it retry and the wait before it: to tell someone
+	// waiting that the server does not answer yet.
+	Retry func(err error, wait time.Duration)
 	// TailRetry, if set, is called by Tail each time its stream is
 	// refused or drops, with the error, before it waits to open it again:
 	// to tell someone watching that the server cannot be reached.
@@ -233,6 +237,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		if wait == 0 {
 			wait = c.backoff(attempt)
+		}
+		if c.opts.Retry != nil {
+			c.opts.Retry(lastErr, wait)
 		}
 		t := time.NewTimer(wait)
 		select {

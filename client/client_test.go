@@ -236,10 +236,16 @@ func TestAppendRetriesUnavailable(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	c := f.client(t, client.Options{MinBackoff: time.Millisecond})
+	var retried []string
+	c := f.client(t, client.Options{MinBackoff: time.Millisecond, Retry: func(err error, wait time.Duration) {
+		retried = append(retried, err.Error())
+	}})
 	rs, err := c.Append(context.Background(), ev("a", "user.login"))
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("Append after two 503s = %v, %v", rs, err)
+	}
+	if len(retried) != 2 || !strings.Contains(retried[0], "try later") {
+		t.Errorf("Options.Retry was called with %q, want the two 503s", retried)
 	}
 	n := 0
 	keys.Range(func(k, v any) bool { n++; return k != "" })

@@ -125,6 +125,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return &usageError{msg: err.Error()}
 	}
 	fs.Visit(func(f *flag.Flag) { global.logGiven = global.logGiven || f.Name == "log" })
+	global.stderr = m.env.stderr
 	args = fs.Args()
 	if len(args) == 0 {
 		fmt.Fprint(m.env.stderr, m.Usage())
@@ -327,6 +328,8 @@ type dbFlags struct {
 	// command line (before the command or after it); dataEnv that
 	// $TRAIL_DATA is set.
 	dataSet, storeSet, dataEnv bool
+	// stderr is where a client of --server says that it retries.
+	stderr io.Writer
 }
 
 // register adds the flags to fs, with the values of def (the global
@@ -377,6 +380,12 @@ func (d dbFlags) clientWith(opts client.Options) (*client.Client, error) {
 	}
 	if d.key == "" {
 		return nil, usagef("--server needs an API key: --key or $TRAIL_KEY")
+	}
+	if opts.Retry == nil && d.stderr != nil {
+		// A server that does not answer costs minutes of retries: say so.
+		opts.Retry = func(err error, wait time.Duration) {
+			fmt.Fprintf(d.stderr, "trail: %v; trying again in %v\n", err, wait.Round(10*time.Millisecond))
+		}
 	}
 	c, err := client.New(d.server, d.key, opts)
 	if err != nil {
