@@ -70,6 +70,9 @@ func decode(data []byte, stored bool) (Event, *Error) {
 	s := &scanner{src: string(data)}
 	var e Event
 	if s.peek() != '{' {
+		if strings.HasPrefix(s.src[s.pos:], "\ufeff") {
+			return e, errAt("", "not a JSON object: it starts with a byte order mark (U+FEFF), which JSON does not allow; save the text as UTF-8 without one")
+		}
 		return e, errAt("", "not a JSON object")
 	}
 	if err := s.event(&e, stored); err != nil {

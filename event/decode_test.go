@@ -70,6 +70,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"time offset 24 hours", `{"time":"2026-01-01T00:00:00+24:00"}`, "time", "not an RFC 3339 time"},
 		{"time offset -24 hours", `{"time":"2026-01-01T00:00:00-24:00"}`, "time", "not an RFC 3339 time"},
 		{"time offset 60 minutes", `{"time":"2026-01-01T00:00:00+23:60"}`, "time", "not an RFC 3339 time"},
+		{"byte order mark", "\ufeff{\"action\":\"a.b\"}", "", "starts with a byte order mark"},
 		{"time comma fraction", `{"time":"2026-01-01T00:00:00,5Z"}`, "time", "not an RFC 3339 time"},
 		{"time past nanoseconds", `{"time":"2026-01-01T00:00:00.123456789999Z"}`, "time", "finer than a nanosecond"},
 		{"time past nanoseconds, offset", `{"time":"2026-01-01T00:00:00.0000000001+02:00"}`, "time", "finer than a nanosecond"},
