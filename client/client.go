@@ -399,6 +399,11 @@ func (c *Client) SearchPage(ctx context.Context, q api.Query) (api.Page, error) 
 	if err := c.do(ctx, http.MethodGet, "/v1/events", q.Values(), nil, nil, &p); err != nil {
 		return api.Page{}, err
 	}
+	for i, e := range p.Events {
+		if e == nil || e.ID == "" || e.Log == "" || e.Seq < 0 || e.ReceivedAt.IsZero() {
+			return api.Page{}, fmt.Errorf("trail server: malformed response: event %d of the page is not a stored event (a stored event has its id, log, seq and received_at)", i)
+		}
+	}
 	return p, nil
 }
 

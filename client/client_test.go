@@ -620,6 +620,23 @@ func TestAnswerWithoutEnd(t *testing.T) {
 	}
 }
 
+// A search page whose events are not stored events (a server that
+// answers {} for each, say) is refused, not printed as events.
+func TestSearchPageNotStored(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"events":[{"action":"A","seq":-1}]}`)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "trail_k_s", client.Options{MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.SearchPage(context.Background(), api.Query{}); err == nil || !strings.Contains(err.Error(), "not a stored event") {
+		t.Errorf("SearchPage of a page of non-events = %+v, %v; want an error saying so", p, err)
+	}
+}
+
 // AppendIdempotent: the same key and events store once, whoever retries;
 // the same key with other events is refused.
 func TestAppendIdempotentKey(t *testing.T) {

@@ -56,6 +56,10 @@ func (r *ExportReader) Next() (*event.Event, error) {
 		}
 		return nil, Unreadable(fmt.Errorf("%w: %w", ErrMalformedEvent, err))
 	}
+	if e.ID == "" || e.Log == "" || e.Seq < 0 || e.ReceivedAt.IsZero() {
+		// An event as sent to a log, not as the log stored it.
+		return nil, Unreadable(fmt.Errorf("%w: not a stored event (a stored event has its id, log, seq and received_at)", ErrMalformedEvent))
+	}
 	return &e, nil
 }
 

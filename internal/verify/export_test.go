@@ -43,6 +43,8 @@ func TestExportReader(t *testing.T) {
 		{name: "empty", body: "", events: 0, err: io.EOF},
 		{name: "error line", body: export(3, `{"error":{"code":"damaged","message":"stored event at seq 3 is damaged","seq":3}}`+"\n"), events: 3, err: errCutShort, unreadable: true},
 		{name: "malformed line", body: export(2, "{\"id\":\n"), events: 2, err: ErrMalformedEvent, unreadable: true},
+		{name: "not a stored event", body: export(2, "{}\n"), events: 2, err: ErrMalformedEvent, unreadable: true},
+		{name: "negative seq", body: export(1, `{"action":"a.b","actor":{"id":"a"},"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","log":"l","received_at":"2026-01-01T00:00:00Z","seq":-1,"time":"2026-01-01T00:00:00Z"}`+"\n"), events: 1, err: ErrMalformedEvent, unreadable: true},
 		{name: "line too long", body: export(1, strings.Repeat("x", maxExportLine+1)), events: 1, err: bufio.ErrTooLong},
 	} {
 		t.Run(c.name, func(t *testing.T) {
