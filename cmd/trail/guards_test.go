@@ -210,6 +210,9 @@ func TestRefusedRanges(t *testing.T) {
 			t.Errorf("trail %q: exit %d, stderr %q; want 2, saying until is before since", args, r.code, r.stderr)
 		}
 	}
+	if r := run(t, "", "--data", "", "search"); r.code != 2 || !strings.Contains(r.stderr, "--data: empty") {
+		t.Errorf("trail --data '' search: exit %d, stderr %q; want 2, saying --data is empty", r.code, r.stderr)
+	}
 	to := filepath.Join(t.TempDir(), "copy")
 	if r := run(t, "", "copy", "--from", data, "--to", to, "--log", "default", "--log", "default"); r.code != 2 || !strings.Contains(r.stderr, "given twice") {
 		t.Errorf("trail copy --log default --log default: exit %d, stderr %q; want 2, saying it is given twice", r.code, r.stderr)

@@ -434,6 +434,8 @@ func (d *dbFlags) storeURL() (trail.StoreURL, error) {
 		return sameStore("--store", d.store, "--data", d.data)
 	case d.storeSet:
 		return parseStore("--store", d.store)
+	case d.dataSet && d.data == "":
+		return trail.StoreURL{}, usagef("--data: empty; give the data directory")
 	case d.dataSet:
 		return trail.StoreURL{Scheme: "sqlite", Dir: d.data}, nil
 	case d.store != "" && d.dataEnv:
