@@ -157,7 +157,11 @@ func (db *DB) CreateKey(ctx context.Context, by Caller, log, name string, scopes
 		return "", KeyInfo{}, errors.New("a key needs at least one scope")
 	}
 	if !ValidKeyName(name) {
-		return "", KeyInfo{}, fmt.Errorf("key name %q: at most %d bytes of printable UTF-8", name, maxKeyName)
+		shown := name
+		if len(shown) > 40 {
+			shown = strings.ToValidUTF8(shown[:40], "") + "…"
+		}
+		return "", KeyInfo{}, fmt.Errorf("key name %q (%d bytes): at most %d bytes of printable UTF-8", shown, len(name), maxKeyName)
 	}
 	ss := []string{}
 	for _, s := range scopes {

@@ -57,6 +57,10 @@ func TestAPIKeys(t *testing.T) {
 			t.Errorf("CreateKey with name %q succeeded", name)
 		}
 	}
+	// A long name is not repeated whole in the error.
+	if _, _, err := db.CreateKey(ctx, testAdmin, "acme", strings.Repeat("n", 5000), trail.ScopeRead); err == nil || len(err.Error()) > 200 || !strings.Contains(err.Error(), "5000 bytes") {
+		t.Errorf("CreateKey with a 5000-byte name = %v, want a short error giving its size", err)
+	}
 	if _, _, err := db.CreateKey(ctx, testAdmin, "acme", ""); err == nil {
 		t.Error("CreateKey without scopes succeeded")
 	}
