@@ -146,15 +146,11 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 	if c.policy != "" {
 		return usagef("--witness-policy checks the checkpoint a --server proves the event against; trail verify --witness-policy checks a data directory's")
 	}
+	byID := ""
 	if !c.bySeq && !c.db.logGiven && c.env.getenv("TRAIL_LOG") == "" {
-		// No log named: the one the id names, as its last characters do.
-		if name, err := c.db.logOfID(ctx, id); err != nil {
-			return err
-		} else if name != "" {
-			c.db.log = name
-		}
+		byID = id // no log named: the one the id names, as its last characters do
 	}
-	db, l, err := c.db.open(ctx, true)
+	db, l, err := c.db.openFor(ctx, true, byID)
 	if err != nil {
 		return err
 	}
@@ -172,11 +168,8 @@ func (c *getCommand) Run(ctx context.Context, args []string) error {
 		if _, perr := eventid.Parse(l.Name(), id); errors.Is(perr, eventid.ErrForeignID) {
 			// Its last characters name its log: one of the others, or
 			// none (a typo there, or an id of another store).
-			names, _ := db.Logs(ctx)
-			for _, name := range names {
-				if _, err := eventid.Parse(name, id); err == nil {
-					return fmt.Errorf("event %s not found in log %q: the id was made for the log %q (pick it with --log %s)", id, l.Name(), name, name)
-				}
+			if name := logOfID(ctx, db, id); name != "" {
+				return fmt.Errorf("event %s not found in log %q: the id was made for the log %q (pick it with --log %s)", id, l.Name(), name, name)
 			}
 			return fmt.Errorf("event %s not found: no log here made this id (its last characters name the log): check it for a typo, or for the store it came from", id)
 		}

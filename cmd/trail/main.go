@@ -540,12 +540,21 @@ func (d *dbFlags) openOrInit(ctx context.Context, opts trail.Options) (db *trail
 // open opens the store and the log. Read-only opening needs no signing
 // key.
 func (d *dbFlags) open(ctx context.Context, readOnly bool) (*trail.DB, *trail.Log, error) {
+	return d.openFor(ctx, readOnly, "")
+}
+
+// openFor is open, except that with an event id given, the log is the one
+// of the store that made the id, if one did.
+func (d *dbFlags) openFor(ctx context.Context, readOnly bool, id string) (*trail.DB, *trail.Log, error) {
 	if err := checkLogName(d.log); err != nil {
 		return nil, nil, err
 	}
 	db, err := d.openStore(ctx, trail.Options{ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, err
+	}
+	if name := logOfID(ctx, db, id); name != "" {
+		d.log = name
 	}
 	l, err := db.Log(ctx, d.log)
 	if err == nil {
@@ -616,24 +625,19 @@ func resolvedPath(path string) (string, error) {
 	return filepath.Join(parent, filepath.Base(abs)), nil
 }
 
-// logOfID returns the name of the log of the store that made the event
-// id id, or "" when none did.
-func (d *dbFlags) logOfID(ctx context.Context, id string) (string, error) {
-	db, err := d.openStore(ctx, trail.Options{ReadOnly: true})
-	if err != nil {
-		return "", err
+// logOfID returns the name of the log of db that made the event id id,
+// or "" when none did.
+func logOfID(ctx context.Context, db *trail.DB, id string) string {
+	if id == "" {
+		return ""
 	}
-	defer db.Close()
-	names, err := db.Logs(ctx)
-	if err != nil {
-		return "", err
-	}
+	names, _ := db.Logs(ctx)
 	for _, name := range names {
 		if _, err := eventid.Parse(name, id); err == nil {
-			return name, nil
+			return name
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // checkLogName returns a usage error unless name, given with --log, can
